@@ -1,0 +1,188 @@
+//! What can happen to a run: engine inputs ([`Command`]) and the commands an
+//! SDK returns from a workflow task ([`WorkflowCommand`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
+use crate::time::Duration;
+
+use super::effect::Task;
+use super::event::WorkflowTaskFailedCause;
+use super::failure::Failure;
+use super::retry::RetryPolicySpec;
+use super::token::{ActivityToken, WorkflowTaskToken};
+
+/// Everything needed to create a run; the first input of every run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartRun {
+    pub namespace: Namespace,
+    pub workflow_id: WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    pub input: Value,
+    pub execution_timeout: Option<Duration>,
+    pub run_timeout: Option<Duration>,
+    pub task_timeout: Option<Duration>,
+    pub request_id: Option<String>,
+    pub identity: Option<String>,
+}
+
+/// An input to an existing run. Each one comes from exactly one edge: the
+/// dispatcher (push outcomes), the timer service (due timers) or the API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// The SDK answered a workflow task with commands.
+    CompleteWorkflowTask {
+        token: WorkflowTaskToken,
+        commands: Vec<WorkflowCommand>,
+        identity: Option<String>,
+    },
+    /// The SDK answered a workflow task with a failure (non-determinism, a
+    /// bug in workflow code).
+    FailWorkflowTask {
+        token: WorkflowTaskToken,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+    },
+    /// The push of a workflow task failed in transport (connection error,
+    /// timeout, 5xx, garbage answer). Retried with back-off.
+    WorkflowTaskUndelivered {
+        token: WorkflowTaskToken,
+        timed_out: bool,
+        error: String,
+    },
+    /// A dispatcher took a waiting activity (first push after a transport
+    /// failure, or a retry after back-off) and is about to push it.
+    StartActivityAttempt {
+        scheduled_event_id: i64,
+    },
+    /// The push of an activity task failed before the handler could start it
+    /// (connection refused, 429, 503). Not an attempt failure.
+    ActivityUndelivered {
+        token: ActivityToken,
+        error: String,
+    },
+    CompleteActivity {
+        token: ActivityToken,
+        result: Value,
+    },
+    FailActivity {
+        token: ActivityToken,
+        failure: Failure,
+    },
+    /// The handler acknowledges a requested cancellation.
+    ReportActivityCanceled {
+        token: ActivityToken,
+        details: Option<Value>,
+    },
+    RecordActivityHeartbeat {
+        token: ActivityToken,
+        details: Option<Value>,
+    },
+    /// A durable timer row came due.
+    FireTimer(Task),
+    TerminateWorkflow {
+        reason: String,
+        details: Option<Value>,
+        identity: Option<String>,
+    },
+}
+
+/// A command returned by workflow code in a workflow task response, named
+/// after Temporal's command types.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command_type", content = "attributes")]
+pub enum WorkflowCommand {
+    ScheduleActivityTask(ScheduleActivityTask),
+    RequestCancelActivityTask(RequestCancelActivityTask),
+    StartTimer(StartTimer),
+    CancelTimer(CancelTimer),
+    RecordMarker(RecordMarker),
+    CompleteWorkflowExecution(CompleteWorkflowExecution),
+    FailWorkflowExecution(FailWorkflowExecution),
+    CancelWorkflowExecution(CancelWorkflowExecution),
+}
+
+impl WorkflowCommand {
+    pub fn closes_workflow(&self) -> bool {
+        matches!(
+            self,
+            WorkflowCommand::CompleteWorkflowExecution(_)
+                | WorkflowCommand::FailWorkflowExecution(_)
+                | WorkflowCommand::CancelWorkflowExecution(_)
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleActivityTask {
+    pub activity_id: ActivityId,
+    pub activity_type: String,
+    /// Defaults to the workflow's task queue.
+    #[serde(default)]
+    pub task_queue: Option<TaskQueue>,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub schedule_to_close_timeout: Option<Duration>,
+    #[serde(default)]
+    pub schedule_to_start_timeout: Option<Duration>,
+    #[serde(default)]
+    pub start_to_close_timeout: Option<Duration>,
+    #[serde(default)]
+    pub heartbeat_timeout: Option<Duration>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicySpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCancelActivityTask {
+    pub activity_id: ActivityId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTimer {
+    pub timer_id: TimerId,
+    pub start_to_fire_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelTimer {
+    pub timer_id: TimerId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordMarker {
+    pub marker_name: String,
+    #[serde(default)]
+    pub details: Value,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteWorkflowExecution {
+    #[serde(default)]
+    pub result: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailWorkflowExecution {
+    pub failure: Failure,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelWorkflowExecution {
+    #[serde(default)]
+    pub details: Option<Value>,
+}

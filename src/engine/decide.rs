@@ -1,0 +1,1229 @@
+//! `start` and `decide`: the rules. Each input is validated against the
+//! current state, then turned into events (folded in with
+//! [`RunState::evolve`]), event-less bookkeeping and effects.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::ids::ActivityId;
+use crate::time::{Duration, Timestamp};
+
+use super::command::{Command, ScheduleActivityTask, StartRun, WorkflowCommand};
+use super::effect::{Dispatch, Effect, Task};
+use super::event::*;
+use super::failure::{Failure, RetryState, TimeoutType};
+use super::retry::{backoff, Retry};
+use super::state::{
+    event_size, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, RunState, WorkflowTask,
+};
+use super::token::{ActivityToken, WorkflowTaskToken};
+use super::{Ctx, Limits, Rejection, Transition};
+
+/// Temporal's default and maximum workflow task timeout.
+const DEFAULT_WORKFLOW_TASK_TIMEOUT: Duration = Duration(10_000);
+const MAX_WORKFLOW_TASK_TIMEOUT: Duration = Duration(120_000);
+
+/// Creates a run: WorkflowExecutionStarted, the first workflow task, and the
+/// run deadline timer.
+pub fn start(cmd: StartRun, ctx: &Ctx) -> Result<Transition, Rejection> {
+    if cmd.workflow_id.as_str().is_empty() {
+        return Err(invalid("workflow_id must not be empty"));
+    }
+    if cmd.workflow_type.is_empty() {
+        return Err(invalid("workflow_type must not be empty"));
+    }
+    if cmd.task_queue.as_str().is_empty() {
+        return Err(invalid("task_queue must not be empty"));
+    }
+    for (name, d) in [
+        ("workflow_execution_timeout", cmd.execution_timeout),
+        ("workflow_run_timeout", cmd.run_timeout),
+        ("workflow_task_timeout", cmd.task_timeout),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(invalid(format!("{name} must be greater than zero")));
+        }
+    }
+    check_payload(&cmd.input, &ctx.limits)?;
+    let run_timeout = match (cmd.run_timeout, cmd.execution_timeout) {
+        (Some(r), Some(e)) => Some(r.min(e)),
+        (r, e) => r.or(e),
+    };
+    let task_timeout = cmd
+        .task_timeout
+        .unwrap_or(DEFAULT_WORKFLOW_TASK_TIMEOUT)
+        .min(MAX_WORKFLOW_TASK_TIMEOUT);
+    let state = RunState::empty(cmd.namespace, cmd.workflow_id, cmd.run_id);
+    let mut b = Builder::new(&state, ctx);
+    b.append(EventAttributes::WorkflowExecutionStarted(
+        WorkflowExecutionStarted {
+            workflow_type: cmd.workflow_type,
+            task_queue: cmd.task_queue,
+            input: cmd.input,
+            workflow_execution_timeout: cmd.execution_timeout,
+            workflow_run_timeout: run_timeout,
+            workflow_task_timeout: task_timeout,
+            attempt: 1,
+            request_id: cmd.request_id,
+            identity: cmd.identity,
+        },
+    ));
+    if let Some(deadline) = b.state.deadline {
+        b.enqueue(Task::RunTimeout, deadline);
+    }
+    b.schedule_workflow_task();
+    Ok(b.finish())
+}
+
+/// Applies one command to a run.
+pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, Rejection> {
+    if state.status.is_closed() {
+        return Err(Rejection::RunClosed(state.status));
+    }
+    let mut b = Builder::new(state, ctx);
+    match cmd {
+        Command::CompleteWorkflowTask {
+            token,
+            commands,
+            identity,
+        } => b.complete_workflow_task(token, commands, identity)?,
+        Command::FailWorkflowTask {
+            token,
+            cause,
+            failure,
+        } => {
+            let task = b.check_workflow_token(token)?;
+            b.state.last_workflow_task_failure = Some(failure.message.clone());
+            b.record_workflow_task_failure(&task, token, |sched, started| {
+                EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
+                    scheduled_event_id: sched,
+                    started_event_id: started,
+                    cause,
+                    failure,
+                })
+            });
+        }
+        Command::WorkflowTaskUndelivered {
+            token,
+            timed_out,
+            error,
+        } => {
+            let task = b.check_workflow_token(token)?;
+            b.state.last_workflow_task_failure = Some(error);
+            if timed_out {
+                b.record_workflow_task_failure(&task, token, |sched, started| {
+                    EventAttributes::WorkflowTaskTimedOut(WorkflowTaskTimedOut {
+                        scheduled_event_id: sched,
+                        started_event_id: started,
+                        timeout_type: TimeoutType::StartToClose,
+                    })
+                });
+            } else {
+                // Transport failures leave no trace in the history.
+                b.retry_workflow_task(&task, task.scheduled_event_id.is_none());
+            }
+        }
+        Command::StartActivityAttempt { scheduled_event_id } => {
+            let act = b
+                .state
+                .activities
+                .get(&scheduled_event_id)
+                .ok_or_else(|| stale("activity is not open"))?;
+            match act.phase {
+                ActivityPhase::Scheduled { due, .. } if due > ctx.now => {
+                    // Claimed early (clock skew between nodes): re-arm.
+                    b.enqueue(Task::ActivityTask { scheduled_event_id }, due);
+                }
+                ActivityPhase::Scheduled { .. } => b.start_activity_attempt(scheduled_event_id),
+                _ => return Err(stale("activity attempt already started")),
+            }
+        }
+        Command::ActivityUndelivered { token, .. } => {
+            let sched = token.scheduled_event_id;
+            let act = b.check_activity_token(token)?;
+            if !matches!(act.phase, ActivityPhase::Started { .. }) {
+                return Err(stale("activity attempt is not started"));
+            }
+            let undelivered = act.undelivered + 1;
+            let delay = backoff(
+                ctx.limits.delivery_initial_backoff,
+                2.0,
+                ctx.limits.delivery_max_backoff,
+                undelivered,
+            );
+            let s2s = act.schedule_to_start_timeout;
+            let attempt = act.attempt;
+            let due = ctx.now.saturating_add(delay);
+            let act = b.activity_mut(sched);
+            act.undelivered = undelivered;
+            act.phase = ActivityPhase::Scheduled {
+                since: ctx.now,
+                due,
+            };
+            b.dequeue_attempt_timers(sched);
+            b.enqueue(
+                Task::ActivityTask {
+                    scheduled_event_id: sched,
+                },
+                due,
+            );
+            if let (Some(s2s), 1) = (s2s, undelivered) {
+                b.enqueue(
+                    activity_timeout(sched, attempt, TimeoutType::ScheduleToStart),
+                    ctx.now.saturating_add(s2s),
+                );
+            }
+        }
+        Command::CompleteActivity { token, result } => {
+            b.check_activity_token(token)?;
+            let size = payload_size(&result);
+            if size > ctx.limits.max_payload_bytes {
+                let mut failure = Failure::new(
+                    format!(
+                        "activity result of {size} bytes exceeds the limit of {} bytes",
+                        ctx.limits.max_payload_bytes
+                    ),
+                    "PayloadTooLarge",
+                );
+                failure.non_retryable = true;
+                b.fail_activity_attempt(token.scheduled_event_id, failure, None);
+            } else {
+                b.close_activity(token.scheduled_event_id, ActivityOutcome::Completed(result));
+            }
+        }
+        Command::FailActivity { token, failure } => {
+            b.check_activity_token(token)?;
+            b.fail_activity_attempt(token.scheduled_event_id, failure, None);
+        }
+        Command::ReportActivityCanceled { token, details } => {
+            let act = b.check_activity_token(token)?;
+            if !act.cancel_requested {
+                return Err(invalid(
+                    "activity cannot report cancellation: none was requested",
+                ));
+            }
+            b.close_activity(token.scheduled_event_id, ActivityOutcome::Canceled(details));
+        }
+        Command::RecordActivityHeartbeat { token, details } => {
+            b.check_activity_token(token)?;
+            if let Some(d) = &details {
+                check_payload(d, &ctx.limits)?;
+            }
+            let act = b.activity_mut(token.scheduled_event_id);
+            act.last_heartbeat_time = Some(ctx.now);
+            if details.is_some() {
+                act.heartbeat_details = details;
+            }
+        }
+        Command::FireTimer(task) => b.fire_timer(task)?,
+        Command::TerminateWorkflow {
+            reason,
+            details,
+            identity,
+        } => {
+            b.flush_buffered();
+            b.close_run(EventAttributes::WorkflowExecutionTerminated(
+                WorkflowExecutionTerminated {
+                    reason,
+                    details,
+                    identity,
+                },
+            ));
+        }
+    }
+    Ok(b.finish())
+}
+
+/// What a workflow task push carries besides the persisted history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowTaskView {
+    pub token: WorkflowTaskToken,
+    /// Not yet persisted, but part of the history the SDK replays: the
+    /// Scheduled event of a transient task, then WorkflowTaskStarted.
+    pub transient_events: Vec<Event>,
+    pub history_size_bytes: u64,
+    pub suggest_continue_as_new: bool,
+}
+
+/// The run's current workflow task as pushed at `ctx.now`, or `None` if
+/// there is none. Deterministic: the engine rebuilds the same Started event
+/// from the token when the answer arrives.
+pub fn workflow_task_view(state: &RunState, ctx: &Ctx) -> Option<WorkflowTaskView> {
+    if state.status.is_closed() {
+        return None;
+    }
+    let task = state.workflow_task.as_ref()?;
+    Some(view(state, task, ctx.now, &ctx.limits))
+}
+
+fn view(
+    state: &RunState,
+    task: &WorkflowTask,
+    started_at: Timestamp,
+    limits: &Limits,
+) -> WorkflowTaskView {
+    let mut events = Vec::new();
+    let mut next_id = state.next_event_id;
+    let mut size = state.history_size_bytes;
+    let scheduled_event_id = match task.scheduled_event_id {
+        Some(id) => id,
+        None => {
+            let e = Event {
+                event_id: next_id,
+                event_time: task.scheduled_time,
+                attributes: EventAttributes::WorkflowTaskScheduled(WorkflowTaskScheduled {
+                    task_queue: state.task_queue.clone(),
+                    start_to_close_timeout: state.workflow_task_timeout,
+                    attempt: task.attempt,
+                }),
+            };
+            size += event_size(&e);
+            events.push(e);
+            next_id += 1;
+            next_id - 1
+        }
+    };
+    let suggest = next_id >= limits.suggest_continue_as_new_events
+        || size >= limits.suggest_continue_as_new_bytes;
+    events.push(Event {
+        event_id: next_id,
+        event_time: started_at,
+        attributes: EventAttributes::WorkflowTaskStarted(WorkflowTaskStarted {
+            scheduled_event_id,
+            history_size_bytes: Some(size),
+            suggest_continue_as_new: suggest,
+        }),
+    });
+    WorkflowTaskView {
+        token: WorkflowTaskToken {
+            seq: task.seq,
+            attempt: task.attempt,
+            started_at,
+        },
+        transient_events: events,
+        history_size_bytes: size,
+        suggest_continue_as_new: suggest,
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Rejection {
+    Rejection::InvalidArgument(msg.into())
+}
+
+fn stale(msg: impl Into<String>) -> Rejection {
+    Rejection::Stale(msg.into())
+}
+
+fn payload_size(v: &Value) -> u64 {
+    serde_json::to_vec(v).map_or(0, |b| b.len() as u64)
+}
+
+fn check_payload(v: &Value, limits: &Limits) -> Result<(), Rejection> {
+    let size = payload_size(v);
+    if size > limits.max_payload_bytes {
+        return Err(Rejection::PayloadTooLarge {
+            size,
+            limit: limits.max_payload_bytes,
+        });
+    }
+    Ok(())
+}
+
+fn activity_timeout(scheduled_event_id: i64, attempt: u32, timeout_type: TimeoutType) -> Task {
+    Task::ActivityTimeout {
+        scheduled_event_id,
+        attempt,
+        timeout_type,
+    }
+}
+
+/// A transition under construction: a private copy of the state plus what
+/// has been appended and asked for so far.
+struct Builder<'a> {
+    state: RunState,
+    events: Vec<Event>,
+    effects: Vec<Effect>,
+    ctx: &'a Ctx,
+}
+
+impl<'a> Builder<'a> {
+    fn new(state: &RunState, ctx: &'a Ctx) -> Builder<'a> {
+        Builder {
+            state: state.clone(),
+            events: Vec::new(),
+            effects: Vec::new(),
+            ctx,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ctx.now
+    }
+
+    fn finish(mut self) -> Transition {
+        let limits = &self.ctx.limits;
+        if !self.state.status.is_closed()
+            && (self.state.history_length() > limits.max_history_events
+                || self.state.history_size_bytes > limits.max_history_bytes)
+        {
+            self.flush_buffered();
+            self.close_run(EventAttributes::WorkflowExecutionTerminated(
+                WorkflowExecutionTerminated {
+                    reason: format!(
+                        "history limit exceeded: {} events, {} bytes (limits {} events, {} bytes)",
+                        self.state.history_length(),
+                        self.state.history_size_bytes,
+                        limits.max_history_events,
+                        limits.max_history_bytes
+                    ),
+                    details: None,
+                    identity: Some("baton".to_owned()),
+                },
+            ));
+        }
+        Transition {
+            state: self.state,
+            events: self.events,
+            effects: self.effects,
+        }
+    }
+
+    fn push_event(&mut self, event: Event) -> i64 {
+        self.state.evolve(&event);
+        let id = event.event_id;
+        self.events.push(event);
+        id
+    }
+
+    fn append_at(&mut self, attributes: EventAttributes, time: Timestamp) -> i64 {
+        let event = Event {
+            event_id: self.state.next_event_id,
+            event_time: time,
+            attributes,
+        };
+        self.push_event(event)
+    }
+
+    fn append(&mut self, attributes: EventAttributes) -> i64 {
+        self.append_at(attributes, self.now())
+    }
+
+    fn enqueue(&mut self, task: Task, at: Timestamp) {
+        // A claimed workflow task stays leased for as long as its push may
+        // take; anything else only until its command is applied.
+        let lease = match task {
+            Task::WorkflowTask => self.state.workflow_task_timeout.0,
+            _ => 0,
+        };
+        let lease = Duration(lease + self.ctx.limits.lease_grace.0);
+        self.effects.push(Effect::Enqueue { task, at, lease });
+    }
+
+    fn dequeue(&mut self, task: &Task) {
+        self.effects.push(Effect::Dequeue { key: task.key() });
+    }
+
+    /// An event from outside the workflow-task cycle: buffered while a task
+    /// is in flight, else appended, and a workflow task scheduled for it.
+    fn external(&mut self, entry: BufferedEntry) {
+        if self.state.workflow_task.is_some() {
+            let time = self.now();
+            self.state.buffered.push(Buffered { time, entry });
+        } else {
+            self.append_entry(entry, self.now());
+            self.schedule_workflow_task();
+        }
+    }
+
+    fn append_entry(&mut self, entry: BufferedEntry, time: Timestamp) {
+        match entry {
+            BufferedEntry::Event(attributes) => {
+                self.append_at(attributes, time);
+            }
+            BufferedEntry::ActivityClosed {
+                scheduled_event_id,
+                attempt,
+                last_failure,
+                outcome,
+            } => {
+                let started = self.append_at(
+                    EventAttributes::ActivityTaskStarted(ActivityTaskStarted {
+                        scheduled_event_id,
+                        attempt,
+                        last_failure,
+                    }),
+                    time,
+                );
+                let closing = match outcome {
+                    ActivityOutcome::Completed(result) => {
+                        EventAttributes::ActivityTaskCompleted(ActivityTaskCompleted {
+                            scheduled_event_id,
+                            started_event_id: started,
+                            result,
+                        })
+                    }
+                    ActivityOutcome::Failed(failure, retry_state) => {
+                        EventAttributes::ActivityTaskFailed(ActivityTaskFailed {
+                            scheduled_event_id,
+                            started_event_id: started,
+                            failure,
+                            retry_state,
+                        })
+                    }
+                    ActivityOutcome::TimedOut(failure, retry_state) => {
+                        EventAttributes::ActivityTaskTimedOut(ActivityTaskTimedOut {
+                            scheduled_event_id,
+                            started_event_id: started,
+                            failure,
+                            retry_state,
+                        })
+                    }
+                    ActivityOutcome::Canceled(details) => {
+                        EventAttributes::ActivityTaskCanceled(ActivityTaskCanceled {
+                            scheduled_event_id,
+                            started_event_id: started,
+                            details,
+                        })
+                    }
+                };
+                self.append_at(closing, time);
+            }
+        }
+    }
+
+    /// Appends the buffered events; true if there were any.
+    fn flush_buffered(&mut self) -> bool {
+        let buffered = std::mem::take(&mut self.state.buffered);
+        let any = !buffered.is_empty();
+        for b in buffered {
+            self.append_entry(b.entry, b.time);
+        }
+        any
+    }
+
+    fn close_run(&mut self, attributes: EventAttributes) {
+        self.append(attributes);
+        self.effects.push(Effect::DequeueAll);
+    }
+
+    /// A new workflow task (attempt 1), pushed right after commit. Its row
+    /// is committed already leased to this node, so only a crash makes it
+    /// reappear for another node.
+    fn schedule_workflow_task(&mut self) {
+        self.state.last_workflow_task_failure = None;
+        self.append(EventAttributes::WorkflowTaskScheduled(
+            WorkflowTaskScheduled {
+                task_queue: self.state.task_queue.clone(),
+                start_to_close_timeout: self.state.workflow_task_timeout,
+                attempt: 1,
+            },
+        ));
+        let lease = self.state.workflow_task_timeout.0 + self.ctx.limits.lease_grace.0;
+        self.enqueue(
+            Task::WorkflowTask,
+            self.now().saturating_add(Duration(lease)),
+        );
+        self.effects.push(Effect::Dispatch(Dispatch::WorkflowTask));
+    }
+
+    /// The next attempt of `task` after back-off; no event is written.
+    fn retry_workflow_task(&mut self, task: &WorkflowTask, transient: bool) {
+        let limits = &self.ctx.limits;
+        let delay = backoff(
+            limits.workflow_task_initial_backoff,
+            2.0,
+            limits.workflow_task_max_backoff,
+            task.attempt,
+        );
+        let due = self.now().saturating_add(delay);
+        self.state.workflow_task = Some(WorkflowTask {
+            seq: task.seq,
+            attempt: task.attempt + 1,
+            scheduled_event_id: if transient {
+                None
+            } else {
+                task.scheduled_event_id
+            },
+            scheduled_time: due,
+        });
+        self.enqueue(Task::WorkflowTask, due);
+    }
+
+    fn check_workflow_token(&self, token: WorkflowTaskToken) -> Result<WorkflowTask, Rejection> {
+        let task = self
+            .state
+            .workflow_task
+            .as_ref()
+            .ok_or_else(|| stale("no workflow task is in flight"))?;
+        if task.seq != token.seq || task.attempt != token.attempt {
+            return Err(stale(format!(
+                "workflow task {}/{} is not current (current {}/{})",
+                token.seq, token.attempt, task.seq, task.attempt
+            )));
+        }
+        Ok(task.clone())
+    }
+
+    /// Appends the task's transient Scheduled (if any) and Started events;
+    /// returns (scheduled id, started id).
+    fn append_started(&mut self, task: &WorkflowTask, token: WorkflowTaskToken) -> (i64, i64) {
+        let v = view(&self.state, task, token.started_at, &self.ctx.limits);
+        let mut ids = Vec::new();
+        for e in v.transient_events {
+            ids.push(self.push_event(e));
+        }
+        let started = ids.last().copied().unwrap_or_default();
+        let scheduled = task.scheduled_event_id.unwrap_or(started - 1);
+        // Evolving a transient Scheduled event re-opened the task; it is
+        // still the one in flight.
+        self.state.workflow_task = Some(task.clone());
+        (scheduled, started)
+    }
+
+    /// Records the first failure of a task (its Scheduled event is
+    /// persisted); later attempts are transient and leave no events.
+    fn record_workflow_task_failure(
+        &mut self,
+        task: &WorkflowTask,
+        token: WorkflowTaskToken,
+        event: impl FnOnce(i64, i64) -> EventAttributes,
+    ) {
+        if task.scheduled_event_id.is_some() {
+            let (sched, started) = self.append_started(task, token);
+            self.append(event(sched, started));
+            self.flush_buffered();
+        }
+        self.retry_workflow_task(task, true);
+    }
+
+    fn complete_workflow_task(
+        &mut self,
+        token: WorkflowTaskToken,
+        commands: Vec<WorkflowCommand>,
+        identity: Option<String>,
+    ) -> Result<(), Rejection> {
+        let task = self.check_workflow_token(token)?;
+        if let Err((cause, message)) = validate_commands(&self.state, &commands, &self.ctx.limits) {
+            let (sched, started) = self.append_started(&task, token);
+            self.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
+                scheduled_event_id: sched,
+                started_event_id: started,
+                cause,
+                failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
+            }));
+            self.state.last_workflow_task_failure = Some(message);
+            let had_new_events = self.flush_buffered();
+            if cause == WorkflowTaskFailedCause::UnhandledCommand && had_new_events {
+                // The workflow simply has not seen the new events yet.
+                self.schedule_workflow_task();
+            } else {
+                self.retry_workflow_task(&task, true);
+            }
+            return Ok(());
+        }
+        let (sched, started) = self.append_started(&task, token);
+        self.dequeue(&Task::WorkflowTask);
+        let completed = self.append(EventAttributes::WorkflowTaskCompleted(
+            WorkflowTaskCompleted {
+                scheduled_event_id: sched,
+                started_event_id: started,
+                identity,
+            },
+        ));
+        self.state.last_workflow_task_failure = None;
+        for cmd in commands {
+            self.apply_command(cmd, completed);
+        }
+        if !self.state.status.is_closed() && self.flush_buffered() {
+            self.schedule_workflow_task();
+        }
+        Ok(())
+    }
+
+    fn apply_command(&mut self, cmd: WorkflowCommand, completed: i64) {
+        match cmd {
+            WorkflowCommand::ScheduleActivityTask(a) => self.schedule_activity(a, completed),
+            WorkflowCommand::RequestCancelActivityTask(a) => {
+                let Some(act) = self.state.activity_by_id(&a.activity_id) else {
+                    return;
+                };
+                let (sched, phase) = (act.scheduled_event_id, act.phase);
+                if phase == ActivityPhase::Closed {
+                    // Its result is buffered; the workflow sees it next.
+                    return;
+                }
+                self.append(EventAttributes::ActivityTaskCancelRequested(
+                    ActivityTaskCancelRequested {
+                        scheduled_event_id: sched,
+                        workflow_task_completed_event_id: completed,
+                    },
+                ));
+                if let ActivityPhase::Scheduled { .. } = phase {
+                    // Not running anywhere: cancelled at once.
+                    self.dequeue_activity_tasks(sched);
+                    self.append(EventAttributes::ActivityTaskCanceled(
+                        ActivityTaskCanceled {
+                            scheduled_event_id: sched,
+                            started_event_id: 0,
+                            details: None,
+                        },
+                    ));
+                }
+                // A started attempt learns of the request from its next
+                // heartbeat answer.
+            }
+            WorkflowCommand::StartTimer(t) => {
+                let id = self.append(EventAttributes::TimerStarted(TimerStarted {
+                    timer_id: t.timer_id.clone(),
+                    start_to_fire_timeout: t.start_to_fire_timeout,
+                    workflow_task_completed_event_id: completed,
+                }));
+                self.enqueue(
+                    Task::UserTimer {
+                        timer_id: t.timer_id,
+                        started_event_id: id,
+                    },
+                    self.now().saturating_add(t.start_to_fire_timeout),
+                );
+            }
+            WorkflowCommand::CancelTimer(t) => {
+                let Some(timer) = self.state.timers.get(&t.timer_id) else {
+                    return;
+                };
+                if timer.fired {
+                    return;
+                }
+                let started = timer.started_event_id;
+                self.append(EventAttributes::TimerCanceled(TimerCanceled {
+                    timer_id: t.timer_id.clone(),
+                    started_event_id: started,
+                    workflow_task_completed_event_id: completed,
+                }));
+                self.dequeue(&Task::UserTimer {
+                    timer_id: t.timer_id,
+                    started_event_id: started,
+                });
+            }
+            WorkflowCommand::RecordMarker(m) => {
+                self.append(EventAttributes::MarkerRecorded(MarkerRecorded {
+                    marker_name: m.marker_name,
+                    details: m.details,
+                    workflow_task_completed_event_id: completed,
+                    failure: m.failure,
+                }));
+            }
+            WorkflowCommand::CompleteWorkflowExecution(c) => {
+                self.close_run(EventAttributes::WorkflowExecutionCompleted(
+                    WorkflowExecutionCompleted {
+                        result: c.result,
+                        workflow_task_completed_event_id: completed,
+                    },
+                ));
+            }
+            WorkflowCommand::FailWorkflowExecution(f) => {
+                self.close_run(EventAttributes::WorkflowExecutionFailed(
+                    WorkflowExecutionFailed {
+                        failure: f.failure,
+                        retry_state: RetryState::RetryPolicyNotSet,
+                        workflow_task_completed_event_id: completed,
+                    },
+                ));
+            }
+            WorkflowCommand::CancelWorkflowExecution(c) => {
+                self.close_run(EventAttributes::WorkflowExecutionCanceled(
+                    WorkflowExecutionCanceled {
+                        details: c.details,
+                        workflow_task_completed_event_id: completed,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn schedule_activity(&mut self, a: ScheduleActivityTask, completed: i64) {
+        // validate_commands refused every command whose timeouts do not
+        // resolve, so the else branch is never taken.
+        let Ok(t) = resolve_activity_timeouts(&a) else {
+            return;
+        };
+        let retry_policy = a
+            .retry_policy
+            .unwrap_or_default()
+            .resolve()
+            .unwrap_or_default();
+        let sched = self.append(EventAttributes::ActivityTaskScheduled(
+            ActivityTaskScheduled {
+                activity_id: a.activity_id,
+                activity_type: a.activity_type,
+                task_queue: a
+                    .task_queue
+                    .unwrap_or_else(|| self.state.task_queue.clone()),
+                input: a.input,
+                schedule_to_close_timeout: t.schedule_to_close,
+                schedule_to_start_timeout: t.schedule_to_start,
+                start_to_close_timeout: t.start_to_close,
+                heartbeat_timeout: t.heartbeat,
+                retry_policy,
+                workflow_task_completed_event_id: completed,
+            },
+        ));
+        if let Some(s2c) = t.schedule_to_close {
+            self.enqueue(
+                activity_timeout(sched, 0, TimeoutType::ScheduleToClose),
+                self.now().saturating_add(s2c),
+            );
+        }
+        self.start_activity_attempt(sched);
+    }
+
+    fn activity_mut(&mut self, sched: i64) -> &mut super::state::Activity {
+        self.state
+            .activities
+            .get_mut(&sched)
+            .expect("callers check that the activity is open")
+    }
+
+    fn check_activity_token(
+        &self,
+        token: ActivityToken,
+    ) -> Result<&super::state::Activity, Rejection> {
+        let act = self
+            .state
+            .activities
+            .get(&token.scheduled_event_id)
+            .ok_or_else(|| stale("activity is not open"))?;
+        if act.phase == ActivityPhase::Closed {
+            return Err(stale("activity already closed"));
+        }
+        if act.attempt != token.attempt {
+            return Err(stale(format!(
+                "activity attempt {} is not current (current {})",
+                token.attempt, act.attempt
+            )));
+        }
+        Ok(act)
+    }
+
+    /// Marks the waiting attempt started and pushes it now; its
+    /// start-to-close timer is the durable record of the push.
+    fn start_activity_attempt(&mut self, sched: i64) {
+        let now = self.now();
+        let act = self.activity_mut(sched);
+        act.phase = ActivityPhase::Started { since: now };
+        act.last_heartbeat_time = None;
+        let (attempt, stc, hb, s2c) = (
+            act.attempt,
+            act.start_to_close_timeout,
+            act.heartbeat_timeout,
+            act.schedule_to_close_timeout
+                .map(|d| act.scheduled_time.saturating_add(d)),
+        );
+        self.dequeue(&Task::ActivityTask {
+            scheduled_event_id: sched,
+        });
+        self.dequeue(&activity_timeout(
+            sched,
+            attempt,
+            TimeoutType::ScheduleToStart,
+        ));
+        let mut deadline = now.saturating_add(stc);
+        if let Some(s2c) = s2c {
+            deadline = deadline.min(s2c);
+        }
+        self.enqueue(
+            activity_timeout(sched, attempt, TimeoutType::StartToClose),
+            deadline,
+        );
+        if let Some(hb) = hb {
+            self.enqueue(
+                activity_timeout(sched, attempt, TimeoutType::Heartbeat),
+                now.saturating_add(hb),
+            );
+        }
+        self.effects.push(Effect::Dispatch(Dispatch::ActivityTask {
+            scheduled_event_id: sched,
+        }));
+    }
+
+    fn dequeue_attempt_timers(&mut self, sched: i64) {
+        for tt in [TimeoutType::StartToClose, TimeoutType::Heartbeat] {
+            self.dequeue(&activity_timeout(sched, 0, tt));
+        }
+    }
+
+    fn dequeue_activity_tasks(&mut self, sched: i64) {
+        self.dequeue(&Task::ActivityTask {
+            scheduled_event_id: sched,
+        });
+        for tt in [
+            TimeoutType::StartToClose,
+            TimeoutType::Heartbeat,
+            TimeoutType::ScheduleToStart,
+            TimeoutType::ScheduleToClose,
+        ] {
+            self.dequeue(&activity_timeout(sched, 0, tt));
+        }
+    }
+
+    fn close_activity(&mut self, sched: i64, outcome: ActivityOutcome) {
+        let act = self.activity_mut(sched);
+        act.phase = ActivityPhase::Closed;
+        let entry = BufferedEntry::ActivityClosed {
+            scheduled_event_id: sched,
+            attempt: act.attempt,
+            last_failure: act.last_failure.clone(),
+            outcome,
+        };
+        self.dequeue_activity_tasks(sched);
+        self.external(entry);
+    }
+
+    /// The current attempt failed (or timed out with `timeout`): retry per
+    /// the policy, or close the activity.
+    fn fail_activity_attempt(
+        &mut self,
+        sched: i64,
+        failure: Failure,
+        timeout: Option<TimeoutType>,
+    ) {
+        let now = self.now();
+        let act = self.activity_mut(sched);
+        let mut decision = act.retry_policy.next(act.attempt, &failure);
+        if act.cancel_requested {
+            decision = Retry::NonRetryable;
+        }
+        let retry_state = match decision {
+            Retry::After(delay) => {
+                let due = now.saturating_add(delay);
+                let past_deadline = act
+                    .schedule_to_close_timeout
+                    .is_some_and(|d| due >= act.scheduled_time.saturating_add(d));
+                if !past_deadline {
+                    act.attempt += 1;
+                    act.undelivered = 0;
+                    act.last_failure = Some(failure);
+                    act.phase = ActivityPhase::Scheduled { since: now, due };
+                    let (attempt, s2s) = (act.attempt, act.schedule_to_start_timeout);
+                    self.dequeue_attempt_timers(sched);
+                    self.enqueue(
+                        Task::ActivityTask {
+                            scheduled_event_id: sched,
+                        },
+                        due,
+                    );
+                    if let Some(s2s) = s2s {
+                        self.enqueue(
+                            activity_timeout(sched, attempt, TimeoutType::ScheduleToStart),
+                            due.saturating_add(s2s),
+                        );
+                    }
+                    return;
+                }
+                RetryState::Timeout
+            }
+            Retry::NonRetryable if act.cancel_requested => RetryState::CancelRequested,
+            Retry::NonRetryable => RetryState::NonRetryableFailure,
+            Retry::AttemptsExhausted => RetryState::MaximumAttemptsReached,
+        };
+        let outcome = match timeout {
+            Some(_) => ActivityOutcome::TimedOut(failure, retry_state),
+            None => ActivityOutcome::Failed(failure, retry_state),
+        };
+        self.close_activity(sched, outcome);
+    }
+
+    fn fire_timer(&mut self, task: Task) -> Result<(), Rejection> {
+        let now = self.now();
+        match task {
+            Task::UserTimer {
+                ref timer_id,
+                started_event_id,
+            } => {
+                let timer = self
+                    .state
+                    .timers
+                    .get(timer_id)
+                    .filter(|t| t.started_event_id == started_event_id && !t.fired)
+                    .ok_or_else(|| stale("timer is not pending"))?;
+                if timer.fire_at > now {
+                    let at = timer.fire_at;
+                    self.enqueue(task, at);
+                    return Ok(());
+                }
+                if let Some(t) = self.state.timers.get_mut(timer_id) {
+                    t.fired = true;
+                }
+                self.dequeue(&task);
+                self.external(BufferedEntry::Event(EventAttributes::TimerFired(
+                    TimerFired {
+                        timer_id: timer_id.clone(),
+                        started_event_id,
+                    },
+                )));
+            }
+            Task::RunTimeout => {
+                let deadline = self
+                    .state
+                    .deadline
+                    .ok_or_else(|| stale("run has no deadline"))?;
+                if deadline > now {
+                    self.enqueue(task, deadline);
+                    return Ok(());
+                }
+                self.flush_buffered();
+                self.close_run(EventAttributes::WorkflowExecutionTimedOut(
+                    WorkflowExecutionTimedOut {
+                        timeout_type: TimeoutType::StartToClose,
+                        retry_state: RetryState::Timeout,
+                    },
+                ));
+            }
+            Task::ActivityTimeout {
+                scheduled_event_id: sched,
+                attempt,
+                timeout_type,
+            } => self.fire_activity_timeout(sched, attempt, timeout_type)?,
+            Task::WorkflowTask | Task::ActivityTask { .. } => {
+                return Err(invalid("push tasks are not timers"));
+            }
+        }
+        Ok(())
+    }
+
+    fn fire_activity_timeout(
+        &mut self,
+        sched: i64,
+        attempt: u32,
+        timeout_type: TimeoutType,
+    ) -> Result<(), Rejection> {
+        let now = self.now();
+        let act = self
+            .state
+            .activities
+            .get(&sched)
+            .filter(|a| a.phase != ActivityPhase::Closed)
+            .ok_or_else(|| stale("activity is not open"))?;
+        let task = activity_timeout(sched, attempt, timeout_type);
+        if timeout_type != TimeoutType::ScheduleToClose && act.attempt != attempt {
+            return Err(stale("timer belongs to an earlier attempt"));
+        }
+        let last_failure = act.last_failure.clone();
+        match (timeout_type, act.phase) {
+            (TimeoutType::ScheduleToClose, _) => {
+                let due = act
+                    .schedule_to_close_timeout
+                    .map(|d| act.scheduled_time.saturating_add(d))
+                    .ok_or_else(|| stale("activity has no schedule-to-close timeout"))?;
+                if due > now {
+                    self.enqueue(task, due);
+                    return Ok(());
+                }
+                let failure = Failure::timeout(timeout_type, last_failure);
+                self.close_activity(
+                    sched,
+                    ActivityOutcome::TimedOut(failure, RetryState::Timeout),
+                );
+            }
+            (TimeoutType::ScheduleToStart, ActivityPhase::Scheduled { .. }) => {
+                let failure = Failure::timeout(timeout_type, last_failure);
+                self.close_activity(
+                    sched,
+                    ActivityOutcome::TimedOut(failure, RetryState::Timeout),
+                );
+            }
+            (TimeoutType::StartToClose, ActivityPhase::Started { since }) => {
+                let mut due = since.saturating_add(act.start_to_close_timeout);
+                if let Some(s2c) = act.schedule_to_close_timeout {
+                    due = due.min(act.scheduled_time.saturating_add(s2c));
+                }
+                if due > now {
+                    self.enqueue(task, due);
+                    return Ok(());
+                }
+                let failure = Failure::timeout(timeout_type, last_failure);
+                self.fail_activity_attempt(sched, failure, Some(timeout_type));
+            }
+            (TimeoutType::Heartbeat, ActivityPhase::Started { since }) => {
+                let hb = act
+                    .heartbeat_timeout
+                    .ok_or_else(|| stale("activity has no heartbeat timeout"))?;
+                let due = act.last_heartbeat_time.unwrap_or(since).saturating_add(hb);
+                if due > now {
+                    self.enqueue(task, due);
+                    return Ok(());
+                }
+                let mut failure = Failure::timeout(timeout_type, last_failure);
+                failure.details = act.heartbeat_details.clone();
+                self.fail_activity_attempt(sched, failure, Some(timeout_type));
+            }
+            _ => return Err(stale("timeout does not apply to the activity's phase")),
+        }
+        Ok(())
+    }
+}
+
+/// Activity timeouts after Temporal's defaulting rules.
+struct ActivityTimeouts {
+    schedule_to_close: Option<Duration>,
+    schedule_to_start: Option<Duration>,
+    start_to_close: Duration,
+    heartbeat: Option<Duration>,
+}
+
+fn resolve_activity_timeouts(a: &ScheduleActivityTask) -> Result<ActivityTimeouts, String> {
+    for (name, d) in [
+        ("schedule_to_close_timeout", a.schedule_to_close_timeout),
+        ("schedule_to_start_timeout", a.schedule_to_start_timeout),
+        ("start_to_close_timeout", a.start_to_close_timeout),
+        ("heartbeat_timeout", a.heartbeat_timeout),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(format!("{name} must be greater than zero"));
+        }
+    }
+    let s2c = a.schedule_to_close_timeout;
+    let stc = match (a.start_to_close_timeout, s2c) {
+        (Some(stc), Some(s2c)) => stc.min(s2c),
+        (Some(stc), None) => stc,
+        (None, Some(s2c)) => s2c,
+        (None, None) => {
+            return Err(
+                "one of schedule_to_close_timeout or start_to_close_timeout is required".into(),
+            )
+        }
+    };
+    let s2s = match (a.schedule_to_start_timeout, s2c) {
+        (Some(s2s), Some(s2c)) => Some(s2s.min(s2c)),
+        (s2s, _) => s2s,
+    };
+    Ok(ActivityTimeouts {
+        schedule_to_close: s2c,
+        schedule_to_start: s2s,
+        start_to_close: stc,
+        heartbeat: a.heartbeat_timeout.map(|h| h.min(stc)),
+    })
+}
+
+/// Checks a whole workflow task response before anything is applied: a
+/// response is taken whole or refused whole.
+fn validate_commands(
+    state: &RunState,
+    commands: &[WorkflowCommand],
+    limits: &Limits,
+) -> Result<(), (WorkflowTaskFailedCause, String)> {
+    use WorkflowTaskFailedCause as C;
+    let mut activity_ids: HashSet<&ActivityId> =
+        state.activities.values().map(|a| &a.activity_id).collect();
+    let mut timer_ids: HashSet<_> = state.timers.keys().collect();
+    let too_large = |v: &Value, what: &str| -> Result<(), (C, String)> {
+        check_payload(v, limits).map_err(|e| (C::PayloadsTooLarge, format!("{what}: {e}")))
+    };
+    for (idx, cmd) in commands.iter().enumerate() {
+        if cmd.closes_workflow() {
+            let cause = match cmd {
+                WorkflowCommand::FailWorkflowExecution(_) => C::BadFailWorkflowExecutionAttributes,
+                WorkflowCommand::CancelWorkflowExecution(_) => {
+                    C::BadCancelWorkflowExecutionAttributes
+                }
+                _ => C::BadCompleteWorkflowExecutionAttributes,
+            };
+            if idx + 1 != commands.len() {
+                return Err((
+                    cause,
+                    format!("command {idx} closes the workflow but is not the last command"),
+                ));
+            }
+            if !state.buffered.is_empty() {
+                return Err((
+                    C::UnhandledCommand,
+                    "new events arrived while the workflow task was in flight; the workflow must see them before it closes".into(),
+                ));
+            }
+        }
+        match cmd {
+            WorkflowCommand::ScheduleActivityTask(a) => {
+                let bad = |m: String| (C::BadScheduleActivityAttributes, m);
+                if a.activity_id.as_str().is_empty() {
+                    return Err(bad("activity_id must not be empty".into()));
+                }
+                if a.activity_type.is_empty() {
+                    return Err(bad("activity_type must not be empty".into()));
+                }
+                if a.task_queue.as_ref().is_some_and(|q| q.as_str().is_empty()) {
+                    return Err(bad("task_queue must not be empty".into()));
+                }
+                if !activity_ids.insert(&a.activity_id) {
+                    return Err((
+                        C::ScheduleActivityDuplicateId,
+                        format!("activity id {:?} is already in use", a.activity_id.as_str()),
+                    ));
+                }
+                resolve_activity_timeouts(a).map_err(bad)?;
+                if let Some(p) = &a.retry_policy {
+                    p.resolve().map_err(bad)?;
+                }
+                too_large(&a.input, "activity input")?;
+            }
+            WorkflowCommand::RequestCancelActivityTask(a) => {
+                if !activity_ids.contains(&a.activity_id) {
+                    return Err((
+                        C::BadRequestCancelActivityAttributes,
+                        format!("no open activity with id {:?}", a.activity_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::StartTimer(t) => {
+                if t.timer_id.as_str().is_empty() {
+                    return Err((
+                        C::BadStartTimerAttributes,
+                        "timer_id must not be empty".into(),
+                    ));
+                }
+                if t.start_to_fire_timeout.is_zero() {
+                    return Err((
+                        C::BadStartTimerAttributes,
+                        "start_to_fire_timeout must be greater than zero".into(),
+                    ));
+                }
+                if !timer_ids.insert(&t.timer_id) {
+                    return Err((
+                        C::StartTimerDuplicateId,
+                        format!("timer id {:?} is already in use", t.timer_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::CancelTimer(t) => {
+                if !timer_ids.remove(&t.timer_id) {
+                    return Err((
+                        C::BadCancelTimerAttributes,
+                        format!("no open timer with id {:?}", t.timer_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::RecordMarker(m) => {
+                if m.marker_name.is_empty() {
+                    return Err((
+                        C::BadRecordMarkerAttributes,
+                        "marker_name must not be empty".into(),
+                    ));
+                }
+                too_large(&m.details, "marker details")?;
+            }
+            WorkflowCommand::CompleteWorkflowExecution(c) => {
+                too_large(&c.result, "workflow result")?;
+            }
+            WorkflowCommand::FailWorkflowExecution(f) => {
+                if let Some(d) = &f.failure.details {
+                    too_large(d, "failure details")?;
+                }
+            }
+            WorkflowCommand::CancelWorkflowExecution(c) => {
+                if let Some(d) = &c.details {
+                    too_large(d, "cancel details")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! What the engine asks the edges to do, as data. The store turns
+//! [`Effect::Enqueue`] / [`Effect::Dequeue`] into rows of the `tasks` table
+//! in the same transaction as the events (transactional outbox); the
+//! dispatcher turns [`Effect::Dispatch`] into an HTTP push after commit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TimerId;
+use crate::time::{Duration, Timestamp};
+
+use super::failure::TimeoutType;
+
+/// A durable unit of future work for one run. At most one row exists per
+/// `(run, key)`; enqueueing a task with the key of an existing row replaces
+/// it, which is how a timer is re-armed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Push the run's current workflow task. The key is the same for every
+    /// workflow task, so the unique (run, key) index enforces "at most one
+    /// workflow task in flight per run".
+    WorkflowTask,
+    /// Push the waiting attempt of an activity.
+    ActivityTask { scheduled_event_id: i64 },
+    /// One of an activity's timeouts; `attempt` fences a stale timer.
+    ActivityTimeout {
+        scheduled_event_id: i64,
+        attempt: u32,
+        timeout_type: TimeoutType,
+    },
+    UserTimer {
+        timer_id: TimerId,
+        started_event_id: i64,
+    },
+    /// The earlier of the workflow run and execution timeouts.
+    RunTimeout,
+}
+
+/// Which service drains a task row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    /// Pushed over HTTP by `dispatch`.
+    Push,
+    /// Fired by `timers`.
+    Timer,
+}
+
+impl Task {
+    pub fn queue(&self) -> Queue {
+        match self {
+            Task::WorkflowTask | Task::ActivityTask { .. } => Queue::Push,
+            Task::ActivityTimeout { .. } | Task::UserTimer { .. } | Task::RunTimeout => {
+                Queue::Timer
+            }
+        }
+    }
+
+    /// The row key, unique per run.
+    pub fn key(&self) -> String {
+        match self {
+            Task::WorkflowTask => "workflow_task".to_owned(),
+            Task::ActivityTask { scheduled_event_id } => format!("activity/{scheduled_event_id}"),
+            Task::ActivityTimeout {
+                scheduled_event_id,
+                timeout_type,
+                ..
+            } => format!("activity/{scheduled_event_id}/{}", timeout_type.describe()),
+            Task::UserTimer { timer_id, .. } => format!("timer/{timer_id}"),
+            Task::RunTimeout => "run_timeout".to_owned(),
+        }
+    }
+}
+
+/// Something to push right after commit, by the node that committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    WorkflowTask,
+    ActivityTask { scheduled_event_id: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Upsert a task row, visible at `at`. Once claimed, a row stays
+    /// invisible for `lease`; if its claimer dies, it reappears.
+    Enqueue {
+        task: Task,
+        at: Timestamp,
+        lease: Duration,
+    },
+    /// Delete the task row with this key, if any.
+    Dequeue { key: String },
+    /// Delete every task row of the run (it closed).
+    DequeueAll,
+    /// Push now from this node; the matching durable record (a leased
+    /// workflow-task row, or an activity's start-to-close timer) is
+    /// committed alongside, so a crash after commit loses nothing.
+    Dispatch(Dispatch),
+}

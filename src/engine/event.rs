@@ -1,0 +1,299 @@
+//! The history: what happened to a run, append-only, one [`Event`] per fact.
+//!
+//! Names and meanings follow Temporal's events where they match, so that
+//! people who know Temporal can read a Baton history. Every attribute struct
+//! is part of the persisted format and the push protocol (docs/protocol.md):
+//! add optional fields only, never rename.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{ActivityId, TaskQueue, TimerId};
+use crate::time::{Duration, Timestamp};
+
+use super::failure::{Failure, RetryState, TimeoutType};
+use super::retry::RetryPolicy;
+
+/// One entry of a run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1-based, dense, assigned in append order.
+    pub event_id: i64,
+    pub event_time: Timestamp,
+    #[serde(flatten)]
+    pub attributes: EventAttributes,
+}
+
+/// What happened, with the facts that belong to it. Serialized as
+/// `{"event_type": "...", "attributes": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "attributes")]
+pub enum EventAttributes {
+    WorkflowExecutionStarted(WorkflowExecutionStarted),
+    WorkflowTaskScheduled(WorkflowTaskScheduled),
+    WorkflowTaskStarted(WorkflowTaskStarted),
+    WorkflowTaskCompleted(WorkflowTaskCompleted),
+    WorkflowTaskFailed(WorkflowTaskFailed),
+    WorkflowTaskTimedOut(WorkflowTaskTimedOut),
+    ActivityTaskScheduled(ActivityTaskScheduled),
+    ActivityTaskStarted(ActivityTaskStarted),
+    ActivityTaskCompleted(ActivityTaskCompleted),
+    ActivityTaskFailed(ActivityTaskFailed),
+    ActivityTaskTimedOut(ActivityTaskTimedOut),
+    ActivityTaskCancelRequested(ActivityTaskCancelRequested),
+    ActivityTaskCanceled(ActivityTaskCanceled),
+    TimerStarted(TimerStarted),
+    TimerFired(TimerFired),
+    TimerCanceled(TimerCanceled),
+    MarkerRecorded(MarkerRecorded),
+    WorkflowExecutionCompleted(WorkflowExecutionCompleted),
+    WorkflowExecutionFailed(WorkflowExecutionFailed),
+    WorkflowExecutionTimedOut(WorkflowExecutionTimedOut),
+    WorkflowExecutionCanceled(WorkflowExecutionCanceled),
+    WorkflowExecutionTerminated(WorkflowExecutionTerminated),
+}
+
+impl EventAttributes {
+    /// The `event_type` tag, as stored in its own column.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventAttributes::WorkflowExecutionStarted(_) => "WorkflowExecutionStarted",
+            EventAttributes::WorkflowTaskScheduled(_) => "WorkflowTaskScheduled",
+            EventAttributes::WorkflowTaskStarted(_) => "WorkflowTaskStarted",
+            EventAttributes::WorkflowTaskCompleted(_) => "WorkflowTaskCompleted",
+            EventAttributes::WorkflowTaskFailed(_) => "WorkflowTaskFailed",
+            EventAttributes::WorkflowTaskTimedOut(_) => "WorkflowTaskTimedOut",
+            EventAttributes::ActivityTaskScheduled(_) => "ActivityTaskScheduled",
+            EventAttributes::ActivityTaskStarted(_) => "ActivityTaskStarted",
+            EventAttributes::ActivityTaskCompleted(_) => "ActivityTaskCompleted",
+            EventAttributes::ActivityTaskFailed(_) => "ActivityTaskFailed",
+            EventAttributes::ActivityTaskTimedOut(_) => "ActivityTaskTimedOut",
+            EventAttributes::ActivityTaskCancelRequested(_) => "ActivityTaskCancelRequested",
+            EventAttributes::ActivityTaskCanceled(_) => "ActivityTaskCanceled",
+            EventAttributes::TimerStarted(_) => "TimerStarted",
+            EventAttributes::TimerFired(_) => "TimerFired",
+            EventAttributes::TimerCanceled(_) => "TimerCanceled",
+            EventAttributes::MarkerRecorded(_) => "MarkerRecorded",
+            EventAttributes::WorkflowExecutionCompleted(_) => "WorkflowExecutionCompleted",
+            EventAttributes::WorkflowExecutionFailed(_) => "WorkflowExecutionFailed",
+            EventAttributes::WorkflowExecutionTimedOut(_) => "WorkflowExecutionTimedOut",
+            EventAttributes::WorkflowExecutionCanceled(_) => "WorkflowExecutionCanceled",
+            EventAttributes::WorkflowExecutionTerminated(_) => "WorkflowExecutionTerminated",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionStarted {
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_execution_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_run_timeout: Option<Duration>,
+    pub workflow_task_timeout: Duration,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskScheduled {
+    pub task_queue: TaskQueue,
+    pub start_to_close_timeout: Duration,
+    pub attempt: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskStarted {
+    pub scheduled_event_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_size_bytes: Option<u64>,
+    #[serde(default)]
+    pub suggest_continue_as_new: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskCompleted {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+/// Why the server (or the SDK) refused a workflow task's outcome. Values
+/// match Temporal's `WorkflowTaskFailedCause` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkflowTaskFailedCause {
+    UnhandledCommand,
+    BadScheduleActivityAttributes,
+    BadRequestCancelActivityAttributes,
+    BadStartTimerAttributes,
+    BadCancelTimerAttributes,
+    BadRecordMarkerAttributes,
+    BadCompleteWorkflowExecutionAttributes,
+    BadFailWorkflowExecutionAttributes,
+    BadCancelWorkflowExecutionAttributes,
+    ScheduleActivityDuplicateId,
+    StartTimerDuplicateId,
+    PayloadsTooLarge,
+    /// Reported by the SDK: replay diverged from the history.
+    NonDeterministicError,
+    /// Reported by the SDK: workflow code raised an error that is not a
+    /// workflow failure (a bug to be fixed and redeployed).
+    WorkflowWorkerUnhandledFailure,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskFailed {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    pub cause: WorkflowTaskFailedCause,
+    pub failure: Failure,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskTimedOut {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    pub timeout_type: TimeoutType,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskScheduled {
+    pub activity_id: ActivityId,
+    pub activity_type: String,
+    pub task_queue: TaskQueue,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_to_close_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_to_start_timeout: Option<Duration>,
+    pub start_to_close_timeout: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<Duration>,
+    pub retry_policy: RetryPolicy,
+    pub workflow_task_completed_event_id: i64,
+}
+
+/// Written lazily, as Temporal does: only when the activity closes, carrying
+/// the attempt that closed it and the failure of the attempt before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskStarted {
+    pub scheduled_event_id: i64,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Failure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskCompleted {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    #[serde(default)]
+    pub result: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskFailed {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    pub failure: Failure,
+    pub retry_state: RetryState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskTimedOut {
+    pub scheduled_event_id: i64,
+    pub started_event_id: i64,
+    pub failure: Failure,
+    pub retry_state: RetryState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskCancelRequested {
+    pub scheduled_event_id: i64,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskCanceled {
+    pub scheduled_event_id: i64,
+    /// Zero when the activity was cancelled before any attempt started.
+    pub started_event_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerStarted {
+    pub timer_id: TimerId,
+    pub start_to_fire_timeout: Duration,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerFired {
+    pub timer_id: TimerId,
+    pub started_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerCanceled {
+    pub timer_id: TimerId,
+    pub started_event_id: i64,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarkerRecorded {
+    pub marker_name: String,
+    #[serde(default)]
+    pub details: Value,
+    pub workflow_task_completed_event_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionCompleted {
+    #[serde(default)]
+    pub result: Value,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionFailed {
+    pub failure: Failure,
+    pub retry_state: RetryState,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionTimedOut {
+    pub timeout_type: TimeoutType,
+    pub retry_state: RetryState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionCanceled {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionTerminated {
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}

@@ -1,0 +1,112 @@
+//! The engine: every rule of Baton's workflow semantics as pure functions
+//! over plain data. No IO, no clock reads, no randomness (tests/tidy.rs
+//! checks the imports).
+//!
+//! The contract is `decide(&RunState, Command, &Ctx) -> Result<Transition,
+//! Rejection>`: the input state is never mutated; a [`Transition`] carries the
+//! new events, the state after them and the [`Effect`]s the edges must carry
+//! out, and the store commits all three in one transaction. A [`Rejection`]
+//! is a domain "no" (a stale token, a closed run) that changes nothing.
+//!
+//! Invariants held here:
+//! - at most one workflow task in flight per run; events that arrive while
+//!   one is in flight are buffered and appended after its outcome;
+//! - every answer is checked against the current task and attempt (fencing);
+//! - a workflow task whose commands do not fit the history is recorded as
+//!   WorkflowTaskFailed with a cause, never applied in part;
+//! - a closed run absorbs every command.
+
+mod command;
+mod decide;
+mod effect;
+mod event;
+mod failure;
+mod retry;
+mod state;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use command::{
+    CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
+    FailWorkflowExecution, RecordMarker, RequestCancelActivityTask, ScheduleActivityTask, StartRun,
+    StartTimer, WorkflowCommand,
+};
+pub use decide::{decide, start, workflow_task_view, WorkflowTaskView};
+pub use effect::{Dispatch, Effect, Queue, Task};
+pub use event::*;
+pub use failure::{Failure, RetryState, TimeoutType};
+pub use retry::{RetryPolicy, RetryPolicySpec};
+pub use state::{Activity, ActivityPhase, RunState, RunStatus, Timer};
+pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
+
+use crate::time::{Duration, Timestamp};
+
+/// What the engine may know besides the run: the time and the limits.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub now: Timestamp,
+    pub limits: Limits,
+}
+
+/// Size limits and workflow-task back-off, with Temporal's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest single payload (input, result, details), in bytes.
+    pub max_payload_bytes: u64,
+    pub suggest_continue_as_new_events: i64,
+    pub suggest_continue_as_new_bytes: u64,
+    /// Past either hard limit the run is terminated.
+    pub max_history_events: i64,
+    pub max_history_bytes: u64,
+    /// Delay before the first retry of a failed workflow task; doubles per
+    /// attempt up to `workflow_task_max_backoff`.
+    pub workflow_task_initial_backoff: Duration,
+    pub workflow_task_max_backoff: Duration,
+    /// Delay before re-pushing an activity whose push failed in transport.
+    pub delivery_initial_backoff: Duration,
+    pub delivery_max_backoff: Duration,
+    /// Extra time on a claim lease beyond the task's own timeout.
+    pub lease_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_payload_bytes: 2 * 1024 * 1024,
+            suggest_continue_as_new_events: 4_096,
+            suggest_continue_as_new_bytes: 4 * 1024 * 1024,
+            max_history_events: 51_200,
+            max_history_bytes: 50 * 1024 * 1024,
+            workflow_task_initial_backoff: Duration(200),
+            workflow_task_max_backoff: Duration::from_secs(60),
+            delivery_initial_backoff: Duration(200),
+            delivery_max_backoff: Duration::from_secs(60),
+            lease_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The outcome of a command: everything to commit atomically.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The state after `events` (and the event-less bookkeeping).
+    pub state: RunState,
+    /// New events, ids `previous next_event_id ..`.
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
+/// A command the engine refuses. Nothing is written.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("workflow run is closed ({})", .0.as_str())]
+    RunClosed(RunStatus),
+    #[error("stale task: {0}")]
+    Stale(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { size: u64, limit: u64 },
+}

@@ -1,0 +1,404 @@
+//! [`RunState`]: everything the engine knows about one run, and
+//! [`RunState::evolve`], the fold of one event into it.
+//!
+//! The state is the run's snapshot row. Most of it is a pure function of the
+//! history (replaying every event through `evolve` rebuilds it); the rest is
+//! Temporal-style "mutable state" that deliberately has no events: attempt
+//! counters, heartbeat details, delivery back-off and the events buffered
+//! while a workflow task is in flight. [`RunState::history_view`] is the
+//! event-derived part, which tests compare against a full replay.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
+use crate::time::{Duration, Timestamp};
+
+use super::event::{Event, EventAttributes};
+use super::failure::{Failure, RetryState};
+use super::retry::RetryPolicy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Canceled,
+    Terminated,
+    ContinuedAsNew,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub fn is_closed(self) -> bool {
+        self != RunStatus::Running
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "RUNNING",
+            RunStatus::Completed => "COMPLETED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Canceled => "CANCELED",
+            RunStatus::Terminated => "TERMINATED",
+            RunStatus::ContinuedAsNew => "CONTINUED_AS_NEW",
+            RunStatus::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Canceled,
+            RunStatus::Terminated,
+            RunStatus::ContinuedAsNew,
+            RunStatus::TimedOut,
+        ]
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub namespace: Namespace,
+    pub workflow_id: WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    pub status: RunStatus,
+    pub start_time: Timestamp,
+    pub close_time: Option<Timestamp>,
+    /// The earlier of the execution and run deadlines.
+    pub deadline: Option<Timestamp>,
+    pub workflow_task_timeout: Duration,
+    /// The id the next appended event gets; history length + 1.
+    pub next_event_id: i64,
+    /// Sum of the serialized sizes of the persisted events.
+    pub history_size_bytes: u64,
+    pub last_workflow_task_completed_event_id: i64,
+    /// The workflow task in flight, if any (at most one: invariant 2).
+    pub workflow_task: Option<WorkflowTask>,
+    /// Counts workflow tasks ever scheduled, transient ones included.
+    pub workflow_task_seq: u64,
+    /// Events that arrived while a workflow task was in flight. They are
+    /// appended after that task's outcome, as Temporal's buffered events, so
+    /// the history the SDK replayed stays a prefix of the final history.
+    pub buffered: Vec<Buffered>,
+    /// Open activities by scheduled event id.
+    pub activities: BTreeMap<i64, Activity>,
+    /// Open timers by timer id.
+    pub timers: BTreeMap<TimerId, Timer>,
+    pub result: Option<Value>,
+    pub failure: Option<Failure>,
+    /// Set while a recorded or transport failure is being retried: the
+    /// error of the last attempt, for describe.
+    pub last_workflow_task_failure: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTask {
+    pub seq: u64,
+    pub attempt: u32,
+    /// `None` while the task is transient: a retry after a recorded
+    /// failure, whose Scheduled/Started events are only written when it
+    /// completes (Temporal's transient workflow task).
+    pub scheduled_event_id: Option<i64>,
+    pub scheduled_time: Timestamp,
+}
+
+/// An event waiting for the in-flight workflow task to finish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Buffered {
+    pub time: Timestamp,
+    pub entry: BufferedEntry,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BufferedEntry {
+    Event(EventAttributes),
+    /// Expands to ActivityTaskStarted plus the closing event, whose
+    /// `started_event_id` is only known once the Started event has its id.
+    ActivityClosed {
+        scheduled_event_id: i64,
+        attempt: u32,
+        last_failure: Option<Failure>,
+        outcome: ActivityOutcome,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ActivityOutcome {
+    Completed(Value),
+    Failed(Failure, RetryState),
+    TimedOut(Failure, RetryState),
+    Canceled(Option<Value>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub scheduled_event_id: i64,
+    pub activity_id: ActivityId,
+    pub activity_type: String,
+    pub task_queue: TaskQueue,
+    pub input: Value,
+    pub scheduled_time: Timestamp,
+    pub schedule_to_close_timeout: Option<Duration>,
+    pub schedule_to_start_timeout: Option<Duration>,
+    pub start_to_close_timeout: Duration,
+    pub heartbeat_timeout: Option<Duration>,
+    pub retry_policy: RetryPolicy,
+    pub attempt: u32,
+    pub phase: ActivityPhase,
+    pub last_heartbeat_time: Option<Timestamp>,
+    pub heartbeat_details: Option<Value>,
+    pub last_failure: Option<Failure>,
+    pub cancel_requested: bool,
+    /// Transport failures of the current attempt (not attempt failures).
+    pub undelivered: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActivityPhase {
+    /// Waiting to be pushed: after a retry back-off or a transport failure.
+    Scheduled { since: Timestamp, due: Timestamp },
+    /// Pushed; the start-to-close clock runs from `since`.
+    Started { since: Timestamp },
+    /// Closed, with its closing events buffered behind the in-flight
+    /// workflow task. Further answers for it are stale.
+    Closed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    pub started_event_id: i64,
+    pub fire_at: Timestamp,
+    /// Fired, with TimerFired buffered behind the in-flight workflow task.
+    pub fired: bool,
+}
+
+/// The part of [`RunState`] that the history alone determines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryView {
+    pub status: RunStatus,
+    pub next_event_id: i64,
+    pub history_size_bytes: u64,
+    pub last_workflow_task_completed_event_id: i64,
+    pub open_activities: Vec<(i64, ActivityId)>,
+    pub open_timers: Vec<(TimerId, i64)>,
+    pub result: Option<Value>,
+    pub failure: Option<Failure>,
+}
+
+impl RunState {
+    /// The state before the first event; `evolve` of WorkflowExecutionStarted
+    /// fills it in.
+    pub fn empty(namespace: Namespace, workflow_id: WorkflowId, run_id: RunId) -> RunState {
+        RunState {
+            namespace,
+            workflow_id,
+            run_id,
+            workflow_type: String::new(),
+            task_queue: TaskQueue(String::new()),
+            status: RunStatus::Running,
+            start_time: Timestamp(0),
+            close_time: None,
+            deadline: None,
+            workflow_task_timeout: Duration::ZERO,
+            next_event_id: 1,
+            history_size_bytes: 0,
+            last_workflow_task_completed_event_id: 0,
+            workflow_task: None,
+            workflow_task_seq: 0,
+            buffered: Vec::new(),
+            activities: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            result: None,
+            failure: None,
+            last_workflow_task_failure: None,
+        }
+    }
+
+    /// Folds one persisted event into the state. Total: an event that does
+    /// not fit (which the engine never produces) leaves the state as is.
+    pub fn evolve(&mut self, event: &Event) {
+        self.next_event_id = event.event_id + 1;
+        self.history_size_bytes += event_size(event);
+        let now = event.event_time;
+        match &event.attributes {
+            EventAttributes::WorkflowExecutionStarted(a) => {
+                self.workflow_type = a.workflow_type.clone();
+                self.task_queue = a.task_queue.clone();
+                self.status = RunStatus::Running;
+                self.start_time = now;
+                self.workflow_task_timeout = a.workflow_task_timeout;
+                let deadlines = [a.workflow_execution_timeout, a.workflow_run_timeout];
+                self.deadline = deadlines
+                    .into_iter()
+                    .flatten()
+                    .map(|d| now.saturating_add(d))
+                    .min();
+            }
+            EventAttributes::WorkflowTaskScheduled(a) => {
+                self.workflow_task_seq += 1;
+                self.workflow_task = Some(WorkflowTask {
+                    seq: self.workflow_task_seq,
+                    attempt: a.attempt,
+                    scheduled_event_id: Some(event.event_id),
+                    scheduled_time: now,
+                });
+            }
+            EventAttributes::WorkflowTaskStarted(_) => {}
+            EventAttributes::WorkflowTaskCompleted(_) => {
+                self.workflow_task = None;
+                self.last_workflow_task_completed_event_id = event.event_id;
+            }
+            EventAttributes::WorkflowTaskFailed(_) | EventAttributes::WorkflowTaskTimedOut(_) => {
+                self.workflow_task = None;
+            }
+            EventAttributes::ActivityTaskScheduled(a) => {
+                self.activities.insert(
+                    event.event_id,
+                    Activity {
+                        scheduled_event_id: event.event_id,
+                        activity_id: a.activity_id.clone(),
+                        activity_type: a.activity_type.clone(),
+                        task_queue: a.task_queue.clone(),
+                        input: a.input.clone(),
+                        scheduled_time: now,
+                        schedule_to_close_timeout: a.schedule_to_close_timeout,
+                        schedule_to_start_timeout: a.schedule_to_start_timeout,
+                        start_to_close_timeout: a.start_to_close_timeout,
+                        heartbeat_timeout: a.heartbeat_timeout,
+                        retry_policy: a.retry_policy.clone(),
+                        attempt: 1,
+                        phase: ActivityPhase::Scheduled {
+                            since: now,
+                            due: now,
+                        },
+                        last_heartbeat_time: None,
+                        heartbeat_details: None,
+                        last_failure: None,
+                        cancel_requested: false,
+                        undelivered: 0,
+                    },
+                );
+            }
+            EventAttributes::ActivityTaskStarted(_) => {}
+            EventAttributes::ActivityTaskCompleted(a) => {
+                self.activities.remove(&a.scheduled_event_id);
+            }
+            EventAttributes::ActivityTaskFailed(a) => {
+                self.activities.remove(&a.scheduled_event_id);
+            }
+            EventAttributes::ActivityTaskTimedOut(a) => {
+                self.activities.remove(&a.scheduled_event_id);
+            }
+            EventAttributes::ActivityTaskCanceled(a) => {
+                self.activities.remove(&a.scheduled_event_id);
+            }
+            EventAttributes::ActivityTaskCancelRequested(a) => {
+                if let Some(act) = self.activities.get_mut(&a.scheduled_event_id) {
+                    act.cancel_requested = true;
+                }
+            }
+            EventAttributes::TimerStarted(a) => {
+                self.timers.insert(
+                    a.timer_id.clone(),
+                    Timer {
+                        started_event_id: event.event_id,
+                        fire_at: now.saturating_add(a.start_to_fire_timeout),
+                        fired: false,
+                    },
+                );
+            }
+            EventAttributes::TimerFired(a) => {
+                self.timers.remove(&a.timer_id);
+            }
+            EventAttributes::TimerCanceled(a) => {
+                self.timers.remove(&a.timer_id);
+            }
+            EventAttributes::MarkerRecorded(_) => {}
+            EventAttributes::WorkflowExecutionCompleted(a) => {
+                self.close(RunStatus::Completed, now);
+                self.result = Some(a.result.clone());
+            }
+            EventAttributes::WorkflowExecutionFailed(a) => {
+                self.close(RunStatus::Failed, now);
+                self.failure = Some(a.failure.clone());
+            }
+            EventAttributes::WorkflowExecutionTimedOut(_) => {
+                self.close(RunStatus::TimedOut, now);
+            }
+            EventAttributes::WorkflowExecutionCanceled(_) => {
+                self.close(RunStatus::Canceled, now);
+            }
+            EventAttributes::WorkflowExecutionTerminated(_) => {
+                self.close(RunStatus::Terminated, now);
+            }
+        }
+    }
+
+    fn close(&mut self, status: RunStatus, now: Timestamp) {
+        self.status = status;
+        self.close_time = Some(now);
+        self.workflow_task = None;
+        self.buffered.clear();
+    }
+
+    /// Rebuilds a state from a full history.
+    pub fn replay<'a>(
+        namespace: Namespace,
+        workflow_id: WorkflowId,
+        run_id: RunId,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> RunState {
+        let mut state = RunState::empty(namespace, workflow_id, run_id);
+        for event in events {
+            state.evolve(event);
+        }
+        state
+    }
+
+    pub fn history_view(&self) -> HistoryView {
+        HistoryView {
+            status: self.status,
+            next_event_id: self.next_event_id,
+            history_size_bytes: self.history_size_bytes,
+            last_workflow_task_completed_event_id: self.last_workflow_task_completed_event_id,
+            open_activities: self
+                .activities
+                .values()
+                .map(|a| (a.scheduled_event_id, a.activity_id.clone()))
+                .collect(),
+            open_timers: self
+                .timers
+                .iter()
+                .map(|(id, t)| (id.clone(), t.started_event_id))
+                .collect(),
+            result: self.result.clone(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    pub fn history_length(&self) -> i64 {
+        self.next_event_id - 1
+    }
+
+    pub fn activity_by_id(&self, activity_id: &ActivityId) -> Option<&Activity> {
+        self.activities
+            .values()
+            .find(|a| &a.activity_id == activity_id)
+    }
+}
+
+/// The size an event counts for against history limits: its JSON encoding.
+pub fn event_size(event: &Event) -> u64 {
+    serde_json::to_vec(event).map_or(0, |v| v.len() as u64)
+}

@@ -1,0 +1,10 @@
+//! Baton: durable execution with Temporal's programming model, pushed to
+//! serverless handlers over signed HTTP.
+//!
+//! Reading order: [`engine`] (the rules, pure), [`store`] (persistence),
+//! [`apply`] (the one command path), then the edges: [`dispatch`],
+//! [`timers`], [`api`], [`cli`]. See ARCHITECTURE.md.
+
+pub mod engine;
+pub mod ids;
+pub mod time;
