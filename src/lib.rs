@@ -7,4 +7,5 @@
 
 pub mod engine;
 pub mod ids;
+pub mod store;
 pub mod time;

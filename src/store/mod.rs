@@ -1,0 +1,230 @@
+//! Persistence behind one trait, [`Store`]. SQL lives here only.
+//!
+//! Consistency contract (DESIGN.md invariants 1 and 5):
+//! - [`Store::commit`] writes a run's new events, its snapshot and the task
+//!   rows its effects imply in ONE transaction, guarded by optimistic
+//!   concurrency on the run's `version`; a concurrent writer gets
+//!   [`Error::Conflict`] and nothing is written.
+//! - At most one open run per (namespace, workflow id), enforced by a unique
+//!   index; a second one is [`Error::AlreadyExists`].
+//! - Task rows are claimed with leases: a claim makes a row invisible for
+//!   its lease; a claimer that dies simply lets the lease run out. On
+//!   PostgreSQL claims use `FOR UPDATE SKIP LOCKED`, so many nodes can claim
+//!   concurrently and each row goes to one of them.
+//!
+//! Backends: `postgres` (production, many nodes) and `sqlite` (embedded,
+//! `baton dev`). Both pass `conformance`.
+
+// HELPER: restore these when the backends exist.
+// pub mod conformance;
+// mod postgres;
+// mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::time::Timestamp;
+
+// pub use postgres::PostgresStore;
+// pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The run changed since it was loaded (optimistic concurrency).
+    #[error("the run was changed concurrently")]
+    Conflict,
+    /// A unique key is taken: a namespace name, or an open run's workflow id.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data that does not decode: a bug or a manual edit.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub name: Namespace,
+    pub description: String,
+    pub created_at: Timestamp,
+}
+
+/// A handler URL registered for a task queue. Several versions may exist
+/// per queue; new work goes to the current one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub namespace: Namespace,
+    pub task_queue: TaskQueue,
+    pub version: String,
+    pub url: String,
+    /// `whsec_...` signing secrets; pushes carry one signature per secret,
+    /// so a secret can be rotated without downtime.
+    pub secrets: Vec<String>,
+    /// Most pushes in flight to this endpoint at once, per server node.
+    pub max_concurrency: u32,
+    pub is_current: bool,
+    pub created_at: Timestamp,
+}
+
+/// A run as loaded for a change: its state and the version a commit must
+/// name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub state: RunState,
+    pub version: i64,
+}
+
+/// One run's part of a [`Store::commit`].
+#[derive(Clone, Debug)]
+pub struct RunChange {
+    /// `None` creates the run; `Some(v)` requires the stored version to be
+    /// `v` (it becomes `v + 1`).
+    pub expected_version: Option<i64>,
+    pub transition: Transition,
+    /// Idempotency key of the start request that created the run.
+    pub request_id: Option<String>,
+}
+
+/// The listing shape of a run (the columns of `runs`, not its snapshot).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub namespace: Namespace,
+    pub workflow_id: WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    pub status: RunStatus,
+    pub start_time: Timestamp,
+    pub close_time: Option<Timestamp>,
+    pub history_length: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFilter {
+    pub workflow_type: Option<String>,
+    pub workflow_id: Option<WorkflowId>,
+    pub status: Option<RunStatus>,
+    /// Inclusive lower bound on start time.
+    pub started_after: Option<Timestamp>,
+    /// Exclusive upper bound on start time.
+    pub started_before: Option<Timestamp>,
+}
+
+/// Keyset pagination over runs, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    pub start_time: Timestamp,
+    pub run_id: RunId,
+}
+
+/// A claimed task row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRow {
+    /// Changes whenever the row is replaced, so a stale claimer can delete
+    /// exactly the row it claimed and nothing newer.
+    pub task_id: String,
+    pub namespace: Namespace,
+    pub run_id: RunId,
+    pub task: Task,
+    /// When the row became due.
+    pub due_at: Timestamp,
+    /// How many times it has been claimed, this claim included.
+    pub claims: i32,
+}
+
+/// A hint that rows of `queue` may be due at `at`. Lost hints only delay
+/// work until the next poll; they never affect correctness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wakeup {
+    pub queue: Queue,
+    pub at: Timestamp,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()>;
+    async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>>;
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    /// Inserts or replaces (namespace, task queue, version). The registered
+    /// version becomes the queue's current one.
+    async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    async fn list_endpoints(&self, ns: &Namespace) -> Result<Vec<Endpoint>>;
+    /// True if a row was deleted.
+    async fn delete_endpoint(&self, ns: &Namespace, queue: &TaskQueue, version: &str)
+        -> Result<bool>;
+    /// The current endpoint of a queue.
+    async fn current_endpoint(&self, ns: &Namespace, queue: &TaskQueue)
+        -> Result<Option<Endpoint>>;
+
+    async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>>;
+    /// The newest run (by start time) of a workflow id.
+    async fn latest_run(&self, ns: &Namespace, workflow_id: &WorkflowId)
+        -> Result<Option<RunRecord>>;
+    /// The run a start request with this idempotency key created, if any.
+    async fn run_by_request_id(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+        request_id: &str,
+    ) -> Result<Option<RunId>>;
+
+    /// Commits the changes of one or more runs in one transaction: events,
+    /// snapshots and task rows (effects applied in order: Enqueue upserts by
+    /// (run, key) with a fresh task id, Dequeue deletes by key, DequeueAll
+    /// deletes every row of the run). Dispatch effects are not the store's.
+    async fn commit(&self, changes: &[RunChange]) -> Result<()>;
+
+    /// Events with `event_id > after`, ascending, at most `limit`.
+    async fn read_history(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>>;
+
+    /// Runs matching `filter`, newest first, strictly after `cursor`.
+    async fn list_runs(
+        &self,
+        ns: &Namespace,
+        filter: &RunFilter,
+        cursor: Option<&RunCursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>>;
+
+    /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
+    /// becomes invisible until `now + its lease` and its claim count grows.
+    async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>>;
+    /// Deletes the row with this task id, if it still exists.
+    async fn delete_task(&self, task_id: &str) -> Result<()>;
+    /// The earliest `visible_at` of `queue`, if any row exists.
+    async fn next_visible_at(&self, queue: Queue) -> Result<Option<Timestamp>>;
+    /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
+    /// other nodes' commits of rows due at once (LISTEN/NOTIFY).
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;
+}
+
+/* HELPER: restore
+/// Opens the store a URL names: `postgres://…` or `sqlite:…` (a file path
+/// or `sqlite::memory:`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+*/
