@@ -5,6 +5,7 @@
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
 //! [`timers`], [`api`], [`cli`]. See ARCHITECTURE.md.
 
+pub mod apply;
 pub mod engine;
 pub mod ids;
 pub mod store;

@@ -1,0 +1,288 @@
+//! The one command path. API requests, push outcomes and due timers all
+//! arrive here as engine commands:
+//!
+//! ```text
+//! load run (snapshot) → engine::decide → store.commit (events + snapshot + task rows, one txn)
+//!                                      → after commit: hand Dispatch effects to the dispatcher
+//! ```
+//!
+//! A commit that loses an optimistic-concurrency race is retried from a
+//! fresh load, a bounded number of times. Nothing is pushed before its
+//! commit succeeded, so no effect happens without a committed event.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::{
+    self, start_decision, Command, Ctx, Dispatch, Effect, IdConflictPolicy, IdReusePolicy,
+    Limits, Rejection, RunState, StartDecision, StartRun, Transition,
+};
+use crate::ids::{Namespace, RunId};
+use crate::store::{self, RunChange, RunRecord, Store};
+use crate::time::{Clock, Duration};
+
+/// How often a lost optimistic-concurrency race is retried before giving up.
+const MAX_CONFLICT_RETRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("workflow run {0} not found")]
+    RunNotFound(RunId),
+    #[error("namespace {0} not found")]
+    NamespaceNotFound(Namespace),
+    /// A start refused by the id reuse or conflict policy.
+    #[error("workflow {workflow_id} already {}", if *.running { "has an open run" } else { "ran, and its id reuse policy forbids another run" })]
+    AlreadyStarted {
+        workflow_id: String,
+        run_id: RunId,
+        running: bool,
+    },
+    #[error("the run kept changing concurrently; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Something to push, handed to the dispatcher after its commit.
+#[derive(Clone, Debug)]
+pub struct Push {
+    pub state: Arc<RunState>,
+    pub dispatch: Dispatch,
+}
+
+/// A start request after parsing.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    pub run: StartRun,
+    pub reuse_policy: IdReusePolicy,
+    pub conflict_policy: IdConflictPolicy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    pub run_id: RunId,
+    /// False when an existing run was returned (request id replay or
+    /// USE_EXISTING).
+    pub started: bool,
+}
+
+/// Cheap to clone; every edge holds one.
+#[derive(Clone)]
+pub struct Applier {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    pushes: mpsc::UnboundedSender<Push>,
+    closed: broadcast::Sender<RunId>,
+}
+
+impl Applier {
+    /// Returns the applier and the stream of pushes for the dispatcher.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> (Applier, mpsc::UnboundedReceiver<Push>) {
+        let (pushes, rx) = mpsc::unbounded_channel();
+        let (closed, _) = broadcast::channel(1024);
+        let applier = Applier {
+            store,
+            clock,
+            limits,
+            pushes,
+            closed,
+        };
+        (applier, rx)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            now: self.clock.now(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// Applies `cmd` to a run and returns the committed state.
+    pub async fn apply(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        cmd: Command,
+    ) -> Result<Arc<RunState>, Error> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let record = self
+                .store
+                .load_run(ns, run_id)
+                .await?
+                .ok_or(Error::RunNotFound(run_id))?;
+            let transition = engine::decide(&record.state, cmd.clone(), &self.ctx())?;
+            let change = RunChange {
+                expected_version: Some(record.version),
+                transition,
+                request_id: None,
+            };
+            match self.commit(vec![change]).await {
+                Ok(mut states) => return Ok(states.remove(0)),
+                Err(store::Error::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Starts a run, honouring the request id and the id policies.
+    pub async fn start(&self, req: StartRequest) -> Result<Started, Error> {
+        let ns = req.run.namespace.clone();
+        if self.store.get_namespace(&ns).await?.is_none() {
+            return Err(Error::NamespaceNotFound(ns));
+        }
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            if let Some(request_id) = &req.run.request_id {
+                let found = self
+                    .store
+                    .run_by_request_id(&ns, &req.run.workflow_id, request_id)
+                    .await?;
+                if let Some(run_id) = found {
+                    return Ok(Started {
+                        run_id,
+                        started: false,
+                    });
+                }
+            }
+            let latest = self.store.latest_run(&ns, &req.run.workflow_id).await?;
+            let decision = start_decision(
+                latest.as_ref().map(|r| r.state.status),
+                req.reuse_policy,
+                req.conflict_policy,
+            );
+            let ctx = self.ctx();
+            let mut changes = Vec::new();
+            match (decision, latest) {
+                (StartDecision::UseExisting, Some(existing)) => {
+                    return Ok(Started {
+                        run_id: existing.state.run_id,
+                        started: false,
+                    })
+                }
+                (StartDecision::Reject { running }, Some(existing)) => {
+                    return Err(Error::AlreadyStarted {
+                        workflow_id: req.run.workflow_id.to_string(),
+                        run_id: existing.state.run_id,
+                        running,
+                    })
+                }
+                (StartDecision::TerminateExistingAndStart, Some(existing)) => {
+                    changes.push(terminate_for_new_run(&existing, req.run.run_id, &ctx)?);
+                }
+                _ => {}
+            }
+            changes.push(RunChange {
+                expected_version: None,
+                transition: engine::start(req.run.clone(), &ctx)?,
+                request_id: req.run.request_id.clone(),
+            });
+            match self.commit(changes).await {
+                Ok(_) => {
+                    return Ok(Started {
+                        run_id: req.run.run_id,
+                        started: true,
+                    })
+                }
+                // Lost a race with another start or change; decide again.
+                Err(store::Error::Conflict | store::Error::AlreadyExists(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Commits, then hands pushes to the dispatcher and announces closes.
+    async fn commit(&self, changes: Vec<RunChange>) -> Result<Vec<Arc<RunState>>, store::Error> {
+        self.store.commit(&changes).await?;
+        let mut states = Vec::with_capacity(changes.len());
+        for change in changes {
+            let Transition { state, effects, .. } = change.transition;
+            let state = Arc::new(state);
+            for effect in effects {
+                if let Effect::Dispatch(dispatch) = effect {
+                    // The receiver only goes away at shutdown; the committed
+                    // rows then bring the work back on the next start.
+                    let _ = self.pushes.send(Push {
+                        state: state.clone(),
+                        dispatch,
+                    });
+                }
+            }
+            if state.status.is_closed() {
+                let _ = self.closed.send(state.run_id);
+            }
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    /// Waits until the run is closed or `timeout` passes; returns the last
+    /// state seen. Local closes wake it at once; closes on other nodes are
+    /// seen by a short poll.
+    pub async fn wait_closed(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        timeout: Duration,
+    ) -> Result<RunRecord, Error> {
+        let mut closed = self.closed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout.to_std();
+        loop {
+            let record = self
+                .store
+                .load_run(ns, run_id)
+                .await?
+                .ok_or(Error::RunNotFound(run_id))?;
+            if record.state.status.is_closed() || tokio::time::Instant::now() >= deadline {
+                return Ok(record);
+            }
+            // Wake on this run's local close, after a short poll (closes on
+            // other nodes), or at the deadline.
+            let poll = tokio::time::sleep(std::time::Duration::from_millis(500));
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    _ = &mut poll => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    r = closed.recv() => match r {
+                        Ok(id) if id != run_id => {}
+                        _ => break,
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn terminate_for_new_run(
+    existing: &RunRecord,
+    new_run: RunId,
+    ctx: &Ctx,
+) -> Result<RunChange, Error> {
+    let cmd = Command::TerminateWorkflow {
+        reason: format!("terminated by a new start of the same workflow id (run {new_run})"),
+        details: None,
+        identity: Some("baton".to_owned()),
+    };
+    Ok(RunChange {
+        expected_version: Some(existing.version),
+        transition: engine::decide(&existing.state, cmd, ctx)?,
+        request_id: None,
+    })
+}
