@@ -6,7 +6,9 @@
 //! [`timers`], [`api`], [`cli`]. See ARCHITECTURE.md.
 
 pub mod apply;
+pub mod claim;
 pub mod engine;
 pub mod ids;
 pub mod store;
 pub mod time;
+pub mod timers;

@@ -1,0 +1,104 @@
+//! The HTTP side of a push: sign, POST with a deadline, read a bounded
+//! answer, and classify what happened. Keep-alive connections are pooled
+//! per endpoint by reqwest.
+
+use reqwest::StatusCode;
+
+use crate::signing::{self, Secret};
+
+/// What became of one push.
+#[derive(Debug)]
+pub enum Delivery {
+    /// The endpoint answered; the body is at most the configured size.
+    Answered { status: StatusCode, body: Vec<u8> },
+    /// The endpoint did not take the request (connection refused, 429, 503):
+    /// no handler code ran.
+    Refused(String),
+    /// No complete answer before the deadline.
+    TimedOut,
+    /// Anything else: a broken connection, an oversized answer.
+    Failed(String),
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    max_response_bytes: usize,
+}
+
+impl Client {
+    pub fn new(max_response_bytes: usize) -> Client {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Client {
+            http,
+            max_response_bytes,
+        }
+    }
+
+    /// POSTs `body` to `url`, signed with every secret (Standard Webhooks).
+    pub async fn push(
+        &self,
+        url: &str,
+        secrets: &[Secret],
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+        now_secs: i64,
+    ) -> Delivery {
+        let msg_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let signature = signing::sign(secrets, &msg_id, now_secs, &body);
+        let request = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .header("webhook-id", &msg_id)
+            .header("webhook-timestamp", now_secs.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Delivery::TimedOut,
+            Err(e) if e.is_connect() => return Delivery::Refused(error_chain(&e)),
+            Err(e) => return Delivery::Failed(error_chain(&e)),
+        };
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Delivery::Refused(format!("endpoint answered {status}"));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_response_bytes {
+                        return Delivery::Failed(format!(
+                            "answer exceeds {} bytes",
+                            self.max_response_bytes
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Delivery::TimedOut,
+                Err(e) => return Delivery::Failed(error_chain(&e)),
+            }
+        }
+        Delivery::Answered { status, body }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,443 @@
+//! The push side: turns `Dispatch` effects (handed over by `apply` right
+//! after their commit) and due rows of the push queue (retries, and tasks a
+//! dead node had leased) into signed HTTP requests, and the answers into
+//! engine commands through `apply`.
+//!
+//! Delivery is at least once. A crash between commit and push loses nothing:
+//! a workflow task's row is committed leased and reappears when the lease
+//! runs out; an activity attempt's start-to-close timer fires and the
+//! attempt is retried. Duplicate answers are refused by the engine's
+//! fencing tokens.
+//!
+//! Per endpoint, at most `max_concurrency` pushes are in flight from this
+//! node, so a function is never overrun.
+
+mod client;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::apply::{self, Applier, Push};
+use crate::claim;
+use crate::engine::{
+    self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection, RunState,
+    Task, TaskToken, TokenKind, WorkflowTaskToken,
+};
+use crate::ids::{Namespace, TaskQueue};
+use crate::signing::Secret;
+use crate::store::{Endpoint, TaskRow};
+use crate::time::{Duration, Timestamp};
+
+use client::{Client, Delivery};
+use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskRequest};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Largest answer read from an endpoint.
+    pub max_response_bytes: usize,
+    /// How long a looked-up endpoint is reused before looking again.
+    pub endpoint_cache_ttl: Duration,
+    pub claim: claim::Options,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_response_bytes: 8 * 1024 * 1024,
+            endpoint_cache_ttl: Duration(1_000),
+            claim: claim::Options::default(),
+        }
+    }
+}
+
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    applier: Applier,
+    client: Client,
+    options: Options,
+    endpoints: Mutex<HashMap<(Namespace, TaskQueue), (Option<Endpoint>, Timestamp)>>,
+    limits: Mutex<HashMap<(Namespace, TaskQueue, String), (u32, Arc<Semaphore>)>>,
+}
+
+impl Service {
+    pub fn new(applier: Applier, options: Options) -> Service {
+        let client = Client::new(options.max_response_bytes);
+        Service {
+            inner: Arc::new(Inner {
+                applier,
+                client,
+                options,
+                endpoints: Mutex::new(HashMap::new()),
+                limits: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Pushes until `shutdown`: what `apply` hands over, and due rows.
+    pub async fn run(self, mut pushes: mpsc::UnboundedReceiver<Push>, shutdown: watch::Receiver<bool>) {
+        let inner = self.inner.clone();
+        let claims = tokio::spawn(claim::run(
+            inner.applier.store().clone(),
+            inner.applier.clock().clone(),
+            Queue::Push,
+            inner.options.claim.clone(),
+            shutdown.clone(),
+            move |row| {
+                tokio::spawn(inner.clone().handle_row(row));
+            },
+        ));
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                push = pushes.recv() => match push {
+                    Some(push) => {
+                        tokio::spawn(self.inner.clone().handle_push(push));
+                    }
+                    None => break,
+                },
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = claims.await;
+    }
+}
+
+impl Inner {
+    async fn handle_push(self: Arc<Self>, push: Push) {
+        match push.dispatch {
+            Dispatch::WorkflowTask => self.push_workflow_task(&push.state).await,
+            Dispatch::ActivityTask { scheduled_event_id } => {
+                self.push_activity_task(&push.state, scheduled_event_id).await;
+            }
+        }
+    }
+
+    /// A row of the push queue came due: a retry after back-off, or work
+    /// whose lease ran out (its node died or took too long).
+    async fn handle_row(self: Arc<Self>, row: TaskRow) {
+        let store = self.applier.store();
+        match row.task {
+            Task::WorkflowTask => match store.load_run(&row.namespace, row.run_id).await {
+                Ok(Some(record)) if record.state.workflow_task.is_some() => {
+                    self.push_workflow_task(&record.state).await;
+                }
+                Ok(_) => self.delete_row(&row).await,
+                Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "loading run failed"),
+            },
+            Task::ActivityTask { scheduled_event_id } => {
+                let cmd = Command::StartActivityAttempt { scheduled_event_id };
+                // On success the engine's Dispatch effect comes back through
+                // `apply` as a push.
+                match self.applier.apply(&row.namespace, row.run_id, cmd).await {
+                    Ok(_) => {}
+                    Err(apply::Error::Rejected(_) | apply::Error::RunNotFound(_)) => {
+                        self.delete_row(&row).await;
+                    }
+                    Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "starting activity attempt failed"),
+                }
+            }
+            _ => tracing::error!(task = ?row.task, "timer row in the push queue"),
+        }
+    }
+
+    async fn delete_row(&self, row: &TaskRow) {
+        if let Err(e) = self.applier.store().delete_task(&row.task_id).await {
+            tracing::warn!(task_id = %row.task_id, error = %e, "deleting stale task failed");
+        }
+    }
+
+    async fn push_workflow_task(&self, state: &RunState) {
+        let ctx = self.applier.ctx();
+        let Some(view) = engine::workflow_task_view(state, &ctx) else {
+            return;
+        };
+        let ns = &state.namespace;
+        let token = view.token;
+        let endpoint = match self.endpoint(ns, &state.task_queue).await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                let error = format!("no endpoint registered for task queue {}", state.task_queue);
+                self.workflow_undelivered(state, token, false, error).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
+                return;
+            }
+        };
+        let mut history = match self
+            .applier
+            .store()
+            .read_history(ns, state.run_id, 0, state.next_event_id - 1)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "reading history failed");
+                return;
+            }
+        };
+        history.extend(view.transient_events);
+        let request = PushRequest::WorkflowTask(WorkflowTaskRequest {
+            namespace: ns,
+            task_token: TaskToken {
+                namespace: ns.clone(),
+                run_id: state.run_id,
+                task: TokenKind::Workflow(token),
+            }
+            .to_string(),
+            workflow_id: &state.workflow_id,
+            run_id: state.run_id,
+            workflow_type: &state.workflow_type,
+            task_queue: &state.task_queue,
+            attempt: token.attempt,
+            history_length: history.len() as i64,
+            history: &history,
+            history_size_bytes: view.history_size_bytes,
+            suggest_continue_as_new: view.suggest_continue_as_new,
+        });
+        let delivery = self
+            .send(&endpoint, &request, state.workflow_task_timeout, ctx.now)
+            .await;
+        let cmd = match delivery {
+            Delivery::Answered { status, body } if status == StatusCode::OK => {
+                match serde_json::from_slice::<wire::WorkflowTaskResponse>(&body) {
+                    Ok(wire::WorkflowTaskResponse {
+                        commands: Some(commands),
+                        failure: None,
+                        identity,
+                    }) => Command::CompleteWorkflowTask {
+                        token,
+                        commands,
+                        identity,
+                    },
+                    Ok(wire::WorkflowTaskResponse {
+                        commands: None,
+                        failure: Some(f),
+                        ..
+                    }) => Command::FailWorkflowTask {
+                        token,
+                        cause: f.cause,
+                        failure: f.failure,
+                    },
+                    Ok(_) => undelivered(token, "answer must carry exactly one of `commands` and `failure`"),
+                    Err(e) => undelivered(token, format!("unparseable answer: {e}")),
+                }
+            }
+            Delivery::Answered { status, body } => {
+                undelivered(token, format!("endpoint answered {status}: {}", snippet(&body)))
+            }
+            Delivery::Refused(e) | Delivery::Failed(e) => undelivered(token, e),
+            Delivery::TimedOut => Command::WorkflowTaskUndelivered {
+                token,
+                timed_out: true,
+                error: format!("no answer within {}", state.workflow_task_timeout),
+            },
+        };
+        self.report(state, cmd).await;
+    }
+
+    async fn workflow_undelivered(&self, state: &RunState, token: WorkflowTaskToken, timed_out: bool, error: String) {
+        let cmd = Command::WorkflowTaskUndelivered {
+            token,
+            timed_out,
+            error,
+        };
+        self.report(state, cmd).await;
+    }
+
+    async fn push_activity_task(&self, state: &RunState, scheduled_event_id: i64) {
+        let Some(act) = state.activities.get(&scheduled_event_id) else {
+            return;
+        };
+        let ActivityPhase::Started { since } = act.phase else {
+            return;
+        };
+        let ns = &state.namespace;
+        let token = ActivityToken {
+            scheduled_event_id,
+            attempt: act.attempt,
+        };
+        let endpoint = match self.endpoint(ns, &act.task_queue).await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                let error = format!("no endpoint registered for task queue {}", act.task_queue);
+                self.report(state, Command::ActivityUndelivered { token, error }).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
+                return;
+            }
+        };
+        let mut deadline = since.saturating_add(act.start_to_close_timeout);
+        if let Some(s2c) = act.schedule_to_close_timeout {
+            deadline = deadline.min(act.scheduled_time.saturating_add(s2c));
+        }
+        let now = self.applier.clock().now();
+        let timeout = deadline.since(now);
+        if timeout.is_zero() {
+            // Too late to start; the start-to-close timer settles it.
+            return;
+        }
+        let request = PushRequest::ActivityTask(ActivityTaskRequest {
+            namespace: ns,
+            task_token: TaskToken {
+                namespace: ns.clone(),
+                run_id: state.run_id,
+                task: TokenKind::Activity(token),
+            }
+            .to_string(),
+            workflow_id: &state.workflow_id,
+            run_id: state.run_id,
+            workflow_type: &state.workflow_type,
+            activity_id: &act.activity_id,
+            activity_type: &act.activity_type,
+            task_queue: &act.task_queue,
+            input: &act.input,
+            attempt: act.attempt,
+            idempotency_key: format!("{}/{}", state.run_id, act.activity_id),
+            scheduled_time: act.scheduled_time,
+            started_time: since,
+            deadline,
+            heartbeat_timeout: act.heartbeat_timeout,
+            heartbeat_details: act.heartbeat_details.as_ref(),
+        });
+        let delivery = self.send(&endpoint, &request, timeout, now).await;
+        let attempt_failed = |message: String, error_type: &str| Command::FailActivity {
+            token,
+            failure: Failure::new(message, error_type),
+        };
+        let cmd = match delivery {
+            Delivery::Answered { status, body } if status == StatusCode::OK => {
+                match serde_json::from_slice::<ActivityTaskResponse>(&body) {
+                    Ok(ActivityTaskResponse {
+                        result: Some(result),
+                        failure: None,
+                        canceled: None,
+                    }) => Command::CompleteActivity { token, result },
+                    Ok(ActivityTaskResponse {
+                        result: None,
+                        failure: Some(failure),
+                        canceled: None,
+                    }) => Command::FailActivity { token, failure },
+                    Ok(ActivityTaskResponse {
+                        result: None,
+                        failure: None,
+                        canceled: Some(c),
+                    }) => Command::ReportActivityCanceled {
+                        token,
+                        details: c.details,
+                    },
+                    Ok(_) => attempt_failed(
+                        "answer must carry exactly one of `result`, `failure` and `canceled`".into(),
+                        "InvalidActivityAnswer",
+                    ),
+                    Err(e) => attempt_failed(format!("unparseable answer: {e}"), "InvalidActivityAnswer"),
+                }
+            }
+            // Accepted for asynchronous completion over REST.
+            Delivery::Answered { status, .. } if status == StatusCode::ACCEPTED => return,
+            // The handler never ran: a routing or signing problem.
+            Delivery::Answered { status, body } if status.is_client_error() => {
+                Command::ActivityUndelivered {
+                    token,
+                    error: format!("endpoint answered {status}: {}", snippet(&body)),
+                }
+            }
+            Delivery::Answered { status, body } => {
+                attempt_failed(format!("endpoint answered {status}: {}", snippet(&body)), "HttpError")
+            }
+            Delivery::Refused(error) => Command::ActivityUndelivered { token, error },
+            Delivery::Failed(e) => attempt_failed(e, "HttpError"),
+            // The start-to-close timer fires at the same deadline.
+            Delivery::TimedOut => return,
+        };
+        self.report(state, cmd).await;
+    }
+
+    async fn send(&self, endpoint: &Endpoint, request: &PushRequest<'_>, timeout: Duration, now: Timestamp) -> Delivery {
+        let body = match serde_json::to_vec(request) {
+            Ok(b) => b,
+            Err(e) => return Delivery::Failed(format!("encoding the request failed: {e}")),
+        };
+        let secrets: Vec<Secret> = endpoint.secrets.iter().filter_map(|s| s.parse().ok()).collect();
+        let permits = self.limit(endpoint);
+        let Ok(_permit) = permits.acquire().await else {
+            return Delivery::Failed("endpoint limiter closed".into());
+        };
+        self.client
+            .push(&endpoint.url, &secrets, body, timeout.to_std(), now.millis() / 1000)
+            .await
+    }
+
+    /// Feeds an outcome back; a refusal here is normal (a duplicate or late
+    /// answer lost the race) and only logged.
+    async fn report(&self, state: &RunState, cmd: Command) {
+        match self.applier.apply(&state.namespace, state.run_id, cmd).await {
+            Ok(_) => {}
+            Err(apply::Error::Rejected(Rejection::Stale(reason) )) => {
+                tracing::debug!(run_id = %state.run_id, %reason, "late answer ignored");
+            }
+            Err(e) => tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed"),
+        }
+    }
+
+    async fn endpoint(&self, ns: &Namespace, queue: &TaskQueue) -> Result<Option<Endpoint>, crate::store::Error> {
+        let now = self.applier.clock().now();
+        let key = (ns.clone(), queue.clone());
+        if let Some((e, at)) = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if now.since(*at) < self.options.endpoint_cache_ttl {
+                return Ok(e.clone());
+            }
+        }
+        let found = self.applier.store().current_endpoint(ns, queue).await?;
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (found.clone(), now));
+        Ok(found)
+    }
+
+    fn limit(&self, endpoint: &Endpoint) -> Arc<Semaphore> {
+        let key = (
+            endpoint.namespace.clone(),
+            endpoint.task_queue.clone(),
+            endpoint.version.clone(),
+        );
+        let max = endpoint.max_concurrency.max(1);
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = limits
+            .entry(key)
+            .or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
+        if entry.0 != max {
+            *entry = (max, Arc::new(Semaphore::new(max as usize)));
+        }
+        entry.1.clone()
+    }
+}
+
+fn undelivered(token: WorkflowTaskToken, error: impl Into<String>) -> Command {
+    Command::WorkflowTaskUndelivered {
+        token,
+        timed_out: false,
+        error: error.into(),
+    }
+}
+
+/// The start of an answer body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.trim().to_owned()
+}

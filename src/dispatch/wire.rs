@@ -1,0 +1,111 @@
+//! The push protocol's bodies (docs/protocol.md is the spec; keep them in
+//! step). Requests are what Baton POSTs to an endpoint; responses are what
+//! it accepts back, parsed strictly: an unknown field or a shape that is
+//! neither answer is a delivery failure, never a guess.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::{Event, Failure, WorkflowCommand, WorkflowTaskFailedCause};
+use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, WorkflowId};
+use crate::time::{Duration, Timestamp};
+
+/// Every push body; `type` says which.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PushRequest<'a> {
+    WorkflowTask(WorkflowTaskRequest<'a>),
+    ActivityTask(ActivityTaskRequest<'a>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkflowTaskRequest<'a> {
+    pub namespace: &'a Namespace,
+    pub task_token: String,
+    pub workflow_id: &'a WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: &'a str,
+    pub task_queue: &'a TaskQueue,
+    pub attempt: u32,
+    /// The whole history, oldest first, ending with this task's
+    /// WorkflowTaskStarted event.
+    pub history: &'a [Event],
+    pub history_length: i64,
+    pub history_size_bytes: u64,
+    pub suggest_continue_as_new: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActivityTaskRequest<'a> {
+    pub namespace: &'a Namespace,
+    pub task_token: String,
+    pub workflow_id: &'a WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: &'a str,
+    pub activity_id: &'a ActivityId,
+    pub activity_type: &'a str,
+    pub task_queue: &'a TaskQueue,
+    pub input: &'a Value,
+    pub attempt: u32,
+    /// `"<run id>/<activity id>"`: the same for every attempt.
+    pub idempotency_key: String,
+    pub scheduled_time: Timestamp,
+    pub started_time: Timestamp,
+    /// When this attempt times out (start-to-close, capped by
+    /// schedule-to-close).
+    pub deadline: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<Duration>,
+    /// Details from the last heartbeat of any earlier attempt, to resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_details: Option<&'a Value>,
+}
+
+/// A workflow task answer: commands, or a failure of the task itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTaskResponse {
+    #[serde(default)]
+    pub commands: Option<Vec<WorkflowCommand>>,
+    #[serde(default)]
+    pub failure: Option<WorkflowTaskFailure>,
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTaskFailure {
+    #[serde(default = "default_cause")]
+    pub cause: WorkflowTaskFailedCause,
+    pub failure: Failure,
+}
+
+fn default_cause() -> WorkflowTaskFailedCause {
+    WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure
+}
+
+/// An activity answer (HTTP 200). Exactly one field is set. HTTP 202 with
+/// any body means "I will complete it later over REST".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityTaskResponse {
+    #[serde(default, deserialize_with = "present")]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub canceled: Option<Canceled>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canceled {
+    #[serde(default)]
+    pub details: Option<Value>,
+}
+
+/// Makes `"result": null` count as present (a workflow may return None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}

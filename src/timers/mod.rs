@@ -1,0 +1,59 @@
+//! Durable timers and every timeout: user timers, the four activity
+//! timeouts, run deadlines. All live as rows of the timer queue in the
+//! database (never only in memory), claimed with leases by any node; a due
+//! row becomes `Command::FireTimer` through `apply`. The engine decides what
+//! firing means, including "not yet" (the row is re-armed) and "no longer"
+//! (stale: the row is deleted here).
+
+use tokio::sync::watch;
+
+use crate::apply::{self, Applier};
+use crate::claim;
+use crate::engine::{Command, Queue};
+use crate::store::TaskRow;
+
+pub struct Service {
+    applier: Applier,
+    options: claim::Options,
+}
+
+impl Service {
+    pub fn new(applier: Applier, options: claim::Options) -> Service {
+        Service { applier, options }
+    }
+
+    /// Fires due timers until `shutdown`.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let applier = self.applier.clone();
+        claim::run(
+            self.applier.store().clone(),
+            self.applier.clock().clone(),
+            Queue::Timer,
+            self.options,
+            shutdown,
+            move |row| {
+                tokio::spawn(fire(applier.clone(), row));
+            },
+        )
+        .await;
+    }
+}
+
+async fn fire(applier: Applier, row: TaskRow) {
+    let cmd = Command::FireTimer(row.task.clone());
+    match applier.apply(&row.namespace, row.run_id, cmd).await {
+        // The transition dequeued or re-armed the row.
+        Ok(_) => {}
+        Err(apply::Error::Rejected(reason)) => {
+            tracing::debug!(run_id = %row.run_id, %reason, "stale timer dropped");
+            if let Err(e) = applier.store().delete_task(&row.task_id).await {
+                tracing::warn!(task_id = %row.task_id, error = %e, "deleting stale timer failed");
+            }
+        }
+        Err(apply::Error::RunNotFound(_)) => {
+            let _ = applier.store().delete_task(&row.task_id).await;
+        }
+        // Left leased: the row comes back when the lease runs out.
+        Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "firing timer failed"),
+    }
+}
