@@ -1,0 +1,128 @@
+//! `ApiError`: every failure a handler can return, mapped once to an RFC 9457
+//! `application/problem+json` body with a stable `code` (documented in
+//! docs/errors.md and openapi/openapi.yaml). 5xx bodies are generic; the
+//! cause is logged here, once.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::apply;
+use crate::engine::Rejection;
+use crate::store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The problem document.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_argument", "Invalid argument"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", "Already exists"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+            }
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                "the server failed to handle the request; see its log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = Problem {
+            kind: format!("https://baton.dev/errors/{code}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            code,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            json,
+        )
+            .into_response()
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> ApiError {
+        match e {
+            store::Error::AlreadyExists(what) => ApiError::AlreadyExists(format!("{what} already exists")),
+            store::Error::Conflict => ApiError::Conflict(e.to_string()),
+            store::Error::Database(sqlx::Error::PoolTimedOut) => {
+                ApiError::Unavailable("the database is not reachable".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
+        match r {
+            Rejection::RunClosed(_) | Rejection::Stale(_) => ApiError::Conflict(r.to_string()),
+            Rejection::InvalidArgument(_) => ApiError::BadRequest(r.to_string()),
+            Rejection::PayloadTooLarge { .. } => ApiError::PayloadTooLarge(r.to_string()),
+        }
+    }
+}
+
+impl From<apply::Error> for ApiError {
+    fn from(e: apply::Error) -> ApiError {
+        match e {
+            apply::Error::Rejected(r) => r.into(),
+            apply::Error::RunNotFound(_) | apply::Error::NamespaceNotFound(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            apply::Error::AlreadyStarted { .. } => ApiError::AlreadyExists(e.to_string()),
+            apply::Error::Contended => ApiError::Unavailable(e.to_string()),
+            apply::Error::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The REST API (axum). The only module that knows HTTP status codes and
+//! JSON shapes of the public API; handlers are thin: parse, authorise, call
+//! `apply` or the store. `openapi/openapi.yaml` describes every route here
+//! (tests/openapi.rs fails when they differ).
+
+mod activities;
+mod endpoints;
+mod error;
+mod extract;
+mod health;
+mod namespaces;
+mod workflows;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use subtle::ConstantTimeEq;
+
+use crate::apply::Applier;
+
+pub use error::ApiError;
+pub use namespaces::parse_namespace;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub applier: Applier,
+    pub access: Arc<Access>,
+}
+
+/// Who may call the API. Today one optional server-wide bearer key; the
+/// check is one function so namespace-scoped keys can replace it.
+#[derive(Debug, Default)]
+pub struct Access {
+    pub api_key: Option<String>,
+}
+
+impl Access {
+    fn allows(&self, authorization: Option<&str>) -> bool {
+        let Some(key) = &self.api_key else {
+            return true;
+        };
+        let presented = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time in the key's content; the length is not secret.
+        presented.as_bytes().ct_eq(key.as_bytes()).into()
+    }
+}
+
+/// Largest accepted request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(namespaces::router())
+        .merge(endpoints::router())
+        .merge(workflows::router())
+        .merge(activities::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .merge(api)
+        .merge(health::router())
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !state.access.allows(header) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+}

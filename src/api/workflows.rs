@@ -1,0 +1,501 @@
+//! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
+//! result, terminate. Paths follow Temporal's HTTP API where they fit.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::apply::{StartRequest, Started};
+use crate::engine::{
+    ActivityPhase, Command, Event, Failure, IdConflictPolicy, IdReusePolicy, RunState, RunStatus,
+    StartRun,
+};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
+use crate::time::{Duration, Timestamp};
+
+use super::error::ApiError;
+use super::extract::{AppJson, AppQuery};
+use super::namespaces::existing_namespace;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    let base = "/api/v1/namespaces/{namespace}/workflows";
+    Router::new()
+        .route(base, get(list_workflows))
+        .route(
+            &format!("{base}/{{workflow_id}}"),
+            get(describe_workflow).post(start_workflow),
+        )
+        .route(&format!("{base}/{{workflow_id}}/history"), get(get_history))
+        .route(&format!("{base}/{{workflow_id}}/result"), get(get_result))
+        .route(&format!("{base}/{{workflow_id}}/terminate"), post(terminate_workflow))
+}
+
+/// Longest a result request may wait.
+const MAX_RESULT_WAIT: Duration = Duration(60_000);
+const DEFAULT_PAGE_SIZE: i64 = 100;
+const MAX_PAGE_SIZE: i64 = 1_000;
+const DEFAULT_HISTORY_PAGE: i64 = 1_000;
+const MAX_HISTORY_PAGE: i64 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartWorkflow {
+    workflow_type: String,
+    task_queue: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    workflow_execution_timeout: Option<Duration>,
+    #[serde(default)]
+    workflow_run_timeout: Option<Duration>,
+    #[serde(default)]
+    workflow_task_timeout: Option<Duration>,
+    #[serde(default)]
+    id_reuse_policy: IdReusePolicy,
+    #[serde(default)]
+    id_conflict_policy: IdConflictPolicy,
+    /// Makes retries of this request idempotent.
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StartResponse {
+    run_id: RunId,
+    started: bool,
+}
+
+async fn start_workflow(
+    State(state): State<AppState>,
+    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppJson(body): AppJson<StartWorkflow>,
+) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    if workflow_id.len() > 1_000 {
+        return Err(ApiError::BadRequest("workflow_id must be at most 1000 bytes".into()));
+    }
+    let request = StartRequest {
+        run: StartRun {
+            namespace: ns,
+            workflow_id: WorkflowId(workflow_id),
+            run_id: RunId::generate(),
+            workflow_type: body.workflow_type,
+            task_queue: TaskQueue(body.task_queue),
+            input: body.input,
+            execution_timeout: body.workflow_execution_timeout,
+            run_timeout: body.workflow_run_timeout,
+            task_timeout: body.workflow_task_timeout,
+            request_id: body.request_id,
+            identity: body.identity,
+        },
+        reuse_policy: body.id_reuse_policy,
+        conflict_policy: body.id_conflict_policy,
+    };
+    let Started { run_id, started } = state.applier.start(request).await?;
+    let status = if started { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+/// The run a request names: `run_id` if given, else the workflow's latest.
+async fn find_run(
+    state: &AppState,
+    namespace: &str,
+    workflow_id: &str,
+    run_id: Option<&str>,
+) -> Result<RunRecord, ApiError> {
+    let ns = existing_namespace(state, namespace).await?.name;
+    let store = state.applier.store();
+    let record = match run_id.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let run_id: RunId = r
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid run_id {r:?}")))?;
+            store
+                .load_run(&ns, run_id)
+                .await?
+                .filter(|rec| rec.state.workflow_id.as_str() == workflow_id)
+        }
+        None => store.latest_run(&ns, &WorkflowId(workflow_id.to_owned())).await?,
+    };
+    record.ok_or_else(|| ApiError::NotFound(format!("workflow {workflow_id} not found")))
+}
+
+#[derive(Serialize)]
+struct Execution {
+    namespace: Namespace,
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    workflow_type: String,
+    task_queue: TaskQueue,
+    status: RunStatus,
+    start_time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    close_time: Option<Timestamp>,
+    history_length: i64,
+}
+
+impl From<RunSummary> for Execution {
+    fn from(s: RunSummary) -> Execution {
+        Execution {
+            namespace: s.namespace,
+            workflow_id: s.workflow_id,
+            run_id: s.run_id,
+            workflow_type: s.workflow_type,
+            task_queue: s.task_queue,
+            status: s.status,
+            start_time: s.start_time,
+            close_time: s.close_time,
+            history_length: s.history_length,
+        }
+    }
+}
+
+impl From<&RunState> for Execution {
+    fn from(s: &RunState) -> Execution {
+        Execution {
+            namespace: s.namespace.clone(),
+            workflow_id: s.workflow_id.clone(),
+            run_id: s.run_id,
+            workflow_type: s.workflow_type.clone(),
+            task_queue: s.task_queue.clone(),
+            status: s.status,
+            start_time: s.start_time,
+            close_time: s.close_time,
+            history_length: s.history_length(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Description {
+    execution: Execution,
+    history_size_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_workflow_task: Option<PendingWorkflowTask>,
+    pending_activities: Vec<PendingActivity>,
+    pending_timers: Vec<PendingTimer>,
+}
+
+#[derive(Serialize)]
+struct PendingWorkflowTask {
+    attempt: u32,
+    scheduled_time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_failure: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PendingActivity {
+    activity_id: String,
+    activity_type: String,
+    task_queue: TaskQueue,
+    /// SCHEDULED (waiting to be pushed), STARTED or CANCEL_REQUESTED.
+    state: &'static str,
+    attempt: u32,
+    maximum_attempts: u32,
+    scheduled_time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_started_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_schedule_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_heartbeat_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat_details: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_failure: Option<Failure>,
+}
+
+#[derive(Serialize)]
+struct PendingTimer {
+    timer_id: String,
+    started_event_id: i64,
+    fire_time: Timestamp,
+}
+
+async fn describe_workflow(
+    State(state): State<AppState>,
+    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppQuery(q): AppQuery<RunQuery>,
+) -> Result<AppJson<Description>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let s = &record.state;
+    let pending_activities = s
+        .activities
+        .values()
+        .filter(|a| a.phase != ActivityPhase::Closed)
+        .map(|a| {
+            let (state, started, next) = match a.phase {
+                ActivityPhase::Started { since } => ("STARTED", Some(since), None),
+                ActivityPhase::Scheduled { due, .. } => ("SCHEDULED", None, Some(due)),
+                ActivityPhase::Closed => ("CLOSED", None, None),
+            };
+            PendingActivity {
+                activity_id: a.activity_id.0.clone(),
+                activity_type: a.activity_type.clone(),
+                task_queue: a.task_queue.clone(),
+                state: if a.cancel_requested { "CANCEL_REQUESTED" } else { state },
+                attempt: a.attempt,
+                maximum_attempts: a.retry_policy.maximum_attempts,
+                scheduled_time: a.scheduled_time,
+                last_started_time: started,
+                next_attempt_schedule_time: next,
+                last_heartbeat_time: a.last_heartbeat_time,
+                heartbeat_details: a.heartbeat_details.clone(),
+                last_failure: a.last_failure.clone(),
+            }
+        })
+        .collect();
+    let pending_timers = s
+        .timers
+        .iter()
+        .filter(|(_, t)| !t.fired)
+        .map(|(id, t)| PendingTimer {
+            timer_id: id.0.clone(),
+            started_event_id: t.started_event_id,
+            fire_time: t.fire_at,
+        })
+        .collect();
+    let pending_workflow_task = s.workflow_task.as_ref().map(|t| PendingWorkflowTask {
+        attempt: t.attempt,
+        scheduled_time: t.scheduled_time,
+        last_failure: s.last_workflow_task_failure.clone(),
+    });
+    Ok(AppJson(Description {
+        execution: s.into(),
+        history_size_bytes: s.history_size_bytes,
+        pending_workflow_task,
+        pending_activities,
+        pending_timers,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    page_size: Option<i64>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HistoryPage {
+    run_id: RunId,
+    events: Vec<Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn get_history(
+    State(state): State<AppState>,
+    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppQuery(q): AppQuery<HistoryQuery>,
+) -> Result<AppJson<HistoryPage>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let limit = page_size(q.page_size, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
+    let after = match q.next_page_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse::<i64>()
+            .map_err(|_| ApiError::BadRequest("invalid next_page_token".into()))?,
+        None => 0,
+    };
+    let s = &record.state;
+    let events = state
+        .applier
+        .store()
+        .read_history(&s.namespace, s.run_id, after, limit)
+        .await?;
+    let next_page_token = events
+        .last()
+        .filter(|e| events.len() as i64 == limit && e.event_id < s.history_length())
+        .map(|e| e.event_id.to_string());
+    Ok(AppJson(HistoryPage {
+        run_id: s.run_id,
+        events,
+        next_page_token,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+    /// How long to wait for the run to close (at most 60 s); 0 answers at once.
+    #[serde(default)]
+    wait: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct RunResult {
+    run_id: RunId,
+    status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    close_time: Option<Timestamp>,
+}
+
+async fn get_result(
+    State(state): State<AppState>,
+    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppQuery(q): AppQuery<ResultQuery>,
+) -> Result<AppJson<RunResult>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let wait = q.wait.unwrap_or(Duration::ZERO).min(MAX_RESULT_WAIT);
+    let s = &record.state;
+    let record = if s.status.is_closed() || wait.is_zero() {
+        record
+    } else {
+        state.applier.wait_closed(&s.namespace, s.run_id, wait).await?
+    };
+    let s = record.state;
+    Ok(AppJson(RunResult {
+        run_id: s.run_id,
+        status: s.status,
+        result: s.result,
+        failure: s.failure,
+        close_time: s.close_time,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Terminate {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    details: Option<Value>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+async fn terminate_workflow(
+    State(state): State<AppState>,
+    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppJson(body): AppJson<Terminate>,
+) -> Result<StatusCode, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let cmd = Command::TerminateWorkflow {
+        reason: body.reason,
+        details: body.details,
+        identity: body.identity,
+    };
+    let s = &record.state;
+    state.applier.apply(&s.namespace, s.run_id, cmd).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    workflow_type: Option<String>,
+    #[serde(default)]
+    workflow_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    started_after: Option<Timestamp>,
+    #[serde(default)]
+    started_before: Option<Timestamp>,
+    #[serde(default)]
+    page_size: Option<i64>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExecutionList {
+    executions: Vec<Execution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn list_workflows(
+    State(state): State<AppState>,
+    Path(namespace): Path<String>,
+    AppQuery(q): AppQuery<ListQuery>,
+) -> Result<AppJson<ExecutionList>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            RunStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))
+        })
+        .transpose()?;
+    let filter = RunFilter {
+        workflow_type: q.workflow_type,
+        workflow_id: q.workflow_id.map(WorkflowId),
+        status,
+        started_after: q.started_after,
+        started_before: q.started_before,
+    };
+    let limit = page_size(q.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let cursor = q
+        .next_page_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
+    let runs = state
+        .applier
+        .store()
+        .list_runs(&ns, &filter, cursor.as_ref(), limit)
+        .await?;
+    let next_page_token = runs
+        .last()
+        .filter(|_| runs.len() as i64 == limit)
+        .map(|r| encode_cursor(r.start_time, r.run_id));
+    Ok(AppJson(ExecutionList {
+        executions: runs.into_iter().map(Into::into).collect(),
+        next_page_token,
+    }))
+}
+
+fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!("page_size {n} is not within 1..={max}"))),
+    }
+}
+
+fn encode_cursor(start_time: Timestamp, run_id: RunId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{run_id}", start_time.millis()))
+}
+
+fn decode_cursor(token: &str) -> Result<RunCursor, ApiError> {
+    let bad = || ApiError::BadRequest("invalid next_page_token".into());
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ms, run) = raw.split_once(':').ok_or_else(bad)?;
+    Ok(RunCursor {
+        start_time: Timestamp(ms.parse().map_err(|_| bad())?),
+        run_id: run.parse().map_err(|_| bad())?,
+    })
+}

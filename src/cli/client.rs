@@ -1,0 +1,491 @@
+//! Client verbs: each builds one REST request, prints the answer, and turns
+//! a problem response into a one-line error.
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::output::{print, print_fields};
+use super::Output;
+
+/// Where and as whom to connect, shared by every client verb.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// Server address.
+    #[arg(long, env = "BATON_ADDRESS", default_value = "http://127.0.0.1:7233", global = true)]
+    address: String,
+    #[arg(long, short = 'n', env = "BATON_NAMESPACE", default_value = "default", global = true)]
+    namespace: String,
+    #[arg(long, env = "BATON_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+}
+
+#[derive(Subcommand)]
+pub enum NamespaceCmd {
+    /// Create a namespace.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List namespaces.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one namespace.
+    Describe {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EndpointCmd {
+    /// Bind a handler URL to a task queue (the new version becomes current).
+    Register {
+        #[arg(long)]
+        task_queue: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        version: Option<String>,
+        /// `whsec_…` signing secret; repeat during rotation. One is generated if omitted.
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        #[arg(long)]
+        max_concurrency: Option<u32>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List endpoints of the namespace.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete one endpoint version.
+    Delete {
+        task_queue: String,
+        version: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WorkflowCmd {
+    /// Start a workflow.
+    Start(StartArgs),
+    /// Show a workflow's status, pending activities and timers.
+    Describe {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Print a workflow's event history.
+    Show {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Wait for a workflow's result.
+    Result {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        /// How long to wait, e.g. 30s (up to 60s per request; repeated until done).
+        #[arg(long, default_value = "60s")]
+        wait: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List workflows, newest first.
+    List {
+        #[arg(long = "type")]
+        workflow_type: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Terminate a workflow (no workflow code runs).
+    Terminate {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Workflow type name.
+    #[arg(long = "type")]
+    workflow_type: String,
+    #[arg(long)]
+    task_queue: String,
+    /// Workflow id; a random one if omitted.
+    #[arg(long)]
+    id: Option<String>,
+    /// Input as JSON.
+    #[arg(long)]
+    input: Option<String>,
+    #[arg(long)]
+    execution_timeout: Option<String>,
+    #[arg(long)]
+    run_timeout: Option<String>,
+    #[arg(long)]
+    task_timeout: Option<String>,
+    /// ALLOW_DUPLICATE, ALLOW_DUPLICATE_FAILED_ONLY, REJECT_DUPLICATE or TERMINATE_IF_RUNNING.
+    #[arg(long)]
+    id_reuse_policy: Option<String>,
+    /// FAIL, USE_EXISTING or TERMINATE_EXISTING.
+    #[arg(long)]
+    id_conflict_policy: Option<String>,
+    #[arg(long)]
+    request_id: Option<String>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+impl Conn {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.address.trim_end_matches('/'), path);
+        let mut req = reqwest::Client::new().request(method, &url);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Baton server at {}", self.address))?;
+        let status = resp.status();
+        let text = resp.text().await.context("reading the answer")?;
+        if !status.is_success() {
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|p| p.get("detail").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{} ({})", detail, status.as_u16());
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).context("the server answered with invalid JSON")
+    }
+
+    fn ns_path(&self, rest: &str) -> String {
+        format!("/api/v1/namespaces/{}{rest}", enc(&self.namespace))
+    }
+}
+
+/// Percent-encodes one path segment.
+fn enc(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn run_query(run_id: &Option<String>) -> String {
+    run_id
+        .as_ref()
+        .map(|r| format!("?run_id={}", enc(r)))
+        .unwrap_or_default()
+}
+
+pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
+    let fields = [("name", "/name"), ("description", "/description"), ("created_at", "/created_at")];
+    match cmd {
+        NamespaceCmd::Create {
+            name,
+            description,
+            conn,
+        } => {
+            let body = json!({ "name": name, "description": description });
+            let v = conn.call(Method::POST, "/api/v1/namespaces", Some(body)).await?;
+            print_fields(conn.output, &v, &fields);
+        }
+        NamespaceCmd::List { conn } => {
+            let v = conn.call(Method::GET, "/api/v1/namespaces", None).await?;
+            let cols = [("NAME", "/name"), ("DESCRIPTION", "/description"), ("CREATED", "/created_at")];
+            print(conn.output, &v, Some("/namespaces"), &cols);
+        }
+        NamespaceCmd::Describe { name, conn } => {
+            let v = conn
+                .call(Method::GET, &format!("/api/v1/namespaces/{}", enc(&name)), None)
+                .await?;
+            print_fields(conn.output, &v, &fields);
+        }
+    }
+    Ok(())
+}
+
+pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
+    match cmd {
+        EndpointCmd::Register {
+            task_queue,
+            url,
+            version,
+            secrets,
+            max_concurrency,
+            conn,
+        } => {
+            let body = json!({
+                "task_queue": task_queue,
+                "url": url,
+                "version": version,
+                "secrets": secrets,
+                "max_concurrency": max_concurrency,
+            });
+            let v = conn.call(Method::POST, &conn.ns_path("/endpoints"), Some(body)).await?;
+            print_fields(
+                conn.output,
+                &v,
+                &[
+                    ("task_queue", "/task_queue"),
+                    ("version", "/version"),
+                    ("url", "/url"),
+                    ("max_concurrency", "/max_concurrency"),
+                    ("generated_secret", "/generated_secret"),
+                ],
+            );
+            if v.get("generated_secret").is_some() && matches!(conn.output, Output::Table) {
+                eprintln!("\nConfigure your handler with the generated secret; it is not shown again.");
+            }
+        }
+        EndpointCmd::List { conn } => {
+            let v = conn.call(Method::GET, &conn.ns_path("/endpoints"), None).await?;
+            let cols = [
+                ("TASK QUEUE", "/task_queue"),
+                ("VERSION", "/version"),
+                ("CURRENT", "/is_current"),
+                ("URL", "/url"),
+                ("MAX CONCURRENCY", "/max_concurrency"),
+            ];
+            print(conn.output, &v, Some("/endpoints"), &cols);
+        }
+        EndpointCmd::Delete {
+            task_queue,
+            version,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!("/endpoints/{}/{}", enc(&task_queue), enc(&version)));
+            conn.call(Method::DELETE, &path, None).await?;
+            println!("deleted endpoint {task_queue} version {version}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
+    match cmd {
+        WorkflowCmd::Start(a) => {
+            let input = match &a.input {
+                Some(s) => serde_json::from_str::<Value>(s).context("--input is not valid JSON")?,
+                None => Value::Null,
+            };
+            let id = a
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", a.workflow_type, uuid::Uuid::new_v4().simple()));
+            let mut body = json!({
+                "workflow_type": a.workflow_type,
+                "task_queue": a.task_queue,
+                "input": input,
+            });
+            for (key, val) in [
+                ("workflow_execution_timeout", &a.execution_timeout),
+                ("workflow_run_timeout", &a.run_timeout),
+                ("workflow_task_timeout", &a.task_timeout),
+                ("id_reuse_policy", &a.id_reuse_policy),
+                ("id_conflict_policy", &a.id_conflict_policy),
+                ("request_id", &a.request_id),
+            ] {
+                if let Some(v) = val {
+                    body[key] = Value::String(v.clone());
+                }
+            }
+            let path = a.conn.ns_path(&format!("/workflows/{}", enc(&id)));
+            let mut v = a.conn.call(Method::POST, &path, Some(body)).await?;
+            v["workflow_id"] = Value::String(id);
+            print_fields(
+                a.conn.output,
+                &v,
+                &[("workflow_id", "/workflow_id"), ("run_id", "/run_id"), ("started", "/started")],
+            );
+        }
+        WorkflowCmd::Describe {
+            workflow_id,
+            run_id,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!("/workflows/{}{}", enc(&workflow_id), run_query(&run_id)));
+            let v = conn.call(Method::GET, &path, None).await?;
+            print_fields(
+                conn.output,
+                &v,
+                &[
+                    ("workflow_id", "/execution/workflow_id"),
+                    ("run_id", "/execution/run_id"),
+                    ("type", "/execution/workflow_type"),
+                    ("task_queue", "/execution/task_queue"),
+                    ("status", "/execution/status"),
+                    ("start_time", "/execution/start_time"),
+                    ("close_time", "/execution/close_time"),
+                    ("history_length", "/execution/history_length"),
+                    ("workflow_task", "/pending_workflow_task"),
+                ],
+            );
+            if matches!(conn.output, Output::Table) {
+                for (title, rows, cols) in [
+                    (
+                        "Pending activities",
+                        "/pending_activities",
+                        &[
+                            ("ACTIVITY ID", "/activity_id"),
+                            ("TYPE", "/activity_type"),
+                            ("STATE", "/state"),
+                            ("ATTEMPT", "/attempt"),
+                            ("LAST FAILURE", "/last_failure/message"),
+                        ][..],
+                    ),
+                    (
+                        "Pending timers",
+                        "/pending_timers",
+                        &[("TIMER ID", "/timer_id"), ("FIRES AT", "/fire_time")][..],
+                    ),
+                ] {
+                    if v.pointer(rows).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+                        println!("\n{title}:");
+                        print(conn.output, &v, Some(rows), cols);
+                    }
+                }
+            }
+        }
+        WorkflowCmd::Show {
+            workflow_id,
+            run_id,
+            conn,
+        } => {
+            let mut events = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut query = vec![];
+                if let Some(r) = &run_id {
+                    query.push(format!("run_id={}", enc(r)));
+                }
+                if let Some(t) = &token {
+                    query.push(format!("next_page_token={}", enc(t)));
+                }
+                let path = conn.ns_path(&format!("/workflows/{}/history?{}", enc(&workflow_id), query.join("&")));
+                let v = conn.call(Method::GET, &path, None).await?;
+                events.extend(v["events"].as_array().cloned().unwrap_or_default());
+                token = v["next_page_token"].as_str().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            let v = json!({ "events": events });
+            let cols = [("ID", "/event_id"), ("TIME", "/event_time"), ("TYPE", "/event_type"), ("ATTRIBUTES", "/attributes")];
+            print(conn.output, &v, Some("/events"), &cols);
+        }
+        WorkflowCmd::Result {
+            workflow_id,
+            run_id,
+            wait,
+            conn,
+        } => {
+            let total: crate::time::Duration = wait.parse().context("--wait")?;
+            let deadline = std::time::Instant::now() + total.to_std();
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let step = left.min(std::time::Duration::from_secs(60));
+                let mut query = format!("?wait={}ms", step.as_millis());
+                if let Some(r) = &run_id {
+                    query.push_str(&format!("&run_id={}", enc(r)));
+                }
+                let path = conn.ns_path(&format!("/workflows/{}/result{query}", enc(&workflow_id)));
+                let v = conn.call(Method::GET, &path, None).await?;
+                let status = v["status"].as_str().unwrap_or_default().to_owned();
+                if status != "RUNNING" || left.is_zero() {
+                    match conn.output {
+                        Output::Json => print(conn.output, &v, None, &[]),
+                        Output::Table => match status.as_str() {
+                            "COMPLETED" => println!("{}", v["result"]),
+                            "RUNNING" => bail!("workflow {workflow_id} is still running"),
+                            other => bail!(
+                                "workflow {workflow_id} closed as {other}{}",
+                                v.pointer("/failure/message")
+                                    .and_then(Value::as_str)
+                                    .map(|m| format!(": {m}"))
+                                    .unwrap_or_default()
+                            ),
+                        },
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        WorkflowCmd::List {
+            workflow_type,
+            status,
+            limit,
+            conn,
+        } => {
+            let mut query = vec![format!("page_size={}", limit.clamp(1, 1000))];
+            if let Some(t) = workflow_type {
+                query.push(format!("workflow_type={}", enc(&t)));
+            }
+            if let Some(s) = status {
+                query.push(format!("status={}", enc(&s)));
+            }
+            let path = conn.ns_path(&format!("/workflows?{}", query.join("&")));
+            let v = conn.call(Method::GET, &path, None).await?;
+            let cols = [
+                ("WORKFLOW ID", "/workflow_id"),
+                ("TYPE", "/workflow_type"),
+                ("STATUS", "/status"),
+                ("STARTED", "/start_time"),
+                ("CLOSED", "/close_time"),
+                ("RUN ID", "/run_id"),
+            ];
+            print(conn.output, &v, Some("/executions"), &cols);
+        }
+        WorkflowCmd::Terminate {
+            workflow_id,
+            run_id,
+            reason,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!("/workflows/{}/terminate", enc(&workflow_id)));
+            let body = json!({ "run_id": run_id, "reason": reason });
+            conn.call(Method::POST, &path, Some(body)).await?;
+            println!("terminated {workflow_id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The `baton` command: `dev`, `serve` and `migrate` run a node; every other
+//! verb is a client of the REST API. Errors print one line to stderr and
+//! exit non-zero.
+
+mod client;
+mod output;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::Limits;
+use crate::server::{self, Options};
+use crate::time::{Clock, SystemClock};
+use crate::{claim, dispatch};
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Durable execution, pushed to your HTTP handlers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a development server: embedded SQLite, no setup.
+    Dev(DevArgs),
+    /// Run a production node on PostgreSQL (any number share one database).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Manage namespaces.
+    #[command(subcommand)]
+    Namespace(client::NamespaceCmd),
+    /// Register handler endpoints for task queues.
+    #[command(subcommand)]
+    Endpoint(client::EndpointCmd),
+    /// Start, inspect and control workflows.
+    #[command(subcommand)]
+    Workflow(client::WorkflowCmd),
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7233")]
+    listen: SocketAddr,
+    /// SQLite file, or `:memory:` for a throwaway server.
+    #[arg(long, default_value = "baton-dev.db")]
+    db: String,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "BATON_DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:7233")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Require `Authorization: Bearer <key>` on every API call.
+    #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Largest payload (input, result, details) in bytes.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    max_payload_bytes: u64,
+    /// Suggest continue-as-new past this many history events.
+    #[arg(long, default_value_t = 4_096)]
+    suggest_continue_as_new_events: i64,
+    /// Terminate a run past this many history events.
+    #[arg(long, default_value_t = 51_200)]
+    max_history_events: i64,
+    /// Terminate a run past this many history bytes.
+    #[arg(long, default_value_t = 50 * 1024 * 1024)]
+    max_history_bytes: u64,
+    /// Longest sleep between polls for due work, in milliseconds (wake-ups
+    /// usually come much sooner).
+    #[arg(long, default_value_t = 1_000)]
+    poll_interval_ms: i64,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    #[arg(long, env = "BATON_DATABASE_URL")]
+    database_url: String,
+}
+
+/// How client verbs print.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Cmd::Dev(_) | Cmd::Serve(_)));
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Dev(args) => {
+            let url = if args.db == ":memory:" {
+                "sqlite::memory:".to_owned()
+            } else {
+                format!("sqlite:{}", args.db)
+            };
+            let running = server::start(options(args.listen, url, &args.node), clock()).await?;
+            print_dev_banner(running.addr, &args.db);
+            serve_until_signal(running).await
+        }
+        Cmd::Serve(args) => {
+            let running =
+                server::start(options(args.listen, args.database_url, &args.node), clock()).await?;
+            serve_until_signal(running).await
+        }
+        Cmd::Migrate(args) => {
+            server::open_store(&args.database_url, &SystemClock).await?;
+            println!("migrations applied to {}", server::redact(&args.database_url));
+            Ok(())
+        }
+        Cmd::Namespace(cmd) => client::namespace(cmd).await,
+        Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
+        Cmd::Workflow(cmd) => client::workflow(cmd).await,
+    }
+}
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options {
+    let limits = Limits {
+        max_payload_bytes: node.max_payload_bytes,
+        suggest_continue_as_new_events: node.suggest_continue_as_new_events,
+        max_history_events: node.max_history_events,
+        max_history_bytes: node.max_history_bytes,
+        ..Limits::default()
+    };
+    let claim = claim::Options {
+        poll_interval: crate::time::Duration(node.poll_interval_ms.max(10)),
+        ..claim::Options::default()
+    };
+    Options {
+        listen,
+        database_url,
+        api_key: node.api_key.clone().filter(|k| !k.is_empty()),
+        limits,
+        dispatch: dispatch::Options {
+            claim: claim.clone(),
+            ..dispatch::Options::default()
+        },
+        timers: claim,
+    }
+}
+
+async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+fn print_dev_banner(addr: SocketAddr, db: &str) {
+    println!(
+        "Baton dev server listening on http://{addr} (database: {db})
+
+Register your handler for a task queue:
+  baton endpoint register --task-queue my-queue --url http://127.0.0.1:8000/ --secret whsec_...
+
+Start a workflow:
+  baton workflow start --type MyWorkflow --task-queue my-queue --id my-first-run --input '{{\"name\": \"world\"}}'
+  baton workflow result my-first-run --wait 30s
+"
+    );
+}

@@ -1,0 +1,128 @@
+//! The composition root: opens the store, builds `apply`, the dispatcher,
+//! the timer service and the API router, runs them until shutdown and
+//! joins them all. Service loops log their errors and keep going; only a
+//! failure to bind or to open the database takes the process down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, Access, AppState};
+use crate::apply::Applier;
+use crate::engine::Limits;
+use crate::ids::Namespace;
+use crate::store::{self, NamespaceRecord, Store};
+use crate::time::Clock;
+use crate::{claim, dispatch, timers};
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub api_key: Option<String>,
+    pub limits: Limits,
+    pub dispatch: dispatch::Options,
+    pub timers: claim::Options,
+}
+
+/// A started node.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, stops the services and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the node stops (it only stops when told to).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the database, applies migrations and makes sure the `default`
+/// namespace exists.
+pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::open(database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact(database_url)))?;
+    store.migrate().await.context("applying migrations")?;
+    let default = Namespace("default".to_owned());
+    if store.get_namespace(&default).await?.is_none() {
+        let record = NamespaceRecord {
+            name: default,
+            description: "Created by the server".to_owned(),
+            created_at: clock.now(),
+        };
+        match store.create_namespace(&record).await {
+            Ok(()) | Err(store::Error::AlreadyExists(_)) => {}
+            Err(e) => return Err(e).context("creating the default namespace"),
+        }
+    }
+    Ok(store)
+}
+
+/// Starts a node: binds, then runs the services in the background.
+pub async fn start(options: Options, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let store = open_store(&options.database_url, &*clock).await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("binding {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let (applier, pushes) = Applier::new(store, clock, options.limits.clone());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());
+    let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
+    let state = AppState {
+        applier,
+        access: Arc::new(Access {
+            api_key: options.api_key.clone(),
+        }),
+    };
+    let router = api::router(state);
+    let mut http_shutdown = shutdown_rx.clone();
+    let tasks = vec![
+        tokio::spawn(dispatcher.run(pushes, shutdown_rx.clone())),
+        tokio::spawn(timer_service.run(shutdown_rx)),
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }),
+    ];
+    tracing::info!(%addr, "baton listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
