@@ -1,1 +1,301 @@
-fn main() {}
+//! `baton-bench`: fixed workloads against a real node on PostgreSQL, with a
+//! lightweight loopback handler that speaks the raw push protocol. Prints one
+//! JSON line per workload: throughput, end-to-end latency percentiles and CPU
+//! time per workflow (this process = server + handler + load driver, and the
+//! PostgreSQL server processes).
+//!
+//! W1: 2,000 workflows of 3 sequential activities, 50 in flight.
+//! W2: 200 one-activity workflows one after another (latency).
+//! W3: 500 workflows that sleep 1 s on a durable timer, 100 in flight
+//!     (overhead beyond the 1 s).
+//!
+//! Usage: `cargo run --release --bin baton-bench -- [--workloads W1,W2,W3]
+//! [--database-url URL] [--scale 0.1]`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use baton::engine::Limits;
+use baton::server::{self, Options};
+use baton::time::{Clock, SystemClock};
+use baton::{claim, dispatch};
+use clap::Parser;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
+
+#[derive(Parser)]
+struct Args {
+    /// Comma-separated workloads to run.
+    #[arg(long, default_value = "W1,W2,W3")]
+    workloads: String,
+    /// A PostgreSQL URL; by default a fresh database is created on
+    /// postgres://postgres@127.0.0.1:5432/postgres and dropped afterwards.
+    #[arg(long, env = "BATON_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Multiplies workflow counts (e.g. 0.1 for a smoke run).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+struct Workload {
+    name: &'static str,
+    workflows: usize,
+    in_flight: usize,
+    workflow_type: &'static str,
+    /// Subtracted from latencies (W3's sleep).
+    baseline: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (url, admin) = match &args.database_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let admin = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+            (fresh_database(&admin).await?, Some(admin))
+        }
+    };
+    let handler = spawn_handler().await?;
+    let options = Options {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: url.clone(),
+        api_key: None,
+        limits: Limits::default(),
+        dispatch: dispatch::Options::default(),
+        timers: claim::Options::default(),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = server::start(options, clock).await?;
+    let base = format!("http://{}", node.addr);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
+    let (status, body) = call(
+        &http,
+        &format!("{base}/api/v1/namespaces/default/endpoints"),
+        json!({"task_queue": "bench", "url": format!("http://{handler}/"), "secrets": [SECRET], "max_concurrency": 500}),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
+
+    let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
+    let all = [
+        Workload {
+            name: "W1",
+            workflows: scaled(2_000),
+            in_flight: 50,
+            workflow_type: "ThreeActivities",
+            baseline: Duration::ZERO,
+        },
+        Workload {
+            name: "W2",
+            workflows: scaled(200),
+            in_flight: 1,
+            workflow_type: "OneActivity",
+            baseline: Duration::ZERO,
+        },
+        Workload {
+            name: "W3",
+            workflows: scaled(500),
+            in_flight: 100,
+            workflow_type: "SleepOneSecond",
+            baseline: Duration::from_secs(1),
+        },
+    ];
+    for w in all.iter().filter(|w| args.workloads.split(',').any(|n| n.trim() == w.name)) {
+        run(&http, &base, w).await?;
+    }
+    node.stop().await;
+    if let Some(admin) = admin {
+        drop_database(&admin, &url).await;
+    }
+    Ok(())
+}
+
+async fn run(http: &reqwest::Client, base: &str, w: &Workload) -> anyhow::Result<()> {
+    // Warm up connections and caches.
+    one_workflow(http, base, w.workflow_type, &format!("{}-warmup", w.name)).await?;
+    let cpu_before = cpu_seconds_self();
+    let pg_before = cpu_seconds_postgres();
+    let started = Instant::now();
+    let limit = Arc::new(Semaphore::new(w.in_flight));
+    let mut tasks = Vec::with_capacity(w.workflows);
+    for i in 0..w.workflows {
+        let permit = limit.clone().acquire_owned().await?;
+        let (http, base, wf_type) = (http.clone(), base.to_owned(), w.workflow_type);
+        let id = format!("{}-{}-{i}", w.name, uuid::Uuid::new_v4().simple());
+        tasks.push(tokio::spawn(async move {
+            let r = one_workflow(&http, &base, wf_type, &id).await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut latencies = Vec::with_capacity(w.workflows);
+    for t in tasks {
+        latencies.push(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds_self() - cpu_before;
+    let pg_cpu = cpu_seconds_postgres() - pg_before;
+    latencies.sort();
+    let pct = |p: f64| {
+        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        let d = latencies[idx].saturating_sub(w.baseline);
+        (d.as_secs_f64() * 1e5).round() / 1e2
+    };
+    let n = w.workflows as f64;
+    let line = json!({
+        "workload": w.name,
+        "workflows": w.workflows,
+        "in_flight": w.in_flight,
+        "seconds": (elapsed.as_secs_f64() * 1e3).round() / 1e3,
+        "workflows_per_sec": (n / elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        "latency_ms": {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99)},
+        "latency_is_overhead_beyond_ms": w.baseline.as_millis() as u64,
+        "cpu_ms_per_workflow": {
+            "baton_process": (cpu / n * 1e5).round() / 1e2,
+            "postgres": (pg_cpu / n * 1e5).round() / 1e2,
+        },
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// Starts one workflow and waits for its result; returns the latency.
+async fn one_workflow(http: &reqwest::Client, base: &str, wf_type: &str, id: &str) -> anyhow::Result<Duration> {
+    let begun = Instant::now();
+    let (status, body) = call(
+        http,
+        &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
+        json!({"workflow_type": wf_type, "task_queue": "bench", "input": {"n": 1}}),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "start failed: {body}");
+    loop {
+        let resp = http
+            .get(format!("{base}/api/v1/namespaces/default/workflows/{id}/result?wait=60s"))
+            .send()
+            .await?;
+        let v: Value = resp.json().await?;
+        match v["status"].as_str() {
+            Some("RUNNING") => continue,
+            Some("COMPLETED") => return Ok(begun.elapsed()),
+            _ => anyhow::bail!("workflow {id} did not complete: {v}"),
+        }
+    }
+}
+
+async fn call(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    let resp = http.post(url).json(&body).send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+/// The handler: workflows as raw-history interpreters, activities that
+/// answer at once with a small JSON object.
+async fn spawn_handler() -> anyhow::Result<SocketAddr> {
+    let app = Router::new().route("/", post(handle)).with_state(());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({})));
+    };
+    if req["type"] == "activity_task" {
+        let reply = json!({"result": {"ok": true, "activity": req["activity_type"]}});
+        return (StatusCode::OK, axum::Json(reply));
+    }
+    let history = req["history"].as_array().cloned().unwrap_or_default();
+    let count = |t: &str| history.iter().filter(|e| e["event_type"] == t).count();
+    let commands = match req["workflow_type"].as_str().unwrap_or_default() {
+        "SleepOneSecond" if count("TimerFired") == 1 => complete(),
+        "SleepOneSecond" => json!([{"command_type": "StartTimer",
+            "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1s"}}]),
+        wf => {
+            let total = if wf == "ThreeActivities" { 3 } else { 1 };
+            let done = count("ActivityTaskCompleted");
+            if done == total {
+                complete()
+            } else if count("ActivityTaskScheduled") > done {
+                json!([])
+            } else {
+                json!([{"command_type": "ScheduleActivityTask", "attributes": {
+                    "activity_id": format!("a{done}"), "activity_type": "Step",
+                    "input": {"step": done}, "start_to_close_timeout": "30s"}}])
+            }
+        }
+    };
+    (StatusCode::OK, axum::Json(json!({"commands": commands})))
+}
+
+fn complete() -> Value {
+    json!([{"command_type": "CompleteWorkflowExecution", "attributes": {"result": {"ok": true}}}])
+}
+
+async fn fresh_database(admin: &str) -> anyhow::Result<String> {
+    use sqlx::Connection as _;
+    let name = format!("baton_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .with_context(|| format!("connecting to {admin}"))?;
+    sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
+    let mut url = reqwest::Url::parse(admin)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+async fn drop_database(admin: &str, url: &str) {
+    use sqlx::Connection as _;
+    let Some(name) = url.rsplit('/').next() else {
+        return;
+    };
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+/// User + system CPU seconds of /proc/<pid>/stat (fields 14 and 15).
+fn cpu_seconds(stat: &str) -> f64 {
+    // The command name (field 2) may contain spaces; fields follow its ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn cpu_seconds_self() -> f64 {
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| cpu_seconds(&s))
+}
+
+fn cpu_seconds_postgres() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| s.contains("(postgres)"))
+        .map(|s| cpu_seconds(&s))
+        .sum()
+}

@@ -1,0 +1,549 @@
+//! End to end: a real node on loopback pushing to a scripted protocol-level
+//! handler. Each scenario runs on SQLite and on PostgreSQL. References are
+//! to docs/protocol.md.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::{event_types, sequential_workflow, spawn_handler, spawn_server, Db};
+use serde_json::{json, Value};
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    three_activities_run_in_order_and_complete,
+    failed_attempts_retry_with_backoff_until_success,
+    non_retryable_failures_stop_retries,
+    start_to_close_timeout_retries_then_times_out,
+    schedule_to_start_timeout_fires_when_no_endpoint_takes_the_task,
+    heartbeat_details_survive_into_the_next_attempt,
+    activity_completes_asynchronously_by_task_token,
+    durable_timer_fires_after_its_duration,
+    workflow_run_timeout_closes_the_run,
+    workflow_task_timeout_is_recorded_and_retried,
+    terminate_closes_the_run_and_refuses_late_results,
+    id_reuse_and_conflict_policies,
+    forged_or_stale_signatures_are_rejected,
+);
+
+fn activity_result(request: &Value) -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({"result": {"activity": request["activity_type"], "attempt": request["attempt"]}}),
+    )
+}
+
+fn closing_event<'a>(history: &'a [Value], event_type: &str) -> &'a Value {
+    history
+        .iter()
+        .find(|e| e["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("no {event_type} in {history:#?}"))
+}
+
+async fn three_activities_run_in_order_and_complete(db: Db) {
+    let server = spawn_server(db).await;
+    let plan = vec![("charge", json!({})), ("reserve", json!({})), ("ship", json!({}))];
+    let handler = spawn_handler(move |req: Value| {
+        let plan = plan.clone();
+        async move {
+            match req["type"].as_str() {
+                Some("workflow_task") => (StatusCode::OK, sequential_workflow(&req, &plan)),
+                _ => activity_result(&req),
+            }
+        }
+    })
+    .await;
+    server.api.register("orders", &handler.url).await;
+    let (status, started) = server.api.start("order-1", "Order", "orders", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let result = server.api.result("order-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(
+        result["result"],
+        json!([
+            {"activity": "charge", "attempt": 1},
+            {"activity": "reserve", "attempt": 1},
+            {"activity": "ship", "attempt": 1}
+        ])
+    );
+    let history = server.api.history("order-1").await;
+    let mut expected = vec!["WorkflowExecutionStarted"];
+    for _ in 0..3 {
+        expected.extend([
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+            "WorkflowTaskCompleted",
+            "ActivityTaskScheduled",
+            "ActivityTaskStarted",
+            "ActivityTaskCompleted",
+        ]);
+    }
+    expected.extend([
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskCompleted",
+        "WorkflowExecutionCompleted",
+    ]);
+    assert_eq!(event_types(&history), expected);
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e["event_id"], json!(i + 1), "event ids are dense");
+    }
+    // protocol.md "Activity task": idempotency key and attempt on every push.
+    let run_id = started["run_id"].as_str().unwrap_or_default().to_owned();
+    let pushes = handler.received.lock().unwrap().clone();
+    let activity_pushes: Vec<&Value> = pushes.iter().filter(|p| p["type"] == "activity_task").collect();
+    assert_eq!(activity_pushes.len(), 3);
+    for (i, p) in activity_pushes.iter().enumerate() {
+        assert_eq!(p["idempotency_key"], format!("{run_id}/{}", i + 1));
+        assert_eq!(p["attempt"], 1);
+    }
+    // Workflow tasks carry the history up to their WorkflowTaskStarted.
+    let last_wft = pushes.iter().filter(|p| p["type"] == "workflow_task").last().unwrap();
+    let pushed = last_wft["history"].as_array().unwrap();
+    assert_eq!(pushed.last().unwrap()["event_type"], "WorkflowTaskStarted");
+    assert_eq!(last_wft["history_length"], json!(pushed.len()));
+    assert_eq!(last_wft["suggest_continue_as_new"], false);
+    server.stop().await;
+}
+
+async fn failed_attempts_retry_with_backoff_until_success(db: Db) {
+    let server = spawn_server(db).await;
+    let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = attempts.clone();
+    let options = json!({"retry_policy": {"initial_interval": "100ms", "backoff_coefficient": 2.0}});
+    let handler = spawn_handler(move |req: Value| {
+        let (seen, options) = (seen.clone(), options.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &[("flaky", options)]));
+            }
+            seen.lock().unwrap().push(Instant::now());
+            if req["attempt"].as_u64() < Some(3) {
+                let failure = json!({"message": "connection reset", "type": "Transient"});
+                return (StatusCode::OK, json!({"failure": failure}));
+            }
+            activity_result(&req)
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("retry-1", "Retry", "q", json!({})).await;
+    let result = server.api.result("retry-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let times = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 3);
+    // Back-off 100 ms then 200 ms (retry policy doubling).
+    assert!(times[1] - times[0] >= Duration::from_millis(100));
+    assert!(times[2] - times[1] >= Duration::from_millis(200));
+    let history = server.api.history("retry-1").await;
+    let started = closing_event(&history, "ActivityTaskStarted");
+    assert_eq!(started["attributes"]["attempt"], 3);
+    assert_eq!(started["attributes"]["last_failure"]["message"], "connection reset");
+    // Retries leave no events of their own.
+    assert_eq!(event_types(&history).iter().filter(|t| *t == "ActivityTaskStarted").count(), 1);
+    server.stop().await;
+}
+
+async fn non_retryable_failures_stop_retries(db: Db) {
+    let server = spawn_server(db).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let counter = counter.clone();
+        async move {
+            let wf_id = req["workflow_id"].as_str().unwrap_or_default().to_owned();
+            let policy = json!({"retry_policy": {
+                "initial_interval": "50ms", "maximum_attempts": 2,
+                "non_retryable_error_types": ["CardDeclined"]
+            }});
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &[("pay", policy)]));
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let failure = match wf_id.as_str() {
+                "by-flag" => json!({"message": "fraud", "type": "Fraud", "non_retryable": true}),
+                "by-type" => json!({"message": "declined", "type": "CardDeclined"}),
+                _ => json!({"message": "timeout talking to bank", "type": "BankDown"}),
+            };
+            (StatusCode::OK, json!({"failure": failure}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    for (id, retry_state, attempts) in [
+        ("by-flag", "NON_RETRYABLE_FAILURE", 1),
+        ("by-type", "NON_RETRYABLE_FAILURE", 1),
+        ("by-attempts", "MAXIMUM_ATTEMPTS_REACHED", 2),
+    ] {
+        calls.store(0, Ordering::SeqCst);
+        server.api.start(id, "Pay", "q", json!({})).await;
+        let result = server.api.result(id).await;
+        assert_eq!(result["status"], "FAILED", "{result}");
+        let history = server.api.history(id).await;
+        let failed = closing_event(&history, "ActivityTaskFailed");
+        assert_eq!(failed["attributes"]["retry_state"], retry_state, "{id}");
+        assert_eq!(calls.load(Ordering::SeqCst), attempts, "{id}");
+    }
+    server.stop().await;
+}
+
+async fn start_to_close_timeout_retries_then_times_out(db: Db) {
+    let server = spawn_server(db).await;
+    let options = json!({"start_to_close_timeout": "300ms",
+        "retry_policy": {"initial_interval": "50ms", "maximum_attempts": 2}});
+    let handler = spawn_handler(move |req: Value| {
+        let options = options.clone();
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &[("slow", options)]));
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            activity_result(&req)
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("stc", "Slow", "q", json!({})).await;
+    let result = server.api.result("stc").await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    let history = server.api.history("stc").await;
+    let timed_out = closing_event(&history, "ActivityTaskTimedOut");
+    assert_eq!(timed_out["attributes"]["failure"]["timeout_type"], "START_TO_CLOSE");
+    assert_eq!(timed_out["attributes"]["retry_state"], "MAXIMUM_ATTEMPTS_REACHED");
+    assert_eq!(closing_event(&history, "ActivityTaskStarted")["attributes"]["attempt"], 2);
+    server.stop().await;
+}
+
+async fn schedule_to_start_timeout_fires_when_no_endpoint_takes_the_task(db: Db) {
+    let server = spawn_server(db).await;
+    let options = json!({"task_queue": "nobody-listens", "schedule_to_start_timeout": "400ms"});
+    let handler = spawn_handler(move |req: Value| {
+        let options = options.clone();
+        async move { (StatusCode::OK, sequential_workflow(&req, &[("orphan", options)])) }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("s2s", "Orphan", "q", json!({})).await;
+    let result = server.api.result("s2s").await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    let history = server.api.history("s2s").await;
+    let timed_out = closing_event(&history, "ActivityTaskTimedOut");
+    assert_eq!(timed_out["attributes"]["failure"]["timeout_type"], "SCHEDULE_TO_START");
+    assert_eq!(timed_out["attributes"]["retry_state"], "TIMEOUT");
+    server.stop().await;
+}
+
+async fn heartbeat_details_survive_into_the_next_attempt(db: Db) {
+    let server = spawn_server(db).await;
+    let base = server.api.base.clone();
+    let options = json!({"heartbeat_timeout": "300ms", "start_to_close_timeout": "10s",
+        "retry_policy": {"initial_interval": "50ms"}});
+    let handler = spawn_handler(move |req: Value| {
+        let (base, options) = (base.clone(), options.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &[("download", options)]));
+            }
+            if req["attempt"] == 1 {
+                // Record progress, then go silent: the heartbeat timeout fires.
+                let answer: Value = reqwest::Client::new()
+                    .post(format!("{base}/api/v1/namespaces/default/activities/heartbeat"))
+                    .json(&json!({"task_token": req["task_token"], "details": {"bytes": 4096}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(answer["cancel_requested"], false);
+                return (StatusCode::ACCEPTED, json!({}));
+            }
+            (StatusCode::OK, json!({"result": {"resumed_from": req["heartbeat_details"]}}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("hb", "Download", "q", json!({})).await;
+    let result = server.api.result("hb").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["result"], json!([{"resumed_from": {"bytes": 4096}}]));
+    let history = server.api.history("hb").await;
+    let started = closing_event(&history, "ActivityTaskStarted");
+    assert_eq!(started["attributes"]["attempt"], 2);
+    assert_eq!(started["attributes"]["last_failure"]["timeout_type"], "HEARTBEAT");
+    server.stop().await;
+}
+
+async fn activity_completes_asynchronously_by_task_token(db: Db) {
+    let server = spawn_server(db).await;
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = tokens.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let seen = seen.clone();
+        async move {
+            if req["type"] == "workflow_task" {
+                let options = json!({"start_to_close_timeout": "1h"});
+                return (StatusCode::OK, sequential_workflow(&req, &[("approve", options)]));
+            }
+            seen.lock().unwrap().push(req["task_token"].as_str().unwrap().to_owned());
+            (StatusCode::ACCEPTED, json!({}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("async", "Approve", "q", json!({})).await;
+    assert!(common::eventually(Duration::from_secs(10), || async { !tokens.lock().unwrap().is_empty() }).await);
+    let token = tokens.lock().unwrap()[0].clone();
+    let path = "/api/v1/namespaces/default/activities/complete";
+    let heartbeat = "/api/v1/namespaces/default/activities/heartbeat";
+    let (status, _) = server.api.post(heartbeat, json!({"task_token": token})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server.api.post(path, json!({"task_token": token, "result": "approved"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = server.api.result("async").await;
+    assert_eq!(result["result"], json!(["approved"]));
+    // DESIGN.md invariant 4: the first completion wins; a duplicate is refused.
+    let (status, body) = server.api.post(path, json!({"task_token": token, "result": "again"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "conflict");
+    let (status, body) = server.api.post(path, json!({"task_token": "garbage", "result": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let history = server.api.history("async").await;
+    assert_eq!(event_types(&history).iter().filter(|t| *t == "ActivityTaskCompleted").count(), 1);
+    server.stop().await;
+}
+
+async fn durable_timer_fires_after_its_duration(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(|req: Value| async move {
+        let history = req["history"].as_array().cloned().unwrap_or_default();
+        let fired = history.iter().any(|e| e["event_type"] == "TimerFired");
+        let commands = if fired {
+            json!([{"command_type": "CompleteWorkflowExecution", "attributes": {"result": "woke"}}])
+        } else if history.iter().any(|e| e["event_type"] == "TimerStarted") {
+            json!([])
+        } else {
+            json!([{"command_type": "StartTimer", "attributes": {"timer_id": "nap", "start_to_fire_timeout": "400ms"}}])
+        };
+        (StatusCode::OK, json!({"commands": commands}))
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    let begun = Instant::now();
+    server.api.start("timer", "Nap", "q", json!({})).await;
+    let result = server.api.result("timer").await;
+    assert_eq!(result["result"], "woke");
+    assert!(begun.elapsed() >= Duration::from_millis(400));
+    let history = server.api.history("timer").await;
+    let started = closing_event(&history, "TimerStarted");
+    let fired = closing_event(&history, "TimerFired");
+    assert_eq!(fired["attributes"]["started_event_id"], started["event_id"]);
+    server.stop().await;
+}
+
+async fn workflow_run_timeout_closes_the_run(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(|_req: Value| async move { (StatusCode::OK, json!({"commands": []})) }).await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("idle", "Idle", "q", json!({"workflow_run_timeout": "500ms"})).await;
+    let result = server.api.result("idle").await;
+    assert_eq!(result["status"], "TIMED_OUT", "{result}");
+    let history = server.api.history("idle").await;
+    assert_eq!(event_types(&history).last().unwrap(), "WorkflowExecutionTimedOut");
+    server.stop().await;
+}
+
+async fn workflow_task_timeout_is_recorded_and_retried(db: Db) {
+    let server = spawn_server(db).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let counter = counter.clone();
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+            }
+            let attempt = req["attempt"].clone();
+            (StatusCode::OK, json!({"commands": [{"command_type": "CompleteWorkflowExecution", "attributes": {"result": attempt}}]}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("slow-wft", "SlowDecider", "q", json!({"workflow_task_timeout": "1s"})).await;
+    let result = server.api.result("slow-wft").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["result"], 2);
+    let history = server.api.history("slow-wft").await;
+    assert_eq!(
+        event_types(&history),
+        [
+            "WorkflowExecutionStarted",
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+            "WorkflowTaskTimedOut",
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+            "WorkflowTaskCompleted",
+            "WorkflowExecutionCompleted",
+        ]
+    );
+    server.stop().await;
+}
+
+async fn terminate_closes_the_run_and_refuses_late_results(db: Db) {
+    let server = spawn_server(db).await;
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = tokens.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let seen = seen.clone();
+        async move {
+            if req["type"] == "workflow_task" {
+                let options = json!({"start_to_close_timeout": "1h"});
+                return (StatusCode::OK, sequential_workflow(&req, &[("wait", options)]));
+            }
+            seen.lock().unwrap().push(req["task_token"].as_str().unwrap().to_owned());
+            (StatusCode::ACCEPTED, json!({}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("doomed", "Doomed", "q", json!({})).await;
+    assert!(common::eventually(Duration::from_secs(10), || async { !tokens.lock().unwrap().is_empty() }).await);
+    let (status, body) = server
+        .api
+        .post("/api/v1/namespaces/default/workflows/doomed/terminate", json!({"reason": "operator"}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let result = server.api.result("doomed").await;
+    assert_eq!(result["status"], "TERMINATED");
+    let token = tokens.lock().unwrap()[0].clone();
+    let (status, _) = server
+        .api
+        .post("/api/v1/namespaces/default/activities/complete", json!({"task_token": token, "result": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let history = server.api.history("doomed").await;
+    let terminated = closing_event(&history, "WorkflowExecutionTerminated");
+    assert_eq!(terminated["attributes"]["reason"], "operator");
+    assert_eq!(event_types(&history).last().unwrap(), "WorkflowExecutionTerminated");
+    // Terminating again is a conflict, not a second event.
+    let (status, _) = server
+        .api
+        .post("/api/v1/namespaces/default/workflows/doomed/terminate", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    server.stop().await;
+}
+
+async fn id_reuse_and_conflict_policies(db: Db) {
+    let server = spawn_server(db).await;
+    // No endpoint: runs stay open until terminated.
+    let api = &server.api;
+    let (status, first) = api.start("dup", "T", "q", json!({"request_id": "req-1"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let run1 = first["run_id"].clone();
+    let (status, again) = api.start("dup", "T", "q", json!({"request_id": "req-1"})).await;
+    assert_eq!((status, &again["run_id"], &again["started"]), (StatusCode::OK, &run1, &json!(false)));
+    let (status, body) = api.start("dup", "T", "q", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "already_exists");
+    let (status, body) = api.start("dup", "T", "q", json!({"id_conflict_policy": "USE_EXISTING"})).await;
+    assert_eq!((status, &body["run_id"]), (StatusCode::OK, &run1));
+    let (status, body) = api.start("dup", "T", "q", json!({"id_conflict_policy": "TERMINATE_EXISTING"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let run2 = body["run_id"].clone();
+    assert_ne!(run1, run2);
+    let (_, old) = api
+        .get(&format!("/api/v1/namespaces/default/workflows/dup/result?run_id={}", run1.as_str().unwrap()))
+        .await;
+    assert_eq!(old["status"], "TERMINATED");
+    api.post("/api/v1/namespaces/default/workflows/dup/terminate", json!({})).await;
+    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "REJECT_DUPLICATE"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "ALLOW_DUPLICATE_FAILED_ONLY"})).await;
+    assert_eq!(status, StatusCode::CREATED, "terminated counts as failed");
+    api.post("/api/v1/namespaces/default/workflows/dup/terminate", json!({})).await;
+    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "ALLOW_DUPLICATE"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api.start("dup2", "T", "q", json!({"id_reuse_policy": "SOMETIMES"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    server.stop().await;
+}
+
+async fn forged_or_stale_signatures_are_rejected(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(|_req: Value| async move {
+        (StatusCode::OK, json!({"commands": [{"command_type": "CompleteWorkflowExecution", "attributes": {"result": 1}}]}))
+    })
+    .await;
+    // Registered with a secret the handler does not know: every push is
+    // refused with 401 and nothing runs.
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"task_queue": "q", "url": handler.url, "secrets": ["whsec_c2VjcmV0LW5vYm9keS1rbm93cw=="]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.api.start("signed", "Signed", "q", json!({})).await;
+    assert!(common::eventually(Duration::from_secs(10), || async { *handler.rejected.lock().unwrap() >= 2 }).await);
+    assert!(handler.received.lock().unwrap().is_empty());
+    let described = server.api.describe("signed").await;
+    let failure = described["pending_workflow_task"]["last_failure"].as_str().unwrap_or_default().to_owned();
+    assert!(failure.contains("401"), "{described}");
+    // Rotation: the new secret first, the handler's secret second.
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"task_queue": "q", "url": handler.url,
+                   "secrets": ["whsec_c2VjcmV0LW5vYm9keS1rbm93cw==", common::SECRET]}),
+        )
+        .await;
+    let result = server.api.result("signed").await;
+    assert_eq!(result["status"], "COMPLETED");
+    // A replayed push with a stale timestamp or altered body is refused.
+    let client = reqwest::Client::new();
+    let body = br#"{"type":"workflow_task"}"#.to_vec();
+    let secret: baton::signing::Secret = common::SECRET.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for (ts, sent) in [(now - 600, body.clone()), (now, br#"{"type":"activity_task"}"#.to_vec())] {
+        let signature = baton::signing::sign(std::slice::from_ref(&secret), "msg_1", ts, &body);
+        let status = client
+            .post(&handler.url)
+            .header("webhook-id", "msg_1")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(sent)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 401);
+    }
+    server.stop().await;
+}
