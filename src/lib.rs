@@ -9,6 +9,7 @@ pub mod apply;
 pub mod claim;
 pub mod engine;
 pub mod ids;
+pub mod signing;
 pub mod store;
 pub mod time;
 pub mod timers;
