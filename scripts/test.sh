@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The whole test gate: what CI runs (.ci/run) and what README.md names.
+# Runnable from any directory. Steps, stopping at the first failure:
+#   1. make PostgreSQL reachable and export DATABASE_URL;
+#   2. cargo fmt --check, clippy with -D warnings, cargo test (all targets
+#      plus doctests) for the whole workspace;
+#   3. the Python SDK (sdk-py/), if present: venv, editable install with the
+#      dev extra, then ruff / pyright when configured, then pytest;
+#   4. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
+#      scripts when defined, npm test.
+# Honours CARGO_TARGET_DIR (cargo's own default otherwise) and
+# BATON_PY_VENV (default sdk-py/.venv).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$(pwd)"
+
+section() { printf '\n==> %s\n' "$*"; }
+
+section "PostgreSQL"
+DATABASE_URL="$(bash scripts/ensure-postgres.sh)"
+export DATABASE_URL
+echo "DATABASE_URL=$DATABASE_URL"
+
+# With committed sqlx query metadata, check against it rather than asking
+# the live database at compile time (`cargo sqlx prepare` refreshes it).
+if [ -d .sqlx ]; then
+    export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
+fi
+
+section "Rust toolchain"
+cargo --version
+echo "CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-<default: $root/target>}"
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "cargo test"
+cargo test --workspace --all-targets
+# --all-targets skips doctests; run them too.
+cargo test --workspace --doc
+
+if [ -d sdk-py ]; then
+    section "sdk-py: install"
+    venv="${BATON_PY_VENV:-$root/sdk-py/.venv}"
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv"
+    fi
+    py="$venv/bin/python"
+    "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$py" -m pip install --quiet --disable-pip-version-check -e './sdk-py[dev]'
+
+    # A tool runs when the project configures it; a configured tool that is
+    # not installed is an error (add it to the dev extra), not a skip.
+    configured() { # tool-name config-file...
+        local tool="$1"
+        shift
+        grep -qs "^\[tool\.$tool" sdk-py/pyproject.toml && return 0
+        local f
+        for f in "$@"; do
+            [ -f "sdk-py/$f" ] && return 0
+        done
+        return 1
+    }
+    need() {
+        [ -x "$venv/bin/$1" ] || {
+            echo "sdk-py configures $1 but the dev extra does not install it" >&2
+            exit 1
+        }
+    }
+
+    if configured ruff ruff.toml .ruff.toml; then
+        section "sdk-py: ruff"
+        need ruff
+        (cd sdk-py && "$venv/bin/ruff" check . && "$venv/bin/ruff" format --check .)
+    fi
+    if configured pyright pyrightconfig.json; then
+        section "sdk-py: pyright"
+        need pyright
+        (cd sdk-py && "$venv/bin/pyright")
+    fi
+    section "sdk-py: pytest"
+    (cd sdk-py && "$py" -m pytest -q)
+fi
+
+if [ -d sdk-ts ]; then
+    section "sdk-ts: install"
+    if [ -f sdk-ts/package-lock.json ]; then
+        (cd sdk-ts && npm ci --no-audit --no-fund)
+    else
+        echo "sdk-ts has no package-lock.json; falling back to npm install (commit the lockfile)" >&2
+        (cd sdk-ts && npm install --no-audit --no-fund)
+    fi
+    section "sdk-ts: lint, typecheck, test"
+    (cd sdk-ts && npm run --if-present lint && npm run --if-present typecheck && npm test)
+fi
+
+section "all checks passed"
