@@ -115,7 +115,7 @@ impl std::str::FromStr for Duration {
         let t = s.trim();
         if let Some(num) = t.strip_suffix('s') {
             if let Ok(secs) = num.parse::<f64>() {
-                if secs.is_finite() && secs >= 0.0 && secs < 1e13 {
+                if (0.0..1e13).contains(&secs) {
                     // Rounded to the millisecond; sub-millisecond precision is
                     // meaningless for a durable timer.
                     #[allow(clippy::cast_possible_truncation)]
