@@ -345,6 +345,9 @@ struct Builder<'a> {
     events: Vec<Event>,
     effects: Vec<Effect>,
     ctx: &'a Ctx,
+    /// A workflow command canceled an activity that had not started; the
+    /// workflow must be told by a new workflow task.
+    canceled_unstarted_activity: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -354,6 +357,7 @@ impl<'a> Builder<'a> {
             events: Vec::new(),
             effects: Vec::new(),
             ctx,
+            canceled_unstarted_activity: false,
         }
     }
 
@@ -504,6 +508,10 @@ impl<'a> Builder<'a> {
 
     fn close_run(&mut self, attributes: EventAttributes) {
         self.append(attributes);
+        // Nothing more runs for a closed run: its rows go, and so do the
+        // pushes this transition asked for (an activity scheduled by the
+        // same response, a workflow task before the history limit hit).
+        self.effects.retain(|e| !matches!(e, Effect::Dispatch(_)));
         self.effects.push(Effect::DequeueAll);
     }
 
@@ -605,16 +613,25 @@ impl<'a> Builder<'a> {
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
         if let Err((cause, message)) = validate_commands(&self.state, &commands, &self.ctx.limits) {
-            let (sched, started) = self.append_started(&task, token);
-            self.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
-                scheduled_event_id: sched,
-                started_event_id: started,
-                cause,
-                failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
-            }));
+            let unhandled = cause == WorkflowTaskFailedCause::UnhandledCommand;
+            // As for a failure the SDK reports, only the first failure is
+            // recorded: a transient task leaves no events (Temporal writes
+            // no WorkflowTaskFailed for it either), so a workflow stuck on a
+            // bad command does not grow its history on every retry.
+            let had_new_events = if task.scheduled_event_id.is_some() {
+                let (sched, started) = self.append_started(&task, token);
+                self.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
+                    scheduled_event_id: sched,
+                    started_event_id: started,
+                    cause,
+                    failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
+                }));
+                self.flush_buffered()
+            } else {
+                unhandled && self.flush_buffered()
+            };
             self.state.last_workflow_task_failure = Some(message);
-            let had_new_events = self.flush_buffered();
-            if cause == WorkflowTaskFailedCause::UnhandledCommand && had_new_events {
+            if unhandled && had_new_events {
                 // The workflow simply has not seen the new events yet.
                 self.schedule_workflow_task();
             } else {
@@ -635,7 +652,9 @@ impl<'a> Builder<'a> {
         for cmd in commands {
             self.apply_command(cmd, completed);
         }
-        if !self.state.status.is_closed() && self.flush_buffered() {
+        if !self.state.status.is_closed()
+            && (self.flush_buffered() || self.canceled_unstarted_activity)
+        {
             self.schedule_workflow_task();
         }
         Ok(())
@@ -660,7 +679,10 @@ impl<'a> Builder<'a> {
                     },
                 ));
                 if let ActivityPhase::Scheduled { .. } = phase {
-                    // Not running anywhere: cancelled at once.
+                    // Not running anywhere: cancelled at once, and the
+                    // workflow needs a task to learn of it (Temporal's
+                    // activityNotStartedCancelled).
+                    self.canceled_unstarted_activity = true;
                     self.dequeue_activity_tasks(sched);
                     self.append(EventAttributes::ActivityTaskCanceled(
                         ActivityTaskCanceled {
@@ -812,21 +834,27 @@ impl<'a> Builder<'a> {
         let act = self.activity_mut(sched);
         act.phase = ActivityPhase::Started { since: now };
         act.last_heartbeat_time = None;
-        let (attempt, stc, hb, s2c) = (
+        let (attempt, stc, hb, s2c, redelivery) = (
             act.attempt,
             act.start_to_close_timeout,
             act.heartbeat_timeout,
             act.schedule_to_close_timeout
                 .map(|d| act.scheduled_time.saturating_add(d)),
+            act.undelivered > 0,
         );
         self.dequeue(&Task::ActivityTask {
             scheduled_event_id: sched,
         });
-        self.dequeue(&activity_timeout(
-            sched,
-            attempt,
-            TimeoutType::ScheduleToStart,
-        ));
+        if !redelivery {
+            // A re-push after a transport failure may fail again: its
+            // schedule-to-start clock, armed at the first failure, keeps
+            // running until the handler is reached.
+            self.dequeue(&activity_timeout(
+                sched,
+                attempt,
+                TimeoutType::ScheduleToStart,
+            ));
+        }
         let mut deadline = now.saturating_add(stc);
         if let Some(s2c) = s2c {
             deadline = deadline.min(s2c);
@@ -1025,6 +1053,17 @@ impl<'a> Builder<'a> {
                     ActivityOutcome::TimedOut(failure, RetryState::Timeout),
                 );
             }
+            (TimeoutType::ScheduleToStart, ActivityPhase::Started { since })
+                if act.undelivered > 0 =>
+            {
+                // A re-push is in flight: look again when its attempt would
+                // time out anyway, unless that time has come.
+                let due = since.saturating_add(act.start_to_close_timeout);
+                if due <= now {
+                    return Err(stale("timeout does not apply to the activity's phase"));
+                }
+                self.enqueue(task, due);
+            }
             (TimeoutType::ScheduleToStart, ActivityPhase::Scheduled { .. }) => {
                 let failure = Failure::timeout(timeout_type, last_failure);
                 self.close_activity(
@@ -1184,6 +1223,18 @@ fn validate_commands(
                     return Err((
                         C::BadStartTimerAttributes,
                         "start_to_fire_timeout must be greater than zero".into(),
+                    ));
+                }
+                if state.timers.get(&t.timer_id).is_some_and(|t| t.fired) {
+                    // Its TimerFired is buffered: the workflow must see it
+                    // before the id can be reused (after a CancelTimer that
+                    // is a no-op), or the flush would close the new timer.
+                    return Err((
+                        C::UnhandledCommand,
+                        format!(
+                            "timer {:?} fired while the workflow task was in flight; the workflow must see that first",
+                            t.timer_id.as_str()
+                        ),
                     ));
                 }
                 if !timer_ids.insert(&t.timer_id) {

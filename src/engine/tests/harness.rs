@@ -1,0 +1,847 @@
+//! The scenario harness: a one-run world driven by a small text language,
+//! rendering what each command did as stable text for `expect![[...]]`.
+//!
+//! A script is one engine input per line. A line may start with `@3s` (set
+//! the clock) or `@+2s` (advance it). Workflow-task commands follow `|`.
+//!
+//! ```text
+//! start [type=Order] [run_timeout=60s] [execution_timeout=..] [task_timeout=..]
+//! limits [max_events=N] [max_bytes=N] [suggest_events=N] [max_payload=N] [wft_backoff=D] [wft_max_backoff=D]
+//! push-wft                                   show the current task as pushed now
+//! complete-wft [token=SEQ/ATTEMPT] | schedule a1 stc=10s | timer t1 5s | complete
+//! fail-wft [cause=NON_DETERMINISTIC_ERROR] [token=..]
+//! wft-undelivered [timed_out] [token=..]
+//! start-attempt a1 | undelivered a1 | heartbeat a1 [details=..]
+//! complete-activity a1 [result=..] | fail-activity a1 [type=T] [non_retryable] | canceled a1
+//! fire-timeout a1 start-to-close | fire-timer t1 | fire-run-timeout
+//! terminate [reason=..]
+//! ```
+//!
+//! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
+//! [s2s=] [hb=] [initial=] [coefficient=] [max_interval=] [attempts=]
+//! [non_retryable=A,B]`, `cancel ID`, `timer ID DURATION`, `cancel-timer ID`,
+//! `marker NAME [details=]`, `complete [result=]`, `fail-workflow [message=]
+//! [details=]`, `cancel-workflow [details=]`.
+//!
+//! Activity tokens default to the activity's current attempt (`attempt=N`
+//! overrides); workflow-task tokens default to the task last shown by
+//! `push-wft`, else the current task pushed now. Values are JSON where they
+//! parse as JSON, else strings.
+//!
+//! After every accepted command the harness checks the fold laws: new event
+//! ids continue the history densely, and replaying the whole history gives
+//! the snapshot's history view.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use expect_test::Expect;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{
+    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
+    CompleteWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
+    FailWorkflowExecution, Failure, Limits, RecordMarker, Rejection, RequestCancelActivityTask,
+    RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask, StartRun, StartTimer, Task,
+    TimeoutType, Transition, WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken,
+    WorkflowTaskView,
+};
+use crate::ids::{ActivityId, RunId, TaskQueue, TimerId};
+use crate::time::{Duration, Timestamp};
+
+/// Runs `given` silently (every line must be accepted), then renders each
+/// line of `when` and compares the text with `expect`.
+pub(super) fn check(given: &str, when: &str, expect: Expect) {
+    let mut scenario = Scenario::given(given);
+    let mut out = String::new();
+    for line in script_lines(when) {
+        out.push_str(&scenario.render(line));
+    }
+    expect.assert_eq(&out);
+}
+
+/// Runs `given` once per line of `whens`, each from a fresh copy, and
+/// renders only the output lines that contain `filter`.
+pub(super) fn check_each(given: &str, whens: &[&str], filter: &str, expect: Expect) {
+    let base = Scenario::given(given);
+    let mut out = String::new();
+    for line in whens {
+        let mut scenario = base.clone();
+        let rendered = scenario.render(line);
+        let mut shown: Vec<&str> = rendered
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains(filter))
+            .collect();
+        if shown.is_empty() {
+            shown.push("  (nothing)");
+        }
+        writeln!(out, "> {line}").unwrap();
+        for l in shown {
+            writeln!(out, "{l}").unwrap();
+        }
+    }
+    expect.assert_eq(&out);
+}
+
+fn script_lines(script: &str) -> impl Iterator<Item = &str> {
+    script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// One run and everything needed to talk to it the way the edges do.
+#[derive(Clone)]
+pub(super) struct Scenario {
+    pub now: Timestamp,
+    pub limits: Limits,
+    pub state: Option<RunState>,
+    /// Every committed event, in order.
+    pub history: Vec<Event>,
+    /// The workflow task last shown by `push-wft`; used (once) as the
+    /// token of the next workflow-task answer.
+    pushed: Option<WorkflowTaskView>,
+}
+
+impl Scenario {
+    pub fn new() -> Scenario {
+        Scenario {
+            now: Timestamp(0),
+            limits: Limits::default(),
+            state: None,
+            history: Vec::new(),
+            pushed: None,
+        }
+    }
+
+    pub fn given(script: &str) -> Scenario {
+        let mut scenario = Scenario::new();
+        for line in script_lines(script) {
+            if let Err(rejection) = scenario.run(line) {
+                panic!("given line `{line}` was rejected: {rejection}");
+            }
+        }
+        scenario
+    }
+
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            now: self.now,
+            limits: self.limits.clone(),
+        }
+    }
+
+    pub fn state(&self) -> &RunState {
+        self.state
+            .as_ref()
+            .expect("the script starts the run first")
+    }
+
+    /// Runs one line and renders it: the line, then what it did.
+    pub fn render(&mut self, line: &str) -> String {
+        let mut out = format!("> {line}\n");
+        match self.run(line) {
+            Ok(text) => out.push_str(&text),
+            Err(rejection) => writeln!(out, "  rejected: {rejection}").unwrap(),
+        }
+        out
+    }
+
+    /// Runs one line; a rejection leaves the scenario as it was.
+    pub fn run(&mut self, line: &str) -> Result<String, Rejection> {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix('@') {
+            let (time, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+            self.now = match time.strip_prefix('+') {
+                Some(d) => self.now.saturating_add(duration(d)),
+                None => Timestamp(duration(time).0),
+            };
+            line = rest.trim();
+        }
+        let mut parts = line.split('|');
+        let args = Args::parse(parts.next().unwrap_or_default());
+        let sub: Vec<Args> = parts.map(Args::parse).collect();
+        let verb = args.pos(0);
+        let cmd = match verb {
+            "start" => return self.start(&args),
+            "limits" => {
+                self.set_limits(&args);
+                return Ok(String::new());
+            }
+            "push-wft" => {
+                let view = engine::workflow_task_view(self.state(), &self.ctx())
+                    .ok_or_else(|| Rejection::Stale("no workflow task to push".into()))?;
+                let mut out = String::new();
+                writeln!(
+                    out,
+                    "  token {}/{} started_at={}",
+                    view.token.seq,
+                    view.token.attempt,
+                    time(view.token.started_at)
+                )
+                .unwrap();
+                for e in &view.transient_events {
+                    writeln!(out, "  ~ {}", event(e)).unwrap();
+                }
+                self.pushed = Some(view);
+                return Ok(out);
+            }
+            "complete-wft" => Command::CompleteWorkflowTask {
+                token: self.wft_token(&args)?,
+                commands: sub.iter().map(workflow_command).collect(),
+                identity: None,
+            },
+            "fail-wft" => Command::FailWorkflowTask {
+                token: self.wft_token(&args)?,
+                cause: args.get("cause").map_or(
+                    WorkflowTaskFailedCause::NonDeterministicError,
+                    |c| {
+                        serde_json::from_value(Value::String(c.to_owned()))
+                            .unwrap_or_else(|_| panic!("unknown cause {c}"))
+                    },
+                ),
+                failure: Failure::new(args.get("message").unwrap_or("replay diverged"), ""),
+            },
+            "wft-undelivered" => Command::WorkflowTaskUndelivered {
+                token: self.wft_token(&args)?,
+                timed_out: args.flag("timed_out"),
+                error: "connection reset".into(),
+            },
+            "start-attempt" => Command::StartActivityAttempt {
+                scheduled_event_id: self.sched(args.pos(1)),
+            },
+            "undelivered" => Command::ActivityUndelivered {
+                token: self.activity_token(&args),
+                error: "503".into(),
+            },
+            "complete-activity" => Command::CompleteActivity {
+                token: self.activity_token(&args),
+                result: args.value("result").unwrap_or(Value::String("ok".into())),
+            },
+            "fail-activity" => {
+                let mut failure = Failure::new(
+                    args.get("message").unwrap_or("boom"),
+                    args.get("type").unwrap_or("IOError"),
+                );
+                failure.non_retryable = args.flag("non_retryable");
+                failure.details = args.value("details");
+                Command::FailActivity {
+                    token: self.activity_token(&args),
+                    failure,
+                }
+            }
+            "canceled" => Command::ReportActivityCanceled {
+                token: self.activity_token(&args),
+                details: args.value("details"),
+            },
+            "heartbeat" => Command::RecordActivityHeartbeat {
+                token: self.activity_token(&args),
+                details: args.value("details"),
+            },
+            "fire-timeout" => {
+                let timeout_type: TimeoutType = serde_json::from_value(Value::String(
+                    args.pos(2).to_uppercase().replace('-', "_"),
+                ))
+                .unwrap_or_else(|_| panic!("unknown timeout type {}", args.pos(2)));
+                let scheduled_event_id = self.sched(args.pos(1));
+                let attempt = match (args.get("attempt"), timeout_type) {
+                    (Some(a), _) => a.parse().expect("attempt is a number"),
+                    (None, TimeoutType::ScheduleToClose) => 0,
+                    (None, _) => self.attempt(scheduled_event_id),
+                };
+                Command::FireTimer(Task::ActivityTimeout {
+                    scheduled_event_id,
+                    attempt,
+                    timeout_type,
+                })
+            }
+            "fire-timer" => {
+                let timer_id = TimerId::from(args.pos(1));
+                let started_event_id = match args.get("started") {
+                    Some(s) => s.parse().expect("started is a number"),
+                    None => self.timer_started(&timer_id),
+                };
+                Command::FireTimer(Task::UserTimer {
+                    timer_id,
+                    started_event_id,
+                })
+            }
+            "fire-run-timeout" => Command::FireTimer(Task::RunTimeout),
+            "terminate" => Command::TerminateWorkflow {
+                reason: args.get("reason").unwrap_or("by test").to_owned(),
+                details: None,
+                identity: None,
+            },
+            other => panic!("unknown command {other:?} in `{line}`"),
+        };
+        let transition = self.apply(cmd)?;
+        Ok(self.describe(&transition))
+    }
+
+    /// Decides one command and, if accepted, commits it.
+    pub fn apply(&mut self, cmd: Command) -> Result<Transition, Rejection> {
+        let transition = engine::decide(self.state(), cmd, &self.ctx())?;
+        self.commit(&transition);
+        Ok(transition)
+    }
+
+    fn commit(&mut self, transition: &Transition) {
+        let first = self.state.as_ref().map_or(1, |s| s.next_event_id);
+        for (e, id) in transition.events.iter().zip(first..) {
+            assert_eq!(e.event_id, id, "event ids are dense and ascending");
+        }
+        self.history.extend(transition.events.iter().cloned());
+        let replayed = RunState::replay(
+            transition.state.namespace.clone(),
+            transition.state.workflow_id.clone(),
+            transition.state.run_id,
+            &self.history,
+        );
+        assert_eq!(
+            replayed.history_view(),
+            transition.state.history_view(),
+            "replaying the history gives the snapshot"
+        );
+        self.state = Some(transition.state.clone());
+    }
+
+    /// Runs a `start ...` line and returns its transition.
+    pub fn apply_start(&mut self, line: &str) -> Result<Transition, Rejection> {
+        let args = Args::parse(line);
+        assert_eq!(args.pos(0), "start");
+        self.start_transition(&args)
+    }
+
+    fn start(&mut self, args: &Args) -> Result<String, Rejection> {
+        let transition = self.start_transition(args)?;
+        Ok(self.describe(&transition))
+    }
+
+    fn start_transition(&mut self, args: &Args) -> Result<Transition, Rejection> {
+        let dur = |k: &str| args.get(k).map(duration);
+        let cmd = StartRun {
+            namespace: "default".into(),
+            workflow_id: args.get("id").unwrap_or("order-1").into(),
+            run_id: RunId(uuid::Uuid::from_u128(1)),
+            workflow_type: args.get("type").unwrap_or("Order").to_owned(),
+            task_queue: args.get("queue").unwrap_or("orders").into(),
+            input: args.value("input").unwrap_or(Value::Null),
+            execution_timeout: dur("execution_timeout"),
+            run_timeout: dur("run_timeout"),
+            task_timeout: dur("task_timeout"),
+            request_id: None,
+            identity: None,
+        };
+        let transition = engine::start(cmd, &self.ctx())?;
+        self.commit(&transition);
+        Ok(transition)
+    }
+
+    fn set_limits(&mut self, args: &Args) {
+        let num = |k: &str| args.get(k).map(|v| v.parse::<i64>().expect("a number"));
+        if let Some(n) = num("max_events") {
+            self.limits.max_history_events = n;
+        }
+        if let Some(n) = num("max_bytes") {
+            self.limits.max_history_bytes = n as u64;
+        }
+        if let Some(n) = num("suggest_events") {
+            self.limits.suggest_continue_as_new_events = n;
+        }
+        if let Some(n) = num("suggest_bytes") {
+            self.limits.suggest_continue_as_new_bytes = n as u64;
+        }
+        if let Some(n) = num("max_payload") {
+            self.limits.max_payload_bytes = n as u64;
+        }
+        if let Some(d) = args.get("wft_backoff") {
+            self.limits.workflow_task_initial_backoff = duration(d);
+        }
+        if let Some(d) = args.get("wft_max_backoff") {
+            self.limits.workflow_task_max_backoff = duration(d);
+        }
+    }
+
+    fn wft_token(&mut self, args: &Args) -> Result<WorkflowTaskToken, Rejection> {
+        if let Some(t) = args.get("token") {
+            let (seq, attempt) = t.split_once('/').expect("token=SEQ/ATTEMPT");
+            return Ok(WorkflowTaskToken {
+                seq: seq.parse().expect("seq is a number"),
+                attempt: attempt.parse().expect("attempt is a number"),
+                started_at: self.now,
+            });
+        }
+        if let Some(view) = self.pushed.take() {
+            return Ok(view.token);
+        }
+        engine::workflow_task_view(self.state(), &self.ctx())
+            .map(|v| v.token)
+            .ok_or_else(|| Rejection::Stale("no workflow task to answer".into()))
+    }
+
+    /// The scheduled event id of the activity last scheduled with this id.
+    pub fn sched(&self, activity_id: &str) -> i64 {
+        self.history
+            .iter()
+            .rev()
+            .find_map(|e| match &e.attributes {
+                EventAttributes::ActivityTaskScheduled(a)
+                    if a.activity_id.as_str() == activity_id =>
+                {
+                    Some(e.event_id)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no activity {activity_id:?} was scheduled"))
+    }
+
+    /// The activity's current attempt, or the one that closed it.
+    fn attempt(&self, sched: i64) -> u32 {
+        if let Some(a) = self.state().activities.get(&sched) {
+            return a.attempt;
+        }
+        self.history
+            .iter()
+            .rev()
+            .find_map(|e| match &e.attributes {
+                EventAttributes::ActivityTaskStarted(a) if a.scheduled_event_id == sched => {
+                    Some(a.attempt)
+                }
+                _ => None,
+            })
+            .unwrap_or(1)
+    }
+
+    fn activity_token(&self, args: &Args) -> ActivityToken {
+        let scheduled_event_id = self.sched(args.pos(1));
+        let attempt = match args.get("attempt") {
+            Some(a) => a.parse().expect("attempt is a number"),
+            None => self.attempt(scheduled_event_id),
+        };
+        ActivityToken {
+            scheduled_event_id,
+            attempt,
+        }
+    }
+
+    fn timer_started(&self, timer_id: &TimerId) -> i64 {
+        self.history
+            .iter()
+            .rev()
+            .find_map(|e| match &e.attributes {
+                EventAttributes::TimerStarted(t) if &t.timer_id == timer_id => Some(e.event_id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no timer {timer_id} was started"))
+    }
+
+    /// Events, effects and the resulting state, one fact per line.
+    fn describe(&self, transition: &Transition) -> String {
+        let mut out = String::new();
+        for e in &transition.events {
+            writeln!(out, "  + {}", event(e)).unwrap();
+        }
+        let mut dequeued: Vec<String> = Vec::new();
+        let flush = |out: &mut String, dequeued: &mut Vec<String>| {
+            if !dequeued.is_empty() {
+                writeln!(out, "  dequeue {}", dequeued.join(", ")).unwrap();
+                dequeued.clear();
+            }
+        };
+        for effect in &transition.effects {
+            if let Effect::Dequeue { key } = effect {
+                dequeued.push(key.clone());
+                continue;
+            }
+            flush(&mut out, &mut dequeued);
+            match effect {
+                Effect::Enqueue { task, at, lease } => {
+                    write!(out, "  enqueue {} at {}", task_name(task), time(*at)).unwrap();
+                    if *lease != self.limits.lease_grace {
+                        write!(out, " lease {lease}").unwrap();
+                    }
+                    out.push('\n');
+                }
+                Effect::DequeueAll => out.push_str("  dequeue all\n"),
+                Effect::Dispatch(Dispatch::WorkflowTask) => {
+                    out.push_str("  dispatch workflow task\n");
+                }
+                Effect::Dispatch(Dispatch::ActivityTask { scheduled_event_id }) => {
+                    writeln!(out, "  dispatch activity #{scheduled_event_id}").unwrap();
+                }
+                Effect::Dequeue { .. } => unreachable!("handled above"),
+            }
+        }
+        flush(&mut out, &mut dequeued);
+        out.push_str(&describe_state(&transition.state));
+        out
+    }
+}
+
+fn describe_state(state: &RunState) -> String {
+    let mut out = format!("  = {}", state.status.as_str());
+    if let Some(task) = &state.workflow_task {
+        write!(out, ", workflow task {}/{}", task.seq, task.attempt).unwrap();
+        if task.scheduled_event_id.is_none() {
+            write!(out, " transient due {}", time(task.scheduled_time)).unwrap();
+        }
+    }
+    if !state.buffered.is_empty() {
+        write!(out, ", {} buffered", state.buffered.len()).unwrap();
+    }
+    out.push('\n');
+    for a in state.activities.values() {
+        write!(
+            out,
+            "  = activity {} #{} attempt {}",
+            a.activity_id, a.scheduled_event_id, a.attempt
+        )
+        .unwrap();
+        match a.phase {
+            ActivityPhase::Scheduled { due, .. } => write!(out, ", waiting until {}", time(due)),
+            ActivityPhase::Started { since } => write!(out, ", started at {}", time(since)),
+            ActivityPhase::Closed => write!(out, ", closed (result buffered)"),
+        }
+        .unwrap();
+        if let Some(t) = a.last_heartbeat_time {
+            write!(out, ", heartbeat at {}", time(t)).unwrap();
+        }
+        if let Some(d) = &a.heartbeat_details {
+            write!(out, ", details {d}").unwrap();
+        }
+        if a.undelivered > 0 {
+            write!(out, ", undelivered {}", a.undelivered).unwrap();
+        }
+        if a.cancel_requested {
+            out.push_str(", cancel requested");
+        }
+        if let Some(f) = &a.last_failure {
+            write!(out, ", last failure {}", failure(f)).unwrap();
+        }
+        out.push('\n');
+    }
+    for (id, t) in &state.timers {
+        write!(
+            out,
+            "  = timer {id} #{} fires at {}",
+            t.started_event_id,
+            time(t.fire_at)
+        )
+        .unwrap();
+        if t.fired {
+            out.push_str(", fired (buffered)");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Whitespace-separated words: `key=value` pairs and positional words.
+struct Args<'a> {
+    positional: Vec<&'a str>,
+    named: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Args<'a> {
+    fn parse(s: &'a str) -> Args<'a> {
+        let mut args = Args {
+            positional: Vec::new(),
+            named: BTreeMap::new(),
+        };
+        for word in s.split_whitespace() {
+            match word.split_once('=') {
+                Some((k, v)) => {
+                    args.named.insert(k, v);
+                }
+                None => args.positional.push(word),
+            }
+        }
+        args
+    }
+
+    fn pos(&self, i: usize) -> &'a str {
+        self.positional.get(i).copied().unwrap_or_default()
+    }
+
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.named.get(key).copied()
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.positional.contains(&name)
+    }
+
+    fn value(&self, key: &str) -> Option<Value> {
+        self.get(key).map(value)
+    }
+
+    /// A positional or named text; `""` is the empty string.
+    fn text(&self, s: &'a str) -> String {
+        if s == "\"\"" {
+            String::new()
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+fn value(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
+fn duration(s: &str) -> Duration {
+    s.parse()
+        .unwrap_or_else(|e| panic!("bad duration {s:?}: {e}"))
+}
+
+fn workflow_command(args: &Args) -> WorkflowCommand {
+    let dur = |k: &str| args.get(k).map(duration);
+    match args.pos(0) {
+        "schedule" => {
+            let spec = RetryPolicySpec {
+                initial_interval: dur("initial"),
+                backoff_coefficient: args
+                    .get("coefficient")
+                    .map(|c| c.parse().expect("a number")),
+                maximum_interval: dur("max_interval"),
+                maximum_attempts: args.get("attempts").map(|a| a.parse().expect("a number")),
+                non_retryable_error_types: args
+                    .get("non_retryable")
+                    .map(|t| t.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            };
+            WorkflowCommand::ScheduleActivityTask(ScheduleActivityTask {
+                activity_id: ActivityId(args.text(args.pos(1))),
+                activity_type: args.text(args.get("type").unwrap_or("Work")),
+                task_queue: args.get("queue").map(|q| TaskQueue(args.text(q))),
+                input: args.value("input").unwrap_or(Value::Null),
+                schedule_to_close_timeout: dur("s2c"),
+                schedule_to_start_timeout: dur("s2s"),
+                start_to_close_timeout: dur("stc"),
+                heartbeat_timeout: dur("hb"),
+                retry_policy: (spec != RetryPolicySpec::default()).then_some(spec),
+            })
+        }
+        "cancel" => WorkflowCommand::RequestCancelActivityTask(RequestCancelActivityTask {
+            activity_id: ActivityId(args.text(args.pos(1))),
+        }),
+        "timer" => WorkflowCommand::StartTimer(StartTimer {
+            timer_id: TimerId(args.text(args.pos(1))),
+            start_to_fire_timeout: duration(args.pos(2)),
+        }),
+        "cancel-timer" => WorkflowCommand::CancelTimer(CancelTimer {
+            timer_id: TimerId(args.text(args.pos(1))),
+        }),
+        "marker" => WorkflowCommand::RecordMarker(RecordMarker {
+            marker_name: args.text(args.pos(1)),
+            details: args.value("details").unwrap_or(Value::Null),
+            failure: None,
+        }),
+        "complete" => WorkflowCommand::CompleteWorkflowExecution(CompleteWorkflowExecution {
+            result: args.value("result").unwrap_or(Value::Null),
+        }),
+        "fail-workflow" => {
+            let mut failure = Failure::new(args.get("message").unwrap_or("gave up"), "");
+            failure.details = args.value("details");
+            WorkflowCommand::FailWorkflowExecution(FailWorkflowExecution { failure })
+        }
+        "cancel-workflow" => WorkflowCommand::CancelWorkflowExecution(CancelWorkflowExecution {
+            details: args.value("details"),
+        }),
+        other => panic!("unknown workflow command {other:?}"),
+    }
+}
+
+/// Times are rendered as offsets from the epoch, which is where every
+/// scenario's clock starts.
+fn time(t: Timestamp) -> String {
+    Duration(t.0).to_string()
+}
+
+/// The serde name of an enum value (`NON_RETRYABLE_FAILURE`).
+fn name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+fn failure(f: &Failure) -> String {
+    let mut out = String::new();
+    if !f.error_type.is_empty() {
+        write!(out, "{} ", f.error_type).unwrap();
+    }
+    write!(out, "{:?}", f.message).unwrap();
+    if f.non_retryable {
+        out.push_str(" non_retryable");
+    }
+    if let Some(d) = &f.details {
+        write!(out, " details={d}").unwrap();
+    }
+    if let Some(cause) = &f.cause {
+        write!(out, " (cause: {})", failure(cause)).unwrap();
+    }
+    out
+}
+
+fn task_name(task: &Task) -> String {
+    match task {
+        Task::ActivityTimeout { attempt, .. } if *attempt > 0 => {
+            format!("{} attempt {attempt}", task.key())
+        }
+        Task::UserTimer {
+            started_event_id, ..
+        } => format!("{} #{started_event_id}", task.key()),
+        _ => task.key(),
+    }
+}
+
+fn retry_policy(p: &RetryPolicy) -> String {
+    let mut out = format!(
+        "retry={}*{}^n max_interval={} attempts={}",
+        p.initial_interval, p.backoff_coefficient, p.maximum_interval, p.maximum_attempts
+    );
+    if !p.non_retryable_error_types.is_empty() {
+        write!(
+            out,
+            " non_retryable={}",
+            p.non_retryable_error_types.join(",")
+        )
+        .unwrap();
+    }
+    out
+}
+
+pub(super) fn event(e: &Event) -> String {
+    use EventAttributes as A;
+    let body = match &e.attributes {
+        A::WorkflowExecutionStarted(a) => {
+            let mut s = format!(
+                "type={} queue={} task_timeout={}",
+                a.workflow_type, a.task_queue, a.workflow_task_timeout
+            );
+            if let Some(d) = a.workflow_run_timeout {
+                write!(s, " run_timeout={d}").unwrap();
+            }
+            if let Some(d) = a.workflow_execution_timeout {
+                write!(s, " execution_timeout={d}").unwrap();
+            }
+            s
+        }
+        A::WorkflowTaskScheduled(a) => format!("attempt={}", a.attempt),
+        A::WorkflowTaskStarted(a) => format!(
+            "scheduled={}{}",
+            a.scheduled_event_id,
+            if a.suggest_continue_as_new {
+                " suggest_continue_as_new"
+            } else {
+                ""
+            }
+        ),
+        A::WorkflowTaskCompleted(a) => {
+            format!(
+                "scheduled={} started={}",
+                a.scheduled_event_id, a.started_event_id
+            )
+        }
+        A::WorkflowTaskFailed(a) => format!(
+            "scheduled={} started={} {} {:?}",
+            a.scheduled_event_id,
+            a.started_event_id,
+            name(&a.cause),
+            a.failure.message
+        ),
+        A::WorkflowTaskTimedOut(a) => format!(
+            "scheduled={} started={} {}",
+            a.scheduled_event_id,
+            a.started_event_id,
+            name(&a.timeout_type)
+        ),
+        A::ActivityTaskScheduled(a) => {
+            let mut s = format!(
+                "{} type={} stc={}",
+                a.activity_id, a.activity_type, a.start_to_close_timeout
+            );
+            for (k, d) in [
+                ("s2c", a.schedule_to_close_timeout),
+                ("s2s", a.schedule_to_start_timeout),
+                ("hb", a.heartbeat_timeout),
+            ] {
+                if let Some(d) = d {
+                    write!(s, " {k}={d}").unwrap();
+                }
+            }
+            // Only a queue other than the scenarios' workflow queue is news.
+            if a.task_queue.as_str() != "orders" {
+                write!(s, " queue={}", a.task_queue).unwrap();
+            }
+            if a.retry_policy != RetryPolicy::default() {
+                write!(s, " {}", retry_policy(&a.retry_policy)).unwrap();
+            }
+            if !a.input.is_null() {
+                write!(s, " input={}", a.input).unwrap();
+            }
+            s
+        }
+        A::ActivityTaskStarted(a) => {
+            let mut s = format!("scheduled={} attempt={}", a.scheduled_event_id, a.attempt);
+            if let Some(f) = &a.last_failure {
+                write!(s, " last_failure={}", failure(f)).unwrap();
+            }
+            s
+        }
+        A::ActivityTaskCompleted(a) => format!(
+            "scheduled={} started={} result={}",
+            a.scheduled_event_id, a.started_event_id, a.result
+        ),
+        A::ActivityTaskFailed(a) => format!(
+            "scheduled={} started={} {} {}",
+            a.scheduled_event_id,
+            a.started_event_id,
+            name(&a.retry_state),
+            failure(&a.failure)
+        ),
+        A::ActivityTaskTimedOut(a) => format!(
+            "scheduled={} started={} {} {}",
+            a.scheduled_event_id,
+            a.started_event_id,
+            name(&a.retry_state),
+            failure(&a.failure)
+        ),
+        A::ActivityTaskCancelRequested(a) => format!("scheduled={}", a.scheduled_event_id),
+        A::ActivityTaskCanceled(a) => {
+            let mut s = format!(
+                "scheduled={} started={}",
+                a.scheduled_event_id, a.started_event_id
+            );
+            if let Some(d) = &a.details {
+                write!(s, " details={d}").unwrap();
+            }
+            s
+        }
+        A::TimerStarted(a) => format!("{} after={}", a.timer_id, a.start_to_fire_timeout),
+        A::TimerFired(a) => format!("{} started={}", a.timer_id, a.started_event_id),
+        A::TimerCanceled(a) => format!("{} started={}", a.timer_id, a.started_event_id),
+        A::MarkerRecorded(a) => format!("{} details={}", a.marker_name, a.details),
+        A::WorkflowExecutionCompleted(a) => format!("result={}", a.result),
+        A::WorkflowExecutionFailed(a) => {
+            format!("{} {}", name(&a.retry_state), failure(&a.failure))
+        }
+        A::WorkflowExecutionTimedOut(a) => name(&a.retry_state),
+        A::WorkflowExecutionCanceled(a) => match &a.details {
+            Some(d) => format!("details={d}"),
+            None => String::new(),
+        },
+        A::WorkflowExecutionTerminated(a) => format!("{:?}", a.reason),
+    };
+    let line = format!(
+        "{} @{} {} {}",
+        e.event_id,
+        time(e.event_time),
+        e.attributes.event_type(),
+        body
+    );
+    line.trim_end().to_owned()
+}
