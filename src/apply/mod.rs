@@ -9,13 +9,18 @@
 //! A commit that loses an optimistic-concurrency race is retried from a
 //! fresh load, a bounded number of times. Nothing is pushed before its
 //! commit succeeded, so no effect happens without a committed event.
+//!
+//! Runs this node wrote recently are served from [`cache`], so the common
+//! path (answer to a push this node sent) reads nothing back.
+
+mod cache;
 
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::{
-    self, start_decision, Command, Ctx, Dispatch, Effect, IdConflictPolicy, IdReusePolicy,
+    self, Event, start_decision, Command, Ctx, Dispatch, Effect, IdConflictPolicy, IdReusePolicy,
     Limits, Rejection, RunState, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};
@@ -77,7 +82,11 @@ pub struct Applier {
     limits: Limits,
     pushes: mpsc::UnboundedSender<Push>,
     closed: broadcast::Sender<RunId>,
+    cache: Arc<cache::RunCache>,
 }
+
+/// Runs kept in the cache.
+const CACHED_RUNS: usize = 20_000;
 
 impl Applier {
     /// Returns the applier and the stream of pushes for the dispatcher.
@@ -94,6 +103,7 @@ impl Applier {
             limits,
             pushes,
             closed,
+            cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
         };
         (applier, rx)
     }
@@ -120,12 +130,19 @@ impl Applier {
         run_id: RunId,
         cmd: Command,
     ) -> Result<Arc<RunState>, Error> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let record = self
-                .store
-                .load_run(ns, run_id)
-                .await?
-                .ok_or(Error::RunNotFound(run_id))?;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            let cached = match attempt {
+                0 => self.cache.get(run_id).filter(|r| &r.state.namespace == ns),
+                _ => None,
+            };
+            let record = match cached {
+                Some(r) => r,
+                None => self
+                    .store
+                    .load_run(ns, run_id)
+                    .await?
+                    .ok_or(Error::RunNotFound(run_id))?,
+            };
             let transition = engine::decide(&record.state, cmd.clone(), &self.ctx())?;
             let change = RunChange {
                 expected_version: Some(record.version),
@@ -134,7 +151,10 @@ impl Applier {
             };
             match self.commit(vec![change]).await {
                 Ok(mut states) => return Ok(states.remove(0)),
-                Err(store::Error::Conflict) => continue,
+                Err(store::Error::Conflict) => {
+                    self.cache.remove(run_id);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -212,8 +232,14 @@ impl Applier {
         self.store.commit(&changes).await?;
         let mut states = Vec::with_capacity(changes.len());
         for change in changes {
-            let Transition { state, effects, .. } = change.transition;
+            let Transition {
+                state,
+                effects,
+                events,
+            } = change.transition;
             let state = Arc::new(state);
+            let version = change.expected_version.map_or(1, |v| v + 1);
+            self.cache.committed(state.clone(), version, &events);
             for effect in effects {
                 if let Effect::Dispatch(dispatch) = effect {
                     // The receiver only goes away at shutdown; the committed
@@ -230,6 +256,20 @@ impl Applier {
             states.push(state);
         }
         Ok(states)
+    }
+
+    /// The whole persisted history of the run `state` describes.
+    pub async fn history(&self, state: &RunState) -> Result<Arc<Vec<Event>>, store::Error> {
+        if let Some(h) = self.cache.history(state) {
+            return Ok(h);
+        }
+        let events = self
+            .store
+            .read_history(&state.namespace, state.run_id, 0, state.next_event_id - 1)
+            .await?;
+        let events = Arc::new(events);
+        self.cache.put_history(state, events.clone());
+        Ok(events)
     }
 
     /// Waits until the run is closed or `timeout` passes; returns the last

@@ -176,19 +176,17 @@ impl Inner {
                 return;
             }
         };
-        let mut history = match self
-            .applier
-            .store()
-            .read_history(ns, state.run_id, 0, state.next_event_id - 1)
-            .await
-        {
+        let persisted = match self.applier.history(state).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(run_id = %state.run_id, error = %e, "reading history failed");
                 return;
             }
         };
-        history.extend(view.transient_events);
+        let history = wire::History {
+            persisted: &persisted,
+            transient: &view.transient_events,
+        };
         let request = PushRequest::WorkflowTask(WorkflowTaskRequest {
             namespace: ns,
             task_token: TaskToken {
@@ -202,8 +200,8 @@ impl Inner {
             workflow_type: &state.workflow_type,
             task_queue: &state.task_queue,
             attempt: token.attempt,
-            history_length: history.len() as i64,
-            history: &history,
+            history_length: (persisted.len() + view.transient_events.len()) as i64,
+            history,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
         });

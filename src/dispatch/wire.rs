@@ -29,7 +29,7 @@ pub struct WorkflowTaskRequest<'a> {
     pub attempt: u32,
     /// The whole history, oldest first, ending with this task's
     /// WorkflowTaskStarted event.
-    pub history: &'a [Event],
+    pub history: History<'a>,
     pub history_length: i64,
     pub history_size_bytes: u64,
     pub suggest_continue_as_new: bool,
@@ -59,6 +59,20 @@ pub struct ActivityTaskRequest<'a> {
     /// Details from the last heartbeat of any earlier attempt, to resume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_details: Option<&'a Value>,
+}
+
+/// The persisted events followed by the task's transient ones, written as
+/// one JSON array without copying either.
+#[derive(Debug)]
+pub struct History<'a> {
+    pub persisted: &'a [Event],
+    pub transient: &'a [Event],
+}
+
+impl Serialize for History<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.persisted.iter().chain(self.transient))
+    }
 }
 
 /// A workflow task answer: commands, or a failure of the task itself.
