@@ -38,6 +38,7 @@ pub async fn run(
     mut on_row: impl FnMut(TaskRow),
 ) {
     let mut wakeups = store.subscribe();
+    let mut jumps = clock.jumps();
     loop {
         if *shutdown.borrow() {
             return;
@@ -68,6 +69,8 @@ pub async fn run(
                         return;
                     }
                 }
+                // Time was skipped: whatever was due may be due now.
+                Some(()) = jumped(&mut jumps) => break,
                 hint = wakeups.recv() => match hint {
                     Ok(w) if w.queue == queue && w.at < target => {
                         target = w.at;
@@ -84,6 +87,13 @@ pub async fn run(
                 break;
             }
         }
+    }
+}
+
+async fn jumped(jumps: &mut Option<watch::Receiver<Duration>>) -> Option<()> {
+    match jumps {
+        Some(rx) => rx.changed().await.ok(),
+        None => std::future::pending().await,
     }
 }
 

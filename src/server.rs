@@ -15,7 +15,7 @@ use crate::apply::Applier;
 use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
-use crate::time::Clock;
+use crate::time::{Clock, SkippingClock, SystemClock};
 use crate::{claim, dispatch, timers};
 
 /// Everything a node needs to run.
@@ -27,6 +27,8 @@ pub struct Options {
     pub limits: Limits,
     pub dispatch: dispatch::Options,
     pub timers: claim::Options,
+    /// Serve `/api/v1/dev/time…` and let it move this node's clock.
+    pub time_skipping: bool,
 }
 
 /// A started node.
@@ -77,7 +79,12 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
 }
 
 /// Starts a node: binds, then runs the services in the background.
-pub async fn start(options: Options, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+pub async fn start(options: Options) -> anyhow::Result<Running> {
+    let skipping = options.time_skipping.then(|| Arc::new(SkippingClock::default()));
+    let clock: Arc<dyn Clock> = match &skipping {
+        Some(c) => c.clone(),
+        None => Arc::new(SystemClock),
+    };
     let store = open_store(&options.database_url, &*clock).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -93,6 +100,7 @@ pub async fn start(options: Options, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         access: Arc::new(Access {
             api_key: options.api_key.clone(),
         }),
+        time_skipping: skipping,
     };
     let router = api::router(state);
     let mut http_shutdown = shutdown_rx.clone();

@@ -4,9 +4,6 @@
 //! feature move time by hand.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 /// Milliseconds since the Unix epoch, UTC. Serialized as RFC 3339 with
@@ -145,10 +142,16 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 /// The one source of "now" for the services. Production uses
-/// [`SystemClock`]; tests and `baton dev --time-skipping` use
-/// [`ManualClock`].
+/// [`SystemClock`]; `baton dev --time-skipping` and tests use
+/// [`SkippingClock`].
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+
+    /// Announces jumps of time, so sleepers can wake early; `None` for
+    /// clocks that only move with the wall.
+    fn jumps(&self) -> Option<tokio::sync::watch::Receiver<Duration>> {
+        None
+    }
 }
 
 /// Wall-clock time.
@@ -166,27 +169,40 @@ impl Clock for SystemClock {
 }
 
 /// Wall-clock time plus an offset that only grows: `skip` moves every
-/// service's notion of now forward, which is how tests wait 48 hours for a
+/// service's notion of now forward, which is how a test waits 48 hours for a
 /// signal in milliseconds. Time never goes backwards, so timers stay
 /// monotonic.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 pub struct SkippingClock {
-    offset_ms: Arc<AtomicI64>,
+    offset: tokio::sync::watch::Sender<Duration>,
+}
+
+impl Default for SkippingClock {
+    fn default() -> SkippingClock {
+        SkippingClock {
+            offset: tokio::sync::watch::Sender::new(Duration::ZERO),
+        }
+    }
 }
 
 impl SkippingClock {
     pub fn skip(&self, d: Duration) {
-        self.offset_ms.fetch_add(d.0.max(0), Ordering::SeqCst);
+        self.offset
+            .send_modify(|o| *o = Duration(o.0.saturating_add(d.0.max(0))));
     }
 
     pub fn offset(&self) -> Duration {
-        Duration(self.offset_ms.load(Ordering::SeqCst))
+        *self.offset.borrow()
     }
 }
 
 impl Clock for SkippingClock {
     fn now(&self) -> Timestamp {
         SystemClock.now().saturating_add(self.offset())
+    }
+
+    fn jumps(&self) -> Option<tokio::sync::watch::Receiver<Duration>> {
+        Some(self.offset.subscribe())
     }
 }
 

@@ -4,6 +4,7 @@
 //! (tests/openapi.rs fails when they differ).
 
 mod activities;
+mod dev;
 mod endpoints;
 mod error;
 mod extract;
@@ -21,6 +22,7 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 
 use crate::apply::Applier;
+use crate::time::SkippingClock;
 
 pub use error::ApiError;
 pub use namespaces::parse_namespace;
@@ -30,6 +32,8 @@ pub use namespaces::parse_namespace;
 pub struct AppState {
     pub applier: Applier,
     pub access: Arc<Access>,
+    /// Set on `baton dev --time-skipping` nodes: the clock the dev routes move.
+    pub time_skipping: Option<Arc<SkippingClock>>,
 }
 
 /// Who may call the API. Today one optional server-wide bearer key; the
@@ -61,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoints::router())
         .merge(workflows::router())
         .merge(activities::router())
+        .merge(dev::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .merge(api)

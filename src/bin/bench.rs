@@ -24,7 +24,7 @@ use axum::routing::post;
 use axum::Router;
 use baton::engine::Limits;
 use baton::server::{self, Options};
-use baton::time::{Clock, SystemClock};
+
 use baton::{claim, dispatch};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -73,9 +73,9 @@ async fn main() -> anyhow::Result<()> {
         limits: Limits::default(),
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
+        time_skipping: false,
     };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let node = server::start(options, clock).await?;
+    let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
     let (status, body) = call(

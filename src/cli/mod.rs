@@ -7,13 +7,12 @@ mod output;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::Limits;
 use crate::server::{self, Options};
-use crate::time::{Clock, SystemClock};
+use crate::time::SystemClock;
 use crate::{claim, dispatch};
 
 #[derive(Parser)]
@@ -50,6 +49,9 @@ struct DevArgs {
     /// SQLite file, or `:memory:` for a throwaway server.
     #[arg(long, default_value = "baton-dev.db")]
     db: String,
+    /// Let tests move the server's clock forward (`POST /api/v1/dev/time/skip`).
+    #[arg(long)]
+    time_skipping: bool,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -131,13 +133,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 format!("sqlite:{}", args.db)
             };
-            let running = server::start(options(args.listen, url, &args.node), clock()).await?;
+            let mut options = options(args.listen, url, &args.node);
+            options.time_skipping = args.time_skipping;
+            let running = server::start(options).await?;
             print_dev_banner(running.addr, &args.db);
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
-            let running =
-                server::start(options(args.listen, args.database_url, &args.node), clock()).await?;
+            let running = server::start(options(args.listen, args.database_url, &args.node)).await?;
             serve_until_signal(running).await
         }
         Cmd::Migrate(args) => {
@@ -149,10 +152,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
         Cmd::Workflow(cmd) => client::workflow(cmd).await,
     }
-}
-
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock)
 }
 
 fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options {
@@ -177,6 +176,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options
             ..dispatch::Options::default()
         },
         timers: claim,
+        time_skipping: false,
     }
 }
 

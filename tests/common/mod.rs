@@ -87,6 +87,7 @@ pub fn test_options(database_url: String) -> Options {
             ..dispatch::Options::default()
         },
         timers: claim,
+        time_skipping: false,
     }
 }
 
@@ -99,9 +100,8 @@ pub async fn spawn_server(db: Db) -> TestServer {
 }
 
 pub async fn spawn_server_with(options: Options) -> TestServer {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let api_key = options.api_key.clone();
-    let running = server::start(options, clock).await.expect("server starts");
+    let running = server::start(options).await.expect("server starts");
     let addr = running.addr;
     TestServer {
         addr,
