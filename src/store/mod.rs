@@ -15,10 +15,11 @@
 //! Backends: `postgres` (production, many nodes) and `sqlite` (embedded,
 //! `baton dev`). Both pass `conformance`.
 
-// HELPER: restore these when the backends exist.
-// pub mod conformance;
-// mod postgres;
-// mod sqlite;
+pub mod conformance;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 
-// pub use postgres::PostgresStore;
-// pub use sqlite::SqliteStore;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -163,16 +164,23 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
     async fn list_endpoints(&self, ns: &Namespace) -> Result<Vec<Endpoint>>;
     /// True if a row was deleted.
-    async fn delete_endpoint(&self, ns: &Namespace, queue: &TaskQueue, version: &str)
-        -> Result<bool>;
+    async fn delete_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<bool>;
     /// The current endpoint of a queue.
     async fn current_endpoint(&self, ns: &Namespace, queue: &TaskQueue)
         -> Result<Option<Endpoint>>;
 
     async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>>;
     /// The newest run (by start time) of a workflow id.
-    async fn latest_run(&self, ns: &Namespace, workflow_id: &WorkflowId)
-        -> Result<Option<RunRecord>>;
+    async fn latest_run(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<RunRecord>>;
     /// The run a start request with this idempotency key created, if any.
     async fn run_by_request_id(
         &self,
@@ -217,7 +225,6 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;
 }
 
-/* HELPER: restore
 /// Opens the store a URL names: `postgres://…` or `sqlite:…` (a file path
 /// or `sqlite::memory:`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
@@ -227,4 +234,3 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }
 }
-*/

@@ -1,0 +1,902 @@
+"""Deterministic workflow execution: a custom asyncio event loop that
+replays a run's history and produces the commands of the current workflow
+task.
+
+Every workflow task arrives with the whole history (handlers keep no cache)
+and is handled by a fresh :class:`WorkflowInstance`:
+
+1. The history is cut into *activations* at each WorkflowTaskStarted event
+   that was followed by WorkflowTaskCompleted (a task whose answer the
+   server took), plus the final WorkflowTaskStarted (the task being handled).
+   A WorkflowTaskStarted followed by WorkflowTaskFailed/TimedOut produced
+   nothing and is skipped.
+2. Before an activation runs, the results that arrived since the previous
+   one (ActivityTaskCompleted/Failed/TimedOut/Canceled, TimerFired, the
+   start event) resolve their futures, in history order. The loop's clock
+   is the activation's WorkflowTaskStarted time.
+3. The loop runs ready callbacks until every task is blocked, checking
+   ``wait_condition`` predicates whenever it is idle. Awaiting an activity
+   or a timer adds a command.
+4. For a replayed activation, the commands it produced must match, in
+   order, the command events the server recorded after its
+   WorkflowTaskCompleted (ActivityTaskScheduled, TimerStarted,
+   MarkerRecorded, …). A mismatch raises :class:`NonDeterminismError` with
+   the event id and both sides. The final activation's commands are the
+   answer.
+
+The loop implements only what asyncio's futures, tasks, ``sleep``,
+``gather``, ``wait``, ``wait_for``/``timeout``, locks, events and queues
+need; IO methods raise. ``call_later``/``call_at`` become durable timers
+(StartTimer commands) and cancelling their handle becomes CancelTimer, so
+``asyncio.sleep`` in workflow code is a durable timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import hashlib
+import logging
+import random
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, cast
+
+from baton import _determinism
+from baton._protocol import (
+    JSON,
+    CommandDict,
+    EventDict,
+    FailureDict,
+    WorkflowTaskRequest,
+    format_duration,
+    parse_duration,
+    parse_timestamp,
+)
+from baton.common import RetryPolicy
+from baton.converter import (
+    decode_args,
+    encode_args,
+    error_to_failure,
+    failure_to_error,
+    from_json,
+    to_json,
+    type_hints_of,
+)
+from baton.exceptions import (
+    ActivityError,
+    CancelledError,
+    FailureError,
+    NonDeterminismError,
+    RetryState,
+)
+from baton.workflow import (
+    PATCH_MARKER_NAME,
+    ActivityCancellationType,
+    ActivityHandle,
+    Info,
+    _Definition,
+    _Runtime,
+)
+
+log = logging.getLogger("baton.workflow")
+
+# Events that a command of a completed workflow task produced, in the order
+# the server appended them.
+_COMMAND_EVENTS = frozenset(
+    {
+        "ActivityTaskScheduled",
+        "ActivityTaskCancelRequested",
+        "TimerStarted",
+        "TimerCanceled",
+        "MarkerRecorded",
+        "WorkflowExecutionCompleted",
+        "WorkflowExecutionFailed",
+        "WorkflowExecutionCanceled",
+        "WorkflowExecutionContinuedAsNew",
+    }
+)
+# Events that feed the next activation.
+_RESOLUTION_EVENTS = frozenset(
+    {
+        "WorkflowExecutionStarted",
+        "ActivityTaskCompleted",
+        "ActivityTaskFailed",
+        "ActivityTaskTimedOut",
+        "ActivityTaskCanceled",
+        "TimerFired",
+        # Not produced by the server yet (issue 4); handled when they appear.
+        "WorkflowExecutionSignaled",
+        "WorkflowExecutionCancelRequested",
+    }
+)
+_CLOSING = {
+    "CompleteWorkflowExecution": "WorkflowExecutionCompleted",
+    "FailWorkflowExecution": "WorkflowExecutionFailed",
+    "CancelWorkflowExecution": "WorkflowExecutionCanceled",
+}
+# Bound on callbacks run while tearing an instance down.
+_TEARDOWN_STEPS = 10_000
+
+
+class WorkflowTaskFailure(Exception):
+    """Workflow code failed in a way that fails the task, not the workflow."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Command:
+    __slots__ = ("attributes", "command_type", "target")
+
+    def __init__(self, command_type: str, attributes: dict[str, Any], target: Any = None) -> None:
+        self.command_type = command_type
+        self.attributes = attributes
+        self.target = target
+
+    def to_wire(self) -> CommandDict:
+        return {"command_type": self.command_type, "attributes": self.attributes}
+
+    def describe(self) -> str:
+        a = self.attributes
+        if self.command_type == "ScheduleActivityTask":
+            return f"ScheduleActivityTask(activity_type={a['activity_type']!r}, activity_id={a['activity_id']!r})"
+        if self.command_type in ("StartTimer", "CancelTimer"):
+            return f"{self.command_type}(timer_id={a['timer_id']!r})"
+        if self.command_type == "RequestCancelActivityTask":
+            return f"RequestCancelActivityTask(activity_id={a['activity_id']!r})"
+        if self.command_type == "RecordMarker":
+            return f"RecordMarker(marker_name={a['marker_name']!r}, details={a.get('details')!r})"
+        return self.command_type
+
+
+def _describe_event(e: EventDict) -> str:
+    a = e.get("attributes") or {}
+    t = e["event_type"]
+    if t == "ActivityTaskScheduled":
+        return f"ActivityTaskScheduled(activity_type={a.get('activity_type')!r}, activity_id={a.get('activity_id')!r})"
+    if t in ("TimerStarted", "TimerCanceled"):
+        return f"{t}(timer_id={a.get('timer_id')!r})"
+    if t == "ActivityTaskCancelRequested":
+        return f"ActivityTaskCancelRequested(scheduled_event_id={a.get('scheduled_event_id')!r})"
+    if t == "MarkerRecorded":
+        return f"MarkerRecorded(marker_name={a.get('marker_name')!r}, details={a.get('details')!r})"
+    return t
+
+
+class _Activity:
+    """One scheduled activity: its command, its event ids and its future."""
+
+    def __init__(
+        self,
+        activity_id: str,
+        activity_type: str,
+        result_type: Any,
+        cancellation_type: ActivityCancellationType,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.activity_id = activity_id
+        self.activity_type = activity_type
+        self.result_type = result_type
+        self.cancellation_type = cancellation_type
+        self.future = future
+        self.command: _Command | None = None
+        self.scheduled_event_id = 0
+        self.cancel_requested = False
+
+
+class _TimerHandle(asyncio.TimerHandle):
+    """A TimerHandle that knows its durable timer (TimerHandle has slots)."""
+
+    __slots__ = ("baton_timer",)
+
+    def __init__(self, when: float, callback: Callable[..., object], args: Sequence[Any], loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+        super().__init__(when, callback, args, loop, context)
+        self.baton_timer: _Timer | None = None
+
+
+class _Timer:
+    def __init__(self, timer_id: str, handle: asyncio.TimerHandle) -> None:
+        self.timer_id = timer_id
+        self.handle = handle
+        self.command: _Command | None = None
+        self.started_event_id = 0
+        self.fired = False
+
+
+class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
+    """One replay of one run, on a loop of its own (see the module doc)."""
+
+    def __init__(
+        self,
+        definition: _Definition,
+        request: WorkflowTaskRequest,
+        *,
+        determinism_checks: bool = True,
+    ) -> None:
+        self._defn = definition
+        self._request = request
+        self._checks = determinism_checks
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._now = datetime.fromtimestamp(0, timezone.utc)
+        self._commands: list[_Command] = []
+        self._unmatched: collections.deque[_Command] = collections.deque()
+        self._activity_seq = 0
+        self._timer_seq = 0
+        self._activities_by_id: dict[str, _Activity] = {}
+        self._activities_by_event: dict[int, _Activity] = {}
+        self._timers: dict[str, _Timer] = {}
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._main: asyncio.Task[Any] | None = None
+        self._closed_by: _Command | None = None
+        self._replaying = False
+        self._patches: dict[str, bool] = {}
+        self._lookahead_patches: set[str] = set()
+        self._signal_buffer: list[tuple[str, JSON]] = []
+        self._instance: Any = None
+        self._info: Info | None = None
+        self._cancel_requested = False
+        self._running = False
+        seed = hashlib.sha256(request["run_id"].encode()).digest()
+        self._random = random.Random(int.from_bytes(seed[:8], "big"))
+
+    # --- the driver -------------------------------------------------------------------
+
+    def activate(self) -> list[CommandDict]:
+        """Replays the history and runs the final activation; returns its
+        commands. Raises NonDeterminismError or WorkflowTaskFailure."""
+        events = self._request["history"]
+        n = len(events)
+        pending: list[EventDict] = []
+        i = 0
+        try:
+            while i < n:
+                e = events[i]
+                t = e["event_type"]
+                if t == "WorkflowTaskStarted":
+                    nxt = events[i + 1]["event_type"] if i + 1 < n else None
+                    if nxt in ("WorkflowTaskFailed", "WorkflowTaskTimedOut"):
+                        i += 1
+                        continue
+                    self._expect_all_matched(e)
+                    final = nxt != "WorkflowTaskCompleted"
+                    self._replaying = not final
+                    self._now = parse_timestamp(e["event_time"])
+                    self._lookahead_patches = set() if final else _patch_markers(events, i + 2)
+                    for job in pending:
+                        self._apply(job)
+                    pending = []
+                    self._run_until_blocked()
+                    if final:
+                        return [c.to_wire() for c in self._commands]
+                    self._unmatched.extend(self._commands)
+                    self._commands = []
+                    i += 2
+                    continue
+                if t in _COMMAND_EVENTS:
+                    self._match(e, events, i)
+                elif t in _RESOLUTION_EVENTS:
+                    pending.append(e)
+                i += 1
+            # The history ended without a task to answer (a replay of an
+            # exported history): everything produced must be in it.
+            self._expect_all_matched(None)
+            return []
+        finally:
+            self._teardown()
+
+    def _expect_all_matched(self, at: EventDict | None) -> None:
+        while self._unmatched:
+            c = self._unmatched.popleft()
+            if self._lenient_unmatched(c, None):
+                continue
+            where = f"event {at['event_id']} ({at['event_type']})" if at else "the end of history"
+            raise NonDeterminismError(
+                f"workflow code produced {c.describe()} but history has {where} instead "
+                f"[workflow {self._request['workflow_id']} of type {self._defn.name}]",
+                event_id=at["event_id"] if at else None,
+                expected=at["event_type"] if at else "end of history",
+                actual=c.describe(),
+            )
+
+    def _lenient_unmatched(self, c: _Command, later: Sequence[EventDict] | None) -> bool:
+        """A cancel whose target had already closed on the server leaves no
+        event (the server drops it), so it may go unmatched."""
+        del later
+        if c.command_type == "CancelTimer":
+            timer = self._timers.get(c.attributes["timer_id"])
+            return timer is not None and self._timer_closed_in_history(timer)
+        if c.command_type == "RequestCancelActivityTask":
+            act = self._activities_by_id.get(c.attributes["activity_id"])
+            return act is not None and self._activity_closed_in_history(act)
+        return False
+
+    def _timer_closed_in_history(self, timer: _Timer) -> bool:
+        return any(
+            e["event_type"] == "TimerFired"
+            and (e.get("attributes") or {}).get("timer_id") == timer.timer_id
+            for e in self._request["history"]
+        )
+
+    def _activity_closed_in_history(self, act: _Activity) -> bool:
+        closing = ("ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled")
+        return any(
+            e["event_type"] in closing
+            and (e.get("attributes") or {}).get("scheduled_event_id") == act.scheduled_event_id
+            for e in self._request["history"]
+        )
+
+    def _match(self, e: EventDict, events: Sequence[EventDict], i: int) -> None:
+        attrs = e.get("attributes") or {}
+        while self._unmatched:
+            c = self._unmatched[0]
+            if _matches(c, e, self):
+                self._unmatched.popleft()
+                self._on_matched(c, e)
+                return
+            if self._lenient_unmatched(c, events[i:]):
+                self._unmatched.popleft()
+                continue
+            break
+        if e["event_type"] == "MarkerRecorded" and attrs.get("marker_name") == PATCH_MARKER_NAME:
+            details = attrs.get("details") or {}
+            if isinstance(details, dict) and cast("dict[str, Any]", details).get("deprecated"):
+                return  # a deprecated patch whose call was removed
+        actual = self._unmatched[0].describe() if self._unmatched else "no command"
+        raise NonDeterminismError(
+            f"history has {_describe_event(e)} at event {e['event_id']} but workflow code "
+            f"produced {actual} [workflow {self._request['workflow_id']} of type {self._defn.name}]",
+            event_id=e["event_id"],
+            expected=_describe_event(e),
+            actual=actual,
+        )
+
+    def _on_matched(self, c: _Command, e: EventDict) -> None:
+        if c.command_type == "ScheduleActivityTask":
+            act = cast(_Activity, c.target)
+            act.scheduled_event_id = e["event_id"]
+            self._activities_by_event[e["event_id"]] = act
+        elif c.command_type == "StartTimer":
+            cast(_Timer, c.target).started_event_id = e["event_id"]
+
+    def _apply(self, e: EventDict) -> None:
+        t = e["event_type"]
+        a = e.get("attributes") or {}
+        if t == "WorkflowExecutionStarted":
+            self._start(e)
+        elif t == "TimerFired":
+            timer = self._timers.get(a.get("timer_id", ""))
+            if timer is not None and not timer.fired:
+                timer.fired = True
+                if not timer.handle.cancelled():
+                    self._ready.append(timer.handle)
+        elif t.startswith("ActivityTask"):
+            act = self._activities_by_event.get(int(a.get("scheduled_event_id", 0)))
+            if act is None or act.future.done():
+                return
+            self._resolve_activity(act, t, a)
+        elif t == "WorkflowExecutionSignaled":
+            self._signal(str(a.get("signal_name", "")), a.get("input"))
+        elif t == "WorkflowExecutionCancelRequested":
+            self._cancel_requested = True
+            if self._main is not None:
+                self._main.cancel()
+
+    def _resolve_activity(self, act: _Activity, t: str, a: dict[str, Any]) -> None:
+        if t == "ActivityTaskCompleted":
+            try:
+                act.future.set_result(from_json(a.get("result"), act.result_type))
+            except (TypeError, ValueError, KeyError) as err:
+                act.future.set_exception(err)
+            return
+
+        def error(message: str, cause: BaseException, retry_state: Any) -> ActivityError:
+            rs = RetryState(retry_state) if retry_state in RetryState.__members__ else None
+            err = ActivityError(
+                message,
+                scheduled_event_id=act.scheduled_event_id,
+                started_event_id=int(a.get("started_event_id") or 0),
+                identity="",
+                activity_type=act.activity_type,
+                activity_id=act.activity_id,
+                retry_state=rs,
+            )
+            err.__cause__ = cause
+            return err
+
+        if t == "ActivityTaskFailed":
+            cause = failure_to_error(a.get("failure") or {})
+            act.future.set_exception(error("Activity task failed", cause, a.get("retry_state")))
+        elif t == "ActivityTaskTimedOut":
+            cause = failure_to_error(a.get("failure") or {"message": "timeout", "type": "TimeoutError"})
+            act.future.set_exception(error("Activity task timed out", cause, a.get("retry_state")))
+        elif t == "ActivityTaskCanceled":
+            details = a.get("details")
+            cause = CancelledError("Activity cancelled", *(details if isinstance(details, list) else [] if details is None else [details]))
+            act.future.set_exception(error("Activity cancelled", cause, RetryState.CANCEL_REQUESTED.value))
+
+    def _start(self, e: EventDict) -> None:
+        a = e.get("attributes") or {}
+        req = self._request
+
+        def dur(key: str) -> timedelta | None:
+            v = a.get(key)
+            return parse_duration(v) if isinstance(v, str) else None
+
+        self._info = Info(
+            namespace=req["namespace"],
+            workflow_id=req["workflow_id"],
+            run_id=req["run_id"],
+            workflow_type=req["workflow_type"],
+            task_queue=req["task_queue"],
+            attempt=int(a.get("attempt") or 1),
+            start_time=parse_timestamp(e["event_time"]),
+            execution_timeout=dur("workflow_execution_timeout"),
+            run_timeout=dur("workflow_run_timeout"),
+            task_timeout=dur("workflow_task_timeout") or timedelta(seconds=10),
+            history_length=int(req.get("history_length") or len(req["history"])),
+            suggest_continue_as_new=bool(req.get("suggest_continue_as_new")),
+        )
+        try:
+            args = decode_args(a.get("input"), self._defn.arg_types)
+        except (TypeError, ValueError, KeyError) as err:
+            raise WorkflowTaskFailure(
+                TypeError(f"cannot decode the input of workflow {self._defn.name}: {err}")
+            ) from err
+
+        async def main() -> Any:
+            self._instance = self._defn.cls()
+            for name, raw in self._signal_buffer:
+                self._deliver_signal(name, raw)
+            self._signal_buffer.clear()
+            return await self._defn.run_fn(self._instance, *args)
+
+        self._main = self.create_task(main(), name=f"workflow:{self._defn.name}")
+
+    def _signal(self, name: str, raw: JSON) -> None:
+        if self._instance is None:
+            self._signal_buffer.append((name, raw))
+        else:
+            self._deliver_signal(name, raw)
+
+    def _deliver_signal(self, name: str, raw: JSON) -> None:
+        sig = self._defn.signals.get(name) or self._defn.signals.get(None)
+        if sig is None:
+            log.warning("signal %r has no handler in workflow %s; dropped", name, self._defn.name)
+            return
+        args = decode_args(raw, sig.arg_types)
+        if sig.name is None:
+            args = [name, *args]
+        result = sig.fn(self._instance, *args)
+        if asyncio.iscoroutine(result):
+            self.create_task(result)
+
+    # --- running -----------------------------------------------------------------
+
+    def _run_until_blocked(self) -> None:
+        prev_loop = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        self._running = True
+        try:
+            while True:
+                while self._ready and self._closed_by is None:
+                    handle = self._ready.popleft()
+                    if handle.cancelled():
+                        continue
+                    self._run_handle(handle)
+                    self._check_main()
+                if self._closed_by is not None:
+                    return
+                if not self._check_conditions():
+                    return
+        finally:
+            self._running = False
+            asyncio.events._set_running_loop(prev_loop)
+
+    def _run_handle(self, handle: asyncio.Handle) -> None:
+        if not self._checks:
+            handle._run()
+            return
+        previous = _determinism.install()
+        try:
+            handle._run()
+        finally:
+            _determinism.uninstall(previous)
+
+    def _check_conditions(self) -> bool:
+        """Resolves the first waiting condition that now holds."""
+        for idx, (fn, fut) in enumerate(self._conditions):
+            if fut.done():
+                continue
+            previous = _determinism.install() if self._checks else None
+            try:
+                ok = fn()
+            except BaseException as err:
+                ok = False
+                fut.set_exception(err)
+            finally:
+                if self._checks:
+                    _determinism.uninstall(previous)
+            if ok:
+                fut.set_result(True)
+            if fut.done():
+                del self._conditions[idx]
+                return True
+        self._conditions = [(f, fu) for f, fu in self._conditions if not fu.done()]
+        return False
+
+    def _check_main(self) -> None:
+        main = self._main
+        if main is None or not main.done() or self._closed_by is not None:
+            return
+        if main.cancelled():
+            if self._cancel_requested:
+                self._close(_Command("CancelWorkflowExecution", {}))
+                return
+            raise WorkflowTaskFailure(asyncio.CancelledError("workflow task was cancelled"))
+        err = main.exception()
+        if err is None:
+            result = main.result()
+            try:
+                encoded = to_json(result)
+            except TypeError as e:
+                raise WorkflowTaskFailure(e) from e
+            self._close(_Command("CompleteWorkflowExecution", {"result": encoded}))
+            return
+        if isinstance(err, asyncio.CancelledError) and self._cancel_requested:
+            self._close(_Command("CancelWorkflowExecution", {}))
+            return
+        if isinstance(err, NonDeterminismError):
+            raise err
+        if isinstance(err, FailureError) or isinstance(err, self._defn.failure_exception_types):
+            failure: FailureDict = error_to_failure(err)
+            self._close(_Command("FailWorkflowExecution", {"failure": failure}))
+            return
+        raise WorkflowTaskFailure(err)
+
+    def _close(self, c: _Command) -> None:
+        self._closed_by = c
+        self._commands.append(c)
+
+    def _teardown(self) -> None:
+        """Cancels what is still running so coroutines do not finish later,
+        at garbage collection, outside their loop. Commands are dropped."""
+        pending = [t for t in self._tasks if not t.done()]
+        if not pending:
+            return
+        prev_loop = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        self._running = True
+        try:
+            for t in pending:
+                t.cancel()
+            steps = 0
+            while self._ready and steps < _TEARDOWN_STEPS:
+                steps += 1
+                h = self._ready.popleft()
+                if not h.cancelled():
+                    try:
+                        h._run()
+                    except BaseException:  # noqa: S110 - nothing left to report to
+                        pass
+        finally:
+            self._running = False
+            self._ready.clear()
+            self._tasks.clear()
+            asyncio.events._set_running_loop(prev_loop)
+
+    # --- the runtime API used by baton.workflow ------------------------------------------
+
+    def workflow_info(self) -> Info:
+        if self._info is None:
+            raise RuntimeError("workflow info is not available before the workflow starts")
+        return self._info
+
+    def workflow_now(self) -> datetime:
+        return self._now
+
+    def workflow_random(self) -> random.Random:
+        return self._random
+
+    def workflow_is_replaying(self) -> bool:
+        return self._replaying
+
+    def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool:
+        if patch_id in self._patches:
+            return self._patches[patch_id]
+        present = (not self._replaying) or patch_id in self._lookahead_patches
+        if present:
+            self._commands.append(
+                _Command(
+                    "RecordMarker",
+                    {"marker_name": PATCH_MARKER_NAME, "details": {"patch_id": patch_id, "deprecated": deprecated}},
+                )
+            )
+        # A deprecated patch is always taken, marker or not.
+        result = present or deprecated
+        self._patches[patch_id] = result
+        return result
+
+    def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = self.create_future()
+        self._conditions.append((fn, fut))
+        return fut
+
+    def workflow_start_activity(
+        self,
+        activity: Any,
+        args: Sequence[Any],
+        *,
+        task_queue: str | None,
+        schedule_to_close_timeout: timedelta | None,
+        schedule_to_start_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+        cancellation_type: ActivityCancellationType,
+        activity_id: str | None,
+        result_type: Any,
+    ) -> ActivityHandle[Any]:
+        if isinstance(activity, str):
+            name, ret = activity, None
+        else:
+            defn = getattr(activity, "__baton_activity_definition__", None)
+            name = getattr(defn, "name", None) or getattr(activity, "__name__", None)
+            if not name:
+                raise TypeError(f"{activity!r} is not an activity")
+            ret = type_hints_of(activity)[1]
+        self._activity_seq += 1
+        aid = activity_id or str(self._activity_seq)
+        if aid in self._activities_by_id:
+            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        attrs: dict[str, Any] = {
+            "activity_id": aid,
+            "activity_type": name,
+            "input": encode_args(args),
+        }
+        if task_queue:
+            attrs["task_queue"] = task_queue
+        for key, value in (
+            ("schedule_to_close_timeout", schedule_to_close_timeout),
+            ("schedule_to_start_timeout", schedule_to_start_timeout),
+            ("start_to_close_timeout", start_to_close_timeout),
+            ("heartbeat_timeout", heartbeat_timeout),
+        ):
+            if value is not None:
+                attrs[key] = format_duration(value)
+        if retry_policy is not None:
+            attrs["retry_policy"] = retry_policy.to_wire()
+        act = _Activity(aid, name, result_type if result_type is not None else ret, cancellation_type, self.create_future())
+        act.command = _Command("ScheduleActivityTask", attrs, act)
+        self._activities_by_id[aid] = act
+        self._commands.append(act.command)
+
+        async def run() -> Any:
+            while True:
+                try:
+                    return await asyncio.shield(act.future)
+                except asyncio.CancelledError:
+                    if act.future.done():
+                        raise
+                    self._cancel_activity(act)
+
+        handle = ActivityHandle(run(), loop=self, name=f"activity:{name}:{aid}")
+        handle.activity_id = aid
+        self._tasks.append(handle)
+        return handle
+
+    def _cancel_activity(self, act: _Activity) -> None:
+        if act.cancel_requested:
+            return
+        act.cancel_requested = True
+        cancelled = ActivityError(
+            "Activity cancelled",
+            scheduled_event_id=act.scheduled_event_id,
+            started_event_id=0,
+            identity="",
+            activity_type=act.activity_type,
+            activity_id=act.activity_id,
+            retry_state=RetryState.CANCEL_REQUESTED,
+        )
+        cancelled.__cause__ = CancelledError("Activity cancelled")
+        if act.command is not None and act.command in self._commands:
+            # Never sent: drop the command, as if it had not been made.
+            self._commands.remove(act.command)
+            act.future.set_exception(cancelled)
+            return
+        if act.cancellation_type != ActivityCancellationType.ABANDON:
+            self._commands.append(
+                _Command("RequestCancelActivityTask", {"activity_id": act.activity_id}, act)
+            )
+        if act.cancellation_type != ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
+            act.future.set_exception(cancelled)
+
+    # --- asyncio.AbstractEventLoop ------------------------------------------------------
+
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def call_soon(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        raise RuntimeError("workflow code cannot receive callbacks from other threads")
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if delay < 0:
+            raise ValueError("a workflow timer cannot have a negative delay")
+        handle = _TimerHandle(self.time() + delay, callback, args, self, context)
+        if delay == 0:
+            self._ready.append(handle)
+            return handle
+        self._timer_seq += 1
+        timer = _Timer(str(self._timer_seq), handle)
+        timer.command = _Command(
+            "StartTimer",
+            {"timer_id": timer.timer_id, "start_to_fire_timeout": format_duration(delay)},
+            timer,
+        )
+        self._timers[timer.timer_id] = timer
+        self._commands.append(timer.command)
+        handle._scheduled = True  # type: ignore[attr-defined]  # so cancel() tells us
+        handle.baton_timer = timer
+        return handle
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        return self.call_later(max(0.0, when - self.time()), callback, *args, context=context)
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        timer = handle.baton_timer if isinstance(handle, _TimerHandle) else None
+        if timer is None or timer.fired:
+            return
+        if timer.command is not None and timer.command in self._commands:
+            self._commands.remove(timer.command)
+            return
+        if self._closed_by is None:
+            self._commands.append(_Command("CancelTimer", {"timer_id": timer.timer_id}, timer))
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        if context is not None and sys.version_info >= (3, 11):
+            task: asyncio.Task[Any] = asyncio.Task(coro, loop=self, name=name, context=context)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name)
+        self._tasks.append(task)
+        return task
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return False
+
+    def get_exception_handler(self) -> None:
+        return None
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        log.debug("unhandled error in workflow %s: %s", self._defn.name, context.get("message"), exc_info=exc)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    def get_task_factory(self) -> None:
+        return None
+
+
+def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
+    a = e.get("attributes") or {}
+    t = e["event_type"]
+    ca = c.attributes
+    if c.command_type == "ScheduleActivityTask":
+        return (
+            t == "ActivityTaskScheduled"
+            and a.get("activity_id") == ca["activity_id"]
+            and a.get("activity_type") == ca["activity_type"]
+        )
+    if c.command_type == "StartTimer":
+        return t == "TimerStarted" and a.get("timer_id") == ca["timer_id"]
+    if c.command_type == "CancelTimer":
+        return t == "TimerCanceled" and a.get("timer_id") == ca["timer_id"]
+    if c.command_type == "RequestCancelActivityTask":
+        act = inst._activities_by_id.get(ca["activity_id"])
+        return (
+            t == "ActivityTaskCancelRequested"
+            and act is not None
+            and a.get("scheduled_event_id") == act.scheduled_event_id
+        )
+    if c.command_type == "RecordMarker":
+        if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
+            return False
+        if ca["marker_name"] == PATCH_MARKER_NAME:
+            details = a.get("details") or {}
+            return isinstance(details, dict) and cast("dict[str, Any]", details).get("patch_id") == ca["details"]["patch_id"]
+        return True
+    closing = _CLOSING.get(c.command_type)
+    return closing is not None and t == closing
+
+
+def _patch_markers(events: Sequence[EventDict], start: int) -> set[str]:
+    """Patch ids recorded by the workflow task whose command events begin at ``start``."""
+    out: set[str] = set()
+    for e in events[start:]:
+        t = e["event_type"]
+        if t == "WorkflowTaskStarted":
+            break
+        if t == "MarkerRecorded":
+            a = e.get("attributes") or {}
+            details = a.get("details") or {}
+            if a.get("marker_name") == PATCH_MARKER_NAME and isinstance(details, dict):
+                pid = cast("dict[str, Any]", details).get("patch_id")
+                if isinstance(pid, str):
+                    out.add(pid)
+    return out
+
+
+def handle_workflow_task(
+    definition: _Definition | None,
+    request: WorkflowTaskRequest,
+    *,
+    determinism_checks: bool = True,
+) -> dict[str, Any]:
+    """The answer to one workflow task push: ``{"commands": [...]}`` or
+    ``{"failure": {"cause": ..., "failure": {...}}}``."""
+    if definition is None:
+        err = LookupError(
+            f"workflow type {request['workflow_type']!r} is not registered with this app"
+        )
+        return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
+    instance = WorkflowInstance(definition, request, determinism_checks=determinism_checks)
+    try:
+        return {"commands": instance.activate()}
+    except NonDeterminismError as err:
+        return _task_failure("NON_DETERMINISTIC_ERROR", err)
+    except WorkflowTaskFailure as err:
+        log.warning(
+            "workflow task failed: workflow %s (%s): %r",
+            request["workflow_id"],
+            definition.name,
+            err.cause,
+            exc_info=err.cause,
+        )
+        return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err.cause)
+
+
+def _task_failure(cause: str, err: BaseException) -> dict[str, Any]:
+    failure = error_to_failure(err)
+    if isinstance(err, NonDeterminismError):
+        failure["type"] = "NonDeterminismError"
+    return {"failure": {"cause": cause, "failure": failure}}

@@ -1,0 +1,233 @@
+"""Serving workflows and activities: :class:`App`, an ASGI application and
+an AWS Lambda handler around one framework-agnostic core (:meth:`App.handle`).
+
+One URL serves everything: the server POSTs a signed push whose JSON body
+says what it is (``workflow_task`` or ``activity_task``); a GET describes
+the workflows and activities served. Every push is verified first (Standard
+Webhooks); an unsigned, forged or stale one is answered 401 without parsing
+the body or running any code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from baton import _signing
+from baton._activity_runner import ServerAccess, run_activity
+from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
+from baton._workflow_instance import handle_workflow_task
+from baton.activity import _Definition as _ActivityDefinition
+from baton.workflow import _Definition as _WorkflowDefinition
+from baton.workflow import _definitions
+
+log = logging.getLogger("baton.app")
+
+__all__ = ["App", "Response"]
+
+SDK_NAME = "baton-sdk-python"
+SDK_VERSION = "0.1.0"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+ASGIScope = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Response:
+    """What :meth:`App.handle` answers; the adapters translate it."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+
+    @staticmethod
+    def json(status: int, value: Any) -> Response:
+        return Response(status, json.dumps(value, separators=(",", ":")).encode())
+
+
+def _secrets_from(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        env = os.environ.get("BATON_SIGNING_SECRET", "")
+        return [s for s in env.replace(",", " ").split() if s]
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+class App:
+    """Serves workflows and activities to a Baton server.
+
+    ``signing_secret`` is the endpoint's ``whsec_…`` secret, or a list of
+    them while rotating (default: ``BATON_SIGNING_SECRET``, comma or space
+    separated). ``server_url`` and ``api_key`` (default: ``BATON_SERVER_URL``,
+    ``BATON_API_KEY``) are needed only for ``activity.heartbeat``.
+
+    Use it as an ASGI app (``uvicorn module:app``), mount it in FastAPI or
+    Starlette, or point AWS Lambda at ``app.lambda_handler``.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflows: Sequence[type] = (),
+        activities: Sequence[Callable[..., Any]] = (),
+        signing_secret: str | Sequence[str] | None = None,
+        server_url: str | None = None,
+        api_key: str | None = None,
+        determinism_checks: bool = True,
+        activity_executor: concurrent.futures.Executor | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self._workflows: Mapping[str, _WorkflowDefinition] = _definitions(workflows)
+        acts: dict[str, _ActivityDefinition] = {}
+        for fn in activities:
+            d = _ActivityDefinition.of(fn)
+            if d.name in acts:
+                raise ValueError(f"activity {d.name!r} is registered twice")
+            acts[d.name] = d
+        self._activities: Mapping[str, _ActivityDefinition] = acts
+        secrets = _secrets_from(signing_secret)
+        if not secrets:
+            raise ValueError(
+                "App needs signing_secret (the endpoint's whsec_... secret) or BATON_SIGNING_SECRET"
+            )
+        self._keys = [_signing.parse_secret(s) for s in secrets]
+        url = server_url or os.environ.get("BATON_SERVER_URL") or None
+        self._server = ServerAccess(
+            url=url.rstrip("/") if url else None,
+            api_key=api_key or os.environ.get("BATON_API_KEY") or None,
+        )
+        self._checks = determinism_checks
+        self._executor = activity_executor
+        self._max_body = max_body_bytes
+        self._lambda_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- the core ------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """What a GET answers: the served workflow and activity types."""
+        return {
+            "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
+            "workflows": [d.describe() for d in self._workflows.values()],
+            "activities": [{"name": n} for n in self._activities],
+        }
+
+    async def handle(self, method: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Response:
+        """Handles one request. ``headers`` must have lower-case names."""
+        method = method.upper()
+        if method in ("GET", "HEAD"):
+            r = Response.json(200, self.describe())
+            return Response(200, b"", r.headers) if method == "HEAD" else r
+        if method != "POST":
+            return Response.json(405, {"error": "method not allowed"})
+        try:
+            _signing.verify(self._keys, headers, body, now=now)
+        except _signing.WebhookVerificationError as err:
+            log.warning("refused a push: %s", err)
+            return Response.json(401, {"error": f"invalid signature: {err}"})
+        try:
+            push = json.loads(body)
+        except ValueError as err:
+            return Response.json(400, {"error": f"body is not JSON: {err}"})
+        kind = push.get("type") if isinstance(push, dict) else None
+        if kind == "workflow_task":
+            req = cast(WorkflowTaskRequest, push)
+            defn = self._workflows.get(req["workflow_type"])
+            answer = await asyncio.to_thread(
+                handle_workflow_task, defn, req, determinism_checks=self._checks
+            )
+            return Response.json(200, answer)
+        if kind == "activity_task":
+            outcome = await run_activity(
+                self._activities,
+                cast(ActivityTaskRequest, push),
+                server=self._server,
+                executor=self._executor,
+            )
+            return Response.json(outcome.status, outcome.body)
+        return Response.json(400, {"error": f"unknown push type {kind!r}"})
+
+    # --- ASGI ----------------------------------------------------------------------
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in cast("list[tuple[bytes, bytes]]", scope.get("headers") or [])
+        }
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = cast(bytes, message.get("body", b""))
+            size += len(chunk)
+            if size > self._max_body:
+                await _asgi_send(send, Response.json(413, {"error": "body too large"}))
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        response = await self.handle(scope.get("method", "GET"), headers, b"".join(chunks))
+        await _asgi_send(send, response)
+
+    # --- AWS Lambda ------------------------------------------------------------------
+
+    def lambda_handler(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Handles a Lambda function URL or API Gateway (HTTP API v2 or REST
+        v1) event. Bodies may be base64-encoded (``isBase64Encoded``); the
+        signature is checked on the decoded bytes."""
+        del context
+        if "requestContext" in event and "http" in (event.get("requestContext") or {}):
+            method = str(event["requestContext"]["http"].get("method", "GET"))
+        else:
+            method = str(event.get("httpMethod") or "GET")
+        raw_headers = cast("Mapping[str, Any]", event.get("headers") or {})
+        headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
+        raw_body = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(raw_body)
+        else:
+            body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body)
+        if self._lambda_loop is None or self._lambda_loop.is_closed():
+            self._lambda_loop = asyncio.new_event_loop()
+        response = self._lambda_loop.run_until_complete(self.handle(method, headers, body))
+        return {
+            "statusCode": response.status,
+            "headers": response.headers,
+            "body": response.body.decode("utf-8"),
+            "isBase64Encoded": False,
+        }
+
+
+async def _asgi_send(send: ASGISend, response: Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in {**response.headers, "content-length": str(len(response.body))}.items()
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

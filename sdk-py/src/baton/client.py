@@ -1,0 +1,585 @@
+"""The client for Baton's REST API (as ``temporalio.client``): start
+workflows, wait for results, inspect, terminate, and finish activities
+that completed asynchronously.
+
+    client = await Client.connect("http://localhost:7233", namespace="default")
+    result = await client.execute_workflow(Onboarding.run, user, id="onboard-1", task_queue="onboarding")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar, cast, overload
+from urllib.parse import quote, urlencode
+
+from baton import _http
+from baton._protocol import EventDict, format_duration, parse_timestamp
+from baton.common import WorkflowExecutionStatus, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from baton.converter import error_to_failure, failure_to_error, from_json, to_json
+from baton.exceptions import (
+    ApplicationError,
+    CancelledError,
+    NotSupportedError,
+    RPCError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+    WorkflowContinuedAsNewError,
+    WorkflowFailureError,
+)
+from baton.workflow import _Definition
+
+__all__ = [
+    "AsyncActivityHandle",
+    "Client",
+    "WorkflowExecution",
+    "WorkflowExecutionDescription",
+    "WorkflowHandle",
+    "WorkflowHistory",
+]
+
+_R = TypeVar("_R")
+_NO_ARG: Any = object()
+_ISSUE_4 = "is not supported by this server yet (issue 4)"
+# How long one result long-poll asks the server to wait (its maximum is 60 s).
+_RESULT_POLL = timedelta(seconds=55)
+
+
+@dataclass
+class WorkflowExecution:
+    """A row of ``list_workflows`` and the core of a description."""
+
+    id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: WorkflowExecutionStatus
+    start_time: datetime
+    close_time: datetime | None
+    history_length: int
+    namespace: str
+    raw: dict[str, Any]
+
+    @staticmethod
+    def _from_wire(d: dict[str, Any]) -> WorkflowExecution:
+        return WorkflowExecution(
+            id=d["workflow_id"],
+            run_id=d["run_id"],
+            workflow_type=d["workflow_type"],
+            task_queue=d["task_queue"],
+            status=WorkflowExecutionStatus(d["status"]),
+            start_time=parse_timestamp(d["start_time"]),
+            close_time=parse_timestamp(d["close_time"]) if d.get("close_time") else None,
+            history_length=int(d.get("history_length", 0)),
+            namespace=d.get("namespace", ""),
+            raw=d,
+        )
+
+
+@dataclass
+class WorkflowExecutionDescription(WorkflowExecution):
+    """``handle.describe()``: the execution plus what is pending."""
+
+    pending_activities: list[dict[str, Any]]
+    pending_timers: list[dict[str, Any]]
+    pending_workflow_task: dict[str, Any] | None
+    history_size_bytes: int
+
+
+@dataclass
+class WorkflowHistory:
+    """A run's events, as ``fetch_history`` returns them and the replayer
+    reads them (also the shape of ``baton workflow show --output json``)."""
+
+    workflow_id: str
+    events: list[EventDict]
+    run_id: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"workflow_id": self.workflow_id, "events": self.events}
+        if self.run_id:
+            out["run_id"] = self.run_id
+        return out
+
+    @staticmethod
+    def from_json(workflow_id: str, history: str | dict[str, Any] | list[Any]) -> WorkflowHistory:
+        import json
+
+        data: Any = json.loads(history) if isinstance(history, str) else history
+        if isinstance(data, list):
+            return WorkflowHistory(workflow_id, cast("list[EventDict]", data))
+        d = cast("dict[str, Any]", data)
+        return WorkflowHistory(
+            d.get("workflow_id") or workflow_id,
+            cast("list[EventDict]", d.get("events") or []),
+            d.get("run_id"),
+        )
+
+
+class Client:
+    """A connection to one namespace of a Baton server's REST API."""
+
+    def __init__(self, target: str, *, namespace: str = "default", api_key: str | None = None, identity: str | None = None) -> None:
+        if "://" not in target:
+            target = "http://" + target
+        self._base = target.rstrip("/")
+        self.namespace = namespace
+        self._api_key = api_key
+        self.identity = identity
+
+    @staticmethod
+    async def connect(
+        target: str,
+        *,
+        namespace: str = "default",
+        api_key: str | None = None,
+        identity: str | None = None,
+    ) -> Client:
+        """Checks the server answers and returns a client."""
+        client = Client(target, namespace=namespace, api_key=api_key, identity=identity)
+        await client._call("GET", "/healthz", ns=False)
+        return client
+
+    @property
+    def target(self) -> str:
+        return self._base
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        ns: bool = True,
+        timeout: float = 90.0,
+        ok: Sequence[int] = (200, 201, 202, 204),
+    ) -> _http.Response:
+        url = self._base + (f"/api/v1/namespaces/{quote(self.namespace, safe='')}" if ns else "") + path
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            resp = await _http.request(method, url, body=body, headers=headers, timeout=timeout)
+        except (OSError, asyncio.TimeoutError) as err:
+            raise RPCError(f"cannot reach {self._base}: {err}", status=0, code="unavailable") from err
+        if resp.status not in ok:
+            detail, code = resp.body.decode("utf-8", "replace")[:500], None
+            try:
+                problem = resp.json()
+                if isinstance(problem, dict):
+                    p = cast("dict[str, Any]", problem)
+                    detail = str(p.get("detail") or p.get("title") or detail)
+                    code = cast("str | None", p.get("code"))
+            except ValueError:
+                pass
+            raise RPCError(f"{method} {path}: {resp.status} {detail}", status=resp.status, code=code)
+        return resp
+
+    # --- workflows -----------------------------------------------------------------------
+
+    @overload
+    async def start_workflow(
+        self,
+        workflow: Callable[..., Awaitable[_R]],
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle[_R]: ...
+
+    @overload
+    async def start_workflow(
+        self,
+        workflow: str,
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle[Any]: ...
+
+    async def start_workflow(
+        self,
+        workflow: Any,
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle[Any]:
+        """Starts a workflow (a ``@workflow.run`` method, a ``@workflow.defn``
+        class, or a type name). Raises :class:`WorkflowAlreadyStartedError`
+        when the id policies refuse."""
+        if isinstance(workflow, str):
+            name, ret = workflow, None
+        else:
+            d = _Definition.of(workflow)
+            name, ret = d.name, d.ret_type
+        if arg is not _NO_ARG:
+            if args:
+                raise ValueError("pass either one positional arg or args=[...], not both")
+            args = [arg]
+        body: dict[str, Any] = {
+            "workflow_type": name,
+            "task_queue": task_queue,
+            "input": [to_json(a) for a in args],
+            "id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
+            "id_conflict_policy": WorkflowIDConflictPolicy(id_conflict_policy).value,
+            "request_id": request_id or str(uuid.uuid4()),
+        }
+        for key, value in (
+            ("workflow_execution_timeout", execution_timeout),
+            ("workflow_run_timeout", run_timeout),
+            ("workflow_task_timeout", task_timeout),
+        ):
+            if value is not None:
+                body[key] = format_duration(value)
+        if self.identity:
+            body["identity"] = self.identity
+        try:
+            resp = await self._call("POST", f"/workflows/{quote(id, safe='')}", body)
+        except RPCError as err:
+            if err.status == 409 and err.code == "already_exists":
+                raise WorkflowAlreadyStartedError(id, name) from err
+            raise
+        data = cast("dict[str, Any]", resp.json())
+        return WorkflowHandle(
+            self,
+            id,
+            run_id=data["run_id"],
+            result_run_id=data["run_id"],
+            result_type=result_type if result_type is not None else ret,
+        )
+
+    @overload
+    async def execute_workflow(
+        self,
+        workflow: Callable[..., Awaitable[_R]],
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> _R: ...
+
+    @overload
+    async def execute_workflow(
+        self,
+        workflow: str,
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any: ...
+
+    async def execute_workflow(
+        self,
+        workflow: Any,
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+        request_id: str | None = None,
+        result_type: type | None = None,
+    ) -> Any:
+        """Starts a workflow and waits for its result."""
+        handle = await self.start_workflow(
+            workflow,
+            arg,
+            id=id,
+            task_queue=task_queue,
+            args=args,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
+            request_id=request_id,
+            result_type=result_type,
+        )
+        return await handle.result()
+
+    def get_workflow_handle(
+        self,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle[Any]:
+        return WorkflowHandle(self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=result_type)
+
+    def get_workflow_handle_for(
+        self,
+        workflow: Callable[..., Awaitable[_R]],
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+    ) -> WorkflowHandle[_R]:
+        d = _Definition.of(workflow)
+        return WorkflowHandle(self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=d.ret_type)
+
+    async def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        status: WorkflowExecutionStatus | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[WorkflowExecution]:
+        """Executions of the namespace, newest first, filtered by keyword or
+        by a Temporal-style ``query`` of ``=`` clauses joined by ``AND`` over
+        ``WorkflowType``, ``WorkflowId`` and ``ExecutionStatus``
+        (``"WorkflowType = 'Onboarding' AND ExecutionStatus = 'Running'"``)."""
+        params: dict[str, str] = {"page_size": str(page_size)}
+        if query:
+            params.update(_parse_list_query(query))
+        if workflow_type:
+            params["workflow_type"] = workflow_type
+        if workflow_id:
+            params["workflow_id"] = workflow_id
+        if status:
+            params["status"] = WorkflowExecutionStatus(str(status).upper()).value
+        token: str | None = None
+        while True:
+            page = dict(params)
+            if token:
+                page["next_page_token"] = token
+            resp = await self._call("GET", "/workflows?" + urlencode(page))
+            data = cast("dict[str, Any]", resp.json())
+            for row in cast("list[dict[str, Any]]", data.get("executions") or []):
+                yield WorkflowExecution._from_wire(row)
+            token = data.get("next_page_token")
+            if not token:
+                return
+
+    # --- async activity completion -------------------------------------------------------
+
+    def get_async_activity_handle(self, task_token: str) -> AsyncActivityHandle:
+        """A handle to finish an activity that answered with
+        ``activity.raise_complete_async()``; ``task_token`` is its
+        ``activity.info().task_token``."""
+        return AsyncActivityHandle(self, task_token)
+
+
+_LIST_KEYS = {"WorkflowType": "workflow_type", "WorkflowId": "workflow_id", "ExecutionStatus": "status"}
+_CLAUSE = re.compile(r"""^\s*(\w+)\s*=\s*(?:'([^']*)'|"([^"]*)")\s*$""")
+
+
+def _parse_list_query(query: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for clause in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
+        m = _CLAUSE.match(clause)
+        if not m or m.group(1) not in _LIST_KEYS:
+            raise ValueError(
+                f"unsupported list query clause {clause!r}: use Key = 'value' joined by AND, "
+                f"with keys {sorted(_LIST_KEYS)}"
+            )
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        key = _LIST_KEYS[m.group(1)]
+        out[key] = value.upper() if key == "status" else value
+    return out
+
+
+class WorkflowHandle(Generic[_R]):
+    """A workflow execution: wait for its result, describe it, terminate it."""
+
+    def __init__(
+        self,
+        client: Client,
+        id: str,
+        *,
+        run_id: str | None = None,
+        result_run_id: str | None = None,
+        result_type: Any = None,
+    ) -> None:
+        self._client = client
+        self.id = id
+        self.run_id = run_id
+        self.result_run_id = result_run_id
+        self._result_type = result_type
+
+    def _path(self, suffix: str = "", **params: str | None) -> str:
+        query = {k: v for k, v in params.items() if v}
+        if self.run_id:
+            query.setdefault("run_id", self.run_id)
+        path = f"/workflows/{quote(self.id, safe='')}{suffix}"
+        return path + ("?" + urlencode(query) if query else "")
+
+    async def result(self, *, follow_runs: bool = True, rpc_timeout: timedelta | None = None) -> _R:
+        """Waits for the run to close (long-polling the server) and returns
+        its result; raises :class:`WorkflowFailureError` unless it completed."""
+        del follow_runs
+        deadline = None
+        loop = asyncio.get_running_loop()
+        if rpc_timeout is not None:
+            deadline = loop.time() + rpc_timeout.total_seconds()
+        while True:
+            wait = _RESULT_POLL.total_seconds()
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - loop.time()))
+            path = self._path("/result", wait=format_duration(wait))
+            resp = await self._client._call("GET", path, timeout=wait + 30)
+            data = cast("dict[str, Any]", resp.json())
+            status = WorkflowExecutionStatus(data["status"])
+            if status == WorkflowExecutionStatus.RUNNING:
+                if deadline is not None and loop.time() >= deadline:
+                    raise asyncio.TimeoutError("workflow still running")
+                continue
+            return self._outcome(status, data)
+
+    def _outcome(self, status: WorkflowExecutionStatus, data: dict[str, Any]) -> _R:
+        if status == WorkflowExecutionStatus.COMPLETED:
+            return cast(_R, from_json(data.get("result"), self._result_type))
+        failure = cast("dict[str, Any] | None", data.get("failure"))
+        cause: BaseException
+        if status == WorkflowExecutionStatus.FAILED:
+            cause = failure_to_error(failure or {"message": "workflow failed"})
+        elif status == WorkflowExecutionStatus.TERMINATED:
+            cause = TerminatedError((failure or {}).get("message", "Workflow terminated"))
+        elif status == WorkflowExecutionStatus.TIMED_OUT:
+            cause = TimeoutError((failure or {}).get("message", "Workflow timed out"), type=None)
+        elif status == WorkflowExecutionStatus.CANCELED:
+            cause = CancelledError((failure or {}).get("message", "Workflow cancelled"))
+        elif status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            raise WorkflowContinuedAsNewError(str(data.get("new_run_id", "")))
+        else:
+            cause = ApplicationError(f"workflow closed as {status.value}")
+        raise WorkflowFailureError(cause=cause)
+
+    async def describe(self) -> WorkflowExecutionDescription:
+        resp = await self._client._call("GET", self._path())
+        d = cast("dict[str, Any]", resp.json())
+        e = WorkflowExecution._from_wire(d["execution"])
+        return WorkflowExecutionDescription(
+            **{k: getattr(e, k) for k in WorkflowExecution.__dataclass_fields__},
+            pending_activities=d.get("pending_activities") or [],
+            pending_timers=d.get("pending_timers") or [],
+            pending_workflow_task=d.get("pending_workflow_task"),
+            history_size_bytes=int(d.get("history_size_bytes", 0)),
+        )
+
+    async def terminate(self, *args: Any, reason: str | None = None) -> None:
+        body: dict[str, Any] = {}
+        if self.run_id:
+            body["run_id"] = self.run_id
+        if reason:
+            body["reason"] = reason
+        if args:
+            body["details"] = [to_json(a) for a in args]
+        if self._client.identity:
+            body["identity"] = self._client.identity
+        await self._client._call("POST", f"/workflows/{quote(self.id, safe='')}/terminate", body)
+
+    async def fetch_history(self) -> WorkflowHistory:
+        events: list[EventDict] = []
+        token: str | None = None
+        run_id = self.run_id
+        while True:
+            resp = await self._client._call("GET", self._path("/history", next_page_token=token))
+            data = cast("dict[str, Any]", resp.json())
+            run_id = run_id or data.get("run_id")
+            events.extend(cast("list[EventDict]", data.get("events") or []))
+            token = data.get("next_page_token")
+            if not token:
+                return WorkflowHistory(self.id, events, run_id)
+
+    async def fetch_history_events(self) -> AsyncIterator[EventDict]:
+        for e in (await self.fetch_history()).events:
+            yield e
+
+    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
+        del signal, arg, args
+        raise NotSupportedError(f"signal {_ISSUE_4}")
+
+    async def query(self, query: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> Any:
+        del query, arg, args
+        raise NotSupportedError(f"query {_ISSUE_4}")
+
+    async def execute_update(self, update: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> Any:
+        del update, arg, args
+        raise NotSupportedError(f"update {_ISSUE_4}")
+
+    async def cancel(self) -> None:
+        raise NotSupportedError(f"cancel {_ISSUE_4}")
+
+
+class AsyncActivityHandle:
+    """Finishes an activity that answered its push with 202."""
+
+    def __init__(self, client: Client, task_token: str) -> None:
+        self._client = client
+        self.task_token = task_token
+
+    async def complete(self, result: Any = None) -> None:
+        await self._client._call(
+            "POST", "/activities/complete", {"task_token": self.task_token, "result": to_json(result)}
+        )
+
+    async def fail(self, error: BaseException, *last_heartbeat_details: Any) -> None:
+        del last_heartbeat_details
+        await self._client._call(
+            "POST",
+            "/activities/fail",
+            {"task_token": self.task_token, "failure": error_to_failure(error, include_stack=False)},
+        )
+
+    async def heartbeat(self, *details: Any) -> bool:
+        """Records details; returns True when cancellation was requested."""
+        resp = await self._client._call(
+            "POST", "/activities/heartbeat", {"task_token": self.task_token, "details": [to_json(d) for d in details]}
+        )
+        return bool((resp.json() or {}).get("cancel_requested"))
+
+    async def report_cancellation(self, *details: Any) -> None:
+        await self._client._call(
+            "POST", "/activities/cancel", {"task_token": self.task_token, "details": [to_json(d) for d in details]}
+        )

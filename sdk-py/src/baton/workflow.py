@@ -1,0 +1,702 @@
+"""The API used to define and write workflows (as ``temporalio.workflow``).
+
+A workflow is a class decorated with :func:`defn` with one async method
+decorated with :func:`run`. Its code runs on a deterministic event loop that
+replays the run's history on every workflow task: ``await`` on an activity
+or a timer resolves from history when the history has the result, and
+otherwise becomes a command sent back to the server.
+
+Inside workflow code use :func:`now`, :func:`time`, :func:`random` and
+:func:`uuid4` instead of the wall clock and global randomness (calling those
+raises :class:`baton.exceptions.RestrictedWorkflowAccessError`), and
+``asyncio.sleep`` / :func:`sleep` for durable timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random as _random
+import uuid as _uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any, TypeVar, overload
+
+from baton.common import RetryPolicy
+from baton.converter import type_hints_of
+from baton.exceptions import BatonError, NotSupportedError
+
+__all__ = [
+    "ActivityCancellationType",
+    "ActivityHandle",
+    "ContinueAsNewError",
+    "Info",
+    "continue_as_new",
+    "defn",
+    "deprecate_patch",
+    "execute_activity",
+    "execute_child_workflow",
+    "get_external_workflow_handle",
+    "in_workflow",
+    "info",
+    "logger",
+    "now",
+    "patched",
+    "query",
+    "random",
+    "run",
+    "signal",
+    "sleep",
+    "start_activity",
+    "start_child_workflow",
+    "time",
+    "time_ns",
+    "unsafe",
+    "update",
+    "uuid4",
+    "wait_condition",
+]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_C = TypeVar("_C", bound=type)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+PATCH_MARKER_NAME = "core_patch"
+"""``MarkerRecorded.marker_name`` of :func:`patched` markers (Temporal's name).
+Details are ``{"patch_id": str, "deprecated": bool}``."""
+
+
+# --- definitions ------------------------------------------------------------------
+
+
+@dataclass
+class _SignalDefinition:
+    name: str | None
+    fn: Callable[..., Any]
+    arg_types: list[Any]
+
+
+@dataclass
+class _QueryDefinition:
+    name: str | None
+    fn: Callable[..., Any]
+    arg_types: list[Any]
+    ret_type: Any
+
+
+@dataclass
+class _UpdateDefinition:
+    name: str | None
+    fn: Callable[..., Any]
+    arg_types: list[Any]
+    ret_type: Any
+    validator: Callable[..., None] | None = None
+
+
+@dataclass
+class _Definition:
+    name: str
+    cls: type
+    run_fn: Callable[..., Awaitable[Any]]
+    arg_types: list[Any]
+    ret_type: Any
+    signals: dict[str | None, _SignalDefinition] = field(default_factory=lambda: {})
+    queries: dict[str | None, _QueryDefinition] = field(default_factory=lambda: {})
+    updates: dict[str | None, _UpdateDefinition] = field(default_factory=lambda: {})
+    failure_exception_types: tuple[type[BaseException], ...] = ()
+
+    @staticmethod
+    def of(obj: Any) -> _Definition:
+        """The definition of a workflow class or its run method."""
+        d = getattr(obj, "__baton_workflow_definition__", None)
+        if not isinstance(d, _Definition):
+            raise TypeError(f"{obj!r} is not a @workflow.defn class or its @workflow.run method")
+        return d
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "signals": sorted(n for n in self.signals if n),
+            "queries": sorted(n for n in self.queries if n),
+            "updates": sorted(n for n in self.updates if n),
+        }
+
+
+@overload
+def defn(cls: _C) -> _C: ...
+
+
+@overload
+def defn(
+    *,
+    name: str | None = None,
+    sandboxed: bool = True,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+) -> Callable[[_C], _C]: ...
+
+
+def defn(
+    cls: _C | None = None,
+    *,
+    name: str | None = None,
+    sandboxed: bool = True,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+) -> _C | Callable[[_C], _C]:
+    """Marks a class as a workflow. ``name`` defaults to the class name.
+
+    ``failure_exception_types`` lists exception types that, raised by the
+    workflow, fail the workflow (like :class:`ApplicationError`) instead of
+    failing the workflow task. ``sandboxed`` is accepted for Temporal
+    compatibility; Baton's determinism checks are a profile hook instead of
+    a sandbox (see ``baton._determinism``).
+    """
+    del sandboxed
+
+    def decorate(c: _C) -> _C:
+        run_fn: Callable[..., Awaitable[Any]] | None = None
+        signals: dict[str | None, _SignalDefinition] = {}
+        queries: dict[str | None, _QueryDefinition] = {}
+        updates: dict[str | None, _UpdateDefinition] = {}
+        for klass in reversed(c.__mro__):
+            for attr, member in vars(klass).items():
+                if getattr(member, "__baton_workflow_run__", False):
+                    run_fn = member
+                s = getattr(member, "__baton_signal__", None)
+                if isinstance(s, _SignalDefinition):
+                    signals[s.name] = s
+                q = getattr(member, "__baton_query__", None)
+                if isinstance(q, _QueryDefinition):
+                    queries[q.name] = q
+                u = getattr(member, "__baton_update__", None)
+                if isinstance(u, _UpdateDefinition):
+                    updates[u.name] = u
+                del attr
+        if run_fn is None:
+            raise ValueError(f"workflow class {c.__name__} has no @workflow.run method")
+        arg_types, ret_type = type_hints_of(run_fn)
+        d = _Definition(
+            name=name or c.__name__,
+            cls=c,
+            run_fn=run_fn,
+            arg_types=arg_types,
+            ret_type=ret_type,
+            signals=signals,
+            queries=queries,
+            updates=updates,
+            failure_exception_types=tuple(failure_exception_types),
+        )
+        c.__baton_workflow_definition__ = d  # type: ignore[attr-defined]
+        run_fn.__baton_workflow_definition__ = d  # type: ignore[attr-defined]
+        return c
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+def run(fn: _F) -> _F:
+    """Marks the workflow's entry point: an ``async def`` method."""
+    if not inspect.iscoroutinefunction(fn):
+        raise ValueError("@workflow.run must decorate an async method")
+    fn.__baton_workflow_run__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _named(attr: str, fn: Callable[..., Any] | None, name: str | None, make: Callable[[Callable[..., Any], str | None], Any]) -> Any:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(f, attr, make(f, name if name is not None else f.__name__))
+        return f
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def signal(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+    """Marks a signal handler. Delivered when the server supports signals
+    (issue 4); the definition is complete today."""
+    return _named(
+        "__baton_signal__",
+        fn,
+        None if dynamic else name,
+        lambda f, n: _SignalDefinition(n if not dynamic else None, f, type_hints_of(f)[0]),
+    )
+
+
+def query(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+    """Marks a query handler (answered when the server pushes queries, issue 4)."""
+    return _named(
+        "__baton_query__",
+        fn,
+        None if dynamic else name,
+        lambda f, n: _QueryDefinition(n if not dynamic else None, f, *type_hints_of(f)),
+    )
+
+
+def update(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+    """Marks an update handler; ``@handler.validator`` adds a validator
+    (updates are delivered once the server supports them, issue 4)."""
+
+    def make(f: Callable[..., Any], n: str | None) -> _UpdateDefinition:
+        d = _UpdateDefinition(n if not dynamic else None, f, *type_hints_of(f))
+
+        def validator(v: Callable[..., None]) -> Callable[..., None]:
+            d.validator = v
+            return v
+
+        f.validator = validator  # type: ignore[attr-defined]
+        return d
+
+    return _named("__baton_update__", fn, None if dynamic else name, make)
+
+
+# --- runtime ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Info:
+    """What a workflow knows about its run (``workflow.info()``)."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    attempt: int
+    start_time: datetime
+    execution_timeout: timedelta | None
+    run_timeout: timedelta | None
+    task_timeout: timedelta
+    history_length: int
+    suggest_continue_as_new: bool = False
+
+    def is_continue_as_new_suggested(self) -> bool:
+        return self.suggest_continue_as_new
+
+
+class ActivityCancellationType(IntEnum):
+    """What cancelling an activity's task does (Temporal's meanings).
+
+    TRY_CANCEL asks the server to cancel and resolves at once with
+    :class:`ActivityError` caused by :class:`CancelledError`;
+    WAIT_CANCELLATION_COMPLETED asks and waits until the activity reports
+    its cancellation (or finishes); ABANDON resolves at once and asks nothing.
+    """
+
+    TRY_CANCEL = 0
+    WAIT_CANCELLATION_COMPLETED = 1
+    ABANDON = 2
+
+
+class _Runtime(ABC):
+    """Implemented by the workflow event loop (``baton._workflow_instance``)."""
+
+    @abstractmethod
+    def workflow_info(self) -> Info: ...
+
+    @abstractmethod
+    def workflow_now(self) -> datetime: ...
+
+    @abstractmethod
+    def workflow_random(self) -> _random.Random: ...
+
+    @abstractmethod
+    def workflow_is_replaying(self) -> bool: ...
+
+    @abstractmethod
+    def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool: ...
+
+    @abstractmethod
+    def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]: ...
+
+    @abstractmethod
+    def workflow_start_activity(
+        self,
+        activity: Any,
+        args: Sequence[Any],
+        *,
+        task_queue: str | None,
+        schedule_to_close_timeout: timedelta | None,
+        schedule_to_start_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+        cancellation_type: ActivityCancellationType,
+        activity_id: str | None,
+        result_type: Any,
+    ) -> ActivityHandle[Any]: ...
+
+
+def _runtime() -> _Runtime:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if not isinstance(loop, _Runtime):
+        raise BatonError("not in workflow code: this function works only inside a workflow")
+    return loop
+
+
+def in_workflow() -> bool:
+    try:
+        return isinstance(asyncio.get_running_loop(), _Runtime)
+    except RuntimeError:
+        return False
+
+
+def info() -> Info:
+    return _runtime().workflow_info()
+
+
+def now() -> datetime:
+    """The workflow's current time (UTC, aware): the start time of the
+    current workflow task, identical on every replay."""
+    return _runtime().workflow_now()
+
+
+def time() -> float:
+    """:func:`now` as seconds since the epoch (also ``loop.time()``)."""
+    return _runtime().workflow_now().timestamp()
+
+
+def time_ns() -> int:
+    return int(_runtime().workflow_now().timestamp() * 1_000_000_000)
+
+
+def random() -> _random.Random:
+    """A random generator seeded from the run id: same values on replay."""
+    return _runtime().workflow_random()
+
+
+def uuid4() -> _uuid.UUID:
+    """A version 4 UUID drawn from :func:`random` (replay-safe)."""
+    return _uuid.UUID(int=random().getrandbits(128), version=4)
+
+
+def patched(patch_id: str) -> bool:
+    """True when the code after a change may run: always on new runs and on
+    runs whose history recorded this patch; False when replaying history
+    written before the change. Records a ``core_patch`` marker."""
+    return _runtime().workflow_patch(patch_id, deprecated=False)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Marks a patch as the only code path left: histories with or without
+    its marker replay, and new runs record a deprecated marker."""
+    _runtime().workflow_patch(patch_id, deprecated=True)
+
+
+async def sleep(duration: float | timedelta) -> None:
+    """A durable timer (``asyncio.sleep`` inside a workflow is the same)."""
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    await asyncio.sleep(seconds)
+
+
+async def wait_condition(fn: Callable[[], bool], *, timeout: float | timedelta | None = None) -> None:
+    """Waits until ``fn()`` is true; checked whenever the workflow is idle.
+    With ``timeout`` (a durable timer) raises ``asyncio.TimeoutError``."""
+    fut = _runtime().workflow_wait_condition(fn)
+    if timeout is None:
+        await fut
+        return
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    await asyncio.wait_for(fut, seconds)
+
+
+class _Unsafe:
+    @staticmethod
+    def is_replaying() -> bool:
+        """True while the workflow re-runs code whose commands history already has."""
+        return _runtime().workflow_is_replaying()
+
+
+unsafe = _Unsafe()
+
+
+class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """``workflow.logger``: adds the run's ids and stays silent on replay."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        if in_workflow() and _runtime().workflow_is_replaying():
+            return False
+        return super().isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        if in_workflow():
+            i = _runtime().workflow_info()
+            extra: dict[str, Any] = dict(kwargs.get("extra") or {})
+            extra.setdefault("workflow_id", i.workflow_id)
+            extra.setdefault("run_id", i.run_id)
+            extra.setdefault("workflow_type", i.workflow_type)
+            kwargs["extra"] = extra
+            msg = f"{msg} ({{'workflow_id': {i.workflow_id!r}, 'run_id': {i.run_id!r}}})"
+        return msg, kwargs
+
+
+logger = _ReplayAwareLogger(logging.getLogger("baton.workflow"), {})
+
+
+# --- activities ----------------------------------------------------------------------
+
+
+class ActivityHandle(asyncio.Task[_T]):
+    """An activity started with :func:`start_activity`: an asyncio task
+    whose result is the activity's result. Cancelling it cancels the
+    activity according to its :class:`ActivityCancellationType`."""
+
+    activity_id: str = ""
+
+
+_NO_ARG: Any = object()
+
+
+def _args(arg: Any, args: Sequence[Any]) -> Sequence[Any]:
+    if arg is not _NO_ARG:
+        if args:
+            raise ValueError("pass either one positional arg or args=[...], not both")
+        return [arg]
+    return args
+
+
+@overload
+def start_activity(
+    activity: Callable[..., Awaitable[_R]],
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> ActivityHandle[_R]: ...
+
+
+@overload
+def start_activity(
+    activity: Callable[..., _R],
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> ActivityHandle[_R]: ...
+
+
+@overload
+def start_activity(
+    activity: str,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> ActivityHandle[Any]: ...
+
+
+def start_activity(
+    activity: Any,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> ActivityHandle[Any]:
+    """Schedules an activity and returns its handle (an asyncio task).
+
+    ``activity`` is an ``@activity.defn`` function or an activity type name.
+    One of ``start_to_close_timeout`` and ``schedule_to_close_timeout`` is
+    required, as in Temporal.
+    """
+    if start_to_close_timeout is None and schedule_to_close_timeout is None:
+        raise ValueError("activity needs start_to_close_timeout or schedule_to_close_timeout")
+    return _runtime().workflow_start_activity(
+        activity,
+        _args(arg, args),
+        task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        cancellation_type=cancellation_type,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+
+
+@overload
+async def execute_activity(
+    activity: Callable[..., Awaitable[_R]],
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> _R: ...
+
+
+@overload
+async def execute_activity(
+    activity: Callable[..., _R],
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> _R: ...
+
+
+@overload
+async def execute_activity(
+    activity: str,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> Any: ...
+
+
+async def execute_activity(
+    activity: Any,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> Any:
+    """Runs an activity and returns its result; raises
+    :class:`baton.exceptions.ActivityError` when it fails for good."""
+    return await start_activity(
+        activity,
+        arg,
+        args=args,
+        task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        cancellation_type=cancellation_type,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+
+
+# --- features the server does not run yet (issue 4) -------------------------------------
+
+_ISSUE_4 = "not supported by this server yet (issue 4)"
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by :func:`continue_as_new` (Temporal's mechanism)."""
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> Any:
+    """Would end this run and start a fresh one with the same id; the
+    server does not support continue-as-new yet, so this fails the workflow
+    task with a clear message (the run waits for a redeploy)."""
+    del args, kwargs
+    _runtime()
+    raise NotSupportedError(f"workflow.continue_as_new is {_ISSUE_4}")
+
+
+async def start_child_workflow(workflow: Any, *args: Any, **kwargs: Any) -> Any:
+    """Child workflows are not supported by this server yet (issue 4)."""
+    del workflow, args, kwargs
+    _runtime()
+    raise NotSupportedError(f"child workflows are {_ISSUE_4}")
+
+
+async def execute_child_workflow(workflow: Any, *args: Any, **kwargs: Any) -> Any:
+    """Child workflows are not supported by this server yet (issue 4)."""
+    return await start_child_workflow(workflow, *args, **kwargs)
+
+
+class ExternalWorkflowHandle:
+    """A handle to another workflow (signal/cancel arrive with issue 4)."""
+
+    def __init__(self, workflow_id: str, run_id: str | None) -> None:
+        self.id = workflow_id
+        self.run_id = run_id
+
+    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
+        del signal, arg, args
+        raise NotSupportedError(f"signalling external workflows is {_ISSUE_4}")
+
+    async def cancel(self) -> None:
+        raise NotSupportedError(f"cancelling external workflows is {_ISSUE_4}")
+
+
+def get_external_workflow_handle(workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
+    _runtime()
+    return ExternalWorkflowHandle(workflow_id, run_id)
+
+
+def _definitions(workflows: Sequence[type]) -> Mapping[str, _Definition]:
+    out: dict[str, _Definition] = {}
+    for w in workflows:
+        d = _Definition.of(w)
+        if d.name in out:
+            raise ValueError(f"workflow {d.name!r} is registered twice")
+        out[d.name] = d
+    return out

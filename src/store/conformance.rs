@@ -1,0 +1,863 @@
+//! The store conformance suite: what every [`Store`] backend must do,
+//! written once and run against each (tests/store_sqlite.rs,
+//! tests/store_postgres.rs).
+//!
+//! Each case gets a fresh, empty, migrated store from the caller's factory
+//! and drives it only through the trait. Times are explicit values, never
+//! the clock, so leases are tested by choosing `now` rather than by
+//! sleeping. A failing case panics; the suite prints each case's name
+//! first, so the failure names its case.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use crate::engine::{
+    self, Command, Ctx, Effect, Event, EventAttributes, Limits, MarkerRecorded, Queue, RunState,
+    RunStatus, StartRun, Task, Transition,
+};
+use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
+use crate::time::{Duration, Timestamp};
+
+use super::{
+    Endpoint, Error, NamespaceRecord, RunChange, RunCursor, RunFilter, RunSummary, Store, TaskRow,
+    Wakeup,
+};
+
+/// One case: it gets a fresh store and panics on failure.
+pub type Case = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
+
+/// Every case, by name.
+pub const CASES: &[(&str, Case)] = &[
+    ("namespaces", |s| Box::pin(namespaces(s))),
+    ("endpoints", |s| Box::pin(endpoints(s))),
+    ("new_run_round_trips", |s| Box::pin(new_run_round_trips(s))),
+    ("history_pages", |s| Box::pin(history_pages(s))),
+    ("concurrent_commits_conflict", |s| {
+        Box::pin(concurrent_commits_conflict(s))
+    }),
+    ("commit_is_atomic", |s| Box::pin(commit_is_atomic(s))),
+    ("one_open_run_per_workflow_id", |s| {
+        Box::pin(one_open_run_per_workflow_id(s))
+    }),
+    ("run_by_request_id", |s| Box::pin(run_by_request_id(s))),
+    ("list_runs_filters", |s| Box::pin(list_runs_filters(s))),
+    ("list_runs_pages", |s| Box::pin(list_runs_pages(s))),
+    ("tasks_claim_and_lease", |s| {
+        Box::pin(tasks_claim_and_lease(s))
+    }),
+    ("tasks_replace_and_delete", |s| {
+        Box::pin(tasks_replace_and_delete(s))
+    }),
+    ("tasks_dequeue", |s| Box::pin(tasks_dequeue(s))),
+    ("claim_race", |s| Box::pin(claim_race(s))),
+    ("wakeups_on_commit", |s| Box::pin(wakeups_on_commit(s))),
+];
+
+/// Runs every case, each on a store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    for (name, case) in CASES {
+        eprintln!("store conformance: {name}");
+        case(make().await).await;
+    }
+}
+
+/// A plausible epoch-millisecond time to start from.
+const T0: i64 = 1_700_000_000_000;
+
+fn ns() -> Namespace {
+    Namespace::from("default")
+}
+
+fn ctx(now: i64) -> Ctx {
+    Ctx {
+        now: Timestamp(now),
+        limits: Limits::default(),
+    }
+}
+
+/// The transition that starts a run of `workflow_id` at `now`.
+fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> Transition {
+    let cmd = StartRun {
+        namespace: ns.clone(),
+        workflow_id: WorkflowId::from(workflow_id),
+        run_id: RunId::generate(),
+        workflow_type: workflow_type.to_owned(),
+        task_queue: TaskQueue::from("main"),
+        input: json!({"order": workflow_id}),
+        execution_timeout: None,
+        run_timeout: None,
+        task_timeout: None,
+        request_id: None,
+        identity: None,
+    };
+    engine::start(cmd, &ctx(now)).expect("a valid start")
+}
+
+fn create(transition: Transition) -> RunChange {
+    RunChange {
+        expected_version: None,
+        transition,
+        request_id: None,
+    }
+}
+
+fn update(version: i64, transition: Transition) -> RunChange {
+    RunChange {
+        expected_version: Some(version),
+        transition,
+        request_id: None,
+    }
+}
+
+/// Starts and commits a run; returns its state (version 1).
+async fn start(store: &dyn Store, ns: &Namespace, workflow_id: &str, now: i64) -> RunState {
+    let transition = started(ns, workflow_id, "Order", now);
+    let state = transition.state.clone();
+    store
+        .commit(&[create(transition)])
+        .await
+        .expect("commit a new run");
+    state
+}
+
+fn terminated(state: &RunState, now: i64, reason: &str) -> Transition {
+    let cmd = Command::TerminateWorkflow {
+        reason: reason.to_owned(),
+        details: None,
+        identity: None,
+    };
+    engine::decide(state, cmd, &ctx(now)).expect("an open run can be terminated")
+}
+
+/// A transition that only touches task rows.
+fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
+    Transition {
+        state: state.clone(),
+        events: Vec::new(),
+        effects,
+    }
+}
+
+fn timer(name: &str) -> Task {
+    Task::UserTimer {
+        timer_id: TimerId::from(name),
+        started_event_id: 1,
+    }
+}
+
+fn enqueue(task: Task, at: i64, lease: i64) -> Effect {
+    Effect::Enqueue {
+        task,
+        at: Timestamp(at),
+        lease: Duration(lease),
+    }
+}
+
+async fn claim(store: &dyn Store, queue: Queue, now: i64, limit: i64) -> Vec<TaskRow> {
+    store
+        .claim_tasks(queue, Timestamp(now), limit)
+        .await
+        .expect("claim tasks")
+}
+
+/// The timer ids of claimed user-timer rows, in order.
+fn timer_names(rows: &[TaskRow]) -> Vec<String> {
+    rows.iter()
+        .map(|row| match &row.task {
+            Task::UserTimer { timer_id, .. } => timer_id.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn assert_already_exists<T: std::fmt::Debug>(res: super::Result<T>, needle: &str) {
+    match res {
+        Err(Error::AlreadyExists(what)) => assert!(
+            what.contains(needle),
+            "AlreadyExists({what:?}) should name {needle:?}"
+        ),
+        other => panic!("expected AlreadyExists naming {needle:?}, got {other:?}"),
+    }
+}
+
+async fn namespaces(store: Arc<dyn Store>) {
+    let record = |name: &str, at: i64| NamespaceRecord {
+        name: Namespace::from(name),
+        description: format!("the {name} namespace"),
+        created_at: Timestamp(at),
+    };
+    store
+        .create_namespace(&record("default", T0))
+        .await
+        .expect("create");
+    store
+        .create_namespace(&record("alpha", T0 + 1))
+        .await
+        .expect("create");
+    let again = store.create_namespace(&record("default", T0 + 2)).await;
+    assert_already_exists(again, "namespace `default`");
+
+    let listed = store.list_namespaces().await.expect("list");
+    assert_eq!(listed, vec![record("alpha", T0 + 1), record("default", T0)]);
+    let got = store.get_namespace(&ns()).await.expect("get");
+    assert_eq!(got, Some(record("default", T0)));
+    let missing = store.get_namespace(&Namespace::from("nope")).await;
+    assert_eq!(missing.expect("get"), None);
+}
+
+async fn endpoints(store: Arc<dyn Store>) {
+    let queue = TaskQueue::from("orders");
+    let endpoint = |version: &str, url: &str, at: i64| Endpoint {
+        namespace: ns(),
+        task_queue: queue.clone(),
+        version: version.to_owned(),
+        url: url.to_owned(),
+        secrets: vec!["whsec_one".to_owned(), "whsec_two".to_owned()],
+        max_concurrency: 8,
+        is_current: true,
+        created_at: Timestamp(at),
+    };
+    let not_current = |e: Endpoint| Endpoint {
+        is_current: false,
+        ..e
+    };
+    let v1 = endpoint("v1", "https://one.example/", T0);
+    let v2 = endpoint("v2", "https://two.example/", T0 + 1);
+    store.upsert_endpoint(&v1).await.expect("upsert v1");
+    let current = store
+        .current_endpoint(&ns(), &queue)
+        .await
+        .expect("current");
+    assert_eq!(current, Some(v1.clone()));
+
+    // A new version becomes current; the old one stays registered.
+    store.upsert_endpoint(&v2).await.expect("upsert v2");
+    let listed = store.list_endpoints(&ns()).await.expect("list");
+    assert_eq!(listed, vec![not_current(v1.clone()), v2.clone()]);
+    let current = store
+        .current_endpoint(&ns(), &queue)
+        .await
+        .expect("current");
+    assert_eq!(current, Some(v2.clone()));
+
+    // Upserting an old version again replaces it and makes it current; its
+    // first registration time stays.
+    let v1_moved = endpoint("v1", "https://moved.example/", T0 + 5);
+    store
+        .upsert_endpoint(&v1_moved)
+        .await
+        .expect("upsert v1 again");
+    let current = store
+        .current_endpoint(&ns(), &queue)
+        .await
+        .expect("current");
+    let expected = Endpoint {
+        created_at: Timestamp(T0),
+        ..v1_moved
+    };
+    assert_eq!(current, Some(expected.clone()));
+    let listed = store.list_endpoints(&ns()).await.expect("list");
+    assert_eq!(listed, vec![expected.clone(), not_current(v2.clone())]);
+
+    // Other queues and namespaces are separate.
+    let other_queue = Endpoint {
+        task_queue: TaskQueue::from("billing"),
+        ..v2.clone()
+    };
+    store.upsert_endpoint(&other_queue).await.expect("upsert");
+    let current = store
+        .current_endpoint(&ns(), &queue)
+        .await
+        .expect("current");
+    assert_eq!(current, Some(expected.clone()));
+    let elsewhere = store.list_endpoints(&Namespace::from("other")).await;
+    assert_eq!(elsewhere.expect("list"), vec![]);
+
+    let deleted = store.delete_endpoint(&ns(), &queue, "v2").await;
+    assert!(deleted.expect("delete"));
+    let deleted = store.delete_endpoint(&ns(), &queue, "v2").await;
+    assert!(!deleted.expect("delete"), "a second delete finds nothing");
+    let listed = store.list_endpoints(&ns()).await.expect("list");
+    assert_eq!(listed, vec![other_queue, expected]);
+    let none = store
+        .current_endpoint(&ns(), &TaskQueue::from("nope"))
+        .await;
+    assert_eq!(none.expect("current"), None);
+}
+
+async fn new_run_round_trips(store: Arc<dyn Store>) {
+    let transition = started(&ns(), "order-1", "Order", T0);
+    store
+        .commit(&[create(transition.clone())])
+        .await
+        .expect("commit");
+    let run_id = transition.state.run_id;
+
+    let record = store.load_run(&ns(), run_id).await.expect("load");
+    let record = record.expect("the committed run");
+    assert_eq!(record.state, transition.state);
+    assert_eq!(record.version, 1);
+    let latest = store.latest_run(&ns(), &WorkflowId::from("order-1")).await;
+    assert_eq!(latest.expect("latest"), Some(record));
+
+    let history = store.read_history(&ns(), run_id, 0, 100).await;
+    assert_eq!(history.expect("history"), transition.events);
+
+    // A run is only visible in its namespace.
+    let other = Namespace::from("other");
+    assert_eq!(store.load_run(&other, run_id).await.expect("load"), None);
+    let history = store.read_history(&other, run_id, 0, 100).await;
+    assert_eq!(history.expect("history"), vec![]);
+    let unknown = store.load_run(&ns(), RunId::generate()).await;
+    assert_eq!(unknown.expect("load"), None);
+}
+
+async fn history_pages(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let first = state.next_event_id;
+    let events: Vec<Event> = (0..7)
+        .map(|i| Event {
+            event_id: first + i,
+            event_time: Timestamp(T0 + 10 + i),
+            attributes: EventAttributes::MarkerRecorded(MarkerRecorded {
+                marker_name: format!("marker-{i}"),
+                details: json!({ "i": i }),
+                workflow_task_completed_event_id: 0,
+                failure: None,
+            }),
+        })
+        .collect();
+    let mut after = state.clone();
+    events.iter().for_each(|e| after.evolve(e));
+    let transition = Transition {
+        state: after,
+        events,
+        effects: Vec::new(),
+    };
+    store
+        .commit(&[update(1, transition)])
+        .await
+        .expect("commit");
+
+    let all = store.read_history(&ns(), state.run_id, 0, 1000).await;
+    let all = all.expect("history");
+    let ids: Vec<i64> = all.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        ids,
+        (1..first + 7).collect::<Vec<_>>(),
+        "dense and ascending"
+    );
+
+    let mut paged = Vec::new();
+    loop {
+        let after = paged.last().map_or(0, |e: &Event| e.event_id);
+        let page = store.read_history(&ns(), state.run_id, after, 3).await;
+        let page = page.expect("page");
+        assert!(page.len() <= 3);
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let none = store.read_history(&ns(), state.run_id, 2, 0).await;
+    assert_eq!(none.expect("history"), vec![]);
+
+    let summaries = store
+        .list_runs(&ns(), &RunFilter::default(), None, 10)
+        .await;
+    let summaries = summaries.expect("list");
+    assert_eq!(summaries[0].history_length, first - 1 + 7);
+}
+
+async fn concurrent_commits_conflict(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let a = terminated(&state, T0 + 1, "by a");
+    let b = terminated(&state, T0 + 2, "by b");
+    let (change_a, change_b) = ([update(1, a.clone())], [update(1, b.clone())]);
+    let (res_a, res_b) = tokio::join!(store.commit(&change_a), store.commit(&change_b));
+    let winner = match (res_a, res_b) {
+        (Ok(()), Err(Error::Conflict)) => a,
+        (Err(Error::Conflict), Ok(())) => b,
+        other => panic!("expected exactly one Conflict, got {other:?}"),
+    };
+
+    let record = store.load_run(&ns(), state.run_id).await.expect("load");
+    let record = record.expect("the run");
+    assert_eq!(record.version, 2);
+    assert_eq!(record.state, winner.state);
+    let history = store.read_history(&ns(), state.run_id, 0, 100).await;
+    let history = history.expect("history");
+    assert_eq!(history.len() as i64, winner.state.history_length());
+    assert_eq!(history.last(), winner.events.last());
+
+    // A stale version keeps failing.
+    let stale = store.commit(&[update(1, winner.clone())]).await;
+    assert!(matches!(stale, Err(Error::Conflict)), "got {stale:?}");
+}
+
+async fn commit_is_atomic(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    // A new run, its task rows, and a stale change of another run: the
+    // stale change fails the whole commit.
+    let fresh = started(&ns(), "order-2", "Order", T0 + 1);
+    let fresh_id = fresh.state.run_id;
+    let stale = effects_only(&state, vec![enqueue(timer("t"), T0, 10)]);
+    let res = store.commit(&[create(fresh), update(7, stale)]).await;
+    assert!(matches!(res, Err(Error::Conflict)), "got {res:?}");
+
+    assert_eq!(store.load_run(&ns(), fresh_id).await.expect("load"), None);
+    let history = store.read_history(&ns(), fresh_id, 0, 100).await;
+    assert_eq!(history.expect("history"), vec![]);
+    let latest = store.latest_run(&ns(), &WorkflowId::from("order-2")).await;
+    assert_eq!(latest.expect("latest"), None);
+    let rows = claim(&*store, Queue::Timer, i64::MAX / 2, 100).await;
+    assert_eq!(timer_names(&rows), Vec::<String>::new());
+    let rows = claim(&*store, Queue::Push, i64::MAX / 2, 100).await;
+    let runs: Vec<RunId> = rows.iter().map(|row| row.run_id).collect();
+    assert_eq!(
+        runs,
+        vec![state.run_id],
+        "only the first run's workflow task"
+    );
+}
+
+async fn one_open_run_per_workflow_id(store: Arc<dyn Store>) {
+    let first = start(&*store, &ns(), "order-1", T0).await;
+    let second = started(&ns(), "order-1", "Order", T0 + 1);
+    let res = store.commit(&[create(second.clone())]).await;
+    assert_already_exists(res, "order-1");
+
+    // The same id in another namespace is another workflow.
+    start(&*store, &Namespace::from("other"), "order-1", T0 + 1).await;
+
+    // Once the first run closes, the id is free again.
+    let closed = terminated(&first, T0 + 2, "done");
+    assert_eq!(closed.state.status, RunStatus::Terminated);
+    store.commit(&[update(1, closed)]).await.expect("terminate");
+    let third = start(&*store, &ns(), "order-1", T0 + 3).await;
+    let latest = store.latest_run(&ns(), &WorkflowId::from("order-1")).await;
+    let latest = latest.expect("latest").expect("a run");
+    assert_eq!(latest.state.run_id, third.run_id);
+
+    // Terminating the open run and starting its successor in one commit
+    // passes the index, which is checked per statement.
+    let fourth = started(&ns(), "order-1", "Order", T0 + 4);
+    let changes = [
+        update(1, terminated(&third, T0 + 4, "replaced")),
+        create(fourth.clone()),
+    ];
+    store.commit(&changes).await.expect("terminate and start");
+    let latest = store.latest_run(&ns(), &WorkflowId::from("order-1")).await;
+    let latest = latest.expect("latest").expect("a run");
+    assert_eq!(latest.state.run_id, fourth.state.run_id);
+    assert_eq!(latest.version, 1);
+    let missing = store.latest_run(&ns(), &WorkflowId::from("nope")).await;
+    assert_eq!(missing.expect("latest"), None);
+}
+
+async fn run_by_request_id(store: Arc<dyn Store>) {
+    let transition = started(&ns(), "order-1", "Order", T0);
+    let run_id = transition.state.run_id;
+    let change = RunChange {
+        request_id: Some("req-1".to_owned()),
+        ..create(transition)
+    };
+    store.commit(&[change]).await.expect("commit");
+    let wf = WorkflowId::from("order-1");
+    let found = store.run_by_request_id(&ns(), &wf, "req-1").await;
+    assert_eq!(found.expect("lookup"), Some(run_id));
+    let found = store.run_by_request_id(&ns(), &wf, "req-2").await;
+    assert_eq!(found.expect("lookup"), None);
+    let other = WorkflowId::from("order-2");
+    let found = store.run_by_request_id(&ns(), &other, "req-1").await;
+    assert_eq!(found.expect("lookup"), None);
+}
+
+/// Five runs `wf-0` … `wf-4`, one second apart, types A/B alternating;
+/// `wf-1` terminated. Returns them in start order.
+async fn five_runs(store: &dyn Store) -> Vec<RunState> {
+    let mut states = Vec::new();
+    for i in 0..5 {
+        let kind = if i % 2 == 0 { "A" } else { "B" };
+        let transition = started(&ns(), &format!("wf-{i}"), kind, T0 + i * 1000);
+        states.push(transition.state.clone());
+        store.commit(&[create(transition)]).await.expect("commit");
+    }
+    let closed = terminated(&states[1], T0 + 9000, "stop");
+    store
+        .commit(&[update(1, closed.clone())])
+        .await
+        .expect("terminate");
+    states[1] = closed.state;
+    states
+}
+
+fn workflow_ids(runs: &[RunSummary]) -> Vec<String> {
+    runs.iter().map(|r| r.workflow_id.to_string()).collect()
+}
+
+async fn list_runs_filters(store: Arc<dyn Store>) {
+    let states = five_runs(&*store).await;
+    let list = |filter: RunFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_runs(&ns(), &filter, None, 100)
+                .await
+                .expect("list")
+        }
+    };
+
+    let all = list(RunFilter::default()).await;
+    assert_eq!(workflow_ids(&all), ["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]);
+    let s = &states[1];
+    let expected = RunSummary {
+        namespace: ns(),
+        workflow_id: s.workflow_id.clone(),
+        run_id: s.run_id,
+        workflow_type: "B".to_owned(),
+        task_queue: TaskQueue::from("main"),
+        status: RunStatus::Terminated,
+        start_time: Timestamp(T0 + 1000),
+        close_time: Some(Timestamp(T0 + 9000)),
+        history_length: s.history_length(),
+    };
+    assert_eq!(all[3], expected);
+
+    let by_type = list(RunFilter {
+        workflow_type: Some("A".to_owned()),
+        ..RunFilter::default()
+    });
+    assert_eq!(workflow_ids(&by_type.await), ["wf-4", "wf-2", "wf-0"]);
+    let closed = list(RunFilter {
+        status: Some(RunStatus::Terminated),
+        ..RunFilter::default()
+    });
+    assert_eq!(workflow_ids(&closed.await), ["wf-1"]);
+    let open = list(RunFilter {
+        status: Some(RunStatus::Running),
+        workflow_type: Some("B".to_owned()),
+        ..RunFilter::default()
+    });
+    assert_eq!(workflow_ids(&open.await), ["wf-3"]);
+    // `started_after` is inclusive, `started_before` exclusive.
+    let window = list(RunFilter {
+        started_after: Some(Timestamp(T0 + 1000)),
+        started_before: Some(Timestamp(T0 + 3000)),
+        ..RunFilter::default()
+    });
+    assert_eq!(workflow_ids(&window.await), ["wf-2", "wf-1"]);
+    let by_id = list(RunFilter {
+        workflow_id: Some(WorkflowId::from("wf-3")),
+        ..RunFilter::default()
+    });
+    assert_eq!(workflow_ids(&by_id.await), ["wf-3"]);
+    let elsewhere = store
+        .list_runs(&Namespace::from("other"), &RunFilter::default(), None, 100)
+        .await;
+    assert_eq!(elsewhere.expect("list"), vec![]);
+}
+
+async fn list_runs_pages(store: Arc<dyn Store>) {
+    five_runs(&*store).await;
+    // Two more runs that start in the same millisecond: the run id breaks
+    // the tie, so paging neither skips nor repeats one of them.
+    for wf in ["tie-a", "tie-b"] {
+        start(&*store, &ns(), wf, T0 + 2000).await;
+    }
+    let all = store
+        .list_runs(&ns(), &RunFilter::default(), None, 100)
+        .await;
+    let all = all.expect("list");
+    assert_eq!(all.len(), 7);
+
+    for page_size in [1, 2, 3] {
+        let mut paged: Vec<RunSummary> = Vec::new();
+        loop {
+            let cursor = paged.last().map(|r| RunCursor {
+                start_time: r.start_time,
+                run_id: r.run_id,
+            });
+            let page = store
+                .list_runs(&ns(), &RunFilter::default(), cursor.as_ref(), page_size)
+                .await
+                .expect("page");
+            assert!(page.len() as i64 <= page_size);
+            if page.is_empty() {
+                break;
+            }
+            paged.extend(page);
+        }
+        assert_eq!(paged, all, "pages of {page_size}");
+    }
+    let ties: Vec<&RunSummary> = all
+        .iter()
+        .filter(|r| r.start_time == Timestamp(T0 + 2000))
+        .collect();
+    assert_eq!(ties.len(), 3);
+    assert!(ties.windows(2).all(|w| w[0].run_id > w[1].run_id));
+}
+
+async fn tasks_claim_and_lease(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let effects = vec![
+        enqueue(timer("a"), t, 50),
+        enqueue(timer("b"), t + 100, 50),
+        enqueue(
+            Task::ActivityTask {
+                scheduled_event_id: 5,
+            },
+            t,
+            1000,
+        ),
+    ];
+    store
+        .commit(&[update(1, effects_only(&state, effects))])
+        .await
+        .expect("commit");
+    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    assert_eq!(next, Some(Timestamp(t)));
+
+    // Nothing is due before its time.
+    assert_eq!(claim(&*store, Queue::Timer, t - 1, 10).await, vec![]);
+
+    let rows = claim(&*store, Queue::Timer, t + 10, 10).await;
+    assert_eq!(timer_names(&rows), ["a"]);
+    let a = &rows[0];
+    assert_eq!((a.due_at, a.claims), (Timestamp(t), 1));
+    assert_eq!((a.namespace.clone(), a.run_id), (ns(), state.run_id));
+    // Claimed rows stay invisible for their lease.
+    assert_eq!(claim(&*store, Queue::Timer, t + 59, 10).await, vec![]);
+    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    assert_eq!(next, Some(Timestamp(t + 60)));
+
+    // The lease ran out: `a` reappears, with `b` now due too.
+    let rows = claim(&*store, Queue::Timer, t + 100, 10).await;
+    assert_eq!(timer_names(&rows), ["a", "b"]);
+    assert_eq!(rows[0].task_id, a.task_id, "a claim keeps the task id");
+    assert_eq!((rows[0].due_at, rows[0].claims), (Timestamp(t + 60), 2));
+    assert_eq!((rows[1].due_at, rows[1].claims), (Timestamp(t + 100), 1));
+
+    // `limit` caps a claim; queues are separate.
+    let rows = claim(&*store, Queue::Timer, t + 1000, 1).await;
+    assert_eq!(timer_names(&rows), ["a"]);
+    let rows = claim(&*store, Queue::Push, t + 1000, 10).await;
+    let tasks: Vec<Task> = rows.into_iter().map(|row| row.task).collect();
+    let activity = Task::ActivityTask {
+        scheduled_event_id: 5,
+    };
+    assert_eq!(
+        tasks,
+        vec![Task::WorkflowTask, activity],
+        "earliest due first"
+    );
+}
+
+async fn tasks_replace_and_delete(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let arm = |at: i64| effects_only(&state, vec![enqueue(timer("a"), at, 50)]);
+    store.commit(&[update(1, arm(t))]).await.expect("commit");
+    let first = claim(&*store, Queue::Timer, t, 10).await;
+    assert_eq!(timer_names(&first), ["a"]);
+
+    // Enqueueing the same key replaces the row: new id, time and claims.
+    store
+        .commit(&[update(2, arm(t + 5))])
+        .await
+        .expect("commit");
+    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    assert_eq!(next, Some(Timestamp(t + 5)));
+    let second = claim(&*store, Queue::Timer, t + 5, 10).await;
+    assert_eq!(timer_names(&second), ["a"]);
+    assert_ne!(second[0].task_id, first[0].task_id);
+    assert_eq!((second[0].due_at, second[0].claims), (Timestamp(t + 5), 1));
+
+    // A stale claimer's delete misses the replacement; the current one's
+    // delete removes it.
+    store.delete_task(&first[0].task_id).await.expect("delete");
+    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    assert_eq!(next, Some(Timestamp(t + 55)));
+    store.delete_task(&second[0].task_id).await.expect("delete");
+    assert_eq!(
+        store.next_visible_at(Queue::Timer).await.expect("next"),
+        None
+    );
+    store
+        .delete_task(&second[0].task_id)
+        .await
+        .expect("deleting twice is fine");
+}
+
+async fn tasks_dequeue(store: Arc<dyn Store>) {
+    let one = start(&*store, &ns(), "order-1", T0).await;
+    let two = start(&*store, &ns(), "order-2", T0).await;
+    let t = T0 + 100_000;
+    let timers = |names: &[&str]| -> Vec<Effect> {
+        names.iter().map(|n| enqueue(timer(n), t, 10)).collect()
+    };
+    // Each look claims every row, so each looks later than the last
+    // claim's leases.
+    let all_timers = |now: i64| {
+        let store = store.clone();
+        async move {
+            let mut names = timer_names(&claim(&*store, Queue::Timer, now, 100).await);
+            names.sort();
+            names
+        }
+    };
+    store
+        .commit(&[
+            update(1, effects_only(&one, timers(&["a", "b", "c"]))),
+            update(1, effects_only(&two, timers(&["z"]))),
+        ])
+        .await
+        .expect("commit");
+
+    // Effects apply in order: `b` is dequeued, `c` dequeued then enqueued.
+    let effects = vec![
+        Effect::Dequeue {
+            key: timer("b").key(),
+        },
+        Effect::Dequeue {
+            key: timer("c").key(),
+        },
+        enqueue(timer("c"), t, 10),
+        Effect::Dequeue {
+            key: "no-such-key".to_owned(),
+        },
+    ];
+    store
+        .commit(&[update(2, effects_only(&one, effects))])
+        .await
+        .expect("commit");
+    assert_eq!(all_timers(t + 1000).await, ["a", "c", "z"]);
+
+    // DequeueAll empties one run's rows only; an Enqueue after it stands.
+    let effects = vec![
+        enqueue(timer("d"), t, 10),
+        Effect::DequeueAll,
+        enqueue(timer("e"), t, 10),
+    ];
+    store
+        .commit(&[update(3, effects_only(&one, effects))])
+        .await
+        .expect("commit");
+    assert_eq!(all_timers(t + 2000).await, ["e", "z"]);
+
+    // Closing a run (the engine's DequeueAll) clears its rows.
+    store
+        .commit(&[update(2, terminated(&two, t, "stop"))])
+        .await
+        .expect("terminate");
+    assert_eq!(all_timers(t + 3000).await, ["e"]);
+}
+
+async fn claim_race(store: Arc<dyn Store>) {
+    const ROWS: usize = 200;
+    const CLAIMERS: usize = 8;
+    let t = T0 + 100_000;
+    for (i, wf) in ["order-1", "order-2"].into_iter().enumerate() {
+        let state = start(&*store, &ns(), wf, T0).await;
+        let effects = (0..ROWS / 2)
+            .map(|n| enqueue(timer(&format!("{i}-{n}")), t, 60_000))
+            .collect();
+        store
+            .commit(&[update(1, effects_only(&state, effects))])
+            .await
+            .expect("commit");
+    }
+
+    let claimers = (0..CLAIMERS).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let rows = claim(&*store, Queue::Timer, t + 1, 7).await;
+                if rows.is_empty() {
+                    return mine;
+                }
+                mine.extend(rows.into_iter().map(|row| row.task_id));
+                tokio::task::yield_now().await;
+            }
+        })
+    });
+    let mut claimed = Vec::new();
+    for claimer in futures::future::join_all(claimers).await {
+        claimed.extend(claimer.expect("a claimer panicked"));
+    }
+    let distinct: HashSet<&String> = claimed.iter().collect();
+    assert_eq!(distinct.len(), claimed.len(), "a row was claimed twice");
+    assert_eq!(claimed.len(), ROWS, "every row was claimed");
+    assert_eq!(claim(&*store, Queue::Timer, t + 1, 1000).await, vec![]);
+}
+
+async fn wakeups_on_commit(store: Arc<dyn Store>) {
+    let mut wakeups = store.subscribe();
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let effects = vec![
+        enqueue(timer("a"), t, 10),
+        Effect::Dequeue {
+            key: timer("b").key(),
+        },
+        enqueue(
+            Task::ActivityTask {
+                scheduled_event_id: 5,
+            },
+            t + 1,
+            10,
+        ),
+    ];
+    store
+        .commit(&[update(1, effects_only(&state, effects.clone()))])
+        .await
+        .expect("commit");
+    // A conflicting commit announces nothing.
+    let res = store
+        .commit(&[update(1, effects_only(&state, effects))])
+        .await;
+    assert!(matches!(res, Err(Error::Conflict)), "got {res:?}");
+
+    // Hints with `at` zero come from other nodes (LISTEN/NOTIFY); skip them.
+    let mut received = Vec::new();
+    while let Ok(wakeup) = wakeups.try_recv() {
+        if wakeup.at != Timestamp(0) {
+            received.push(wakeup);
+        }
+    }
+    let start_wakeups: Vec<Wakeup> = started(&ns(), "x", "Order", T0)
+        .effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Enqueue { task, at, .. } => Some(Wakeup {
+                queue: task.queue(),
+                at: *at,
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut expected = start_wakeups;
+    expected.push(Wakeup {
+        queue: Queue::Timer,
+        at: Timestamp(t),
+    });
+    expected.push(Wakeup {
+        queue: Queue::Push,
+        at: Timestamp(t + 1),
+    });
+    let key = |w: &Wakeup| (w.at, w.queue == Queue::Push);
+    received.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(received, expected);
+}

@@ -1,0 +1,555 @@
+//! The pure half of the SQL stores, shared by both backends: how domain
+//! values become column values and back, how a transition's effects fold
+//! into task-row writes, and how unique violations become
+//! [`Error::AlreadyExists`]. No IO here, so every rule is unit-tested
+//! without a database.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::engine::{Effect, Event, Queue, RunState, RunStatus, Task};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::time::{Clock, SystemClock, Timestamp};
+
+use super::{Endpoint, Error, NamespaceRecord, Result, RunRecord, RunSummary, TaskRow, Wakeup};
+
+/// `namespaces` columns: name, description, created_at.
+pub(super) type NamespaceCols = (String, String, i64);
+
+/// `endpoints` columns, in [`ENDPOINT_COLUMNS`] order.
+pub(super) type EndpointCols = (String, String, String, String, String, i64, bool, i64);
+
+/// The columns [`EndpointCols`] reads.
+pub(super) const ENDPOINT_COLUMNS: &str =
+    "namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at";
+
+/// `runs` columns for a [`RunRecord`]: state, version.
+pub(super) type RunRecordCols = (String, i64);
+
+/// `runs` columns for a [`RunSummary`], in [`SUMMARY_COLUMNS`] order.
+pub(super) type SummaryCols = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+);
+
+/// The columns [`SummaryCols`] reads.
+pub(super) const SUMMARY_COLUMNS: &str = "namespace, workflow_id, run_id, workflow_type, \
+    task_queue, status, start_time, close_time, history_length";
+
+/// A claimed `tasks` row: task_id, namespace, run_id, payload, the
+/// visible_at before the claim, claims.
+pub(super) type TaskCols = (String, String, String, String, i64, i32);
+
+/// The audit time written into `created_at` / `updated_at` of rows the
+/// server manages itself. Domain times always come from the caller.
+pub(super) fn audit_now() -> i64 {
+    SystemClock.now().millis()
+}
+
+/// The one place run ids become text (see the migrations for why text).
+pub(super) fn run_id_text(run_id: RunId) -> String {
+    run_id.to_string()
+}
+
+pub(super) fn parse_run_id(text: &str) -> Result<RunId> {
+    text.parse()
+        .map_err(|e| Error::Corrupt(format!("run id {text:?}: {e}")))
+}
+
+pub(super) fn queue_name(queue: Queue) -> &'static str {
+    match queue {
+        Queue::Push => "push",
+        Queue::Timer => "timer",
+    }
+}
+
+pub(super) fn parse_queue(name: &str) -> Option<Queue> {
+    [Queue::Push, Queue::Timer]
+        .into_iter()
+        .find(|q| queue_name(*q) == name)
+}
+
+pub(super) fn encode_json<T: Serialize>(what: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("encoding {what}: {e}")))
+}
+
+pub(super) fn decode_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("decoding {what}: {e}")))
+}
+
+pub(super) fn namespace((name, description, created_at): NamespaceCols) -> NamespaceRecord {
+    NamespaceRecord {
+        name: Namespace(name),
+        description,
+        created_at: Timestamp(created_at),
+    }
+}
+
+pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
+    let (namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at) =
+        cols;
+    Ok(Endpoint {
+        namespace: Namespace(namespace),
+        task_queue: TaskQueue(task_queue),
+        version,
+        url,
+        secrets: decode_json("endpoint secrets", &secrets)?,
+        max_concurrency: u32::try_from(max_concurrency)
+            .map_err(|_| Error::Corrupt(format!("max_concurrency {max_concurrency}")))?,
+        is_current,
+        created_at: Timestamp(created_at),
+    })
+}
+
+pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
+    Ok(RunRecord {
+        state: decode_json("run state", &state)?,
+        version,
+    })
+}
+
+pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
+    let (namespace, workflow_id, run_id, workflow_type, task_queue, status, start, close, len) =
+        cols;
+    Ok(RunSummary {
+        namespace: Namespace(namespace),
+        workflow_id: WorkflowId(workflow_id),
+        run_id: parse_run_id(&run_id)?,
+        workflow_type,
+        task_queue: TaskQueue(task_queue),
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("run status {status:?}")))?,
+        start_time: Timestamp(start),
+        close_time: close.map(Timestamp),
+        history_length: len,
+    })
+}
+
+pub(super) fn task_row(
+    (task_id, namespace, run_id, payload, due_at, claims): TaskCols,
+) -> Result<TaskRow> {
+    Ok(TaskRow {
+        task: decode_json("task payload", &payload)?,
+        run_id: parse_run_id(&run_id)?,
+        task_id,
+        namespace: Namespace(namespace),
+        due_at: Timestamp(due_at),
+        claims,
+    })
+}
+
+/// The `runs` columns a commit writes, from the transition's state.
+pub(super) struct RunRow {
+    pub run_id: String,
+    pub namespace: String,
+    pub workflow_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub status: &'static str,
+    pub start_time: i64,
+    pub close_time: Option<i64>,
+    pub history_length: i64,
+    pub state: String,
+}
+
+impl RunRow {
+    pub fn new(state: &RunState) -> Result<RunRow> {
+        Ok(RunRow {
+            run_id: run_id_text(state.run_id),
+            namespace: state.namespace.0.clone(),
+            workflow_id: state.workflow_id.0.clone(),
+            workflow_type: state.workflow_type.clone(),
+            task_queue: state.task_queue.0.clone(),
+            status: state.status.as_str(),
+            start_time: state.start_time.millis(),
+            close_time: state.close_time.map(Timestamp::millis),
+            history_length: state.history_length(),
+            state: encode_json("run state", state)?,
+        })
+    }
+}
+
+/// One `events` row (its run id is the change's).
+pub(super) struct EventRow {
+    pub event_id: i64,
+    pub event_type: &'static str,
+    pub event_time: i64,
+    pub data: String,
+}
+
+pub(super) fn event_rows(events: &[Event]) -> Result<Vec<EventRow>> {
+    events
+        .iter()
+        .map(|event| {
+            Ok(EventRow {
+                event_id: event.event_id,
+                event_type: event.attributes.event_type(),
+                event_time: event.event_time.millis(),
+                data: encode_json("event", event)?,
+            })
+        })
+        .collect()
+}
+
+/// One `tasks` row to upsert on (run_id, task_key).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct TaskUpsert {
+    /// Fresh on every upsert (see `TaskRow::task_id`).
+    pub task_id: String,
+    pub key: String,
+    pub queue: Queue,
+    pub payload: String,
+    pub visible_at: i64,
+    pub lease_ms: i64,
+}
+
+/// What a change's effects do to its run's task rows, once folded: at most
+/// one delete and one multi-row upsert instead of a round trip per effect.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct TaskPlan {
+    /// Delete every row of the run first (a `DequeueAll` happened).
+    pub delete_all: bool,
+    /// Keys to delete (only when not `delete_all`).
+    pub delete_keys: Vec<String>,
+    pub upserts: Vec<TaskUpsert>,
+}
+
+impl TaskPlan {
+    /// Folds `effects` in order into their final outcome per key: the last
+    /// write to a key wins, and `DequeueAll` erases everything before it.
+    /// Applying the plan (deletes, then upserts) leaves the same rows as
+    /// applying the effects one by one would.
+    pub fn fold(effects: &[Effect]) -> Result<TaskPlan> {
+        let mut delete_all = false;
+        // Key → the row to upsert, or `None` to delete it.
+        let mut outcome: BTreeMap<String, Option<TaskUpsert>> = BTreeMap::new();
+        for effect in effects {
+            match effect {
+                Effect::Enqueue { task, at, lease } => {
+                    let upsert = TaskUpsert {
+                        task_id: uuid::Uuid::new_v4().to_string(),
+                        key: task.key(),
+                        queue: task.queue(),
+                        payload: encode_json::<Task>("task", task)?,
+                        visible_at: at.millis(),
+                        lease_ms: lease.millis(),
+                    };
+                    outcome.insert(upsert.key.clone(), Some(upsert));
+                }
+                Effect::Dequeue { key } => {
+                    outcome.insert(key.clone(), None);
+                }
+                Effect::DequeueAll => {
+                    outcome.clear();
+                    delete_all = true;
+                }
+                Effect::Dispatch(_) => {}
+            }
+        }
+        let mut plan = TaskPlan {
+            delete_all,
+            ..TaskPlan::default()
+        };
+        for (key, row) in outcome {
+            match row {
+                Some(row) => plan.upserts.push(row),
+                // After a DequeueAll the key is gone already.
+                None if !delete_all => plan.delete_keys.push(key),
+                None => {}
+            }
+        }
+        Ok(plan)
+    }
+
+    /// One hint per upserted row.
+    pub fn wakeups(&self) -> impl Iterator<Item = Wakeup> + '_ {
+        self.upserts.iter().map(|row| Wakeup {
+            queue: row.queue,
+            at: Timestamp(row.visible_at),
+        })
+    }
+
+    /// The queues with a row due no later than `now`, each once: what other
+    /// nodes should hear about at once (rows due later are found by their
+    /// polls, or belong to this node, which pushes them itself).
+    pub fn due_queues(&self, now: Option<Timestamp>) -> Vec<Queue> {
+        let Some(now) = now else {
+            return Vec::new();
+        };
+        let mut queues: Vec<Queue> = Vec::new();
+        for row in &self.upserts {
+            if row.visible_at <= now.millis() && !queues.contains(&row.queue) {
+                queues.push(row.queue);
+            }
+        }
+        queues
+    }
+}
+
+/// A bind value of a statement built at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Arg {
+        Arg::Text(s)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(i: i64) -> Arg {
+        Arg::Int(i)
+    }
+}
+
+/// A statement built at run time (optional filters, multi-row VALUES) with
+/// `$n` placeholders, which both PostgreSQL and sqlx's SQLite driver
+/// understand. sqlx's own `QueryBuilder` would do, but its borrow of the
+/// builder does not type-check in code generic over the database.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `arg`.
+    pub fn bind(&mut self, arg: impl Into<Arg>) -> &mut Sql {
+        self.args.push(arg.into());
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// Appends `(a, b, …), (…)`: one parenthesized list per row of `rows`,
+    /// each holding the placeholders of the args `row` returns, then
+    /// `suffix` (SQL literals common to every row, such as `, 0`).
+    pub fn values<T>(
+        &mut self,
+        rows: impl IntoIterator<Item = T>,
+        suffix: &str,
+        mut row: impl FnMut(T) -> Vec<Arg>,
+    ) -> &mut Sql {
+        self.push("values ");
+        for (i, item) in rows.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            self.list(row(item));
+            self.push(suffix).push(")");
+        }
+        self
+    }
+
+    /// Appends `a, b, …`, one placeholder per arg.
+    pub fn list(&mut self, args: impl IntoIterator<Item = Arg>) -> &mut Sql {
+        for (i, arg) in args.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(arg);
+        }
+        self
+    }
+}
+
+/// The unique keys whose violation is a caller's mistake rather than a bug,
+/// each with its name on PostgreSQL (the constraint or index) and on SQLite
+/// (which names the columns in its message instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum UniqueKey {
+    Namespace,
+    OpenRun,
+    Run,
+}
+
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 3] = [
+    (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
+    (
+        UniqueKey::OpenRun,
+        "runs_open_workflow_id",
+        "runs.namespace, runs.workflow_id",
+    ),
+    (UniqueKey::Run, "runs_pkey", "runs.run_id"),
+];
+
+/// The unique key `e` violates, if it is a unique violation of one of
+/// [`UniqueKey`].
+pub(super) fn unique_violation(e: &sqlx::Error) -> Option<UniqueKey> {
+    let db = e.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let constraint = db.constraint();
+    let message = db.message();
+    UNIQUE_KEYS
+        .iter()
+        .find(|(_, name, columns)| match constraint {
+            Some(c) => c == *name,
+            None => message.ends_with(columns),
+        })
+        .map(|(key, ..)| *key)
+}
+
+/// Turns a violation of `key` into [`Error::AlreadyExists`] naming `what`;
+/// anything else stays a database error.
+pub(super) fn on_unique(
+    key: UniqueKey,
+    what: impl FnOnce() -> String,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| {
+        if unique_violation(&e) == Some(key) {
+            Error::AlreadyExists(what())
+        } else {
+            Error::Database(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TimerId;
+    use crate::time::Duration;
+
+    fn timer(name: &str) -> Task {
+        Task::UserTimer {
+            timer_id: TimerId(name.to_owned()),
+            started_event_id: 5,
+        }
+    }
+
+    fn enqueue(task: Task, at: i64) -> Effect {
+        Effect::Enqueue {
+            task,
+            at: Timestamp(at),
+            lease: Duration(7),
+        }
+    }
+
+    fn summarize(plan: &TaskPlan) -> (bool, Vec<String>, Vec<(String, i64)>) {
+        let upserts = plan
+            .upserts
+            .iter()
+            .map(|u| (u.key.clone(), u.visible_at))
+            .collect();
+        (plan.delete_all, plan.delete_keys.clone(), upserts)
+    }
+
+    #[test]
+    fn last_write_per_key_wins() {
+        let plan = TaskPlan::fold(&[
+            enqueue(timer("a"), 1),
+            enqueue(timer("b"), 2),
+            Effect::Dequeue {
+                key: "timer/a".to_owned(),
+            },
+            enqueue(timer("b"), 3),
+            Effect::Dequeue {
+                key: "timer/c".to_owned(),
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            summarize(&plan),
+            (
+                false,
+                vec!["timer/a".to_owned(), "timer/c".to_owned()],
+                vec![("timer/b".to_owned(), 3)]
+            )
+        );
+    }
+
+    #[test]
+    fn dequeue_all_erases_what_came_before() {
+        let plan = TaskPlan::fold(&[
+            enqueue(timer("a"), 1),
+            Effect::Dequeue {
+                key: "timer/x".to_owned(),
+            },
+            Effect::DequeueAll,
+            enqueue(timer("b"), 2),
+            Effect::Dispatch(crate::engine::Dispatch::WorkflowTask),
+        ])
+        .unwrap();
+        assert_eq!(
+            summarize(&plan),
+            (true, vec![], vec![("timer/b".to_owned(), 2)])
+        );
+    }
+
+    #[test]
+    fn every_upsert_gets_a_fresh_task_id() {
+        let a = TaskPlan::fold(&[enqueue(Task::WorkflowTask, 1)]).unwrap();
+        let b = TaskPlan::fold(&[enqueue(Task::WorkflowTask, 1)]).unwrap();
+        assert_ne!(a.upserts[0].task_id, b.upserts[0].task_id);
+        assert_eq!(a.upserts[0].queue, Queue::Push);
+        assert_eq!(a.upserts[0].lease_ms, 7);
+    }
+
+    #[test]
+    fn only_rows_due_at_once_are_announced() {
+        let plan = TaskPlan::fold(&[
+            enqueue(Task::WorkflowTask, 10),
+            enqueue(
+                Task::ActivityTask {
+                    scheduled_event_id: 3,
+                },
+                5,
+            ),
+            enqueue(timer("later"), 99),
+        ])
+        .unwrap();
+        assert_eq!(plan.due_queues(Some(Timestamp(10))), vec![Queue::Push]);
+        assert_eq!(plan.due_queues(Some(Timestamp(4))), vec![]);
+        assert_eq!(plan.due_queues(None), vec![]);
+        assert_eq!(plan.wakeups().count(), 3);
+    }
+
+    #[test]
+    fn statements_number_their_placeholders() {
+        let mut sql = Sql::new("insert into t (a, b, c) ");
+        sql.values([1_i64, 2], ", 0", |i| {
+            vec![Arg::Int(i), Arg::Text(format!("x{i}"))]
+        })
+        .push(" where k in (")
+        .list([Arg::Int(9)])
+        .push(")");
+        assert_eq!(
+            sql.text,
+            "insert into t (a, b, c) values ($1, $2, 0), ($3, $4, 0) where k in ($5)"
+        );
+        assert_eq!(sql.args.len(), 5);
+        assert_eq!(sql.args[3], Arg::Text("x2".to_owned()));
+    }
+
+    #[test]
+    fn queue_names_round_trip() {
+        for queue in [Queue::Push, Queue::Timer] {
+            assert_eq!(parse_queue(queue_name(queue)), Some(queue));
+        }
+        assert_eq!(parse_queue("nope"), None);
+    }
+}

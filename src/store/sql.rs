@@ -1,0 +1,535 @@
+//! [`SqlStore`]: the one [`Store`] implementation behind both backends.
+//!
+//! PostgreSQL and SQLite (3.35+) understand the same SQL for everything but
+//! claiming, so the queries live here once, written for both: `$n`
+//! placeholders (sqlx's SQLite driver accepts them), `on conflict … do
+//! update`, `returning`, partial indexes and row-value comparisons. What
+//! differs — migrations, how a write transaction begins, the claim query and
+//! cross-node notifications — is the small [`Dialect`] trait, implemented
+//! in `postgres/` and `sqlite/`. Column values come from and go to the pure
+//! helpers in `rows`.
+
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::engine::{Event, Queue};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::time::Timestamp;
+
+use super::rows::{
+    self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
+    unique_violation, Arg, EndpointCols, NamespaceCols, RunRecordCols, RunRow, Sql, SummaryCols,
+    TaskCols, TaskPlan, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
+};
+use super::{
+    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
+    RunSummary, Store, TaskRow, Wakeup,
+};
+
+/// Hints buffered per subscriber before it lags (and then re-reads the
+/// table, which is always correct).
+pub(super) const WAKEUP_CAPACITY: usize = 1024;
+
+/// Rows per multi-row insert: a commit writes all its events (or tasks)
+/// with one statement, split only past this many rows so the bind count
+/// stays under both backends' limits (SQLite: 32766, PostgreSQL: 65535).
+const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// Binds the args of a [`Sql`] to the query made from its text.
+macro_rules! bound {
+    ($query:expr, $args:expr) => {
+        $args.into_iter().fold($query, |query, arg| match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(int) => query.bind(int),
+        })
+    };
+}
+
+/// What the backends do differently. Implemented for `sqlx::Postgres` and
+/// `sqlx::Sqlite` only (the trait is unnameable outside `store`).
+#[async_trait]
+pub trait Dialect: Database {
+    /// Applies the embedded migrations.
+    async fn migrate(pool: &Pool<Self>) -> Result<()>;
+    /// Begins a transaction that will write.
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>>;
+    /// Claims due rows (see [`Store::claim_tasks`]), returning each with
+    /// its `visible_at` from before the claim.
+    async fn claim(pool: &Pool<Self>, queue: Queue, now: i64, limit: i64) -> Result<Vec<TaskCols>>;
+    /// Rows an insert, update or delete touched.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// Inside a commit: tells other nodes that rows of `queues` are due.
+    async fn notify(tx: &mut Transaction<'static, Self>, queues: &[Queue]) -> Result<()>;
+}
+
+/// A [`Store`] on a sqlx pool. Cheap to share behind an `Arc`; dropping
+/// the last reference stops its background work.
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    wakeups: broadcast::Sender<Wakeup>,
+    /// Work that lives as long as the store (PostgreSQL's LISTEN loop).
+    _background: Option<AbortOnDrop>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(super) fn new(
+        pool: Pool<DB>,
+        wakeups: broadcast::Sender<Wakeup>,
+        background: Option<JoinHandle<()>>,
+    ) -> SqlStore<DB> {
+        SqlStore {
+            pool,
+            wakeups,
+            _background: background.map(AbortOnDrop),
+        }
+    }
+
+    /// The connection pool, for health checks and tests.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
+/// Aborts a background task when the store goes away, so the task neither
+/// outlives the store nor keeps the runtime busy.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+const INSERT_NAMESPACE: &str =
+    "insert into namespaces (name, description, created_at) values ($1, $2, $3)";
+const GET_NAMESPACE: &str = "select name, description, created_at from namespaces where name = $1";
+const LIST_NAMESPACES: &str = "select name, description, created_at from namespaces order by name";
+
+/// Step one of an upsert: the queue's other versions stop being current.
+const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, updated_at = $4 \
+    where namespace = $1 and task_queue = $2 and version <> $3 and is_current";
+/// Step two: the upserted version is current. Re-registering a version
+/// keeps its first `created_at`.
+const UPSERT_ENDPOINT: &str = "insert into endpoints (namespace, task_queue, version, url, \
+    secrets, max_concurrency, is_current, created_at, updated_at) \
+    values ($1, $2, $3, $4, $5, $6, true, $7, $8) \
+    on conflict (namespace, task_queue, version) do update set url = excluded.url, \
+    secrets = excluded.secrets, max_concurrency = excluded.max_concurrency, is_current = true, \
+    updated_at = excluded.updated_at";
+const DELETE_ENDPOINT: &str =
+    "delete from endpoints where namespace = $1 and task_queue = $2 and version = $3";
+
+const LOAD_RUN: &str = "select state, version from runs where namespace = $1 and run_id = $2";
+/// Ties on start time (a run terminated and replaced within a millisecond)
+/// go to the larger run id, which for UUID v7 ids is the later one.
+const LATEST_RUN: &str = "select state, version from runs where namespace = $1 \
+    and workflow_id = $2 order by start_time desc, run_id desc limit 1";
+const RUN_BY_REQUEST_ID: &str = "select run_id from runs where namespace = $1 \
+    and workflow_id = $2 and request_id = $3 order by start_time desc limit 1";
+const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, workflow_type, \
+    task_queue, status, start_time, close_time, history_length, request_id, version, state, \
+    created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)";
+/// The optimistic-concurrency guard: no row matches if another commit
+/// bumped the version since the caller loaded the run.
+const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
+    state = $5, version = version + 1, updated_at = $6 where run_id = $1 and version = $7";
+
+/// The namespace check makes a run id from another namespace read as
+/// missing, like `load_run` does.
+const READ_HISTORY: &str = "select e.data from events e join runs r on r.run_id = e.run_id \
+    where r.namespace = $1 and e.run_id = $2 and e.event_id > $3 \
+    order by e.event_id limit $4";
+
+/// Replacing a row resets it: a new task id, due time and lease, and no
+/// claims. The multi-row VALUES precede this.
+const UPSERT_TASKS_CONFLICT: &str = " on conflict (run_id, task_key) do update set \
+    task_id = excluded.task_id, namespace = excluded.namespace, queue = excluded.queue, \
+    payload = excluded.payload, visible_at = excluded.visible_at, \
+    lease_ms = excluded.lease_ms, claims = 0, created_at = excluded.created_at";
+const DELETE_TASK: &str = "delete from tasks where task_id = $1";
+const NEXT_VISIBLE_AT: &str = "select min(visible_at) from tasks where queue = $1";
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'r> String: Decode<'r, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> i32: Decode<'r, DB>,
+    for<'r> bool: Decode<'r, DB>,
+    String: Type<DB>,
+    i64: Type<DB>,
+    i32: Type<DB>,
+    bool: Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn migrate(&self) -> Result<()> {
+        DB::migrate(&self.pool).await
+    }
+
+    async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()> {
+        sqlx::query(INSERT_NAMESPACE)
+            .bind(ns.name.0.clone())
+            .bind(ns.description.clone())
+            .bind(ns.created_at.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::Namespace, || {
+                format!("namespace `{}`", ns.name)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>> {
+        let row: Option<NamespaceCols> = sqlx::query_as(GET_NAMESPACE)
+            .bind(name.0.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(rows::namespace))
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
+        let rows: Vec<NamespaceCols> = sqlx::query_as(LIST_NAMESPACES)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(rows::namespace).collect())
+    }
+
+    async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        let now = audit_now();
+        let secrets = encode_json("endpoint secrets", &endpoint.secrets)?;
+        let mut tx = DB::begin_write(&self.pool).await?;
+        sqlx::query(CLEAR_CURRENT_ENDPOINT)
+            .bind(endpoint.namespace.0.clone())
+            .bind(endpoint.task_queue.0.clone())
+            .bind(endpoint.version.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(UPSERT_ENDPOINT)
+            .bind(endpoint.namespace.0.clone())
+            .bind(endpoint.task_queue.0.clone())
+            .bind(endpoint.version.clone())
+            .bind(endpoint.url.clone())
+            .bind(secrets)
+            .bind(i64::from(endpoint.max_concurrency))
+            .bind(endpoint.created_at.millis())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_endpoints(&self, ns: &Namespace) -> Result<Vec<Endpoint>> {
+        let sql = format!(
+            "select {ENDPOINT_COLUMNS} from endpoints where namespace = $1 \
+             order by task_queue, version"
+        );
+        let rows: Vec<EndpointCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::endpoint).collect()
+    }
+
+    async fn delete_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(DELETE_ENDPOINT)
+            .bind(ns.0.clone())
+            .bind(queue.0.clone())
+            .bind(version.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn current_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+    ) -> Result<Option<Endpoint>> {
+        let sql = format!(
+            "select {ENDPOINT_COLUMNS} from endpoints where namespace = $1 \
+             and task_queue = $2 and is_current"
+        );
+        let row: Option<EndpointCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(queue.0.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::endpoint).transpose()
+    }
+
+    async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>> {
+        let row: Option<RunRecordCols> = sqlx::query_as(LOAD_RUN)
+            .bind(ns.0.clone())
+            .bind(run_id_text(run_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::run_record).transpose()
+    }
+
+    async fn latest_run(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<RunRecord>> {
+        let row: Option<RunRecordCols> = sqlx::query_as(LATEST_RUN)
+            .bind(ns.0.clone())
+            .bind(workflow_id.0.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::run_record).transpose()
+    }
+
+    async fn run_by_request_id(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+        request_id: &str,
+    ) -> Result<Option<RunId>> {
+        let run_id: Option<String> = sqlx::query_scalar(RUN_BY_REQUEST_ID)
+            .bind(ns.0.clone())
+            .bind(workflow_id.0.clone())
+            .bind(request_id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        run_id.as_deref().map(parse_run_id).transpose()
+    }
+
+    async fn commit(&self, changes: &[RunChange]) -> Result<()> {
+        let now = audit_now();
+        let mut wakeups = Vec::new();
+        // Dropping `tx` on an early return rolls everything back.
+        let mut tx = DB::begin_write(&self.pool).await?;
+        for change in changes {
+            let state = &change.transition.state;
+            let run = RunRow::new(state)?;
+            let open_run = || format!("workflow `{}` (an open run)", state.workflow_id);
+            match change.expected_version {
+                None => {
+                    sqlx::query(INSERT_RUN)
+                        .bind(run.run_id.clone())
+                        .bind(run.namespace)
+                        .bind(run.workflow_id)
+                        .bind(run.workflow_type)
+                        .bind(run.task_queue)
+                        .bind(run.status.to_owned())
+                        .bind(run.start_time)
+                        .bind(run.close_time)
+                        .bind(run.history_length)
+                        .bind(change.request_id.clone())
+                        .bind(run.state)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| match unique_violation(&e) {
+                            Some(UniqueKey::OpenRun) => Error::AlreadyExists(open_run()),
+                            Some(UniqueKey::Run) => {
+                                Error::AlreadyExists(format!("run `{}`", state.run_id))
+                            }
+                            _ => Error::Database(e),
+                        })?;
+                }
+                Some(version) => {
+                    let done = sqlx::query(UPDATE_RUN)
+                        .bind(run.run_id.clone())
+                        .bind(run.status.to_owned())
+                        .bind(run.close_time)
+                        .bind(run.history_length)
+                        .bind(run.state)
+                        .bind(now)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_unique(UniqueKey::OpenRun, open_run))?;
+                    if DB::rows_affected(&done) == 0 {
+                        return Err(Error::Conflict);
+                    }
+                }
+            }
+
+            let mut events = rows::event_rows(&change.transition.events)?
+                .into_iter()
+                .peekable();
+            while events.peek().is_some() {
+                let mut insert = Sql::new(
+                    "insert into events (run_id, event_id, event_type, event_time, data) ",
+                );
+                insert.values(events.by_ref().take(MAX_ROWS_PER_INSERT), "", |e| {
+                    vec![
+                        Arg::Text(run.run_id.clone()),
+                        Arg::Int(e.event_id),
+                        Arg::Text(e.event_type.to_owned()),
+                        Arg::Int(e.event_time),
+                        Arg::Text(e.data),
+                    ]
+                });
+                bound!(sqlx::query(&insert.text), insert.args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            let plan = TaskPlan::fold(&change.transition.effects)?;
+            if plan.delete_all || !plan.delete_keys.is_empty() {
+                let mut delete = Sql::new("delete from tasks where run_id = ");
+                delete.bind(run.run_id.clone());
+                if !plan.delete_all {
+                    let keys = plan.delete_keys.iter().cloned().map(Arg::Text);
+                    delete.push(" and task_key in (").list(keys).push(")");
+                }
+                bound!(sqlx::query(&delete.text), delete.args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in plan.upserts.chunks(MAX_ROWS_PER_INSERT) {
+                let mut upsert = Sql::new(
+                    "insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
+                     visible_at, lease_ms, created_at, claims) ",
+                );
+                upsert
+                    .values(chunk, ", 0", |row: &TaskUpsert| {
+                        vec![
+                            Arg::Text(row.task_id.clone()),
+                            Arg::Text(state.namespace.0.clone()),
+                            Arg::Text(run.run_id.clone()),
+                            Arg::Text(row.key.clone()),
+                            Arg::Text(queue_name(row.queue).to_owned()),
+                            Arg::Text(row.payload.clone()),
+                            Arg::Int(row.visible_at),
+                            Arg::Int(row.lease_ms),
+                            Arg::Int(now),
+                        ]
+                    })
+                    .push(UPSERT_TASKS_CONFLICT);
+                bound!(sqlx::query(&upsert.text), upsert.args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            let last_event_time = change.transition.events.iter().map(|e| e.event_time).max();
+            let due = plan.due_queues(last_event_time);
+            if !due.is_empty() {
+                DB::notify(&mut tx, &due).await?;
+            }
+            wakeups.extend(plan.wakeups());
+        }
+        tx.commit().await?;
+        for wakeup in wakeups {
+            // No subscribers is fine: hints are only hints.
+            let _ = self.wakeups.send(wakeup);
+        }
+        Ok(())
+    }
+
+    async fn read_history(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        let rows: Vec<String> = sqlx::query_scalar(READ_HISTORY)
+            .bind(ns.0.clone())
+            .bind(run_id_text(run_id))
+            .bind(after)
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|data| decode_json("event", data)).collect()
+    }
+
+    async fn list_runs(
+        &self,
+        ns: &Namespace,
+        filter: &RunFilter,
+        cursor: Option<&RunCursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>> {
+        // Only the filters in use become predicates, so each query shape
+        // gets a plan that fits it (the workflow-id index, or the listing
+        // index) instead of one plan full of `$n is null or …`.
+        let mut query = Sql::new(format!(
+            "select {SUMMARY_COLUMNS} from runs where namespace = "
+        ));
+        query.bind(ns.0.clone());
+        if let Some(workflow_id) = &filter.workflow_id {
+            query
+                .push(" and workflow_id = ")
+                .bind(workflow_id.0.clone());
+        }
+        if let Some(workflow_type) = &filter.workflow_type {
+            query
+                .push(" and workflow_type = ")
+                .bind(workflow_type.clone());
+        }
+        if let Some(status) = filter.status {
+            query
+                .push(" and status = ")
+                .bind(status.as_str().to_owned());
+        }
+        if let Some(after) = filter.started_after {
+            query.push(" and start_time >= ").bind(after.millis());
+        }
+        if let Some(before) = filter.started_before {
+            query.push(" and start_time < ").bind(before.millis());
+        }
+        if let Some(cursor) = cursor {
+            query
+                .push(" and (start_time, run_id) < (")
+                .bind(cursor.start_time.millis())
+                .push(", ")
+                .bind(run_id_text(cursor.run_id))
+                .push(")");
+        }
+        query
+            .push(" order by start_time desc, run_id desc limit ")
+            .bind(limit.max(0));
+        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&query.text), query.args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::summary).collect()
+    }
+
+    async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {
+        let mut rows = DB::claim(&self.pool, queue, now.millis(), limit.max(0)).await?;
+        // Earliest due first, whatever order the backend returned.
+        rows.sort_by_key(|cols| cols.4);
+        rows.into_iter().map(rows::task_row).collect()
+    }
+
+    async fn delete_task(&self, task_id: &str) -> Result<()> {
+        sqlx::query(DELETE_TASK)
+            .bind(task_id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn next_visible_at(&self, queue: Queue) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(NEXT_VISIBLE_AT)
+            .bind(queue_name(queue).to_owned())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(next.map(Timestamp))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        self.wakeups.subscribe()
+    }
+}

@@ -1,0 +1,134 @@
+//! The SQLite backend (`baton dev`, embedded, one process).
+//!
+//! SQLite has a single writer, so it owns two choices: every write
+//! transaction starts with `begin immediate`, taking the write lock up front
+//! (a deferred transaction that reads first and writes later can fail with
+//! SQLITE_BUSY when it tries to upgrade, which no busy timeout cures); and a
+//! claim is a select plus an update inside one such transaction, with no row
+//! locks needed. Everything else is the shared [`SqlStore`].
+//!
+//! Connections: a file database uses WAL (readers never wait for the
+//! writer), a 5 s busy timeout and a small pool. `sqlite::memory:` uses one
+//! connection that never closes, because every connection to an in-memory
+//! database would otherwise see a database of its own, and the last one to
+//! close would discard it.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use tokio::sync::broadcast;
+
+use crate::engine::Queue;
+
+use super::rows::{queue_name, TaskCols};
+use super::sql::{Dialect, SqlStore, WAKEUP_CAPACITY};
+use super::Result;
+
+/// The store on SQLite.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// Connections to a file database: enough for concurrent readers, while
+/// writers queue on SQLite's lock anyway.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+const SELECT_DUE: &str = "select task_id, visible_at from tasks \
+    where queue = $1 and visible_at <= $2 order by visible_at limit $3";
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if missing) the database `url` names: `sqlite:path`,
+    /// `sqlite://path` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?.busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            // NORMAL is durable against process crashes under WAL; only a
+            // power loss can drop the last commits, which suits a dev
+            // server.
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .connect_with(options)
+                .await?
+        };
+        let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
+        Ok(SqlStore::new(pool, wakeups, None))
+    }
+}
+
+#[async_trait]
+impl Dialect for Sqlite {
+    async fn migrate(pool: &SqlitePool) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite").run(pool).await?;
+        Ok(())
+    }
+
+    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+        Ok(pool.begin_with("begin immediate").await?)
+    }
+
+    async fn claim(pool: &SqlitePool, queue: Queue, now: i64, limit: i64) -> Result<Vec<TaskCols>> {
+        let mut tx = Sqlite::begin_write(pool).await?;
+        let due: Vec<(String, i64)> = sqlx::query_as(SELECT_DUE)
+            .bind(queue_name(queue))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite's `returning` sees only the updated table, so the old
+        // `visible_at` comes from the select above.
+        let mut update = QueryBuilder::<Sqlite>::new("update tasks set visible_at = ");
+        update
+            .push_bind(now)
+            .push(" + lease_ms, claims = claims + 1 where task_id in (");
+        let mut ids = update.separated(", ");
+        for (task_id, _) in &due {
+            ids.push_bind(task_id.as_str());
+        }
+        ids.push_unseparated(") returning task_id, namespace, run_id, payload, claims");
+        let claimed: Vec<(String, String, String, String, i32)> =
+            update.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let due_at: HashMap<String, i64> = due.into_iter().collect();
+        let rows = claimed
+            .into_iter()
+            .filter_map(|(task_id, namespace, run_id, payload, claims)| {
+                let due_at = *due_at.get(&task_id)?;
+                Some((task_id, namespace, run_id, payload, due_at, claims))
+            })
+            .collect();
+        Ok(rows)
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn notify(_tx: &mut Transaction<'static, Sqlite>, _queues: &[Queue]) -> Result<()> {
+        // One process: the local wake-ups after commit reach everyone.
+        Ok(())
+    }
+}
