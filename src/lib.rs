@@ -5,10 +5,14 @@
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
 //! [`timers`], [`api`], [`cli`]. See ARCHITECTURE.md.
 
+pub mod api;
 pub mod apply;
 pub mod claim;
+pub mod cli;
+pub mod dispatch;
 pub mod engine;
 pub mod ids;
+pub mod server;
 pub mod signing;
 pub mod store;
 pub mod time;
