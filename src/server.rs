@@ -80,7 +80,9 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
 
 /// Starts a node: binds, then runs the services in the background.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
-    let skipping = options.time_skipping.then(|| Arc::new(SkippingClock::default()));
+    let skipping = options
+        .time_skipping
+        .then(|| Arc::new(SkippingClock::default()));
     let clock: Arc<dyn Clock> = match &skipping {
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),

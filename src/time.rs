@@ -3,8 +3,8 @@
 //! context, which is what lets tests and the `baton dev` time-skipping
 //! feature move time by hand.
 
-use std::fmt;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 
 /// Milliseconds since the Unix epoch, UTC. Serialized as RFC 3339 with
 /// millisecond precision, the way Temporal's JSON API writes times.

@@ -1,6 +1,8 @@
 //! `baton serve` as real child processes on one PostgreSQL database:
 //! SIGKILL of a node in the middle of 200 workflows, and two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5).
+// Helpers here are test code too: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -67,19 +69,29 @@ fn free_port() -> u16 {
 
 /// A handler for 3-activity workflows whose activities take `work` and
 /// count how often each (run, activity) was executed.
-async fn counting_handler(work: Duration) -> (common::TestHandler, Arc<Mutex<HashMap<String, u32>>>) {
+async fn counting_handler(
+    work: Duration,
+) -> (common::TestHandler, Arc<Mutex<HashMap<String, u32>>>) {
     let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let seen = executions.clone();
-    let options = json!({"start_to_close_timeout": "3s", "retry_policy": {"initial_interval": "200ms"}});
+    let options =
+        json!({"start_to_close_timeout": "3s", "retry_policy": {"initial_interval": "200ms"}});
     let handler = spawn_handler(move |req: Value| {
         let (seen, options) = (seen.clone(), options.clone());
         async move {
             if req["type"] == "workflow_task" {
-                let plan = [("a", options.clone()), ("b", options.clone()), ("c", options)];
+                let plan = [
+                    ("a", options.clone()),
+                    ("b", options.clone()),
+                    ("c", options),
+                ];
                 return (StatusCode::OK, sequential_workflow(&req, &plan));
             }
             tokio::time::sleep(work).await;
-            let key = req["idempotency_key"].as_str().unwrap_or_default().to_owned();
+            let key = req["idempotency_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             *seen.lock().unwrap().entry(key).or_default() += 1;
             (StatusCode::OK, json!({"result": req["activity_id"]}))
         }
@@ -91,7 +103,9 @@ async fn counting_handler(work: Duration) -> (common::TestHandler, Arc<Mutex<Has
 async fn start_all(apis: &[&Api], ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
         let api = apis[i % apis.len()];
-        let (status, body) = api.start(id, "Three", "q", json!({"workflow_task_timeout": "2s"})).await;
+        let (status, body) = api
+            .start(id, "Three", "q", json!({"workflow_task_timeout": "2s"}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 }
@@ -125,7 +139,12 @@ async fn sigkill_mid_run_loses_nothing_and_records_each_result_once() {
     start_all(&[&node.api], &ids).await;
     // Let some work happen, then kill -9 while most runs are mid-flight.
     let seen = executions.clone();
-    assert!(common::eventually(Duration::from_secs(30), || async { seen.lock().unwrap().len() >= 150 }).await);
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            seen.lock().unwrap().len() >= 150
+        })
+        .await
+    );
     let api = node.api.clone();
     node.kill();
     let in_flight = executions.lock().unwrap().len();
@@ -150,5 +169,8 @@ async fn two_nodes_share_one_database_and_complete_each_task_once() {
     assert_eq!(executions.len(), 3_000);
     // With both nodes healthy nothing is redelivered.
     let repeated = executions.values().filter(|n| **n > 1).count();
-    assert_eq!(repeated, 0, "activities executed more than once without any failure");
+    assert_eq!(
+        repeated, 0,
+        "activities executed more than once without any failure"
+    );
 }

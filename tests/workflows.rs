@@ -1,6 +1,8 @@
 //! End to end: a real node on loopback pushing to a scripted protocol-level
 //! handler. Each scenario runs on SQLite and on PostgreSQL. References are
 //! to docs/protocol.md.
+// Helpers here are test code too: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -65,7 +67,11 @@ fn closing_event<'a>(history: &'a [Value], event_type: &str) -> &'a Value {
 
 async fn three_activities_run_in_order_and_complete(db: Db) {
     let server = spawn_server(db).await;
-    let plan = vec![("charge", json!({})), ("reserve", json!({})), ("ship", json!({}))];
+    let plan = vec![
+        ("charge", json!({})),
+        ("reserve", json!({})),
+        ("ship", json!({})),
+    ];
     let handler = spawn_handler(move |req: Value| {
         let plan = plan.clone();
         async move {
@@ -77,7 +83,10 @@ async fn three_activities_run_in_order_and_complete(db: Db) {
     })
     .await;
     server.api.register("orders", &handler.url).await;
-    let (status, started) = server.api.start("order-1", "Order", "orders", json!({})).await;
+    let (status, started) = server
+        .api
+        .start("order-1", "Order", "orders", json!({}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{started}");
     let result = server.api.result("order-1").await;
     assert_eq!(result["status"], "COMPLETED", "{result}");
@@ -114,14 +123,20 @@ async fn three_activities_run_in_order_and_complete(db: Db) {
     // protocol.md "Activity task": idempotency key and attempt on every push.
     let run_id = started["run_id"].as_str().unwrap_or_default().to_owned();
     let pushes = handler.received.lock().unwrap().clone();
-    let activity_pushes: Vec<&Value> = pushes.iter().filter(|p| p["type"] == "activity_task").collect();
+    let activity_pushes: Vec<&Value> = pushes
+        .iter()
+        .filter(|p| p["type"] == "activity_task")
+        .collect();
     assert_eq!(activity_pushes.len(), 3);
     for (i, p) in activity_pushes.iter().enumerate() {
         assert_eq!(p["idempotency_key"], format!("{run_id}/{}", i + 1));
         assert_eq!(p["attempt"], 1);
     }
     // Workflow tasks carry the history up to their WorkflowTaskStarted.
-    let last_wft = pushes.iter().filter(|p| p["type"] == "workflow_task").last().unwrap();
+    let last_wft = pushes
+        .iter()
+        .rfind(|p| p["type"] == "workflow_task")
+        .unwrap();
     let pushed = last_wft["history"].as_array().unwrap();
     assert_eq!(pushed.last().unwrap()["event_type"], "WorkflowTaskStarted");
     assert_eq!(last_wft["history_length"], json!(pushed.len()));
@@ -133,12 +148,16 @@ async fn failed_attempts_retry_with_backoff_until_success(db: Db) {
     let server = spawn_server(db).await;
     let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let seen = attempts.clone();
-    let options = json!({"retry_policy": {"initial_interval": "100ms", "backoff_coefficient": 2.0}});
+    let options =
+        json!({"retry_policy": {"initial_interval": "100ms", "backoff_coefficient": 2.0}});
     let handler = spawn_handler(move |req: Value| {
         let (seen, options) = (seen.clone(), options.clone());
         async move {
             if req["type"] == "workflow_task" {
-                return (StatusCode::OK, sequential_workflow(&req, &[("flaky", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("flaky", options)]),
+                );
             }
             seen.lock().unwrap().push(Instant::now());
             if req["attempt"].as_u64() < Some(3) {
@@ -161,9 +180,18 @@ async fn failed_attempts_retry_with_backoff_until_success(db: Db) {
     let history = server.api.history("retry-1").await;
     let started = closing_event(&history, "ActivityTaskStarted");
     assert_eq!(started["attributes"]["attempt"], 3);
-    assert_eq!(started["attributes"]["last_failure"]["message"], "connection reset");
+    assert_eq!(
+        started["attributes"]["last_failure"]["message"],
+        "connection reset"
+    );
     // Retries leave no events of their own.
-    assert_eq!(event_types(&history).iter().filter(|t| *t == "ActivityTaskStarted").count(), 1);
+    assert_eq!(
+        event_types(&history)
+            .iter()
+            .filter(|t| *t == "ActivityTaskStarted")
+            .count(),
+        1
+    );
     server.stop().await;
 }
 
@@ -180,7 +208,10 @@ async fn non_retryable_failures_stop_retries(db: Db) {
                 "non_retryable_error_types": ["CardDeclined"]
             }});
             if req["type"] == "workflow_task" {
-                return (StatusCode::OK, sequential_workflow(&req, &[("pay", policy)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("pay", policy)]),
+                );
             }
             counter.fetch_add(1, Ordering::SeqCst);
             let failure = match wf_id.as_str() {
@@ -218,7 +249,10 @@ async fn start_to_close_timeout_retries_then_times_out(db: Db) {
         let options = options.clone();
         async move {
             if req["type"] == "workflow_task" {
-                return (StatusCode::OK, sequential_workflow(&req, &[("slow", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("slow", options)]),
+                );
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
             activity_result(&req)
@@ -231,9 +265,18 @@ async fn start_to_close_timeout_retries_then_times_out(db: Db) {
     assert_eq!(result["status"], "FAILED", "{result}");
     let history = server.api.history("stc").await;
     let timed_out = closing_event(&history, "ActivityTaskTimedOut");
-    assert_eq!(timed_out["attributes"]["failure"]["timeout_type"], "START_TO_CLOSE");
-    assert_eq!(timed_out["attributes"]["retry_state"], "MAXIMUM_ATTEMPTS_REACHED");
-    assert_eq!(closing_event(&history, "ActivityTaskStarted")["attributes"]["attempt"], 2);
+    assert_eq!(
+        timed_out["attributes"]["failure"]["timeout_type"],
+        "START_TO_CLOSE"
+    );
+    assert_eq!(
+        timed_out["attributes"]["retry_state"],
+        "MAXIMUM_ATTEMPTS_REACHED"
+    );
+    assert_eq!(
+        closing_event(&history, "ActivityTaskStarted")["attributes"]["attempt"],
+        2
+    );
     server.stop().await;
 }
 
@@ -242,7 +285,12 @@ async fn schedule_to_start_timeout_fires_when_no_endpoint_takes_the_task(db: Db)
     let options = json!({"task_queue": "nobody-listens", "schedule_to_start_timeout": "400ms"});
     let handler = spawn_handler(move |req: Value| {
         let options = options.clone();
-        async move { (StatusCode::OK, sequential_workflow(&req, &[("orphan", options)])) }
+        async move {
+            (
+                StatusCode::OK,
+                sequential_workflow(&req, &[("orphan", options)]),
+            )
+        }
     })
     .await;
     server.api.register("q", &handler.url).await;
@@ -251,7 +299,10 @@ async fn schedule_to_start_timeout_fires_when_no_endpoint_takes_the_task(db: Db)
     assert_eq!(result["status"], "FAILED", "{result}");
     let history = server.api.history("s2s").await;
     let timed_out = closing_event(&history, "ActivityTaskTimedOut");
-    assert_eq!(timed_out["attributes"]["failure"]["timeout_type"], "SCHEDULE_TO_START");
+    assert_eq!(
+        timed_out["attributes"]["failure"]["timeout_type"],
+        "SCHEDULE_TO_START"
+    );
     assert_eq!(timed_out["attributes"]["retry_state"], "TIMEOUT");
     server.stop().await;
 }
@@ -265,12 +316,17 @@ async fn heartbeat_details_survive_into_the_next_attempt(db: Db) {
         let (base, options) = (base.clone(), options.clone());
         async move {
             if req["type"] == "workflow_task" {
-                return (StatusCode::OK, sequential_workflow(&req, &[("download", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("download", options)]),
+                );
             }
             if req["attempt"] == 1 {
                 // Record progress, then go silent: the heartbeat timeout fires.
                 let answer: Value = reqwest::Client::new()
-                    .post(format!("{base}/api/v1/namespaces/default/activities/heartbeat"))
+                    .post(format!(
+                        "{base}/api/v1/namespaces/default/activities/heartbeat"
+                    ))
                     .json(&json!({"task_token": req["task_token"], "details": {"bytes": 4096}}))
                     .send()
                     .await
@@ -281,7 +337,10 @@ async fn heartbeat_details_survive_into_the_next_attempt(db: Db) {
                 assert_eq!(answer["cancel_requested"], false);
                 return (StatusCode::ACCEPTED, json!({}));
             }
-            (StatusCode::OK, json!({"result": {"resumed_from": req["heartbeat_details"]}}))
+            (
+                StatusCode::OK,
+                json!({"result": {"resumed_from": req["heartbeat_details"]}}),
+            )
         }
     })
     .await;
@@ -293,7 +352,10 @@ async fn heartbeat_details_survive_into_the_next_attempt(db: Db) {
     let history = server.api.history("hb").await;
     let started = closing_event(&history, "ActivityTaskStarted");
     assert_eq!(started["attributes"]["attempt"], 2);
-    assert_eq!(started["attributes"]["last_failure"]["timeout_type"], "HEARTBEAT");
+    assert_eq!(
+        started["attributes"]["last_failure"]["timeout_type"],
+        "HEARTBEAT"
+    );
     server.stop().await;
 }
 
@@ -306,33 +368,61 @@ async fn activity_completes_asynchronously_by_task_token(db: Db) {
         async move {
             if req["type"] == "workflow_task" {
                 let options = json!({"start_to_close_timeout": "1h"});
-                return (StatusCode::OK, sequential_workflow(&req, &[("approve", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("approve", options)]),
+                );
             }
-            seen.lock().unwrap().push(req["task_token"].as_str().unwrap().to_owned());
+            seen.lock()
+                .unwrap()
+                .push(req["task_token"].as_str().unwrap().to_owned());
             (StatusCode::ACCEPTED, json!({}))
         }
     })
     .await;
     server.api.register("q", &handler.url).await;
     server.api.start("async", "Approve", "q", json!({})).await;
-    assert!(common::eventually(Duration::from_secs(10), || async { !tokens.lock().unwrap().is_empty() }).await);
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            !tokens.lock().unwrap().is_empty()
+        })
+        .await
+    );
     let token = tokens.lock().unwrap()[0].clone();
     let path = "/api/v1/namespaces/default/activities/complete";
     let heartbeat = "/api/v1/namespaces/default/activities/heartbeat";
-    let (status, _) = server.api.post(heartbeat, json!({"task_token": token})).await;
+    let (status, _) = server
+        .api
+        .post(heartbeat, json!({"task_token": token}))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = server.api.post(path, json!({"task_token": token, "result": "approved"})).await;
+    let (status, body) = server
+        .api
+        .post(path, json!({"task_token": token, "result": "approved"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let result = server.api.result("async").await;
     assert_eq!(result["result"], json!(["approved"]));
     // DESIGN.md invariant 4: the first completion wins; a duplicate is refused.
-    let (status, body) = server.api.post(path, json!({"task_token": token, "result": "again"})).await;
+    let (status, body) = server
+        .api
+        .post(path, json!({"task_token": token, "result": "again"}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "conflict");
-    let (status, body) = server.api.post(path, json!({"task_token": "garbage", "result": 1})).await;
+    let (status, body) = server
+        .api
+        .post(path, json!({"task_token": "garbage", "result": 1}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let history = server.api.history("async").await;
-    assert_eq!(event_types(&history).iter().filter(|t| *t == "ActivityTaskCompleted").count(), 1);
+    assert_eq!(
+        event_types(&history)
+            .iter()
+            .filter(|t| *t == "ActivityTaskCompleted")
+            .count(),
+        1
+    );
     server.stop().await;
 }
 
@@ -366,13 +456,25 @@ async fn durable_timer_fires_after_its_duration(db: Db) {
 
 async fn workflow_run_timeout_closes_the_run(db: Db) {
     let server = spawn_server(db).await;
-    let handler = spawn_handler(|_req: Value| async move { (StatusCode::OK, json!({"commands": []})) }).await;
+    let handler =
+        spawn_handler(|_req: Value| async move { (StatusCode::OK, json!({"commands": []})) }).await;
     server.api.register("q", &handler.url).await;
-    server.api.start("idle", "Idle", "q", json!({"workflow_run_timeout": "500ms"})).await;
+    server
+        .api
+        .start(
+            "idle",
+            "Idle",
+            "q",
+            json!({"workflow_run_timeout": "500ms"}),
+        )
+        .await;
     let result = server.api.result("idle").await;
     assert_eq!(result["status"], "TIMED_OUT", "{result}");
     let history = server.api.history("idle").await;
-    assert_eq!(event_types(&history).last().unwrap(), "WorkflowExecutionTimedOut");
+    assert_eq!(
+        event_types(&history).last().unwrap(),
+        "WorkflowExecutionTimedOut"
+    );
     server.stop().await;
 }
 
@@ -392,7 +494,15 @@ async fn workflow_task_timeout_is_recorded_and_retried(db: Db) {
     })
     .await;
     server.api.register("q", &handler.url).await;
-    server.api.start("slow-wft", "SlowDecider", "q", json!({"workflow_task_timeout": "1s"})).await;
+    server
+        .api
+        .start(
+            "slow-wft",
+            "SlowDecider",
+            "q",
+            json!({"workflow_task_timeout": "1s"}),
+        )
+        .await;
     let result = server.api.result("slow-wft").await;
     assert_eq!(result["status"], "COMPLETED", "{result}");
     assert_eq!(result["result"], 2);
@@ -422,19 +532,32 @@ async fn terminate_closes_the_run_and_refuses_late_results(db: Db) {
         async move {
             if req["type"] == "workflow_task" {
                 let options = json!({"start_to_close_timeout": "1h"});
-                return (StatusCode::OK, sequential_workflow(&req, &[("wait", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("wait", options)]),
+                );
             }
-            seen.lock().unwrap().push(req["task_token"].as_str().unwrap().to_owned());
+            seen.lock()
+                .unwrap()
+                .push(req["task_token"].as_str().unwrap().to_owned());
             (StatusCode::ACCEPTED, json!({}))
         }
     })
     .await;
     server.api.register("q", &handler.url).await;
     server.api.start("doomed", "Doomed", "q", json!({})).await;
-    assert!(common::eventually(Duration::from_secs(10), || async { !tokens.lock().unwrap().is_empty() }).await);
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            !tokens.lock().unwrap().is_empty()
+        })
+        .await
+    );
     let (status, body) = server
         .api
-        .post("/api/v1/namespaces/default/workflows/doomed/terminate", json!({"reason": "operator"}))
+        .post(
+            "/api/v1/namespaces/default/workflows/doomed/terminate",
+            json!({"reason": "operator"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let result = server.api.result("doomed").await;
@@ -442,17 +565,26 @@ async fn terminate_closes_the_run_and_refuses_late_results(db: Db) {
     let token = tokens.lock().unwrap()[0].clone();
     let (status, _) = server
         .api
-        .post("/api/v1/namespaces/default/activities/complete", json!({"task_token": token, "result": 1}))
+        .post(
+            "/api/v1/namespaces/default/activities/complete",
+            json!({"task_token": token, "result": 1}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let history = server.api.history("doomed").await;
     let terminated = closing_event(&history, "WorkflowExecutionTerminated");
     assert_eq!(terminated["attributes"]["reason"], "operator");
-    assert_eq!(event_types(&history).last().unwrap(), "WorkflowExecutionTerminated");
+    assert_eq!(
+        event_types(&history).last().unwrap(),
+        "WorkflowExecutionTerminated"
+    );
     // Terminating again is a conflict, not a second event.
     let (status, _) = server
         .api
-        .post("/api/v1/namespaces/default/workflows/doomed/terminate", json!({}))
+        .post(
+            "/api/v1/namespaces/default/workflows/doomed/terminate",
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     server.stop().await;
@@ -462,33 +594,88 @@ async fn id_reuse_and_conflict_policies(db: Db) {
     let server = spawn_server(db).await;
     // No endpoint: runs stay open until terminated.
     let api = &server.api;
-    let (status, first) = api.start("dup", "T", "q", json!({"request_id": "req-1"})).await;
+    let (status, first) = api
+        .start("dup", "T", "q", json!({"request_id": "req-1"}))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let run1 = first["run_id"].clone();
-    let (status, again) = api.start("dup", "T", "q", json!({"request_id": "req-1"})).await;
-    assert_eq!((status, &again["run_id"], &again["started"]), (StatusCode::OK, &run1, &json!(false)));
+    let (status, again) = api
+        .start("dup", "T", "q", json!({"request_id": "req-1"}))
+        .await;
+    assert_eq!(
+        (status, &again["run_id"], &again["started"]),
+        (StatusCode::OK, &run1, &json!(false))
+    );
     let (status, body) = api.start("dup", "T", "q", json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "already_exists");
-    let (status, body) = api.start("dup", "T", "q", json!({"id_conflict_policy": "USE_EXISTING"})).await;
+    let (status, body) = api
+        .start(
+            "dup",
+            "T",
+            "q",
+            json!({"id_conflict_policy": "USE_EXISTING"}),
+        )
+        .await;
     assert_eq!((status, &body["run_id"]), (StatusCode::OK, &run1));
-    let (status, body) = api.start("dup", "T", "q", json!({"id_conflict_policy": "TERMINATE_EXISTING"})).await;
+    let (status, body) = api
+        .start(
+            "dup",
+            "T",
+            "q",
+            json!({"id_conflict_policy": "TERMINATE_EXISTING"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let run2 = body["run_id"].clone();
     assert_ne!(run1, run2);
     let (_, old) = api
-        .get(&format!("/api/v1/namespaces/default/workflows/dup/result?run_id={}", run1.as_str().unwrap()))
+        .get(&format!(
+            "/api/v1/namespaces/default/workflows/dup/result?run_id={}",
+            run1.as_str().unwrap()
+        ))
         .await;
     assert_eq!(old["status"], "TERMINATED");
-    api.post("/api/v1/namespaces/default/workflows/dup/terminate", json!({})).await;
-    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "REJECT_DUPLICATE"})).await;
+    api.post(
+        "/api/v1/namespaces/default/workflows/dup/terminate",
+        json!({}),
+    )
+    .await;
+    let (status, _) = api
+        .start(
+            "dup",
+            "T",
+            "q",
+            json!({"id_reuse_policy": "REJECT_DUPLICATE"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "ALLOW_DUPLICATE_FAILED_ONLY"})).await;
+    let (status, _) = api
+        .start(
+            "dup",
+            "T",
+            "q",
+            json!({"id_reuse_policy": "ALLOW_DUPLICATE_FAILED_ONLY"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "terminated counts as failed");
-    api.post("/api/v1/namespaces/default/workflows/dup/terminate", json!({})).await;
-    let (status, _) = api.start("dup", "T", "q", json!({"id_reuse_policy": "ALLOW_DUPLICATE"})).await;
+    api.post(
+        "/api/v1/namespaces/default/workflows/dup/terminate",
+        json!({}),
+    )
+    .await;
+    let (status, _) = api
+        .start(
+            "dup",
+            "T",
+            "q",
+            json!({"id_reuse_policy": "ALLOW_DUPLICATE"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body) = api.start("dup2", "T", "q", json!({"id_reuse_policy": "SOMETIMES"})).await;
+    let (status, body) = api
+        .start("dup2", "T", "q", json!({"id_reuse_policy": "SOMETIMES"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     server.stop().await;
 }
@@ -510,10 +697,18 @@ async fn forged_or_stale_signatures_are_rejected(db: Db) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     server.api.start("signed", "Signed", "q", json!({})).await;
-    assert!(common::eventually(Duration::from_secs(10), || async { *handler.rejected.lock().unwrap() >= 2 }).await);
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            *handler.rejected.lock().unwrap() >= 2
+        })
+        .await
+    );
     assert!(handler.received.lock().unwrap().is_empty());
     let described = server.api.describe("signed").await;
-    let failure = described["pending_workflow_task"]["last_failure"].as_str().unwrap_or_default().to_owned();
+    let failure = described["pending_workflow_task"]["last_failure"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(failure.contains("401"), "{described}");
     // Rotation: the new secret first, the handler's secret second.
     server
@@ -530,8 +725,14 @@ async fn forged_or_stale_signatures_are_rejected(db: Db) {
     let client = reqwest::Client::new();
     let body = br#"{"type":"workflow_task"}"#.to_vec();
     let secret: baton::signing::Secret = common::SECRET.parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    for (ts, sent) in [(now - 600, body.clone()), (now, br#"{"type":"activity_task"}"#.to_vec())] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (ts, sent) in [
+        (now - 600, body.clone()),
+        (now, br#"{"type":"activity_task"}"#.to_vec()),
+    ] {
         let signature = baton::signing::sign(std::slice::from_ref(&secret), "msg_1", ts, &body);
         let status = client
             .post(&handler.url)

@@ -91,9 +91,11 @@ async fn complete_activity(
     Path(namespace): Path<String>,
     AppJson(body): AppJson<Complete>,
 ) -> Result<AppJson<Accepted>, ApiError> {
-    run_command(&state, &namespace, &body.task_token, |token| Command::CompleteActivity {
-        token,
-        result: body.result,
+    run_command(&state, &namespace, &body.task_token, |token| {
+        Command::CompleteActivity {
+            token,
+            result: body.result,
+        }
     })
     .await?;
     Ok(AppJson(Accepted { accepted: true }))
@@ -104,9 +106,11 @@ async fn fail_activity(
     Path(namespace): Path<String>,
     AppJson(body): AppJson<Fail>,
 ) -> Result<AppJson<Accepted>, ApiError> {
-    run_command(&state, &namespace, &body.task_token, |token| Command::FailActivity {
-        token,
-        failure: body.failure,
+    run_command(&state, &namespace, &body.task_token, |token| {
+        Command::FailActivity {
+            token,
+            failure: body.failure,
+        }
     })
     .await?;
     Ok(AppJson(Accepted { accepted: true }))
@@ -132,7 +136,9 @@ async fn heartbeat_activity(
     Path(namespace): Path<String>,
     AppJson(body): AppJson<WithDetails>,
 ) -> Result<AppJson<HeartbeatAnswer>, ApiError> {
-    let sched = activity_token(&namespace, &body.task_token)?.1.scheduled_event_id;
+    let sched = activity_token(&namespace, &body.task_token)?
+        .1
+        .scheduled_event_id;
     let run = run_command(&state, &namespace, &body.task_token, |token| {
         Command::RecordActivityHeartbeat {
             token,

@@ -42,7 +42,9 @@ struct Skip {
 
 fn clock(state: &AppState) -> Result<&Arc<SkippingClock>, ApiError> {
     state.time_skipping.as_ref().ok_or_else(|| {
-        ApiError::NotFound("time skipping is off; start the server with `baton dev --time-skipping`".into())
+        ApiError::NotFound(
+            "time skipping is off; start the server with `baton dev --time-skipping`".into(),
+        )
     })
 }
 

@@ -104,11 +104,15 @@ async fn register_endpoint(
     }
     let version = body.version.unwrap_or_else(|| "default".to_owned());
     if version.is_empty() || version.contains('/') {
-        return Err(ApiError::BadRequest("version must be non-empty and contain no '/'".into()));
+        return Err(ApiError::BadRequest(
+            "version must be non-empty and contain no '/'".into(),
+        ));
     }
     let max_concurrency = body.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
     if max_concurrency == 0 {
-        return Err(ApiError::BadRequest("max_concurrency must be at least 1".into()));
+        return Err(ApiError::BadRequest(
+            "max_concurrency must be at least 1".into(),
+        ));
     }
     for s in &body.secrets {
         s.parse::<Secret>()

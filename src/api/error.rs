@@ -45,20 +45,32 @@ struct Problem<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_argument", "Invalid argument"),
+            ApiError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                "Invalid argument",
+            ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", "Already exists"),
+            ApiError::AlreadyExists(_) => {
+                (StatusCode::CONFLICT, "already_exists", "Already exists")
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            ApiError::PayloadTooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
-            }
-            ApiError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-            }
-            ApiError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
-            }
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
         }
     }
 }
@@ -93,7 +105,9 @@ impl IntoResponse for ApiError {
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> ApiError {
         match e {
-            store::Error::AlreadyExists(what) => ApiError::AlreadyExists(format!("{what} already exists")),
+            store::Error::AlreadyExists(what) => {
+                ApiError::AlreadyExists(format!("{what} already exists"))
+            }
             store::Error::Conflict => ApiError::Conflict(e.to_string()),
             store::Error::Database(sqlx::Error::PoolTimedOut) => {
                 ApiError::Unavailable("the database is not reachable".into())

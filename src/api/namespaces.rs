@@ -15,7 +15,10 @@ use super::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/namespaces", get(list_namespaces).post(create_namespace))
+        .route(
+            "/api/v1/namespaces",
+            get(list_namespaces).post(create_namespace),
+        )
         .route("/api/v1/namespaces/{namespace}", get(describe_namespace))
 }
 
@@ -46,7 +49,9 @@ async fn create_namespace(
     Ok((StatusCode::CREATED, AppJson(record)))
 }
 
-async fn list_namespaces(State(state): State<AppState>) -> Result<AppJson<NamespaceList>, ApiError> {
+async fn list_namespaces(
+    State(state): State<AppState>,
+) -> Result<AppJson<NamespaceList>, ApiError> {
     let namespaces = state.applier.store().list_namespaces().await?;
     Ok(AppJson(NamespaceList { namespaces }))
 }
@@ -64,7 +69,10 @@ async fn describe_namespace(
 pub fn parse_namespace(name: &str) -> Result<Namespace, ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

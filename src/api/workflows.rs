@@ -34,7 +34,10 @@ pub fn router() -> Router<AppState> {
         )
         .route(&format!("{base}/{{workflow_id}}/history"), get(get_history))
         .route(&format!("{base}/{{workflow_id}}/result"), get(get_result))
-        .route(&format!("{base}/{{workflow_id}}/terminate"), post(terminate_workflow))
+        .route(
+            &format!("{base}/{{workflow_id}}/terminate"),
+            post(terminate_workflow),
+        )
 }
 
 /// Longest a result request may wait.
@@ -81,7 +84,9 @@ async fn start_workflow(
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
     if workflow_id.len() > 1_000 {
-        return Err(ApiError::BadRequest("workflow_id must be at most 1000 bytes".into()));
+        return Err(ApiError::BadRequest(
+            "workflow_id must be at most 1000 bytes".into(),
+        ));
     }
     let request = StartRequest {
         run: StartRun {
@@ -101,7 +106,11 @@ async fn start_workflow(
         conflict_policy: body.id_conflict_policy,
     };
     let Started { run_id, started } = state.applier.start(request).await?;
-    let status = if started { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, AppJson(StartResponse { run_id, started })))
 }
 
@@ -131,7 +140,11 @@ async fn find_run(
                 .await?
                 .filter(|rec| rec.state.workflow_id.as_str() == workflow_id)
         }
-        None => store.latest_run(&ns, &WorkflowId(workflow_id.to_owned())).await?,
+        None => {
+            store
+                .latest_run(&ns, &WorkflowId(workflow_id.to_owned()))
+                .await?
+        }
     };
     record.ok_or_else(|| ApiError::NotFound(format!("workflow {workflow_id} not found")))
 }
@@ -250,7 +263,11 @@ async fn describe_workflow(
                 activity_id: a.activity_id.0.clone(),
                 activity_type: a.activity_type.clone(),
                 task_queue: a.task_queue.clone(),
-                state: if a.cancel_requested { "CANCEL_REQUESTED" } else { state },
+                state: if a.cancel_requested {
+                    "CANCEL_REQUESTED"
+                } else {
+                    state
+                },
                 attempt: a.attempt,
                 maximum_attempts: a.retry_policy.maximum_attempts,
                 scheduled_time: a.scheduled_time,
@@ -368,7 +385,10 @@ async fn get_result(
     let record = if s.status.is_closed() || wait.is_zero() {
         record
     } else {
-        state.applier.wait_closed(&s.namespace, s.run_id, wait).await?
+        state
+            .applier
+            .wait_closed(&s.namespace, s.run_id, wait)
+            .await?
     };
     let s = record.state;
     Ok(AppJson(RunResult {
@@ -481,7 +501,9 @@ fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiE
     match requested {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::BadRequest(format!("page_size {n} is not within 1..={max}"))),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "page_size {n} is not within 1..={max}"
+        ))),
     }
 }
 

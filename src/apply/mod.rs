@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::{
-    self, Event, start_decision, Command, Ctx, Dispatch, Effect, IdConflictPolicy, IdReusePolicy,
+    self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
     Limits, Rejection, RunState, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};

@@ -77,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
     let (status, body) = call(
         &http,
         &format!("{base}/api/v1/namespaces/default/endpoints"),
@@ -110,7 +112,10 @@ async fn main() -> anyhow::Result<()> {
             baseline: Duration::from_secs(1),
         },
     ];
-    for w in all.iter().filter(|w| args.workloads.split(',').any(|n| n.trim() == w.name)) {
+    for w in all
+        .iter()
+        .filter(|w| args.workloads.split(',').any(|n| n.trim() == w.name))
+    {
         run(&http, &base, w).await?;
     }
     node.stop().await;
@@ -170,7 +175,12 @@ async fn run(http: &reqwest::Client, base: &str, w: &Workload) -> anyhow::Result
 }
 
 /// Starts one workflow and waits for its result; returns the latency.
-async fn one_workflow(http: &reqwest::Client, base: &str, wf_type: &str, id: &str) -> anyhow::Result<Duration> {
+async fn one_workflow(
+    http: &reqwest::Client,
+    base: &str,
+    wf_type: &str,
+    id: &str,
+) -> anyhow::Result<Duration> {
     let begun = Instant::now();
     let (status, body) = call(
         http,
@@ -181,7 +191,9 @@ async fn one_workflow(http: &reqwest::Client, base: &str, wf_type: &str, id: &st
     anyhow::ensure!(status == 201, "start failed: {body}");
     loop {
         let resp = http
-            .get(format!("{base}/api/v1/namespaces/default/workflows/{id}/result?wait=60s"))
+            .get(format!(
+                "{base}/api/v1/namespaces/default/workflows/{id}/result?wait=60s"
+            ))
             .send()
             .await?;
         let v: Value = resp.json().await?;
@@ -197,7 +209,10 @@ async fn call(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<
     let resp = http.post(url).json(&body).send().await?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 /// The handler: workflows as raw-history interpreters, activities that
@@ -253,7 +268,9 @@ async fn fresh_database(admin: &str) -> anyhow::Result<String> {
     let mut conn = sqlx::PgConnection::connect(admin)
         .await
         .with_context(|| format!("connecting to {admin}"))?;
-    sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await?;
     let mut url = reqwest::Url::parse(admin)?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())

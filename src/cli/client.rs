@@ -13,9 +13,20 @@ use super::Output;
 #[derive(Args, Clone)]
 pub struct Conn {
     /// Server address.
-    #[arg(long, env = "BATON_ADDRESS", default_value = "http://127.0.0.1:7233", global = true)]
+    #[arg(
+        long,
+        env = "BATON_ADDRESS",
+        default_value = "http://127.0.0.1:7233",
+        global = true
+    )]
     address: String,
-    #[arg(long, short = 'n', env = "BATON_NAMESPACE", default_value = "default", global = true)]
+    #[arg(
+        long,
+        short = 'n',
+        env = "BATON_NAMESPACE",
+        default_value = "default",
+        global = true
+    )]
     namespace: String,
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
@@ -218,7 +229,11 @@ fn run_query(run_id: &Option<String>) -> String {
 }
 
 pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
-    let fields = [("name", "/name"), ("description", "/description"), ("created_at", "/created_at")];
+    let fields = [
+        ("name", "/name"),
+        ("description", "/description"),
+        ("created_at", "/created_at"),
+    ];
     match cmd {
         NamespaceCmd::Create {
             name,
@@ -226,17 +241,27 @@ pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
             conn,
         } => {
             let body = json!({ "name": name, "description": description });
-            let v = conn.call(Method::POST, "/api/v1/namespaces", Some(body)).await?;
+            let v = conn
+                .call(Method::POST, "/api/v1/namespaces", Some(body))
+                .await?;
             print_fields(conn.output, &v, &fields);
         }
         NamespaceCmd::List { conn } => {
             let v = conn.call(Method::GET, "/api/v1/namespaces", None).await?;
-            let cols = [("NAME", "/name"), ("DESCRIPTION", "/description"), ("CREATED", "/created_at")];
+            let cols = [
+                ("NAME", "/name"),
+                ("DESCRIPTION", "/description"),
+                ("CREATED", "/created_at"),
+            ];
             print(conn.output, &v, Some("/namespaces"), &cols);
         }
         NamespaceCmd::Describe { name, conn } => {
             let v = conn
-                .call(Method::GET, &format!("/api/v1/namespaces/{}", enc(&name)), None)
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/namespaces/{}", enc(&name)),
+                    None,
+                )
                 .await?;
             print_fields(conn.output, &v, &fields);
         }
@@ -261,7 +286,9 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 "secrets": secrets,
                 "max_concurrency": max_concurrency,
             });
-            let v = conn.call(Method::POST, &conn.ns_path("/endpoints"), Some(body)).await?;
+            let v = conn
+                .call(Method::POST, &conn.ns_path("/endpoints"), Some(body))
+                .await?;
             print_fields(
                 conn.output,
                 &v,
@@ -274,11 +301,15 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 ],
             );
             if v.get("generated_secret").is_some() && matches!(conn.output, Output::Table) {
-                eprintln!("\nConfigure your handler with the generated secret; it is not shown again.");
+                eprintln!(
+                    "\nConfigure your handler with the generated secret; it is not shown again."
+                );
             }
         }
         EndpointCmd::List { conn } => {
-            let v = conn.call(Method::GET, &conn.ns_path("/endpoints"), None).await?;
+            let v = conn
+                .call(Method::GET, &conn.ns_path("/endpoints"), None)
+                .await?;
             let cols = [
                 ("TASK QUEUE", "/task_queue"),
                 ("VERSION", "/version"),
@@ -293,7 +324,11 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
             version,
             conn,
         } => {
-            let path = conn.ns_path(&format!("/endpoints/{}/{}", enc(&task_queue), enc(&version)));
+            let path = conn.ns_path(&format!(
+                "/endpoints/{}/{}",
+                enc(&task_queue),
+                enc(&version)
+            ));
             conn.call(Method::DELETE, &path, None).await?;
             println!("deleted endpoint {task_queue} version {version}");
         }
@@ -308,10 +343,9 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 Some(s) => serde_json::from_str::<Value>(s).context("--input is not valid JSON")?,
                 None => Value::Null,
             };
-            let id = a
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", a.workflow_type, uuid::Uuid::new_v4().simple()));
+            let id = a.id.clone().unwrap_or_else(|| {
+                format!("{}-{}", a.workflow_type, uuid::Uuid::new_v4().simple())
+            });
             let mut body = json!({
                 "workflow_type": a.workflow_type,
                 "task_queue": a.task_queue,
@@ -335,7 +369,11 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             print_fields(
                 a.conn.output,
                 &v,
-                &[("workflow_id", "/workflow_id"), ("run_id", "/run_id"), ("started", "/started")],
+                &[
+                    ("workflow_id", "/workflow_id"),
+                    ("run_id", "/run_id"),
+                    ("started", "/started"),
+                ],
             );
         }
         WorkflowCmd::Describe {
@@ -343,7 +381,11 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             run_id,
             conn,
         } => {
-            let path = conn.ns_path(&format!("/workflows/{}{}", enc(&workflow_id), run_query(&run_id)));
+            let path = conn.ns_path(&format!(
+                "/workflows/{}{}",
+                enc(&workflow_id),
+                run_query(&run_id)
+            ));
             let v = conn.call(Method::GET, &path, None).await?;
             print_fields(
                 conn.output,
@@ -379,7 +421,10 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                         &[("TIMER ID", "/timer_id"), ("FIRES AT", "/fire_time")][..],
                     ),
                 ] {
-                    if v.pointer(rows).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+                    if v.pointer(rows)
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty())
+                    {
                         println!("\n{title}:");
                         print(conn.output, &v, Some(rows), cols);
                     }
@@ -401,7 +446,11 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 if let Some(t) = &token {
                     query.push(format!("next_page_token={}", enc(t)));
                 }
-                let path = conn.ns_path(&format!("/workflows/{}/history?{}", enc(&workflow_id), query.join("&")));
+                let path = conn.ns_path(&format!(
+                    "/workflows/{}/history?{}",
+                    enc(&workflow_id),
+                    query.join("&")
+                ));
                 let v = conn.call(Method::GET, &path, None).await?;
                 events.extend(v["events"].as_array().cloned().unwrap_or_default());
                 token = v["next_page_token"].as_str().map(str::to_owned);
@@ -410,7 +459,12 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 }
             }
             let v = json!({ "events": events });
-            let cols = [("ID", "/event_id"), ("TIME", "/event_time"), ("TYPE", "/event_type"), ("ATTRIBUTES", "/attributes")];
+            let cols = [
+                ("ID", "/event_id"),
+                ("TIME", "/event_time"),
+                ("TYPE", "/event_type"),
+                ("ATTRIBUTES", "/attributes"),
+            ];
             print(conn.output, &v, Some("/events"), &cols);
         }
         WorkflowCmd::Result {

@@ -16,7 +16,11 @@ use crate::time::SystemClock;
 use crate::{claim, dispatch};
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Durable execution, pushed to your HTTP handlers")]
+#[command(
+    name = "baton",
+    version,
+    about = "Durable execution, pushed to your HTTP handlers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -140,12 +144,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
-            let running = server::start(options(args.listen, args.database_url, &args.node)).await?;
+            let running =
+                server::start(options(args.listen, args.database_url, &args.node)).await?;
             serve_until_signal(running).await
         }
         Cmd::Migrate(args) => {
             server::open_store(&args.database_url, &SystemClock).await?;
-            println!("migrations applied to {}", server::redact(&args.database_url));
+            println!(
+                "migrations applied to {}",
+                server::redact(&args.database_url)
+            );
             Ok(())
         }
         Cmd::Namespace(cmd) => client::namespace(cmd).await,

@@ -9,7 +9,10 @@ use super::Output;
 pub fn print(output: Output, value: &Value, rows: Option<&str>, columns: &[(&str, &str)]) {
     match output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
         }
         Output::Table => {
             let items: Vec<&Value> = match rows {
@@ -20,7 +23,8 @@ pub fn print(output: Output, value: &Value, rows: Option<&str>, columns: &[(&str
                     .unwrap_or_default(),
                 None => vec![value],
             };
-            let mut table: Vec<Vec<String>> = vec![columns.iter().map(|c| c.0.to_owned()).collect()];
+            let mut table: Vec<Vec<String>> =
+                vec![columns.iter().map(|c| c.0.to_owned()).collect()];
             for item in items {
                 table.push(columns.iter().map(|c| cell(item.pointer(c.1))).collect());
             }

@@ -62,9 +62,16 @@ struct Inner {
     applier: Applier,
     client: Client,
     options: Options,
-    endpoints: Mutex<HashMap<(Namespace, TaskQueue), (Option<Endpoint>, Timestamp)>>,
-    limits: Mutex<HashMap<(Namespace, TaskQueue, String), (u32, Arc<Semaphore>)>>,
+    /// Endpoint look-ups by queue, with when they were made.
+    endpoints: Mutex<HashMap<QueueKey, (Option<Endpoint>, Timestamp)>>,
+    /// Concurrency limiters by endpoint version, with their size.
+    limits: Mutex<HashMap<(QueueKey, String), Limiter>>,
 }
+
+/// The size a limiter was made with, and the limiter.
+type Limiter = (u32, Arc<Semaphore>);
+
+type QueueKey = (Namespace, TaskQueue);
 
 impl Service {
     pub fn new(applier: Applier, options: Options) -> Service {
@@ -81,7 +88,11 @@ impl Service {
     }
 
     /// Pushes until `shutdown`: what `apply` hands over, and due rows.
-    pub async fn run(self, mut pushes: mpsc::UnboundedReceiver<Push>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        mut pushes: mpsc::UnboundedReceiver<Push>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let inner = self.inner.clone();
         let claims = tokio::spawn(claim::run(
             inner.applier.store().clone(),
@@ -118,7 +129,8 @@ impl Inner {
         match push.dispatch {
             Dispatch::WorkflowTask => self.push_workflow_task(&push.state).await,
             Dispatch::ActivityTask { scheduled_event_id } => {
-                self.push_activity_task(&push.state, scheduled_event_id).await;
+                self.push_activity_task(&push.state, scheduled_event_id)
+                    .await;
             }
         }
     }
@@ -144,7 +156,9 @@ impl Inner {
                     Err(apply::Error::Rejected(_) | apply::Error::RunNotFound(_)) => {
                         self.delete_row(&row).await;
                     }
-                    Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "starting activity attempt failed"),
+                    Err(e) => {
+                        tracing::warn!(run_id = %row.run_id, error = %e, "starting activity attempt failed")
+                    }
                 }
             }
             _ => tracing::error!(task = ?row.task, "timer row in the push queue"),
@@ -229,13 +243,17 @@ impl Inner {
                         cause: f.cause,
                         failure: f.failure,
                     },
-                    Ok(_) => undelivered(token, "answer must carry exactly one of `commands` and `failure`"),
+                    Ok(_) => undelivered(
+                        token,
+                        "answer must carry exactly one of `commands` and `failure`",
+                    ),
                     Err(e) => undelivered(token, format!("unparseable answer: {e}")),
                 }
             }
-            Delivery::Answered { status, body } => {
-                undelivered(token, format!("endpoint answered {status}: {}", snippet(&body)))
-            }
+            Delivery::Answered { status, body } => undelivered(
+                token,
+                format!("endpoint answered {status}: {}", snippet(&body)),
+            ),
             Delivery::Refused(e) | Delivery::Failed(e) => undelivered(token, e),
             Delivery::TimedOut => Command::WorkflowTaskUndelivered {
                 token,
@@ -246,7 +264,13 @@ impl Inner {
         self.report(state, cmd).await;
     }
 
-    async fn workflow_undelivered(&self, state: &RunState, token: WorkflowTaskToken, timed_out: bool, error: String) {
+    async fn workflow_undelivered(
+        &self,
+        state: &RunState,
+        token: WorkflowTaskToken,
+        timed_out: bool,
+        error: String,
+    ) {
         let cmd = Command::WorkflowTaskUndelivered {
             token,
             timed_out,
@@ -271,7 +295,8 @@ impl Inner {
             Ok(Some(e)) => e,
             Ok(None) => {
                 let error = format!("no endpoint registered for task queue {}", act.task_queue);
-                self.report(state, Command::ActivityUndelivered { token, error }).await;
+                self.report(state, Command::ActivityUndelivered { token, error })
+                    .await;
                 return;
             }
             Err(e) => {
@@ -339,10 +364,13 @@ impl Inner {
                         details: c.details,
                     },
                     Ok(_) => attempt_failed(
-                        "answer must carry exactly one of `result`, `failure` and `canceled`".into(),
+                        "answer must carry exactly one of `result`, `failure` and `canceled`"
+                            .into(),
                         "InvalidActivityAnswer",
                     ),
-                    Err(e) => attempt_failed(format!("unparseable answer: {e}"), "InvalidActivityAnswer"),
+                    Err(e) => {
+                        attempt_failed(format!("unparseable answer: {e}"), "InvalidActivityAnswer")
+                    }
                 }
             }
             // Accepted for asynchronous completion over REST.
@@ -354,9 +382,10 @@ impl Inner {
                     error: format!("endpoint answered {status}: {}", snippet(&body)),
                 }
             }
-            Delivery::Answered { status, body } => {
-                attempt_failed(format!("endpoint answered {status}: {}", snippet(&body)), "HttpError")
-            }
+            Delivery::Answered { status, body } => attempt_failed(
+                format!("endpoint answered {status}: {}", snippet(&body)),
+                "HttpError",
+            ),
             Delivery::Refused(error) => Command::ActivityUndelivered { token, error },
             Delivery::Failed(e) => attempt_failed(e, "HttpError"),
             // The start-to-close timer fires at the same deadline.
@@ -365,37 +394,68 @@ impl Inner {
         self.report(state, cmd).await;
     }
 
-    async fn send(&self, endpoint: &Endpoint, request: &PushRequest<'_>, timeout: Duration, now: Timestamp) -> Delivery {
+    async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: &PushRequest<'_>,
+        timeout: Duration,
+        now: Timestamp,
+    ) -> Delivery {
         let body = match serde_json::to_vec(request) {
             Ok(b) => b,
             Err(e) => return Delivery::Failed(format!("encoding the request failed: {e}")),
         };
-        let secrets: Vec<Secret> = endpoint.secrets.iter().filter_map(|s| s.parse().ok()).collect();
+        let secrets: Vec<Secret> = endpoint
+            .secrets
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
         let permits = self.limit(endpoint);
         let Ok(_permit) = permits.acquire().await else {
             return Delivery::Failed("endpoint limiter closed".into());
         };
         self.client
-            .push(&endpoint.url, &secrets, body, timeout.to_std(), now.millis() / 1000)
+            .push(
+                &endpoint.url,
+                &secrets,
+                body,
+                timeout.to_std(),
+                now.millis() / 1000,
+            )
             .await
     }
 
     /// Feeds an outcome back; a refusal here is normal (a duplicate or late
     /// answer lost the race) and only logged.
     async fn report(&self, state: &RunState, cmd: Command) {
-        match self.applier.apply(&state.namespace, state.run_id, cmd).await {
+        match self
+            .applier
+            .apply(&state.namespace, state.run_id, cmd)
+            .await
+        {
             Ok(_) => {}
-            Err(apply::Error::Rejected(Rejection::Stale(reason) )) => {
+            Err(apply::Error::Rejected(Rejection::Stale(reason))) => {
                 tracing::debug!(run_id = %state.run_id, %reason, "late answer ignored");
             }
-            Err(e) => tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed"),
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed")
+            }
         }
     }
 
-    async fn endpoint(&self, ns: &Namespace, queue: &TaskQueue) -> Result<Option<Endpoint>, crate::store::Error> {
+    async fn endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+    ) -> Result<Option<Endpoint>, crate::store::Error> {
         let now = self.applier.clock().now();
         let key = (ns.clone(), queue.clone());
-        if let Some((e, at)) = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some((e, at)) = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             if now.since(*at) < self.options.endpoint_cache_ttl {
                 return Ok(e.clone());
             }
@@ -410,8 +470,7 @@ impl Inner {
 
     fn limit(&self, endpoint: &Endpoint) -> Arc<Semaphore> {
         let key = (
-            endpoint.namespace.clone(),
-            endpoint.task_queue.clone(),
+            (endpoint.namespace.clone(), endpoint.task_queue.clone()),
             endpoint.version.clone(),
         );
         let max = endpoint.max_concurrency.max(1);

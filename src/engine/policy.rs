@@ -37,7 +37,9 @@ pub enum StartDecision {
     TerminateExistingAndStart,
     /// Refuse: an open run exists (`true`) or a closed one the reuse policy
     /// forbids (`false`).
-    Reject { running: bool },
+    Reject {
+        running: bool,
+    },
 }
 
 /// Decides a start against the latest run of its workflow id.
@@ -87,7 +89,10 @@ mod tests {
             start_decision(run, R::AllowDuplicate, C::Fail),
             D::Reject { running: true }
         );
-        assert_eq!(start_decision(run, R::AllowDuplicate, C::UseExisting), D::UseExisting);
+        assert_eq!(
+            start_decision(run, R::AllowDuplicate, C::UseExisting),
+            D::UseExisting
+        );
         assert_eq!(
             start_decision(run, R::AllowDuplicate, C::TerminateExisting),
             D::TerminateExistingAndStart
@@ -103,7 +108,10 @@ mod tests {
             start_decision(done, R::AllowDuplicateFailedOnly, C::Fail),
             D::Reject { running: false }
         );
-        assert_eq!(start_decision(failed, R::AllowDuplicateFailedOnly, C::Fail), D::Start);
+        assert_eq!(
+            start_decision(failed, R::AllowDuplicateFailedOnly, C::Fail),
+            D::Start
+        );
         assert_eq!(
             start_decision(failed, R::RejectDuplicate, C::Fail),
             D::Reject { running: false }

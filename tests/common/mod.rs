@@ -157,12 +157,19 @@ where
     }
 }
 
-async fn handle(State(s): State<HandlerState>, headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+async fn handle(
+    State(s): State<HandlerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, axum::Json<Value>) {
     let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = SystemClock.now().millis() / 1000;
     if signing::verify(&s.secrets, Headers::from_lookup(lookup), &body, now).is_err() {
         *s.rejected.lock().expect("lock") += 1;
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "bad signature"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "bad signature"})),
+        );
     }
     let request: Value = serde_json::from_slice(&body).expect("pushes are JSON");
     s.received.lock().expect("lock").push(request.clone());
@@ -229,7 +236,12 @@ impl Api {
         }
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
@@ -266,21 +278,33 @@ impl Api {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
-    pub async fn start(&self, workflow_id: &str, workflow_type: &str, task_queue: &str, extra: Value) -> (StatusCode, Value) {
+    pub async fn start(
+        &self,
+        workflow_id: &str,
+        workflow_type: &str,
+        task_queue: &str,
+        extra: Value,
+    ) -> (StatusCode, Value) {
         let mut body = json!({"workflow_type": workflow_type, "task_queue": task_queue, "input": {"id": workflow_id}});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());
             }
         }
-        self.post(&format!("/api/v1/namespaces/default/workflows/{workflow_id}"), body).await
+        self.post(
+            &format!("/api/v1/namespaces/default/workflows/{workflow_id}"),
+            body,
+        )
+        .await
     }
 
     /// Waits (bounded) for the workflow to close and returns the result body.
     pub async fn result(&self, workflow_id: &str) -> Value {
         for _ in 0..30 {
             let (status, body) = self
-                .get(&format!("/api/v1/namespaces/default/workflows/{workflow_id}/result?wait=10s"))
+                .get(&format!(
+                    "/api/v1/namespaces/default/workflows/{workflow_id}/result?wait=10s"
+                ))
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             if body["status"] != "RUNNING" {
@@ -292,14 +316,20 @@ impl Api {
 
     pub async fn history(&self, workflow_id: &str) -> Vec<Value> {
         let (status, body) = self
-            .get(&format!("/api/v1/namespaces/default/workflows/{workflow_id}/history?page_size=10000"))
+            .get(&format!(
+                "/api/v1/namespaces/default/workflows/{workflow_id}/history?page_size=10000"
+            ))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["events"].as_array().cloned().unwrap_or_default()
     }
 
     pub async fn describe(&self, workflow_id: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/v1/namespaces/default/workflows/{workflow_id}")).await;
+        let (status, body) = self
+            .get(&format!(
+                "/api/v1/namespaces/default/workflows/{workflow_id}"
+            ))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
