@@ -106,11 +106,13 @@ class _Heartbeater:
     async def _send(self, details: Sequence[Any]) -> None:
         try:
             url = f"{self._server.url}/api/v1/namespaces/{self._namespace}/activities/heartbeat"
-            headers = {"Authorization": f"Bearer {self._server.api_key}"} if self._server.api_key else {}
+            headers = (
+                {"Authorization": f"Bearer {self._server.api_key}"} if self._server.api_key else {}
+            )
             body = {"task_token": self._token, "details": [to_json(d) for d in details]}
             resp = await _http.request("POST", url, body=body, headers=headers, timeout=10.0)
             if resp.status == 200:
-                if (resp.json() or {}).get("cancel_requested"):
+                if resp.json_object().get("cancel_requested"):
                     self._ctx.request_cancel("activity cancellation requested")
             elif resp.status in (404, 409):
                 # The run closed or this attempt is no longer current (it
@@ -166,11 +168,16 @@ async def run_activity(
     defn = definitions.get(req["activity_type"])
     if defn is None:
         # Retryable: deploying the activity fixes it.
-        return Outcome(200, {"failure": {
-            "message": f"activity type {req['activity_type']!r} is not registered with this app "
-            f"(registered: {sorted(definitions)})",
-            "type": "NotFoundError",
-        }})
+        return Outcome(
+            200,
+            {
+                "failure": {
+                    "message": f"activity type {req['activity_type']!r} is not registered with this app "
+                    f"(registered: {sorted(definitions)})",
+                    "type": "NotFoundError",
+                }
+            },
+        )
     try:
         info = _info(req)
         args = decode_args(req.get("input"), defn.arg_types)
@@ -186,7 +193,9 @@ async def run_activity(
     ctx = _Context(info, record)
     ctx.loop = loop
     ctx.is_async = defn.is_async
-    heartbeater = _Heartbeater(loop, ctx, server, info.namespace, info.task_token, info.heartbeat_timeout)
+    heartbeater = _Heartbeater(
+        loop, ctx, server, info.namespace, info.task_token, info.heartbeat_timeout
+    )
     token = _current.set(ctx)
     try:
         if defn.is_async:

@@ -54,7 +54,7 @@ if hasattr(os, "getrandom"):
     _forbid(os.getrandom, "os.getrandom", _HINT_RANDOM)
 _forbid(builtins.open, "open", _HINT_IO)
 _forbid(io.open, "io.open", _HINT_IO)
-_forbid(os.system, "os.system", _HINT_IO)
+_forbid(getattr(os, "system"), "os.system", _HINT_IO)  # noqa: B009 - typeshed marks it deprecated
 _forbid(socket.getaddrinfo, "socket.getaddrinfo", _HINT_IO)
 
 # Keep the objects alive so their ids stay unique.
@@ -62,7 +62,17 @@ _KEEP = (time, os, builtins, io, socket)
 
 _CLOCK_METHODS = frozenset({"now", "utcnow", "today"})
 _SOCKET_METHODS = frozenset(
-    {"connect", "connect_ex", "send", "sendall", "sendto", "recv", "recv_into", "recvfrom", "_accept"}
+    {
+        "connect",
+        "connect_ex",
+        "send",
+        "sendall",
+        "sendto",
+        "recv",
+        "recv_into",
+        "recvfrom",
+        "_accept",
+    }
 )
 _GLOBAL_RANDOM: Any = getattr(random, "_inst", None)
 

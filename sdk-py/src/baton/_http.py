@@ -10,7 +10,7 @@ import asyncio
 import json
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 USER_AGENT = "baton-sdk-python/0.1.0"
@@ -26,6 +26,11 @@ class Response:
         if not self.body:
             return None
         return json.loads(self.body)
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; ``{}`` when it is empty or not an object."""
+        value = self.json()
+        return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
 
 
 async def request(
@@ -51,7 +56,9 @@ async def _request(method: str, url: str, body: Any, headers: dict[str, str]) ->
         target += "?" + parts.query
     payload = b""
     if body is not None:
-        payload = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        payload = (
+            body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        )
     ctx = ssl.create_default_context() if parts.scheme == "https" else None
     reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     try:

@@ -78,7 +78,11 @@ def verify(
     msg_id = headers.get(ID_HEADER)
     ts_text = headers.get(TIMESTAMP_HEADER)
     sig_header = headers.get(SIGNATURE_HEADER)
-    for name, value in ((ID_HEADER, msg_id), (TIMESTAMP_HEADER, ts_text), (SIGNATURE_HEADER, sig_header)):
+    for name, value in (
+        (ID_HEADER, msg_id),
+        (TIMESTAMP_HEADER, ts_text),
+        (SIGNATURE_HEADER, sig_header),
+    ):
         if not value:
             raise WebhookVerificationError(f"missing {name} header")
     assert msg_id is not None and ts_text is not None and sig_header is not None

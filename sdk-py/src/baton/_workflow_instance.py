@@ -193,7 +193,14 @@ class _TimerHandle(asyncio.TimerHandle):
 
     __slots__ = ("baton_timer",)
 
-    def __init__(self, when: float, callback: Callable[..., object], args: Sequence[Any], loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: Sequence[Any],
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context | None,
+    ) -> None:
         super().__init__(when, callback, args, loop, context)
         self.baton_timer: _Timer | None = None
 
@@ -323,7 +330,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         )
 
     def _activity_closed_in_history(self, act: _Activity) -> bool:
-        closing = ("ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled")
+        closing = (
+            "ActivityTaskCompleted",
+            "ActivityTaskFailed",
+            "ActivityTaskTimedOut",
+            "ActivityTaskCanceled",
+        )
         return any(
             e["event_type"] in closing
             and (e.get("attributes") or {}).get("scheduled_event_id") == act.scheduled_event_id
@@ -342,10 +354,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 self._unmatched.popleft()
                 continue
             break
-        if e["event_type"] == "MarkerRecorded" and attrs.get("marker_name") == PATCH_MARKER_NAME:
-            details = attrs.get("details") or {}
-            if isinstance(details, dict) and cast("dict[str, Any]", details).get("deprecated"):
-                return  # a deprecated patch whose call was removed
+        if (
+            e["event_type"] == "MarkerRecorded"
+            and attrs.get("marker_name") == PATCH_MARKER_NAME
+            and _as_dict(attrs.get("details")).get("deprecated")
+        ):
+            return  # a deprecated patch whose call was removed
         actual = self._unmatched[0].describe() if self._unmatched else "no command"
         raise NonDeterminismError(
             f"history has {_describe_event(e)} at event {e['event_id']} but workflow code "
@@ -412,12 +426,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             cause = failure_to_error(a.get("failure") or {})
             act.future.set_exception(error("Activity task failed", cause, a.get("retry_state")))
         elif t == "ActivityTaskTimedOut":
-            cause = failure_to_error(a.get("failure") or {"message": "timeout", "type": "TimeoutError"})
+            cause = failure_to_error(
+                a.get("failure") or {"message": "timeout", "type": "TimeoutError"}
+            )
             act.future.set_exception(error("Activity task timed out", cause, a.get("retry_state")))
         elif t == "ActivityTaskCanceled":
             details = a.get("details")
-            cause = CancelledError("Activity cancelled", *(details if isinstance(details, list) else [] if details is None else [details]))
-            act.future.set_exception(error("Activity cancelled", cause, RetryState.CANCEL_REQUESTED.value))
+            cause = CancelledError(
+                "Activity cancelled",
+                *(details if isinstance(details, list) else [] if details is None else [details]),
+            )
+            act.future.set_exception(
+                error("Activity cancelled", cause, RetryState.CANCEL_REQUESTED.value)
+            )
 
     def _start(self, e: EventDict) -> None:
         a = e.get("attributes") or {}
@@ -552,7 +573,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             return
         if isinstance(err, NonDeterminismError):
             raise err
-        if isinstance(err, FailureError) or isinstance(err, self._defn.failure_exception_types):
+        if isinstance(err, (FailureError, *self._defn.failure_exception_types)):
             failure: FailureDict = error_to_failure(err)
             self._close(_Command("FailWorkflowExecution", {"failure": failure}))
             return
@@ -581,7 +602,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 if not h.cancelled():
                     try:
                         h._run()
-                    except BaseException:  # noqa: S110 - nothing left to report to
+                    except BaseException:
                         pass
         finally:
             self._running = False
@@ -613,7 +634,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             self._commands.append(
                 _Command(
                     "RecordMarker",
-                    {"marker_name": PATCH_MARKER_NAME, "details": {"patch_id": patch_id, "deprecated": deprecated}},
+                    {
+                        "marker_name": PATCH_MARKER_NAME,
+                        "details": {"patch_id": patch_id, "deprecated": deprecated},
+                    },
                 )
             )
         # A deprecated patch is always taken, marker or not.
@@ -670,12 +694,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 attrs[key] = format_duration(value)
         if retry_policy is not None:
             attrs["retry_policy"] = retry_policy.to_wire()
-        act = _Activity(aid, name, result_type if result_type is not None else ret, cancellation_type, self.create_future())
+        act = _Activity(
+            aid,
+            name,
+            result_type if result_type is not None else ret,
+            cancellation_type,
+            self.create_future(),
+        )
         act.command = _Command("ScheduleActivityTask", attrs, act)
         self._activities_by_id[aid] = act
         self._commands.append(act.command)
 
         async def run() -> Any:
+            handle._baton_started = True
             while True:
                 try:
                     return await asyncio.shield(act.future)
@@ -686,6 +717,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
         handle = ActivityHandle(run(), loop=self, name=f"activity:{name}:{aid}")
         handle.activity_id = aid
+        handle._baton_cancel = lambda: self._cancel_activity(act)
         self._tasks.append(handle)
         return handle
 
@@ -786,7 +818,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+    def create_task(
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
         if context is not None and sys.version_info >= (3, 11):
             task: asyncio.Task[Any] = asyncio.Task(coro, loop=self, name=name, context=context)
         else:
@@ -808,13 +842,22 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        log.debug("unhandled error in workflow %s: %s", self._defn.name, context.get("message"), exc_info=exc)
+        log.debug(
+            "unhandled error in workflow %s: %s",
+            self._defn.name,
+            context.get("message"),
+            exc_info=exc,
+        )
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         self.call_exception_handler(context)
 
     def get_task_factory(self) -> None:
         return None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
 
 
 def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
@@ -842,8 +885,8 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
         if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
             return False
         if ca["marker_name"] == PATCH_MARKER_NAME:
-            details = a.get("details") or {}
-            return isinstance(details, dict) and cast("dict[str, Any]", details).get("patch_id") == ca["details"]["patch_id"]
+            details = _as_dict(a.get("details"))
+            return bool(details) and details.get("patch_id") == ca["details"]["patch_id"]
         return True
     closing = _CLOSING.get(c.command_type)
     return closing is not None and t == closing
@@ -858,9 +901,9 @@ def _patch_markers(events: Sequence[EventDict], start: int) -> set[str]:
             break
         if t == "MarkerRecorded":
             a = e.get("attributes") or {}
-            details = a.get("details") or {}
-            if a.get("marker_name") == PATCH_MARKER_NAME and isinstance(details, dict):
-                pid = cast("dict[str, Any]", details).get("patch_id")
+            details = _as_dict(a.get("details"))
+            if a.get("marker_name") == PATCH_MARKER_NAME:
+                pid = details.get("patch_id")
                 if isinstance(pid, str):
                     out.add(pid)
     return out

@@ -60,7 +60,9 @@ def defn(fn: _F) -> _F: ...
 
 
 @overload
-def defn(*, name: str | None = None, no_thread_cancel_exception: bool = False) -> Callable[[_F], _F]: ...
+def defn(
+    *, name: str | None = None, no_thread_cancel_exception: bool = False
+) -> Callable[[_F], _F]: ...
 
 
 def defn(
@@ -155,7 +157,9 @@ class _Context:
             loop.call_soon_threadsafe(task.cancel)
 
 
-_current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar("baton_activity", default=None)
+_current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(
+    "baton_activity", default=None
+)
 
 
 def _context() -> _Context:
@@ -211,7 +215,9 @@ def raise_complete_async() -> None:
 
 
 class _ActivityLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         ctx = _current.get()
         if ctx is not None:
             i = ctx.info

@@ -121,7 +121,9 @@ class App:
             "activities": [{"name": n} for n in self._activities],
         }
 
-    async def handle(self, method: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Response:
+    async def handle(
+        self, method: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
+    ) -> Response:
         """Handles one request. ``headers`` must have lower-case names."""
         method = method.upper()
         if method in ("GET", "HEAD"):
@@ -138,7 +140,7 @@ class App:
             push = json.loads(body)
         except ValueError as err:
             return Response.json(400, {"error": f"body is not JSON: {err}"})
-        kind = push.get("type") if isinstance(push, dict) else None
+        kind = cast("dict[str, Any]", push).get("type") if isinstance(push, dict) else None
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])

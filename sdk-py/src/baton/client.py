@@ -124,7 +124,14 @@ class WorkflowHistory:
 class Client:
     """A connection to one namespace of a Baton server's REST API."""
 
-    def __init__(self, target: str, *, namespace: str = "default", api_key: str | None = None, identity: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        namespace: str = "default",
+        api_key: str | None = None,
+        identity: str | None = None,
+    ) -> None:
         if "://" not in target:
             target = "http://" + target
         self._base = target.rstrip("/")
@@ -161,12 +168,18 @@ class Client:
         timeout: float = 90.0,
         ok: Sequence[int] = (200, 201, 202, 204),
     ) -> _http.Response:
-        url = self._base + (f"/api/v1/namespaces/{quote(self.namespace, safe='')}" if ns else "") + path
+        url = (
+            self._base
+            + (f"/api/v1/namespaces/{quote(self.namespace, safe='')}" if ns else "")
+            + path
+        )
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
             resp = await _http.request(method, url, body=body, headers=headers, timeout=timeout)
         except (OSError, asyncio.TimeoutError) as err:
-            raise RPCError(f"cannot reach {self._base}: {err}", status=0, code="unavailable") from err
+            raise RPCError(
+                f"cannot reach {self._base}: {err}", status=0, code="unavailable"
+            ) from err
         if resp.status not in ok:
             detail, code = resp.body.decode("utf-8", "replace")[:500], None
             try:
@@ -177,7 +190,9 @@ class Client:
                     code = cast("str | None", p.get("code"))
             except ValueError:
                 pass
-            raise RPCError(f"{method} {path}: {resp.status} {detail}", status=resp.status, code=code)
+            raise RPCError(
+                f"{method} {path}: {resp.status} {detail}", status=resp.status, code=code
+            )
         return resp
 
     # --- workflows -----------------------------------------------------------------------
@@ -354,7 +369,9 @@ class Client:
         run_id: str | None = None,
         result_type: type | None = None,
     ) -> WorkflowHandle[Any]:
-        return WorkflowHandle(self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=result_type)
+        return WorkflowHandle(
+            self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=result_type
+        )
 
     def get_workflow_handle_for(
         self,
@@ -364,7 +381,9 @@ class Client:
         run_id: str | None = None,
     ) -> WorkflowHandle[_R]:
         d = _Definition.of(workflow)
-        return WorkflowHandle(self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=d.ret_type)
+        return WorkflowHandle(
+            self, workflow_id, run_id=run_id, result_run_id=run_id, result_type=d.ret_type
+        )
 
     async def list_workflows(
         self,
@@ -410,7 +429,11 @@ class Client:
         return AsyncActivityHandle(self, task_token)
 
 
-_LIST_KEYS = {"WorkflowType": "workflow_type", "WorkflowId": "workflow_id", "ExecutionStatus": "status"}
+_LIST_KEYS = {
+    "WorkflowType": "workflow_type",
+    "WorkflowId": "workflow_id",
+    "ExecutionStatus": "status",
+}
 _CLAUSE = re.compile(r"""^\s*(\w+)\s*=\s*(?:'([^']*)'|"([^"]*)")\s*$""")
 
 
@@ -544,7 +567,9 @@ class WorkflowHandle(Generic[_R]):
         del query, arg, args
         raise NotSupportedError(f"query {_ISSUE_4}")
 
-    async def execute_update(self, update: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> Any:
+    async def execute_update(
+        self, update: Any, arg: Any = None, *, args: Sequence[Any] = ()
+    ) -> Any:
         del update, arg, args
         raise NotSupportedError(f"update {_ISSUE_4}")
 
@@ -561,7 +586,9 @@ class AsyncActivityHandle:
 
     async def complete(self, result: Any = None) -> None:
         await self._client._call(
-            "POST", "/activities/complete", {"task_token": self.task_token, "result": to_json(result)}
+            "POST",
+            "/activities/complete",
+            {"task_token": self.task_token, "result": to_json(result)},
         )
 
     async def fail(self, error: BaseException, *last_heartbeat_details: Any) -> None:
@@ -569,17 +596,24 @@ class AsyncActivityHandle:
         await self._client._call(
             "POST",
             "/activities/fail",
-            {"task_token": self.task_token, "failure": error_to_failure(error, include_stack=False)},
+            {
+                "task_token": self.task_token,
+                "failure": error_to_failure(error, include_stack=False),
+            },
         )
 
     async def heartbeat(self, *details: Any) -> bool:
         """Records details; returns True when cancellation was requested."""
         resp = await self._client._call(
-            "POST", "/activities/heartbeat", {"task_token": self.task_token, "details": [to_json(d) for d in details]}
+            "POST",
+            "/activities/heartbeat",
+            {"task_token": self.task_token, "details": [to_json(d) for d in details]},
         )
-        return bool((resp.json() or {}).get("cancel_requested"))
+        return bool(resp.json_object().get("cancel_requested"))
 
     async def report_cancellation(self, *details: Any) -> None:
         await self._client._call(
-            "POST", "/activities/cancel", {"task_token": self.task_token, "details": [to_json(d) for d in details]}
+            "POST",
+            "/activities/cancel",
+            {"task_token": self.task_token, "details": [to_json(d) for d in details]},
         )

@@ -67,7 +67,7 @@ def to_json(value: Any) -> JSON:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
-        return to_json(cast(Enum, value).value)
+        return to_json(value.value)
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, datetime):
@@ -79,10 +79,11 @@ def to_json(value: Any) -> JSON:
     if isinstance(value, (uuid.UUID, Decimal)):
         return str(value)
     if _BaseModel is not None and isinstance(value, _BaseModel):
-        return cast(Any, value).model_dump(mode="json")
+        model: Any = value
+        return model.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple
+    if isinstance(value, tuple) and hasattr(cast(object, value), "_fields"):  # NamedTuple
         nt = cast(Any, value)
         return {name: to_json(getattr(nt, name)) for name in nt._fields}
     if isinstance(value, collections.abc.Mapping):
@@ -100,7 +101,7 @@ def _key_to_json(key: Any) -> str:
     if isinstance(key, str):
         return key
     if isinstance(key, Enum):
-        return str(cast(Enum, key).value)
+        return str(key.value)
     if isinstance(key, (int, float, bool, uuid.UUID)):
         return str(key)
     raise TypeError(f"cannot use {type(key).__name__} as a JSON object key")
@@ -148,8 +149,13 @@ def from_json(value: JSON, hint: Any) -> Any:
 
 
 def _from_json_generic(value: JSON, origin: Any, args: tuple[Any, ...], hint: Any) -> Any:
-    if origin in (list, collections.abc.Sequence, collections.abc.MutableSequence,
-                  collections.abc.Iterable, collections.abc.Collection):
+    if origin in (
+        list,
+        collections.abc.Sequence,
+        collections.abc.MutableSequence,
+        collections.abc.Iterable,
+        collections.abc.Collection,
+    ):
         seq = _expect_list(value, hint)
         item = args[0] if args else Any
         return [from_json(v, item) for v in seq]
@@ -166,11 +172,13 @@ def _from_json_generic(value: JSON, origin: Any, args: tuple[Any, ...], hint: An
             return ()
         if args and len(args) != len(seq):
             raise ValueError(f"expected {len(args)} items for {hint}, got {len(seq)}")
-        return tuple(from_json(v, a) for v, a in zip(seq, args)) if args else tuple(seq)
+        return (
+            tuple(from_json(v, a) for v, a in zip(seq, args, strict=True)) if args else tuple(seq)
+        )
     if origin in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
         if not isinstance(value, dict):
             raise TypeError(f"expected an object for {hint}, got {type(value).__name__}")
-        kt, vt = (args + (Any, Any))[:2] if args else (Any, Any)
+        kt, vt = (*args, Any, Any)[:2] if args else (Any, Any)
         obj = cast("dict[str, Any]", value)
         return {_key_from_json(k, kt): from_json(v, vt) for k, v in obj.items()}
     if isinstance(origin, type):
@@ -192,7 +200,7 @@ def _key_from_json(key: str, hint: Any) -> Any:
     if hint is float:
         return float(key)
     if isinstance(hint, type) and issubclass(hint, Enum):
-        for member in cast("type[Enum]", hint):
+        for member in hint:
             if str(member.value) == key:
                 return member
         raise ValueError(f"{key!r} is not a {hint.__name__}")
@@ -201,7 +209,8 @@ def _key_from_json(key: str, hint: Any) -> Any:
     return key
 
 
-def _from_json_class(value: JSON, cls: type) -> Any:
+def _from_json_class(value: JSON, klass: type) -> Any:
+    cls: Any = klass
     if cls is bool:
         if not isinstance(value, bool):
             raise TypeError(f"expected a boolean, got {type(value).__name__}")
@@ -237,12 +246,12 @@ def _from_json_class(value: JSON, cls: type) -> Any:
     if cls is Decimal:
         return Decimal(str(value))
     if _is_pydantic_model(cls):
-        return cast(Any, cls).model_validate(value)
-    if dataclasses.is_dataclass(cls):
-        return _from_json_dataclass(value, cls)
+        return cls.model_validate(value)
+    if dataclasses.is_dataclass(klass):
+        return _from_json_dataclass(value, klass)
     if typing.is_typeddict(cls):
         return _from_json_typeddict(value, cls)
-    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+    if _is_namedtuple(cls):
         hints = typing.get_type_hints(cls)
         obj = _expect_dict(value, cls)
         return cls(**{k: from_json(v, hints.get(k, Any)) for k, v in obj.items()})
@@ -251,6 +260,10 @@ def _from_json_class(value: JSON, cls: type) -> Any:
     if isinstance(value, cls):
         return value
     raise TypeError(f"cannot convert JSON to {cls.__name__}")
+
+
+def _is_namedtuple(klass: type) -> bool:
+    return issubclass(klass, tuple) and hasattr(cast(object, klass), "_fields")
 
 
 def _expect_str(value: JSON, cls: type) -> str:

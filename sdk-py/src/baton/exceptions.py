@@ -108,7 +108,7 @@ class TimeoutType(str, Enum):
     HEARTBEAT = "HEARTBEAT"
 
 
-class TimeoutError(FailureError):  # noqa: A001 - Temporal's name
+class TimeoutError(FailureError):
     """An activity or workflow timed out. ``type`` says which timeout."""
 
     def __init__(

@@ -12,6 +12,7 @@ and run a throwaway local ``baton dev`` server.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import shutil
@@ -32,7 +33,13 @@ from baton.client import Client, WorkflowHistory
 from baton.exceptions import BatonError, NonDeterminismError, NotSupportedError
 from baton.workflow import _definitions
 
-__all__ = ["AppServer", "Replayer", "WorkflowEnvironment", "WorkflowReplayResult", "find_baton_binary"]
+__all__ = [
+    "AppServer",
+    "Replayer",
+    "WorkflowEnvironment",
+    "WorkflowReplayResult",
+    "find_baton_binary",
+]
 
 
 @dataclass
@@ -58,13 +65,24 @@ class Replayer:
         """Replays one history: a :class:`WorkflowHistory`, the JSON text or
         object of ``fetch_history`` / ``GET …/history`` / ``baton workflow
         show --output json``, or a bare list of events."""
-        h = history if isinstance(history, WorkflowHistory) else WorkflowHistory.from_json("replay", history)
+        h = (
+            history
+            if isinstance(history, WorkflowHistory)
+            else WorkflowHistory.from_json("replay", history)
+        )
         return await asyncio.to_thread(self._replay, h, raise_on_replay_failure)
 
     def replay_workflow_sync(
-        self, history: WorkflowHistory | str | dict[str, Any] | list[Any], *, raise_on_replay_failure: bool = True
+        self,
+        history: WorkflowHistory | str | dict[str, Any] | list[Any],
+        *,
+        raise_on_replay_failure: bool = True,
     ) -> WorkflowReplayResult:
-        h = history if isinstance(history, WorkflowHistory) else WorkflowHistory.from_json("replay", history)
+        h = (
+            history
+            if isinstance(history, WorkflowHistory)
+            else WorkflowHistory.from_json("replay", history)
+        )
         return self._replay(h, raise_on_replay_failure)
 
     def _replay(self, h: WorkflowHistory, raise_on_failure: bool) -> WorkflowReplayResult:
@@ -281,7 +299,7 @@ class AppServer:
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         try:
-            import uvicorn
+            uvicorn: Any = importlib.import_module("uvicorn")
         except ImportError as err:  # pragma: no cover
             raise ImportError("AppServer needs uvicorn: pip install 'baton-sdk[dev]'") from err
         self.host = host

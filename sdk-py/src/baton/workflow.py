@@ -19,7 +19,6 @@ import inspect
 import logging
 import random as _random
 import uuid as _uuid
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -207,7 +206,12 @@ def run(fn: _F) -> _F:
     return fn
 
 
-def _named(attr: str, fn: Callable[..., Any] | None, name: str | None, make: Callable[[Callable[..., Any], str | None], Any]) -> Any:
+def _named(
+    attr: str,
+    fn: Callable[..., Any] | None,
+    name: str | None,
+    make: Callable[[Callable[..., Any], str | None], Any],
+) -> Any:
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         setattr(f, attr, make(f, name if name is not None else f.__name__))
         return f
@@ -217,7 +221,9 @@ def _named(attr: str, fn: Callable[..., Any] | None, name: str | None, make: Cal
     return decorate
 
 
-def signal(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+def signal(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
+) -> Any:
     """Marks a signal handler. Delivered when the server supports signals
     (issue 4); the definition is complete today."""
     return _named(
@@ -228,7 +234,9 @@ def signal(fn: _F | None = None, *, name: str | None = None, dynamic: bool = Fal
     )
 
 
-def query(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+def query(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
+) -> Any:
     """Marks a query handler (answered when the server pushes queries, issue 4)."""
     return _named(
         "__baton_query__",
@@ -238,7 +246,9 @@ def query(fn: _F | None = None, *, name: str | None = None, dynamic: bool = Fals
     )
 
 
-def update(fn: _F | None = None, *, name: str | None = None, dynamic: bool = False) -> Any:
+def update(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
+) -> Any:
     """Marks an update handler; ``@handler.validator`` adds a validator
     (updates are delivered once the server supports them, issue 4)."""
 
@@ -293,28 +303,27 @@ class ActivityCancellationType(IntEnum):
     ABANDON = 2
 
 
-class _Runtime(ABC):
+class _Runtime:
     """Implemented by the workflow event loop (``baton._workflow_instance``)."""
 
-    @abstractmethod
-    def workflow_info(self) -> Info: ...
+    def workflow_info(self) -> Info:
+        raise NotImplementedError
 
-    @abstractmethod
-    def workflow_now(self) -> datetime: ...
+    def workflow_now(self) -> datetime:
+        raise NotImplementedError
 
-    @abstractmethod
-    def workflow_random(self) -> _random.Random: ...
+    def workflow_random(self) -> _random.Random:
+        raise NotImplementedError
 
-    @abstractmethod
-    def workflow_is_replaying(self) -> bool: ...
+    def workflow_is_replaying(self) -> bool:
+        raise NotImplementedError
 
-    @abstractmethod
-    def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool: ...
+    def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool:
+        raise NotImplementedError
 
-    @abstractmethod
-    def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]: ...
+    def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]:
+        raise NotImplementedError
 
-    @abstractmethod
     def workflow_start_activity(
         self,
         activity: Any,
@@ -329,7 +338,8 @@ class _Runtime(ABC):
         cancellation_type: ActivityCancellationType,
         activity_id: str | None,
         result_type: Any,
-    ) -> ActivityHandle[Any]: ...
+    ) -> ActivityHandle[Any]:
+        raise NotImplementedError
 
 
 def _runtime() -> _Runtime:
@@ -397,7 +407,9 @@ async def sleep(duration: float | timedelta) -> None:
     await asyncio.sleep(seconds)
 
 
-async def wait_condition(fn: Callable[[], bool], *, timeout: float | timedelta | None = None) -> None:
+async def wait_condition(
+    fn: Callable[[], bool], *, timeout: float | timedelta | None = None
+) -> None:
     """Waits until ``fn()`` is true; checked whenever the workflow is idle.
     With ``timeout`` (a durable timer) raises ``asyncio.TimeoutError``."""
     fut = _runtime().workflow_wait_condition(fn)
@@ -426,7 +438,9 @@ class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             return False
         return super().isEnabledFor(level)
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         if in_workflow():
             i = _runtime().workflow_info()
             extra: dict[str, Any] = dict(kwargs.get("extra") or {})
@@ -450,6 +464,17 @@ class ActivityHandle(asyncio.Task[_T]):
     activity according to its :class:`ActivityCancellationType`."""
 
     activity_id: str = ""
+    _baton_started: bool = False
+    _baton_cancel: Callable[[], None] | None = None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        # Cancelled before its first step, the task would never run its
+        # cancellation handling; cancel the activity itself instead (the
+        # task then ends with ActivityError, as when cancelled later).
+        if not self._baton_started and self._baton_cancel is not None and not self.done():
+            self._baton_cancel()
+            return True
+        return super().cancel(msg)
 
 
 _NO_ARG: Any = object()
@@ -687,12 +712,14 @@ class ExternalWorkflowHandle:
         raise NotSupportedError(f"cancelling external workflows is {_ISSUE_4}")
 
 
-def get_external_workflow_handle(workflow_id: str, *, run_id: str | None = None) -> ExternalWorkflowHandle:
+def get_external_workflow_handle(
+    workflow_id: str, *, run_id: str | None = None
+) -> ExternalWorkflowHandle:
     _runtime()
     return ExternalWorkflowHandle(workflow_id, run_id)
 
 
-def _definitions(workflows: Sequence[type]) -> Mapping[str, _Definition]:
+def _definitions(workflows: Sequence[type]) -> Mapping[str, _Definition]:  # pyright: ignore[reportUnusedFunction]
     out: dict[str, _Definition] = {}
     for w in workflows:
         d = _Definition.of(w)
