@@ -16,6 +16,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -70,6 +71,10 @@ class App:
     them while rotating (default: ``BATON_SIGNING_SECRET``, comma or space
     separated). ``server_url`` and ``api_key`` (default: ``BATON_SERVER_URL``,
     ``BATON_API_KEY``) are needed only for ``activity.heartbeat``.
+    ``clock`` (seconds since the epoch) replaces ``time.time`` when checking
+    push timestamps; tests against a time-skipping dev server pass
+    ``WorkflowEnvironment.clock``, because that server stamps pushes with its
+    skipped clock.
 
     Use it as an ASGI app (``uvicorn module:app``), mount it in FastAPI or
     Starlette, or point AWS Lambda at ``app.lambda_handler``.
@@ -86,6 +91,7 @@ class App:
         determinism_checks: bool = True,
         activity_executor: concurrent.futures.Executor | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._workflows: Mapping[str, _WorkflowDefinition] = _definitions(workflows)
         acts: dict[str, _ActivityDefinition] = {}
@@ -109,7 +115,10 @@ class App:
         self._checks = determinism_checks
         self._executor = activity_executor
         self._max_body = max_body_bytes
-        self._lambda_loop: asyncio.AbstractEventLoop | None = None
+        # One loop per thread: Lambda runs one invocation at a time per
+        # process, but a local emulator or a test may call from threads.
+        self._lambda = threading.local()
+        self._clock = clock
 
     # --- the core ------------------------------------------------------------------
 
@@ -131,6 +140,8 @@ class App:
             return Response(200, b"", r.headers) if method == "HEAD" else r
         if method != "POST":
             return Response.json(405, {"error": "method not allowed"})
+        if now is None and self._clock is not None:
+            now = self._clock()
         try:
             _signing.verify(self._keys, headers, body, now=now)
         except _signing.WebhookVerificationError as err:
@@ -210,9 +221,12 @@ class App:
             body = base64.b64decode(raw_body)
         else:
             body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body)
-        if self._lambda_loop is None or self._lambda_loop.is_closed():
-            self._lambda_loop = asyncio.new_event_loop()
-        response = self._lambda_loop.run_until_complete(self.handle(method, headers, body))
+        loop: asyncio.AbstractEventLoop | None = getattr(self._lambda, "loop", None)
+        if loop is None or loop.is_closed():
+            # Kept across invocations: a warm Lambda reuses it.
+            loop = asyncio.new_event_loop()
+            self._lambda.loop = loop
+        response = loop.run_until_complete(self.handle(method, headers, body))
         return {
             "statusCode": response.status,
             "headers": response.headers,

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from baton._protocol import EventDict, WorkflowTaskRequest
+from baton._protocol import EventDict, WorkflowTaskRequest, format_duration, parse_duration
 from baton._workflow_instance import WorkflowInstance, WorkflowTaskFailure
 from baton.client import Client, WorkflowHistory
 from baton.exceptions import BatonError, NonDeterminismError, NotSupportedError
@@ -175,9 +175,17 @@ def find_baton_binary() -> str:
 class WorkflowEnvironment:
     """A local ``baton dev`` server on a free loopback port, with a client."""
 
-    def __init__(self, process: subprocess.Popen[bytes] | None, client: Client) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes] | None,
+        client: Client,
+        *,
+        time_skipping: bool = False,
+    ) -> None:
         self._process = process
         self.client = client
+        self._time_skipping = time_skipping
+        self._skipped = 0.0
 
     @property
     def target(self) -> str:
@@ -190,11 +198,15 @@ class WorkflowEnvironment:
         binary: str | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
+        time_skipping: bool = False,
     ) -> WorkflowEnvironment:
-        """Starts ``baton dev --db :memory: --listen 127.0.0.1:<port>``."""
+        """Starts ``baton dev --db :memory: --listen 127.0.0.1:<port>``
+        (plus ``--time-skipping`` when asked)."""
         exe = binary or find_baton_binary()
         port = _free_port()
         args = [exe, "dev", "--db", ":memory:", "--listen", f"127.0.0.1:{port}", *extra_args]
+        if time_skipping and "--time-skipping" not in args:
+            args.append("--time-skipping")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -208,7 +220,7 @@ class WorkflowEnvironment:
             try:
                 client = await Client.connect(target, namespace=namespace)
                 _drain(process)
-                return WorkflowEnvironment(process, client)
+                return WorkflowEnvironment(process, client, time_skipping="--time-skipping" in args)
             except Exception as e:
                 last = e
                 await asyncio.sleep(0.05)
@@ -220,21 +232,46 @@ class WorkflowEnvironment:
         """An environment around an existing server (nothing to stop)."""
         return WorkflowEnvironment(None, client)
 
+    @staticmethod
+    async def start_time_skipping(**kwargs: Any) -> WorkflowEnvironment:
+        """:meth:`start_local` with ``baton dev --time-skipping``: timers and
+        timeouts fire when the test skips time (:meth:`sleep`,
+        :meth:`skip_time`, :meth:`skip_to_next_timer`)."""
+        return await WorkflowEnvironment.start_local(time_skipping=True, **kwargs)
+
     @property
     def supports_time_skipping(self) -> bool:
-        return False
+        return self._time_skipping
+
+    def clock(self) -> float:
+        """The server's notion of now (wall clock plus what was skipped), in
+        seconds since the epoch. Pass it as ``App(clock=env.clock)``: the
+        time-skipping server stamps its pushes with this clock."""
+        return time.time() + self._skipped
 
     async def sleep(self, duration: timedelta | float) -> None:
-        """Waits ``duration``. Time skipping hook: once the dev server can
-        skip time, this will advance the server's clock instead of waiting."""
+        """Moves the server's clock forward by ``duration`` when it skips
+        time; waits for real otherwise."""
         seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
-        await asyncio.sleep(seconds)
+        if self._time_skipping:
+            await self.skip_time(timedelta(seconds=seconds))
+        else:
+            await asyncio.sleep(seconds)
 
     async def skip_time(self, duration: timedelta) -> None:
-        """Time skipping hook (the issue asks for ``baton dev
-        --time-skipping``): not in the server yet."""
-        del duration
-        raise NotSupportedError("time skipping is not supported by this server yet")
+        """Moves the server's clock forward; every timer and timeout due by
+        then fires at once (``POST /api/v1/dev/time/skip``)."""
+        await self._skip({"duration": format_duration(duration)})
+
+    async def skip_to_next_timer(self) -> None:
+        """Moves the server's clock to its earliest pending timer or timeout."""
+        await self._skip({"to_next_timer": True})
+
+    async def _skip(self, body: dict[str, Any]) -> None:
+        if not self._time_skipping:
+            raise NotSupportedError("this environment was not started with time skipping")
+        resp = await self.client._call("POST", "/api/v1/dev/time/skip", body, ns=False)
+        self._skipped = parse_duration(str(resp.json_object()["skipped"])).total_seconds()
 
     async def register_endpoint(
         self,

@@ -1,0 +1,444 @@
+"""End to end: a real ``baton dev --time-skipping`` server on loopback
+pushing to the SDK, served by uvicorn and by ``app.lambda_handler`` behind a
+small Lambda function URL emulator. No mocks between the two.
+
+Needs the server binary (``cargo build --bin baton``; see
+``baton.testing.find_baton_binary``); skipped when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton import App, activity, workflow
+from baton.client import WorkflowHandle
+from baton.common import WorkflowExecutionStatus, WorkflowIDConflictPolicy
+from baton.exceptions import (
+    ActivityError,
+    ApplicationError,
+    RetryState,
+    RPCError,
+    TerminatedError,
+    WorkflowAlreadyStartedError,
+    WorkflowFailureError,
+)
+from baton.testing import AppServer, Replayer, WorkflowEnvironment, find_baton_binary
+from tests.scenarios import (
+    Approval,
+    Download,
+    Onboarding,
+    OnboardingReordered,
+    OnboardingResult,
+    Order,
+    OrderWorkflow,
+    Plan,
+    TrialExpiry,
+    User,
+    charge_payment,
+    check_in_activity,
+    create_account,
+    notify,
+    provision_workspace,
+    send_welcome_email,
+)
+
+SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+HISTORIES = Path(__file__).parent / "histories"
+EVENT = json.loads(
+    (Path(__file__).parent / "fixtures" / "lambda_function_url_event.json").read_text()
+)
+
+try:
+    BINARY: str | None = find_baton_binary()
+except FileNotFoundError:
+    BINARY = None
+
+pytestmark = pytest.mark.skipif(BINARY is None, reason="no baton binary: cargo build --bin baton")
+
+
+# --- activities that need the test's shared state -------------------------------------------
+
+approval_tokens: list[str] = []
+download_attempts: list[dict[str, Any]] = []
+
+
+@activity.defn(name="download")
+async def download(total: int) -> dict[str, int]:
+    info = activity.info()
+    start = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
+    download_attempts.append({"attempt": info.attempt, "start": start})
+    if info.attempt == 1:
+        # Make progress, then hang like a frozen process: heartbeats stop,
+        # the heartbeat timeout fires and the server retries.
+        for offset in range(start, total // 2, 10):
+            activity.heartbeat(offset)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(4)
+        return {"attempt": info.attempt, "resumed_from": -1}
+    for offset in range(start, total, 10):
+        activity.heartbeat(offset)
+    return {"attempt": info.attempt, "resumed_from": start}
+
+
+@activity.defn(name="request_approval")
+async def request_approval(request: str) -> str:
+    approval_tokens.append(activity.info().task_token)
+    activity.raise_complete_async()
+
+
+@workflow.defn
+class Rejecting:
+    @workflow.run
+    async def run(self, reason: str) -> None:
+        await asyncio.sleep(0.1)
+        raise ApplicationError(f"rejected: {reason}", {"reason": reason}, type="Rejected")
+
+
+@workflow.defn(name="Nap")
+class NapV1:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(hours=1))
+        return "v1"
+
+
+@workflow.defn(name="Nap")
+class NapV2:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_activity("nap_activity", start_to_close_timeout=timedelta(seconds=5))
+        return "v2"
+
+
+WORKFLOWS = [Onboarding, OrderWorkflow, TrialExpiry, Download, Approval, Rejecting, NapV1]
+ACTIVITIES = [
+    create_account,
+    send_welcome_email,
+    provision_workspace,
+    check_in_activity,
+    charge_payment,
+    notify,
+    download,
+    request_approval,
+]
+
+
+# --- the Lambda function URL emulator ----------------------------------------------------------
+
+
+class LambdaURL:
+    """Turns each HTTP request into a function-URL event for
+    ``app.lambda_handler``, one invocation at a time like one warm Lambda
+    instance; every other body arrives base64-encoded."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.count = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                event = copy.deepcopy(EVENT)
+                event["headers"] = {k.lower(): v for k, v in self.headers.items()}
+                event["requestContext"]["http"]["method"] = "POST"
+                with outer.lock:
+                    outer.count += 1
+                    b64 = outer.count % 2 == 0
+                    event["body"] = base64.b64encode(body).decode() if b64 else body.decode()
+                    event["isBase64Encoded"] = b64
+                    out = outer.app.lambda_handler(event, None)
+                payload = out["body"].encode()
+                self.send_response(out["statusCode"])
+                for k, v in out["headers"].items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self) -> LambdaURL:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- fixtures ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[WorkflowEnvironment]:
+    e = asyncio.run(WorkflowEnvironment.start_time_skipping(binary=BINARY))
+    try:
+        yield e
+    finally:
+        asyncio.run(e.shutdown())
+
+
+@pytest.fixture(scope="module")
+def servers(env: WorkflowEnvironment) -> Iterator[dict[str, str]]:
+    """Task queue -> URL: ``asgi`` served by uvicorn, ``lambda`` by the emulator."""
+    app = App(
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        signing_secret=SECRET,
+        server_url=env.target,
+        clock=env.clock,
+    )
+    with AppServer(app) as asgi, LambdaURL(app) as lam:
+        urls = {"asgi": asgi.url, "lambda": lam.url}
+        for queue, url in urls.items():
+            asyncio.run(env.register_endpoint(queue, url, SECRET))
+        yield urls
+
+
+@pytest.fixture
+async def client(env: WorkflowEnvironment, servers: dict[str, str]) -> AsyncIterator[Any]:
+    del servers
+    yield env.client
+
+
+async def wait_for_timer(handle: WorkflowHandle[Any], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = await handle.describe()
+        if d.pending_timers:
+            return
+        if d.status != WorkflowExecutionStatus.RUNNING:
+            raise AssertionError(f"workflow closed early: {d.status}")
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no pending timer: {await handle.describe()}")
+
+
+def event_types(history: Any) -> list[str]:
+    return [e["event_type"] for e in history.events]
+
+
+# --- scenarios --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_onboarding_with_a_seven_day_sleep(
+    queue: str, client: Any, env: WorkflowEnvironment
+) -> None:
+    user = User(id=f"u-{queue}", email=f"{queue}@example.com", plan=Plan.PRO)
+    handle = await client.start_workflow(
+        Onboarding.run, user, id=f"onboard-{queue}", task_queue=queue
+    )
+    await wait_for_timer(handle)
+    begun = time.monotonic()
+    await env.sleep(timedelta(days=7))
+    result = await asyncio.wait_for(handle.result(), 20)
+    assert time.monotonic() - begun < 5
+    assert result == OnboardingResult(
+        account=f"acct-u-{queue}",
+        steps=[
+            f"acct-u-{queue}",
+            f"welcome:{queue}@example.com",
+            f"workspace:acct-u-{queue}",
+            f"checked-in:acct-u-{queue}",
+        ],
+    )
+    history = await handle.fetch_history()
+    types = event_types(history)
+    assert types.count("ActivityTaskScheduled") == 4
+    assert types.count("TimerFired") == 1
+    # Replay-safe with the same code; a reordered deploy is caught.
+    await Replayer(workflows=[Onboarding]).replay_workflow(history)
+    with pytest.raises(Exception, match="create_account"):
+        await Replayer(workflows=[OnboardingReordered]).replay_workflow(history)
+    if queue == "asgi" and (
+        os.environ.get("BATON_RECORD_HISTORIES") == "1"
+        or not (HISTORIES / "server_onboarding.json").exists()
+    ):
+        (HISTORIES / "server_onboarding.json").write_text(
+            json.dumps(history.to_json_dict(), indent=1) + "\n"
+        )
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_payment_retries_transient_failures(queue: str, client: Any) -> None:
+    result = await client.execute_workflow(
+        OrderWorkflow.run,
+        Order(id=f"o-{queue}", amount_cents=500, card="flaky"),
+        id=f"order-flaky-{queue}",
+        task_queue=queue,
+    )
+    assert result == f"charge-o-{queue}-attempt-3"
+    history = await client.get_workflow_handle(f"order-flaky-{queue}").fetch_history()
+    started = next(e for e in history.events if e["event_type"] == "ActivityTaskStarted")
+    assert started["attributes"]["attempt"] == 3
+    assert started["attributes"]["last_failure"]["type"] == "ConnectionError"
+    assert "attempt 2" in started["attributes"]["last_failure"]["message"]
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_non_retryable_payment_error_fails_the_workflow(queue: str, client: Any) -> None:
+    with pytest.raises(WorkflowFailureError) as info:
+        await client.execute_workflow(
+            OrderWorkflow.run,
+            Order(id="o2", amount_cents=500, card="declined"),
+            id=f"order-declined-{queue}",
+            task_queue=queue,
+        )
+    act = info.value.cause
+    assert isinstance(act, ActivityError)
+    assert act.activity_type == "charge_payment"
+    assert act.retry_state == RetryState.NON_RETRYABLE_FAILURE
+    app_err = act.cause
+    assert isinstance(app_err, ApplicationError)
+    assert (app_err.type, app_err.message, list(app_err.details)) == (
+        "CardDeclined",
+        "card declined",
+        [{"order": "o2"}],
+    )
+    history = await client.get_workflow_handle(f"order-declined-{queue}").fetch_history()
+    started = next(e for e in history.events if e["event_type"] == "ActivityTaskStarted")
+    assert started["attributes"]["attempt"] == 1
+
+
+async def test_heartbeats_let_the_next_attempt_resume(client: Any) -> None:
+    download_attempts.clear()
+    result = await asyncio.wait_for(
+        client.execute_workflow(Download.run, 100, id="download-1", task_queue="asgi"), 30
+    )
+    assert result["attempt"] == 2
+    assert result["resumed_from"] > 0
+    assert [a["attempt"] for a in download_attempts] == [1, 2]
+    assert download_attempts[1]["start"] == result["resumed_from"]
+    history = await client.get_workflow_handle("download-1").fetch_history()
+    started = next(e for e in history.events if e["event_type"] == "ActivityTaskStarted")
+    assert started["attributes"]["last_failure"]["timeout_type"] == "HEARTBEAT"
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_trial_expiry_with_consecutive_durable_timers(
+    queue: str, client: Any, env: WorkflowEnvironment
+) -> None:
+    handle = await client.start_workflow(
+        TrialExpiry.run, [86400.0, 2 * 86400.0, 0.2], id=f"trial-{queue}", task_queue=queue
+    )
+    for _ in range(2):
+        await wait_for_timer(handle)
+        await env.skip_to_next_timer()
+    result = await asyncio.wait_for(handle.result(), 20)
+    assert result == ["sent:reminder 1", "sent:reminder 2", "sent:reminder 3"]
+    history = await handle.fetch_history()
+    fired = [e for e in history.events if e["event_type"] == "TimerFired"]
+    assert [f["attributes"]["timer_id"] for f in fired] == ["1", "2", "3"]
+
+
+async def test_async_completion_through_the_client(client: Any) -> None:
+    approval_tokens.clear()
+    handle = await client.start_workflow(
+        Approval.run, "expense-42", id="approval-1", task_queue="asgi"
+    )
+    deadline = time.monotonic() + 10
+    while not approval_tokens and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert approval_tokens, "the activity never ran"
+    activity_handle = client.get_async_activity_handle(approval_tokens[0])
+    assert await activity_handle.heartbeat({"waiting": "manager"}) is False
+    await activity_handle.complete("approved")
+    assert await handle.result() == "approved"
+    with pytest.raises(RPCError) as info:
+        await activity_handle.complete("again")
+    assert info.value.status == 409
+
+
+async def test_workflow_failure_and_client_operations(client: Any) -> None:
+    with pytest.raises(WorkflowFailureError) as info:
+        await client.execute_workflow(
+            Rejecting.run, "over budget", id="reject-1", task_queue="asgi"
+        )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.type, cause.message, list(cause.details)) == (
+        "Rejected",
+        "rejected: over budget",
+        [{"reason": "over budget"}],
+    )
+
+    # Id policies and typed errors.
+    handle = await client.start_workflow(NapV1.run, id="nap-ops", task_queue="asgi")
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await client.start_workflow(NapV1.run, id="nap-ops", task_queue="asgi")
+    same = await client.start_workflow(
+        NapV1.run,
+        id="nap-ops",
+        task_queue="asgi",
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    assert same.run_id == handle.run_id
+    await wait_for_timer(handle)
+    d = await handle.describe()
+    assert (d.status, d.workflow_type, d.pending_timers[0]["timer_id"]) == (
+        WorkflowExecutionStatus.RUNNING,
+        "Nap",
+        "1",
+    )
+    listed = [
+        w
+        async for w in client.list_workflows("WorkflowType = 'Nap' AND ExecutionStatus = 'Running'")
+    ]
+    assert "nap-ops" in [w.id for w in listed]
+    await handle.terminate(reason="test over")
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    assert isinstance(info.value.cause, TerminatedError)
+    with pytest.raises(RPCError) as rpc:
+        await client.get_workflow_handle("no-such-workflow").describe()
+    assert rpc.value.status == 404
+
+
+async def test_changed_code_fails_the_task_with_non_determinism(
+    client: Any, env: WorkflowEnvironment, servers: dict[str, str]
+) -> None:
+    await env.register_endpoint("nde", servers["asgi"], SECRET)
+    handle = await client.start_workflow(NapV1.run, id="nap-nde", task_queue="nde")
+    await wait_for_timer(handle)
+    # Redeploy the queue with code that dropped the timer.
+    v2 = App(workflows=[NapV2], signing_secret=SECRET, clock=env.clock)
+    failure = None
+    with AppServer(v2) as server:
+        await env.register_endpoint("nde", server.url, SECRET)
+        await env.skip_to_next_timer()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and failure is None:
+            history = await handle.fetch_history()
+            failure = next(
+                (e for e in history.events if e["event_type"] == "WorkflowTaskFailed"), None
+            )
+            await asyncio.sleep(0.05)
+    assert failure is not None
+    assert failure["attributes"]["cause"] == "NON_DETERMINISTIC_ERROR"
+    assert "TimerStarted" in failure["attributes"]["failure"]["message"]
+    d = await handle.describe()
+    assert d.status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate(reason="cleanup")
