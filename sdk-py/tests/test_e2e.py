@@ -29,6 +29,7 @@ from baton.common import WorkflowExecutionStatus, WorkflowIDConflictPolicy
 from baton.exceptions import (
     ActivityError,
     ApplicationError,
+    CancelledError,
     RetryState,
     RPCError,
     TerminatedError,
@@ -36,6 +37,7 @@ from baton.exceptions import (
     WorkflowFailureError,
 )
 from baton.testing import AppServer, Replayer, WorkflowEnvironment, find_baton_binary
+from baton.workflow import ActivityCancellationType
 from tests.scenarios import (
     Approval,
     Download,
@@ -93,6 +95,34 @@ async def download(total: int) -> dict[str, int]:
     return {"attempt": info.attempt, "resumed_from": start}
 
 
+@activity.defn(name="long_job")
+async def long_job(steps: int) -> str:
+    for i in range(steps):
+        activity.heartbeat(i)
+        await asyncio.sleep(0.05)
+    return "finished"
+
+
+@workflow.defn
+class CancelJob:
+    @workflow.run
+    async def run(self) -> str:
+        job = workflow.start_activity(
+            long_job,
+            10_000,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=1),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await asyncio.sleep(0.5)
+        job.cancel()
+        try:
+            return await job
+        except ActivityError as err:
+            assert isinstance(err.cause, CancelledError)
+            return f"cancelled after step {err.cause.details[0]}"
+
+
 @activity.defn(name="request_approval")
 async def request_approval(request: str) -> str:
     approval_tokens.append(activity.info().task_token)
@@ -123,7 +153,16 @@ class NapV2:
         return "v2"
 
 
-WORKFLOWS = [Onboarding, OrderWorkflow, TrialExpiry, Download, Approval, Rejecting, NapV1]
+WORKFLOWS = [
+    CancelJob,
+    Onboarding,
+    OrderWorkflow,
+    TrialExpiry,
+    Download,
+    Approval,
+    Rejecting,
+    NapV1,
+]
 ACTIVITIES = [
     create_account,
     send_welcome_email,
@@ -133,6 +172,7 @@ ACTIVITIES = [
     notify,
     download,
     request_approval,
+    long_job,
 ]
 
 
@@ -141,8 +181,8 @@ ACTIVITIES = [
 
 class LambdaURL:
     """Turns each HTTP request into a function-URL event for
-    ``app.lambda_handler``, one invocation at a time like one warm Lambda
-    instance; every other body arrives base64-encoded."""
+    ``app.lambda_handler``. Concurrent requests run concurrently, as Lambda
+    runs them in separate instances; every other body arrives base64-encoded."""
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -159,9 +199,9 @@ class LambdaURL:
                 with outer.lock:
                     outer.count += 1
                     b64 = outer.count % 2 == 0
-                    event["body"] = base64.b64encode(body).decode() if b64 else body.decode()
-                    event["isBase64Encoded"] = b64
-                    out = outer.app.lambda_handler(event, None)
+                event["body"] = base64.b64encode(body).decode() if b64 else body.decode()
+                event["isBase64Encoded"] = b64
+                out = outer.app.lambda_handler(event, None)
                 payload = out["body"].encode()
                 self.send_response(out["statusCode"])
                 for k, v in out["headers"].items():
@@ -344,14 +384,28 @@ async def test_trial_expiry_with_consecutive_durable_timers(
     handle = await client.start_workflow(
         TrialExpiry.run, [86400.0, 2 * 86400.0, 0.2], id=f"trial-{queue}", task_queue=queue
     )
-    for _ in range(2):
+    # Skip by the timers' own durations: `to_next_timer` is server-wide and
+    # may stop at another run's pending timeout.
+    for days in (1, 2):
         await wait_for_timer(handle)
-        await env.skip_to_next_timer()
+        await env.sleep(timedelta(days=days))
     result = await asyncio.wait_for(handle.result(), 20)
     assert result == ["sent:reminder 1", "sent:reminder 2", "sent:reminder 3"]
     history = await handle.fetch_history()
     fired = [e for e in history.events if e["event_type"] == "TimerFired"]
     assert [f["attributes"]["timer_id"] for f in fired] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_cancelling_a_heartbeating_activity(queue: str, client: Any) -> None:
+    result = await asyncio.wait_for(
+        client.execute_workflow(CancelJob.run, id=f"cancel-job-{queue}", task_queue=queue), 20
+    )
+    assert result.startswith("cancelled after step ")
+    history = await client.get_workflow_handle(f"cancel-job-{queue}").fetch_history()
+    types = event_types(history)
+    assert "ActivityTaskCancelRequested" in types
+    assert "ActivityTaskCanceled" in types
 
 
 async def test_async_completion_through_the_client(client: Any) -> None:
@@ -428,7 +482,7 @@ async def test_changed_code_fails_the_task_with_non_determinism(
     failure = None
     with AppServer(v2) as server:
         await env.register_endpoint("nde", server.url, SECRET)
-        await env.skip_to_next_timer()
+        await env.sleep(timedelta(hours=1))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and failure is None:
             history = await handle.fetch_history()

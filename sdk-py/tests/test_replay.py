@@ -110,6 +110,20 @@ async def test_changed_code_raises_non_determinism_with_event_and_both_sides(
         assert err.event_id == started["event_id"]
 
 
+async def test_history_recorded_by_the_real_server_replays() -> None:
+    """tests/histories/server_onboarding.json comes from test_e2e (the
+    server's own event shapes, including lazily written ActivityTaskStarted
+    and results that arrived while a task was in flight)."""
+    history = load("server_onboarding")
+    await Replayer(workflows=[Onboarding]).replay_workflow(history)
+    with pytest.raises(NonDeterminismError, match="create_account"):
+        await Replayer(workflows=[OnboardingReordered]).replay_workflow(history)
+    with pytest.raises(NonDeterminismError, match="TimerStarted"):
+        await Replayer(workflows=[OnboardingWithoutSleep]).replay_workflow(history)
+    # The patch was not there when it ran: the patched code skips the new step.
+    await Replayer(workflows=[OnboardingPatched]).replay_workflow(history)
+
+
 async def test_replay_failure_can_be_returned_instead_of_raised() -> None:
     result = await Replayer(workflows=[OnboardingReordered]).replay_workflow(
         load("onboarding"), raise_on_replay_failure=False
