@@ -2,7 +2,7 @@
 //! heartbeats by task token, for activities that answered their push with
 //! 202 or run longer than a function may.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use crate::engine::{ActivityToken, Command, Failure, TaskToken, TokenKind};
 use crate::ids::RunId;
 
 use super::error::ApiError;
-use super::extract::AppJson;
+use super::extract::{AppJson, AppPath};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -88,7 +88,7 @@ async fn run_command(
 
 async fn complete_activity(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppJson(body): AppJson<Complete>,
 ) -> Result<AppJson<Accepted>, ApiError> {
     run_command(&state, &namespace, &body.task_token, |token| {
@@ -103,7 +103,7 @@ async fn complete_activity(
 
 async fn fail_activity(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppJson(body): AppJson<Fail>,
 ) -> Result<AppJson<Accepted>, ApiError> {
     run_command(&state, &namespace, &body.task_token, |token| {
@@ -118,7 +118,7 @@ async fn fail_activity(
 
 async fn report_activity_canceled(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppJson(body): AppJson<WithDetails>,
 ) -> Result<AppJson<Accepted>, ApiError> {
     run_command(&state, &namespace, &body.task_token, |token| {
@@ -133,7 +133,7 @@ async fn report_activity_canceled(
 
 async fn heartbeat_activity(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppJson(body): AppJson<WithDetails>,
 ) -> Result<AppJson<HeartbeatAnswer>, ApiError> {
     let sched = activity_token(&namespace, &body.task_token)?

@@ -1,7 +1,7 @@
 //! `/api/v1/namespaces/{ns}/endpoints`: bind a handler URL (and its signing
 //! secrets) to a task queue, in versions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::Router;
@@ -13,7 +13,7 @@ use crate::signing::{self, Secret};
 use crate::store::Endpoint;
 
 use super::error::ApiError;
-use super::extract::AppJson;
+use super::extract::{AppJson, AppPath};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -90,7 +90,7 @@ struct EndpointList {
 
 async fn register_endpoint(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppJson(body): AppJson<RegisterEndpoint>,
 ) -> Result<(StatusCode, AppJson<Registered>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?;
@@ -148,7 +148,7 @@ async fn register_endpoint(
 
 async fn list_endpoints(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
 ) -> Result<AppJson<EndpointList>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?;
     let endpoints = state.applier.store().list_endpoints(&ns.name).await?;
@@ -159,7 +159,7 @@ async fn list_endpoints(
 
 async fn delete_endpoint(
     State(state): State<AppState>,
-    Path((namespace, task_queue, version)): Path<(String, String, String)>,
+    AppPath((namespace, task_queue, version)): AppPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?;
     let deleted = state

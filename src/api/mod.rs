@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .fallback(not_found)
+        // After the merges: it applies to the routes that exist by now.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -90,6 +92,15 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
 async fn not_found(req: Request) -> ApiError {
     ApiError::NotFound(format!(
         "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// A known path with a method it does not serve (axum adds `Allow`).
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
         req.method(),
         req.uri().path()
     ))

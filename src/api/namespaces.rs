@@ -1,6 +1,6 @@
 //! `/api/v1/namespaces`: create, list, describe.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -10,7 +10,7 @@ use crate::ids::Namespace;
 use crate::store::NamespaceRecord;
 
 use super::error::ApiError;
-use super::extract::AppJson;
+use super::extract::{AppJson, AppPath};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -58,7 +58,7 @@ async fn list_namespaces(
 
 async fn describe_namespace(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
 ) -> Result<AppJson<NamespaceRecord>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?;
     Ok(AppJson(ns))

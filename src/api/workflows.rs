@@ -1,7 +1,7 @@
 //! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
 //! result, terminate. Paths follow Temporal's HTTP API where they fit.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -20,7 +20,7 @@ use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
 use crate::time::{Duration, Timestamp};
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppQuery};
+use super::extract::{AppJson, AppPath, AppQuery};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -79,7 +79,7 @@ struct StartResponse {
 
 async fn start_workflow(
     State(state): State<AppState>,
-    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppJson(body): AppJson<StartWorkflow>,
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
@@ -244,7 +244,7 @@ struct PendingTimer {
 
 async fn describe_workflow(
     State(state): State<AppState>,
-    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppQuery(q): AppQuery<RunQuery>,
 ) -> Result<AppJson<Description>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
@@ -324,7 +324,7 @@ struct HistoryPage {
 
 async fn get_history(
     State(state): State<AppState>,
-    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppQuery(q): AppQuery<HistoryQuery>,
 ) -> Result<AppJson<HistoryPage>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
@@ -376,7 +376,7 @@ struct RunResult {
 
 async fn get_result(
     State(state): State<AppState>,
-    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppQuery(q): AppQuery<ResultQuery>,
 ) -> Result<AppJson<RunResult>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
@@ -415,7 +415,7 @@ struct Terminate {
 
 async fn terminate_workflow(
     State(state): State<AppState>,
-    Path((namespace, workflow_id)): Path<(String, String)>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppJson(body): AppJson<Terminate>,
 ) -> Result<StatusCode, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
@@ -457,7 +457,7 @@ struct ExecutionList {
 
 async fn list_workflows(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    AppPath(namespace): AppPath<String>,
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<AppJson<ExecutionList>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;

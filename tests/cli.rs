@@ -1,0 +1,874 @@
+//! The real `baton` binary: client verbs against an in-process node (table
+//! and `--output json`), their error paths (non-zero exit, one `error: …`
+//! line on stderr), `baton dev` as a child process, and `baton migrate`.
+// Helpers here are test code too: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::{sequential_workflow, spawn_handler, spawn_server, Db, TestServer, SECRET};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// What one run of the binary left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// `baton` with a clean environment: no inherited address, key, namespace,
+/// database or log filter.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BATON);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("BATON_ADDRESS")
+        .env_remove("BATON_API_KEY")
+        .env_remove("BATON_NAMESPACE")
+        .env_remove("BATON_DATABASE_URL")
+        .env_remove("BATON_LISTEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(mut cmd: Command) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("baton finishes within 30 s")
+        .expect("baton runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// A client verb against `server`.
+async fn client(server: &TestServer, args: &[&str]) -> Run {
+    let address = format!("http://{}", server.addr);
+    let mut all = args.to_vec();
+    all.extend(["--address", &address]);
+    run(command(&all)).await
+}
+
+/// Asserts success and returns stdout.
+fn ok(run: Run) -> String {
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    run.stdout
+}
+
+/// Asserts success and parses stdout as JSON.
+fn ok_json(run: Run) -> Value {
+    let stdout = ok(run);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// Asserts failure with exactly one `error: …` line on stderr that mentions
+/// `fragment`, and nothing on stdout.
+fn failed(run: Run, fragment: &str) {
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.stdout, "", "{run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {run:#?}");
+    assert!(lines[0].starts_with("error: "), "{run:#?}");
+    assert!(
+        lines[0].contains(fragment),
+        "stderr should mention {fragment:?}: {run:#?}"
+    );
+}
+
+/// `name  value` lines as printed for one object.
+fn fields(stdout: &str) -> HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// A table's cells, split on the two-space column gap.
+fn table(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The table's rows whose first cell is `key`.
+fn rows<'a>(table: &'a [Vec<String>], key: &str) -> Vec<&'a Vec<String>> {
+    table.iter().filter(|r| r[0] == key).collect()
+}
+
+fn names(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A loopback port nobody listens on (bound, then released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------
+// Client verbs.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_verbs_create_list_and_describe() {
+    let server = spawn_server(Db::Sqlite).await;
+    let created = ok(client(
+        &server,
+        &[
+            "namespace",
+            "create",
+            "payments",
+            "--description",
+            "Money moves",
+        ],
+    )
+    .await);
+    let created = fields(&created);
+    assert_eq!(created["name"], "payments");
+    assert_eq!(created["description"], "Money moves");
+    assert!(created.contains_key("created_at"), "{created:?}");
+    let created = ok_json(client(&server, &["namespace", "create", "ops", "-o", "json"]).await);
+    assert_eq!(created["name"], "ops");
+    assert_eq!(created["description"], "");
+
+    let listed = table(&ok(client(&server, &["namespace", "list"]).await));
+    assert_eq!(listed[0], ["NAME", "DESCRIPTION", "CREATED"]);
+    assert_eq!(rows(&listed, "payments")[0][1], "Money moves");
+    assert_eq!(rows(&listed, "ops").len(), 1);
+    assert_eq!(rows(&listed, "default").len(), 1);
+    let listed = ok_json(client(&server, &["namespace", "list", "--output", "json"]).await);
+    assert_eq!(
+        names(&listed["namespaces"], "name"),
+        ["default", "ops", "payments"]
+    );
+
+    let described = fields(&ok(
+        client(&server, &["namespace", "describe", "payments"]).await
+    ));
+    assert_eq!(described["name"], "payments");
+    assert_eq!(described["description"], "Money moves");
+    let described = ok_json(client(&server, &["namespace", "describe", "ops", "-o", "json"]).await);
+    assert_eq!(described["name"], "ops");
+
+    failed(
+        client(&server, &["namespace", "create", "payments"]).await,
+        "already exists (409)",
+    );
+    failed(
+        client(&server, &["namespace", "create", "bad name"]).await,
+        "invalid namespace name \"bad name\"",
+    );
+    failed(
+        client(&server, &["namespace", "describe", "ghost"]).await,
+        "namespace ghost not found (404)",
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_verbs_register_list_and_delete() {
+    let server = spawn_server(Db::Sqlite).await;
+    let url = "http://127.0.0.1:9/hook";
+    let registered = ok(client(
+        &server,
+        &[
+            "endpoint",
+            "register",
+            "--task-queue",
+            "orders",
+            "--url",
+            url,
+            "--secret",
+            SECRET,
+            "--max-concurrency",
+            "7",
+        ],
+    )
+    .await);
+    let registered = fields(&registered);
+    assert_eq!(registered["task_queue"], "orders");
+    assert_eq!(registered["version"], "default");
+    assert_eq!(registered["url"], url);
+    assert_eq!(registered["max_concurrency"], "7");
+    assert!(
+        !registered.contains_key("generated_secret"),
+        "{registered:?}"
+    );
+
+    // Without --secret the server makes one and shows it exactly once.
+    let generated = ok_json(
+        client(
+            &server,
+            &[
+                "endpoint",
+                "register",
+                "--task-queue",
+                "mail",
+                "--url",
+                url,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    let secret = generated["generated_secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{generated}");
+    assert!(secret.parse::<baton::signing::Secret>().is_ok(), "{secret}");
+    assert_eq!(generated["secret_count"], 1);
+    let run = client(
+        &server,
+        &[
+            "endpoint",
+            "register",
+            "--task-queue",
+            "mail",
+            "--url",
+            url,
+            "--version",
+            "v2",
+        ],
+    )
+    .await;
+    assert!(run.stderr.contains("not shown again"), "{run:#?}");
+    let shown = fields(&ok(run));
+    assert!(shown["generated_secret"].starts_with("whsec_"), "{shown:?}");
+    assert_ne!(shown["generated_secret"], secret);
+    assert_eq!(shown["version"], "v2");
+
+    let listed = table(&ok(client(&server, &["endpoint", "list"]).await));
+    assert_eq!(
+        listed[0],
+        ["TASK QUEUE", "VERSION", "CURRENT", "URL", "MAX CONCURRENCY"]
+    );
+    assert_eq!(rows(&listed, "orders").len(), 1);
+    assert_eq!(rows(&listed, "mail").len(), 2);
+    let listed = ok_json(client(&server, &["endpoint", "list", "-o", "json"]).await);
+    let mut versions: Vec<(String, String, bool)> = listed["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["task_queue"].as_str().unwrap().to_owned(),
+                e["version"].as_str().unwrap().to_owned(),
+                e["is_current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        [
+            ("mail".to_owned(), "default".to_owned(), false),
+            ("mail".to_owned(), "v2".to_owned(), true),
+            ("orders".to_owned(), "default".to_owned(), true),
+        ]
+    );
+    assert!(
+        !listed.to_string().contains("whsec_"),
+        "secrets are never listed: {listed}"
+    );
+
+    let deleted = ok(client(&server, &["endpoint", "delete", "mail", "default"]).await);
+    assert_eq!(deleted.trim(), "deleted endpoint mail version default");
+    let listed = ok_json(client(&server, &["endpoint", "list", "-o", "json"]).await);
+    assert_eq!(listed["endpoints"].as_array().unwrap().len(), 2);
+    failed(
+        client(&server, &["endpoint", "delete", "mail", "default"]).await,
+        "no endpoint version default for task queue mail (404)",
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "endpoint",
+                "register",
+                "--task-queue",
+                "q",
+                "--url",
+                "ftp://x/",
+            ],
+        )
+        .await,
+        "url must be http or https (400)",
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "endpoint",
+                "register",
+                "--task-queue",
+                "q",
+                "--url",
+                url,
+                "-n",
+                "ghost",
+            ],
+        )
+        .await,
+        "namespace ghost not found (404)",
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_verbs_follow_a_workflow_to_completion() {
+    let server = spawn_server(Db::Sqlite).await;
+    let handler = spawn_handler(|req: Value| async move {
+        match (req["type"].as_str(), req["workflow_type"].as_str()) {
+            (Some("workflow_task"), Some("Sleeper")) => (
+                StatusCode::OK,
+                json!({"commands": [{"command_type": "StartTimer", "attributes": {
+                    "timer_id": "nap", "start_to_fire_timeout": "1h"
+                }}]}),
+            ),
+            (Some("workflow_task"), _) => (
+                StatusCode::OK,
+                sequential_workflow(&req, &[("greet", json!({}))]),
+            ),
+            _ => (
+                StatusCode::OK,
+                json!({"result": {"hello": req["input"]["step"]}}),
+            ),
+        }
+    })
+    .await;
+    ok(client(
+        &server,
+        &[
+            "endpoint",
+            "register",
+            "--task-queue",
+            "q",
+            "--url",
+            &handler.url,
+            "--secret",
+            SECRET,
+        ],
+    )
+    .await);
+
+    // start (table), then result, describe, show and list (table and JSON).
+    let started = fields(&ok(client(
+        &server,
+        &[
+            "workflow",
+            "start",
+            "--type",
+            "Greeter",
+            "--task-queue",
+            "q",
+            "--id",
+            "greet-1",
+            "--input",
+            r#"{"name": "world"}"#,
+        ],
+    )
+    .await));
+    assert_eq!(started["workflow_id"], "greet-1");
+    assert_eq!(started["started"], "true");
+    let run_id = started["run_id"].clone();
+    assert!(run_id.parse::<uuid::Uuid>().is_ok(), "{started:?}");
+
+    let result = ok(client(&server, &["workflow", "result", "greet-1", "--wait", "10s"]).await);
+    assert_eq!(
+        serde_json::from_str::<Value>(result.trim()).unwrap(),
+        json!([{"hello": 1}])
+    );
+    let result = ok_json(client(&server, &["workflow", "result", "greet-1", "-o", "json"]).await);
+    assert_eq!(result["status"], "COMPLETED");
+    assert_eq!(result["run_id"], run_id.as_str());
+    assert_eq!(result["result"], json!([{"hello": 1}]));
+
+    let described = fields(&ok(
+        client(&server, &["workflow", "describe", "greet-1"]).await
+    ));
+    assert_eq!(described["workflow_id"], "greet-1");
+    assert_eq!(described["run_id"], run_id);
+    assert_eq!(described["type"], "Greeter");
+    assert_eq!(described["status"], "COMPLETED");
+    assert_eq!(described["history_length"], "11");
+    let described = ok_json(
+        client(
+            &server,
+            &[
+                "workflow", "describe", "greet-1", "--run-id", &run_id, "-o", "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(described["execution"]["status"], "COMPLETED");
+    assert_eq!(described["execution"]["task_queue"], "q");
+
+    let expected = [
+        "WorkflowExecutionStarted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskCompleted",
+        "ActivityTaskScheduled",
+        "ActivityTaskStarted",
+        "ActivityTaskCompleted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskCompleted",
+        "WorkflowExecutionCompleted",
+    ];
+    let shown = table(&ok(client(&server, &["workflow", "show", "greet-1"]).await));
+    assert_eq!(shown[0], ["ID", "TIME", "TYPE", "ATTRIBUTES"]);
+    let shown_types: Vec<&str> = shown[1..].iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(shown_types, expected);
+    let ids: Vec<&str> = shown[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
+    );
+    let shown = ok_json(client(&server, &["workflow", "show", "greet-1", "-o", "json"]).await);
+    assert_eq!(names(&shown["events"], "event_type"), expected);
+    assert_eq!(
+        shown["events"][0]["attributes"]["input"],
+        json!({"name": "world"})
+    );
+
+    // A second workflow, started with JSON output, then terminated.
+    let started = ok_json(
+        client(
+            &server,
+            &[
+                "workflow",
+                "start",
+                "--type",
+                "Sleeper",
+                "--task-queue",
+                "q",
+                "--id",
+                "nap-1",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(started["workflow_id"], "nap-1");
+    assert_eq!(started["started"], true);
+    let nap_run = started["run_id"].as_str().unwrap().to_owned();
+    failed(
+        client(
+            &server,
+            &[
+                "workflow",
+                "start",
+                "--type",
+                "Sleeper",
+                "--task-queue",
+                "q",
+                "--id",
+                "nap-1",
+            ],
+        )
+        .await,
+        "(409)",
+    );
+    let asleep = common::eventually(Duration::from_secs(5), || async {
+        let d = server.api.describe("nap-1").await;
+        d["pending_timers"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    assert!(asleep, "nap-1 never started its timer");
+    let described = fields(&ok(
+        client(&server, &["workflow", "describe", "nap-1"]).await
+    ));
+    assert_eq!(described["status"], "RUNNING");
+
+    let listed = table(&ok(client(&server, &["workflow", "list"]).await));
+    assert_eq!(
+        listed[0],
+        [
+            "WORKFLOW ID",
+            "TYPE",
+            "STATUS",
+            "STARTED",
+            "CLOSED",
+            "RUN ID"
+        ]
+    );
+    assert_eq!(rows(&listed, "greet-1")[0][2], "COMPLETED");
+    assert_eq!(rows(&listed, "nap-1")[0][2], "RUNNING");
+    let listed = ok_json(client(&server, &["workflow", "list", "-o", "json"]).await);
+    assert_eq!(
+        names(&listed["executions"], "workflow_id"),
+        ["nap-1", "greet-1"],
+        "newest first"
+    );
+    let listed = ok_json(
+        client(
+            &server,
+            &["workflow", "list", "--status", "running", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(names(&listed["executions"], "workflow_id"), ["nap-1"]);
+    let listed = ok_json(
+        client(
+            &server,
+            &["workflow", "list", "--type", "Greeter", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(names(&listed["executions"], "workflow_id"), ["greet-1"]);
+
+    let terminated = ok(client(
+        &server,
+        &["workflow", "terminate", "nap-1", "--reason", "test over"],
+    )
+    .await);
+    assert_eq!(terminated.trim(), "terminated nap-1");
+    let described =
+        ok_json(client(&server, &["workflow", "describe", "nap-1", "-o", "json"]).await);
+    assert_eq!(described["execution"]["status"], "TERMINATED");
+    let shown = ok_json(client(&server, &["workflow", "show", "nap-1", "-o", "json"]).await);
+    let last = shown["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event_type"], "WorkflowExecutionTerminated");
+    assert_eq!(last["attributes"]["reason"], "test over");
+    // In table form a run that did not complete is an error; JSON reports it.
+    failed(
+        client(&server, &["workflow", "result", "nap-1"]).await,
+        "workflow nap-1 closed as TERMINATED",
+    );
+    let result = ok_json(client(&server, &["workflow", "result", "nap-1", "-o", "json"]).await);
+    assert_eq!(result["status"], "TERMINATED");
+    assert_eq!(result["run_id"], nap_run.as_str());
+    failed(
+        client(&server, &["workflow", "terminate", "nap-1"]).await,
+        "(409)",
+    );
+
+    // Without --id the workflow gets a generated one, named after its type.
+    let started = fields(&ok(client(
+        &server,
+        &[
+            "workflow",
+            "start",
+            "--type",
+            "Sleeper",
+            "--task-queue",
+            "q",
+        ],
+    )
+    .await));
+    assert!(
+        started["workflow_id"].starts_with("Sleeper-"),
+        "{started:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_exit_non_zero_with_one_line() {
+    let server = spawn_server(Db::Sqlite).await;
+    // Nobody listens there.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        &["namespace", "list"][..],
+        &["workflow", "describe", "w"][..],
+        &["endpoint", "list"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--address", &nowhere]);
+        failed(
+            run(command(&all)).await,
+            &format!("cannot reach the Baton server at {nowhere}"),
+        );
+    }
+    for verb in ["describe", "show", "result", "terminate"] {
+        failed(
+            client(&server, &["workflow", verb, "ghost"]).await,
+            "workflow ghost not found (404)",
+        );
+    }
+    failed(
+        client(&server, &["workflow", "list", "-n", "ghost"]).await,
+        "namespace ghost not found (404)",
+    );
+    for input in [r#"{"name": "#, "not json", "{'a': 1}"] {
+        failed(
+            client(
+                &server,
+                &[
+                    "workflow",
+                    "start",
+                    "--type",
+                    "T",
+                    "--task-queue",
+                    "q",
+                    "--id",
+                    "bad-input",
+                    "--input",
+                    input,
+                ],
+            )
+            .await,
+            "--input is not valid JSON",
+        );
+    }
+    failed(
+        client(
+            &server,
+            &[
+                "workflow",
+                "start",
+                "--type",
+                "T",
+                "--task-queue",
+                "q",
+                "--id-reuse-policy",
+                "SOMETIMES",
+            ],
+        )
+        .await,
+        "unknown variant `SOMETIMES`",
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "workflow",
+                "start",
+                "--type",
+                "T",
+                "--task-queue",
+                "q",
+                "--run-timeout",
+                "soon",
+            ],
+        )
+        .await,
+        "invalid duration \"soon\"",
+    );
+    failed(
+        client(&server, &["workflow", "result", "w", "--wait", "soon"]).await,
+        "--wait",
+    );
+    // None of that started anything.
+    let listed = ok_json(client(&server, &["workflow", "list", "-o", "json"]).await);
+    assert_eq!(listed["executions"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_sends_the_api_key() {
+    let mut options = common::test_options("sqlite::memory:".to_owned());
+    options.api_key = Some("k3y".to_owned());
+    let server = common::spawn_server_with(options).await;
+    failed(
+        client(&server, &["namespace", "list"]).await,
+        "missing or invalid API key (401)",
+    );
+    failed(
+        client(&server, &["namespace", "list", "--api-key", "wrong"]).await,
+        "missing or invalid API key (401)",
+    );
+    let listed = ok_json(
+        client(
+            &server,
+            &["namespace", "list", "--api-key", "k3y", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(names(&listed["namespaces"], "name"), ["default"]);
+    let address = format!("http://{}", server.addr);
+    let mut cmd = command(&["namespace", "create", "from-env"]);
+    cmd.env("BATON_API_KEY", "k3y")
+        .env("BATON_ADDRESS", &address);
+    ok(run(cmd).await);
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Running a node.
+
+/// Reads `child`'s stdout until a line contains `needle` (at most 20 s);
+/// returns everything read. Call it once per child: what its reader
+/// buffered past `needle` is dropped with it.
+async fn read_until(child: &mut Child, needle: &str) -> String {
+    let stdout = child.stdout.as_mut().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "no {needle:?} in stdout: {seen}");
+    seen
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for a clean exit.
+async fn terminate(mut child: Child) -> String {
+    let pid = child.id().expect("child still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("baton stops within 10 s of SIGTERM")
+        .unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr).await;
+    }
+    assert!(status.success(), "{status}: {stderr}");
+    stderr
+}
+
+fn dev(db: &str, port: u16, dir: &std::path::Path) -> Child {
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = command(&["dev", "--db", db, "--listen", &listen]);
+    cmd.current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("baton dev starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_server_prints_its_banner_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = dev(":memory:", port, dir.path());
+    let address = format!("http://127.0.0.1:{port}");
+    // The banner's last line; one reader, so nothing buffered is lost.
+    let banner = read_until(&mut child, "baton workflow result").await;
+    assert!(
+        banner.contains(&format!("listening on {address}")),
+        "{banner}"
+    );
+    assert!(banner.contains("baton endpoint register"), "{banner}");
+    assert!(banner.contains("baton workflow start"), "{banner}");
+
+    let resp = reqwest::get(format!("{address}/readyz")).await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ready");
+    let mut cmd = command(&["namespace", "list", "-o", "json"]);
+    cmd.env("BATON_ADDRESS", &address);
+    let listed = ok_json(run(cmd).await);
+    assert_eq!(names(&listed["namespaces"], "name"), ["default"]);
+
+    terminate(child).await;
+    assert!(
+        reqwest::get(format!("{address}/healthz")).await.is_err(),
+        "the port is closed after shutdown"
+    );
+    // `:memory:` wrote nothing to the working directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_server_keeps_a_file_database_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = |port: u16| format!("http://127.0.0.1:{port}");
+    let port = free_port();
+    let mut child = dev("dev.db", port, dir.path());
+    read_until(&mut child, "listening on").await;
+    let mut cmd = command(&["namespace", "create", "kept", "--address", &address(port)]);
+    cmd.current_dir(dir.path());
+    ok(run(cmd).await);
+    terminate(child).await;
+    assert!(dir.path().join("dev.db").exists());
+
+    let port = free_port();
+    let mut child = dev("dev.db", port, dir.path());
+    read_until(&mut child, "listening on").await;
+    let cmd = command(&[
+        "namespace",
+        "list",
+        "-o",
+        "json",
+        "--address",
+        &address(port),
+    ]);
+    let listed = ok_json(run(cmd).await);
+    assert_eq!(names(&listed["namespaces"], "name"), ["default", "kept"]);
+    terminate(child).await;
+}
+
+async fn applied_migrations(url: &str) -> i64 {
+    use sqlx::Connection as _;
+    let sql = "select count(*) from _sqlx_migrations where success";
+    let (n,): (i64,) = if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap()
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap()
+    };
+    n
+}
+
+async fn migrate_twice(url: &str) {
+    let first = ok(run(command(&["migrate", "--database-url", url])).await);
+    assert!(first.starts_with("migrations applied to "), "{first}");
+    let applied = applied_migrations(url).await;
+    assert!(applied > 0);
+    // Idempotent: a second run succeeds and applies nothing new.
+    let mut cmd = command(&["migrate"]);
+    cmd.env("BATON_DATABASE_URL", url);
+    ok(run(cmd).await);
+    assert_eq!(applied_migrations(url).await, applied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("baton.db").display());
+    migrate_twice(&url).await;
+    failed(
+        run(command(&[
+            "migrate",
+            "--database-url",
+            "sqlite:/nonexistent-dir/baton.db",
+        ]))
+        .await,
+        "opening database sqlite:/nonexistent-dir/baton.db",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_on_postgres() {
+    let url = common::fresh_postgres_database().await;
+    migrate_twice(&url).await;
+}
