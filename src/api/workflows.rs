@@ -381,14 +381,10 @@ async fn get_result(
 ) -> Result<AppJson<RunResult>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
     let wait = q.wait.unwrap_or(Duration::ZERO).min(MAX_RESULT_WAIT);
-    let s = &record.state;
-    let record = if s.status.is_closed() || wait.is_zero() {
+    let record = if record.state.status.is_closed() || wait.is_zero() {
         record
     } else {
-        state
-            .applier
-            .wait_closed(&s.namespace, s.run_id, wait)
-            .await?
+        state.applier.wait_closed(record, wait).await?
     };
     let s = record.state;
     Ok(AppJson(RunResult {

@@ -83,6 +83,7 @@ pub struct Applier {
     pushes: mpsc::UnboundedSender<Push>,
     closed: broadcast::Sender<RunId>,
     cache: Arc<cache::RunCache>,
+    namespaces: Arc<std::sync::Mutex<std::collections::HashSet<Namespace>>>,
 }
 
 /// Runs kept in the cache.
@@ -104,6 +105,7 @@ impl Applier {
             pushes,
             closed,
             cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
+            namespaces: Arc::default(),
         };
         (applier, rx)
     }
@@ -164,10 +166,30 @@ impl Applier {
     /// Starts a run, honouring the request id and the id policies.
     pub async fn start(&self, req: StartRequest) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
-        if self.store.get_namespace(&ns).await?.is_none() {
-            return Err(Error::NamespaceNotFound(ns));
-        }
+        self.check_namespace(&ns).await?;
+        // The common case needs no look-up: with ALLOW_DUPLICATE a closed run
+        // never blocks a start, and an open one is caught by the store's
+        // unique index, after which the policies are decided in full.
+        let mut optimistic =
+            req.reuse_policy == IdReusePolicy::AllowDuplicate && req.run.request_id.is_none();
         for _ in 0..MAX_CONFLICT_RETRIES {
+            if std::mem::take(&mut optimistic) {
+                let change = RunChange {
+                    expected_version: None,
+                    transition: engine::start(req.run.clone(), &self.ctx())?,
+                    request_id: None,
+                };
+                match self.commit(vec![change]).await {
+                    Ok(_) => {
+                        return Ok(Started {
+                            run_id: req.run.run_id,
+                            started: true,
+                        })
+                    }
+                    Err(store::Error::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if let Some(request_id) = &req.run.request_id {
                 let found = self
                     .store
@@ -227,6 +249,22 @@ impl Applier {
         Err(Error::Contended)
     }
 
+    /// Namespaces cannot be deleted, so one that was seen once exists.
+    async fn check_namespace(&self, ns: &Namespace) -> Result<(), Error> {
+        let known = |set: &std::collections::HashSet<Namespace>| set.contains(ns);
+        if known(&self.namespaces.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        if self.store.get_namespace(ns).await?.is_none() {
+            return Err(Error::NamespaceNotFound(ns.clone()));
+        }
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ns.clone());
+        Ok(())
+    }
+
     /// Commits, then hands pushes to the dispatcher and announces closes.
     async fn commit(&self, changes: Vec<RunChange>) -> Result<Vec<Arc<RunState>>, store::Error> {
         self.store.commit(&changes).await?;
@@ -272,23 +310,28 @@ impl Applier {
         Ok(events)
     }
 
-    /// Waits until the run is closed or `timeout` passes; returns the last
-    /// state seen. Local closes wake it at once; closes on other nodes are
-    /// seen by a short poll.
+    /// Waits until the run of `record` is closed or `timeout` passes;
+    /// returns the last state seen. Local closes wake it at once; closes on
+    /// other nodes are seen by a short poll.
     pub async fn wait_closed(
         &self,
-        ns: &Namespace,
-        run_id: RunId,
+        record: RunRecord,
         timeout: Duration,
     ) -> Result<RunRecord, Error> {
         let mut closed = self.closed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout.to_std();
+        let (ns, run_id) = (record.state.namespace.clone(), record.state.run_id);
+        let mut record = record;
         loop {
-            let record = self
-                .store
-                .load_run(ns, run_id)
-                .await?
-                .ok_or(Error::RunNotFound(run_id))?;
+            // A closed run never reopens, so a cached close is the truth. It
+            // is checked after subscribing, so a close in between is seen.
+            if let Some(c) = self
+                .cache
+                .get(run_id)
+                .filter(|r| r.state.status.is_closed())
+            {
+                return Ok(c);
+            }
             if record.state.status.is_closed() || tokio::time::Instant::now() >= deadline {
                 return Ok(record);
             }
@@ -306,6 +349,18 @@ impl Applier {
                     },
                 }
             }
+            if self
+                .cache
+                .get(run_id)
+                .is_some_and(|r| r.state.status.is_closed())
+            {
+                continue;
+            }
+            record = self
+                .store
+                .load_run(&ns, run_id)
+                .await?
+                .ok_or(Error::RunNotFound(run_id))?;
         }
     }
 }
