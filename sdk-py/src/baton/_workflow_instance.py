@@ -299,7 +299,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
     def _expect_all_matched(self, at: EventDict | None) -> None:
         while self._unmatched:
             c = self._unmatched.popleft()
-            if self._lenient_unmatched(c, None):
+            if self._lenient_unmatched(c):
                 continue
             where = f"event {at['event_id']} ({at['event_type']})" if at else "the end of history"
             raise NonDeterminismError(
@@ -310,10 +310,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 actual=c.describe(),
             )
 
-    def _lenient_unmatched(self, c: _Command, later: Sequence[EventDict] | None) -> bool:
+    def _lenient_unmatched(self, c: _Command) -> bool:
         """A cancel whose target had already closed on the server leaves no
         event (the server drops it), so it may go unmatched."""
-        del later
         if c.command_type == "CancelTimer":
             timer = self._timers.get(c.attributes["timer_id"])
             return timer is not None and self._timer_closed_in_history(timer)
@@ -350,7 +349,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 self._unmatched.popleft()
                 self._on_matched(c, e)
                 return
-            if self._lenient_unmatched(c, events[i:]):
+            if self._lenient_unmatched(c):
                 self._unmatched.popleft()
                 continue
             break
@@ -895,7 +894,8 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
 def _patch_markers(events: Sequence[EventDict], start: int) -> set[str]:
     """Patch ids recorded by the workflow task whose command events begin at ``start``."""
     out: set[str] = set()
-    for e in events[start:]:
+    for idx in range(start, len(events)):
+        e = events[idx]
         t = e["event_type"]
         if t == "WorkflowTaskStarted":
             break

@@ -1,0 +1,188 @@
+"""W1/W2/W3 with the workflow and activities written in Python and served
+by the SDK under uvicorn (one process), against ``baton serve`` on a fresh
+PostgreSQL database. Prints one JSON line per workload.
+
+    python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0]
+        [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+
+The load driver (this process) uses the SDK's client: start_workflow, then
+a result long-poll per workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from baton import Client, _http  # noqa: E402
+from baton.testing import _free_port, find_baton_binary  # noqa: E402
+
+SECRET = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI="
+WORKLOADS = {  # name: (workflows, in flight, baseline seconds)
+    "W1": (2000, 50, 0.0),
+    "W2": (200, 1, 0.0),
+    "W3": (500, 100, 1.0),
+}
+
+
+def cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+async def wait_http(url: str) -> None:
+    for _ in range(300):
+        try:
+            await _http.request("GET", url, timeout=1)
+            return
+        except Exception:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def run_workload(
+    client: Client, name: str, count: int, in_flight: int, baseline: float, pids: dict[str, int]
+) -> dict[str, object]:
+    sem = asyncio.Semaphore(in_flight)
+    latencies: list[float] = []
+    run = uuid.uuid4().hex[:8]
+
+    async def one(i: int) -> None:
+        async with sem:
+            t = time.perf_counter()
+            h = await client.start_workflow(name, id=f"{name}-{run}-{i}", task_queue="bench")
+            await h.result()
+            latencies.append(time.perf_counter() - t - baseline)
+
+    cpu0 = {k: cpu_of(p) for k, p in pids.items()}
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    elapsed = time.perf_counter() - t0
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {
+        f"cpu_ms_per_wf_{k}": round((cpu_of(p) - cpu0[k]) * 1000 / count, 2)
+        for k, p in pids.items()
+    }
+    cpu["cpu_ms_per_wf_driver"] = round(
+        ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) * 1000 / count, 2
+    )
+    latencies.sort()
+    q = lambda p: round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)  # noqa: E731
+    return {
+        "workload": name,
+        "workflows": count,
+        "in_flight": in_flight,
+        "seconds": round(elapsed, 2),
+        "workflows_per_s": round(count / elapsed, 1),
+        "latency_ms": {
+            "p50": q(0.5),
+            "p90": q(0.9),
+            "p99": q(0.99),
+            "mean": round(statistics.mean(latencies) * 1000, 1),
+        },
+        **cpu,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workloads", default="W1,W2,W3")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument(
+        "--sqlite", action="store_true", help="use baton dev (SQLite) instead of PostgreSQL"
+    )
+    args = ap.parse_args()
+
+    binary = find_baton_binary()
+    port, app_port = _free_port(), _free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    db_name = None
+    if args.sqlite:
+        server_cmd = [binary, "dev", "--db", ":memory:", "--listen", f"127.0.0.1:{port}"]
+    else:
+        db_name = f"baton_pybench_{uuid.uuid4().hex[:8]}"
+        subprocess.run(["psql", args.database_url, "-qc", f"create database {db_name}"], check=True)
+        url = args.database_url.rsplit("/", 1)[0] + "/" + db_name
+        server_cmd = [binary, "serve", "--database-url", url, "--listen", f"127.0.0.1:{port}"]
+    env = dict(os.environ, RUST_LOG="warn")
+    try:
+        procs.append(
+            subprocess.Popen(
+                server_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench_app:app",
+                    "--port",
+                    str(app_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                cwd=HERE,
+                env=dict(env, PYTHONPATH=str(HERE.parent / "src")),
+            )
+        )
+        target = f"http://127.0.0.1:{port}"
+        app_url = f"http://127.0.0.1:{app_port}/"
+        await wait_http(target + "/healthz")
+        await wait_http(app_url)
+        client = await Client.connect(target)
+        await client._call(
+            "POST", "/endpoints", {"task_queue": "bench", "url": app_url, "secrets": [SECRET]}
+        )
+        pids = {"server": procs[0].pid, "handler": procs[1].pid}
+        for name in args.workloads.split(","):
+            count, in_flight, baseline = WORKLOADS[name]
+            count = max(1, int(count * args.scale))
+            before = (await _http.request("GET", app_url + "stats")).json_object()
+            result = await run_workload(client, name, count, in_flight, baseline, pids)
+            after = (await _http.request("GET", app_url + "stats")).json_object()
+            d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            if d.get("requests"):
+                result["handler_ms_per_push"] = round(d["handle_s"] * 1000 / d["requests"], 3)
+                wt = d.get("workflow_tasks") or 1
+                result["replay_ms_per_workflow_task"] = round(d.get("replay_s", 0) * 1000 / wt, 3)
+                result["json_decode_ms_per_push"] = round(
+                    d.get("json_decode_s", 0) * 1000 / d["requests"], 3
+                )
+                result["events_per_workflow_task"] = round(d.get("history_events", 0) / wt, 1)
+            print(json.dumps(result), flush=True)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if db_name:
+            subprocess.run(
+                ["psql", args.database_url, "-qc", f"drop database if exists {db_name}"],
+                check=False,
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
