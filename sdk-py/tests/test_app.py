@@ -313,3 +313,21 @@ async def test_asgi_lifespan_is_acknowledged() -> None:
 
     await app({"type": "lifespan"}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_api_gateway_rest_v1_events_and_malformed_pushes() -> None:
+    app = make_app()
+    body = activity_push("charge_payment", [{"id": "o9", "amount_cents": 1}])
+    event = {
+        "resource": "/",
+        "path": "/",
+        "httpMethod": "POST",
+        "headers": {k.title(): v for k, v in signed(body).items()},
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+    out = await asyncio.to_thread(app.lambda_handler, event, None)
+    assert (out["statusCode"], json.loads(out["body"])) == (200, {"result": "charge-o9-attempt-2"})
+    broken = json.dumps({"type": "workflow_task", "workflow_type": "Onboarding"}).encode()
+    status, answer = await both(app, "POST", signed(broken), broken)
+    assert status == 400 and "malformed workflow_task push" in answer["error"]

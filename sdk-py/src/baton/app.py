@@ -152,6 +152,15 @@ class App:
         except ValueError as err:
             return Response.json(400, {"error": f"body is not JSON: {err}"})
         kind = cast("dict[str, Any]", push).get("type") if isinstance(push, dict) else None
+        try:
+            return await self._dispatch(kind, push)
+        except (KeyError, TypeError, ValueError) as err:
+            # A push this SDK cannot read: the server records the answer as
+            # a delivery failure and retries after back-off.
+            log.exception("malformed %s push", kind)
+            return Response.json(400, {"error": f"malformed {kind} push: {err!r}"})
+
+    async def _dispatch(self, kind: Any, push: Any) -> Response:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
