@@ -1,0 +1,1214 @@
+//! Drift test between `openapi/openapi.yaml` and the code (STYLE.md §6(d)).
+//!
+//! The spec is hand-written and is the source of truth (spec-first, STYLE.md
+//! §7). This file fails when the two disagree:
+//!
+//! - spec → router: every (method, path) in the spec is served by
+//!   `api::router`, i.e. answered by a handler, not by the 404 fallback and
+//!   not with 405;
+//! - router → spec: every `.route(` registered in `src/api/*.rs` is in the
+//!   spec. axum cannot list its routes, so a small, strict parser reads them
+//!   from the source and fails on any call it does not understand;
+//! - bodies: every answer in these tests has a status the spec documents for
+//!   that operation and a body that validates against its schema; history
+//!   events of every type (driven through the pure engine) and push bodies
+//!   (built with `dispatch::wire`) validate against the components; the
+//!   spec's example answers parse with the real wire types; and the JSON
+//!   examples in docs/protocol.md marked `<!-- schema: Name -->` validate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use baton::api::{self, Access, AppState};
+use baton::apply::Applier;
+use baton::dispatch::wire;
+use baton::engine::{
+    self, ActivityToken, CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
+    Ctx, Event, FailWorkflowExecution, Failure, Limits, RecordMarker, RequestCancelActivityTask,
+    RetryPolicySpec, RunState, ScheduleActivityTask, StartRun, StartTimer, Task, TimeoutType,
+    WorkflowCommand, WorkflowTaskFailedCause,
+};
+use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
+use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+/// `(METHOD, path)`, with axum's `{param}` syntax, which OpenAPI shares.
+type Route = (String, String);
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---- The spec -------------------------------------------------------------
+
+struct Spec {
+    doc: Value,
+}
+
+impl Spec {
+    fn load() -> Spec {
+        let path = root().join("openapi/openapi.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let doc: Value = serde_norway::from_str(&text)
+            .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+        assert_eq!(doc["openapi"], "3.1.0", "the spec is OpenAPI 3.1");
+        Spec { doc }
+    }
+
+    fn routes(&self) -> BTreeSet<Route> {
+        let paths = self.doc["paths"].as_object().expect("spec has paths");
+        let mut routes = BTreeSet::new();
+        for (path, item) in paths {
+            for m in METHODS {
+                if item.get(m).is_some() {
+                    routes.insert((m.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    /// Follows a local `$ref` (`#/components/...`), if `v` is one.
+    fn deref<'a>(&'a self, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let pointer = r.strip_prefix('#').expect("only local $refs");
+                self.doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {r}"))
+            }
+            None => v,
+        }
+    }
+
+    /// Validates `instance` against `schema`, a schema object whose `$ref`s
+    /// point into this document's components.
+    fn validate(&self, schema: &Value, instance: &Value) -> Result<(), String> {
+        let mut root = schema.clone();
+        let obj = root.as_object_mut().ok_or("schema is not an object")?;
+        obj.insert("components".into(), self.doc["components"].clone());
+        let validator =
+            jsonschema::draft202012::new(&root).map_err(|e| format!("bad schema: {e}"))?;
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{e} (at {})", e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    fn validate_named(&self, name: &str, instance: &Value) -> Result<(), String> {
+        assert!(
+            self.doc["components"]["schemas"].get(name).is_some(),
+            "no schema {name}"
+        );
+        let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+        self.validate(&schema, instance)
+    }
+
+    /// Checks an answer against what the spec documents for the operation.
+    fn check_answer(&self, method: &str, template: &str, answer: &Answer) -> Result<(), String> {
+        let op = self.doc["paths"][template]
+            .get(method.to_lowercase())
+            .ok_or_else(|| format!("{method} {template} is not in the spec"))?;
+        let status = answer.status.as_u16().to_string();
+        let response = op["responses"]
+            .get(&status)
+            .ok_or_else(|| format!("{method} {template} answered {status}, which the spec does not document for it: {}", answer.body))?;
+        let response = self.deref(response);
+        match response.get("content") {
+            None if answer.raw.is_empty() => Ok(()),
+            None => Err(format!(
+                "{method} {template} answered {status} with a body the spec does not describe"
+            )),
+            Some(content) => {
+                let ct = answer.content_type.as_deref().unwrap_or("(none)");
+                let media = content.get(ct).ok_or_else(|| {
+                    format!("{method} {template} answered {status} as {ct}, not documented")
+                })?;
+                self.validate(&media["schema"], &answer.body)
+                    .map_err(|e| format!("{method} {template} {status}: {e}"))
+            }
+        }
+    }
+}
+
+// ---- Routes in the source -------------------------------------------------
+
+/// Every route registered in `src/api/*.rs`.
+fn source_routes() -> BTreeSet<Route> {
+    let dir = root().join("src/api");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("src/api exists")
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        let found = parse_routes(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for route in found {
+            assert!(
+                routes.insert(route.clone()),
+                "{route:?} is registered twice"
+            );
+        }
+    }
+    routes
+}
+
+/// The `(method, path)` pairs of every `.route(path, method_router)` call.
+/// Paths are string literals, `base`, or `format!("{base}…")` with a
+/// `let base = "…";` earlier in the same function; method routers are chains
+/// of `get(…)`, `post(…)`, …. Anything else is an error, never skipped.
+fn parse_routes(source: &str) -> Result<Vec<Route>, String> {
+    // Drop whole-line comments, so prose that mentions `.route(` is ignored.
+    let code: String = source
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for unsupported in [".nest(", ".nest_service(", ".route_service("] {
+        if code.contains(unsupported) {
+            return Err(format!(
+                "`{unsupported}` is not understood by tests/openapi.rs; extend its parser"
+            ));
+        }
+    }
+    let mut routes = Vec::new();
+    let mut from = 0;
+    while let Some(i) = code[from..].find(".route(") {
+        let start = from + i + ".route(".len();
+        let args = until_close(&code[start..])?;
+        let parts = split_args(args)?;
+        let [path_expr, methods_expr] = parts.as_slice() else {
+            return Err(format!("`.route({args})` does not have two arguments"));
+        };
+        let path = route_path(path_expr, &code[..start])?;
+        if !path.starts_with('/') {
+            return Err(format!("route path {path:?} does not start with '/'"));
+        }
+        for method in method_calls(methods_expr)? {
+            routes.push((method, path.clone()));
+        }
+        from = start + args.len();
+    }
+    Ok(routes)
+}
+
+/// The text up to the `)` that closes an already opened `(`.
+fn until_close(s: &str) -> Result<&str, String> {
+    let mut depth = 1;
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(&s[..i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err("unbalanced parentheses after `.route(`".into())
+}
+
+/// Splits call arguments at top-level commas; a trailing comma is allowed.
+fn split_args(args: &str) -> Result<Vec<&str>, String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut in_str, mut escaped, mut last) = (0, false, false, 0);
+    for (i, c) in args.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(args[last..i].trim());
+                last = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(args[last..].trim());
+    if parts.last() == Some(&"") {
+        parts.pop();
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("empty argument in `.route({args})`"));
+    }
+    Ok(parts)
+}
+
+/// A route's path expression, resolved.
+fn route_path(expr: &str, before: &str) -> Result<String, String> {
+    let expr = expr.strip_prefix('&').unwrap_or(expr).trim();
+    if expr == "base" {
+        return base_of(before);
+    }
+    if let Some(lit) = string_literal(expr) {
+        return Ok(lit.to_owned());
+    }
+    let inner = expr
+        .strip_prefix("format!(")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|r| string_literal(r.trim()))
+        .ok_or_else(|| format!("cannot understand the route path `{expr}`"))?;
+    let mut out = String::new();
+    let mut rest = inner;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("{{") {
+            out.push('{');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("}}") {
+            out.push('}');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("{base}") {
+            out.push_str(&base_of(before)?);
+            rest = r;
+        } else if c == '{' || c == '}' {
+            return Err(format!(
+                "cannot understand the placeholder in `{expr}`: only {{base}} is supported"
+            ));
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    Ok(out)
+}
+
+/// The content of a plain string literal without escapes.
+fn string_literal(expr: &str) -> Option<&str> {
+    let lit = expr.strip_prefix('"')?.strip_suffix('"')?;
+    (!lit.contains(['"', '\\'])).then_some(lit)
+}
+
+/// The value of `let base = "…";` in the function that encloses the end of
+/// `before`.
+fn base_of(before: &str) -> Result<String, String> {
+    let body = &before[before.rfind("fn ").unwrap_or(0)..];
+    let at = body
+        .rfind("let base = ")
+        .ok_or("a route uses `base` but no `let base = \"…\";` precedes it in the same function")?;
+    let rest = &body[at + "let base = ".len()..];
+    let end = rest.find(';').ok_or("`let base` without `;`")?;
+    string_literal(rest[..end].trim())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "`let base = {};` is not a plain string literal",
+                &rest[..end]
+            )
+        })
+}
+
+/// The HTTP methods of a method-router chain such as `get(a).post(b)`.
+fn method_calls(expr: &str) -> Result<Vec<String>, String> {
+    let mut methods = Vec::new();
+    let mut rest = expr.trim();
+    loop {
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(name_len);
+        let after = after
+            .trim_start()
+            .strip_prefix('(')
+            .ok_or_else(|| format!("cannot understand the method router `{expr}`"))?;
+        if !METHODS.contains(&name) {
+            return Err(format!(
+                "cannot understand the method router `{expr}`: `{name}(` is not one of {METHODS:?}"
+            ));
+        }
+        methods.push(name.to_uppercase());
+        let args = until_close(after)?;
+        rest = after[args.len() + 1..].trim_start();
+        if rest.is_empty() {
+            return Ok(methods);
+        }
+        rest = rest
+            .strip_prefix('.')
+            .ok_or_else(|| format!("cannot understand the method router `{expr}`"))?
+            .trim_start();
+    }
+}
+
+#[test]
+fn the_route_parser_reads_the_supported_forms() {
+    let src = r#"
+        // .route("/commented/out", get(nothing))
+        pub fn router() -> Router<AppState> {
+            let base = "/api/v1/things";
+            Router::new()
+                .route(base, get(list))
+                .route(
+                    &format!("{base}/{{thing_id}}"),
+                    get(describe).post(create),
+                )
+                .route("/other", delete(remove))
+        }
+    "#;
+    let routes = parse_routes(src).unwrap();
+    let expect = [
+        ("GET", "/api/v1/things"),
+        ("GET", "/api/v1/things/{thing_id}"),
+        ("POST", "/api/v1/things/{thing_id}"),
+        ("DELETE", "/other"),
+    ];
+    let expect: Vec<Route> = expect
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(routes, expect);
+}
+
+#[test]
+fn the_route_parser_refuses_what_it_does_not_understand() {
+    let bad = [
+        (
+            r#"fn r() { Router::new().route(PATH, get(x)) }"#,
+            "route path",
+        ),
+        (r#"fn r() { Router::new().route("/x", any(x)) }"#, "any("),
+        (
+            r#"fn r() { Router::new().route("/x", get(x).merge(y)) }"#,
+            "merge(",
+        ),
+        (
+            r#"fn r() { Router::new().route("/x", get(x) + 1) }"#,
+            "method router",
+        ),
+        (
+            r#"fn r() { Router::new().route(&format!("{root}/x"), get(x)) }"#,
+            "placeholder",
+        ),
+        (
+            r#"fn r() { Router::new().route(&format!("{base}/x"), get(x)) }"#,
+            "let base",
+        ),
+        (r#"fn r() { Router::new().route("/x") }"#, "two arguments"),
+        (
+            r#"fn r() { Router::new().route("x", get(y)) }"#,
+            "start with",
+        ),
+        (r#"fn r() { Router::new().nest("/x", other()) }"#, ".nest("),
+    ];
+    for (src, why) in bad {
+        let err = parse_routes(src).expect_err(src);
+        assert!(
+            err.contains(why),
+            "{src}: expected an error about {why:?}, got {err:?}"
+        );
+    }
+    // `base` belongs to the function that uses it.
+    let src = r#"
+        fn a() { let base = "/a"; }
+        fn b() { Router::new().route(base, get(x)) }
+    "#;
+    assert!(parse_routes(src).is_err());
+}
+
+#[test]
+fn every_router_route_is_in_the_spec() {
+    let source = source_routes();
+    let spec = Spec::load().routes();
+    let missing: Vec<_> = source.difference(&spec).collect();
+    let extra: Vec<_> = spec.difference(&source).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "routes in src/api but not in openapi/openapi.yaml: {missing:?}\n\
+         routes in openapi/openapi.yaml but not in src/api: {extra:?}"
+    );
+}
+
+// ---- Live requests -------------------------------------------------------
+
+/// One answer, read whole.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    content_type: Option<String>,
+    raw: Vec<u8>,
+    /// The body as JSON, `Null` when empty or not JSON.
+    body: Value,
+}
+
+async fn app() -> Router {
+    let store = baton::server::open_store("sqlite::memory:", &SystemClock)
+        .await
+        .expect("in-memory store");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Nothing drains the pushes: no endpoint is called in these tests.
+    let (applier, _pushes) = Applier::new(store, clock, Limits::default());
+    api::router(AppState {
+        applier,
+        access: Arc::new(Access::default()),
+        time_skipping: Some(Arc::new(SkippingClock::default())),
+    })
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(v) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(&v).expect("serializable"))
+        }
+        None => Body::empty(),
+    };
+    let res = app
+        .clone()
+        .oneshot(req.body(body).expect("valid request"))
+        .await
+        .expect("infallible");
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+    let raw = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("readable body")
+        .to_vec();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Answer {
+        status,
+        content_type,
+        raw,
+        body,
+    }
+}
+
+/// The router's own "no such route" answer.
+fn is_fallback(a: &Answer) -> bool {
+    a.status == StatusCode::NOT_FOUND
+        && a.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("no route for"))
+}
+
+#[tokio::test]
+async fn every_spec_route_is_served() {
+    let spec = Spec::load();
+    let app = app().await;
+    let placeholders: BTreeMap<&str, &str> = [
+        ("namespace", "default"),
+        ("workflow_id", "wf-drift"),
+        ("task_queue", "queue-drift"),
+        ("version", "v-drift"),
+    ]
+    .into();
+    let mut failures = Vec::new();
+    for (method, template) in spec.routes() {
+        let mut uri = template.clone();
+        for (name, value) in &placeholders {
+            uri = uri.replace(&format!("{{{name}}}"), value);
+        }
+        assert!(
+            !uri.contains('{'),
+            "no placeholder for a parameter of {template}"
+        );
+        let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
+        let answer = call(&app, &method, &uri, body).await;
+        if answer.status == StatusCode::METHOD_NOT_ALLOWED || is_fallback(&answer) {
+            failures.push(format!(
+                "{method} {template}: the router does not serve it ({} {})",
+                answer.status, answer.body
+            ));
+        } else if let Err(e) = spec.check_answer(&method, &template, &answer) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The two answers the previous test looks for are real: an unknown path
+/// reaches the fallback and a wrong method is a 405.
+#[tokio::test]
+async fn unknown_routes_and_methods_are_told_apart() {
+    let spec = Spec::load();
+    let app = app().await;
+    let a = call(&app, "GET", "/api/v1/no-such-thing", None).await;
+    assert!(is_fallback(&a), "{a:?}");
+    spec.validate_named("Problem", &a.body).unwrap();
+    let a = call(&app, "PUT", "/api/v1/namespaces", Some(json!({}))).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{a:?}");
+    if a.content_type.as_deref() == Some("application/problem+json") {
+        spec.validate_named("Problem", &a.body).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn live_responses_match_the_spec() {
+    let spec = Spec::load();
+    let app = app().await;
+    let mut n_checked = 0;
+    let mut check = async |method: &str, template: &str, uri: &str, body: Option<Value>| {
+        let answer = call(&app, method, uri, body).await;
+        spec.check_answer(method, template, &answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        n_checked += 1;
+        answer
+    };
+    let ns = "/api/v1/namespaces";
+    let ns_one = "/api/v1/namespaces/{namespace}";
+    let a = check("GET", ns, ns, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = check("POST", ns, ns, Some(json!({"name": "drift"}))).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", ns, ns, Some(json!({"name": "drift"}))).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let a = check("POST", ns, ns, Some(json!({"name": "bad name!"}))).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", ns_one, "/api/v1/namespaces/drift", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = check("GET", ns_one, "/api/v1/namespaces/nope", None).await;
+    assert_eq!(a.body["code"], "not_found");
+
+    let eps = "/api/v1/namespaces/{namespace}/endpoints";
+    let body = json!({"task_queue": "orders", "url": "http://127.0.0.1:9/baton"});
+    let a = check(
+        "POST",
+        eps,
+        "/api/v1/namespaces/drift/endpoints",
+        Some(body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert!(a.body["generated_secret"].is_string());
+    let a = check("GET", eps, "/api/v1/namespaces/drift/endpoints", None).await;
+    assert_eq!(a.body["endpoints"].as_array().map(Vec::len), Some(1));
+
+    let wf = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}";
+    let uri = "/api/v1/namespaces/drift/workflows/order-17";
+    let start = json!({
+        "workflow_type": "process_order",
+        "task_queue": "orders",
+        "input": {"order_id": "A-17"},
+        "workflow_run_timeout": "1h",
+        "request_id": "req-1",
+    });
+    let a = check("POST", wf, uri, Some(start.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", wf, uri, Some(start)).await;
+    assert_eq!(
+        (a.status, &a.body["started"]),
+        (StatusCode::OK, &json!(false))
+    );
+    let a = check(
+        "POST",
+        wf,
+        uri,
+        Some(json!({"workflow_type": "x", "task_queue": "orders"})),
+    )
+    .await;
+    assert_eq!(a.body["code"], "already_exists");
+    let a = check("GET", wf, uri, None).await;
+    assert!(a.body["pending_workflow_task"].is_object(), "{}", a.body);
+    let a = check("GET", wf, &format!("{uri}?run_id=not-a-uuid"), None).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+
+    let list = "/api/v1/namespaces/{namespace}/workflows";
+    let uri_list = "/api/v1/namespaces/drift/workflows?status=running&page_size=10";
+    let a = check("GET", list, uri_list, None).await;
+    assert_eq!(a.body["executions"].as_array().map(Vec::len), Some(1));
+
+    let hist = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/history";
+    let a = check("GET", hist, &format!("{uri}/history"), None).await;
+    assert_eq!(a.body["events"].as_array().map(Vec::len), Some(2));
+    let a = check("GET", hist, &format!("{uri}/history?page_size=1"), None).await;
+    assert!(a.body["next_page_token"].is_string());
+
+    let result = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/result";
+    let a = check("GET", result, &format!("{uri}/result?wait=0s"), None).await;
+    assert_eq!(a.body["status"], "RUNNING");
+
+    let term = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/terminate";
+    let body = json!({"reason": "drift test", "details": {"by": "tests/openapi.rs"}});
+    let a = check("POST", term, &format!("{uri}/terminate"), Some(body)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = check("POST", term, &format!("{uri}/terminate"), Some(json!({}))).await;
+    assert_eq!(a.body["code"], "conflict");
+    let a = check("GET", result, &format!("{uri}/result"), None).await;
+    assert_eq!(a.body["status"], "TERMINATED");
+    let a = check("GET", hist, &format!("{uri}/history"), None).await;
+    let last = a.body["events"].as_array().and_then(|e| e.last()).cloned();
+    assert_eq!(
+        last.unwrap_or_default()["event_type"],
+        "WorkflowExecutionTerminated"
+    );
+
+    let hb = "/api/v1/namespaces/{namespace}/activities/heartbeat";
+    let body = json!({"task_token": "garbage"});
+    let a = check(
+        "POST",
+        hb,
+        "/api/v1/namespaces/drift/activities/heartbeat",
+        Some(body),
+    )
+    .await;
+    assert_eq!(a.body["code"], "invalid_argument");
+
+    let ep = "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/{version}";
+    let a = check(
+        "DELETE",
+        ep,
+        "/api/v1/namespaces/drift/endpoints/orders/default",
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+
+    let time = check("GET", "/api/v1/dev/time", "/api/v1/dev/time", None).await;
+    assert_eq!(time.status, StatusCode::OK);
+    let skip = json!({"duration": "1.5s"});
+    let a = check(
+        "POST",
+        "/api/v1/dev/time/skip",
+        "/api/v1/dev/time/skip",
+        Some(skip),
+    )
+    .await;
+    assert_eq!(a.body["skipped"], "1.5s");
+
+    check("GET", "/healthz", "/healthz", None).await;
+    check("GET", "/readyz", "/readyz", None).await;
+    assert!(n_checked >= 27, "{n_checked} answers checked");
+}
+
+// ---- History events and push bodies ---------------------------------------
+
+/// A run driven through the pure engine, keeping its persisted history.
+struct Sim {
+    state: RunState,
+    history: Vec<Event>,
+    now: Timestamp,
+}
+
+impl Sim {
+    const START: Timestamp = Timestamp(1_735_689_600_000); // 2025-01-01T00:00:00Z
+
+    fn start(workflow_id: &str, run_timeout: Option<Duration>) -> Sim {
+        let cmd = StartRun {
+            namespace: Namespace("default".into()),
+            workflow_id: WorkflowId(workflow_id.into()),
+            run_id: "0194a0f0-8c00-7000-8000-00000000a017"
+                .parse::<RunId>()
+                .expect("uuid"),
+            workflow_type: "process_order".into(),
+            task_queue: TaskQueue("orders".into()),
+            input: json!({"order_id": "A-17", "amount_cents": 4200}),
+            execution_timeout: None,
+            run_timeout,
+            task_timeout: None,
+            request_id: Some("req-1".into()),
+            identity: Some("cli@laptop".into()),
+        };
+        let ctx = Ctx {
+            now: Sim::START,
+            limits: Limits::default(),
+        };
+        let t = engine::start(cmd, &ctx).expect("valid start");
+        Sim {
+            state: t.state,
+            history: t.events,
+            now: Sim::START,
+        }
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            now: self.now,
+            limits: Limits::default(),
+        }
+    }
+
+    fn advance(&mut self, millis: i64) {
+        self.now = Timestamp(self.now.0 + millis);
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        let t = engine::decide(&self.state, cmd.clone(), &self.ctx())
+            .unwrap_or_else(|r| panic!("{cmd:?} refused: {r}"));
+        self.history.extend(t.events);
+        self.state = t.state;
+    }
+
+    fn workflow_task(&self) -> engine::WorkflowTaskView {
+        engine::workflow_task_view(&self.state, &self.ctx()).expect("a workflow task in flight")
+    }
+
+    fn complete(&mut self, commands: Vec<WorkflowCommand>) {
+        let token = self.workflow_task().token;
+        self.advance(40);
+        self.apply(Command::CompleteWorkflowTask {
+            token,
+            commands,
+            identity: Some("worker-1".into()),
+        });
+        self.advance(10);
+    }
+
+    fn activity(&self, id: &str) -> &engine::Activity {
+        self.state
+            .activity_by_id(&ActivityId(id.into()))
+            .expect("open activity")
+    }
+
+    fn activity_token(&self, id: &str) -> ActivityToken {
+        let a = self.activity(id);
+        ActivityToken {
+            scheduled_event_id: a.scheduled_event_id,
+            attempt: a.attempt,
+        }
+    }
+
+    fn token_string(&self, kind: engine::TokenKind) -> String {
+        engine::TaskToken {
+            namespace: self.state.namespace.clone(),
+            run_id: self.state.run_id,
+            task: kind,
+        }
+        .to_string()
+    }
+
+    /// The workflow task push as the dispatcher would send it now.
+    fn workflow_task_request(&self) -> Value {
+        let view = self.workflow_task();
+        let s = &self.state;
+        let request = wire::PushRequest::WorkflowTask(wire::WorkflowTaskRequest {
+            namespace: &s.namespace,
+            task_token: self.token_string(engine::TokenKind::Workflow(view.token)),
+            workflow_id: &s.workflow_id,
+            run_id: s.run_id,
+            workflow_type: &s.workflow_type,
+            task_queue: &s.task_queue,
+            attempt: view.token.attempt,
+            history: wire::History {
+                persisted: &self.history,
+                transient: &view.transient_events,
+            },
+            history_length: (self.history.len() + view.transient_events.len()) as i64,
+            history_size_bytes: view.history_size_bytes,
+            suggest_continue_as_new: view.suggest_continue_as_new,
+        });
+        serde_json::to_value(&request).expect("serializable")
+    }
+
+    /// The activity task push as the dispatcher would send it now.
+    fn activity_task_request(&self, id: &str) -> Value {
+        let s = &self.state;
+        let a = self.activity(id);
+        let engine::ActivityPhase::Started { since } = a.phase else {
+            panic!("activity {id} is not started");
+        };
+        let mut deadline = since.saturating_add(a.start_to_close_timeout);
+        if let Some(s2c) = a.schedule_to_close_timeout {
+            deadline = deadline.min(a.scheduled_time.saturating_add(s2c));
+        }
+        let request = wire::PushRequest::ActivityTask(wire::ActivityTaskRequest {
+            namespace: &s.namespace,
+            task_token: self.token_string(engine::TokenKind::Activity(self.activity_token(id))),
+            workflow_id: &s.workflow_id,
+            run_id: s.run_id,
+            workflow_type: &s.workflow_type,
+            activity_id: &a.activity_id,
+            activity_type: &a.activity_type,
+            task_queue: &a.task_queue,
+            input: &a.input,
+            attempt: a.attempt,
+            idempotency_key: format!("{}/{}", s.run_id, a.activity_id),
+            scheduled_time: a.scheduled_time,
+            started_time: since,
+            deadline,
+            heartbeat_timeout: a.heartbeat_timeout,
+            heartbeat_details: a.heartbeat_details.as_ref(),
+        });
+        serde_json::to_value(&request).expect("serializable")
+    }
+}
+
+fn schedule(
+    id: &str,
+    activity_type: &str,
+    f: impl FnOnce(&mut ScheduleActivityTask),
+) -> WorkflowCommand {
+    let mut a = ScheduleActivityTask {
+        activity_id: ActivityId(id.into()),
+        activity_type: activity_type.into(),
+        task_queue: None,
+        input: json!({"order_id": "A-17"}),
+        schedule_to_close_timeout: None,
+        schedule_to_start_timeout: None,
+        start_to_close_timeout: Some(Duration::from_secs(30)),
+        heartbeat_timeout: None,
+        retry_policy: None,
+    };
+    f(&mut a);
+    WorkflowCommand::ScheduleActivityTask(a)
+}
+
+fn timer(id: &str, secs: i64) -> WorkflowCommand {
+    WorkflowCommand::StartTimer(StartTimer {
+        timer_id: TimerId(id.into()),
+        start_to_fire_timeout: Duration::from_secs(secs),
+    })
+}
+
+/// Runs that between them produce every event type, and the pushes sent
+/// along the way.
+fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
+    let (mut workflow_pushes, mut activity_pushes) = (Vec::new(), Vec::new());
+    let mut s = Sim::start("order-17", Some(Duration::from_secs(3600)));
+    workflow_pushes.push(s.workflow_task_request());
+    // The first task fails in the SDK; its retry is transient.
+    let token = s.workflow_task().token;
+    s.apply(Command::FailWorkflowTask {
+        token,
+        cause: WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+        failure: Failure::new("KeyError: 'amount'", "KeyError"),
+    });
+    s.advance(200);
+    workflow_pushes.push(s.workflow_task_request());
+    s.complete(vec![
+        schedule("1", "charge_card", |a| {
+            a.retry_policy = Some(RetryPolicySpec {
+                maximum_attempts: Some(5),
+                non_retryable_error_types: vec!["CardDeclined".into()],
+                ..RetryPolicySpec::default()
+            });
+        }),
+        schedule("2", "reserve_stock", |_| {}),
+        timer("reminder", 3600),
+        timer("grace", 10),
+        WorkflowCommand::RecordMarker(RecordMarker {
+            marker_name: "version".into(),
+            details: json!({"change_id": "v2", "version": 1}),
+            failure: None,
+        }),
+    ]);
+    activity_pushes.push(s.activity_task_request("1"));
+    s.advance(800);
+    let token = s.activity_token("1");
+    s.apply(Command::CompleteActivity {
+        token,
+        result: json!({"charge_id": "ch_123"}),
+    });
+    workflow_pushes.push(s.workflow_task_request());
+    // The task for that result times out; a retry is pushed after back-off.
+    let token = s.workflow_task().token;
+    s.advance(10_000);
+    s.apply(Command::WorkflowTaskUndelivered {
+        token,
+        timed_out: true,
+        error: "no answer within 10s".into(),
+    });
+    s.advance(200);
+    // Meanwhile activity 2 fails for good (buffered behind the task).
+    let token = s.activity_token("2");
+    let mut failure = Failure::new("out of stock", "OutOfStock");
+    failure.non_retryable = true;
+    s.apply(Command::FailActivity { token, failure });
+    s.complete(vec![
+        WorkflowCommand::CancelTimer(CancelTimer {
+            timer_id: TimerId("reminder".into()),
+        }),
+        schedule("3", "wait_for_courier", |a| {
+            a.heartbeat_timeout = Some(Duration::from_secs(10));
+            a.schedule_to_close_timeout = Some(Duration::from_secs(600));
+            a.start_to_close_timeout = None;
+        }),
+    ]);
+    s.advance(1_000);
+    let token = s.activity_token("3");
+    s.apply(Command::RecordActivityHeartbeat {
+        token,
+        details: Some(json!({"polled": 3})),
+    });
+    activity_pushes.push(s.activity_task_request("3"));
+    s.complete(vec![WorkflowCommand::RequestCancelActivityTask(
+        RequestCancelActivityTask {
+            activity_id: ActivityId("3".into()),
+        },
+    )]);
+    let token = s.activity_token("3");
+    s.apply(Command::ReportActivityCanceled {
+        token,
+        details: Some(json!({"polled": 4})),
+    });
+    s.complete(vec![schedule("4", "notify", |a| {
+        a.schedule_to_close_timeout = Some(Duration::from_secs(5));
+        a.start_to_close_timeout = None;
+    })]);
+    s.advance(10_000);
+    let started_event_id = s.state.timers[&TimerId("grace".into())].started_event_id;
+    s.apply(Command::FireTimer(Task::UserTimer {
+        timer_id: TimerId("grace".into()),
+        started_event_id,
+    }));
+    let scheduled_event_id = s.activity("4").scheduled_event_id;
+    s.apply(Command::FireTimer(Task::ActivityTimeout {
+        scheduled_event_id,
+        attempt: 0,
+        timeout_type: TimeoutType::ScheduleToClose,
+    }));
+    // Closing while an activity result waits is refused (UNHANDLED_COMMAND)
+    // and the workflow gets a new task with the result.
+    let close = WorkflowCommand::CompleteWorkflowExecution(CompleteWorkflowExecution {
+        result: json!({"status": "shipped"}),
+    });
+    s.complete(vec![close.clone()]);
+    workflow_pushes.push(s.workflow_task_request());
+    s.complete(vec![close]);
+    let mut runs = vec![s];
+
+    let mut s = Sim::start("order-18", None);
+    s.complete(vec![WorkflowCommand::FailWorkflowExecution(
+        FailWorkflowExecution {
+            failure: Failure::new("order rejected", "OrderRejected"),
+        },
+    )]);
+    runs.push(s);
+    let mut s = Sim::start("order-19", None);
+    s.complete(vec![WorkflowCommand::CancelWorkflowExecution(
+        CancelWorkflowExecution { details: None },
+    )]);
+    runs.push(s);
+    let mut s = Sim::start("order-20", Some(Duration::from_secs(60)));
+    s.advance(60_000);
+    s.apply(Command::FireTimer(Task::RunTimeout));
+    runs.push(s);
+    let mut s = Sim::start("order-21", None);
+    s.apply(Command::TerminateWorkflow {
+        reason: "duplicate order".into(),
+        details: None,
+        identity: Some("ops@example.com".into()),
+    });
+    runs.push(s);
+    (runs, workflow_pushes, activity_pushes)
+}
+
+/// The variant names of `pub enum <name>` in a source file.
+fn enum_variants(file: &str, name: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join(file)).expect("readable source");
+    let start = text
+        .find(&format!("pub enum {name} {{"))
+        .unwrap_or_else(|| panic!("no `pub enum {name}` in {file}"));
+    let body =
+        until_close(&text[start + format!("pub enum {name} {{").len()..]).expect("balanced enum");
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#'))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn string_set(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_spec_names_every_event_and_command_type() {
+    let spec = Spec::load();
+    let schemas = &spec.doc["components"]["schemas"];
+    let events = enum_variants("src/engine/event.rs", "EventAttributes");
+    assert_eq!(string_set(&schemas["EventType"]["enum"]), events);
+    let mapped: BTreeSet<String> = schemas["Event"]["discriminator"]["mapping"]
+        .as_object()
+        .expect("Event mapping")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(mapped, events);
+    let commands = enum_variants("src/engine/command.rs", "WorkflowCommand");
+    let mapped: BTreeSet<String> = schemas["WorkflowCommand"]["discriminator"]["mapping"]
+        .as_object()
+        .expect("WorkflowCommand mapping")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(mapped, commands);
+}
+
+#[test]
+fn history_events_and_pushes_match_the_spec() {
+    let spec = Spec::load();
+    let (runs, workflow_pushes, activity_pushes) = scenario();
+    let mut seen = BTreeSet::new();
+    for run in &runs {
+        for event in &run.history {
+            let v = serde_json::to_value(event).expect("serializable");
+            spec.validate_named("Event", &v)
+                .unwrap_or_else(|e| panic!("{v}: {e}"));
+            seen.insert(event.attributes.event_type().to_owned());
+        }
+    }
+    let all = string_set(&spec.doc["components"]["schemas"]["EventType"]["enum"]);
+    let missed: Vec<_> = all.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "the scenario produced no {missed:?} event"
+    );
+    for push in workflow_pushes.iter().chain(&activity_pushes) {
+        spec.validate_named("PushRequest", push)
+            .unwrap_or_else(|e| panic!("{push}: {e}"));
+    }
+    // A retried task carries its transient Scheduled event before Started.
+    let retry = &workflow_pushes[1];
+    assert_eq!(retry["attempt"], 2);
+    let types: Vec<&str> = retry["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types[types.len() - 2..],
+        ["WorkflowTaskScheduled", "WorkflowTaskStarted"]
+    );
+    if let Ok(dir) = std::env::var("BATON_OPENAPI_DUMP") {
+        // For refreshing the examples in docs/protocol.md by hand.
+        let dump = json!({"workflow_tasks": workflow_pushes, "activity_tasks": activity_pushes});
+        let text = serde_json::to_string_pretty(&dump).expect("serializable");
+        std::fs::write(Path::new(&dir).join("pushes.json"), text).expect("writable dump");
+    }
+}
+
+#[test]
+fn the_spec_examples_are_accepted_by_the_wire_types() {
+    let spec = Spec::load();
+    let schemas = &spec.doc["components"]["schemas"];
+    for example in schemas["WorkflowTaskResponse"]["examples"]
+        .as_array()
+        .expect("examples")
+    {
+        spec.validate_named("WorkflowTaskResponse", example)
+            .unwrap();
+        serde_json::from_value::<wire::WorkflowTaskResponse>(example.clone())
+            .unwrap_or_else(|e| panic!("{example}: {e}"));
+    }
+    for example in schemas["ActivityTaskResponse"]["examples"]
+        .as_array()
+        .expect("examples")
+    {
+        spec.validate_named("ActivityTaskResponse", example)
+            .unwrap();
+        serde_json::from_value::<wire::ActivityTaskResponse>(example.clone())
+            .unwrap_or_else(|e| panic!("{example}: {e}"));
+    }
+    // The schemas refuse what the dispatcher refuses.
+    let refused = [
+        ("WorkflowTaskResponse", json!({})),
+        (
+            "WorkflowTaskResponse",
+            json!({"commands": [], "failure": {"failure": {"message": "x"}}}),
+        ),
+        ("WorkflowTaskResponse", json!({"commands": [], "extra": 1})),
+        (
+            "WorkflowTaskResponse",
+            json!({"commands": [{"command_type": "StartTimer", "attributes": {"timer_id": "t"}}]}),
+        ),
+        ("ActivityTaskResponse", json!({})),
+        (
+            "ActivityTaskResponse",
+            json!({"result": 1, "failure": {"message": "x"}}),
+        ),
+    ];
+    for (name, body) in refused {
+        assert!(
+            spec.validate_named(name, &body).is_err(),
+            "{name} accepts {body}"
+        );
+    }
+}
+
+/// JSON blocks in docs/protocol.md preceded by a line `<!-- schema: Name -->`.
+#[test]
+fn the_protocol_doc_examples_match_the_spec() {
+    let spec = Spec::load();
+    let path = root().join("docs/protocol.md");
+    let Ok(doc) = std::fs::read_to_string(&path) else {
+        panic!("{} is missing", path.display());
+    };
+    let mut n_checked = 0;
+    let mut rest = doc.as_str();
+    while let Some(at) = rest.find("\n<!-- schema: ") {
+        rest = &rest[at + "\n<!-- schema: ".len()..];
+        let name = &rest[..rest.find(" -->").expect("closed marker")];
+        let block = rest
+            .find("```json\n")
+            .expect("a json block after the marker");
+        let body = &rest[block + "```json\n".len()..];
+        let body = &body[..body.find("\n```").expect("closed block")];
+        let value: Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("docs/protocol.md example for {name}: {e}"));
+        spec.validate_named(name, &value)
+            .unwrap_or_else(|e| panic!("docs/protocol.md example for {name}: {e}"));
+        match name {
+            "WorkflowTaskResponse" => {
+                serde_json::from_value::<wire::WorkflowTaskResponse>(value).unwrap();
+            }
+            "ActivityTaskResponse" => {
+                serde_json::from_value::<wire::ActivityTaskResponse>(value).unwrap();
+            }
+            _ => {}
+        }
+        n_checked += 1;
+    }
+    assert!(
+        n_checked >= 4,
+        "only {n_checked} marked examples in docs/protocol.md"
+    );
+}
