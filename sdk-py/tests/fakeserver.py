@@ -45,6 +45,7 @@ class FakeServer:
         self.closed: dict[str, Any] | None = None
         self.wt_pending = False
         self.answers: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
         self.add(
             "WorkflowExecutionStarted",
             workflow_type=self.defn.name,
@@ -103,7 +104,9 @@ class FakeServer:
         """Pushes the pending workflow task and applies the answer."""
         assert self.wt_pending, "no workflow task pending"
         started = self.add("WorkflowTaskStarted", scheduled_event_id=self.wt_scheduled)
-        answer = handle_workflow_task(defn or self.defn, self.request(list(self.history)))  # type: ignore[arg-type]
+        request = self.request(list(self.history))
+        self.requests.append(request)
+        answer = handle_workflow_task(defn or self.defn, request)  # type: ignore[arg-type]
         self.answers.append(answer)
         self.wt_pending = False
         if "failure" in answer:
