@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextvars
 import json
 import logging
 import os
@@ -71,6 +72,8 @@ class App:
     them while rotating (default: ``BATON_SIGNING_SECRET``, comma or space
     separated). ``server_url`` and ``api_key`` (default: ``BATON_SERVER_URL``,
     ``BATON_API_KEY``) are needed only for ``activity.heartbeat``.
+    Workflow tasks replay on a small thread pool of their own; sync
+    activities run on ``activity_executor`` (default: a 64-thread pool).
     ``clock`` (seconds since the epoch) replaces ``time.time`` when checking
     push timestamps; tests against a time-skipping dev server pass
     ``WorkflowEnvironment.clock``, because that server stamps pushes with its
@@ -113,7 +116,14 @@ class App:
             api_key=api_key or os.environ.get("BATON_API_KEY") or None,
         )
         self._checks = determinism_checks
-        self._executor = activity_executor
+        # Separate pools, so that long sync activities can never starve
+        # workflow tasks (whose answers have a deadline).
+        self._executor = activity_executor or concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="baton-activity"
+        )
+        self._workflow_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(8, (os.cpu_count() or 1) + 2), thread_name_prefix="baton-workflow"
+        )
         self._max_body = max_body_bytes
         # One loop per thread: Lambda runs one invocation at a time per
         # process, but a local emulator or a test may call from threads.
@@ -164,8 +174,10 @@ class App:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
-            answer = await asyncio.to_thread(
-                handle_workflow_task, defn, req, determinism_checks=self._checks
+            ctx = contextvars.copy_context()
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self._workflow_pool,
+                lambda: ctx.run(handle_workflow_task, defn, req, determinism_checks=self._checks),
             )
             return Response.json(200, answer)
         if kind == "activity_task":
