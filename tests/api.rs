@@ -795,9 +795,7 @@ async fn oversized_payloads_are_refused(db: Db) {
         )
         .await;
     }
-    // FIXME: the engine does not check terminate details against the
-    // payload limit (engine/decide.rs, Command::TerminateWorkflow), so 3 MiB
-    // of details land in the history. This should be a 413 like the rest.
+    // Terminate details are payloads like any other.
     let details = "d".repeat(3 * 1024 * 1024);
     let (status, body) = api
         .post(
@@ -805,7 +803,7 @@ async fn oversized_payloads_are_refused(db: Db) {
             json!({"reason": "r", "details": details}),
         )
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     fx.stop().await;
 }
 
@@ -1484,15 +1482,11 @@ async fn garbage_answers_leave_the_history_unchanged_and_are_retried(db: Db) {
             r#"{"commands": [{"command_type": "StartTimer", "attributes": {"timer_id": "t"}}]}"#,
             "missing field `start_to_fire_timeout`",
         ),
-        // FIXME: the push protocol parser (dispatch/wire.rs) reads an answer
-        // struct from a JSON array too, field by field: `[]` is refused only
-        // because it carries neither field, and `[[]]` would be taken as
-        // `{"commands": []}`.
         (
             "json-array",
             StatusCode::OK,
-            "[]",
-            "exactly one of `commands` and `failure`",
+            "[[]]",
+            "must be a JSON object",
         ),
         (
             "server-error",

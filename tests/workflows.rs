@@ -49,6 +49,7 @@ on_both_databases!(
     terminate_closes_the_run_and_refuses_late_results,
     id_reuse_and_conflict_policies,
     forged_or_stale_signatures_are_rejected,
+    refused_activity_answers_fail_the_attempt,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -746,5 +747,33 @@ async fn forged_or_stale_signatures_are_rejected(db: Db) {
             .status();
         assert_eq!(status.as_u16(), 401);
     }
+    server.stop().await;
+}
+
+async fn refused_activity_answers_fail_the_attempt(db: Db) {
+    let server = spawn_server(db).await;
+    let options = json!({"retry_policy": {"initial_interval": "50ms"}});
+    let handler = spawn_handler(move |req: Value| {
+        let options = options.clone();
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &[("odd", options)]));
+            }
+            if req["attempt"] == 1 {
+                // Well-formed, but nobody asked for a cancellation.
+                return (StatusCode::OK, json!({"canceled": {"details": null}}));
+            }
+            activity_result(&req)
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("odd", "Odd", "q", json!({})).await;
+    let result = server.api.result("odd").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let history = server.api.history("odd").await;
+    let started = closing_event(&history, "ActivityTaskStarted");
+    assert_eq!(started["attributes"]["attempt"], 2);
+    assert_eq!(started["attributes"]["last_failure"]["type"], "InvalidActivityAnswer");
     server.stop().await;
 }

@@ -1,6 +1,6 @@
 //! `ApiError`: every failure a handler can return, mapped once to an RFC 9457
 //! `application/problem+json` body with a stable `code` (documented in
-//! docs/errors.md and openapi/openapi.yaml). 5xx bodies are generic; the
+//! openapi/openapi.yaml). 5xx bodies are generic; the
 //! cause is logged here, once.
 
 use axum::http::{header, StatusCode};

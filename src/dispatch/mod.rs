@@ -224,7 +224,7 @@ impl Inner {
             .await;
         let cmd = match delivery {
             Delivery::Answered { status, body } if status == StatusCode::OK => {
-                match serde_json::from_slice::<wire::WorkflowTaskResponse>(&body) {
+                match wire::parse::<wire::WorkflowTaskResponse>(&body) {
                     Ok(wire::WorkflowTaskResponse {
                         commands: Some(commands),
                         failure: None,
@@ -261,7 +261,7 @@ impl Inner {
                 error: format!("no answer within {}", state.workflow_task_timeout),
             },
         };
-        self.report(state, cmd).await;
+        let _ = self.report(state, cmd).await;
     }
 
     async fn workflow_undelivered(
@@ -276,7 +276,7 @@ impl Inner {
             timed_out,
             error,
         };
-        self.report(state, cmd).await;
+        let _ = self.report(state, cmd).await;
     }
 
     async fn push_activity_task(&self, state: &RunState, scheduled_event_id: i64) {
@@ -295,7 +295,8 @@ impl Inner {
             Ok(Some(e)) => e,
             Ok(None) => {
                 let error = format!("no endpoint registered for task queue {}", act.task_queue);
-                self.report(state, Command::ActivityUndelivered { token, error })
+                let _ = self
+                    .report(state, Command::ActivityUndelivered { token, error })
                     .await;
                 return;
             }
@@ -344,7 +345,7 @@ impl Inner {
         };
         let cmd = match delivery {
             Delivery::Answered { status, body } if status == StatusCode::OK => {
-                match serde_json::from_slice::<ActivityTaskResponse>(&body) {
+                match wire::parse::<ActivityTaskResponse>(&body) {
                     Ok(ActivityTaskResponse {
                         result: Some(result),
                         failure: None,
@@ -391,7 +392,24 @@ impl Inner {
             // The start-to-close timer fires at the same deadline.
             Delivery::TimedOut => return,
         };
-        self.report(state, cmd).await;
+        let answered = matches!(
+            cmd,
+            Command::CompleteActivity { .. }
+                | Command::FailActivity { .. }
+                | Command::ReportActivityCanceled { .. }
+        );
+        match self.report(state, cmd).await {
+            // A well-formed answer the engine refuses (a cancellation nobody
+            // asked for, oversized details) fails the attempt rather than
+            // leaving it to time out.
+            Err(apply::Error::Rejected(
+                r @ (Rejection::InvalidArgument(_) | Rejection::PayloadTooLarge { .. }),
+            )) if answered => {
+                let cmd = attempt_failed(format!("answer refused: {r}"), "InvalidActivityAnswer");
+                let _ = self.report(state, cmd).await;
+            }
+            _ => {}
+        }
     }
 
     async fn send(
@@ -425,14 +443,12 @@ impl Inner {
             .await
     }
 
-    /// Feeds an outcome back; a refusal here is normal (a duplicate or late
-    /// answer lost the race) and only logged.
-    async fn report(&self, state: &RunState, cmd: Command) {
-        match self
-            .applier
-            .apply(&state.namespace, state.run_id, cmd)
-            .await
-        {
+    /// Feeds an outcome back. A stale refusal is normal (a duplicate or
+    /// late answer lost the race) and only logged; the error is returned for
+    /// callers that can do better.
+    async fn report(&self, state: &RunState, cmd: Command) -> Result<(), apply::Error> {
+        let res = self.applier.apply(&state.namespace, state.run_id, cmd).await;
+        match &res {
             Ok(_) => {}
             Err(apply::Error::Rejected(Rejection::Stale(reason))) => {
                 tracing::debug!(run_id = %state.run_id, %reason, "late answer ignored");
@@ -441,6 +457,7 @@ impl Inner {
                 tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed")
             }
         }
+        res.map(|_| ())
     }
 
     async fn endpoint(

@@ -119,6 +119,16 @@ pub struct Canceled {
     pub details: Option<Value>,
 }
 
+/// Parses an answer, which must be a JSON object: serde would otherwise
+/// read a struct from an array, field by field.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err("the answer must be a JSON object".to_owned());
+    }
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
 /// Makes `"result": null` count as present (a workflow may return None).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)

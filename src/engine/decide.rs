@@ -194,6 +194,9 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
         }
         Command::FailActivity { token, failure } => {
             b.check_activity_token(token)?;
+            if let Some(d) = &failure.details {
+                check_payload(d, &ctx.limits)?;
+            }
             b.fail_activity_attempt(token.scheduled_event_id, failure, None);
         }
         Command::ReportActivityCanceled { token, details } => {
@@ -222,6 +225,9 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             details,
             identity,
         } => {
+            if let Some(d) = &details {
+                check_payload(d, &ctx.limits)?;
+            }
             b.flush_buffered();
             b.close_run(EventAttributes::WorkflowExecutionTerminated(
                 WorkflowExecutionTerminated {
