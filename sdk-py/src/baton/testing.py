@@ -261,6 +261,9 @@ class WorkflowEnvironment:
     async def skip_time(self, duration: timedelta) -> None:
         """Moves the server's clock forward; every timer and timeout due by
         then fires at once (``POST /api/v1/dev/time/skip``)."""
+        # Move our clock first: the server pushes the work that came due as
+        # soon as it skips, possibly before its answer reaches us.
+        self._skipped += duration.total_seconds()
         await self._skip({"duration": format_duration(duration)})
 
     async def skip_to_next_timer(self) -> None:
