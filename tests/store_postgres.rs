@@ -13,15 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use baton::engine::{
-    self, Ctx, Effect, Event, EventAttributes, Limits, MarkerRecorded, Queue, StartRun, Task,
-    Transition,
+    self, Ctx, Effect, Event, EventAttributes, Limits, MarkerRecorded, Queue, RunState, StartRun,
+    Task, Transition,
 };
-use baton::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use baton::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::store::{conformance, PostgresStore, RunChange, Store, Wakeup};
 use baton::time::{Duration, Timestamp};
 use futures::FutureExt;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
+use tokio::sync::broadcast;
 
 fn admin_url() -> String {
     std::env::var("DATABASE_URL")
@@ -115,16 +116,24 @@ async fn postgres_conforms() {
 
 const T0: i64 = 1_700_000_000_000;
 
-/// Starts a run, then commits one change after another, each enqueueing a
-/// push row due at the change's event time, until `hear` returns true.
-async fn commit_due_rows_until(store: &dyn Store, mut hear: impl AsyncFnMut() -> bool) -> bool {
+/// Commits the start of a run of `workflow_id`; returns the run's state.
+async fn start_run(store: &dyn Store, workflow_id: &str) -> RunState {
+    let change = start_change(workflow_id);
+    let state = change.transition.state.clone();
+    store.commit(&[change]).await.expect("commit");
+    state
+}
+
+/// The start of a run of `workflow_id`, plus a push row due at once (the
+/// engine commits the first workflow task leased, so not due).
+fn start_change(workflow_id: &str) -> RunChange {
     let ctx = Ctx {
         now: Timestamp(T0),
         limits: Limits::default(),
     };
     let start = StartRun {
         namespace: Namespace::from("default"),
-        workflow_id: WorkflowId::from("order-1"),
+        workflow_id: WorkflowId::from(workflow_id),
         run_id: RunId::generate(),
         workflow_type: "Order".to_owned(),
         task_queue: TaskQueue::from("main"),
@@ -135,52 +144,87 @@ async fn commit_due_rows_until(store: &dyn Store, mut hear: impl AsyncFnMut() ->
         request_id: None,
         identity: None,
     };
-    let started = engine::start(start, &ctx).expect("a valid start");
-    let mut state = started.state.clone();
-    let change = RunChange {
+    let mut transition = engine::start(start, &ctx).expect("a valid start");
+    transition.effects.push(Effect::Enqueue {
+        task: Task::ActivityTask {
+            scheduled_event_id: 0,
+        },
+        at: Timestamp(T0),
+        lease: Duration(1000),
+    });
+    RunChange {
         expected_version: None,
-        transition: started,
+        transition,
         request_id: None,
+    }
+}
+
+/// A change of the run `state` (advanced in place) that records a marker
+/// at `T0 + tick` and enqueues `task` due at that time, so the commit
+/// announces the task's queue to other nodes.
+fn tick(state: &mut RunState, expected_version: i64, tick: i64, task: Task) -> RunChange {
+    let at = Timestamp(T0 + tick);
+    let event = Event {
+        event_id: state.next_event_id,
+        event_time: at,
+        attributes: EventAttributes::MarkerRecorded(MarkerRecorded {
+            marker_name: "tick".to_owned(),
+            details: json!(tick),
+            workflow_task_completed_event_id: 0,
+            failure: None,
+        }),
     };
-    store.commit(&[change]).await.expect("commit");
+    state.evolve(&event);
+    let enqueue = Effect::Enqueue {
+        task,
+        at,
+        lease: Duration(1000),
+    };
+    let transition = Transition {
+        state: state.clone(),
+        events: vec![event],
+        effects: vec![enqueue],
+    };
+    RunChange {
+        expected_version: Some(expected_version),
+        transition,
+        request_id: None,
+    }
+}
+
+/// Starts a run, then commits one change after another, each enqueueing a
+/// push row due at the change's event time, until `hear` returns true.
+async fn commit_due_rows_until(store: &dyn Store, mut hear: impl AsyncFnMut() -> bool) -> bool {
+    let mut state = start_run(store, "order-1").await;
     for version in 1..=20 {
         // The listener connects in the background, and notifications sent
         // before it listens are lost: keep sending until one arrives.
-        let at = Timestamp(T0 + version);
-        let event = Event {
-            event_id: state.next_event_id,
-            event_time: at,
-            attributes: EventAttributes::MarkerRecorded(MarkerRecorded {
-                marker_name: "tick".to_owned(),
-                details: json!(version),
-                workflow_task_completed_event_id: 0,
-                failure: None,
-            }),
+        let task = Task::ActivityTask {
+            scheduled_event_id: version,
         };
-        state.evolve(&event);
-        let enqueue = Effect::Enqueue {
-            task: Task::ActivityTask {
-                scheduled_event_id: version,
-            },
-            at,
-            lease: Duration(1000),
-        };
-        let transition = Transition {
-            state: state.clone(),
-            events: vec![event],
-            effects: vec![enqueue],
-        };
-        let change = RunChange {
-            expected_version: Some(version),
-            transition,
-            request_id: None,
-        };
+        let change = tick(&mut state, version, version, task);
         store.commit(&[change]).await.expect("commit");
         if hear().await {
             return true;
         }
     }
     false
+}
+
+/// The next hint from another node, if one comes within two seconds.
+async fn next_remote(wakeups: &mut broadcast::Receiver<Wakeup>) -> Option<Queue> {
+    loop {
+        let wait = tokio::time::timeout(StdDuration::from_secs(2), wakeups.recv());
+        match wait.await {
+            Ok(Ok(Wakeup {
+                queue,
+                at: Timestamp(0),
+            })) => return Some(queue),
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("wake-ups: {e}"),
+            Err(_) => return None,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,6 +248,65 @@ async fn due_rows_wake_other_nodes() {
         })
         .await;
         assert!(heard, "node b never heard of node a's due push rows");
+    })
+    .await;
+}
+
+/// Notifications go out with their commit, so one that fails sends none.
+/// Hints arrive in commit order and name only a queue, so the test
+/// alternates queues: after a timer hint everything before it has arrived;
+/// a new run's push hint arrives; a failed start and a stale change, both
+/// with push rows due, fail; and the next hint is the next commit's, due
+/// on the timer queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_commits_wake_no_other_node() {
+    let Some(dbs) = Databases::open().await else {
+        return;
+    };
+    dbs.cleanup_after(async {
+        let url = dbs.create().await;
+        let (a, b) = (migrated(&url).await, migrated(&url).await);
+        let mut wakeups = b.subscribe();
+        let heard = commit_due_rows_until(&a, async || {
+            let wait = tokio::time::timeout(StdDuration::from_millis(500), wakeups.recv());
+            matches!(
+                wait.await,
+                Ok(Ok(Wakeup {
+                    at: Timestamp(0),
+                    ..
+                }))
+            )
+        })
+        .await;
+        assert!(heard, "node b never heard of node a's due push rows");
+        let timer = |name: &str| Task::UserTimer {
+            timer_id: TimerId::from(name),
+            started_event_id: 1,
+        };
+        let mut state = start_run(&a, "order-2").await;
+        let change = tick(&mut state, 1, 1, timer("sync"));
+        a.commit(&[change]).await.expect("commit");
+        while next_remote(&mut wakeups).await.expect("a hint") != Queue::Timer {}
+
+        start_run(&a, "order-3").await;
+        assert_eq!(next_remote(&mut wakeups).await, Some(Queue::Push));
+        let again = a.commit(&[start_change("order-3")]).await;
+        assert!(
+            matches!(again, Err(baton::store::Error::AlreadyExists(_))),
+            "got {again:?}"
+        );
+        let push = Task::ActivityTask {
+            scheduled_event_id: 1,
+        };
+        let stale = tick(&mut state.clone(), 1, 2, push);
+        let res = a.commit(&[stale]).await;
+        assert!(
+            matches!(res, Err(baton::store::Error::Conflict)),
+            "got {res:?}"
+        );
+        let change = tick(&mut state, 2, 3, timer("after"));
+        a.commit(&[change]).await.expect("commit");
+        assert_eq!(next_remote(&mut wakeups).await, Some(Queue::Timer));
     })
     .await;
 }

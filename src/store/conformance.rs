@@ -53,6 +53,12 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(tasks_replace_and_delete(s))
     }),
     ("tasks_dequeue", |s| Box::pin(tasks_dequeue(s))),
+    ("dequeue_all_then_enqueue_a_key_again", |s| {
+        Box::pin(dequeue_all_then_enqueue_a_key_again(s))
+    }),
+    ("failed_commits_write_nothing", |s| {
+        Box::pin(failed_commits_write_nothing(s))
+    }),
     ("claim_race", |s| Box::pin(claim_race(s))),
     ("wakeups_on_commit", |s| Box::pin(wakeups_on_commit(s))),
 ];
@@ -761,6 +767,106 @@ async fn tasks_dequeue(store: Arc<dyn Store>) {
         .await
         .expect("terminate");
     assert_eq!(all_timers(t + 3000).await, ["e"]);
+}
+
+async fn dequeue_all_then_enqueue_a_key_again(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let effects = vec![enqueue(timer("a"), t, 50), enqueue(timer("b"), t, 50)];
+    store
+        .commit(&[update(1, effects_only(&state, effects))])
+        .await
+        .expect("commit");
+    let claimed = claim(&*store, Queue::Timer, t, 10).await;
+    assert_eq!(timer_names(&claimed), ["a", "b"]);
+
+    // The key `a` exists (claimed once) when the run's rows are cleared and
+    // `a` is enqueued again: one new row, as if inserted afresh.
+    let effects = vec![Effect::DequeueAll, enqueue(timer("a"), t + 500, 50)];
+    store
+        .commit(&[update(2, effects_only(&state, effects))])
+        .await
+        .expect("commit");
+    let rows = claim(&*store, Queue::Timer, t + 1000, 10).await;
+    assert_eq!(timer_names(&rows), ["a"]);
+    assert_ne!(rows[0].task_id, claimed[0].task_id);
+    assert_eq!((rows[0].due_at, rows[0].claims), (Timestamp(t + 500), 1));
+    let pushes = claim(&*store, Queue::Push, i64::MAX / 2, 10).await;
+    assert_eq!(
+        pushes,
+        vec![],
+        "DequeueAll removed the start's workflow task"
+    );
+}
+
+/// A commit that fails — a stale version, or a second open run — writes no
+/// part of itself: no run, no events, no task rows, no wake-ups.
+async fn failed_commits_write_nothing(store: Arc<dyn Store>) {
+    let mut wakeups = store.subscribe();
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let effects = vec![enqueue(timer("a"), t, 50), enqueue(timer("b"), t, 50)];
+    let armed = effects_only(&state, effects);
+    store
+        .commit(&[update(1, armed.clone())])
+        .await
+        .expect("commit");
+    let history = store.read_history(&ns(), state.run_id, 0, 100).await;
+    let history = history.expect("history");
+
+    // Stale changes: events and DequeueAll (a termination), and events
+    // with every kind of task-row write.
+    let stale_at = t + 7;
+    let mut rewritten = terminated(&state, T0 + 1, "stale");
+    rewritten.effects.extend([
+        Effect::Dequeue {
+            key: timer("a").key(),
+        },
+        enqueue(timer("b"), stale_at, 50),
+        enqueue(timer("c"), stale_at, 50),
+    ]);
+    let closing = terminated(&state, T0 + 1, "stale");
+    for stale in [closing, rewritten] {
+        for version in [1, 3] {
+            let res = store.commit(&[update(version, stale.clone())]).await;
+            assert!(matches!(res, Err(Error::Conflict)), "got {res:?}");
+        }
+    }
+    // A second open run of the workflow id, with a request id.
+    let second = started(&ns(), "order-1", "Order", T0 + 2);
+    let second_id = second.state.run_id;
+    let change = RunChange {
+        request_id: Some("req-1".to_owned()),
+        ..create(second)
+    };
+    assert_already_exists(store.commit(&[change]).await, "order-1");
+
+    let record = store.load_run(&ns(), state.run_id).await.expect("load");
+    let record = record.expect("the run");
+    assert_eq!((record.version, &record.state), (2, &armed.state));
+    let after = store.read_history(&ns(), state.run_id, 0, 100).await;
+    assert_eq!(after.expect("history"), history);
+    assert_eq!(store.load_run(&ns(), second_id).await.expect("load"), None);
+    let wf = WorkflowId::from("order-1");
+    let found = store.run_by_request_id(&ns(), &wf, "req-1").await;
+    assert_eq!(found.expect("lookup"), None);
+
+    let rows = claim(&*store, Queue::Timer, i64::MAX / 2, 10).await;
+    assert_eq!(timer_names(&rows), ["a", "b"]);
+    let untouched = |row: &TaskRow| (row.due_at, row.claims) == (Timestamp(t), 1);
+    assert!(rows.iter().all(untouched), "timer rows changed: {rows:?}");
+    let rows = claim(&*store, Queue::Push, i64::MAX / 2, 10).await;
+    let runs: Vec<(RunId, &Task)> = rows.iter().map(|row| (row.run_id, &row.task)).collect();
+    assert_eq!(runs, vec![(state.run_id, &Task::WorkflowTask)]);
+
+    let mut received = Vec::new();
+    while let Ok(wakeup) = wakeups.try_recv() {
+        received.push(wakeup);
+    }
+    assert!(
+        received.iter().all(|w| w.at != Timestamp(stale_at)),
+        "a failed commit announced its rows: {received:?}"
+    );
 }
 
 async fn claim_race(store: Arc<dyn Store>) {

@@ -4,7 +4,9 @@
 //! - [`Store::commit`] writes a run's new events, its snapshot and the task
 //!   rows its effects imply in ONE transaction, guarded by optimistic
 //!   concurrency on the run's `version`; a concurrent writer gets
-//!   [`Error::Conflict`] and nothing is written.
+//!   [`Error::Conflict`] and nothing is written. (On PostgreSQL the change
+//!   of a single run is one statement — its own transaction, and one round
+//!   trip.)
 //! - At most one open run per (namespace, workflow id), enforced by a unique
 //!   index; a second one is [`Error::AlreadyExists`].
 //! - Task rows are claimed with leases: a claim makes a row invisible for

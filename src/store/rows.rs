@@ -13,7 +13,9 @@ use crate::engine::{Effect, Event, Queue, RunState, RunStatus, Task};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::{Clock, SystemClock, Timestamp};
 
-use super::{Endpoint, Error, NamespaceRecord, Result, RunRecord, RunSummary, TaskRow, Wakeup};
+use super::{
+    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow, Wakeup,
+};
 
 /// `namespaces` columns: name, description, created_at.
 pub(super) type NamespaceCols = (String, String, i64);
@@ -178,6 +180,51 @@ impl RunRow {
     }
 }
 
+/// Everything a commit writes for one [`RunChange`], encoded: the run row,
+/// the event rows, the folded task rows, and the queues to announce. Built
+/// before any IO, so encoding errors never leave a commit half done.
+/// (`pub` only because [`super::sql::Dialect`] names it; like the trait,
+/// it is unnameable outside `store`.)
+pub struct RunWrite {
+    /// `None` inserts the run; `Some(v)` updates it if its version is `v`.
+    pub(super) expected_version: Option<i64>,
+    pub(super) request_id: Option<String>,
+    pub(super) run: RunRow,
+    pub(super) events: Vec<EventRow>,
+    pub(super) tasks: TaskPlan,
+    /// What other nodes should hear about (see [`TaskPlan::due_queues`]).
+    pub(super) due: Vec<Queue>,
+}
+
+impl RunWrite {
+    pub fn new(change: &RunChange) -> Result<RunWrite> {
+        let transition = &change.transition;
+        let tasks = TaskPlan::fold(&transition.effects)?;
+        let last_event_time = transition.events.iter().map(|e| e.event_time).max();
+        Ok(RunWrite {
+            expected_version: change.expected_version,
+            request_id: change.request_id.clone(),
+            run: RunRow::new(&transition.state)?,
+            events: event_rows(&transition.events)?,
+            due: tasks.due_queues(last_event_time),
+            tasks,
+        })
+    }
+
+    /// The error a failed write of this run reports: a violated unique key
+    /// of `runs` is [`Error::AlreadyExists`], anything else a database
+    /// error. (Only the run's insert or update can violate those keys.)
+    pub fn error(&self, e: sqlx::Error) -> Error {
+        match unique_violation(&e) {
+            Some(UniqueKey::OpenRun) => {
+                Error::AlreadyExists(format!("workflow `{}` (an open run)", self.run.workflow_id))
+            }
+            Some(UniqueKey::Run) => Error::AlreadyExists(format!("run `{}`", self.run.run_id)),
+            _ => Error::Database(e),
+        }
+    }
+}
+
 /// One `events` row (its run id is the change's).
 pub(super) struct EventRow {
     pub event_id: i64,
@@ -227,7 +274,10 @@ impl TaskPlan {
     /// Folds `effects` in order into their final outcome per key: the last
     /// write to a key wins, and `DequeueAll` erases everything before it.
     /// Applying the plan (deletes, then upserts) leaves the same rows as
-    /// applying the effects one by one would.
+    /// applying the effects one by one would. Each key occurs at most once
+    /// in `delete_keys` and `upserts` together, so one statement may apply
+    /// the whole plan (PostgreSQL's single-statement commit relies on it: a
+    /// statement must not touch one row twice).
     pub fn fold(effects: &[Effect]) -> Result<TaskPlan> {
         let mut delete_all = false;
         // Key → the row to upsert, or `None` to delete it.

@@ -1,13 +1,13 @@
 //! [`SqlStore`]: the one [`Store`] implementation behind both backends.
 //!
-//! PostgreSQL and SQLite (3.35+) understand the same SQL for everything but
-//! claiming, so the queries live here once, written for both: `$n`
+//! PostgreSQL and SQLite (3.35+) understand the same SQL for almost
+//! everything, so the queries live here once, written for both: `$n`
 //! placeholders (sqlx's SQLite driver accepts them), `on conflict … do
 //! update`, `returning`, partial indexes and row-value comparisons. What
-//! differs — migrations, how a write transaction begins, the claim query and
-//! cross-node notifications — is the small [`Dialect`] trait, implemented
-//! in `postgres/` and `sqlite/`. Column values come from and go to the pure
-//! helpers in `rows`.
+//! differs — migrations, how a write transaction begins, the claim query,
+//! cross-node notifications, and PostgreSQL's single-statement commit of
+//! one run — is the small [`Dialect`] trait, implemented in `postgres/` and
+//! `sqlite/`. Column values come from and go to the pure helpers in `rows`.
 
 use async_trait::async_trait;
 use sqlx::{
@@ -22,8 +22,8 @@ use crate::time::Timestamp;
 
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    unique_violation, Arg, EndpointCols, NamespaceCols, RunRecordCols, RunRow, Sql, SummaryCols,
-    TaskCols, TaskPlan, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
+    Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, Sql, SummaryCols, TaskCols,
+    TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
     Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
@@ -64,6 +64,12 @@ pub trait Dialect: Database {
     fn rows_affected(result: &Self::QueryResult) -> u64;
     /// Inside a commit: tells other nodes that rows of `queues` are due.
     async fn notify(tx: &mut Transaction<'static, Self>, queues: &[Queue]) -> Result<()>;
+    /// Commits the change of a single run with a single statement, which
+    /// is atomic without a transaction (one round trip instead of one per
+    /// statement plus `begin` and `commit`), with the same outcome as the
+    /// transaction [`Store::commit`] otherwise runs. `None` when the
+    /// backend has no such statement.
+    async fn commit_one(pool: &Pool<Self>, write: &RunWrite, now: i64) -> Option<Result<()>>;
 }
 
 /// A [`Store`] on a sqlx pool. Cheap to share behind an `Arc`; dropping
@@ -314,122 +320,19 @@ where
 
     async fn commit(&self, changes: &[RunChange]) -> Result<()> {
         let now = audit_now();
-        let mut wakeups = Vec::new();
-        // Dropping `tx` on an early return rolls everything back.
-        let mut tx = DB::begin_write(&self.pool).await?;
-        for change in changes {
-            let state = &change.transition.state;
-            let run = RunRow::new(state)?;
-            let open_run = || format!("workflow `{}` (an open run)", state.workflow_id);
-            match change.expected_version {
-                None => {
-                    sqlx::query(INSERT_RUN)
-                        .bind(run.run_id.clone())
-                        .bind(run.namespace)
-                        .bind(run.workflow_id)
-                        .bind(run.workflow_type)
-                        .bind(run.task_queue)
-                        .bind(run.status.to_owned())
-                        .bind(run.start_time)
-                        .bind(run.close_time)
-                        .bind(run.history_length)
-                        .bind(change.request_id.clone())
-                        .bind(run.state)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| match unique_violation(&e) {
-                            Some(UniqueKey::OpenRun) => Error::AlreadyExists(open_run()),
-                            Some(UniqueKey::Run) => {
-                                Error::AlreadyExists(format!("run `{}`", state.run_id))
-                            }
-                            _ => Error::Database(e),
-                        })?;
-                }
-                Some(version) => {
-                    let done = sqlx::query(UPDATE_RUN)
-                        .bind(run.run_id.clone())
-                        .bind(run.status.to_owned())
-                        .bind(run.close_time)
-                        .bind(run.history_length)
-                        .bind(run.state)
-                        .bind(now)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(on_unique(UniqueKey::OpenRun, open_run))?;
-                    if DB::rows_affected(&done) == 0 {
-                        return Err(Error::Conflict);
-                    }
-                }
-            }
-
-            let mut events = rows::event_rows(&change.transition.events)?
-                .into_iter()
-                .peekable();
-            while events.peek().is_some() {
-                let mut insert = Sql::new(
-                    "insert into events (run_id, event_id, event_type, event_time, data) ",
-                );
-                insert.values(events.by_ref().take(MAX_ROWS_PER_INSERT), "", |e| {
-                    vec![
-                        Arg::Text(run.run_id.clone()),
-                        Arg::Int(e.event_id),
-                        Arg::Text(e.event_type.to_owned()),
-                        Arg::Int(e.event_time),
-                        Arg::Text(e.data),
-                    ]
-                });
-                bound!(sqlx::query(&insert.text), insert.args)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-
-            let plan = TaskPlan::fold(&change.transition.effects)?;
-            if plan.delete_all || !plan.delete_keys.is_empty() {
-                let mut delete = Sql::new("delete from tasks where run_id = ");
-                delete.bind(run.run_id.clone());
-                if !plan.delete_all {
-                    let keys = plan.delete_keys.iter().cloned().map(Arg::Text);
-                    delete.push(" and task_key in (").list(keys).push(")");
-                }
-                bound!(sqlx::query(&delete.text), delete.args)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for chunk in plan.upserts.chunks(MAX_ROWS_PER_INSERT) {
-                let mut upsert = Sql::new(
-                    "insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
-                     visible_at, lease_ms, created_at, claims) ",
-                );
-                upsert
-                    .values(chunk, ", 0", |row: &TaskUpsert| {
-                        vec![
-                            Arg::Text(row.task_id.clone()),
-                            Arg::Text(state.namespace.0.clone()),
-                            Arg::Text(run.run_id.clone()),
-                            Arg::Text(row.key.clone()),
-                            Arg::Text(queue_name(row.queue).to_owned()),
-                            Arg::Text(row.payload.clone()),
-                            Arg::Int(row.visible_at),
-                            Arg::Int(row.lease_ms),
-                            Arg::Int(now),
-                        ]
-                    })
-                    .push(UPSERT_TASKS_CONFLICT);
-                bound!(sqlx::query(&upsert.text), upsert.args)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-
-            let last_event_time = change.transition.events.iter().map(|e| e.event_time).max();
-            let due = plan.due_queues(last_event_time);
-            if !due.is_empty() {
-                DB::notify(&mut tx, &due).await?;
-            }
-            wakeups.extend(plan.wakeups());
+        let writes = changes
+            .iter()
+            .map(RunWrite::new)
+            .collect::<Result<Vec<_>>>()?;
+        let wakeups: Vec<Wakeup> = writes.iter().flat_map(|w| w.tasks.wakeups()).collect();
+        let one_statement = match writes.as_slice() {
+            [write] => DB::commit_one(&self.pool, write, now).await,
+            _ => None,
+        };
+        match one_statement {
+            Some(done) => done?,
+            None => commit_in_transaction::<DB>(&self.pool, writes, now).await?,
         }
-        tx.commit().await?;
         for wakeup in wakeups {
             // No subscribers is fine: hints are only hints.
             let _ = self.wakeups.send(wakeup);
@@ -532,4 +435,121 @@ where
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
     }
+}
+
+/// Commits `writes` in one transaction, a statement per table and run: how
+/// SQLite commits everything, and PostgreSQL a change of several runs.
+async fn commit_in_transaction<DB>(pool: &Pool<DB>, writes: Vec<RunWrite>, now: i64) -> Result<()>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    String: Type<DB>,
+    i64: Type<DB>,
+{
+    // Dropping `tx` on an early return rolls everything back.
+    let mut tx = DB::begin_write(pool).await?;
+    for mut write in writes {
+        // Moved out rather than cloned; `write.error` needs neither.
+        let state = std::mem::take(&mut write.run.state);
+        let events = std::mem::take(&mut write.events);
+        let run = &write.run;
+        let written = match write.expected_version {
+            None => sqlx::query(INSERT_RUN)
+                .bind(run.run_id.clone())
+                .bind(run.namespace.clone())
+                .bind(run.workflow_id.clone())
+                .bind(run.workflow_type.clone())
+                .bind(run.task_queue.clone())
+                .bind(run.status.to_owned())
+                .bind(run.start_time)
+                .bind(run.close_time)
+                .bind(run.history_length)
+                .bind(write.request_id.clone())
+                .bind(state)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write.error(e))?,
+            Some(version) => sqlx::query(UPDATE_RUN)
+                .bind(run.run_id.clone())
+                .bind(run.status.to_owned())
+                .bind(run.close_time)
+                .bind(run.history_length)
+                .bind(state)
+                .bind(now)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write.error(e))?,
+        };
+        if DB::rows_affected(&written) == 0 {
+            return Err(Error::Conflict);
+        }
+
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let mut insert =
+                Sql::new("insert into events (run_id, event_id, event_type, event_time, data) ");
+            insert.values(events.by_ref().take(MAX_ROWS_PER_INSERT), "", |e| {
+                vec![
+                    Arg::Text(run.run_id.clone()),
+                    Arg::Int(e.event_id),
+                    Arg::Text(e.event_type.to_owned()),
+                    Arg::Int(e.event_time),
+                    Arg::Text(e.data),
+                ]
+            });
+            bound!(sqlx::query(&insert.text), insert.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        let plan = &write.tasks;
+        if plan.delete_all || !plan.delete_keys.is_empty() {
+            let mut delete = Sql::new("delete from tasks where run_id = ");
+            delete.bind(run.run_id.clone());
+            if !plan.delete_all {
+                let keys = plan.delete_keys.iter().cloned().map(Arg::Text);
+                delete.push(" and task_key in (").list(keys).push(")");
+            }
+            bound!(sqlx::query(&delete.text), delete.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for chunk in plan.upserts.chunks(MAX_ROWS_PER_INSERT) {
+            let mut upsert = Sql::new(
+                "insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
+                 visible_at, lease_ms, created_at, claims) ",
+            );
+            upsert
+                .values(chunk, ", 0", |row: &TaskUpsert| {
+                    vec![
+                        Arg::Text(row.task_id.clone()),
+                        Arg::Text(run.namespace.clone()),
+                        Arg::Text(run.run_id.clone()),
+                        Arg::Text(row.key.clone()),
+                        Arg::Text(queue_name(row.queue).to_owned()),
+                        Arg::Text(row.payload.clone()),
+                        Arg::Int(row.visible_at),
+                        Arg::Int(row.lease_ms),
+                        Arg::Int(now),
+                    ]
+                })
+                .push(UPSERT_TASKS_CONFLICT);
+            bound!(sqlx::query(&upsert.text), upsert.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        if !write.due.is_empty() {
+            DB::notify(&mut tx, &write.due).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -17,9 +17,9 @@ use tokio::sync::broadcast;
 use crate::engine::Queue;
 use crate::time::Timestamp;
 
-use super::rows::{parse_queue, queue_name, TaskCols};
+use super::rows::{parse_queue, queue_name, RunWrite, TaskCols};
 use super::sql::{Dialect, SqlStore, WAKEUP_CAPACITY};
-use super::{Result, Wakeup};
+use super::{Error, Result, Wakeup};
 
 /// The store on PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;
@@ -47,6 +47,70 @@ const CLAIM: &str = "with due as ( \
     update tasks t set visible_at = $2 + t.lease_ms, claims = t.claims + 1 \
     from due where t.task_id = due.task_id \
     returning t.task_id, t.namespace, t.run_id, t.payload, due.visible_at, t.claims";
+
+/// The single-statement commit of one run, after the run's own write `r`
+/// (see [`COMMIT_UPDATE`] and [`COMMIT_INSERT`]). Every other part is gated
+/// on `r` returning the run, so a lost optimistic-concurrency race writes
+/// and announces nothing; a failure anywhere fails the whole statement,
+/// which is atomic by itself. Rows come in as arrays, so the text (and the
+/// prepared statement) is the same whatever the number of rows.
+///
+/// All parts see one snapshot, so none may touch a row another part
+/// touches: `TaskPlan::fold` leaves each key in at most one of the delete
+/// keys and the upserts, and a delete-all spares the keys upserted right
+/// after it (the upsert then replaces every column of such a row, as a
+/// delete and insert would). `n` is a plain select, which PostgreSQL runs
+/// only as far as the final select reads it: that select counts its rows.
+///
+/// Parameters: $1 run id, $2 now; events $3 ids, $4 types, $5 times, $6
+/// data; $7 delete all, $8 keys to delete; tasks $9 namespace, $10 keys, $11
+/// task ids, $12 queues, $13 payloads, $14 visible at, $15 leases; $16 the
+/// channel, $17 queues to announce; the run's $18 status, $19 close time,
+/// $20 history length, $21 state; then the run write's own from $22.
+macro_rules! commit_after_run {
+    () => {
+        "e as (insert into events (run_id, event_id, event_type, event_time, data) \
+            select $1, e.* from unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[]) as e \
+            where exists (select 1 from r)), \
+        d as (delete from tasks where run_id = $1 and ($7 or task_key = any($8::text[])) \
+            and task_key <> all($10::text[]) and exists (select 1 from r)), \
+        u as (insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
+                visible_at, lease_ms, created_at, claims) \
+            select t.task_id, $9, $1, t.task_key, t.queue, t.payload, t.visible_at, t.lease_ms, \
+                $2, 0 \
+            from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], \
+                $15::bigint[]) as t(task_key, task_id, queue, payload, visible_at, lease_ms) \
+            where exists (select 1 from r) \
+            on conflict (run_id, task_key) do update set task_id = excluded.task_id, \
+            namespace = excluded.namespace, queue = excluded.queue, payload = excluded.payload, \
+            visible_at = excluded.visible_at, lease_ms = excluded.lease_ms, claims = 0, \
+            created_at = excluded.created_at), \
+        n as (select pg_notify($16, q) from unnest($17::text[]) as q \
+            where exists (select 1 from r)) \
+        select (select count(*) from n) from r"
+    };
+}
+
+/// Updates a run if its version is still $22 (optimistic concurrency); no
+/// row back means it is not.
+const COMMIT_UPDATE: &str = concat!(
+    "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
+        state = $21, version = version + 1, updated_at = $2 \
+        where run_id = $1 and version = $22 returning run_id), ",
+    commit_after_run!()
+);
+
+/// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
+/// start time, $26 request id. A second open run of the workflow id fails
+/// the statement on `runs_open_workflow_id`.
+const COMMIT_INSERT: &str = concat!(
+    "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
+        status, start_time, close_time, history_length, request_id, version, state, \
+        created_at, updated_at) \
+        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2) \
+        returning run_id), ",
+    commit_after_run!()
+);
 
 impl SqlStore<Postgres> {
     /// Connects with [`DEFAULT_MAX_CONNECTIONS`] and starts the listener.
@@ -95,6 +159,10 @@ impl Dialect for Postgres {
         result.rows_affected()
     }
 
+    async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Option<Result<()>> {
+        Some(commit_one(pool, write, now).await)
+    }
+
     async fn notify(tx: &mut Transaction<'static, Postgres>, queues: &[Queue]) -> Result<()> {
         // Delivered only if the transaction commits.
         for queue in queues {
@@ -105,6 +173,57 @@ impl Dialect for Postgres {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// See [`commit_after_run`].
+async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
+    let (run, events, tasks) = (&write.run, &write.events, &write.tasks.upserts);
+    let query = match write.expected_version {
+        Some(_) => COMMIT_UPDATE,
+        None => COMMIT_INSERT,
+    };
+    let query = sqlx::query_scalar::<_, i64>(query)
+        .bind(run.run_id.as_str())
+        .bind(now)
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_time).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+        .bind(write.tasks.delete_all)
+        .bind(write.tasks.delete_keys.as_slice())
+        .bind(run.namespace.as_str())
+        .bind(tasks.iter().map(|t| t.key.as_str()).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            tasks
+                .iter()
+                .map(|t| queue_name(t.queue))
+                .collect::<Vec<_>>(),
+        )
+        .bind(tasks.iter().map(|t| t.payload.as_str()).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.visible_at).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.lease_ms).collect::<Vec<_>>())
+        .bind(CHANNEL)
+        .bind(write.due.iter().map(|q| queue_name(*q)).collect::<Vec<_>>())
+        .bind(run.status)
+        .bind(run.close_time)
+        .bind(run.history_length)
+        .bind(run.state.as_str());
+    let query = match write.expected_version {
+        Some(version) => query.bind(version),
+        None => query
+            .bind(run.workflow_id.as_str())
+            .bind(run.workflow_type.as_str())
+            .bind(run.task_queue.as_str())
+            .bind(run.start_time)
+            .bind(write.request_id.as_deref()),
+    };
+    match query.fetch_optional(pool).await {
+        Ok(Some(_announced)) => Ok(()),
+        // `r` returned nothing: the version moved on.
+        Ok(None) => Err(Error::Conflict),
+        Err(e) => Err(write.error(e)),
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::Queue;
 
-use super::rows::{queue_name, TaskCols};
+use super::rows::{queue_name, RunWrite, TaskCols};
 use super::sql::{Dialect, SqlStore, WAKEUP_CAPACITY};
 use super::Result;
 
@@ -130,5 +130,11 @@ impl Dialect for Sqlite {
     async fn notify(_tx: &mut Transaction<'static, Sqlite>, _queues: &[Queue]) -> Result<()> {
         // One process: the local wake-ups after commit reach everyone.
         Ok(())
+    }
+
+    async fn commit_one(_pool: &SqlitePool, _write: &RunWrite, _now: i64) -> Option<Result<()>> {
+        // SQLite has no data-modifying CTEs, and an embedded database has
+        // no round trips to save: the transaction it is.
+        None
     }
 }
