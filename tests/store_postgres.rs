@@ -311,6 +311,49 @@ async fn failed_commits_wake_no_other_node() {
     .await;
 }
 
+/// The pool skips sqlx's ping on the busy path, but a connection that sat
+/// idle (here: killed by the server meanwhile) is checked before use and
+/// replaced, so the call after a database restart still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_idle_are_replaced() {
+    let Some(dbs) = Databases::open().await else {
+        return;
+    };
+    dbs.cleanup_after(async {
+        let url = dbs.create().await;
+        let database = url.rsplit('/').next().expect("a path").to_owned();
+        let store = migrated(&url).await;
+        let mut state = start_run(&store, "order-1").await;
+        let mut admin = PgConnection::connect(&dbs.admin).await.expect("connect");
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1",
+        )
+        .bind(&database)
+        .fetch_all(&mut admin)
+        .await
+        .expect("terminate the store's sessions");
+        assert!(!killed.is_empty(), "the store had sessions");
+        // Longer than the idle time after which a connection is pinged.
+        tokio::time::sleep(StdDuration::from_millis(1500)).await;
+        let ns = Namespace::from("default");
+        let loaded = store.load_run(&ns, state.run_id).await;
+        assert_eq!(
+            loaded.expect("load after the kill").map(|r| r.version),
+            Some(1)
+        );
+        let timer = Task::UserTimer {
+            timer_id: TimerId::from("t"),
+            started_event_id: 1,
+        };
+        let change = tick(&mut state, 1, 1, timer);
+        store
+            .commit(&[change])
+            .await
+            .expect("commit after the kill");
+    })
+    .await;
+}
+
 /// Waits (up to five seconds) until `expected` sessions on `database` are
 /// listening; returns the last count seen.
 async fn await_listeners(admin: &mut PgConnection, database: &str, expected: i64) -> i64 {
