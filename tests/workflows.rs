@@ -757,7 +757,10 @@ async fn refused_activity_answers_fail_the_attempt(db: Db) {
         let options = options.clone();
         async move {
             if req["type"] == "workflow_task" {
-                return (StatusCode::OK, sequential_workflow(&req, &[("odd", options)]));
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("odd", options)]),
+                );
             }
             if req["attempt"] == 1 {
                 // Well-formed, but nobody asked for a cancellation.
@@ -774,6 +777,9 @@ async fn refused_activity_answers_fail_the_attempt(db: Db) {
     let history = server.api.history("odd").await;
     let started = closing_event(&history, "ActivityTaskStarted");
     assert_eq!(started["attributes"]["attempt"], 2);
-    assert_eq!(started["attributes"]["last_failure"]["type"], "InvalidActivityAnswer");
+    assert_eq!(
+        started["attributes"]["last_failure"]["type"],
+        "InvalidActivityAnswer"
+    );
     server.stop().await;
 }

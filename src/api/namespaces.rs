@@ -87,10 +87,10 @@ pub fn parse_namespace(name: &str) -> Result<Namespace, ApiError> {
 /// The namespace named in a path, or 404.
 pub async fn existing_namespace(state: &AppState, name: &str) -> Result<NamespaceRecord, ApiError> {
     let ns = Namespace(name.to_owned());
-    state
-        .applier
-        .store()
-        .get_namespace(&ns)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("namespace {name} not found")))
+    state.applier.namespace(&ns).await.map_err(|e| match e {
+        crate::apply::Error::NamespaceNotFound(_) => {
+            ApiError::NotFound(format!("namespace {name} not found"))
+        }
+        other => other.into(),
+    })
 }

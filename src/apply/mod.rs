@@ -24,7 +24,7 @@ use crate::engine::{
     Limits, Rejection, RunState, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};
-use crate::store::{self, RunChange, RunRecord, Store};
+use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
 use crate::time::{Clock, Duration};
 
 /// How often a lost optimistic-concurrency race is retried before giving up.
@@ -83,7 +83,7 @@ pub struct Applier {
     pushes: mpsc::UnboundedSender<Push>,
     closed: broadcast::Sender<RunId>,
     cache: Arc<cache::RunCache>,
-    namespaces: Arc<std::sync::Mutex<std::collections::HashSet<Namespace>>>,
+    namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
 }
 
 /// Runs kept in the cache.
@@ -166,7 +166,7 @@ impl Applier {
     /// Starts a run, honouring the request id and the id policies.
     pub async fn start(&self, req: StartRequest) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
-        self.check_namespace(&ns).await?;
+        self.namespace(&ns).await?;
         // The common case needs no look-up: with ALLOW_DUPLICATE a closed run
         // never blocks a start, and an open one is caught by the store's
         // unique index, after which the policies are decided in full.
@@ -249,20 +249,28 @@ impl Applier {
         Err(Error::Contended)
     }
 
-    /// Namespaces cannot be deleted, so one that was seen once exists.
-    async fn check_namespace(&self, ns: &Namespace) -> Result<(), Error> {
-        let known = |set: &std::collections::HashSet<Namespace>| set.contains(ns);
-        if known(&self.namespaces.lock().unwrap_or_else(|p| p.into_inner())) {
-            return Ok(());
+    /// The namespace record. Namespaces cannot be deleted (and their
+    /// records do not change), so one seen once is served from memory.
+    pub async fn namespace(&self, ns: &Namespace) -> Result<NamespaceRecord, Error> {
+        let cached = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ns)
+            .cloned();
+        if let Some(record) = cached {
+            return Ok(record);
         }
-        if self.store.get_namespace(ns).await?.is_none() {
-            return Err(Error::NamespaceNotFound(ns.clone()));
-        }
+        let record = self
+            .store
+            .get_namespace(ns)
+            .await?
+            .ok_or_else(|| Error::NamespaceNotFound(ns.clone()))?;
         self.namespaces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ns.clone());
-        Ok(())
+            .insert(ns.clone(), record.clone());
+        Ok(record)
     }
 
     /// Commits, then hands pushes to the dispatcher and announces closes.

@@ -447,7 +447,10 @@ impl Inner {
     /// late answer lost the race) and only logged; the error is returned for
     /// callers that can do better.
     async fn report(&self, state: &RunState, cmd: Command) -> Result<(), apply::Error> {
-        let res = self.applier.apply(&state.namespace, state.run_id, cmd).await;
+        let res = self
+            .applier
+            .apply(&state.namespace, state.run_id, cmd)
+            .await;
         match &res {
             Ok(_) => {}
             Err(apply::Error::Rejected(Rejection::Stale(reason))) => {
