@@ -671,7 +671,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             name = getattr(defn, "name", None) or getattr(activity, "__name__", None)
             if not name:
                 raise TypeError(f"{activity!r} is not an activity")
-            ret = type_hints_of(activity)[1]
+            # The definition already resolved the hints (resolving them per
+            # call is a large part of a short replay).
+            ret = defn.ret_type if defn is not None else type_hints_of(activity)[1]
         self._activity_seq += 1
         aid = activity_id or str(self._activity_seq)
         if aid in self._activities_by_id:
