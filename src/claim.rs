@@ -55,7 +55,7 @@ pub async fn run(
             Err(e) => tracing::warn!(?queue, error = %e, "claiming tasks failed"),
         }
         let mut target = now.saturating_add(options.poll_interval);
-        match store.next_visible_at(queue).await {
+        match store.next_visible_at(queue, now).await {
             Ok(Some(next)) => target = target.min(next),
             Ok(None) => {}
             Err(e) => tracing::warn!(?queue, error = %e, "reading the next due task failed"),

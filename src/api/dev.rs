@@ -67,8 +67,13 @@ async fn skip_time(
     let by = match (body.duration, body.to_next_timer) {
         (Some(d), false) => d,
         (None, true) => {
-            let next = state.applier.store().next_visible_at(Queue::Timer).await?;
-            next.map_or(Duration::ZERO, |at| at.since(clock.now()))
+            let now = clock.now();
+            let next = state
+                .applier
+                .store()
+                .next_visible_at(Queue::Timer, now)
+                .await?;
+            next.map_or(Duration::ZERO, |at| at.since(now))
         }
         _ => {
             return Err(ApiError::BadRequest(

@@ -30,7 +30,7 @@ use crate::engine::{
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
 use crate::store::{Endpoint, TaskRow};
-use crate::time::{Duration, Timestamp};
+use crate::time::{Clock, Duration, SystemClock, Timestamp};
 
 use client::{Client, Delivery};
 use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskRequest};
@@ -220,7 +220,7 @@ impl Inner {
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
         let delivery = self
-            .send(&endpoint, &request, state.workflow_task_timeout, ctx.now)
+            .send(&endpoint, &request, state.workflow_task_timeout)
             .await;
         let cmd = match delivery {
             Delivery::Answered { status, body } if status == StatusCode::OK => {
@@ -338,7 +338,7 @@ impl Inner {
             heartbeat_timeout: act.heartbeat_timeout,
             heartbeat_details: act.heartbeat_details.as_ref(),
         });
-        let delivery = self.send(&endpoint, &request, timeout, now).await;
+        let delivery = self.send(&endpoint, &request, timeout).await;
         let attempt_failed = |message: String, error_type: &str| Command::FailActivity {
             token,
             failure: Failure::new(message, error_type),
@@ -417,7 +417,6 @@ impl Inner {
         endpoint: &Endpoint,
         request: &PushRequest<'_>,
         timeout: Duration,
-        now: Timestamp,
     ) -> Delivery {
         let body = match serde_json::to_vec(request) {
             Ok(b) => b,
@@ -438,7 +437,9 @@ impl Inner {
                 &secrets,
                 body,
                 timeout.to_std(),
-                now.millis() / 1000,
+                // Signatures carry wall-clock time even when a dev server's
+                // clock was skipped: receivers check it against theirs.
+                SystemClock.now().millis() / 1000,
             )
             .await
     }

@@ -631,8 +631,17 @@ async fn tasks_claim_and_lease(store: Arc<dyn Store>) {
         .commit(&[update(1, effects_only(&state, effects))])
         .await
         .expect("commit");
-    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    let next = store
+        .next_visible_at(Queue::Timer, Timestamp(0))
+        .await
+        .expect("next");
     assert_eq!(next, Some(Timestamp(t)));
+    // Only rows due strictly later than `after` count.
+    let next = store
+        .next_visible_at(Queue::Timer, Timestamp(t))
+        .await
+        .expect("next");
+    assert_eq!(next, Some(Timestamp(t + 100)));
 
     // Nothing is due before its time.
     assert_eq!(claim(&*store, Queue::Timer, t - 1, 10).await, vec![]);
@@ -644,7 +653,10 @@ async fn tasks_claim_and_lease(store: Arc<dyn Store>) {
     assert_eq!((a.namespace.clone(), a.run_id), (ns(), state.run_id));
     // Claimed rows stay invisible for their lease.
     assert_eq!(claim(&*store, Queue::Timer, t + 59, 10).await, vec![]);
-    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    let next = store
+        .next_visible_at(Queue::Timer, Timestamp(0))
+        .await
+        .expect("next");
     assert_eq!(next, Some(Timestamp(t + 60)));
 
     // The lease ran out: `a` reappears, with `b` now due too.
@@ -682,7 +694,10 @@ async fn tasks_replace_and_delete(store: Arc<dyn Store>) {
         .commit(&[update(2, arm(t + 5))])
         .await
         .expect("commit");
-    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    let next = store
+        .next_visible_at(Queue::Timer, Timestamp(0))
+        .await
+        .expect("next");
     assert_eq!(next, Some(Timestamp(t + 5)));
     let second = claim(&*store, Queue::Timer, t + 5, 10).await;
     assert_eq!(timer_names(&second), ["a"]);
@@ -692,11 +707,17 @@ async fn tasks_replace_and_delete(store: Arc<dyn Store>) {
     // A stale claimer's delete misses the replacement; the current one's
     // delete removes it.
     store.delete_task(&first[0].task_id).await.expect("delete");
-    let next = store.next_visible_at(Queue::Timer).await.expect("next");
+    let next = store
+        .next_visible_at(Queue::Timer, Timestamp(0))
+        .await
+        .expect("next");
     assert_eq!(next, Some(Timestamp(t + 55)));
     store.delete_task(&second[0].task_id).await.expect("delete");
     assert_eq!(
-        store.next_visible_at(Queue::Timer).await.expect("next"),
+        store
+            .next_visible_at(Queue::Timer, Timestamp(0))
+            .await
+            .expect("next"),
         None
     );
     store

@@ -220,8 +220,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>>;
     /// Deletes the row with this task id, if it still exists.
     async fn delete_task(&self, task_id: &str) -> Result<()>;
-    /// The earliest `visible_at` of `queue`, if any row exists.
-    async fn next_visible_at(&self, queue: Queue) -> Result<Option<Timestamp>>;
+    /// The earliest `visible_at` of `queue` later than `after`, if any.
+    async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
     /// other nodes' commits of rows due at once (LISTEN/NOTIFY).
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;

@@ -157,7 +157,8 @@ const UPSERT_TASKS_CONFLICT: &str = " on conflict (run_id, task_key) do update s
     payload = excluded.payload, visible_at = excluded.visible_at, \
     lease_ms = excluded.lease_ms, claims = 0, created_at = excluded.created_at";
 const DELETE_TASK: &str = "delete from tasks where task_id = $1";
-const NEXT_VISIBLE_AT: &str = "select min(visible_at) from tasks where queue = $1";
+const NEXT_VISIBLE_AT: &str =
+    "select min(visible_at) from tasks where queue = $1 and visible_at > $2";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -424,9 +425,10 @@ where
         Ok(())
     }
 
-    async fn next_visible_at(&self, queue: Queue) -> Result<Option<Timestamp>> {
+    async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {
         let next: Option<i64> = sqlx::query_scalar(NEXT_VISIBLE_AT)
             .bind(queue_name(queue).to_owned())
+            .bind(after.millis())
             .fetch_one(&self.pool)
             .await?;
         Ok(next.map(Timestamp))
