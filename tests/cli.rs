@@ -872,3 +872,43 @@ async fn migrate_is_idempotent_on_postgres() {
     let url = common::fresh_postgres_database().await;
     migrate_twice(&url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_register_lists_what_an_sdk_handler_serves() {
+    let server = spawn_server(Db::Sqlite).await;
+    // An SDK answers a GET on its URL with the types it serves.
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::Json(json!({
+                "sdk": {"name": "baton-sdk", "version": "0"},
+                "workflows": [{"name": "Onboarding"}, {"name": "Billing"}],
+                "activities": [{"name": "send_email"}],
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let out = ok(client(
+        &server,
+        &[
+            "endpoint",
+            "register",
+            "--task-queue",
+            "q",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+        ],
+    )
+    .await);
+    assert!(
+        out.contains("serves workflows: Onboarding, Billing"),
+        "{out}"
+    );
+    assert!(out.contains("serves activities: send_email"), "{out}");
+}

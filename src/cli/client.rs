@@ -208,6 +208,31 @@ impl Conn {
     }
 }
 
+/// What an SDK handler says it serves (a GET on its URL), as one line per
+/// kind; `None` when the handler does not answer that way.
+async fn describe_handler(url: &str) -> Option<String> {
+    let resp = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let v: Value = resp.json().await.ok()?;
+    let names = |key: &str| -> Option<String> {
+        let items = v.get(key)?.as_array()?;
+        let names: Vec<&str> = items
+            .iter()
+            .filter_map(|i| i.get("name").and_then(Value::as_str))
+            .collect();
+        Some(names.join(", "))
+    };
+    Some(format!(
+        "serves workflows: {}\nserves activities: {}",
+        names("workflows")?,
+        names("activities")?
+    ))
+}
+
 /// Percent-encodes one path segment.
 fn enc(segment: &str) -> String {
     let mut out = String::new();
@@ -304,6 +329,11 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 eprintln!(
                     "\nConfigure your handler with the generated secret; it is not shown again."
                 );
+            }
+            if matches!(conn.output, Output::Table) {
+                if let Some(served) = describe_handler(&url).await {
+                    println!("{served}");
+                }
             }
         }
         EndpointCmd::List { conn } => {
