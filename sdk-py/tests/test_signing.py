@@ -1,4 +1,4 @@
-"""Standard Webhooks signing: the vectors of docs/protocol-signing.md."""
+"""Standard Webhooks signing: the vectors of docs/protocol.md §3.4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Standard Webhooks signing and verification (docs/protocol-signing.md).
+"""Standard Webhooks signing and verification (docs/protocol.md §3).
 
 Every push carries ``webhook-id``, ``webhook-timestamp`` and
 ``webhook-signature`` (space-separated ``v1,<base64 HMAC-SHA256 of
