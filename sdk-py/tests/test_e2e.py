@@ -249,7 +249,6 @@ def servers(env: WorkflowEnvironment) -> Iterator[dict[str, str]]:
         activities=ACTIVITIES,
         signing_secret=SECRET,
         server_url=env.target,
-        clock=env.clock,
     )
     with AppServer(app) as asgi, LambdaURL(app) as lam:
         urls = {"asgi": asgi.url, "lambda": lam.url}
@@ -482,7 +481,7 @@ async def test_changed_code_fails_the_task_with_non_determinism(
     handle = await client.start_workflow(NapV1.run, id="nap-nde", task_queue="nde")
     await wait_for_timer(handle)
     # Redeploy the queue with code that dropped the timer.
-    v2 = App(workflows=[NapV2], signing_secret=SECRET, clock=env.clock)
+    v2 = App(workflows=[NapV2], signing_secret=SECRET)
     failure = None
     with AppServer(v2) as server:
         await env.register_endpoint("nde", server.url, SECRET)

@@ -74,10 +74,6 @@ class App:
     ``BATON_API_KEY``) are needed only for ``activity.heartbeat``.
     Workflow tasks replay on a small thread pool of their own; sync
     activities run on ``activity_executor`` (default: a 64-thread pool).
-    ``clock`` (seconds since the epoch) replaces ``time.time`` when checking
-    push timestamps; tests against a time-skipping dev server pass
-    ``WorkflowEnvironment.clock``, because that server stamps pushes with its
-    skipped clock.
 
     Use it as an ASGI app (``uvicorn module:app``), mount it in FastAPI or
     Starlette, or point AWS Lambda at ``app.lambda_handler``.
@@ -94,7 +90,6 @@ class App:
         determinism_checks: bool = True,
         activity_executor: concurrent.futures.Executor | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         self._workflows: Mapping[str, _WorkflowDefinition] = _definitions(workflows)
         acts: dict[str, _ActivityDefinition] = {}
@@ -128,7 +123,6 @@ class App:
         # One loop per thread: Lambda runs one invocation at a time per
         # process, but a local emulator or a test may call from threads.
         self._lambda = threading.local()
-        self._clock = clock
 
     # --- the core ------------------------------------------------------------------
 
@@ -150,8 +144,6 @@ class App:
             return Response(200, b"", r.headers) if method == "HEAD" else r
         if method != "POST":
             return Response.json(405, {"error": "method not allowed"})
-        if now is None and self._clock is not None:
-            now = self._clock()
         try:
             _signing.verify(self._keys, headers, body, now=now)
         except _signing.WebhookVerificationError as err:

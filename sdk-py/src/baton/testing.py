@@ -243,12 +243,6 @@ class WorkflowEnvironment:
     def supports_time_skipping(self) -> bool:
         return self._time_skipping
 
-    def clock(self) -> float:
-        """The server's notion of now (wall clock plus what was skipped), in
-        seconds since the epoch. Pass it as ``App(clock=env.clock)``: the
-        time-skipping server stamps its pushes with this clock."""
-        return time.time() + self._skipped
-
     async def sleep(self, duration: timedelta | float) -> None:
         """Moves the server's clock forward by ``duration`` when it skips
         time; waits for real otherwise."""
