@@ -29,8 +29,8 @@ use baton::dispatch::wire;
 use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
     Ctx, Event, FailWorkflowExecution, Failure, Limits, RecordMarker, RequestCancelActivityTask,
-    RetryPolicySpec, RunState, ScheduleActivityTask, StartRun, StartTimer, Task, TimeoutType,
-    WorkflowCommand, WorkflowTaskFailedCause,
+    RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun, StartTimer, Task,
+    TimeoutType, WorkflowCommand, WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -1012,7 +1012,21 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
         },
     )]);
     runs.push(s);
+    // A signal and a cancellation request arrive during the first task
+    // (buffered); the workflow sees both, then cancels itself.
     let mut s = Sim::start("order-19", None);
+    s.apply(Command::SignalWorkflow(Signal {
+        signal_name: "approve".into(),
+        input: json!({"approver": "ann"}),
+        request_id: Some("8d5c2a31".into()),
+        identity: Some("ops@example.com".into()),
+    }));
+    s.apply(Command::RequestCancelWorkflow {
+        reason: "customer withdrew the order".into(),
+        request_id: None,
+        identity: Some("ops@example.com".into()),
+    });
+    s.complete(vec![]);
     s.complete(vec![WorkflowCommand::CancelWorkflowExecution(
         CancelWorkflowExecution { details: None },
     )]);

@@ -88,6 +88,25 @@ pub enum Command {
         details: Option<Value>,
         identity: Option<String>,
     },
+    /// A client signalled the run (WorkflowExecutionSignaled).
+    SignalWorkflow(Signal),
+    /// A client asked the workflow to cancel itself
+    /// (WorkflowExecutionCancelRequested); the workflow decides how.
+    RequestCancelWorkflow {
+        reason: String,
+        request_id: Option<String>,
+        identity: Option<String>,
+    },
+}
+
+/// A signal from a client, as recorded in WorkflowExecutionSignaled. A
+/// request id the run has seen already makes the signal a no-op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signal {
+    pub signal_name: String,
+    pub input: Value,
+    pub request_id: Option<String>,
+    pub identity: Option<String>,
 }
 
 /// A command returned by workflow code in a workflow task response, named

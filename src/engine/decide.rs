@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::ids::ActivityId;
 use crate::time::{Duration, Timestamp};
 
-use super::command::{Command, ScheduleActivityTask, StartRun, WorkflowCommand};
+use super::command::{Command, ScheduleActivityTask, Signal, StartRun, WorkflowCommand};
 use super::effect::{Dispatch, Effect, Task};
 use super::event::*;
 use super::failure::{Failure, RetryState, TimeoutType};
@@ -27,6 +27,30 @@ const MAX_WORKFLOW_TASK_TIMEOUT: Duration = Duration(120_000);
 /// Creates a run: WorkflowExecutionStarted, the first workflow task, and the
 /// run deadline timer.
 pub fn start(cmd: StartRun, ctx: &Ctx) -> Result<Transition, Rejection> {
+    let mut b = started(cmd, ctx)?;
+    b.schedule_workflow_task();
+    Ok(b.finish())
+}
+
+/// Creates a run that has a signal waiting (signal-with-start): the
+/// signal is recorded right after WorkflowExecutionStarted, before the first
+/// workflow task, so that task sees it.
+pub fn start_with_signal(
+    cmd: StartRun,
+    signal: Signal,
+    ctx: &Ctx,
+) -> Result<Transition, Rejection> {
+    check_signal(&signal, &ctx.limits)?;
+    let mut b = started(cmd, ctx)?;
+    if let Some(event) = b.signal_event(signal) {
+        b.append(event);
+    }
+    b.schedule_workflow_task();
+    Ok(b.finish())
+}
+
+/// WorkflowExecutionStarted and the run deadline, without the first task.
+fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
     if cmd.workflow_id.as_str().is_empty() {
         return Err(invalid("workflow_id must not be empty"));
     }
@@ -72,8 +96,14 @@ pub fn start(cmd: StartRun, ctx: &Ctx) -> Result<Transition, Rejection> {
     if let Some(deadline) = b.state.deadline {
         b.enqueue(Task::RunTimeout, deadline);
     }
-    b.schedule_workflow_task();
-    Ok(b.finish())
+    Ok(b)
+}
+
+fn check_signal(signal: &Signal, limits: &Limits) -> Result<(), Rejection> {
+    if signal.signal_name.is_empty() {
+        return Err(invalid("signal_name must not be empty"));
+    }
+    check_payload(&signal.input, limits)
 }
 
 /// Applies one command to a run.
@@ -236,6 +266,29 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                     identity,
                 },
             ));
+        }
+        Command::SignalWorkflow(signal) => {
+            check_signal(&signal, &ctx.limits)?;
+            if let Some(event) = b.signal_event(signal) {
+                b.external(BufferedEntry::Event(event));
+            }
+        }
+        Command::RequestCancelWorkflow {
+            reason,
+            request_id: _,
+            identity,
+        } => {
+            if !b.state.cancel_requested {
+                b.state.cancel_requested = true;
+                b.external(BufferedEntry::Event(
+                    EventAttributes::WorkflowExecutionCancelRequested(
+                        WorkflowExecutionCancelRequested {
+                            cause: reason,
+                            identity,
+                        },
+                    ),
+                ));
+            }
         }
     }
     Ok(b.finish())
@@ -444,6 +497,24 @@ impl<'a> Builder<'a> {
             self.append_entry(entry, self.now());
             self.schedule_workflow_task();
         }
+    }
+
+    /// The event recording a checked signal, or `None` if its request id
+    /// was seen already (a retry: accepted, not recorded again).
+    fn signal_event(&mut self, signal: Signal) -> Option<EventAttributes> {
+        if let Some(r) = &signal.request_id {
+            if !self.state.remember_signal_request_id(r) {
+                return None;
+            }
+        }
+        Some(EventAttributes::WorkflowExecutionSignaled(
+            WorkflowExecutionSignaled {
+                signal_name: signal.signal_name,
+                input: signal.input,
+                identity: signal.identity,
+                request_id: signal.request_id,
+            },
+        ))
     }
 
     fn append_entry(&mut self, entry: BufferedEntry, time: Timestamp) {

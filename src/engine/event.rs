@@ -51,6 +51,8 @@ pub enum EventAttributes {
     WorkflowExecutionTimedOut(WorkflowExecutionTimedOut),
     WorkflowExecutionCanceled(WorkflowExecutionCanceled),
     WorkflowExecutionTerminated(WorkflowExecutionTerminated),
+    WorkflowExecutionSignaled(WorkflowExecutionSignaled),
+    WorkflowExecutionCancelRequested(WorkflowExecutionCancelRequested),
 }
 
 impl EventAttributes {
@@ -79,6 +81,10 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionTimedOut(_) => "WorkflowExecutionTimedOut",
             EventAttributes::WorkflowExecutionCanceled(_) => "WorkflowExecutionCanceled",
             EventAttributes::WorkflowExecutionTerminated(_) => "WorkflowExecutionTerminated",
+            EventAttributes::WorkflowExecutionSignaled(_) => "WorkflowExecutionSignaled",
+            EventAttributes::WorkflowExecutionCancelRequested(_) => {
+                "WorkflowExecutionCancelRequested"
+            }
         }
     }
 }
@@ -294,6 +300,28 @@ pub struct WorkflowExecutionTerminated {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionSignaled {
+    pub signal_name: String,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A client asked the workflow to cancel; the workflow answers with
+/// CancelWorkflowExecution (or ignores it). `cause` is the caller's reason,
+/// as in Temporal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionCancelRequested {
+    #[serde(default)]
+    pub cause: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
 }

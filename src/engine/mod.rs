@@ -31,16 +31,16 @@ mod tests;
 
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    FailWorkflowExecution, RecordMarker, RequestCancelActivityTask, ScheduleActivityTask, StartRun,
-    StartTimer, WorkflowCommand,
+    FailWorkflowExecution, RecordMarker, RequestCancelActivityTask, ScheduleActivityTask, Signal,
+    StartRun, StartTimer, WorkflowCommand,
 };
-pub use decide::{decide, start, workflow_task_view, WorkflowTaskView};
+pub use decide::{decide, start, start_with_signal, workflow_task_view, WorkflowTaskView};
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};
 pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
 pub use retry::{RetryPolicy, RetryPolicySpec};
-pub use state::{Activity, ActivityPhase, RunState, RunStatus, Timer};
+pub use state::{Activity, ActivityPhase, RunState, RunStatus, Timer, SEEN_SIGNAL_REQUEST_IDS};
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 
 use crate::time::{Duration, Timestamp};

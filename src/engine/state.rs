@@ -8,7 +8,7 @@
 //! while a workflow task is in flight. [`RunState::history_view`] is the
 //! event-derived part, which tests compare against a full replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,7 +99,22 @@ pub struct RunState {
     /// Set while a recorded or transport failure is being retried: the
     /// error of the last attempt, for describe.
     pub last_workflow_task_failure: Option<String>,
+    /// A cancellation was requested (WorkflowExecutionCancelRequested is
+    /// recorded or buffered); later requests are no-ops.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// Request ids of the signals this run accepted, oldest first, at most
+    /// [`SEEN_SIGNAL_REQUEST_IDS`]: a signal whose request id is here is a
+    /// retry and is not recorded again. Bookkeeping without events, like
+    /// `buffered`: set when a signal is accepted, buffered or not.
+    #[serde(default)]
+    pub signal_request_ids: VecDeque<String>,
 }
+
+/// How many signal request ids a run remembers for deduplication. A retry
+/// that comes after this many newer signals with request ids is recorded
+/// again.
+pub const SEEN_SIGNAL_REQUEST_IDS: usize = 1_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowTask {
@@ -222,6 +237,8 @@ impl RunState {
             result: None,
             failure: None,
             last_workflow_task_failure: None,
+            cancel_requested: false,
+            signal_request_ids: VecDeque::new(),
         }
     }
 
@@ -342,6 +359,10 @@ impl RunState {
             EventAttributes::WorkflowExecutionTerminated(_) => {
                 self.close(RunStatus::Terminated, now);
             }
+            EventAttributes::WorkflowExecutionSignaled(_) => {}
+            EventAttributes::WorkflowExecutionCancelRequested(_) => {
+                self.cancel_requested = true;
+            }
         }
     }
 
@@ -385,6 +406,18 @@ impl RunState {
             result: self.result.clone(),
             failure: self.failure.clone(),
         }
+    }
+
+    /// Remembers a signal's request id; false if it was seen already.
+    pub fn remember_signal_request_id(&mut self, request_id: &str) -> bool {
+        if self.signal_request_ids.iter().any(|r| r == request_id) {
+            return false;
+        }
+        if self.signal_request_ids.len() >= SEEN_SIGNAL_REQUEST_IDS {
+            self.signal_request_ids.pop_front();
+        }
+        self.signal_request_ids.push_back(request_id.to_owned());
+        true
     }
 
     pub fn history_length(&self) -> i64 {

@@ -15,6 +15,8 @@
 //! complete-activity a1 [result=..] | fail-activity a1 [type=T] [non_retryable] | canceled a1
 //! fire-timeout a1 start-to-close | fire-timer t1 | fire-run-timeout
 //! terminate [reason=..]
+//! signal NAME [input=..] [request_id=..]     (start also takes signal=NAME: signal-with-start)
+//! request-cancel [reason=..]
 //! ```
 //!
 //! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
@@ -43,8 +45,8 @@ use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
     CompleteWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
     FailWorkflowExecution, Failure, Limits, RecordMarker, Rejection, RequestCancelActivityTask,
-    RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask, StartRun, StartTimer, Task,
-    TimeoutType, Transition, WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken,
+    RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun, StartTimer,
+    Task, TimeoutType, Transition, WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken,
     WorkflowTaskView,
 };
 use crate::ids::{ActivityId, RunId, TaskQueue, TimerId};
@@ -274,6 +276,17 @@ impl Scenario {
                 details: None,
                 identity: None,
             },
+            "signal" => Command::SignalWorkflow(Signal {
+                signal_name: args.text(args.pos(1)),
+                input: args.value("input").unwrap_or(Value::Null),
+                request_id: args.get("request_id").map(str::to_owned),
+                identity: None,
+            }),
+            "request-cancel" => Command::RequestCancelWorkflow {
+                reason: args.get("reason").unwrap_or("by test").to_owned(),
+                request_id: None,
+                identity: None,
+            },
             other => panic!("unknown command {other:?} in `{line}`"),
         };
         let transition = self.apply(cmd)?;
@@ -334,7 +347,18 @@ impl Scenario {
             request_id: None,
             identity: None,
         };
-        let transition = engine::start(cmd, &self.ctx())?;
+        let transition = match args.get("signal") {
+            Some(name) => {
+                let signal = Signal {
+                    signal_name: args.text(name),
+                    input: args.value("signal_input").unwrap_or(Value::Null),
+                    request_id: None,
+                    identity: None,
+                };
+                engine::start_with_signal(cmd, signal, &self.ctx())?
+            }
+            None => engine::start(cmd, &self.ctx())?,
+        };
         self.commit(&transition);
         Ok(transition)
     }
@@ -490,6 +514,9 @@ fn describe_state(state: &RunState) -> String {
     }
     if !state.buffered.is_empty() {
         write!(out, ", {} buffered", state.buffered.len()).unwrap();
+    }
+    if state.cancel_requested {
+        out.push_str(", cancel requested");
     }
     out.push('\n');
     for a in state.activities.values() {
@@ -835,6 +862,14 @@ pub(super) fn event(e: &Event) -> String {
             None => String::new(),
         },
         A::WorkflowExecutionTerminated(a) => format!("{:?}", a.reason),
+        A::WorkflowExecutionSignaled(a) => {
+            let mut s = format!("{} input={}", a.signal_name, a.input);
+            if let Some(r) = &a.request_id {
+                write!(s, " request_id={r}").unwrap();
+            }
+            s
+        }
+        A::WorkflowExecutionCancelRequested(a) => format!("{:?}", a.cause),
     };
     let line = format!(
         "{} @{} {} {}",

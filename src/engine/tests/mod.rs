@@ -14,6 +14,7 @@ mod activities;
 mod cancellation;
 mod props;
 mod run;
+mod signals;
 mod timeouts;
 mod timers;
 mod workflow_tasks;

@@ -14,7 +14,9 @@
 //!   build always holds the row that will move each open thing forward (so
 //!   no run can hang), and a closed run holds none;
 //! - (g) a completed workflow task writes exactly the transient events that
-//!   its push showed.
+//!   its push showed;
+//! - (h) a signal request id is recorded at most once, and a cancellation
+//!   request at most once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,7 +29,7 @@ use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
     CompleteWorkflowExecution, Effect, EventAttributes, FailWorkflowExecution, Failure, Limits,
     RecordMarker, Rejection, RequestCancelActivityTask, RetryPolicySpec, RunState,
-    ScheduleActivityTask, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
+    ScheduleActivityTask, Signal, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
     WorkflowTaskFailedCause, WorkflowTaskToken,
 };
 use crate::ids::{ActivityId, TimerId};
@@ -60,6 +62,11 @@ enum Op {
         pick: usize,
     },
     Terminate,
+    /// A client signal; request ids from a small set, so that some repeat.
+    Signal {
+        request_id: Option<u8>,
+    },
+    RequestCancel,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +146,8 @@ fn op() -> impl Strategy<Value = Op> {
         20 => any::<usize>().prop_map(|pick| Op::Row { pick }),
         1 => prop::bool::weighted(0.3)
             .prop_map(|t| if t { Op::Terminate } else { Op::Advance(0) }),
+        4 => prop::option::of(0..3u8).prop_map(|request_id| Op::Signal { request_id }),
+        1 => Just(Op::RequestCancel),
     ]
 }
 
@@ -350,6 +359,17 @@ impl World {
                 details: None,
                 identity: None,
             },
+            Op::Signal { request_id } => Command::SignalWorkflow(Signal {
+                signal_name: "go".into(),
+                input: Value::Null,
+                request_id: request_id.map(|r| format!("r{r}")),
+                identity: None,
+            }),
+            Op::RequestCancel => Command::RequestCancelWorkflow {
+                reason: "test".into(),
+                request_id: None,
+                identity: None,
+            },
         })
     }
 
@@ -412,6 +432,21 @@ impl World {
         for (i, e) in history.iter().enumerate() {
             assert_eq!(e.event_id, i as i64 + 1);
         }
+        // (h) signal dedupe and a single cancellation request.
+        let mut signal_ids = BTreeSet::new();
+        let mut cancel_requests = 0;
+        for e in history {
+            match &e.attributes {
+                EventAttributes::WorkflowExecutionSignaled(a) => {
+                    if let Some(r) = &a.request_id {
+                        assert!(signal_ids.insert(r.clone()), "signal {r} recorded twice");
+                    }
+                }
+                EventAttributes::WorkflowExecutionCancelRequested(_) => cancel_requests += 1,
+                _ => {}
+            }
+        }
+        assert!(cancel_requests <= 1, "cancellation requested twice");
         // (d) at most one workflow task in flight, per the history...
         let mut open: Option<i64> = None;
         for e in history {
@@ -608,6 +643,17 @@ impl World {
             Command::TerminateWorkflow {
                 reason: String::new(),
                 details: None,
+                identity: None,
+            },
+            Command::SignalWorkflow(Signal {
+                signal_name: "go".into(),
+                input: Value::Null,
+                request_id: None,
+                identity: None,
+            }),
+            Command::RequestCancelWorkflow {
+                reason: String::new(),
+                request_id: None,
                 identity: None,
             },
         ];
