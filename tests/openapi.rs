@@ -539,6 +539,7 @@ async fn every_spec_route_is_served() {
         ("workflow_id", "wf-drift"),
         ("task_queue", "queue-drift"),
         ("version", "v-drift"),
+        ("signal_name", "signal-drift"),
     ]
     .into();
     let mut failures = Vec::new();

@@ -50,6 +50,11 @@ on_both_databases!(
     id_reuse_and_conflict_policies,
     forged_or_stale_signatures_are_rejected,
     refused_activity_answers_fail_the_attempt,
+    workflow_waits_for_an_approve_signal,
+    signals_are_deduplicated_by_request_id,
+    signal_with_start_starts_or_signals,
+    signals_to_unknown_or_closed_workflows_are_refused,
+    cancel_request_lets_the_workflow_cancel_itself,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -781,5 +786,207 @@ async fn refused_activity_answers_fail_the_attempt(db: Db) {
         started["attributes"]["last_failure"]["type"],
         "InvalidActivityAnswer"
     );
+    server.stop().await;
+}
+
+/// A workflow that completes with the input of its first "approve" signal,
+/// and cancels itself when cancellation is requested.
+fn approval_workflow(request: &Value) -> Value {
+    let events = request["history"].as_array().cloned().unwrap_or_default();
+    for e in &events {
+        if e["event_type"] == "WorkflowExecutionCancelRequested" {
+            return json!({"commands": [{"command_type": "CancelWorkflowExecution",
+                "attributes": {"details": e["attributes"]["cause"]}}]});
+        }
+        if e["event_type"] == "WorkflowExecutionSignaled"
+            && e["attributes"]["signal_name"] == "approve"
+        {
+            return json!({"commands": [{"command_type": "CompleteWorkflowExecution",
+                "attributes": {"result": e["attributes"]["input"]}}]});
+        }
+    }
+    json!({"commands": []})
+}
+
+async fn spawn_approval_handler(server: &common::TestServer) -> common::TestHandler {
+    let handler = spawn_handler(|req: Value| async move {
+        match req["type"].as_str() {
+            Some("workflow_task") => (StatusCode::OK, approval_workflow(&req)),
+            _ => activity_result(&req),
+        }
+    })
+    .await;
+    server.api.register("approvals", &handler.url).await;
+    handler
+}
+
+/// Waits until the workflow's first task has completed (it is waiting).
+async fn wait_idle(server: &common::TestServer, workflow_id: &str) {
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            event_types(&server.api.history(workflow_id).await)
+                .iter()
+                .any(|t| t == "WorkflowTaskCompleted")
+        })
+        .await,
+        "{workflow_id} never completed a workflow task"
+    );
+}
+
+async fn workflow_waits_for_an_approve_signal(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_approval_handler(&server).await;
+    let (status, started) = server
+        .api
+        .start("po-1", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    wait_idle(&server, "po-1").await;
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-1/signal/approve",
+            json!({"input": {"approver": "ann"}, "identity": "ann@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["run_id"], started["run_id"]);
+    let result = server.api.result("po-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["result"], json!({"approver": "ann"}));
+    let history = server.api.history("po-1").await;
+    let signaled = closing_event(&history, "WorkflowExecutionSignaled");
+    assert_eq!(signaled["attributes"]["signal_name"], "approve");
+    assert_eq!(signaled["attributes"]["identity"], "ann@example.com");
+    server.stop().await;
+}
+
+async fn signals_are_deduplicated_by_request_id(db: Db) {
+    let server = spawn_server(db).await;
+    // No endpoint: the run stays open and its tasks wait.
+    server.api.start("dedupe", "T", "nowhere", json!({})).await;
+    let path = "/api/v1/namespaces/default/workflows/dedupe/signal/poke";
+    for _ in 0..3 {
+        let (status, body) = server
+            .api
+            .post(path, json!({"input": 1, "request_id": "sig-1"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = server
+        .api
+        .post(path, json!({"input": 2, "request_id": "sig-2"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The signals wait behind the first (undelivered) workflow task; a
+    // termination appends what is buffered.
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/dedupe/terminate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let history = server.api.history("dedupe").await;
+    let signals: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["event_type"] == "WorkflowExecutionSignaled")
+        .map(|e| &e["attributes"]["request_id"])
+        .collect();
+    assert_eq!(signals, [&json!("sig-1"), &json!("sig-2")], "{history:#?}");
+    server.stop().await;
+}
+
+async fn signal_with_start_starts_or_signals(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_approval_handler(&server).await;
+    let path = "/api/v1/namespaces/default/workflows/po-2/signal-with-start/approve";
+    let body = json!({"workflow_type": "PurchaseOrder", "task_queue": "approvals",
+        "input": {"amount": 10}, "signal_input": {"approver": "bob"}});
+    let (status, started) = server.api.post(path, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert_eq!(started["started"], true);
+    let result = server.api.result("po-2").await;
+    assert_eq!(result["result"], json!({"approver": "bob"}), "{result}");
+    let types = event_types(&server.api.history("po-2").await);
+    assert_eq!(
+        types[..3],
+        [
+            "WorkflowExecutionStarted",
+            "WorkflowExecutionSignaled",
+            "WorkflowTaskScheduled"
+        ]
+    );
+    // An open run is signalled, not restarted.
+    server
+        .api
+        .start("po-3", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-3").await;
+    let path = "/api/v1/namespaces/default/workflows/po-3/signal-with-start/approve";
+    let body = json!({"workflow_type": "PurchaseOrder", "task_queue": "approvals",
+        "signal_input": {"approver": "cy"}});
+    let (status, signalled) = server.api.post(path, body).await;
+    assert_eq!(status, StatusCode::OK, "{signalled}");
+    assert_eq!(signalled["started"], false);
+    let result = server.api.result("po-3").await;
+    assert_eq!(result["run_id"], signalled["run_id"]);
+    assert_eq!(result["result"], json!({"approver": "cy"}), "{result}");
+    server.stop().await;
+}
+
+async fn signals_to_unknown_or_closed_workflows_are_refused(db: Db) {
+    let server = spawn_server(db).await;
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/ghost/signal/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "not_found");
+    server.api.start("gone", "T", "nowhere", json!({})).await;
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/gone/terminate",
+            json!({}),
+        )
+        .await;
+    for path in [
+        "/api/v1/namespaces/default/workflows/gone/signal/approve",
+        "/api/v1/namespaces/default/workflows/gone/cancel",
+    ] {
+        let (status, body) = server.api.post(path, json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
+        assert_eq!(body["code"], "conflict");
+    }
+    server.stop().await;
+}
+
+async fn cancel_request_lets_the_workflow_cancel_itself(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_approval_handler(&server).await;
+    server
+        .api
+        .start("po-4", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-4").await;
+    let path = "/api/v1/namespaces/default/workflows/po-4/cancel";
+    let (status, body) = server
+        .api
+        .post(path, json!({"reason": "order withdrawn"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let result = server.api.result("po-4").await;
+    assert_eq!(result["status"], "CANCELED", "{result}");
+    assert!(server.api.describe("po-4").await["cancel_requested"] == true);
+    let history = server.api.history("po-4").await;
+    let requested = closing_event(&history, "WorkflowExecutionCancelRequested");
+    assert_eq!(requested["attributes"]["cause"], "order withdrawn");
+    let canceled = closing_event(&history, "WorkflowExecutionCanceled");
+    assert_eq!(canceled["attributes"]["details"], "order withdrawn");
     server.stop().await;
 }

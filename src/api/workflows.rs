@@ -1,5 +1,5 @@
 //! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
-//! result, terminate. Paths follow Temporal's HTTP API where they fit.
+//! result, signal, signal-with-start, cancel, terminate. Paths follow Temporal's HTTP API where they fit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::apply::{StartRequest, Started};
 use crate::engine::{
     ActivityPhase, Command, Event, Failure, IdConflictPolicy, IdReusePolicy, RunState, RunStatus,
-    StartRun,
+    Signal, StartRun,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
@@ -37,6 +37,18 @@ pub fn router() -> Router<AppState> {
         .route(
             &format!("{base}/{{workflow_id}}/terminate"),
             post(terminate_workflow),
+        )
+        .route(
+            &format!("{base}/{{workflow_id}}/signal/{{signal_name}}"),
+            post(signal_workflow),
+        )
+        .route(
+            &format!("{base}/{{workflow_id}}/signal-with-start/{{signal_name}}"),
+            post(signal_with_start),
+        )
+        .route(
+            &format!("{base}/{{workflow_id}}/cancel"),
+            post(cancel_workflow),
         )
 }
 
@@ -83,11 +95,7 @@ async fn start_workflow(
     AppJson(body): AppJson<StartWorkflow>,
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
-    if workflow_id.len() > 1_000 {
-        return Err(ApiError::BadRequest(
-            "workflow_id must be at most 1000 bytes".into(),
-        ));
-    }
+    check_workflow_id(&workflow_id)?;
     let request = StartRequest {
         run: StartRun {
             namespace: ns,
@@ -112,6 +120,15 @@ async fn start_workflow(
         StatusCode::OK
     };
     Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+fn check_workflow_id(workflow_id: &str) -> Result<(), ApiError> {
+    if workflow_id.len() > 1_000 {
+        return Err(ApiError::BadRequest(
+            "workflow_id must be at most 1000 bytes".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -203,6 +220,8 @@ struct Description {
     pending_workflow_task: Option<PendingWorkflowTask>,
     pending_activities: Vec<PendingActivity>,
     pending_timers: Vec<PendingTimer>,
+    /// A cancellation was requested (the workflow may still be running).
+    cancel_requested: bool,
 }
 
 #[derive(Serialize)]
@@ -300,6 +319,7 @@ async fn describe_workflow(
         pending_workflow_task,
         pending_activities,
         pending_timers,
+        cancel_requested: s.cancel_requested,
     }))
 }
 
@@ -423,6 +443,137 @@ async fn terminate_workflow(
     let s = &record.state;
     state.applier.apply(&s.namespace, s.run_id, cmd).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    run_id: Option<String>,
+    /// A signal with a request id the run has seen is not recorded again.
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SignalResponse {
+    run_id: RunId,
+}
+
+async fn signal_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, signal_name)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<SignalBody>,
+) -> Result<AppJson<SignalResponse>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let cmd = Command::SignalWorkflow(Signal {
+        signal_name,
+        input: body.input,
+        request_id: body.request_id,
+        identity: body.identity,
+    });
+    let s = &record.state;
+    state.applier.apply(&s.namespace, s.run_id, cmd).await?;
+    Ok(AppJson(SignalResponse { run_id: s.run_id }))
+}
+
+/// A start request plus the signal's input; `request_id` and `identity`
+/// serve both the start and the signal.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalWithStart {
+    workflow_type: String,
+    task_queue: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    signal_input: Value,
+    #[serde(default)]
+    workflow_execution_timeout: Option<Duration>,
+    #[serde(default)]
+    workflow_run_timeout: Option<Duration>,
+    #[serde(default)]
+    workflow_task_timeout: Option<Duration>,
+    #[serde(default)]
+    id_reuse_policy: IdReusePolicy,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+async fn signal_with_start(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, signal_name)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<SignalWithStart>,
+) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    check_workflow_id(&workflow_id)?;
+    let signal = Signal {
+        signal_name,
+        input: body.signal_input,
+        request_id: body.request_id.clone(),
+        identity: body.identity.clone(),
+    };
+    let request = StartRequest {
+        run: StartRun {
+            namespace: ns,
+            workflow_id: WorkflowId(workflow_id),
+            run_id: RunId::generate(),
+            workflow_type: body.workflow_type,
+            task_queue: TaskQueue(body.task_queue),
+            input: body.input,
+            execution_timeout: body.workflow_execution_timeout,
+            run_timeout: body.workflow_run_timeout,
+            task_timeout: body.workflow_task_timeout,
+            request_id: body.request_id,
+            identity: body.identity,
+        },
+        reuse_policy: body.id_reuse_policy,
+        conflict_policy: IdConflictPolicy::UseExisting,
+    };
+    let Started { run_id, started } = state.applier.signal_with_start(request, signal).await?;
+    let status = if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+/// Records a cancellation request; the workflow decides when and how it
+/// closes (as Canceled, with CancelWorkflowExecution).
+async fn cancel_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
+    AppJson(body): AppJson<CancelBody>,
+) -> Result<StatusCode, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let cmd = Command::RequestCancelWorkflow {
+        reason: body.reason,
+        request_id: body.request_id,
+        identity: body.identity,
+    };
+    let s = &record.state;
+    state.applier.apply(&s.namespace, s.run_id, cmd).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 #[derive(Deserialize)]

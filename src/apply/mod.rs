@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
-    Limits, Rejection, RunState, StartDecision, StartRun, Transition,
+    Limits, Rejection, RunState, Signal, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
@@ -243,6 +243,85 @@ impl Applier {
                 }
                 // Lost a race with another start or change; decide again.
                 Err(store::Error::Conflict | store::Error::AlreadyExists(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Signal-with-start (Temporal's conflict policy USE_EXISTING): signals
+    /// the workflow id's open run if there is one, else starts a run (as
+    /// the id reuse policy allows) whose history records the signal before
+    /// the first workflow task, in the same commit.
+    pub async fn signal_with_start(
+        &self,
+        req: StartRequest,
+        signal: Signal,
+    ) -> Result<Started, Error> {
+        let ns = req.run.namespace.clone();
+        self.namespace(&ns).await?;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            if let Some(request_id) = &req.run.request_id {
+                let found = self
+                    .store
+                    .run_by_request_id(&ns, &req.run.workflow_id, request_id)
+                    .await?;
+                if let Some(run_id) = found {
+                    // A retry of a request that started a run: the signal
+                    // went with it (and its request id dedupes it if the
+                    // run is still open).
+                    return Ok(Started {
+                        run_id,
+                        started: false,
+                    });
+                }
+            }
+            let latest = self.store.latest_run(&ns, &req.run.workflow_id).await?;
+            let ctx = self.ctx();
+            let change = match latest {
+                Some(existing) if !existing.state.status.is_closed() => RunChange {
+                    expected_version: Some(existing.version),
+                    transition: engine::decide(
+                        &existing.state,
+                        Command::SignalWorkflow(signal.clone()),
+                        &ctx,
+                    )?,
+                    request_id: None,
+                },
+                latest => {
+                    let decision = start_decision(
+                        latest.as_ref().map(|r| r.state.status),
+                        req.reuse_policy,
+                        IdConflictPolicy::UseExisting,
+                    );
+                    if let (StartDecision::Reject { running }, Some(existing)) = (decision, latest)
+                    {
+                        return Err(Error::AlreadyStarted {
+                            workflow_id: req.run.workflow_id.to_string(),
+                            run_id: existing.state.run_id,
+                            running,
+                        });
+                    }
+                    RunChange {
+                        expected_version: None,
+                        transition: engine::start_with_signal(
+                            req.run.clone(),
+                            signal.clone(),
+                            &ctx,
+                        )?,
+                        request_id: req.run.request_id.clone(),
+                    }
+                }
+            };
+            let started = change.expected_version.is_none();
+            let run_id = change.transition.state.run_id;
+            match self.commit(vec![change]).await {
+                Ok(_) => return Ok(Started { run_id, started }),
+                // Lost a race with another start or change; decide again.
+                Err(store::Error::Conflict | store::Error::AlreadyExists(_)) => {
+                    self.cache.remove(run_id);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
