@@ -912,3 +912,96 @@ async fn endpoint_register_lists_what_an_sdk_handler_serves() {
     );
     assert!(out.contains("serves activities: send_email"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_and_cancel_verbs() {
+    let server = spawn_server(Db::Sqlite).await;
+    // No endpoint: the run stays open and what it is sent is buffered.
+    let started = ok_json(
+        client(
+            &server,
+            &[
+                "workflow",
+                "signal-with-start",
+                "--type",
+                "PurchaseOrder",
+                "--task-queue",
+                "q",
+                "--id",
+                "po-1",
+                "--signal-name",
+                "approve",
+                "--signal-input",
+                r#"{"approver":"ann"}"#,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(started["workflow_id"], "po-1");
+    assert_eq!(started["started"], true);
+    let signalled = ok(client(
+        &server,
+        &[
+            "workflow",
+            "signal",
+            "po-1",
+            "nudge",
+            "--input",
+            "3",
+            "--request-id",
+            "r-1",
+        ],
+    )
+    .await);
+    assert!(signalled.starts_with("signalled po-1"), "{signalled}");
+    failed(
+        client(
+            &server,
+            &["workflow", "signal", "po-1", "nudge", "--input", "{"],
+        )
+        .await,
+        "--input is not valid JSON",
+    );
+    failed(
+        client(&server, &["workflow", "signal", "ghost", "nudge"]).await,
+        "(404)",
+    );
+    let canceled = ok(client(
+        &server,
+        &["workflow", "cancel", "po-1", "--reason", "withdrawn"],
+    )
+    .await);
+    assert_eq!(canceled.trim(), "cancellation requested for po-1");
+    let described = server.api.describe("po-1").await;
+    assert_eq!(described["cancel_requested"], true, "{described}");
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-1/terminate",
+            json!({}),
+        )
+        .await;
+    let history = server.api.history("po-1").await;
+    let types = common::event_types(&history);
+    assert_eq!(types[1], "WorkflowExecutionSignaled");
+    assert_eq!(
+        history[1]["attributes"]["input"],
+        json!({"approver": "ann"})
+    );
+    let nudge = history
+        .iter()
+        .find(|e| e["attributes"]["signal_name"] == "nudge")
+        .unwrap();
+    assert_eq!(nudge["attributes"]["input"], 3);
+    assert_eq!(nudge["attributes"]["request_id"], "r-1");
+    assert!(types
+        .iter()
+        .any(|t| t == "WorkflowExecutionCancelRequested"));
+    failed(
+        client(&server, &["workflow", "cancel", "po-1"]).await,
+        "(409)",
+    );
+    server.stop().await;
+}

@@ -131,6 +131,41 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Send a signal to a workflow's run.
+    Signal {
+        workflow_id: String,
+        signal_name: String,
+        /// Signal input as JSON.
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Retries with the same request id are recorded once.
+        #[arg(long)]
+        request_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Signal a workflow, starting it first if it has no open run.
+    SignalWithStart {
+        #[arg(long)]
+        signal_name: String,
+        /// Signal input as JSON.
+        #[arg(long)]
+        signal_input: Option<String>,
+        #[command(flatten)]
+        start: StartArgs,
+    },
+    /// Ask a workflow to cancel itself (its code decides how it finishes).
+    Cancel {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Terminate a workflow (no workflow code runs).
     Terminate {
         workflow_id: String,
@@ -172,6 +207,40 @@ pub struct StartArgs {
     request_id: Option<String>,
     #[command(flatten)]
     conn: Conn,
+}
+
+/// A JSON argument; absent is `null`.
+fn json_arg(arg: Option<&str>, flag: &str) -> anyhow::Result<Value> {
+    match arg {
+        Some(s) => serde_json::from_str(s).with_context(|| format!("{flag} is not valid JSON")),
+        None => Ok(Value::Null),
+    }
+}
+
+/// The workflow id (a generated one if `--id` is absent) and the start body.
+fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
+    let input = json_arg(a.input.as_deref(), "--input")?;
+    let id =
+        a.id.clone()
+            .unwrap_or_else(|| format!("{}-{}", a.workflow_type, uuid::Uuid::new_v4().simple()));
+    let mut body = json!({
+        "workflow_type": a.workflow_type,
+        "task_queue": a.task_queue,
+        "input": input,
+    });
+    for (key, val) in [
+        ("workflow_execution_timeout", &a.execution_timeout),
+        ("workflow_run_timeout", &a.run_timeout),
+        ("workflow_task_timeout", &a.task_timeout),
+        ("id_reuse_policy", &a.id_reuse_policy),
+        ("id_conflict_policy", &a.id_conflict_policy),
+        ("request_id", &a.request_id),
+    ] {
+        if let Some(v) = val {
+            body[key] = Value::String(v.clone());
+        }
+    }
+    Ok((id, body))
 }
 
 impl Conn {
@@ -369,30 +438,7 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
 pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
     match cmd {
         WorkflowCmd::Start(a) => {
-            let input = match &a.input {
-                Some(s) => serde_json::from_str::<Value>(s).context("--input is not valid JSON")?,
-                None => Value::Null,
-            };
-            let id = a.id.clone().unwrap_or_else(|| {
-                format!("{}-{}", a.workflow_type, uuid::Uuid::new_v4().simple())
-            });
-            let mut body = json!({
-                "workflow_type": a.workflow_type,
-                "task_queue": a.task_queue,
-                "input": input,
-            });
-            for (key, val) in [
-                ("workflow_execution_timeout", &a.execution_timeout),
-                ("workflow_run_timeout", &a.run_timeout),
-                ("workflow_task_timeout", &a.task_timeout),
-                ("id_reuse_policy", &a.id_reuse_policy),
-                ("id_conflict_policy", &a.id_conflict_policy),
-                ("request_id", &a.request_id),
-            ] {
-                if let Some(v) = val {
-                    body[key] = Value::String(v.clone());
-                }
-            }
+            let (id, body) = start_body(&a)?;
             let path = a.conn.ns_path(&format!("/workflows/{}", enc(&id)));
             let mut v = a.conn.call(Method::POST, &path, Some(body)).await?;
             v["workflow_id"] = Value::String(id);
@@ -558,6 +604,68 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 ("RUN ID", "/run_id"),
             ];
             print(conn.output, &v, Some("/executions"), &cols);
+        }
+        WorkflowCmd::Signal {
+            workflow_id,
+            signal_name,
+            input,
+            run_id,
+            request_id,
+            conn,
+        } => {
+            let input = json_arg(input.as_deref(), "--input")?;
+            let path = conn.ns_path(&format!(
+                "/workflows/{}/signal/{}",
+                enc(&workflow_id),
+                enc(&signal_name)
+            ));
+            let body = json!({ "input": input, "run_id": run_id, "request_id": request_id });
+            let v = conn.call(Method::POST, &path, Some(body)).await?;
+            match conn.output {
+                Output::Json => print(conn.output, &v, None, &[]),
+                Output::Table => println!(
+                    "signalled {workflow_id} (run {})",
+                    v["run_id"].as_str().unwrap_or_default()
+                ),
+            }
+        }
+        WorkflowCmd::SignalWithStart {
+            signal_name,
+            signal_input,
+            start: a,
+        } => {
+            if a.id_conflict_policy.is_some() {
+                bail!("signal-with-start always uses the open run (USE_EXISTING); drop --id-conflict-policy");
+            }
+            let (id, mut body) = start_body(&a)?;
+            body["signal_input"] = json_arg(signal_input.as_deref(), "--signal-input")?;
+            let path = a.conn.ns_path(&format!(
+                "/workflows/{}/signal-with-start/{}",
+                enc(&id),
+                enc(&signal_name)
+            ));
+            let mut v = a.conn.call(Method::POST, &path, Some(body)).await?;
+            v["workflow_id"] = Value::String(id);
+            print_fields(
+                a.conn.output,
+                &v,
+                &[
+                    ("workflow_id", "/workflow_id"),
+                    ("run_id", "/run_id"),
+                    ("started", "/started"),
+                ],
+            );
+        }
+        WorkflowCmd::Cancel {
+            workflow_id,
+            run_id,
+            reason,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!("/workflows/{}/cancel", enc(&workflow_id)));
+            let body = json!({ "run_id": run_id, "reason": reason });
+            conn.call(Method::POST, &path, Some(body)).await?;
+            println!("cancellation requested for {workflow_id}");
         }
         WorkflowCmd::Terminate {
             workflow_id,
