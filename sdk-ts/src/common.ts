@@ -1,0 +1,379 @@
+/**
+ * Types and errors shared by workflows, activities and the client
+ * (`@baton/sdk/common`, mirroring `@temporalio/common`).
+ */
+
+/** A duration as Temporal's TypeScript SDK accepts it: milliseconds or a string like `'30s'`, `'7 days'`, `'1h 30m'`. */
+export type Duration = number | string;
+
+const UNITS: Record<string, number> = {
+  ms: 1, msec: 1, msecs: 1, millisecond: 1, milliseconds: 1,
+  s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  m: 60_000, min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
+  h: 3_600_000, hr: 3_600_000, hrs: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  d: 86_400_000, day: 86_400_000, days: 86_400_000,
+  w: 604_800_000, week: 604_800_000, weeks: 604_800_000,
+  y: 31_557_600_000, yr: 31_557_600_000, yrs: 31_557_600_000, year: 31_557_600_000, years: 31_557_600_000,
+};
+
+/** Milliseconds in a {@link Duration}; a bare number (or unit-less string) is milliseconds, as in Temporal. */
+export function msToNumber(d: Duration): number {
+  if (typeof d === "number") {
+    if (!Number.isFinite(d) || d < 0) throw new TypeError(`invalid duration: ${d}`);
+    return d;
+  }
+  const s = d.trim().toLowerCase();
+  const re = /(\d*\.?\d+)\s*([a-z]*)\s*/gy;
+  let total = 0;
+  let matched = false;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < s.length && (m = re.exec(s)) !== null) {
+    const unit = m[2] ?? "";
+    const factor = unit === "" ? 1 : UNITS[unit];
+    if (factor === undefined) throw new TypeError(`invalid duration: ${JSON.stringify(d)}`);
+    total += Number(m[1]) * factor;
+    matched = true;
+  }
+  if (!matched || re.lastIndex !== s.length) throw new TypeError(`invalid duration: ${JSON.stringify(d)}`);
+  return total;
+}
+
+/** A duration in the server's wire form (`"10s"`, `"1.5s"`), rounded up to the millisecond. */
+export function formatDuration(d: Duration): string {
+  const ms = Math.ceil(Math.round(msToNumber(d) * 1e6) / 1e6);
+  return `${ms / 1000}s`;
+}
+
+/** Parses the server's wire durations (`"3600s"`, `"1.5s"`) and humantime forms. */
+export function parseWireDuration(s: string): number {
+  return msToNumber(s);
+}
+
+/** Temporal's retry policy. */
+export interface RetryPolicy {
+  initialInterval?: Duration;
+  backoffCoefficient?: number;
+  maximumInterval?: Duration;
+  maximumAttempts?: number;
+  nonRetryableErrorTypes?: string[];
+}
+
+export function retryPolicyToWire(p: RetryPolicy): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (p.initialInterval !== undefined) out.initial_interval = formatDuration(p.initialInterval);
+  if (p.backoffCoefficient !== undefined) out.backoff_coefficient = p.backoffCoefficient;
+  if (p.maximumInterval !== undefined) out.maximum_interval = formatDuration(p.maximumInterval);
+  if (p.maximumAttempts !== undefined) out.maximum_attempts = p.maximumAttempts;
+  if (p.nonRetryableErrorTypes !== undefined) out.non_retryable_error_types = p.nonRetryableErrorTypes;
+  return out;
+}
+
+/** A failure on the wire (protocol.md §5.3). */
+export interface FailureJson {
+  message: string;
+  type?: string;
+  non_retryable?: boolean;
+  details?: unknown;
+  stack_trace?: string;
+  cause?: FailureJson;
+  [key: string]: unknown;
+}
+
+export type RetryState =
+  | "RETRY_STATE_UNSPECIFIED"
+  | "IN_PROGRESS"
+  | "NON_RETRYABLE_FAILURE"
+  | "TIMEOUT"
+  | "MAXIMUM_ATTEMPTS_REACHED"
+  | "RETRY_POLICY_NOT_SET"
+  | "INTERNAL_SERVER_ERROR"
+  | "CANCEL_REQUESTED";
+
+/** Base of the failures that cross the wire (Temporal's `TemporalFailure`). */
+export class BatonFailure extends Error {
+  override readonly cause: Error | undefined;
+  constructor(message: string, cause?: Error) {
+    super(message);
+    this.cause = cause;
+  }
+}
+export { BatonFailure as TemporalFailure };
+
+/**
+ * A failure raised on purpose by workflow or activity code. Thrown from a
+ * workflow it fails the workflow; from an activity it fails the attempt
+ * (not retried if `nonRetryable`, or if its type is listed in the retry
+ * policy's `nonRetryableErrorTypes`).
+ */
+export class ApplicationFailure extends BatonFailure {
+  override readonly name = "ApplicationFailure";
+  constructor(
+    message?: string,
+    public readonly type?: string,
+    public readonly nonRetryable: boolean = false,
+    public readonly details?: unknown[],
+    cause?: Error,
+  ) {
+    super(message ?? "Application failure", cause);
+  }
+
+  static create(options: {
+    message?: string;
+    type?: string;
+    nonRetryable?: boolean;
+    details?: unknown[];
+    cause?: Error;
+  }): ApplicationFailure {
+    return new ApplicationFailure(
+      options.message,
+      options.type,
+      options.nonRetryable ?? false,
+      options.details,
+      options.cause,
+    );
+  }
+
+  static fromError(error: unknown): ApplicationFailure {
+    if (error instanceof ApplicationFailure) return error;
+    const e = error instanceof Error ? error : new Error(String(error));
+    return new ApplicationFailure(e.message, e.name, false, undefined, e);
+  }
+
+  static retryable(message?: string, type?: string, ...details: unknown[]): ApplicationFailure {
+    return new ApplicationFailure(message, type ?? "Error", false, details);
+  }
+
+  static nonRetryable(message?: string, type?: string, ...details: unknown[]): ApplicationFailure {
+    return new ApplicationFailure(message, type ?? "Error", true, details);
+  }
+}
+
+/** An activity failed (all its attempts), timed out or was cancelled; `cause` says why. */
+export class ActivityFailure extends BatonFailure {
+  override readonly name = "ActivityFailure";
+  constructor(
+    message: string,
+    public readonly activityType: string,
+    public readonly activityId: string,
+    public readonly retryState: RetryState | undefined,
+    cause?: Error,
+  ) {
+    super(message, cause);
+  }
+}
+
+/** A timeout (of an activity attempt, an activity, or a run). */
+export class TimeoutFailure extends BatonFailure {
+  override readonly name = "TimeoutFailure";
+  constructor(
+    message: string,
+    public readonly timeoutType: string | undefined,
+    public readonly lastHeartbeatDetails?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** Cancellation of an activity or a workflow. */
+export class CancelledFailure extends BatonFailure {
+  override readonly name = "CancelledFailure";
+  constructor(
+    message: string,
+    public readonly details: unknown[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** A run was terminated. */
+export class TerminatedFailure extends BatonFailure {
+  override readonly name = "TerminatedFailure";
+}
+
+/** The failure of a server-side operation (e.g. a payload too large). */
+export class ServerFailure extends BatonFailure {
+  override readonly name = "ServerFailure";
+  constructor(
+    message: string,
+    public readonly nonRetryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** True if `err` is (or was caused by) a cancellation. */
+export function isCancellation(err: unknown): boolean {
+  if (err instanceof CancelledFailure) return true;
+  if (err instanceof ActivityFailure) return err.cause instanceof CancelledFailure;
+  return false;
+}
+
+/** Replay diverged from the history (Temporal's `DeterminismViolationError`). */
+export class NonDeterminismError extends Error {
+  override readonly name = "NonDeterminismError";
+  constructor(
+    message: string,
+    public readonly eventId: number | undefined,
+    public readonly expected: string,
+    public readonly actual: string,
+  ) {
+    super(message);
+  }
+}
+export { NonDeterminismError as DeterminismViolationError };
+
+/** An API this server does not offer yet (protocol.md §13; issue 4). */
+export class NotSupportedError extends Error {
+  override readonly name = "NotSupportedError";
+  constructor(feature: string) {
+    super(`${feature} is not supported by this server yet`);
+  }
+}
+
+function detailsToWire(details: unknown[] | undefined): unknown[] | undefined {
+  return details !== undefined && details.length > 0 ? details : undefined;
+}
+
+/** An error as a wire failure: ApplicationFailure keeps its type, other errors use their `name`. */
+export function errorToFailure(err: unknown, includeStack = true): FailureJson {
+  if (!(err instanceof Error)) return { message: String(err), type: "Error" };
+  const f: FailureJson = { message: err.message };
+  if (err instanceof ApplicationFailure) {
+    f.type = err.type ?? "Error";
+    if (err.nonRetryable) f.non_retryable = true;
+    const d = detailsToWire(err.details);
+    if (d !== undefined) f.details = d;
+  } else if (err instanceof ActivityFailure) {
+    f.type = "ActivityError";
+    f.details = {
+      activity_id: err.activityId,
+      activity_type: err.activityType,
+      retry_state: err.retryState ?? null,
+    };
+  } else if (err instanceof TimeoutFailure) {
+    f.type = "TimeoutError";
+    if (err.timeoutType !== undefined) f.timeout_type = err.timeoutType;
+  } else if (err instanceof CancelledFailure) {
+    f.type = "CancelledError";
+    const d = detailsToWire(err.details);
+    if (d !== undefined) f.details = d;
+  } else if (err instanceof ServerFailure) {
+    f.type = "ServerError";
+    if (err.nonRetryable) f.non_retryable = true;
+  } else {
+    f.type = err.name;
+  }
+  if (includeStack && err.stack) f.stack_trace = err.stack;
+  if (err.cause instanceof Error) f.cause = errorToFailure(err.cause, includeStack);
+  return f;
+}
+
+function asDetails(d: unknown): unknown[] {
+  if (d === undefined || d === null) return [];
+  return Array.isArray(d) ? d : [d];
+}
+
+/** A wire failure as an error (the inverse of {@link errorToFailure}). */
+export function failureToError(f: FailureJson | undefined | null): Error {
+  if (!f || typeof f !== "object") return new ApplicationFailure("unknown failure");
+  const cause = f.cause ? failureToError(f.cause) : undefined;
+  let err: Error;
+  switch (f.type) {
+    case "TimeoutError":
+      err = new TimeoutFailure(f.message, typeof f.timeout_type === "string" ? f.timeout_type : undefined, f.details);
+      break;
+    case "CancelledError":
+      err = new CancelledFailure(f.message, asDetails(f.details));
+      break;
+    case "TerminatedError":
+      err = new TerminatedFailure(f.message, cause);
+      break;
+    case "ServerError":
+      err = new ServerFailure(f.message, f.non_retryable === true);
+      break;
+    default:
+      err = new ApplicationFailure(f.message, f.type, f.non_retryable === true, asDetails(f.details), cause);
+  }
+  if (typeof f.stack_trace === "string" && f.stack_trace) err.stack = f.stack_trace;
+  return err;
+}
+
+/** Activity options, as in Temporal's `ActivityOptions`. */
+export interface ActivityOptions {
+  taskQueue?: string;
+  startToCloseTimeout?: Duration;
+  scheduleToCloseTimeout?: Duration;
+  scheduleToStartTimeout?: Duration;
+  heartbeatTimeout?: Duration;
+  retry?: RetryPolicy;
+  /** An explicit activity id; by default the n-th activity of the run is `"n"`. */
+  activityId?: string;
+  /** Accepted for source compatibility; activity cancellation needs CancellationScope (not yet). */
+  cancellationType?: ActivityCancellationType;
+}
+
+export enum ActivityCancellationType {
+  TRY_CANCEL = 0,
+  WAIT_CANCELLATION_COMPLETED = 1,
+  ABANDON = 2,
+}
+
+// ---- wire types (openapi/openapi.yaml) ----
+
+export interface HistoryEvent {
+  event_id: number;
+  event_time: string;
+  event_type: string;
+  attributes: Record<string, unknown>;
+}
+
+export interface WorkflowTaskRequest {
+  type: "workflow_task";
+  namespace: string;
+  task_token: string;
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  task_queue: string;
+  attempt: number;
+  history: HistoryEvent[];
+  history_length?: number;
+  history_size_bytes?: number;
+  suggest_continue_as_new?: boolean;
+}
+
+export interface ActivityTaskRequest {
+  type: "activity_task";
+  namespace: string;
+  task_token: string;
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  activity_id: string;
+  activity_type: string;
+  task_queue: string;
+  input: unknown;
+  attempt: number;
+  idempotency_key: string;
+  scheduled_time: string;
+  started_time: string;
+  deadline: string;
+  heartbeat_timeout?: string;
+  heartbeat_details?: unknown;
+}
+
+export interface Command {
+  command_type: string;
+  attributes: Record<string, unknown>;
+}
+
+export type WorkflowTaskResponse =
+  | { commands: Command[]; identity?: string }
+  | { failure: { cause?: string; failure: FailureJson } };
+
+/** Positional arguments from a JSON payload: the SDKs send an array; anything else is one argument. */
+export function argsFromPayload(input: unknown): unknown[] {
+  if (Array.isArray(input)) return input;
+  if (input === undefined || input === null) return [];
+  return [input];
+}

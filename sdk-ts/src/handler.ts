@@ -1,0 +1,148 @@
+/**
+ * `createHandler`: one fetch-API handler `(req: Request) => Promise<Response>`
+ * serving workflow and activity pushes (protocol.md §1, §5, §6).
+ */
+import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "./activity.js";
+import {
+  type ActivityTaskRequest,
+  type WorkflowTaskRequest,
+  argsFromPayload,
+  errorToFailure,
+  msToNumber,
+} from "./common.js";
+import { type WorkflowFunction, handleWorkflowTask } from "./internal/instance.js";
+import { verify } from "./signing.js";
+
+export const SDK_NAME = "baton-sdk-ts";
+export const SDK_VERSION = "0.1.0";
+
+type AnyFunction = (...args: any[]) => any;
+
+export interface HandlerOptions {
+  /** Workflow functions by type name, e.g. `import * as workflows from './workflows'`. */
+  workflows?: Record<string, unknown>;
+  /** Activity functions by type name. */
+  activities?: Record<string, unknown>;
+  /** The endpoint's signing secret(s), `whsec_...`; several during a rotation. */
+  signingSecret: string | string[];
+  /** The server's REST API, for heartbeats (e.g. `http://127.0.0.1:7233`). */
+  serverUrl?: string;
+  /** Bearer key for the REST API, if the server has one. */
+  apiKey?: string;
+  /** Recorded in WorkflowTaskCompleted. */
+  identity?: string;
+}
+
+export type FetchHandler = (req: Request) => Promise<Response>;
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+}
+
+function functions(obj: Record<string, unknown> | undefined): Map<string, AnyFunction> {
+  const out = new Map<string, AnyFunction>();
+  for (const [name, v] of Object.entries(obj ?? {})) if (typeof v === "function") out.set(name, v as AnyFunction);
+  return out;
+}
+
+/** Builds the handler. Usable as-is in Cloudflare Workers, Vercel/Next.js route handlers, Deno and Bun. */
+export function createHandler(options: HandlerOptions): FetchHandler {
+  const secrets = Array.isArray(options.signingSecret) ? options.signingSecret : [options.signingSecret];
+  if (secrets.length === 0 || secrets.some((s) => !s)) throw new TypeError("createHandler needs a signingSecret");
+  const workflows = functions(options.workflows);
+  const activities = functions(options.activities);
+  const description = {
+    sdk: { name: SDK_NAME, version: SDK_VERSION },
+    workflows: [...workflows.keys()].map((name) => ({ name, signals: [], queries: [], updates: [] })),
+    activities: [...activities.keys()].map((name) => ({ name })),
+  };
+
+  return async (req: Request): Promise<Response> => {
+    const method = req.method.toUpperCase();
+    if (method === "GET" || method === "HEAD") return json(200, description);
+    if (method !== "POST") return json(405, { error: "method not allowed" });
+    const body = new Uint8Array(await req.arrayBuffer());
+    const check = await verify(secrets, req.headers, body);
+    if (!check.ok) return json(401, { error: `invalid signature: ${check.reason}` });
+    let push: unknown;
+    try {
+      push = JSON.parse(new TextDecoder().decode(body));
+    } catch {
+      return json(400, { error: "body is not JSON" });
+    }
+    const p = push as { type?: unknown };
+    if (p === null || typeof p !== "object") return json(400, { error: "body is not a JSON object" });
+    if (p.type === "workflow_task") {
+      const r = push as WorkflowTaskRequest;
+      if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
+      const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r);
+      if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
+      return json(200, answer);
+    }
+    if (p.type === "activity_task") {
+      const r = push as ActivityTaskRequest;
+      if (typeof r.activity_type !== "string" || typeof r.task_token !== "string") {
+        return json(400, { error: "malformed activity_task" });
+      }
+      return runActivity(activities.get(r.activity_type), r, options);
+    }
+    return json(400, { error: `unknown push type ${JSON.stringify(p.type)}` });
+  };
+}
+
+function heartbeatSender(options: HandlerOptions, r: ActivityTaskRequest): HeartbeatSender | undefined {
+  if (options.serverUrl === undefined) return undefined;
+  const url = `${options.serverUrl.replace(/\/+$/, "")}/api/v1/namespaces/${encodeURIComponent(r.namespace)}/activities/heartbeat`;
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  return async (details) => {
+    const body: Record<string, unknown> = { task_token: r.task_token };
+    if (details !== undefined) body.details = [details];
+    const resp = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    if (resp.status === 409) return { cancelRequested: false, gone: true };
+    if (!resp.ok) throw new Error(`heartbeat: HTTP ${resp.status}: ${await resp.text()}`);
+    const j = (await resp.json()) as { cancel_requested?: boolean };
+    return { cancelRequested: j.cancel_requested === true, gone: false };
+  };
+}
+
+async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, options: HandlerOptions): Promise<Response> {
+  if (fn === undefined) {
+    return json(200, {
+      failure: { message: `activity type ${JSON.stringify(r.activity_type)} is not registered with this handler`, type: "NotFoundError" },
+    });
+  }
+  const hbDetails = Array.isArray(r.heartbeat_details) ? r.heartbeat_details[0] : r.heartbeat_details;
+  const info: Info = {
+    activityId: r.activity_id,
+    activityType: r.activity_type,
+    taskQueue: r.task_queue,
+    attempt: r.attempt,
+    heartbeatDetails: hbDetails,
+    idempotencyKey: r.idempotency_key,
+    taskToken: r.task_token,
+    workflowNamespace: r.namespace,
+    workflowType: r.workflow_type,
+    workflowExecution: { workflowId: r.workflow_id, runId: r.run_id },
+    scheduledTimestampMs: Date.parse(r.scheduled_time),
+    startedTimestampMs: Date.parse(r.started_time),
+    deadlineMs: Date.parse(r.deadline),
+    ...(r.heartbeat_timeout !== undefined ? { heartbeatTimeoutMs: msToNumber(r.heartbeat_timeout) } : {}),
+    isLocal: false,
+  };
+  const ctx = new Context(info, heartbeatSender(options, r));
+  try {
+    const result: unknown = await runInContext(ctx, () => fn(...argsFromPayload(r.input)));
+    return json(200, { result: result === undefined ? null : result });
+  } catch (err) {
+    if (err instanceof CompleteAsyncError) return new Response(null, { status: 202 });
+    return json(200, { failure: errorToFailure(err) });
+  } finally {
+    try {
+      await ctx.flush();
+    } catch {
+      // best effort
+    }
+    ctx.dispose();
+  }
+}

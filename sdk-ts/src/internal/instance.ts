@@ -1,0 +1,638 @@
+/**
+ * Deterministic replay of one workflow task (protocol.md §5; the same
+ * algorithm as sdk-py's _workflow_instance.py).
+ *
+ * Every push carries the whole history and gets a fresh instance:
+ *
+ * 1. The history is cut into activations at each WorkflowTaskStarted that
+ *    was followed by WorkflowTaskCompleted, plus the final
+ *    WorkflowTaskStarted (the task being answered). A task that failed or
+ *    timed out produced nothing and is skipped.
+ * 2. Before an activation runs, the events that arrived since the previous
+ *    one (the start, activity outcomes, fired timers) resolve their
+ *    promises in history order; then the workflow's promise jobs run until
+ *    nothing is left to do, with `condition` predicates re-checked each
+ *    time the job queue drains.
+ * 3. For a replayed activation, the commands produced must match, in
+ *    order, the command events recorded after its WorkflowTaskCompleted; a
+ *    mismatch is a NonDeterminismError. The final activation's commands are
+ *    the answer.
+ *
+ * Workflow code runs in the handler's own realm. While an activation runs
+ * (and only then), `Date` and `Math.random` are replaced by deterministic
+ * versions, and activations are serialised process-wide.
+ */
+
+import {
+  type ActivityOptions,
+  ActivityFailure,
+  ApplicationFailure,
+  BatonFailure,
+  CancelledFailure,
+  type Command,
+  type Duration,
+  type FailureJson,
+  type HistoryEvent,
+  NonDeterminismError,
+  type RetryState,
+  TimeoutFailure,
+  type WorkflowTaskRequest,
+  type WorkflowTaskResponse,
+  argsFromPayload,
+  errorToFailure,
+  failureToError,
+  formatDuration,
+  msToNumber,
+  retryPolicyToWire,
+} from "../common.js";
+
+export const PATCH_MARKER_NAME = "core_patch";
+
+export type WorkflowFunction = (...args: any[]) => Promise<unknown>;
+
+export interface WorkflowInfo {
+  workflowId: string;
+  runId: string;
+  workflowType: string;
+  taskQueue: string;
+  namespace: string;
+  /** The workflow task's attempt. */
+  attempt: number;
+  historyLength: number;
+  historySize: number;
+  continueAsNewSuggested: boolean;
+  startTime: Date;
+  runStartTime: Date;
+  /** The run timeout in ms, if the run has one. */
+  runTimeoutMs?: number;
+  unsafe: { isReplaying: boolean; now(): number };
+}
+
+const COMMAND_EVENTS = new Set([
+  "ActivityTaskScheduled",
+  "ActivityTaskCancelRequested",
+  "TimerStarted",
+  "TimerCanceled",
+  "MarkerRecorded",
+  "WorkflowExecutionCompleted",
+  "WorkflowExecutionFailed",
+  "WorkflowExecutionCanceled",
+  "WorkflowExecutionContinuedAsNew",
+]);
+const RESOLUTION_EVENTS = new Set([
+  "ActivityTaskCompleted",
+  "ActivityTaskFailed",
+  "ActivityTaskTimedOut",
+  "ActivityTaskCanceled",
+  "TimerFired",
+]);
+const CLOSING: Record<string, string> = {
+  CompleteWorkflowExecution: "WorkflowExecutionCompleted",
+  FailWorkflowExecution: "WorkflowExecutionFailed",
+  CancelWorkflowExecution: "WorkflowExecutionCanceled",
+};
+
+interface PendingCommand {
+  command: Command;
+  activity?: ActivityState;
+  timer?: TimerState;
+}
+
+interface ActivityState {
+  activityId: string;
+  activityType: string;
+  scheduledEventId: number;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  done: boolean;
+}
+
+interface TimerState {
+  timerId: string;
+  resolve(): void;
+  fired: boolean;
+  cancelled: boolean;
+}
+
+/** Fails the task (not the workflow): a bug in workflow code. */
+class TaskFailure extends Error {}
+
+function rec(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function describeCommand(c: Command): string {
+  const a = c.attributes;
+  switch (c.command_type) {
+    case "ScheduleActivityTask":
+      return `ScheduleActivityTask(activity_type=${JSON.stringify(a.activity_type)}, activity_id=${JSON.stringify(a.activity_id)})`;
+    case "StartTimer":
+    case "CancelTimer":
+      return `${c.command_type}(timer_id=${JSON.stringify(a.timer_id)})`;
+    case "RecordMarker":
+      return `RecordMarker(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
+    default:
+      return c.command_type;
+  }
+}
+
+function describeEvent(e: HistoryEvent): string {
+  const a = rec(e.attributes);
+  switch (e.event_type) {
+    case "ActivityTaskScheduled":
+      return `ActivityTaskScheduled(activity_type=${JSON.stringify(a.activity_type)}, activity_id=${JSON.stringify(a.activity_id)})`;
+    case "TimerStarted":
+    case "TimerCanceled":
+      return `${e.event_type}(timer_id=${JSON.stringify(a.timer_id)})`;
+    case "MarkerRecorded":
+      return `MarkerRecorded(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
+    default:
+      return e.event_type;
+  }
+}
+
+// ---- deterministic randomness: xmur3 seed + sfc32 ----
+function seedFrom(s: string): () => number {
+  let h = 1779033703 ^ s.length;
+  for (let i = 0; i < s.length; i++) {
+    h = Math.imul(h ^ s.charCodeAt(i), 3432918353);
+    h = (h << 13) | (h >>> 19);
+  }
+  const next = (): number => {
+    h = Math.imul(h ^ (h >>> 16), 2246822507);
+    h = Math.imul(h ^ (h >>> 13), 3266489909);
+    return (h ^= h >>> 16) >>> 0;
+  };
+  let a = next(), b = next(), c = next(), d = next();
+  return () => {
+    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    let t = (a + b) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    d = (d + 1) | 0;
+    t = (t + d) | 0;
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  };
+}
+
+// ---- the current activation, and the global patches that exist while it runs ----
+let current: WorkflowInstance | undefined;
+let lock: Promise<unknown> = Promise.resolve();
+
+/** The instance whose activation is running (workflow APIs call this). */
+export function currentInstance(api: string): WorkflowInstance {
+  if (current === undefined) {
+    throw new Error(`${api}() may only be called from workflow code while it runs`);
+  }
+  return current;
+}
+export function maybeCurrentInstance(): WorkflowInstance | undefined {
+  return current;
+}
+
+const RealDate = Date;
+const realRandom = Math.random;
+
+function makeDeterministicDate(): DateConstructor {
+  const now = (): number => (current !== undefined ? current.nowMs : RealDate.now());
+  class WorkflowDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(now());
+      else super(...(args as [string | number]));
+    }
+    static override now(): number {
+      return now();
+    }
+  }
+  return WorkflowDate as unknown as DateConstructor;
+}
+const DeterministicDate = makeDeterministicDate();
+
+function installDeterminism(): void {
+  globalThis.Date = DeterministicDate;
+  Math.random = () => (current !== undefined ? current.random() : realRandom());
+}
+function restoreDeterminism(): void {
+  globalThis.Date = RealDate;
+  Math.random = realRandom;
+}
+
+const drainTurn: () => Promise<void> =
+  typeof setImmediate === "function"
+    ? () => new Promise((r) => setImmediate(r))
+    : () => new Promise((r) => setTimeout(r, 0));
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: Error): void;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export class WorkflowInstance {
+  nowMs = 0;
+  replaying = true;
+  readonly random: () => number;
+  readonly info: WorkflowInfo;
+  private commands: PendingCommand[] = [];
+  private unmatched: PendingCommand[] = [];
+  private activitySeq = 0;
+  private timerSeq = 0;
+  private activitiesById = new Map<string, ActivityState>();
+  private activitiesByEvent = new Map<number, ActivityState>();
+  private timers = new Map<string, TimerState>();
+  private conditions: { fn: () => boolean; d: Deferred<boolean> }[] = [];
+  private patches = new Map<string, boolean>();
+  private lookaheadPatches = new Set<string>();
+  private closed = false;
+  private taskError: unknown = undefined;
+  private hasTaskError = false;
+
+  constructor(
+    private readonly fn: WorkflowFunction,
+    private readonly request: WorkflowTaskRequest,
+  ) {
+    this.random = seedFrom(request.run_id);
+    const first = request.history[0];
+    const attrs = rec(first?.attributes);
+    const start = first ? RealDate.parse(first.event_time) : 0;
+    const runTimeout = typeof attrs.workflow_run_timeout === "string" ? msToNumber(attrs.workflow_run_timeout) : undefined;
+    const self = this;
+    this.info = {
+      workflowId: request.workflow_id,
+      runId: request.run_id,
+      workflowType: request.workflow_type,
+      taskQueue: request.task_queue,
+      namespace: request.namespace,
+      attempt: request.attempt,
+      historyLength: request.history_length ?? request.history.length,
+      historySize: request.history_size_bytes ?? 0,
+      continueAsNewSuggested: request.suggest_continue_as_new ?? false,
+      startTime: new RealDate(start),
+      runStartTime: new RealDate(start),
+      ...(runTimeout !== undefined ? { runTimeoutMs: runTimeout } : {}),
+      unsafe: {
+        get isReplaying() {
+          return self.replaying;
+        },
+        now: () => RealDate.now(),
+      },
+    };
+  }
+
+  /** Replays the history and answers the task. */
+  async activate(): Promise<WorkflowTaskResponse> {
+    const prev = lock;
+    const mine = deferred<void>();
+    lock = prev.then(() => mine.promise);
+    await prev;
+    try {
+      return await this.replay();
+    } catch (err) {
+      if (err instanceof NonDeterminismError) {
+        const failure = errorToFailure(err);
+        failure.type = "NonDeterminismError";
+        return { failure: { cause: "NON_DETERMINISTIC_ERROR", failure } };
+      }
+      return { failure: { cause: "WORKFLOW_WORKER_UNHANDLED_FAILURE", failure: errorToFailure(err) } };
+    } finally {
+      mine.resolve();
+    }
+  }
+
+  private async replay(): Promise<WorkflowTaskResponse> {
+    const events = this.request.history;
+    const first = events[0];
+    if (!first || first.event_type !== "WorkflowExecutionStarted") {
+      throw new Error("history does not begin with WorkflowExecutionStarted");
+    }
+    let pending: HistoryEvent[] = [first];
+    let started = false;
+    for (let i = 1; i < events.length; i++) {
+      const e = events[i]!;
+      const t = e.event_type;
+      if (t === "WorkflowTaskStarted") {
+        const isLast = i === events.length - 1;
+        const next = events[i + 1];
+        if (!isLast && next?.event_type !== "WorkflowTaskCompleted") continue;
+        this.expectAllMatched(e);
+        this.replaying = !isLast;
+        this.nowMs = RealDate.parse(e.event_time);
+        this.lookaheadPatches = isLast ? new Set() : patchMarkers(events, i + 2);
+        const batch = pending;
+        pending = [];
+        await this.runActivation(batch, !started);
+        started = true;
+        if (this.hasTaskError) throw this.taskError;
+        if (isLast) return { commands: this.commands.map((c) => c.command) };
+        this.unmatched.push(...this.commands);
+        this.commands = [];
+        i++; // WorkflowTaskCompleted
+        continue;
+      }
+      if (COMMAND_EVENTS.has(t)) this.match(e);
+      else if (RESOLUTION_EVENTS.has(t)) pending.push(e);
+    }
+    // An exported history that ends without a task to answer.
+    this.expectAllMatched(undefined);
+    return { commands: [] };
+  }
+
+  private async runActivation(events: HistoryEvent[], startWorkflow: boolean): Promise<void> {
+    current = this;
+    installDeterminism();
+    try {
+      for (const e of events) {
+        if (e.event_type === "WorkflowExecutionStarted") {
+          if (startWorkflow) this.start(e);
+        } else this.apply(e);
+      }
+      for (;;) {
+        await drainTurn();
+        if (!this.checkConditions()) break;
+      }
+    } finally {
+      restoreDeterminism();
+      current = undefined;
+    }
+  }
+
+  private start(e: HistoryEvent): void {
+    const args = argsFromPayload(rec(e.attributes).input);
+    let p: Promise<unknown>;
+    try {
+      p = Promise.resolve(this.fn(...args));
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (result) => this.close({ command_type: "CompleteWorkflowExecution", attributes: { result: result === undefined ? null : result } }),
+      (err: unknown) => {
+        if (err instanceof BatonFailure) {
+          this.close({ command_type: "FailWorkflowExecution", attributes: { failure: errorToFailure(err) } });
+        } else {
+          this.failTask(err);
+        }
+      },
+    );
+  }
+
+  private failTask(err: unknown): void {
+    if (!this.hasTaskError) {
+      this.hasTaskError = true;
+      this.taskError = err instanceof Error ? err : new TaskFailure(String(err));
+    }
+  }
+
+  private close(command: Command): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.commands.push({ command });
+  }
+
+  private checkConditions(): boolean {
+    let progressed = false;
+    for (const c of [...this.conditions]) {
+      let ok: boolean;
+      try {
+        ok = c.fn();
+      } catch (err) {
+        this.failTask(err);
+        return false;
+      }
+      if (ok) {
+        this.conditions = this.conditions.filter((x) => x !== c);
+        c.d.resolve(true);
+        progressed = true;
+      }
+    }
+    return progressed;
+  }
+
+  private apply(e: HistoryEvent): void {
+    const a = rec(e.attributes);
+    if (e.event_type === "TimerFired") {
+      const timer = this.timers.get(String(a.timer_id ?? ""));
+      if (timer && !timer.fired) {
+        timer.fired = true;
+        if (!timer.cancelled) timer.resolve();
+      }
+      return;
+    }
+    const act = this.activitiesByEvent.get(Number(a.scheduled_event_id ?? 0));
+    if (!act || act.done) return;
+    act.done = true;
+    switch (e.event_type) {
+      case "ActivityTaskCompleted":
+        act.resolve(a.result);
+        return;
+      case "ActivityTaskFailed":
+        act.reject(
+          new ActivityFailure("Activity task failed", act.activityType, act.activityId, a.retry_state as RetryState, failureToError(a.failure as FailureJson)),
+        );
+        return;
+      case "ActivityTaskTimedOut": {
+        const f = rec(a.failure);
+        act.reject(
+          new ActivityFailure(
+            "Activity task timed out",
+            act.activityType,
+            act.activityId,
+            a.retry_state as RetryState,
+            new TimeoutFailure(String(f.message ?? "activity timed out"), typeof f.timeout_type === "string" ? f.timeout_type : undefined, f.details),
+          ),
+        );
+        return;
+      }
+      case "ActivityTaskCanceled":
+        act.reject(
+          new ActivityFailure("Activity task cancelled", act.activityType, act.activityId, "CANCEL_REQUESTED", new CancelledFailure("activity cancelled", argsFromPayload(a.details))),
+        );
+        return;
+    }
+  }
+
+  // ---- matching of replayed commands ----
+
+  private lenient(c: PendingCommand): boolean {
+    if (c.command.command_type === "CancelTimer" && c.timer) {
+      const id = c.timer.timerId;
+      return this.request.history.some((e) => e.event_type === "TimerFired" && rec(e.attributes).timer_id === id);
+    }
+    return false;
+  }
+
+  private expectAllMatched(at: HistoryEvent | undefined): void {
+    while (this.unmatched.length > 0) {
+      const c = this.unmatched.shift()!;
+      if (this.lenient(c)) continue;
+      const where = at ? `event ${at.event_id} (${at.event_type})` : "the end of history";
+      const actual = describeCommand(c.command);
+      throw new NonDeterminismError(
+        `workflow code produced ${actual} but history has ${where} instead [workflow ${this.request.workflow_id} of type ${this.request.workflow_type}]`,
+        at?.event_id,
+        at ? at.event_type : "end of history",
+        actual,
+      );
+    }
+  }
+
+  private match(e: HistoryEvent): void {
+    const a = rec(e.attributes);
+    while (this.unmatched.length > 0) {
+      const c = this.unmatched[0]!;
+      if (this.matches(c, e)) {
+        this.unmatched.shift();
+        if (c.activity) {
+          c.activity.scheduledEventId = e.event_id;
+          this.activitiesByEvent.set(e.event_id, c.activity);
+        }
+        return;
+      }
+      if (this.lenient(c)) {
+        this.unmatched.shift();
+        continue;
+      }
+      break;
+    }
+    if (e.event_type === "MarkerRecorded" && a.marker_name === PATCH_MARKER_NAME && rec(a.details).deprecated === true) {
+      return; // a deprecated patch whose call was removed
+    }
+    const actual = this.unmatched[0] ? describeCommand(this.unmatched[0].command) : "no command";
+    throw new NonDeterminismError(
+      `history has ${describeEvent(e)} at event ${e.event_id} but workflow code produced ${actual} [workflow ${this.request.workflow_id} of type ${this.request.workflow_type}]`,
+      e.event_id,
+      describeEvent(e),
+      actual,
+    );
+  }
+
+  private matches(c: PendingCommand, e: HistoryEvent): boolean {
+    const a = rec(e.attributes);
+    const ca = c.command.attributes;
+    const t = e.event_type;
+    switch (c.command.command_type) {
+      case "ScheduleActivityTask":
+        return t === "ActivityTaskScheduled" && a.activity_id === ca.activity_id && a.activity_type === ca.activity_type;
+      case "StartTimer":
+        return t === "TimerStarted" && a.timer_id === ca.timer_id;
+      case "CancelTimer":
+        return t === "TimerCanceled" && a.timer_id === ca.timer_id;
+      case "RecordMarker": {
+        if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
+        if (ca.marker_name === PATCH_MARKER_NAME) return rec(a.details).patch_id === rec(ca.details).patch_id;
+        return true;
+      }
+      default: {
+        const closing = CLOSING[c.command.command_type];
+        return closing !== undefined && t === closing;
+      }
+    }
+  }
+
+  // ---- the workflow APIs ----
+
+  scheduleActivity(activityType: string, args: unknown[], options: ActivityOptions): Promise<unknown> {
+    if (options.startToCloseTimeout === undefined && options.scheduleToCloseTimeout === undefined) {
+      throw new TypeError("activity options need startToCloseTimeout or scheduleToCloseTimeout");
+    }
+    this.activitySeq++;
+    const activityId = options.activityId ?? String(this.activitySeq);
+    const attributes: Record<string, unknown> = { activity_id: activityId, activity_type: activityType };
+    if (options.taskQueue !== undefined) attributes.task_queue = options.taskQueue;
+    attributes.input = args;
+    if (options.scheduleToCloseTimeout !== undefined) attributes.schedule_to_close_timeout = formatDuration(options.scheduleToCloseTimeout);
+    if (options.scheduleToStartTimeout !== undefined) attributes.schedule_to_start_timeout = formatDuration(options.scheduleToStartTimeout);
+    if (options.startToCloseTimeout !== undefined) attributes.start_to_close_timeout = formatDuration(options.startToCloseTimeout);
+    if (options.heartbeatTimeout !== undefined) attributes.heartbeat_timeout = formatDuration(options.heartbeatTimeout);
+    if (options.retry !== undefined) attributes.retry_policy = retryPolicyToWire(options.retry);
+    const d = deferred<unknown>();
+    const act: ActivityState = { activityId, activityType, scheduledEventId: 0, resolve: d.resolve, reject: d.reject, done: false };
+    this.activitiesById.set(activityId, act);
+    this.commands.push({ command: { command_type: "ScheduleActivityTask", attributes }, activity: act });
+    return d.promise;
+  }
+
+  startTimer(duration: Duration): { promise: Promise<void>; cancel(): void } {
+    const ms = msToNumber(duration);
+    this.timerSeq++;
+    const timerId = String(this.timerSeq);
+    const d = deferred<void>();
+    const timer: TimerState = { timerId, resolve: () => d.resolve(), fired: false, cancelled: false };
+    this.timers.set(timerId, timer);
+    this.commands.push({ command: { command_type: "StartTimer", attributes: { timer_id: timerId, start_to_fire_timeout: formatDuration(ms) } }, timer });
+    return {
+      promise: d.promise,
+      cancel: () => {
+        if (timer.fired || timer.cancelled) return;
+        timer.cancelled = true;
+        // A timer started in this activation is simply dropped.
+        const idx = this.commands.findIndex((c) => c.timer === timer && c.command.command_type === "StartTimer");
+        if (idx >= 0) this.commands.splice(idx, 1);
+        else this.commands.push({ command: { command_type: "CancelTimer", attributes: { timer_id: timerId } }, timer });
+      },
+    };
+  }
+
+  condition(fn: () => boolean): Promise<boolean> {
+    const d = deferred<boolean>();
+    this.conditions.push({ fn, d });
+    return d.promise;
+  }
+
+  patch(patchId: string, deprecated: boolean): boolean {
+    const known = this.patches.get(patchId);
+    if (known !== undefined) return known;
+    const present = !this.replaying || this.lookaheadPatches.has(patchId);
+    if (present) {
+      this.commands.push({
+        command: { command_type: "RecordMarker", attributes: { marker_name: PATCH_MARKER_NAME, details: { patch_id: patchId, deprecated } } },
+      });
+    }
+    const result = present || deprecated;
+    this.patches.set(patchId, result);
+    return result;
+  }
+}
+
+function patchMarkers(events: HistoryEvent[], start: number): Set<string> {
+  const out = new Set<string>();
+  for (let i = start; i < events.length; i++) {
+    const e = events[i]!;
+    if (e.event_type === "WorkflowTaskStarted") break;
+    const a = rec(e.attributes);
+    if (e.event_type === "MarkerRecorded" && a.marker_name === PATCH_MARKER_NAME) {
+      const pid = rec(a.details).patch_id;
+      if (typeof pid === "string") out.add(pid);
+    }
+  }
+  return out;
+}
+
+/** Answers one workflow task push. */
+export async function handleWorkflowTask(
+  fn: WorkflowFunction | undefined,
+  request: WorkflowTaskRequest,
+): Promise<WorkflowTaskResponse> {
+  if (fn === undefined) {
+    return {
+      failure: {
+        cause: "WORKFLOW_WORKER_UNHANDLED_FAILURE",
+        failure: { message: `workflow type ${JSON.stringify(request.workflow_type)} is not registered with this handler`, type: "NotFoundError" },
+      },
+    };
+  }
+  return new WorkflowInstance(fn, request).activate();
+}
+
+export { ApplicationFailure };

@@ -1,0 +1,108 @@
+/**
+ * Standard Webhooks signing and verification (docs/protocol.md §3) with Web
+ * Crypto, so it runs unchanged on Node 18+, Deno, Bun and Cloudflare Workers.
+ */
+
+/** Signatures older or newer than this (seconds) are refused. */
+export const TOLERANCE_SECONDS = 300;
+
+const encoder = new TextEncoder();
+
+function base64ToBytes(b64: string): Uint8Array {
+  const clean = b64.replace(/=+$/, "");
+  const padded = clean + "=".repeat((4 - (clean.length % 4)) % 4);
+  const bin = atob(padded);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/** The raw key bytes of a `whsec_<base64>` secret (prefix and padding optional). */
+export function decodeSecret(secret: string): Uint8Array {
+  const body = secret.startsWith("whsec_") ? secret.slice(6) : secret;
+  const key = base64ToBytes(body);
+  if (key.length === 0) throw new Error("signing secret is empty");
+  return key;
+}
+
+async function hmac(key: Uint8Array, content: Uint8Array): Promise<Uint8Array> {
+  const k = await crypto.subtle.importKey("raw", key as BufferSource, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, content as BufferSource));
+}
+
+function signedContent(msgId: string, timestamp: number | string, body: Uint8Array): Uint8Array {
+  const prefix = encoder.encode(`${msgId}.${timestamp}.`);
+  const out = new Uint8Array(prefix.length + body.length);
+  out.set(prefix, 0);
+  out.set(body, prefix.length);
+  return out;
+}
+
+function asBytes(body: Uint8Array | string): Uint8Array {
+  return typeof body === "string" ? encoder.encode(body) : body;
+}
+
+/** The `webhook-signature` header value: one `v1,<base64>` entry per secret. */
+export async function sign(
+  secrets: readonly string[],
+  msgId: string,
+  timestamp: number,
+  body: Uint8Array | string,
+): Promise<string> {
+  const content = signedContent(msgId, timestamp, asBytes(body));
+  const entries: string[] = [];
+  for (const s of secrets) entries.push(`v1,${bytesToBase64(await hmac(decodeSecret(s), content))}`);
+  return entries.join(" ");
+}
+
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+export type VerifyResult = { ok: true } | { ok: false; reason: string };
+
+/** Verifies a push's headers against any of `secrets` (protocol.md §3.3). */
+export async function verify(
+  secrets: readonly string[],
+  headers: { get(name: string): string | null },
+  body: Uint8Array | string,
+  nowSeconds: number = Math.floor(Date.now() / 1000),
+): Promise<VerifyResult> {
+  const id = headers.get("webhook-id");
+  const ts = headers.get("webhook-timestamp");
+  const sig = headers.get("webhook-signature");
+  if (!id || !ts || !sig) return { ok: false, reason: "missing signature headers" };
+  if (!/^[0-9]+$/.test(ts)) return { ok: false, reason: "bad timestamp" };
+  const t = Number(ts);
+  if (nowSeconds - t > TOLERANCE_SECONDS) return { ok: false, reason: "timestamp too old" };
+  if (t - nowSeconds > TOLERANCE_SECONDS) return { ok: false, reason: "timestamp too new" };
+  const given: Uint8Array[] = [];
+  for (const entry of sig.split(" ")) {
+    const comma = entry.indexOf(",");
+    if (comma < 0 || entry.slice(0, comma) !== "v1") continue;
+    try {
+      const bytes = base64ToBytes(entry.slice(comma + 1));
+      if (bytes.length === 32) given.push(bytes);
+    } catch {
+      // not base64: ignored
+    }
+  }
+  const content = signedContent(id, ts, asBytes(body));
+  let ok = false;
+  for (const s of secrets) {
+    const expected = await hmac(decodeSecret(s), content);
+    for (const g of given) if (constantTimeEqual(g, expected)) ok = true;
+  }
+  return ok ? { ok: true } : { ok: false, reason: "no matching signature" };
+}

@@ -1,0 +1,183 @@
+/**
+ * The workflow API (`@baton/sdk/workflow`, mirroring `@temporalio/workflow`).
+ * Call these only from workflow code: they act on the workflow task being
+ * replayed.
+ */
+import {
+  type ActivityOptions,
+  type Duration,
+  NotSupportedError,
+  msToNumber,
+} from "./common.js";
+import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./internal/instance.js";
+
+export {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  type ActivityOptions,
+  type Duration,
+  NonDeterminismError,
+  DeterminismViolationError,
+  type RetryPolicy,
+  TemporalFailure,
+  BatonFailure,
+  TimeoutFailure,
+  TerminatedFailure,
+  NotSupportedError,
+  isCancellation,
+} from "./common.js";
+export type { WorkflowInfo } from "./internal/instance.js";
+
+type AnyFunction = (...args: any[]) => any;
+
+/** The activities of `A` as the workflow sees them: each returns a promise of its result. */
+export type ActivityInterfaceFor<A> = {
+  [K in keyof A]: A[K] extends AnyFunction ? (...args: Parameters<A[K]>) => Promise<Awaited<ReturnType<A[K]>>> : never;
+};
+
+/**
+ * Activity stubs: `const { greet } = proxyActivities<typeof activities>({ startToCloseTimeout: '30s' })`.
+ * Each call schedules the activity named by the property.
+ */
+export function proxyActivities<A = Record<string, AnyFunction>>(options: ActivityOptions): ActivityInterfaceFor<A> {
+  if (options.startToCloseTimeout === undefined && options.scheduleToCloseTimeout === undefined) {
+    throw new TypeError("proxyActivities needs startToCloseTimeout or scheduleToCloseTimeout");
+  }
+  return new Proxy({} as ActivityInterfaceFor<A>, {
+    get(_target, prop) {
+      if (typeof prop !== "string") return undefined;
+      return (...args: unknown[]) => currentInstance("proxyActivities").scheduleActivity(prop, args, options);
+    },
+  });
+}
+
+/** Schedules one activity by type name. */
+export function executeActivity<R = unknown>(activityType: string, options: ActivityOptions, ...args: unknown[]): Promise<R> {
+  return currentInstance("executeActivity").scheduleActivity(activityType, args, options) as Promise<R>;
+}
+
+/** A durable timer: `await sleep('7 days')`. */
+export function sleep(duration: Duration): Promise<void> {
+  const inst = currentInstance("sleep");
+  if (msToNumber(duration) <= 0) return Promise.resolve();
+  return inst.startTimer(duration).promise;
+}
+
+/**
+ * Waits until `fn()` is true (re-checked whenever the workflow is idle).
+ * With a timeout, resolves `false` if it ran out first (a durable timer,
+ * cancelled when the condition wins).
+ */
+export function condition(fn: () => boolean): Promise<void>;
+export function condition(fn: () => boolean, timeout: Duration): Promise<boolean>;
+export async function condition(fn: () => boolean, timeout?: Duration): Promise<boolean | void> {
+  const inst = currentInstance("condition");
+  if (timeout === undefined) {
+    if (!fn()) await inst.condition(fn);
+    return;
+  }
+  if (fn()) return true;
+  const timer = inst.startTimer(timeout);
+  const cond = inst.condition(fn);
+  const winner = await Promise.race([cond.then(() => true), timer.promise.then(() => false)]);
+  if (winner) timer.cancel();
+  return winner;
+}
+
+/** Branches on a code change: true for runs that reach this point with the new code (records a `core_patch` marker). */
+export function patched(patchId: string): boolean {
+  return currentInstance("patched").patch(patchId, false);
+}
+
+/** Marks a patch whose old branch is gone: runs with or without the marker replay. */
+export function deprecatePatch(patchId: string): void {
+  currentInstance("deprecatePatch").patch(patchId, true);
+}
+
+/** The run being executed. */
+export function workflowInfo(): WorkflowInfo {
+  return currentInstance("workflowInfo").info;
+}
+
+/** A deterministic random UUID (v4 layout), from the run's seeded generator. */
+export function uuid4(): string {
+  const inst = currentInstance("uuid4");
+  const hex: string[] = [];
+  for (let i = 0; i < 16; i++) {
+    let b = Math.floor(inst.random() * 256);
+    if (i === 6) b = (b & 0x0f) | 0x40;
+    if (i === 8) b = (b & 0x3f) | 0x80;
+    hex.push(b.toString(16).padStart(2, "0"));
+  }
+  const h = hex.join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** True while the workflow re-runs code whose commands are already in the history. */
+export function inWorkflowContext(): boolean {
+  return maybeCurrentInstance() !== undefined;
+}
+
+type LogFn = (message: string, attrs?: Record<string, unknown>) => void;
+
+function logAt(level: "debug" | "info" | "warn" | "error"): LogFn {
+  return (message, attrs) => {
+    const inst = maybeCurrentInstance();
+    if (inst?.replaying) return; // replayed code logs once, when it first runs
+    const ctx = inst ? { workflowId: inst.info.workflowId, runId: inst.info.runId, workflowType: inst.info.workflowType } : {};
+    console[level](`[baton.workflow] ${message}`, { ...ctx, ...attrs });
+  };
+}
+
+/** A replay-aware logger: messages from replayed code are dropped. */
+export const log = {
+  trace: logAt("debug"),
+  debug: logAt("debug"),
+  info: logAt("info"),
+  warn: logAt("warn"),
+  error: logAt("error"),
+};
+
+// ---- not supported by this server yet (protocol.md §13, issue 4) ----
+
+function unsupported(feature: string): never {
+  throw new NotSupportedError(feature);
+}
+
+export function defineSignal(_name: string): never {
+  return unsupported("signals (defineSignal)");
+}
+export function defineQuery(_name: string): never {
+  return unsupported("queries (defineQuery)");
+}
+export function defineUpdate(_name: string): never {
+  return unsupported("updates (defineUpdate)");
+}
+export function setHandler(..._args: unknown[]): never {
+  return unsupported("signal, query and update handlers (setHandler)");
+}
+export function continueAsNew(..._args: unknown[]): never {
+  return unsupported("continueAsNew");
+}
+export function startChild(..._args: unknown[]): never {
+  return unsupported("child workflows (startChild)");
+}
+export function executeChild(..._args: unknown[]): never {
+  return unsupported("child workflows (executeChild)");
+}
+export function getExternalWorkflowHandle(..._args: unknown[]): never {
+  return unsupported("external workflow handles");
+}
+export const CancellationScope = {
+  cancellable(): never {
+    return unsupported("CancellationScope");
+  },
+  nonCancellable(): never {
+    return unsupported("CancellationScope");
+  },
+  withTimeout(): never {
+    return unsupported("CancellationScope");
+  },
+};
