@@ -1,0 +1,352 @@
+/**
+ * The client (`@baton/sdk/client`, mirroring `@temporalio/client`) over the
+ * server's REST API (openapi/openapi.yaml).
+ */
+import {
+  type Duration,
+  type FailureJson,
+  type HistoryEvent,
+  type RetryState,
+  failureToError,
+  formatDuration,
+} from "./common.js";
+
+export { type Duration } from "./common.js";
+
+/** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
+export class ServiceError extends Error {
+  override readonly name: string = "ServiceError";
+  constructor(
+    message: string,
+    public readonly status: number,
+    public readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export class WorkflowExecutionAlreadyStartedError extends ServiceError {
+  override readonly name = "WorkflowExecutionAlreadyStartedError";
+  constructor(
+    message: string,
+    public readonly workflowId: string,
+    public readonly workflowType: string,
+  ) {
+    super(message, 409, "already_exists");
+  }
+}
+
+export class WorkflowNotFoundError extends ServiceError {
+  override readonly name = "WorkflowNotFoundError";
+}
+
+/** The run closed without a result (failed, timed out, terminated, cancelled); `cause` says how. */
+export class WorkflowFailedError extends Error {
+  override readonly name = "WorkflowFailedError";
+  constructor(
+    message: string,
+    override readonly cause: Error | undefined,
+    public readonly retryState: RetryState | undefined,
+    public readonly status: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ConnectionOptions {
+  /** The server, e.g. `http://127.0.0.1:7233`. */
+  address?: string;
+  apiKey?: string;
+}
+
+/** Where the REST API is, and how to authenticate to it. */
+export class Connection {
+  readonly address: string;
+  private readonly apiKey: string | undefined;
+
+  private constructor(options: ConnectionOptions) {
+    this.address = (options.address ?? "http://127.0.0.1:7233").replace(/\/+$/, "");
+    this.apiKey = options.apiKey;
+  }
+
+  static async connect(options: ConnectionOptions = {}): Promise<Connection> {
+    return new Connection(options);
+  }
+
+  static lazy(options: ConnectionOptions = {}): Connection {
+    return new Connection(options);
+  }
+
+  /** One REST call; problems become {@link ServiceError}. */
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const resp = await fetch(`${this.address}${path}`, init);
+    const text = await resp.text();
+    let json: unknown = null;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = text;
+      }
+    }
+    if (resp.status >= 400) {
+      const p = (json ?? {}) as { detail?: string; title?: string; code?: string };
+      throw new ServiceError(`${method} ${path}: ${resp.status} ${p.detail ?? p.title ?? text}`, resp.status, p.code);
+    }
+    return { status: resp.status, json };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface WorkflowStartOptions {
+  workflowId: string;
+  taskQueue: string;
+  args?: unknown[];
+  workflowExecutionTimeout?: Duration;
+  workflowRunTimeout?: Duration;
+  workflowTaskTimeout?: Duration;
+  workflowIdReusePolicy?: string;
+  workflowIdConflictPolicy?: string;
+  requestId?: string;
+}
+
+export interface WorkflowExecutionDescription {
+  workflowId: string;
+  runId: string;
+  type: string;
+  taskQueue: string;
+  status: { name: string };
+  startTime: Date;
+  closeTime?: Date;
+  historyLength: number;
+  raw: Record<string, unknown>;
+}
+
+type WorkflowRef = string | ((...args: never[]) => Promise<unknown>);
+
+function typeName(w: WorkflowRef): string {
+  return typeof w === "string" ? w : w.name;
+}
+
+function describeExecution(raw: Record<string, unknown>): WorkflowExecutionDescription {
+  const e = raw as Record<string, string | number | undefined>;
+  const d: WorkflowExecutionDescription = {
+    workflowId: String(e.workflow_id),
+    runId: String(e.run_id),
+    type: String(e.workflow_type),
+    taskQueue: String(e.task_queue),
+    status: { name: String(e.status) },
+    startTime: new Date(String(e.start_time)),
+    historyLength: Number(e.history_length ?? 0),
+    raw,
+  };
+  if (e.close_time) d.closeTime = new Date(String(e.close_time));
+  return d;
+}
+
+/** A handle on a workflow id (and optionally one run). */
+export class WorkflowHandle<R = unknown> {
+  constructor(
+    private readonly conn: Connection,
+    private readonly namespace: string,
+    readonly workflowId: string,
+    readonly runId: string | undefined,
+    readonly firstExecutionRunId?: string,
+  ) {}
+
+  private path(suffix = "", query: Record<string, string> = {}): string {
+    const q = new URLSearchParams(query);
+    if (this.runId) q.set("run_id", this.runId);
+    const qs = q.toString();
+    return `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(this.workflowId)}${suffix}${qs ? `?${qs}` : ""}`;
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    try {
+      return await this.conn.call(method, path, body);
+    } catch (err) {
+      if (err instanceof ServiceError && err.status === 404) throw new WorkflowNotFoundError(err.message, 404, err.code);
+      throw err;
+    }
+  }
+
+  /** Waits for the run to close: its result, or {@link WorkflowFailedError}. */
+  async result(): Promise<R> {
+    for (;;) {
+      const { json } = await this.call("GET", this.path("/result", { wait: "60s" }));
+      const r = json as { status: string; result?: unknown; failure?: FailureJson };
+      switch (r.status) {
+        case "RUNNING":
+          continue;
+        case "COMPLETED":
+          return r.result as R;
+        case "FAILED":
+          throw new WorkflowFailedError("Workflow execution failed", r.failure ? failureToError(r.failure) : undefined, undefined, r.status);
+        default:
+          throw new WorkflowFailedError(
+            `Workflow execution ${r.status.toLowerCase().replace(/_/g, " ")}`,
+            r.failure ? failureToError(r.failure) : undefined,
+            undefined,
+            r.status,
+          );
+      }
+    }
+  }
+
+  async describe(): Promise<WorkflowExecutionDescription & { pending: Record<string, unknown> }> {
+    const { json } = await this.call("GET", this.path());
+    const j = json as Record<string, unknown>;
+    return { ...describeExecution(j.execution as Record<string, unknown>), pending: j };
+  }
+
+  async terminate(reason?: string): Promise<void> {
+    const body: Record<string, unknown> = {};
+    if (this.runId) body.run_id = this.runId;
+    if (reason !== undefined) body.reason = reason;
+    await this.call("POST", this.path("/terminate").replace(/\?.*$/, ""), body);
+  }
+
+  /** The persisted history, every page (export it for the replayer). */
+  async fetchHistory(): Promise<{ events: HistoryEvent[] }> {
+    const events: HistoryEvent[] = [];
+    let token: string | undefined;
+    do {
+      const { json } = await this.call("GET", this.path("/history", token ? { next_page_token: token } : {}));
+      const page = json as { events: HistoryEvent[]; next_page_token?: string };
+      events.push(...page.events);
+      token = page.next_page_token ?? undefined;
+    } while (token);
+    return { events };
+  }
+
+  async signal(signalName: string, ...args: unknown[]): Promise<void> {
+    const body: Record<string, unknown> = { input: args };
+    if (this.runId) body.run_id = this.runId;
+    await this.call("POST", this.path(`/signal/${encodeURIComponent(signalName)}`).replace(/\?.*$/, ""), body);
+  }
+
+  async cancel(): Promise<void> {
+    const body: Record<string, unknown> = {};
+    if (this.runId) body.run_id = this.runId;
+    await this.call("POST", this.path("/cancel").replace(/\?.*$/, ""), body);
+  }
+
+  query(): never {
+    throw new Error("queries are not supported by this server yet");
+  }
+
+  executeUpdate(): never {
+    throw new Error("updates are not supported by this server yet");
+  }
+}
+
+export class WorkflowClient {
+  constructor(
+    private readonly conn: Connection,
+    private readonly namespace: string,
+  ) {}
+
+  /** Starts a run; {@link WorkflowExecutionAlreadyStartedError} if the id policies refuse it. */
+  async start<R = unknown>(workflow: WorkflowRef, options: WorkflowStartOptions): Promise<WorkflowHandle<R>> {
+    const type = typeName(workflow);
+    const body: Record<string, unknown> = { workflow_type: type, task_queue: options.taskQueue, input: options.args ?? [] };
+    if (options.workflowExecutionTimeout !== undefined) body.workflow_execution_timeout = formatDuration(options.workflowExecutionTimeout);
+    if (options.workflowRunTimeout !== undefined) body.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
+    if (options.workflowTaskTimeout !== undefined) body.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
+    if (options.workflowIdReusePolicy !== undefined) body.id_reuse_policy = options.workflowIdReusePolicy;
+    if (options.workflowIdConflictPolicy !== undefined) body.id_conflict_policy = options.workflowIdConflictPolicy;
+    if (options.requestId !== undefined) body.request_id = options.requestId;
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(options.workflowId)}`;
+    try {
+      const { json } = await this.conn.call("POST", path, body);
+      const runId = (json as { run_id: string }).run_id;
+      return new WorkflowHandle<R>(this.conn, this.namespace, options.workflowId, runId, runId);
+    } catch (err) {
+      if (err instanceof ServiceError && err.code === "already_exists") {
+        throw new WorkflowExecutionAlreadyStartedError(err.message, options.workflowId, type);
+      }
+      throw err;
+    }
+  }
+
+  /** Starts a run and waits for its result. */
+  async execute<R = unknown>(workflow: WorkflowRef, options: WorkflowStartOptions): Promise<R> {
+    return (await this.start<R>(workflow, options)).result();
+  }
+
+  getHandle<R = unknown>(workflowId: string, runId?: string): WorkflowHandle<R> {
+    return new WorkflowHandle<R>(this.conn, this.namespace, workflowId, runId);
+  }
+
+  /** Lists runs, newest first. `query` takes the REST filters: `workflow_type`, `workflow_id`, `status`, `started_after`, `started_before`. */
+  async *list(options: { query?: Record<string, string>; pageSize?: number } = {}): AsyncIterable<WorkflowExecutionDescription> {
+    let token: string | undefined;
+    do {
+      const q = new URLSearchParams(options.query ?? {});
+      if (options.pageSize) q.set("page_size", String(options.pageSize));
+      if (token) q.set("next_page_token", token);
+      const { json } = await this.conn.call("GET", `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows?${q.toString()}`);
+      const page = json as { executions: Record<string, unknown>[]; next_page_token?: string };
+      for (const e of page.executions) yield describeExecution(e);
+      token = page.next_page_token ?? undefined;
+    } while (token);
+  }
+}
+
+/** Completes, fails, cancels or heartbeats an activity by task token (after `CompleteAsyncError`). */
+export class AsyncCompletionClient {
+  constructor(
+    private readonly conn: Connection,
+    private readonly namespace: string,
+  ) {}
+
+  private path(op: string): string {
+    return `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/activities/${op}`;
+  }
+
+  async complete(taskToken: string, result?: unknown): Promise<void> {
+    await this.conn.call("POST", this.path("complete"), { task_token: taskToken, result: result === undefined ? null : result });
+  }
+
+  async fail(taskToken: string, failure: FailureJson | Error): Promise<void> {
+    const f = failure instanceof Error ? { message: failure.message, type: failure.name } : failure;
+    await this.conn.call("POST", this.path("fail"), { task_token: taskToken, failure: f });
+  }
+
+  async reportCancellation(taskToken: string, details?: unknown): Promise<void> {
+    await this.conn.call("POST", this.path("cancel"), { task_token: taskToken, details: details === undefined ? null : details });
+  }
+
+  /** Returns whether the workflow asked for the activity to be cancelled. */
+  async heartbeat(taskToken: string, details?: unknown): Promise<{ cancelRequested: boolean }> {
+    const body: Record<string, unknown> = { task_token: taskToken };
+    if (details !== undefined) body.details = [details];
+    const { json } = await this.conn.call("POST", this.path("heartbeat"), body);
+    return { cancelRequested: (json as { cancel_requested?: boolean }).cancel_requested === true };
+  }
+}
+
+export interface ClientOptions {
+  connection?: Connection;
+  namespace?: string;
+}
+
+export class Client {
+  readonly connection: Connection;
+  readonly namespace: string;
+  readonly workflow: WorkflowClient;
+  readonly activity: AsyncCompletionClient;
+
+  constructor(options: ClientOptions = {}) {
+    this.connection = options.connection ?? Connection.lazy();
+    this.namespace = options.namespace ?? "default";
+    this.workflow = new WorkflowClient(this.connection, this.namespace);
+    this.activity = new AsyncCompletionClient(this.connection, this.namespace);
+  }
+}

@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { NonDeterminismError, type HistoryEvent, type WorkflowTaskRequest } from "../src/common.js";
+import { handleWorkflowTask, type WorkflowFunction } from "../src/internal/instance.js";
+import { Replayer } from "../src/testing.js";
+import { uuid4, workflowInfo } from "../src/workflow.js";
+import { Onboarding, OnboardingChanged, OnboardingPatched, TrialExpiry } from "./onboarding.js";
+import { REPO_ROOT } from "./paths.js";
+
+function history(name: string): { workflow_id: string; run_id: string; events: HistoryEvent[] } {
+  return JSON.parse(readFileSync(path.join(REPO_ROOT, "sdk-py", "tests", "histories", `${name}.json`), "utf8"));
+}
+
+function task(events: HistoryEvent[], workflowType = "Onboarding"): WorkflowTaskRequest {
+  return {
+    type: "workflow_task",
+    namespace: "default",
+    task_token: "t",
+    workflow_id: "wf",
+    run_id: "00000000-0000-4000-8000-000000000009",
+    workflow_type: workflowType,
+    task_queue: "q",
+    attempt: 1,
+    history: events,
+  };
+}
+
+test("replays sdk-py's recorded histories (parallel activities, 7-day sleep, out-of-order completions)", async () => {
+  await new Replayer({ Onboarding }).replay(history("onboarding"));
+  await new Replayer({ Onboarding }).replay(history("server_onboarding"));
+  await new Replayer({ TrialExpiry }).replay(history("trial_expiry"));
+});
+
+test("patched: new code replays histories with and without the core_patch marker", async () => {
+  await new Replayer({ Onboarding: OnboardingPatched }).replay(history("onboarding_patched"));
+  await new Replayer({ Onboarding: OnboardingPatched }).replay(history("onboarding"));
+});
+
+test("a patched history fails on code without the patch", async () => {
+  await assert.rejects(new Replayer({ Onboarding }).replay(history("onboarding_patched")), NonDeterminismError);
+});
+
+test("a changed workflow is a NonDeterminismError naming the event and both sides", async () => {
+  const answer = await handleWorkflowTask(OnboardingChanged as WorkflowFunction, task(history("onboarding").events.slice(0, 9)));
+  assert.ok("failure" in answer);
+  assert.equal(answer.failure.cause, "NON_DETERMINISTIC_ERROR");
+  assert.equal(answer.failure.failure.type, "NonDeterminismError");
+  assert.match(answer.failure.failure.message, /ActivityTaskScheduled\(activity_type="create_account", activity_id="1"\) at event 5/);
+  assert.match(answer.failure.failure.message, /StartTimer\(timer_id="1"\)/);
+  await assert.rejects(new Replayer({ Onboarding: OnboardingChanged }).replay(history("onboarding")), NonDeterminismError);
+});
+
+test("a partial history answers with the next commands (parallel activities in one task)", async () => {
+  const answer = await handleWorkflowTask(Onboarding as WorkflowFunction, task(history("onboarding").events.slice(0, 9)));
+  assert.deepEqual(answer, {
+    commands: [
+      {
+        command_type: "ScheduleActivityTask",
+        attributes: {
+          activity_id: "2",
+          activity_type: "send_welcome_email",
+          input: [{ id: "u1", email: "u1@example.com", plan: "pro" }],
+          start_to_close_timeout: "30s",
+        },
+      },
+      {
+        command_type: "ScheduleActivityTask",
+        attributes: { activity_id: "3", activity_type: "provision_workspace", input: ["acct-u1"], start_to_close_timeout: "30s" },
+      },
+    ],
+  });
+  const afterBoth = await handleWorkflowTask(Onboarding as WorkflowFunction, task(history("onboarding").events.slice(0, 18)));
+  assert.deepEqual(afterBoth, { commands: [{ command_type: "StartTimer", attributes: { timer_id: "1", start_to_fire_timeout: "604800s" } }] });
+});
+
+test("a new run records the patch marker before the patched branch's activity", async () => {
+  const answer = await handleWorkflowTask(OnboardingPatched as WorkflowFunction, task(history("onboarding_patched").events.slice(0, 9)));
+  assert.ok("commands" in answer);
+  assert.deepEqual(answer.commands[0], {
+    command_type: "RecordMarker",
+    attributes: { marker_name: "core_patch", details: { patch_id: "audit-step", deprecated: false } },
+  });
+  assert.equal(answer.commands[1]?.attributes.activity_type, "audit");
+});
+
+test("Date.now, new Date() and Math.random are deterministic inside workflow code and restored after", async () => {
+  const events = history("onboarding").events.slice(0, 3);
+  const wf = async (): Promise<unknown> => [Date.now(), new Date().toISOString(), Math.random(), uuid4(), workflowInfo().workflowId];
+  const a = await handleWorkflowTask(wf, task(events));
+  const b = await handleWorkflowTask(wf, task(events));
+  assert.deepEqual(a, b);
+  assert.ok("commands" in a);
+  const result = a.commands[0]?.attributes.result as unknown[];
+  assert.equal(result[0], Date.parse(events[2]!.event_time));
+  assert.equal(result[1], events[2]!.event_time);
+  assert.match(String(result[3]), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(result[4], "wf");
+  assert.ok(Math.abs(Date.now() - new Date().getTime()) < 1000);
+  assert.notEqual(Date.now(), result[0]);
+});
+
+test("an unexpected error fails the task; an ApplicationFailure fails the workflow", async () => {
+  const events = history("onboarding").events.slice(0, 3);
+  const bug = await handleWorkflowTask(async () => {
+    throw new TypeError("oops");
+  }, task(events));
+  assert.ok("failure" in bug);
+  assert.equal(bug.failure.cause, "WORKFLOW_WORKER_UNHANDLED_FAILURE");
+  assert.equal(bug.failure.failure.type, "TypeError");
+  const { ApplicationFailure } = await import("../src/common.js");
+  const failed = await handleWorkflowTask(async () => {
+    throw ApplicationFailure.nonRetryable("no", "Nope");
+  }, task(events));
+  assert.ok("commands" in failed);
+  assert.equal(failed.commands[0]?.command_type, "FailWorkflowExecution");
+  assert.equal((failed.commands[0]?.attributes.failure as { type: string }).type, "Nope");
+});
+
+test("condition with a timeout: a timer, cancelled when the condition wins", async () => {
+  const { condition } = await import("../src/workflow.js");
+  const events = history("onboarding").events.slice(0, 3);
+  const timedOut = await handleWorkflowTask(async () => condition(() => false, "1h"), task(events));
+  assert.deepEqual(timedOut, { commands: [{ command_type: "StartTimer", attributes: { timer_id: "1", start_to_fire_timeout: "3600s" } }] });
+  const wins = await handleWorkflowTask(async () => {
+    let flag = false;
+    const p = condition(() => flag, "1h");
+    await Promise.resolve();
+    flag = true;
+    return p;
+  }, task(events));
+  assert.deepEqual(wins, { commands: [{ command_type: "CompleteWorkflowExecution", attributes: { result: true } }] });
+});
