@@ -45,6 +45,7 @@ export class Context {
   readonly cancelled: Promise<never>;
   private pending: { details: unknown } | undefined;
   private sending = false;
+  private inflight: Promise<void> | undefined;
   private lastSent = -Infinity;
   private readonly throttleMs: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -95,19 +96,20 @@ export class Context {
   async flush(): Promise<void> {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending !== undefined && !this.sending) await this.send();
+    if (this.inflight !== undefined) await this.inflight;
+    if (this.pending !== undefined) await this.send();
   }
 
   private schedule(): void {
     if (this.sending || this.timer !== undefined) return;
     const wait = Math.max(0, this.lastSent + this.throttleMs - Date.now());
     if (wait === 0) {
-      void this.send();
+      this.inflight = this.send();
       return;
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.send();
+      this.inflight = this.send();
     }, wait);
   }
 
@@ -125,6 +127,7 @@ export class Context {
       console.warn("[baton.activity] heartbeat failed", err);
     } finally {
       this.sending = false;
+      this.inflight = undefined;
       if (this.pending !== undefined) this.schedule();
     }
   }

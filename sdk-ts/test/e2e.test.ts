@@ -1,0 +1,173 @@
+/** End to end against the real server (`baton dev --time-skipping`), activities and workflows served on loopback. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { CompleteAsyncError, Context } from "../src/activity.js";
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from "../src/client.js";
+import { ActivityFailure, ApplicationFailure } from "../src/common.js";
+import { createHandler } from "../src/index.js";
+import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
+import { proxyActivities } from "../src/workflow.js";
+import { Onboarding, onboardingActivities } from "./onboarding.js";
+
+const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const QUEUE = "ts-e2e";
+
+let binary: string | undefined;
+try {
+  binary = findBatonBinary();
+} catch {
+  binary = undefined;
+}
+
+const calls = { flaky: 0, declined: 0 };
+let approvalToken: string | undefined;
+
+const activities = {
+  ...onboardingActivities,
+  async flaky(): Promise<string> {
+    calls.flaky++;
+    const { attempt } = Context.current().info;
+    if (attempt < 3) throw new Error(`transient failure on attempt ${attempt}`);
+    return `ok on attempt ${attempt}`;
+  },
+  async declined(): Promise<string> {
+    calls.declined++;
+    throw ApplicationFailure.nonRetryable("card declined", "CardDeclined", { code: 51 });
+  },
+  async approval(request: string): Promise<string> {
+    approvalToken = Context.current().info.taskToken;
+    void request;
+    throw new CompleteAsyncError();
+  },
+  async resumable(): Promise<unknown> {
+    const ctx = Context.current();
+    if (ctx.info.attempt === 1) {
+      ctx.heartbeat({ done: 7 });
+      throw new Error("crashed after heartbeating");
+    }
+    return { attempt: ctx.info.attempt, resumedFrom: ctx.info.heartbeatDetails };
+  },
+};
+
+const retrying = proxyActivities<typeof activities>({
+  startToCloseTimeout: "10s",
+  retry: { initialInterval: "100ms", backoffCoefficient: 1, maximumAttempts: 5 },
+});
+
+async function Retries(): Promise<unknown> {
+  const first = await retrying.flaky();
+  try {
+    await retrying.declined();
+    return "unreachable";
+  } catch (err) {
+    assert.ok(err instanceof ActivityFailure);
+    const cause = err.cause as ApplicationFailure;
+    return { first, type: cause.type, nonRetryable: cause.nonRetryable, details: cause.details, retryState: err.retryState };
+  }
+}
+
+async function Approval(request: string): Promise<string> {
+  return `${request}: ${await retrying.approval(request)}`;
+}
+
+async function Resume(): Promise<unknown> {
+  return retrying.resumable();
+}
+
+async function Fails(): Promise<never> {
+  throw ApplicationFailure.create({ message: "order rejected", type: "Rejected", nonRetryable: true });
+}
+
+const workflows = { Onboarding, Retries, Approval, Resume, Fails };
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe("end to end against baton dev", { skip: binary === undefined ? "no baton binary (cargo build --bin baton)" : false }, () => {
+  let env: TestWorkflowEnvironment;
+  let served: ServedHandler;
+
+  before(async () => {
+    env = await TestWorkflowEnvironment.createTimeSkipping();
+    const handler = createHandler({ workflows, activities, signingSecret: SECRET, serverUrl: env.address });
+    served = await serveHandler(handler);
+    await env.registerEndpoint(QUEUE, served.url, SECRET);
+  });
+
+  after(async () => {
+    await served?.close();
+    await env?.teardown();
+  });
+
+  test("sequential and parallel activities and a 7-day sleep completed by time skipping; history replays", async () => {
+    const { client } = env;
+    const user = { id: "u7", email: "u7@example.com", plan: "pro" };
+    const handle = await client.workflow.start(Onboarding, { workflowId: "ts-onboarding", taskQueue: QUEUE, args: [user] });
+    await until("the 7-day timer", async () => {
+      const d = await handle.describe();
+      const timers = d.pending.pending_timers as unknown[];
+      return timers.length > 0 ? true : undefined;
+    });
+    await env.skipTime("7 days");
+    assert.deepEqual(await handle.result(), {
+      account: "acct-u7",
+      steps: ["acct-u7", "welcome:u7@example.com", "workspace:acct-u7", "checked-in:acct-u7"],
+    });
+    const d = await handle.describe();
+    assert.equal(d.status.name, "COMPLETED");
+    const history = await handle.fetchHistory();
+    assert.equal(history.events.at(-1)?.event_type, "WorkflowExecutionCompleted");
+    await new Replayer(workflows).replay(history);
+    await assert.rejects(
+      client.workflow.start(Onboarding, { workflowId: "ts-onboarding", taskQueue: QUEUE, args: [user], workflowIdReusePolicy: "REJECT_DUPLICATE" }),
+      WorkflowExecutionAlreadyStartedError,
+    );
+    const listed = [];
+    for await (const e of client.workflow.list({ query: { workflow_type: "Onboarding" } })) listed.push(e.workflowId);
+    assert.ok(listed.includes("ts-onboarding"));
+  });
+
+  test("retries, then a non-retryable ApplicationFailure that is not retried", async () => {
+    const result = await env.client.workflow.execute(Retries, { workflowId: "ts-retries", taskQueue: QUEUE });
+    assert.deepEqual(result, {
+      first: "ok on attempt 3",
+      type: "CardDeclined",
+      nonRetryable: true,
+      details: [{ code: 51 }],
+      retryState: "NON_RETRYABLE_FAILURE",
+    });
+    assert.equal(calls.flaky, 3);
+    assert.equal(calls.declined, 1);
+  });
+
+  test("asynchronous completion through the client", async () => {
+    const handle = await env.client.workflow.start(Approval, { workflowId: "ts-approval", taskQueue: QUEUE, args: ["expense-9"] });
+    const token = await until("the task token", async () => approvalToken);
+    assert.deepEqual(await env.client.activity.heartbeat(token, { step: 1 }), { cancelRequested: false });
+    await env.client.activity.complete(token, "approved");
+    assert.equal(await handle.result(), "expense-9: approved");
+  });
+
+  test("heartbeat details reach the next attempt", async () => {
+    const result = await env.client.workflow.execute(Resume, { workflowId: "ts-resume", taskQueue: QUEUE });
+    assert.deepEqual(result, { attempt: 2, resumedFrom: { done: 7 } });
+  });
+
+  test("a workflow that throws an ApplicationFailure fails: WorkflowFailedError", async () => {
+    const err = await env.client.workflow.execute(Fails, { workflowId: "ts-fails", taskQueue: QUEUE }).then(
+      () => assert.fail("should fail"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, "Rejected");
+    assert.equal(err.cause.message, "order rejected");
+  });
+});
