@@ -9,11 +9,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { toNodeListener } from "./adapters.js";
+import { toNodeListener } from "./adapters/node.js";
 import { Client, Connection } from "./client.js";
 import { type Duration, type HistoryEvent, NonDeterminismError, failureToError, formatDuration } from "./common.js";
-import type { FetchHandler } from "./handler.js";
-import { type WorkflowFunction, handleWorkflowTask } from "./internal/instance.js";
+import type { FetchHandler } from "./core/handler.js";
+import { type WorkflowFunction, handleWorkflowTask } from "./core/workflow_instance.js";
 
 function executable(p: string): boolean {
   try {

@@ -9,7 +9,7 @@ import {
   NotSupportedError,
   msToNumber,
 } from "./common.js";
-import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./internal/instance.js";
+import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core/workflow_instance.js";
 
 export {
   ActivityCancellationType,
@@ -28,7 +28,7 @@ export {
   NotSupportedError,
   isCancellation,
 } from "./common.js";
-export type { WorkflowInfo } from "./internal/instance.js";
+export type { WorkflowInfo } from "./core/workflow_instance.js";
 
 type AnyFunction = (...args: any[]) => any;
 

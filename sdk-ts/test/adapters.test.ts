@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { createHandler, toLambdaHandler, type FetchHandler } from "../src/index.js";
-import { sign } from "../src/signing.js";
+import { sign } from "../src/core/signing.js";
 import { serveHandler } from "../src/testing.js";
 import { Greeting, greetingActivities } from "./features.js";
 
@@ -44,7 +44,7 @@ async function signed(body: string, secret = SECRET): Promise<Record<string, str
   };
 }
 
-function suite(name: string, send: Send): void {
+function testAdapter(name: string, send: Send): void {
   describe(`adapter: ${name}`, () => {
     test("GET describes the served workflows and activities", async () => {
       const r = await send("GET", {});
@@ -73,7 +73,7 @@ function suite(name: string, send: Send): void {
   });
 }
 
-suite("fetch", async (method, headers, body) => {
+testAdapter("fetch", async (method, headers, body) => {
   const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = body;
   const r = await handler(new Request("http://h.test/baton", init));
@@ -82,7 +82,7 @@ suite("fetch", async (method, headers, body) => {
 
 const served = serveHandler(handler as FetchHandler);
 after(async () => (await served).close());
-suite("node http", async (method, headers, body) => {
+testAdapter("node http", async (method, headers, body) => {
   const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = body;
   const r = await fetch((await served).url, init);
@@ -90,7 +90,7 @@ suite("node http", async (method, headers, body) => {
 });
 
 const lambda = toLambdaHandler(handler);
-suite("lambda (function URL / API Gateway v2, base64 body)", async (method, headers, body) => {
+testAdapter("lambda (function URL / API Gateway v2, base64 body)", async (method, headers, body) => {
   // The shape of a real function URL event.
   const event = {
     version: "2.0",

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { createHandler } from "../src/index.js";
-import { sign } from "../src/signing.js";
+import { sign } from "../src/core/signing.js";
 import { FEATURES } from "./features.js";
 import { REPO_ROOT } from "./paths.js";
 

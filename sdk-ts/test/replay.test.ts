@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { NonDeterminismError, type HistoryEvent, type WorkflowTaskRequest } from "../src/common.js";
-import { handleWorkflowTask, type WorkflowFunction } from "../src/internal/instance.js";
+import { handleWorkflowTask, type WorkflowFunction } from "../src/core/workflow_instance.js";
 import { Replayer } from "../src/testing.js";
 import { uuid4, workflowInfo } from "../src/workflow.js";
 import { Onboarding, OnboardingChanged, OnboardingPatched, TrialExpiry } from "./onboarding.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { sign, verify } from "../src/signing.js";
+import { sign, verify } from "../src/core/signing.js";
 
 // docs/protocol.md §3.4
 const S1 = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -2,15 +2,15 @@
  * `createHandler`: one fetch-API handler `(req: Request) => Promise<Response>`
  * serving workflow and activity pushes (protocol.md §1, §5, §6).
  */
-import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "./activity.js";
+import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
   type ActivityTaskRequest,
   type WorkflowTaskRequest,
   argsFromPayload,
   errorToFailure,
   msToNumber,
-} from "./common.js";
-import { type WorkflowFunction, handleWorkflowTask } from "./internal/instance.js";
+} from "../common.js";
+import { type WorkflowFunction, handleWorkflowTask } from "./workflow_instance.js";
 import { verify } from "./signing.js";
 
 export const SDK_NAME = "baton-sdk-ts";
