@@ -1,0 +1,23 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+test("subpath exports mirror Temporal's packages", async () => {
+  const load = (spec: string): Promise<Record<string, unknown>> => import(spec) as Promise<Record<string, unknown>>;
+  const root = await load("@baton/sdk");
+  assert.equal(typeof root.createHandler, "function");
+  assert.equal(typeof root.toNodeListener, "function");
+  assert.equal(typeof root.toLambdaHandler, "function");
+  const wf = await load("@baton/sdk/workflow");
+  for (const name of ["proxyActivities", "sleep", "condition", "patched", "deprecatePatch", "workflowInfo", "uuid4", "ApplicationFailure", "log"]) {
+    assert.ok(name in wf, `@baton/sdk/workflow exports ${name}`);
+  }
+  const act = await load("@baton/sdk/activity");
+  for (const name of ["Context", "CompleteAsyncError", "heartbeat", "cancellationSignal"]) assert.ok(name in act, name);
+  const client = await load("@baton/sdk/client");
+  for (const name of ["Client", "Connection", "WorkflowExecutionAlreadyStartedError", "WorkflowFailedError"]) assert.ok(name in client, name);
+  const testing = await load("@baton/sdk/testing");
+  for (const name of ["TestWorkflowEnvironment", "Replayer"]) assert.ok(name in testing, name);
+  const common = await load("@baton/sdk/common");
+  assert.ok("ApplicationFailure" in common);
+  assert.throws(() => (wf.defineSignal as (n: string) => unknown)("approve"), /not supported by this server yet/);
+});
