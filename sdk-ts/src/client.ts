@@ -225,7 +225,9 @@ export class WorkflowHandle<R = unknown> {
     return { events };
   }
 
-  async signal(signalName: string, ...args: unknown[]): Promise<void> {
+  /** Sends a signal (a name or a `defineSignal` definition) to the run. */
+  async signal(signal: string | { name: string }, ...args: unknown[]): Promise<void> {
+    const signalName = typeof signal === "string" ? signal : signal.name;
     const body: Record<string, unknown> = { input: args };
     if (this.runId) body.run_id = this.runId;
     await this.call("POST", this.path(`/signal/${encodeURIComponent(signalName)}`).replace(/\?.*$/, ""), body);

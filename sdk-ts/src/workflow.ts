@@ -146,8 +146,16 @@ function unsupported(feature: string): never {
   throw new NotSupportedError(feature);
 }
 
-export function defineSignal(_name: string): never {
-  return unsupported("signals (defineSignal)");
+/** A signal's name and argument types, as in Temporal. */
+export interface SignalDefinition<Args extends unknown[] = [], Name extends string = string> {
+  type: "signal";
+  name: Name;
+  /** Type-level only. */
+  readonly __args?: Args;
+}
+
+export function defineSignal<Args extends unknown[] = [], Name extends string = string>(name: Name): SignalDefinition<Args, Name> {
+  return { type: "signal", name };
 }
 export function defineQuery(_name: string): never {
   return unsupported("queries (defineQuery)");
@@ -155,8 +163,16 @@ export function defineQuery(_name: string): never {
 export function defineUpdate(_name: string): never {
   return unsupported("updates (defineUpdate)");
 }
-export function setHandler(..._args: unknown[]): never {
-  return unsupported("signal, query and update handlers (setHandler)");
+
+/**
+ * Sets (or with `undefined`, removes) the handler of a signal. Signals that
+ * arrived before their handler was set are delivered when it is set.
+ * Queries and updates are not supported by this server yet.
+ */
+export function setHandler<Args extends unknown[]>(def: SignalDefinition<Args>, handler: ((...args: Args) => void | Promise<void>) | undefined): void;
+export function setHandler(def: { type?: string; name: string }, handler: ((...args: never[]) => unknown) | undefined): void {
+  if (def.type !== "signal") unsupported("query and update handlers (setHandler)");
+  currentInstance("setHandler").setSignalHandler(def.name, handler as ((...args: unknown[]) => unknown) | undefined);
 }
 export function continueAsNew(..._args: unknown[]): never {
   return unsupported("continueAsNew");

@@ -6,7 +6,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from "../sr
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
 import { createHandler } from "../src/index.js";
 import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
-import { proxyActivities } from "../src/workflow.js";
+import { condition, defineSignal, proxyActivities, setHandler } from "../src/workflow.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -78,7 +78,18 @@ async function Fails(): Promise<never> {
   throw ApplicationFailure.create({ message: "order rejected", type: "Rejected", nonRetryable: true });
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails };
+const approveSignal = defineSignal<[string]>("approve");
+
+async function PurchaseOrder(): Promise<string> {
+  let approver: string | undefined;
+  setHandler(approveSignal, (who: string) => {
+    approver = who;
+  });
+  const approved = await condition(() => approver !== undefined, "1 day");
+  return approved ? `approved by ${approver}` : "timed out";
+}
+
+const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder };
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -158,6 +169,20 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
   test("heartbeat details reach the next attempt", async () => {
     const result = await env.client.workflow.execute(Resume, { workflowId: "ts-resume", taskQueue: QUEUE });
     assert.deepEqual(result, { attempt: 2, resumedFrom: { done: 7 } });
+  });
+
+  test("a signal satisfies a condition; without it the condition times out (time skipping)", async () => {
+    const waitForTimer = async (h: { describe(): Promise<{ pending: Record<string, unknown> }> }): Promise<void> => {
+      await until("the condition's timer", async () => ((await h.describe()).pending.pending_timers as unknown[]).length > 0 || undefined);
+    };
+    const signalled = await env.client.workflow.start(PurchaseOrder, { workflowId: "ts-po-1", taskQueue: QUEUE });
+    await waitForTimer(signalled);
+    await signalled.signal(approveSignal, "ann");
+    assert.equal(await signalled.result(), "approved by ann");
+    const ignored = await env.client.workflow.start(PurchaseOrder, { workflowId: "ts-po-2", taskQueue: QUEUE });
+    await waitForTimer(ignored);
+    await env.skipTime("1 day");
+    assert.equal(await ignored.result(), "timed out");
   });
 
   test("a workflow that throws an ApplicationFailure fails: WorkflowFailedError", async () => {

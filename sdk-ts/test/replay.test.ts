@@ -132,3 +132,59 @@ test("condition with a timeout: a timer, cancelled when the condition wins", asy
   }, task(events));
   assert.deepEqual(wins, { commands: [{ command_type: "CompleteWorkflowExecution", attributes: { result: true } }] });
 });
+
+test("signals: delivered in history order, buffered until their handler is set", async () => {
+  const { condition, defineSignal, setHandler } = await import("../src/workflow.js");
+  const approve = defineSignal<[string]>("approve");
+  const wf = async (): Promise<string[]> => {
+    const got: string[] = [];
+    await condition(() => false, "1s").catch(() => undefined); // a timer to make a second task
+    setHandler(approve, (who: string) => {
+      got.push(who);
+    });
+    await condition(() => got.length >= 2);
+    return got;
+  };
+  const t = "2025-01-01T00:00:00.000Z";
+  const ev = (id: number, type: string, attributes: Record<string, unknown> = {}): HistoryEvent => ({
+    event_id: id,
+    event_time: t,
+    event_type: type,
+    attributes,
+  });
+  const events = [
+    ev(1, "WorkflowExecutionStarted", { workflow_type: "Signals", task_queue: "q", input: [] }),
+    ev(2, "WorkflowTaskScheduled"),
+    ev(3, "WorkflowTaskStarted"),
+    ev(4, "WorkflowTaskCompleted"),
+    ev(5, "TimerStarted", { timer_id: "1", start_to_fire_timeout: "1s" }),
+    ev(6, "WorkflowExecutionSignaled", { signal_name: "approve", input: ["ann"] }),
+    ev(7, "WorkflowTaskScheduled"),
+    ev(8, "WorkflowTaskStarted"),
+  ];
+  // The signal arrives before the handler exists: buffered, nothing to do yet.
+  assert.deepEqual(await handleWorkflowTask(wf, task(events, "Signals")), { commands: [] });
+  const more = [
+    ...events,
+    ev(9, "WorkflowTaskCompleted"),
+    ev(10, "TimerFired", { timer_id: "1" }),
+    ev(11, "WorkflowExecutionSignaled", { signal_name: "approve", input: ["bob"] }),
+    ev(12, "WorkflowTaskScheduled"),
+    ev(13, "WorkflowTaskStarted"),
+  ];
+  assert.deepEqual(await handleWorkflowTask(wf, task(more, "Signals")), {
+    commands: [{ command_type: "CompleteWorkflowExecution", attributes: { result: ["ann", "bob"] } }],
+  });
+});
+
+test("code that is not workflow code sees the real clock while an activation runs", async () => {
+  const events = history("onboarding").events.slice(0, 3);
+  const seen: number[] = [];
+  const wf = async (): Promise<number> => Date.now();
+  setImmediate(() => seen.push(Date.now())); // runs during the activation's first drain turn
+  const answer = await handleWorkflowTask(wf, task(events));
+  assert.ok("commands" in answer);
+  assert.equal(answer.commands[0]?.attributes.result, Date.parse(events[2]!.event_time));
+  assert.equal(seen.length, 1);
+  assert.ok(Math.abs(seen[0]! - Date.now()) < 5_000, "a foreign callback saw the workflow's time");
+});

@@ -85,6 +85,7 @@ const RESOLUTION_EVENTS = new Set([
   "ActivityTaskTimedOut",
   "ActivityTaskCanceled",
   "TimerFired",
+  "WorkflowExecutionSignaled",
 ]);
 const CLOSING: Record<string, string> = {
   CompleteWorkflowExecution: "WorkflowExecutionCompleted",
@@ -181,22 +182,46 @@ function seedFrom(s: string): () => number {
 let current: WorkflowInstance | undefined;
 let lock: Promise<unknown> = Promise.resolve();
 
+interface InstanceStorage {
+  getStore(): WorkflowInstance | undefined;
+  run<R>(store: WorkflowInstance, fn: () => R): R;
+}
+
+// Where the runtime has AsyncLocalStorage, workflow code runs inside the
+// instance's async context, so code that is not workflow code (another
+// request handled meanwhile, the test runner) sees the real Date and
+// Math.random even while an activation runs. Elsewhere, everything that
+// runs during an activation sees the workflow's.
+let storage: InstanceStorage | undefined;
+try {
+  const mod = (await import("node:async_hooks")) as { AsyncLocalStorage: new () => InstanceStorage };
+  storage = new mod.AsyncLocalStorage();
+} catch {
+  storage = undefined;
+}
+
+/** The running activation's instance if the caller is its workflow code. */
+export function maybeCurrentInstance(): WorkflowInstance | undefined {
+  if (current === undefined) return undefined;
+  if (storage === undefined) return current;
+  const inst = storage.getStore();
+  return inst === current ? inst : undefined;
+}
+
 /** The instance whose activation is running (workflow APIs call this). */
 export function currentInstance(api: string): WorkflowInstance {
-  if (current === undefined) {
+  const inst = maybeCurrentInstance();
+  if (inst === undefined) {
     throw new Error(`${api}() may only be called from workflow code while it runs`);
   }
-  return current;
-}
-export function maybeCurrentInstance(): WorkflowInstance | undefined {
-  return current;
+  return inst;
 }
 
 const RealDate = Date;
 const realRandom = Math.random;
 
 function makeDeterministicDate(): DateConstructor {
-  const now = (): number => (current !== undefined ? current.nowMs : RealDate.now());
+  const now = (): number => maybeCurrentInstance()?.nowMs ?? RealDate.now();
   class WorkflowDate extends RealDate {
     constructor(...args: unknown[]) {
       if (args.length === 0) super(now());
@@ -212,7 +237,10 @@ const DeterministicDate = makeDeterministicDate();
 
 function installDeterminism(): void {
   globalThis.Date = DeterministicDate;
-  Math.random = () => (current !== undefined ? current.random() : realRandom());
+  Math.random = () => {
+    const inst = maybeCurrentInstance();
+    return inst !== undefined ? inst.random() : realRandom();
+  };
 }
 function restoreDeterminism(): void {
   globalThis.Date = RealDate;
@@ -255,6 +283,8 @@ export class WorkflowInstance {
   private patches = new Map<string, boolean>();
   private lookaheadPatches = new Set<string>();
   private closed = false;
+  private signalHandlers = new Map<string, (...args: any[]) => unknown>();
+  private signalBuffer: { name: string; args: unknown[] }[] = [];
   private taskError: unknown = undefined;
   private hasTaskError = false;
 
@@ -352,19 +382,25 @@ export class WorkflowInstance {
     current = this;
     installDeterminism();
     try {
-      for (const e of events) {
-        if (e.event_type === "WorkflowExecutionStarted") {
-          if (startWorkflow) this.start(e);
-        } else this.apply(e);
-      }
+      this.inContext(() => {
+        for (const e of events) {
+          if (e.event_type === "WorkflowExecutionStarted") {
+            if (startWorkflow) this.start(e);
+          } else this.apply(e);
+        }
+      });
       for (;;) {
         await drainTurn();
-        if (!this.checkConditions()) break;
+        if (!this.inContext(() => this.checkConditions())) break;
       }
     } finally {
       restoreDeterminism();
       current = undefined;
     }
+  }
+
+  private inContext<R>(fn: () => R): R {
+    return storage !== undefined ? storage.run(this, fn) : fn();
   }
 
   private start(e: HistoryEvent): void {
@@ -421,6 +457,11 @@ export class WorkflowInstance {
 
   private apply(e: HistoryEvent): void {
     const a = rec(e.attributes);
+    if (e.event_type === "WorkflowExecutionSignaled") {
+      this.signalBuffer.push({ name: String(a.signal_name ?? ""), args: argsFromPayload(a.input) });
+      this.deliverSignals();
+      return;
+    }
     if (e.event_type === "TimerFired") {
       const timer = this.timers.get(String(a.timer_id ?? ""));
       if (timer && !timer.fired) {
@@ -537,6 +578,35 @@ export class WorkflowInstance {
         const closing = CLOSING[c.command.command_type];
         return closing !== undefined && t === closing;
       }
+    }
+  }
+
+  // ---- signals ----
+
+  /** Delivers buffered signals that have a handler, in arrival order (Temporal buffers the rest until `setHandler`). */
+  private deliverSignals(): void {
+    const waiting: { name: string; args: unknown[] }[] = [];
+    for (const sig of this.signalBuffer) {
+      const fn = this.signalHandlers.get(sig.name);
+      if (fn === undefined) {
+        waiting.push(sig);
+        continue;
+      }
+      try {
+        const r = fn(...sig.args);
+        if (r instanceof Promise) r.catch((err: unknown) => this.failTask(err));
+      } catch (err) {
+        this.failTask(err);
+      }
+    }
+    this.signalBuffer = waiting;
+  }
+
+  setSignalHandler(name: string, fn: ((...args: any[]) => unknown) | undefined): void {
+    if (fn === undefined) this.signalHandlers.delete(name);
+    else {
+      this.signalHandlers.set(name, fn);
+      this.deliverSignals();
     }
   }
 
