@@ -6,7 +6,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from "../sr
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
 import { createHandler } from "../src/index.js";
 import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
-import { condition, defineSignal, proxyActivities, setHandler } from "../src/workflow.js";
+import { condition, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -89,7 +89,12 @@ async function PurchaseOrder(): Promise<string> {
   return approved ? `approved by ${approver}` : "timed out";
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder };
+async function Nap(): Promise<string> {
+  await sleep("1 day");
+  return "rested";
+}
+
+const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Nap };
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -183,6 +188,21 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     await waitForTimer(ignored);
     await env.skipTime("1 day");
     assert.equal(await ignored.result(), "timed out");
+  });
+
+  test("cancelling a run cancels its timer and the run ends CANCELED", async () => {
+    const handle = await env.client.workflow.start(Nap, { workflowId: "ts-nap", taskQueue: QUEUE });
+    await until("the nap's timer", async () => ((await handle.describe()).pending.pending_timers as unknown[]).length > 0 || undefined);
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => assert.fail("should be cancelled"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal(err.status, "CANCELED");
+    const types = (await handle.fetchHistory()).events.map((e) => e.event_type);
+    assert.ok(types.includes("TimerCanceled"), types.join(", "));
+    assert.equal(types.at(-1), "WorkflowExecutionCanceled");
   });
 
   test("a workflow that throws an ApplicationFailure fails: WorkflowFailedError", async () => {

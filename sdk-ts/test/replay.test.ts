@@ -188,3 +188,67 @@ test("code that is not workflow code sees the real clock while an activation run
   assert.equal(seen.length, 1);
   assert.ok(Math.abs(seen[0]! - Date.now()) < 5_000, "a foreign callback saw the workflow's time");
 });
+
+test("a cancellation request cancels the pending timer and activity; a workflow that lets it propagate is cancelled", async () => {
+  const { sleep, proxyActivities, isCancellation } = await import("../src/workflow.js");
+  const { charge } = proxyActivities<{ charge(): Promise<string> }>({ startToCloseTimeout: "10s" });
+  let caught = false;
+  const wf = async (): Promise<string> => {
+    const c = charge();
+    try {
+      await sleep("1h");
+    } catch (err) {
+      caught = isCancellation(err);
+      await c.catch(() => undefined);
+      throw err;
+    }
+    return "slept";
+  };
+  const t = "2025-01-01T00:00:00.000Z";
+  const ev = (id: number, type: string, attributes: Record<string, unknown> = {}): HistoryEvent => ({ event_id: id, event_time: t, event_type: type, attributes });
+  const events = [
+    ev(1, "WorkflowExecutionStarted", { workflow_type: "Cancellable", task_queue: "q", input: [] }),
+    ev(2, "WorkflowTaskScheduled"),
+    ev(3, "WorkflowTaskStarted"),
+    ev(4, "WorkflowTaskCompleted"),
+    ev(5, "ActivityTaskScheduled", { activity_id: "1", activity_type: "charge", input: [] }),
+    ev(6, "TimerStarted", { timer_id: "1", start_to_fire_timeout: "3600s" }),
+    ev(7, "WorkflowExecutionCancelRequested", { reason: "user asked" }),
+    ev(8, "WorkflowTaskScheduled"),
+    ev(9, "WorkflowTaskStarted"),
+  ];
+  const answer = await handleWorkflowTask(wf, task(events, "Cancellable"));
+  assert.deepEqual(answer, {
+    commands: [
+      { command_type: "CancelTimer", attributes: { timer_id: "1" } },
+      { command_type: "RequestCancelActivityTask", attributes: { activity_id: "1" } },
+      { command_type: "CancelWorkflowExecution", attributes: {} },
+    ],
+  });
+  assert.ok(caught);
+});
+
+test("an activity started and never awaited may fail without an unhandled rejection", async () => {
+  const { proxyActivities } = await import("../src/workflow.js");
+  const { charge } = proxyActivities<{ charge(): Promise<string> }>({ startToCloseTimeout: "10s" });
+  const t = "2025-01-01T00:00:00.000Z";
+  const ev = (id: number, type: string, attributes: Record<string, unknown> = {}): HistoryEvent => ({ event_id: id, event_time: t, event_type: type, attributes });
+  const wf = async (): Promise<string> => {
+    void charge();
+    const { condition } = await import("../src/workflow.js");
+    await condition(() => false);
+    return "never";
+  };
+  const events = [
+    ev(1, "WorkflowExecutionStarted", { workflow_type: "W", task_queue: "q", input: [] }),
+    ev(2, "WorkflowTaskScheduled"),
+    ev(3, "WorkflowTaskStarted"),
+    ev(4, "WorkflowTaskCompleted"),
+    ev(5, "ActivityTaskScheduled", { activity_id: "1", activity_type: "charge", input: [] }),
+    ev(6, "ActivityTaskStarted", { scheduled_event_id: 5 }),
+    ev(7, "ActivityTaskFailed", { scheduled_event_id: 5, failure: { message: "boom", type: "Boom" }, retry_state: "MAXIMUM_ATTEMPTS_REACHED" }),
+    ev(8, "WorkflowTaskScheduled"),
+    ev(9, "WorkflowTaskStarted"),
+  ];
+  assert.deepEqual(await handleWorkflowTask(wf, task(events, "W")), { commands: [] });
+});

@@ -40,6 +40,7 @@ import {
   type WorkflowTaskResponse,
   argsFromPayload,
   errorToFailure,
+  isCancellation,
   failureToError,
   formatDuration,
   msToNumber,
@@ -86,7 +87,9 @@ const RESOLUTION_EVENTS = new Set([
   "ActivityTaskCanceled",
   "TimerFired",
   "WorkflowExecutionSignaled",
+  "WorkflowExecutionCancelRequested",
 ]);
+const ACTIVITY_CLOSED = new Set(["ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled"]);
 const CLOSING: Record<string, string> = {
   CompleteWorkflowExecution: "WorkflowExecutionCompleted",
   FailWorkflowExecution: "WorkflowExecutionFailed",
@@ -111,6 +114,7 @@ interface ActivityState {
 interface TimerState {
   timerId: string;
   resolve(): void;
+  reject(e: Error): void;
   fired: boolean;
   cancelled: boolean;
 }
@@ -132,6 +136,8 @@ function describeCommand(c: Command): string {
       return `${c.command_type}(timer_id=${JSON.stringify(a.timer_id)})`;
     case "RecordMarker":
       return `RecordMarker(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
+    case "RequestCancelActivityTask":
+      return `RequestCancelActivityTask(activity_id=${JSON.stringify(a.activity_id)})`;
     default:
       return c.command_type;
   }
@@ -147,6 +153,8 @@ function describeEvent(e: HistoryEvent): string {
       return `${e.event_type}(timer_id=${JSON.stringify(a.timer_id)})`;
     case "MarkerRecorded":
       return `MarkerRecorded(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
+    case "ActivityTaskCancelRequested":
+      return `ActivityTaskCancelRequested(scheduled_event_id=${JSON.stringify(a.scheduled_event_id)})`;
     default:
       return e.event_type;
   }
@@ -264,6 +272,9 @@ function deferred<T>(): Deferred<T> {
     resolve = res;
     reject = rej;
   });
+  // Workflow code may start an activity or a timer and never await it: its
+  // failure must not become an unhandled rejection that kills the process.
+  promise.catch(() => undefined);
   return { promise, resolve, reject };
 }
 
@@ -283,6 +294,7 @@ export class WorkflowInstance {
   private patches = new Map<string, boolean>();
   private lookaheadPatches = new Set<string>();
   private closed = false;
+  private cancelRequested = false;
   private signalHandlers = new Map<string, (...args: any[]) => unknown>();
   private signalBuffer: { name: string; args: unknown[] }[] = [];
   private taskError: unknown = undefined;
@@ -414,7 +426,9 @@ export class WorkflowInstance {
     p.then(
       (result) => this.close({ command_type: "CompleteWorkflowExecution", attributes: { result: result === undefined ? null : result } }),
       (err: unknown) => {
-        if (err instanceof BatonFailure) {
+        if (this.cancelRequested && isCancellation(err)) {
+          this.close({ command_type: "CancelWorkflowExecution", attributes: {} });
+        } else if (err instanceof BatonFailure) {
           this.close({ command_type: "FailWorkflowExecution", attributes: { failure: errorToFailure(err) } });
         } else {
           this.failTask(err);
@@ -457,6 +471,10 @@ export class WorkflowInstance {
 
   private apply(e: HistoryEvent): void {
     const a = rec(e.attributes);
+    if (e.event_type === "WorkflowExecutionCancelRequested") {
+      this.requestCancel(String(a.reason ?? "workflow cancellation requested"));
+      return;
+    }
     if (e.event_type === "WorkflowExecutionSignaled") {
       this.signalBuffer.push({ name: String(a.signal_name ?? ""), args: argsFromPayload(a.input) });
       this.deliverSignals();
@@ -509,6 +527,10 @@ export class WorkflowInstance {
     if (c.command.command_type === "CancelTimer" && c.timer) {
       const id = c.timer.timerId;
       return this.request.history.some((e) => e.event_type === "TimerFired" && rec(e.attributes).timer_id === id);
+    }
+    if (c.command.command_type === "RequestCancelActivityTask" && c.activity) {
+      const sid = c.activity.scheduledEventId;
+      return this.request.history.some((e) => ACTIVITY_CLOSED.has(e.event_type) && rec(e.attributes).scheduled_event_id === sid);
     }
     return false;
   }
@@ -569,6 +591,8 @@ export class WorkflowInstance {
         return t === "TimerStarted" && a.timer_id === ca.timer_id;
       case "CancelTimer":
         return t === "TimerCanceled" && a.timer_id === ca.timer_id;
+      case "RequestCancelActivityTask":
+        return t === "ActivityTaskCancelRequested" && c.activity !== undefined && a.scheduled_event_id === c.activity.scheduledEventId;
       case "RecordMarker": {
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
         if (ca.marker_name === PATCH_MARKER_NAME) return rec(a.details).patch_id === rec(ca.details).patch_id;
@@ -579,6 +603,40 @@ export class WorkflowInstance {
         return closing !== undefined && t === closing;
       }
     }
+  }
+
+  // ---- cancellation (the root scope only: CancellationScope is not supported yet) ----
+
+  /**
+   * A cancellation request cancels what the workflow is waiting on, as
+   * cancelling Temporal's root scope does: pending timers are cancelled,
+   * pending activities get RequestCancelActivityTask (TRY_CANCEL), and their
+   * promises reject with a cancellation. A workflow that lets it propagate
+   * ends with CancelWorkflowExecution.
+   */
+  private requestCancel(reason: string): void {
+    if (this.cancelRequested) return;
+    this.cancelRequested = true;
+    for (const timer of this.timers.values()) {
+      if (timer.fired || timer.cancelled) continue;
+      this.cancelTimer(timer);
+      timer.reject(new CancelledFailure(reason));
+    }
+    for (const act of this.activitiesById.values()) {
+      if (act.done) continue;
+      act.done = true;
+      const idx = this.commands.findIndex((c) => c.activity === act && c.command.command_type === "ScheduleActivityTask");
+      if (idx >= 0) this.commands.splice(idx, 1);
+      else this.commands.push({ command: { command_type: "RequestCancelActivityTask", attributes: { activity_id: act.activityId } }, activity: act });
+      act.reject(new ActivityFailure("Activity cancelled", act.activityType, act.activityId, "CANCEL_REQUESTED", new CancelledFailure(reason)));
+    }
+    for (const c of this.conditions) c.d.reject(new CancelledFailure(reason));
+    this.conditions = [];
+  }
+
+  /** True once the run was asked to cancel. */
+  get isCancelRequested(): boolean {
+    return this.cancelRequested;
   }
 
   // ---- signals ----
@@ -638,20 +696,22 @@ export class WorkflowInstance {
     this.timerSeq++;
     const timerId = String(this.timerSeq);
     const d = deferred<void>();
-    const timer: TimerState = { timerId, resolve: () => d.resolve(), fired: false, cancelled: false };
+    const timer: TimerState = { timerId, resolve: () => d.resolve(), reject: d.reject, fired: false, cancelled: false };
     this.timers.set(timerId, timer);
     this.commands.push({ command: { command_type: "StartTimer", attributes: { timer_id: timerId, start_to_fire_timeout: formatDuration(ms) } }, timer });
     return {
       promise: d.promise,
-      cancel: () => {
-        if (timer.fired || timer.cancelled) return;
-        timer.cancelled = true;
-        // A timer started in this activation is simply dropped.
-        const idx = this.commands.findIndex((c) => c.timer === timer && c.command.command_type === "StartTimer");
-        if (idx >= 0) this.commands.splice(idx, 1);
-        else this.commands.push({ command: { command_type: "CancelTimer", attributes: { timer_id: timerId } }, timer });
-      },
+      cancel: () => this.cancelTimer(timer),
     };
+  }
+
+  private cancelTimer(timer: TimerState): void {
+    if (timer.fired || timer.cancelled) return;
+    timer.cancelled = true;
+    // A timer started in this activation is simply dropped.
+    const idx = this.commands.findIndex((c) => c.timer === timer && c.command.command_type === "StartTimer");
+    if (idx >= 0) this.commands.splice(idx, 1);
+    else this.commands.push({ command: { command_type: "CancelTimer", attributes: { timer_id: timer.timerId } }, timer });
   }
 
   condition(fn: () => boolean): Promise<boolean> {
