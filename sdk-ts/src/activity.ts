@@ -4,6 +4,7 @@
  * describes the attempt.
  */
 import { CancelledFailure, type Duration, msToNumber } from "./common.js";
+import { newStorage } from "./core/als.js";
 
 export { ApplicationFailure, CancelledFailure } from "./common.js";
 
@@ -154,21 +155,10 @@ export class Context {
   }
 }
 
-interface Storage {
-  getStore(): Context | undefined;
-  run<R>(store: Context, fn: () => R): R;
-}
-
 // AsyncLocalStorage where the runtime has it (Node, Deno, Bun, Workers with
 // nodejs_compat); elsewhere the context is only visible until the first await.
-let storage: Storage | undefined;
+const storage = newStorage<Context>();
 let fallback: Context | undefined;
-try {
-  const mod = (await import("node:async_hooks")) as { AsyncLocalStorage: new () => Storage };
-  storage = new mod.AsyncLocalStorage();
-} catch {
-  storage = undefined;
-}
 
 /** Runs `fn` with `ctx` as {@link Context.current}. */
 export function runInContext<R>(ctx: Context, fn: () => R): R {

@@ -5,6 +5,7 @@
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
   type ActivityTaskRequest,
+  TimeoutFailure,
   type WorkflowTaskRequest,
   argsFromPayload,
   errorToFailure,
@@ -131,6 +132,13 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
     isLocal: false,
   };
   const ctx = new Context(info, heartbeatSender(options, r));
+  // The attempt's answers are refused once its deadline passes: tell the activity.
+  // (A deadline already past is taken as clock skew and ignored.)
+  const remaining = info.deadlineMs - Date.now();
+  const deadline =
+    remaining > 0 && remaining < 2_000_000_000
+      ? setTimeout(() => ctx.abort(new TimeoutFailure("the activity attempt's deadline passed", "START_TO_CLOSE")), remaining)
+      : undefined;
   try {
     const result: unknown = await runInContext(ctx, () => fn(...argsFromPayload(r.input)));
     return json(200, { result: result === undefined ? null : result });
@@ -144,5 +152,6 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
       // best effort
     }
     ctx.dispose();
+    if (deadline !== undefined) clearTimeout(deadline);
   }
 }

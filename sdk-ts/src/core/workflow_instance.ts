@@ -46,6 +46,7 @@ import {
   msToNumber,
   retryPolicyToWire,
 } from "../common.js";
+import { newStorage } from "./als.js";
 
 export const PATCH_MARKER_NAME = "core_patch";
 
@@ -190,23 +191,13 @@ function seedFrom(s: string): () => number {
 let current: WorkflowInstance | undefined;
 let lock: Promise<unknown> = Promise.resolve();
 
-interface InstanceStorage {
-  getStore(): WorkflowInstance | undefined;
-  run<R>(store: WorkflowInstance, fn: () => R): R;
-}
 
 // Where the runtime has AsyncLocalStorage, workflow code runs inside the
 // instance's async context, so code that is not workflow code (another
 // request handled meanwhile, the test runner) sees the real Date and
 // Math.random even while an activation runs. Elsewhere, everything that
 // runs during an activation sees the workflow's.
-let storage: InstanceStorage | undefined;
-try {
-  const mod = (await import("node:async_hooks")) as { AsyncLocalStorage: new () => InstanceStorage };
-  storage = new mod.AsyncLocalStorage();
-} catch {
-  storage = undefined;
-}
+const storage = newStorage<WorkflowInstance>();
 
 /** The running activation's instance if the caller is its workflow code. */
 export function maybeCurrentInstance(): WorkflowInstance | undefined {
