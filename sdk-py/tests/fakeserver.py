@@ -259,6 +259,20 @@ class FakeServer:
         act["closed"] = True
         self._schedule_wt()
 
+    def signal(self, name: str, *args: Any, request_id: str = "") -> None:
+        self.add(
+            "WorkflowExecutionSignaled",
+            signal_name=name,
+            input=list(args),
+            identity="test",
+            request_id=request_id,
+        )
+        self._schedule_wt()
+
+    def request_cancel(self, reason: str = "") -> None:
+        self.add("WorkflowExecutionCancelRequested", cause=reason, identity="test")
+        self._schedule_wt()
+
     def fire_timer(self, timer_id: str) -> None:
         t = self.timers[timer_id]
         assert not t["done"]

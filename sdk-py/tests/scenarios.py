@@ -236,3 +236,86 @@ class Approval:
         return await workflow.execute_activity(
             "request_approval", request, start_to_close_timeout=timedelta(hours=1)
         )
+
+
+# --- signals and cancellation ----------------------------------------------------------------
+
+APPROVAL_WINDOW = timedelta(hours=48)
+
+
+@dataclass
+class Decision:
+    approved: bool
+    approver: str
+    comment: str = ""
+
+
+@activity.defn
+async def notify_approver(po_id: str) -> str:
+    return f"notified:{po_id}"
+
+
+@activity.defn
+async def submit_order(po_id: str) -> str:
+    return f"submitted:{po_id}"
+
+
+@workflow.defn
+class PurchaseOrderApproval:
+    """Asks for approval and waits two days for an ``approve`` signal."""
+
+    def __init__(self) -> None:
+        self.decision: Decision | None = None
+
+    @workflow.signal
+    def approve(self, decision: Decision) -> None:
+        if self.decision is None:
+            self.decision = decision
+
+    @workflow.run
+    async def run(self, po_id: str) -> str:
+        await workflow.execute_activity(
+            notify_approver, po_id, start_to_close_timeout=timedelta(seconds=30)
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self.decision is not None, timeout=APPROVAL_WINDOW
+            )
+        except asyncio.TimeoutError:
+            return "expired"
+        assert self.decision is not None
+        if not self.decision.approved:
+            return "rejected"
+        await workflow.execute_activity(
+            submit_order, po_id, start_to_close_timeout=timedelta(seconds=30)
+        )
+        return "submitted"
+
+
+@activity.defn
+async def reserve_stock(order_id: str) -> str:
+    return f"reserved:{order_id}"
+
+
+@activity.defn
+async def release_stock(order_id: str) -> str:
+    return f"released:{order_id}"
+
+
+@workflow.defn
+class HoldReservation:
+    """Holds stock for a day; a cancellation releases it (a compensation)."""
+
+    @workflow.run
+    async def run(self, order_id: str) -> str:
+        await workflow.execute_activity(
+            reserve_stock, order_id, start_to_close_timeout=timedelta(seconds=30)
+        )
+        try:
+            await workflow.sleep(timedelta(days=1))
+        except asyncio.CancelledError:
+            await workflow.execute_activity(
+                release_stock, order_id, start_to_close_timeout=timedelta(seconds=30)
+            )
+            raise
+        return "held"

@@ -33,28 +33,38 @@ from baton.exceptions import (
     RetryState,
     RPCError,
     TerminatedError,
+    WorkflowAlreadyCompletedError,
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
+    WorkflowNotFoundError,
 )
 from baton.testing import AppServer, Replayer, WorkflowEnvironment, find_baton_binary
 from baton.workflow import ActivityCancellationType
 from tests.scenarios import (
+    APPROVAL_WINDOW,
     Approval,
+    Decision,
     Download,
+    HoldReservation,
     Onboarding,
     OnboardingReordered,
     OnboardingResult,
     Order,
     OrderWorkflow,
     Plan,
+    PurchaseOrderApproval,
     TrialExpiry,
     User,
     charge_payment,
     check_in_activity,
     create_account,
     notify,
+    notify_approver,
     provision_workspace,
+    release_stock,
+    reserve_stock,
     send_welcome_email,
+    submit_order,
 )
 
 SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -162,6 +172,8 @@ WORKFLOWS = [
     Approval,
     Rejecting,
     NapV1,
+    PurchaseOrderApproval,
+    HoldReservation,
 ]
 ACTIVITIES = [
     create_account,
@@ -173,6 +185,10 @@ ACTIVITIES = [
     download,
     request_approval,
     long_job,
+    notify_approver,
+    submit_order,
+    reserve_stock,
+    release_stock,
 ]
 
 
@@ -499,3 +515,135 @@ async def test_changed_code_fails_the_task_with_non_determinism(
     d = await handle.describe()
     assert d.status == WorkflowExecutionStatus.RUNNING
     await handle.terminate(reason="cleanup")
+
+
+# --- signals and cancellation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_purchase_order_expires_without_approval(
+    queue: str, client: Any, env: WorkflowEnvironment
+) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run, f"po-exp-{queue}", id=f"po-expire-{queue}", task_queue=queue
+    )
+    await wait_for_timer(handle)
+    await env.sleep(APPROVAL_WINDOW)
+    assert await asyncio.wait_for(handle.result(), 20) == "expired"
+    history = await handle.fetch_history()
+    assert "ActivityTaskCompleted" in event_types(history)
+    await Replayer(workflows=[PurchaseOrderApproval]).replay_workflow(history)
+
+
+@pytest.mark.parametrize(("approved", "outcome"), [(True, "submitted"), (False, "rejected")])
+async def test_purchase_order_approve_signal(approved: bool, outcome: str, client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run, "po-7", id=f"po-{outcome}", task_queue="asgi"
+    )
+    await wait_for_timer(handle)  # notified, now waiting up to 48 hours
+    await handle.signal(
+        PurchaseOrderApproval.approve, Decision(approved=approved, approver="ann@example.com")
+    )
+    assert await asyncio.wait_for(handle.result(), 20) == outcome
+    history = await handle.fetch_history()
+    types = event_types(history)
+    assert types.count("WorkflowExecutionSignaled") == 1
+    assert "TimerCanceled" in types
+    await Replayer(workflows=[PurchaseOrderApproval]).replay_workflow(history)
+
+
+async def test_a_retried_signal_is_recorded_once(client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run, "po-8", id="po-dedupe", task_queue="asgi"
+    )
+    await wait_for_timer(handle)
+    for _ in range(2):
+        await handle.signal(
+            "approve", Decision(approved=True, approver="ann"), request_id="approve-po-8"
+        )
+    assert await asyncio.wait_for(handle.result(), 20) == "submitted"
+    history = await handle.fetch_history()
+    signaled = [e for e in history.events if e["event_type"] == "WorkflowExecutionSignaled"]
+    assert len(signaled) == 1
+    assert signaled[0]["attributes"]["request_id"] == "approve-po-8"
+
+
+async def test_signal_with_start(client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run,
+        "po-9",
+        id="po-sws",
+        task_queue="asgi",
+        start_signal="approve",
+        start_signal_args=[Decision(approved=False, approver="bob")],
+    )
+    assert await asyncio.wait_for(handle.result(), 20) == "rejected"
+    history = await handle.fetch_history()
+    assert event_types(history)[:2] == ["WorkflowExecutionStarted", "WorkflowExecutionSignaled"]
+    assert "TimerStarted" not in event_types(history)
+    await Replayer(workflows=[PurchaseOrderApproval]).replay_workflow(history)
+
+
+async def test_signal_with_start_signals_an_open_run(client: Any) -> None:
+    first = await client.start_workflow(
+        PurchaseOrderApproval.run, "po-10", id="po-sws-open", task_queue="asgi"
+    )
+    await wait_for_timer(first)
+    again = await client.start_workflow(
+        PurchaseOrderApproval.run,
+        "po-10",
+        id="po-sws-open",
+        task_queue="asgi",
+        start_signal="approve",
+        start_signal_args=[Decision(approved=True, approver="cy")],
+    )
+    assert again.run_id == first.run_id
+    assert await asyncio.wait_for(first.result(), 20) == "submitted"
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_cancel_runs_the_compensation_and_closes_as_canceled(queue: str, client: Any) -> None:
+    handle = await client.start_workflow(
+        HoldReservation.run, f"o-{queue}", id=f"hold-{queue}", task_queue=queue
+    )
+    await wait_for_timer(handle)
+    await handle.cancel(reason="customer left")
+    with pytest.raises(WorkflowFailureError) as info:
+        await asyncio.wait_for(handle.result(), 20)
+    assert isinstance(info.value.cause, CancelledError)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    history = await handle.fetch_history()
+    types = event_types(history)
+    assert types.index("WorkflowExecutionCancelRequested") < types.index("TimerCanceled")
+    released = [
+        e
+        for e in history.events
+        if e["event_type"] == "ActivityTaskScheduled"
+        and e["attributes"]["activity_type"] == "release_stock"
+    ]
+    assert len(released) == 1
+    assert types[-1] == "WorkflowExecutionCanceled"
+    await Replayer(workflows=[HoldReservation]).replay_workflow(history)
+
+
+async def test_signal_or_cancel_of_a_closed_or_unknown_workflow(client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run,
+        "po-11",
+        id="po-closed",
+        task_queue="asgi",
+        start_signal="approve",
+        start_signal_args=[Decision(approved=False, approver="dee")],
+    )
+    assert await asyncio.wait_for(handle.result(), 20) == "rejected"
+    with pytest.raises(WorkflowAlreadyCompletedError) as done:
+        await handle.signal("approve", Decision(approved=True, approver="late"))
+    assert (done.value.status, done.value.workflow_id) == (409, "po-closed")
+    with pytest.raises(WorkflowAlreadyCompletedError):
+        await handle.cancel()
+    ghost = client.get_workflow_handle("po-no-such-workflow")
+    with pytest.raises(WorkflowNotFoundError) as missing:
+        await ghost.signal("approve", Decision(approved=True, approver="x"))
+    assert isinstance(missing.value, RPCError) and missing.value.status == 404
+    with pytest.raises(WorkflowNotFoundError):
+        await ghost.cancel()

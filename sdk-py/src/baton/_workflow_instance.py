@@ -12,8 +12,11 @@ and is handled by a fresh :class:`WorkflowInstance`:
    nothing and is skipped.
 2. Before an activation runs, the results that arrived since the previous
    one (ActivityTaskCompleted/Failed/TimedOut/Canceled, TimerFired, the
-   start event) resolve their futures, in history order. The loop's clock
-   is the activation's WorkflowTaskStarted time.
+   start event) resolve their futures, in history order. Signals go first:
+   their handlers start, in history order, and run until blocked before
+   any other result is applied (Temporal's job order); a cancellation
+   request cancels the main task. The loop's clock is the activation's
+   WorkflowTaskStarted time.
 3. The loop runs ready callbacks until every task is blocked, checking
    ``wait_condition`` predicates whenever it is idle. Awaiting an activity
    or a timer adds a command.
@@ -37,6 +40,7 @@ import asyncio
 import collections
 import contextvars
 import hashlib
+import inspect
 import logging
 import random
 import sys
@@ -107,7 +111,6 @@ _RESOLUTION_EVENTS = frozenset(
         "ActivityTaskTimedOut",
         "ActivityTaskCanceled",
         "TimerFired",
-        # Not produced by the server yet (issue 4); handled when they appear.
         "WorkflowExecutionSignaled",
         "WorkflowExecutionCancelRequested",
     }
@@ -117,6 +120,8 @@ _CLOSING = {
     "FailWorkflowExecution": "WorkflowExecutionFailed",
     "CancelWorkflowExecution": "WorkflowExecutionCanceled",
 }
+# Jobs of an activation that run before the others (see _activation).
+_FIRST_JOBS = frozenset({"WorkflowExecutionStarted", "WorkflowExecutionSignaled"})
 # Bound on callbacks run while tearing an instance down.
 _TEARDOWN_STEPS = 10_000
 
@@ -243,7 +248,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._replaying = False
         self._patches: dict[str, bool] = {}
         self._lookahead_patches: set[str] = set()
-        self._signal_buffer: list[tuple[str, JSON]] = []
+        self._start_args: list[Any] | None = None
+        self._handler_errors: list[BaseException] = []
         self._instance: Any = None
         self._info: Info | None = None
         self._cancel_requested = False
@@ -274,10 +280,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                     self._replaying = not final
                     self._now = parse_timestamp(e["event_time"])
                     self._lookahead_patches = set() if final else _patch_markers(events, i + 2)
-                    for job in pending:
-                        self._apply(job)
+                    self._activation(pending)
                     pending = []
-                    self._run_until_blocked()
                     if final:
                         return [c.to_wire() for c in self._commands]
                     self._unmatched.extend(self._commands)
@@ -376,6 +380,29 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         elif c.command_type == "StartTimer":
             cast(_Timer, c.target).started_event_id = e["event_id"]
 
+    def _activation(self, jobs: list[EventDict]) -> None:
+        """Runs one activation, as Temporal's SDK orders its jobs: the start
+        and the signals first (handlers run, in history order, until
+        everything is blocked, with conditions checked), then the main
+        coroutine is started and the other results (activities, timers, a
+        cancellation request) are applied and the loop runs again."""
+        first = [e for e in jobs if e["event_type"] in _FIRST_JOBS]
+        if first:
+            for job in first:
+                self._apply(job)
+            self._run_until_blocked()
+        if self._start_args is not None and self._main is None and self._closed_by is None:
+            args = self._start_args
+
+            async def main() -> Any:
+                return await self._defn.run_fn(self._instance, *args)
+
+            self._main = self.create_task(main(), name=f"workflow:{self._defn.name}")
+        for job in jobs:
+            if job["event_type"] not in _FIRST_JOBS:
+                self._apply(job)
+        self._run_until_blocked()
+
     def _apply(self, e: EventDict) -> None:
         t = e["event_type"]
         a = e.get("attributes") or {}
@@ -462,38 +489,62 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             suggest_continue_as_new=bool(req.get("suggest_continue_as_new")),
         )
         try:
-            args = decode_args(a.get("input"), self._defn.arg_types)
+            self._start_args = decode_args(a.get("input"), self._defn.arg_types)
         except (TypeError, ValueError, KeyError) as err:
             raise WorkflowTaskFailure(
                 TypeError(f"cannot decode the input of workflow {self._defn.name}: {err}")
             ) from err
 
-        async def main() -> Any:
+    def _instantiate(self) -> None:
+        """Creates the workflow object (on the loop, under the determinism
+        checks) before any signal handler or the run method runs."""
+        previous = _determinism.install() if self._checks else None
+        try:
             self._instance = self._defn.cls()
-            for name, raw in self._signal_buffer:
-                self._deliver_signal(name, raw)
-            self._signal_buffer.clear()
-            return await self._defn.run_fn(self._instance, *args)
-
-        self._main = self.create_task(main(), name=f"workflow:{self._defn.name}")
+        except BaseException as err:
+            self._close_for_error(err)
+        finally:
+            if self._checks:
+                _determinism.uninstall(previous)
 
     def _signal(self, name: str, raw: JSON) -> None:
-        if self._instance is None:
-            self._signal_buffer.append((name, raw))
-        else:
-            self._deliver_signal(name, raw)
-
-    def _deliver_signal(self, name: str, raw: JSON) -> None:
+        """Starts the handler of one WorkflowExecutionSignaled as a task (as
+        Temporal runs handlers); signals without a handler are logged and
+        dropped (there is no ``set_signal_handler`` to buffer them for)."""
         sig = self._defn.signals.get(name) or self._defn.signals.get(None)
         if sig is None:
-            log.warning("signal %r has no handler in workflow %s; dropped", name, self._defn.name)
+            if not self._replaying:
+                log.warning(
+                    "signal %r has no handler in workflow %s; dropped", name, self._defn.name
+                )
             return
-        args = decode_args(raw, sig.arg_types)
+        try:
+            args = decode_args(raw, sig.arg_types)
+        except (TypeError, ValueError, KeyError) as err:
+            if not self._replaying:
+                log.warning(
+                    "cannot decode the input of signal %r in workflow %s: %s; dropped",
+                    name,
+                    self._defn.name,
+                    err,
+                )
+            return
         if sig.name is None:
             args = [name, *args]
-        result = sig.fn(self._instance, *args)
-        if asyncio.iscoroutine(result):
-            self.create_task(result)
+
+        async def handle() -> None:
+            if self._instance is None:
+                return  # the workflow object could not be created
+            result = sig.fn(self._instance, *args)
+            if inspect.isawaitable(result):
+                await result
+
+        task = self.create_task(handle(), name=f"signal:{name}")
+        task.add_done_callback(self._signal_done)
+
+    def _signal_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._handler_errors.append(cast(BaseException, task.exception()))
 
     # --- running -----------------------------------------------------------------
 
@@ -502,6 +553,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         asyncio.events._set_running_loop(self)
         self._running = True
         try:
+            if self._instance is None and self._start_args is not None and not self._closed_by:
+                self._instantiate()
             while True:
                 while self._ready and self._closed_by is None:
                     handle = self._ready.popleft()
@@ -550,6 +603,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         return False
 
     def _check_main(self) -> None:
+        if self._handler_errors and self._closed_by is None:
+            self._close_for_error(self._handler_errors.pop(0))
+            return
         main = self._main
         if main is None or not main.done() or self._closed_by is not None:
             return
@@ -567,7 +623,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 raise WorkflowTaskFailure(e) from e
             self._close(_Command("CompleteWorkflowExecution", {"result": encoded}))
             return
-        if isinstance(err, asyncio.CancelledError) and self._cancel_requested:
+        self._close_for_error(err)
+
+    def _close_for_error(self, err: BaseException) -> None:
+        """Closes the run for an error of the workflow (or a signal
+        handler): cancelled after a cancellation request, failed for a
+        failure error, else fails the workflow task."""
+        if self._cancel_requested and _is_cancellation(err):
             self._close(_Command("CancelWorkflowExecution", {}))
             return
         if isinstance(err, NonDeterminismError):
@@ -855,6 +917,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
     def get_task_factory(self) -> None:
         return None
+
+
+def _is_cancellation(err: BaseException) -> bool:
+    """asyncio's cancellation, Baton's CancelledError, or an activity that
+    failed because it was cancelled (Temporal's ``is_cancelled_exception``)."""
+    if isinstance(err, (asyncio.CancelledError, CancelledError)):
+        return True
+    return isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

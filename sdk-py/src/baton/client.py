@@ -1,6 +1,6 @@
 """The client for Baton's REST API (as ``temporalio.client``): start
-workflows, wait for results, inspect, terminate, and finish activities
-that completed asynchronously.
+workflows (also with a start signal), signal, cancel, wait for results,
+inspect, terminate, and finish activities that completed asynchronously.
 
     client = await Client.connect("http://localhost:7233", namespace="default")
     result = await client.execute_workflow(Onboarding.run, user, id="onboard-1", task_queue="onboarding")
@@ -28,9 +28,11 @@ from baton.exceptions import (
     RPCError,
     TerminatedError,
     TimeoutError,
+    WorkflowAlreadyCompletedError,
     WorkflowAlreadyStartedError,
     WorkflowContinuedAsNewError,
     WorkflowFailureError,
+    WorkflowNotFoundError,
 )
 from baton.workflow import _Definition
 
@@ -213,6 +215,8 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> WorkflowHandle[_R]: ...
 
     @overload
@@ -231,6 +235,8 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> WorkflowHandle[Any]: ...
 
     async def start_workflow(
@@ -248,10 +254,18 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> WorkflowHandle[Any]:
         """Starts a workflow (a ``@workflow.run`` method, a ``@workflow.defn``
         class, or a type name). Raises :class:`WorkflowAlreadyStartedError`
-        when the id policies refuse."""
+        when the id policies refuse.
+
+        With ``start_signal`` (and ``start_signal_args``) this is Temporal's
+        signal-with-start: the signal goes to the id's open run if there is
+        one, else a new run starts with the signal delivered before its
+        first step (conflict policy USE_EXISTING, whatever
+        ``id_conflict_policy`` says; TERMINATE_EXISTING is refused)."""
         if isinstance(workflow, str):
             name, ret = workflow, None
         else:
@@ -278,8 +292,15 @@ class Client:
                 body[key] = format_duration(value)
         if self.identity:
             body["identity"] = self.identity
+        path = f"/workflows/{quote(id, safe='')}"
+        if start_signal is not None:
+            if id_conflict_policy == WorkflowIDConflictPolicy.TERMINATE_EXISTING:
+                raise ValueError("signal-with-start always signals the open run (USE_EXISTING)")
+            del body["id_conflict_policy"]
+            body["signal_input"] = [to_json(a) for a in start_signal_args]
+            path += f"/signal-with-start/{quote(start_signal, safe='')}"
         try:
-            resp = await self._call("POST", f"/workflows/{quote(id, safe='')}", body)
+            resp = await self._call("POST", path, body)
         except RPCError as err:
             if err.status == 409 and err.code == "already_exists":
                 raise WorkflowAlreadyStartedError(id, name) from err
@@ -309,6 +330,8 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> _R: ...
 
     @overload
@@ -327,6 +350,8 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> Any: ...
 
     async def execute_workflow(
@@ -344,6 +369,8 @@ class Client:
         id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
         request_id: str | None = None,
         result_type: type | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> Any:
         """Starts a workflow and waits for its result."""
         handle = await self.start_workflow(
@@ -359,6 +386,8 @@ class Client:
             id_conflict_policy=id_conflict_policy,
             request_id=request_id,
             result_type=result_type,
+            start_signal=start_signal,
+            start_signal_args=start_signal_args,
         )
         return await handle.result()
 
@@ -453,7 +482,7 @@ def _parse_list_query(query: str) -> dict[str, str]:
 
 
 class WorkflowHandle(Generic[_R]):
-    """A workflow execution: wait for its result, describe it, terminate it."""
+    """A workflow execution: wait for its result, signal, cancel, describe or terminate it."""
 
     def __init__(
         self,
@@ -559,9 +588,53 @@ class WorkflowHandle(Generic[_R]):
         for e in (await self.fetch_history()).events:
             yield e
 
-    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
-        del signal, arg, args
-        raise NotSupportedError(f"signal {_ISSUE_4}")
+    async def _run_call(self, what: str, path: str, body: dict[str, Any]) -> _http.Response:
+        """A POST to this workflow; 404 and a closed run become typed errors."""
+        if self.run_id:
+            body["run_id"] = self.run_id
+        if self._client.identity:
+            body["identity"] = self._client.identity
+        try:
+            return await self._client._call(
+                "POST", f"/workflows/{quote(self.id, safe='')}{path}", body
+            )
+        except RPCError as err:
+            if err.status == 404:
+                raise WorkflowNotFoundError(
+                    f"{what}: workflow {self.id!r} not found",
+                    workflow_id=self.id,
+                    run_id=self.run_id,
+                ) from err
+            if err.status == 409 and err.code == "conflict":
+                raise WorkflowAlreadyCompletedError(
+                    f"{what}: workflow {self.id!r} already completed",
+                    workflow_id=self.id,
+                    run_id=self.run_id,
+                ) from err
+            raise
+
+    async def signal(
+        self,
+        signal: str | Callable[..., Any],
+        arg: Any = _NO_ARG,
+        *,
+        args: Sequence[Any] = (),
+        request_id: str | None = None,
+    ) -> None:
+        """Sends a signal (a name or a ``@workflow.signal`` method) to the
+        run. ``request_id`` makes retries safe: the run records a signal
+        with a request id it has seen once. Raises
+        :class:`WorkflowNotFoundError` or, for a closed run,
+        :class:`WorkflowAlreadyCompletedError`."""
+        name = _signal_name(signal)
+        if arg is not _NO_ARG:
+            if args:
+                raise ValueError("pass either one positional arg or args=[...], not both")
+            args = [arg]
+        body: dict[str, Any] = {"input": [to_json(a) for a in args]}
+        if request_id:
+            body["request_id"] = request_id
+        await self._run_call("signal", f"/signal/{quote(name, safe='')}", body)
 
     async def query(self, query: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> Any:
         del query, arg, args
@@ -573,8 +646,28 @@ class WorkflowHandle(Generic[_R]):
         del update, arg, args
         raise NotSupportedError(f"update {_ISSUE_4}")
 
-    async def cancel(self) -> None:
-        raise NotSupportedError(f"cancel {_ISSUE_4}")
+    async def cancel(self, *, reason: str | None = None, request_id: str | None = None) -> None:
+        """Requests cancellation: the workflow gets ``asyncio.CancelledError``,
+        may clean up, and closes as CANCELED (``result()`` then raises
+        :class:`WorkflowFailureError` with a :class:`CancelledError` cause).
+        A second request while one is pending is a no-op. Raises
+        :class:`WorkflowNotFoundError` or :class:`WorkflowAlreadyCompletedError`."""
+        body: dict[str, Any] = {}
+        if reason:
+            body["reason"] = reason
+        if request_id:
+            body["request_id"] = request_id
+        await self._run_call("cancel", "/cancel", body)
+
+
+def _signal_name(signal: str | Callable[..., Any]) -> str:
+    if isinstance(signal, str):
+        return signal
+    defn = getattr(signal, "__baton_signal__", None)
+    name = getattr(defn, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{signal!r} is not a named @workflow.signal handler; pass its name")
+    return name
 
 
 class AsyncActivityHandle:

@@ -312,3 +312,25 @@ class RPCError(BatonError):
 class NotSupportedError(BatonError):
     """The feature is part of the SDK's API but the server does not support
     it yet (see the message for the issue that tracks it)."""
+
+
+class WorkflowNotFoundError(RPCError):
+    """The workflow id (or the given run) does not exist (``404``).
+    ``temporalio`` raises ``RPCError`` with status ``NOT_FOUND`` here; this
+    subclass of :class:`RPCError` keeps ``status`` and ``code``."""
+
+    def __init__(self, message: str, *, workflow_id: str, run_id: str | None = None) -> None:
+        super().__init__(message, status=404, code="not_found")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class WorkflowAlreadyCompletedError(RPCError):
+    """The run is closed, so it takes no more signals or cancellation
+    requests (``409 conflict``; Temporal's "workflow execution already
+    completed")."""
+
+    def __init__(self, message: str, *, workflow_id: str, run_id: str | None = None) -> None:
+        super().__init__(message, status=409, code="conflict")
+        self.workflow_id = workflow_id
+        self.run_id = run_id

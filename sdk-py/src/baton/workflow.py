@@ -224,8 +224,10 @@ def _named(
 def signal(
     fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
 ) -> Any:
-    """Marks a signal handler. Delivered when the server supports signals
-    (issue 4); the definition is complete today."""
+    """Marks a signal handler (sync or async). Handlers run in history
+    order at the start of the workflow task that delivers them, before the
+    workflow continues; ``dynamic=True`` receives every signal without a
+    handler of its own, with the name as first argument."""
     return _named(
         "__baton_signal__",
         fn,
