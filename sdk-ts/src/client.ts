@@ -213,16 +213,18 @@ export class WorkflowHandle<R = unknown> {
   }
 
   /** The persisted history, every page (export it for the replayer). */
-  async fetchHistory(): Promise<{ events: HistoryEvent[] }> {
+  async fetchHistory(): Promise<{ workflow_id: string; run_id: string; events: HistoryEvent[] }> {
     const events: HistoryEvent[] = [];
     let token: string | undefined;
+    let runId = this.runId ?? "";
     do {
       const { json } = await this.call("GET", this.path("/history", token ? { next_page_token: token } : {}));
-      const page = json as { events: HistoryEvent[]; next_page_token?: string };
+      const page = json as { run_id: string; events: HistoryEvent[]; next_page_token?: string };
+      runId = page.run_id;
       events.push(...page.events);
       token = page.next_page_token ?? undefined;
     } while (token);
-    return { events };
+    return { workflow_id: this.workflowId, run_id: runId, events };
   }
 
   /** Sends a signal (a name or a `defineSignal` definition) to the run. */

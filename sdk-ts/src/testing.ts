@@ -167,16 +167,22 @@ export class TestWorkflowEnvironment {
   }
 }
 
-/** An exported history: `{events: [...]}` (as `fetchHistory` and `GET …/history` give it) or a bare event list. */
-export type History = { events: HistoryEvent[] } | HistoryEvent[];
+/**
+ * An exported history: `{workflow_id?, run_id?, events: [...]}` (as
+ * `fetchHistory` and `GET …/history` give it) or a bare event list. With a
+ * `run_id`, `Math.random` and `uuid4` replay the same values as the run.
+ */
+export type History = { workflow_id?: string; run_id?: string; events: HistoryEvent[] } | HistoryEvent[];
 
 /** Replays exported histories against workflow code, like Temporal's `Worker.runReplayHistory`. */
 export class Replayer {
   constructor(private readonly workflows: Record<string, unknown>) {}
 
   /** Throws {@link NonDeterminismError} if the code no longer produces the history, or the error a replayed task hit. */
-  async replay(history: History, workflowId = "replay"): Promise<void> {
+  async replay(history: History, workflowId?: string): Promise<void> {
     const events = Array.isArray(history) ? history : history.events;
+    const wid = workflowId ?? (Array.isArray(history) ? undefined : history.workflow_id) ?? "replay";
+    const runId = (Array.isArray(history) ? undefined : history.run_id) ?? "replay";
     const first = events[0];
     if (!first || first.event_type !== "WorkflowExecutionStarted") throw new Error("history must start with WorkflowExecutionStarted");
     const attrs = first.attributes as { workflow_type?: string; task_queue?: string };
@@ -187,8 +193,8 @@ export class Replayer {
       type: "workflow_task",
       namespace: "default",
       task_token: "replay",
-      workflow_id: workflowId,
-      run_id: "replay",
+      workflow_id: wid,
+      run_id: runId,
       workflow_type: type,
       task_queue: String(attrs.task_queue ?? "replay"),
       attempt: 1,

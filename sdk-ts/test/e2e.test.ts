@@ -140,6 +140,7 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     assert.equal(d.status.name, "COMPLETED");
     const history = await handle.fetchHistory();
     assert.equal(history.events.at(-1)?.event_type, "WorkflowExecutionCompleted");
+    assert.equal(history.run_id, handle.runId);
     await new Replayer(workflows).replay(history);
     await assert.rejects(
       client.workflow.start(Onboarding, { workflowId: "ts-onboarding", taskQueue: QUEUE, args: [user], workflowIdReusePolicy: "REJECT_DUPLICATE" }),

@@ -252,3 +252,28 @@ test("an activity started and never awaited may fail without an unhandled reject
   ];
   assert.deepEqual(await handleWorkflowTask(wf, task(events, "W")), { commands: [] });
 });
+
+test("the replayer seeds randomness from the exported run id", async () => {
+  const { executeActivity, uuid4 } = await import("../src/workflow.js");
+  // A random activity id: a replay only matches with the run's own seed.
+  const wf = async (): Promise<unknown> => executeActivity("step", { startToCloseTimeout: "10s", activityId: uuid4() });
+  const runId = "00000000-0000-4000-8000-00000000abcd";
+  const t = "2025-01-01T00:00:00.000Z";
+  const ev = (id: number, type: string, attributes: Record<string, unknown> = {}): HistoryEvent => ({ event_id: id, event_time: t, event_type: type, attributes });
+  const start = [ev(1, "WorkflowExecutionStarted", { workflow_type: "R", task_queue: "q", input: [] }), ev(2, "WorkflowTaskScheduled"), ev(3, "WorkflowTaskStarted")];
+  const first = await handleWorkflowTask(wf, { ...task(start, "R"), run_id: runId });
+  assert.ok("commands" in first);
+  const rest = [
+    ev(4, "WorkflowTaskCompleted"),
+    { ...ev(5, "ActivityTaskScheduled"), attributes: first.commands[0]!.attributes },
+    ev(6, "ActivityTaskStarted", { scheduled_event_id: 5 }),
+    ev(7, "ActivityTaskCompleted", { scheduled_event_id: 5, result: "ok" }),
+    ev(8, "WorkflowTaskScheduled"),
+    ev(9, "WorkflowTaskStarted"),
+  ];
+  const done = await handleWorkflowTask(wf, { ...task([...start, ...rest], "R"), run_id: runId });
+  assert.ok("commands" in done);
+  const completed = [...start, ...rest, ev(10, "WorkflowTaskCompleted"), { ...ev(11, "WorkflowExecutionCompleted"), attributes: done.commands[0]!.attributes }];
+  await new Replayer({ R: wf }).replay({ run_id: runId, events: completed });
+  await assert.rejects(new Replayer({ R: wf }).replay({ run_id: "another-run", events: completed }), NonDeterminismError);
+});
