@@ -259,3 +259,40 @@ def test_a_cancelled_activity_error_after_a_cancel_request_cancels_the_workflow(
         "RequestCancelActivityTask",
         "CancelWorkflowExecution",
     ]
+
+
+@workflow.defn
+class LastWord:
+    def __init__(self) -> None:
+        self.words: list[str] = []
+
+    @workflow.signal
+    def say(self, word: str) -> None:
+        self.words.append(word)
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.execute_activity("step", start_to_close_timeout=S)
+        return self.words
+
+
+def test_a_signal_that_prevented_close_is_seen_by_the_next_task() -> None:
+    """The server refuses to close while a signal is buffered
+    (UNHANDLED_COMMAND) and sends a new task with it; the refused task's
+    commands are dropped and its results are applied again, after the signal."""
+    server = FakeServer(LastWord)
+    server.workflow_task()
+    server.complete_activity("1", None)
+    started = server.add("WorkflowTaskStarted", scheduled_event_id=server.wt_scheduled)
+    server.add(
+        "WorkflowTaskFailed",
+        scheduled_event_id=server.wt_scheduled,
+        started_event_id=started,
+        cause="UNHANDLED_COMMAND",
+    )
+    server.wt_pending = False
+    server.signal("say", "wait")
+    answer = server.workflow_task()
+    assert commands(answer) == ["CompleteWorkflowExecution"]
+    assert answer["commands"][0]["attributes"]["result"] == ["wait"]
+    asyncio.run(replay(server, LastWord))
