@@ -19,8 +19,10 @@
  *    the answer.
  *
  * Workflow code runs in the handler's own realm. While an activation runs
- * (and only then), `Date` and `Math.random` are replaced by deterministic
- * versions, and activations are serialised process-wide.
+ * (and only then), `Date` and `Math.random` are replaced by versions that
+ * are deterministic for workflow code. Where AsyncLocalStorage exists,
+ * workflow code runs in its instance's async context and activations run
+ * concurrently; elsewhere they take turns process-wide.
  */
 
 import {
@@ -199,12 +201,13 @@ let lock: Promise<unknown> = Promise.resolve();
 // runs during an activation sees the workflow's.
 const storage = newStorage<WorkflowInstance>();
 
+/** Activations running now (several at once where AsyncLocalStorage exists). */
+let active = 0;
+
 /** The running activation's instance if the caller is its workflow code. */
 export function maybeCurrentInstance(): WorkflowInstance | undefined {
-  if (current === undefined) return undefined;
   if (storage === undefined) return current;
-  const inst = storage.getStore();
-  return inst === current ? inst : undefined;
+  return active > 0 ? storage.getStore() : undefined;
 }
 
 /** The instance whose activation is running (workflow APIs call this). */
@@ -325,10 +328,14 @@ export class WorkflowInstance {
 
   /** Replays the history and answers the task. */
   async activate(): Promise<WorkflowTaskResponse> {
+    // Without AsyncLocalStorage, `current` names the instance, so activations
+    // take turns; with it, each workflow's code finds its own instance.
     const prev = lock;
     const mine = deferred<void>();
-    lock = prev.then(() => mine.promise);
-    await prev;
+    if (storage === undefined) {
+      lock = prev.then(() => mine.promise);
+      await prev;
+    } else mine.resolve();
     try {
       return await this.replay();
     } catch (err) {
@@ -382,8 +389,8 @@ export class WorkflowInstance {
   }
 
   private async runActivation(events: HistoryEvent[], startWorkflow: boolean): Promise<void> {
-    current = this;
-    installDeterminism();
+    if (storage === undefined) current = this;
+    if (active++ === 0) installDeterminism();
     try {
       this.inContext(() => {
         for (const e of events) {
@@ -397,8 +404,8 @@ export class WorkflowInstance {
         if (!this.inContext(() => this.checkConditions())) break;
       }
     } finally {
-      restoreDeterminism();
-      current = undefined;
+      if (--active === 0) restoreDeterminism();
+      if (storage === undefined) current = undefined;
     }
   }
 
