@@ -98,6 +98,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());
     let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
     let state = AppState {
+        querier: dispatcher.querier(),
         applier,
         access: Arc::new(Access {
             api_key: options.api_key.clone(),

@@ -1005,3 +1005,42 @@ async fn signal_and_cancel_verbs() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_query_prints_the_handlers_answer() {
+    let server = spawn_server(Db::Sqlite).await;
+    let handler = spawn_handler(|req: Value| async move {
+        if req["type"] == "query" {
+            return (
+                StatusCode::OK,
+                json!({"result": {"asked": req["query_name"], "args": req["query_args"]}}),
+            );
+        }
+        (StatusCode::OK, json!({"commands": []}))
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("asked", "Asked", "q", json!({})).await;
+    let out = ok(client(
+        &server,
+        &["workflow", "query", "asked", "status", "--args", "[1]"],
+    )
+    .await);
+    assert_eq!(out.trim(), r#"{"args":[1],"asked":"status"}"#);
+    let v = ok_json(
+        client(
+            &server,
+            &["workflow", "query", "asked", "status", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(v["result"]["asked"], "status");
+    failed(
+        client(
+            &server,
+            &["workflow", "query", "asked", "status", "--args", "{oops"],
+        )
+        .await,
+        "--args",
+    );
+}

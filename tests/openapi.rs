@@ -482,7 +482,9 @@ async fn app() -> Router {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Nothing drains the pushes: no endpoint is called in these tests.
     let (applier, _pushes) = Applier::new(store, clock, Limits::default());
+    let querier = baton::dispatch::Service::new(applier.clone(), Default::default()).querier();
     api::router(AppState {
+        querier,
         applier,
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
@@ -540,6 +542,7 @@ async fn every_spec_route_is_served() {
         ("task_queue", "queue-drift"),
         ("version", "v-drift"),
         ("signal_name", "signal-drift"),
+        ("query_name", "query-drift"),
     ]
     .into();
     let mut failures = Vec::new();

@@ -55,6 +55,7 @@ on_both_databases!(
     signal_with_start_starts_or_signals,
     signals_to_unknown_or_closed_workflows_are_refused,
     cancel_request_lets_the_workflow_cancel_itself,
+    queries_answer_from_history_and_write_nothing,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -988,5 +989,94 @@ async fn cancel_request_lets_the_workflow_cancel_itself(db: Db) {
     assert_eq!(requested["attributes"]["cause"], "order withdrawn");
     let canceled = closing_event(&history, "WorkflowExecutionCanceled");
     assert_eq!(canceled["attributes"]["details"], "order withdrawn");
+    server.stop().await;
+}
+
+async fn queries_answer_from_history_and_write_nothing(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(|req: Value| async move {
+        let history = req["history"].as_array().cloned().unwrap_or_default();
+        let approved = history.iter().any(|e| e["event_type"] == "WorkflowExecutionSignaled");
+        if req["type"] == "query" {
+            return match req["query_name"].as_str() {
+                Some("status") => (StatusCode::OK, json!({"result": {
+                    "approved": approved, "events": req["history_length"], "args": req["query_args"]}})),
+                _ => (StatusCode::OK, json!({"failure": {"message": "unknown query", "type": "QueryNotFound"}})),
+            };
+        }
+        let commands = if approved {
+            json!([{"command_type": "CompleteWorkflowExecution", "attributes": {"result": "approved"}}])
+        } else {
+            json!([])
+        };
+        (StatusCode::OK, json!({"commands": commands}))
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("po-1", "Approval", "q", json!({})).await;
+    let api = server.api.clone();
+    let idle = common::eventually(Duration::from_secs(10), || {
+        let api = api.clone();
+        async move { api.history("po-1").await.len() == 4 }
+    })
+    .await;
+    assert!(idle, "the first workflow task completed");
+    let query = "/api/v1/namespaces/default/workflows/po-1/query/status";
+    let (status, body) = server.api.post(query, json!({"args": ["verbose"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["result"],
+        json!({"approved": false, "events": 4, "args": ["verbose"]})
+    );
+    assert_eq!(
+        server.api.history("po-1").await.len(),
+        4,
+        "a query writes nothing"
+    );
+    // An unknown query name is the handler's failure, not the server's.
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-1/query/nope",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "query_failed");
+    assert!(body["detail"].as_str().unwrap().contains("unknown query"));
+    // Closed workflows answer queries too.
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-1/signal/approve",
+            json!({"input": {"by": "ada"}}),
+        )
+        .await;
+    assert_eq!(server.api.result("po-1").await["result"], "approved");
+    let (status, body) = server.api.post(query, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["approved"], true);
+    // Unknown workflow: 404; endpoint down: 503.
+    let (status, _) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/nobody/query/status",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.api.register("q", "http://127.0.0.1:9/").await;
+    // Nodes reuse an endpoint look-up for up to a second.
+    let mut answer = (StatusCode::OK, Value::Null);
+    for _ in 0..50 {
+        answer = server.api.post(query, json!({})).await;
+        if answer.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "unavailable");
     server.stop().await;
 }

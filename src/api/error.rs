@@ -27,6 +27,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The workflow's query handler refused or failed.
+    #[error("{0}")]
+    QueryFailed(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -63,6 +66,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "already_exists", "Already exists")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed", "Query failed"),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -144,6 +148,19 @@ impl From<apply::Error> for ApiError {
             apply::Error::AlreadyStarted { .. } => ApiError::AlreadyExists(e.to_string()),
             apply::Error::Contended => ApiError::Unavailable(e.to_string()),
             apply::Error::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::dispatch::QueryError> for ApiError {
+    fn from(e: crate::dispatch::QueryError) -> ApiError {
+        use crate::dispatch::QueryError;
+        match e {
+            QueryError::Failed(_) => ApiError::QueryFailed(e.to_string()),
+            QueryError::NoEndpoint(_) | QueryError::Unreachable(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            QueryError::Store(s) => s.into(),
         }
     }
 }

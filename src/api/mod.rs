@@ -22,6 +22,7 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 
 use crate::apply::Applier;
+use crate::dispatch::Querier;
 use crate::time::SkippingClock;
 
 pub use error::ApiError;
@@ -32,6 +33,8 @@ pub use namespaces::parse_namespace;
 pub struct AppState {
     pub applier: Applier,
     pub access: Arc<Access>,
+    /// Sends queries to workflow endpoints.
+    pub querier: Querier,
     /// Set on `baton dev --time-skipping` nodes: the clock the dev routes move.
     pub time_skipping: Option<Arc<SkippingClock>>,
 }

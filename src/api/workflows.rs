@@ -50,6 +50,10 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{workflow_id}}/cancel"),
             post(cancel_workflow),
         )
+        .route(
+            &format!("{base}/{{workflow_id}}/query/{{query_name}}"),
+            post(query_workflow),
+        )
 }
 
 /// Longest a result request may wait.
@@ -667,4 +671,36 @@ fn decode_cursor(token: &str) -> Result<RunCursor, ApiError> {
         start_time: Timestamp(ms.parse().map_err(|_| bad())?),
         run_id: run.parse().map_err(|_| bad())?,
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    /// The query's arguments, as the workflow's handler takes them.
+    #[serde(default)]
+    args: Value,
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct QueryAnswer {
+    run_id: RunId,
+    result: Value,
+}
+
+/// Pushes a query to the run's endpoint and waits for the answer. Nothing
+/// is written: works on closed runs, and never changes a history.
+async fn query_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, query_name)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<QueryBody>,
+) -> Result<AppJson<QueryAnswer>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let s = &record.state;
+    let result = state.querier.query(s, &query_name, &body.args).await?;
+    Ok(AppJson(QueryAnswer {
+        run_id: s.run_id,
+        result,
+    }))
 }

@@ -146,6 +146,18 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Ask a workflow's query handler; nothing is recorded.
+    Query {
+        workflow_id: String,
+        query_name: String,
+        /// Query arguments as JSON.
+        #[arg(long)]
+        args: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Signal a workflow, starting it first if it has no open run.
     SignalWithStart {
         #[arg(long)]
@@ -627,6 +639,26 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                     "signalled {workflow_id} (run {})",
                     v["run_id"].as_str().unwrap_or_default()
                 ),
+            }
+        }
+        WorkflowCmd::Query {
+            workflow_id,
+            query_name,
+            args,
+            run_id,
+            conn,
+        } => {
+            let args = json_arg(args.as_deref(), "--args")?;
+            let path = conn.ns_path(&format!(
+                "/workflows/{}/query/{}",
+                enc(&workflow_id),
+                enc(&query_name)
+            ));
+            let body = json!({ "args": args, "run_id": run_id });
+            let v = conn.call(Method::POST, &path, Some(body)).await?;
+            match conn.output {
+                Output::Json => print(conn.output, &v, None, &[]),
+                Output::Table => println!("{}", v["result"]),
             }
         }
         WorkflowCmd::SignalWithStart {

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
+use serde_json::Value;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::apply::{self, Applier, Push};
@@ -58,6 +59,28 @@ pub struct Service {
     inner: Arc<Inner>,
 }
 
+/// Sends queries: synchronous pushes whose answer goes back to the caller
+/// and never into a history. Cheap to clone.
+#[derive(Clone)]
+pub struct Querier {
+    inner: Arc<Inner>,
+}
+
+/// Why a query got no result.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("no endpoint is registered for task queue {0}")]
+    NoEndpoint(TaskQueue),
+    #[error("the workflow's endpoint did not answer the query: {0}")]
+    Unreachable(String),
+    /// The handler refused: an unknown query name, bad arguments, or a
+    /// query handler that raised.
+    #[error("query failed: {}", .0.message)]
+    Failed(Failure),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
 struct Inner {
     applier: Applier,
     client: Client,
@@ -84,6 +107,12 @@ impl Service {
                 endpoints: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    pub fn querier(&self) -> Querier {
+        Querier {
+            inner: self.inner.clone(),
         }
     }
 
@@ -503,6 +532,66 @@ impl Inner {
             *entry = (max, Arc::new(Semaphore::new(max as usize)));
         }
         entry.1.clone()
+    }
+}
+
+impl Querier {
+    /// Pushes a query for the run `state` describes and returns the answer.
+    /// Works on closed runs too: the handler replays the full history.
+    pub async fn query(
+        &self,
+        state: &RunState,
+        name: &str,
+        args: &Value,
+    ) -> Result<Value, QueryError> {
+        let inner = &self.inner;
+        let ns = &state.namespace;
+        let endpoint = inner
+            .endpoint(ns, &state.task_queue)
+            .await?
+            .ok_or_else(|| QueryError::NoEndpoint(state.task_queue.clone()))?;
+        let persisted = inner.applier.history(state).await?;
+        let request = PushRequest::Query(wire::QueryRequest {
+            namespace: ns,
+            workflow_id: &state.workflow_id,
+            run_id: state.run_id,
+            workflow_type: &state.workflow_type,
+            task_queue: &state.task_queue,
+            query_name: name,
+            query_args: args,
+            history: wire::History {
+                persisted: &persisted,
+                transient: &[],
+            },
+            history_length: persisted.len() as i64,
+        });
+        let timeout = state.workflow_task_timeout.max(Duration::from_secs(1));
+        match inner.send(&endpoint, &request, timeout).await {
+            Delivery::Answered { status, body } if status == StatusCode::OK => {
+                match wire::parse::<wire::QueryResponse>(&body) {
+                    Ok(wire::QueryResponse {
+                        result: Some(result),
+                        failure: None,
+                    }) => Ok(result),
+                    Ok(wire::QueryResponse {
+                        result: None,
+                        failure: Some(failure),
+                    }) => Err(QueryError::Failed(failure)),
+                    Ok(_) => Err(QueryError::Unreachable(
+                        "the answer must carry exactly one of `result` and `failure`".into(),
+                    )),
+                    Err(e) => Err(QueryError::Unreachable(format!("unparseable answer: {e}"))),
+                }
+            }
+            Delivery::Answered { status, body } => Err(QueryError::Unreachable(format!(
+                "endpoint answered {status}: {}",
+                snippet(&body)
+            ))),
+            Delivery::Refused(e) | Delivery::Failed(e) => Err(QueryError::Unreachable(e)),
+            Delivery::TimedOut => Err(QueryError::Unreachable(format!(
+                "no answer within {timeout}"
+            ))),
+        }
     }
 }
 

@@ -16,6 +16,34 @@ use crate::time::{Duration, Timestamp};
 pub enum PushRequest<'a> {
     WorkflowTask(WorkflowTaskRequest<'a>),
     ActivityTask(ActivityTaskRequest<'a>),
+    Query(QueryRequest<'a>),
+}
+
+/// A query: the handler replays the history and answers from the
+/// workflow's query handler. Nothing is recorded; there is no token.
+#[derive(Debug, Serialize)]
+pub struct QueryRequest<'a> {
+    pub namespace: &'a Namespace,
+    pub workflow_id: &'a WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: &'a str,
+    pub task_queue: &'a TaskQueue,
+    pub query_name: &'a str,
+    pub query_args: &'a Value,
+    /// The persisted history, oldest first.
+    pub history: History<'a>,
+    pub history_length: i64,
+}
+
+/// A query answer: `result`, or `failure` (unknown query, bad arguments,
+/// a handler that raised).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryResponse {
+    #[serde(default, deserialize_with = "present")]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
 }
 
 #[derive(Debug, Serialize)]
