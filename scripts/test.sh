@@ -43,6 +43,12 @@ cargo test --workspace --all-targets
 # --all-targets skips doctests; run them too.
 cargo test --workspace --doc
 
+# The SDK suites run their end-to-end tests against this build of the
+# server (cargo test built it), never a stale one found elsewhere.
+cargo build --bin baton
+export BATON_BINARY="${CARGO_TARGET_DIR:-$root/target}/debug/baton"
+echo "BATON_BINARY=$BATON_BINARY"
+
 if [ -d sdk-py ]; then
     section "sdk-py: install"
     venv="${BATON_PY_VENV:-$root/sdk-py/.venv}"
