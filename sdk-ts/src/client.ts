@@ -11,6 +11,8 @@ import {
   formatDuration,
 } from "./common.js";
 
+import type { QueryDefinition } from "./workflow.js";
+
 export { type Duration } from "./common.js";
 
 /** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
@@ -38,6 +40,26 @@ export class WorkflowExecutionAlreadyStartedError extends ServiceError {
 
 export class WorkflowNotFoundError extends ServiceError {
   override readonly name = "WorkflowNotFoundError";
+}
+
+/**
+ * The workflow's handler answered the query with a failure (`400
+ * query_failed`): the handler threw, returned a promise, or the arguments
+ * were refused. The message carries the failure's.
+ */
+export class WorkflowQueryFailedError extends ServiceError {
+  override readonly name: string = "WorkflowQueryFailedError";
+  constructor(
+    message: string,
+    public readonly queryName: string,
+  ) {
+    super(message, 400, "query_failed");
+  }
+}
+
+/** The workflow registered no handler for the query (as in `@temporalio/client`). */
+export class QueryNotRegisteredError extends WorkflowQueryFailedError {
+  override readonly name: string = "QueryNotRegisteredError";
 }
 
 /** The run closed without a result (failed, timed out, terminated, cancelled); `cause` says how. */
@@ -241,8 +263,27 @@ export class WorkflowHandle<R = unknown> {
     await this.call("POST", this.path("/cancel").replace(/\?.*$/, ""), body);
   }
 
-  query(): never {
-    throw new Error("queries are not supported by this server yet");
+  /**
+   * Queries the run (a name or a `defineQuery` definition): the workflow's
+   * handler answers from the replayed history; nothing is recorded. Works on
+   * closed runs. {@link QueryNotRegisteredError} if the workflow has no such
+   * handler, {@link WorkflowQueryFailedError} if it failed, a
+   * {@link ServiceError} (`503 unavailable`) if the endpoint did not answer.
+   */
+  async query<Ret = unknown, Args extends unknown[] = unknown[]>(query: QueryDefinition<Ret, Args> | string, ...args: Args): Promise<Ret> {
+    const queryName = typeof query === "string" ? query : query.name;
+    const body: Record<string, unknown> = { args };
+    if (this.runId) body.run_id = this.runId;
+    try {
+      const { json } = await this.call("POST", this.path(`/query/${encodeURIComponent(queryName)}`).replace(/\?.*$/, ""), body);
+      return (json as { result: Ret }).result;
+    } catch (err) {
+      if (err instanceof ServiceError && err.code === "query_failed") {
+        if (/did not register a handler for/.test(err.message)) throw new QueryNotRegisteredError(err.message, queryName);
+        throw new WorkflowQueryFailedError(err.message, queryName);
+      }
+      throw err;
+    }
   }
 
   executeUpdate(): never {

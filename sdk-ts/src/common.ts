@@ -342,6 +342,22 @@ export interface WorkflowTaskRequest {
   suggest_continue_as_new?: boolean;
 }
 
+/** A query push (protocol.md §5.5): replay `history`, then run the query handler. */
+export interface QueryRequest {
+  type: "query";
+  namespace: string;
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  task_queue: string;
+  query_name: string;
+  query_args?: unknown;
+  history: HistoryEvent[];
+  history_length?: number;
+}
+
+export type QueryResponse = { result: unknown } | { failure: FailureJson };
+
 export interface ActivityTaskRequest {
   type: "activity_task";
   namespace: string;

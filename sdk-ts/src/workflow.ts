@@ -157,22 +157,36 @@ export interface SignalDefinition<Args extends unknown[] = [], Name extends stri
 export function defineSignal<Args extends unknown[] = [], Name extends string = string>(name: Name): SignalDefinition<Args, Name> {
   return { type: "signal", name };
 }
-export function defineQuery(_name: string): never {
-  return unsupported("queries (defineQuery)");
+/** A query's name, argument and result types, as in Temporal. */
+export interface QueryDefinition<Ret, Args extends unknown[] = [], Name extends string = string> {
+  type: "query";
+  name: Name;
+  /** Type-level only. */
+  readonly __args?: Args;
+  /** Type-level only. */
+  readonly __ret?: Ret;
+}
+
+export function defineQuery<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name): QueryDefinition<Ret, Args, Name> {
+  return { type: "query", name };
 }
 export function defineUpdate(_name: string): never {
   return unsupported("updates (defineUpdate)");
 }
 
 /**
- * Sets (or with `undefined`, removes) the handler of a signal. Signals that
- * arrived before their handler was set are delivered when it is set.
- * Queries and updates are not supported by this server yet.
+ * Sets (or with `undefined`, removes) the handler of a signal or a query.
+ * Signals that arrived before their handler was set are delivered when it
+ * is set. Query handlers must be synchronous and must not change the
+ * workflow's state. Updates are not supported by this server yet.
  */
 export function setHandler<Args extends unknown[]>(def: SignalDefinition<Args>, handler: ((...args: Args) => void | Promise<void>) | undefined): void;
+export function setHandler<Ret, Args extends unknown[]>(def: QueryDefinition<Ret, Args>, handler: ((...args: Args) => Ret) | undefined): void;
 export function setHandler(def: { type?: string; name: string }, handler: ((...args: never[]) => unknown) | undefined): void {
-  if (def.type !== "signal") unsupported("query and update handlers (setHandler)");
-  currentInstance("setHandler").setSignalHandler(def.name, handler as ((...args: unknown[]) => unknown) | undefined);
+  const fn = handler as ((...args: unknown[]) => unknown) | undefined;
+  if (def.type === "signal") currentInstance("setHandler").setSignalHandler(def.name, fn);
+  else if (def.type === "query") currentInstance("setHandler").setQueryHandler(def.name, fn);
+  else unsupported("update handlers (setHandler)");
 }
 export function continueAsNew(..._args: unknown[]): never {
   return unsupported("continueAsNew");

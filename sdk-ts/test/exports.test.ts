@@ -19,5 +19,7 @@ test("subpath exports mirror Temporal's packages", async () => {
   for (const name of ["TestWorkflowEnvironment", "Replayer"]) assert.ok(name in testing, name);
   const common = await load("@baton/sdk/common");
   assert.ok("ApplicationFailure" in common);
-  assert.throws(() => (wf.defineQuery as (n: string) => unknown)("status"), /not supported by this server yet/);
+  assert.deepEqual((wf.defineQuery as (n: string) => unknown)("status"), { type: "query", name: "status" });
+  for (const name of ["WorkflowQueryFailedError", "QueryNotRegisteredError"]) assert.ok(name in client, name);
+  assert.throws(() => (wf.defineUpdate as (n: string) => unknown)("approve"), /not supported by this server yet/);
 });

@@ -5,13 +5,14 @@
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
   type ActivityTaskRequest,
+  type QueryRequest,
   TimeoutFailure,
   type WorkflowTaskRequest,
   argsFromPayload,
   errorToFailure,
   msToNumber,
 } from "../common.js";
-import { type WorkflowFunction, handleWorkflowTask } from "./workflow_instance.js";
+import { type WorkflowFunction, handleQuery, handleWorkflowTask } from "./workflow_instance.js";
 import { verify } from "./signing.js";
 
 export const SDK_NAME = "baton-sdk-ts";
@@ -79,6 +80,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
+    }
+    if (p.type === "query") {
+      const r = push as QueryRequest;
+      if (!Array.isArray(r.history) || typeof r.query_name !== "string") return json(400, { error: "malformed query" });
+      return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
     }
     if (p.type === "activity_task") {
       const r = push as ActivityTaskRequest;

@@ -36,6 +36,8 @@ import {
   type FailureJson,
   type HistoryEvent,
   NonDeterminismError,
+  type QueryRequest,
+  type QueryResponse,
   type RetryState,
   TimeoutFailure,
   type WorkflowTaskRequest,
@@ -291,12 +293,17 @@ export class WorkflowInstance {
   private cancelRequested = false;
   private signalHandlers = new Map<string, (...args: any[]) => unknown>();
   private signalBuffer: { name: string; args: unknown[] }[] = [];
+  /** Running the events no task delivered yet, for a query: new code paths are taken, as the next task will. */
+  private queryTail = false;
+  private queryHandlers = new Map<string, (...args: any[]) => unknown>();
   private taskError: unknown = undefined;
   private hasTaskError = false;
 
   constructor(
     private readonly fn: WorkflowFunction,
     private readonly request: WorkflowTaskRequest,
+    /** Replaying for a query: the history is persisted events only and no task is answered. */
+    private readonly forQuery = false,
   ) {
     this.random = seedFrom(request.run_id);
     const first = request.history[0];
@@ -326,16 +333,69 @@ export class WorkflowInstance {
     };
   }
 
-  /** Replays the history and answers the task. */
-  async activate(): Promise<WorkflowTaskResponse> {
-    // Without AsyncLocalStorage, `current` names the instance, so activations
-    // take turns; with it, each workflow's code finds its own instance.
+  /** Without AsyncLocalStorage, `current` names the instance, so activations take turns; with it, each workflow's code finds its own instance. */
+  private async takeTurn(): Promise<() => void> {
     const prev = lock;
     const mine = deferred<void>();
     if (storage === undefined) {
       lock = prev.then(() => mine.promise);
       await prev;
     } else mine.resolve();
+    return () => mine.resolve();
+  }
+
+  /**
+   * Answers a query (protocol.md §5.5): replays the persisted history (the
+   * commands produced are discarded), then runs the query's handler, which
+   * must be synchronous.
+   */
+  async answerQuery(name: string, args: unknown[]): Promise<QueryResponse> {
+    const release = await this.takeTurn();
+    try {
+      await this.replay();
+      const fn = this.queryHandlers.get(name);
+      if (fn === undefined) {
+        const known = [...this.queryHandlers.keys()].sort();
+        return {
+          failure: {
+            message: `Workflow did not register a handler for ${name}. Registered queries: [${known.join(" ")}]`,
+            type: "QueryNotRegisteredError",
+          },
+        };
+      }
+      const result = this.runSync(() => fn(...args));
+      if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
+        (result as Promise<unknown>).then(undefined, () => undefined);
+        return {
+          failure: {
+            message: `the handler of query ${name} returned a promise: query handlers must be synchronous`,
+            type: "TypeError",
+          },
+        };
+      }
+      return { result: result === undefined ? null : result };
+    } catch (err) {
+      return { failure: errorToFailure(err, false) };
+    } finally {
+      release();
+    }
+  }
+
+  /** Runs `fn` as workflow code (deterministic Date and Math.random), synchronously. */
+  private runSync<R>(fn: () => R): R {
+    if (storage === undefined) current = this;
+    if (active++ === 0) installDeterminism();
+    try {
+      return this.inContext(fn);
+    } finally {
+      if (--active === 0) restoreDeterminism();
+      if (storage === undefined) current = undefined;
+    }
+  }
+
+  /** Replays the history and answers the task. */
+  async activate(): Promise<WorkflowTaskResponse> {
+    const release = await this.takeTurn();
     try {
       return await this.replay();
     } catch (err) {
@@ -346,7 +406,7 @@ export class WorkflowInstance {
       }
       return { failure: { cause: "WORKFLOW_WORKER_UNHANDLED_FAILURE", failure: errorToFailure(err) } };
     } finally {
-      mine.resolve();
+      release();
     }
   }
 
@@ -362,7 +422,8 @@ export class WorkflowInstance {
       const e = events[i]!;
       const t = e.event_type;
       if (t === "WorkflowTaskStarted") {
-        const isLast = i === events.length - 1;
+        // A query's history has no task to answer: every activation is replayed.
+        const isLast = !this.forQuery && i === events.length - 1;
         const next = events[i + 1];
         if (!isLast && next?.event_type !== "WorkflowTaskCompleted") continue;
         this.expectAllMatched(e);
@@ -383,8 +444,18 @@ export class WorkflowInstance {
       if (COMMAND_EVENTS.has(t)) this.match(e);
       else if (RESOLUTION_EVENTS.has(t)) pending.push(e);
     }
-    // An exported history that ends without a task to answer.
+    // An exported history (or a query's) that ends without a task to answer.
     this.expectAllMatched(undefined);
+    if (this.forQuery && (pending.length > 0 || !started)) {
+      // Events no task has delivered yet (a signal, an activity result):
+      // the query sees them, as the next task will; its commands are discarded.
+      this.replaying = true;
+      this.nowMs = RealDate.parse(events[events.length - 1]!.event_time);
+      this.lookaheadPatches = new Set();
+      this.queryTail = true;
+      await this.runActivation(pending, !started);
+      if (this.hasTaskError) throw this.taskError;
+    }
     return { commands: [] };
   }
 
@@ -666,6 +737,11 @@ export class WorkflowInstance {
     }
   }
 
+  setQueryHandler(name: string, fn: ((...args: any[]) => unknown) | undefined): void {
+    if (fn === undefined) this.queryHandlers.delete(name);
+    else this.queryHandlers.set(name, fn);
+  }
+
   // ---- the workflow APIs ----
 
   scheduleActivity(activityType: string, args: unknown[], options: ActivityOptions): Promise<unknown> {
@@ -721,7 +797,7 @@ export class WorkflowInstance {
   patch(patchId: string, deprecated: boolean): boolean {
     const known = this.patches.get(patchId);
     if (known !== undefined) return known;
-    const present = !this.replaying || this.lookaheadPatches.has(patchId);
+    const present = !this.replaying || this.queryTail || this.lookaheadPatches.has(patchId);
     if (present) {
       this.commands.push({
         command: { command_type: "RecordMarker", attributes: { marker_name: PATCH_MARKER_NAME, details: { patch_id: patchId, deprecated } } },
@@ -761,6 +837,26 @@ export async function handleWorkflowTask(
     };
   }
   return new WorkflowInstance(fn, request).activate();
+}
+
+/** Answers one query push (protocol.md §5.5). */
+export async function handleQuery(fn: WorkflowFunction | undefined, request: QueryRequest): Promise<QueryResponse> {
+  if (fn === undefined) {
+    return { failure: { message: `workflow type ${JSON.stringify(request.workflow_type)} is not registered with this handler`, type: "NotFoundError" } };
+  }
+  const asTask: WorkflowTaskRequest = {
+    type: "workflow_task",
+    namespace: request.namespace,
+    task_token: "",
+    workflow_id: request.workflow_id,
+    run_id: request.run_id,
+    workflow_type: request.workflow_type,
+    task_queue: request.task_queue,
+    attempt: 1,
+    history: request.history,
+    history_length: request.history_length ?? request.history.length,
+  };
+  return new WorkflowInstance(fn, asTask, true).answerQuery(request.query_name, argsFromPayload(request.query_args));
 }
 
 export { ApplicationFailure };
