@@ -266,29 +266,43 @@ class PurchaseOrderApproval:
 
     def __init__(self) -> None:
         self.decision: Decision | None = None
+        self.status = "starting"
 
     @workflow.signal
     def approve(self, decision: Decision) -> None:
         if self.decision is None:
             self.decision = decision
 
+    @workflow.query
+    def get_status(self) -> str:
+        return self.status
+
+    @workflow.query
+    def get_decision(self) -> Decision | None:
+        return self.decision
+
     @workflow.run
     async def run(self, po_id: str) -> str:
         await workflow.execute_activity(
             notify_approver, po_id, start_to_close_timeout=timedelta(seconds=30)
         )
+        self.status = "awaiting approval"
         try:
             await workflow.wait_condition(
                 lambda: self.decision is not None, timeout=APPROVAL_WINDOW
             )
         except asyncio.TimeoutError:
+            self.status = "expired"
             return "expired"
         assert self.decision is not None
         if not self.decision.approved:
+            self.status = "rejected"
             return "rejected"
+        self.status = "submitting"
         await workflow.execute_activity(
             submit_order, po_id, start_to_close_timeout=timedelta(seconds=30)
         )
+        self.status = "submitted"
         return "submitted"
 
 

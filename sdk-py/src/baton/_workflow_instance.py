@@ -134,6 +134,11 @@ class WorkflowTaskFailure(Exception):
         self.cause = cause
 
 
+class QueryError(Exception):
+    """A query could not be answered (unknown name, bad arguments, a
+    handler that is async or issued commands)."""
+
+
 class _Command:
     __slots__ = ("attributes", "command_type", "target")
 
@@ -262,43 +267,108 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
     def activate(self) -> list[CommandDict]:
         """Replays the history and runs the final activation; returns its
         commands. Raises NonDeterminismError or WorkflowTaskFailure."""
+        try:
+            return self._replay(query=False)
+        finally:
+            self._teardown()
+
+    def _replay(self, *, query: bool) -> list[CommandDict]:
         events = self._request["history"]
         n = len(events)
         pending: list[EventDict] = []
         i = 0
-        try:
-            while i < n:
-                e = events[i]
-                t = e["event_type"]
-                if t == "WorkflowTaskStarted":
-                    nxt = events[i + 1]["event_type"] if i + 1 < n else None
-                    if nxt in ("WorkflowTaskFailed", "WorkflowTaskTimedOut"):
-                        i += 1
-                        continue
-                    self._expect_all_matched(e)
-                    final = nxt != "WorkflowTaskCompleted"
-                    self._replaying = not final
-                    self._now = parse_timestamp(e["event_time"])
-                    self._lookahead_patches = set() if final else _patch_markers(events, i + 2)
-                    self._activation(pending)
-                    pending = []
-                    if final:
-                        return [c.to_wire() for c in self._commands]
-                    self._unmatched.extend(self._commands)
-                    self._commands = []
-                    i += 2
+        while i < n:
+            e = events[i]
+            t = e["event_type"]
+            if t == "WorkflowTaskStarted":
+                nxt = events[i + 1]["event_type"] if i + 1 < n else None
+                if nxt in ("WorkflowTaskFailed", "WorkflowTaskTimedOut"):
+                    i += 1
                     continue
-                if t in _COMMAND_EVENTS:
-                    self._match(e, events, i)
-                elif t in _RESOLUTION_EVENTS:
-                    pending.append(e)
-                i += 1
-            # The history ended without a task to answer (a replay of an
-            # exported history): everything produced must be in it.
-            self._expect_all_matched(None)
+                self._expect_all_matched(e)
+                final = nxt != "WorkflowTaskCompleted"
+                self._replaying = not final
+                self._now = parse_timestamp(e["event_time"])
+                self._lookahead_patches = set() if final else _patch_markers(events, i + 2)
+                self._activation(pending)
+                pending = []
+                if final:
+                    return [c.to_wire() for c in self._commands]
+                self._unmatched.extend(self._commands)
+                self._commands = []
+                i += 2
+                continue
+            if t in _COMMAND_EVENTS:
+                self._match(e, events, i)
+            elif t in _RESOLUTION_EVENTS:
+                pending.append(e)
+            i += 1
+        if query:
+            # A query sees the state the next workflow task would reach:
+            # the results that arrived since the last task are applied in
+            # one more activation, whose commands are discarded.
+            self._unmatched.clear()
+            if pending or self._instance is None:
+                self._replaying = False
+                if events:
+                    self._now = parse_timestamp(events[-1]["event_time"])
+                self._activation(pending)
+            self._commands = []
             return []
+        # The history ended without a task to answer (a replay of an
+        # exported history): everything produced must be in it.
+        self._expect_all_matched(None)
+        return []
+
+    def answer_query(self, name: str, raw_args: JSON) -> JSON:
+        """Replays the whole history, then runs the query handler ``name``
+        on the resulting state and returns its encoded result. Raises
+        NonDeterminismError or WorkflowTaskFailure (replay failed),
+        QueryError (no such handler, bad arguments, an async handler or one
+        that issued commands) or whatever the handler raised."""
+        try:
+            self._replay(query=True)
+            q = self._defn.queries.get(name) or self._defn.queries.get(None)
+            if q is None:
+                known = sorted(n for n in self._defn.queries if n)
+                raise QueryError(
+                    f"Query handler for '{name}' expected but not found, "
+                    f"known queries: [{' '.join(known)}]"
+                )
+            if self._instance is None:
+                raise QueryError(f"workflow {self._defn.name} has not started; cannot query it")
+            try:
+                hints = q.arg_types if q.name is not None else q.arg_types[1:]
+                args = decode_args(raw_args, hints)
+            except (TypeError, ValueError, KeyError) as err:
+                raise QueryError(f"cannot decode the arguments of query {name!r}: {err}") from err
+            if q.name is None:
+                args = [name, *args]
+            result = self._run_query_handler(q.fn, args)
+            return to_json(result)
         finally:
             self._teardown()
+
+    def _run_query_handler(self, fn: Callable[..., Any], args: list[Any]) -> Any:
+        before = len(self._commands)
+        prev_loop = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        self._running = True
+        previous = _determinism.install() if self._checks else None
+        try:
+            result = fn(self._instance, *args)
+        finally:
+            if self._checks:
+                _determinism.uninstall(previous)
+            self._running = False
+            asyncio.events._set_running_loop(prev_loop)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise QueryError("query handlers must not be async: a query cannot wait")
+        if len(self._commands) != before or self._ready:
+            raise QueryError("query handlers must not issue commands or start tasks")
+        return result
 
     def _expect_all_matched(self, at: EventDict | None) -> None:
         while self._unmatched:
@@ -1015,3 +1085,39 @@ def _task_failure(cause: str, err: BaseException) -> dict[str, Any]:
     if isinstance(err, NonDeterminismError):
         failure["type"] = "NonDeterminismError"
     return {"failure": {"cause": cause, "failure": failure}}
+
+
+def handle_query(
+    definition: _Definition | None,
+    request: Any,
+    *,
+    determinism_checks: bool = True,
+) -> dict[str, Any]:
+    """The answer to one query push: ``{"result": ...}`` or ``{"failure": {...}}``."""
+    if definition is None:
+        err: BaseException = LookupError(
+            f"workflow type {request['workflow_type']!r} is not registered with this app"
+        )
+        return {"failure": error_to_failure(err, include_stack=False)}
+    name = str(request["query_name"])
+    instance = WorkflowInstance(
+        definition, cast(WorkflowTaskRequest, request), determinism_checks=determinism_checks
+    )
+    try:
+        return {"result": instance.answer_query(name, request.get("query_args"))}
+    except WorkflowTaskFailure as wrapped:
+        err = wrapped.cause
+    except Exception as e:  # a raising handler is the query's failure
+        err = e
+    if not isinstance(err, QueryError):
+        log.info(
+            "query %r failed: workflow %s (%s): %r",
+            name,
+            request["workflow_id"],
+            definition.name,
+            err,
+        )
+    failure = error_to_failure(err, include_stack=False)
+    if isinstance(err, NonDeterminismError):
+        failure["type"] = "NonDeterminismError"
+    return {"failure": failure}

@@ -2,7 +2,7 @@
 an AWS Lambda handler around one framework-agnostic core (:meth:`App.handle`).
 
 One URL serves everything: the server POSTs a signed push whose JSON body
-says what it is (``workflow_task`` or ``activity_task``); a GET describes
+says what it is (``workflow_task``, ``query`` or ``activity_task``); a GET describes
 the workflows and activities served. Every push is verified first (Standard
 Webhooks); an unsigned, forged or stale one is answered 401 without parsing
 the body or running any code.
@@ -25,7 +25,7 @@ from typing import Any, cast
 from baton import _signing
 from baton._activity_runner import ServerAccess, run_activity
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
-from baton._workflow_instance import handle_workflow_task
+from baton._workflow_instance import handle_query, handle_workflow_task
 from baton.activity import _Definition as _ActivityDefinition
 from baton.workflow import _Definition as _WorkflowDefinition
 from baton.workflow import _definitions
@@ -170,6 +170,17 @@ class App:
             answer = await asyncio.get_running_loop().run_in_executor(
                 self._workflow_pool,
                 lambda: ctx.run(handle_workflow_task, defn, req, determinism_checks=self._checks),
+            )
+            return Response.json(200, answer)
+        if kind == "query":
+            query = cast("dict[str, Any]", push)
+            qdefn = self._workflows.get(str(query["workflow_type"]))
+            if not isinstance(query.get("history"), list):
+                raise KeyError("history")
+            qctx = contextvars.copy_context()
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self._workflow_pool,
+                lambda: qctx.run(handle_query, qdefn, query, determinism_checks=self._checks),
             )
             return Response.json(200, answer)
         if kind == "activity_task":
