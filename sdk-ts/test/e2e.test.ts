@@ -2,11 +2,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CompleteAsyncError, Context } from "../src/activity.js";
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from "../src/client.js";
+import {
+  QueryNotRegisteredError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowQueryFailedError,
+} from "../src/client.js";
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
 import { createHandler } from "../src/index.js";
 import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
-import { condition, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
+import { condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -89,12 +95,28 @@ async function PurchaseOrder(): Promise<string> {
   return approved ? `approved by ${approver}` : "timed out";
 }
 
+const statusQuery = defineQuery<string, [string?]>("status");
+const brokenQuery = defineQuery<string>("broken");
+
+async function Approvable(): Promise<string> {
+  let approver: string | undefined;
+  setHandler(approveSignal, (who: string) => {
+    approver = who;
+  });
+  setHandler(statusQuery, (prefix?: string) => `${prefix ?? ""}${approver === undefined ? "waiting" : `approved by ${approver}`}`);
+  setHandler(brokenQuery, () => {
+    throw new Error("no status for you");
+  });
+  await condition(() => approver !== undefined);
+  return `approved by ${approver}`;
+}
+
 async function Nap(): Promise<string> {
   await sleep("1 day");
   return "rested";
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Nap };
+const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap };
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -189,6 +211,44 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     await waitForTimer(ignored);
     await env.skipTime("1 day");
     assert.equal(await ignored.result(), "timed out");
+  });
+
+  test("a status query before and after the approve signal and after completion; queries leave the history alone", async () => {
+    const handle = await env.client.workflow.start(Approvable, { workflowId: "ts-query", taskQueue: QUEUE });
+    const historyLength = async (): Promise<number> => (await handle.fetchHistory()).events.length;
+    await until("the first workflow task", async () => ((await historyLength()) >= 4 ? true : undefined));
+    const before = await historyLength();
+    assert.equal(await handle.query(statusQuery), "waiting");
+    assert.equal(await handle.query("status", "po: "), "po: waiting");
+    assert.equal(await historyLength(), before);
+
+    const unknown = await handle.query("nope").then(
+      () => assert.fail("an unknown query should fail"),
+      (e: unknown) => e,
+    );
+    assert.ok(unknown instanceof QueryNotRegisteredError, String(unknown));
+    assert.ok(unknown instanceof WorkflowQueryFailedError);
+    assert.equal(unknown.queryName, "nope");
+    assert.match(unknown.message, /Registered queries: \[broken status\]/);
+    const broken = await handle.query(brokenQuery).then(
+      () => assert.fail("a throwing query handler should fail"),
+      (e: unknown) => e,
+    );
+    assert.ok(broken instanceof WorkflowQueryFailedError, String(broken));
+    assert.ok(!(broken instanceof QueryNotRegisteredError));
+    assert.match(broken.message, /no status for you/);
+    assert.equal(await historyLength(), before);
+
+    await handle.signal(approveSignal, "ann");
+    assert.equal(await handle.query(statusQuery), "approved by ann");
+    assert.equal(await handle.result(), "approved by ann");
+    const closed = await historyLength();
+    assert.equal(await handle.query(statusQuery), "approved by ann");
+    assert.equal(await env.client.workflow.getHandle("ts-query").query(statusQuery, "done: "), "done: approved by ann");
+    assert.equal(await historyLength(), closed);
+    assert.equal((await handle.fetchHistory()).events.at(-1)?.event_type, "WorkflowExecutionCompleted");
+
+    await assert.rejects(env.client.workflow.getHandle("ts-no-such-workflow").query(statusQuery), WorkflowNotFoundError);
   });
 
   test("cancelling a run cancels its timer and the run ends CANCELED", async () => {
