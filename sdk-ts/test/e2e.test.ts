@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { CompleteAsyncError, Context } from "../src/activity.js";
 import {
   QueryNotRegisteredError,
+  ServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -249,6 +250,16 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     assert.equal((await handle.fetchHistory()).events.at(-1)?.event_type, "WorkflowExecutionCompleted");
 
     await assert.rejects(env.client.workflow.getHandle("ts-no-such-workflow").query(statusQuery), WorkflowNotFoundError);
+    // No endpoint serves the run's queue: 503, the client's generic ServiceError.
+    const orphan = await env.client.workflow.start(Approvable, { workflowId: "ts-query-orphan", taskQueue: "ts-no-endpoint" });
+    const unavailable = await orphan.query(statusQuery).then(
+      () => assert.fail("a query nobody can answer should fail"),
+      (e: unknown) => e,
+    );
+    assert.ok(unavailable instanceof ServiceError, String(unavailable));
+    assert.ok(!(unavailable instanceof WorkflowQueryFailedError));
+    assert.equal(unavailable.status, 503);
+    await orphan.terminate("done");
   });
 
   test("cancelling a run cancels its timer and the run ends CANCELED", async () => {

@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { HistoryEvent, QueryRequest } from "../src/common.js";
 import { handleQuery, type WorkflowFunction } from "../src/core/workflow_instance.js";
-import { condition, defineQuery, defineSignal, setHandler } from "../src/workflow.js";
+import { condition, defineQuery, defineSignal, setHandler, sleep } from "../src/workflow.js";
 
 const approve = defineSignal<[string]>("approve");
 const status = defineQuery<string, [boolean?]>("status");
 const broken = defineQuery<string>("broken");
 const later = defineQuery<Promise<string>>("later");
+const napping = defineQuery<string>("napping");
 
 async function Approval(request: string): Promise<string> {
   let approver: string | undefined;
@@ -22,6 +23,10 @@ async function Approval(request: string): Promise<string> {
     throw new Error("status unavailable");
   });
   setHandler(later, async () => "later");
+  setHandler(napping, () => {
+    void sleep("1 hour");
+    return "napping";
+  });
   await condition(() => approver !== undefined);
   return `approved by ${approver}`;
 }
@@ -75,7 +80,7 @@ test("an unknown query, a throwing handler and an asynchronous handler answer fa
   const unknown = await handleQuery(fn, query(completed, "nope"));
   assert.ok("failure" in unknown);
   assert.equal(unknown.failure.type, "QueryNotRegisteredError");
-  assert.match(unknown.failure.message, /did not register a handler for nope\. Registered queries: \[broken later status\]/);
+  assert.match(unknown.failure.message, /did not register a handler for nope\. Registered queries: \[broken later napping status\]/);
   const thrown = await handleQuery(fn, query(completed, "broken"));
   assert.ok("failure" in thrown);
   assert.equal(thrown.failure.message, "status unavailable");
@@ -83,6 +88,9 @@ test("an unknown query, a throwing handler and an asynchronous handler answer fa
   const asynchronous = await handleQuery(fn, query(completed, "later"));
   assert.ok("failure" in asynchronous);
   assert.match(asynchronous.failure.message, /must be synchronous/);
+  const commanding = await handleQuery(fn, query(started, "napping"));
+  assert.ok("failure" in commanding);
+  assert.match(commanding.failure.message, /issued a command/);
 });
 
 test("a query on an unregistered workflow type fails", async () => {

@@ -363,7 +363,16 @@ export class WorkflowInstance {
           },
         };
       }
+      const before = this.commands.length;
       const result = this.runSync(() => fn(...args));
+      if (this.commands.length !== before) {
+        return {
+          failure: {
+            message: `the handler of query ${name} issued a command (started an activity or a timer): query handlers must not change the workflow`,
+            type: "TypeError",
+          },
+        };
+      }
       if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
         (result as Promise<unknown>).then(undefined, () => undefined);
         return {
