@@ -37,6 +37,7 @@ from baton.exceptions import (
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
     WorkflowNotFoundError,
+    WorkflowQueryFailedError,
 )
 from baton.testing import AppServer, Replayer, WorkflowEnvironment, find_baton_binary
 from baton.workflow import ActivityCancellationType
@@ -550,6 +551,44 @@ async def test_purchase_order_approve_signal(approved: bool, outcome: str, clien
     assert types.count("WorkflowExecutionSignaled") == 1
     assert "TimerCanceled" in types
     await Replayer(workflows=[PurchaseOrderApproval]).replay_workflow(history)
+
+
+@pytest.mark.parametrize("queue", ["asgi", "lambda"])
+async def test_purchase_order_queries(queue: str, client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run, "po-q", id=f"po-query-{queue}", task_queue=queue
+    )
+    await wait_for_timer(handle)  # notified, now waiting for approval
+    before = (await handle.fetch_history()).events
+    assert await handle.query(PurchaseOrderApproval.get_status) == "awaiting approval"
+    assert await handle.query("get_decision") is None
+    with pytest.raises(WorkflowQueryFailedError) as failed:
+        await handle.query("get_total")
+    assert "get_total" in failed.value.message
+    assert "get_decision get_status" in failed.value.message
+    assert (await handle.fetch_history()).events == before  # queries write nothing
+
+    decision = Decision(approved=True, approver="ann@example.com", comment="ok")
+    await handle.signal(PurchaseOrderApproval.approve, decision)
+    assert await handle.query(PurchaseOrderApproval.get_decision) == decision
+    assert await handle.query(PurchaseOrderApproval.get_status) in ("submitting", "submitted")
+
+    assert await asyncio.wait_for(handle.result(), 20) == "submitted"
+    closed = (await handle.fetch_history()).events
+    assert await handle.query(PurchaseOrderApproval.get_status) == "submitted"
+    assert await handle.query(PurchaseOrderApproval.get_decision) == decision
+    assert await handle.query("get_decision", result_type=dict) == {
+        "approved": True,
+        "approver": "ann@example.com",
+        "comment": "ok",
+    }
+    assert (await handle.fetch_history()).events == closed
+    await Replayer(workflows=[PurchaseOrderApproval]).replay_workflow(await handle.fetch_history())
+
+
+async def test_query_of_an_unknown_workflow(client: Any) -> None:
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_workflow_handle("po-no-such-run").query("get_status")
 
 
 async def test_a_retried_signal_is_recorded_once(client: Any) -> None:

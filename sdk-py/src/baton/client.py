@@ -33,6 +33,7 @@ from baton.exceptions import (
     WorkflowContinuedAsNewError,
     WorkflowFailureError,
     WorkflowNotFoundError,
+    WorkflowQueryFailedError,
 )
 from baton.workflow import _Definition
 
@@ -193,7 +194,10 @@ class Client:
             except ValueError:
                 pass
             raise RPCError(
-                f"{method} {path}: {resp.status} {detail}", status=resp.status, code=code
+                f"{method} {path}: {resp.status} {detail}",
+                status=resp.status,
+                code=code,
+                detail=detail,
             )
         return resp
 
@@ -636,9 +640,45 @@ class WorkflowHandle(Generic[_R]):
             body["request_id"] = request_id
         await self._run_call("signal", f"/signal/{quote(name, safe='')}", body)
 
-    async def query(self, query: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> Any:
-        del query, arg, args
-        raise NotSupportedError(f"query {_ISSUE_4}")
+    async def query(
+        self,
+        query: str | Callable[..., Any],
+        arg: Any = _NO_ARG,
+        *,
+        args: Sequence[Any] = (),
+        result_type: Any = None,
+    ) -> Any:
+        """Asks the run (the latest one unless the handle names a run) a
+        query (a name or a ``@workflow.query`` method) and returns the
+        answer, decoded by the method's return type (or ``result_type``).
+        Works for closed runs too; nothing is recorded. Raises
+        :class:`WorkflowQueryFailedError` when the handler answered a
+        failure (an unknown query, bad arguments, an error it raised),
+        :class:`WorkflowNotFoundError`, or :class:`RPCError` (``503``: the
+        endpoint did not answer)."""
+        name, ret = _query_name(query)
+        if arg is not _NO_ARG:
+            if args:
+                raise ValueError("pass either one positional arg or args=[...], not both")
+            args = [arg]
+        body: dict[str, Any] = {"args": [to_json(a) for a in args]}
+        if self.run_id:
+            body["run_id"] = self.run_id
+        path = f"/workflows/{quote(self.id, safe='')}/query/{quote(name, safe='')}"
+        try:
+            resp = await self._client._call("POST", path, body)
+        except RPCError as err:
+            if err.status == 404:
+                raise WorkflowNotFoundError(
+                    f"query: workflow {self.id!r} not found",
+                    workflow_id=self.id,
+                    run_id=self.run_id,
+                ) from err
+            if err.status == 400 and err.code == "query_failed":
+                raise WorkflowQueryFailedError(err.detail or str(err)) from err
+            raise
+        data = resp.json_object()
+        return from_json(data.get("result"), result_type if result_type is not None else ret)
 
     async def execute_update(
         self, update: Any, arg: Any = None, *, args: Sequence[Any] = ()
@@ -668,6 +708,17 @@ def _signal_name(signal: str | Callable[..., Any]) -> str:
     if not isinstance(name, str):
         raise TypeError(f"{signal!r} is not a named @workflow.signal handler; pass its name")
     return name
+
+
+def _query_name(query: str | Callable[..., Any]) -> tuple[str, Any]:
+    """The query's name and the return type its answer is decoded by."""
+    if isinstance(query, str):
+        return query, None
+    defn = getattr(query, "__baton_query__", None)
+    name = getattr(defn, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{query!r} is not a named @workflow.query handler; pass its name")
+    return name, getattr(defn, "ret_type", None)
 
 
 class AsyncActivityHandle:

@@ -303,10 +303,20 @@ class RPCError(BatonError):
     HTTP status, ``code`` the stable problem code (``not_found``,
     ``already_exists``, ``conflict``, ``invalid_argument``, …)."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, code: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.detail = detail
+
+
+class WorkflowQueryFailedError(BatonError):
+    """The workflow's query handler answered with a failure: an unknown
+    query name (the message lists the known ones), arguments it could not
+    decode, or an error the handler raised (the server's ``400
+    query_failed``). ``message`` is the failure's message."""
 
 
 class NotSupportedError(BatonError):
