@@ -140,7 +140,7 @@ export const log = {
   error: logAt("error"),
 };
 
-// ---- not supported by this server yet (protocol.md §13, issue 4) ----
+// ---- signals and queries; the rest is not supported by this server yet (protocol.md §13, issue 4) ----
 
 function unsupported(feature: string): never {
   throw new NotSupportedError(feature);
