@@ -286,7 +286,9 @@ async def test_garbage_and_unknown_types_are_400_after_verification() -> None:
     app = make_app()
     body = b"not json"
     assert (await both(app, "POST", signed(body), body))[0] == 400
-    body = json.dumps({"type": "query"}).encode()
+    body = json.dumps({"type": "update"}).encode()
+    assert (await both(app, "POST", signed(body), body))[0] == 400
+    body = json.dumps({"type": "query"}).encode()  # no workflow type, no history
     assert (await both(app, "POST", signed(body), body))[0] == 400
     status, _, _ = await call_asgi(app, "PUT", {}, b"")
     assert status == 405

@@ -239,7 +239,10 @@ def signal(
 def query(
     fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
 ) -> Any:
-    """Marks a query handler (answered when the server pushes queries, issue 4)."""
+    """Marks a query handler: a plain (not ``async``) method that answers
+    from the workflow's state after replay and must not change it or issue
+    commands; ``dynamic=True`` receives every query without a handler of
+    its own, with the name as first argument."""
     return _named(
         "__baton_query__",
         fn,
