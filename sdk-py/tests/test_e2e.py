@@ -591,6 +591,17 @@ async def test_query_of_an_unknown_workflow(client: Any) -> None:
         await client.get_workflow_handle("po-no-such-run").query("get_status")
 
 
+async def test_query_without_an_endpoint_is_unavailable(client: Any) -> None:
+    handle = await client.start_workflow(
+        PurchaseOrderApproval.run, "po-x", id="po-query-nowhere", task_queue="nowhere"
+    )
+    with pytest.raises(RPCError) as err:
+        await handle.query(PurchaseOrderApproval.get_status)
+    assert err.value.status == 503
+    assert not isinstance(err.value, WorkflowNotFoundError)
+    await handle.terminate(reason="test done")
+
+
 async def test_a_retried_signal_is_recorded_once(client: Any) -> None:
     handle = await client.start_workflow(
         PurchaseOrderApproval.run, "po-8", id="po-dedupe", task_queue="asgi"
