@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from baton import App, workflow
 from baton._workflow_instance import handle_query
@@ -179,3 +182,11 @@ async def test_the_app_answers_a_signed_query_push() -> None:
     response = await app.handle("POST", signed(body, SECRET), body)
     assert response.status == 200
     assert json.loads(response.body) == {"result": "awaiting approval"}
+
+
+def test_a_query_logs_no_dropped_signal(caplog: pytest.LogCaptureFixture) -> None:
+    server = approval_waiting()
+    server.signal("unknown_signal", 1)
+    with caplog.at_level(logging.WARNING, logger="baton.workflow"):
+        assert query(server, "get_status") == {"result": "awaiting approval"}
+    assert not caplog.records

@@ -251,6 +251,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._main: asyncio.Task[Any] | None = None
         self._closed_by: _Command | None = None
         self._replaying = False
+        self._querying = False
         self._patches: dict[str, bool] = {}
         self._lookahead_patches: set[str] = set()
         self._start_args: list[Any] | None = None
@@ -326,6 +327,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         NonDeterminismError or WorkflowTaskFailure (replay failed),
         QueryError (no such handler, bad arguments, an async handler or one
         that issued commands) or whatever the handler raised."""
+        self._querying = True  # the logs were written when the tasks ran
         try:
             self._replay(query=True)
             q = self._defn.queries.get(name) or self._defn.queries.get(None)
@@ -583,7 +585,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         dropped (there is no ``set_signal_handler`` to buffer them for)."""
         sig = self._defn.signals.get(name) or self._defn.signals.get(None)
         if sig is None:
-            if not self._replaying:
+            if not self._replaying and not self._querying:
                 log.warning(
                     "signal %r has no handler in workflow %s; dropped", name, self._defn.name
                 )
@@ -591,7 +593,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         try:
             args = decode_args(raw, sig.arg_types)
         except (TypeError, ValueError, KeyError) as err:
-            if not self._replaying:
+            if not self._replaying and not self._querying:
                 log.warning(
                     "cannot decode the input of signal %r in workflow %s: %s; dropped",
                     name,
