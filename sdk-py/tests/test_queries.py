@@ -190,3 +190,38 @@ def test_a_query_logs_no_dropped_signal(caplog: pytest.LogCaptureFixture) -> Non
     with caplog.at_level(logging.WARNING, logger="baton.workflow"):
         assert query(server, "get_status") == {"result": "awaiting approval"}
     assert not caplog.records
+
+
+def test_a_literal_push_with_a_signal_after_the_last_task() -> None:
+    def event(eid: int, event_type: str, **attributes: Any) -> dict[str, Any]:
+        return {
+            "event_id": eid,
+            "event_time": f"2025-01-01T00:00:0{eid}Z",
+            "event_type": event_type,
+            "attributes": attributes,
+        }
+
+    push = {
+        "type": "query",
+        "namespace": "default",
+        "workflow_id": "c-1",
+        "run_id": "run-c-1",
+        "workflow_type": "Counter",
+        "task_queue": "q",
+        "query_name": "times",
+        "query_args": [10],
+        "history": [
+            event(1, "WorkflowExecutionStarted", input=[], workflow_task_timeout="10s"),
+            event(2, "WorkflowTaskScheduled"),
+            event(3, "WorkflowTaskStarted", scheduled_event_id=2),
+            event(4, "WorkflowTaskCompleted", scheduled_event_id=2, started_event_id=3),
+            event(5, "WorkflowExecutionSignaled", signal_name="add", input=[4]),
+            event(6, "WorkflowTaskScheduled"),
+        ],
+        "history_length": 6,
+    }
+    assert handle_query(_Definition.of(Counter), push) == {"result": 40}
+    del push["query_args"]
+    push["query_name"] = "missing"
+    # Counter has a dynamic handler: it takes every other name.
+    assert handle_query(_Definition.of(Counter), push) == {"result": "missing:0"}
