@@ -9,15 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{spawn_handler, spawn_server, Db};
+use common::{closing_event, spawn_handler, spawn_server, Db};
 use serde_json::{json, Value};
-
-fn closing_event<'a>(history: &'a [Value], event_type: &str) -> &'a Value {
-    history
-        .iter()
-        .find(|e| e["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("no {event_type} in {history:#?}"))
-}
 
 /// `baton dev --time-skipping`: a 7-day durable timer fires as soon as the
 /// clock is skipped to it; without the flag the dev routes do not exist.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{event_types, sequential_workflow, spawn_handler, spawn_server, Db};
+use common::{closing_event, event_types, sequential_workflow, spawn_handler, spawn_server, Db};
 use serde_json::{json, Value};
 
 macro_rules! on_both_databases {
@@ -63,13 +63,6 @@ fn activity_result(request: &Value) -> (StatusCode, Value) {
         StatusCode::OK,
         json!({"result": {"activity": request["activity_type"], "attempt": request["attempt"]}}),
     )
-}
-
-fn closing_event<'a>(history: &'a [Value], event_type: &str) -> &'a Value {
-    history
-        .iter()
-        .find(|e| e["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("no {event_type} in {history:#?}"))
 }
 
 async fn three_activities_run_in_order_and_complete(db: Db) {

@@ -335,6 +335,14 @@ impl Api {
     }
 }
 
+/// The first event of `event_type` in a history; panics if there is none.
+pub fn closing_event<'a>(history: &'a [Value], event_type: &str) -> &'a Value {
+    history
+        .iter()
+        .find(|e| e["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("no {event_type} in {history:#?}"))
+}
+
 /// The event types of a history, in order.
 pub fn event_types(history: &[Value]) -> Vec<String> {
     history
