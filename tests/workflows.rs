@@ -361,34 +361,7 @@ async fn heartbeat_details_survive_into_the_next_attempt(db: Db) {
 
 async fn activity_completes_asynchronously_by_task_token(db: Db) {
     let server = spawn_server(db).await;
-    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = tokens.clone();
-    let handler = spawn_handler(move |req: Value| {
-        let seen = seen.clone();
-        async move {
-            if req["type"] == "workflow_task" {
-                let options = json!({"start_to_close_timeout": "1h"});
-                return (
-                    StatusCode::OK,
-                    sequential_workflow(&req, &[("approve", options)]),
-                );
-            }
-            seen.lock()
-                .unwrap()
-                .push(req["task_token"].as_str().unwrap().to_owned());
-            (StatusCode::ACCEPTED, json!({}))
-        }
-    })
-    .await;
-    server.api.register("q", &handler.url).await;
-    server.api.start("async", "Approve", "q", json!({})).await;
-    assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            !tokens.lock().unwrap().is_empty()
-        })
-        .await
-    );
-    let token = tokens.lock().unwrap()[0].clone();
+    let token = started_async_activity(&server, "async", "Approve").await;
     let path = "/api/v1/namespaces/default/activities/complete";
     let heartbeat = "/api/v1/namespaces/default/activities/heartbeat";
     let (status, _) = server
@@ -525,33 +498,7 @@ async fn workflow_task_timeout_is_recorded_and_retried(db: Db) {
 
 async fn terminate_closes_the_run_and_refuses_late_results(db: Db) {
     let server = spawn_server(db).await;
-    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = tokens.clone();
-    let handler = spawn_handler(move |req: Value| {
-        let seen = seen.clone();
-        async move {
-            if req["type"] == "workflow_task" {
-                let options = json!({"start_to_close_timeout": "1h"});
-                return (
-                    StatusCode::OK,
-                    sequential_workflow(&req, &[("wait", options)]),
-                );
-            }
-            seen.lock()
-                .unwrap()
-                .push(req["task_token"].as_str().unwrap().to_owned());
-            (StatusCode::ACCEPTED, json!({}))
-        }
-    })
-    .await;
-    server.api.register("q", &handler.url).await;
-    server.api.start("doomed", "Doomed", "q", json!({})).await;
-    assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            !tokens.lock().unwrap().is_empty()
-        })
-        .await
-    );
+    let token = started_async_activity(&server, "doomed", "Doomed").await;
     let (status, body) = server
         .api
         .post(
@@ -562,7 +509,6 @@ async fn terminate_closes_the_run_and_refuses_late_results(db: Db) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let result = server.api.result("doomed").await;
     assert_eq!(result["status"], "TERMINATED");
-    let token = tokens.lock().unwrap()[0].clone();
     let (status, _) = server
         .api
         .post(
@@ -1072,4 +1018,44 @@ async fn queries_answer_from_history_and_write_nothing(db: Db) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "unavailable");
     server.stop().await;
+}
+
+/// Starts a one-activity workflow whose activity answers 202 (it will
+/// complete asynchronously) and returns that activity's task token.
+async fn started_async_activity(
+    server: &common::TestServer,
+    workflow_id: &str,
+    workflow_type: &str,
+) -> String {
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = tokens.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let seen = seen.clone();
+        async move {
+            if req["type"] == "workflow_task" {
+                let options = json!({"start_to_close_timeout": "1h"});
+                return (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("wait", options)]),
+                );
+            }
+            seen.lock()
+                .unwrap()
+                .push(req["task_token"].as_str().unwrap().to_owned());
+            (StatusCode::ACCEPTED, json!({}))
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server
+        .api
+        .start(workflow_id, workflow_type, "q", json!({}))
+        .await;
+    let pushed = common::eventually(Duration::from_secs(10), || async {
+        !tokens.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(pushed, "the activity was pushed");
+    let token = tokens.lock().unwrap()[0].clone();
+    token
 }
