@@ -51,6 +51,7 @@ export class Context {
   private readonly throttleMs: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private warned = false;
+  private workflowCancelled = false;
 
   constructor(
     public readonly info: Info,
@@ -122,7 +123,10 @@ export class Context {
     this.lastSent = Date.now();
     try {
       const r = await this.sender(p.details);
-      if (r.cancelRequested) this.abort(new CancelledFailure("activity cancellation requested"));
+      if (r.cancelRequested) {
+        this.workflowCancelled = true;
+        this.abort(new CancelledFailure("activity cancellation requested"));
+      }
       else if (r.gone) this.abort(new CancelledFailure("activity attempt is over (heartbeat refused)"));
     } catch (err) {
       console.warn("[baton.activity] heartbeat failed", err);
@@ -131,6 +135,11 @@ export class Context {
       this.inflight = undefined;
       if (this.pending !== undefined) this.schedule();
     }
+  }
+
+  /** True once a heartbeat answer said the workflow asked to cancel this activity. */
+  get cancellationRequested(): boolean {
+    return this.workflowCancelled;
   }
 
   /** Ends the attempt's background work. */

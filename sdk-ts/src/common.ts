@@ -308,7 +308,13 @@ export interface ActivityOptions {
   retry?: RetryPolicy;
   /** An explicit activity id; by default the n-th activity of the run is `"n"`. */
   activityId?: string;
-  /** Accepted for source compatibility; activity cancellation needs CancellationScope (not yet). */
+  /**
+   * What cancelling the activity's scope does (Temporal's meanings):
+   * TRY_CANCEL (default) requests cancellation and rejects at once;
+   * WAIT_CANCELLATION_COMPLETED requests it and waits for the activity to
+   * acknowledge (or finish anyway); ABANDON rejects at once without telling
+   * the server.
+   */
   cancellationType?: ActivityCancellationType;
 }
 

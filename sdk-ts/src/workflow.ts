@@ -9,7 +9,10 @@ import {
   NotSupportedError,
   msToNumber,
 } from "./common.js";
+import { CancellationScope } from "./core/cancellation_scope.js";
 import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core/workflow_instance.js";
+
+export { CancellationScope, type CancellationScopeOptions } from "./core/cancellation_scope.js";
 
 export {
   ActivityCancellationType,
@@ -58,17 +61,22 @@ export function executeActivity<R = unknown>(activityType: string, options: Acti
   return currentInstance("executeActivity").scheduleActivity(activityType, args, options) as Promise<R>;
 }
 
-/** A durable timer: `await sleep('7 days')`. */
+/**
+ * A durable timer: `await sleep('7 days')`. Cancelling its
+ * {@link CancellationScope} cancels the timer and rejects with a
+ * `CancelledFailure`.
+ */
 export function sleep(duration: Duration): Promise<void> {
   const inst = currentInstance("sleep");
   if (msToNumber(duration) <= 0) return Promise.resolve();
-  return inst.startTimer(duration).promise;
+  return inst.startTimer(duration);
 }
 
 /**
  * Waits until `fn()` is true (re-checked whenever the workflow is idle).
- * With a timeout, resolves `false` if it ran out first (a durable timer,
- * cancelled when the condition wins).
+ * With a timeout, resolves `false` if it ran out first (a durable timer in
+ * a scope of its own, cancelled when the condition wins). Rejects if the
+ * current scope is cancelled first.
  */
 export function condition(fn: () => boolean): Promise<void>;
 export function condition(fn: () => boolean, timeout: Duration): Promise<boolean>;
@@ -79,11 +87,14 @@ export async function condition(fn: () => boolean, timeout?: Duration): Promise<
     return;
   }
   if (fn()) return true;
-  const timer = inst.startTimer(timeout);
-  const cond = inst.condition(fn);
-  const winner = await Promise.race([cond.then(() => true), timer.promise.then(() => false)]);
-  if (winner) timer.cancel();
-  return winner;
+  const scope = new CancellationScope();
+  return scope.run(async () => {
+    try {
+      return await Promise.race([sleep(timeout).then(() => false), inst.condition(fn).then(() => true)]);
+    } finally {
+      scope.cancel();
+    }
+  });
 }
 
 /** Branches on a code change: true for runs that reach this point with the new code (records a `core_patch` marker). */
@@ -200,14 +211,3 @@ export function executeChild(..._args: unknown[]): never {
 export function getExternalWorkflowHandle(..._args: unknown[]): never {
   return unsupported("external workflow handles");
 }
-export const CancellationScope = {
-  cancellable(): never {
-    return unsupported("CancellationScope");
-  },
-  nonCancellable(): never {
-    return unsupported("CancellationScope");
-  },
-  withTimeout(): never {
-    return unsupported("CancellationScope");
-  },
-};

@@ -13,7 +13,17 @@ import {
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
 import { createHandler } from "../src/index.js";
 import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
-import { condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+} from "../src/workflow.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -26,7 +36,10 @@ try {
   binary = undefined;
 }
 
-const calls = { flaky: 0, declined: 0 };
+const calls = { flaky: 0, declined: 0, cleanup: 0 };
+/** How each `patient` activity ended, by workflow id. */
+const patientEnds = new Map<string, string>();
+const patientRunning = new Set<string>();
 let approvalToken: string | undefined;
 
 const activities = {
@@ -53,6 +66,25 @@ const activities = {
       throw new Error("crashed after heartbeating");
     }
     return { attempt: ctx.info.attempt, resumedFrom: ctx.info.heartbeatDetails };
+  },
+  /** Heartbeats until the workflow cancels it (or its attempt is over). */
+  async patient(): Promise<string> {
+    const ctx = Context.current();
+    const wid = ctx.info.workflowExecution.workflowId;
+    patientRunning.add(wid);
+    try {
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(50);
+      }
+    } catch (err) {
+      patientEnds.set(wid, ctx.cancellationRequested ? "cancel requested" : "attempt over");
+      throw err;
+    }
+  },
+  async cleanup(): Promise<string> {
+    calls.cleanup++;
+    return "cleaned up";
   },
 };
 
@@ -117,7 +149,51 @@ async function Nap(): Promise<string> {
   return "rested";
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap };
+const stopSignal = defineSignal("stop");
+
+/** Runs `patient` in a scope and cancels the scope when signalled. */
+async function CancelPatient(type: keyof typeof ActivityCancellationType): Promise<string> {
+  const { patient } = proxyActivities<typeof activities>({
+    startToCloseTimeout: "1m",
+    heartbeatTimeout: "4s",
+    cancellationType: ActivityCancellationType[type],
+  });
+  let stop = false;
+  setHandler(stopSignal, () => {
+    stop = true;
+  });
+  const scope = new CancellationScope();
+  const running = scope.run(() => patient());
+  await condition(() => stop);
+  scope.cancel();
+  return running.then(
+    () => "completed",
+    (err: unknown) => (isCancellation(err) ? "cancelled" : `failed: ${String(err)}`),
+  );
+}
+
+/** An activity that never answers (202), given a day. */
+async function Deadline(): Promise<string> {
+  try {
+    return await CancellationScope.withTimeout("1 day", () => retrying.approval("never"));
+  } catch (err) {
+    if (isCancellation(err)) return "gave up after a day";
+    throw err;
+  }
+}
+
+/** A cleanup activity that runs even though the workflow was cancelled. */
+async function CleanNap(): Promise<string> {
+  try {
+    await sleep("1 day");
+    return "rested";
+  } catch (err) {
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => retrying.cleanup());
+    throw err;
+  }
+}
+
+const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -262,8 +338,9 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     await orphan.terminate("done");
   });
 
-  test("cancelling a run cancels its timer and the run ends CANCELED", async () => {
-    const handle = await env.client.workflow.start(Nap, { workflowId: "ts-nap", taskQueue: QUEUE });
+  /** Starts `workflow`, cancels the run once its timer is pending, and returns the event types of the CANCELED run. */
+  async function cancelDuringTimer(workflow: () => Promise<string>, workflowId: string): Promise<string[]> {
+    const handle = await env.client.workflow.start(workflow, { workflowId, taskQueue: QUEUE });
     await until("the nap's timer", async () => ((await handle.describe()).pending.pending_timers as unknown[]).length > 0 || undefined);
     await handle.cancel();
     const err = await handle.result().then(
@@ -272,7 +349,11 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     );
     assert.ok(err instanceof WorkflowFailedError);
     assert.equal(err.status, "CANCELED");
-    const types = (await handle.fetchHistory()).events.map((e) => e.event_type);
+    return (await handle.fetchHistory()).events.map((e) => e.event_type);
+  }
+
+  test("cancelling a run cancels its timer and the run ends CANCELED", async () => {
+    const types = await cancelDuringTimer(Nap, "ts-nap");
     assert.ok(types.includes("TimerCanceled"), types.join(", "));
     assert.equal(types.at(-1), "WorkflowExecutionCanceled");
   });
@@ -286,5 +367,53 @@ describe("end to end against baton dev", { skip: binary === undefined ? "no bato
     assert.ok(err.cause instanceof ApplicationFailure);
     assert.equal(err.cause.type, "Rejected");
     assert.equal(err.cause.message, "order rejected");
+  });
+
+  test("activity cancellation types: TRY_CANCEL and ABANDON go on at once, WAIT_CANCELLATION_COMPLETED waits for the acknowledgement", async () => {
+    const types = ["TRY_CANCEL", "WAIT_CANCELLATION_COMPLETED", "ABANDON"] as const;
+    const handles = await Promise.all(
+      types.map((type) => env.client.workflow.start(CancelPatient, { workflowId: `ts-cancel-${type}`, taskQueue: QUEUE, args: [type] })),
+    );
+    await until("the activities to run", async () => (types.every((t) => patientRunning.has(`ts-cancel-${t}`)) ? true : undefined));
+    await Promise.all(handles.map((h) => h.signal(stopSignal)));
+    const eventTypes = async (h: (typeof handles)[number]): Promise<string[]> => (await h.fetchHistory()).events.map((e) => e.event_type);
+    for (const [i, type] of types.entries()) {
+      const handle = handles[i]!;
+      assert.equal(await handle.result(), "cancelled", type);
+      const events = await eventTypes(handle);
+      const requested = events.indexOf("ActivityTaskCancelRequested");
+      const closed = events.indexOf("WorkflowExecutionCompleted");
+      if (type === "ABANDON") assert.equal(requested, -1, events.join(", "));
+      else assert.ok(requested > 0 && requested < closed, events.join(", "));
+      if (type === "WAIT_CANCELLATION_COMPLETED") {
+        // The activity saw the request in a heartbeat answer and acknowledged it before the workflow went on.
+        assert.equal(patientEnds.get(`ts-cancel-${type}`), "cancel requested");
+        const canceled = events.indexOf("ActivityTaskCanceled");
+        assert.ok(canceled > requested && canceled < closed, events.join(", "));
+      } else {
+        assert.equal(events.indexOf("ActivityTaskCanceled"), -1, events.join(", "));
+      }
+    }
+    // The others' attempts end when their next heartbeat is refused (the run closed).
+    await until("the abandoned activities to stop", async () => (patientEnds.size === 3 ? true : undefined), 20_000);
+  });
+
+  test("withTimeout: a day later the scope cancels the activity that never answered", async () => {
+    const handle = await env.client.workflow.start(Deadline, { workflowId: "ts-deadline", taskQueue: QUEUE });
+    await until("the activity and the scope's timer", async () => {
+      const d = await handle.describe();
+      return (d.pending.pending_timers as unknown[]).length > 0 && (d.pending.pending_activities as unknown[]).length > 0 ? true : undefined;
+    });
+    await env.skipTime("1 day");
+    assert.equal(await handle.result(), "gave up after a day");
+    const events = (await handle.fetchHistory()).events.map((e) => e.event_type);
+    assert.ok(events.includes("TimerFired") && events.includes("ActivityTaskCancelRequested"), events.join(", "));
+  });
+
+  test("nonCancellable: cleanup runs after the workflow is cancelled and the run ends CANCELED", async () => {
+    const events = await cancelDuringTimer(CleanNap, "ts-clean-nap");
+    assert.equal(calls.cleanup, 1);
+    const completed = events.indexOf("ActivityTaskCompleted");
+    assert.ok(events.indexOf("TimerCanceled") < completed && completed < events.indexOf("WorkflowExecutionCanceled"), events.join(", "));
   });
 });

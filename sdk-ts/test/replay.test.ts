@@ -189,7 +189,7 @@ test("code that is not workflow code sees the real clock while an activation run
   assert.ok(Math.abs(seen[0]! - Date.now()) < 5_000, "a foreign callback saw the workflow's time");
 });
 
-test("a cancellation request cancels the pending timer and activity; a workflow that lets it propagate is cancelled", async () => {
+test("a cancellation request cancels the pending activity and timer (in the order they started); a workflow that lets it propagate is cancelled", async () => {
   const { sleep, proxyActivities, isCancellation } = await import("../src/workflow.js");
   const { charge } = proxyActivities<{ charge(): Promise<string> }>({ startToCloseTimeout: "10s" });
   let caught = false;
@@ -220,8 +220,8 @@ test("a cancellation request cancels the pending timer and activity; a workflow 
   const answer = await handleWorkflowTask(wf, task(events, "Cancellable"));
   assert.deepEqual(answer, {
     commands: [
-      { command_type: "CancelTimer", attributes: { timer_id: "1" } },
       { command_type: "RequestCancelActivityTask", attributes: { activity_id: "1" } },
+      { command_type: "CancelTimer", attributes: { timer_id: "1" } },
       { command_type: "CancelWorkflowExecution", attributes: {} },
     ],
   });

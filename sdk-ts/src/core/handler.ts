@@ -5,6 +5,7 @@
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
   type ActivityTaskRequest,
+  CancelledFailure,
   type QueryRequest,
   TimeoutFailure,
   type WorkflowTaskRequest,
@@ -150,6 +151,11 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
     return json(200, { result: result === undefined ? null : result });
   } catch (err) {
     if (err instanceof CompleteAsyncError) return new Response(null, { status: 202 });
+    // Acknowledge a cancellation the workflow asked for (protocol.md §6.4);
+    // the server refuses `canceled` without a request, so anything else is a failure.
+    if (err instanceof CancelledFailure && ctx.cancellationRequested) {
+      return json(200, { canceled: { details: err.details.length > 0 ? err.details : null } });
+    }
     return json(200, { failure: errorToFailure(err) });
   } finally {
     try {

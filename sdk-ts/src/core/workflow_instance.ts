@@ -26,6 +26,7 @@
  */
 
 import {
+  ActivityCancellationType,
   type ActivityOptions,
   ActivityFailure,
   ApplicationFailure,
@@ -51,6 +52,7 @@ import {
   retryPolicyToWire,
 } from "../common.js";
 import { newStorage } from "./als.js";
+import { CancellationScope, setScopeHost } from "./cancellation_scope.js";
 
 export const PATCH_MARKER_NAME = "core_patch";
 
@@ -110,6 +112,7 @@ interface PendingCommand {
 interface ActivityState {
   activityId: string;
   activityType: string;
+  cancellationType: ActivityCancellationType;
   scheduledEventId: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -251,6 +254,11 @@ function restoreDeterminism(): void {
   Math.random = realRandom;
 }
 
+setScopeHost({
+  rootScope: () => currentInstance("CancellationScope.current").rootScope,
+  sleep: (ms) => currentInstance("sleep").startTimer(ms),
+});
+
 const drainTurn: () => Promise<void> =
   typeof setImmediate === "function"
     ? () => new Promise((r) => setImmediate(r))
@@ -276,6 +284,8 @@ function deferred<T>(): Deferred<T> {
 
 export class WorkflowInstance {
   nowMs = 0;
+  /** The scope the workflow function runs in; cancelled when the run is asked to cancel. */
+  readonly rootScope = CancellationScope.root();
   replaying = true;
   readonly random: () => number;
   readonly info: WorkflowInfo;
@@ -283,7 +293,6 @@ export class WorkflowInstance {
   private unmatched: PendingCommand[] = [];
   private activitySeq = 0;
   private timerSeq = 0;
-  private activitiesById = new Map<string, ActivityState>();
   private activitiesByEvent = new Map<number, ActivityState>();
   private timers = new Map<string, TimerState>();
   private conditions: { fn: () => boolean; d: Deferred<boolean> }[] = [];
@@ -550,7 +559,7 @@ export class WorkflowInstance {
   private apply(e: HistoryEvent): void {
     const a = rec(e.attributes);
     if (e.event_type === "WorkflowExecutionCancelRequested") {
-      this.requestCancel(String(a.reason ?? "workflow cancellation requested"));
+      this.requestCancel(typeof a.cause === "string" && a.cause !== "" ? a.cause : "Workflow cancelled");
       return;
     }
     if (e.event_type === "WorkflowExecutionSignaled") {
@@ -683,38 +692,37 @@ export class WorkflowInstance {
     }
   }
 
-  // ---- cancellation (the root scope only: CancellationScope is not supported yet) ----
+  // ---- cancellation ----
 
   /**
-   * A cancellation request cancels what the workflow is waiting on, as
-   * cancelling Temporal's root scope does: pending timers are cancelled,
-   * pending activities get RequestCancelActivityTask (TRY_CANCEL), and their
-   * promises reject with a cancellation. A workflow that lets it propagate
-   * ends with CancelWorkflowExecution.
+   * A cancellation request cancels the root scope, as in Temporal: what the
+   * workflow waits on in cancellable scopes is cancelled (timers get
+   * CancelTimer, activities a cancellation per their cancellationType) and
+   * rejects with a cancellation. A workflow that lets it propagate ends with
+   * CancelWorkflowExecution.
    */
   private requestCancel(reason: string): void {
     if (this.cancelRequested) return;
     this.cancelRequested = true;
-    for (const timer of this.timers.values()) {
-      if (timer.fired || timer.cancelled) continue;
-      this.cancelTimer(timer);
-      timer.reject(new CancelledFailure(reason));
-    }
-    for (const act of this.activitiesById.values()) {
-      if (act.done) continue;
-      act.done = true;
-      const idx = this.commands.findIndex((c) => c.activity === act && c.command.command_type === "ScheduleActivityTask");
-      if (idx >= 0) this.commands.splice(idx, 1);
-      else this.commands.push({ command: { command_type: "RequestCancelActivityTask", attributes: { activity_id: act.activityId } }, activity: act });
-      act.reject(new ActivityFailure("Activity cancelled", act.activityType, act.activityId, "CANCEL_REQUESTED", new CancelledFailure(reason)));
-    }
-    for (const c of this.conditions) c.d.reject(new CancelledFailure(reason));
-    this.conditions = [];
+    this.rootScope.receive(new CancelledFailure(reason));
   }
 
-  /** True once the run was asked to cancel. */
-  get isCancelRequested(): boolean {
-    return this.cancelRequested;
+  /** An activity's scope was cancelled: Temporal's ActivityCancellationType decides what happens. */
+  private cancelActivity(act: ActivityState, err: CancelledFailure): void {
+    if (act.done) return;
+    const cancelled = (): ActivityFailure =>
+      new ActivityFailure("Activity cancelled", act.activityType, act.activityId, "CANCEL_REQUESTED", new CancelledFailure(err.message));
+    const idx = this.commands.findIndex((c) => c.activity === act && c.command.command_type === "ScheduleActivityTask");
+    if (idx >= 0) {
+      // Not sent yet: it is never scheduled.
+      this.commands.splice(idx, 1);
+    } else if (act.cancellationType !== ActivityCancellationType.ABANDON) {
+      this.commands.push({ command: { command_type: "RequestCancelActivityTask", attributes: { activity_id: act.activityId } }, activity: act });
+      // WAIT_CANCELLATION_COMPLETED: the promise settles with the activity's outcome (ActivityTaskCanceled, or a result).
+      if (act.cancellationType === ActivityCancellationType.WAIT_CANCELLATION_COMPLETED) return;
+    }
+    act.done = true;
+    act.reject(cancelled());
   }
 
   // ---- signals ----
@@ -753,11 +761,21 @@ export class WorkflowInstance {
 
   // ---- the workflow APIs ----
 
+  /**
+   * Schedules an activity in the current cancellation scope. In a scope
+   * that is already cancelled it rejects at once and nothing is scheduled.
+   */
   scheduleActivity(activityType: string, args: unknown[], options: ActivityOptions): Promise<unknown> {
     if (options.startToCloseTimeout === undefined && options.scheduleToCloseTimeout === undefined) {
       throw new TypeError("activity options need startToCloseTimeout or scheduleToCloseTimeout");
     }
     this.activitySeq++;
+    const d = deferred<unknown>();
+    const scope = CancellationScope.current();
+    if (scope.consideredCancelled) {
+      scope.onCancel(d.reject);
+      return d.promise;
+    }
     const activityId = options.activityId ?? String(this.activitySeq);
     const attributes: Record<string, unknown> = { activity_id: activityId, activity_type: activityType };
     if (options.taskQueue !== undefined) attributes.task_queue = options.taskQueue;
@@ -767,29 +785,47 @@ export class WorkflowInstance {
     if (options.startToCloseTimeout !== undefined) attributes.start_to_close_timeout = formatDuration(options.startToCloseTimeout);
     if (options.heartbeatTimeout !== undefined) attributes.heartbeat_timeout = formatDuration(options.heartbeatTimeout);
     if (options.retry !== undefined) attributes.retry_policy = retryPolicyToWire(options.retry);
-    const d = deferred<unknown>();
-    const act: ActivityState = { activityId, activityType, scheduledEventId: 0, resolve: d.resolve, reject: d.reject, done: false };
-    this.activitiesById.set(activityId, act);
+    const act: ActivityState = {
+      activityId,
+      activityType,
+      cancellationType: options.cancellationType ?? ActivityCancellationType.TRY_CANCEL,
+      scheduledEventId: 0,
+      resolve: d.resolve,
+      reject: d.reject,
+      done: false,
+    };
     this.commands.push({ command: { command_type: "ScheduleActivityTask", attributes }, activity: act });
+    scope.onCancel((err) => this.cancelActivity(act, err));
     return d.promise;
   }
 
-  startTimer(duration: Duration): { promise: Promise<void>; cancel(): void } {
+  /**
+   * A durable timer in the current cancellation scope: cancelling the scope
+   * cancels the timer (CancelTimer, or nothing if it was started in this
+   * activation) and rejects the promise.
+   */
+  startTimer(duration: Duration): Promise<void> {
     const ms = msToNumber(duration);
     this.timerSeq++;
-    const timerId = String(this.timerSeq);
     const d = deferred<void>();
+    const scope = CancellationScope.current();
+    if (scope.consideredCancelled) {
+      scope.onCancel(d.reject);
+      return d.promise;
+    }
+    const timerId = String(this.timerSeq);
     const timer: TimerState = { timerId, resolve: () => d.resolve(), reject: d.reject, fired: false, cancelled: false };
     this.timers.set(timerId, timer);
     this.commands.push({ command: { command_type: "StartTimer", attributes: { timer_id: timerId, start_to_fire_timeout: formatDuration(ms) } }, timer });
-    return {
-      promise: d.promise,
-      cancel: () => this.cancelTimer(timer),
-    };
+    scope.onCancel((err) => {
+      if (timer.fired || timer.cancelled) return;
+      this.cancelTimer(timer);
+      timer.reject(err);
+    });
+    return d.promise;
   }
 
   private cancelTimer(timer: TimerState): void {
-    if (timer.fired || timer.cancelled) return;
     timer.cancelled = true;
     // A timer started in this activation is simply dropped.
     const idx = this.commands.findIndex((c) => c.timer === timer && c.command.command_type === "StartTimer");
@@ -797,9 +833,21 @@ export class WorkflowInstance {
     else this.commands.push({ command: { command_type: "CancelTimer", attributes: { timer_id: timer.timerId } }, timer });
   }
 
+  /** Resolves when `fn()` is true (checked whenever the workflow is idle); rejects if the current scope is cancelled first. */
   condition(fn: () => boolean): Promise<boolean> {
     const d = deferred<boolean>();
-    this.conditions.push({ fn, d });
+    const scope = CancellationScope.current();
+    if (scope.consideredCancelled) {
+      scope.onCancel(d.reject);
+      return d.promise;
+    }
+    const c = { fn, d };
+    this.conditions.push(c);
+    scope.onCancel((err) => {
+      if (!this.conditions.includes(c)) return;
+      this.conditions = this.conditions.filter((x) => x !== c);
+      d.reject(err);
+    });
     return d.promise;
   }
 
