@@ -11,6 +11,7 @@ import {
   formatDuration,
 } from "./common.js";
 
+import type * as wire from "./generated/openapi.js";
 import type { QueryDefinition } from "./workflow.js";
 
 export { type Duration } from "./common.js";
@@ -117,7 +118,7 @@ export class Connection {
       }
     }
     if (resp.status >= 400) {
-      const p = (json ?? {}) as { detail?: string; title?: string; code?: string };
+      const p = (json ?? {}) as Partial<wire.Problem>;
       throw new ServiceError(`${method} ${path}: ${resp.status} ${p.detail ?? p.title ?? text}`, resp.status, p.code);
     }
     return { status: resp.status, json };
@@ -133,8 +134,8 @@ export interface WorkflowStartOptions {
   workflowExecutionTimeout?: Duration;
   workflowRunTimeout?: Duration;
   workflowTaskTimeout?: Duration;
-  workflowIdReusePolicy?: string;
-  workflowIdConflictPolicy?: string;
+  workflowIdReusePolicy?: wire.IdReusePolicy;
+  workflowIdConflictPolicy?: wire.IdConflictPolicy;
   requestId?: string;
 }
 
@@ -156,19 +157,18 @@ function typeName(w: WorkflowRef): string {
   return typeof w === "string" ? w : w.name;
 }
 
-function describeExecution(raw: Record<string, unknown>): WorkflowExecutionDescription {
-  const e = raw as Record<string, string | number | undefined>;
+function describeExecution(e: wire.WorkflowExecution): WorkflowExecutionDescription {
   const d: WorkflowExecutionDescription = {
-    workflowId: String(e.workflow_id),
-    runId: String(e.run_id),
-    type: String(e.workflow_type),
-    taskQueue: String(e.task_queue),
-    status: { name: String(e.status) },
-    startTime: new Date(String(e.start_time)),
-    historyLength: Number(e.history_length ?? 0),
-    raw,
+    workflowId: e.workflow_id,
+    runId: e.run_id,
+    type: e.workflow_type,
+    taskQueue: e.task_queue,
+    status: { name: e.status },
+    startTime: new Date(e.start_time),
+    historyLength: e.history_length,
+    raw: e,
   };
-  if (e.close_time) d.closeTime = new Date(String(e.close_time));
+  if (e.close_time !== undefined) d.closeTime = new Date(e.close_time);
   return d;
 }
 
@@ -202,7 +202,7 @@ export class WorkflowHandle<R = unknown> {
   async result(): Promise<R> {
     for (;;) {
       const { json } = await this.call("GET", this.path("/result", { wait: "60s" }));
-      const r = json as { status: string; result?: unknown; failure?: FailureJson };
+      const r = json as wire.WorkflowResult;
       switch (r.status) {
         case "RUNNING":
           continue;
@@ -221,14 +221,15 @@ export class WorkflowHandle<R = unknown> {
     }
   }
 
-  async describe(): Promise<WorkflowExecutionDescription & { pending: Record<string, unknown> }> {
+  /** The run's summary; `pending` is the whole `WorkflowDescription` (pending activities, timers, workflow task). */
+  async describe(): Promise<WorkflowExecutionDescription & { pending: wire.WorkflowDescription }> {
     const { json } = await this.call("GET", this.path());
-    const j = json as Record<string, unknown>;
-    return { ...describeExecution(j.execution as Record<string, unknown>), pending: j };
+    const j = json as wire.WorkflowDescription;
+    return { ...describeExecution(j.execution), pending: j };
   }
 
   async terminate(reason?: string): Promise<void> {
-    const body: Record<string, unknown> = {};
+    const body: wire.TerminateWorkflowRequest = {};
     if (this.runId) body.run_id = this.runId;
     if (reason !== undefined) body.reason = reason;
     await this.call("POST", this.path("/terminate").replace(/\?.*$/, ""), body);
@@ -241,7 +242,7 @@ export class WorkflowHandle<R = unknown> {
     let runId = this.runId ?? "";
     do {
       const { json } = await this.call("GET", this.path("/history", token ? { next_page_token: token } : {}));
-      const page = json as { run_id: string; events: HistoryEvent[]; next_page_token?: string };
+      const page = json as wire.HistoryPage;
       runId = page.run_id;
       events.push(...page.events);
       token = page.next_page_token ?? undefined;
@@ -252,13 +253,13 @@ export class WorkflowHandle<R = unknown> {
   /** Sends a signal (a name or a `defineSignal` definition) to the run. */
   async signal(signal: string | { name: string }, ...args: unknown[]): Promise<void> {
     const signalName = typeof signal === "string" ? signal : signal.name;
-    const body: Record<string, unknown> = { input: args };
+    const body: wire.SignalWorkflowRequest = { input: args };
     if (this.runId) body.run_id = this.runId;
     await this.call("POST", this.path(`/signal/${encodeURIComponent(signalName)}`).replace(/\?.*$/, ""), body);
   }
 
   async cancel(): Promise<void> {
-    const body: Record<string, unknown> = {};
+    const body: wire.CancelWorkflowRequest = {};
     if (this.runId) body.run_id = this.runId;
     await this.call("POST", this.path("/cancel").replace(/\?.*$/, ""), body);
   }
@@ -272,11 +273,11 @@ export class WorkflowHandle<R = unknown> {
    */
   async query<Ret = unknown, Args extends unknown[] = unknown[]>(query: QueryDefinition<Ret, Args> | string, ...args: Args): Promise<Ret> {
     const queryName = typeof query === "string" ? query : query.name;
-    const body: Record<string, unknown> = { args };
+    const body: wire.QueryWorkflowRequest = { args };
     if (this.runId) body.run_id = this.runId;
     try {
       const { json } = await this.call("POST", this.path(`/query/${encodeURIComponent(queryName)}`).replace(/\?.*$/, ""), body);
-      return (json as { result: Ret }).result;
+      return (json as wire.QueryWorkflowResponse).result as Ret;
     } catch (err) {
       if (err instanceof ServiceError && err.code === "query_failed") {
         if (/did not register a handler for/.test(err.message)) throw new QueryNotRegisteredError(err.message, queryName);
@@ -300,7 +301,7 @@ export class WorkflowClient {
   /** Starts a run; {@link WorkflowExecutionAlreadyStartedError} if the id policies refuse it. */
   async start<R = unknown>(workflow: WorkflowRef, options: WorkflowStartOptions): Promise<WorkflowHandle<R>> {
     const type = typeName(workflow);
-    const body: Record<string, unknown> = { workflow_type: type, task_queue: options.taskQueue, input: options.args ?? [] };
+    const body: wire.StartWorkflowRequest = { workflow_type: type, task_queue: options.taskQueue, input: options.args ?? [] };
     if (options.workflowExecutionTimeout !== undefined) body.workflow_execution_timeout = formatDuration(options.workflowExecutionTimeout);
     if (options.workflowRunTimeout !== undefined) body.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
     if (options.workflowTaskTimeout !== undefined) body.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
@@ -310,7 +311,7 @@ export class WorkflowClient {
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(options.workflowId)}`;
     try {
       const { json } = await this.conn.call("POST", path, body);
-      const runId = (json as { run_id: string }).run_id;
+      const runId = (json as wire.StartWorkflowResponse).run_id;
       return new WorkflowHandle<R>(this.conn, this.namespace, options.workflowId, runId, runId);
     } catch (err) {
       if (err instanceof ServiceError && err.code === "already_exists") {
@@ -337,7 +338,7 @@ export class WorkflowClient {
       if (options.pageSize) q.set("page_size", String(options.pageSize));
       if (token) q.set("next_page_token", token);
       const { json } = await this.conn.call("GET", `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows?${q.toString()}`);
-      const page = json as { executions: Record<string, unknown>[]; next_page_token?: string };
+      const page = json as wire.WorkflowExecutionList;
       for (const e of page.executions) yield describeExecution(e);
       token = page.next_page_token ?? undefined;
     } while (token);
@@ -356,24 +357,26 @@ export class AsyncCompletionClient {
   }
 
   async complete(taskToken: string, result?: unknown): Promise<void> {
-    await this.conn.call("POST", this.path("complete"), { task_token: taskToken, result: result === undefined ? null : result });
+    const body: wire.CompleteActivityRequest = { task_token: taskToken, result: result === undefined ? null : result };
+    await this.conn.call("POST", this.path("complete"), body);
   }
 
   async fail(taskToken: string, failure: FailureJson | Error): Promise<void> {
-    const f = failure instanceof Error ? { message: failure.message, type: failure.name } : failure;
-    await this.conn.call("POST", this.path("fail"), { task_token: taskToken, failure: f });
+    const body: wire.FailActivityRequest = { task_token: taskToken, failure: failure instanceof Error ? { message: failure.message, type: failure.name } : failure };
+    await this.conn.call("POST", this.path("fail"), body);
   }
 
   async reportCancellation(taskToken: string, details?: unknown): Promise<void> {
-    await this.conn.call("POST", this.path("cancel"), { task_token: taskToken, details: details === undefined ? null : details });
+    const body: wire.ActivityDetailsRequest = { task_token: taskToken, details: details === undefined ? null : details };
+    await this.conn.call("POST", this.path("cancel"), body);
   }
 
   /** Returns whether the workflow asked for the activity to be cancelled. */
   async heartbeat(taskToken: string, details?: unknown): Promise<{ cancelRequested: boolean }> {
-    const body: Record<string, unknown> = { task_token: taskToken };
+    const body: wire.ActivityDetailsRequest = { task_token: taskToken };
     if (details !== undefined) body.details = [details];
     const { json } = await this.conn.call("POST", this.path("heartbeat"), body);
-    return { cancelRequested: (json as { cancel_requested?: boolean }).cancel_requested === true };
+    return { cancelRequested: (json as wire.HeartbeatResponse).cancel_requested };
   }
 }
 

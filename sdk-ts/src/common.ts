@@ -2,6 +2,7 @@
  * Types and errors shared by workflows, activities and the client
  * (`@baton/sdk/common`, mirroring `@temporalio/common`).
  */
+import type * as wire from "./generated/openapi.js";
 
 /** A duration as Temporal's TypeScript SDK accepts it: milliseconds or a string like `'30s'`, `'7 days'`, `'1h 30m'`. */
 export type Duration = number | string;
@@ -58,8 +59,8 @@ export interface RetryPolicy {
   nonRetryableErrorTypes?: string[];
 }
 
-export function retryPolicyToWire(p: RetryPolicy): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+export function retryPolicyToWire(p: RetryPolicy): wire.RetryPolicySpec {
+  const out: wire.RetryPolicySpec = {};
   if (p.initialInterval !== undefined) out.initial_interval = formatDuration(p.initialInterval);
   if (p.backoffCoefficient !== undefined) out.backoff_coefficient = p.backoffCoefficient;
   if (p.maximumInterval !== undefined) out.maximum_interval = formatDuration(p.maximumInterval);
@@ -68,26 +69,14 @@ export function retryPolicyToWire(p: RetryPolicy): Record<string, unknown> {
   return out;
 }
 
-/** A failure on the wire (protocol.md §5.3). */
-export interface FailureJson {
-  message: string;
-  type?: string;
-  non_retryable?: boolean;
-  details?: unknown;
-  stack_trace?: string;
-  cause?: FailureJson;
-  [key: string]: unknown;
-}
+/** A failure on the wire (protocol.md §5.3): the spec's `Failure`. */
+export type FailureJson = wire.Failure;
 
-export type RetryState =
-  | "RETRY_STATE_UNSPECIFIED"
-  | "IN_PROGRESS"
-  | "NON_RETRYABLE_FAILURE"
-  | "TIMEOUT"
-  | "MAXIMUM_ATTEMPTS_REACHED"
-  | "RETRY_POLICY_NOT_SET"
-  | "INTERNAL_SERVER_ERROR"
-  | "CANCEL_REQUESTED";
+/** Which timeout fired (Temporal's `TimeoutType`). */
+export type TimeoutType = wire.TimeoutType;
+
+/** Why retrying stopped (Temporal's `RetryState`); `IN_PROGRESS` and the others the spec lists. */
+export type RetryState = wire.RetryState | "RETRY_STATE_UNSPECIFIED" | "IN_PROGRESS" | "INTERNAL_SERVER_ERROR";
 
 /** Base of the failures that cross the wire (Temporal's `TemporalFailure`). */
 export class BatonFailure extends Error {
@@ -167,7 +156,7 @@ export class TimeoutFailure extends BatonFailure {
   override readonly name = "TimeoutFailure";
   constructor(
     message: string,
-    public readonly timeoutType: string | undefined,
+    public readonly timeoutType: TimeoutType | undefined,
     public readonly lastHeartbeatDetails?: unknown,
   ) {
     super(message);
@@ -280,7 +269,7 @@ export function failureToError(f: FailureJson | undefined | null): Error {
   let err: Error;
   switch (f.type) {
     case "TimeoutError":
-      err = new TimeoutFailure(f.message, typeof f.timeout_type === "string" ? f.timeout_type : undefined, f.details);
+      err = new TimeoutFailure(f.message, f.timeout_type, f.details);
       break;
     case "CancelledError":
       err = new CancelledFailure(f.message, asDetails(f.details));
@@ -324,31 +313,28 @@ export enum ActivityCancellationType {
   ABANDON = 2,
 }
 
-// ---- wire types (openapi/openapi.yaml) ----
+// ---- wire types (openapi/openapi.yaml, generated into ./generated/openapi.ts) ----
 
+/**
+ * A history event as the SDK reads it: the spec's `Event` envelope with
+ * attributes read tolerantly, so histories with event types or attributes
+ * this SDK version does not know still replay (protocol.md §1.2).
+ */
 export interface HistoryEvent {
-  event_id: number;
-  event_time: string;
+  event_id: wire.EventId;
+  event_time: wire.Timestamp;
   event_type: string;
   attributes: Record<string, unknown>;
 }
 
-export interface WorkflowTaskRequest {
-  type: "workflow_task";
-  namespace: string;
-  task_token: string;
-  workflow_id: string;
-  run_id: string;
-  workflow_type: string;
-  task_queue: string;
-  attempt: number;
-  history: HistoryEvent[];
-  history_length?: number;
-  history_size_bytes?: number;
-  suggest_continue_as_new?: boolean;
-}
+/** A workflow task push (protocol.md §5.1); `history_*` members are optional so literal and exported histories can be replayed. */
+export type WorkflowTaskRequest = Omit<wire.WorkflowTaskRequest, "history" | "history_length" | "history_size_bytes" | "suggest_continue_as_new"> &
+  Partial<Pick<wire.WorkflowTaskRequest, "history_length" | "history_size_bytes" | "suggest_continue_as_new">> & { history: HistoryEvent[] };
 
-/** A query push (protocol.md §5.5): replay `history`, then run the query handler. */
+/**
+ * A query push (protocol.md §5.5). The spec has no schema for it yet
+ * (its `PushRequest` lists workflow and activity tasks only).
+ */
 export interface QueryRequest {
   type: "query";
   namespace: string;
@@ -364,34 +350,13 @@ export interface QueryRequest {
 
 export type QueryResponse = { result: unknown } | { failure: FailureJson };
 
-export interface ActivityTaskRequest {
-  type: "activity_task";
-  namespace: string;
-  task_token: string;
-  workflow_id: string;
-  run_id: string;
-  workflow_type: string;
-  activity_id: string;
-  activity_type: string;
-  task_queue: string;
-  input: unknown;
-  attempt: number;
-  idempotency_key: string;
-  scheduled_time: string;
-  started_time: string;
-  deadline: string;
-  heartbeat_timeout?: string;
-  heartbeat_details?: unknown;
-}
+export type ActivityTaskRequest = wire.ActivityTaskRequest;
+export type ActivityTaskResponse = wire.ActivityTaskResponse;
 
-export interface Command {
-  command_type: string;
-  attributes: Record<string, unknown>;
-}
+/** A command in a workflow task answer (protocol.md §5.2). */
+export type Command = wire.WorkflowCommand;
 
-export type WorkflowTaskResponse =
-  | { commands: Command[]; identity?: string }
-  | { failure: { cause?: string; failure: FailureJson } };
+export type WorkflowTaskResponse = wire.WorkflowTaskResponse;
 
 /** Positional arguments from a JSON payload: the SDKs send an array; anything else is one argument. */
 export function argsFromPayload(input: unknown): unknown[] {

@@ -13,6 +13,7 @@ import { toNodeListener } from "./adapters/node.js";
 import { Client, Connection } from "./client.js";
 import { type Duration, type HistoryEvent, NonDeterminismError, failureToError, formatDuration } from "./common.js";
 import type { FetchHandler } from "./core/handler.js";
+import type * as wire from "./generated/openapi.js";
 import { type WorkflowFunction, handleWorkflowTask } from "./core/workflow_instance.js";
 
 function executable(p: string): boolean {
@@ -137,18 +138,20 @@ export class TestWorkflowEnvironment {
 
   /** Moves the server's clock forward; timers and timeouts due by then fire at once. */
   async skipTime(duration: Duration): Promise<void> {
-    await this.client.connection.call("POST", "/api/v1/dev/time/skip", { duration: formatDuration(duration) });
+    const body: wire.SkipTimeRequest = { duration: formatDuration(duration) };
+    await this.client.connection.call("POST", "/api/v1/dev/time/skip", body);
   }
 
   /** Moves the server's clock to its earliest pending timer or timeout. */
   async skipToNextTimer(): Promise<void> {
-    await this.client.connection.call("POST", "/api/v1/dev/time/skip", { to_next_timer: true });
+    const body: wire.SkipTimeRequest = { to_next_timer: true };
+    await this.client.connection.call("POST", "/api/v1/dev/time/skip", body);
   }
 
   /** Registers `url` as the endpoint of `taskQueue`. */
-  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[]): Promise<unknown> {
-    const body = { task_queue: taskQueue, url, secrets: Array.isArray(secrets) ? secrets : [secrets] };
-    return (await this.client.connection.call("POST", `/api/v1/namespaces/${this.client.namespace}/endpoints`, body)).json;
+  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[]): Promise<wire.RegisteredEndpoint> {
+    const body: wire.RegisterEndpointRequest = { task_queue: taskQueue, url, secrets: Array.isArray(secrets) ? secrets : [secrets] };
+    return (await this.client.connection.call("POST", `/api/v1/namespaces/${this.client.namespace}/endpoints`, body)).json as wire.RegisteredEndpoint;
   }
 
   async teardown(): Promise<void> {

@@ -4,6 +4,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { NonDeterminismError, type HistoryEvent, type WorkflowTaskRequest } from "../src/common.js";
 import { handleWorkflowTask, type WorkflowFunction } from "../src/core/workflow_instance.js";
+import type { CompleteWorkflowExecutionCommand } from "../src/generated/openapi.js";
 import { Replayer } from "../src/testing.js";
 import { uuid4, workflowInfo } from "../src/workflow.js";
 import { Onboarding, OnboardingChanged, OnboardingPatched, TrialExpiry } from "./onboarding.js";
@@ -82,7 +83,8 @@ test("a new run records the patch marker before the patched branch's activity", 
     command_type: "RecordMarker",
     attributes: { marker_name: "core_patch", details: { patch_id: "audit-step", deprecated: false } },
   });
-  assert.equal(answer.commands[1]?.attributes.activity_type, "audit");
+  assert.equal(answer.commands[1]?.command_type, "ScheduleActivityTask");
+  assert.equal(answer.commands[1].attributes.activity_type, "audit");
 });
 
 test("Date.now, new Date() and Math.random are deterministic inside workflow code and restored after", async () => {
@@ -92,7 +94,7 @@ test("Date.now, new Date() and Math.random are deterministic inside workflow cod
   const b = await handleWorkflowTask(wf, task(events));
   assert.deepEqual(a, b);
   assert.ok("commands" in a);
-  const result = a.commands[0]?.attributes.result as unknown[];
+  const result = (a.commands[0] as CompleteWorkflowExecutionCommand).attributes.result as unknown[];
   assert.equal(result[0], Date.parse(events[2]!.event_time));
   assert.equal(result[1], events[2]!.event_time);
   assert.match(String(result[3]), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -184,7 +186,7 @@ test("code that is not workflow code sees the real clock while an activation run
   setImmediate(() => seen.push(Date.now())); // runs during the activation's first drain turn
   const answer = await handleWorkflowTask(wf, task(events));
   assert.ok("commands" in answer);
-  assert.equal(answer.commands[0]?.attributes.result, Date.parse(events[2]!.event_time));
+  assert.equal((answer.commands[0] as CompleteWorkflowExecutionCommand).attributes.result, Date.parse(events[2]!.event_time));
   assert.equal(seen.length, 1);
   assert.ok(Math.abs(seen[0]! - Date.now()) < 5_000, "a foreign callback saw the workflow's time");
 });

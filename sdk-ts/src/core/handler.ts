@@ -14,6 +14,7 @@ import {
   msToNumber,
 } from "../common.js";
 import { type WorkflowFunction, handleQuery, handleWorkflowTask } from "./workflow_instance.js";
+import type * as wire from "../generated/openapi.js";
 import { verify } from "./signing.js";
 
 export const SDK_NAME = "baton-sdk-ts";
@@ -40,6 +41,11 @@ export type FetchHandler = (req: Request) => Promise<Response>;
 
 function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+}
+
+/** An activity task's answer (protocol.md §6.2). */
+function activityAnswer(answer: wire.ActivityTaskResponse): Response {
+  return json(200, answer);
 }
 
 function functions(obj: Record<string, unknown> | undefined): Map<string, AnyFunction> {
@@ -104,19 +110,19 @@ function heartbeatSender(options: HandlerOptions, r: ActivityTaskRequest): Heart
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   return async (details) => {
-    const body: Record<string, unknown> = { task_token: r.task_token };
+    const body: wire.ActivityDetailsRequest = { task_token: r.task_token };
     if (details !== undefined) body.details = [details];
     const resp = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
     if (resp.status === 409) return { cancelRequested: false, gone: true };
     if (!resp.ok) throw new Error(`heartbeat: HTTP ${resp.status}: ${await resp.text()}`);
-    const j = (await resp.json()) as { cancel_requested?: boolean };
-    return { cancelRequested: j.cancel_requested === true, gone: false };
+    const j = (await resp.json()) as wire.HeartbeatResponse;
+    return { cancelRequested: j.cancel_requested, gone: false };
   };
 }
 
 async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, options: HandlerOptions): Promise<Response> {
   if (fn === undefined) {
-    return json(200, {
+    return activityAnswer({
       failure: { message: `activity type ${JSON.stringify(r.activity_type)} is not registered with this handler`, type: "NotFoundError" },
     });
   }
@@ -148,15 +154,15 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
       : undefined;
   try {
     const result: unknown = await runInContext(ctx, () => fn(...argsFromPayload(r.input)));
-    return json(200, { result: result === undefined ? null : result });
+    return activityAnswer({ result: result === undefined ? null : result });
   } catch (err) {
     if (err instanceof CompleteAsyncError) return new Response(null, { status: 202 });
     // Acknowledge a cancellation the workflow asked for (protocol.md §6.4);
     // the server refuses `canceled` without a request, so anything else is a failure.
     if (err instanceof CancelledFailure && ctx.cancellationRequested) {
-      return json(200, { canceled: { details: err.details.length > 0 ? err.details : null } });
+      return activityAnswer({ canceled: { details: err.details.length > 0 ? err.details : null } });
     }
-    return json(200, { failure: errorToFailure(err) });
+    return activityAnswer({ failure: errorToFailure(err) });
   } finally {
     try {
       await ctx.flush();

@@ -41,6 +41,7 @@ import {
   type QueryResponse,
   type RetryState,
   TimeoutFailure,
+  type TimeoutType,
   type WorkflowTaskRequest,
   type WorkflowTaskResponse,
   argsFromPayload,
@@ -51,6 +52,7 @@ import {
   msToNumber,
   retryPolicyToWire,
 } from "../common.js";
+import type { ScheduleActivityTaskAttributes } from "../generated/openapi.js";
 import { newStorage } from "./als.js";
 import { CancellationScope, setScopeHost } from "./cancellation_scope.js";
 
@@ -135,17 +137,16 @@ function rec(v: unknown): Record<string, unknown> {
 }
 
 function describeCommand(c: Command): string {
-  const a = c.attributes;
   switch (c.command_type) {
     case "ScheduleActivityTask":
-      return `ScheduleActivityTask(activity_type=${JSON.stringify(a.activity_type)}, activity_id=${JSON.stringify(a.activity_id)})`;
+      return `ScheduleActivityTask(activity_type=${JSON.stringify(c.attributes.activity_type)}, activity_id=${JSON.stringify(c.attributes.activity_id)})`;
     case "StartTimer":
     case "CancelTimer":
-      return `${c.command_type}(timer_id=${JSON.stringify(a.timer_id)})`;
+      return `${c.command_type}(timer_id=${JSON.stringify(c.attributes.timer_id)})`;
     case "RecordMarker":
-      return `RecordMarker(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
+      return `RecordMarker(marker_name=${JSON.stringify(c.attributes.marker_name)}, details=${JSON.stringify(c.attributes.details)})`;
     case "RequestCancelActivityTask":
-      return `RequestCancelActivityTask(activity_id=${JSON.stringify(a.activity_id)})`;
+      return `RequestCancelActivityTask(activity_id=${JSON.stringify(c.attributes.activity_id)})`;
     default:
       return c.command_type;
   }
@@ -595,7 +596,7 @@ export class WorkflowInstance {
             act.activityType,
             act.activityId,
             a.retry_state as RetryState,
-            new TimeoutFailure(String(f.message ?? "activity timed out"), typeof f.timeout_type === "string" ? f.timeout_type : undefined, f.details),
+            new TimeoutFailure(String(f.message ?? "activity timed out"), typeof f.timeout_type === "string" ? (f.timeout_type as TimeoutType) : undefined, f.details),
           ),
         );
         return;
@@ -669,24 +670,25 @@ export class WorkflowInstance {
 
   private matches(c: PendingCommand, e: HistoryEvent): boolean {
     const a = rec(e.attributes);
-    const ca = c.command.attributes;
+    const cmd = c.command;
     const t = e.event_type;
-    switch (c.command.command_type) {
+    switch (cmd.command_type) {
       case "ScheduleActivityTask":
-        return t === "ActivityTaskScheduled" && a.activity_id === ca.activity_id && a.activity_type === ca.activity_type;
+        return t === "ActivityTaskScheduled" && a.activity_id === cmd.attributes.activity_id && a.activity_type === cmd.attributes.activity_type;
       case "StartTimer":
-        return t === "TimerStarted" && a.timer_id === ca.timer_id;
+        return t === "TimerStarted" && a.timer_id === cmd.attributes.timer_id;
       case "CancelTimer":
-        return t === "TimerCanceled" && a.timer_id === ca.timer_id;
+        return t === "TimerCanceled" && a.timer_id === cmd.attributes.timer_id;
       case "RequestCancelActivityTask":
         return t === "ActivityTaskCancelRequested" && c.activity !== undefined && a.scheduled_event_id === c.activity.scheduledEventId;
       case "RecordMarker": {
+        const ca = cmd.attributes;
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
         if (ca.marker_name === PATCH_MARKER_NAME) return rec(a.details).patch_id === rec(ca.details).patch_id;
         return true;
       }
       default: {
-        const closing = CLOSING[c.command.command_type];
+        const closing = CLOSING[cmd.command_type];
         return closing !== undefined && t === closing;
       }
     }
@@ -777,7 +779,7 @@ export class WorkflowInstance {
       return d.promise;
     }
     const activityId = options.activityId ?? String(this.activitySeq);
-    const attributes: Record<string, unknown> = { activity_id: activityId, activity_type: activityType };
+    const attributes: ScheduleActivityTaskAttributes = { activity_id: activityId, activity_type: activityType };
     if (options.taskQueue !== undefined) attributes.task_queue = options.taskQueue;
     attributes.input = args;
     if (options.scheduleToCloseTimeout !== undefined) attributes.schedule_to_close_timeout = formatDuration(options.scheduleToCloseTimeout);
