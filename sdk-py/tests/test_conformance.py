@@ -20,7 +20,8 @@ CASE_DIRS = (
 )
 
 
-def _feature(case_dir: Path) -> Any:
+def load_feature(case_dir: Path) -> Any:
+    """Imports the folder's feature.py (its `workflows` and `activities`)."""
     spec = importlib.util.spec_from_file_location(
         f"conformance_{case_dir.name}", case_dir / "feature.py"
     )
@@ -56,7 +57,7 @@ def _is_subset(expected: Any, actual: Any) -> bool:
 @pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
 async def test_conformance_case(case_dir: Path) -> None:
     case = json.loads((case_dir / "case.json").read_text())
-    feature = _feature(case_dir)
+    feature = load_feature(case_dir)
     app = App(
         workflows=feature.workflows, activities=feature.activities, signing_secret=case["secret"]
     )

@@ -250,15 +250,6 @@ class LambdaURL:
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[WorkflowEnvironment]:
-    e = asyncio.run(WorkflowEnvironment.start_time_skipping(binary=BINARY))
-    try:
-        yield e
-    finally:
-        asyncio.run(e.shutdown())
-
-
-@pytest.fixture(scope="module")
 def servers(env: WorkflowEnvironment) -> Iterator[dict[str, str]]:
     """Task queue -> URL: ``asgi`` served by uvicorn, ``lambda`` by the emulator."""
     app = App(

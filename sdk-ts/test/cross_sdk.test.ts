@@ -11,8 +11,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createHandler } from "../src/index.js";
-import { type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
+import { type ServedHandler, TestWorkflowEnvironment, serveHandler } from "../src/testing.js";
 import { proxyActivities } from "../src/workflow.js";
+import { SKIP_WITHOUT_BINARY } from "./e2e_helpers.js";
 import { REPO_ROOT } from "./paths.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -21,13 +22,7 @@ const PY_QUEUE = "cross-py";
 
 const venv = process.env.BATON_PY_VENV ?? path.join(REPO_ROOT, "sdk-py", ".venv");
 const python = path.join(venv, "bin", "python");
-let skip: string | false = false;
-try {
-  findBatonBinary();
-  if (!existsSync(python)) skip = `no sdk-py venv at ${venv}`;
-} catch {
-  skip = "no baton binary (cargo build --bin baton)";
-}
+const skip: string | false = SKIP_WITHOUT_BINARY || (existsSync(python) ? false : `no sdk-py venv at ${venv}`);
 
 // The Python side, inline (served by sdk-py's AppServer on a free port; prints its URL).
 const PY_APP = `

@@ -12,7 +12,7 @@ import {
 } from "../src/client.js";
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
 import { createHandler } from "../src/index.js";
-import { Replayer, type ServedHandler, TestWorkflowEnvironment, findBatonBinary, serveHandler } from "../src/testing.js";
+import { Replayer, type ServedHandler, TestWorkflowEnvironment, serveHandler } from "../src/testing.js";
 import {
   ActivityCancellationType,
   CancellationScope,
@@ -24,17 +24,12 @@ import {
   setHandler,
   sleep,
 } from "../src/workflow.js";
+import { SKIP_WITHOUT_BINARY, until } from "./e2e_helpers.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const QUEUE = "ts-e2e";
 
-let binary: string | undefined;
-try {
-  binary = findBatonBinary();
-} catch {
-  binary = undefined;
-}
 
 const calls = { flaky: 0, declined: 0, cleanup: 0 };
 /** How each `patient` activity ended, by workflow id. */
@@ -195,17 +190,8 @@ async function CleanNap(): Promise<string> {
 
 const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
-describe("end to end against baton dev", { skip: binary === undefined ? "no baton binary (cargo build --bin baton)" : false }, () => {
+describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
   let env: TestWorkflowEnvironment;
   let served: ServedHandler;
 

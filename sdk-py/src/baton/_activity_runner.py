@@ -128,6 +128,20 @@ class _Heartbeater:
                 wait = max(0.0, self._last_sent + self._throttle - time.monotonic())
                 self._timer = self._loop.call_later(wait, self._fire)
 
+    async def flush(self) -> None:
+        """Sends the latest details before the attempt answers, so that the
+        next attempt resumes from them even when this one fails right after
+        heartbeating (Temporal records them with the attempt's outcome)."""
+        await asyncio.sleep(0)  # lets records queued from a worker thread land
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pending is not None and self._server.url is not None:
+            details, self._pending = self._pending, None
+            await self._send(details)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -226,4 +240,5 @@ async def run_activity(
         return Outcome(200, {"failure": error_to_failure(err)})
     finally:
         _current.reset(token)
+        await heartbeater.flush()
         heartbeater.close()
