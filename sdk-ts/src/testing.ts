@@ -8,7 +8,6 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { toNodeListener } from "./adapters/node.js";
 import { Client, Connection } from "./client.js";
 import { type Duration, type HistoryEvent, NonDeterminismError, failureToError, formatDuration } from "./common.js";
@@ -41,7 +40,7 @@ export function findBatonBinary(): string {
   if (env) return env;
   const targets: string[] = [];
   if (process.env.CARGO_TARGET_DIR) targets.push(process.env.CARGO_TARGET_DIR);
-  for (const start of [path.dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+  for (const start of [process.cwd(), path.dirname(process.argv[1] ?? process.cwd())]) {
     const root = repoRootFrom(start);
     if (root) targets.push(path.join(root, "target"));
   }

@@ -1,7 +1,11 @@
 /**
  * AsyncLocalStorage where the runtime has one (Node, Deno, Bun, Cloudflare
- * Workers with `nodejs_compat`), found without a static `node:` import so
- * bundlers for other runtimes need no configuration.
+ * Workers with `nodejs_compat`), found synchronously and without a static
+ * `node:` import, so bundlers for other runtimes need no configuration and
+ * the same source builds as ESM and as CommonJS: through
+ * `process.getBuiltinModule` (Node ≥ 20.16 / 22.3, Bun, Deno 2, Workers),
+ * else `require` (the CommonJS build on any Node). Elsewhere there is none,
+ * and callers fall back to taking turns (see workflow_instance.ts).
  */
 export interface Storage<T> {
   getStore(): T | undefined;
@@ -10,7 +14,9 @@ export interface Storage<T> {
 
 type AlsModule = { AsyncLocalStorage: new () => Storage<never> };
 
-async function loadAls(): Promise<AlsModule | undefined> {
+declare const require: ((id: string) => unknown) | undefined;
+
+function loadAls(): AlsModule | undefined {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   try {
     const builtin = proc?.getBuiltinModule?.("node:async_hooks") as AlsModule | undefined;
@@ -18,15 +24,15 @@ async function loadAls(): Promise<AlsModule | undefined> {
   } catch {
     // not available
   }
-  const spec = "node:async_hooks";
   try {
-    return (await import(/* webpackIgnore: true */ /* @vite-ignore */ spec)) as AlsModule;
+    if (typeof require === "function") return require("node:async_hooks") as AlsModule;
   } catch {
-    return undefined;
+    // not available
   }
+  return undefined;
 }
 
-const mod = await loadAls();
+const mod = loadAls();
 
 /** A new AsyncLocalStorage, or undefined where the runtime has none. */
 export function newStorage<T>(): Storage<T> | undefined {
