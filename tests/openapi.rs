@@ -750,6 +750,7 @@ impl Sim {
             task_timeout: None,
             request_id: Some("req-1".into()),
             identity: Some("cli@laptop".into()),
+            pinned_version: None,
         };
         let ctx = Ctx {
             now: Sim::START,

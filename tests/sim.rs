@@ -463,6 +463,7 @@ impl Sim {
                 task_timeout: Some(Duration::from_secs(5)),
                 request_id: None,
                 identity: None,
+                pinned_version: None,
             };
             let t = engine::start(cmd, &self.ctx()).expect("a valid start");
             self.checker.push(Checker::default());

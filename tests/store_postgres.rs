@@ -143,6 +143,7 @@ fn start_change(workflow_id: &str) -> RunChange {
         task_timeout: None,
         request_id: None,
         identity: None,
+        pinned_version: None,
     };
     let mut transition = engine::start(start, &ctx).expect("a valid start");
     transition.effects.push(Effect::Enqueue {

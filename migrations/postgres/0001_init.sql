@@ -72,6 +72,10 @@ create table runs (
     history_length bigint not null,
     -- The idempotency key of the start request that created the run.
     request_id text,
+    -- The endpoint version of `task_queue` the run is pinned to (a copy of
+    -- the snapshot's, for counting open runs per version); null until an
+    -- unpinned run's first push.
+    pinned_version text,
     version bigint not null,
     state text not null,
     created_at bigint not null,
@@ -86,6 +90,11 @@ create unique index runs_open_workflow_id on runs (namespace, workflow_id)
 
 -- Listing, newest first, with keyset pagination on (start_time, run_id).
 create index runs_by_start_time on runs (namespace, start_time desc, run_id desc);
+
+-- Open runs per endpoint version (`baton endpoint versions`, move-runs,
+-- and the refusal to delete a version that still has open runs).
+create index runs_open_by_version on runs (namespace, task_queue, pinned_version)
+    where status = 'RUNNING';
 
 -- The newest run of a workflow id.
 create index runs_by_workflow_id on runs (namespace, workflow_id, start_time desc);

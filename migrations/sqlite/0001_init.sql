@@ -48,6 +48,8 @@ create table runs (
     close_time integer,
     history_length integer not null,
     request_id text,
+    -- The endpoint version the run is pinned to (copied from the snapshot).
+    pinned_version text,
     version integer not null,
     -- The serde_json `RunState` snapshot.
     state text not null,
@@ -60,6 +62,8 @@ create table runs (
 create unique index runs_open_workflow_id on runs (namespace, workflow_id)
     where status = 'RUNNING';
 create index runs_by_start_time on runs (namespace, start_time desc, run_id desc);
+create index runs_open_by_version on runs (namespace, task_queue, pinned_version)
+    where status = 'RUNNING';
 create index runs_by_workflow_id on runs (namespace, workflow_id, start_time desc);
 create index runs_by_request_id on runs (namespace, workflow_id, request_id)
     where request_id is not null;

@@ -142,6 +142,7 @@ mod tests {
             task_timeout: None,
             request_id: None,
             identity: None,
+            pinned_version: None,
         };
         let ctx = Ctx {
             now: Timestamp(1_000),

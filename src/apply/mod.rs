@@ -14,6 +14,7 @@
 //! path (answer to a push this node sent) reads nothing back.
 
 mod cache;
+mod endpoints;
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ use crate::engine::{
 use crate::ids::{Namespace, RunId};
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
 use crate::time::{Clock, Duration};
+
+pub use endpoints::Endpoints;
 
 /// How often a lost optimistic-concurrency race is retried before giving up.
 const MAX_CONFLICT_RETRIES: usize = 16;
@@ -83,6 +86,7 @@ pub struct Applier {
     pushes: mpsc::UnboundedSender<Push>,
     closed: broadcast::Sender<RunId>,
     cache: Arc<cache::RunCache>,
+    endpoints: Arc<Endpoints>,
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
 }
 
@@ -99,6 +103,7 @@ impl Applier {
         let (pushes, rx) = mpsc::unbounded_channel();
         let (closed, _) = broadcast::channel(1024);
         let applier = Applier {
+            endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
             store,
             clock,
             limits,
@@ -116,6 +121,10 @@ impl Applier {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
     }
 
     pub fn ctx(&self) -> Ctx {
@@ -164,9 +173,10 @@ impl Applier {
     }
 
     /// Starts a run, honouring the request id and the id policies.
-    pub async fn start(&self, req: StartRequest) -> Result<Started, Error> {
+    pub async fn start(&self, mut req: StartRequest) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
         self.namespace(&ns).await?;
+        self.pin(&mut req.run).await?;
         // The common case needs no look-up: with ALLOW_DUPLICATE a closed run
         // never blocks a start, and an open one is caught by the store's
         // unique index, after which the policies are decided in full.
@@ -255,11 +265,12 @@ impl Applier {
     /// the first workflow task, in the same commit.
     pub async fn signal_with_start(
         &self,
-        req: StartRequest,
+        mut req: StartRequest,
         signal: Signal,
     ) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
         self.namespace(&ns).await?;
+        self.pin(&mut req.run).await?;
         for _ in 0..MAX_CONFLICT_RETRIES {
             if let Some(request_id) = &req.run.request_id {
                 let found = self
@@ -326,6 +337,22 @@ impl Applier {
             }
         }
         Err(Error::Contended)
+    }
+
+    /// Pins a new run to its queue's current endpoint version, unless the
+    /// caller chose one. Every start goes through here, so whatever starts
+    /// a run (a client, a parent, a schedule) pins it the same way. With no
+    /// endpoint registered the run starts unpinned and its first push pins
+    /// it (`Command::PinVersion`).
+    async fn pin(&self, run: &mut StartRun) -> Result<(), Error> {
+        if run.pinned_version.is_none() {
+            let current = self
+                .endpoints
+                .current(&run.namespace, &run.task_queue)
+                .await?;
+            run.pinned_version = current.map(|e| e.version);
+        }
+        Ok(())
     }
 
     /// The namespace record. Namespaces cannot be deleted (and their

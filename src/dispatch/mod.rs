@@ -31,7 +31,7 @@ use crate::engine::{
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
 use crate::store::{Endpoint, TaskRow};
-use crate::time::{Clock, Duration, SystemClock, Timestamp};
+use crate::time::{Clock, Duration, SystemClock};
 
 use client::{Client, Delivery};
 use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskRequest};
@@ -40,8 +40,6 @@ use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskR
 pub struct Options {
     /// Largest answer read from an endpoint.
     pub max_response_bytes: usize,
-    /// How long a looked-up endpoint is reused before looking again.
-    pub endpoint_cache_ttl: Duration,
     pub claim: claim::Options,
 }
 
@@ -49,7 +47,6 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_response_bytes: 8 * 1024 * 1024,
-            endpoint_cache_ttl: Duration(1_000),
             claim: claim::Options::default(),
         }
     }
@@ -69,8 +66,8 @@ pub struct Querier {
 /// Why a query got no result.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("no endpoint is registered for task queue {0}")]
-    NoEndpoint(TaskQueue),
+    #[error("{0}")]
+    NoEndpoint(String),
     #[error("the workflow's endpoint did not answer the query: {0}")]
     Unreachable(String),
     /// The handler refused: an unknown query name, bad arguments, or a
@@ -85,8 +82,6 @@ struct Inner {
     applier: Applier,
     client: Client,
     options: Options,
-    /// Endpoint look-ups by queue, with when they were made.
-    endpoints: Mutex<HashMap<QueueKey, (Option<Endpoint>, Timestamp)>>,
     /// Concurrency limiters by endpoint version, with their size.
     limits: Mutex<HashMap<(QueueKey, String), Limiter>>,
 }
@@ -104,7 +99,6 @@ impl Service {
                 applier,
                 client,
                 options,
-                endpoints: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
             }),
         }
@@ -201,16 +195,27 @@ impl Inner {
     }
 
     async fn push_workflow_task(&self, state: &RunState) {
+        let pinned;
+        let state = match &state.pinned_version {
+            Some(_) => state,
+            None => match self.pin(state).await {
+                Some(s) => {
+                    pinned = s;
+                    &*pinned
+                }
+                None => return,
+            },
+        };
         let ctx = self.applier.ctx();
         let Some(view) = engine::workflow_task_view(state, &ctx) else {
             return;
         };
         let ns = &state.namespace;
         let token = view.token;
-        let endpoint = match self.endpoint(ns, &state.task_queue).await {
+        let endpoint = match self.route(state, &state.task_queue).await {
             Ok(Some(e)) => e,
             Ok(None) => {
-                let error = format!("no endpoint registered for task queue {}", state.task_queue);
+                let error = no_endpoint(state, &state.task_queue);
                 self.workflow_undelivered(state, token, false, error).await;
                 return;
             }
@@ -293,6 +298,36 @@ impl Inner {
         let _ = self.report(state, cmd).await;
     }
 
+    /// Pins a run that started unpinned to its queue's current version,
+    /// before its first push; returns the pinned state. With no endpoint
+    /// registered the task is reported undelivered and retried, and `None`
+    /// is returned.
+    async fn pin(&self, state: &RunState) -> Option<Arc<RunState>> {
+        let current = self
+            .applier
+            .endpoints()
+            .current(&state.namespace, &state.task_queue)
+            .await;
+        let version = match current {
+            Ok(Some(e)) => e.version,
+            Ok(None) => {
+                if let Some(view) = engine::workflow_task_view(state, &self.applier.ctx()) {
+                    let error = no_endpoint(state, &state.task_queue);
+                    self.workflow_undelivered(state, view.token, false, error)
+                        .await;
+                }
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
+                return None;
+            }
+        };
+        self.report_with_state(state, Command::PinVersion { version })
+            .await
+            .ok()
+    }
+
     async fn workflow_undelivered(
         &self,
         state: &RunState,
@@ -320,10 +355,10 @@ impl Inner {
             scheduled_event_id,
             attempt: act.attempt,
         };
-        let endpoint = match self.endpoint(ns, &act.task_queue).await {
+        let endpoint = match self.route(state, &act.task_queue).await {
             Ok(Some(e)) => e,
             Ok(None) => {
-                let error = format!("no endpoint registered for task queue {}", act.task_queue);
+                let error = no_endpoint(state, &act.task_queue);
                 let _ = self
                     .report(state, Command::ActivityUndelivered { token, error })
                     .await;
@@ -477,6 +512,15 @@ impl Inner {
     /// late answer lost the race) and only logged; the error is returned for
     /// callers that can do better.
     async fn report(&self, state: &RunState, cmd: Command) -> Result<(), apply::Error> {
+        self.report_with_state(state, cmd).await.map(|_| ())
+    }
+
+    /// [`Self::report`], returning the committed state.
+    async fn report_with_state(
+        &self,
+        state: &RunState,
+        cmd: Command,
+    ) -> Result<Arc<RunState>, apply::Error> {
         let res = self
             .applier
             .apply(&state.namespace, state.run_id, cmd)
@@ -490,32 +534,24 @@ impl Inner {
                 tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed")
             }
         }
-        res.map(|_| ())
+        res
     }
 
-    async fn endpoint(
+    /// The endpoint a run's push for `queue` goes to: the version the run
+    /// is pinned to on its own queue (Lambda-alias style: a run's code
+    /// never changes under it), the current version on any other queue.
+    async fn route(
         &self,
-        ns: &Namespace,
+        state: &RunState,
         queue: &TaskQueue,
     ) -> Result<Option<Endpoint>, crate::store::Error> {
-        let now = self.applier.clock().now();
-        let key = (ns.clone(), queue.clone());
-        if let Some((e, at)) = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if now.since(*at) < self.options.endpoint_cache_ttl {
-                return Ok(e.clone());
+        let endpoints = self.applier.endpoints();
+        match &state.pinned_version {
+            Some(v) if queue == &state.task_queue => {
+                endpoints.version(&state.namespace, queue, v).await
             }
+            _ => endpoints.current(&state.namespace, queue).await,
         }
-        let found = self.applier.store().current_endpoint(ns, queue).await?;
-        self.endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (found.clone(), now));
-        Ok(found)
     }
 
     fn limit(&self, endpoint: &Endpoint) -> Arc<Semaphore> {
@@ -547,9 +583,9 @@ impl Querier {
         let inner = &self.inner;
         let ns = &state.namespace;
         let endpoint = inner
-            .endpoint(ns, &state.task_queue)
+            .route(state, &state.task_queue)
             .await?
-            .ok_or_else(|| QueryError::NoEndpoint(state.task_queue.clone()))?;
+            .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
         let persisted = inner.applier.history(state).await?;
         let request = PushRequest::Query(wire::QueryRequest {
             namespace: ns,
@@ -592,6 +628,16 @@ impl Querier {
                 "no answer within {timeout}"
             ))),
         }
+    }
+}
+
+/// Why a run's push for `queue` has nowhere to go.
+fn no_endpoint(state: &RunState, queue: &TaskQueue) -> String {
+    match &state.pinned_version {
+        Some(v) if queue == &state.task_queue => format!(
+            "version {v} of task queue {queue}, which the run is pinned to, is not registered"
+        ),
+        _ => format!("no endpoint registered for task queue {queue}"),
     }
 }
 

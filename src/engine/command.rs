@@ -27,6 +27,9 @@ pub struct StartRun {
     pub task_timeout: Option<Duration>,
     pub request_id: Option<String>,
     pub identity: Option<String>,
+    /// The endpoint version to pin the run to (the queue's current one,
+    /// filled in by the start path), or `None` to pin it on its first push.
+    pub pinned_version: Option<String>,
 }
 
 /// An input to an existing run. Each one comes from exactly one edge: the
@@ -97,6 +100,25 @@ pub enum Command {
         request_id: Option<String>,
         identity: Option<String>,
     },
+    /// The dispatcher is about to push the first workflow task of a run
+    /// that started unpinned: pin it to the version it pushes to. A no-op
+    /// for a pinned run.
+    PinVersion {
+        version: String,
+    },
+    /// An operator moves the run from one endpoint version to another
+    /// (WorkflowExecutionOptionsUpdated). `from_version` must be the run's
+    /// pin, so a concurrent move is never overwritten.
+    UpdateWorkflowExecutionOptions(MoveToVersion),
+}
+
+/// The audited change of a run's pinned version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoveToVersion {
+    pub from_version: String,
+    pub to_version: String,
+    pub reason: String,
+    pub identity: Option<String>,
 }
 
 /// A signal from a client, as recorded in WorkflowExecutionSignaled. A

@@ -91,6 +91,7 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
             attempt: 1,
             request_id: cmd.request_id,
             identity: cmd.identity,
+            pinned_version: cmd.pinned_version,
         },
     ));
     if let Some(deadline) = b.state.deadline {
@@ -289,6 +290,49 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                     ),
                 ));
             }
+        }
+        Command::PinVersion { version } => {
+            if b.state.pinned_version.is_none() {
+                b.state.pinned_version = Some(version);
+            }
+        }
+        Command::UpdateWorkflowExecutionOptions(m) => {
+            if m.reason.trim().is_empty() {
+                return Err(invalid("reason must not be empty"));
+            }
+            if m.to_version.is_empty() {
+                return Err(invalid("the version to move to must not be empty"));
+            }
+            let pinned = b.state.pinned_version.clone();
+            if pinned.as_deref() != Some(m.from_version.as_str()) {
+                return Err(invalid(format!(
+                    "run is pinned to {}, not version {}",
+                    pinned.map_or_else(|| "no version".to_owned(), |v| format!("version {v}")),
+                    m.from_version
+                )));
+            }
+            if m.to_version == m.from_version {
+                return Err(invalid(format!(
+                    "run is already pinned to version {}",
+                    m.to_version
+                )));
+            }
+            // The pin moves now, even while the event waits behind an
+            // in-flight workflow task: every later push goes to the new
+            // version. The event (buffered like a signal) then schedules a
+            // workflow task, so the new version replays the run at once
+            // and a version that cannot shows up as failing tasks now.
+            b.state.pinned_version = Some(m.to_version.clone());
+            b.external(BufferedEntry::Event(
+                EventAttributes::WorkflowExecutionOptionsUpdated(WorkflowExecutionOptionsUpdated {
+                    versioning_override: VersioningOverride {
+                        pinned_version: m.to_version,
+                    },
+                    previous_pinned_version: Some(m.from_version),
+                    reason: m.reason,
+                    identity: m.identity,
+                }),
+            ));
         }
     }
     Ok(b.finish())

@@ -53,6 +53,7 @@ pub enum EventAttributes {
     WorkflowExecutionTerminated(WorkflowExecutionTerminated),
     WorkflowExecutionSignaled(WorkflowExecutionSignaled),
     WorkflowExecutionCancelRequested(WorkflowExecutionCancelRequested),
+    WorkflowExecutionOptionsUpdated(WorkflowExecutionOptionsUpdated),
 }
 
 impl EventAttributes {
@@ -85,6 +86,9 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionCancelRequested(_) => {
                 "WorkflowExecutionCancelRequested"
             }
+            EventAttributes::WorkflowExecutionOptionsUpdated(_) => {
+                "WorkflowExecutionOptionsUpdated"
+            }
         }
     }
 }
@@ -105,6 +109,11 @@ pub struct WorkflowExecutionStarted {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The endpoint version of the task queue the run is pinned to: the
+    /// queue's current version when the run started. Absent if the queue
+    /// had none; the run is then pinned by its first workflow task push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -324,4 +333,25 @@ pub struct WorkflowExecutionCancelRequested {
     pub cause: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+}
+
+/// An operator changed the run's options: today only its versioning
+/// override, which re-pins the run to another endpoint version (an
+/// audited `move-runs`). Temporal's event of the same name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionOptionsUpdated {
+    pub versioning_override: VersioningOverride,
+    /// The version the run was pinned to before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_pinned_version: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+/// Pins a run to an endpoint version of its task queue, whatever version
+/// is current.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersioningOverride {
+    pub pinned_version: String,
 }

@@ -31,8 +31,8 @@ mod tests;
 
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    FailWorkflowExecution, RecordMarker, RequestCancelActivityTask, ScheduleActivityTask, Signal,
-    StartRun, StartTimer, WorkflowCommand,
+    FailWorkflowExecution, MoveToVersion, RecordMarker, RequestCancelActivityTask,
+    ScheduleActivityTask, Signal, StartRun, StartTimer, WorkflowCommand,
 };
 pub use decide::{decide, start, start_with_signal, workflow_task_view, WorkflowTaskView};
 pub use effect::{Dispatch, Effect, Queue, Task};

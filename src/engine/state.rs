@@ -109,6 +109,12 @@ pub struct RunState {
     /// `buffered`: set when a signal is accepted, buffered or not.
     #[serde(default)]
     pub signal_request_ids: VecDeque<String>,
+    /// The endpoint version of `task_queue` this run's workflow tasks (and
+    /// activities on its own queue) are pushed to. Set at start, by the
+    /// first push of a run that started unpinned (bookkeeping, no event),
+    /// or by WorkflowExecutionOptionsUpdated.
+    #[serde(default)]
+    pub pinned_version: Option<String>,
 }
 
 /// How many signal request ids a run remembers for deduplication. A retry
@@ -239,6 +245,7 @@ impl RunState {
             last_workflow_task_failure: None,
             cancel_requested: false,
             signal_request_ids: VecDeque::new(),
+            pinned_version: None,
         }
     }
 
@@ -255,6 +262,7 @@ impl RunState {
                 self.status = RunStatus::Running;
                 self.start_time = now;
                 self.workflow_task_timeout = a.workflow_task_timeout;
+                self.pinned_version = a.pinned_version.clone();
                 let deadlines = [a.workflow_execution_timeout, a.workflow_run_timeout];
                 self.deadline = deadlines
                     .into_iter()
@@ -362,6 +370,9 @@ impl RunState {
             EventAttributes::WorkflowExecutionSignaled(_) => {}
             EventAttributes::WorkflowExecutionCancelRequested(_) => {
                 self.cancel_requested = true;
+            }
+            EventAttributes::WorkflowExecutionOptionsUpdated(a) => {
+                self.pinned_version = Some(a.versioning_override.pinned_version.clone());
             }
         }
     }

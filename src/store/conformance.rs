@@ -16,8 +16,8 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use crate::engine::{
-    self, Command, Ctx, Effect, Event, EventAttributes, Limits, MarkerRecorded, Queue, RunState,
-    RunStatus, StartRun, Task, Transition,
+    self, Command, Ctx, Effect, Event, EventAttributes, Limits, MarkerRecorded, MoveToVersion,
+    Queue, RunState, RunStatus, StartRun, Task, Transition,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
@@ -60,6 +60,9 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(failed_commits_write_nothing(s))
     }),
     ("claim_race", |s| Box::pin(claim_race(s))),
+    ("endpoint_versions_and_pinned_runs", |s| {
+        Box::pin(endpoint_versions_and_pinned_runs(s))
+    }),
     ("wakeups_on_commit", |s| Box::pin(wakeups_on_commit(s))),
 ];
 
@@ -103,6 +106,7 @@ fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> 
         task_timeout: None,
         request_id: None,
         identity: None,
+        pinned_version: None,
     };
     engine::start(cmd, &ctx(now)).expect("a valid start")
 }
@@ -238,20 +242,14 @@ async fn endpoints(store: Arc<dyn Store>) {
     let v1 = endpoint("v1", "https://one.example/", T0);
     let v2 = endpoint("v2", "https://two.example/", T0 + 1);
     store.upsert_endpoint(&v1).await.expect("upsert v1");
-    let current = store
-        .current_endpoint(&ns(), &queue)
-        .await
-        .expect("current");
+    let current = current_version(&*store, &queue).await;
     assert_eq!(current, Some(v1.clone()));
 
     // A new version becomes current; the old one stays registered.
     store.upsert_endpoint(&v2).await.expect("upsert v2");
     let listed = store.list_endpoints(&ns()).await.expect("list");
     assert_eq!(listed, vec![not_current(v1.clone()), v2.clone()]);
-    let current = store
-        .current_endpoint(&ns(), &queue)
-        .await
-        .expect("current");
+    let current = current_version(&*store, &queue).await;
     assert_eq!(current, Some(v2.clone()));
 
     // Upserting an old version again replaces it and makes it current; its
@@ -261,10 +259,7 @@ async fn endpoints(store: Arc<dyn Store>) {
         .upsert_endpoint(&v1_moved)
         .await
         .expect("upsert v1 again");
-    let current = store
-        .current_endpoint(&ns(), &queue)
-        .await
-        .expect("current");
+    let current = current_version(&*store, &queue).await;
     let expected = Endpoint {
         created_at: Timestamp(T0),
         ..v1_moved
@@ -279,10 +274,7 @@ async fn endpoints(store: Arc<dyn Store>) {
         ..v2.clone()
     };
     store.upsert_endpoint(&other_queue).await.expect("upsert");
-    let current = store
-        .current_endpoint(&ns(), &queue)
-        .await
-        .expect("current");
+    let current = current_version(&*store, &queue).await;
     assert_eq!(current, Some(expected.clone()));
     let elsewhere = store.list_endpoints(&Namespace::from("other")).await;
     assert_eq!(elsewhere.expect("list"), vec![]);
@@ -293,10 +285,123 @@ async fn endpoints(store: Arc<dyn Store>) {
     assert!(!deleted.expect("delete"), "a second delete finds nothing");
     let listed = store.list_endpoints(&ns()).await.expect("list");
     assert_eq!(listed, vec![other_queue, expected]);
-    let none = store
-        .current_endpoint(&ns(), &TaskQueue::from("nope"))
-        .await;
-    assert_eq!(none.expect("current"), None);
+    let none = current_version(&*store, &TaskQueue::from("nope")).await;
+    assert_eq!(none, None);
+}
+
+/// The current version of a queue, as the dispatcher finds it.
+async fn current_version(store: &dyn Store, queue: &TaskQueue) -> Option<Endpoint> {
+    let versions = store.queue_endpoints(&ns(), queue).await.expect("versions");
+    let mut current = versions.into_iter().filter(|e| e.is_current);
+    let found = current.next();
+    assert_eq!(current.next(), None, "at most one current version");
+    found
+}
+
+async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {
+    let queue = TaskQueue::from("main");
+    let endpoint = |version: &str, at: i64| Endpoint {
+        namespace: ns(),
+        task_queue: queue.clone(),
+        version: version.to_owned(),
+        url: format!("https://{version}.example/"),
+        secrets: vec!["whsec_one".to_owned()],
+        max_concurrency: 4,
+        is_current: true,
+        created_at: Timestamp(at),
+    };
+    for (v, at) in [("v2", T0 + 1), ("v1", T0)] {
+        store
+            .upsert_endpoint(&endpoint(v, at))
+            .await
+            .expect("upsert");
+    }
+    // Oldest registration first; the last registered is current.
+    let versions = store
+        .queue_endpoints(&ns(), &queue)
+        .await
+        .expect("versions");
+    let shown: Vec<(&str, bool)> = versions
+        .iter()
+        .map(|e| (e.version.as_str(), e.is_current))
+        .collect();
+    assert_eq!(shown, [("v1", true), ("v2", false)]);
+
+    // Promotion (rollback) moves the current flag; an unknown version
+    // changes nothing.
+    assert!(store
+        .promote_endpoint(&ns(), &queue, "v2")
+        .await
+        .expect("promote"));
+    assert_eq!(
+        current_version(&*store, &queue).await.map(|e| e.version),
+        Some("v2".into())
+    );
+    assert!(!store
+        .promote_endpoint(&ns(), &queue, "v9")
+        .await
+        .expect("promote"));
+    assert_eq!(
+        current_version(&*store, &queue).await.map(|e| e.version),
+        Some("v2".into())
+    );
+
+    // Open runs are counted per pinned version; closed and unpinned runs
+    // are not, and a re-pin moves a run between counts.
+    let pinned = |workflow_id: &str, version: Option<&str>, now: i64| {
+        let mut t = started(&ns(), workflow_id, "Order", now);
+        t.state.pinned_version = version.map(str::to_owned);
+        t
+    };
+    let a = pinned("a", Some("v1"), T0);
+    let b = pinned("b", Some("v1"), T0 + 1);
+    let c = pinned("c", Some("v2"), T0 + 2);
+    let d = pinned("d", None, T0 + 3);
+    let changes: Vec<RunChange> = [&a, &b, &c, &d].map(|t| create(t.clone())).into();
+    store.commit(&changes).await.expect("commit");
+    let counts = store
+        .open_runs_by_version(&ns(), &queue)
+        .await
+        .expect("count");
+    assert_eq!(counts, [("v1".to_owned(), 2), ("v2".to_owned(), 1)]);
+    let on_v1 = store
+        .open_runs_pinned_to(&ns(), &queue, "v1")
+        .await
+        .expect("runs");
+    assert_eq!(on_v1, [a.state.run_id, b.state.run_id]);
+
+    let cmd = Command::UpdateWorkflowExecutionOptions(MoveToVersion {
+        from_version: "v1".into(),
+        to_version: "v2".into(),
+        reason: "v1 is broken".into(),
+        identity: None,
+    });
+    let moved = engine::decide(&a.state, cmd, &ctx(T0 + 10)).expect("move");
+    let terminate = Command::TerminateWorkflow {
+        reason: "done".into(),
+        details: None,
+        identity: None,
+    };
+    let closed = engine::decide(&c.state, terminate, &ctx(T0 + 10)).expect("terminate");
+    store
+        .commit(&[update(1, moved), update(1, closed)])
+        .await
+        .expect("commit");
+    let counts = store
+        .open_runs_by_version(&ns(), &queue)
+        .await
+        .expect("count");
+    assert_eq!(counts, [("v1".to_owned(), 1), ("v2".to_owned(), 1)]);
+    let on_v2 = store
+        .open_runs_pinned_to(&ns(), &queue, "v2")
+        .await
+        .expect("runs");
+    assert_eq!(on_v2, [a.state.run_id]);
+    let elsewhere = store
+        .open_runs_by_version(&ns(), &TaskQueue::from("other"))
+        .await
+        .expect("count");
+    assert_eq!(elsewhere, []);
 }
 
 async fn new_run_round_trips(store: Arc<dyn Store>) {

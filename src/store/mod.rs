@@ -172,9 +172,30 @@ pub trait Store: Send + Sync + 'static {
         queue: &TaskQueue,
         version: &str,
     ) -> Result<bool>;
-    /// The current endpoint of a queue.
-    async fn current_endpoint(&self, ns: &Namespace, queue: &TaskQueue)
-        -> Result<Option<Endpoint>>;
+    /// Every registered version of a queue, oldest registration first.
+    async fn queue_endpoints(&self, ns: &Namespace, queue: &TaskQueue) -> Result<Vec<Endpoint>>;
+    /// Makes a registered version the queue's current one (a rollback);
+    /// false if the version is not registered.
+    async fn promote_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<bool>;
+    /// How many open runs of a queue are pinned to each version, by
+    /// version (versions without open runs are absent).
+    async fn open_runs_by_version(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+    ) -> Result<Vec<(String, i64)>>;
+    /// The open runs of a queue pinned to `version`, oldest first.
+    async fn open_runs_pinned_to(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<Vec<RunId>>;
 
     async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>>;
     /// The newest run (by start time) of a workflow id.

@@ -160,6 +160,7 @@ pub(super) struct RunRow {
     pub start_time: i64,
     pub close_time: Option<i64>,
     pub history_length: i64,
+    pub pinned_version: Option<String>,
     pub state: String,
 }
 
@@ -175,6 +176,7 @@ impl RunRow {
             start_time: state.start_time.millis(),
             close_time: state.close_time.map(Timestamp::millis),
             history_length: state.history_length(),
+            pinned_version: state.pinned_version.clone(),
             state: encode_json("run state", state)?,
         })
     }

@@ -126,6 +126,16 @@ const UPSERT_ENDPOINT: &str = "insert into endpoints (namespace, task_queue, ver
     on conflict (namespace, task_queue, version) do update set url = excluded.url, \
     secrets = excluded.secrets, max_concurrency = excluded.max_concurrency, is_current = true, \
     updated_at = excluded.updated_at";
+/// A promotion is the upsert's two steps without the insert; the second
+/// step tells whether the version exists.
+const SET_CURRENT_ENDPOINT: &str = "update endpoints set is_current = true, updated_at = $4 \
+    where namespace = $1 and task_queue = $2 and version = $3";
+const OPEN_RUNS_BY_VERSION: &str = "select pinned_version, count(*) from runs \
+    where namespace = $1 and task_queue = $2 and status = 'RUNNING' \
+    and pinned_version is not null group by pinned_version order by pinned_version";
+const OPEN_RUNS_PINNED_TO: &str = "select run_id from runs where namespace = $1 \
+    and task_queue = $2 and status = 'RUNNING' and pinned_version = $3 \
+    order by start_time, run_id";
 const DELETE_ENDPOINT: &str =
     "delete from endpoints where namespace = $1 and task_queue = $2 and version = $3";
 
@@ -138,11 +148,13 @@ const RUN_BY_REQUEST_ID: &str = "select run_id from runs where namespace = $1 \
     and workflow_id = $2 and request_id = $3 order by start_time desc limit 1";
 const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, workflow_type, \
     task_queue, status, start_time, close_time, history_length, request_id, version, state, \
-    created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)";
+    created_at, updated_at, pinned_version) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13)";
 /// The optimistic-concurrency guard: no row matches if another commit
 /// bumped the version since the caller loaded the run.
 const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
-    state = $5, version = version + 1, updated_at = $6 where run_id = $1 and version = $7";
+    state = $5, version = version + 1, updated_at = $6, pinned_version = $8 \
+    where run_id = $1 and version = $7";
 
 /// The namespace check makes a run id from another namespace read as
 /// missing, like `load_run` does.
@@ -265,21 +277,69 @@ where
         Ok(DB::rows_affected(&done) > 0)
     }
 
-    async fn current_endpoint(
+    async fn queue_endpoints(&self, ns: &Namespace, queue: &TaskQueue) -> Result<Vec<Endpoint>> {
+        let sql = format!(
+            "select {ENDPOINT_COLUMNS} from endpoints where namespace = $1 \
+             and task_queue = $2 order by created_at, version"
+        );
+        let rows: Vec<EndpointCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(queue.0.clone())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::endpoint).collect()
+    }
+
+    async fn promote_endpoint(
         &self,
         ns: &Namespace,
         queue: &TaskQueue,
-    ) -> Result<Option<Endpoint>> {
-        let sql = format!(
-            "select {ENDPOINT_COLUMNS} from endpoints where namespace = $1 \
-             and task_queue = $2 and is_current"
-        );
-        let row: Option<EndpointCols> = sqlx::query_as(&sql)
+        version: &str,
+    ) -> Result<bool> {
+        let now = audit_now();
+        let mut tx = DB::begin_write(&self.pool).await?;
+        for step in [CLEAR_CURRENT_ENDPOINT, SET_CURRENT_ENDPOINT] {
+            let done = sqlx::query(step)
+                .bind(ns.0.clone())
+                .bind(queue.0.clone())
+                .bind(version.to_owned())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if step == SET_CURRENT_ENDPOINT && DB::rows_affected(&done) == 0 {
+                // Dropping `tx` rolls the first step back.
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn open_runs_by_version(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(OPEN_RUNS_BY_VERSION)
             .bind(ns.0.clone())
             .bind(queue.0.clone())
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn open_runs_pinned_to(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<Vec<RunId>> {
+        let ids: Vec<String> = sqlx::query_scalar(OPEN_RUNS_PINNED_TO)
+            .bind(ns.0.clone())
+            .bind(queue.0.clone())
+            .bind(version.to_owned())
+            .fetch_all(&self.pool)
             .await?;
-        row.map(rows::endpoint).transpose()
+        ids.iter().map(|id| parse_run_id(id)).collect()
     }
 
     async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>> {
@@ -474,6 +534,7 @@ where
                 .bind(write.request_id.clone())
                 .bind(state)
                 .bind(now)
+                .bind(run.pinned_version.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write.error(e))?,
@@ -485,6 +546,7 @@ where
                 .bind(state)
                 .bind(now)
                 .bind(version)
+                .bind(run.pinned_version.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write.error(e))?,

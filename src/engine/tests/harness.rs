@@ -17,6 +17,7 @@
 //! terminate [reason=..]
 //! signal NAME [input=..] [request_id=..]     (start also takes signal=NAME: signal-with-start)
 //! request-cancel [reason=..]
+//! pin VERSION | move from=V1 to=V2 reason=.. [identity=..]   (start also takes version=V)
 //! ```
 //!
 //! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
@@ -44,10 +45,10 @@ use serde_json::Value;
 use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
     CompleteWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
-    FailWorkflowExecution, Failure, Limits, RecordMarker, Rejection, RequestCancelActivityTask,
-    RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun, StartTimer,
-    Task, TimeoutType, Transition, WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken,
-    WorkflowTaskView,
+    FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker, Rejection,
+    RequestCancelActivityTask, RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask,
+    Signal, StartRun, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
+    WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
 };
 use crate::ids::{ActivityId, RunId, TaskQueue, TimerId};
 use crate::time::{Duration, Timestamp};
@@ -287,6 +288,17 @@ impl Scenario {
                 request_id: None,
                 identity: None,
             },
+            "pin" => Command::PinVersion {
+                version: args.pos(1).to_owned(),
+            },
+            "move" => Command::UpdateWorkflowExecutionOptions(MoveToVersion {
+                from_version: args.get("from").unwrap_or_default().to_owned(),
+                to_version: args.get("to").unwrap_or_default().to_owned(),
+                reason: args
+                    .get("reason")
+                    .map_or_else(String::new, |r| args.text(r)),
+                identity: args.get("identity").map(str::to_owned),
+            }),
             other => panic!("unknown command {other:?} in `{line}`"),
         };
         let transition = self.apply(cmd)?;
@@ -346,6 +358,7 @@ impl Scenario {
             task_timeout: dur("task_timeout"),
             request_id: None,
             identity: None,
+            pinned_version: args.get("version").map(str::to_owned),
         };
         let transition = match args.get("signal") {
             Some(name) => {
@@ -517,6 +530,9 @@ fn describe_state(state: &RunState) -> String {
     }
     if state.cancel_requested {
         out.push_str(", cancel requested");
+    }
+    if let Some(v) = &state.pinned_version {
+        write!(out, ", pinned to {v}").unwrap();
     }
     out.push('\n');
     for a in state.activities.values() {
@@ -755,6 +771,9 @@ pub(super) fn event(e: &Event) -> String {
             if let Some(d) = a.workflow_execution_timeout {
                 write!(s, " execution_timeout={d}").unwrap();
             }
+            if let Some(v) = &a.pinned_version {
+                write!(s, " pinned_version={v}").unwrap();
+            }
             s
         }
         A::WorkflowTaskScheduled(a) => format!("attempt={}", a.attempt),
@@ -870,6 +889,17 @@ pub(super) fn event(e: &Event) -> String {
             s
         }
         A::WorkflowExecutionCancelRequested(a) => format!("{:?}", a.cause),
+        A::WorkflowExecutionOptionsUpdated(a) => {
+            let mut s = format!("pinned_version={}", a.versioning_override.pinned_version);
+            if let Some(v) = &a.previous_pinned_version {
+                write!(s, " previous={v}").unwrap();
+            }
+            write!(s, " reason={:?}", a.reason).unwrap();
+            if let Some(i) = &a.identity {
+                write!(s, " identity={i}").unwrap();
+            }
+            s
+        }
     };
     let line = format!(
         "{} @{} {} {}",

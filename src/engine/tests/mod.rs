@@ -17,4 +17,5 @@ mod run;
 mod signals;
 mod timeouts;
 mod timers;
+mod versioning;
 mod workflow_tasks;

@@ -41,6 +41,7 @@ fn start_refuses_invalid_requests() {
         task_timeout: None,
         request_id: None,
         identity: None,
+        pinned_version: None,
     };
     let mut big = ctx.clone();
     big.limits.max_payload_bytes = 4;

@@ -72,6 +72,7 @@ const CLAIM: &str = "with due as ( \
 /// task ids, $12 queues, $13 payloads, $14 visible at, $15 leases; $16 the
 /// channel, $17 queues to announce; the run's $18 status, $19 close time,
 /// $20 history length, $21 state; then the run write's own from $22.
+/// Whatever the write, its last parameter is the pinned version.
 macro_rules! commit_after_run {
     () => {
         "e as (insert into events (run_id, event_id, event_type, event_time, data) \
@@ -100,19 +101,19 @@ macro_rules! commit_after_run {
 /// row back means it is not.
 const COMMIT_UPDATE: &str = concat!(
     "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
-        state = $21, version = version + 1, updated_at = $2 \
+        state = $21, version = version + 1, updated_at = $2, pinned_version = $23 \
         where run_id = $1 and version = $22 returning run_id), ",
     commit_after_run!()
 );
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
-/// start time, $26 request id. A second open run of the workflow id fails
+/// start time, $26 request id, $27 pinned version. A second open run of the workflow id fails
 /// the statement on `runs_open_workflow_id`.
 const COMMIT_INSERT: &str = concat!(
     "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
         status, start_time, close_time, history_length, request_id, version, state, \
-        created_at, updated_at) \
-        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2) \
+        created_at, updated_at, pinned_version) \
+        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27) \
         returning run_id), ",
     commit_after_run!()
 );
@@ -237,7 +238,8 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
             .bind(run.task_queue.as_str())
             .bind(run.start_time)
             .bind(write.request_id.as_deref()),
-    };
+    }
+    .bind(run.pinned_version.as_deref());
     match query.fetch_optional(pool).await {
         Ok(Some(_announced)) => Ok(()),
         // `r` returned nothing: the version moved on.
