@@ -61,6 +61,7 @@ on_both_databases!(
     invalid_page_sizes_and_tokens_are_refused,
     malformed_and_stale_task_tokens_are_refused,
     invalid_endpoint_registrations_are_refused,
+    invalid_version_changes_are_refused,
     invalid_workflow_starts_are_refused,
     commands_that_break_the_history_fail_the_workflow_task,
     garbage_answers_leave_the_history_unchanged_and_are_retried,
@@ -147,6 +148,17 @@ async fn snapshot(api: &Api) -> Value {
         let name = ns["name"].as_str().unwrap();
         let (status, endpoints) = api.get(&format!("{NS}/{name}/endpoints")).await;
         assert_eq!(status, StatusCode::OK, "{endpoints}");
+        // Each queue's versions with their open-run counts: what a move or
+        // a delete would change.
+        let mut versions = serde_json::Map::new();
+        for e in endpoints["endpoints"].as_array().unwrap() {
+            let queue = e["task_queue"].as_str().unwrap();
+            let (status, v) = api
+                .get(&format!("{NS}/{name}/endpoints/{queue}/versions"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            versions.insert(queue.to_owned(), v);
+        }
         let (status, workflows) = api
             .get(&format!("{NS}/{name}/workflows?page_size=1000"))
             .await;
@@ -167,7 +179,8 @@ async fn snapshot(api: &Api) -> Value {
         }
         out.insert(
             name.to_owned(),
-            json!({"namespace": ns, "endpoints": endpoints, "workflows": workflows, "histories": histories}),
+            json!({"namespace": ns, "endpoints": endpoints, "versions": versions,
+                "workflows": workflows, "histories": histories}),
         );
     }
     Value::Object(out)
@@ -1208,6 +1221,110 @@ async fn invalid_endpoint_registrations_are_refused(db: Db) {
         )
         .await;
     }
+    fx.stop().await;
+}
+
+/// Promotions, moves and deletes of endpoint versions that cannot be
+/// carried out: nothing changes, not even the pins of open runs.
+async fn invalid_version_changes_are_refused(db: Db) {
+    let fx = fixture(db).await;
+    let api = fx.api();
+    let q = "/api/v1/namespaces/default/endpoints/q";
+    let move_to = |to: &str| format!("{q}/versions/{to}/move-runs");
+    let valid = json!({"from_version": "default", "reason": "drain"});
+    let with = |extra: Value| {
+        let mut body = valid.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Body::Json(body)
+    };
+    // `sleeping-1` is open and pinned to `default`, the only version of q.
+    let cases = [
+        (
+            move_to("v9"),
+            with(json!({})),
+            not_found("no endpoint version v9 for task queue q"),
+        ),
+        (
+            move_to("default"),
+            Body::Json(json!({"from_version": "default"})),
+            bad_request("missing field `reason`"),
+        ),
+        (
+            move_to("default"),
+            with(json!({"reason": " "})),
+            bad_request("reason must not be empty"),
+        ),
+        (
+            move_to("default"),
+            with(json!({})),
+            bad_request("from_version and the version to move to are both default"),
+        ),
+        (
+            move_to("default"),
+            with(json!({"from_version": "old", "workflow_ids": ["sleeping-1"]})),
+            bad_request(
+                "workflow sleeping-1 has no open run of task queue q pinned to version old",
+            ),
+        ),
+        (
+            move_to("default"),
+            with(json!({"from_version": "old", "workflow_ids": ["done-1"]})),
+            bad_request("workflow done-1 has no open run"),
+        ),
+        (
+            move_to("default"),
+            with(json!({"from_version": "old", "workflow_ids": ["nobody"]})),
+            bad_request("workflow nobody has no open run"),
+        ),
+        (
+            move_to("default"),
+            with(json!({"to_version": "x"})),
+            bad_request("unknown field `to_version`"),
+        ),
+        (
+            format!("{q}/versions/v9/promote"),
+            Body::Empty,
+            not_found("no endpoint version v9 for task queue q"),
+        ),
+    ];
+    for (path, body, problem) in cases {
+        refused(api, Method::POST, &path, body, problem).await;
+    }
+    let problem = (
+        StatusCode::CONFLICT,
+        "version_in_use",
+        "1 open run(s) are pinned to version default of task queue q",
+    );
+    refused(
+        api,
+        Method::DELETE,
+        &format!("{q}/default"),
+        Body::Empty,
+        problem,
+    )
+    .await;
+    refused(
+        api,
+        Method::DELETE,
+        &format!("{q}/default?force=maybe"),
+        Body::Empty,
+        bad_request("force"),
+    )
+    .await;
+    refused(
+        api,
+        Method::GET,
+        "/api/v1/namespaces/default/endpoints/nowhere/versions",
+        Body::Empty,
+        not_found("no endpoint is registered for task queue nowhere"),
+    )
+    .await;
+    assert_eq!(
+        api.describe("sleeping-1").await["pinned_version"],
+        "default"
+    );
     fx.stop().await;
 }
 

@@ -1044,3 +1044,110 @@ async fn workflow_query_prints_the_handlers_answer() {
         "--args",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_versions_promote_and_move_runs() {
+    let server = spawn_server(Db::Sqlite).await;
+    // A workflow that waits forever: its runs stay open on their version.
+    let handler =
+        spawn_handler(|_req: Value| async move { (StatusCode::OK, json!({"commands": []})) }).await;
+    let register = |version: &'static str| {
+        let url = handler.url.clone();
+        let server = &server;
+        async move {
+            let args = [
+                "endpoint",
+                "register",
+                "--task-queue",
+                "q",
+                "--url",
+                &url,
+                "--version",
+                version,
+                "--secret",
+                SECRET,
+            ];
+            ok(client(server, &args).await);
+        }
+    };
+    register("v1").await;
+    server.api.start("a", "Waiter", "q", json!({})).await;
+    server.api.start("b", "Waiter", "q", json!({})).await;
+    register("v2").await;
+
+    let shown = table(&ok(client(&server, &["endpoint", "versions", "q"]).await));
+    assert_eq!(
+        shown[0],
+        [
+            "VERSION",
+            "CURRENT",
+            "OPEN RUNS",
+            "REGISTERED",
+            "URL",
+            "CREATED"
+        ]
+    );
+    assert_eq!(rows(&shown, "v1")[0][1..4], ["false", "2", "true"]);
+    assert_eq!(rows(&shown, "v2")[0][1..4], ["true", "0", "true"]);
+    failed(
+        client(&server, &["endpoint", "delete", "q", "v1"]).await,
+        "2 open run(s) are pinned to version v1 of task queue q",
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "endpoint",
+                "move-runs",
+                "q",
+                "--from",
+                "v1",
+                "--to",
+                "v9",
+                "--reason",
+                "x",
+            ],
+        )
+        .await,
+        "no endpoint version v9 for task queue q (404)",
+    );
+
+    let move_runs = |extra: &[&'static str]| {
+        let mut args = vec!["endpoint", "move-runs", "q", "--from", "v1", "--to", "v2"];
+        args.extend_from_slice(extra);
+        let server = &server;
+        async move { client(server, &args).await }
+    };
+    let moved = ok(move_runs(&["--reason", "v1 leaks connections", "--workflow-id", "a"]).await);
+    assert_eq!(moved.trim(), "moved 1 run(s) of q from version v1 to v2");
+    let history = server.api.history("a").await;
+    let updated = common::closing_event(&history, "WorkflowExecutionOptionsUpdated");
+    assert_eq!(updated["attributes"]["reason"], "v1 leaks connections");
+    let moved = ok_json(move_runs(&["--reason", "drain", "-o", "json"]).await);
+    assert_eq!(moved["moved"], 1);
+    let listed = ok_json(client(&server, &["endpoint", "versions", "q", "-o", "json"]).await);
+    let counts: Vec<(&str, i64)> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["open_runs"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("v1", 0), ("v2", 2)]);
+
+    let promoted = fields(&ok(
+        client(&server, &["endpoint", "promote", "q", "v1"]).await
+    ));
+    assert_eq!(promoted["version"], "v1");
+    assert_eq!(promoted["current"], "true");
+    let deleted = ok(client(&server, &["endpoint", "delete", "q", "v2", "--force"]).await);
+    assert_eq!(deleted.trim(), "deleted endpoint q version v2");
+    // The forced delete leaves v2's runs listed, as not registered.
+    let shown = table(&ok(client(&server, &["endpoint", "versions", "q"]).await));
+    assert_eq!(rows(&shown, "v2")[0][1..4], ["false", "2", "false"]);
+    server.stop().await;
+}

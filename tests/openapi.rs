@@ -28,9 +28,9 @@ use baton::apply::Applier;
 use baton::dispatch::wire;
 use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    Ctx, Event, FailWorkflowExecution, Failure, Limits, RecordMarker, RequestCancelActivityTask,
-    RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun, StartTimer, Task,
-    TimeoutType, WorkflowCommand, WorkflowTaskFailedCause,
+    Ctx, Event, FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker,
+    RequestCancelActivityTask, RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun,
+    StartTimer, Task, TimeoutType, WorkflowCommand, WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -1040,7 +1040,18 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
     s.advance(60_000);
     s.apply(Command::FireTimer(Task::RunTimeout));
     runs.push(s);
+    // Pinned by its first push, moved to another version by an operator
+    // (audited), then terminated.
     let mut s = Sim::start("order-21", None);
+    s.apply(Command::PinVersion {
+        version: "v1".into(),
+    });
+    s.apply(Command::UpdateWorkflowExecutionOptions(MoveToVersion {
+        from_version: "v1".into(),
+        to_version: "v2".into(),
+        reason: "v1 cannot reach the payment provider".into(),
+        identity: Some("ops@example.com".into()),
+    }));
     s.apply(Command::TerminateWorkflow {
         reason: "duplicate order".into(),
         details: None,

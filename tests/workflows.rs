@@ -56,6 +56,8 @@ on_both_databases!(
     signals_to_unknown_or_closed_workflows_are_refused,
     cancel_request_lets_the_workflow_cancel_itself,
     queries_answer_from_history_and_write_nothing,
+    runs_stay_pinned_to_their_endpoint_version,
+    move_runs_repins_with_an_audit_event,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1058,4 +1060,226 @@ async fn started_async_activity(
     assert!(pushed, "the activity was pushed");
     let token = tokens.lock().unwrap()[0].clone();
     token
+}
+
+/// An approval handler registered as `version` of the `approvals` queue.
+async fn approval_version(server: &common::TestServer, version: &str) -> common::TestHandler {
+    let handler = spawn_handler(|req: Value| async move {
+        match req["type"].as_str() {
+            Some("workflow_task") => (StatusCode::OK, approval_workflow(&req)),
+            _ => activity_result(&req),
+        }
+    })
+    .await;
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"task_queue": "approvals", "url": handler.url, "version": version,
+                "secrets": [common::SECRET]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    handler
+}
+
+/// The workflow ids a handler received workflow tasks for.
+fn workflow_ids_pushed(handler: &common::TestHandler) -> Vec<String> {
+    let mut ids: Vec<String> = handler
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "workflow_task")
+        .map(|p| p["workflow_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// (version, current, open runs) per version of the `approvals` queue.
+async fn versions(server: &common::TestServer) -> Vec<(String, bool, i64)> {
+    let (status, body) = server
+        .api
+        .get("/api/v1/namespaces/default/endpoints/approvals/versions")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let version = v["version"].as_str().unwrap().to_owned();
+            (
+                version,
+                v["is_current"] == true,
+                v["open_runs"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn v(version: &str, current: bool, open_runs: i64) -> (String, bool, i64) {
+    (version.to_owned(), current, open_runs)
+}
+
+async fn delete_version(server: &common::TestServer, version: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/namespaces/default/endpoints/approvals/{version}");
+    server.api.call(reqwest::Method::DELETE, &path, None).await
+}
+
+async fn approve(server: &common::TestServer, workflow_id: &str) {
+    let (status, body) = server
+        .api
+        .post(
+            &format!("/api/v1/namespaces/default/workflows/{workflow_id}/signal/approve"),
+            json!({"input": {"approver": "ann"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = server.api.result(workflow_id).await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+}
+
+/// protocol.md §1.4: a run stays on the version it started on; new runs go
+/// to the current version; a version drains before it can be deleted.
+async fn runs_stay_pinned_to_their_endpoint_version(db: Db) {
+    let server = spawn_server(db).await;
+    let v1 = approval_version(&server, "v1").await;
+    server
+        .api
+        .start("po-1", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-1").await;
+    assert_eq!(server.api.describe("po-1").await["pinned_version"], "v1");
+
+    let v2 = approval_version(&server, "v2").await;
+    server
+        .api
+        .start("po-2", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-2").await;
+    assert_eq!(server.api.describe("po-2").await["pinned_version"], "v2");
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", false, 1), v("v2", true, 1)]
+    );
+    let history = server.api.history("po-1").await;
+    let started = closing_event(&history, "WorkflowExecutionStarted");
+    assert_eq!(started["attributes"]["pinned_version"], "v1");
+
+    // v1 still has an open run: deleting it is refused and changes nothing.
+    let (status, body) = delete_version(&server, "v1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "version_in_use");
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", false, 1), v("v2", true, 1)]
+    );
+
+    // The v1 run's next task, after v2 is current, still goes to v1.
+    approve(&server, "po-1").await;
+    approve(&server, "po-2").await;
+    assert_eq!(workflow_ids_pushed(&v1), ["po-1"]);
+    assert_eq!(workflow_ids_pushed(&v2), ["po-2"]);
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", false, 0), v("v2", true, 0)]
+    );
+
+    // Drained: v1 goes.
+    let (status, body) = delete_version(&server, "v1").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(versions(&server).await, [v("v2", true, 0)]);
+    server.stop().await;
+}
+
+/// protocol.md §1.4: the audited move of a run to another version, and a
+/// rollback by promotion.
+async fn move_runs_repins_with_an_audit_event(db: Db) {
+    let server = spawn_server(db).await;
+    let v1 = approval_version(&server, "v1").await;
+    for id in ["po-1", "po-2"] {
+        server
+            .api
+            .start(id, "PurchaseOrder", "approvals", json!({}))
+            .await;
+        wait_idle(&server, id).await;
+    }
+    let v2 = approval_version(&server, "v2").await;
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints/approvals/versions/v2/move-runs",
+            json!({"from_version": "v1", "workflow_ids": ["po-1"],
+                "reason": "v1 calls a retired API", "identity": "ops@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["moved"], 1);
+    assert_eq!(
+        body["run_ids"][0],
+        server.api.describe("po-1").await["execution"]["run_id"]
+    );
+    assert_eq!(server.api.describe("po-1").await["pinned_version"], "v2");
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", false, 1), v("v2", true, 1)]
+    );
+    let history = server.api.history("po-1").await;
+    let moved = closing_event(&history, "WorkflowExecutionOptionsUpdated");
+    assert_eq!(
+        moved["attributes"],
+        json!({"versioning_override": {"pinned_version": "v2"},
+            "previous_pinned_version": "v1", "reason": "v1 calls a retired API",
+            "identity": "ops@example.com"})
+    );
+    // The move schedules a workflow task: v2 replays the run at once.
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            workflow_ids_pushed(&v2).contains(&"po-1".to_owned())
+        })
+        .await
+    );
+    approve(&server, "po-1").await;
+    assert_eq!(workflow_ids_pushed(&v1), ["po-1", "po-2"]);
+
+    // A rollback: v1 is current again, and new runs pin to it; then every
+    // remaining v1 run moves to v2 (no workflow ids: all of them).
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints/approvals/versions/v1/promote",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["is_current"], true);
+    server
+        .api
+        .start("po-3", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-3").await;
+    assert_eq!(server.api.describe("po-3").await["pinned_version"], "v1");
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints/approvals/versions/v2/move-runs",
+            json!({"from_version": "v1", "reason": "drain v1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["moved"], 2);
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", true, 0), v("v2", false, 2)]
+    );
+    for id in ["po-2", "po-3"] {
+        approve(&server, id).await;
+    }
+    assert_eq!(
+        versions(&server).await,
+        [v("v1", true, 0), v("v2", false, 0)]
+    );
+    server.stop().await;
 }

@@ -1,19 +1,26 @@
 //! `/api/v1/namespaces/{ns}/endpoints`: bind a handler URL (and its signing
-//! secrets) to a task queue, in versions.
+//! secrets) to a task queue, in versions; list a queue's versions with the
+//! open runs pinned to each, promote one (rollback), and move runs between
+//! versions (audited).
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TaskQueue;
+use crate::apply::MoveRuns;
+use crate::engine::MoveToVersion;
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::signing::{self, Secret};
 use crate::store::Endpoint;
+use crate::time::Timestamp;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath};
+use super::extract::{AppJson, AppPath, AppQuery};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -26,6 +33,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/{version}",
             delete(delete_endpoint),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions",
+            get(list_versions),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/promote",
+            post(promote_version),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/move-runs",
+            post(move_runs),
         )
 }
 
@@ -103,9 +122,10 @@ async fn register_endpoint(
         return Err(ApiError::BadRequest("url must be http or https".into()));
     }
     let version = body.version.unwrap_or_else(|| "default".to_owned());
-    if version.is_empty() || version.contains('/') {
+    // `versions` would be taken for the queue's version list in paths.
+    if version.is_empty() || version.contains('/') || version == "versions" {
         return Err(ApiError::BadRequest(
-            "version must be non-empty and contain no '/'".into(),
+            "version must be non-empty, contain no '/' and not be `versions`".into(),
         ));
     }
     let max_concurrency = body.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
@@ -137,6 +157,10 @@ async fn register_endpoint(
         created_at: state.applier.clock().now(),
     };
     state.applier.store().upsert_endpoint(&endpoint).await?;
+    state
+        .applier
+        .endpoints()
+        .forget(&endpoint.namespace, &endpoint.task_queue);
     Ok((
         StatusCode::CREATED,
         AppJson(Registered {
@@ -157,20 +181,198 @@ async fn list_endpoints(
     }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Delete even if open runs are pinned to the version; their pushes then
+    /// fail as undelivered until they are moved (or the version returns).
+    #[serde(default)]
+    force: bool,
+}
+
 async fn delete_endpoint(
     State(state): State<AppState>,
     AppPath((namespace, task_queue, version)): AppPath<(String, String, String)>,
+    AppQuery(q): AppQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let ns = existing_namespace(&state, &namespace).await?;
-    let deleted = state
-        .applier
-        .store()
-        .delete_endpoint(&ns.name, &TaskQueue(task_queue.clone()), &version)
-        .await?;
-    if !deleted {
-        return Err(ApiError::NotFound(format!(
-            "no endpoint version {version} for task queue {task_queue}"
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    let open_runs = open_runs(&state, &ns, &queue).await?;
+    let pinned = open_runs.get(&version).copied().unwrap_or_default();
+    if pinned > 0 && !q.force {
+        return Err(ApiError::VersionInUse(format!(
+            "{pinned} open run(s) are pinned to version {version} of task queue {queue}; \
+             let them drain, move them to another version (move-runs), or delete with force"
         )));
     }
+    let store = state.applier.store();
+    let deleted = store.delete_endpoint(&ns, &queue, &version).await?;
+    state.applier.endpoints().forget(&ns, &queue);
+    if !deleted {
+        return Err(unknown_version(&queue, &version));
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One version of a queue, with the open runs pinned to it. A version that
+/// was deleted (with force) while runs were pinned to it is listed while
+/// they stay open, as not registered.
+#[derive(Serialize)]
+struct VersionView {
+    version: String,
+    registered: bool,
+    is_current: bool,
+    open_runs: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<Timestamp>,
+}
+
+#[derive(Serialize)]
+struct VersionList {
+    task_queue: String,
+    versions: Vec<VersionView>,
+}
+
+async fn list_versions(
+    State(state): State<AppState>,
+    AppPath((namespace, task_queue)): AppPath<(String, String)>,
+) -> Result<AppJson<VersionList>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    let endpoints = state.applier.store().queue_endpoints(&ns, &queue).await?;
+    let mut open_runs = open_runs(&state, &ns, &queue).await?;
+    let mut versions: Vec<VersionView> = endpoints
+        .into_iter()
+        .map(|e| VersionView {
+            open_runs: open_runs.remove(&e.version).unwrap_or_default(),
+            version: e.version,
+            registered: true,
+            is_current: e.is_current,
+            url: Some(e.url),
+            created_at: Some(e.created_at),
+        })
+        .collect();
+    versions.extend(open_runs.into_iter().map(|(version, n)| VersionView {
+        version,
+        registered: false,
+        is_current: false,
+        open_runs: n,
+        url: None,
+        created_at: None,
+    }));
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no endpoint is registered for task queue {queue}"
+        )));
+    }
+    Ok(AppJson(VersionList {
+        task_queue: queue.0,
+        versions,
+    }))
+}
+
+async fn open_runs(
+    state: &AppState,
+    ns: &Namespace,
+    queue: &TaskQueue,
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    let counts = state
+        .applier
+        .store()
+        .open_runs_by_version(ns, queue)
+        .await?;
+    Ok(counts.into_iter().collect())
+}
+
+/// Makes a registered version current again: new runs pin to it (a
+/// rollback). Runs already pinned elsewhere stay where they are.
+async fn promote_version(
+    State(state): State<AppState>,
+    AppPath((namespace, task_queue, version)): AppPath<(String, String, String)>,
+) -> Result<AppJson<EndpointView>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    let store = state.applier.store();
+    let promoted = store.promote_endpoint(&ns, &queue, &version).await?;
+    state.applier.endpoints().forget(&ns, &queue);
+    if !promoted {
+        return Err(unknown_version(&queue, &version));
+    }
+    let endpoint = state
+        .applier
+        .endpoints()
+        .version(&ns, &queue, &version)
+        .await?
+        .ok_or_else(|| unknown_version(&queue, &version))?;
+    Ok(AppJson(endpoint.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveRunsBody {
+    from_version: String,
+    /// Only these workflows' open runs; default: every open run of the
+    /// queue pinned to `from_version`.
+    #[serde(default)]
+    workflow_ids: Option<Vec<String>>,
+    /// Why, for the audit event in each moved run's history.
+    reason: String,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Moved {
+    moved: usize,
+    run_ids: Vec<RunId>,
+}
+
+async fn move_runs(
+    State(state): State<AppState>,
+    AppPath((namespace, task_queue, to_version)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<MoveRunsBody>,
+) -> Result<AppJson<Moved>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest("reason must not be empty".into()));
+    }
+    if body.from_version == to_version {
+        return Err(ApiError::BadRequest(format!(
+            "from_version and the version to move to are both {to_version}"
+        )));
+    }
+    // Moving runs to a version that cannot take their pushes would strand
+    // them, so the target must be registered (it need not be current).
+    let endpoints = state.applier.endpoints();
+    endpoints.forget(&ns, &queue);
+    if endpoints.version(&ns, &queue, &to_version).await?.is_none() {
+        return Err(unknown_version(&queue, &to_version));
+    }
+    let req = MoveRuns {
+        namespace: ns,
+        task_queue: queue,
+        workflow_ids: body
+            .workflow_ids
+            .map(|ids| ids.into_iter().map(WorkflowId).collect()),
+        change: MoveToVersion {
+            from_version: body.from_version,
+            to_version,
+            reason: body.reason,
+            identity: body.identity,
+        },
+    };
+    let run_ids = state.applier.move_runs(req).await?;
+    Ok(AppJson(Moved {
+        moved: run_ids.len(),
+        run_ids,
+    }))
+}
+
+fn unknown_version(queue: &TaskQueue, version: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no endpoint version {version} for task queue {queue}"
+    ))
 }

@@ -25,6 +25,9 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("{0}")]
     Conflict(String),
+    /// An endpoint version still has open runs pinned to it.
+    #[error("{0}")]
+    VersionInUse(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     /// The workflow's query handler refused or failed.
@@ -66,6 +69,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "already_exists", "Already exists")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::VersionInUse(_) => (StatusCode::CONFLICT, "version_in_use", "Version in use"),
             ApiError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed", "Query failed"),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

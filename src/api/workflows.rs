@@ -227,6 +227,10 @@ struct Description {
     pending_timers: Vec<PendingTimer>,
     /// A cancellation was requested (the workflow may still be running).
     cancel_requested: bool,
+    /// The endpoint version of the run's task queue it is pinned to;
+    /// absent until an unpinned run's first push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_version: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -325,6 +329,7 @@ async fn describe_workflow(
         pending_activities,
         pending_timers,
         cancel_requested: s.cancel_requested,
+        pinned_version: s.pinned_version.clone(),
     }))
 }
 

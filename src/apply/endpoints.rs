@@ -20,11 +20,13 @@ const TTL: Duration = Duration(1_000);
 
 type QueueKey = (Namespace, TaskQueue);
 
+/// Every version of a queue, with when it was read.
+type Lookup = (Arc<Vec<Endpoint>>, Timestamp);
+
 pub struct Endpoints {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    /// Every version of a queue, with when it was read.
-    queues: Mutex<HashMap<QueueKey, (Arc<Vec<Endpoint>>, Timestamp)>>,
+    queues: Mutex<HashMap<QueueKey, Lookup>>,
 }
 
 impl Endpoints {

@@ -15,6 +15,7 @@
 
 mod cache;
 mod endpoints;
+mod moves;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
 use crate::time::{Clock, Duration};
 
 pub use endpoints::Endpoints;
+pub use moves::MoveRuns;
 
 /// How often a lost optimistic-concurrency race is retried before giving up.
 const MAX_CONFLICT_RETRIES: usize = 16;

@@ -80,10 +80,47 @@ pub enum EndpointCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Delete one endpoint version.
+    /// Delete one endpoint version (refused while open runs are pinned to it).
     Delete {
         task_queue: String,
         version: String,
+        /// Delete even with open runs pinned to the version; their pushes
+        /// fail until they are moved.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a task queue's versions with the open runs pinned to each.
+    Versions {
+        task_queue: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make a registered version current again (rollback): new runs pin to it.
+    Promote {
+        task_queue: String,
+        version: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Move open runs from one version to another, recorded in each run's
+    /// history (WorkflowExecutionOptionsUpdated).
+    MoveRuns {
+        task_queue: String,
+        #[arg(long = "from")]
+        from_version: String,
+        #[arg(long = "to")]
+        to_version: String,
+        /// Why; recorded in every moved run's history.
+        #[arg(long)]
+        reason: String,
+        /// Only this workflow's open run; repeat for more. Default: every
+        /// open run pinned to --from.
+        #[arg(long = "workflow-id")]
+        workflow_ids: Vec<String>,
+        #[arg(long)]
+        identity: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -433,15 +470,84 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
         EndpointCmd::Delete {
             task_queue,
             version,
+            force,
             conn,
         } => {
-            let path = conn.ns_path(&format!(
+            let mut path = conn.ns_path(&format!(
                 "/endpoints/{}/{}",
                 enc(&task_queue),
                 enc(&version)
             ));
+            if force {
+                path.push_str("?force=true");
+            }
             conn.call(Method::DELETE, &path, None).await?;
             println!("deleted endpoint {task_queue} version {version}");
+        }
+        EndpointCmd::Versions { task_queue, conn } => {
+            let path = conn.ns_path(&format!("/endpoints/{}/versions", enc(&task_queue)));
+            let v = conn.call(Method::GET, &path, None).await?;
+            let cols = [
+                ("VERSION", "/version"),
+                ("CURRENT", "/is_current"),
+                ("OPEN RUNS", "/open_runs"),
+                ("REGISTERED", "/registered"),
+                ("URL", "/url"),
+                ("CREATED", "/created_at"),
+            ];
+            print(conn.output, &v, Some("/versions"), &cols);
+        }
+        EndpointCmd::Promote {
+            task_queue,
+            version,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!(
+                "/endpoints/{}/versions/{}/promote",
+                enc(&task_queue),
+                enc(&version)
+            ));
+            let v = conn.call(Method::POST, &path, None).await?;
+            print_fields(
+                conn.output,
+                &v,
+                &[
+                    ("task_queue", "/task_queue"),
+                    ("version", "/version"),
+                    ("current", "/is_current"),
+                    ("url", "/url"),
+                ],
+            );
+        }
+        EndpointCmd::MoveRuns {
+            task_queue,
+            from_version,
+            to_version,
+            reason,
+            workflow_ids,
+            identity,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!(
+                "/endpoints/{}/versions/{}/move-runs",
+                enc(&task_queue),
+                enc(&to_version)
+            ));
+            let mut body = json!({"from_version": from_version, "reason": reason});
+            if !workflow_ids.is_empty() {
+                body["workflow_ids"] = json!(workflow_ids);
+            }
+            if let Some(identity) = identity {
+                body["identity"] = json!(identity);
+            }
+            let v = conn.call(Method::POST, &path, Some(body)).await?;
+            match conn.output {
+                Output::Json => print(conn.output, &v, None, &[]),
+                Output::Table => println!(
+                    "moved {} run(s) of {task_queue} from version {from_version} to {to_version}",
+                    v["moved"]
+                ),
+            }
         }
     }
     Ok(())
