@@ -9,6 +9,17 @@ import pytest
 
 from baton.testing import WorkflowEnvironment, find_baton_binary
 
+# The signing secret the end-to-end suites register their apps with.
+SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+try:
+    _binary: str | None = find_baton_binary()
+except FileNotFoundError:
+    _binary = None
+
+# Marks a module that needs the server binary (``cargo build --bin baton``).
+needs_baton = pytest.mark.skipif(_binary is None, reason="no baton binary: cargo build --bin baton")
+
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[WorkflowEnvironment]:

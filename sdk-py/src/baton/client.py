@@ -92,6 +92,9 @@ class WorkflowExecutionDescription(WorkflowExecution):
     pending_timers: list[dict[str, Any]]
     pending_workflow_task: dict[str, Any] | None
     history_size_bytes: int
+    #: The endpoint version of the run's task queue its tasks go to (the
+    #: queue's current version when it started, unless it was moved).
+    pinned_version: str | None = None
 
 
 @dataclass
@@ -561,6 +564,7 @@ class WorkflowHandle(Generic[_R]):
             pending_timers=d.get("pending_timers") or [],
             pending_workflow_task=d.get("pending_workflow_task"),
             history_size_bytes=int(d.get("history_size_bytes", 0)),
+            pinned_version=d.get("pinned_version"),
         )
 
     async def terminate(self, *args: Any, reason: str | None = None) -> None:
