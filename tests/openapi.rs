@@ -670,6 +670,48 @@ async fn live_responses_match_the_spec() {
     let a = check("GET", result, &format!("{uri}/result?wait=0s"), None).await;
     assert_eq!(a.body["status"], "RUNNING");
 
+    // Versions: order-17 is pinned to `default`, the version it started on.
+    let versions = "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions";
+    let uri_versions = "/api/v1/namespaces/drift/endpoints/orders/versions";
+    let a = check("GET", versions, uri_versions, None).await;
+    assert_eq!(a.body["versions"][0]["open_runs"], 1, "{}", a.body);
+    let ep = "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/{version}";
+    let uri_default = "/api/v1/namespaces/drift/endpoints/orders/default";
+    let a = check("DELETE", ep, uri_default, None).await;
+    assert_eq!(a.body["code"], "version_in_use");
+    let body = json!({"task_queue": "orders", "url": "http://127.0.0.1:9/v2", "version": "v2"});
+    let a = check(
+        "POST",
+        eps,
+        "/api/v1/namespaces/drift/endpoints",
+        Some(body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let moves =
+        "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/move-runs";
+    let uri_moves = "/api/v1/namespaces/drift/endpoints/orders/versions/v2/move-runs";
+    let body = json!({"from_version": "default", "reason": "drift test", "identity": "ci"});
+    let a = check("POST", moves, uri_moves, Some(body)).await;
+    assert_eq!(a.body["moved"], 1, "{}", a.body);
+    let a = check(
+        "POST",
+        moves,
+        uri_moves,
+        Some(json!({"from_version": "default"})),
+    )
+    .await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let promote =
+        "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/promote";
+    let uri_promote = "/api/v1/namespaces/drift/endpoints/orders/versions/default/promote";
+    let a = check("POST", promote, uri_promote, None).await;
+    assert_eq!(a.body["is_current"], true, "{}", a.body);
+    let a = check("POST", promote, &uri_promote.replace("default", "v9"), None).await;
+    assert_eq!(a.body["code"], "not_found");
+    let a = check("GET", wf, uri, None).await;
+    assert_eq!(a.body["pinned_version"], "v2", "{}", a.body);
+
     let term = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/terminate";
     let body = json!({"reason": "drift test", "details": {"by": "tests/openapi.rs"}});
     let a = check("POST", term, &format!("{uri}/terminate"), Some(body)).await;
@@ -696,14 +738,7 @@ async fn live_responses_match_the_spec() {
     .await;
     assert_eq!(a.body["code"], "invalid_argument");
 
-    let ep = "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/{version}";
-    let a = check(
-        "DELETE",
-        ep,
-        "/api/v1/namespaces/drift/endpoints/orders/default",
-        None,
-    )
-    .await;
+    let a = check("DELETE", ep, uri_default, None).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
 
     let time = check("GET", "/api/v1/dev/time", "/api/v1/dev/time", None).await;
@@ -720,7 +755,7 @@ async fn live_responses_match_the_spec() {
 
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
-    assert!(n_checked >= 27, "{n_checked} answers checked");
+    assert!(n_checked >= 35, "{n_checked} answers checked");
 }
 
 // ---- History events and push bodies ---------------------------------------

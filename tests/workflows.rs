@@ -58,6 +58,8 @@ on_both_databases!(
     queries_answer_from_history_and_write_nothing,
     runs_stay_pinned_to_their_endpoint_version,
     move_runs_repins_with_an_audit_event,
+    a_run_started_without_an_endpoint_pins_on_its_first_push,
+    activities_go_to_the_pinned_version_of_their_own_queue_only,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1064,9 +1066,20 @@ async fn started_async_activity(
 
 /// An approval handler registered as `version` of the `approvals` queue.
 async fn approval_version(server: &common::TestServer, version: &str) -> common::TestHandler {
-    let handler = spawn_handler(|req: Value| async move {
+    versioned_handler(server, "approvals", version, approval_workflow).await
+}
+
+/// A handler running `workflow` (activities answer at once), registered as
+/// `version` of `queue`.
+async fn versioned_handler(
+    server: &common::TestServer,
+    queue: &str,
+    version: &str,
+    workflow: fn(&Value) -> Value,
+) -> common::TestHandler {
+    let handler = spawn_handler(move |req: Value| async move {
         match req["type"].as_str() {
-            Some("workflow_task") => (StatusCode::OK, approval_workflow(&req)),
+            Some("workflow_task") => (StatusCode::OK, workflow(&req)),
             _ => activity_result(&req),
         }
     })
@@ -1075,7 +1088,7 @@ async fn approval_version(server: &common::TestServer, version: &str) -> common:
         .api
         .post(
             "/api/v1/namespaces/default/endpoints",
-            json!({"task_queue": "approvals", "url": handler.url, "version": version,
+            json!({"task_queue": queue, "url": handler.url, "version": version,
                 "secrets": [common::SECRET]}),
         )
         .await;
@@ -1281,5 +1294,135 @@ async fn move_runs_repins_with_an_audit_event(db: Db) {
         versions(&server).await,
         [v("v1", true, 0), v("v2", false, 0)]
     );
+    server.stop().await;
+}
+
+/// protocol.md §1.4: with no endpoint at start the run is unpinned; its
+/// first push pins it to the version current then. A forced delete of that
+/// version strands it (undelivered, visible in describe) until it returns.
+async fn a_run_started_without_an_endpoint_pins_on_its_first_push(db: Db) {
+    let server = spawn_server(db).await;
+    server
+        .api
+        .start("po-1", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    let undelivered = common::eventually(Duration::from_secs(10), || async {
+        let described = server.api.describe("po-1").await;
+        assert_eq!(described["pinned_version"], Value::Null, "{described}");
+        described["pending_workflow_task"]["last_failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("no endpoint registered for task queue approvals"))
+    })
+    .await;
+    assert!(undelivered, "{}", server.api.describe("po-1").await);
+    let v1 = approval_version(&server, "v1").await;
+    wait_idle(&server, "po-1").await;
+    assert_eq!(server.api.describe("po-1").await["pinned_version"], "v1");
+    let history = server.api.history("po-1").await;
+    let started = closing_event(&history, "WorkflowExecutionStarted");
+    assert_eq!(started["attributes"].get("pinned_version"), None);
+
+    let _v2 = approval_version(&server, "v2").await;
+    let (status, body) = server
+        .api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/namespaces/default/endpoints/approvals/v1?force=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, listed) = server
+        .api
+        .get("/api/v1/namespaces/default/endpoints/approvals/versions")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["versions"][1],
+        json!({"version": "v1", "registered": false, "is_current": false, "open_runs": 1})
+    );
+    // The signal's task has nowhere to go: v2 is current but not the pin.
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-1/signal/approve",
+            json!({"input": {"approver": "ann"}}),
+        )
+        .await;
+    let stranded = common::eventually(Duration::from_secs(10), || async {
+        server.api.describe("po-1").await["pending_workflow_task"]["last_failure"]
+            .as_str()
+            .is_some_and(|f| {
+                f.contains("version v1 of task queue approvals, which the run is pinned to")
+            })
+    })
+    .await;
+    assert!(stranded, "{}", server.api.describe("po-1").await);
+    // v1 comes back: the retried task reaches it and the run completes.
+    let v1_again = approval_version(&server, "v1").await;
+    let result = server.api.result("po-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(workflow_ids_pushed(&v1), ["po-1"]);
+    assert_eq!(workflow_ids_pushed(&v1_again), ["po-1"]);
+    server.stop().await;
+}
+
+/// Schedules `ship` on the run's own queue and `invoice` on `billing`
+/// once approved; completes with both results.
+fn shipping_workflow(request: &Value) -> Value {
+    let events = request["history"].as_array().cloned().unwrap_or_default();
+    let of = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
+    if of("ActivityTaskCompleted") == 2 {
+        return json!({"commands": [{"command_type": "CompleteWorkflowExecution",
+            "attributes": {"result": "shipped"}}]});
+    }
+    if of("WorkflowExecutionSignaled") == 1 && of("ActivityTaskScheduled") == 0 {
+        let activity = |id: &str, queue: Option<&str>| {
+            let mut a = json!({"activity_id": id, "activity_type": id,
+                "start_to_close_timeout": "10s"});
+            if let Some(q) = queue {
+                a["task_queue"] = json!(q);
+            }
+            json!({"command_type": "ScheduleActivityTask", "attributes": a})
+        };
+        return json!({"commands": [activity("ship", None), activity("invoice", Some("billing"))]});
+    }
+    json!({"commands": []})
+}
+
+fn activities_pushed(handler: &common::TestHandler) -> Vec<String> {
+    handler
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "activity_task")
+        .map(|p| p["activity_type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// protocol.md §1.4: an activity on the run's own queue goes to the run's
+/// version; one on another queue goes to that queue's current version.
+async fn activities_go_to_the_pinned_version_of_their_own_queue_only(db: Db) {
+    let server = spawn_server(db).await;
+    let orders_v1 = versioned_handler(&server, "orders", "v1", shipping_workflow).await;
+    let billing_v1 = versioned_handler(&server, "billing", "v1", shipping_workflow).await;
+    server.api.start("o-1", "Order", "orders", json!({})).await;
+    wait_idle(&server, "o-1").await;
+    let orders_v2 = versioned_handler(&server, "orders", "v2", shipping_workflow).await;
+    let billing_v2 = versioned_handler(&server, "billing", "v2", shipping_workflow).await;
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/o-1/signal/approve",
+            json!({}),
+        )
+        .await;
+    let result = server.api.result("o-1").await;
+    assert_eq!(result["result"], "shipped", "{result}");
+    assert_eq!(activities_pushed(&orders_v1), ["ship"]);
+    assert_eq!(activities_pushed(&billing_v2), ["invoice"]);
+    assert!(activities_pushed(&orders_v2).is_empty());
+    assert!(activities_pushed(&billing_v1).is_empty());
     server.stop().await;
 }
