@@ -27,17 +27,20 @@ export async function W3(): Promise<string> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const handler = createHandler({ workflows: { W1, W2, W3 }, activities, signingSecret: SECRET });
+  const listener = toNodeListener(createHandler({ workflows: { W1, W2, W3 }, activities, signingSecret: SECRET }));
   const stats = { requests: 0, handle_ms: 0 };
-  const timed = async (req: Request): Promise<Response> => {
-    if (req.method === "GET" && new URL(req.url).pathname === "/stats") return Response.json(stats);
+  // Timed around the Node adapter, so the adapter's direct path is what is measured.
+  createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/stats") {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(stats));
+      return;
+    }
     const t = performance.now();
-    try {
-      return await handler(req);
-    } finally {
+    res.on("finish", () => {
       stats.requests++;
       stats.handle_ms += performance.now() - t;
-    }
-  };
-  createServer(toNodeListener(timed)).listen(Number(process.argv[2]), "127.0.0.1");
+    });
+    listener(req, res);
+  }).listen(Number(process.argv[2]), "127.0.0.1");
 }

@@ -80,38 +80,49 @@ testAdapter("fetch", async (method, headers, body) => {
   return { status: r.status, body: await r.text() };
 });
 
-const served = serveHandler(handler as FetchHandler);
-after(async () => (await served).close());
-testAdapter("node http", async (method, headers, body) => {
-  const init: RequestInit = { method, headers };
-  if (body !== undefined) init.body = body;
-  const r = await fetch((await served).url, init);
-  return { status: r.status, body: await r.text() };
-});
+// Any other fetch handler (one that wraps ours) goes through Request and Response.
+const wrapped: FetchHandler = (req) => handler(req);
+for (const [name, fetchHandler] of [
+  ["node http", handler as FetchHandler],
+  ["node http, a wrapping fetch handler", wrapped],
+] as const) {
+  const served = serveHandler(fetchHandler);
+  after(async () => (await served).close());
+  testAdapter(name, async (method, headers, body) => {
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) init.body = body;
+    const r = await fetch((await served).url, init);
+    return { status: r.status, body: await r.text() };
+  });
+}
 
-const lambda = toLambdaHandler(handler);
-testAdapter("lambda (function URL / API Gateway v2, base64 body)", async (method, headers, body) => {
-  // The shape of a real function URL event.
-  const event = {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: "/",
-    rawQueryString: "",
-    headers: { ...headers, host: "abc.lambda-url.eu-west-1.on.aws", "x-forwarded-proto": "https" },
-    requestContext: {
-      accountId: "anonymous",
-      apiId: "abc",
-      domainName: "abc.lambda-url.eu-west-1.on.aws",
-      http: { method, path: "/", protocol: "HTTP/1.1", sourceIp: "1.2.3.4", userAgent: "baton/0.1.0" },
-      requestId: "id",
+for (const [name, lambda] of [
+  ["lambda (function URL / API Gateway v2, base64 body)", toLambdaHandler(handler)],
+  ["lambda, a wrapping fetch handler", toLambdaHandler(wrapped)],
+] as const) {
+  testAdapter(name, async (method, headers, body) => {
+    // The shape of a real function URL event.
+    const event = {
+      version: "2.0",
       routeKey: "$default",
-      stage: "$default",
-      time: "01/Jan/2025:00:00:00 +0000",
-      timeEpoch: 1735689600000,
-    },
-    body: body === undefined ? undefined : Buffer.from(body, "utf8").toString("base64"),
-    isBase64Encoded: body !== undefined,
-  };
-  const r = await lambda(event);
-  return { status: r.statusCode, body: r.body };
-});
+      rawPath: "/",
+      rawQueryString: "",
+      headers: { ...headers, host: "abc.lambda-url.eu-west-1.on.aws", "x-forwarded-proto": "https" },
+      requestContext: {
+        accountId: "anonymous",
+        apiId: "abc",
+        domainName: "abc.lambda-url.eu-west-1.on.aws",
+        http: { method, path: "/", protocol: "HTTP/1.1", sourceIp: "1.2.3.4", userAgent: "baton/0.1.0" },
+        requestId: "id",
+        routeKey: "$default",
+        stage: "$default",
+        time: "01/Jan/2025:00:00:00 +0000",
+        timeEpoch: 1735689600000,
+      },
+      body: body === undefined ? undefined : Buffer.from(body, "utf8").toString("base64"),
+      isBase64Encoded: body !== undefined,
+    };
+    const r = await lambda(event);
+    return { status: r.statusCode, body: r.body };
+  });
+}

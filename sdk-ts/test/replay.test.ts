@@ -183,7 +183,8 @@ test("code that is not workflow code sees the real clock while an activation run
   const events = history("onboarding").events.slice(0, 3);
   const seen: number[] = [];
   const wf = async (): Promise<number> => Date.now();
-  setImmediate(() => seen.push(Date.now())); // runs during the activation's first drain turn
+  // Runs while the activation waits for its promise jobs to settle (its drain is a later tick).
+  process.nextTick(() => seen.push(Date.now()));
   const answer = await handleWorkflowTask(wf, task(events));
   assert.ok("commands" in answer);
   assert.equal((answer.commands[0] as CompleteWorkflowExecutionCommand).attributes.result, Date.parse(events[2]!.event_time));
@@ -278,4 +279,25 @@ test("the replayer seeds randomness from the exported run id", async () => {
   const completed = [...start, ...rest, ev(10, "WorkflowTaskCompleted"), { ...ev(11, "WorkflowExecutionCompleted"), attributes: done.commands[0]!.attributes }];
   await new Replayer({ R: wf }).replay({ run_id: runId, events: completed });
   await assert.rejects(new Replayer({ R: wf }).replay({ run_id: "another-run", events: completed }), NonDeterminismError);
+});
+
+test("an activation waits for every promise job: long chains of plain awaits before a command", async () => {
+  const { sleep, executeActivity } = await import("../src/workflow.js");
+  const deep = async (n: number): Promise<number> => {
+    for (let i = 0; i < n; i++) await Promise.resolve();
+    return n;
+  };
+  const wf = async (): Promise<void> => {
+    await Promise.all([deep(2_000), deep(500).then(() => deep(500))]);
+    void executeActivity("step", { startToCloseTimeout: "10s" });
+    await deep(1_000);
+    await sleep("1s");
+  };
+  const events = history("onboarding").events.slice(0, 3);
+  assert.deepEqual(await handleWorkflowTask(wf, task(events)), {
+    commands: [
+      { command_type: "ScheduleActivityTask", attributes: { activity_id: "1", activity_type: "step", input: [], start_to_close_timeout: "10s" } },
+      { command_type: "StartTimer", attributes: { timer_id: "1", start_to_fire_timeout: "1s" } },
+    ],
+  });
 });

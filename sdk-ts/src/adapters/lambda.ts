@@ -1,5 +1,10 @@
-/** AWS Lambda: function URLs and API Gateway HTTP API (v2) events, REST API (v1) events too; base64 bodies. */
-import type { FetchHandler } from "../core/handler.js";
+/**
+ * AWS Lambda: function URLs and API Gateway HTTP API (v2) events, REST API
+ * (v1) events too; base64 bodies. A handler made by `createHandler` is
+ * called on the event's method, headers and body directly; any other fetch
+ * handler through Request/Response.
+ */
+import { type FetchHandler, PUSH_HANDLER } from "../core/handler.js";
 
 /** The parts of Lambda HTTP events this adapter reads. */
 export interface LambdaHttpEvent {
@@ -23,17 +28,25 @@ export interface LambdaHttpResult {
 
 /** A Lambda handler for function URLs and API Gateway (HTTP API v2; REST API v1 too). */
 export function toLambdaHandler(handler: FetchHandler): (event: LambdaHttpEvent) => Promise<LambdaHttpResult> {
+  const push = handler[PUSH_HANDLER];
   return async (event) => {
     const method = event.requestContext?.http?.method ?? event.httpMethod ?? "GET";
     const headers = new Headers();
     for (const [k, v] of Object.entries(event.headers ?? {})) if (v !== undefined) headers.set(k, v);
+    let body: Uint8Array | undefined;
+    if (method !== "GET" && method !== "HEAD" && event.body != null) {
+      body = event.isBase64Encoded ? Buffer.from(event.body, "base64") : new TextEncoder().encode(event.body);
+    }
+    if (push !== undefined) {
+      const answer = await push(method, headers, body ?? new Uint8Array());
+      const out: Record<string, string> = answer.body === null ? {} : { "content-type": "application/json" };
+      return { statusCode: answer.status, headers: out, body: answer.body ?? "", isBase64Encoded: false };
+    }
     const host = event.requestContext?.domainName ?? headers.get("host") ?? "lambda.local";
     const path = event.rawPath ?? event.path ?? "/";
     const qs = event.rawQueryString ? `?${event.rawQueryString}` : "";
     const init: RequestInit = { method, headers };
-    if (method !== "GET" && method !== "HEAD" && event.body != null) {
-      init.body = event.isBase64Encoded ? Buffer.from(event.body, "base64") : event.body;
-    }
+    if (body !== undefined) init.body = body as BufferSource;
     const response = await handler(new Request(`https://${host}${path}${qs}`, init));
     const out: Record<string, string> = {};
     response.headers.forEach((v, k) => (out[k] = v));

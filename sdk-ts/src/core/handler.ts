@@ -1,6 +1,11 @@
 /**
  * `createHandler`: one fetch-API handler `(req: Request) => Promise<Response>`
  * serving workflow and activity pushes (protocol.md §1, §5, §6).
+ *
+ * The work is done by a {@link PushHandler} on plain values (method, header
+ * lookup, body bytes → status and JSON text); the fetch handler wraps it, and
+ * carries it under {@link PUSH_HANDLER} so the Node and Lambda adapters call
+ * it directly instead of building a Request and reading a Response per push.
  */
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
@@ -22,6 +27,8 @@ export const SDK_VERSION = "0.1.0";
 
 type AnyFunction = (...args: any[]) => any;
 
+const decoder = new TextDecoder();
+
 export interface HandlerOptions {
   /** Workflow functions by type name, e.g. `import * as workflows from './workflows'`. */
   workflows?: Record<string, unknown>;
@@ -37,15 +44,33 @@ export interface HandlerOptions {
   identity?: string;
 }
 
-export type FetchHandler = (req: Request) => Promise<Response>;
+/** A push's answer: its status and JSON body (none for a `202`). */
+export interface PushAnswer {
+  status: number;
+  body: string | null;
+}
 
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+/** The handler on plain values: what the adapters call. */
+export type PushHandler = (method: string, headers: { get(name: string): string | null }, body: Uint8Array) => Promise<PushAnswer>;
+
+/** Where a fetch handler made by {@link createHandler} keeps its {@link PushHandler}. */
+export const PUSH_HANDLER: unique symbol = Symbol.for("baton.pushHandler");
+
+export type FetchHandler = ((req: Request) => Promise<Response>) & { [PUSH_HANDLER]?: PushHandler };
+
+function json(status: number, body: unknown): PushAnswer {
+  return { status, body: JSON.stringify(body) };
 }
 
 /** An activity task's answer (protocol.md §6.2). */
-function activityAnswer(answer: wire.ActivityTaskResponse): Response {
+function activityAnswer(answer: wire.ActivityTaskResponse): PushAnswer {
   return json(200, answer);
+}
+
+/** A {@link PushAnswer} as a fetch Response. */
+export function toResponse(answer: PushAnswer): Response {
+  if (answer.body === null) return new Response(null, { status: answer.status });
+  return new Response(answer.body, { status: answer.status, headers: { "content-type": "application/json" } });
 }
 
 function functions(obj: Record<string, unknown> | undefined): Map<string, AnyFunction> {
@@ -66,35 +91,34 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     activities: [...activities.keys()].map((name) => ({ name })),
   };
 
-  return async (req: Request): Promise<Response> => {
-    const method = req.method.toUpperCase();
+  const push: PushHandler = async (requestMethod, headers, body) => {
+    const method = requestMethod.toUpperCase();
     if (method === "GET" || method === "HEAD") return json(200, description);
     if (method !== "POST") return json(405, { error: "method not allowed" });
-    const body = new Uint8Array(await req.arrayBuffer());
-    const check = await verify(secrets, req.headers, body);
+    const check = await verify(secrets, headers, body);
     if (!check.ok) return json(401, { error: `invalid signature: ${check.reason}` });
-    let push: unknown;
+    let parsed: unknown;
     try {
-      push = JSON.parse(new TextDecoder().decode(body));
+      parsed = JSON.parse(decoder.decode(body));
     } catch {
       return json(400, { error: "body is not JSON" });
     }
-    const p = push as { type?: unknown };
+    const p = parsed as { type?: unknown };
     if (p === null || typeof p !== "object") return json(400, { error: "body is not a JSON object" });
     if (p.type === "workflow_task") {
-      const r = push as WorkflowTaskRequest;
+      const r = parsed as WorkflowTaskRequest;
       if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
       const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
     }
     if (p.type === "query") {
-      const r = push as QueryRequest;
+      const r = parsed as QueryRequest;
       if (!Array.isArray(r.history) || typeof r.query_name !== "string") return json(400, { error: "malformed query" });
       return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
     }
     if (p.type === "activity_task") {
-      const r = push as ActivityTaskRequest;
+      const r = parsed as ActivityTaskRequest;
       if (typeof r.activity_type !== "string" || typeof r.task_token !== "string") {
         return json(400, { error: "malformed activity_task" });
       }
@@ -102,6 +126,9 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     }
     return json(400, { error: `unknown push type ${JSON.stringify(p.type)}` });
   };
+  const handler: FetchHandler = async (req) => toResponse(await push(req.method, req.headers, new Uint8Array(await req.arrayBuffer())));
+  handler[PUSH_HANDLER] = push;
+  return handler;
 }
 
 function heartbeatSender(options: HandlerOptions, r: ActivityTaskRequest): HeartbeatSender | undefined {
@@ -120,7 +147,7 @@ function heartbeatSender(options: HandlerOptions, r: ActivityTaskRequest): Heart
   };
 }
 
-async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, options: HandlerOptions): Promise<Response> {
+async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, options: HandlerOptions): Promise<PushAnswer> {
   if (fn === undefined) {
     return activityAnswer({
       failure: { message: `activity type ${JSON.stringify(r.activity_type)} is not registered with this handler`, type: "NotFoundError" },
@@ -156,7 +183,7 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
     const result: unknown = await runInContext(ctx, () => fn(...argsFromPayload(r.input)));
     return activityAnswer({ result: result === undefined ? null : result });
   } catch (err) {
-    if (err instanceof CompleteAsyncError) return new Response(null, { status: 202 });
+    if (err instanceof CompleteAsyncError) return { status: 202, body: null };
     // Acknowledge a cancellation the workflow asked for (protocol.md §6.4);
     // the server refuses `canceled` without a request, so anything else is a failure.
     if (err instanceof CancelledFailure && ctx.cancellationRequested) {

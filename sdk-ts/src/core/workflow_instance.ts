@@ -260,10 +260,25 @@ setScopeHost({
   sleep: (ms) => currentInstance("sleep").startTimer(ms),
 });
 
+type NodeProcess = { nextTick?: (fn: () => void) => void; versions?: Record<string, string | undefined> };
+const proc = (globalThis as { process?: NodeProcess }).process;
+const nodeNextTick = proc?.nextTick !== undefined && proc.versions?.node !== undefined && proc.versions.bun === undefined && proc.versions.deno === undefined ? proc.nextTick : undefined;
+
+/**
+ * Resolves once the workflow is idle: every promise job queued so far, and
+ * every job those queue, has run. On Node a `process.nextTick` callback
+ * queued from a promise job runs only once the microtask queue is empty
+ * (Node drains it before the next-tick queue), so this costs no trip
+ * around the event loop (a `setImmediate` waited behind every other
+ * request's I/O, once per replayed activation). Elsewhere, a macrotask.
+ * Always called from a promise job (an async function after an await).
+ */
 const drainTurn: () => Promise<void> =
-  typeof setImmediate === "function"
-    ? () => new Promise((r) => setImmediate(r))
-    : () => new Promise((r) => setTimeout(r, 0));
+  nodeNextTick !== undefined
+    ? () => new Promise((r) => nodeNextTick(r))
+    : typeof setImmediate === "function"
+      ? () => new Promise((r) => setImmediate(r))
+      : () => new Promise((r) => setTimeout(r, 0));
 
 export interface Deferred<T> {
   promise: Promise<T>;
