@@ -38,7 +38,7 @@ export type Problem = {
   code: ErrorCode;
 };
 
-export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "payload_too_large" | "query_failed" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "query_failed" | "unavailable" | "internal";
 
 export type Namespace = {
   name: NamespaceName;
@@ -59,7 +59,7 @@ export type RegisterEndpointRequest = {
   task_queue: string;
   /** An `http` or `https` URL; every push for the queue is POSTed here. */
   url: string;
-  /** Endpoint version. Registering makes it the queue's current version, and every push for the queue goes to the current version; runs are not pinned to versions yet (docs/protocol.md §13). */
+  /** Endpoint version (not `versions`). Registering makes it the queue's current version, which new runs are pinned to; a run keeps its version until it closes (docs/protocol.md §1.4). */
   version?: string;
   /** `whsec_<base64>` signing secrets; every push is signed with each (rotation). Empty or absent: the server generates one and returns it once as `generated_secret`. */
   secrets?: string[];
@@ -96,6 +96,40 @@ export type RegisteredEndpoint = {
 
 export type EndpointList = {
   endpoints: Endpoint[];
+};
+
+export type EndpointVersion = {
+  version: string;
+  /** False for a version deleted with `force` that still has open runs pinned to it. */
+  registered: boolean;
+  /** Whether new runs of the queue are pinned to this version. */
+  is_current: boolean;
+  /** Open runs pinned to this version. */
+  open_runs: number;
+  /** Absent when not registered. */
+  url?: string;
+  created_at?: Timestamp;
+};
+
+export type EndpointVersionList = {
+  task_queue: string;
+  versions: EndpointVersion[];
+};
+
+export type MoveRunsRequest = {
+  /** The version the runs are pinned to now. */
+  from_version: string;
+  /** Only these workflows' open runs; default every open run of the queue pinned to `from_version`. */
+  workflow_ids?: string[];
+  /** Why; recorded in every moved run's history. */
+  reason: string;
+  /** Who; recorded in every moved run's history. */
+  identity?: string;
+};
+
+export type MovedRuns = {
+  moved: number;
+  run_ids: RunId[];
 };
 
 /** `CONTINUED_AS_NEW` is reserved: no command produces it yet. */
@@ -159,6 +193,8 @@ export type WorkflowDescription = {
   pending_timers: PendingTimer[];
   /** A cancellation was requested; the workflow closes as CANCELED when it answers CancelWorkflowExecution. */
   cancel_requested: boolean;
+  /** The endpoint version of the run's task queue that its workflow tasks go to. Absent until an unpinned run's first push. */
+  pinned_version?: string;
 };
 
 export type PendingWorkflowTask = {
@@ -335,9 +371,9 @@ export type RetryPolicySpec = {
 export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
-export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent;
+export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent;
 
-export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested";
+export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated";
 
 export type WorkflowExecutionStartedEvent = {
   event_id: EventId;
@@ -507,6 +543,13 @@ export type WorkflowExecutionCancelRequestedEvent = {
   attributes: WorkflowExecutionCancelRequestedAttributes;
 };
 
+export type WorkflowExecutionOptionsUpdatedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "WorkflowExecutionOptionsUpdated";
+  attributes: WorkflowExecutionOptionsUpdatedAttributes;
+};
+
 /** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. docs/protocol.md §5.2 gives each command's validation rules. */
 export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand;
 
@@ -561,6 +604,8 @@ export type WorkflowExecutionStartedAttributes = {
   attempt: number;
   request_id?: string;
   identity?: string;
+  /** The endpoint version of the task queue the run is pinned to (the current one at start). Absent if the queue had none; the first push then pins the run. */
+  pinned_version?: string;
 };
 
 export type WorkflowTaskScheduledAttributes = {
@@ -711,6 +756,17 @@ export type WorkflowExecutionSignaledAttributes = {
 export type WorkflowExecutionCancelRequestedAttributes = {
   /** The reason the caller gave. */
   cause?: string;
+  identity?: string;
+};
+
+/** An operator moved the run to another endpoint version (move-runs); the audit record. */
+export type WorkflowExecutionOptionsUpdatedAttributes = {
+  versioning_override: {
+    /** The version the run is pinned to from now on. */
+    pinned_version: string;
+  };
+  previous_pinned_version?: string;
+  reason: string;
   identity?: string;
 };
 
