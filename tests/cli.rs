@@ -412,6 +412,7 @@ async fn workflow_verbs_follow_a_workflow_to_completion() {
     assert_eq!(described["workflow_id"], "greet-1");
     assert_eq!(described["run_id"], run_id);
     assert_eq!(described["type"], "Greeter");
+    assert_eq!(described["pinned_version"], "default");
     assert_eq!(described["status"], "COMPLETED");
     assert_eq!(described["history_length"], "11");
     let described = ok_json(

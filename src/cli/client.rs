@@ -589,6 +589,7 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                     ("run_id", "/execution/run_id"),
                     ("type", "/execution/workflow_type"),
                     ("task_queue", "/execution/task_queue"),
+                    ("pinned_version", "/pinned_version"),
                     ("status", "/execution/status"),
                     ("start_time", "/execution/start_time"),
                     ("close_time", "/execution/close_time"),

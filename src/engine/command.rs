@@ -28,7 +28,9 @@ pub struct StartRun {
     pub request_id: Option<String>,
     pub identity: Option<String>,
     /// The endpoint version to pin the run to (the queue's current one,
-    /// filled in by the start path), or `None` to pin it on its first push.
+    /// filled in by `Applier::start`), or `None` to pin it on its first
+    /// push. A run the engine starts itself (the next run of a chain) takes
+    /// `None`, never its predecessor's pin: a new run is the upgrade point.
     pub pinned_version: Option<String>,
 }
 

@@ -28,7 +28,7 @@ use super::harness::Scenario;
 use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
     CompleteWorkflowExecution, Effect, EventAttributes, FailWorkflowExecution, Failure, Limits,
-    RecordMarker, Rejection, RequestCancelActivityTask, RetryPolicySpec, RunState,
+    MoveToVersion, RecordMarker, Rejection, RequestCancelActivityTask, RetryPolicySpec, RunState,
     ScheduleActivityTask, Signal, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
     WorkflowTaskFailedCause, WorkflowTaskToken,
 };
@@ -67,6 +67,13 @@ enum Op {
         request_id: Option<u8>,
     },
     RequestCancel,
+    /// The dispatcher pins an unpinned run, or an operator moves the run
+    /// from its pin (or a wrong one) to version `to`.
+    Pin(u8),
+    Move {
+        wrong_from: bool,
+        to: u8,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +155,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|t| if t { Op::Terminate } else { Op::Advance(0) }),
         4 => prop::option::of(0..3u8).prop_map(|request_id| Op::Signal { request_id }),
         1 => Just(Op::RequestCancel),
+        1 => (0..3u8).prop_map(Op::Pin),
+        1 => (prop::bool::weighted(0.2), 0..3u8)
+            .prop_map(|(wrong_from, to)| Op::Move { wrong_from, to }),
     ]
 }
 
@@ -370,6 +380,22 @@ impl World {
                 request_id: None,
                 identity: None,
             },
+            Op::Pin(v) => Command::PinVersion {
+                version: format!("v{v}"),
+            },
+            Op::Move { wrong_from, to } => {
+                let pinned = self.scenario.state().pinned_version.clone();
+                let from = match (wrong_from, pinned) {
+                    (false, Some(v)) => v,
+                    _ => "elsewhere".to_owned(),
+                };
+                Command::UpdateWorkflowExecutionOptions(MoveToVersion {
+                    from_version: from,
+                    to_version: format!("v{to}"),
+                    reason: "test".into(),
+                    identity: None,
+                })
+            }
         })
     }
 
@@ -656,6 +682,15 @@ impl World {
                 request_id: None,
                 identity: None,
             },
+            Command::PinVersion {
+                version: "v1".into(),
+            },
+            Command::UpdateWorkflowExecutionOptions(MoveToVersion {
+                from_version: "v1".into(),
+                to_version: "v2".into(),
+                reason: "test".into(),
+                identity: None,
+            }),
         ];
         for cmd in commands {
             assert_eq!(
