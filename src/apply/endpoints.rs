@@ -92,3 +92,81 @@ impl Endpoints {
         Ok(versions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// A clock that moves only when told, so no assertion depends on how
+    /// fast the test runs.
+    #[derive(Default)]
+    struct StoppedClock(Mutex<Timestamp>);
+
+    impl StoppedClock {
+        fn advance(&self, d: Duration) {
+            let mut now = self.0.lock().unwrap();
+            *now = now.saturating_add(d);
+        }
+    }
+
+    impl Clock for StoppedClock {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn endpoint(version: &str) -> Endpoint {
+        Endpoint {
+            namespace: Namespace::from("default"),
+            task_queue: TaskQueue::from("orders"),
+            version: version.to_owned(),
+            url: format!("http://{version}.example/"),
+            secrets: vec![],
+            max_concurrency: 1,
+            is_current: true,
+            created_at: Timestamp(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn lookups_are_reused_until_forgotten_or_stale() {
+        let store = SqliteStore::connect("sqlite::memory:").await.expect("open");
+        store.migrate().await.expect("migrate");
+        let store: Arc<dyn Store> = Arc::new(store);
+        let clock = Arc::new(StoppedClock::default());
+        let endpoints = Endpoints::new(store.clone(), clock.clone());
+        let (ns, queue) = (Namespace::from("default"), TaskQueue::from("orders"));
+        let current = || async { endpoints.current(&ns, &queue).await.expect("look up") };
+        let version = |v: &'static str| {
+            let endpoints = &endpoints;
+            let (ns, queue) = (&ns, &queue);
+            async move { endpoints.version(ns, queue, v).await.expect("look up") }
+        };
+
+        store
+            .upsert_endpoint(&endpoint("v1"))
+            .await
+            .expect("upsert");
+        assert_eq!(current().await.map(|e| e.version), Some("v1".into()));
+        // A change this node did not announce is not seen within the TTL...
+        store
+            .upsert_endpoint(&endpoint("v2"))
+            .await
+            .expect("upsert");
+        assert_eq!(current().await.map(|e| e.version), Some("v1".into()));
+        assert_eq!(version("v2").await, None);
+        // ...and is once the entry is forgotten,
+        endpoints.forget(&ns, &queue);
+        assert_eq!(current().await.map(|e| e.version), Some("v2".into()));
+        assert_eq!(version("v1").await.map(|e| e.is_current), Some(false));
+        // or has aged past the TTL.
+        store
+            .promote_endpoint(&ns, &queue, "v1")
+            .await
+            .expect("promote");
+        assert_eq!(current().await.map(|e| e.version), Some("v2".into()));
+        clock.advance(TTL);
+        assert_eq!(current().await.map(|e| e.version), Some("v1".into()));
+    }
+}
