@@ -102,6 +102,10 @@ pub enum Command {
         request_id: Option<String>,
         identity: Option<String>,
     },
+    /// A client's update passed the workflow's validator
+    /// (WorkflowExecutionUpdateAdmitted). An update id the run has seen
+    /// already makes it a no-op.
+    AdmitUpdate(Update),
     /// The dispatcher is about to push the first workflow task of a run
     /// that started unpinned: pin it to the version it pushes to. A no-op
     /// for a pinned run.
@@ -133,6 +137,15 @@ pub struct Signal {
     pub identity: Option<String>,
 }
 
+/// An update from a client, as recorded in WorkflowExecutionUpdateAdmitted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub update_id: String,
+    pub update_name: String,
+    pub input: Value,
+    pub identity: Option<String>,
+}
+
 /// A command returned by workflow code in a workflow task response, named
 /// after Temporal's command types.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,6 +159,7 @@ pub enum WorkflowCommand {
     CompleteWorkflowExecution(CompleteWorkflowExecution),
     FailWorkflowExecution(FailWorkflowExecution),
     CancelWorkflowExecution(CancelWorkflowExecution),
+    CompleteWorkflowUpdate(CompleteWorkflowUpdate),
 }
 
 impl WorkflowCommand {
@@ -228,4 +242,16 @@ pub struct FailWorkflowExecution {
 pub struct CancelWorkflowExecution {
     #[serde(default)]
     pub details: Option<Value>,
+}
+
+/// The outcome of an update handler: `result`, or `failure` when the
+/// handler raised an application error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteWorkflowUpdate {
+    pub update_id: String,
+    #[serde(default)]
+    pub result: Value,
+    #[serde(default)]
+    pub failure: Option<Failure>,
 }

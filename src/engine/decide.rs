@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::ids::ActivityId;
 use crate::time::{Duration, Timestamp};
 
-use super::command::{Command, ScheduleActivityTask, Signal, StartRun, WorkflowCommand};
+use super::command::{Command, ScheduleActivityTask, Signal, StartRun, Update, WorkflowCommand};
 use super::effect::{Dispatch, Effect, Task};
 use super::event::*;
 use super::failure::{Failure, RetryState, TimeoutType};
@@ -105,6 +105,19 @@ fn check_signal(signal: &Signal, limits: &Limits) -> Result<(), Rejection> {
         return Err(invalid("signal_name must not be empty"));
     }
     check_payload(&signal.input, limits)
+}
+
+fn check_update(update: &Update, limits: &Limits) -> Result<(), Rejection> {
+    if update.update_name.is_empty() {
+        return Err(invalid("update_name must not be empty"));
+    }
+    if update.update_id.is_empty() {
+        return Err(invalid("update_id must not be empty"));
+    }
+    if update.update_id.len() > 1_000 {
+        return Err(invalid("update_id must be at most 1000 bytes"));
+    }
+    check_payload(&update.input, limits)
 }
 
 /// Applies one command to a run.
@@ -333,6 +346,26 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                     identity: m.identity,
                 }),
             ));
+        }
+        Command::AdmitUpdate(update) => {
+            check_update(&update, &ctx.limits)?;
+            // A retry of an update the run has seen is not recorded again;
+            // the caller waits for the first one's outcome.
+            if !b.state.updates.contains_key(&update.update_id) {
+                b.state
+                    .updates
+                    .insert(update.update_id.clone(), Default::default());
+                b.external(BufferedEntry::Event(
+                    EventAttributes::WorkflowExecutionUpdateAdmitted(
+                        WorkflowExecutionUpdateAdmitted {
+                            update_id: update.update_id,
+                            update_name: update.update_name,
+                            input: update.input,
+                            identity: update.identity,
+                        },
+                    ),
+                ));
+            }
         }
     }
     Ok(b.finish())
@@ -770,6 +803,7 @@ impl<'a> Builder<'a> {
             },
         ));
         self.state.last_workflow_task_failure = None;
+        self.accept_delivered_updates();
         for cmd in commands {
             self.apply_command(cmd, completed);
         }
@@ -779,6 +813,27 @@ impl<'a> Builder<'a> {
             self.schedule_workflow_task();
         }
         Ok(())
+    }
+
+    /// Every recorded update this task carried that no earlier task
+    /// accepted: the workflow took it, and its handler is running.
+    fn accept_delivered_updates(&mut self) {
+        let mut delivered: Vec<(i64, String)> = self
+            .state
+            .updates
+            .iter()
+            .filter(|(_, u)| u.accepted_event_id.is_none())
+            .filter_map(|(id, u)| u.admitted_event_id.map(|a| (a, id.clone())))
+            .collect();
+        delivered.sort();
+        for (admitted_event_id, update_id) in delivered {
+            self.append(EventAttributes::WorkflowExecutionUpdateAccepted(
+                WorkflowExecutionUpdateAccepted {
+                    update_id,
+                    admitted_event_id,
+                },
+            ));
+        }
     }
 
     fn apply_command(&mut self, cmd: WorkflowCommand, completed: i64) {
@@ -877,6 +932,27 @@ impl<'a> Builder<'a> {
                 self.close_run(EventAttributes::WorkflowExecutionCanceled(
                     WorkflowExecutionCanceled {
                         details: c.details,
+                        workflow_task_completed_event_id: completed,
+                    },
+                ));
+            }
+            WorkflowCommand::CompleteWorkflowUpdate(u) => {
+                // validate_commands checked that the update was delivered,
+                // and accept_delivered_updates recorded its acceptance.
+                let Some(accepted_event_id) = self
+                    .state
+                    .updates
+                    .get(&u.update_id)
+                    .and_then(|s| s.accepted_event_id)
+                else {
+                    return;
+                };
+                self.append(EventAttributes::WorkflowExecutionUpdateCompleted(
+                    WorkflowExecutionUpdateCompleted {
+                        update_id: u.update_id,
+                        accepted_event_id,
+                        result: u.result,
+                        failure: u.failure,
                         workflow_task_completed_event_id: completed,
                     },
                 ));
@@ -1276,6 +1352,7 @@ fn validate_commands(
     let mut activity_ids: HashSet<&ActivityId> =
         state.activities.values().map(|a| &a.activity_id).collect();
     let mut timer_ids: HashSet<_> = state.timers.keys().collect();
+    let mut completed_updates: HashSet<&str> = HashSet::new();
     let too_large = |v: &Value, what: &str| -> Result<(), (C, String)> {
         check_payload(v, limits).map_err(|e| (C::PayloadsTooLarge, format!("{what}: {e}")))
     };
@@ -1393,6 +1470,28 @@ fn validate_commands(
             WorkflowCommand::CancelWorkflowExecution(c) => {
                 if let Some(d) = &c.details {
                     too_large(d, "cancel details")?;
+                }
+            }
+            WorkflowCommand::CompleteWorkflowUpdate(u) => {
+                let bad = |m: &str| {
+                    (
+                        C::BadUpdateWorkflowExecutionMessage,
+                        format!("update {:?} {m}", u.update_id),
+                    )
+                };
+                let update = state
+                    .updates
+                    .get(&u.update_id)
+                    .ok_or_else(|| bad("is unknown"))?;
+                if update.admitted_event_id.is_none() {
+                    return Err(bad("was admitted while the workflow task was in flight; the workflow has not seen it"));
+                }
+                if update.completed_event_id.is_some() || !completed_updates.insert(&u.update_id) {
+                    return Err(bad("is already completed"));
+                }
+                too_large(&u.result, "update result")?;
+                if let Some(d) = u.failure.as_ref().and_then(|f| f.details.as_ref()) {
+                    too_large(d, "update failure details")?;
                 }
             }
         }

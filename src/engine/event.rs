@@ -54,6 +54,9 @@ pub enum EventAttributes {
     WorkflowExecutionSignaled(WorkflowExecutionSignaled),
     WorkflowExecutionCancelRequested(WorkflowExecutionCancelRequested),
     WorkflowExecutionOptionsUpdated(WorkflowExecutionOptionsUpdated),
+    WorkflowExecutionUpdateAdmitted(WorkflowExecutionUpdateAdmitted),
+    WorkflowExecutionUpdateAccepted(WorkflowExecutionUpdateAccepted),
+    WorkflowExecutionUpdateCompleted(WorkflowExecutionUpdateCompleted),
 }
 
 impl EventAttributes {
@@ -88,6 +91,15 @@ impl EventAttributes {
             }
             EventAttributes::WorkflowExecutionOptionsUpdated(_) => {
                 "WorkflowExecutionOptionsUpdated"
+            }
+            EventAttributes::WorkflowExecutionUpdateAdmitted(_) => {
+                "WorkflowExecutionUpdateAdmitted"
+            }
+            EventAttributes::WorkflowExecutionUpdateAccepted(_) => {
+                "WorkflowExecutionUpdateAccepted"
+            }
+            EventAttributes::WorkflowExecutionUpdateCompleted(_) => {
+                "WorkflowExecutionUpdateCompleted"
             }
         }
     }
@@ -154,6 +166,9 @@ pub enum WorkflowTaskFailedCause {
     BadCompleteWorkflowExecutionAttributes,
     BadFailWorkflowExecutionAttributes,
     BadCancelWorkflowExecutionAttributes,
+    /// CompleteWorkflowUpdate names an update that was not delivered to
+    /// this task or an earlier one, or that completed already.
+    BadUpdateWorkflowExecutionMessage,
     ScheduleActivityDuplicateId,
     StartTimerDuplicateId,
     PayloadsTooLarge,
@@ -349,9 +364,40 @@ pub struct WorkflowExecutionOptionsUpdated {
     pub identity: Option<String>,
 }
 
+/// An update passed the workflow's validator and waits for a workflow task
+/// to deliver it to its handler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionUpdateAdmitted {
+    pub update_id: String,
+    pub update_name: String,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
 /// Pins a run to an endpoint version of its task queue, whatever version
 /// is current.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VersioningOverride {
     pub pinned_version: String,
+}
+
+/// The workflow task that delivered the update completed: its handler runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionUpdateAccepted {
+    pub update_id: String,
+    pub admitted_event_id: i64,
+}
+
+/// The update's handler finished, with `result` or `failure`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionUpdateCompleted {
+    pub update_id: String,
+    pub accepted_event_id: i64,
+    #[serde(default)]
+    pub result: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub workflow_task_completed_event_id: i64,
 }

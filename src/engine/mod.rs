@@ -31,8 +31,9 @@ mod tests;
 
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    FailWorkflowExecution, MoveToVersion, RecordMarker, RequestCancelActivityTask,
-    ScheduleActivityTask, Signal, StartRun, StartTimer, WorkflowCommand,
+    CompleteWorkflowUpdate, FailWorkflowExecution, MoveToVersion, RecordMarker,
+    RequestCancelActivityTask, ScheduleActivityTask, Signal, StartRun, StartTimer, Update,
+    WorkflowCommand,
 };
 pub use decide::{decide, start, start_with_signal, workflow_task_view, WorkflowTaskView};
 pub use effect::{Dispatch, Effect, Queue, Task};
@@ -40,7 +41,10 @@ pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};
 pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
 pub use retry::{RetryPolicy, RetryPolicySpec};
-pub use state::{Activity, ActivityPhase, RunState, RunStatus, Timer, SEEN_SIGNAL_REQUEST_IDS};
+pub use state::{
+    Activity, ActivityPhase, RunState, RunStatus, Timer, UpdateStage, UpdateState,
+    SEEN_SIGNAL_REQUEST_IDS,
+};
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 
 use crate::time::{Duration, Timestamp};

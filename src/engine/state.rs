@@ -115,6 +115,43 @@ pub struct RunState {
     /// or by WorkflowExecutionOptionsUpdated.
     #[serde(default)]
     pub pinned_version: Option<String>,
+    /// Every update the run admitted, by update id, kept after completion
+    /// (and after the run closed) so that a retry with the same id gets
+    /// the first outcome instead of a second execution.
+    #[serde(default)]
+    pub updates: BTreeMap<String, UpdateState>,
+}
+
+/// How far an update got; each stage's event id once it is recorded.
+/// Stages only advance, so a waiter that saw a stage may trust it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateState {
+    /// `None` while WorkflowExecutionUpdateAdmitted is buffered behind the
+    /// in-flight workflow task.
+    pub admitted_event_id: Option<i64>,
+    pub accepted_event_id: Option<i64>,
+    pub completed_event_id: Option<i64>,
+}
+
+/// Temporal's `WorkflowUpdateStage` names (UNSPECIFIED aside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpdateStage {
+    Admitted,
+    Accepted,
+    Completed,
+}
+
+impl UpdateState {
+    pub fn stage(&self) -> UpdateStage {
+        if self.completed_event_id.is_some() {
+            UpdateStage::Completed
+        } else if self.accepted_event_id.is_some() {
+            UpdateStage::Accepted
+        } else {
+            UpdateStage::Admitted
+        }
+    }
 }
 
 /// How many signal request ids a run remembers for deduplication. A retry
@@ -213,6 +250,8 @@ pub struct HistoryView {
     pub last_workflow_task_completed_event_id: i64,
     pub open_activities: Vec<(i64, ActivityId)>,
     pub open_timers: Vec<(TimerId, i64)>,
+    /// Recorded updates (admitted, not buffered) and their stages.
+    pub updates: Vec<(String, UpdateState)>,
     pub result: Option<Value>,
     pub failure: Option<Failure>,
 }
@@ -246,6 +285,7 @@ impl RunState {
             cancel_requested: false,
             signal_request_ids: VecDeque::new(),
             pinned_version: None,
+            updates: BTreeMap::new(),
         }
     }
 
@@ -374,6 +414,22 @@ impl RunState {
             EventAttributes::WorkflowExecutionOptionsUpdated(a) => {
                 self.pinned_version = Some(a.versioning_override.pinned_version.clone());
             }
+            EventAttributes::WorkflowExecutionUpdateAdmitted(a) => {
+                self.updates
+                    .entry(a.update_id.clone())
+                    .or_default()
+                    .admitted_event_id = Some(event.event_id);
+            }
+            EventAttributes::WorkflowExecutionUpdateAccepted(a) => {
+                if let Some(u) = self.updates.get_mut(&a.update_id) {
+                    u.accepted_event_id = Some(event.event_id);
+                }
+            }
+            EventAttributes::WorkflowExecutionUpdateCompleted(a) => {
+                if let Some(u) = self.updates.get_mut(&a.update_id) {
+                    u.completed_event_id = Some(event.event_id);
+                }
+            }
         }
     }
 
@@ -413,6 +469,12 @@ impl RunState {
                 .timers
                 .iter()
                 .map(|(id, t)| (id.clone(), t.started_event_id))
+                .collect(),
+            updates: self
+                .updates
+                .iter()
+                .filter(|(_, u)| u.admitted_event_id.is_some())
+                .map(|(id, u)| (id.clone(), u.clone()))
                 .collect(),
             result: self.result.clone(),
             failure: self.failure.clone(),

@@ -18,13 +18,15 @@
 //! signal NAME [input=..] [request_id=..]     (start also takes signal=NAME: signal-with-start)
 //! request-cancel [reason=..]
 //! pin VERSION | move from=V1 to=V2 reason=.. [identity=..]   (start also takes version=V)
+//! update NAME id=ID [input=..]
 //! ```
 //!
 //! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
 //! [s2s=] [hb=] [initial=] [coefficient=] [max_interval=] [attempts=]
 //! [non_retryable=A,B]`, `cancel ID`, `timer ID DURATION`, `cancel-timer ID`,
 //! `marker NAME [details=]`, `complete [result=]`, `fail-workflow [message=]
-//! [details=]`, `cancel-workflow [details=]`.
+//! [details=]`, `cancel-workflow [details=]`, `complete-update ID [result=]
+//! [failure=MESSAGE]`.
 //!
 //! Activity tokens default to the activity's current attempt (`attempt=N`
 //! overrides); workflow-task tokens default to the task last shown by
@@ -44,11 +46,11 @@ use serde_json::Value;
 
 use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
-    CompleteWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
-    FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker, Rejection,
-    RequestCancelActivityTask, RetryPolicy, RetryPolicySpec, RunState, ScheduleActivityTask,
-    Signal, StartRun, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
-    WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
+    CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Dispatch, Effect, Event,
+    EventAttributes, FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker,
+    Rejection, RequestCancelActivityTask, RetryPolicy, RetryPolicySpec, RunState,
+    ScheduleActivityTask, Signal, StartRun, StartTimer, Task, TimeoutType, Transition, Update,
+    WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
 };
 use crate::ids::{ActivityId, RunId, TaskQueue, TimerId};
 use crate::time::{Duration, Timestamp};
@@ -298,6 +300,12 @@ impl Scenario {
                     .get("reason")
                     .map_or_else(String::new, |r| args.text(r)),
                 identity: args.get("identity").map(str::to_owned),
+            }),
+            "update" => Command::AdmitUpdate(Update {
+                update_name: args.text(args.pos(1)),
+                update_id: args.text(args.get("id").unwrap_or("u1")),
+                input: args.value("input").unwrap_or(Value::Null),
+                identity: None,
             }),
             other => panic!("unknown command {other:?} in `{line}`"),
         };
@@ -565,6 +573,18 @@ fn describe_state(state: &RunState) -> String {
         }
         out.push('\n');
     }
+    for (id, u) in &state.updates {
+        let at = |e: Option<i64>| e.map_or("-".to_owned(), |e| format!("#{e}"));
+        writeln!(
+            out,
+            "  = update {id} {} admitted {} accepted {} completed {}",
+            name(&u.stage()),
+            at(u.admitted_event_id),
+            at(u.accepted_event_id),
+            at(u.completed_event_id)
+        )
+        .unwrap();
+    }
     for (id, t) in &state.timers {
         write!(
             out,
@@ -692,6 +712,13 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
         }
         "cancel-workflow" => WorkflowCommand::CancelWorkflowExecution(CancelWorkflowExecution {
             details: args.value("details"),
+        }),
+        "complete-update" => WorkflowCommand::CompleteWorkflowUpdate(CompleteWorkflowUpdate {
+            update_id: args.text(args.pos(1)),
+            result: args.value("result").unwrap_or(Value::Null),
+            failure: args
+                .get("failure")
+                .map(|m| Failure::new(args.text(m), "ApplicationError")),
         }),
         other => panic!("unknown workflow command {other:?}"),
     }
@@ -899,6 +926,19 @@ pub(super) fn event(e: &Event) -> String {
                 write!(s, " identity={i}").unwrap();
             }
             s
+        }
+        A::WorkflowExecutionUpdateAdmitted(a) => {
+            format!("{} {} input={}", a.update_id, a.update_name, a.input)
+        }
+        A::WorkflowExecutionUpdateAccepted(a) => {
+            format!("{} admitted={}", a.update_id, a.admitted_event_id)
+        }
+        A::WorkflowExecutionUpdateCompleted(a) => {
+            let outcome = match &a.failure {
+                Some(f) => format!("failure={}", failure(f)),
+                None => format!("result={}", a.result),
+            };
+            format!("{} accepted={} {outcome}", a.update_id, a.accepted_event_id)
         }
     };
     let line = format!(

@@ -17,5 +17,6 @@ mod run;
 mod signals;
 mod timeouts;
 mod timers;
+mod updates;
 mod versioning;
 mod workflow_tasks;
