@@ -65,6 +65,7 @@ on_both_databases!(
     invalid_workflow_starts_are_refused,
     commands_that_break_the_history_fail_the_workflow_task,
     garbage_answers_leave_the_history_unchanged_and_are_retried,
+    invalid_and_rejected_updates_write_nothing,
 );
 
 const NS: &str = "/api/v1/namespaces";
@@ -102,6 +103,11 @@ async fn fixture(db: Db) -> Fixture {
                 sequential_workflow(&req, &[("greet", json!({}))]),
             ),
             (_, "Async") => (StatusCode::ACCEPTED, json!({})),
+            // Every update's validator says no.
+            (Some("update_validation"), _) => (
+                StatusCode::OK,
+                json!({"failure": {"message": "not in stock", "type": "ApplicationError"}}),
+            ),
             _ => (StatusCode::OK, json!({"result": "hello"})),
         }
     })
@@ -1836,5 +1842,92 @@ async fn wrong_methods_and_undecodable_paths_are_problems() {
     ] {
         refused(api, Method::GET, path, Body::Empty, bad_request("UTF-8")).await;
     }
+    fx.stop().await;
+}
+
+async fn invalid_and_rejected_updates_write_nothing(db: Db) {
+    let fx = fixture(db).await;
+    let api = fx.api();
+    let update = format!("{WF}/sleeping-1/update/add_item");
+    let problem = refused(
+        api,
+        Method::POST,
+        &update,
+        Body::Json(json!({"args": [{"sku": "A"}], "update_id": "u1"})),
+        (StatusCode::BAD_REQUEST, "update_rejected", "not in stock"),
+    )
+    .await;
+    assert_eq!(problem["failure"]["message"], "not in stock", "{problem}");
+    // A rejected update leaves no id behind.
+    refused(
+        api,
+        Method::GET,
+        &format!("{WF}/sleeping-1/updates/u1"),
+        Body::Empty,
+        not_found("update u1 not found"),
+    )
+    .await;
+    for (body, detail) in [
+        (
+            json!({"update_id": "x".repeat(1001)}),
+            "update_id must be at most 1000 bytes",
+        ),
+        (json!({"update_id": 7}), "update_id"),
+        (json!({"wait_for_stage": "SOON"}), "wait_for_stage"),
+        (json!({"args": [], "extra": 1}), "extra"),
+    ] {
+        refused(
+            api,
+            Method::POST,
+            &update,
+            Body::Json(body),
+            bad_request(detail),
+        )
+        .await;
+    }
+    refused(
+        api,
+        Method::GET,
+        &format!("{WF}/sleeping-1/updates/u1?wait_for_stage=SOON"),
+        Body::Empty,
+        bad_request("wait_for_stage"),
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        &update,
+        Body::Json(json!({"args": ["x".repeat(3 * 1024 * 1024)]})),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "exceeds the limit",
+        ),
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        &format!("{WF}/ghost/update/add_item"),
+        Body::Json(json!({})),
+        not_found("workflow ghost not found"),
+    )
+    .await;
+    refused(
+        api,
+        Method::GET,
+        &format!("{WF}/ghost/updates/u1"),
+        Body::Empty,
+        not_found("workflow ghost not found"),
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        &format!("{WF}/done-1/update/add_item"),
+        Body::Json(json!({})),
+        (StatusCode::CONFLICT, "conflict", "closed"),
+    )
+    .await;
     fx.stop().await;
 }

@@ -1152,3 +1152,92 @@ async fn endpoint_versions_promote_and_move_runs() {
     assert_eq!(rows(&shown, "v2")[0][1..4], ["false", "2", "false"]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_update_prints_the_handlers_result_and_fails_on_rejection() {
+    let server = spawn_server(Db::Sqlite).await;
+    // Validates `double` (its argument must be a number); the handler
+    // answers twice the argument.
+    let handler = spawn_handler(|req: Value| async move {
+        if req["type"] == "update_validation" {
+            return match req["update_args"][0].as_i64() {
+                Some(_) => (StatusCode::OK, json!({"accepted": true})),
+                None => (
+                    StatusCode::OK,
+                    json!({"failure": {"message": "not a number", "type": "ApplicationError"}}),
+                ),
+            };
+        }
+        let history = req["history"].as_array().cloned().unwrap_or_default();
+        let done: Vec<Value> = history
+            .iter()
+            .filter(|e| e["event_type"] == "WorkflowExecutionUpdateCompleted")
+            .map(|e| e["attributes"]["update_id"].clone())
+            .collect();
+        let commands: Vec<Value> = history
+            .iter()
+            .filter(|e| e["event_type"] == "WorkflowExecutionUpdateAdmitted")
+            .filter(|e| !done.contains(&e["attributes"]["update_id"]))
+            .map(|e| {
+                let n = e["attributes"]["input"][0].as_i64().unwrap_or(0);
+                json!({"command_type": "CompleteWorkflowUpdate", "attributes": {
+                    "update_id": e["attributes"]["update_id"], "result": n * 2}})
+            })
+            .collect();
+        (StatusCode::OK, json!({"commands": commands}))
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    server.api.start("calc", "Calc", "q", json!({})).await;
+    let out = ok(client(
+        &server,
+        &[
+            "workflow",
+            "update",
+            "calc",
+            "double",
+            "--args",
+            "[21]",
+            "--update-id",
+            "u1",
+        ],
+    )
+    .await);
+    assert_eq!(out.trim(), "42");
+    // The same update id answers the first outcome.
+    let v = ok_json(
+        client(
+            &server,
+            &[
+                "workflow",
+                "update",
+                "calc",
+                "double",
+                "--args",
+                "[1]",
+                "--update-id",
+                "u1",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        (v["update_id"].clone(), v["result"].clone()),
+        (json!("u1"), json!(42))
+    );
+    failed(
+        client(
+            &server,
+            &["workflow", "update", "calc", "double", "--args", "[\"x\"]"],
+        )
+        .await,
+        "not a number",
+    );
+    failed(
+        client(&server, &["workflow", "update", "ghost", "double"]).await,
+        "(404)",
+    );
+    server.stop().await;
+}

@@ -28,9 +28,10 @@ use baton::apply::Applier;
 use baton::dispatch::wire;
 use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    Ctx, Event, FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker,
-    RequestCancelActivityTask, RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartRun,
-    StartTimer, Task, TimeoutType, WorkflowCommand, WorkflowTaskFailedCause,
+    CompleteWorkflowUpdate, Ctx, Event, FailWorkflowExecution, Failure, Limits, MoveToVersion,
+    RecordMarker, RequestCancelActivityTask, RetryPolicySpec, RunState, ScheduleActivityTask,
+    Signal, StartRun, StartTimer, Task, TimeoutType, Update, WorkflowCommand,
+    WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -543,6 +544,8 @@ async fn every_spec_route_is_served() {
         ("version", "v-drift"),
         ("signal_name", "signal-drift"),
         ("query_name", "query-drift"),
+        ("update_name", "update-drift"),
+        ("update_id", "update-id-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -1069,6 +1072,24 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
     s.complete(vec![]);
     s.complete(vec![WorkflowCommand::CancelWorkflowExecution(
         CancelWorkflowExecution { details: None },
+    )]);
+    runs.push(s);
+    // An update admitted during the first task is delivered, accepted and
+    // completed by the next.
+    let mut s = Sim::start("order-22", None);
+    s.apply(Command::AdmitUpdate(Update {
+        update_id: "add-1".into(),
+        update_name: "add_item".into(),
+        input: json!([{"sku": "A-17", "qty": 2}]),
+        identity: Some("shop@example.com".into()),
+    }));
+    s.complete(vec![]);
+    s.complete(vec![WorkflowCommand::CompleteWorkflowUpdate(
+        CompleteWorkflowUpdate {
+            update_id: "add-1".into(),
+            result: json!({"items": 1}),
+            failure: None,
+        },
     )]);
     runs.push(s);
     let mut s = Sim::start("order-20", Some(Duration::from_secs(60)));

@@ -60,6 +60,7 @@ on_both_databases!(
     move_runs_repins_with_an_audit_event,
     a_run_started_without_an_endpoint_pins_on_its_first_push,
     activities_go_to_the_pinned_version_of_their_own_queue_only,
+    updates_are_validated_recorded_and_deduplicated,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1424,5 +1425,177 @@ async fn activities_go_to_the_pinned_version_of_their_own_queue_only(db: Db) {
     assert_eq!(activities_pushed(&billing_v2), ["invoice"]);
     assert!(activities_pushed(&orders_v2).is_empty());
     assert!(activities_pushed(&billing_v1).is_empty());
+    server.stop().await;
+}
+
+/// A shopping cart written against raw history (docs/protocol.md §5.6):
+/// `add_item` is validated (quantity > 0) and answers the number of items;
+/// `wait_for_go` is accepted at once but completes only after a `go`
+/// signal; a `checkout` signal completes the workflow.
+async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
+    let validations = Arc::new(AtomicU32::new(0));
+    let counted = validations.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let counted = counted.clone();
+        async move {
+            if req["type"] == "update_validation" {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let qty = req["update_args"][0]["qty"].as_i64().unwrap_or(0);
+                return match req["update_name"].as_str() {
+                    Some("add_item") if qty <= 0 => (StatusCode::OK, json!({"failure": {
+                        "message": "quantity must be positive", "type": "ApplicationError"}})),
+                    Some("add_item" | "wait_for_go") => (StatusCode::OK, json!({"accepted": true})),
+                    _ => (StatusCode::OK, json!({"failure": {"message": "unknown update", "type": "ApplicationError"}})),
+                };
+            }
+            let history = req["history"].as_array().cloned().unwrap_or_default();
+            let signaled = |name: &str| {
+                history.iter().any(|e| {
+                    e["event_type"] == "WorkflowExecutionSignaled"
+                        && e["attributes"]["signal_name"] == name
+                })
+            };
+            let completed: Vec<&Value> = history
+                .iter()
+                .filter(|e| e["event_type"] == "WorkflowExecutionUpdateCompleted")
+                .map(|e| &e["attributes"]["update_id"])
+                .collect();
+            let mut items = 0;
+            let mut commands = Vec::new();
+            for e in &history {
+                if e["event_type"] != "WorkflowExecutionUpdateAdmitted" {
+                    continue;
+                }
+                let a = &e["attributes"];
+                if a["update_name"] == "add_item" {
+                    items += 1;
+                }
+                if completed.contains(&&a["update_id"]) {
+                    continue;
+                }
+                let result = match a["update_name"].as_str() {
+                    Some("add_item") => json!(items),
+                    _ if signaled("go") => json!("went"),
+                    _ => continue,
+                };
+                commands.push(json!({"command_type": "CompleteWorkflowUpdate",
+                    "attributes": {"update_id": a["update_id"], "result": result}}));
+            }
+            if signaled("checkout") {
+                commands.push(json!({"command_type": "CompleteWorkflowExecution",
+                    "attributes": {"result": items}}));
+            }
+            (StatusCode::OK, json!({"commands": commands}))
+        }
+    })
+    .await;
+    server.api.register("carts", &handler.url).await;
+    validations
+}
+
+async fn updates_are_validated_recorded_and_deduplicated(db: Db) {
+    let server = spawn_server(db).await;
+    let validations = spawn_cart_handler(&server).await;
+    server.api.start("cart-1", "Cart", "carts", json!({})).await;
+    wait_idle(&server, "cart-1").await;
+    let base = "/api/v1/namespaces/default/workflows/cart-1";
+    let add = format!("{base}/update/add_item");
+    let (status, body) = server
+        .api
+        .post(
+            &add,
+            json!({"args": [{"sku": "A", "qty": 2}], "update_id": "u1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["update_id"], "u1");
+    assert_eq!(body["stage"], "COMPLETED");
+    assert_eq!(body["result"], 1);
+    let types = event_types(&server.api.history("cart-1").await);
+    let recorded: Vec<&str> = types
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.starts_with("WorkflowExecutionUpdate"))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "WorkflowExecutionUpdateAdmitted",
+            "WorkflowExecutionUpdateAccepted",
+            "WorkflowExecutionUpdateCompleted"
+        ]
+    );
+
+    // A rejected update writes nothing.
+    let before = server.api.history("cart-1").await;
+    let (status, body) = server
+        .api
+        .post(&add, json!({"args": [{"sku": "B", "qty": 0}]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "update_rejected");
+    assert_eq!(body["failure"]["message"], "quantity must be positive");
+    assert_eq!(server.api.history("cart-1").await, before);
+
+    // A retry with the same update id gets the first outcome, without a
+    // second validation.
+    let seen = validations.load(Ordering::SeqCst);
+    let (status, body) = server
+        .api
+        .post(
+            &add,
+            json!({"args": [{"sku": "C", "qty": 5}], "update_id": "u1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["stage"].clone(), body["result"].clone()),
+        (json!("COMPLETED"), json!(1))
+    );
+    assert_eq!(validations.load(Ordering::SeqCst), seen);
+    assert_eq!(server.api.history("cart-1").await, before);
+
+    // Waiting for ACCEPTED answers once the handler runs; the outcome is
+    // fetched later by update id.
+    let (status, body) = server
+        .api
+        .post(
+            &format!("{base}/update/wait_for_go"),
+            json!({"update_id": "u2", "wait_for_stage": "ACCEPTED"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stage"], "ACCEPTED");
+    assert!(body.get("result").is_none(), "{body}");
+    server
+        .api
+        .post(&format!("{base}/signal/go"), json!({}))
+        .await;
+    let (status, body) = server.api.get(&format!("{base}/updates/u2")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["stage"].clone(), body["result"].clone()),
+        (json!("COMPLETED"), json!("went"))
+    );
+    let (status, _) = server.api.get(&format!("{base}/updates/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A closed run refuses new updates but still answers known ones.
+    server
+        .api
+        .post(&format!("{base}/signal/checkout"), json!({}))
+        .await;
+    assert_eq!(server.api.result("cart-1").await["result"], 1);
+    let (status, body) = server
+        .api
+        .post(&add, json!({"args": [{"sku": "D", "qty": 1}]}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = server
+        .api
+        .post(&add, json!({"args": [], "update_id": "u1"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], 1);
     server.stop().await;
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::apply;
-use crate::engine::Rejection;
+use crate::engine::{Failure, Rejection};
 use crate::store;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,10 @@ pub enum ApiError {
     /// The workflow's query handler refused or failed.
     #[error("{0}")]
     QueryFailed(String),
+    /// The workflow's update validator refused the update; the problem
+    /// carries its failure. Nothing was written.
+    #[error("update rejected: {}", .0.message)]
+    UpdateRejected(Failure),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -48,6 +52,9 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// The application failure behind an `update_rejected` problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'a Failure>,
 }
 
 impl ApiError {
@@ -71,6 +78,11 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::VersionInUse(_) => (StatusCode::CONFLICT, "version_in_use", "Version in use"),
             ApiError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed", "Query failed"),
+            ApiError::UpdateRejected(_) => (
+                StatusCode::BAD_REQUEST,
+                "update_rejected",
+                "Update rejected",
+            ),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -106,6 +118,10 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             code,
+            failure: match &self {
+                ApiError::UpdateRejected(f) => Some(f),
+                _ => None,
+            },
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         (

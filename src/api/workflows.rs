@@ -1,5 +1,5 @@
 //! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
-//! result, signal, signal-with-start, cancel, terminate. Paths follow Temporal's HTTP API where they fit.
+//! result, signal, signal-with-start, cancel, terminate, query, update. Paths follow Temporal's HTTP API where they fit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::apply::{StartRequest, Started};
 use crate::engine::{
-    ActivityPhase, Command, Event, Failure, IdConflictPolicy, IdReusePolicy, RunState, RunStatus,
-    Signal, StartRun,
+    self, ActivityPhase, Command, Event, EventAttributes, Failure, IdConflictPolicy, IdReusePolicy,
+    RunState, RunStatus, Signal, StartRun, Update, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
@@ -54,10 +54,21 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{workflow_id}}/query/{{query_name}}"),
             post(query_workflow),
         )
+        .route(
+            &format!("{base}/{{workflow_id}}/update/{{update_name}}"),
+            post(update_workflow),
+        )
+        .route(
+            &format!("{base}/{{workflow_id}}/updates/{{update_id}}"),
+            get(poll_update),
+        )
 }
 
 /// Longest a result request may wait.
 const MAX_RESULT_WAIT: Duration = Duration(60_000);
+/// Longest an update request waits for its stage before it answers with
+/// the stage reached (the client asks again).
+const UPDATE_WAIT: Duration = Duration(30_000);
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1_000;
 const DEFAULT_HISTORY_PAGE: i64 = 1_000;
@@ -411,12 +422,14 @@ async fn get_result(
 ) -> Result<AppJson<RunResult>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
     let wait = q.wait.unwrap_or(Duration::ZERO).min(MAX_RESULT_WAIT);
-    let record = if record.state.status.is_closed() || wait.is_zero() {
-        record
+    let s = if record.state.status.is_closed() || wait.is_zero() {
+        record.state
     } else {
-        state.applier.wait_closed(record, wait).await?
+        state
+            .applier
+            .wait_for(record.state, wait, |_| false)
+            .await?
     };
-    let s = record.state;
     Ok(AppJson(RunResult {
         run_id: s.run_id,
         status: s.status,
@@ -709,5 +722,152 @@ async fn query_workflow(
     Ok(AppJson(QueryAnswer {
         run_id: s.run_id,
         result,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    /// The update's arguments, as the workflow's handler takes them.
+    #[serde(default)]
+    args: Value,
+    /// Identifies the update within the run; a retry with the same id gets
+    /// the first update's outcome. Generated when absent.
+    #[serde(default)]
+    update_id: Option<String>,
+    #[serde(default)]
+    run_id: Option<String>,
+    /// The stage to wait for; default COMPLETED.
+    #[serde(default)]
+    wait_for_stage: Option<UpdateStage>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UpdateOutcome {
+    update_id: String,
+    run_id: RunId,
+    /// The stage reached: the one asked for, or an earlier one when the
+    /// wait timed out.
+    stage: UpdateStage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure>,
+}
+
+/// Validates an update with a synchronous push, records it, and waits for
+/// the stage asked for. An update id the run has seen already is not
+/// validated again: the caller gets (or waits for) the first one's outcome.
+async fn update_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, update_name)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<UpdateBody>,
+) -> Result<AppJson<UpdateOutcome>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let update_id = body
+        .update_id
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let mut run = record.state;
+    if !run.updates.contains_key(&update_id) {
+        let update = Update {
+            update_id: update_id.clone(),
+            update_name,
+            input: body.args,
+            identity: body.identity,
+        };
+        let cmd = Command::AdmitUpdate(update.clone());
+        // Refuses a closed run and bad input before the validation push;
+        // nothing is written.
+        engine::decide(&run, cmd.clone(), &state.applier.ctx())?;
+        if let Some(failure) = state.querier.validate_update(&run, &update).await? {
+            return Err(ApiError::UpdateRejected(failure));
+        }
+        run = std::sync::Arc::unwrap_or_clone(
+            state.applier.apply(&run.namespace, run.run_id, cmd).await?,
+        );
+    }
+    let stage = body.wait_for_stage.unwrap_or(UpdateStage::Completed);
+    wait_update(&state, run, &update_id, stage).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollUpdateQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    wait_for_stage: Option<UpdateStage>,
+}
+
+/// An update's stage and outcome, waiting (boundedly) for the stage asked
+/// for: the client side of an update handle.
+async fn poll_update(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, update_id)): AppPath<(String, String, String)>,
+    AppQuery(q): AppQuery<PollUpdateQuery>,
+) -> Result<AppJson<UpdateOutcome>, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let stage = q.wait_for_stage.unwrap_or(UpdateStage::Completed);
+    wait_update(&state, record.state, &update_id, stage).await
+}
+
+async fn wait_update(
+    state: &AppState,
+    run: RunState,
+    update_id: &str,
+    stage: UpdateStage,
+) -> Result<AppJson<UpdateOutcome>, ApiError> {
+    let reached = |s: &RunState| s.updates.get(update_id).is_some_and(|u| u.stage() >= stage);
+    if !run.updates.contains_key(update_id) {
+        return Err(ApiError::NotFound(format!(
+            "update {update_id} not found in run {}",
+            run.run_id
+        )));
+    }
+    let run = if reached(&run) {
+        run
+    } else {
+        state.applier.wait_for(run, UPDATE_WAIT, reached).await?
+    };
+    let update = run
+        .updates
+        .get(update_id)
+        .expect("stages are never forgotten")
+        .clone();
+    if !reached(&run) && run.status.is_closed() {
+        return Err(ApiError::Conflict(format!(
+            "workflow execution already completed ({}) before update {update_id} reached stage {stage:?}",
+            run.status.as_str(),
+        )));
+    }
+    let (mut result, mut failure) = (None, None);
+    if let Some(id) = update.completed_event_id {
+        let events = state
+            .applier
+            .store()
+            .read_history(&run.namespace, run.run_id, id - 1, 1)
+            .await?;
+        match events.into_iter().next().map(|e| e.attributes) {
+            Some(EventAttributes::WorkflowExecutionUpdateCompleted(c)) => match c.failure {
+                Some(f) => failure = Some(f),
+                None => result = Some(c.result),
+            },
+            _ => {
+                return Err(ApiError::Internal(format!(
+                    "event {id} of run {} is not the completion of update {update_id}",
+                    run.run_id
+                )))
+            }
+        }
+    }
+    Ok(AppJson(UpdateOutcome {
+        update_id: update_id.to_owned(),
+        run_id: run.run_id,
+        stage: update.stage(),
+        result,
+        failure,
     }))
 }

@@ -86,7 +86,8 @@ pub struct Applier {
     clock: Arc<dyn Clock>,
     limits: Limits,
     pushes: mpsc::UnboundedSender<Push>,
-    closed: broadcast::Sender<RunId>,
+    /// Every run this node committed a change to, for waiters.
+    changed: broadcast::Sender<RunId>,
     cache: Arc<cache::RunCache>,
     endpoints: Arc<Endpoints>,
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
@@ -103,14 +104,14 @@ impl Applier {
         limits: Limits,
     ) -> (Applier, mpsc::UnboundedReceiver<Push>) {
         let (pushes, rx) = mpsc::unbounded_channel();
-        let (closed, _) = broadcast::channel(1024);
+        let (changed, _) = broadcast::channel(1024);
         let applier = Applier {
             endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
             store,
             clock,
             limits,
             pushes,
-            closed,
+            changed,
             cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
             namespaces: Arc::default(),
         };
@@ -381,7 +382,8 @@ impl Applier {
         Ok(record)
     }
 
-    /// Commits, then hands pushes to the dispatcher and announces closes.
+    /// Commits, then hands pushes to the dispatcher and announces the
+    /// changes to waiters.
     async fn commit(&self, changes: Vec<RunChange>) -> Result<Vec<Arc<RunState>>, store::Error> {
         self.store.commit(&changes).await?;
         let mut states = Vec::with_capacity(changes.len());
@@ -404,9 +406,7 @@ impl Applier {
                     });
                 }
             }
-            if state.status.is_closed() {
-                let _ = self.closed.send(state.run_id);
-            }
+            let _ = self.changed.send(state.run_id);
             states.push(state);
         }
         Ok(states)
@@ -426,57 +426,54 @@ impl Applier {
         Ok(events)
     }
 
-    /// Waits until the run of `record` is closed or `timeout` passes;
-    /// returns the last state seen. Local closes wake it at once; closes on
-    /// other nodes are seen by a short poll.
-    pub async fn wait_closed(
+    /// Waits until `done` holds for the run `state` describes, it is closed,
+    /// or `timeout` passes; returns the last state seen. `done` must be
+    /// monotonic (once true, true for every later state), like a closed
+    /// run or an update's stage, so that a state seen once is the truth.
+    /// Local commits wake it at once; changes on other nodes are seen by a
+    /// short poll.
+    pub async fn wait_for(
         &self,
-        record: RunRecord,
+        state: RunState,
         timeout: Duration,
-    ) -> Result<RunRecord, Error> {
-        let mut closed = self.closed.subscribe();
+        done: impl Fn(&RunState) -> bool,
+    ) -> Result<RunState, Error> {
+        let finished = |s: &RunState| s.status.is_closed() || done(s);
+        let mut changed = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout.to_std();
-        let (ns, run_id) = (record.state.namespace.clone(), record.state.run_id);
-        let mut record = record;
+        let (ns, run_id) = (state.namespace.clone(), state.run_id);
+        let mut state = state;
         loop {
-            // A closed run never reopens, so a cached close is the truth. It
-            // is checked after subscribing, so a close in between is seen.
-            if let Some(c) = self
-                .cache
-                .get(run_id)
-                .filter(|r| r.state.status.is_closed())
-            {
-                return Ok(c);
+            // Checked after subscribing, so a change in between is seen.
+            if let Some(c) = self.cache.get(run_id).filter(|r| finished(&r.state)) {
+                return Ok(c.state);
             }
-            if record.state.status.is_closed() || tokio::time::Instant::now() >= deadline {
-                return Ok(record);
+            if finished(&state) || tokio::time::Instant::now() >= deadline {
+                return Ok(state);
             }
-            // Wake on this run's local close, after a short poll (closes on
-            // other nodes), or at the deadline.
+            // Wake on this run's local change, after a short poll (changes
+            // on other nodes), or at the deadline.
             let poll = tokio::time::sleep(std::time::Duration::from_millis(500));
             tokio::pin!(poll);
             loop {
                 tokio::select! {
                     _ = &mut poll => break,
                     _ = tokio::time::sleep_until(deadline) => break,
-                    r = closed.recv() => match r {
+                    r = changed.recv() => match r {
                         Ok(id) if id != run_id => {}
                         _ => break,
                     },
                 }
             }
-            if self
-                .cache
-                .get(run_id)
-                .is_some_and(|r| r.state.status.is_closed())
-            {
+            if self.cache.get(run_id).is_some_and(|r| finished(&r.state)) {
                 continue;
             }
-            record = self
+            state = self
                 .store
                 .load_run(&ns, run_id)
                 .await?
-                .ok_or(Error::RunNotFound(run_id))?;
+                .ok_or(Error::RunNotFound(run_id))?
+                .state;
         }
     }
 }

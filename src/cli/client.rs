@@ -195,6 +195,24 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Send an update to a workflow and wait for its outcome (or for the
+    /// handler to start, with `--wait-for-stage accepted`).
+    Update {
+        workflow_id: String,
+        update_name: String,
+        /// Update arguments as a JSON array.
+        #[arg(long)]
+        args: Option<String>,
+        /// Retries with the same update id get the first outcome.
+        #[arg(long)]
+        update_id: Option<String>,
+        #[arg(long, default_value = "completed", value_parser = ["accepted", "completed"])]
+        wait_for_stage: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Signal a workflow, starting it first if it has no open run.
     SignalWithStart {
         #[arg(long)]
@@ -766,6 +784,52 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             match conn.output {
                 Output::Json => print(conn.output, &v, None, &[]),
                 Output::Table => println!("{}", v["result"]),
+            }
+        }
+        WorkflowCmd::Update {
+            workflow_id,
+            update_name,
+            args,
+            update_id,
+            wait_for_stage,
+            run_id,
+            conn,
+        } => {
+            let args = json_arg(args.as_deref(), "--args")?;
+            let stage = wait_for_stage.to_uppercase();
+            let path = conn.ns_path(&format!(
+                "/workflows/{}/update/{}",
+                enc(&workflow_id),
+                enc(&update_name)
+            ));
+            let body = json!({ "args": args, "update_id": update_id, "run_id": run_id, "wait_for_stage": stage });
+            let mut v = conn.call(Method::POST, &path, Some(body)).await?;
+            // The server waits a bounded time and answers with the stage
+            // reached; wait on by update id.
+            let reached = |v: &Value| v["stage"] == "COMPLETED" || v["stage"] == stage.as_str();
+            while !reached(&v) {
+                let path = conn.ns_path(&format!(
+                    "/workflows/{}/updates/{}?wait_for_stage={stage}&run_id={}",
+                    enc(&workflow_id),
+                    enc(v["update_id"].as_str().unwrap_or_default()),
+                    enc(v["run_id"].as_str().unwrap_or_default())
+                ));
+                v = conn.call(Method::GET, &path, None).await?;
+            }
+            if let Some(message) = v["failure"]["message"].as_str() {
+                bail!(
+                    "update {} failed: {message}",
+                    v["update_id"].as_str().unwrap_or_default()
+                );
+            }
+            match (conn.output, v.get("result")) {
+                (Output::Table, Some(result)) => println!("{result}"),
+                (Output::Table, None) => println!(
+                    "update {} {}",
+                    v["update_id"].as_str().unwrap_or_default(),
+                    v["stage"].as_str().unwrap_or_default().to_lowercase()
+                ),
+                (Output::Json, _) => print(conn.output, &v, None, &[]),
             }
         }
         WorkflowCmd::SignalWithStart {

@@ -26,7 +26,7 @@ use crate::apply::{self, Applier, Push};
 use crate::claim;
 use crate::engine::{
     self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection, RunState,
-    Task, TaskToken, TokenKind, WorkflowTaskToken,
+    Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
 };
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
@@ -56,14 +56,14 @@ pub struct Service {
     inner: Arc<Inner>,
 }
 
-/// Sends queries: synchronous pushes whose answer goes back to the caller
-/// and never into a history. Cheap to clone.
+/// Sends queries and update validations: synchronous pushes whose answer
+/// goes back to the caller and never into a history. Cheap to clone.
 #[derive(Clone)]
 pub struct Querier {
     inner: Arc<Inner>,
 }
 
-/// Why a query got no result.
+/// Why a query or an update validation got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("{0}")]
@@ -580,15 +580,9 @@ impl Querier {
         name: &str,
         args: &Value,
     ) -> Result<Value, QueryError> {
-        let inner = &self.inner;
-        let ns = &state.namespace;
-        let endpoint = inner
-            .route(state, &state.task_queue)
-            .await?
-            .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
-        let persisted = inner.applier.history(state).await?;
+        let persisted = self.inner.applier.history(state).await?;
         let request = PushRequest::Query(wire::QueryRequest {
-            namespace: ns,
+            namespace: &state.namespace,
             workflow_id: &state.workflow_id,
             run_id: state.run_id,
             workflow_type: &state.workflow_type,
@@ -601,24 +595,79 @@ impl Querier {
             },
             history_length: persisted.len() as i64,
         });
+        match self.call::<wire::QueryResponse>(state, &request).await? {
+            wire::QueryResponse {
+                result: Some(result),
+                failure: None,
+            } => Ok(result),
+            wire::QueryResponse {
+                result: None,
+                failure: Some(failure),
+            } => Err(QueryError::Failed(failure)),
+            _ => Err(QueryError::Unreachable(
+                "the answer must carry exactly one of `result` and `failure`".into(),
+            )),
+        }
+    }
+
+    /// Pushes an update's validation for the run `state` describes: the
+    /// handler replays the history and runs the update's validator only.
+    /// `Ok(None)` means accepted, `Ok(Some(failure))` rejected.
+    pub async fn validate_update(
+        &self,
+        state: &RunState,
+        update: &Update,
+    ) -> Result<Option<Failure>, QueryError> {
+        let persisted = self.inner.applier.history(state).await?;
+        let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
+            namespace: &state.namespace,
+            workflow_id: &state.workflow_id,
+            run_id: state.run_id,
+            workflow_type: &state.workflow_type,
+            task_queue: &state.task_queue,
+            update_id: &update.update_id,
+            update_name: &update.update_name,
+            update_args: &update.input,
+            history: wire::History {
+                persisted: &persisted,
+                transient: &[],
+            },
+            history_length: persisted.len() as i64,
+        });
+        match self
+            .call::<wire::UpdateValidationResponse>(state, &request)
+            .await?
+        {
+            wire::UpdateValidationResponse {
+                accepted: Some(true),
+                failure: None,
+            } => Ok(None),
+            wire::UpdateValidationResponse {
+                accepted: None | Some(false),
+                failure: Some(failure),
+            } => Ok(Some(failure)),
+            _ => Err(QueryError::Unreachable(
+                "the answer must be `{\"accepted\": true}` or carry a `failure`".into(),
+            )),
+        }
+    }
+
+    /// One synchronous push to the run's endpoint, bounded by the run's
+    /// workflow task timeout; the answer parsed as `T`.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        state: &RunState,
+        request: &PushRequest<'_>,
+    ) -> Result<T, QueryError> {
+        let inner = &self.inner;
+        let endpoint = inner
+            .route(state, &state.task_queue)
+            .await?
+            .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
         let timeout = state.workflow_task_timeout.max(Duration::from_secs(1));
-        match inner.send(&endpoint, &request, timeout).await {
-            Delivery::Answered { status, body } if status == StatusCode::OK => {
-                match wire::parse::<wire::QueryResponse>(&body) {
-                    Ok(wire::QueryResponse {
-                        result: Some(result),
-                        failure: None,
-                    }) => Ok(result),
-                    Ok(wire::QueryResponse {
-                        result: None,
-                        failure: Some(failure),
-                    }) => Err(QueryError::Failed(failure)),
-                    Ok(_) => Err(QueryError::Unreachable(
-                        "the answer must carry exactly one of `result` and `failure`".into(),
-                    )),
-                    Err(e) => Err(QueryError::Unreachable(format!("unparseable answer: {e}"))),
-                }
-            }
+        match inner.send(&endpoint, request, timeout).await {
+            Delivery::Answered { status, body } if status == StatusCode::OK => wire::parse(&body)
+                .map_err(|e| QueryError::Unreachable(format!("unparseable answer: {e}"))),
             Delivery::Answered { status, body } => Err(QueryError::Unreachable(format!(
                 "endpoint answered {status}: {}",
                 snippet(&body)

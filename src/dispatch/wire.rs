@@ -17,6 +17,36 @@ pub enum PushRequest<'a> {
     WorkflowTask(WorkflowTaskRequest<'a>),
     ActivityTask(ActivityTaskRequest<'a>),
     Query(QueryRequest<'a>),
+    UpdateValidation(UpdateValidationRequest<'a>),
+}
+
+/// An update's validation: the handler replays the history and runs the
+/// update's validator (not its handler). Nothing is recorded; a rejection
+/// leaves no trace in the history.
+#[derive(Debug, Serialize)]
+pub struct UpdateValidationRequest<'a> {
+    pub namespace: &'a Namespace,
+    pub workflow_id: &'a WorkflowId,
+    pub run_id: RunId,
+    pub workflow_type: &'a str,
+    pub task_queue: &'a TaskQueue,
+    pub update_id: &'a str,
+    pub update_name: &'a str,
+    pub update_args: &'a Value,
+    /// The persisted history, oldest first.
+    pub history: History<'a>,
+    pub history_length: i64,
+}
+
+/// A validation answer: `{"accepted": true}`, or `failure` (unknown update,
+/// bad arguments, a validator that raised).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateValidationResponse {
+    #[serde(default)]
+    pub accepted: Option<bool>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
 }
 
 /// A query: the handler replays the history and answers from the
