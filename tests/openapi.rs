@@ -789,6 +789,7 @@ impl Sim {
             request_id: Some("req-1".into()),
             identity: Some("cli@laptop".into()),
             pinned_version: None,
+            parent: None,
         };
         let ctx = Ctx {
             now: Sim::START,

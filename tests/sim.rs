@@ -464,6 +464,7 @@ impl Sim {
                 request_id: None,
                 identity: None,
                 pinned_version: None,
+                parent: None,
             };
             let t = engine::start(cmd, &self.ctx()).expect("a valid start");
             self.checker.push(Checker::default());
@@ -921,6 +922,7 @@ impl Sim {
             }
             (task, Queue::Timer) => self.apply(run, Command::FireTimer(task.clone())).is_err(),
             (task, Queue::Push) => panic!("unknown push task {task:?}"),
+            (task, Queue::Transfer) => panic!("no run here reaches another: {task:?}"),
         };
         if refused {
             // The claimer deletes exactly the row it claimed.

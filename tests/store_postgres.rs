@@ -144,6 +144,7 @@ fn start_change(workflow_id: &str) -> RunChange {
         request_id: None,
         identity: None,
         pinned_version: None,
+        parent: None,
     };
     let mut transition = engine::start(start, &ctx).expect("a valid start");
     transition.effects.push(Effect::Enqueue {

@@ -143,6 +143,7 @@ mod tests {
             request_id: None,
             identity: None,
             pinned_version: None,
+            parent: None,
         };
         let ctx = Ctx {
             now: Timestamp(1_000),

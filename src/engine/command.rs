@@ -8,8 +8,12 @@ use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::Duration;
 
 use super::effect::Task;
-use super::event::WorkflowTaskFailedCause;
-use super::failure::Failure;
+use super::event::{
+    ExternalWorkflowExecutionFailedCause, ParentClosePolicy, ParentInfo,
+    StartChildWorkflowExecutionFailedCause, WorkflowTaskFailedCause,
+};
+use super::failure::{Failure, RetryState};
+use super::policy::IdReusePolicy;
 use super::retry::RetryPolicySpec;
 use super::token::{ActivityToken, WorkflowTaskToken};
 
@@ -32,6 +36,8 @@ pub struct StartRun {
     /// push. A run the engine starts itself (the next run of a chain) takes
     /// `None`, never its predecessor's pin: a new run is the upgrade point.
     pub pinned_version: Option<String>,
+    /// Set when a parent starts the run as its child.
+    pub parent: Option<ParentInfo>,
 }
 
 /// An input to an existing run. Each one comes from exactly one edge: the
@@ -116,6 +122,33 @@ pub enum Command {
     /// (WorkflowExecutionOptionsUpdated). `from_version` must be the run's
     /// pin, so a concurrent move is never overwritten.
     UpdateWorkflowExecutionOptions(MoveToVersion),
+    /// The transfer service started the child of a
+    /// StartChildWorkflowExecutionInitiated event.
+    ChildStarted {
+        initiated_event_id: i64,
+        run_id: RunId,
+    },
+    /// The transfer service could not start that child.
+    ChildStartFailed {
+        initiated_event_id: i64,
+        cause: StartChildWorkflowExecutionFailedCause,
+    },
+    /// A child's chain closed for good (`run_id` is its last run).
+    ChildClosed {
+        initiated_event_id: i64,
+        run_id: RunId,
+        outcome: ChildOutcome,
+    },
+    /// The signal or cancellation request of an
+    /// ...ExternalWorkflowExecutionInitiated event reached its target.
+    ExternalRequestDelivered {
+        initiated_event_id: i64,
+    },
+    /// It could not reach its target.
+    ExternalRequestFailed {
+        initiated_event_id: i64,
+        cause: ExternalWorkflowExecutionFailedCause,
+    },
 }
 
 /// The audited change of a run's pinned version.
@@ -125,6 +158,16 @@ pub struct MoveToVersion {
     pub to_version: String,
     pub reason: String,
     pub identity: Option<String>,
+}
+
+/// How a child workflow's chain ended, as its parent records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChildOutcome {
+    Completed(Value),
+    Failed(Failure, RetryState),
+    Canceled(Option<Value>),
+    TimedOut(RetryState),
+    Terminated,
 }
 
 /// A signal from a client, as recorded in WorkflowExecutionSignaled. A
@@ -160,6 +203,9 @@ pub enum WorkflowCommand {
     FailWorkflowExecution(FailWorkflowExecution),
     CancelWorkflowExecution(CancelWorkflowExecution),
     CompleteWorkflowUpdate(CompleteWorkflowUpdate),
+    StartChildWorkflowExecution(StartChildWorkflowExecution),
+    SignalExternalWorkflowExecution(SignalExternalWorkflowExecution),
+    RequestCancelExternalWorkflowExecution(RequestCancelExternalWorkflowExecution),
 }
 
 impl WorkflowCommand {
@@ -254,4 +300,57 @@ pub struct CompleteWorkflowUpdate {
     pub result: Value,
     #[serde(default)]
     pub failure: Option<Failure>,
+}
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartChildWorkflowExecution {
+    pub workflow_id: WorkflowId,
+    pub workflow_type: String,
+    /// Defaults to the parent's task queue.
+    #[serde(default)]
+    pub task_queue: Option<TaskQueue>,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub workflow_execution_timeout: Option<Duration>,
+    #[serde(default)]
+    pub workflow_run_timeout: Option<Duration>,
+    /// Defaults to the parent's workflow task timeout.
+    #[serde(default)]
+    pub workflow_task_timeout: Option<Duration>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicySpec>,
+    #[serde(default)]
+    pub workflow_id_reuse_policy: IdReusePolicy,
+    #[serde(default)]
+    pub parent_close_policy: ParentClosePolicy,
+    #[serde(default)]
+    pub memo: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalExternalWorkflowExecution {
+    pub workflow_id: WorkflowId,
+    /// Absent: the workflow id's current run.
+    #[serde(default)]
+    pub run_id: Option<RunId>,
+    pub signal_name: String,
+    #[serde(default)]
+    pub input: Value,
+    /// Refuse targets that are not children of this run.
+    #[serde(default)]
+    pub child_workflow_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCancelExternalWorkflowExecution {
+    pub workflow_id: WorkflowId,
+    #[serde(default)]
+    pub run_id: Option<RunId>,
+    #[serde(default)]
+    pub child_workflow_only: bool,
+    #[serde(default)]
+    pub reason: String,
 }

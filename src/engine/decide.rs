@@ -18,7 +18,7 @@ use super::state::{
     event_size, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, RunState, WorkflowTask,
 };
 use super::token::{ActivityToken, WorkflowTaskToken};
-use super::{Ctx, Limits, Rejection, Transition};
+use super::{children, Ctx, Limits, Rejection, Transition};
 
 /// Temporal's default and maximum workflow task timeout.
 const DEFAULT_WORKFLOW_TASK_TIMEOUT: Duration = Duration(10_000);
@@ -92,6 +92,7 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
             request_id: cmd.request_id,
             identity: cmd.identity,
             pinned_version: cmd.pinned_version,
+            parent: cmd.parent,
         },
     ));
     if let Some(deadline) = b.state.deadline {
@@ -287,6 +288,26 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                 b.external(BufferedEntry::Event(event));
             }
         }
+        Command::ChildStarted {
+            initiated_event_id,
+            run_id,
+        } => b.child_started(initiated_event_id, run_id)?,
+        Command::ChildStartFailed {
+            initiated_event_id,
+            cause,
+        } => b.child_start_failed(initiated_event_id, cause)?,
+        Command::ChildClosed {
+            initiated_event_id,
+            run_id,
+            outcome,
+        } => b.child_closed(initiated_event_id, run_id, outcome)?,
+        Command::ExternalRequestDelivered { initiated_event_id } => {
+            b.external_request_done(initiated_event_id, None)?;
+        }
+        Command::ExternalRequestFailed {
+            initiated_event_id,
+            cause,
+        } => b.external_request_done(initiated_event_id, Some(cause))?,
         Command::RequestCancelWorkflow {
             reason,
             request_id: _,
@@ -476,11 +497,11 @@ fn activity_timeout(scheduled_event_id: i64, attempt: u32, timeout_type: Timeout
 
 /// A transition under construction: a private copy of the state plus what
 /// has been appended and asked for so far.
-struct Builder<'a> {
-    state: RunState,
+pub(super) struct Builder<'a> {
+    pub(super) state: RunState,
     events: Vec<Event>,
-    effects: Vec<Effect>,
-    ctx: &'a Ctx,
+    pub(super) effects: Vec<Effect>,
+    pub(super) ctx: &'a Ctx,
     /// A workflow command canceled an activity that had not started; the
     /// workflow must be told by a new workflow task.
     canceled_unstarted_activity: bool,
@@ -497,7 +518,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         self.ctx.now
     }
 
@@ -536,7 +557,7 @@ impl<'a> Builder<'a> {
         id
     }
 
-    fn append_at(&mut self, attributes: EventAttributes, time: Timestamp) -> i64 {
+    pub(super) fn append_at(&mut self, attributes: EventAttributes, time: Timestamp) -> i64 {
         let event = Event {
             event_id: self.state.next_event_id,
             event_time: time,
@@ -545,11 +566,11 @@ impl<'a> Builder<'a> {
         self.push_event(event)
     }
 
-    fn append(&mut self, attributes: EventAttributes) -> i64 {
+    pub(super) fn append(&mut self, attributes: EventAttributes) -> i64 {
         self.append_at(attributes, self.now())
     }
 
-    fn enqueue(&mut self, task: Task, at: Timestamp) {
+    pub(super) fn enqueue(&mut self, task: Task, at: Timestamp) {
         // A claimed workflow task stays leased for as long as its push may
         // take; anything else only until its command is applied.
         let lease = match task {
@@ -560,13 +581,13 @@ impl<'a> Builder<'a> {
         self.effects.push(Effect::Enqueue { task, at, lease });
     }
 
-    fn dequeue(&mut self, task: &Task) {
+    pub(super) fn dequeue(&mut self, task: &Task) {
         self.effects.push(Effect::Dequeue { key: task.key() });
     }
 
     /// An event from outside the workflow-task cycle: buffered while a task
     /// is in flight, else appended, and a workflow task scheduled for it.
-    fn external(&mut self, entry: BufferedEntry) {
+    pub(super) fn external(&mut self, entry: BufferedEntry) {
         if self.state.workflow_task.is_some() {
             let time = self.now();
             self.state.buffered.push(Buffered { time, entry });
@@ -647,6 +668,11 @@ impl<'a> Builder<'a> {
                 };
                 self.append_at(closing, time);
             }
+            BufferedEntry::ChildClosed {
+                initiated_event_id,
+                run_id,
+                outcome,
+            } => self.append_child_closed(initiated_event_id, run_id, outcome, time),
         }
     }
 
@@ -667,6 +693,7 @@ impl<'a> Builder<'a> {
         // same response, a workflow task before the history limit hit).
         self.effects.retain(|e| !matches!(e, Effect::Dispatch(_)));
         self.effects.push(Effect::DequeueAll);
+        self.reach_parent_and_children();
     }
 
     /// A new workflow task (attempt 1), pushed right after commit. Its row
@@ -957,6 +984,13 @@ impl<'a> Builder<'a> {
                     },
                 ));
             }
+            WorkflowCommand::StartChildWorkflowExecution(c) => self.initiate_child(c, completed),
+            WorkflowCommand::SignalExternalWorkflowExecution(c) => {
+                self.initiate_external_signal(c, completed);
+            }
+            WorkflowCommand::RequestCancelExternalWorkflowExecution(c) => {
+                self.initiate_external_cancel(c, completed);
+            }
         }
     }
 
@@ -1209,8 +1243,14 @@ impl<'a> Builder<'a> {
                 attempt,
                 timeout_type,
             } => self.fire_activity_timeout(sched, attempt, timeout_type)?,
-            Task::WorkflowTask | Task::ActivityTask { .. } => {
-                return Err(invalid("push tasks are not timers"));
+            Task::WorkflowTask
+            | Task::ActivityTask { .. }
+            | Task::StartChild { .. }
+            | Task::SignalExternal { .. }
+            | Task::CancelExternal { .. }
+            | Task::NotifyParent
+            | Task::ApplyParentClosePolicy { .. } => {
+                return Err(invalid("only timer tasks fire"));
             }
         }
         Ok(())
@@ -1493,6 +1533,23 @@ fn validate_commands(
                 if let Some(d) = u.failure.as_ref().and_then(|f| f.details.as_ref()) {
                     too_large(d, "update failure details")?;
                 }
+            }
+            WorkflowCommand::StartChildWorkflowExecution(c) => {
+                children::validate_start_child(c)
+                    .map_err(|m| (C::BadStartChildExecutionAttributes, m))?;
+                too_large(&c.input, "child workflow input")?;
+                if let Some(memo) = &c.memo {
+                    too_large(memo, "child workflow memo")?;
+                }
+            }
+            WorkflowCommand::SignalExternalWorkflowExecution(c) => {
+                children::validate_signal_external(c)
+                    .map_err(|m| (C::BadSignalWorkflowExecutionAttributes, m))?;
+                too_large(&c.input, "signal input")?;
+            }
+            WorkflowCommand::RequestCancelExternalWorkflowExecution(c) => {
+                children::validate_cancel_external(c)
+                    .map_err(|m| (C::BadRequestCancelExternalWorkflowExecutionAttributes, m))?;
             }
         }
     }

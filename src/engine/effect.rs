@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TimerId;
+use crate::ids::{TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
+use super::event::ParentClosePolicy;
 use super::failure::TimeoutType;
 
 /// A durable unit of future work for one run. At most one row exists per
@@ -34,6 +35,25 @@ pub enum Task {
     },
     /// The earlier of the workflow run and execution timeouts.
     RunTimeout,
+    /// Start the child of this StartChildWorkflowExecutionInitiated event,
+    /// then record the outcome on this run.
+    StartChild { initiated_event_id: i64 },
+    /// Deliver the signal of this SignalExternalWorkflowExecutionInitiated
+    /// event, then record the outcome on this run.
+    SignalExternal { initiated_event_id: i64 },
+    /// Deliver the cancellation request of this
+    /// RequestCancelExternalWorkflowExecutionInitiated event, then record
+    /// the outcome on this run.
+    CancelExternal { initiated_event_id: i64 },
+    /// This child run closed for good: record its outcome on its parent.
+    NotifyParent,
+    /// This run closed with a child open: apply the child's parent close
+    /// policy to it.
+    ApplyParentClosePolicy {
+        initiated_event_id: i64,
+        workflow_id: WorkflowId,
+        policy: ParentClosePolicy,
+    },
 }
 
 /// Which service drains a task row.
@@ -44,6 +64,8 @@ pub enum Queue {
     Push,
     /// Fired by `timers`.
     Timer,
+    /// Work that reaches another run, carried out by `transfer`.
+    Transfer,
 }
 
 impl Task {
@@ -53,6 +75,11 @@ impl Task {
             Task::ActivityTimeout { .. } | Task::UserTimer { .. } | Task::RunTimeout => {
                 Queue::Timer
             }
+            Task::StartChild { .. }
+            | Task::SignalExternal { .. }
+            | Task::CancelExternal { .. }
+            | Task::NotifyParent
+            | Task::ApplyParentClosePolicy { .. } => Queue::Transfer,
         }
     }
 
@@ -68,6 +95,17 @@ impl Task {
             } => format!("activity/{scheduled_event_id}/{}", timeout_type.describe()),
             Task::UserTimer { timer_id, .. } => format!("timer/{timer_id}"),
             Task::RunTimeout => "run_timeout".to_owned(),
+            Task::StartChild { initiated_event_id } => format!("child/{initiated_event_id}"),
+            Task::SignalExternal { initiated_event_id } => {
+                format!("signal/{initiated_event_id}")
+            }
+            Task::CancelExternal { initiated_event_id } => {
+                format!("cancel/{initiated_event_id}")
+            }
+            Task::NotifyParent => "notify_parent".to_owned(),
+            Task::ApplyParentClosePolicy {
+                initiated_event_id, ..
+            } => format!("parent_close/{initiated_event_id}"),
         }
     }
 }

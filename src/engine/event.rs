@@ -8,10 +8,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ActivityId, TaskQueue, TimerId};
+use crate::ids::{ActivityId, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
 use super::failure::{Failure, RetryState, TimeoutType};
+use super::policy::IdReusePolicy;
 use super::retry::RetryPolicy;
 
 /// One entry of a run's history.
@@ -57,6 +58,22 @@ pub enum EventAttributes {
     WorkflowExecutionUpdateAdmitted(WorkflowExecutionUpdateAdmitted),
     WorkflowExecutionUpdateAccepted(WorkflowExecutionUpdateAccepted),
     WorkflowExecutionUpdateCompleted(WorkflowExecutionUpdateCompleted),
+    StartChildWorkflowExecutionInitiated(StartChildWorkflowExecutionInitiated),
+    StartChildWorkflowExecutionFailed(StartChildWorkflowExecutionFailed),
+    ChildWorkflowExecutionStarted(ChildWorkflowExecutionStarted),
+    ChildWorkflowExecutionCompleted(ChildWorkflowExecutionCompleted),
+    ChildWorkflowExecutionFailed(ChildWorkflowExecutionFailed),
+    ChildWorkflowExecutionCanceled(ChildWorkflowExecutionCanceled),
+    ChildWorkflowExecutionTimedOut(ChildWorkflowExecutionTimedOut),
+    ChildWorkflowExecutionTerminated(ChildWorkflowExecutionTerminated),
+    SignalExternalWorkflowExecutionInitiated(SignalExternalWorkflowExecutionInitiated),
+    SignalExternalWorkflowExecutionFailed(SignalExternalWorkflowExecutionFailed),
+    ExternalWorkflowExecutionSignaled(ExternalWorkflowExecutionSignaled),
+    RequestCancelExternalWorkflowExecutionInitiated(
+        RequestCancelExternalWorkflowExecutionInitiated,
+    ),
+    RequestCancelExternalWorkflowExecutionFailed(RequestCancelExternalWorkflowExecutionFailed),
+    ExternalWorkflowExecutionCancelRequested(ExternalWorkflowExecutionCancelRequested),
 }
 
 impl EventAttributes {
@@ -101,6 +118,40 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionUpdateCompleted(_) => {
                 "WorkflowExecutionUpdateCompleted"
             }
+            EventAttributes::StartChildWorkflowExecutionInitiated(_) => {
+                "StartChildWorkflowExecutionInitiated"
+            }
+            EventAttributes::StartChildWorkflowExecutionFailed(_) => {
+                "StartChildWorkflowExecutionFailed"
+            }
+            EventAttributes::ChildWorkflowExecutionStarted(_) => "ChildWorkflowExecutionStarted",
+            EventAttributes::ChildWorkflowExecutionCompleted(_) => {
+                "ChildWorkflowExecutionCompleted"
+            }
+            EventAttributes::ChildWorkflowExecutionFailed(_) => "ChildWorkflowExecutionFailed",
+            EventAttributes::ChildWorkflowExecutionCanceled(_) => "ChildWorkflowExecutionCanceled",
+            EventAttributes::ChildWorkflowExecutionTimedOut(_) => "ChildWorkflowExecutionTimedOut",
+            EventAttributes::ChildWorkflowExecutionTerminated(_) => {
+                "ChildWorkflowExecutionTerminated"
+            }
+            EventAttributes::SignalExternalWorkflowExecutionInitiated(_) => {
+                "SignalExternalWorkflowExecutionInitiated"
+            }
+            EventAttributes::SignalExternalWorkflowExecutionFailed(_) => {
+                "SignalExternalWorkflowExecutionFailed"
+            }
+            EventAttributes::ExternalWorkflowExecutionSignaled(_) => {
+                "ExternalWorkflowExecutionSignaled"
+            }
+            EventAttributes::RequestCancelExternalWorkflowExecutionInitiated(_) => {
+                "RequestCancelExternalWorkflowExecutionInitiated"
+            }
+            EventAttributes::RequestCancelExternalWorkflowExecutionFailed(_) => {
+                "RequestCancelExternalWorkflowExecutionFailed"
+            }
+            EventAttributes::ExternalWorkflowExecutionCancelRequested(_) => {
+                "ExternalWorkflowExecutionCancelRequested"
+            }
         }
     }
 }
@@ -126,6 +177,42 @@ pub struct WorkflowExecutionStarted {
     /// had none; the run is then pinned by its first workflow task push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_version: Option<String>,
+    /// Set when the run is a child workflow; carried to every later run of
+    /// its chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentInfo>,
+}
+
+/// The parent of a child workflow run: which run started it, from which
+/// StartChildWorkflowExecutionInitiated event, and what the parent's close
+/// does to it. (Temporal's parent_workflow_execution and
+/// parent_initiated_event_id.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParentInfo {
+    pub workflow_id: WorkflowId,
+    pub run_id: RunId,
+    pub initiated_event_id: i64,
+    pub parent_close_policy: ParentClosePolicy,
+}
+
+/// What happens to an open child when its parent closes. Temporal's names;
+/// TERMINATE is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParentClosePolicy {
+    #[default]
+    Terminate,
+    Abandon,
+    RequestCancel,
+}
+
+/// A workflow run, as Temporal names it in events. `run_id` is absent when
+/// a command named only the workflow id (its current run is meant).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecution {
+    pub workflow_id: WorkflowId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +256,9 @@ pub enum WorkflowTaskFailedCause {
     /// CompleteWorkflowUpdate names an update that was not delivered to
     /// this task or an earlier one, or that completed already.
     BadUpdateWorkflowExecutionMessage,
+    BadStartChildExecutionAttributes,
+    BadSignalWorkflowExecutionAttributes,
+    BadRequestCancelExternalWorkflowExecutionAttributes,
     ScheduleActivityDuplicateId,
     StartTimerDuplicateId,
     PayloadsTooLarge,
@@ -400,4 +490,153 @@ pub struct WorkflowExecutionUpdateCompleted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub workflow_task_completed_event_id: i64,
+}
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartChildWorkflowExecutionInitiated {
+    pub workflow_id: WorkflowId,
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_execution_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_run_timeout: Option<Duration>,
+    pub workflow_task_timeout: Duration,
+    pub parent_close_policy: ParentClosePolicy,
+    pub workflow_id_reuse_policy: IdReusePolicy,
+    /// Recorded as given; runs of a chain do not retry yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<Value>,
+    pub workflow_task_completed_event_id: i64,
+}
+
+/// Why a child could not be started. Temporal's
+/// `StartChildWorkflowExecutionFailedCause`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StartChildWorkflowExecutionFailedCause {
+    WorkflowAlreadyExists,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartChildWorkflowExecutionFailed {
+    pub workflow_id: WorkflowId,
+    pub workflow_type: String,
+    pub cause: StartChildWorkflowExecutionFailedCause,
+    pub initiated_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionStarted {
+    pub workflow_execution: WorkflowExecution,
+    pub workflow_type: String,
+    pub initiated_event_id: i64,
+}
+
+/// What every closing event of a child names: the child's run, its type and
+/// the parent's Initiated and Started events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildExecution {
+    pub workflow_execution: WorkflowExecution,
+    pub workflow_type: String,
+    pub initiated_event_id: i64,
+    pub started_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionCompleted {
+    #[serde(default)]
+    pub result: Value,
+    #[serde(flatten)]
+    pub child: ChildExecution,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionFailed {
+    pub failure: Failure,
+    pub retry_state: RetryState,
+    #[serde(flatten)]
+    pub child: ChildExecution,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionCanceled {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    #[serde(flatten)]
+    pub child: ChildExecution,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionTimedOut {
+    pub retry_state: RetryState,
+    #[serde(flatten)]
+    pub child: ChildExecution,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildWorkflowExecutionTerminated {
+    #[serde(flatten)]
+    pub child: ChildExecution,
+}
+
+/// Why a signal or cancellation request could not reach its target.
+/// Temporal's `SignalExternalWorkflowExecutionFailedCause` /
+/// `CancelExternalWorkflowExecutionFailedCause`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExternalWorkflowExecutionFailedCause {
+    /// No open run matched (unknown id, closed run, or not this run's child
+    /// when `child_workflow_only`).
+    ExternalWorkflowExecutionNotFound,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalExternalWorkflowExecutionInitiated {
+    pub workflow_execution: WorkflowExecution,
+    pub signal_name: String,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub child_workflow_only: bool,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalExternalWorkflowExecutionFailed {
+    pub workflow_execution: WorkflowExecution,
+    pub cause: ExternalWorkflowExecutionFailedCause,
+    pub initiated_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalWorkflowExecutionSignaled {
+    pub workflow_execution: WorkflowExecution,
+    pub initiated_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestCancelExternalWorkflowExecutionInitiated {
+    pub workflow_execution: WorkflowExecution,
+    #[serde(default)]
+    pub child_workflow_only: bool,
+    #[serde(default)]
+    pub reason: String,
+    pub workflow_task_completed_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestCancelExternalWorkflowExecutionFailed {
+    pub workflow_execution: WorkflowExecution,
+    pub cause: ExternalWorkflowExecutionFailedCause,
+    pub initiated_event_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalWorkflowExecutionCancelRequested {
+    pub workflow_execution: WorkflowExecution,
+    pub initiated_event_id: i64,
 }

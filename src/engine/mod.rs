@@ -16,6 +16,7 @@
 //!   WorkflowTaskFailed with a cause, never applied in part;
 //! - a closed run absorbs every command.
 
+mod children;
 mod command;
 mod decide;
 mod effect;
@@ -29,11 +30,13 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub use children::child_outcome;
 pub use command::{
-    CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
+    CancelTimer, CancelWorkflowExecution, ChildOutcome, Command, CompleteWorkflowExecution,
     CompleteWorkflowUpdate, FailWorkflowExecution, MoveToVersion, RecordMarker,
-    RequestCancelActivityTask, ScheduleActivityTask, Signal, StartRun, StartTimer, Update,
-    WorkflowCommand,
+    RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, ScheduleActivityTask,
+    Signal, SignalExternalWorkflowExecution, StartChildWorkflowExecution, StartRun, StartTimer,
+    Update, WorkflowCommand,
 };
 pub use decide::{decide, start, start_with_signal, workflow_task_view, WorkflowTaskView};
 pub use effect::{Dispatch, Effect, Queue, Task};
@@ -42,8 +45,8 @@ pub use failure::{Failure, RetryState, TimeoutType};
 pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
-    Activity, ActivityPhase, RunState, RunStatus, Timer, UpdateStage, UpdateState,
-    SEEN_SIGNAL_REQUEST_IDS,
+    Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,
+    UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 

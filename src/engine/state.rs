@@ -16,7 +16,8 @@ use serde_json::Value;
 use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
-use super::event::{Event, EventAttributes};
+use super::command::ChildOutcome;
+use super::event::{Event, EventAttributes, ParentClosePolicy, ParentInfo};
 use super::failure::{Failure, RetryState};
 use super::retry::RetryPolicy;
 
@@ -120,6 +121,16 @@ pub struct RunState {
     /// the first outcome instead of a second execution.
     #[serde(default)]
     pub updates: BTreeMap<String, UpdateState>,
+    /// Set when the run is a child workflow.
+    #[serde(default)]
+    pub parent: Option<ParentInfo>,
+    /// Open children by their StartChildWorkflowExecutionInitiated event id.
+    #[serde(default)]
+    pub children: BTreeMap<i64, Child>,
+    /// Signals and cancellation requests to other workflows not yet
+    /// delivered (or whose outcome is buffered), by Initiated event id.
+    #[serde(default)]
+    pub external_requests: BTreeMap<i64, ExternalRequest>,
 }
 
 /// How far an update got; each stage's event id once it is recorded.
@@ -188,6 +199,14 @@ pub enum BufferedEntry {
         last_failure: Option<Failure>,
         outcome: ActivityOutcome,
     },
+    /// Expands to the child's closing event (after ChildWorkflowExecutionStarted
+    /// if the start was never recorded), whose `started_event_id` is only
+    /// known once that event has its id.
+    ChildClosed {
+        initiated_event_id: i64,
+        run_id: RunId,
+        outcome: ChildOutcome,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,6 +252,41 @@ pub enum ActivityPhase {
     Closed,
 }
 
+/// A child workflow this run started and has not seen close.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Child {
+    pub workflow_id: WorkflowId,
+    pub workflow_type: String,
+    pub parent_close_policy: ParentClosePolicy,
+    /// Known once ChildWorkflowExecutionStarted is recorded or buffered.
+    pub run_id: Option<RunId>,
+    /// The ChildWorkflowExecutionStarted event, once appended.
+    pub started_event_id: Option<i64>,
+    pub phase: ChildPhase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChildPhase {
+    /// Initiated; the transfer service has not reported the start yet.
+    Initiated,
+    Started,
+    /// Closed (or failed to start), with its closing event buffered behind
+    /// the in-flight workflow task. Further reports about it are stale.
+    Closed,
+}
+
+/// A signal or cancellation request on its way to another workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalRequest {
+    pub workflow_id: WorkflowId,
+    pub run_id: Option<RunId>,
+    /// False for a signal, true for a cancellation request.
+    pub cancel: bool,
+    /// Its outcome is buffered; further reports are stale.
+    pub done: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
     pub started_event_id: i64,
@@ -252,6 +306,9 @@ pub struct HistoryView {
     pub open_timers: Vec<(TimerId, i64)>,
     /// Recorded updates (admitted, not buffered) and their stages.
     pub updates: Vec<(String, UpdateState)>,
+    pub open_children: Vec<(i64, Option<i64>)>,
+    pub open_external_requests: Vec<i64>,
+    pub parent: Option<ParentInfo>,
     pub result: Option<Value>,
     pub failure: Option<Failure>,
 }
@@ -286,6 +343,9 @@ impl RunState {
             signal_request_ids: VecDeque::new(),
             pinned_version: None,
             updates: BTreeMap::new(),
+            parent: None,
+            children: BTreeMap::new(),
+            external_requests: BTreeMap::new(),
         }
     }
 
@@ -309,6 +369,7 @@ impl RunState {
                     .flatten()
                     .map(|d| now.saturating_add(d))
                     .min();
+                self.parent = a.parent.clone();
             }
             EventAttributes::WorkflowTaskScheduled(a) => {
                 self.workflow_task_seq += 1;
@@ -430,6 +491,80 @@ impl RunState {
                     u.completed_event_id = Some(event.event_id);
                 }
             }
+            EventAttributes::StartChildWorkflowExecutionInitiated(a) => {
+                self.children.insert(
+                    event.event_id,
+                    Child {
+                        workflow_id: a.workflow_id.clone(),
+                        workflow_type: a.workflow_type.clone(),
+                        parent_close_policy: a.parent_close_policy,
+                        run_id: None,
+                        started_event_id: None,
+                        phase: ChildPhase::Initiated,
+                    },
+                );
+            }
+            EventAttributes::ChildWorkflowExecutionStarted(a) => {
+                if let Some(child) = self.children.get_mut(&a.initiated_event_id) {
+                    child.run_id = a.workflow_execution.run_id;
+                    child.started_event_id = Some(event.event_id);
+                    if child.phase == ChildPhase::Initiated {
+                        child.phase = ChildPhase::Started;
+                    }
+                }
+            }
+            EventAttributes::StartChildWorkflowExecutionFailed(a) => {
+                self.children.remove(&a.initiated_event_id);
+            }
+            EventAttributes::ChildWorkflowExecutionCompleted(a) => {
+                self.children.remove(&a.child.initiated_event_id);
+            }
+            EventAttributes::ChildWorkflowExecutionFailed(a) => {
+                self.children.remove(&a.child.initiated_event_id);
+            }
+            EventAttributes::ChildWorkflowExecutionCanceled(a) => {
+                self.children.remove(&a.child.initiated_event_id);
+            }
+            EventAttributes::ChildWorkflowExecutionTimedOut(a) => {
+                self.children.remove(&a.child.initiated_event_id);
+            }
+            EventAttributes::ChildWorkflowExecutionTerminated(a) => {
+                self.children.remove(&a.child.initiated_event_id);
+            }
+            EventAttributes::SignalExternalWorkflowExecutionInitiated(a) => {
+                self.external_requests.insert(
+                    event.event_id,
+                    ExternalRequest {
+                        workflow_id: a.workflow_execution.workflow_id.clone(),
+                        run_id: a.workflow_execution.run_id,
+                        cancel: false,
+                        done: false,
+                    },
+                );
+            }
+            EventAttributes::RequestCancelExternalWorkflowExecutionInitiated(a) => {
+                self.external_requests.insert(
+                    event.event_id,
+                    ExternalRequest {
+                        workflow_id: a.workflow_execution.workflow_id.clone(),
+                        run_id: a.workflow_execution.run_id,
+                        cancel: true,
+                        done: false,
+                    },
+                );
+            }
+            EventAttributes::SignalExternalWorkflowExecutionFailed(a) => {
+                self.external_requests.remove(&a.initiated_event_id);
+            }
+            EventAttributes::ExternalWorkflowExecutionSignaled(a) => {
+                self.external_requests.remove(&a.initiated_event_id);
+            }
+            EventAttributes::RequestCancelExternalWorkflowExecutionFailed(a) => {
+                self.external_requests.remove(&a.initiated_event_id);
+            }
+            EventAttributes::ExternalWorkflowExecutionCancelRequested(a) => {
+                self.external_requests.remove(&a.initiated_event_id);
+            }
         }
     }
 
@@ -476,6 +611,13 @@ impl RunState {
                 .filter(|(_, u)| u.admitted_event_id.is_some())
                 .map(|(id, u)| (id.clone(), u.clone()))
                 .collect(),
+            open_children: self
+                .children
+                .iter()
+                .map(|(id, c)| (*id, c.started_event_id))
+                .collect(),
+            open_external_requests: self.external_requests.keys().copied().collect(),
+            parent: self.parent.clone(),
             result: self.result.clone(),
             failure: self.failure.clone(),
         }

@@ -107,6 +107,7 @@ fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> 
         request_id: None,
         identity: None,
         pinned_version: None,
+        parent: None,
     };
     engine::start(cmd, &ctx(now)).expect("a valid start")
 }

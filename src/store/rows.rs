@@ -71,11 +71,12 @@ pub(super) fn queue_name(queue: Queue) -> &'static str {
     match queue {
         Queue::Push => "push",
         Queue::Timer => "timer",
+        Queue::Transfer => "transfer",
     }
 }
 
 pub(super) fn parse_queue(name: &str) -> Option<Queue> {
-    [Queue::Push, Queue::Timer]
+    [Queue::Push, Queue::Timer, Queue::Transfer]
         .into_iter()
         .find(|q| queue_name(*q) == name)
 }
@@ -599,7 +600,7 @@ mod tests {
 
     #[test]
     fn queue_names_round_trip() {
-        for queue in [Queue::Push, Queue::Timer] {
+        for queue in [Queue::Push, Queue::Timer, Queue::Transfer] {
             assert_eq!(parse_queue(queue_name(queue)), Some(queue));
         }
         assert_eq!(parse_queue("nope"), None);

@@ -19,7 +19,13 @@
 //! request-cancel [reason=..]
 //! pin VERSION | move from=V1 to=V2 reason=.. [identity=..]   (start also takes version=V)
 //! update NAME id=ID [input=..]
+//! child-started INIT [run=N] | child-start-failed INIT | external-delivered INIT | external-failed INIT
+//! child-closed INIT completed|failed|canceled|timed-out|terminated [result=..] [run=N]
 //! ```
+//!
+//! `start parent=INIT [parent_close_policy=P]` starts the run as the child
+//! of run 9 of workflow `parent-1`, initiated by event INIT. Run ids in
+//! scripts are small numbers (`run=N` is the UUID with value N).
 //!
 //! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
 //! [s2s=] [hb=] [initial=] [coefficient=] [max_interval=] [attempts=]
@@ -27,6 +33,10 @@
 //! `marker NAME [details=]`, `complete [result=]`, `fail-workflow [message=]
 //! [details=]`, `cancel-workflow [details=]`, `complete-update ID [result=]
 //! [failure=MESSAGE]`.
+//! [details=]`, `cancel-workflow [details=]`, `start-child WF [type=]
+//! [queue=] [input=] [task_timeout=] [policy=] [reuse=]`,
+//! `signal-external WF NAME [run=N] [input=] [child_only]`, `cancel-external
+//! WF [run=N] [child_only]`.
 //!
 //! Activity tokens default to the activity's current attempt (`attempt=N`
 //! overrides); workflow-task tokens default to the task last shown by
@@ -45,14 +55,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
-    CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Dispatch, Effect, Event,
-    EventAttributes, FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker,
-    Rejection, RequestCancelActivityTask, RetryPolicy, RetryPolicySpec, RunState,
-    ScheduleActivityTask, Signal, StartRun, StartTimer, Task, TimeoutType, Transition, Update,
-    WorkflowCommand, WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
+    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildExecution,
+    ChildOutcome, Command, CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Dispatch,
+    Effect, Event, EventAttributes, ExternalWorkflowExecutionFailedCause, FailWorkflowExecution,
+    Failure, Limits, MoveToVersion, ParentClosePolicy, ParentInfo, RecordMarker, Rejection,
+    RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, RetryPolicy,
+    RetryPolicySpec, RetryState, RunState, ScheduleActivityTask, Signal,
+    SignalExternalWorkflowExecution, StartChildWorkflowExecution,
+    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Transition,
+    Update, WorkflowCommand, WorkflowExecution, WorkflowTaskFailedCause, WorkflowTaskToken,
+    WorkflowTaskView,
 };
-use crate::ids::{ActivityId, RunId, TaskQueue, TimerId};
+use crate::ids::{ActivityId, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
 /// Runs `given` silently (every line must be accepted), then renders each
@@ -285,6 +299,38 @@ impl Scenario {
                 request_id: args.get("request_id").map(str::to_owned),
                 identity: None,
             }),
+            "child-started" => Command::ChildStarted {
+                initiated_event_id: args.num(1),
+                run_id: run_id(args.get("run").unwrap_or("2")),
+            },
+            "child-start-failed" => Command::ChildStartFailed {
+                initiated_event_id: args.num(1),
+                cause: StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists,
+            },
+            "child-closed" => Command::ChildClosed {
+                initiated_event_id: args.num(1),
+                run_id: run_id(args.get("run").unwrap_or("2")),
+                outcome: match args.pos(2) {
+                    "completed" => {
+                        ChildOutcome::Completed(args.value("result").unwrap_or(Value::Null))
+                    }
+                    "failed" => ChildOutcome::Failed(
+                        Failure::new("child gave up", "ValueError"),
+                        RetryState::RetryPolicyNotSet,
+                    ),
+                    "canceled" => ChildOutcome::Canceled(None),
+                    "timed-out" => ChildOutcome::TimedOut(RetryState::Timeout),
+                    "terminated" => ChildOutcome::Terminated,
+                    other => panic!("unknown child outcome {other:?}"),
+                },
+            },
+            "external-delivered" => Command::ExternalRequestDelivered {
+                initiated_event_id: args.num(1),
+            },
+            "external-failed" => Command::ExternalRequestFailed {
+                initiated_event_id: args.num(1),
+                cause: ExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound,
+            },
             "request-cancel" => Command::RequestCancelWorkflow {
                 reason: args.get("reason").unwrap_or("by test").to_owned(),
                 request_id: None,
@@ -367,6 +413,14 @@ impl Scenario {
             request_id: None,
             identity: None,
             pinned_version: args.get("version").map(str::to_owned),
+            parent: args.get("parent").map(|init| ParentInfo {
+                workflow_id: "parent-1".into(),
+                run_id: run_id("9"),
+                initiated_event_id: init.parse().expect("parent=INITIATED_EVENT_ID"),
+                parent_close_policy: args
+                    .get("parent_close_policy")
+                    .map_or(ParentClosePolicy::Terminate, enum_value),
+            }),
         };
         let transition = match args.get("signal") {
             Some(name) => {
@@ -543,6 +597,30 @@ fn describe_state(state: &RunState) -> String {
         write!(out, ", pinned to {v}").unwrap();
     }
     out.push('\n');
+    for (id, c) in &state.children {
+        write!(
+            out,
+            "  = child {} #{id} {} {}",
+            c.workflow_id,
+            name(&c.phase),
+            name(&c.parent_close_policy)
+        )
+        .unwrap();
+        if let Some(r) = c.run_id {
+            write!(out, " run {}", r.0.as_u128()).unwrap();
+        }
+        out.push('\n');
+    }
+    for (id, r) in &state.external_requests {
+        writeln!(
+            out,
+            "  = {} to {} #{id}{}",
+            if r.cancel { "cancel request" } else { "signal" },
+            r.workflow_id,
+            if r.done { ", done (buffered)" } else { "" }
+        )
+        .unwrap();
+    }
     for a in state.activities.values() {
         write!(
             out,
@@ -636,6 +714,10 @@ impl<'a> Args<'a> {
         self.positional.contains(&name)
     }
 
+    fn num(&self, i: usize) -> i64 {
+        self.pos(i).parse().expect("a number")
+    }
+
     fn value(&self, key: &str) -> Option<Value> {
         self.get(key).map(value)
     }
@@ -652,6 +734,17 @@ impl<'a> Args<'a> {
 
 fn value(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
+/// A run id written as a small number.
+fn run_id(n: &str) -> RunId {
+    RunId(uuid::Uuid::from_u128(n.parse().expect("a run number")))
+}
+
+/// An enum value by its serde name (`ABANDON`).
+fn enum_value<T: serde::de::DeserializeOwned>(s: &str) -> T {
+    serde_json::from_value(Value::String(s.to_owned()))
+        .unwrap_or_else(|_| panic!("unknown value {s}"))
 }
 
 fn duration(s: &str) -> Duration {
@@ -720,6 +813,40 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
                 .get("failure")
                 .map(|m| Failure::new(args.text(m), "ApplicationError")),
         }),
+        "start-child" => {
+            WorkflowCommand::StartChildWorkflowExecution(StartChildWorkflowExecution {
+                workflow_id: WorkflowId(args.text(args.pos(1))),
+                workflow_type: args.text(args.get("type").unwrap_or("Fulfil")),
+                task_queue: args.get("queue").map(|q| TaskQueue(args.text(q))),
+                input: args.value("input").unwrap_or(Value::Null),
+                workflow_execution_timeout: dur("execution_timeout"),
+                workflow_run_timeout: dur("run_timeout"),
+                workflow_task_timeout: dur("task_timeout"),
+                retry_policy: None,
+                workflow_id_reuse_policy: args
+                    .get("reuse")
+                    .map_or_else(Default::default, enum_value),
+                parent_close_policy: args.get("policy").map_or_else(Default::default, enum_value),
+                memo: None,
+            })
+        }
+        "signal-external" => {
+            WorkflowCommand::SignalExternalWorkflowExecution(SignalExternalWorkflowExecution {
+                workflow_id: WorkflowId(args.text(args.pos(1))),
+                run_id: args.get("run").map(run_id),
+                signal_name: args.text(args.pos(2)),
+                input: args.value("input").unwrap_or(Value::Null),
+                child_workflow_only: args.flag("child_only"),
+            })
+        }
+        "cancel-external" => WorkflowCommand::RequestCancelExternalWorkflowExecution(
+            RequestCancelExternalWorkflowExecution {
+                workflow_id: WorkflowId(args.text(args.pos(1))),
+                run_id: args.get("run").map(run_id),
+                child_workflow_only: args.flag("child_only"),
+                reason: String::new(),
+            },
+        ),
         other => panic!("unknown workflow command {other:?}"),
     }
 }
@@ -764,6 +891,11 @@ fn task_name(task: &Task) -> String {
         Task::UserTimer {
             started_event_id, ..
         } => format!("{} #{started_event_id}", task.key()),
+        Task::ApplyParentClosePolicy {
+            workflow_id,
+            policy,
+            ..
+        } => format!("{} {workflow_id} {}", task.key(), name(policy)),
         _ => task.key(),
     }
 }
@@ -784,6 +916,23 @@ fn retry_policy(p: &RetryPolicy) -> String {
     out
 }
 
+/// `wf` or `wf/run N` (run ids are small numbers in scenarios).
+fn execution(e: &WorkflowExecution) -> String {
+    match e.run_id {
+        Some(r) => format!("{}/run {}", e.workflow_id, r.0.as_u128()),
+        None => e.workflow_id.to_string(),
+    }
+}
+
+fn child(c: &ChildExecution) -> String {
+    format!(
+        "{} initiated={} started={}",
+        execution(&c.workflow_execution),
+        c.initiated_event_id,
+        c.started_event_id
+    )
+}
+
 pub(super) fn event(e: &Event) -> String {
     use EventAttributes as A;
     let body = match &e.attributes {
@@ -800,6 +949,17 @@ pub(super) fn event(e: &Event) -> String {
             }
             if let Some(v) = &a.pinned_version {
                 write!(s, " pinned_version={v}").unwrap();
+            }
+            if let Some(p) = &a.parent {
+                write!(
+                    s,
+                    " parent={}/run {} initiated={} {}",
+                    p.workflow_id,
+                    p.run_id.0.as_u128(),
+                    p.initiated_event_id,
+                    name(&p.parent_close_policy)
+                )
+                .unwrap();
             }
             s
         }
@@ -940,6 +1100,87 @@ pub(super) fn event(e: &Event) -> String {
             };
             format!("{} accepted={} {outcome}", a.update_id, a.accepted_event_id)
         }
+        A::StartChildWorkflowExecutionInitiated(a) => {
+            let mut s = format!(
+                "{} type={} queue={} task_timeout={} {}",
+                a.workflow_id,
+                a.workflow_type,
+                a.task_queue,
+                a.workflow_task_timeout,
+                name(&a.parent_close_policy)
+            );
+            if !a.input.is_null() {
+                write!(s, " input={}", a.input).unwrap();
+            }
+            s
+        }
+        A::StartChildWorkflowExecutionFailed(a) => format!(
+            "{} initiated={} {}",
+            a.workflow_id,
+            a.initiated_event_id,
+            name(&a.cause)
+        ),
+        A::ChildWorkflowExecutionStarted(a) => format!(
+            "{} initiated={}",
+            execution(&a.workflow_execution),
+            a.initiated_event_id
+        ),
+        A::ChildWorkflowExecutionCompleted(a) => {
+            format!("{} result={}", child(&a.child), a.result)
+        }
+        A::ChildWorkflowExecutionFailed(a) => format!(
+            "{} {} {}",
+            child(&a.child),
+            name(&a.retry_state),
+            failure(&a.failure)
+        ),
+        A::ChildWorkflowExecutionCanceled(a) => child(&a.child),
+        A::ChildWorkflowExecutionTimedOut(a) => {
+            format!("{} {}", child(&a.child), name(&a.retry_state))
+        }
+        A::ChildWorkflowExecutionTerminated(a) => child(&a.child),
+        A::SignalExternalWorkflowExecutionInitiated(a) => format!(
+            "{} {} input={}{}",
+            execution(&a.workflow_execution),
+            a.signal_name,
+            a.input,
+            if a.child_workflow_only {
+                " child_only"
+            } else {
+                ""
+            }
+        ),
+        A::RequestCancelExternalWorkflowExecutionInitiated(a) => format!(
+            "{}{}",
+            execution(&a.workflow_execution),
+            if a.child_workflow_only {
+                " child_only"
+            } else {
+                ""
+            }
+        ),
+        A::SignalExternalWorkflowExecutionFailed(a) => format!(
+            "{} initiated={} {}",
+            execution(&a.workflow_execution),
+            a.initiated_event_id,
+            name(&a.cause)
+        ),
+        A::RequestCancelExternalWorkflowExecutionFailed(a) => format!(
+            "{} initiated={} {}",
+            execution(&a.workflow_execution),
+            a.initiated_event_id,
+            name(&a.cause)
+        ),
+        A::ExternalWorkflowExecutionSignaled(a) => format!(
+            "{} initiated={}",
+            execution(&a.workflow_execution),
+            a.initiated_event_id
+        ),
+        A::ExternalWorkflowExecutionCancelRequested(a) => format!(
+            "{} initiated={}",
+            execution(&a.workflow_execution),
+            a.initiated_event_id
+        ),
     };
     let line = format!(
         "{} @{} {} {}",

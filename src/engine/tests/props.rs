@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::harness::Scenario;
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Command,
+    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildPhase, Command,
     CompleteWorkflowExecution, Effect, EventAttributes, FailWorkflowExecution, Failure, Limits,
     MoveToVersion, RecordMarker, Rejection, RequestCancelActivityTask, RetryPolicySpec, RunState,
     ScheduleActivityTask, Signal, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
@@ -609,6 +609,18 @@ impl World {
                     state.timers.get(timer_id).is_some_and(|t| !t.fired)
                 }
                 Task::RunTimeout => state.deadline.is_some(),
+                Task::StartChild { initiated_event_id } => state
+                    .children
+                    .get(initiated_event_id)
+                    .is_some_and(|c| c.phase == ChildPhase::Initiated),
+                Task::SignalExternal { initiated_event_id }
+                | Task::CancelExternal { initiated_event_id } => state
+                    .external_requests
+                    .get(initiated_event_id)
+                    .is_some_and(|r| !r.done),
+                Task::NotifyParent | Task::ApplyParentClosePolicy { .. } => {
+                    state.status.is_closed()
+                }
             };
             assert!(is_open, "row {task:?} outlived what it was for");
         }

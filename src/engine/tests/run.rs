@@ -42,6 +42,7 @@ fn start_refuses_invalid_requests() {
         request_id: None,
         identity: None,
         pinned_version: None,
+        parent: None,
     };
     let mut big = ctx.clone();
     big.limits.max_payload_bytes = 4;

@@ -256,7 +256,7 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
 /// loops look at the table.
 async fn listen(url: String, wakeups: broadcast::Sender<Wakeup>) {
     let wake_all = || {
-        for queue in [Queue::Push, Queue::Timer] {
+        for queue in [Queue::Push, Queue::Timer, Queue::Transfer] {
             let _ = wakeups.send(Wakeup {
                 queue,
                 at: Timestamp(0),
