@@ -3,7 +3,7 @@
 //!
 //! Reading order: [`engine`] (the rules, pure), [`store`] (persistence),
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
-//! [`timers`], [`api`], [`cli`]. See ARCHITECTURE.md.
+//! [`timers`], [`transfer`], [`api`], [`cli`]. See ARCHITECTURE.md.
 
 pub mod api;
 pub mod apply;
@@ -17,3 +17,4 @@ pub mod signing;
 pub mod store;
 pub mod time;
 pub mod timers;
+pub mod transfer;

@@ -1,5 +1,5 @@
 //! The composition root: opens the store, builds `apply`, the dispatcher,
-//! the timer service and the API router, runs them until shutdown and
+//! the timer and transfer services and the API router, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 
@@ -16,7 +16,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{claim, dispatch, timers};
+use crate::{claim, dispatch, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -26,6 +26,7 @@ pub struct Options {
     pub api_key: Option<String>,
     pub limits: Limits,
     pub dispatch: dispatch::Options,
+    /// Claim loop options of the timer and transfer queues.
     pub timers: claim::Options,
     /// Serve `/api/v1/dev/time…` and let it move this node's clock.
     pub time_skipping: bool,
@@ -97,6 +98,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
 
     let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());
     let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
+    let transfer_service = transfer::Service::new(applier.clone(), options.timers.clone());
     let state = AppState {
         querier: dispatcher.querier(),
         applier,
@@ -109,7 +111,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let mut http_shutdown = shutdown_rx.clone();
     let tasks = vec![
         tokio::spawn(dispatcher.run(pushes, shutdown_rx.clone())),
-        tokio::spawn(timer_service.run(shutdown_rx)),
+        tokio::spawn(timer_service.run(shutdown_rx.clone())),
+        tokio::spawn(transfer_service.run(shutdown_rx)),
         tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;

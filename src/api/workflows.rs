@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use crate::apply::{StartRequest, Started};
 use crate::engine::{
-    self, ActivityPhase, Command, Event, EventAttributes, Failure, IdConflictPolicy, IdReusePolicy,
-    RunState, RunStatus, Signal, StartRun, Update, UpdateStage,
+    self, ActivityPhase, ChildExecution, Command, Event, EventAttributes, Failure,
+    IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, RunState, RunStatus, Signal,
+    StartRun, Update, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
@@ -243,6 +244,68 @@ struct Description {
     /// absent until an unpinned run's first push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pinned_version: Option<String>,
+    /// Set for a child workflow: the run that started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ParentInfo>,
+    /// Every child this run initiated, oldest first, open or closed.
+    children: Vec<ChildSummary>,
+}
+
+#[derive(Serialize)]
+struct ChildSummary {
+    workflow_id: WorkflowId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<RunId>,
+    workflow_type: String,
+    initiated_event_id: i64,
+    parent_close_policy: ParentClosePolicy,
+    /// INITIATED (not started yet), RUNNING, START_FAILED, or how it
+    /// closed: COMPLETED, FAILED, CANCELED, TIMED_OUT, TERMINATED.
+    status: &'static str,
+}
+
+/// The children a history records, by their Initiated event.
+fn children(history: &[Event]) -> Vec<ChildSummary> {
+    let mut children: Vec<ChildSummary> = Vec::new();
+    for e in history {
+        let (initiated, status, run_id) = match &e.attributes {
+            EventAttributes::StartChildWorkflowExecutionInitiated(a) => {
+                children.push(ChildSummary {
+                    workflow_id: a.workflow_id.clone(),
+                    run_id: None,
+                    workflow_type: a.workflow_type.clone(),
+                    initiated_event_id: e.event_id,
+                    parent_close_policy: a.parent_close_policy,
+                    status: "INITIATED",
+                });
+                continue;
+            }
+            EventAttributes::StartChildWorkflowExecutionFailed(a) => {
+                (a.initiated_event_id, "START_FAILED", None)
+            }
+            EventAttributes::ChildWorkflowExecutionStarted(a) => {
+                (a.initiated_event_id, "RUNNING", a.workflow_execution.run_id)
+            }
+            EventAttributes::ChildWorkflowExecutionCompleted(a) => closed(&a.child, "COMPLETED"),
+            EventAttributes::ChildWorkflowExecutionFailed(a) => closed(&a.child, "FAILED"),
+            EventAttributes::ChildWorkflowExecutionCanceled(a) => closed(&a.child, "CANCELED"),
+            EventAttributes::ChildWorkflowExecutionTimedOut(a) => closed(&a.child, "TIMED_OUT"),
+            EventAttributes::ChildWorkflowExecutionTerminated(a) => closed(&a.child, "TERMINATED"),
+            _ => continue,
+        };
+        if let Some(c) = children
+            .iter_mut()
+            .find(|c| c.initiated_event_id == initiated)
+        {
+            c.status = status;
+            c.run_id = run_id.or(c.run_id);
+        }
+    }
+    children
+}
+
+fn closed(c: &ChildExecution, status: &'static str) -> (i64, &'static str, Option<RunId>) {
+    (c.initiated_event_id, status, c.workflow_execution.run_id)
 }
 
 #[derive(Serialize)]
@@ -289,6 +352,7 @@ async fn describe_workflow(
 ) -> Result<AppJson<Description>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
     let s = &record.state;
+    let history = state.applier.history(s).await?;
     let pending_activities = s
         .activities
         .values()
@@ -342,6 +406,8 @@ async fn describe_workflow(
         pending_timers,
         cancel_requested: s.cancel_requested,
         pinned_version: s.pinned_version.clone(),
+        parent: s.parent.clone(),
+        children: children(&history),
     }))
 }
 

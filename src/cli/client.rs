@@ -613,6 +613,9 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                     ("close_time", "/execution/close_time"),
                     ("history_length", "/execution/history_length"),
                     ("workflow_task", "/pending_workflow_task"),
+                    ("parent_workflow_id", "/parent/workflow_id"),
+                    ("parent_run_id", "/parent/run_id"),
+                    ("parent_close_policy", "/parent/parent_close_policy"),
                 ],
             );
             if matches!(conn.output, Output::Table) {
@@ -632,6 +635,17 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                         "Pending timers",
                         "/pending_timers",
                         &[("TIMER ID", "/timer_id"), ("FIRES AT", "/fire_time")][..],
+                    ),
+                    (
+                        "Children",
+                        "/children",
+                        &[
+                            ("WORKFLOW ID", "/workflow_id"),
+                            ("RUN ID", "/run_id"),
+                            ("TYPE", "/workflow_type"),
+                            ("STATUS", "/status"),
+                            ("PARENT CLOSE POLICY", "/parent_close_policy"),
+                        ][..],
                     ),
                 ] {
                     if v.pointer(rows)
