@@ -27,11 +27,14 @@ use baton::api::{self, Access, AppState};
 use baton::apply::Applier;
 use baton::dispatch::wire;
 use baton::engine::{
-    self, ActivityToken, CancelTimer, CancelWorkflowExecution, Command, CompleteWorkflowExecution,
-    CompleteWorkflowUpdate, Ctx, Event, FailWorkflowExecution, Failure, Limits, MoveToVersion,
-    RecordMarker, RequestCancelActivityTask, RetryPolicySpec, RunState, ScheduleActivityTask,
-    Signal, StartRun, StartTimer, Task, TimeoutType, Update, WorkflowCommand,
-    WorkflowTaskFailedCause,
+    self, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildOutcome, Command,
+    CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Event,
+    ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
+    ParentClosePolicy, ParentInfo, RecordMarker, RequestCancelActivityTask,
+    RequestCancelExternalWorkflowExecution, RetryPolicySpec, RetryState, RunState,
+    ScheduleActivityTask, Signal, SignalExternalWorkflowExecution, StartChildWorkflowExecution,
+    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Update,
+    WorkflowCommand, WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -774,6 +777,14 @@ impl Sim {
     const START: Timestamp = Timestamp(1_735_689_600_000); // 2025-01-01T00:00:00Z
 
     fn start(workflow_id: &str, run_timeout: Option<Duration>) -> Sim {
+        Sim::start_with(workflow_id, run_timeout, None)
+    }
+
+    fn start_with(
+        workflow_id: &str,
+        run_timeout: Option<Duration>,
+        parent: Option<ParentInfo>,
+    ) -> Sim {
         let cmd = StartRun {
             namespace: Namespace("default".into()),
             workflow_id: WorkflowId(workflow_id.into()),
@@ -789,7 +800,7 @@ impl Sim {
             request_id: Some("req-1".into()),
             identity: Some("cli@laptop".into()),
             pinned_version: None,
-            parent: None,
+            parent,
         };
         let ctx = Ctx {
             now: Sim::START,
@@ -1115,6 +1126,114 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
         identity: Some("ops@example.com".into()),
     });
     runs.push(s);
+    // A child run (it names its parent) starts children that end every
+    // way, and signals and cancels other workflows; the outcomes arrive
+    // while its next task is in flight and are appended after it.
+    let parent = ParentInfo {
+        workflow_id: WorkflowId("order-17".into()),
+        run_id: "0194a0f0-8c00-7000-8000-00000000a017"
+            .parse()
+            .expect("uuid"),
+        initiated_event_id: 5,
+        parent_close_policy: ParentClosePolicy::Terminate,
+    };
+    let mut s = Sim::start_with("order-22", None, Some(parent));
+    let child = |id: &str| {
+        WorkflowCommand::StartChildWorkflowExecution(StartChildWorkflowExecution {
+            workflow_id: WorkflowId(id.into()),
+            workflow_type: "ship_line".into(),
+            task_queue: Some(TaskQueue("shipping".into())),
+            input: json!({"line": id}),
+            workflow_execution_timeout: None,
+            workflow_run_timeout: Some(Duration::from_secs(600)),
+            workflow_task_timeout: None,
+            retry_policy: None,
+            workflow_id_reuse_policy: Default::default(),
+            parent_close_policy: ParentClosePolicy::RequestCancel,
+            memo: None,
+        })
+    };
+    let mut commands: Vec<WorkflowCommand> =
+        ["line-1", "line-2", "line-3", "line-4", "line-5", "line-6"]
+            .into_iter()
+            .map(child)
+            .collect();
+    commands.push(WorkflowCommand::SignalExternalWorkflowExecution(
+        SignalExternalWorkflowExecution {
+            workflow_id: WorkflowId("po-1".into()),
+            run_id: None,
+            signal_name: "approve".into(),
+            input: json!({"approver": "order-22"}),
+            child_workflow_only: false,
+        },
+    ));
+    commands.push(WorkflowCommand::RequestCancelExternalWorkflowExecution(
+        RequestCancelExternalWorkflowExecution {
+            workflow_id: WorkflowId("po-2".into()),
+            run_id: None,
+            child_workflow_only: false,
+            reason: "superseded".into(),
+        },
+    ));
+    commands.push(WorkflowCommand::SignalExternalWorkflowExecution(
+        SignalExternalWorkflowExecution {
+            workflow_id: WorkflowId("ghost".into()),
+            run_id: None,
+            signal_name: "approve".into(),
+            input: Value::Null,
+            child_workflow_only: false,
+        },
+    ));
+    commands.push(WorkflowCommand::RequestCancelExternalWorkflowExecution(
+        RequestCancelExternalWorkflowExecution {
+            workflow_id: WorkflowId("ghost".into()),
+            run_id: None,
+            child_workflow_only: true,
+            reason: String::new(),
+        },
+    ));
+    s.complete(commands);
+    let first = s.history.len() as i64 - 9;
+    let outcomes = [
+        ChildOutcome::Completed(json!({"tracking": "T-1"})),
+        ChildOutcome::Failed(
+            Failure::new("address unknown", "AddressUnknown"),
+            RetryState::RetryPolicyNotSet,
+        ),
+        ChildOutcome::Canceled(None),
+        ChildOutcome::TimedOut(RetryState::Timeout),
+        ChildOutcome::Terminated,
+    ];
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let initiated_event_id = first + i as i64;
+        let run_id = RunId(uuid::Uuid::from_u128(0xc0 + i as u128));
+        s.apply(Command::ChildStarted {
+            initiated_event_id,
+            run_id,
+        });
+        s.apply(Command::ChildClosed {
+            initiated_event_id,
+            run_id,
+            outcome,
+        });
+    }
+    s.apply(Command::ChildStartFailed {
+        initiated_event_id: first + 5,
+        cause: StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists,
+    });
+    for (offset, delivered) in [(6, true), (7, true), (8, false), (9, false)] {
+        let initiated_event_id = first + offset;
+        s.apply(match delivered {
+            true => Command::ExternalRequestDelivered { initiated_event_id },
+            false => Command::ExternalRequestFailed {
+                initiated_event_id,
+                cause: ExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound,
+            },
+        });
+    }
+    workflow_pushes.push(s.workflow_task_request());
+    s.complete(vec![]);
+    runs.push(s);
     (runs, workflow_pushes, activity_pushes)
 }
 
@@ -1135,6 +1254,8 @@ fn enum_variants(file: &str, name: &str) -> BTreeSet<String> {
                 .unwrap_or_default()
                 .to_owned()
         })
+        // A variant rustfmt wrapped leaves a line of its closing `),`.
+        .filter(|name| !name.is_empty())
         .collect()
 }
 
