@@ -61,6 +61,10 @@ on_both_databases!(
     a_run_started_without_an_endpoint_pins_on_its_first_push,
     activities_go_to_the_pinned_version_of_their_own_queue_only,
     updates_are_validated_recorded_and_deduplicated,
+    child_completes_and_the_parent_sees_its_result,
+    child_id_already_running_fails_the_start,
+    parent_close_policies_reach_open_children,
+    signal_and_cancel_external_workflows,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1597,5 +1601,340 @@ async fn updates_are_validated_recorded_and_deduplicated(db: Db) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"], 1);
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Child workflows and external signals/cancels (protocol.md §5.6): the
+// transfer queue carries each step; a crash between steps only delays it,
+// because every row is committed with the event that implies it and every
+// step is idempotent (the same outbox the kill tests exercise).
+
+fn command(command_type: &str, attributes: Value) -> Value {
+    json!({"command_type": command_type, "attributes": attributes})
+}
+
+fn complete(result: Value) -> Value {
+    json!({"commands": [command("CompleteWorkflowExecution", json!({"result": result}))]})
+}
+
+fn find<'a>(history: &'a [Value], event_type: &str) -> Option<&'a Value> {
+    history.iter().find(|e| e["event_type"] == event_type)
+}
+
+/// Workflows by type: `Order` starts the children its input lists and
+/// completes with what their closing events say; `Ship` completes with its
+/// input; `Idle` waits forever; `Notify` signals and cancels the targets
+/// its input names and completes with the outcomes.
+fn family_workflow(request: &Value) -> Value {
+    let history = request["history"].as_array().cloned().unwrap_or_default();
+    let input = &history[0]["attributes"]["input"];
+    match request["workflow_type"].as_str() {
+        Some("Ship") => complete(json!({"shipped": input})),
+        Some("Order") => {
+            if find(&history, "StartChildWorkflowExecutionInitiated").is_none() {
+                let starts: Vec<Value> = input["children"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| command("StartChildWorkflowExecution", c))
+                    .collect();
+                return json!({"commands": starts});
+            }
+            let n = input["children"].as_array().map_or(0, Vec::len);
+            let outcomes: Vec<Value> = history
+                .iter()
+                .filter(|e| {
+                    let t = e["event_type"].as_str().unwrap_or_default();
+                    (t.starts_with("ChildWorkflowExecution")
+                        && t != "ChildWorkflowExecutionStarted")
+                        || t == "StartChildWorkflowExecutionFailed"
+                })
+                .map(|e| json!({"event": e["event_type"], "attributes": e["attributes"]}))
+                .collect();
+            if input["wait"] == true || outcomes.len() < n {
+                return json!({"commands": []});
+            }
+            complete(json!(outcomes))
+        }
+        Some("Notify") => {
+            if find(&history, "SignalExternalWorkflowExecutionInitiated").is_none() {
+                let mut commands: Vec<Value> = input["signal"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|id| {
+                        command(
+                            "SignalExternalWorkflowExecution",
+                            json!({"workflow_id": id, "signal_name": "approve",
+                                "input": {"approver": "notify"}}),
+                        )
+                    })
+                    .collect();
+                commands.extend(
+                    input["cancel"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|id| {
+                            command(
+                                "RequestCancelExternalWorkflowExecution",
+                                json!({"workflow_id": id, "reason": "superseded"}),
+                            )
+                        }),
+                );
+                return json!({"commands": commands});
+            }
+            let outcomes: Vec<Value> = history
+                .iter()
+                .filter(|e| {
+                    let t = e["event_type"].as_str().unwrap_or_default();
+                    t.starts_with("ExternalWorkflowExecution")
+                        || t.ends_with("ExternalWorkflowExecutionFailed")
+                })
+                .map(|e| {
+                    json!([
+                        e["event_type"],
+                        e["attributes"]["workflow_execution"]["workflow_id"]
+                    ])
+                })
+                .collect();
+            let n = input["signal"].as_array().map_or(0, Vec::len)
+                + input["cancel"].as_array().map_or(0, Vec::len);
+            if outcomes.len() < n {
+                return json!({"commands": []});
+            }
+            complete(json!(outcomes))
+        }
+        _ => approval_workflow(request),
+    }
+}
+
+async fn spawn_family_handler(server: &common::TestServer, queues: &[&str]) -> common::TestHandler {
+    let handler = spawn_handler(|req: Value| async move {
+        match req["type"].as_str() {
+            Some("workflow_task") => (StatusCode::OK, family_workflow(&req)),
+            _ => activity_result(&req),
+        }
+    })
+    .await;
+    for q in queues {
+        server.api.register(q, &handler.url).await;
+    }
+    handler
+}
+
+async fn child_completes_and_the_parent_sees_its_result(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_family_handler(&server, &["orders", "shipping"]).await;
+    let children = json!([
+        {"workflow_id": "ship-1", "workflow_type": "Ship", "task_queue": "shipping", "input": {"line": 1}},
+        {"workflow_id": "ship-2", "workflow_type": "Ship", "input": {"line": 2}},
+    ]);
+    let (status, started) = server
+        .api
+        .start(
+            "order-7",
+            "Order",
+            "orders",
+            json!({"input": {"children": children}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let result = server.api.result("order-7").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let mut outcomes = result["result"].as_array().unwrap().clone();
+    assert_eq!(outcomes.len(), 2, "{result}");
+    // The children run concurrently and may close in either order.
+    outcomes.sort_by_key(|o| o["attributes"]["result"]["shipped"]["line"].as_i64());
+    for (o, line) in outcomes.iter().zip([1, 2]) {
+        assert_eq!(o["event"], "ChildWorkflowExecutionCompleted", "{o}");
+        assert_eq!(
+            o["attributes"]["result"],
+            json!({"shipped": {"line": line}})
+        );
+        assert_eq!(o["attributes"]["workflow_type"], "Ship");
+    }
+    // The child's history names its parent; the default task queue is the
+    // parent's.
+    let child = server.api.describe("ship-2").await;
+    assert_eq!(child["execution"]["task_queue"], "orders", "{child}");
+    assert_eq!(child["parent"]["workflow_id"], "order-7");
+    assert_eq!(child["parent"]["run_id"], started["run_id"]);
+    assert_eq!(child["parent"]["parent_close_policy"], "TERMINATE");
+    let first = &server.api.history("ship-1").await[0];
+    assert_eq!(
+        first["attributes"]["parent"]["initiated_event_id"], 5,
+        "{first}"
+    );
+    // The parent's describe lists both children, closed, with run ids.
+    let parent = server.api.describe("order-7").await;
+    let listed = parent["children"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{parent}");
+    for c in listed {
+        assert_eq!(c["status"], "COMPLETED", "{c}");
+        assert!(c["run_id"].is_string(), "{c}");
+    }
+    server.stop().await;
+}
+
+async fn child_id_already_running_fails_the_start(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_family_handler(&server, &["orders"]).await;
+    // No endpoint serves "nowhere": the run stays open.
+    server
+        .api
+        .start("taken", "Idle", "nowhere", json!({}))
+        .await;
+    let children = json!([{"workflow_id": "taken", "workflow_type": "Ship"}]);
+    server
+        .api
+        .start(
+            "order-8",
+            "Order",
+            "orders",
+            json!({"input": {"children": children}}),
+        )
+        .await;
+    let result = server.api.result("order-8").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let outcome = &result["result"][0];
+    assert_eq!(
+        outcome["event"], "StartChildWorkflowExecutionFailed",
+        "{result}"
+    );
+    assert_eq!(outcome["attributes"]["cause"], "WORKFLOW_ALREADY_EXISTS");
+    // The running workflow is untouched: no parent, still running.
+    let taken = server.api.describe("taken").await;
+    assert_eq!(taken["execution"]["status"], "RUNNING");
+    assert!(taken.get("parent").is_none(), "{taken}");
+    assert_eq!(server.api.history("taken").await.len(), 2);
+    server.stop().await;
+}
+
+async fn parent_close_policies_reach_open_children(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_family_handler(&server, &["orders"]).await;
+    let children = json!([
+        {"workflow_id": "kid-t", "workflow_type": "Idle", "task_queue": "nowhere"},
+        {"workflow_id": "kid-a", "workflow_type": "Idle", "task_queue": "nowhere", "parent_close_policy": "ABANDON"},
+        {"workflow_id": "kid-c", "workflow_type": "Idle", "task_queue": "nowhere", "parent_close_policy": "REQUEST_CANCEL"},
+    ]);
+    server
+        .api
+        .start(
+            "order-9",
+            "Order",
+            "orders",
+            json!({"input": {"children": children, "wait": true}}),
+        )
+        .await;
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            let d = server.api.describe("order-9").await;
+            d["children"]
+                .as_array()
+                .is_some_and(|c| c.len() == 3 && c.iter().all(|c| c["status"] == "RUNNING"))
+        })
+        .await,
+        "the children never started"
+    );
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/order-9/terminate",
+            json!({"reason": "operator"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let result = server.api.result("kid-t").await;
+    assert_eq!(result["status"], "TERMINATED", "{result}");
+    let terminated = closing_event(
+        &server.api.history("kid-t").await,
+        "WorkflowExecutionTerminated",
+    )
+    .clone();
+    assert_eq!(terminated["attributes"]["reason"], "by parent close policy");
+    // Its workflow task is never delivered (no endpoint), so the request
+    // waits behind it (§11): describe shows it.
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            server.api.describe("kid-c").await["cancel_requested"] == true
+        })
+        .await,
+        "REQUEST_CANCEL never reached kid-c"
+    );
+    // ABANDON leaves its child running; the others' outcomes do not reach
+    // the closed parent.
+    assert_eq!(
+        server.api.describe("kid-a").await["execution"]["status"],
+        "RUNNING"
+    );
+    assert_eq!(
+        server.api.describe("kid-c").await["execution"]["status"],
+        "RUNNING"
+    );
+    let parent_history = server.api.history("order-9").await;
+    assert_eq!(
+        event_types(&parent_history).last().map(String::as_str),
+        Some("WorkflowExecutionTerminated")
+    );
+    server.stop().await;
+}
+
+async fn signal_and_cancel_external_workflows(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_family_handler(&server, &["orders", "approvals"]).await;
+    for id in ["po-x", "po-y"] {
+        server
+            .api
+            .start(id, "PurchaseOrder", "approvals", json!({}))
+            .await;
+        wait_idle(&server, id).await;
+    }
+    server
+        .api
+        .start(
+            "notify-1",
+            "Notify",
+            "orders",
+            json!({"input": {"signal": ["po-x", "ghost"], "cancel": ["po-y"]}}),
+        )
+        .await;
+    let result = server.api.result("notify-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let mut outcomes: Vec<Value> = result["result"].as_array().unwrap().clone();
+    outcomes.sort_by_key(|o| o[1].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        outcomes,
+        [
+            json!(["SignalExternalWorkflowExecutionFailed", "ghost"]),
+            json!(["ExternalWorkflowExecutionSignaled", "po-x"]),
+            json!(["ExternalWorkflowExecutionCancelRequested", "po-y"]),
+        ]
+    );
+    let failed = closing_event(
+        &server.api.history("notify-1").await,
+        "SignalExternalWorkflowExecutionFailed",
+    )
+    .clone();
+    assert_eq!(
+        failed["attributes"]["cause"],
+        "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND"
+    );
+    let x = server.api.result("po-x").await;
+    assert_eq!(x["result"], json!({"approver": "notify"}), "{x}");
+    let y = server.api.result("po-y").await;
+    assert_eq!(y["status"], "CANCELED", "{y}");
+    assert_eq!(
+        closing_event(
+            &server.api.history("po-y").await,
+            "WorkflowExecutionCancelRequested"
+        )["attributes"]["cause"],
+        "superseded"
+    );
     server.stop().await;
 }
