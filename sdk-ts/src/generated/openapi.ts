@@ -195,6 +195,19 @@ export type WorkflowDescription = {
   cancel_requested: boolean;
   /** The endpoint version of the run's task queue that its workflow tasks go to. Absent until an unpinned run's first push. */
   pinned_version?: string;
+  parent?: ParentInfo;
+  /** Every child this run initiated, oldest first, open or closed. */
+  children: ChildSummary[];
+};
+
+export type ChildSummary = {
+  workflow_id: string;
+  run_id?: RunId;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  parent_close_policy: ParentClosePolicy;
+  /** `INITIATED`: not started yet; `START_FAILED`: the workflow id was taken; otherwise how the child runs or closed. */
+  status: "INITIATED" | "RUNNING" | "START_FAILED" | "COMPLETED" | "FAILED" | "CANCELED" | "TIMED_OUT" | "TERMINATED";
 };
 
 export type PendingWorkflowTask = {
@@ -368,12 +381,12 @@ export type RetryPolicySpec = {
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
-export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
+export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_START_CHILD_EXECUTION_ATTRIBUTES" | "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
-export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent;
+export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | StartChildWorkflowExecutionInitiatedEvent | StartChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionStartedEvent | ChildWorkflowExecutionCompletedEvent | ChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionCanceledEvent | ChildWorkflowExecutionTimedOutEvent | ChildWorkflowExecutionTerminatedEvent | SignalExternalWorkflowExecutionInitiatedEvent | SignalExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionSignaledEvent | RequestCancelExternalWorkflowExecutionInitiatedEvent | RequestCancelExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionCancelRequestedEvent;
 
-export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated";
+export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "StartChildWorkflowExecutionInitiated" | "StartChildWorkflowExecutionFailed" | "ChildWorkflowExecutionStarted" | "ChildWorkflowExecutionCompleted" | "ChildWorkflowExecutionFailed" | "ChildWorkflowExecutionCanceled" | "ChildWorkflowExecutionTimedOut" | "ChildWorkflowExecutionTerminated" | "SignalExternalWorkflowExecutionInitiated" | "SignalExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionSignaled" | "RequestCancelExternalWorkflowExecutionInitiated" | "RequestCancelExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionCancelRequested";
 
 export type WorkflowExecutionStartedEvent = {
   event_id: EventId;
@@ -550,8 +563,121 @@ export type WorkflowExecutionOptionsUpdatedEvent = {
   attributes: WorkflowExecutionOptionsUpdatedAttributes;
 };
 
+export type StartChildWorkflowExecutionInitiatedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "StartChildWorkflowExecutionInitiated";
+  attributes: StartChildWorkflowExecutionInitiatedAttributes;
+};
+
+export type StartChildWorkflowExecutionFailedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "StartChildWorkflowExecutionFailed";
+  attributes: StartChildWorkflowExecutionFailedAttributes;
+};
+
+export type ChildWorkflowExecutionStartedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionStarted";
+  attributes: ChildWorkflowExecutionStartedAttributes;
+};
+
+export type ChildWorkflowExecutionCompletedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionCompleted";
+  attributes: ChildWorkflowExecutionCompletedAttributes;
+};
+
+export type ChildWorkflowExecutionFailedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionFailed";
+  attributes: ChildWorkflowExecutionFailedAttributes;
+};
+
+export type ChildWorkflowExecutionCanceledEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionCanceled";
+  attributes: ChildWorkflowExecutionCanceledAttributes;
+};
+
+export type ChildWorkflowExecutionTimedOutEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionTimedOut";
+  attributes: ChildWorkflowExecutionTimedOutAttributes;
+};
+
+export type ChildWorkflowExecutionTerminatedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ChildWorkflowExecutionTerminated";
+  attributes: ChildWorkflowExecutionTerminatedAttributes;
+};
+
+export type SignalExternalWorkflowExecutionInitiatedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "SignalExternalWorkflowExecutionInitiated";
+  attributes: SignalExternalWorkflowExecutionInitiatedAttributes;
+};
+
+export type SignalExternalWorkflowExecutionFailedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "SignalExternalWorkflowExecutionFailed";
+  attributes: SignalExternalWorkflowExecutionFailedAttributes;
+};
+
+export type ExternalWorkflowExecutionSignaledEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ExternalWorkflowExecutionSignaled";
+  attributes: ExternalWorkflowExecutionSignaledAttributes;
+};
+
+export type RequestCancelExternalWorkflowExecutionInitiatedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "RequestCancelExternalWorkflowExecutionInitiated";
+  attributes: RequestCancelExternalWorkflowExecutionInitiatedAttributes;
+};
+
+export type RequestCancelExternalWorkflowExecutionFailedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "RequestCancelExternalWorkflowExecutionFailed";
+  attributes: RequestCancelExternalWorkflowExecutionFailedAttributes;
+};
+
+export type ExternalWorkflowExecutionCancelRequestedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "ExternalWorkflowExecutionCancelRequested";
+  attributes: ExternalWorkflowExecutionCancelRequestedAttributes;
+};
+
 /** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. docs/protocol.md §5.2 gives each command's validation rules. */
-export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand;
+export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | StartChildWorkflowExecutionCommand | SignalExternalWorkflowExecutionCommand | RequestCancelExternalWorkflowExecutionCommand;
+
+export type StartChildWorkflowExecutionCommand = {
+  command_type: "StartChildWorkflowExecution";
+  attributes: StartChildWorkflowExecutionAttributes;
+};
+
+export type SignalExternalWorkflowExecutionCommand = {
+  command_type: "SignalExternalWorkflowExecution";
+  attributes: SignalExternalWorkflowExecutionAttributes;
+};
+
+export type RequestCancelExternalWorkflowExecutionCommand = {
+  command_type: "RequestCancelExternalWorkflowExecution";
+  attributes: RequestCancelExternalWorkflowExecutionAttributes;
+};
 
 export type ScheduleActivityTaskCommand = {
   command_type: "ScheduleActivityTask";
@@ -606,6 +732,135 @@ export type WorkflowExecutionStartedAttributes = {
   identity?: string;
   /** The endpoint version of the task queue the run is pinned to (the current one at start). Absent if the queue had none; the first push then pins the run. */
   pinned_version?: string;
+  parent?: ParentInfo;
+};
+
+/** The run that started this one as its child (Temporal's parent_workflow_execution and parent_initiated_event_id); carried to every later run of the chain. */
+export type ParentInfo = {
+  workflow_id: string;
+  run_id: RunId;
+  /** The parent's StartChildWorkflowExecutionInitiated event. */
+  initiated_event_id: EventId;
+  parent_close_policy: ParentClosePolicy;
+};
+
+/** What the parent's close does to an open child: `TERMINATE` (default) terminates it, `REQUEST_CANCEL` records a cancellation request in it, `ABANDON` leaves it running. */
+export type ParentClosePolicy = "TERMINATE" | "ABANDON" | "REQUEST_CANCEL";
+
+/** A workflow run as events name it (Temporal's WorkflowExecution); `run_id` is absent when a command named only the workflow id. */
+export type ExecutionRef = {
+  workflow_id: string;
+  run_id?: RunId;
+};
+
+export type StartChildWorkflowExecutionInitiatedAttributes = {
+  workflow_id: string;
+  workflow_type: string;
+  /** The command's, else the parent's. */
+  task_queue: string;
+  input: Payload;
+  workflow_execution_timeout?: Duration;
+  workflow_run_timeout?: Duration;
+  /** The command's, else the parent's. */
+  workflow_task_timeout: Duration;
+  parent_close_policy: ParentClosePolicy;
+  workflow_id_reuse_policy: IdReusePolicy;
+  retry_policy?: RetryPolicy;
+  memo?: Payload;
+  workflow_task_completed_event_id: EventId;
+};
+
+export type StartChildWorkflowExecutionFailedAttributes = {
+  workflow_id: string;
+  workflow_type: string;
+  cause: "WORKFLOW_ALREADY_EXISTS";
+  initiated_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionStartedAttributes = {
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionCompletedAttributes = {
+  result: Payload;
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  started_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionFailedAttributes = {
+  failure: Failure;
+  retry_state: RetryState;
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  started_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionCanceledAttributes = {
+  details?: Payload;
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  started_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionTimedOutAttributes = {
+  retry_state: RetryState;
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  started_event_id: EventId;
+};
+
+export type ChildWorkflowExecutionTerminatedAttributes = {
+  workflow_execution: ExecutionRef;
+  workflow_type: string;
+  initiated_event_id: EventId;
+  started_event_id: EventId;
+};
+
+/** No open run matched (unknown workflow id, closed run, or not a child of the sender when `child_workflow_only`). */
+export type ExternalWorkflowExecutionFailedCause = "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND";
+
+export type SignalExternalWorkflowExecutionInitiatedAttributes = {
+  workflow_execution: ExecutionRef;
+  signal_name: string;
+  input: Payload;
+  child_workflow_only: boolean;
+  workflow_task_completed_event_id: EventId;
+};
+
+export type SignalExternalWorkflowExecutionFailedAttributes = {
+  workflow_execution: ExecutionRef;
+  cause: ExternalWorkflowExecutionFailedCause;
+  initiated_event_id: EventId;
+};
+
+export type ExternalWorkflowExecutionSignaledAttributes = {
+  workflow_execution: ExecutionRef;
+  initiated_event_id: EventId;
+};
+
+export type RequestCancelExternalWorkflowExecutionInitiatedAttributes = {
+  workflow_execution: ExecutionRef;
+  child_workflow_only: boolean;
+  reason: string;
+  workflow_task_completed_event_id: EventId;
+};
+
+export type RequestCancelExternalWorkflowExecutionFailedAttributes = {
+  workflow_execution: ExecutionRef;
+  cause: ExternalWorkflowExecutionFailedCause;
+  initiated_event_id: EventId;
+};
+
+export type ExternalWorkflowExecutionCancelRequestedAttributes = {
+  workflow_execution: ExecutionRef;
+  initiated_event_id: EventId;
 };
 
 export type WorkflowTaskScheduledAttributes = {
@@ -813,6 +1068,41 @@ export type FailWorkflowExecutionAttributes = {
 
 export type CancelWorkflowExecutionAttributes = {
   details?: Payload;
+};
+
+export type StartChildWorkflowExecutionAttributes = {
+  workflow_id: string;
+  workflow_type: string;
+  /** Default the parent's task queue. */
+  task_queue?: string;
+  input?: Payload;
+  workflow_execution_timeout?: Duration;
+  workflow_run_timeout?: Duration;
+  /** Default the parent's workflow task timeout. */
+  workflow_task_timeout?: Duration;
+  retry_policy?: RetryPolicySpec;
+  workflow_id_reuse_policy?: IdReusePolicy;
+  parent_close_policy?: ParentClosePolicy;
+  memo?: Payload;
+};
+
+export type SignalExternalWorkflowExecutionAttributes = {
+  workflow_id: string;
+  /** Default the workflow id's current run. */
+  run_id?: RunId;
+  signal_name: string;
+  input?: Payload;
+  /** Fail unless the target is a child of this run. */
+  child_workflow_only?: boolean;
+};
+
+export type RequestCancelExternalWorkflowExecutionAttributes = {
+  workflow_id: string;
+  /** Default the workflow id's current run. */
+  run_id?: RunId;
+  /** Fail unless the target is a child of this run. */
+  child_workflow_only?: boolean;
+  reason?: string;
 };
 
 /** Every body Baton POSTs to an endpoint; `type` says which. */
