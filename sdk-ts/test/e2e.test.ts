@@ -5,6 +5,8 @@ import { CompleteAsyncError, Context } from "../src/activity.js";
 import {
   QueryNotRegisteredError,
   ServiceError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -19,6 +21,7 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  defineUpdate,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -80,6 +83,9 @@ const activities = {
   async cleanup(): Promise<string> {
     calls.cleanup++;
     return "cleaned up";
+  },
+  async reserve_items(items: string[]): Promise<string> {
+    return `reserved ${items.length} items`;
   },
 };
 
@@ -188,7 +194,35 @@ async function CleanNap(): Promise<string> {
   }
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
+const addItem = defineUpdate<number, [string, number]>("add_item");
+const checkout = defineUpdate<string>("checkout");
+
+/** A shopping cart: `add_item` is validated (quantity > 0) and answers the item count; `checkout` reserves the items (an activity) and closes the cart. */
+async function ShoppingCart(): Promise<string[]> {
+  const items: string[] = [];
+  let checkedOut = false;
+  setHandler(
+    addItem,
+    (sku, qty) => {
+      for (let i = 0; i < qty; i++) items.push(sku);
+      return items.length;
+    },
+    {
+      validator: (_sku, qty) => {
+        if (qty <= 0) throw ApplicationFailure.nonRetryable(`quantity must be positive, got ${qty}`, "InvalidQuantity");
+      },
+    },
+  );
+  setHandler(checkout, async () => {
+    const reservation = await retrying.reserve_items(items);
+    checkedOut = true;
+    return reservation;
+  });
+  await condition(() => checkedOut);
+  return items;
+}
+
+const workflows = { ShoppingCart, Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
 
 
 describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
@@ -401,5 +435,29 @@ describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
     assert.equal(calls.cleanup, 1);
     const completed = events.indexOf("ActivityTaskCompleted");
     assert.ok(events.indexOf("TimerCanceled") < completed && completed < events.indexOf("WorkflowExecutionCanceled"), events.join(", "));
+  });
+
+  test("updates: a validator rejects bad input and leaves no history, a handler awaits an activity, a duplicate update id gets the first result", async () => {
+    const handle = await env.client.workflow.start(ShoppingCart, { workflowId: "ts-cart", taskQueue: QUEUE });
+    assert.equal(await handle.executeUpdate(addItem, { args: ["apple", 2], updateId: "add-apples" }), 2);
+    const historyLength = async (): Promise<number> => (await handle.fetchHistory()).events.length;
+    const before = await historyLength();
+    const rejected = await handle.executeUpdate(addItem, { args: ["pear", 0] }).then(
+      () => assert.fail("a zero quantity should be rejected"),
+      (e: unknown) => e,
+    );
+    assert.ok(rejected instanceof WorkflowUpdateFailedError, String(rejected));
+    assert.ok(rejected.cause instanceof ApplicationFailure);
+    assert.equal(rejected.cause.type, "InvalidQuantity");
+    assert.equal(await historyLength(), before, "a rejected update is not recorded");
+    // A retry with the same update id is not applied again: it gets the first outcome.
+    assert.equal(await handle.executeUpdate(addItem, { args: ["apple", 5], updateId: "add-apples" }), 2);
+    assert.equal(await handle.executeUpdate("add_item", { args: ["pear", 1] }), 3);
+    const started = await handle.startUpdate(checkout, { waitForStage: WorkflowUpdateStage.ACCEPTED });
+    assert.equal(await started.result(), "reserved 3 items");
+    assert.equal(await handle.getUpdateHandle<string>(started.updateId).result(), "reserved 3 items");
+    assert.deepEqual(await handle.result(), ["apple", "apple", "pear"]);
+    const types = (await handle.fetchHistory()).events.map((e) => e.event_type);
+    assert.equal(types.filter((t) => t === "WorkflowExecutionUpdateCompleted").length, 3, types.join(", "));
   });
 });

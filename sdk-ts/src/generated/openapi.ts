@@ -36,9 +36,11 @@ export type Problem = {
   status: number;
   detail: string;
   code: ErrorCode;
+  /** The validator's failure, on `update_rejected` only. */
+  failure?: Failure;
 };
 
-export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "query_failed" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "query_failed" | "update_rejected" | "unavailable" | "internal";
 
 export type Namespace = {
   name: NamespaceName;
@@ -253,6 +255,26 @@ export type QueryWorkflowResponse = {
   result: Payload;
 };
 
+export type UpdateWorkflowRequest = {
+  args?: Payload;
+  /** Identifies the update within the run; a retry with the same id gets the first outcome. Generated when absent or empty. */
+  update_id?: string;
+  run_id?: RunId;
+  wait_for_stage?: UpdateStage;
+  identity?: string;
+};
+
+/** Temporal's `WorkflowUpdateStage` names. Default `COMPLETED` when waiting. */
+export type UpdateStage = "ADMITTED" | "ACCEPTED" | "COMPLETED";
+
+export type UpdateOutcome = {
+  update_id: string;
+  run_id: RunId;
+  stage: UpdateStage;
+  result?: Payload;
+  failure?: Failure;
+};
+
 export type SignalWorkflowRequest = {
   input?: Payload;
   run_id?: RunId;
@@ -368,12 +390,12 @@ export type RetryPolicySpec = {
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
-export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
+export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
-export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent;
+export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent;
 
-export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated";
+export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "WorkflowExecutionUpdateAdmitted" | "WorkflowExecutionUpdateAccepted" | "WorkflowExecutionUpdateCompleted";
 
 export type WorkflowExecutionStartedEvent = {
   event_id: EventId;
@@ -550,8 +572,29 @@ export type WorkflowExecutionOptionsUpdatedEvent = {
   attributes: WorkflowExecutionOptionsUpdatedAttributes;
 };
 
+export type WorkflowExecutionUpdateAdmittedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "WorkflowExecutionUpdateAdmitted";
+  attributes: WorkflowExecutionUpdateAdmittedAttributes;
+};
+
+export type WorkflowExecutionUpdateAcceptedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "WorkflowExecutionUpdateAccepted";
+  attributes: WorkflowExecutionUpdateAcceptedAttributes;
+};
+
+export type WorkflowExecutionUpdateCompletedEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "WorkflowExecutionUpdateCompleted";
+  attributes: WorkflowExecutionUpdateCompletedAttributes;
+};
+
 /** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. docs/protocol.md §5.2 gives each command's validation rules. */
-export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand;
+export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand;
 
 export type ScheduleActivityTaskCommand = {
   command_type: "ScheduleActivityTask";
@@ -591,6 +634,11 @@ export type FailWorkflowExecutionCommand = {
 export type CancelWorkflowExecutionCommand = {
   command_type: "CancelWorkflowExecution";
   attributes: CancelWorkflowExecutionAttributes;
+};
+
+export type CompleteWorkflowUpdateCommand = {
+  command_type: "CompleteWorkflowUpdate";
+  attributes: CompleteWorkflowUpdateAttributes;
 };
 
 export type WorkflowExecutionStartedAttributes = {
@@ -770,6 +818,26 @@ export type WorkflowExecutionOptionsUpdatedAttributes = {
   identity?: string;
 };
 
+export type WorkflowExecutionUpdateAdmittedAttributes = {
+  update_id: string;
+  update_name: string;
+  input: Payload;
+  identity?: string;
+};
+
+export type WorkflowExecutionUpdateAcceptedAttributes = {
+  update_id: string;
+  admitted_event_id: EventId;
+};
+
+export type WorkflowExecutionUpdateCompletedAttributes = {
+  update_id: string;
+  accepted_event_id: EventId;
+  result: Payload;
+  failure?: Failure;
+  workflow_task_completed_event_id: EventId;
+};
+
 export type ScheduleActivityTaskAttributes = {
   /** Unique among the run's open activities; a closed activity's id may be reused. */
   activity_id: string;
@@ -813,6 +881,12 @@ export type FailWorkflowExecutionAttributes = {
 
 export type CancelWorkflowExecutionAttributes = {
   details?: Payload;
+};
+
+export type CompleteWorkflowUpdateAttributes = {
+  update_id: string;
+  result?: Payload;
+  failure?: Failure;
 };
 
 /** Every body Baton POSTs to an endpoint; `type` says which. */
