@@ -21,12 +21,12 @@ import {
   condition,
   defineQuery,
   defineSignal,
-  defineUpdate,
   isCancellation,
   proxyActivities,
   setHandler,
   sleep,
 } from "../src/workflow.js";
+import { ShoppingCart, addItem, cartActivities, checkout } from "./cart.js";
 import { SKIP_WITHOUT_BINARY, until } from "./e2e_helpers.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
@@ -84,9 +84,7 @@ const activities = {
     calls.cleanup++;
     return "cleaned up";
   },
-  async reserve_items(items: string[]): Promise<string> {
-    return `reserved ${items.length} items`;
-  },
+  ...cartActivities,
 };
 
 const retrying = proxyActivities<typeof activities>({
@@ -192,34 +190,6 @@ async function CleanNap(): Promise<string> {
     if (isCancellation(err)) await CancellationScope.nonCancellable(() => retrying.cleanup());
     throw err;
   }
-}
-
-const addItem = defineUpdate<number, [string, number]>("add_item");
-const checkout = defineUpdate<string>("checkout");
-
-/** A shopping cart: `add_item` is validated (quantity > 0) and answers the item count; `checkout` reserves the items (an activity) and closes the cart. */
-async function ShoppingCart(): Promise<string[]> {
-  const items: string[] = [];
-  let checkedOut = false;
-  setHandler(
-    addItem,
-    (sku, qty) => {
-      for (let i = 0; i < qty; i++) items.push(sku);
-      return items.length;
-    },
-    {
-      validator: (_sku, qty) => {
-        if (qty <= 0) throw ApplicationFailure.nonRetryable(`quantity must be positive, got ${qty}`, "InvalidQuantity");
-      },
-    },
-  );
-  setHandler(checkout, async () => {
-    const reservation = await retrying.reserve_items(items);
-    checkedOut = true;
-    return reservation;
-  });
-  await condition(() => checkedOut);
-  return items;
 }
 
 const workflows = { ShoppingCart, Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };

@@ -4,7 +4,8 @@ import { test } from "node:test";
 import type { Command, HistoryEvent, UpdateValidationRequest, WorkflowTaskRequest } from "../src/common.js";
 import { handleUpdateValidation, handleWorkflowTask, type WorkflowFunction } from "../src/core/workflow_instance.js";
 import { Replayer } from "../src/testing.js";
-import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from "../src/workflow.js";
+import { condition, setHandler } from "../src/workflow.js";
+import { ShoppingCart, checkout, validatorRuns } from "./cart.js";
 
 const T = "2025-01-01T00:00:00.000Z";
 
@@ -42,43 +43,13 @@ async function commands(wf: WorkflowFunction, events: HistoryEvent[]): Promise<C
   return answer.commands;
 }
 
-const addItem = defineUpdate<number, [string, number]>("add_item");
-const checkout = defineUpdate<string>("checkout");
-const { reserve } = proxyActivities<{ reserve(sku: string): Promise<string> }>({ startToCloseTimeout: "10s" });
-let validations = 0;
-
-/** A cart: `add_item` (validated: quantity > 0) returns the item count; `checkout` reserves stock and closes the cart. */
-async function Cart(): Promise<string[]> {
-  const items: string[] = [];
-  let done = false;
-  setHandler(
-    addItem,
-    (sku, qty) => {
-      for (let i = 0; i < qty; i++) items.push(sku);
-      return items.length;
-    },
-    {
-      validator: (_sku, qty) => {
-        validations++;
-        if (qty <= 0) throw ApplicationFailure.nonRetryable(`quantity must be positive, got ${qty}`, "InvalidQuantity");
-      },
-    },
-  );
-  setHandler(checkout, async () => {
-    if (items.length === 0) throw ApplicationFailure.create({ message: "the cart is empty", type: "EmptyCart" });
-    const reservation = await reserve(items.join(","));
-    done = true;
-    return reservation;
-  });
-  await condition(() => done);
-  return items;
-}
+const Cart = ShoppingCart;
 
 test("an admitted update runs its handler; its result is completed before the workflow closes", async () => {
   const events = history(...START, admitted("u1", "add_item", ["apple", 2]), admitted("u2", "checkout", []), ...NEXT_TASK);
   // Both handlers start in delivery order; add_item's result is completed once its promise settles.
   assert.deepEqual(await commands(Cart, events), [
-    { command_type: "ScheduleActivityTask", attributes: { activity_id: "1", activity_type: "reserve", input: ["apple,apple"], start_to_close_timeout: "10s" } },
+    { command_type: "ScheduleActivityTask", attributes: { activity_id: "1", activity_type: "reserve_items", input: [["apple", "apple"]], start_to_close_timeout: "10s" } },
     { command_type: "CompleteWorkflowUpdate", attributes: { update_id: "u1", result: 2 } },
   ]);
   const after = history(
@@ -89,7 +60,7 @@ test("an admitted update runs its handler; its result is completed before the wo
     ["WorkflowTaskCompleted"],
     ["WorkflowExecutionUpdateAccepted", { update_id: "u1", admitted_event_id: 5 }],
     ["WorkflowExecutionUpdateAccepted", { update_id: "u2", admitted_event_id: 6 }],
-    ["ActivityTaskScheduled", { activity_id: "1", activity_type: "reserve" }],
+    ["ActivityTaskScheduled", { activity_id: "1", activity_type: "reserve_items" }],
     ["WorkflowExecutionUpdateCompleted", { update_id: "u1", accepted_event_id: 10, result: 2, workflow_task_completed_event_id: 9 }],
     ["ActivityTaskStarted", { scheduled_event_id: 12 }],
     ["ActivityTaskCompleted", { scheduled_event_id: 12, result: "R-1" }],
@@ -139,10 +110,10 @@ test("update_validation: the validator accepts or rejects after replaying; unkno
     update_args: args,
     history: events,
   });
-  validations = 0;
+  validatorRuns.count = 0;
   assert.deepEqual(await handleUpdateValidation(Cart, validate("add_item", ["pear", 3])), { accepted: true });
   // Replaying the admitted u1 ran its handler, never its validator.
-  assert.equal(validations, 1);
+  assert.equal(validatorRuns.count, 1);
   const rejected = await handleUpdateValidation(Cart, validate("add_item", ["pear", 0]));
   assert.ok("failure" in rejected);
   assert.equal(rejected.failure.type, "InvalidQuantity");
