@@ -440,6 +440,7 @@ impl Sim {
         Ctx {
             now: self.now,
             limits: self.limits.clone(),
+            next_run_id: RunId::generate(),
         }
     }
 
@@ -464,6 +465,9 @@ impl Sim {
                 request_id: None,
                 identity: None,
                 pinned_version: None,
+                memo: None,
+                retry_policy: None,
+                chain: None,
             };
             let t = engine::start(cmd, &self.ctx()).expect("a valid start");
             self.checker.push(Checker::default());

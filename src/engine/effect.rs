@@ -34,6 +34,9 @@ pub enum Task {
     },
     /// The earlier of the workflow run and execution timeouts.
     RunTimeout,
+    /// The end of a new run's first-workflow-task back-off (Temporal's
+    /// workflow back-off timer): the first workflow task is scheduled.
+    WorkflowBackoffTimer,
 }
 
 /// Which service drains a task row.
@@ -50,9 +53,10 @@ impl Task {
     pub fn queue(&self) -> Queue {
         match self {
             Task::WorkflowTask | Task::ActivityTask { .. } => Queue::Push,
-            Task::ActivityTimeout { .. } | Task::UserTimer { .. } | Task::RunTimeout => {
-                Queue::Timer
-            }
+            Task::ActivityTimeout { .. }
+            | Task::UserTimer { .. }
+            | Task::RunTimeout
+            | Task::WorkflowBackoffTimer => Queue::Timer,
         }
     }
 
@@ -68,6 +72,7 @@ impl Task {
             } => format!("activity/{scheduled_event_id}/{}", timeout_type.describe()),
             Task::UserTimer { timer_id, .. } => format!("timer/{timer_id}"),
             Task::RunTimeout => "run_timeout".to_owned(),
+            Task::WorkflowBackoffTimer => "workflow_backoff".to_owned(),
         }
     }
 }

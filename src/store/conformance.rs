@@ -89,6 +89,7 @@ fn ctx(now: i64) -> Ctx {
     Ctx {
         now: Timestamp(now),
         limits: Limits::default(),
+        next_run_id: RunId::generate(),
     }
 }
 
@@ -107,6 +108,9 @@ fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> 
         request_id: None,
         identity: None,
         pinned_version: None,
+        memo: None,
+        retry_policy: None,
+        chain: None,
     };
     engine::start(cmd, &ctx(now)).expect("a valid start")
 }
@@ -153,6 +157,7 @@ fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
         state: state.clone(),
         events: Vec::new(),
         effects,
+        next_run: None,
     }
 }
 
@@ -452,6 +457,7 @@ async fn history_pages(store: Arc<dyn Store>) {
         state: after,
         events,
         effects: Vec::new(),
+        next_run: None,
     };
     store
         .commit(&[update(1, transition)])

@@ -609,6 +609,9 @@ impl World {
                     state.timers.get(timer_id).is_some_and(|t| !t.fired)
                 }
                 Task::RunTimeout => state.deadline.is_some(),
+                Task::WorkflowBackoffTimer => {
+                    state.workflow_task_seq == 0 && state.chain.backoff_until.is_some()
+                }
             };
             assert!(is_open, "row {task:?} outlived what it was for");
         }
