@@ -63,6 +63,7 @@ on_both_databases!(
     invalid_endpoint_registrations_are_refused,
     invalid_version_changes_are_refused,
     invalid_workflow_starts_are_refused,
+    invalid_resets_are_refused,
     commands_that_break_the_history_fail_the_workflow_task,
     garbage_answers_leave_the_history_unchanged_and_are_retried,
     invalid_and_rejected_updates_write_nothing,
@@ -1354,6 +1355,12 @@ async fn invalid_workflow_starts_are_refused(db: Db) {
             json!({"task_queue": ""}),
             "task_queue must not be empty",
         ),
+        ("new-1", json!({"memo": [1]}), "memo must be a JSON object"),
+        (
+            "new-1",
+            json!({"retry_policy": {"backoff_coefficient": 0.5}}),
+            "backoff_coefficient must be at least 1.0",
+        ),
     ];
     for (id, extra, detail) in cases {
         refused(
@@ -1390,6 +1397,76 @@ async fn invalid_workflow_starts_are_refused(db: Db) {
         .post(&format!("{WF}/{longest}"), start_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    fx.stop().await;
+}
+
+async fn invalid_resets_are_refused(db: Db) {
+    let fx = fixture(db).await;
+    let api = fx.api();
+    let reset = |id: &str| format!("{WF}/{id}/reset");
+    let history = api.history("done-1").await;
+    let started = history
+        .iter()
+        .find(|e| e["event_type"] == "WorkflowTaskStarted")
+        .and_then(|e| e["event_id"].as_i64())
+        .unwrap();
+    let cases = [
+        (
+            json!({"event_id": started, "reason": "x"}),
+            "is not a WorkflowTaskCompleted event",
+        ),
+        (
+            json!({"event_id": 999, "reason": "x"}),
+            "is not a WorkflowTaskCompleted event",
+        ),
+        (
+            json!({"event_id": 4, "reset_type": "FIRST_WORKFLOW_TASK", "reason": "x"}),
+            "exactly one of event_id and reset_type",
+        ),
+        (
+            json!({"reason": "x"}),
+            "exactly one of event_id and reset_type",
+        ),
+        (
+            json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": ""}),
+            "reason must not be empty",
+        ),
+        (json!({"reset_type": "LAST_WORKFLOW_TASK"}), "reason"),
+        (
+            json!({"reset_type": "SOMEWHERE", "reason": "x"}),
+            "reset_type",
+        ),
+    ];
+    for (body, detail) in cases {
+        refused(
+            api,
+            Method::POST,
+            &reset("done-1"),
+            Body::Json(body),
+            bad_request(detail),
+        )
+        .await;
+    }
+    let body = json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": "x"});
+    refused(
+        api,
+        Method::POST,
+        &reset("nobody"),
+        Body::Json(body.clone()),
+        not_found("nobody"),
+    )
+    .await;
+    let run_id = fx.run_id("sleeping-1").await;
+    let mut with_run = body;
+    with_run["run_id"] = json!(run_id);
+    refused(
+        api,
+        Method::POST,
+        &reset("done-1"),
+        Body::Json(with_run),
+        not_found("done-1"),
+    )
+    .await;
     fx.stop().await;
 }
 
@@ -1445,6 +1522,14 @@ fn history_breaking_answers() -> Vec<(&'static str, Value, &'static str, &'stati
             json!([complete, timer]),
             "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES",
             "closes the workflow but is not the last command",
+        ),
+        (
+            "bad-continue-as-new",
+            json!([{"command_type": "ContinueAsNewWorkflowExecution", "attributes": {
+                "task_queue": "", "input": 1
+            }}]),
+            "BAD_CONTINUE_AS_NEW_ATTRIBUTES",
+            "task_queue must not be empty",
         ),
         (
             "oversized-result",

@@ -1241,3 +1241,83 @@ async fn workflow_update_prints_the_handlers_result_and_fails_on_rejection() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_reset_starts_a_new_run_from_a_completed_task() {
+    let server = spawn_server(Db::Sqlite).await;
+    let handler = spawn_handler(|req: Value| async move {
+        match req["type"].as_str() {
+            Some("workflow_task") => (
+                StatusCode::OK,
+                sequential_workflow(&req, &[("greet", json!({}))]),
+            ),
+            _ => (StatusCode::OK, json!({"result": "hello"})),
+        }
+    })
+    .await;
+    server.api.register("q", &handler.url).await;
+    let start = [
+        "workflow",
+        "start",
+        "--type",
+        "Greeter",
+        "--task-queue",
+        "q",
+        "--id",
+        "greet-r",
+        "--memo",
+        r#"{"team": "a"}"#,
+    ];
+    let started = fields(&ok(client(&server, &start).await));
+    ok(client(&server, &["workflow", "result", "greet-r"]).await);
+    let described =
+        ok_json(client(&server, &["workflow", "describe", "greet-r", "-o", "json"]).await);
+    assert_eq!(described["memo"], json!({"team": "a"}));
+
+    let reset = fields(&ok(client(
+        &server,
+        &[
+            "workflow", "reset", "greet-r", "--type", "last", "--reason", "redo",
+        ],
+    )
+    .await));
+    assert_eq!(reset["workflow_id"], "greet-r");
+    assert_ne!(reset["run_id"], started["run_id"]);
+    let result = ok_json(client(&server, &["workflow", "result", "greet-r", "-o", "json"]).await);
+    assert_eq!(result["status"], "COMPLETED");
+    assert_eq!(result["run_id"], reset["run_id"].as_str());
+    let shown = ok_json(client(&server, &["workflow", "show", "greet-r", "-o", "json"]).await);
+    let failed_task = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "WorkflowTaskFailed")
+        .cloned()
+        .unwrap();
+    assert_eq!(failed_task["attributes"]["cause"], "RESET_WORKFLOW");
+    assert_eq!(failed_task["attributes"]["failure"]["message"], "redo");
+
+    // Event 3 is a WorkflowTaskStarted: refused by the server.
+    failed(
+        client(
+            &server,
+            &[
+                "workflow",
+                "reset",
+                "greet-r",
+                "--event-id",
+                "3",
+                "--reason",
+                "x",
+                "--no-reapply-signals",
+            ],
+        )
+        .await,
+        "is not a WorkflowTaskCompleted event (400)",
+    );
+    // Neither a point nor a reason: refused by the argument parser.
+    let bare = client(&server, &["workflow", "reset", "greet-r"]).await;
+    assert_eq!(bare.code, Some(2), "{bare:#?}");
+    assert!(bare.stderr.contains("--reason"), "{bare:#?}");
+    server.stop().await;
+}

@@ -28,7 +28,7 @@ use baton::apply::Applier;
 use baton::dispatch::wire;
 use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildOutcome, Command,
-    CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Event,
+    CompleteWorkflowExecution, CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, Ctx, Event,
     ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
     ParentClosePolicy, ParentInfo, RecordMarker, RequestCancelActivityTask,
     RequestCancelExternalWorkflowExecution, RetryPolicySpec, RetryState, RunState,
@@ -733,6 +733,20 @@ async fn live_responses_match_the_spec() {
         "WorkflowExecutionTerminated"
     );
 
+    // No workflow task of that run completed: nothing to reset to.
+    let reset = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/reset";
+    let body = json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": "drift test"});
+    let a = check("POST", reset, &format!("{uri}/reset"), Some(body)).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check(
+        "GET",
+        result,
+        &format!("{uri}/result?follow_runs=false"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["status"], "TERMINATED");
+
     let hb = "/api/v1/namespaces/{namespace}/activities/heartbeat";
     let body = json!({"task_token": "garbage"});
     let a = check(
@@ -771,6 +785,8 @@ struct Sim {
     state: RunState,
     history: Vec<Event>,
     now: Timestamp,
+    /// The next run of the chain a command asked for.
+    next_run: Option<StartRun>,
 }
 
 impl Sim {
@@ -801,24 +817,45 @@ impl Sim {
             identity: Some("cli@laptop".into()),
             pinned_version: None,
             parent,
+            memo: None,
+            retry_policy: None,
+            chain: None,
         };
+        Sim::started(cmd, Sim::START)
+    }
+
+    fn started(cmd: StartRun, now: Timestamp) -> Sim {
         let ctx = Ctx {
-            now: Sim::START,
+            now,
             limits: Limits::default(),
+            next_run_id: Sim::NEXT_RUN,
         };
         let t = engine::start(cmd, &ctx).expect("valid start");
         Sim {
             state: t.state,
             history: t.events,
-            now: Sim::START,
+            now,
+            next_run: None,
         }
     }
+
+    /// The run id every next run of a chain gets.
+    const NEXT_RUN: RunId = RunId(uuid::Uuid::from_u128(
+        0x0194a0f0_8c00_7000_8000_00000000a018,
+    ));
 
     fn ctx(&self) -> Ctx {
         Ctx {
             now: self.now,
             limits: Limits::default(),
+            next_run_id: Sim::NEXT_RUN,
         }
+    }
+
+    /// The next run of the chain, started as the edge does.
+    fn next(&self) -> Sim {
+        let cmd = self.next_run.clone().expect("a next run was asked for");
+        Sim::started(cmd, self.now)
     }
 
     fn advance(&mut self, millis: i64) {
@@ -830,6 +867,7 @@ impl Sim {
             .unwrap_or_else(|r| panic!("{cmd:?} refused: {r}"));
         self.history.extend(t.events);
         self.state = t.state;
+        self.next_run = t.next_run.map(|n| *n);
     }
 
     fn workflow_task(&self) -> engine::WorkflowTaskView {
@@ -1137,7 +1175,7 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
         initiated_event_id: 5,
         parent_close_policy: ParentClosePolicy::Terminate,
     };
-    let mut s = Sim::start_with("order-22", None, Some(parent));
+    let mut s = Sim::start_with("order-23", None, Some(parent));
     let child = |id: &str| {
         WorkflowCommand::StartChildWorkflowExecution(StartChildWorkflowExecution {
             workflow_id: WorkflowId(id.into()),
@@ -1234,6 +1272,34 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
     workflow_pushes.push(s.workflow_task_request());
     s.complete(vec![]);
     runs.push(s);
+    // A run continues as new with a memo; the next run records its chain.
+    let mut s = Sim::start("order-22", None);
+    s.complete(vec![WorkflowCommand::ContinueAsNewWorkflowExecution(
+        ContinueAsNewWorkflowExecution {
+            workflow_type: None,
+            task_queue: None,
+            input: json!({"order_id": "A-17", "page": 2}),
+            workflow_run_timeout: None,
+            workflow_task_timeout: None,
+            memo: Some(json!({"customer": "ann"})),
+            retry_policy: Some(RetryPolicySpec {
+                maximum_attempts: Some(3),
+                ..RetryPolicySpec::default()
+            }),
+            backoff_start_interval: None,
+        },
+    )]);
+    let mut next = s.next();
+    runs.push(s);
+    // It fails, and its retry policy starts attempt 2 after a back-off.
+    next.complete(vec![WorkflowCommand::FailWorkflowExecution(
+        FailWorkflowExecution {
+            failure: Failure::new("carrier down", "CarrierDown"),
+        },
+    )]);
+    let retry = next.next();
+    runs.push(next);
+    runs.push(retry);
     (runs, workflow_pushes, activity_pushes)
 }
 

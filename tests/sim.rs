@@ -440,6 +440,7 @@ impl Sim {
         Ctx {
             now: self.now,
             limits: self.limits.clone(),
+            next_run_id: RunId::generate(),
         }
     }
 
@@ -465,6 +466,9 @@ impl Sim {
                 identity: None,
                 pinned_version: None,
                 parent: None,
+                memo: None,
+                retry_policy: None,
+                chain: None,
             };
             let t = engine::start(cmd, &self.ctx()).expect("a valid start");
             self.checker.push(Checker::default());

@@ -130,6 +130,7 @@ fn start_change(workflow_id: &str) -> RunChange {
     let ctx = Ctx {
         now: Timestamp(T0),
         limits: Limits::default(),
+        next_run_id: RunId::generate(),
     };
     let start = StartRun {
         namespace: Namespace::from("default"),
@@ -145,6 +146,9 @@ fn start_change(workflow_id: &str) -> RunChange {
         identity: None,
         pinned_version: None,
         parent: None,
+        memo: None,
+        retry_policy: None,
+        chain: None,
     };
     let mut transition = engine::start(start, &ctx).expect("a valid start");
     transition.effects.push(Effect::Enqueue {
@@ -186,6 +190,7 @@ fn tick(state: &mut RunState, expected_version: i64, tick: i64, task: Task) -> R
         state: state.clone(),
         events: vec![event],
         effects: vec![enqueue],
+        next_run: None,
     };
     RunChange {
         expected_version: Some(expected_version),

@@ -61,6 +61,10 @@ on_both_databases!(
     a_run_started_without_an_endpoint_pins_on_its_first_push,
     activities_go_to_the_pinned_version_of_their_own_queue_only,
     updates_are_validated_recorded_and_deduplicated,
+    continue_as_new_chain_then_result_via_workflow_id,
+    workflow_retry_policy_starts_the_next_attempt,
+    reset_reruns_the_later_activities,
+    reset_of_an_open_run_terminates_it_and_reapplies_signals,
     child_completes_and_the_parent_sees_its_result,
     child_id_already_running_fails_the_start,
     parent_close_policies_reach_open_children,
@@ -1604,18 +1608,322 @@ async fn updates_are_validated_recorded_and_deduplicated(db: Db) {
     server.stop().await;
 }
 
+/// The whole history of one run of a workflow.
+async fn run_history(server: &common::TestServer, workflow_id: &str, run_id: &str) -> Vec<Value> {
+    let (status, body) = server
+        .api
+        .get(&format!(
+            "/api/v1/namespaces/default/workflows/{workflow_id}/history?run_id={run_id}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// `GET …/result?{query}`.
+async fn result_with(server: &common::TestServer, workflow_id: &str, query: &str) -> Value {
+    let (status, body) = server
+        .api
+        .get(&format!(
+            "/api/v1/namespaces/default/workflows/{workflow_id}/result?{query}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The WorkflowExecutionStarted attributes of a workflow task's history.
+fn started_attributes(request: &Value) -> Value {
+    request["history"][0]["attributes"].clone()
+}
+
+fn command(command_type: &str, attributes: Value) -> Value {
+    json!({"commands": [{"command_type": command_type, "attributes": attributes}]})
+}
+
+async fn continue_as_new_chain_then_result_via_workflow_id(db: Db) {
+    let server = spawn_server(db).await;
+    // Counts to 3, one run per step, then reports what the last run saw.
+    let _handler = spawn_handler(|req: Value| async move {
+        let started = started_attributes(&req);
+        let n = started["input"]["n"].as_u64().unwrap_or(0);
+        let body = if n < 3 {
+            command(
+                "ContinueAsNewWorkflowExecution",
+                json!({"input": {"n": n + 1}}),
+            )
+        } else {
+            command(
+                "CompleteWorkflowExecution",
+                json!({"result": {"n": n, "memo": started["memo"],
+                    "first": started["first_execution_run_id"],
+                    "timeout": started["workflow_run_timeout"]}}),
+            )
+        };
+        (StatusCode::OK, body)
+    })
+    .await;
+    server.api.register("counters", &_handler.url).await;
+    let extra = json!({"memo": {"team": "a"}, "workflow_run_timeout": "1h"});
+    let (status, started) = server
+        .api
+        .start("count-1", "Counter", "counters", extra)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let first = started["run_id"].as_str().unwrap().to_owned();
+    // The result of the first run follows the chain to its last run.
+    let result = result_with(&server, "count-1", &format!("run_id={first}&wait=30s")).await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(
+        result["result"],
+        json!({"n": 3, "memo": {"team": "a"}, "first": first, "timeout": "3600s"})
+    );
+    assert_ne!(result["run_id"], json!(first));
+    // Without following, the first run says how its chain went on.
+    let own = result_with(
+        &server,
+        "count-1",
+        &format!("run_id={first}&follow_runs=false"),
+    )
+    .await;
+    assert_eq!(own["status"], "CONTINUED_AS_NEW", "{own}");
+    let (_, runs) = server
+        .api
+        .get("/api/v1/namespaces/default/workflows?workflow_id=count-1")
+        .await;
+    let statuses: Vec<&str> = runs["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "COMPLETED",
+            "CONTINUED_AS_NEW",
+            "CONTINUED_AS_NEW",
+            "CONTINUED_AS_NEW"
+        ]
+    );
+    let history = run_history(&server, "count-1", &first).await;
+    let events = &history;
+    let closed = closing_event(events, "WorkflowExecutionContinuedAsNew");
+    assert_eq!(closed["attributes"]["input"], json!({"n": 1}));
+    assert_eq!(
+        closed["attributes"]["new_execution_run_id"],
+        own["new_execution_run_id"]
+    );
+    let described = server.api.describe("count-1").await;
+    assert_eq!(described["memo"], json!({"team": "a"}));
+    assert_eq!(described["first_execution_run_id"], json!(first));
+    server.stop().await;
+}
+
+async fn workflow_retry_policy_starts_the_next_attempt(db: Db) {
+    let server = spawn_server(db).await;
+    // Fails its first two attempts; a "Fatal" input fails with a
+    // non-retryable type.
+    let handler = spawn_handler(|req: Value| async move {
+        let started = started_attributes(&req);
+        let attempt = started["attempt"].as_u64().unwrap_or(0);
+        let error_type = started["input"]["error"]
+            .as_str()
+            .unwrap_or("Flaky")
+            .to_owned();
+        let body = if attempt < 3 {
+            command(
+                "FailWorkflowExecution",
+                json!({"failure": {"message": format!("attempt {attempt}"), "type": error_type}}),
+            )
+        } else {
+            command(
+                "CompleteWorkflowExecution",
+                json!({"result": {"attempt": attempt, "input": started["input"]}}),
+            )
+        };
+        (StatusCode::OK, body)
+    })
+    .await;
+    server.api.register("retries", &handler.url).await;
+    let policy = json!({"initial_interval": "100ms", "maximum_attempts": 5,
+        "non_retryable_error_types": ["Fatal"]});
+    let (status, started) = server
+        .api
+        .start(
+            "wf-retry-1",
+            "Flaky",
+            "retries",
+            json!({"retry_policy": policy}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let result = server.api.result("wf-retry-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["result"]["attempt"], 3);
+    assert_eq!(result["result"]["input"], json!({"id": "wf-retry-1"}));
+    let first = started["run_id"].as_str().unwrap();
+    let history = run_history(&server, "wf-retry-1", first).await;
+    let failed = closing_event(&history, "WorkflowExecutionFailed");
+    assert_eq!(failed["attributes"]["retry_state"], "IN_PROGRESS");
+    assert!(failed["attributes"]["new_execution_run_id"].is_string());
+    let last = server.api.history("wf-retry-1").await;
+    assert_eq!(last[0]["attributes"]["attempt"], 3);
+    assert_eq!(last[0]["attributes"]["initiator"], "RETRY");
+    assert_eq!(
+        last[0]["attributes"]["continued_failure"]["message"],
+        "attempt 2"
+    );
+
+    // A non-retryable error type closes the chain at once.
+    let extra = json!({"retry_policy": policy, "input": {"error": "Fatal"}});
+    server
+        .api
+        .start("wf-retry-2", "Flaky", "retries", extra)
+        .await;
+    let result = server.api.result("wf-retry-2").await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    let history = server.api.history("wf-retry-2").await;
+    let failed = closing_event(&history, "WorkflowExecutionFailed");
+    assert_eq!(failed["attributes"]["retry_state"], "NON_RETRYABLE_FAILURE");
+    let (_, runs) = server
+        .api
+        .get("/api/v1/namespaces/default/workflows?workflow_id=wf-retry-2")
+        .await;
+    assert_eq!(runs["executions"].as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}
+
+/// The event id of the `nth` (1-based) WorkflowTaskCompleted of a history.
+fn nth_completed_task(history: &[Value], nth: usize) -> i64 {
+    history
+        .iter()
+        .filter(|e| e["event_type"] == "WorkflowTaskCompleted")
+        .nth(nth - 1)
+        .and_then(|e| e["event_id"].as_i64())
+        .unwrap()
+}
+
+async fn reset_reruns_the_later_activities(db: Db) {
+    let server = spawn_server(db).await;
+    let plan = vec![
+        ("charge", json!({})),
+        ("reserve", json!({})),
+        ("ship", json!({})),
+    ];
+    let runs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = runs.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let (plan, seen) = (plan.clone(), seen.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, sequential_workflow(&req, &plan));
+            }
+            seen.lock()
+                .unwrap()
+                .push(req["activity_type"].as_str().unwrap_or_default().to_owned());
+            activity_result(&req)
+        }
+    })
+    .await;
+    server.api.register("orders", &handler.url).await;
+    let (_, started) = server
+        .api
+        .start("reset-1", "Order", "orders", json!({}))
+        .await;
+    assert_eq!(server.api.result("reset-1").await["status"], "COMPLETED");
+    let history = server.api.history("reset-1").await;
+    // Back to the task that saw charge's result and scheduled reserve.
+    let point = nth_completed_task(&history, 2);
+    let (status, reset) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/reset-1/reset",
+            json!({"event_id": point, "reason": "reserve had a bug"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_ne!(reset["run_id"], started["run_id"]);
+    let result = server.api.result("reset-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["run_id"], reset["run_id"]);
+    assert_eq!(
+        runs.lock().unwrap().clone(),
+        ["charge", "reserve", "ship", "reserve", "ship"]
+    );
+    let new_history = server.api.history("reset-1").await;
+    let failed = closing_event(&new_history, "WorkflowTaskFailed");
+    assert_eq!(failed["attributes"]["cause"], "RESET_WORKFLOW");
+    assert_eq!(failed["attributes"]["base_run_id"], started["run_id"]);
+    assert_eq!(failed["event_id"].as_i64(), Some(point));
+    // The copied prefix is the old run's, event for event.
+    assert_eq!(
+        new_history[..(point - 1) as usize],
+        history[..(point - 1) as usize]
+    );
+    server.stop().await;
+}
+
+async fn reset_of_an_open_run_terminates_it_and_reapplies_signals(db: Db) {
+    let server = spawn_server(db).await;
+    let _handler = spawn_approval_handler(&server).await;
+    let (_, started) = server
+        .api
+        .start("po-reset", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-reset").await;
+    let signal = "/api/v1/namespaces/default/workflows/po-reset/signal";
+    let (status, _) = server
+        .api
+        .post(&format!("{signal}/note"), json!({"input": "call me"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reset) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-reset/reset",
+            json!({"reset_type": "FIRST_WORKFLOW_TASK", "reason": "retry approval"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    let new_run = reset["run_id"].as_str().unwrap().to_owned();
+    let first = started["run_id"].as_str().unwrap();
+    let old = result_with(&server, "po-reset", &format!("run_id={first}")).await;
+    assert_eq!(old["status"], "TERMINATED", "{old}");
+    let old_history = run_history(&server, "po-reset", first).await;
+    let terminated = closing_event(&old_history, "WorkflowExecutionTerminated");
+    let reason = terminated["attributes"]["reason"].as_str().unwrap();
+    assert!(reason.contains(&new_run), "{reason}");
+    let history = server.api.history("po-reset").await;
+    let note = closing_event(&history, "WorkflowExecutionSignaled");
+    assert_eq!(note["attributes"]["input"], "call me");
+    wait_idle(&server, "po-reset").await;
+    let (status, _) = server
+        .api
+        .post(&format!("{signal}/approve"), json!({"input": "ok"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let result = server.api.result("po-reset").await;
+    assert_eq!(
+        (&result["status"], &result["run_id"]),
+        (&json!("COMPLETED"), &json!(new_run))
+    );
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Child workflows and external signals/cancels (protocol.md §5.6): the
 // transfer queue carries each step; a crash between steps only delays it,
 // because every row is committed with the event that implies it and every
 // step is idempotent (the same outbox the kill tests exercise).
 
-fn command(command_type: &str, attributes: Value) -> Value {
+/// One command of a workflow task answer.
+fn one_command(command_type: &str, attributes: Value) -> Value {
     json!({"command_type": command_type, "attributes": attributes})
 }
 
 fn complete(result: Value) -> Value {
-    json!({"commands": [command("CompleteWorkflowExecution", json!({"result": result}))]})
+    json!({"commands": [one_command("CompleteWorkflowExecution", json!({"result": result}))]})
 }
 
 fn find<'a>(history: &'a [Value], event_type: &str) -> Option<&'a Value> {
@@ -1638,7 +1946,7 @@ fn family_workflow(request: &Value) -> Value {
                     .cloned()
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|c| command("StartChildWorkflowExecution", c))
+                    .map(|c| one_command("StartChildWorkflowExecution", c))
                     .collect();
                 return json!({"commands": starts});
             }
@@ -1666,7 +1974,7 @@ fn family_workflow(request: &Value) -> Value {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|id| {
-                        command(
+                        one_command(
                             "SignalExternalWorkflowExecution",
                             json!({"workflow_id": id, "signal_name": "approve",
                                 "input": {"approver": "notify"}}),
@@ -1680,7 +1988,7 @@ fn family_workflow(request: &Value) -> Value {
                         .unwrap_or_default()
                         .into_iter()
                         .map(|id| {
-                            command(
+                            one_command(
                                 "RequestCancelExternalWorkflowExecution",
                                 json!({"workflow_id": id, "reason": "superseded"}),
                             )

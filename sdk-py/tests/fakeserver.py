@@ -42,6 +42,8 @@ class FakeServer:
         self.history: list[dict[str, Any]] = []
         self.activities: dict[str, dict[str, Any]] = {}  # activity_id -> state
         self.timers: dict[str, dict[str, Any]] = {}
+        # update_id -> admitted and accepted event ids (0: not yet)
+        self.updates: dict[str, dict[str, int]] = {}
         self.closed: dict[str, Any] | None = None
         self.wt_pending = False
         self.answers: list[dict[str, Any]] = []
@@ -121,6 +123,13 @@ class FakeServer:
         completed = self.add(
             "WorkflowTaskCompleted", scheduled_event_id=self.wt_scheduled, started_event_id=started
         )
+        for update_id, u in self.updates.items():
+            if not u["accepted"]:
+                u["accepted"] = self.add(
+                    "WorkflowExecutionUpdateAccepted",
+                    update_id=update_id,
+                    admitted_event_id=u["admitted"],
+                )
         for c in answer["commands"]:
             self._apply(c["command_type"], c["attributes"], completed)
         return answer
@@ -203,6 +212,15 @@ class FakeServer:
         elif ctype == "CancelWorkflowExecution":
             self.add("WorkflowExecutionCanceled", workflow_task_completed_event_id=completed)
             self.closed = {"status": "CANCELED"}
+        elif ctype == "CompleteWorkflowUpdate":
+            outcome = {"failure": a["failure"]} if "failure" in a else {"result": a.get("result")}
+            self.add(
+                "WorkflowExecutionUpdateCompleted",
+                update_id=a["update_id"],
+                accepted_event_id=self.updates[a["update_id"]]["accepted"],
+                workflow_task_completed_event_id=completed,
+                **outcome,
+            )
         else:
             raise AssertionError(f"unknown command {ctype}")
 
@@ -267,6 +285,17 @@ class FakeServer:
             identity="test",
             request_id=request_id,
         )
+        self._schedule_wt()
+
+    def update(self, name: str, *args: Any, update_id: str = "u1") -> None:
+        """Records an update the server admitted (its validator ran)."""
+        admitted = self.add(
+            "WorkflowExecutionUpdateAdmitted",
+            update_id=update_id,
+            update_name=name,
+            input=list(args),
+        )
+        self.updates[update_id] = {"admitted": admitted, "accepted": 0}
         self._schedule_wt()
 
     def request_cancel(self, reason: str = "") -> None:

@@ -12,7 +12,7 @@ import {
 } from "./common.js";
 
 import type * as wire from "./generated/openapi.js";
-import type { QueryDefinition } from "./workflow.js";
+import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
 
 export { type Duration } from "./common.js";
 
@@ -23,6 +23,8 @@ export class ServiceError extends Error {
     message: string,
     public readonly status: number,
     public readonly code: string | undefined,
+    /** The problem's `failure`, where the code carries one (`update_rejected`). */
+    public readonly failure?: FailureJson,
   ) {
     super(message);
   }
@@ -119,7 +121,7 @@ export class Connection {
     }
     if (resp.status >= 400) {
       const p = (json ?? {}) as Partial<wire.Problem>;
-      throw new ServiceError(`${method} ${path}: ${resp.status} ${p.detail ?? p.title ?? text}`, resp.status, p.code);
+      throw new ServiceError(`${method} ${path}: ${resp.status} ${p.detail ?? p.title ?? text}`, resp.status, p.code, p.failure);
     }
     return { status: resp.status, json };
   }
@@ -287,8 +289,112 @@ export class WorkflowHandle<R = unknown> {
     }
   }
 
-  executeUpdate(): never {
-    throw new Error("updates are not supported by this server yet");
+  /**
+   * Sends an update (a name or a `defineUpdate` definition) and waits for
+   * its handler's result (protocol.md §5.6). {@link WorkflowUpdateFailedError}
+   * if the validator rejected it or the handler failed; an `updateId` makes
+   * retries safe (the first outcome is returned).
+   */
+  async executeUpdate<Ret = unknown, Args extends unknown[] = unknown[]>(
+    update: UpdateDefinition<Ret, Args> | string,
+    options: WorkflowUpdateOptions & { args?: Args } = {},
+  ): Promise<Ret> {
+    return (await this.startUpdate(update, { ...options, waitForStage: WorkflowUpdateStage.COMPLETED })).result();
+  }
+
+  /**
+   * Sends an update and returns once it reached `waitForStage`
+   * (`ACCEPTED`: the workflow took it and its handler started).
+   * {@link WorkflowUpdateFailedError} if the validator rejected it.
+   */
+  async startUpdate<Ret = unknown, Args extends unknown[] = unknown[]>(
+    update: UpdateDefinition<Ret, Args> | string,
+    options: WorkflowUpdateOptions & { args?: Args; waitForStage: WorkflowUpdateStage },
+  ): Promise<WorkflowUpdateHandle<Ret>> {
+    const updateName = typeof update === "string" ? update : update.name;
+    const body: wire.UpdateWorkflowRequest = { args: options.args ?? [], wait_for_stage: options.waitForStage };
+    if (options.updateId !== undefined) body.update_id = options.updateId;
+    if (this.runId) body.run_id = this.runId;
+    let outcome: wire.UpdateOutcome;
+    try {
+      outcome = (await this.call("POST", this.path(`/update/${encodeURIComponent(updateName)}`).replace(/\?.*$/, ""), body)).json as wire.UpdateOutcome;
+    } catch (err) {
+      if (err instanceof ServiceError && err.code === "update_rejected") {
+        throw new WorkflowUpdateFailedError("Workflow Update failed", err.failure ? failureToError(err.failure) : undefined);
+      }
+      throw err;
+    }
+    const handle = this.getUpdateHandle<Ret>(outcome.update_id, outcome.run_id);
+    handle.settle(outcome);
+    if (STAGE_ORDER[outcome.stage] < STAGE_ORDER[options.waitForStage]) await handle.wait(options.waitForStage);
+    return handle;
+  }
+
+  /** A handle on an update this run admitted, by id. */
+  getUpdateHandle<Ret = unknown>(updateId: string, runId?: string): WorkflowUpdateHandle<Ret> {
+    return new WorkflowUpdateHandle<Ret>(updateId, this.workflowId, runId ?? this.runId, (stage, rid) =>
+      this.call("GET", this.updatePath(updateId, stage, rid)).then((r) => r.json as wire.UpdateOutcome),
+    );
+  }
+
+  private updatePath(updateId: string, stage: WorkflowUpdateStage, runId: string | undefined): string {
+    const q = new URLSearchParams({ wait_for_stage: stage });
+    if (runId) q.set("run_id", runId);
+    return `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(this.workflowId)}/updates/${encodeURIComponent(updateId)}?${q.toString()}`;
+  }
+}
+
+/** Temporal's `WorkflowUpdateStage`: how far an update got. */
+export const WorkflowUpdateStage = { ADMITTED: "ADMITTED", ACCEPTED: "ACCEPTED", COMPLETED: "COMPLETED" } as const;
+export type WorkflowUpdateStage = wire.UpdateStage;
+
+const STAGE_ORDER: Record<WorkflowUpdateStage, number> = { ADMITTED: 0, ACCEPTED: 1, COMPLETED: 2 };
+
+export interface WorkflowUpdateOptions {
+  /** Identifies the update within the run: a retry with the same id gets the first outcome. */
+  updateId?: string;
+}
+
+/** The validator rejected the update, or its handler failed; `cause` says why. */
+export class WorkflowUpdateFailedError extends Error {
+  override readonly name = "WorkflowUpdateFailedError";
+  constructor(
+    message: string,
+    override readonly cause: Error | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** An update that was admitted: wait for its result. */
+export class WorkflowUpdateHandle<Ret = unknown> {
+  private outcome: wire.UpdateOutcome | undefined;
+
+  constructor(
+    readonly updateId: string,
+    readonly workflowId: string,
+    readonly workflowRunId: string | undefined,
+    private readonly poll: (stage: WorkflowUpdateStage, runId: string | undefined) => Promise<wire.UpdateOutcome>,
+  ) {}
+
+  /** Records an outcome the caller already has. */
+  settle(outcome: wire.UpdateOutcome): void {
+    this.outcome = outcome;
+  }
+
+  /** Waits (polling the server's bounded wait) until the update reached `stage`. */
+  async wait(stage: WorkflowUpdateStage): Promise<void> {
+    while (this.outcome === undefined || STAGE_ORDER[this.outcome.stage] < STAGE_ORDER[stage]) {
+      this.outcome = await this.poll(stage, this.workflowRunId ?? this.outcome?.run_id);
+    }
+  }
+
+  /** The handler's result; {@link WorkflowUpdateFailedError} if it failed. */
+  async result(): Promise<Ret> {
+    await this.wait(WorkflowUpdateStage.COMPLETED);
+    const o = this.outcome!;
+    if (o.failure !== undefined) throw new WorkflowUpdateFailedError("Workflow Update failed", failureToError(o.failure));
+    return o.result as Ret;
   }
 }
 

@@ -350,6 +350,26 @@ export interface QueryRequest {
 
 export type QueryResponse = { result: unknown } | { failure: FailureJson };
 
+/**
+ * An update validation push (protocol.md §5.6): replay `history`, then run
+ * the update's validator. The spec has no schema for it yet.
+ */
+export interface UpdateValidationRequest {
+  type: "update_validation";
+  namespace: string;
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  task_queue: string;
+  update_id: string;
+  update_name: string;
+  update_args?: unknown;
+  history: HistoryEvent[];
+  history_length?: number;
+}
+
+export type UpdateValidationResponse = { accepted: true } | { failure: FailureJson };
+
 export type ActivityTaskRequest = wire.ActivityTaskRequest;
 export type ActivityTaskResponse = wire.ActivityTaskResponse;
 

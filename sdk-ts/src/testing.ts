@@ -147,9 +147,13 @@ export class TestWorkflowEnvironment {
     await this.client.connection.call("POST", "/api/v1/dev/time/skip", body);
   }
 
-  /** Registers `url` as the endpoint of `taskQueue`. */
-  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[]): Promise<wire.RegisteredEndpoint> {
+  /**
+   * Registers `url` as the endpoint of `taskQueue` (as `version`, if given:
+   * it becomes the queue's current version, which new runs are pinned to).
+   */
+  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[], options: { version?: string } = {}): Promise<wire.RegisteredEndpoint> {
     const body: wire.RegisterEndpointRequest = { task_queue: taskQueue, url, secrets: Array.isArray(secrets) ? secrets : [secrets] };
+    if (options.version !== undefined) body.version = options.version;
     return (await this.client.connection.call("POST", `/api/v1/namespaces/${this.client.namespace}/endpoints`, body)).json as wire.RegisteredEndpoint;
   }
 

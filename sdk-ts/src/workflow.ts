@@ -181,23 +181,57 @@ export interface QueryDefinition<Ret, Args extends unknown[] = [], Name extends 
 export function defineQuery<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name): QueryDefinition<Ret, Args, Name> {
   return { type: "query", name };
 }
-export function defineUpdate(_name: string): never {
-  return unsupported("updates (defineUpdate)");
+/** An update's name, argument and result types, as in Temporal. */
+export interface UpdateDefinition<Ret, Args extends unknown[] = [], Name extends string = string> {
+  type: "update";
+  name: Name;
+  /** Type-level only. */
+  readonly __args?: Args;
+  /** Type-level only. */
+  readonly __ret?: Ret;
+}
+
+export function defineUpdate<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name): UpdateDefinition<Ret, Args, Name> {
+  return { type: "update", name };
+}
+
+/** Options of an update handler: a validator runs before the update is admitted (protocol.md §5.6). */
+export interface UpdateHandlerOptions<Args extends unknown[]> {
+  /**
+   * Throws to reject the update (nothing is recorded); must be synchronous
+   * and must not change the workflow. Runs once, when the update arrives,
+   * never on replay.
+   */
+  validator?: (...args: Args) => void;
+  description?: string;
 }
 
 /**
- * Sets (or with `undefined`, removes) the handler of a signal or a query.
- * Signals that arrived before their handler was set are delivered when it
- * is set. Query handlers must be synchronous and must not change the
- * workflow's state. Updates are not supported by this server yet.
+ * Sets (or with `undefined`, removes) the handler of a signal, a query or
+ * an update. Signals and updates that arrived before their handler was set
+ * are delivered when it is set. Query handlers must be synchronous and
+ * must not change the workflow's state. An update handler may await
+ * activities and timers; its return value completes the update, an
+ * `ApplicationFailure` fails it, and any other error fails the workflow
+ * task.
  */
 export function setHandler<Args extends unknown[]>(def: SignalDefinition<Args>, handler: ((...args: Args) => void | Promise<void>) | undefined): void;
 export function setHandler<Ret, Args extends unknown[]>(def: QueryDefinition<Ret, Args>, handler: ((...args: Args) => Ret) | undefined): void;
-export function setHandler(def: { type?: string; name: string }, handler: ((...args: never[]) => unknown) | undefined): void {
+export function setHandler<Ret, Args extends unknown[]>(
+  def: UpdateDefinition<Ret, Args>,
+  handler: ((...args: Args) => Ret | Promise<Ret>) | undefined,
+  options?: UpdateHandlerOptions<Args>,
+): void;
+export function setHandler(
+  def: { type?: string; name: string },
+  handler: ((...args: never[]) => unknown) | undefined,
+  options?: UpdateHandlerOptions<never[]>,
+): void {
   const fn = handler as ((...args: unknown[]) => unknown) | undefined;
-  if (def.type === "signal") currentInstance("setHandler").setSignalHandler(def.name, fn);
-  else if (def.type === "query") currentInstance("setHandler").setQueryHandler(def.name, fn);
-  else unsupported("update handlers (setHandler)");
+  const inst = currentInstance("setHandler");
+  if (def.type === "signal") inst.setSignalHandler(def.name, fn);
+  else if (def.type === "query") inst.setQueryHandler(def.name, fn);
+  else inst.setUpdateHandler(def.name, fn === undefined ? undefined : { handler: fn, validator: options?.validator as ((...args: unknown[]) => void) | undefined });
 }
 export function continueAsNew(..._args: unknown[]): never {
   return unsupported("continueAsNew");

@@ -5,6 +5,8 @@ import { CompleteAsyncError, Context } from "../src/activity.js";
 import {
   QueryNotRegisteredError,
   ServiceError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -24,6 +26,7 @@ import {
   setHandler,
   sleep,
 } from "../src/workflow.js";
+import { ShoppingCart, addItem, cartActivities, checkout } from "./cart.js";
 import { SKIP_WITHOUT_BINARY, until } from "./e2e_helpers.js";
 import { Onboarding, onboardingActivities } from "./onboarding.js";
 
@@ -81,6 +84,7 @@ const activities = {
     calls.cleanup++;
     return "cleaned up";
   },
+  ...cartActivities,
 };
 
 const retrying = proxyActivities<typeof activities>({
@@ -188,7 +192,7 @@ async function CleanNap(): Promise<string> {
   }
 }
 
-const workflows = { Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
+const workflows = { ShoppingCart, Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
 
 
 describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
@@ -401,5 +405,29 @@ describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
     assert.equal(calls.cleanup, 1);
     const completed = events.indexOf("ActivityTaskCompleted");
     assert.ok(events.indexOf("TimerCanceled") < completed && completed < events.indexOf("WorkflowExecutionCanceled"), events.join(", "));
+  });
+
+  test("updates: a validator rejects bad input and leaves no history, a handler awaits an activity, a duplicate update id gets the first result", async () => {
+    const handle = await env.client.workflow.start(ShoppingCart, { workflowId: "ts-cart", taskQueue: QUEUE });
+    assert.equal(await handle.executeUpdate(addItem, { args: ["apple", 2], updateId: "add-apples" }), 2);
+    const historyLength = async (): Promise<number> => (await handle.fetchHistory()).events.length;
+    const before = await historyLength();
+    const rejected = await handle.executeUpdate(addItem, { args: ["pear", 0] }).then(
+      () => assert.fail("a zero quantity should be rejected"),
+      (e: unknown) => e,
+    );
+    assert.ok(rejected instanceof WorkflowUpdateFailedError, String(rejected));
+    assert.ok(rejected.cause instanceof ApplicationFailure);
+    assert.equal(rejected.cause.type, "InvalidQuantity");
+    assert.equal(await historyLength(), before, "a rejected update is not recorded");
+    // A retry with the same update id is not applied again: it gets the first outcome.
+    assert.equal(await handle.executeUpdate(addItem, { args: ["apple", 5], updateId: "add-apples" }), 2);
+    assert.equal(await handle.executeUpdate("add_item", { args: ["pear", 1] }), 3);
+    const started = await handle.startUpdate(checkout, { waitForStage: WorkflowUpdateStage.ACCEPTED });
+    assert.equal(await started.result(), "reserved 3 items");
+    assert.equal(await handle.getUpdateHandle<string>(started.updateId).result(), "reserved 3 items");
+    assert.deepEqual(await handle.result(), ["apple", "apple", "pear"]);
+    const types = (await handle.fetchHistory()).events.map((e) => e.event_type);
+    assert.equal(types.filter((t) => t === "WorkflowExecutionUpdateCompleted").length, 3, types.join(", "));
   });
 });

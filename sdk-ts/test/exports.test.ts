@@ -21,5 +21,6 @@ test("subpath exports mirror Temporal's packages", async () => {
   assert.ok("ApplicationFailure" in common);
   assert.deepEqual((wf.defineQuery as (n: string) => unknown)("status"), { type: "query", name: "status" });
   for (const name of ["WorkflowQueryFailedError", "QueryNotRegisteredError"]) assert.ok(name in client, name);
-  assert.throws(() => (wf.defineUpdate as (n: string) => unknown)("approve"), /not supported by this server yet/);
+  assert.deepEqual((wf.defineUpdate as (n: string) => unknown)("approve"), { type: "update", name: "approve" });
+  for (const name of ["WorkflowUpdateFailedError", "WorkflowUpdateStage", "WorkflowUpdateHandle"]) assert.ok(name in client, name);
 });

@@ -1,5 +1,7 @@
 //! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
-//! result, signal, signal-with-start, cancel, terminate, query, update. Paths follow Temporal's HTTP API where they fit.
+//! result (following the chain of runs), signal, signal-with-start, cancel,
+//! terminate, query, update, reset. Paths follow Temporal's HTTP API where
+//! they fit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +15,8 @@ use serde_json::Value;
 use crate::apply::{StartRequest, Started};
 use crate::engine::{
     self, ActivityPhase, ChildExecution, Command, Event, EventAttributes, Failure,
-    IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, RunState, RunStatus, Signal,
-    StartRun, Update, UpdateStage,
+    IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, Reset, ResetPoint, RetryPolicy,
+    RetryPolicySpec, RunState, RunStatus, Signal, StartRun, Update, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
@@ -63,6 +65,10 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{workflow_id}}/updates/{{update_id}}"),
             get(poll_update),
         )
+        .route(
+            &format!("{base}/{{workflow_id}}/reset"),
+            post(reset_workflow),
+        )
 }
 
 /// Longest a result request may wait.
@@ -95,6 +101,12 @@ struct StartWorkflow {
     /// Makes retries of this request idempotent.
     #[serde(default)]
     request_id: Option<String>,
+    /// A JSON object shown by describe and readable by the workflow.
+    #[serde(default)]
+    memo: Option<Value>,
+    /// Retries the whole run when it fails or times out.
+    #[serde(default)]
+    retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
 }
@@ -126,6 +138,9 @@ async fn start_workflow(
             request_id: body.request_id,
             identity: body.identity,
             pinned_version: None,
+            memo: body.memo,
+            retry_policy: body.retry_policy,
+            chain: None,
             parent: None,
         },
         reuse_policy: body.id_reuse_policy,
@@ -244,6 +259,17 @@ struct Description {
     /// absent until an unpinned run's first push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pinned_version: Option<String>,
+    /// 1-based; counts the runs a workflow retry policy started.
+    attempt: u32,
+    first_execution_run_id: RunId,
+    /// Set once the run closed and its chain went on (continue-as-new, a
+    /// retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_execution_run_id: Option<RunId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memo: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_policy: Option<RetryPolicy>,
     /// Set for a child workflow: the run that started it.
     #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<ParentInfo>,
@@ -406,6 +432,11 @@ async fn describe_workflow(
         pending_timers,
         cancel_requested: s.cancel_requested,
         pinned_version: s.pinned_version.clone(),
+        attempt: s.chain.attempt.max(1),
+        first_execution_run_id: s.first_execution_run_id(),
+        new_execution_run_id: s.new_execution_run_id,
+        memo: s.chain.memo.clone(),
+        retry_policy: s.chain.retry_policy.clone(),
         parent: s.parent.clone(),
         children: children(&history),
     }))
@@ -468,6 +499,14 @@ struct ResultQuery {
     /// How long to wait for the run to close (at most 60 s); 0 answers at once.
     #[serde(default)]
     wait: Option<Duration>,
+    /// Follow the chain (continue-as-new, retries) to its last run, as
+    /// Temporal clients do by default; `false` answers for the named run.
+    #[serde(default = "follow_runs_default")]
+    follow_runs: bool,
+}
+
+fn follow_runs_default() -> bool {
+    true
 }
 
 #[derive(Serialize)]
@@ -480,6 +519,10 @@ struct RunResult {
     failure: Option<Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     close_time: Option<Timestamp>,
+    /// The next run of the chain, when `follow_runs` is false (or the
+    /// wait ended before the chain's last run closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_execution_run_id: Option<RunId>,
 }
 
 async fn get_result(
@@ -487,22 +530,35 @@ async fn get_result(
     AppPath((namespace, workflow_id)): AppPath<(String, String)>,
     AppQuery(q): AppQuery<ResultQuery>,
 ) -> Result<AppJson<RunResult>, ApiError> {
-    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let mut s = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref())
+        .await?
+        .state;
     let wait = q.wait.unwrap_or(Duration::ZERO).min(MAX_RESULT_WAIT);
-    let s = if record.state.status.is_closed() || wait.is_zero() {
-        record.state
-    } else {
-        state
-            .applier
-            .wait_for(record.state, wait, |_| false)
-            .await?
-    };
+    let deadline = state.applier.clock().now().saturating_add(wait);
+    loop {
+        let left = deadline.since(state.applier.clock().now());
+        if !s.status.is_closed() && !left.is_zero() {
+            s = state.applier.wait_for(s, left, |_| false).await?;
+        }
+        // The next run is committed with the close, so it exists.
+        let next = match s.new_execution_run_id {
+            Some(next) if q.follow_runs => {
+                state.applier.store().load_run(&s.namespace, next).await?
+            }
+            _ => None,
+        };
+        match next {
+            Some(next) => s = next.state,
+            None => break,
+        }
+    }
     Ok(AppJson(RunResult {
         run_id: s.run_id,
         status: s.status,
         result: s.result,
         failure: s.failure,
         close_time: s.close_time,
+        new_execution_run_id: s.new_execution_run_id,
     }))
 }
 
@@ -592,6 +648,12 @@ struct SignalWithStart {
     id_reuse_policy: IdReusePolicy,
     #[serde(default)]
     request_id: Option<String>,
+    /// A JSON object shown by describe and readable by the workflow.
+    #[serde(default)]
+    memo: Option<Value>,
+    /// Retries the whole run when it fails or times out.
+    #[serde(default)]
+    retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
 }
@@ -623,6 +685,9 @@ async fn signal_with_start(
             request_id: body.request_id,
             identity: body.identity,
             pinned_version: None,
+            memo: body.memo,
+            retry_policy: body.retry_policy,
+            chain: None,
             parent: None,
         },
         reuse_policy: body.id_reuse_policy,
@@ -938,4 +1003,73 @@ async fn wait_update(
         result,
         failure,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    /// The run to reset; the workflow's latest run if absent.
+    #[serde(default)]
+    run_id: Option<String>,
+    /// A WorkflowTaskCompleted event id of that run; or `reset_type`.
+    #[serde(default)]
+    event_id: Option<i64>,
+    #[serde(default)]
+    reset_type: Option<ResetType>,
+    reason: String,
+    #[serde(default = "reapply_signals_default")]
+    reapply_signals: bool,
+    /// Makes retries of this request return the run the first one made.
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+fn reapply_signals_default() -> bool {
+    true
+}
+
+/// Temporal's `ResetType` values that name a point without an event id.
+#[derive(Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum ResetType {
+    FirstWorkflowTask,
+    LastWorkflowTask,
+}
+
+#[derive(Serialize)]
+struct ResetResponse {
+    run_id: RunId,
+}
+
+/// Starts a new run with the history of a run up to a completed workflow
+/// task (Temporal's ResetWorkflowExecution); the workflow id's open run is
+/// terminated in the same commit.
+async fn reset_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
+    AppJson(body): AppJson<ResetBody>,
+) -> Result<AppJson<ResetResponse>, ApiError> {
+    let point = match (body.event_id, body.reset_type) {
+        (Some(id), None) => ResetPoint::WorkflowTaskCompleted(id),
+        (None, Some(ResetType::FirstWorkflowTask)) => ResetPoint::FirstWorkflowTask,
+        (None, Some(ResetType::LastWorkflowTask)) => ResetPoint::LastWorkflowTask,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of event_id and reset_type".into(),
+            ))
+        }
+    };
+    let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let reset = Reset {
+        point,
+        reason: body.reason,
+        reapply_signals: body.reapply_signals,
+        pinned_version: None,
+    };
+    let s = &record.state;
+    let run_id = state
+        .applier
+        .reset(&s.namespace, s.run_id, reset, body.request_id)
+        .await?;
+    Ok(AppJson(ResetResponse { run_id }))
 }

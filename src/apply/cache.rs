@@ -144,10 +144,14 @@ mod tests {
             identity: None,
             pinned_version: None,
             parent: None,
+            memo: None,
+            retry_policy: None,
+            chain: None,
         };
         let ctx = Ctx {
             now: Timestamp(1_000),
             limits: Limits::default(),
+            next_run_id: RunId::generate(),
         };
         engine::start(start, &ctx).unwrap()
     }

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
-    Limits, Rejection, RunState, Signal, StartDecision, StartRun, Transition,
+    Limits, Rejection, Reset, RunState, Signal, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
@@ -134,6 +134,7 @@ impl Applier {
         Ctx {
             now: self.clock.now(),
             limits: self.limits.clone(),
+            next_run_id: RunId::generate(),
         }
     }
 
@@ -157,13 +158,27 @@ impl Applier {
                     .await?
                     .ok_or(Error::RunNotFound(run_id))?,
             };
-            let transition = engine::decide(&record.state, cmd.clone(), &self.ctx())?;
+            let ctx = self.ctx();
+            let transition = engine::decide(&record.state, cmd.clone(), &ctx)?;
+            // The next run of the chain (continue-as-new, a retry) starts
+            // in the same commit that closes this one.
+            let next = match transition.next_run.as_deref() {
+                Some(run) => {
+                    let mut run = run.clone();
+                    self.pin(&mut run).await?;
+                    Some(new_run(run, &ctx)?)
+                }
+                None => None,
+            };
             let change = RunChange {
                 expected_version: Some(record.version),
                 transition,
                 request_id: None,
             };
-            match self.commit(vec![change]).await {
+            match self
+                .commit([change].into_iter().chain(next).collect())
+                .await
+            {
                 Ok(mut states) => return Ok(states.remove(0)),
                 Err(store::Error::Conflict) => {
                     self.cache.remove(run_id);
@@ -187,11 +202,7 @@ impl Applier {
             req.reuse_policy == IdReusePolicy::AllowDuplicate && req.run.request_id.is_none();
         for _ in 0..MAX_CONFLICT_RETRIES {
             if std::mem::take(&mut optimistic) {
-                let change = RunChange {
-                    expected_version: None,
-                    transition: engine::start(req.run.clone(), &self.ctx())?,
-                    request_id: None,
-                };
+                let change = new_run(req.run.clone(), &self.ctx())?;
                 match self.commit(vec![change]).await {
                     Ok(_) => {
                         return Ok(Started {
@@ -238,15 +249,15 @@ impl Applier {
                     })
                 }
                 (StartDecision::TerminateExistingAndStart, Some(existing)) => {
-                    changes.push(terminate_for_new_run(&existing, req.run.run_id, &ctx)?);
+                    let reason = format!(
+                        "terminated by a new start of the same workflow id (run {})",
+                        req.run.run_id
+                    );
+                    changes.push(terminate(&existing, reason, &ctx)?);
                 }
                 _ => {}
             }
-            changes.push(RunChange {
-                expected_version: None,
-                transition: engine::start(req.run.clone(), &ctx)?,
-                request_id: req.run.request_id.clone(),
-            });
+            changes.push(new_run(req.run.clone(), &ctx)?);
             match self.commit(changes).await {
                 Ok(_) => {
                     return Ok(Started {
@@ -358,6 +369,77 @@ impl Applier {
         Ok(())
     }
 
+    /// Resets the run `base` (Temporal's ResetWorkflowExecution): a new run
+    /// with `base`'s history up to the reset point (`engine::reset`), and
+    /// the workflow id's open run, `base` or a newer one, terminated with
+    /// a reason naming the new run, in one commit. A request id makes
+    /// retries return the run the first request created.
+    pub async fn reset(
+        &self,
+        ns: &Namespace,
+        base_run_id: RunId,
+        reset: Reset,
+        request_id: Option<String>,
+    ) -> Result<RunId, Error> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let base = self
+                .store
+                .load_run(ns, base_run_id)
+                .await?
+                .ok_or(Error::RunNotFound(base_run_id))?;
+            let workflow_id = &base.state.workflow_id;
+            if let Some(request_id) = &request_id {
+                if let Some(run_id) = self
+                    .store
+                    .run_by_request_id(ns, workflow_id, request_id)
+                    .await?
+                {
+                    return Ok(run_id);
+                }
+            }
+            let history = self.history(&base.state).await?;
+            let ctx = self.ctx();
+            // Like any new run, the reset run starts on the queue's current
+            // endpoint version (the fix a reset usually follows).
+            let mut reset = reset.clone();
+            reset.pinned_version = self
+                .endpoints
+                .current(ns, &base.state.task_queue)
+                .await?
+                .map(|e| e.version);
+            let transition = engine::reset(&base.state, &history, reset.clone(), &ctx)?;
+            let new_run_id = transition.state.run_id;
+            let open = match base.state.status.is_closed() {
+                false => Some(base),
+                true => self
+                    .store
+                    .latest_run(ns, workflow_id)
+                    .await?
+                    .filter(|r| !r.state.status.is_closed()),
+            };
+            let mut changes = Vec::new();
+            if let Some(open) = open {
+                let reason = format!("reset to run {new_run_id}: {}", reset.reason);
+                changes.push(terminate(&open, reason, &ctx)?);
+            }
+            changes.push(RunChange {
+                expected_version: None,
+                transition,
+                request_id: request_id.clone(),
+            });
+            match self.commit(changes).await {
+                Ok(_) => return Ok(new_run_id),
+                // Lost a race with another change; decide again.
+                Err(store::Error::Conflict | store::Error::AlreadyExists(_)) => {
+                    self.cache.remove(base_run_id);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contended)
+    }
+
     /// The namespace record. Namespaces cannot be deleted (and their
     /// records do not change), so one seen once is served from memory.
     pub async fn namespace(&self, ns: &Namespace) -> Result<NamespaceRecord, Error> {
@@ -392,6 +474,7 @@ impl Applier {
                 state,
                 effects,
                 events,
+                ..
             } = change.transition;
             let state = Arc::new(state);
             let version = change.expected_version.map_or(1, |v| v + 1);
@@ -478,13 +561,20 @@ impl Applier {
     }
 }
 
-fn terminate_for_new_run(
-    existing: &RunRecord,
-    new_run: RunId,
-    ctx: &Ctx,
-) -> Result<RunChange, Error> {
+/// The change that creates a run. Every new run goes through here: a
+/// start, and the next run of a chain (continue-as-new, a retry).
+fn new_run(run: StartRun, ctx: &Ctx) -> Result<RunChange, Rejection> {
+    Ok(RunChange {
+        expected_version: None,
+        request_id: run.request_id.clone(),
+        transition: engine::start(run, ctx)?,
+    })
+}
+
+/// Terminates `existing` because a new run of its workflow id replaces it.
+fn terminate(existing: &RunRecord, reason: String, ctx: &Ctx) -> Result<RunChange, Error> {
     let cmd = Command::TerminateWorkflow {
-        reason: format!("terminated by a new start of the same workflow id (run {new_run})"),
+        reason,
         details: None,
         identity: Some("baton".to_owned()),
     };

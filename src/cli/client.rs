@@ -243,6 +243,36 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Start a new run from a run's history up to a completed workflow task;
+    /// the open run is terminated.
+    Reset {
+        workflow_id: String,
+        /// A WorkflowTaskCompleted event id of the run.
+        #[arg(
+            long,
+            required_unless_present = "reset_type",
+            conflicts_with = "reset_type"
+        )]
+        event_id: Option<i64>,
+        /// The first or last completed workflow task.
+        #[arg(long = "type", value_enum)]
+        reset_type: Option<ResetType>,
+        #[arg(long)]
+        reason: String,
+        /// Do not re-apply the signals recorded after the reset point.
+        #[arg(long)]
+        no_reapply_signals: bool,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ResetType {
+    First,
+    Last,
 }
 
 #[derive(Args)]
@@ -272,6 +302,12 @@ pub struct StartArgs {
     id_conflict_policy: Option<String>,
     #[arg(long)]
     request_id: Option<String>,
+    /// Memo as a JSON object, shown by describe.
+    #[arg(long)]
+    memo: Option<String>,
+    /// Workflow retry policy as JSON, e.g. '{"maximum_attempts": 3}'.
+    #[arg(long)]
+    retry_policy: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -305,6 +341,14 @@ fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
     ] {
         if let Some(v) = val {
             body[key] = Value::String(v.clone());
+        }
+    }
+    for (key, val, flag) in [
+        ("memo", &a.memo, "--memo"),
+        ("retry_policy", &a.retry_policy, "--retry-policy"),
+    ] {
+        if val.is_some() {
+            body[key] = json_arg(val.as_deref(), flag)?;
         }
     }
     Ok((id, body))
@@ -894,6 +938,35 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             let body = json!({ "run_id": run_id, "reason": reason });
             conn.call(Method::POST, &path, Some(body)).await?;
             println!("terminated {workflow_id}");
+        }
+        WorkflowCmd::Reset {
+            workflow_id,
+            event_id,
+            reset_type,
+            reason,
+            no_reapply_signals,
+            run_id,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!("/workflows/{}/reset", enc(&workflow_id)));
+            let reset_type = reset_type.map(|t| match t {
+                ResetType::First => "FIRST_WORKFLOW_TASK",
+                ResetType::Last => "LAST_WORKFLOW_TASK",
+            });
+            let body = json!({
+                "run_id": run_id,
+                "event_id": event_id,
+                "reset_type": reset_type,
+                "reason": reason,
+                "reapply_signals": !no_reapply_signals,
+            });
+            let mut v = conn.call(Method::POST, &path, Some(body)).await?;
+            v["workflow_id"] = Value::String(workflow_id);
+            print_fields(
+                conn.output,
+                &v,
+                &[("workflow_id", "/workflow_id"), ("run_id", "/run_id")],
+            );
         }
     }
     Ok(())

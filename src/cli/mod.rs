@@ -42,7 +42,7 @@ enum Cmd {
     Endpoint(client::EndpointCmd),
     /// Start, inspect and control workflows.
     #[command(subcommand)]
-    Workflow(client::WorkflowCmd),
+    Workflow(Box<client::WorkflowCmd>),
 }
 
 #[derive(Args)]
@@ -158,7 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Namespace(cmd) => client::namespace(cmd).await,
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
-        Cmd::Workflow(cmd) => client::workflow(cmd).await,
+        Cmd::Workflow(cmd) => client::workflow(*cmd).await,
     }
 }
 

@@ -21,7 +21,7 @@ use super::command::{
 use super::decide::Builder;
 use super::effect::Task;
 use super::event::*;
-use super::state::{BufferedEntry, ChildPhase, RunStatus};
+use super::state::{BufferedEntry, ChildPhase};
 use super::Rejection;
 
 /// Longest workflow id a child may be given, as for a start over REST.
@@ -309,7 +309,9 @@ impl Builder<'_> {
     /// new run), and each open child gets its parent close policy applied.
     pub(super) fn reach_parent_and_children(&mut self) {
         let now = self.now();
-        if self.state.parent.is_some() && self.state.status != RunStatus::ContinuedAsNew {
+        // A run whose chain goes on (continue-as-new, a retry) is not the
+        // child's last: the next run carries the parent and reports.
+        if self.state.parent.is_some() && self.state.new_execution_run_id.is_none() {
             self.enqueue(Task::NotifyParent, now);
         }
         let policies: Vec<Task> = self

@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
-use crate::time::Duration;
+use crate::time::{Duration, Timestamp};
 
 use super::effect::Task;
 use super::event::{
-    ExternalWorkflowExecutionFailedCause, ParentClosePolicy, ParentInfo,
+    ContinueAsNewInitiator, ExternalWorkflowExecutionFailedCause, ParentClosePolicy, ParentInfo,
     StartChildWorkflowExecutionFailedCause, WorkflowTaskFailedCause,
 };
 use super::failure::{Failure, RetryState};
@@ -36,8 +36,56 @@ pub struct StartRun {
     /// push. A run the engine starts itself (the next run of a chain) takes
     /// `None`, never its predecessor's pin: a new run is the upgrade point.
     pub pinned_version: Option<String>,
-    /// Set when a parent starts the run as its child.
+    /// A JSON object of non-indexed fields shown by describe (Temporal's
+    /// memo).
+    pub memo: Option<Value>,
+    /// Retries of the whole run when it fails or times out (Temporal's
+    /// workflow retry policy); `None`: a failed run stays failed.
+    pub retry_policy: Option<RetryPolicySpec>,
+    /// Set when the run is the next run of a chain.
+    pub chain: Option<Chain>,
+    /// Set when a parent starts the run as its child (and carried to every
+    /// later run of the child's chain).
     pub parent: Option<ParentInfo>,
+}
+
+/// How a run continues an earlier run of its chain (continue-as-new or a
+/// retry): the facts WorkflowExecutionStarted records about the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    pub initiator: ContinueAsNewInitiator,
+    pub continued_execution_run_id: RunId,
+    pub first_execution_run_id: RunId,
+    /// 1 after continue-as-new, the previous attempt + 1 after a retry.
+    pub attempt: u32,
+    /// The execution timeout spans the chain: its deadline is carried.
+    pub execution_expiration_time: Option<Timestamp>,
+    /// Delay before the first workflow task (retry back-off, or
+    /// continue-as-new's `backoff_start_interval`).
+    pub first_workflow_task_backoff: Option<Duration>,
+    /// The failure that made a retry start this run.
+    pub continued_failure: Option<Failure>,
+}
+
+/// Where a reset forks the old run: after a completed workflow task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResetPoint {
+    /// The id of a WorkflowTaskCompleted event.
+    WorkflowTaskCompleted(i64),
+    FirstWorkflowTask,
+    LastWorkflowTask,
+}
+
+/// A reset request after parsing (Temporal's ResetWorkflowExecution).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reset {
+    pub point: ResetPoint,
+    pub reason: String,
+    /// Re-apply the signals recorded after the point to the new run.
+    pub reapply_signals: bool,
+    /// The endpoint version to pin the new run to; `None` keeps the old
+    /// run's.
+    pub pinned_version: Option<String>,
 }
 
 /// An input to an existing run. Each one comes from exactly one edge: the
@@ -203,6 +251,7 @@ pub enum WorkflowCommand {
     FailWorkflowExecution(FailWorkflowExecution),
     CancelWorkflowExecution(CancelWorkflowExecution),
     CompleteWorkflowUpdate(CompleteWorkflowUpdate),
+    ContinueAsNewWorkflowExecution(ContinueAsNewWorkflowExecution),
     StartChildWorkflowExecution(StartChildWorkflowExecution),
     SignalExternalWorkflowExecution(SignalExternalWorkflowExecution),
     RequestCancelExternalWorkflowExecution(RequestCancelExternalWorkflowExecution),
@@ -215,6 +264,7 @@ impl WorkflowCommand {
             WorkflowCommand::CompleteWorkflowExecution(_)
                 | WorkflowCommand::FailWorkflowExecution(_)
                 | WorkflowCommand::CancelWorkflowExecution(_)
+                | WorkflowCommand::ContinueAsNewWorkflowExecution(_)
         )
     }
 }
@@ -301,6 +351,31 @@ pub struct CompleteWorkflowUpdate {
     #[serde(default)]
     pub failure: Option<Failure>,
 }
+
+/// Closes the run and starts the next run of its chain with a fresh
+/// history. Every option not given is carried from the closing run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinueAsNewWorkflowExecution {
+    #[serde(default)]
+    pub workflow_type: Option<String>,
+    #[serde(default)]
+    pub task_queue: Option<TaskQueue>,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub workflow_run_timeout: Option<Duration>,
+    #[serde(default)]
+    pub workflow_task_timeout: Option<Duration>,
+    #[serde(default)]
+    pub memo: Option<Value>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicySpec>,
+    /// Delay before the new run's first workflow task.
+    #[serde(default)]
+    pub backoff_start_interval: Option<Duration>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartChildWorkflowExecution {

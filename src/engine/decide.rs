@@ -6,14 +6,17 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::ids::ActivityId;
+use crate::ids::{ActivityId, RunId};
 use crate::time::{Duration, Timestamp};
 
-use super::command::{Command, ScheduleActivityTask, Signal, StartRun, Update, WorkflowCommand};
+use super::command::{
+    Chain, Command, ContinueAsNewWorkflowExecution, Reset, ResetPoint, ScheduleActivityTask,
+    Signal, StartRun, Update, WorkflowCommand,
+};
 use super::effect::{Dispatch, Effect, Task};
 use super::event::*;
 use super::failure::{Failure, RetryState, TimeoutType};
-use super::retry::{backoff, Retry};
+use super::retry::{backoff, Retry, RetryPolicySpec};
 use super::state::{
     event_size, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, RunState, WorkflowTask,
 };
@@ -28,7 +31,12 @@ const MAX_WORKFLOW_TASK_TIMEOUT: Duration = Duration(120_000);
 /// run deadline timer.
 pub fn start(cmd: StartRun, ctx: &Ctx) -> Result<Transition, Rejection> {
     let mut b = started(cmd, ctx)?;
-    b.schedule_workflow_task();
+    match b.state.chain.backoff_until {
+        // The first workflow task waits out the back-off (Temporal's
+        // workflow back-off timer); signals meanwhile are recorded.
+        Some(due) => b.enqueue(Task::WorkflowBackoffTimer, due),
+        None => b.schedule_workflow_task(),
+    }
     Ok(b.finish())
 }
 
@@ -46,6 +54,129 @@ pub fn start_with_signal(
         b.append(event);
     }
     b.schedule_workflow_task();
+    Ok(b.finish())
+}
+
+/// Creates the run a reset makes of `base` (whose whole history is
+/// `history`), as `ctx.next_run_id`. Its history is `base`'s up to and
+/// including the WorkflowTaskStarted of the workflow task completed at the
+/// reset point, then WorkflowTaskFailed (cause RESET_WORKFLOW), then the
+/// signals `base` recorded after the point (unless excluded), then a new
+/// workflow task. The state is the fold of those events; what the kept
+/// prefix left open is re-armed: its timers, its activities (pushed again)
+/// and the run deadline (the run timeout restarts; the chain's execution
+/// deadline stays). `base` itself is the edge's to terminate.
+pub fn reset(
+    base: &RunState,
+    history: &[Event],
+    req: Reset,
+    ctx: &Ctx,
+) -> Result<Transition, Rejection> {
+    if req.reason.is_empty() {
+        return Err(invalid("reason must not be empty"));
+    }
+    let mut completed_tasks = history.iter().filter_map(|e| match &e.attributes {
+        EventAttributes::WorkflowTaskCompleted(a) => Some((e.event_id, a)),
+        _ => None,
+    });
+    let point = match req.point {
+        ResetPoint::WorkflowTaskCompleted(id) => completed_tasks
+            .find(|(event_id, _)| *event_id == id)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "event {id} of run {} is not a WorkflowTaskCompleted event",
+                    base.run_id
+                ))
+            })?,
+        ResetPoint::FirstWorkflowTask => completed_tasks
+            .next()
+            .ok_or_else(|| invalid("the run has no completed workflow task to reset to"))?,
+        ResetPoint::LastWorkflowTask => completed_tasks
+            .next_back()
+            .ok_or_else(|| invalid("the run has no completed workflow task to reset to"))?,
+    };
+    let (scheduled, started) = (point.1.scheduled_event_id, point.1.started_event_id);
+    let state = RunState::empty(
+        base.namespace.clone(),
+        base.workflow_id.clone(),
+        ctx.next_run_id,
+    );
+    let mut b = Builder::new(&state, ctx);
+    for e in history.iter().take_while(|e| e.event_id <= started) {
+        b.push_event(e.clone());
+    }
+    // The new run starts now, and so does its run timeout.
+    b.state.start_time = ctx.now;
+    if req.pinned_version.is_some() {
+        b.state.pinned_version = req.pinned_version;
+    }
+    b.state.deadline = b.state.chain.deadline(ctx.now);
+    b.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
+        scheduled_event_id: scheduled,
+        started_event_id: started,
+        cause: WorkflowTaskFailedCause::ResetWorkflow,
+        failure: Failure::new(req.reason, "ResetWorkflow"),
+        base_run_id: Some(base.run_id),
+        new_run_id: Some(ctx.next_run_id),
+    }));
+    if req.reapply_signals {
+        for e in history.iter().filter(|e| e.event_id > started) {
+            if let EventAttributes::WorkflowExecutionSignaled(a) = &e.attributes {
+                b.append(EventAttributes::WorkflowExecutionSignaled(a.clone()));
+            }
+        }
+    }
+    let request_ids: Vec<String> = b
+        .events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            EventAttributes::WorkflowExecutionSignaled(a) => a.request_id.clone(),
+            _ => None,
+        })
+        .collect();
+    for r in request_ids {
+        b.state.remember_signal_request_id(&r);
+    }
+    b.schedule_workflow_task();
+    if let Some(deadline) = b.state.deadline {
+        b.enqueue(Task::RunTimeout, deadline);
+    }
+    let timers: Vec<_> = b
+        .state
+        .timers
+        .iter()
+        .map(|(id, t)| (id.clone(), t.started_event_id, t.fire_at))
+        .collect();
+    for (timer_id, started_event_id, fire_at) in timers {
+        b.enqueue(
+            Task::UserTimer {
+                timer_id,
+                started_event_id,
+            },
+            fire_at,
+        );
+    }
+    let activities: Vec<_> = b
+        .state
+        .activities
+        .values()
+        .map(|a| {
+            (
+                a.scheduled_event_id,
+                a.scheduled_time,
+                a.schedule_to_close_timeout,
+            )
+        })
+        .collect();
+    for (sched, scheduled_time, s2c) in activities {
+        if let Some(s2c) = s2c {
+            b.enqueue(
+                activity_timeout(sched, 0, TimeoutType::ScheduleToClose),
+                scheduled_time.saturating_add(s2c),
+            );
+        }
+        b.start_activity_attempt(sched);
+    }
     Ok(b.finish())
 }
 
@@ -70,6 +201,19 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
         }
     }
     check_payload(&cmd.input, &ctx.limits)?;
+    if let Some(memo) = &cmd.memo {
+        if !memo.is_object() {
+            return Err(invalid("memo must be a JSON object"));
+        }
+        check_payload(memo, &ctx.limits)?;
+    }
+    let retry_policy = cmd
+        .retry_policy
+        .as_ref()
+        .map(RetryPolicySpec::resolve)
+        .transpose()
+        .map_err(invalid)?;
+    let chain = cmd.chain.as_ref();
     let run_timeout = match (cmd.run_timeout, cmd.execution_timeout) {
         (Some(r), Some(e)) => Some(r.min(e)),
         (r, e) => r.or(e),
@@ -80,7 +224,7 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
         .min(MAX_WORKFLOW_TASK_TIMEOUT);
     let state = RunState::empty(cmd.namespace, cmd.workflow_id, cmd.run_id);
     let mut b = Builder::new(&state, ctx);
-    b.append(EventAttributes::WorkflowExecutionStarted(
+    b.append(EventAttributes::WorkflowExecutionStarted(Box::new(
         WorkflowExecutionStarted {
             workflow_type: cmd.workflow_type,
             task_queue: cmd.task_queue,
@@ -88,13 +232,24 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
             workflow_execution_timeout: cmd.execution_timeout,
             workflow_run_timeout: run_timeout,
             workflow_task_timeout: task_timeout,
-            attempt: 1,
+            attempt: chain.map_or(1, |c| c.attempt),
             request_id: cmd.request_id,
             identity: cmd.identity,
             pinned_version: cmd.pinned_version,
             parent: cmd.parent,
+            memo: cmd.memo,
+            retry_policy,
+            workflow_execution_expiration_time: chain.and_then(|c| c.execution_expiration_time),
+            first_workflow_task_backoff: chain
+                .and_then(|c| c.first_workflow_task_backoff)
+                .filter(|d| !d.is_zero()),
+            continued_execution_run_id: chain.map(|c| c.continued_execution_run_id),
+            initiator: chain.map(|c| c.initiator),
+            continued_failure: chain.and_then(|c| c.continued_failure.clone()),
+            first_execution_run_id: Some(chain.map_or(cmd.run_id, |c| c.first_execution_run_id)),
+            original_execution_run_id: Some(cmd.run_id),
         },
-    ));
+    )));
     if let Some(deadline) = b.state.deadline {
         b.enqueue(Task::RunTimeout, deadline);
     }
@@ -146,6 +301,8 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                     started_event_id: started,
                     cause,
                     failure,
+                    base_run_id: None,
+                    new_run_id: None,
                 })
             });
         }
@@ -505,6 +662,7 @@ pub(super) struct Builder<'a> {
     /// A workflow command canceled an activity that had not started; the
     /// workflow must be told by a new workflow task.
     canceled_unstarted_activity: bool,
+    next_run: Option<Box<StartRun>>,
 }
 
 impl<'a> Builder<'a> {
@@ -515,6 +673,7 @@ impl<'a> Builder<'a> {
             effects: Vec::new(),
             ctx,
             canceled_unstarted_activity: false,
+            next_run: None,
         }
     }
 
@@ -547,6 +706,7 @@ impl<'a> Builder<'a> {
             state: self.state,
             events: self.events,
             effects: self.effects,
+            next_run: self.next_run,
         }
     }
 
@@ -591,6 +751,9 @@ impl<'a> Builder<'a> {
         if self.state.workflow_task.is_some() {
             let time = self.now();
             self.state.buffered.push(Buffered { time, entry });
+        } else if self.backing_off() {
+            // The first workflow task, due at the back-off's end, sees it.
+            self.append_entry(entry, self.now());
         } else {
             self.append_entry(entry, self.now());
             self.schedule_workflow_task();
@@ -684,6 +847,148 @@ impl<'a> Builder<'a> {
             self.append_entry(b.entry, b.time);
         }
         any
+    }
+
+    /// The first workflow task waits for a back-off to end.
+    fn backing_off(&self) -> bool {
+        self.state.workflow_task_seq == 0 && self.state.chain.backoff_until.is_some()
+    }
+
+    /// Whether the run's retry policy retries `failure`: the back-off
+    /// before the next attempt, or why not (Temporal's RetryState).
+    fn workflow_retry(&self, failure: &Failure) -> Result<Duration, RetryState> {
+        let chain = &self.state.chain;
+        let policy = chain
+            .retry_policy
+            .as_ref()
+            .ok_or(RetryState::RetryPolicyNotSet)?;
+        match policy.next(chain.attempt.max(1), failure) {
+            Retry::NonRetryable => Err(RetryState::NonRetryableFailure),
+            Retry::AttemptsExhausted => Err(RetryState::MaximumAttemptsReached),
+            Retry::After(delay) => {
+                let due = self.now().saturating_add(delay);
+                if chain.execution_expiration.is_some_and(|e| due >= e) {
+                    return Err(RetryState::Timeout);
+                }
+                Ok(delay)
+            }
+        }
+    }
+
+    /// The next run of this run's chain, with everything carried over;
+    /// callers change what differs.
+    fn successor(&self, initiator: ContinueAsNewInitiator, input: Value) -> StartRun {
+        let s = &self.state;
+        StartRun {
+            namespace: s.namespace.clone(),
+            workflow_id: s.workflow_id.clone(),
+            run_id: self.ctx.next_run_id,
+            workflow_type: s.workflow_type.clone(),
+            task_queue: s.task_queue.clone(),
+            input,
+            execution_timeout: s.chain.execution_timeout,
+            run_timeout: s.chain.run_timeout,
+            task_timeout: Some(s.workflow_task_timeout),
+            request_id: None,
+            identity: None,
+            // The next run is the upgrade point: the start path pins it to
+            // the queue's current endpoint version.
+            pinned_version: None,
+            memo: s.chain.memo.clone(),
+            retry_policy: s.chain.retry_policy.clone().map(Into::into),
+            // A child's chain stays the parent's child.
+            parent: s.parent.clone(),
+            chain: Some(Chain {
+                initiator,
+                continued_execution_run_id: s.run_id,
+                first_execution_run_id: s.first_execution_run_id(),
+                attempt: 1,
+                execution_expiration_time: s.chain.execution_expiration,
+                first_workflow_task_backoff: None,
+                continued_failure: None,
+            }),
+        }
+    }
+
+    /// Asks the edge to start the next attempt of a failed or timed-out
+    /// run (same input and options) after `delay`; returns its run id.
+    fn retry_run(&mut self, delay: Duration, failure: &Failure) -> RunId {
+        let input = self.state.chain.retry_input.clone().unwrap_or_default();
+        let mut next = self.successor(ContinueAsNewInitiator::Retry, input);
+        if let Some(chain) = &mut next.chain {
+            chain.attempt = self.state.chain.attempt.max(1) + 1;
+            chain.first_workflow_task_backoff = Some(delay);
+            chain.continued_failure = Some(failure.clone());
+        }
+        let run_id = next.run_id;
+        self.next_run = Some(Box::new(next));
+        run_id
+    }
+
+    /// Closes the run as failed (`completed`: by the workflow) or timed
+    /// out, retrying it if its policy says so.
+    fn fail_run(&mut self, failure: Failure, completed: Option<i64>) {
+        let (retry_state, new_run) = match self.workflow_retry(&failure) {
+            Ok(delay) => (
+                RetryState::InProgress,
+                Some(self.retry_run(delay, &failure)),
+            ),
+            Err(state) => (state, None),
+        };
+        let attributes = match completed {
+            Some(completed) => EventAttributes::WorkflowExecutionFailed(WorkflowExecutionFailed {
+                failure,
+                retry_state,
+                workflow_task_completed_event_id: completed,
+                new_execution_run_id: new_run,
+            }),
+            None => EventAttributes::WorkflowExecutionTimedOut(WorkflowExecutionTimedOut {
+                timeout_type: TimeoutType::StartToClose,
+                // Without a retry policy a timed-out run says why it
+                // stopped: the timeout.
+                retry_state: match retry_state {
+                    RetryState::RetryPolicyNotSet => RetryState::Timeout,
+                    other => other,
+                },
+                new_execution_run_id: new_run,
+            }),
+        };
+        self.close_run(attributes);
+    }
+
+    fn continue_as_new(&mut self, c: ContinueAsNewWorkflowExecution, completed: i64) {
+        let mut next = self.successor(ContinueAsNewInitiator::Workflow, c.input);
+        if let Some(t) = c.workflow_type {
+            next.workflow_type = t;
+        }
+        if let Some(q) = c.task_queue {
+            next.task_queue = q;
+        }
+        next.run_timeout = c.workflow_run_timeout.or(next.run_timeout);
+        next.task_timeout = c.workflow_task_timeout.or(next.task_timeout);
+        next.memo = c.memo.or(next.memo);
+        next.retry_policy = c.retry_policy.or(next.retry_policy);
+        if let Some(chain) = &mut next.chain {
+            chain.first_workflow_task_backoff = c.backoff_start_interval;
+        }
+        self.close_run(EventAttributes::WorkflowExecutionContinuedAsNew(
+            WorkflowExecutionContinuedAsNew {
+                new_execution_run_id: next.run_id,
+                workflow_type: next.workflow_type.clone(),
+                task_queue: next.task_queue.clone(),
+                input: next.input.clone(),
+                workflow_run_timeout: next.run_timeout,
+                workflow_task_timeout: next
+                    .task_timeout
+                    .unwrap_or(DEFAULT_WORKFLOW_TASK_TIMEOUT)
+                    .min(MAX_WORKFLOW_TASK_TIMEOUT),
+                backoff_start_interval: c.backoff_start_interval,
+                initiator: ContinueAsNewInitiator::Workflow,
+                memo: next.memo.clone(),
+                workflow_task_completed_event_id: completed,
+            },
+        ));
+        self.next_run = Some(Box::new(next));
     }
 
     fn close_run(&mut self, attributes: EventAttributes) {
@@ -806,6 +1111,8 @@ impl<'a> Builder<'a> {
                     started_event_id: started,
                     cause,
                     failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
+                    base_run_id: None,
+                    new_run_id: None,
                 }));
                 self.flush_buffered()
             } else {
@@ -946,14 +1253,9 @@ impl<'a> Builder<'a> {
                     },
                 ));
             }
-            WorkflowCommand::FailWorkflowExecution(f) => {
-                self.close_run(EventAttributes::WorkflowExecutionFailed(
-                    WorkflowExecutionFailed {
-                        failure: f.failure,
-                        retry_state: RetryState::RetryPolicyNotSet,
-                        workflow_task_completed_event_id: completed,
-                    },
-                ));
+            WorkflowCommand::FailWorkflowExecution(f) => self.fail_run(f.failure, Some(completed)),
+            WorkflowCommand::ContinueAsNewWorkflowExecution(c) => {
+                self.continue_as_new(c, completed)
             }
             WorkflowCommand::CancelWorkflowExecution(c) => {
                 self.close_run(EventAttributes::WorkflowExecutionCanceled(
@@ -1231,12 +1533,42 @@ impl<'a> Builder<'a> {
                     return Ok(());
                 }
                 self.flush_buffered();
-                self.close_run(EventAttributes::WorkflowExecutionTimedOut(
-                    WorkflowExecutionTimedOut {
-                        timeout_type: TimeoutType::StartToClose,
-                        retry_state: RetryState::Timeout,
-                    },
-                ));
+                let failure = Failure {
+                    message: "workflow run timed out".to_owned(),
+                    error_type: "TimeoutError".to_owned(),
+                    timeout_type: Some(TimeoutType::StartToClose),
+                    ..Failure::default()
+                };
+                if self
+                    .state
+                    .chain
+                    .execution_expiration
+                    .is_some_and(|e| e <= now)
+                {
+                    // The chain's execution timeout: nothing is retried.
+                    self.close_run(EventAttributes::WorkflowExecutionTimedOut(
+                        WorkflowExecutionTimedOut {
+                            timeout_type: TimeoutType::StartToClose,
+                            retry_state: RetryState::Timeout,
+                            new_execution_run_id: None,
+                        },
+                    ));
+                } else {
+                    self.fail_run(failure, None);
+                }
+            }
+            Task::WorkflowBackoffTimer => {
+                let due = self
+                    .state
+                    .chain
+                    .backoff_until
+                    .filter(|_| self.backing_off())
+                    .ok_or_else(|| stale("no workflow back-off is pending"))?;
+                if due > now {
+                    self.enqueue(task, due);
+                    return Ok(());
+                }
+                self.schedule_workflow_task();
             }
             Task::ActivityTimeout {
                 scheduled_event_id: sched,
@@ -1403,6 +1735,7 @@ fn validate_commands(
                 WorkflowCommand::CancelWorkflowExecution(_) => {
                     C::BadCancelWorkflowExecutionAttributes
                 }
+                WorkflowCommand::ContinueAsNewWorkflowExecution(_) => C::BadContinueAsNewAttributes,
                 _ => C::BadCompleteWorkflowExecutionAttributes,
             };
             if idx + 1 != commands.len() {
@@ -1550,6 +1883,31 @@ fn validate_commands(
             WorkflowCommand::RequestCancelExternalWorkflowExecution(c) => {
                 children::validate_cancel_external(c)
                     .map_err(|m| (C::BadRequestCancelExternalWorkflowExecutionAttributes, m))?;
+            }
+            WorkflowCommand::ContinueAsNewWorkflowExecution(c) => {
+                let bad = |m: &str| (C::BadContinueAsNewAttributes, m.to_owned());
+                if c.workflow_type.as_ref().is_some_and(String::is_empty) {
+                    return Err(bad("workflow_type must not be empty"));
+                }
+                if c.task_queue.as_ref().is_some_and(|q| q.as_str().is_empty()) {
+                    return Err(bad("task_queue must not be empty"));
+                }
+                if [c.workflow_run_timeout, c.workflow_task_timeout]
+                    .iter()
+                    .any(|d| d.is_some_and(|d| d.is_zero()))
+                {
+                    return Err(bad("timeouts must be greater than zero"));
+                }
+                if c.memo.as_ref().is_some_and(|m| !m.is_object()) {
+                    return Err(bad("memo must be a JSON object"));
+                }
+                if let Some(p) = &c.retry_policy {
+                    p.resolve().map_err(|m| bad(&m))?;
+                }
+                too_large(&c.input, "continue-as-new input")?;
+                if let Some(m) = &c.memo {
+                    too_large(m, "memo")?;
+                }
             }
         }
     }

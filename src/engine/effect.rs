@@ -54,6 +54,9 @@ pub enum Task {
         workflow_id: WorkflowId,
         policy: ParentClosePolicy,
     },
+    /// The end of a new run's first-workflow-task back-off (Temporal's
+    /// workflow back-off timer): the first workflow task is scheduled.
+    WorkflowBackoffTimer,
 }
 
 /// Which service drains a task row.
@@ -72,14 +75,15 @@ impl Task {
     pub fn queue(&self) -> Queue {
         match self {
             Task::WorkflowTask | Task::ActivityTask { .. } => Queue::Push,
-            Task::ActivityTimeout { .. } | Task::UserTimer { .. } | Task::RunTimeout => {
-                Queue::Timer
-            }
             Task::StartChild { .. }
             | Task::SignalExternal { .. }
             | Task::CancelExternal { .. }
             | Task::NotifyParent
             | Task::ApplyParentClosePolicy { .. } => Queue::Transfer,
+            Task::ActivityTimeout { .. }
+            | Task::UserTimer { .. }
+            | Task::RunTimeout
+            | Task::WorkflowBackoffTimer => Queue::Timer,
         }
     }
 
@@ -106,6 +110,7 @@ impl Task {
             Task::ApplyParentClosePolicy {
                 initiated_event_id, ..
             } => format!("parent_close/{initiated_event_id}"),
+            Task::WorkflowBackoffTimer => "workflow_backoff".to_owned(),
         }
     }
 }

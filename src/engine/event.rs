@@ -30,7 +30,8 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "attributes")]
 pub enum EventAttributes {
-    WorkflowExecutionStarted(WorkflowExecutionStarted),
+    /// Boxed: the largest attributes, once per run.
+    WorkflowExecutionStarted(Box<WorkflowExecutionStarted>),
     WorkflowTaskScheduled(WorkflowTaskScheduled),
     WorkflowTaskStarted(WorkflowTaskStarted),
     WorkflowTaskCompleted(WorkflowTaskCompleted),
@@ -58,6 +59,7 @@ pub enum EventAttributes {
     WorkflowExecutionUpdateAdmitted(WorkflowExecutionUpdateAdmitted),
     WorkflowExecutionUpdateAccepted(WorkflowExecutionUpdateAccepted),
     WorkflowExecutionUpdateCompleted(WorkflowExecutionUpdateCompleted),
+    WorkflowExecutionContinuedAsNew(WorkflowExecutionContinuedAsNew),
     StartChildWorkflowExecutionInitiated(StartChildWorkflowExecutionInitiated),
     StartChildWorkflowExecutionFailed(StartChildWorkflowExecutionFailed),
     ChildWorkflowExecutionStarted(ChildWorkflowExecutionStarted),
@@ -118,6 +120,9 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionUpdateCompleted(_) => {
                 "WorkflowExecutionUpdateCompleted"
             }
+            EventAttributes::WorkflowExecutionContinuedAsNew(_) => {
+                "WorkflowExecutionContinuedAsNew"
+            }
             EventAttributes::StartChildWorkflowExecutionInitiated(_) => {
                 "StartChildWorkflowExecutionInitiated"
             }
@@ -177,10 +182,47 @@ pub struct WorkflowExecutionStarted {
     /// had none; the run is then pinned by its first workflow task push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    /// The deadline of the whole chain (the execution timeout spans
+    /// continue-as-new and retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_execution_expiration_time: Option<Timestamp>,
+    /// The first workflow task waits this long (a retry's back-off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_workflow_task_backoff: Option<Duration>,
+    /// The run this one continues (continue-as-new or retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_execution_run_id: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<ContinueAsNewInitiator>,
+    /// The failure of the attempt a retry follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_failure: Option<Failure>,
+    /// The first run of the chain; kept by reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_execution_run_id: Option<RunId>,
+    /// The run this event was first written for; a reset copies the event
+    /// and keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_execution_run_id: Option<RunId>,
     /// Set when the run is a child workflow; carried to every later run of
     /// its chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentInfo>,
+}
+
+/// What started the next run of a chain. Values match Temporal's
+/// `ContinueAsNewInitiator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContinueAsNewInitiator {
+    /// The workflow asked (ContinueAsNewWorkflowExecution).
+    Workflow,
+    /// The workflow retry policy.
+    Retry,
 }
 
 /// The parent of a child workflow run: which run started it, from which
@@ -261,7 +303,11 @@ pub enum WorkflowTaskFailedCause {
     BadRequestCancelExternalWorkflowExecutionAttributes,
     ScheduleActivityDuplicateId,
     StartTimerDuplicateId,
+    BadContinueAsNewAttributes,
     PayloadsTooLarge,
+    /// Written into a reset run after the copied history: the workflow task
+    /// at the reset point did not count.
+    ResetWorkflow,
     /// Reported by the SDK: replay diverged from the history.
     NonDeterministicError,
     /// Reported by the SDK: workflow code raised an error that is not a
@@ -275,6 +321,12 @@ pub struct WorkflowTaskFailed {
     pub started_event_id: i64,
     pub cause: WorkflowTaskFailedCause,
     pub failure: Failure,
+    /// For RESET_WORKFLOW: the run the history was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_run_id: Option<RunId>,
+    /// For RESET_WORKFLOW: the run this event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_run_id: Option<RunId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -393,12 +445,37 @@ pub struct WorkflowExecutionFailed {
     pub failure: Failure,
     pub retry_state: RetryState,
     pub workflow_task_completed_event_id: i64,
+    /// With retry_state IN_PROGRESS: the next attempt's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_execution_run_id: Option<RunId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowExecutionTimedOut {
     pub timeout_type: TimeoutType,
     pub retry_state: RetryState,
+    /// With retry_state IN_PROGRESS: the next attempt's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_execution_run_id: Option<RunId>,
+}
+
+/// The run closed and its chain goes on in `new_execution_run_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowExecutionContinuedAsNew {
+    pub new_execution_run_id: RunId,
+    pub workflow_type: String,
+    pub task_queue: TaskQueue,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_run_timeout: Option<Duration>,
+    pub workflow_task_timeout: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_start_interval: Option<Duration>,
+    pub initiator: ContinueAsNewInitiator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<Value>,
+    pub workflow_task_completed_event_id: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -491,6 +568,7 @@ pub struct WorkflowExecutionUpdateCompleted {
     pub failure: Option<Failure>,
     pub workflow_task_completed_event_id: i64,
 }
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StartChildWorkflowExecutionInitiated {
     pub workflow_id: WorkflowId,

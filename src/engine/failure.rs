@@ -70,6 +70,9 @@ impl TimeoutType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RetryState {
+    /// The run failed or timed out and its retry policy started the next
+    /// attempt (`new_execution_run_id`).
+    InProgress,
     /// Retries were never in play (e.g. a workflow failed by its own code).
     RetryPolicyNotSet,
     MaximumAttemptsReached,

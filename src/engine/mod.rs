@@ -32,13 +32,13 @@ mod tests;
 
 pub use children::child_outcome;
 pub use command::{
-    CancelTimer, CancelWorkflowExecution, ChildOutcome, Command, CompleteWorkflowExecution,
-    CompleteWorkflowUpdate, FailWorkflowExecution, MoveToVersion, RecordMarker,
-    RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, ScheduleActivityTask,
-    Signal, SignalExternalWorkflowExecution, StartChildWorkflowExecution, StartRun, StartTimer,
-    Update, WorkflowCommand,
+    CancelTimer, CancelWorkflowExecution, Chain, ChildOutcome, Command, CompleteWorkflowExecution,
+    CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
+    RecordMarker, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
+    ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
+    StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
 };
-pub use decide::{decide, start, start_with_signal, workflow_task_view, WorkflowTaskView};
+pub use decide::{decide, reset, start, start_with_signal, workflow_task_view, WorkflowTaskView};
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};
@@ -50,13 +50,17 @@ pub use state::{
 };
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 
+use crate::ids::RunId;
 use crate::time::{Duration, Timestamp};
 
-/// What the engine may know besides the run: the time and the limits.
+/// What the engine may know besides the run: the time, the limits, and a
+/// fresh run id the edge generated (the engine has no randomness), used
+/// only when the command starts the next run of the chain.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub now: Timestamp,
     pub limits: Limits,
+    pub next_run_id: RunId,
 }
 
 /// Size limits and workflow-task back-off, with Temporal's defaults.
@@ -105,6 +109,10 @@ pub struct Transition {
     /// New events, ids `previous next_event_id ..`.
     pub events: Vec<Event>,
     pub effects: Vec<Effect>,
+    /// The closed run's chain goes on (continue-as-new, a retry): the
+    /// edge starts this run in the same commit, through the common start
+    /// path (`engine::start`).
+    pub next_run: Option<Box<StartRun>>,
 }
 
 /// A command the engine refuses. Nothing is written.

@@ -66,6 +66,18 @@ impl RetryPolicySpec {
     }
 }
 
+impl From<RetryPolicy> for RetryPolicySpec {
+    fn from(p: RetryPolicy) -> RetryPolicySpec {
+        RetryPolicySpec {
+            initial_interval: Some(p.initial_interval),
+            backoff_coefficient: Some(p.backoff_coefficient),
+            maximum_interval: Some(p.maximum_interval),
+            maximum_attempts: Some(p.maximum_attempts),
+            non_retryable_error_types: p.non_retryable_error_types,
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
         RetryPolicySpec::default()

@@ -131,6 +131,14 @@ pub struct RunState {
     /// delivered (or whose outcome is buffered), by Initiated event id.
     #[serde(default)]
     pub external_requests: BTreeMap<i64, ExternalRequest>,
+    /// The chain this run belongs to (the facts of its
+    /// WorkflowExecutionStarted that the next run carries).
+    #[serde(default)]
+    pub chain: ChainInfo,
+    /// Set when the run closed and the chain goes on (continue-as-new, or
+    /// a retry): the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_execution_run_id: Option<RunId>,
 }
 
 /// How far an update got; each stage's event id once it is recorded.
@@ -163,6 +171,36 @@ impl UpdateState {
             UpdateStage::Admitted
         }
     }
+}
+
+/// What a run knows about its chain, from its WorkflowExecutionStarted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// `None` for snapshots written before chains existed: the run itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_execution_run_id: Option<RunId>,
+    /// 1-based; 0 in old snapshots means 1.
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    /// The run's input, kept only when a retry policy may need it for the
+    /// next attempt (the snapshot stays small for every other run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_input: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_timeout: Option<Duration>,
+    /// The execution deadline of the whole chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_expiration: Option<Timestamp>,
+    /// While the first workflow task waits for a retry back-off: when it
+    /// is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_until: Option<Timestamp>,
 }
 
 /// How many signal request ids a run remembers for deduplication. A retry
@@ -346,6 +384,8 @@ impl RunState {
             parent: None,
             children: BTreeMap::new(),
             external_requests: BTreeMap::new(),
+            chain: ChainInfo::default(),
+            new_execution_run_id: None,
         }
     }
 
@@ -370,6 +410,22 @@ impl RunState {
                     .map(|d| now.saturating_add(d))
                     .min();
                 self.parent = a.parent.clone();
+                let backoff = a.first_workflow_task_backoff.unwrap_or(Duration::ZERO);
+                let expiration = a
+                    .workflow_execution_expiration_time
+                    .or_else(|| a.workflow_execution_timeout.map(|d| now.saturating_add(d)));
+                self.chain = ChainInfo {
+                    first_execution_run_id: a.first_execution_run_id,
+                    attempt: a.attempt,
+                    memo: a.memo.clone(),
+                    retry_policy: a.retry_policy.clone(),
+                    retry_input: a.retry_policy.as_ref().map(|_| a.input.clone()),
+                    execution_timeout: a.workflow_execution_timeout,
+                    run_timeout: a.workflow_run_timeout,
+                    execution_expiration: expiration,
+                    backoff_until: a.first_workflow_task_backoff.map(|d| now.saturating_add(d)),
+                };
+                self.deadline = self.chain.deadline(now.saturating_add(backoff));
             }
             EventAttributes::WorkflowTaskScheduled(a) => {
                 self.workflow_task_seq += 1;
@@ -458,9 +514,15 @@ impl RunState {
             EventAttributes::WorkflowExecutionFailed(a) => {
                 self.close(RunStatus::Failed, now);
                 self.failure = Some(a.failure.clone());
+                self.new_execution_run_id = a.new_execution_run_id;
             }
-            EventAttributes::WorkflowExecutionTimedOut(_) => {
+            EventAttributes::WorkflowExecutionTimedOut(a) => {
                 self.close(RunStatus::TimedOut, now);
+                self.new_execution_run_id = a.new_execution_run_id;
+            }
+            EventAttributes::WorkflowExecutionContinuedAsNew(a) => {
+                self.close(RunStatus::ContinuedAsNew, now);
+                self.new_execution_run_id = Some(a.new_execution_run_id);
             }
             EventAttributes::WorkflowExecutionCanceled(_) => {
                 self.close(RunStatus::Canceled, now);
@@ -568,6 +630,11 @@ impl RunState {
         }
     }
 
+    /// The first run of the chain this run belongs to.
+    pub fn first_execution_run_id(&self) -> RunId {
+        self.chain.first_execution_run_id.unwrap_or(self.run_id)
+    }
+
     fn close(&mut self, status: RunStatus, now: Timestamp) {
         self.status = status;
         self.close_time = Some(now);
@@ -643,6 +710,15 @@ impl RunState {
         self.activities
             .values()
             .find(|a| &a.activity_id == activity_id)
+    }
+}
+
+impl ChainInfo {
+    /// The run's deadline: the earlier of the chain's execution deadline
+    /// and the run timeout counted from `run_start`.
+    pub fn deadline(&self, run_start: Timestamp) -> Option<Timestamp> {
+        let run = self.run_timeout.map(|d| run_start.saturating_add(d));
+        [self.execution_expiration, run].into_iter().flatten().min()
     }
 }
 

@@ -89,6 +89,7 @@ fn ctx(now: i64) -> Ctx {
     Ctx {
         now: Timestamp(now),
         limits: Limits::default(),
+        next_run_id: RunId::generate(),
     }
 }
 
@@ -108,6 +109,9 @@ fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> 
         identity: None,
         pinned_version: None,
         parent: None,
+        memo: None,
+        retry_policy: None,
+        chain: None,
     };
     engine::start(cmd, &ctx(now)).expect("a valid start")
 }
@@ -154,6 +158,7 @@ fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
         state: state.clone(),
         events: Vec::new(),
         effects,
+        next_run: None,
     }
 }
 
@@ -453,6 +458,7 @@ async fn history_pages(store: Arc<dyn Store>) {
         state: after,
         events,
         effects: Vec::new(),
+        next_run: None,
     };
     store
         .commit(&[update(1, transition)])

@@ -141,6 +141,9 @@ async fn start_child(
             request_id: Some(format!("{parent_run}/{initiated_event_id}")),
             identity: None,
             pinned_version: None,
+            memo: a.memo,
+            retry_policy: a.retry_policy.map(Into::into),
+            chain: None,
             parent: Some(ParentInfo {
                 workflow_id: parent.state.workflow_id.clone(),
                 run_id: parent_run,

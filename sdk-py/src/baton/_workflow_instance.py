@@ -12,10 +12,13 @@ and is handled by a fresh :class:`WorkflowInstance`:
    nothing and is skipped.
 2. Before an activation runs, the results that arrived since the previous
    one (ActivityTaskCompleted/Failed/TimedOut/Canceled, TimerFired, the
-   start event) resolve their futures, in history order. Signals go first:
-   their handlers start, in history order, and run until blocked before
-   any other result is applied (Temporal's job order); a cancellation
-   request cancels the main task. The loop's clock is the activation's
+   start event) resolve their futures, in history order. Signals and
+   updates go first: their handlers start, in history order, and run until
+   blocked before any other result is applied (Temporal's job order); a
+   cancellation request cancels the main task. An update's handler runs
+   for every WorkflowExecutionUpdateAdmitted (its validator ran before the
+   server admitted it, and never runs on replay) and answers
+   CompleteWorkflowUpdate when it returns. The loop's clock is the activation's
    WorkflowTaskStarted time.
 3. The loop runs ready callbacks until every task is blocked, checking
    ``wait_condition`` predicates whenever it is idle. Awaiting an activity
@@ -83,6 +86,7 @@ from baton.workflow import (
     Info,
     _Definition,
     _Runtime,
+    _UpdateDefinition,
 )
 
 log = logging.getLogger("baton.workflow")
@@ -100,6 +104,7 @@ _COMMAND_EVENTS = frozenset(
         "WorkflowExecutionFailed",
         "WorkflowExecutionCanceled",
         "WorkflowExecutionContinuedAsNew",
+        "WorkflowExecutionUpdateCompleted",
     }
 )
 # Events that feed the next activation.
@@ -113,6 +118,7 @@ _RESOLUTION_EVENTS = frozenset(
         "TimerFired",
         "WorkflowExecutionSignaled",
         "WorkflowExecutionCancelRequested",
+        "WorkflowExecutionUpdateAdmitted",
     }
 )
 _CLOSING = {
@@ -121,7 +127,9 @@ _CLOSING = {
     "CancelWorkflowExecution": "WorkflowExecutionCanceled",
 }
 # Jobs of an activation that run before the others (see _activation).
-_FIRST_JOBS = frozenset({"WorkflowExecutionStarted", "WorkflowExecutionSignaled"})
+_FIRST_JOBS = frozenset(
+    {"WorkflowExecutionStarted", "WorkflowExecutionSignaled", "WorkflowExecutionUpdateAdmitted"}
+)
 # Bound on callbacks run while tearing an instance down.
 _TEARDOWN_STEPS = 10_000
 
@@ -135,8 +143,8 @@ class WorkflowTaskFailure(Exception):
 
 
 class QueryError(Exception):
-    """A query could not be answered (unknown name, bad arguments, a
-    handler that is async or issued commands)."""
+    """A query could not be answered, or an update not validated (unknown
+    name, bad arguments, a handler that is async or issued commands)."""
 
 
 class _Command:
@@ -160,6 +168,8 @@ class _Command:
             return f"RequestCancelActivityTask(activity_id={a['activity_id']!r})"
         if self.command_type == "RecordMarker":
             return f"RecordMarker(marker_name={a['marker_name']!r}, details={a.get('details')!r})"
+        if self.command_type == "CompleteWorkflowUpdate":
+            return f"CompleteWorkflowUpdate(update_id={a['update_id']!r})"
         return self.command_type
 
 
@@ -174,6 +184,8 @@ def _describe_event(e: EventDict) -> str:
         return f"ActivityTaskCancelRequested(scheduled_event_id={a.get('scheduled_event_id')!r})"
     if t == "MarkerRecorded":
         return f"MarkerRecorded(marker_name={a.get('marker_name')!r}, details={a.get('details')!r})"
+    if t == "WorkflowExecutionUpdateCompleted":
+        return f"WorkflowExecutionUpdateCompleted(update_id={a.get('update_id')!r})"
     return t
 
 
@@ -346,12 +358,45 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 raise QueryError(f"cannot decode the arguments of query {name!r}: {err}") from err
             if q.name is None:
                 args = [name, *args]
-            result = self._run_query_handler(q.fn, args)
+            result = self._run_read_only(q.fn, args, "query handlers")
             return to_json(result)
         finally:
             self._teardown()
 
-    def _run_query_handler(self, fn: Callable[..., Any], args: list[Any]) -> Any:
+    def validate_update(self, name: str, raw_args: JSON) -> None:
+        """Replays the whole history, then runs the validator of update
+        ``name`` (if it has one) on the resulting state. Raises QueryError
+        (no such update, bad arguments, an async validator or one that
+        issued commands), whatever the validator raised, or the replay's
+        NonDeterminismError or WorkflowTaskFailure."""
+        self._querying = True
+        try:
+            self._replay(query=True)
+            u = self._defn.updates.get(name) or self._defn.updates.get(None)
+            if u is None:
+                known = sorted(n for n in self._defn.updates if n)
+                raise QueryError(
+                    f"Update handler for '{name}' expected but not found, "
+                    f"known updates: [{' '.join(known)}]"
+                )
+            if self._instance is None:
+                raise QueryError(f"workflow {self._defn.name} has not started; cannot update it")
+            args = self._update_args(u, name, raw_args)
+            if u.validator is not None:
+                self._run_read_only(u.validator, args, "update validators")
+        finally:
+            self._teardown()
+
+    @staticmethod
+    def _update_args(u: _UpdateDefinition, name: str, raw_args: JSON) -> list[Any]:
+        try:
+            hints = u.arg_types if u.name is not None else u.arg_types[1:]
+            args = decode_args(raw_args, hints)
+        except (TypeError, ValueError, KeyError) as err:
+            raise QueryError(f"cannot decode the arguments of update {name!r}: {err}") from err
+        return args if u.name is not None else [name, *args]
+
+    def _run_read_only(self, fn: Callable[..., Any], args: list[Any], what: str) -> Any:
         before = len(self._commands)
         prev_loop = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
@@ -367,9 +412,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()
-            raise QueryError("query handlers must not be async: a query cannot wait")
+            raise QueryError(f"{what} must not be async: they cannot wait")
         if len(self._commands) != before or self._ready:
-            raise QueryError("query handlers must not issue commands or start tasks")
+            raise QueryError(f"{what} must not issue commands or start tasks")
         return result
 
     def _expect_all_matched(self, at: EventDict | None) -> None:
@@ -493,6 +538,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             self._resolve_activity(act, t, a)
         elif t == "WorkflowExecutionSignaled":
             self._signal(str(a.get("signal_name", "")), a.get("input"))
+        elif t == "WorkflowExecutionUpdateAdmitted":
+            self._update(str(a.get("update_id", "")), str(a.get("update_name", "")), a.get("input"))
         elif t == "WorkflowExecutionCancelRequested":
             self._cancel_requested = True
             if self._main is not None:
@@ -612,9 +659,46 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 await result
 
         task = self.create_task(handle(), name=f"signal:{name}")
-        task.add_done_callback(self._signal_done)
+        task.add_done_callback(self._handler_done)
 
-    def _signal_done(self, task: asyncio.Task[Any]) -> None:
+    def _update(self, update_id: str, name: str, raw: JSON) -> None:
+        """Starts the handler of one admitted update as a task; when it
+        returns, CompleteWorkflowUpdate carries its result. An
+        :class:`ApplicationError` (any failure error) it raises is the
+        update's failure; any other error fails the workflow task, as in
+        Temporal. No validator runs here: it ran before the server admitted
+        the update."""
+
+        def complete(attributes: dict[str, Any]) -> None:
+            self._commands.append(
+                _Command("CompleteWorkflowUpdate", {"update_id": update_id, **attributes})
+            )
+
+        u = self._defn.updates.get(name) or self._defn.updates.get(None)
+        try:
+            if u is None:
+                raise QueryError(f"update {name!r} has no handler in workflow {self._defn.name}")
+            args = self._update_args(u, name, raw)
+        except QueryError as err:
+            complete({"failure": error_to_failure(err, include_stack=False)})
+            return
+
+        async def handle() -> None:
+            if self._instance is None:
+                return  # the workflow object could not be created
+            try:
+                result = u.fn(self._instance, *args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except FailureError as err:
+                complete({"failure": error_to_failure(err)})
+                return
+            complete({"result": to_json(result)})
+
+        task = self.create_task(handle(), name=f"update:{name}:{update_id}")
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._handler_errors.append(cast(BaseException, task.exception()))
 
@@ -1024,6 +1108,8 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
             and act is not None
             and a.get("scheduled_event_id") == act.scheduled_event_id
         )
+    if c.command_type == "CompleteWorkflowUpdate":
+        return t == "WorkflowExecutionUpdateCompleted" and a.get("update_id") == ca["update_id"]
     if c.command_type == "RecordMarker":
         if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
             return False
@@ -1119,6 +1205,37 @@ def handle_query(
             definition.name,
             err,
         )
+    failure = error_to_failure(err, include_stack=False)
+    if isinstance(err, NonDeterminismError):
+        failure["type"] = "NonDeterminismError"
+    return {"failure": failure}
+
+
+def handle_update_validation(
+    definition: _Definition | None,
+    request: Any,
+    *,
+    determinism_checks: bool = True,
+) -> dict[str, Any]:
+    """The answer to one update validation push: ``{"accepted": true}`` or
+    ``{"failure": {...}}`` (unknown update, bad arguments, a validator that
+    raised: the update is rejected and leaves no history)."""
+    if definition is None:
+        err: BaseException = LookupError(
+            f"workflow type {request['workflow_type']!r} is not registered with this app"
+        )
+        return {"failure": error_to_failure(err, include_stack=False)}
+    name = str(request["update_name"])
+    instance = WorkflowInstance(
+        definition, cast(WorkflowTaskRequest, request), determinism_checks=determinism_checks
+    )
+    try:
+        instance.validate_update(name, request.get("update_args"))
+        return {"accepted": True}
+    except WorkflowTaskFailure as wrapped:
+        err = wrapped.cause
+    except Exception as e:  # a raising validator rejects the update
+        err = e
     failure = error_to_failure(err, include_stack=False)
     if isinstance(err, NonDeterminismError):
         failure["type"] = "NonDeterminismError"

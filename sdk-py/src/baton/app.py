@@ -2,7 +2,8 @@
 an AWS Lambda handler around one framework-agnostic core (:meth:`App.handle`).
 
 One URL serves everything: the server POSTs a signed push whose JSON body
-says what it is (``workflow_task``, ``query`` or ``activity_task``); a GET describes
+says what it is (``workflow_task``, ``query``, ``update_validation`` or
+``activity_task``); a GET describes
 the workflows and activities served. Every push is verified first (Standard
 Webhooks); an unsigned, forged or stale one is answered 401 without parsing
 the body or running any code.
@@ -25,7 +26,11 @@ from typing import Any, cast
 from baton import _signing
 from baton._activity_runner import ServerAccess, run_activity
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
-from baton._workflow_instance import handle_query, handle_workflow_task
+from baton._workflow_instance import (
+    handle_query,
+    handle_update_validation,
+    handle_workflow_task,
+)
 from baton.activity import _Definition as _ActivityDefinition
 from baton.workflow import _Definition as _WorkflowDefinition
 from baton.workflow import _definitions
@@ -172,15 +177,18 @@ class App:
                 lambda: ctx.run(handle_workflow_task, defn, req, determinism_checks=self._checks),
             )
             return Response.json(200, answer)
-        if kind == "query":
-            query = cast("dict[str, Any]", push)
-            qdefn = self._workflows.get(str(query["workflow_type"]))
-            if not isinstance(query.get("history"), list):
+        if kind in ("query", "update_validation"):
+            # Both replay the history and run a read-only handler: the
+            # query's, or the update's validator.
+            sync = cast("dict[str, Any]", push)
+            sdefn = self._workflows.get(str(sync["workflow_type"]))
+            if not isinstance(sync.get("history"), list):
                 raise KeyError("history")
-            qctx = contextvars.copy_context()
+            handler = handle_query if kind == "query" else handle_update_validation
+            sctx = contextvars.copy_context()
             answer = await asyncio.get_running_loop().run_in_executor(
                 self._workflow_pool,
-                lambda: qctx.run(handle_query, qdefn, query, determinism_checks=self._checks),
+                lambda: sctx.run(handler, sdefn, sync, determinism_checks=self._checks),
             )
             return Response.json(200, answer)
         if kind == "activity_task":

@@ -1,6 +1,7 @@
 """The client for Baton's REST API (as ``temporalio.client``): start
 workflows (also with a start signal), signal, cancel, wait for results,
-inspect, terminate, and finish activities that completed asynchronously.
+update, inspect, terminate, and finish activities that completed
+asynchronously.
 
     client = await Client.connect("http://localhost:7233", namespace="default")
     result = await client.execute_workflow(Onboarding.run, user, id="onboard-1", task_queue="onboarding")
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import Any, Generic, TypeVar, cast, overload
 from urllib.parse import quote, urlencode
 
@@ -24,7 +26,6 @@ from baton.converter import error_to_failure, failure_to_error, from_json, to_js
 from baton.exceptions import (
     ApplicationError,
     CancelledError,
-    NotSupportedError,
     RPCError,
     TerminatedError,
     TimeoutError,
@@ -34,6 +35,7 @@ from baton.exceptions import (
     WorkflowFailureError,
     WorkflowNotFoundError,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from baton.workflow import _Definition
 
@@ -44,13 +46,16 @@ __all__ = [
     "WorkflowExecutionDescription",
     "WorkflowHandle",
     "WorkflowHistory",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateStage",
 ]
 
 _R = TypeVar("_R")
 _NO_ARG: Any = object()
-_ISSUE_4 = "is not supported by this server yet (issue 4)"
 # How long one result long-poll asks the server to wait (its maximum is 60 s).
 _RESULT_POLL = timedelta(seconds=55)
+# Client timeout of an update request; the server answers within 30 s.
+_UPDATE_TIMEOUT = 90.0
 
 
 @dataclass
@@ -188,6 +193,7 @@ class Client:
             ) from err
         if resp.status not in ok:
             detail, code = resp.body.decode("utf-8", "replace")[:500], None
+            p: dict[str, Any] | None = None
             try:
                 problem = resp.json()
                 if isinstance(problem, dict):
@@ -201,6 +207,7 @@ class Client:
                 status=resp.status,
                 code=code,
                 detail=detail,
+                problem=p,
             )
         return resp
 
@@ -596,7 +603,9 @@ class WorkflowHandle(Generic[_R]):
         for e in (await self.fetch_history()).events:
             yield e
 
-    async def _run_call(self, what: str, path: str, body: dict[str, Any]) -> _http.Response:
+    async def _run_call(
+        self, what: str, path: str, body: dict[str, Any], *, timeout: float = 90.0
+    ) -> _http.Response:
         """A POST to this workflow; 404 and a closed run become typed errors."""
         if self.run_id:
             body["run_id"] = self.run_id
@@ -604,7 +613,7 @@ class WorkflowHandle(Generic[_R]):
             body["identity"] = self._client.identity
         try:
             return await self._client._call(
-                "POST", f"/workflows/{quote(self.id, safe='')}{path}", body
+                "POST", f"/workflows/{quote(self.id, safe='')}{path}", body, timeout=timeout
             )
         except RPCError as err:
             if err.status == 404:
@@ -685,10 +694,94 @@ class WorkflowHandle(Generic[_R]):
         return from_json(data.get("result"), result_type if result_type is not None else ret)
 
     async def execute_update(
-        self, update: Any, arg: Any = None, *, args: Sequence[Any] = ()
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _NO_ARG,
+        *,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: Any = None,
     ) -> Any:
-        del update, arg, args
-        raise NotSupportedError(f"update {_ISSUE_4}")
+        """Sends an update (a name or a ``@workflow.update`` method) and
+        returns what its handler returned, decoded by the method's return
+        type (or ``result_type``). ``id`` makes retries safe: the run runs
+        an update id once and answers every retry with that outcome.
+        Raises :class:`WorkflowUpdateFailedError` (the validator rejected
+        the update, or the handler raised; ``cause`` says how),
+        :class:`WorkflowNotFoundError` or :class:`WorkflowAlreadyCompletedError`."""
+        handle = await self.start_update(
+            update,
+            arg,
+            args=args,
+            id=id,
+            result_type=result_type,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED,
+        )
+        return await handle.result()
+
+    async def start_update(
+        self,
+        update: str | Callable[..., Any],
+        arg: Any = _NO_ARG,
+        *,
+        wait_for_stage: WorkflowUpdateStage,
+        args: Sequence[Any] = (),
+        id: str | None = None,
+        result_type: Any = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """Sends an update and returns once it reached ``wait_for_stage``
+        (``ACCEPTED``: validated, recorded and its handler started). The
+        handle's ``result()`` waits for the outcome. Raises like
+        :meth:`execute_update` (a rejection is raised here)."""
+        name, ret = _update_name(update)
+        if arg is not _NO_ARG:
+            if args:
+                raise ValueError("pass either one positional arg or args=[...], not both")
+            args = [arg]
+        update_id = id or str(uuid.uuid4())
+        body: dict[str, Any] = {
+            "args": [to_json(a) for a in args],
+            "update_id": update_id,
+            "wait_for_stage": wait_for_stage.name,
+        }
+        resp: _http.Response | None = None
+        rejection: dict[str, Any] = {}
+        try:
+            resp = await self._run_call(
+                "update", f"/update/{quote(name, safe='')}", body, timeout=_UPDATE_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status != 400 or err.code != "update_rejected":
+                raise
+            rejection = (err.problem or {}).get("failure") or {"message": err.detail or ""}
+        if resp is None:
+            # Raised outside the except clause: the cause is the
+            # validator's error, not the HTTP one.
+            raise WorkflowUpdateFailedError(failure_to_error(rejection))
+        data = resp.json_object()
+        handle: WorkflowUpdateHandle[Any] = WorkflowUpdateHandle(
+            self._client,
+            self.id,
+            update_id,
+            name=name,
+            workflow_run_id=cast("str | None", data.get("run_id")) or self.run_id,
+            result_type=result_type if result_type is not None else ret,
+        )
+        handle._outcome = data
+        await handle._wait(wait_for_stage)
+        return handle
+
+    def get_update_handle(
+        self, id: str, *, workflow_run_id: str | None = None, result_type: Any = None
+    ) -> WorkflowUpdateHandle[Any]:
+        """A handle to an update sent earlier (by any client), by its id."""
+        return WorkflowUpdateHandle(
+            self._client,
+            self.id,
+            id,
+            workflow_run_id=workflow_run_id or self.run_id,
+            result_type=result_type,
+        )
 
     async def cancel(self, *, reason: str | None = None, request_id: str | None = None) -> None:
         """Requests cancellation: the workflow gets ``asyncio.CancelledError``,
@@ -712,6 +805,88 @@ def _signal_name(signal: str | Callable[..., Any]) -> str:
     if not isinstance(name, str):
         raise TypeError(f"{signal!r} is not a named @workflow.signal handler; pass its name")
     return name
+
+
+def _update_name(update: str | Callable[..., Any]) -> tuple[str, Any]:
+    """The update's name and the return type its result is decoded by."""
+    if isinstance(update, str):
+        return update, None
+    defn = getattr(update, "__baton_update__", None)
+    name = getattr(defn, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{update!r} is not a named @workflow.update handler; pass its name")
+    return name, getattr(defn, "ret_type", None)
+
+
+class WorkflowUpdateStage(IntEnum):
+    """How far an update got (``temporalio.client.WorkflowUpdateStage``):
+    recorded, its handler started, its handler finished."""
+
+    ADMITTED = 1
+    ACCEPTED = 2
+    COMPLETED = 3
+
+
+class WorkflowUpdateHandle(Generic[_R]):
+    """An update of a workflow: ``result()`` waits for its outcome."""
+
+    def __init__(
+        self,
+        client: Client,
+        workflow_id: str,
+        id: str,
+        *,
+        name: str | None = None,
+        workflow_run_id: str | None = None,
+        result_type: Any = None,
+    ) -> None:
+        self._client = client
+        self.workflow_id = workflow_id
+        self.id = id
+        self.name = name
+        self.workflow_run_id = workflow_run_id
+        self._result_type = result_type
+        self._outcome: dict[str, Any] = {}
+
+    async def result(self) -> _R:
+        """Waits for the handler to finish and returns its result. Raises
+        :class:`WorkflowUpdateFailedError` if it raised, or
+        :class:`WorkflowAlreadyCompletedError` if the run closed first."""
+        await self._wait(WorkflowUpdateStage.COMPLETED)
+        failure = self._outcome.get("failure")
+        if isinstance(failure, dict):
+            raise WorkflowUpdateFailedError(failure_to_error(cast("dict[str, Any]", failure)))
+        return cast(_R, from_json(self._outcome.get("result"), self._result_type))
+
+    async def _wait(self, stage: WorkflowUpdateStage) -> None:
+        """Polls the server (each call waits up to its bound) until the
+        update reached ``stage``."""
+        while WorkflowUpdateStage[str(self._outcome.get("stage", "ADMITTED"))] < stage:
+            query = {"wait_for_stage": stage.name}
+            if self.workflow_run_id:
+                query["run_id"] = self.workflow_run_id
+            path = (
+                f"/workflows/{quote(self.workflow_id, safe='')}"
+                f"/updates/{quote(self.id, safe='')}?{urlencode(query)}"
+            )
+            try:
+                resp = await self._client._call("GET", path, timeout=_UPDATE_TIMEOUT)
+            except RPCError as err:
+                if err.status == 404:
+                    raise WorkflowNotFoundError(
+                        f"update {self.id!r} of workflow {self.workflow_id!r}: {err.detail}",
+                        workflow_id=self.workflow_id,
+                        run_id=self.workflow_run_id,
+                    ) from err
+                if err.status == 409 and err.code == "conflict":
+                    raise WorkflowAlreadyCompletedError(
+                        f"update {self.id!r}: {err.detail}",
+                        workflow_id=self.workflow_id,
+                        run_id=self.workflow_run_id,
+                    ) from err
+                raise
+            self._outcome = resp.json_object()
+            self.workflow_run_id = self.workflow_run_id or self._outcome.get("run_id")
 
 
 def _query_name(query: str | Callable[..., Any]) -> tuple[str, Any]:

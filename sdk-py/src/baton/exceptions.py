@@ -304,12 +304,36 @@ class RPCError(BatonError):
     ``already_exists``, ``conflict``, ``invalid_argument``, …)."""
 
     def __init__(
-        self, message: str, *, status: int, code: str | None = None, detail: str | None = None
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        detail: str | None = None,
+        problem: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.detail = detail
+        #: The whole problem document, when the server sent one.
+        self.problem = problem
+
+
+class WorkflowUpdateFailedError(BatonError):
+    """An update did not produce a result: its validator rejected it
+    (nothing was recorded) or its handler raised. ``cause`` is the
+    :class:`ApplicationError` (or other failure error) it raised, as in
+    ``temporalio.client.WorkflowUpdateFailedError``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__("Workflow update failed")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__
 
 
 class WorkflowQueryFailedError(BatonError):

@@ -254,8 +254,15 @@ def query(
 def update(
     fn: Callable[..., Any] | None = None, *, name: str | None = None, dynamic: bool = False
 ) -> Any:
-    """Marks an update handler; ``@handler.validator`` adds a validator
-    (updates are delivered once the server supports them, issue 4)."""
+    """Marks an update handler (sync or async; it may await activities and
+    timers). ``@handler.validator`` adds a validator: a plain method taking
+    the same arguments that raises to reject the update, and must not
+    change state or issue commands. The validator runs when a client sends
+    the update (a rejection records nothing), never on replay; the handler
+    runs once the update is recorded, and what it returns (or the
+    :class:`ApplicationError` it raises) goes back to the client.
+    ``dynamic=True`` receives every update without a handler of its own,
+    with the name as first argument."""
 
     def make(f: Callable[..., Any], n: str | None) -> _UpdateDefinition:
         d = _UpdateDefinition(n if not dynamic else None, f, *type_hints_of(f))

@@ -13,12 +13,13 @@ import {
   CancelledFailure,
   type QueryRequest,
   TimeoutFailure,
+  type UpdateValidationRequest,
   type WorkflowTaskRequest,
   argsFromPayload,
   errorToFailure,
   msToNumber,
 } from "../common.js";
-import { type WorkflowFunction, handleQuery, handleWorkflowTask } from "./workflow_instance.js";
+import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
 import type * as wire from "../generated/openapi.js";
 import { verify } from "./signing.js";
 
@@ -116,6 +117,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       const r = parsed as QueryRequest;
       if (!Array.isArray(r.history) || typeof r.query_name !== "string") return json(400, { error: "malformed query" });
       return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
+    }
+    if (p.type === "update_validation") {
+      const r = parsed as UpdateValidationRequest;
+      if (!Array.isArray(r.history) || typeof r.update_name !== "string") return json(400, { error: "malformed update_validation" });
+      return json(200, await handleUpdateValidation(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
     }
     if (p.type === "activity_task") {
       const r = parsed as ActivityTaskRequest;

@@ -42,6 +42,8 @@ import {
   type RetryState,
   TimeoutFailure,
   type TimeoutType,
+  type UpdateValidationRequest,
+  type UpdateValidationResponse,
   type WorkflowTaskRequest,
   type WorkflowTaskResponse,
   argsFromPayload,
@@ -59,6 +61,12 @@ import { CancellationScope, setScopeHost } from "./cancellation_scope.js";
 export const PATCH_MARKER_NAME = "core_patch";
 
 export type WorkflowFunction = (...args: any[]) => Promise<unknown>;
+
+/** An update's handler and optional validator (`setHandler(updateDef, handler, { validator })`). */
+export interface UpdateHandler {
+  handler: (...args: any[]) => unknown;
+  validator?: ((...args: any[]) => void) | undefined;
+}
 
 export interface WorkflowInfo {
   workflowId: string;
@@ -88,6 +96,7 @@ const COMMAND_EVENTS = new Set([
   "WorkflowExecutionFailed",
   "WorkflowExecutionCanceled",
   "WorkflowExecutionContinuedAsNew",
+  "WorkflowExecutionUpdateCompleted",
 ]);
 const RESOLUTION_EVENTS = new Set([
   "ActivityTaskCompleted",
@@ -97,6 +106,7 @@ const RESOLUTION_EVENTS = new Set([
   "TimerFired",
   "WorkflowExecutionSignaled",
   "WorkflowExecutionCancelRequested",
+  "WorkflowExecutionUpdateAdmitted",
 ]);
 const ACTIVITY_CLOSED = new Set(["ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled"]);
 const CLOSING: Record<string, string> = {
@@ -147,6 +157,8 @@ function describeCommand(c: Command): string {
       return `RecordMarker(marker_name=${JSON.stringify(c.attributes.marker_name)}, details=${JSON.stringify(c.attributes.details)})`;
     case "RequestCancelActivityTask":
       return `RequestCancelActivityTask(activity_id=${JSON.stringify(c.attributes.activity_id)})`;
+    case "CompleteWorkflowUpdate":
+      return `CompleteWorkflowUpdate(update_id=${JSON.stringify(c.attributes.update_id)})`;
     default:
       return c.command_type;
   }
@@ -164,6 +176,8 @@ function describeEvent(e: HistoryEvent): string {
       return `MarkerRecorded(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
     case "ActivityTaskCancelRequested":
       return `ActivityTaskCancelRequested(scheduled_event_id=${JSON.stringify(a.scheduled_event_id)})`;
+    case "WorkflowExecutionUpdateCompleted":
+      return `WorkflowExecutionUpdateCompleted(update_id=${JSON.stringify(a.update_id)})`;
     default:
       return e.event_type;
   }
@@ -315,6 +329,10 @@ export class WorkflowInstance {
   private patches = new Map<string, boolean>();
   private lookaheadPatches = new Set<string>();
   private closed = false;
+  /** The closing command, held back so that it is always the activation's last (protocol.md §5.2). */
+  private closing: PendingCommand | undefined;
+  private updateHandlers = new Map<string, UpdateHandler>();
+  private updateBuffer: { id: string; name: string; args: unknown[] }[] = [];
   private cancelRequested = false;
   private signalHandlers = new Map<string, (...args: any[]) => unknown>();
   private signalBuffer: { name: string; args: unknown[] }[] = [];
@@ -469,6 +487,10 @@ export class WorkflowInstance {
         await this.runActivation(batch, !started);
         started = true;
         if (this.hasTaskError) throw this.taskError;
+        if (this.closing !== undefined) {
+          this.commands.push(this.closing);
+          this.closing = undefined;
+        }
         if (isLast) return { commands: this.commands.map((c) => c.command) };
         this.unmatched.push(...this.commands);
         this.commands = [];
@@ -550,7 +572,7 @@ export class WorkflowInstance {
   private close(command: Command): void {
     if (this.closed) return;
     this.closed = true;
-    this.commands.push({ command });
+    this.closing = { command };
   }
 
   private checkConditions(): boolean {
@@ -576,6 +598,11 @@ export class WorkflowInstance {
     const a = rec(e.attributes);
     if (e.event_type === "WorkflowExecutionCancelRequested") {
       this.requestCancel(typeof a.cause === "string" && a.cause !== "" ? a.cause : "Workflow cancelled");
+      return;
+    }
+    if (e.event_type === "WorkflowExecutionUpdateAdmitted") {
+      this.updateBuffer.push({ id: String(a.update_id ?? ""), name: String(a.update_name ?? ""), args: argsFromPayload(a.input) });
+      this.deliverUpdates();
       return;
     }
     if (e.event_type === "WorkflowExecutionSignaled") {
@@ -696,6 +723,8 @@ export class WorkflowInstance {
         return t === "TimerCanceled" && a.timer_id === cmd.attributes.timer_id;
       case "RequestCancelActivityTask":
         return t === "ActivityTaskCancelRequested" && c.activity !== undefined && a.scheduled_event_id === c.activity.scheduledEventId;
+      case "CompleteWorkflowUpdate":
+        return t === "WorkflowExecutionUpdateCompleted" && a.update_id === cmd.attributes.update_id;
       case "RecordMarker": {
         const ca = cmd.attributes;
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
@@ -768,6 +797,82 @@ export class WorkflowInstance {
     else {
       this.signalHandlers.set(name, fn);
       this.deliverSignals();
+    }
+  }
+
+  // ---- updates (protocol.md §5.6) ----
+
+  /**
+   * Runs the handlers of admitted updates that have one, in arrival order
+   * (the rest wait for `setHandler`, as in Temporal). The handler's return
+   * value completes the update; an ApplicationFailure (any BatonFailure)
+   * fails it; any other error fails the workflow task. Validators never
+   * run here: the server ran them before admitting the update.
+   */
+  private deliverUpdates(): void {
+    const waiting: { id: string; name: string; args: unknown[] }[] = [];
+    for (const u of this.updateBuffer) {
+      const h = this.updateHandlers.get(u.name);
+      if (h === undefined) {
+        waiting.push(u);
+        continue;
+      }
+      let p: Promise<unknown>;
+      try {
+        p = Promise.resolve(h.handler(...u.args));
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then(
+        (result) => this.commands.push({ command: { command_type: "CompleteWorkflowUpdate", attributes: { update_id: u.id, result: result === undefined ? null : result } } }),
+        (err: unknown) => {
+          if (err instanceof BatonFailure) {
+            this.commands.push({ command: { command_type: "CompleteWorkflowUpdate", attributes: { update_id: u.id, failure: errorToFailure(err) } } });
+          } else this.failTask(err);
+        },
+      );
+    }
+    this.updateBuffer = waiting;
+  }
+
+  setUpdateHandler(name: string, h: UpdateHandler | undefined): void {
+    if (h === undefined) this.updateHandlers.delete(name);
+    else {
+      this.updateHandlers.set(name, h);
+      this.deliverUpdates();
+    }
+  }
+
+  /**
+   * Answers an `update_validation` push (protocol.md §5.6): replays the
+   * persisted history, then runs the update's validator (never its
+   * handler), which must be synchronous and must not issue commands.
+   */
+  async validateUpdate(name: string, args: unknown[]): Promise<UpdateValidationResponse> {
+    const release = await this.takeTurn();
+    try {
+      await this.replay();
+      const h = this.updateHandlers.get(name);
+      if (h === undefined) {
+        const known = [...this.updateHandlers.keys()].sort();
+        return { failure: { message: `Workflow did not register a handler for update ${name}. Registered updates: [${known.join(" ")}]`, type: "UpdateNotRegisteredError" } };
+      }
+      if (h.validator === undefined) return { accepted: true };
+      const validator = h.validator;
+      const before = this.commands.length;
+      const out = this.runSync(() => validator(...args));
+      if (this.commands.length !== before) {
+        return { failure: { message: `the validator of update ${name} issued a command: validators must not change the workflow`, type: "TypeError" } };
+      }
+      if (out !== null && typeof out === "object" && typeof (out as { then?: unknown }).then === "function") {
+        (out as Promise<unknown>).then(undefined, () => undefined);
+        return { failure: { message: `the validator of update ${name} returned a promise: validators must be synchronous`, type: "TypeError" } };
+      }
+      return { accepted: true };
+    } catch (err) {
+      return { failure: errorToFailure(err, false) };
+    } finally {
+      release();
     }
   }
 
@@ -913,12 +1018,9 @@ export async function handleWorkflowTask(
   return new WorkflowInstance(fn, request).activate();
 }
 
-/** Answers one query push (protocol.md §5.5). */
-export async function handleQuery(fn: WorkflowFunction | undefined, request: QueryRequest): Promise<QueryResponse> {
-  if (fn === undefined) {
-    return { failure: { message: `workflow type ${JSON.stringify(request.workflow_type)} is not registered with this handler`, type: "NotFoundError" } };
-  }
-  const asTask: WorkflowTaskRequest = {
+/** A workflow task for replaying the persisted history of a query or an update validation push. */
+function replayTask(request: QueryRequest | UpdateValidationRequest): WorkflowTaskRequest {
+  return {
     type: "workflow_task",
     namespace: request.namespace,
     task_token: "",
@@ -930,7 +1032,22 @@ export async function handleQuery(fn: WorkflowFunction | undefined, request: Que
     history: request.history,
     history_length: request.history_length ?? request.history.length,
   };
-  return new WorkflowInstance(fn, asTask, true).answerQuery(request.query_name, argsFromPayload(request.query_args));
+}
+
+function notRegistered(workflowType: string): { failure: FailureJson } {
+  return { failure: { message: `workflow type ${JSON.stringify(workflowType)} is not registered with this handler`, type: "NotFoundError" } };
+}
+
+/** Answers one query push (protocol.md §5.5). */
+export async function handleQuery(fn: WorkflowFunction | undefined, request: QueryRequest): Promise<QueryResponse> {
+  if (fn === undefined) return notRegistered(request.workflow_type);
+  return new WorkflowInstance(fn, replayTask(request), true).answerQuery(request.query_name, argsFromPayload(request.query_args));
+}
+
+/** Answers one update validation push (protocol.md §5.6). */
+export async function handleUpdateValidation(fn: WorkflowFunction | undefined, request: UpdateValidationRequest): Promise<UpdateValidationResponse> {
+  if (fn === undefined) return notRegistered(request.workflow_type);
+  return new WorkflowInstance(fn, replayTask(request), true).validateUpdate(request.update_name, argsFromPayload(request.update_args));
 }
 
 export { ApplicationFailure };

@@ -368,3 +368,37 @@ fn bad_child_and_external_commands_fail_the_workflow_task() {
         "#]],
     );
 }
+
+#[test]
+fn a_child_chain_carries_its_parent_and_only_its_last_run_notifies() {
+    check(
+        "start parent=5",
+        "
+        complete-wft | continue-as-new input=2
+        complete-wft | complete result=\"done\"
+        ",
+        expect![[r#"
+            > complete-wft | continue-as-new input=2
+              + 3 @0s WorkflowTaskStarted scheduled=2
+              + 4 @0s WorkflowTaskCompleted scheduled=2 started=3
+              + 5 @0s WorkflowExecutionContinuedAsNew new_run=2 type=Order queue=orders task_timeout=10s input=2
+              dequeue workflow_task
+              dequeue all
+              = CONTINUED_AS_NEW
+              next run 2:
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s parent=parent-1/run 9 initiated=5 TERMINATE initiator=WORKFLOW continued=1 first=1 input=2
+              + 2 @0s WorkflowTaskScheduled attempt=1
+              enqueue workflow_task at 15s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 1/1
+            > complete-wft | complete result="done"
+              + 3 @0s WorkflowTaskStarted scheduled=2
+              + 4 @0s WorkflowTaskCompleted scheduled=2 started=3
+              + 5 @0s WorkflowExecutionCompleted result="done"
+              dequeue workflow_task
+              dequeue all
+              enqueue notify_parent at 0s
+              = COMPLETED
+        "#]],
+    );
+}

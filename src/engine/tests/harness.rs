@@ -21,22 +21,28 @@
 //! update NAME id=ID [input=..]
 //! child-started INIT [run=N] | child-start-failed INIT | external-delivered INIT | external-failed INIT
 //! child-closed INIT completed|failed|canceled|timed-out|terminated [result=..] [run=N]
+//! reset first|last|EVENT_ID [reason=..] [no_reapply]   the reset run replaces the run
+//! fire-backoff                               the first workflow task's back-off is due
 //! ```
 //!
+//! `start` also takes `memo=JSON` and a retry policy (`initial=`,
+//! `coefficient=`, `max_interval=`, `attempts=`, `non_retryable=A,B`).
+//! When a command starts the next run of the chain (continue-as-new, a
+//! retry) the harness renders that run's start and follows it: later lines
+//! talk to the new run. Run ids are small numbers: the first run is 1.
 //! `start parent=INIT [parent_close_policy=P]` starts the run as the child
-//! of run 9 of workflow `parent-1`, initiated by event INIT. Run ids in
-//! scripts are small numbers (`run=N` is the UUID with value N).
+//! of run 9 of workflow `parent-1`, initiated by event INIT.
 //!
 //! Workflow commands: `schedule ID [type=] [queue=] [input=] [stc=] [s2c=]
 //! [s2s=] [hb=] [initial=] [coefficient=] [max_interval=] [attempts=]
 //! [non_retryable=A,B]`, `cancel ID`, `timer ID DURATION`, `cancel-timer ID`,
 //! `marker NAME [details=]`, `complete [result=]`, `fail-workflow [message=]
-//! [details=]`, `cancel-workflow [details=]`, `complete-update ID [result=]
-//! [failure=MESSAGE]`.
-//! [details=]`, `cancel-workflow [details=]`, `start-child WF [type=]
-//! [queue=] [input=] [task_timeout=] [policy=] [reuse=]`,
-//! `signal-external WF NAME [run=N] [input=] [child_only]`, `cancel-external
-//! WF [run=N] [child_only]`.
+//! [type=] [non_retryable] [details=]`, `cancel-workflow [details=]`,
+//! `complete-update ID [result=] [failure=MESSAGE]`, `continue-as-new
+//! [input=] [type=] [queue=] [run_timeout=] [task_timeout=] [memo=]
+//! [backoff=] [attempts=]`, `start-child WF [type=] [queue=] [input=]
+//! [task_timeout=] [policy=] [reuse=]`, `signal-external WF NAME [run=N]
+//! [input=] [child_only]`, `cancel-external WF [run=N] [child_only]`.
 //!
 //! Activity tokens default to the activity's current attempt (`attempt=N`
 //! overrides); workflow-task tokens default to the task last shown by
@@ -56,15 +62,15 @@ use serde_json::Value;
 
 use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildExecution,
-    ChildOutcome, Command, CompleteWorkflowExecution, CompleteWorkflowUpdate, Ctx, Dispatch,
-    Effect, Event, EventAttributes, ExternalWorkflowExecutionFailedCause, FailWorkflowExecution,
-    Failure, Limits, MoveToVersion, ParentClosePolicy, ParentInfo, RecordMarker, Rejection,
-    RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, RetryPolicy,
-    RetryPolicySpec, RetryState, RunState, ScheduleActivityTask, Signal,
-    SignalExternalWorkflowExecution, StartChildWorkflowExecution,
-    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Transition,
-    Update, WorkflowCommand, WorkflowExecution, WorkflowTaskFailedCause, WorkflowTaskToken,
-    WorkflowTaskView,
+    ChildOutcome, Command, CompleteWorkflowExecution, CompleteWorkflowUpdate,
+    ContinueAsNewWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
+    ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
+    ParentClosePolicy, ParentInfo, RecordMarker, Rejection, RequestCancelActivityTask,
+    RequestCancelExternalWorkflowExecution, Reset, ResetPoint, RetryPolicy, RetryPolicySpec,
+    RetryState, RunState, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
+    StartChildWorkflowExecution, StartChildWorkflowExecutionFailedCause, StartRun, StartTimer,
+    Task, TimeoutType, Transition, Update, WorkflowCommand, WorkflowExecution,
+    WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
 };
 use crate::ids::{ActivityId, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
@@ -122,6 +128,8 @@ pub(super) struct Scenario {
     /// The workflow task last shown by `push-wft`; used (once) as the
     /// token of the next workflow-task answer.
     pushed: Option<WorkflowTaskView>,
+    /// Runs created so far; run ids are 1, 2, ...
+    runs: u128,
 }
 
 impl Scenario {
@@ -132,6 +140,7 @@ impl Scenario {
             state: None,
             history: Vec::new(),
             pushed: None,
+            runs: 0,
         }
     }
 
@@ -149,6 +158,7 @@ impl Scenario {
         Ctx {
             now: self.now,
             limits: self.limits.clone(),
+            next_run_id: RunId(uuid::Uuid::from_u128(self.runs + 1)),
         }
     }
 
@@ -288,6 +298,8 @@ impl Scenario {
                 })
             }
             "fire-run-timeout" => Command::FireTimer(Task::RunTimeout),
+            "fire-backoff" => Command::FireTimer(Task::WorkflowBackoffTimer),
+            "reset" => return self.reset(&args),
             "terminate" => Command::TerminateWorkflow {
                 reason: args.get("reason").unwrap_or("by test").to_owned(),
                 details: None,
@@ -356,6 +368,40 @@ impl Scenario {
             other => panic!("unknown command {other:?} in `{line}`"),
         };
         let transition = self.apply(cmd)?;
+        let mut out = self.describe(&transition);
+        if let Some(next) = transition.next_run {
+            // The edge starts the next run in the same commit; follow it.
+            let next = engine::start(*next, &self.ctx()).expect("the next run starts");
+            writeln!(out, "  next run {}:", next.state.run_id.0.as_u128()).unwrap();
+            self.follow(&next);
+            out.push_str(&self.describe(&next));
+        }
+        Ok(out)
+    }
+
+    /// Makes `transition`, which created a run, the scenario's run.
+    fn follow(&mut self, transition: &Transition) {
+        self.runs += 1;
+        self.state = None;
+        self.history.clear();
+        self.pushed = None;
+        self.commit(transition);
+    }
+
+    fn reset(&mut self, args: &Args) -> Result<String, Rejection> {
+        let point = match args.pos(1) {
+            "first" => ResetPoint::FirstWorkflowTask,
+            "last" => ResetPoint::LastWorkflowTask,
+            id => ResetPoint::WorkflowTaskCompleted(id.parse().expect("an event id")),
+        };
+        let req = Reset {
+            point,
+            reason: args.get("reason").unwrap_or("bad deploy").to_owned(),
+            reapply_signals: !args.flag("no_reapply"),
+            pinned_version: args.get("version").map(str::to_owned),
+        };
+        let transition = engine::reset(self.state(), &self.history, req, &self.ctx())?;
+        self.follow(&transition);
         Ok(self.describe(&transition))
     }
 
@@ -400,6 +446,7 @@ impl Scenario {
 
     fn start_transition(&mut self, args: &Args) -> Result<Transition, Rejection> {
         let dur = |k: &str| args.get(k).map(duration);
+        let spec = retry_spec(args);
         let cmd = StartRun {
             namespace: "default".into(),
             workflow_id: args.get("id").unwrap_or("order-1").into(),
@@ -421,6 +468,9 @@ impl Scenario {
                     .get("parent_close_policy")
                     .map_or(ParentClosePolicy::Terminate, enum_value),
             }),
+            memo: args.value("memo"),
+            retry_policy: (spec != RetryPolicySpec::default()).then_some(spec),
+            chain: None,
         };
         let transition = match args.get("signal") {
             Some(name) => {
@@ -434,6 +484,7 @@ impl Scenario {
             }
             None => engine::start(cmd, &self.ctx())?,
         };
+        self.runs = 1;
         self.commit(&transition);
         Ok(transition)
     }
@@ -752,22 +803,29 @@ fn duration(s: &str) -> Duration {
         .unwrap_or_else(|e| panic!("bad duration {s:?}: {e}"))
 }
 
+/// A retry policy from `initial=`, `coefficient=`, `max_interval=`,
+/// `attempts=` and `non_retryable=A,B`; the default when none is given.
+fn retry_spec(args: &Args) -> RetryPolicySpec {
+    let dur = |k: &str| args.get(k).map(duration);
+    RetryPolicySpec {
+        initial_interval: dur("initial"),
+        backoff_coefficient: args
+            .get("coefficient")
+            .map(|c| c.parse().expect("a number")),
+        maximum_interval: dur("max_interval"),
+        maximum_attempts: args.get("attempts").map(|a| a.parse().expect("a number")),
+        non_retryable_error_types: args
+            .get("non_retryable")
+            .map(|t| t.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    }
+}
+
 fn workflow_command(args: &Args) -> WorkflowCommand {
     let dur = |k: &str| args.get(k).map(duration);
     match args.pos(0) {
         "schedule" => {
-            let spec = RetryPolicySpec {
-                initial_interval: dur("initial"),
-                backoff_coefficient: args
-                    .get("coefficient")
-                    .map(|c| c.parse().expect("a number")),
-                maximum_interval: dur("max_interval"),
-                maximum_attempts: args.get("attempts").map(|a| a.parse().expect("a number")),
-                non_retryable_error_types: args
-                    .get("non_retryable")
-                    .map(|t| t.split(',').map(str::to_owned).collect())
-                    .unwrap_or_default(),
-            };
+            let spec = retry_spec(args);
             WorkflowCommand::ScheduleActivityTask(ScheduleActivityTask {
                 activity_id: ActivityId(args.text(args.pos(1))),
                 activity_type: args.text(args.get("type").unwrap_or("Work")),
@@ -799,9 +857,26 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
             result: args.value("result").unwrap_or(Value::Null),
         }),
         "fail-workflow" => {
-            let mut failure = Failure::new(args.get("message").unwrap_or("gave up"), "");
+            let mut failure = Failure::new(
+                args.get("message").unwrap_or("gave up"),
+                args.get("type").unwrap_or_default(),
+            );
             failure.details = args.value("details");
+            failure.non_retryable = args.flag("non_retryable");
             WorkflowCommand::FailWorkflowExecution(FailWorkflowExecution { failure })
+        }
+        "continue-as-new" => {
+            let spec = retry_spec(args);
+            WorkflowCommand::ContinueAsNewWorkflowExecution(ContinueAsNewWorkflowExecution {
+                workflow_type: args.get("type").map(|t| args.text(t)),
+                task_queue: args.get("queue").map(|q| TaskQueue(args.text(q))),
+                input: args.value("input").unwrap_or(Value::Null),
+                workflow_run_timeout: dur("run_timeout"),
+                workflow_task_timeout: dur("task_timeout"),
+                memo: args.value("memo"),
+                retry_policy: (spec != RetryPolicySpec::default()).then_some(spec),
+                backoff_start_interval: dur("backoff"),
+            })
         }
         "cancel-workflow" => WorkflowCommand::CancelWorkflowExecution(CancelWorkflowExecution {
             details: args.value("details"),
@@ -849,6 +924,12 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
         ),
         other => panic!("unknown workflow command {other:?}"),
     }
+}
+
+/// Scenario run ids are small numbers (`RunId(1)` starts, the next run of
+/// a chain is `RunId(2)`): rendered as that number.
+fn short(r: RunId) -> String {
+    r.0.as_u128().to_string()
 }
 
 /// Times are rendered as offsets from the epoch, which is where every
@@ -961,6 +1042,36 @@ pub(super) fn event(e: &Event) -> String {
                 )
                 .unwrap();
             }
+            if a.attempt != 1 {
+                write!(s, " attempt={}", a.attempt).unwrap();
+            }
+            if let Some(t) = a.workflow_execution_expiration_time {
+                write!(s, " expires={}", time(t)).unwrap();
+            }
+            if let Some(d) = a.first_workflow_task_backoff {
+                write!(s, " backoff={d}").unwrap();
+            }
+            if let Some(i) = a.initiator {
+                write!(s, " initiator={}", name(&i)).unwrap();
+            }
+            // Every run is the first and original run of itself; only a
+            // chain's later runs say more.
+            if let (Some(r), Some(first)) = (a.continued_execution_run_id, a.first_execution_run_id)
+            {
+                write!(s, " continued={} first={}", short(r), short(first)).unwrap();
+            }
+            if let Some(f) = &a.continued_failure {
+                write!(s, " continued_failure={}", failure(f)).unwrap();
+            }
+            if let Some(m) = &a.memo {
+                write!(s, " memo={m}").unwrap();
+            }
+            if let Some(p) = &a.retry_policy {
+                write!(s, " {}", retry_policy(p)).unwrap();
+            }
+            if !a.input.is_null() {
+                write!(s, " input={}", a.input).unwrap();
+            }
             s
         }
         A::WorkflowTaskScheduled(a) => format!("attempt={}", a.attempt),
@@ -979,13 +1090,19 @@ pub(super) fn event(e: &Event) -> String {
                 a.scheduled_event_id, a.started_event_id
             )
         }
-        A::WorkflowTaskFailed(a) => format!(
-            "scheduled={} started={} {} {:?}",
-            a.scheduled_event_id,
-            a.started_event_id,
-            name(&a.cause),
-            a.failure.message
-        ),
+        A::WorkflowTaskFailed(a) => {
+            let mut s = format!(
+                "scheduled={} started={} {} {:?}",
+                a.scheduled_event_id,
+                a.started_event_id,
+                name(&a.cause),
+                a.failure.message
+            );
+            if let (Some(base), Some(new)) = (a.base_run_id, a.new_run_id) {
+                write!(s, " base={} new={}", short(base), short(new)).unwrap();
+            }
+            s
+        }
         A::WorkflowTaskTimedOut(a) => format!(
             "scheduled={} started={} {}",
             a.scheduled_event_id,
@@ -1060,9 +1177,39 @@ pub(super) fn event(e: &Event) -> String {
         A::MarkerRecorded(a) => format!("{} details={}", a.marker_name, a.details),
         A::WorkflowExecutionCompleted(a) => format!("result={}", a.result),
         A::WorkflowExecutionFailed(a) => {
-            format!("{} {}", name(&a.retry_state), failure(&a.failure))
+            let mut s = format!("{} {}", name(&a.retry_state), failure(&a.failure));
+            if let Some(r) = a.new_execution_run_id {
+                write!(s, " new_run={}", short(r)).unwrap();
+            }
+            s
         }
-        A::WorkflowExecutionTimedOut(a) => name(&a.retry_state),
+        A::WorkflowExecutionTimedOut(a) => {
+            let mut s = name(&a.retry_state);
+            if let Some(r) = a.new_execution_run_id {
+                write!(s, " new_run={}", short(r)).unwrap();
+            }
+            s
+        }
+        A::WorkflowExecutionContinuedAsNew(a) => {
+            let mut s = format!(
+                "new_run={} type={} queue={} task_timeout={} input={}",
+                short(a.new_execution_run_id),
+                a.workflow_type,
+                a.task_queue,
+                a.workflow_task_timeout,
+                a.input
+            );
+            if let Some(d) = a.workflow_run_timeout {
+                write!(s, " run_timeout={d}").unwrap();
+            }
+            if let Some(d) = a.backoff_start_interval {
+                write!(s, " backoff={d}").unwrap();
+            }
+            if let Some(m) = &a.memo {
+                write!(s, " memo={m}").unwrap();
+            }
+            s
+        }
         A::WorkflowExecutionCanceled(a) => match &a.details {
             Some(d) => format!("details={d}"),
             None => String::new(),

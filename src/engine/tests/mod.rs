@@ -12,6 +12,7 @@ mod harness;
 
 mod activities;
 mod cancellation;
+mod chains;
 mod children;
 mod props;
 mod run;

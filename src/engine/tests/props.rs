@@ -621,6 +621,9 @@ impl World {
                 Task::NotifyParent | Task::ApplyParentClosePolicy { .. } => {
                     state.status.is_closed()
                 }
+                Task::WorkflowBackoffTimer => {
+                    state.workflow_task_seq == 0 && state.chain.backoff_until.is_some()
+                }
             };
             assert!(is_open, "row {task:?} outlived what it was for");
         }

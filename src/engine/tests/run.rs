@@ -16,7 +16,7 @@ fn start_records_the_run_and_its_timeouts() {
         "start run_timeout=1h execution_timeout=1d task_timeout=5m input={\"sku\":42}",
         expect![[r#"
             > start run_timeout=1h execution_timeout=1d task_timeout=5m input={"sku":42}
-              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=120s run_timeout=3600s execution_timeout=86400s
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=120s run_timeout=3600s execution_timeout=86400s input={"sku":42}
               + 2 @0s WorkflowTaskScheduled attempt=1
               enqueue run_timeout at 3600s
               enqueue workflow_task at 125s lease 125s
@@ -43,6 +43,9 @@ fn start_refuses_invalid_requests() {
         identity: None,
         pinned_version: None,
         parent: None,
+        memo: None,
+        retry_policy: None,
+        chain: None,
     };
     let mut big = ctx.clone();
     big.limits.max_payload_bytes = 4;
@@ -253,7 +256,7 @@ fn run_past_the_history_event_limit_is_terminated() {
               + 12 @2s ActivityTaskStarted scheduled=5 attempt=1
               + 13 @2s ActivityTaskCompleted scheduled=5 started=12 result="ok"
               + 14 @3s WorkflowTaskScheduled attempt=1
-              + 15 @3s WorkflowExecutionTerminated "history limit exceeded: 14 events, 2547 bytes (limits 9 events, 52428800 bytes)"
+              + 15 @3s WorkflowExecutionTerminated "history limit exceeded: 14 events, 2678 bytes (limits 9 events, 52428800 bytes)"
               dequeue workflow_task
               enqueue workflow_task at 18s lease 15s
               dequeue all
@@ -277,7 +280,7 @@ fn run_past_the_history_size_limit_is_terminated() {
               + 3 @0s WorkflowTaskStarted scheduled=2
               + 4 @0s WorkflowTaskCompleted scheduled=2 started=3
               + 5 @0s MarkerRecorded m details="0123456789012345678901234567890123456789"
-              + 6 @0s WorkflowExecutionTerminated "history limit exceeded: 5 events, 922 bytes (limits 51200 events, 900 bytes)"
+              + 6 @0s WorkflowExecutionTerminated "history limit exceeded: 5 events, 1053 bytes (limits 51200 events, 900 bytes)"
               dequeue workflow_task
               dequeue all
               = TERMINATED
