@@ -134,7 +134,7 @@ export type MovedRuns = {
   run_ids: RunId[];
 };
 
-/** `CONTINUED_AS_NEW` is reserved: no command produces it yet. */
+/** `CONTINUED_AS_NEW`: the workflow answered ContinueAsNewWorkflowExecution and its chain goes on in `new_execution_run_id`. */
 export type RunStatus = "RUNNING" | "COMPLETED" | "FAILED" | "CANCELED" | "TERMINATED" | "CONTINUED_AS_NEW" | "TIMED_OUT";
 
 /** What a start does when the workflow id's latest run is **closed** (Temporal's meanings): `ALLOW_DUPLICATE` (default) starts; `ALLOW_DUPLICATE_FAILED_ONLY` starts only if that run did not complete successfully; `REJECT_DUPLICATE` refuses; `TERMINATE_IF_RUNNING` starts, and if the latest run is still open, terminates it first (Temporal's older spelling of conflict policy `TERMINATE_EXISTING`). */
@@ -148,7 +148,7 @@ export type StartWorkflowRequest = {
   /** The queue whose current endpoint receives the run's workflow tasks. */
   task_queue: string;
   input?: Payload;
-  /** Limit on the whole execution. Without continue-as-new or workflow retries (not implemented), it acts like the run timeout. */
+  /** Limit on the whole execution, the chain of runs that continue-as-new and workflow retries make; its deadline is carried to every run. */
   workflow_execution_timeout?: Duration;
   /** Limit on this run; the run times out at start + min(run, execution timeout). Unlimited if neither is set. */
   workflow_run_timeout?: Duration;
@@ -160,6 +160,10 @@ export type StartWorkflowRequest = {
   request_id?: string;
   /** Who started the run; recorded in WorkflowExecutionStarted. */
   identity?: string;
+  /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
+  memo?: Record<string, unknown>;
+  /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
+  retry_policy?: RetryPolicySpec;
 };
 
 export type StartWorkflowResponse = {
@@ -188,6 +192,14 @@ export type WorkflowExecutionList = {
 };
 
 export type WorkflowDescription = {
+  /** Counts the runs a workflow retry policy started; 1 for the first. */
+  attempt: number;
+  /** The first run of the chain (itself unless continue-as-new or a retry made this run). */
+  first_execution_run_id: RunId;
+  /** Set once the run closed and its chain went on (continue-as-new, a retry). */
+  new_execution_run_id?: RunId;
+  memo?: Record<string, unknown>;
+  retry_policy?: RetryPolicy;
   execution: WorkflowExecution;
   history_size_bytes: number;
   pending_workflow_task?: PendingWorkflowTask;
@@ -243,6 +255,25 @@ export type WorkflowResult = {
   /** Present once the run FAILED. */
   failure?: Failure;
   close_time?: Timestamp;
+  /** The next run of the chain, when `follow_runs=false` or the wait ended before the chain's last run closed. */
+  new_execution_run_id?: RunId;
+};
+
+/** Exactly one of `event_id` and `reset_type`. */
+export type ResetWorkflowRequest = {
+  run_id?: RunId;
+  /** A WorkflowTaskCompleted event id of the run. */
+  event_id?: EventId;
+  reset_type?: "FIRST_WORKFLOW_TASK" | "LAST_WORKFLOW_TASK";
+  /** Recorded in the new run's WorkflowTaskFailed and the old run's termination. */
+  reason: string;
+  reapply_signals?: boolean;
+  /** Makes retries idempotent: a repeat answers with the run the first request created. */
+  request_id?: string;
+};
+
+export type ResetWorkflowResponse = {
+  run_id: RunId;
 };
 
 export type QueryWorkflowRequest = {
@@ -299,6 +330,10 @@ export type SignalWithStartRequest = {
   /** Makes the start idempotent and dedupes the signal. */
   request_id?: string;
   identity?: string;
+  /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
+  memo?: Record<string, unknown>;
+  /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
+  retry_policy?: RetryPolicySpec;
 };
 
 export type CancelWorkflowRequest = {
@@ -366,8 +401,8 @@ export type Failure = {
 
 export type TimeoutType = "START_TO_CLOSE" | "SCHEDULE_TO_START" | "SCHEDULE_TO_CLOSE" | "HEARTBEAT";
 
-/** Why retrying stopped (Temporal's `RetryState`). */
-export type RetryState = "RETRY_POLICY_NOT_SET" | "MAXIMUM_ATTEMPTS_REACHED" | "NON_RETRYABLE_FAILURE" | "TIMEOUT" | "CANCEL_REQUESTED";
+/** Why retrying stopped (Temporal's `RetryState`); `IN_PROGRESS` on a run whose retry policy started the next attempt. */
+export type RetryState = "IN_PROGRESS" | "RETRY_POLICY_NOT_SET" | "MAXIMUM_ATTEMPTS_REACHED" | "NON_RETRYABLE_FAILURE" | "TIMEOUT" | "CANCEL_REQUESTED";
 
 /** A resolved retry policy, as recorded in ActivityTaskScheduled. */
 export type RetryPolicy = {
@@ -390,12 +425,12 @@ export type RetryPolicySpec = {
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
-export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
+export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "BAD_CONTINUE_AS_NEW_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "RESET_WORKFLOW" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
-export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent;
+export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent | WorkflowExecutionContinuedAsNewEvent;
 
-export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "WorkflowExecutionUpdateAdmitted" | "WorkflowExecutionUpdateAccepted" | "WorkflowExecutionUpdateCompleted";
+export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "WorkflowExecutionUpdateAdmitted" | "WorkflowExecutionUpdateAccepted" | "WorkflowExecutionUpdateCompleted" | "WorkflowExecutionContinuedAsNew";
 
 export type WorkflowExecutionStartedEvent = {
   event_id: EventId;
@@ -593,8 +628,15 @@ export type WorkflowExecutionUpdateCompletedEvent = {
   attributes: WorkflowExecutionUpdateCompletedAttributes;
 };
 
+export type WorkflowExecutionContinuedAsNewEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "WorkflowExecutionContinuedAsNew";
+  attributes: WorkflowExecutionContinuedAsNewAttributes;
+};
+
 /** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. docs/protocol.md §5.2 gives each command's validation rules. */
-export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand;
+export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand | ContinueAsNewWorkflowExecutionCommand;
 
 export type ScheduleActivityTaskCommand = {
   command_type: "ScheduleActivityTask";
@@ -641,6 +683,11 @@ export type CompleteWorkflowUpdateCommand = {
   attributes: CompleteWorkflowUpdateAttributes;
 };
 
+export type ContinueAsNewWorkflowExecutionCommand = {
+  command_type: "ContinueAsNewWorkflowExecution";
+  attributes: ContinueAsNewWorkflowExecutionAttributes;
+};
+
 export type WorkflowExecutionStartedAttributes = {
   workflow_type: string;
   task_queue: string;
@@ -649,12 +696,29 @@ export type WorkflowExecutionStartedAttributes = {
   /** The effective run timeout, min(run, execution timeout). */
   workflow_run_timeout?: Duration;
   workflow_task_timeout: Duration;
+  /** 1, or the attempt a workflow retry policy started. */
   attempt: number;
   request_id?: string;
   identity?: string;
   /** The endpoint version of the task queue the run is pinned to (the current one at start). Absent if the queue had none; the first push then pins the run. */
   pinned_version?: string;
+  memo?: Record<string, unknown>;
+  retry_policy?: RetryPolicy;
+  /** The deadline of the whole chain, carried from the run it continues. */
+  workflow_execution_expiration_time?: Timestamp;
+  /** The first workflow task is scheduled this long after the start (a retry's back-off, continue-as-new's `backoff_start_interval`). */
+  first_workflow_task_backoff?: Duration;
+  continued_execution_run_id?: RunId;
+  initiator?: ContinueAsNewInitiator;
+  /** The failure of the attempt a retry follows. */
+  continued_failure?: Failure;
+  first_execution_run_id?: RunId;
+  /** The run this event was first written for; a reset copies the event and keeps it. */
+  original_execution_run_id?: RunId;
 };
+
+/** What started the next run of a chain (Temporal's names). */
+export type ContinueAsNewInitiator = "WORKFLOW" | "RETRY";
 
 export type WorkflowTaskScheduledAttributes = {
   task_queue: string;
@@ -679,6 +743,10 @@ export type WorkflowTaskFailedAttributes = {
   started_event_id: EventId;
   cause: WorkflowTaskFailedCause;
   failure: Failure;
+  /** For RESET_WORKFLOW, the run the history was copied from. */
+  base_run_id?: RunId;
+  /** For RESET_WORKFLOW, the run this event belongs to. */
+  new_run_id?: RunId;
 };
 
 export type WorkflowTaskTimedOutAttributes = {
@@ -774,11 +842,15 @@ export type WorkflowExecutionFailedAttributes = {
   failure: Failure;
   retry_state: RetryState;
   workflow_task_completed_event_id: EventId;
+  /** With retry_state IN_PROGRESS, the next attempt's run. */
+  new_execution_run_id?: RunId;
 };
 
 export type WorkflowExecutionTimedOutAttributes = {
   timeout_type: TimeoutType;
   retry_state: RetryState;
+  /** With retry_state IN_PROGRESS, the next attempt's run. */
+  new_execution_run_id?: RunId;
 };
 
 export type WorkflowExecutionCanceledAttributes = {
@@ -838,6 +910,19 @@ export type WorkflowExecutionUpdateCompletedAttributes = {
   workflow_task_completed_event_id: EventId;
 };
 
+export type WorkflowExecutionContinuedAsNewAttributes = {
+  new_execution_run_id: RunId;
+  workflow_type: string;
+  task_queue: string;
+  input: Payload;
+  workflow_run_timeout?: Duration;
+  workflow_task_timeout: Duration;
+  backoff_start_interval?: Duration;
+  initiator: ContinueAsNewInitiator;
+  memo?: Record<string, unknown>;
+  workflow_task_completed_event_id: EventId;
+};
+
 export type ScheduleActivityTaskAttributes = {
   /** Unique among the run's open activities; a closed activity's id may be reused. */
   activity_id: string;
@@ -887,6 +972,19 @@ export type CompleteWorkflowUpdateAttributes = {
   update_id: string;
   result?: Payload;
   failure?: Failure;
+};
+
+/** Closes the run as CONTINUED_AS_NEW and starts the next run of its chain with a fresh history and this input, in one commit. Every option not given is carried from the closing run (type, queue, timeouts, memo, retry policy); the execution timeout spans the chain. Refused (BAD_CONTINUE_AS_NEW_ATTRIBUTES) for empty names, zero timeouts, a memo that is not an object or an invalid retry policy; like every closing command, refused with UNHANDLED_COMMAND while events the workflow has not seen are buffered. */
+export type ContinueAsNewWorkflowExecutionAttributes = {
+  workflow_type?: string;
+  task_queue?: string;
+  input?: Payload;
+  workflow_run_timeout?: Duration;
+  workflow_task_timeout?: Duration;
+  memo?: Record<string, unknown>;
+  retry_policy?: RetryPolicySpec;
+  /** Delay before the new run's first workflow task. */
+  backoff_start_interval?: Duration;
 };
 
 /** Every body Baton POSTs to an endpoint; `type` says which. */
