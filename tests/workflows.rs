@@ -65,6 +65,7 @@ on_both_databases!(
     workflow_retry_policy_starts_the_next_attempt,
     reset_reruns_the_later_activities,
     reset_of_an_open_run_terminates_it_and_reapplies_signals,
+    reset_reapplies_signals_buffered_behind_a_task_in_flight,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1904,5 +1905,81 @@ async fn reset_of_an_open_run_terminates_it_and_reapplies_signals(db: Db) {
         (&result["status"], &result["run_id"]),
         (&json!("COMPLETED"), &json!(new_run))
     );
+    server.stop().await;
+}
+
+async fn reset_reapplies_signals_buffered_behind_a_task_in_flight(db: Db) {
+    let server = spawn_server(db).await;
+    // The old run's task after the "hold" signal stays in flight until the
+    // gate opens; the reset run's tasks are answered at once.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let g = g.clone();
+        async move {
+            let events = req["history"].as_array().cloned().unwrap_or_default();
+            let holding = events
+                .iter()
+                .any(|e| e["attributes"]["signal_name"] == "hold");
+            let reset = events
+                .iter()
+                .any(|e| e["attributes"]["cause"] == "RESET_WORKFLOW");
+            if req["type"] == "workflow_task" && holding && !reset {
+                g.notified().await;
+            }
+            (StatusCode::OK, approval_workflow(&req))
+        }
+    })
+    .await;
+    server.api.register("approvals", &handler.url).await;
+    server
+        .api
+        .start("po-buffered", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-buffered").await;
+    let signal = "/api/v1/namespaces/default/workflows/po-buffered/signal";
+    server.api.post(&format!("{signal}/hold"), json!({})).await;
+    let pushed = || {
+        handler
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "workflow_task")
+            .count()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || async { pushed() == 2 }).await,
+        "the held task was never pushed"
+    );
+    // Buffered behind the held task: only the terminate flushes it.
+    let (status, _) = server
+        .api
+        .post(&format!("{signal}/note"), json!({"input": "late"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reset) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-buffered/reset",
+            json!({"reset_type": "FIRST_WORKFLOW_TASK", "reason": "unstick"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    gate.notify_one();
+    let history = server.api.history("po-buffered").await;
+    let signals: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["event_type"] == "WorkflowExecutionSignaled")
+        .map(|e| &e["attributes"]["signal_name"])
+        .collect();
+    assert_eq!(signals, [&json!("hold"), &json!("note")]);
+    server
+        .api
+        .post(&format!("{signal}/approve"), json!({"input": "ok"}))
+        .await;
+    let result = server.api.result("po-buffered").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["run_id"], reset["run_id"]);
     server.stop().await;
 }
