@@ -1436,7 +1436,8 @@ async fn activities_go_to_the_pinned_version_of_their_own_queue_only(db: Db) {
 /// A shopping cart written against raw history (docs/protocol.md §5.6):
 /// `add_item` is validated (quantity > 0) and answers the number of items;
 /// `wait_for_go` is accepted at once but completes only after a `go`
-/// signal; a `checkout` signal completes the workflow.
+/// signal; `never` is accepted and never completes; a `checkout` signal
+/// completes the workflow.
 async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
     let validations = Arc::new(AtomicU32::new(0));
     let counted = validations.clone();
@@ -1449,7 +1450,7 @@ async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
                 return match req["update_name"].as_str() {
                     Some("add_item") if qty <= 0 => (StatusCode::OK, json!({"failure": {
                         "message": "quantity must be positive", "type": "ApplicationError"}})),
-                    Some("add_item" | "wait_for_go") => (StatusCode::OK, json!({"accepted": true})),
+                    Some("add_item" | "wait_for_go" | "never") => (StatusCode::OK, json!({"accepted": true})),
                     _ => (StatusCode::OK, json!({"failure": {"message": "unknown update", "type": "ApplicationError"}})),
                 };
             }
@@ -1480,7 +1481,7 @@ async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
                 }
                 let result = match a["update_name"].as_str() {
                     Some("add_item") => json!(items),
-                    _ if signaled("go") => json!("went"),
+                    Some("wait_for_go") if signaled("go") => json!("went"),
                     _ => continue,
                 };
                 commands.push(json!({"command_type": "CompleteWorkflowUpdate",
@@ -1585,12 +1586,34 @@ async fn updates_are_validated_recorded_and_deduplicated(db: Db) {
     let (status, _) = server.api.get(&format!("{base}/updates/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // A closed run refuses new updates but still answers known ones.
+    let (status, body) = server
+        .api
+        .post(
+            &format!("{base}/update/never"),
+            json!({"update_id": "u3", "wait_for_stage": "ACCEPTED"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["stage"].clone()),
+        (StatusCode::OK, json!("ACCEPTED"))
+    );
+
+    // A closed run refuses new updates but still answers known ones; an
+    // update it never completed is a conflict for whoever waits on it.
     server
         .api
         .post(&format!("{base}/signal/checkout"), json!({}))
         .await;
     assert_eq!(server.api.result("cart-1").await["result"], 1);
+    let (status, body) = server.api.get(&format!("{base}/updates/u3")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("workflow execution already completed"),
+        "{body}"
+    );
     let (status, body) = server
         .api
         .post(&add, json!({"args": [{"sku": "D", "qty": 1}]}))
