@@ -656,6 +656,9 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                     ("start_time", "/execution/start_time"),
                     ("close_time", "/execution/close_time"),
                     ("history_length", "/execution/history_length"),
+                    ("attempt", "/attempt"),
+                    ("next_run_id", "/new_execution_run_id"),
+                    ("memo", "/memo"),
                     ("workflow_task", "/pending_workflow_task"),
                 ],
             );
