@@ -66,6 +66,7 @@ on_both_databases!(
     reset_reruns_the_later_activities,
     reset_of_an_open_run_terminates_it_and_reapplies_signals,
     reset_reapplies_signals_buffered_behind_a_task_in_flight,
+    continue_as_new_is_the_upgrade_point,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -2004,5 +2005,59 @@ async fn reset_reapplies_signals_buffered_behind_a_task_in_flight(db: Db) {
     let result = server.api.result("po-buffered").await;
     assert_eq!(result["status"], "COMPLETED", "{result}");
     assert_eq!(result["run_id"], reset["run_id"]);
+    server.stop().await;
+}
+
+/// Run 0 waits for a `next` signal and continues as new; run 1 completes.
+fn two_run_chain(request: &Value) -> Value {
+    let events = request["history"].as_array().cloned().unwrap_or_default();
+    if started_attributes(request)["input"]["n"] == 1 {
+        return command("CompleteWorkflowExecution", json!({"result": "done"}));
+    }
+    if events
+        .iter()
+        .any(|e| e["event_type"] == "WorkflowExecutionSignaled")
+    {
+        return command("ContinueAsNewWorkflowExecution", json!({"input": {"n": 1}}));
+    }
+    json!({"commands": []})
+}
+
+/// protocol.md §1.4: a run stays on its version, but the next run of its
+/// chain is new and starts on the current version.
+async fn continue_as_new_is_the_upgrade_point(db: Db) {
+    let server = spawn_server(db).await;
+    let v1 = versioned_handler(&server, "chains", "v1", two_run_chain).await;
+    let (_, started) = server
+        .api
+        .start("chain-1", "Chain", "chains", json!({"input": {"n": 0}}))
+        .await;
+    wait_idle(&server, "chain-1").await;
+    let v2 = versioned_handler(&server, "chains", "v2", two_run_chain).await;
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/chain-1/signal/next",
+            json!({}),
+        )
+        .await;
+    let result = result_with(&server, "chain-1", "wait=30s").await;
+    assert_eq!(result["result"], "done", "{result}");
+    let last = server.api.describe("chain-1").await;
+    assert_ne!(last["execution"]["run_id"], started["run_id"]);
+    assert_eq!(last["pinned_version"], "v2", "{last}");
+    let run_ids = |h: &common::TestHandler| -> Vec<Value> {
+        let mut ids: Vec<Value> = h
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p["run_id"].clone())
+            .collect();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(run_ids(&v1), [started["run_id"].clone()]);
+    assert_eq!(run_ids(&v2), [last["execution"]["run_id"].clone()]);
     server.stop().await;
 }
