@@ -1273,6 +1273,33 @@ async fn workflow_reset_starts_a_new_run_from_a_completed_task() {
     let described =
         ok_json(client(&server, &["workflow", "describe", "greet-r", "-o", "json"]).await);
     assert_eq!(described["memo"], json!({"team": "a"}));
+    let described = fields(&ok(
+        client(&server, &["workflow", "describe", "greet-r"]).await
+    ));
+    assert_eq!(described["memo"], r#"{"team":"a"}"#);
+    assert_eq!(described["attempt"], "1");
+    for (flag, value) in [
+        ("--memo", "[1"),
+        ("--retry-policy", "{maximum_attempts: 3}"),
+    ] {
+        failed(
+            client(
+                &server,
+                &[
+                    "workflow",
+                    "start",
+                    "--type",
+                    "Greeter",
+                    "--task-queue",
+                    "q",
+                    flag,
+                    value,
+                ],
+            )
+            .await,
+            &format!("{flag} is not valid JSON"),
+        );
+    }
 
     let reset = fields(&ok(client(
         &server,

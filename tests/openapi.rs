@@ -676,6 +676,29 @@ async fn live_responses_match_the_spec() {
     let a = check("GET", result, &format!("{uri}/result?wait=0s"), None).await;
     assert_eq!(a.body["status"], "RUNNING");
 
+    // Nothing answers on the endpoint, so nothing validates an update.
+    let update = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/update/{update_name}";
+    let body = json!({"args": [{"sku": "A-17"}], "update_id": "u1", "wait_for_stage": "ACCEPTED"});
+    let a = check(
+        "POST",
+        update,
+        &format!("{uri}/update/add_item"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(a.body["code"], "unavailable", "{}", a.body);
+    let a = check(
+        "POST",
+        update,
+        &format!("{uri}/update/add_item"),
+        Some(json!({"wait_for_stage": "LATER"})),
+    )
+    .await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let poll = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/updates/{update_id}";
+    let a = check("GET", poll, &format!("{uri}/updates/u1"), None).await;
+    assert_eq!(a.body["code"], "not_found");
+
     // Versions: order-17 is pinned to `default`, the version it started on.
     let versions = "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions";
     let uri_versions = "/api/v1/namespaces/drift/endpoints/orders/versions";

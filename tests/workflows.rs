@@ -69,6 +69,8 @@ on_both_databases!(
     child_id_already_running_fails_the_start,
     parent_close_policies_reach_open_children,
     signal_and_cancel_external_workflows,
+    reset_reapplies_signals_buffered_behind_a_task_in_flight,
+    continue_as_new_is_the_upgrade_point,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1439,7 +1441,8 @@ async fn activities_go_to_the_pinned_version_of_their_own_queue_only(db: Db) {
 /// A shopping cart written against raw history (docs/protocol.md §5.6):
 /// `add_item` is validated (quantity > 0) and answers the number of items;
 /// `wait_for_go` is accepted at once but completes only after a `go`
-/// signal; a `checkout` signal completes the workflow.
+/// signal; `never` is accepted and never completes; a `checkout` signal
+/// completes the workflow.
 async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
     let validations = Arc::new(AtomicU32::new(0));
     let counted = validations.clone();
@@ -1452,7 +1455,7 @@ async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
                 return match req["update_name"].as_str() {
                     Some("add_item") if qty <= 0 => (StatusCode::OK, json!({"failure": {
                         "message": "quantity must be positive", "type": "ApplicationError"}})),
-                    Some("add_item" | "wait_for_go") => (StatusCode::OK, json!({"accepted": true})),
+                    Some("add_item" | "wait_for_go" | "never") => (StatusCode::OK, json!({"accepted": true})),
                     _ => (StatusCode::OK, json!({"failure": {"message": "unknown update", "type": "ApplicationError"}})),
                 };
             }
@@ -1483,7 +1486,7 @@ async fn spawn_cart_handler(server: &common::TestServer) -> Arc<AtomicU32> {
                 }
                 let result = match a["update_name"].as_str() {
                     Some("add_item") => json!(items),
-                    _ if signaled("go") => json!("went"),
+                    Some("wait_for_go") if signaled("go") => json!("went"),
                     _ => continue,
                 };
                 commands.push(json!({"command_type": "CompleteWorkflowUpdate",
@@ -1588,12 +1591,34 @@ async fn updates_are_validated_recorded_and_deduplicated(db: Db) {
     let (status, _) = server.api.get(&format!("{base}/updates/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // A closed run refuses new updates but still answers known ones.
+    let (status, body) = server
+        .api
+        .post(
+            &format!("{base}/update/never"),
+            json!({"update_id": "u3", "wait_for_stage": "ACCEPTED"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["stage"].clone()),
+        (StatusCode::OK, json!("ACCEPTED"))
+    );
+
+    // A closed run refuses new updates but still answers known ones; an
+    // update it never completed is a conflict for whoever waits on it.
     server
         .api
         .post(&format!("{base}/signal/checkout"), json!({}))
         .await;
     assert_eq!(server.api.result("cart-1").await["result"], 1);
+    let (status, body) = server.api.get(&format!("{base}/updates/u3")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("workflow execution already completed"),
+        "{body}"
+    );
     let (status, body) = server
         .api
         .post(&add, json!({"args": [{"sku": "D", "qty": 1}]}))
@@ -2244,5 +2269,134 @@ async fn signal_and_cancel_external_workflows(db: Db) {
         )["attributes"]["cause"],
         "superseded"
     );
+    server.stop().await;
+}
+async fn reset_reapplies_signals_buffered_behind_a_task_in_flight(db: Db) {
+    let server = spawn_server(db).await;
+    // The old run's task after the "hold" signal stays in flight until the
+    // gate opens; the reset run's tasks are answered at once.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let handler = spawn_handler(move |req: Value| {
+        let g = g.clone();
+        async move {
+            let events = req["history"].as_array().cloned().unwrap_or_default();
+            let holding = events
+                .iter()
+                .any(|e| e["attributes"]["signal_name"] == "hold");
+            let reset = events
+                .iter()
+                .any(|e| e["attributes"]["cause"] == "RESET_WORKFLOW");
+            if req["type"] == "workflow_task" && holding && !reset {
+                g.notified().await;
+            }
+            (StatusCode::OK, approval_workflow(&req))
+        }
+    })
+    .await;
+    server.api.register("approvals", &handler.url).await;
+    server
+        .api
+        .start("po-buffered", "PurchaseOrder", "approvals", json!({}))
+        .await;
+    wait_idle(&server, "po-buffered").await;
+    let signal = "/api/v1/namespaces/default/workflows/po-buffered/signal";
+    server.api.post(&format!("{signal}/hold"), json!({})).await;
+    let pushed = || {
+        handler
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "workflow_task")
+            .count()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || async { pushed() == 2 }).await,
+        "the held task was never pushed"
+    );
+    // Buffered behind the held task: only the terminate flushes it.
+    let (status, _) = server
+        .api
+        .post(&format!("{signal}/note"), json!({"input": "late"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reset) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/po-buffered/reset",
+            json!({"reset_type": "FIRST_WORKFLOW_TASK", "reason": "unstick"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    gate.notify_one();
+    let history = server.api.history("po-buffered").await;
+    let signals: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["event_type"] == "WorkflowExecutionSignaled")
+        .map(|e| &e["attributes"]["signal_name"])
+        .collect();
+    assert_eq!(signals, [&json!("hold"), &json!("note")]);
+    server
+        .api
+        .post(&format!("{signal}/approve"), json!({"input": "ok"}))
+        .await;
+    let result = server.api.result("po-buffered").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["run_id"], reset["run_id"]);
+    server.stop().await;
+}
+
+/// Run 0 waits for a `next` signal and continues as new; run 1 completes.
+fn two_run_chain(request: &Value) -> Value {
+    let events = request["history"].as_array().cloned().unwrap_or_default();
+    if started_attributes(request)["input"]["n"] == 1 {
+        return command("CompleteWorkflowExecution", json!({"result": "done"}));
+    }
+    if events
+        .iter()
+        .any(|e| e["event_type"] == "WorkflowExecutionSignaled")
+    {
+        return command("ContinueAsNewWorkflowExecution", json!({"input": {"n": 1}}));
+    }
+    json!({"commands": []})
+}
+
+/// protocol.md §1.4: a run stays on its version, but the next run of its
+/// chain is new and starts on the current version.
+async fn continue_as_new_is_the_upgrade_point(db: Db) {
+    let server = spawn_server(db).await;
+    let v1 = versioned_handler(&server, "chains", "v1", two_run_chain).await;
+    let (_, started) = server
+        .api
+        .start("chain-1", "Chain", "chains", json!({"input": {"n": 0}}))
+        .await;
+    wait_idle(&server, "chain-1").await;
+    let v2 = versioned_handler(&server, "chains", "v2", two_run_chain).await;
+    server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/chain-1/signal/next",
+            json!({}),
+        )
+        .await;
+    let result = result_with(&server, "chain-1", "wait=30s").await;
+    assert_eq!(result["result"], "done", "{result}");
+    let last = server.api.describe("chain-1").await;
+    assert_ne!(last["execution"]["run_id"], started["run_id"]);
+    assert_eq!(last["pinned_version"], "v2", "{last}");
+    let run_ids = |h: &common::TestHandler| -> Vec<Value> {
+        let mut ids: Vec<Value> = h
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p["run_id"].clone())
+            .collect();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(run_ids(&v1), [started["run_id"].clone()]);
+    assert_eq!(run_ids(&v2), [last["execution"]["run_id"].clone()]);
     server.stop().await;
 }

@@ -212,6 +212,18 @@ class FakeServer:
         elif ctype == "CancelWorkflowExecution":
             self.add("WorkflowExecutionCanceled", workflow_task_completed_event_id=completed)
             self.closed = {"status": "CANCELED"}
+        elif ctype == "ContinueAsNewWorkflowExecution":
+            self.add(
+                "WorkflowExecutionContinuedAsNew",
+                new_execution_run_id="next-run",
+                workflow_type=a.get("workflow_type") or self.defn.name,
+                task_queue=a.get("task_queue") or "q",
+                input=a.get("input"),
+                workflow_task_timeout="10s",
+                initiator="WORKFLOW",
+                workflow_task_completed_event_id=completed,
+            )
+            self.closed = {"status": "CONTINUED_AS_NEW", "attributes": a}
         elif ctype == "CompleteWorkflowUpdate":
             outcome = {"failure": a["failure"]} if "failure" in a else {"result": a.get("result")}
             self.add(

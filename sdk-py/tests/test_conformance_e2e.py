@@ -19,7 +19,7 @@ import pytest
 from baton import App
 from baton.client import WorkflowHandle
 from baton.common import WorkflowExecutionStatus
-from baton.exceptions import WorkflowFailureError
+from baton.exceptions import ApplicationError, WorkflowFailureError, WorkflowUpdateFailedError
 from baton.testing import AppServer, WorkflowEnvironment, find_baton_binary
 from tests.test_conformance import CASES, load_feature
 
@@ -74,6 +74,9 @@ def _check_history(events: list[dict[str, Any]], expect: dict[str, Any]) -> None
         assert at == len(wanted), f"{wanted} is not a subsequence of {types}"
     if "last_event" in expect:
         assert types[-1] == expect["last_event"]
+    if "continued" in expect:
+        continued = "continued_execution_run_id" in events[0]["attributes"]
+        assert continued == expect["continued"], "continued"
     scheduled = [e for e in events if e["event_type"] == "ActivityTaskScheduled"]
 
     def scheduled_ids(activity_type: str) -> set[int]:
@@ -133,6 +136,8 @@ async def test_scenario(scenario_dir: Path, env: WorkflowEnvironment, served: No
                 await env.skip_time(_duration(step["skip_time"]))
             elif "signal" in step:
                 await handle.signal(step["signal"], args=step["args"])
+            elif "update" in step:
+                await _update(handle, step)
             else:
                 got = await handle.query(step["query"], args=step["args"])
                 assert got == step["result"], f"{wid}: query {step['query']}"
@@ -145,10 +150,28 @@ async def test_scenario(scenario_dir: Path, env: WorkflowEnvironment, served: No
         assert status == expect["status"], wid
         if "result" in expect:
             assert result == expect["result"], wid
-        _check_history(list((await handle.fetch_history()).events), expect)
+        # The last run of the chain (the handle names the first).
+        last = client.get_workflow_handle(wid)
+        _check_history(list((await last.fetch_history()).events), expect)
         for q in expect.get("queries", []):
             got = await handle.query(q["query"], args=q["args"])
             assert got == q["result"], f"{wid}: query {q['query']} after the run"
+
+
+async def _update(handle: WorkflowHandle[Any], step: dict[str, Any]) -> None:
+    """An ``update`` step: its result, or the type of the failure that rejected it."""
+    what = f"{handle.id}: update {step['update']}"
+    try:
+        got: dict[str, Any] = {
+            "result": await handle.execute_update(step["update"], args=step["args"])
+        }
+    except WorkflowUpdateFailedError as err:
+        cause = err.__cause__
+        got = {"rejected": cause.type if isinstance(cause, ApplicationError) else repr(cause)}
+    if "rejected" in step:
+        assert got == {"rejected": step["rejected"]}, what
+    else:
+        assert got == {"result": step["result"]}, what
 
 
 def _duration(text: str) -> timedelta:

@@ -48,7 +48,10 @@ class ShoppingCart:
 
     @workflow.run
     async def run(self) -> list[str]:
-        await workflow.wait_condition(lambda: self.checked_out)
+        try:
+            await workflow.wait_condition(lambda: self.checked_out, timeout=timedelta(days=1))
+        except asyncio.TimeoutError:
+            return ["abandoned"]
         return [f"{i.qty} x {i.sku}" for i in self.items]
 
     @workflow.update
@@ -168,6 +171,16 @@ async def test_wait_condition_wakes_on_an_update_and_the_history_replays(client:
 
 
 @needs_baton
+async def test_a_cart_without_checkout_is_abandoned_after_a_day(
+    client: Client, env: WorkflowEnvironment
+) -> None:
+    handle = await start_cart(client, "cart-abandoned")
+    await handle.execute_update(ShoppingCart.add_item, Item("A-17", 1))
+    await env.sleep(timedelta(days=1))
+    assert await asyncio.wait_for(handle.result(), 20) == ["abandoned"]
+
+
+@needs_baton
 async def test_an_update_to_an_unknown_workflow_or_update_id(client: Client) -> None:
     with pytest.raises(WorkflowNotFoundError):
         await client.get_workflow_handle("cart-nobody").execute_update(
@@ -220,6 +233,7 @@ def test_recorded_updates_run_their_handlers_without_the_validator() -> None:
     answer = server.workflow_task()
     assert [c["command_type"] for c in answer["commands"]] == [
         "CompleteWorkflowUpdate",
+        "CancelTimer",  # the wait_condition's timeout
         "CompleteWorkflowExecution",
     ]
     assert answer["commands"][-1]["attributes"]["result"] == ["0 x A-17"]

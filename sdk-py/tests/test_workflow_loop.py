@@ -13,6 +13,7 @@ import pytest
 
 from baton import workflow
 from baton.exceptions import ActivityError, ApplicationError, CancelledError
+from baton.testing import Replayer
 from baton.workflow import ActivityCancellationType
 from tests.fakeserver import T0, FakeServer
 
@@ -508,3 +509,40 @@ def test_workflow_functions_outside_a_workflow_raise() -> None:
     with pytest.raises(BatonError, match="not in workflow"):
         workflow.now()
     assert workflow.in_workflow() is False
+
+
+@workflow.defn
+class Paginator:
+    """Continues as new after each page, even from inside ``except
+    Exception`` (ContinueAsNewError is a BaseException, as in Temporal)."""
+
+    @workflow.run
+    async def run(self, page: int) -> int:
+        await workflow.execute_activity("fetch", page, start_to_close_timeout=timedelta(seconds=5))
+        if page < 2:
+            try:
+                workflow.continue_as_new(
+                    page + 1, task_queue="pages", run_timeout=timedelta(minutes=5), memo={"p": page}
+                )
+            except Exception:  # the point: it is not caught here
+                return -1
+        return page
+
+
+def test_continue_as_new_closes_the_run_with_its_options_and_replays() -> None:
+    server = FakeServer(Paginator, [1])
+    server.workflow_task()
+    server.complete_activity("1", "rows")
+    answer = server.workflow_task()
+    assert [c["command_type"] for c in answer["commands"]] == ["ContinueAsNewWorkflowExecution"]
+    assert answer["commands"][0]["attributes"] == {
+        "input": [2],
+        "task_queue": "pages",
+        "workflow_run_timeout": "300s",
+        "memo": {"p": 1},
+    }
+    assert server.closed is not None and server.closed["status"] == "CONTINUED_AS_NEW"
+    result = Replayer(workflows=[Paginator]).replay_workflow_sync(
+        {"workflow_id": server.workflow_id, "events": server.history}
+    )
+    assert result.replay_failure is None

@@ -6,9 +6,11 @@ import {
   type Duration,
   type FailureJson,
   type HistoryEvent,
+  type RetryPolicy,
   type RetryState,
   failureToError,
   formatDuration,
+  retryPolicyToWire,
 } from "./common.js";
 
 import type * as wire from "./generated/openapi.js";
@@ -139,6 +141,10 @@ export interface WorkflowStartOptions {
   workflowIdReusePolicy?: wire.IdReusePolicy;
   workflowIdConflictPolicy?: wire.IdConflictPolicy;
   requestId?: string;
+  /** Non-indexed fields shown by describe and readable by the workflow (`workflowInfo().memo`); carried through continue-as-new. */
+  memo?: Record<string, unknown>;
+  /** A workflow retry policy: a failed or timed-out run is retried as a new run of the chain. */
+  retry?: RetryPolicy;
 }
 
 export interface WorkflowExecutionDescription {
@@ -414,6 +420,8 @@ export class WorkflowClient {
     if (options.workflowIdReusePolicy !== undefined) body.id_reuse_policy = options.workflowIdReusePolicy;
     if (options.workflowIdConflictPolicy !== undefined) body.id_conflict_policy = options.workflowIdConflictPolicy;
     if (options.requestId !== undefined) body.request_id = options.requestId;
+    if (options.memo !== undefined) body.memo = options.memo;
+    if (options.retry !== undefined) body.retry_policy = retryPolicyToWire(options.retry);
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(options.workflowId)}`;
     try {
       const { json } = await this.conn.call("POST", path, body);

@@ -211,6 +211,18 @@ export class NonDeterminismError extends Error {
 }
 export { NonDeterminismError as DeterminismViolationError };
 
+/**
+ * Thrown by `continueAsNew`: when it propagates out of the workflow
+ * function, the run closes CONTINUED_AS_NEW and the next run of its chain
+ * starts with `command`'s input and options (protocol.md §5.2).
+ */
+export class ContinueAsNew extends Error {
+  override readonly name = "ContinueAsNew";
+  constructor(public readonly command: wire.ContinueAsNewWorkflowExecutionAttributes) {
+    super("Workflow continued as new");
+  }
+}
+
 /** An API this server does not offer yet (protocol.md §13; issue 4). */
 export class NotSupportedError extends Error {
   override readonly name = "NotSupportedError";

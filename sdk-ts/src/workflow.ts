@@ -5,10 +5,13 @@
  */
 import {
   type ActivityOptions,
+  ContinueAsNew,
   type Duration,
   NotSupportedError,
+  formatDuration,
   msToNumber,
 } from "./common.js";
+import type { ContinueAsNewWorkflowExecutionAttributes } from "./generated/openapi.js";
 import { CancellationScope } from "./core/cancellation_scope.js";
 import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core/workflow_instance.js";
 
@@ -19,6 +22,7 @@ export {
   ActivityFailure,
   ApplicationFailure,
   CancelledFailure,
+  ContinueAsNew,
   type ActivityOptions,
   type Duration,
   NonDeterminismError,
@@ -233,8 +237,39 @@ export function setHandler(
   else if (def.type === "query") inst.setQueryHandler(def.name, fn);
   else inst.setUpdateHandler(def.name, fn === undefined ? undefined : { handler: fn, validator: options?.validator as ((...args: unknown[]) => void) | undefined });
 }
-export function continueAsNew(..._args: unknown[]): never {
-  return unsupported("continueAsNew");
+/** The next run's options (Temporal's `ContinueAsNewOptions`); unset ones are carried from this run. */
+export interface ContinueAsNewOptions {
+  workflowType?: string;
+  taskQueue?: string;
+  workflowRunTimeout?: Duration;
+  workflowTaskTimeout?: Duration;
+  memo?: Record<string, unknown>;
+}
+
+/**
+ * A function that continues the workflow as new with `options`: it
+ * returns a promise that rejects with {@link ContinueAsNew}; awaiting it
+ * ends the run (CONTINUED_AS_NEW) and the next run starts with the
+ * arguments given, a fresh history, and this run's options unless changed.
+ */
+export function makeContinueAsNewFunc<F extends (...args: any[]) => Promise<unknown>>(
+  options: ContinueAsNewOptions = {},
+): (...args: Parameters<F>) => Promise<never> {
+  return (...args) => {
+    currentInstance("continueAsNew");
+    const command: ContinueAsNewWorkflowExecutionAttributes = { input: args };
+    if (options.workflowType !== undefined) command.workflow_type = options.workflowType;
+    if (options.taskQueue !== undefined) command.task_queue = options.taskQueue;
+    if (options.workflowRunTimeout !== undefined) command.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
+    if (options.workflowTaskTimeout !== undefined) command.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
+    if (options.memo !== undefined) command.memo = options.memo;
+    return Promise.reject(new ContinueAsNew(command));
+  };
+}
+
+/** `await continueAsNew<typeof myWorkflow>(...args)`: continues this workflow as new with the same options. */
+export function continueAsNew<F extends (...args: any[]) => Promise<unknown>>(...args: Parameters<F>): Promise<never> {
+  return makeContinueAsNewFunc<F>()(...args);
 }
 export function startChild(..._args: unknown[]): never {
   return unsupported("child workflows (startChild)");

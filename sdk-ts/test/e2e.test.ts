@@ -19,12 +19,14 @@ import {
   ActivityCancellationType,
   CancellationScope,
   condition,
+  continueAsNew,
   defineQuery,
   defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
   sleep,
+  workflowInfo,
 } from "../src/workflow.js";
 import { ShoppingCart, addItem, cartActivities, checkout } from "./cart.js";
 import { SKIP_WITHOUT_BINARY, until } from "./e2e_helpers.js";
@@ -85,6 +87,9 @@ const activities = {
     return "cleaned up";
   },
   ...cartActivities,
+  async increment(n: number): Promise<number> {
+    return n + 1;
+  },
 };
 
 const retrying = proxyActivities<typeof activities>({
@@ -192,7 +197,14 @@ async function CleanNap(): Promise<string> {
   }
 }
 
-const workflows = { ShoppingCart, Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
+/** Counts to `target`, continuing as new every 3 iterations; returns the count and how many runs the chain took. */
+async function Counter(count: number, target: number, runs: number): Promise<{ count: number; runs: number; firstRunId: string }> {
+  for (let i = 0; i < 3 && count < target; i++) count = await retrying.increment(count);
+  if (count < target) await continueAsNew<typeof Counter>(count, target, runs + 1);
+  return { count, runs, firstRunId: workflowInfo().firstExecutionRunId };
+}
+
+const workflows = { Counter, ShoppingCart, Onboarding, Retries, Approval, Resume, Fails, PurchaseOrder, Approvable, Nap, CancelPatient, Deadline, CleanNap };
 
 
 describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
@@ -429,5 +441,15 @@ describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
     assert.deepEqual(await handle.result(), ["apple", "apple", "pear"]);
     const types = (await handle.fetchHistory()).events.map((e) => e.event_type);
     assert.equal(types.filter((t) => t === "WorkflowExecutionUpdateCompleted").length, 3, types.join(", "));
+  });
+
+  test("continue-as-new: a counter continues every 3 steps, keeps its state, and the client's result follows the chain", async () => {
+    const handle = await env.client.workflow.start(Counter, { workflowId: "ts-counter", taskQueue: QUEUE, args: [0, 8, 1] });
+    assert.deepEqual(await handle.result(), { count: 8, runs: 3, firstRunId: handle.runId });
+    const first = await env.client.workflow.getHandle("ts-counter", handle.runId).describe();
+    assert.equal(first.status.name, "CONTINUED_AS_NEW");
+    const last = await env.client.workflow.getHandle("ts-counter").describe();
+    assert.equal(last.status.name, "COMPLETED");
+    assert.notEqual(last.runId, handle.runId);
   });
 });

@@ -301,3 +301,30 @@ test("an activation waits for every promise job: long chains of plain awaits bef
     ],
   });
 });
+
+test("continueAsNew closes the run with ContinueAsNewWorkflowExecution, after the task's other commands", async () => {
+  const { continueAsNew, makeContinueAsNewFunc, executeActivity, workflowInfo } = await import("../src/workflow.js");
+  const t = "2025-01-01T00:00:00.000Z";
+  const events: HistoryEvent[] = [
+    { event_id: 1, event_time: t, event_type: "WorkflowExecutionStarted", attributes: { workflow_type: "Counter", task_queue: "q", input: [1] } },
+    { event_id: 2, event_time: t, event_type: "WorkflowTaskScheduled", attributes: {} },
+    { event_id: 3, event_time: t, event_type: "WorkflowTaskStarted", attributes: {} },
+  ];
+  const same = async (n: number): Promise<void> => {
+    void executeActivity("audit", { startToCloseTimeout: "10s" }, n);
+    await continueAsNew<typeof same>(n + 1);
+  };
+  assert.deepEqual(await handleWorkflowTask(same, task(events)), {
+    commands: [
+      { command_type: "ScheduleActivityTask", attributes: { activity_id: "1", activity_type: "audit", input: [1], start_to_close_timeout: "10s" } },
+      { command_type: "ContinueAsNewWorkflowExecution", attributes: { input: [2] } },
+    ],
+  });
+  const moved = async (): Promise<void> => {
+    assert.equal(workflowInfo().firstExecutionRunId, "00000000-0000-4000-8000-000000000009");
+    await makeContinueAsNewFunc<typeof moved>({ taskQueue: "v2", workflowRunTimeout: "1h", memo: { tier: "gold" } })();
+  };
+  assert.deepEqual(await handleWorkflowTask(moved, task(events)), {
+    commands: [{ command_type: "ContinueAsNewWorkflowExecution", attributes: { input: [], task_queue: "v2", workflow_run_timeout: "3600s", memo: { tier: "gold" } } }],
+  });
+});

@@ -1,7 +1,8 @@
 /** The TypeScript side of the end-to-end scenarios in tests/conformance/<name>/scenario.json (feature.py is the Python side). */
 import { Context } from "../src/activity.js";
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
-import { condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
+import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
+import { ShoppingCart, cartActivities } from "./cart.js";
 
 // onboarding
 const onboardingActivities = {
@@ -116,10 +117,27 @@ async function ConformancePurchaseOrder(poId: string): Promise<unknown> {
   return { po: poId, outcome: "approved", by: decision?.approver, submission };
 }
 
+// update_validator: the cart of the update tests
+// continue_as_new
+const counterActivities = {
+  async count_up(n: number): Promise<number> {
+    return n + 1;
+  },
+};
+const counter = proxyActivities<typeof counterActivities>({ startToCloseTimeout: "10s" });
+
+async function ConformanceCounter(count: number, target: number): Promise<{ count: number }> {
+  for (let i = 0; i < 3 && count < target; i++) count = await counter.count_up(count);
+  if (count < target) await continueAsNew<typeof ConformanceCounter>(count, target);
+  return { count };
+}
+
 /** Workflows and activities by scenario folder. */
 export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unknown>; activities: Record<string, unknown> }> = {
   onboarding: { workflows: { ConformanceOnboarding }, activities: onboardingActivities },
   activity_retries: { workflows: { ConformanceRetries }, activities: retryActivities },
   heartbeat_resume: { workflows: { ConformanceResume }, activities: resumeActivities },
   purchase_order: { workflows: { ConformancePurchaseOrder }, activities: poActivities },
+  update_validator: { workflows: { ConformanceCart: ShoppingCart }, activities: cartActivities },
+  continue_as_new: { workflows: { ConformanceCounter }, activities: counterActivities },
 };

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type WorkflowHandle, WorkflowFailedError } from "../src/client.js";
-import type { HistoryEvent } from "../src/common.js";
+import { type WorkflowHandle, WorkflowFailedError, WorkflowUpdateFailedError } from "../src/client.js";
+import type { ApplicationFailure, HistoryEvent } from "../src/common.js";
 import { createHandler } from "../src/index.js";
 import { type ServedHandler, TestWorkflowEnvironment, serveHandler } from "../src/testing.js";
 import { SKIP_WITHOUT_BINARY, until } from "./e2e_helpers.js";
@@ -25,10 +25,13 @@ type Step =
   | { wait_for: "timer" }
   | { skip_time: string }
   | { signal: string; args: unknown[] }
-  | { query: string; args: unknown[]; result: unknown };
+  | { query: string; args: unknown[]; result: unknown }
+  | { update: string; args: unknown[]; result?: unknown; rejected?: string };
 
 interface Expect {
   status: string;
+  /** The (last) run's WorkflowExecutionStarted names a run it continued. */
+  continued?: boolean;
   result?: unknown;
   event_counts?: Record<string, number>;
   events_in_order?: string[];
@@ -62,6 +65,7 @@ function checkHistory(events: HistoryEvent[], expect: Expect): void {
     assert.equal(at, expect.events_in_order.length, `${JSON.stringify(expect.events_in_order)} is not a subsequence of ${all}`);
   }
   if (expect.last_event) assert.equal(types.at(-1), expect.last_event);
+  if (expect.continued !== undefined) assert.equal(typeof events[0]?.attributes.continued_execution_run_id === "string", expect.continued, "continued");
   const scheduled = events.filter((e) => e.event_type === "ActivityTaskScheduled");
   const byType = (activityType: string): HistoryEvent[] => scheduled.filter((e) => e.attributes.activity_type === activityType);
   for (const group of expect.scheduled_together ?? []) {
@@ -117,7 +121,17 @@ describe("tests/conformance scenarios against baton dev", { skip: SKIP_WITHOUT_B
             await until("a pending timer", async () => ((await handle.describe()).pending.pending_timers.length > 0 ? true : undefined));
           } else if ("skip_time" in step) await env.skipTime(step.skip_time);
           else if ("signal" in step) await handle.signal(step.signal, ...step.args);
-          else assert.deepEqual(await handle.query(step.query, ...step.args), step.result, `${run.workflow_id}: query ${step.query}`);
+          else if ("update" in step) {
+            const outcome = await handle.executeUpdate(step.update, { args: step.args }).then(
+              (result) => ({ result }),
+              (err: unknown) => {
+                if (err instanceof WorkflowUpdateFailedError) return { rejected: (err.cause as ApplicationFailure | undefined)?.type };
+                throw err;
+              },
+            );
+            if ("rejected" in step) assert.deepEqual(outcome, { rejected: step.rejected }, `${run.workflow_id}: update ${step.update}`);
+            else assert.deepEqual(outcome, { result: step.result }, `${run.workflow_id}: update ${step.update}`);
+          } else assert.deepEqual(await handle.query(step.query, ...step.args), step.result, `${run.workflow_id}: query ${step.query}`);
         }
         const outcome = await handle.result().then(
           (result) => ({ status: "COMPLETED", result }),
@@ -128,7 +142,8 @@ describe("tests/conformance scenarios against baton dev", { skip: SKIP_WITHOUT_B
         );
         assert.equal(outcome.status, run.expect.status, run.workflow_id);
         if ("result" in run.expect) assert.deepEqual(outcome.result, run.expect.result, run.workflow_id);
-        checkHistory((await handle.fetchHistory()).events, run.expect);
+        // The last run of the chain (the handle names the first).
+        checkHistory((await env.client.workflow.getHandle(run.workflow_id).fetchHistory()).events, run.expect);
         for (const q of run.expect.queries ?? []) assert.deepEqual(await handle.query(q.query, ...q.args), q.result, `${run.workflow_id}: query ${q.query} after the run`);
       }
     });

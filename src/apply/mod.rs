@@ -397,8 +397,34 @@ impl Applier {
                     return Ok(run_id);
                 }
             }
-            let history = self.history(&base.state).await?;
             let ctx = self.ctx();
+            let new_run_id = ctx.next_run_id;
+            let open = match base.state.status.is_closed() {
+                false => Some(base.clone()),
+                true => self
+                    .store
+                    .latest_run(ns, workflow_id)
+                    .await?
+                    .filter(|r| !r.state.status.is_closed()),
+            };
+            let terminated = open
+                .map(|open| {
+                    let reason = format!("reset to run {new_run_id}: {}", reset.reason);
+                    terminate(&open, reason, &ctx)
+                })
+                .transpose()?;
+            // The history to copy from. Terminating an open base appends
+            // the events buffered behind its in-flight workflow task
+            // (signals among them, to re-apply), so copy from after that.
+            let mut history = self.history(&base.state).await?;
+            if let Some(t) = terminated
+                .as_ref()
+                .filter(|t| t.transition.state.run_id == base_run_id)
+            {
+                let mut all = history.as_ref().clone();
+                all.extend(t.transition.events.iter().cloned());
+                history = Arc::new(all);
+            }
             // Like any new run, the reset run starts on the queue's current
             // endpoint version (the fix a reset usually follows).
             let mut reset = reset.clone();
@@ -407,26 +433,15 @@ impl Applier {
                 .current(ns, &base.state.task_queue)
                 .await?
                 .map(|e| e.version);
-            let transition = engine::reset(&base.state, &history, reset.clone(), &ctx)?;
-            let new_run_id = transition.state.run_id;
-            let open = match base.state.status.is_closed() {
-                false => Some(base),
-                true => self
-                    .store
-                    .latest_run(ns, workflow_id)
-                    .await?
-                    .filter(|r| !r.state.status.is_closed()),
-            };
-            let mut changes = Vec::new();
-            if let Some(open) = open {
-                let reason = format!("reset to run {new_run_id}: {}", reset.reason);
-                changes.push(terminate(&open, reason, &ctx)?);
-            }
-            changes.push(RunChange {
-                expected_version: None,
-                transition,
-                request_id: request_id.clone(),
-            });
+            let transition = engine::reset(&base.state, &history, reset, &ctx)?;
+            let changes: Vec<RunChange> = terminated
+                .into_iter()
+                .chain([RunChange {
+                    expected_version: None,
+                    transition,
+                    request_id: request_id.clone(),
+                }])
+                .collect();
             match self.commit(changes).await {
                 Ok(_) => return Ok(new_run_id),
                 // Lost a race with another change; decide again.

@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::apply::{self, Applier, Push};
 use crate::claim;
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection, RunState,
-    Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
+    self, ActivityPhase, ActivityToken, Command, Dispatch, Event, Failure, Queue, Rejection,
+    RunState, Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
 };
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
@@ -582,18 +582,9 @@ impl Querier {
     ) -> Result<Value, QueryError> {
         let persisted = self.inner.applier.history(state).await?;
         let request = PushRequest::Query(wire::QueryRequest {
-            namespace: &state.namespace,
-            workflow_id: &state.workflow_id,
-            run_id: state.run_id,
-            workflow_type: &state.workflow_type,
-            task_queue: &state.task_queue,
+            run: run_history(state, &persisted),
             query_name: name,
             query_args: args,
-            history: wire::History {
-                persisted: &persisted,
-                transient: &[],
-            },
-            history_length: persisted.len() as i64,
         });
         match self.call::<wire::QueryResponse>(state, &request).await? {
             wire::QueryResponse {
@@ -620,19 +611,10 @@ impl Querier {
     ) -> Result<Option<Failure>, QueryError> {
         let persisted = self.inner.applier.history(state).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            namespace: &state.namespace,
-            workflow_id: &state.workflow_id,
-            run_id: state.run_id,
-            workflow_type: &state.workflow_type,
-            task_queue: &state.task_queue,
+            run: run_history(state, &persisted),
             update_id: &update.update_id,
             update_name: &update.update_name,
             update_args: &update.input,
-            history: wire::History {
-                persisted: &persisted,
-                transient: &[],
-            },
-            history_length: persisted.len() as i64,
         });
         match self
             .call::<wire::UpdateValidationResponse>(state, &request)
@@ -687,6 +669,21 @@ fn no_endpoint(state: &RunState, queue: &TaskQueue) -> String {
             "version {v} of task queue {queue}, which the run is pinned to, is not registered"
         ),
         _ => format!("no endpoint registered for task queue {queue}"),
+    }
+}
+
+fn run_history<'a>(state: &'a RunState, persisted: &'a [Event]) -> wire::RunHistory<'a> {
+    wire::RunHistory {
+        namespace: &state.namespace,
+        workflow_id: &state.workflow_id,
+        run_id: state.run_id,
+        workflow_type: &state.workflow_type,
+        task_queue: &state.task_queue,
+        history: wire::History {
+            persisted,
+            transient: &[],
+        },
+        history_length: persisted.len() as i64,
     }
 }
 

@@ -25,14 +25,22 @@ pub enum PushRequest<'a> {
 /// leaves no trace in the history.
 #[derive(Debug, Serialize)]
 pub struct UpdateValidationRequest<'a> {
+    #[serde(flatten)]
+    pub run: RunHistory<'a>,
+    pub update_id: &'a str,
+    pub update_name: &'a str,
+    pub update_args: &'a Value,
+}
+
+/// The run a synchronous push (query, update validation) is about, with
+/// its persisted history; no token, as nothing is recorded.
+#[derive(Debug, Serialize)]
+pub struct RunHistory<'a> {
     pub namespace: &'a Namespace,
     pub workflow_id: &'a WorkflowId,
     pub run_id: RunId,
     pub workflow_type: &'a str,
     pub task_queue: &'a TaskQueue,
-    pub update_id: &'a str,
-    pub update_name: &'a str,
-    pub update_args: &'a Value,
     /// The persisted history, oldest first.
     pub history: History<'a>,
     pub history_length: i64,
@@ -53,16 +61,10 @@ pub struct UpdateValidationResponse {
 /// workflow's query handler. Nothing is recorded; there is no token.
 #[derive(Debug, Serialize)]
 pub struct QueryRequest<'a> {
-    pub namespace: &'a Namespace,
-    pub workflow_id: &'a WorkflowId,
-    pub run_id: RunId,
-    pub workflow_type: &'a str,
-    pub task_queue: &'a TaskQueue,
+    #[serde(flatten)]
+    pub run: RunHistory<'a>,
     pub query_name: &'a str,
     pub query_args: &'a Value,
-    /// The persisted history, oldest first.
-    pub history: History<'a>,
-    pub history_length: i64,
 }
 
 /// A query answer: `result`, or `failure` (unknown query, bad arguments,

@@ -83,6 +83,7 @@ from baton.workflow import (
     PATCH_MARKER_NAME,
     ActivityCancellationType,
     ActivityHandle,
+    ContinueAsNewError,
     Info,
     _Definition,
     _Runtime,
@@ -125,6 +126,7 @@ _CLOSING = {
     "CompleteWorkflowExecution": "WorkflowExecutionCompleted",
     "FailWorkflowExecution": "WorkflowExecutionFailed",
     "CancelWorkflowExecution": "WorkflowExecutionCanceled",
+    "ContinueAsNewWorkflowExecution": "WorkflowExecutionContinuedAsNew",
 }
 # Jobs of an activation that run before the others (see _activation).
 _FIRST_JOBS = frozenset(
@@ -606,6 +608,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             task_timeout=dur("workflow_task_timeout") or timedelta(seconds=10),
             history_length=int(req.get("history_length") or len(req["history"])),
             suggest_continue_as_new=bool(req.get("suggest_continue_as_new")),
+            continued_run_id=a.get("continued_execution_run_id"),
+            first_execution_run_id=a.get("first_execution_run_id") or req["run_id"],
+            retry_policy=RetryPolicy.from_wire(_as_dict(a["retry_policy"]))
+            if a.get("retry_policy")
+            else None,
+            raw_memo=_as_dict(a.get("memo")),
         )
         try:
             self._start_args = decode_args(a.get("input"), self._defn.arg_types)
@@ -790,6 +798,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             return
         if isinstance(err, NonDeterminismError):
             raise err
+        if isinstance(err, ContinueAsNewError):
+            self._close(_Command("ContinueAsNewWorkflowExecution", err.attributes))
+            return
         if isinstance(err, (FailureError, *self._defn.failure_exception_types)):
             failure: FailureDict = error_to_failure(err)
             self._close(_Command("FailWorkflowExecution", {"failure": failure}))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Generic, TypeVar, cast, overload
@@ -21,7 +21,12 @@ from urllib.parse import quote, urlencode
 
 from baton import _http
 from baton._protocol import EventDict, format_duration, parse_timestamp
-from baton.common import WorkflowExecutionStatus, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from baton.common import (
+    RetryPolicy,
+    WorkflowExecutionStatus,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from baton.converter import error_to_failure, failure_to_error, from_json, to_json
 from baton.exceptions import (
     ApplicationError,
@@ -100,6 +105,10 @@ class WorkflowExecutionDescription(WorkflowExecution):
     #: The endpoint version of the run's task queue its tasks go to (the
     #: queue's current version when it started, unless it was moved).
     pinned_version: str | None = None
+    #: The memo given at start (carried by continue-as-new unless changed).
+    memo: dict[str, Any] = field(default_factory=lambda: {})
+    #: Counts the runs a workflow retry policy started; 1 for the first.
+    attempt: int = 1
 
 
 @dataclass
@@ -231,6 +240,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[_R]: ...
 
     @overload
@@ -251,6 +262,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]: ...
 
     async def start_workflow(
@@ -270,6 +283,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]:
         """Starts a workflow (a ``@workflow.run`` method, a ``@workflow.defn``
         class, or a type name). Raises :class:`WorkflowAlreadyStartedError`
@@ -279,7 +294,11 @@ class Client:
         signal-with-start: the signal goes to the id's open run if there is
         one, else a new run starts with the signal delivered before its
         first step (conflict policy USE_EXISTING, whatever
-        ``id_conflict_policy`` says; TERMINATE_EXISTING is refused)."""
+        ``id_conflict_policy`` says; TERMINATE_EXISTING is refused).
+
+        ``retry_policy`` retries the whole run when it fails or times out
+        (each attempt is a new run of the chain); ``memo`` is shown by
+        ``describe()`` and read by the workflow with ``workflow.memo()``."""
         if isinstance(workflow, str):
             name, ret = workflow, None
         else:
@@ -304,6 +323,10 @@ class Client:
         ):
             if value is not None:
                 body[key] = format_duration(value)
+        if retry_policy is not None:
+            body["retry_policy"] = retry_policy.to_wire()
+        if memo is not None:
+            body["memo"] = {k: to_json(v) for k, v in memo.items()}
         if self.identity:
             body["identity"] = self.identity
         path = f"/workflows/{quote(id, safe='')}"
@@ -346,6 +369,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> _R: ...
 
     @overload
@@ -366,6 +391,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> Any: ...
 
     async def execute_workflow(
@@ -385,6 +412,8 @@ class Client:
         result_type: type | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> Any:
         """Starts a workflow and waits for its result."""
         handle = await self.start_workflow(
@@ -402,6 +431,8 @@ class Client:
             result_type=result_type,
             start_signal=start_signal,
             start_signal_args=start_signal_args,
+            retry_policy=retry_policy,
+            memo=memo,
         )
         return await handle.result()
 
@@ -522,8 +553,10 @@ class WorkflowHandle(Generic[_R]):
 
     async def result(self, *, follow_runs: bool = True, rpc_timeout: timedelta | None = None) -> _R:
         """Waits for the run to close (long-polling the server) and returns
-        its result; raises :class:`WorkflowFailureError` unless it completed."""
-        del follow_runs
+        its result; raises :class:`WorkflowFailureError` unless it completed.
+        With ``follow_runs`` (the default) the wait follows the chain through
+        continue-as-new and workflow retries to its last run; without,
+        a run that continued raises :class:`WorkflowContinuedAsNewError`."""
         deadline = None
         loop = asyncio.get_running_loop()
         if rpc_timeout is not None:
@@ -532,7 +565,11 @@ class WorkflowHandle(Generic[_R]):
             wait = _RESULT_POLL.total_seconds()
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - loop.time()))
-            path = self._path("/result", wait=format_duration(wait))
+            path = self._path(
+                "/result",
+                wait=format_duration(wait),
+                follow_runs=None if follow_runs else "false",
+            )
             resp = await self._client._call("GET", path, timeout=wait + 30)
             data = cast("dict[str, Any]", resp.json())
             status = WorkflowExecutionStatus(data["status"])
@@ -556,7 +593,7 @@ class WorkflowHandle(Generic[_R]):
         elif status == WorkflowExecutionStatus.CANCELED:
             cause = CancelledError((failure or {}).get("message", "Workflow cancelled"))
         elif status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            raise WorkflowContinuedAsNewError(str(data.get("new_run_id", "")))
+            raise WorkflowContinuedAsNewError(str(data.get("new_execution_run_id", "")))
         else:
             cause = ApplicationError(f"workflow closed as {status.value}")
         raise WorkflowFailureError(cause=cause)
@@ -572,6 +609,8 @@ class WorkflowHandle(Generic[_R]):
             pending_workflow_task=d.get("pending_workflow_task"),
             history_size_bytes=int(d.get("history_size_bytes", 0)),
             pinned_version=d.get("pinned_version"),
+            memo=cast("dict[str, Any]", d.get("memo") or {}),
+            attempt=int(d.get("attempt") or 1),
         )
 
     async def terminate(self, *args: Any, reason: str | None = None) -> None:

@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
+from baton._protocol import format_duration
 from baton.common import RetryPolicy
-from baton.converter import type_hints_of
+from baton.converter import from_json, to_json, type_hints_of
 from baton.exceptions import BatonError, NotSupportedError
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "in_workflow",
     "info",
     "logger",
+    "memo",
+    "memo_value",
     "now",
     "patched",
     "query",
@@ -296,6 +299,14 @@ class Info:
     task_timeout: timedelta
     history_length: int
     suggest_continue_as_new: bool = False
+    #: The run this one continues (continue-as-new or a retry), if any.
+    continued_run_id: str | None = None
+    #: The first run of the chain continue-as-new and retries make.
+    first_execution_run_id: str = ""
+    #: The workflow retry policy the run was started with.
+    retry_policy: RetryPolicy | None = None
+    #: The memo as JSON (``workflow.memo()`` is the same mapping).
+    raw_memo: Mapping[str, Any] = field(default_factory=lambda: {})
 
     def is_continue_as_new_suggested(self) -> bool:
         return self.suggest_continue_as_new
@@ -373,6 +384,26 @@ def in_workflow() -> bool:
 
 def info() -> Info:
     return _runtime().workflow_info()
+
+
+def memo() -> Mapping[str, Any]:
+    """The run's memo (set at start, carried by continue-as-new unless
+    changed), as JSON values."""
+    return _runtime().workflow_info().raw_memo
+
+
+_MISSING: Any = object()
+
+
+def memo_value(key: str, default: Any = _MISSING, *, type_hint: type | None = None) -> Any:
+    """One memo value, converted to ``type_hint`` if given; ``default``
+    when the key is absent, else :class:`KeyError`."""
+    values = memo()
+    if key not in values:
+        if default is _MISSING:
+            raise KeyError(f"memo has no key {key!r}")
+        return default
+    return from_json(values[key], type_hint)
 
 
 def now() -> datetime:
@@ -679,22 +710,60 @@ async def execute_activity(
     )
 
 
-# --- features the server does not run yet (issue 4) -------------------------------------
-
-_ISSUE_4 = "not supported by this server yet (issue 4)"
+# --- continue-as-new ------------------------------------------------------------------
 
 
 class ContinueAsNewError(BaseException):
-    """Raised by :func:`continue_as_new` (Temporal's mechanism)."""
+    """Raised by :func:`continue_as_new` (Temporal's mechanism): the event
+    loop turns it into a ContinueAsNewWorkflowExecution command. A
+    ``BaseException``, so ``except Exception`` in workflow code does not
+    swallow it."""
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        super().__init__("continue as new")
+        #: The command's attributes, as sent to the server.
+        self.attributes = attributes
 
 
-def continue_as_new(*args: Any, **kwargs: Any) -> Any:
-    """Would end this run and start a fresh one with the same id; the
-    server does not support continue-as-new yet, so this fails the workflow
-    task with a clear message (the run waits for a redeploy)."""
-    del args, kwargs
+def continue_as_new(
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    workflow: Any = None,
+    task_queue: str | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    memo: Mapping[str, Any] | None = None,
+) -> NoReturn:
+    """Ends this run and starts the next run of the chain, with the same
+    workflow id, a fresh history and these arguments. Options not given
+    (workflow type, task queue, timeouts, retry policy, memo) are carried.
+    Never returns: raises :class:`ContinueAsNewError`."""
     _runtime()
-    raise NotSupportedError(f"workflow.continue_as_new is {_ISSUE_4}")
+    attributes: dict[str, Any] = {"input": [to_json(a) for a in _args(arg, args)]}
+    if workflow is not None:
+        attributes["workflow_type"] = (
+            workflow if isinstance(workflow, str) else _Definition.of(workflow).name
+        )
+    if task_queue is not None:
+        attributes["task_queue"] = task_queue
+    for key, value in (
+        ("workflow_run_timeout", run_timeout),
+        ("workflow_task_timeout", task_timeout),
+    ):
+        if value is not None:
+            attributes[key] = format_duration(value)
+    if retry_policy is not None:
+        attributes["retry_policy"] = retry_policy.to_wire()
+    if memo is not None:
+        attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    raise ContinueAsNewError(attributes)
+
+
+# --- features the server does not run yet (issue 4) -------------------------------------
+
+_ISSUE_4 = "not supported by this server yet (issue 4)"
 
 
 async def start_child_workflow(workflow: Any, *args: Any, **kwargs: Any) -> Any:

@@ -31,6 +31,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   BatonFailure,
+  ContinueAsNew,
   CancelledFailure,
   type Command,
   type Duration,
@@ -74,8 +75,14 @@ export interface WorkflowInfo {
   workflowType: string;
   taskQueue: string;
   namespace: string;
-  /** The workflow task's attempt. */
+  /** The run's attempt: 1, or more when a workflow retry policy started it. */
   attempt: number;
+  /** The run this one continued (continue-as-new or a retry), if any. */
+  continuedFromExecutionRunId?: string;
+  /** The first run of the chain. */
+  firstExecutionRunId: string;
+  /** The memo given at start (carried through continue-as-new). */
+  memo?: Record<string, unknown>;
   historyLength: number;
   historySize: number;
   continueAsNewSuggested: boolean;
@@ -113,6 +120,7 @@ const CLOSING: Record<string, string> = {
   CompleteWorkflowExecution: "WorkflowExecutionCompleted",
   FailWorkflowExecution: "WorkflowExecutionFailed",
   CancelWorkflowExecution: "WorkflowExecutionCanceled",
+  ContinueAsNewWorkflowExecution: "WorkflowExecutionContinuedAsNew",
 };
 
 interface PendingCommand {
@@ -360,7 +368,10 @@ export class WorkflowInstance {
       workflowType: request.workflow_type,
       taskQueue: request.task_queue,
       namespace: request.namespace,
-      attempt: request.attempt,
+      attempt: typeof attrs.attempt === "number" ? attrs.attempt : 1,
+      firstExecutionRunId: typeof attrs.first_execution_run_id === "string" ? attrs.first_execution_run_id : request.run_id,
+      ...(typeof attrs.continued_execution_run_id === "string" ? { continuedFromExecutionRunId: attrs.continued_execution_run_id } : {}),
+      ...(attrs.memo !== null && typeof attrs.memo === "object" ? { memo: attrs.memo as Record<string, unknown> } : {}),
       historyLength: request.history_length ?? request.history.length,
       historySize: request.history_size_bytes ?? 0,
       continueAsNewSuggested: request.suggest_continue_as_new ?? false,
@@ -553,6 +564,8 @@ export class WorkflowInstance {
       (err: unknown) => {
         if (this.cancelRequested && isCancellation(err)) {
           this.close({ command_type: "CancelWorkflowExecution", attributes: {} });
+        } else if (err instanceof ContinueAsNew) {
+          this.close({ command_type: "ContinueAsNewWorkflowExecution", attributes: err.command });
         } else if (err instanceof BatonFailure) {
           this.close({ command_type: "FailWorkflowExecution", attributes: { failure: errorToFailure(err) } });
         } else {

@@ -27,10 +27,11 @@ use serde_json::Value;
 use super::harness::Scenario;
 use crate::engine::{
     self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildPhase, Command,
-    CompleteWorkflowExecution, Effect, EventAttributes, FailWorkflowExecution, Failure, Limits,
-    MoveToVersion, RecordMarker, Rejection, RequestCancelActivityTask, RetryPolicySpec, RunState,
-    ScheduleActivityTask, Signal, StartTimer, Task, TimeoutType, Transition, WorkflowCommand,
-    WorkflowTaskFailedCause, WorkflowTaskToken,
+    CompleteWorkflowExecution, CompleteWorkflowUpdate, Effect, EventAttributes,
+    FailWorkflowExecution, Failure, Limits, MoveToVersion, RecordMarker, Rejection,
+    RequestCancelActivityTask, RetryPolicySpec, RunState, ScheduleActivityTask, Signal, StartTimer,
+    Task, TimeoutType, Transition, Update, WorkflowCommand, WorkflowTaskFailedCause,
+    WorkflowTaskToken,
 };
 use crate::ids::{ActivityId, TimerId};
 use crate::time::{Duration, Timestamp};
@@ -67,6 +68,9 @@ enum Op {
         request_id: Option<u8>,
     },
     RequestCancel,
+    /// A client's update that passed validation; ids from a small set, so
+    /// that some repeat.
+    Update(u8),
     /// The dispatcher pins an unpinned run, or an operator moves the run
     /// from its pin (or a wrong one) to version `to`.
     Pin(u8),
@@ -105,6 +109,8 @@ enum Cmd {
     Complete,
     Fail,
     CancelWorkflow,
+    /// Completes update `u{id}`: valid only once it was delivered.
+    CompleteUpdate(u8),
 }
 
 /// Mostly valid timeouts, sometimes none, rarely zero (invalid).
@@ -125,6 +131,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         5 => (0..2u8, 0..4i64).prop_map(|(id, s)| Cmd::StartTimer(id, s * 1_000)),
         2 => (0..2u8).prop_map(Cmd::CancelTimer),
         2 => Just(Cmd::Marker),
+        3 => (0..3u8).prop_map(Cmd::CompleteUpdate),
         1 => prop_oneof![Just(Cmd::Complete), Just(Cmd::Fail), Just(Cmd::CancelWorkflow)],
     ]
 }
@@ -155,6 +162,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|t| if t { Op::Terminate } else { Op::Advance(0) }),
         4 => prop::option::of(0..3u8).prop_map(|request_id| Op::Signal { request_id }),
         1 => Just(Op::RequestCancel),
+        3 => (0..3u8).prop_map(Op::Update),
         1 => (0..3u8).prop_map(Op::Pin),
         1 => (prop::bool::weighted(0.2), 0..3u8)
             .prop_map(|(wrong_from, to)| Op::Move { wrong_from, to }),
@@ -214,6 +222,13 @@ fn workflow_command(c: &Cmd) -> WorkflowCommand {
         }),
         Cmd::CancelWorkflow => {
             WorkflowCommand::CancelWorkflowExecution(CancelWorkflowExecution { details: None })
+        }
+        Cmd::CompleteUpdate(id) => {
+            WorkflowCommand::CompleteWorkflowUpdate(CompleteWorkflowUpdate {
+                update_id: format!("u{id}"),
+                result: Value::from(*id),
+                failure: None,
+            })
         }
     }
 }
@@ -380,6 +395,12 @@ impl World {
                 request_id: None,
                 identity: None,
             },
+            Op::Update(id) => Command::AdmitUpdate(Update {
+                update_id: format!("u{id}"),
+                update_name: "add".into(),
+                input: Value::Null,
+                identity: None,
+            }),
             Op::Pin(v) => Command::PinVersion {
                 version: format!("v{v}"),
             },
@@ -473,6 +494,51 @@ impl World {
             }
         }
         assert!(cancel_requests <= 1, "cancellation requested twice");
+        // (i) an update is admitted once, accepted once right after the
+        // completion of a later workflow task, completed once after that.
+        let mut admitted = BTreeMap::new();
+        let mut accepted = BTreeMap::new();
+        let mut completed = BTreeSet::new();
+        let mut after_completion = false;
+        for e in history {
+            match &e.attributes {
+                EventAttributes::WorkflowExecutionUpdateAdmitted(a) => {
+                    let first = admitted.insert(a.update_id.clone(), e.event_id).is_none();
+                    assert!(first, "update {} admitted twice", a.update_id);
+                }
+                EventAttributes::WorkflowExecutionUpdateAccepted(a) => {
+                    assert!(after_completion, "accepted away from a task's completion");
+                    assert_eq!(admitted.get(&a.update_id), Some(&a.admitted_event_id));
+                    let first = accepted.insert(a.update_id.clone(), e.event_id).is_none();
+                    assert!(first, "update {} accepted twice", a.update_id);
+                }
+                EventAttributes::WorkflowExecutionUpdateCompleted(a) => {
+                    assert_eq!(accepted.get(&a.update_id), Some(&a.accepted_event_id));
+                    assert!(completed.insert(a.update_id.clone()), "completed twice");
+                }
+                _ => {}
+            }
+            after_completion = matches!(
+                e.attributes,
+                EventAttributes::WorkflowTaskCompleted(_)
+                    | EventAttributes::WorkflowExecutionUpdateAccepted(_)
+            );
+        }
+        // Every recorded update a completed task carried is accepted.
+        if let Some(last) = history
+            .iter()
+            .rev()
+            .find(|e| matches!(e.attributes, EventAttributes::WorkflowTaskCompleted(_)))
+        {
+            for (id, admitted_at) in &admitted {
+                if *admitted_at < last.event_id {
+                    assert!(
+                        accepted.contains_key(id),
+                        "update {id} delivered, not accepted"
+                    );
+                }
+            }
+        }
         // (d) at most one workflow task in flight, per the history...
         let mut open: Option<i64> = None;
         for e in history {
