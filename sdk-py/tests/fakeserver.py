@@ -233,6 +233,21 @@ class FakeServer:
                 workflow_task_completed_event_id=completed,
                 **outcome,
             )
+        elif ctype == "StartChildWorkflowExecution":
+            self.add(
+                "StartChildWorkflowExecutionInitiated",
+                **a,
+                workflow_task_completed_event_id=completed,
+            )
+        elif ctype in ("SignalExternalWorkflowExecution", "RequestCancelExternalWorkflowExecution"):
+            target = {"workflow_id": a["workflow_id"]}
+            rest = {k: v for k, v in a.items() if k not in ("workflow_id", "run_id")}
+            self.add(
+                f"{ctype}Initiated",
+                workflow_execution=target,
+                **rest,
+                workflow_task_completed_event_id=completed,
+            )
         else:
             raise AssertionError(f"unknown command {ctype}")
 

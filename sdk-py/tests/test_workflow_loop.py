@@ -491,16 +491,35 @@ def test_missing_activity_timeout_is_a_clear_task_failure() -> None:
 
 
 @workflow.defn
-class Unsupported:
+class Parent:
     @workflow.run
     async def run(self) -> None:
-        await workflow.execute_child_workflow("Child")
+        await workflow.execute_child_workflow(
+            "Child",
+            7,
+            id="child-1",
+            task_queue="kids",
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            execution_timeout=timedelta(minutes=5),
+        )
 
 
-def test_features_the_server_lacks_fail_the_task_with_a_clear_message() -> None:
-    answer = FakeServer(Unsupported).workflow_task()
-    assert answer["failure"]["failure"]["type"] == "NotSupportedError"
-    assert "issue 4" in answer["failure"]["failure"]["message"]
+def test_a_child_start_is_one_command_with_temporals_attributes() -> None:
+    answer = FakeServer(Parent).workflow_task()
+    assert answer["commands"] == [
+        {
+            "command_type": "StartChildWorkflowExecution",
+            "attributes": {
+                "workflow_id": "child-1",
+                "workflow_type": "Child",
+                "input": [7],
+                "workflow_id_reuse_policy": "ALLOW_DUPLICATE",
+                "parent_close_policy": "ABANDON",
+                "task_queue": "kids",
+                "workflow_execution_timeout": "300s",
+            },
+        }
+    ]
 
 
 def test_workflow_functions_outside_a_workflow_raise() -> None:

@@ -18,8 +18,10 @@ and is handled by a fresh :class:`WorkflowInstance`:
    cancellation request cancels the main task. An update's handler runs
    for every WorkflowExecutionUpdateAdmitted (its validator ran before the
    server admitted it, and never runs on replay) and answers
-   CompleteWorkflowUpdate when it returns. The loop's clock is the activation's
-   WorkflowTaskStarted time.
+   CompleteWorkflowUpdate when it returns. A child's start, its close, and
+   the outcome of a signal or cancellation request to another workflow
+   resolve their futures by the Initiated event they name. The loop's
+   clock is the activation's WorkflowTaskStarted time.
 3. The loop runs ready callbacks until every task is blocked, checking
    ``wait_condition`` predicates whenever it is idle. Awaiting an activity
    or a timer adds a command.
@@ -74,17 +76,26 @@ from baton.converter import (
 )
 from baton.exceptions import (
     ActivityError,
+    ApplicationError,
     CancelledError,
+    ChildWorkflowError,
     FailureError,
     NonDeterminismError,
     RetryState,
+    TerminatedError,
+    TimeoutError,
+    TimeoutType,
+    WorkflowAlreadyStartedError,
 )
 from baton.workflow import (
     PATCH_MARKER_NAME,
     ActivityCancellationType,
     ActivityHandle,
+    ChildWorkflowCancellationType,
+    ChildWorkflowHandle,
     ContinueAsNewError,
     Info,
+    ParentInfo,
     _Definition,
     _Runtime,
     _UpdateDefinition,
@@ -106,6 +117,29 @@ _COMMAND_EVENTS = frozenset(
         "WorkflowExecutionCanceled",
         "WorkflowExecutionContinuedAsNew",
         "WorkflowExecutionUpdateCompleted",
+        "StartChildWorkflowExecutionInitiated",
+        "SignalExternalWorkflowExecutionInitiated",
+        "RequestCancelExternalWorkflowExecutionInitiated",
+    }
+)
+# Outcomes of children and of requests to other workflows, by Initiated id.
+_CHILD_EVENTS = frozenset(
+    {
+        "StartChildWorkflowExecutionFailed",
+        "ChildWorkflowExecutionStarted",
+        "ChildWorkflowExecutionCompleted",
+        "ChildWorkflowExecutionFailed",
+        "ChildWorkflowExecutionCanceled",
+        "ChildWorkflowExecutionTimedOut",
+        "ChildWorkflowExecutionTerminated",
+    }
+)
+_EXTERNAL_EVENTS = frozenset(
+    {
+        "ExternalWorkflowExecutionSignaled",
+        "SignalExternalWorkflowExecutionFailed",
+        "ExternalWorkflowExecutionCancelRequested",
+        "RequestCancelExternalWorkflowExecutionFailed",
     }
 )
 # Events that feed the next activation.
@@ -121,6 +155,8 @@ _RESOLUTION_EVENTS = frozenset(
         "WorkflowExecutionCancelRequested",
         "WorkflowExecutionUpdateAdmitted",
     }
+    | _CHILD_EVENTS
+    | _EXTERNAL_EVENTS
 )
 _CLOSING = {
     "CompleteWorkflowExecution": "WorkflowExecutionCompleted",
@@ -172,6 +208,12 @@ class _Command:
             return f"RecordMarker(marker_name={a['marker_name']!r}, details={a.get('details')!r})"
         if self.command_type == "CompleteWorkflowUpdate":
             return f"CompleteWorkflowUpdate(update_id={a['update_id']!r})"
+        if self.command_type in (
+            "StartChildWorkflowExecution",
+            "SignalExternalWorkflowExecution",
+            "RequestCancelExternalWorkflowExecution",
+        ):
+            return f"{self.command_type}(workflow_id={a['workflow_id']!r})"
         return self.command_type
 
 
@@ -210,6 +252,38 @@ class _Activity:
         self.command: _Command | None = None
         self.scheduled_event_id = 0
         self.cancel_requested = False
+
+
+class _Child:
+    """One started child workflow: its command, its Initiated event id, the
+    future of its start (resolving to its handle) and of its result."""
+
+    def __init__(
+        self,
+        attributes: dict[str, Any],
+        result_type: Any,
+        cancellation_type: ChildWorkflowCancellationType,
+        started: asyncio.Future[ChildWorkflowHandle[Any]],
+        result: asyncio.Future[Any],
+    ) -> None:
+        self.workflow_id = str(attributes["workflow_id"])
+        self.workflow_type = str(attributes["workflow_type"])
+        self.result_type = result_type
+        self.cancellation_type = cancellation_type
+        self.started = started
+        self.result = result
+        self.command = _Command("StartChildWorkflowExecution", attributes, self)
+        self.initiated_event_id = 0
+        self.run_id = ""
+        self.cancel: asyncio.Future[None] | None = None
+
+
+class _External:
+    """A signal or cancellation request to another workflow."""
+
+    def __init__(self, command: _Command, done: asyncio.Future[None]) -> None:
+        self.command = command
+        self.done = done
 
 
 class _TimerHandle(asyncio.TimerHandle):
@@ -260,6 +334,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._activities_by_id: dict[str, _Activity] = {}
         self._activities_by_event: dict[int, _Activity] = {}
         self._timers: dict[str, _Timer] = {}
+        self._children_by_event: dict[int, _Child] = {}
+        self._externals_by_event: dict[int, _External] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._main: asyncio.Task[Any] | None = None
@@ -498,6 +574,12 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             self._activities_by_event[e["event_id"]] = act
         elif c.command_type == "StartTimer":
             cast(_Timer, c.target).started_event_id = e["event_id"]
+        elif c.command_type == "StartChildWorkflowExecution":
+            child = cast(_Child, c.target)
+            child.initiated_event_id = e["event_id"]
+            self._children_by_event[e["event_id"]] = child
+        elif isinstance(c.target, _External):
+            self._externals_by_event[e["event_id"]] = c.target
 
     def _activation(self, jobs: list[EventDict]) -> None:
         """Runs one activation, as Temporal's SDK orders its jobs: the start
@@ -538,6 +620,24 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             if act is None or act.future.done():
                 return
             self._resolve_activity(act, t, a)
+        elif t in _CHILD_EVENTS:
+            child = self._children_by_event.get(int(a.get("initiated_event_id", 0)))
+            if child is not None:
+                self._resolve_child(child, t, a)
+        elif t in _EXTERNAL_EVENTS:
+            ext = self._externals_by_event.get(int(a.get("initiated_event_id", 0)))
+            if ext is not None and not ext.done.done():
+                if t.endswith("Failed"):
+                    verb = "signal" if t.startswith("Signal") else "cancel"
+                    ext.done.set_exception(
+                        ApplicationError(
+                            f"Unable to {verb} external workflow because it was not found",
+                            type=str(a.get("cause") or "ExternalWorkflowExecutionNotFound"),
+                            non_retryable=True,
+                        )
+                    )
+                else:
+                    ext.done.set_result(None)
         elif t == "WorkflowExecutionSignaled":
             self._signal(str(a.get("signal_name", "")), a.get("input"))
         elif t == "WorkflowExecutionUpdateAdmitted":
@@ -587,6 +687,97 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 error("Activity cancelled", cause, RetryState.CANCEL_REQUESTED.value)
             )
 
+    def _resolve_child(self, child: _Child, t: str, a: dict[str, Any]) -> None:
+        if t == "StartChildWorkflowExecutionFailed":
+            if not child.started.done():
+                child.started.set_exception(
+                    WorkflowAlreadyStartedError(child.workflow_id, child.workflow_type)
+                )
+            return
+        execution = _as_dict(a.get("workflow_execution"))
+        if t == "ChildWorkflowExecutionStarted":
+            child.run_id = str(execution.get("run_id") or "")
+            if not child.started.done():
+                child.started.set_result(self._child_handle(child))
+            return
+        if child.result.done():
+            return
+        if t == "ChildWorkflowExecutionCompleted":
+            try:
+                child.result.set_result(from_json(a.get("result"), child.result_type))
+            except (TypeError, ValueError, KeyError) as err:
+                child.result.set_exception(err)
+            return
+        cause: BaseException
+        if t == "ChildWorkflowExecutionFailed":
+            message, cause = (
+                "Child Workflow execution failed",
+                failure_to_error(a.get("failure") or {}),
+            )
+        elif t == "ChildWorkflowExecutionCanceled":
+            details = a.get("details")
+            message = "Child Workflow execution cancelled"
+            cause = CancelledError(
+                "Workflow cancelled",
+                *(details if isinstance(details, list) else [] if details is None else [details]),
+            )
+        elif t == "ChildWorkflowExecutionTimedOut":
+            message = "Child Workflow execution timed out"
+            cause = TimeoutError("Workflow timed out", type=TimeoutType.START_TO_CLOSE)
+        else:
+            message = "Child Workflow execution terminated"
+            cause = TerminatedError("Workflow terminated")
+        retry_state = a.get("retry_state")
+        err = ChildWorkflowError(
+            message,
+            namespace=self._request["namespace"],
+            workflow_id=child.workflow_id,
+            run_id=str(execution.get("run_id") or child.run_id),
+            workflow_type=child.workflow_type,
+            retry_state=RetryState(retry_state) if retry_state in RetryState.__members__ else None,
+        )
+        err.__cause__ = cause
+        child.result.set_exception(err)
+
+    def _child_handle(self, child: _Child) -> ChildWorkflowHandle[Any]:
+        async def run() -> Any:
+            handle._baton_started = True
+            while True:
+                try:
+                    return await asyncio.shield(child.result)
+                except asyncio.CancelledError:
+                    if child.result.done():
+                        raise
+                    requested = self._cancel_child(child)
+                    kind = child.cancellation_type
+                    if kind == ChildWorkflowCancellationType.WAIT_CANCELLATION_REQUESTED:
+                        if requested is not None:
+                            await asyncio.shield(requested)
+                        raise
+                    if kind != ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED:
+                        raise
+
+        handle = ChildWorkflowHandle(run(), loop=self, name=f"child:{child.workflow_id}")
+        handle.id = child.workflow_id
+        handle.first_execution_run_id = child.run_id
+        handle._baton_cancel = lambda: (self._cancel_child(child), None)[1]
+        self._tasks.append(handle)
+        return handle
+
+    def _cancel_child(self, child: _Child) -> asyncio.Future[None] | None:
+        """Asks the child to cancel (RequestCancelExternalWorkflowExecution
+        limited to this run's children) unless its cancellation type is
+        ABANDON; returns the request's future."""
+        if child.cancel is not None:
+            return child.cancel
+        if child.cancellation_type == ChildWorkflowCancellationType.ABANDON:
+            return None
+        child.cancel = self.workflow_external(
+            "RequestCancelExternalWorkflowExecution",
+            {"workflow_id": child.workflow_id, "child_workflow_only": True},
+        )
+        return child.cancel
+
     def _start(self, e: EventDict) -> None:
         a = e.get("attributes") or {}
         req = self._request
@@ -614,6 +805,13 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             if a.get("retry_policy")
             else None,
             raw_memo=_as_dict(a.get("memo")),
+            parent=ParentInfo(
+                namespace=req["namespace"],
+                run_id=str(parent.get("run_id", "")),
+                workflow_id=str(parent.get("workflow_id", "")),
+            )
+            if (parent := _as_dict(a.get("parent")))
+            else None,
         )
         try:
             self._start_args = decode_args(a.get("input"), self._defn.arg_types)
@@ -878,6 +1076,35 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._conditions.append((fn, fut))
         return fut
 
+    def workflow_start_child(
+        self,
+        attributes: dict[str, Any],
+        *,
+        cancellation_type: ChildWorkflowCancellationType,
+        result_type: Any,
+    ) -> asyncio.Future[ChildWorkflowHandle[Any]]:
+        child = _Child(
+            attributes, result_type, cancellation_type, self.create_future(), self.create_future()
+        )
+        self._commands.append(child.command)
+
+        def abandoned(fut: asyncio.Future[ChildWorkflowHandle[Any]]) -> None:
+            # Cancelled before the start was sent: never send it.
+            if fut.cancelled() and child.command in self._commands:
+                self._commands.remove(child.command)
+
+        child.started.add_done_callback(abandoned)
+        return child.started
+
+    def workflow_external(
+        self, command_type: str, attributes: dict[str, Any]
+    ) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = self.create_future()
+        command = _Command(command_type, attributes)
+        command.target = _External(command, done)
+        self._commands.append(command)
+        return done
+
     def workflow_start_activity(
         self,
         activity: Any,
@@ -1121,6 +1348,22 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
         )
     if c.command_type == "CompleteWorkflowUpdate":
         return t == "WorkflowExecutionUpdateCompleted" and a.get("update_id") == ca["update_id"]
+    if c.command_type == "StartChildWorkflowExecution":
+        return (
+            t == "StartChildWorkflowExecutionInitiated"
+            and a.get("workflow_id") == ca["workflow_id"]
+            and a.get("workflow_type") == ca["workflow_type"]
+        )
+    if c.command_type in (
+        "SignalExternalWorkflowExecution",
+        "RequestCancelExternalWorkflowExecution",
+    ):
+        target = _as_dict(a.get("workflow_execution")).get("workflow_id")
+        return (
+            t == f"{c.command_type}Initiated"
+            and target == ca["workflow_id"]
+            and a.get("signal_name") == ca.get("signal_name")
+        )
     if c.command_type == "RecordMarker":
         if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
             return False

@@ -109,6 +109,12 @@ class WorkflowExecutionDescription(WorkflowExecution):
     memo: dict[str, Any] = field(default_factory=lambda: {})
     #: Counts the runs a workflow retry policy started; 1 for the first.
     attempt: int = 1
+    #: For a child workflow: the parent run (``workflow_id``, ``run_id``,
+    #: ``initiated_event_id``, ``parent_close_policy``).
+    parent: dict[str, Any] | None = None
+    #: Every child the run started, open or closed (``workflow_id``,
+    #: ``run_id``, ``workflow_type``, ``status``, ``parent_close_policy``).
+    children: list[dict[str, Any]] = field(default_factory=lambda: [])
 
 
 @dataclass
@@ -611,6 +617,8 @@ class WorkflowHandle(Generic[_R]):
             pinned_version=d.get("pinned_version"),
             memo=cast("dict[str, Any]", d.get("memo") or {}),
             attempt=int(d.get("attempt") or 1),
+            parent=d.get("parent"),
+            children=d.get("children") or [],
         )
 
     async def terminate(self, *args: Any, reason: str | None = None) -> None:

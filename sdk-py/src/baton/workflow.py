@@ -26,15 +26,20 @@ from enum import IntEnum
 from typing import Any, NoReturn, TypeVar, overload
 
 from baton._protocol import format_duration
-from baton.common import RetryPolicy
+from baton.common import RetryPolicy, WorkflowIDReusePolicy
 from baton.converter import from_json, to_json, type_hints_of
-from baton.exceptions import BatonError, NotSupportedError
+from baton.exceptions import BatonError
 
 __all__ = [
     "ActivityCancellationType",
     "ActivityHandle",
+    "ChildWorkflowCancellationType",
+    "ChildWorkflowHandle",
     "ContinueAsNewError",
+    "ExternalWorkflowHandle",
     "Info",
+    "ParentClosePolicy",
+    "ParentInfo",
     "continue_as_new",
     "defn",
     "deprecate_patch",
@@ -284,6 +289,15 @@ def update(
 
 
 @dataclass(frozen=True)
+class ParentInfo:
+    """The parent of a child workflow (``workflow.info().parent``)."""
+
+    namespace: str
+    run_id: str
+    workflow_id: str
+
+
+@dataclass(frozen=True)
 class Info:
     """What a workflow knows about its run (``workflow.info()``)."""
 
@@ -307,6 +321,8 @@ class Info:
     retry_policy: RetryPolicy | None = None
     #: The memo as JSON (``workflow.memo()`` is the same mapping).
     raw_memo: Mapping[str, Any] = field(default_factory=lambda: {})
+    #: The run that started this one as its child, if any.
+    parent: ParentInfo | None = None
 
     def is_continue_as_new_suggested(self) -> bool:
         return self.suggest_continue_as_new
@@ -345,6 +361,20 @@ class _Runtime:
         raise NotImplementedError
 
     def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]:
+        raise NotImplementedError
+
+    def workflow_start_child(
+        self,
+        attributes: dict[str, Any],
+        *,
+        cancellation_type: ChildWorkflowCancellationType,
+        result_type: Any,
+    ) -> asyncio.Future[ChildWorkflowHandle[Any]]:
+        raise NotImplementedError
+
+    def workflow_external(
+        self, command_type: str, attributes: dict[str, Any]
+    ) -> asyncio.Future[None]:
         raise NotImplementedError
 
     def workflow_start_activity(
@@ -761,36 +791,165 @@ def continue_as_new(
     raise ContinueAsNewError(attributes)
 
 
-# --- features the server does not run yet (issue 4) -------------------------------------
-
-_ISSUE_4 = "not supported by this server yet (issue 4)"
+# --- child workflows and other workflows -------------------------------------------------
 
 
-async def start_child_workflow(workflow: Any, *args: Any, **kwargs: Any) -> Any:
-    """Child workflows are not supported by this server yet (issue 4)."""
-    del workflow, args, kwargs
-    _runtime()
-    raise NotSupportedError(f"child workflows are {_ISSUE_4}")
+class ParentClosePolicy(IntEnum):
+    """What the parent's close does to a child still open (Temporal's
+    values): TERMINATE (the default), ABANDON, REQUEST_CANCEL."""
+
+    TERMINATE = 1
+    ABANDON = 2
+    REQUEST_CANCEL = 3
 
 
-async def execute_child_workflow(workflow: Any, *args: Any, **kwargs: Any) -> Any:
-    """Child workflows are not supported by this server yet (issue 4)."""
-    return await start_child_workflow(workflow, *args, **kwargs)
+class ChildWorkflowCancellationType(IntEnum):
+    """What cancelling the task that awaits a child does (Temporal's
+    values). ABANDON asks nothing and resolves at once; TRY_CANCEL asks
+    the child to cancel and resolves at once; WAIT_CANCELLATION_REQUESTED
+    asks and resolves once the child recorded the request;
+    WAIT_CANCELLATION_COMPLETED (the default) asks and waits for the child
+    to close, resolving with its outcome."""
+
+    ABANDON = 0
+    TRY_CANCEL = 1
+    WAIT_CANCELLATION_COMPLETED = 2
+    WAIT_CANCELLATION_REQUESTED = 3
+
+
+class ChildWorkflowHandle(asyncio.Task[_T]):
+    """A started child workflow: an asyncio task whose result is the
+    child's result (a failure is :class:`ChildWorkflowError` with the
+    cause). Cancelling it cancels the child as its
+    :class:`ChildWorkflowCancellationType` says."""
+
+    id: str = ""
+    first_execution_run_id: str = ""
+    _baton_started: bool = False
+    _baton_cancel: Callable[[], None] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.first_execution_run_id
+
+    async def signal(self, signal: Any, arg: Any = _NO_ARG, *, args: Sequence[Any] = ()) -> None:
+        """Signals the child (only this run's child qualifies); returns once
+        the child recorded it."""
+        await _runtime().workflow_external(
+            "SignalExternalWorkflowExecution",
+            {
+                "workflow_id": self.id,
+                "signal_name": _signal_name(signal),
+                "input": [to_json(a) for a in _args(arg, args)],
+                "child_workflow_only": True,
+            },
+        )
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not self._baton_started and self._baton_cancel is not None and not self.done():
+            self._baton_cancel()
+            return True
+        return super().cancel(msg)
+
+
+def _signal_name(signal: Any) -> str:
+    if isinstance(signal, str):
+        return signal
+    defn = getattr(signal, "__baton_signal__", None)
+    name = getattr(defn, "name", None)
+    return name if isinstance(name, str) else str(getattr(signal, "__name__", ""))
+
+
+async def start_child_workflow(
+    workflow: Any,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    id: str,
+    task_queue: str | None = None,
+    execution_timeout: timedelta | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    cancellation_type: ChildWorkflowCancellationType = (
+        ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
+    ),
+    memo: Mapping[str, Any] | None = None,
+    result_type: Any = None,
+) -> ChildWorkflowHandle[Any]:
+    """Starts a child workflow and returns its handle once the server
+    started it; raises :class:`WorkflowAlreadyStartedError` if ``id`` is in
+    use. ``workflow`` is a ``@workflow.run`` method, a workflow class or a
+    workflow type name."""
+    rt = _runtime()
+    if isinstance(workflow, str):
+        name, ret = workflow, None
+    else:
+        defn = _Definition.of(workflow)
+        name, ret = defn.name, defn.ret_type
+    attributes: dict[str, Any] = {
+        "workflow_id": id,
+        "workflow_type": name,
+        "input": [to_json(a) for a in _args(arg, args)],
+        "workflow_id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
+        "parent_close_policy": ParentClosePolicy(parent_close_policy).name,
+    }
+    if task_queue is not None:
+        attributes["task_queue"] = task_queue
+    for key, value in (
+        ("workflow_execution_timeout", execution_timeout),
+        ("workflow_run_timeout", run_timeout),
+        ("workflow_task_timeout", task_timeout),
+    ):
+        if value is not None:
+            attributes[key] = format_duration(value)
+    if retry_policy is not None:
+        attributes["retry_policy"] = retry_policy.to_wire()
+    if memo is not None:
+        attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    return await rt.workflow_start_child(
+        attributes,
+        cancellation_type=ChildWorkflowCancellationType(cancellation_type),
+        result_type=result_type if result_type is not None else ret,
+    )
+
+
+async def execute_child_workflow(workflow: Any, arg: Any = _NO_ARG, **kwargs: Any) -> Any:
+    """Starts a child workflow and waits for its result."""
+    handle = await start_child_workflow(workflow, arg, **kwargs)
+    return await handle
 
 
 class ExternalWorkflowHandle:
-    """A handle to another workflow (signal/cancel arrive with issue 4)."""
+    """A handle to another workflow: signal it or request its cancellation.
+    Each is recorded in this workflow's history and returns once the target
+    recorded it, or raises :class:`ApplicationError` when no open run
+    matched."""
 
     def __init__(self, workflow_id: str, run_id: str | None) -> None:
         self.id = workflow_id
         self.run_id = run_id
 
-    async def signal(self, signal: Any, arg: Any = None, *, args: Sequence[Any] = ()) -> None:
-        del signal, arg, args
-        raise NotSupportedError(f"signalling external workflows is {_ISSUE_4}")
+    def _target(self) -> dict[str, Any]:
+        target: dict[str, Any] = {"workflow_id": self.id}
+        if self.run_id:
+            target["run_id"] = self.run_id
+        return target
+
+    async def signal(self, signal: Any, arg: Any = _NO_ARG, *, args: Sequence[Any] = ()) -> None:
+        await _runtime().workflow_external(
+            "SignalExternalWorkflowExecution",
+            {
+                **self._target(),
+                "signal_name": _signal_name(signal),
+                "input": [to_json(a) for a in _args(arg, args)],
+            },
+        )
 
     async def cancel(self) -> None:
-        raise NotSupportedError(f"cancelling external workflows is {_ISSUE_4}")
+        await _runtime().workflow_external("RequestCancelExternalWorkflowExecution", self._target())
 
 
 def get_external_workflow_handle(
