@@ -261,14 +261,6 @@ export class ContinueAsNew extends Error {
   }
 }
 
-/** An API this server does not offer yet (protocol.md §13; issue 4). */
-export class NotSupportedError extends Error {
-  override readonly name = "NotSupportedError";
-  constructor(feature: string) {
-    super(`${feature} is not supported by this server yet`);
-  }
-}
-
 function detailsToWire(details: unknown[] | undefined): unknown[] | undefined {
   return details !== undefined && details.length > 0 ? details : undefined;
 }

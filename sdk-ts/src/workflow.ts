@@ -39,7 +39,6 @@ export {
   BatonFailure,
   TimeoutFailure,
   TerminatedFailure,
-  NotSupportedError,
   isCancellation,
 } from "./common.js";
 export type { WorkflowInfo } from "./core/workflow_instance.js";
@@ -162,7 +161,7 @@ export const log = {
   error: logAt("error"),
 };
 
-// ---- signals and queries; the rest is not supported by this server yet (protocol.md §13, issue 4) ----
+// ---- signals, queries and updates ----
 
 
 /** A signal's name and argument types, as in Temporal. */
