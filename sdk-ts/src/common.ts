@@ -151,6 +151,44 @@ export class ActivityFailure extends BatonFailure {
   }
 }
 
+/** A child workflow failed, timed out, was cancelled or terminated; `cause` says how. */
+export class ChildWorkflowFailure extends BatonFailure {
+  override readonly name = "ChildWorkflowFailure";
+  constructor(
+    public readonly namespace: string | undefined,
+    public readonly execution: { workflowId: string; runId?: string },
+    public readonly workflowType: string,
+    public readonly retryState: RetryState | undefined,
+    cause?: Error,
+  ) {
+    super("Child Workflow execution failed", cause);
+  }
+}
+
+/** A workflow id already has a run that the id policies refuse to start next to (a child's start, or the client's). */
+export class WorkflowExecutionAlreadyStartedError extends BatonFailure {
+  override readonly name = "WorkflowExecutionAlreadyStartedError";
+  constructor(
+    message: string,
+    public readonly workflowId: string,
+    public readonly workflowType: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Temporal's `ParentClosePolicy`: what happens to an open child when its parent closes. */
+export const ParentClosePolicy = { TERMINATE: "TERMINATE", ABANDON: "ABANDON", REQUEST_CANCEL: "REQUEST_CANCEL" } as const;
+export type ParentClosePolicy = wire.ParentClosePolicy;
+
+/** Temporal's `ChildWorkflowCancellationType`: what cancelling a child's scope waits for. */
+export enum ChildWorkflowCancellationType {
+  ABANDON = 0,
+  TRY_CANCEL = 1,
+  WAIT_CANCELLATION_COMPLETED = 2,
+  WAIT_CANCELLATION_REQUESTED = 3,
+}
+
 /** A timeout (of an activity attempt, an activity, or a run). */
 export class TimeoutFailure extends BatonFailure {
   override readonly name = "TimeoutFailure";
@@ -193,7 +231,7 @@ export class ServerFailure extends BatonFailure {
 /** True if `err` is (or was caused by) a cancellation. */
 export function isCancellation(err: unknown): boolean {
   if (err instanceof CancelledFailure) return true;
-  if (err instanceof ActivityFailure) return err.cause instanceof CancelledFailure;
+  if (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) return err.cause instanceof CancelledFailure;
   return false;
 }
 
@@ -223,14 +261,6 @@ export class ContinueAsNew extends Error {
   }
 }
 
-/** An API this server does not offer yet (protocol.md §13; issue 4). */
-export class NotSupportedError extends Error {
-  override readonly name = "NotSupportedError";
-  constructor(feature: string) {
-    super(`${feature} is not supported by this server yet`);
-  }
-}
-
 function detailsToWire(details: unknown[] | undefined): unknown[] | undefined {
   return details !== undefined && details.length > 0 ? details : undefined;
 }
@@ -251,6 +281,9 @@ export function errorToFailure(err: unknown, includeStack = true): FailureJson {
       activity_type: err.activityType,
       retry_state: err.retryState ?? null,
     };
+  } else if (err instanceof ChildWorkflowFailure) {
+    f.type = "ChildWorkflowError";
+    f.details = { workflow_id: err.execution.workflowId, workflow_type: err.workflowType, retry_state: err.retryState ?? null };
   } else if (err instanceof TimeoutFailure) {
     f.type = "TimeoutError";
     if (err.timeoutType !== undefined) f.timeout_type = err.timeoutType;

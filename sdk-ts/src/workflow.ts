@@ -6,12 +6,15 @@
 import {
   type ActivityOptions,
   ContinueAsNew,
+  ChildWorkflowCancellationType,
   type Duration,
-  NotSupportedError,
+  type ParentClosePolicy,
+  type RetryPolicy,
   formatDuration,
   msToNumber,
+  retryPolicyToWire,
 } from "./common.js";
-import type { ContinueAsNewWorkflowExecutionAttributes } from "./generated/openapi.js";
+import type { ContinueAsNewWorkflowExecutionAttributes, IdReusePolicy, StartChildWorkflowExecutionAttributes } from "./generated/openapi.js";
 import { CancellationScope } from "./core/cancellation_scope.js";
 import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core/workflow_instance.js";
 
@@ -23,6 +26,10 @@ export {
   ApplicationFailure,
   CancelledFailure,
   ContinueAsNew,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
+  WorkflowExecutionAlreadyStartedError,
   type ActivityOptions,
   type Duration,
   NonDeterminismError,
@@ -32,7 +39,6 @@ export {
   BatonFailure,
   TimeoutFailure,
   TerminatedFailure,
-  NotSupportedError,
   isCancellation,
 } from "./common.js";
 export type { WorkflowInfo } from "./core/workflow_instance.js";
@@ -155,11 +161,8 @@ export const log = {
   error: logAt("error"),
 };
 
-// ---- signals and queries; the rest is not supported by this server yet (protocol.md §13, issue 4) ----
+// ---- signals, queries and updates ----
 
-function unsupported(feature: string): never {
-  throw new NotSupportedError(feature);
-}
 
 /** A signal's name and argument types, as in Temporal. */
 export interface SignalDefinition<Args extends unknown[] = [], Name extends string = string> {
@@ -271,12 +274,89 @@ export function makeContinueAsNewFunc<F extends (...args: any[]) => Promise<unkn
 export function continueAsNew<F extends (...args: any[]) => Promise<unknown>>(...args: Parameters<F>): Promise<never> {
   return makeContinueAsNewFunc<F>()(...args);
 }
-export function startChild(..._args: unknown[]): never {
-  return unsupported("child workflows (startChild)");
+type WorkflowFn = (...args: any[]) => Promise<unknown>;
+
+/** Temporal's `ChildWorkflowOptions`. */
+export interface ChildWorkflowOptions {
+  /** Default: `<this workflow id>-child-<n>`. */
+  workflowId?: string;
+  args?: unknown[];
+  /** Default: this run's task queue. */
+  taskQueue?: string;
+  workflowExecutionTimeout?: Duration;
+  workflowRunTimeout?: Duration;
+  workflowTaskTimeout?: Duration;
+  retry?: RetryPolicy;
+  workflowIdReusePolicy?: IdReusePolicy;
+  /** What happens to the child when this workflow closes first (default TERMINATE). */
+  parentClosePolicy?: ParentClosePolicy;
+  /** What cancelling the child's scope waits for (default WAIT_CANCELLATION_COMPLETED). */
+  cancellationType?: ChildWorkflowCancellationType;
+  memo?: Record<string, unknown>;
 }
-export function executeChild(..._args: unknown[]): never {
-  return unsupported("child workflows (executeChild)");
+
+/** A started child workflow. */
+export interface ChildWorkflowHandle<T extends WorkflowFn> {
+  readonly workflowId: string;
+  readonly firstExecutionRunId: string;
+  /** The child's result; ChildWorkflowFailure if it failed, timed out, was cancelled or terminated. */
+  result(): Promise<Awaited<ReturnType<T>>>;
+  /** Signals the child (SignalExternalWorkflowExecution, child only). */
+  signal<Args extends unknown[]>(def: SignalDefinition<Args> | string, ...args: Args): Promise<void>;
 }
-export function getExternalWorkflowHandle(..._args: unknown[]): never {
-  return unsupported("external workflow handles");
+
+function childCommand(workflowType: string, options: ChildWorkflowOptions, workflowId: string): StartChildWorkflowExecutionAttributes {
+  const a: StartChildWorkflowExecutionAttributes = { workflow_id: workflowId, workflow_type: workflowType, input: options.args ?? [] };
+  if (options.taskQueue !== undefined) a.task_queue = options.taskQueue;
+  if (options.workflowExecutionTimeout !== undefined) a.workflow_execution_timeout = formatDuration(options.workflowExecutionTimeout);
+  if (options.workflowRunTimeout !== undefined) a.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
+  if (options.workflowTaskTimeout !== undefined) a.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
+  if (options.retry !== undefined) a.retry_policy = retryPolicyToWire(options.retry);
+  if (options.workflowIdReusePolicy !== undefined) a.workflow_id_reuse_policy = options.workflowIdReusePolicy;
+  if (options.parentClosePolicy !== undefined) a.parent_close_policy = options.parentClosePolicy;
+  if (options.memo !== undefined) a.memo = options.memo;
+  return a;
+}
+
+/**
+ * Starts a child workflow (a workflow function, or a type name) and
+ * resolves once it started: `await startChild(fulfill, { args: [line] })`.
+ * Rejects with WorkflowExecutionAlreadyStartedError if its id is taken.
+ */
+export async function startChild<T extends WorkflowFn>(workflow: T | string, options: ChildWorkflowOptions = {}): Promise<ChildWorkflowHandle<T>> {
+  const inst = currentInstance("startChild");
+  const workflowType = typeof workflow === "string" ? workflow : workflow.name;
+  const workflowId = options.workflowId ?? inst.nextChildId();
+  const child = inst.startChild(childCommand(workflowType, options, workflowId), options.cancellationType ?? ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED);
+  const runId = await child.started.promise;
+  return {
+    workflowId,
+    firstExecutionRunId: runId,
+    result: () => child.result.promise as Promise<Awaited<ReturnType<T>>>,
+    signal: (def, ...args) => currentInstance("signal").signalExternal(workflowId, undefined, typeof def === "string" ? def : def.name, args, true),
+  };
+}
+
+/** Starts a child workflow and waits for its result. */
+export async function executeChild<T extends WorkflowFn>(workflow: T | string, options: ChildWorkflowOptions = {}): Promise<Awaited<ReturnType<T>>> {
+  return (await startChild(workflow, options)).result();
+}
+
+/** A handle on another workflow, to signal it or ask it to cancel. */
+export interface ExternalWorkflowHandle {
+  readonly workflowId: string;
+  readonly runId: string | undefined;
+  /** Resolves once the signal was recorded in the workflow; rejects if it has no open run. */
+  signal<Args extends unknown[]>(def: SignalDefinition<Args> | string, ...args: Args): Promise<void>;
+  /** Resolves once the cancellation request was recorded in the workflow; rejects if it has no open run. */
+  cancel(): Promise<void>;
+}
+
+export function getExternalWorkflowHandle(workflowId: string, runId?: string): ExternalWorkflowHandle {
+  return {
+    workflowId,
+    runId,
+    signal: (def, ...args) => currentInstance("signal").signalExternal(workflowId, runId, typeof def === "string" ? def : def.name, args, false),
+    cancel: () => currentInstance("cancel").cancelExternal(workflowId, runId, false),
+  };
 }

@@ -8,7 +8,7 @@ test("subpath exports mirror Temporal's packages", async () => {
   assert.equal(typeof root.toNodeListener, "function");
   assert.equal(typeof root.toLambdaHandler, "function");
   const wf = await load("@baton/sdk/workflow");
-  for (const name of ["proxyActivities", "sleep", "condition", "patched", "deprecatePatch", "workflowInfo", "uuid4", "ApplicationFailure", "log", "CancellationScope", "isCancellation", "ActivityCancellationType"]) {
+  for (const name of ["proxyActivities", "sleep", "condition", "patched", "deprecatePatch", "workflowInfo", "uuid4", "ApplicationFailure", "log", "CancellationScope", "isCancellation", "ActivityCancellationType", "continueAsNew", "makeContinueAsNewFunc", "startChild", "executeChild", "getExternalWorkflowHandle", "ParentClosePolicy", "ChildWorkflowCancellationType", "ChildWorkflowFailure", "defineUpdate"]) {
     assert.ok(name in wf, `@baton/sdk/workflow exports ${name}`);
   }
   const act = await load("@baton/sdk/activity");

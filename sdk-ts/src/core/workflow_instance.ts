@@ -32,6 +32,10 @@ import {
   ApplicationFailure,
   BatonFailure,
   ContinueAsNew,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
+  TerminatedFailure,
+  WorkflowExecutionAlreadyStartedError,
   CancelledFailure,
   type Command,
   type Duration,
@@ -55,7 +59,12 @@ import {
   msToNumber,
   retryPolicyToWire,
 } from "../common.js";
-import type { ScheduleActivityTaskAttributes } from "../generated/openapi.js";
+import type {
+  RequestCancelExternalWorkflowExecutionAttributes,
+  ScheduleActivityTaskAttributes,
+  SignalExternalWorkflowExecutionAttributes,
+  StartChildWorkflowExecutionAttributes,
+} from "../generated/openapi.js";
 import { newStorage } from "./als.js";
 import { CancellationScope, setScopeHost } from "./cancellation_scope.js";
 
@@ -104,6 +113,9 @@ const COMMAND_EVENTS = new Set([
   "WorkflowExecutionCanceled",
   "WorkflowExecutionContinuedAsNew",
   "WorkflowExecutionUpdateCompleted",
+  "StartChildWorkflowExecutionInitiated",
+  "SignalExternalWorkflowExecutionInitiated",
+  "RequestCancelExternalWorkflowExecutionInitiated",
 ]);
 const RESOLUTION_EVENTS = new Set([
   "ActivityTaskCompleted",
@@ -114,6 +126,17 @@ const RESOLUTION_EVENTS = new Set([
   "WorkflowExecutionSignaled",
   "WorkflowExecutionCancelRequested",
   "WorkflowExecutionUpdateAdmitted",
+  "ChildWorkflowExecutionStarted",
+  "StartChildWorkflowExecutionFailed",
+  "ChildWorkflowExecutionCompleted",
+  "ChildWorkflowExecutionFailed",
+  "ChildWorkflowExecutionCanceled",
+  "ChildWorkflowExecutionTimedOut",
+  "ChildWorkflowExecutionTerminated",
+  "ExternalWorkflowExecutionSignaled",
+  "SignalExternalWorkflowExecutionFailed",
+  "ExternalWorkflowExecutionCancelRequested",
+  "RequestCancelExternalWorkflowExecutionFailed",
 ]);
 const ACTIVITY_CLOSED = new Set(["ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled"]);
 const CLOSING: Record<string, string> = {
@@ -127,6 +150,26 @@ interface PendingCommand {
   command: Command;
   activity?: ActivityState;
   timer?: TimerState;
+  child?: ChildState;
+  external?: ExternalState;
+}
+
+/** A child workflow this run started (protocol.md §5.6). */
+interface ChildState {
+  workflowId: string;
+  workflowType: string;
+  cancellationType: ChildWorkflowCancellationType;
+  started: Deferred<string>;
+  result: Deferred<unknown>;
+  runId?: string;
+  /** The child's outcome reached the workflow (or its promise was settled by a cancellation). */
+  done: boolean;
+}
+
+/** A signal or cancellation request to another workflow, waiting for its outcome. */
+interface ExternalState {
+  d: Deferred<void>;
+  done: boolean;
 }
 
 interface ActivityState {
@@ -167,6 +210,12 @@ function describeCommand(c: Command): string {
       return `RequestCancelActivityTask(activity_id=${JSON.stringify(c.attributes.activity_id)})`;
     case "CompleteWorkflowUpdate":
       return `CompleteWorkflowUpdate(update_id=${JSON.stringify(c.attributes.update_id)})`;
+    case "StartChildWorkflowExecution":
+      return `StartChildWorkflowExecution(workflow_type=${JSON.stringify(c.attributes.workflow_type)}, workflow_id=${JSON.stringify(c.attributes.workflow_id)})`;
+    case "SignalExternalWorkflowExecution":
+      return `SignalExternalWorkflowExecution(workflow_id=${JSON.stringify(c.attributes.workflow_id)}, signal_name=${JSON.stringify(c.attributes.signal_name)})`;
+    case "RequestCancelExternalWorkflowExecution":
+      return `RequestCancelExternalWorkflowExecution(workflow_id=${JSON.stringify(c.attributes.workflow_id)})`;
     default:
       return c.command_type;
   }
@@ -332,6 +381,9 @@ export class WorkflowInstance {
   private activitySeq = 0;
   private timerSeq = 0;
   private activitiesByEvent = new Map<number, ActivityState>();
+  private childrenByEvent = new Map<number, ChildState>();
+  private externalsByEvent = new Map<number, ExternalState>();
+  private childSeq = 0;
   private timers = new Map<string, TimerState>();
   private conditions: { fn: () => boolean; d: Deferred<boolean> }[] = [];
   private patches = new Map<string, boolean>();
@@ -623,6 +675,10 @@ export class WorkflowInstance {
       this.deliverSignals();
       return;
     }
+    if (e.event_type.includes("ChildWorkflowExecution") || e.event_type.includes("External")) {
+      this.applyToOtherWorkflow(e);
+      return;
+    }
     if (e.event_type === "TimerFired") {
       const timer = this.timers.get(String(a.timer_id ?? ""));
       if (timer && !timer.fired) {
@@ -703,6 +759,8 @@ export class WorkflowInstance {
           c.activity.scheduledEventId = e.event_id;
           this.activitiesByEvent.set(e.event_id, c.activity);
         }
+        if (c.child) this.childrenByEvent.set(e.event_id, c.child);
+        if (c.external) this.externalsByEvent.set(e.event_id, c.external);
         return;
       }
       if (this.lenient(c)) {
@@ -738,6 +796,12 @@ export class WorkflowInstance {
         return t === "ActivityTaskCancelRequested" && c.activity !== undefined && a.scheduled_event_id === c.activity.scheduledEventId;
       case "CompleteWorkflowUpdate":
         return t === "WorkflowExecutionUpdateCompleted" && a.update_id === cmd.attributes.update_id;
+      case "StartChildWorkflowExecution":
+        return t === "StartChildWorkflowExecutionInitiated" && a.workflow_id === cmd.attributes.workflow_id && a.workflow_type === cmd.attributes.workflow_type;
+      case "SignalExternalWorkflowExecution":
+        return t === "SignalExternalWorkflowExecutionInitiated" && rec(a.workflow_execution).workflow_id === cmd.attributes.workflow_id && a.signal_name === cmd.attributes.signal_name;
+      case "RequestCancelExternalWorkflowExecution":
+        return t === "RequestCancelExternalWorkflowExecutionInitiated" && rec(a.workflow_execution).workflow_id === cmd.attributes.workflow_id;
       case "RecordMarker": {
         const ca = cmd.attributes;
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
@@ -811,6 +875,148 @@ export class WorkflowInstance {
       this.signalHandlers.set(name, fn);
       this.deliverSignals();
     }
+  }
+
+  // ---- child workflows and other workflows (protocol.md §5.6) ----
+
+  private applyToOtherWorkflow(e: HistoryEvent): void {
+    const a = rec(e.attributes);
+    const initiated = Number(a.initiated_event_id ?? 0);
+    const external = this.externalsByEvent.get(initiated);
+    if (external !== undefined) {
+      if (external.done) return;
+      external.done = true;
+      if (e.event_type === "ExternalWorkflowExecutionSignaled" || e.event_type === "ExternalWorkflowExecutionCancelRequested") external.d.resolve();
+      else {
+        const what = e.event_type === "SignalExternalWorkflowExecutionFailed" ? "signal" : "cancel";
+        const wid = String(rec(a.workflow_execution).workflow_id ?? "");
+        external.d.reject(ApplicationFailure.create({ message: `Unable to ${what} external workflow ${wid} because it was not found`, type: String(a.cause ?? "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND"), nonRetryable: true }));
+      }
+      return;
+    }
+    const child = this.childrenByEvent.get(initiated);
+    if (child === undefined || child.done) return;
+    const execution = { workflowId: child.workflowId, ...(child.runId !== undefined ? { runId: child.runId } : {}) };
+    const fail = (cause: Error, retryState?: RetryState): void => {
+      child.done = true;
+      child.result.reject(new ChildWorkflowFailure(this.info.namespace, execution, child.workflowType, retryState, cause));
+    };
+    switch (e.event_type) {
+      case "ChildWorkflowExecutionStarted":
+        child.runId = String(rec(a.workflow_execution).run_id ?? "");
+        child.started.resolve(child.runId);
+        return;
+      case "StartChildWorkflowExecutionFailed": {
+        const err = new WorkflowExecutionAlreadyStartedError("Workflow execution already started", child.workflowId, child.workflowType);
+        child.done = true;
+        child.started.reject(err);
+        child.result.reject(err);
+        return;
+      }
+      case "ChildWorkflowExecutionCompleted":
+        child.done = true;
+        child.result.resolve(a.result);
+        return;
+      case "ChildWorkflowExecutionFailed":
+        fail(failureToError(a.failure as FailureJson), a.retry_state as RetryState);
+        return;
+      case "ChildWorkflowExecutionCanceled":
+        fail(new CancelledFailure("Child Workflow execution cancelled", argsFromPayload(a.details)));
+        return;
+      case "ChildWorkflowExecutionTimedOut":
+        fail(new TimeoutFailure("Child Workflow execution timed out", "START_TO_CLOSE"), a.retry_state as RetryState);
+        return;
+      case "ChildWorkflowExecutionTerminated":
+        fail(new TerminatedFailure("Child Workflow execution terminated"));
+        return;
+    }
+  }
+
+  /**
+   * Starts a child workflow in the current cancellation scope. `started`
+   * resolves with the child's run id once it started (rejects with
+   * WorkflowExecutionAlreadyStartedError); `result` with its outcome.
+   * Cancelling the scope cancels the child per its cancellationType.
+   */
+  startChild(attributes: StartChildWorkflowExecutionAttributes, cancellationType: ChildWorkflowCancellationType): ChildState {
+    this.childSeq++;
+    const child: ChildState = {
+      workflowId: attributes.workflow_id,
+      workflowType: attributes.workflow_type,
+      cancellationType,
+      started: deferred<string>(),
+      result: deferred<unknown>(),
+      done: false,
+    };
+    const scope = CancellationScope.current();
+    if (scope.consideredCancelled) {
+      child.done = true;
+      scope.onCancel((err) => {
+        child.started.reject(err);
+        child.result.reject(err);
+      });
+      return child;
+    }
+    this.commands.push({ command: { command_type: "StartChildWorkflowExecution", attributes }, child });
+    scope.onCancel((err) => this.cancelChild(child, err));
+    return child;
+  }
+
+  /** The deterministic id of the n-th child started without one. */
+  nextChildId(): string {
+    return `${this.info.workflowId}-child-${this.childSeq + 1}`;
+  }
+
+  private cancelChild(child: ChildState, err: CancelledFailure): void {
+    if (child.done) return;
+    const cancelled = (): ChildWorkflowFailure =>
+      new ChildWorkflowFailure(this.info.namespace, { workflowId: child.workflowId }, child.workflowType, "CANCEL_REQUESTED", new CancelledFailure(err.message));
+    const idx = this.commands.findIndex((c) => c.child === child);
+    if (idx >= 0) {
+      // Not sent yet: it is never started.
+      this.commands.splice(idx, 1);
+      child.done = true;
+      child.started.reject(err);
+      child.result.reject(cancelled());
+      return;
+    }
+    if (child.cancellationType !== ChildWorkflowCancellationType.ABANDON) {
+      const request = this.cancelExternal(child.workflowId, child.runId, true);
+      if (child.cancellationType === ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED) return;
+      if (child.cancellationType === ChildWorkflowCancellationType.WAIT_CANCELLATION_REQUESTED) {
+        request.then(
+          () => {
+            if (child.done) return;
+            child.done = true;
+            child.result.reject(cancelled());
+          },
+          () => undefined,
+        );
+        return;
+      }
+    }
+    child.done = true;
+    child.result.reject(cancelled());
+  }
+
+  /** Signals another workflow (a child with `childOnly`); resolves once the signal was recorded in it. */
+  signalExternal(workflowId: string, runId: string | undefined, signalName: string, args: unknown[], childOnly: boolean): Promise<void> {
+    const external: ExternalState = { d: deferred<void>(), done: false };
+    const attributes: SignalExternalWorkflowExecutionAttributes = { workflow_id: workflowId, signal_name: signalName, input: args };
+    if (runId !== undefined) attributes.run_id = runId;
+    if (childOnly) attributes.child_workflow_only = true;
+    this.commands.push({ command: { command_type: "SignalExternalWorkflowExecution", attributes }, external });
+    return external.d.promise;
+  }
+
+  /** Asks another workflow (a child with `childOnly`) to cancel; resolves once the request was recorded in it. */
+  cancelExternal(workflowId: string, runId: string | undefined, childOnly: boolean): Promise<void> {
+    const external: ExternalState = { d: deferred<void>(), done: false };
+    const attributes: RequestCancelExternalWorkflowExecutionAttributes = { workflow_id: workflowId };
+    if (runId !== undefined) attributes.run_id = runId;
+    if (childOnly) attributes.child_workflow_only = true;
+    this.commands.push({ command: { command_type: "RequestCancelExternalWorkflowExecution", attributes }, external });
+    return external.d.promise;
   }
 
   // ---- updates (protocol.md §5.6) ----
