@@ -583,7 +583,7 @@ pub struct StartChildWorkflowExecutionInitiated {
     pub workflow_task_timeout: Duration,
     pub parent_close_policy: ParentClosePolicy,
     pub workflow_id_reuse_policy: IdReusePolicy,
-    /// Recorded as given; runs of a chain do not retry yet.
+    /// The child's workflow retry policy, passed to its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

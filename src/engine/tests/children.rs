@@ -402,3 +402,17 @@ fn a_child_chain_carries_its_parent_and_only_its_last_run_notifies() {
         "#]],
     );
 }
+
+#[test]
+fn a_child_run_retried_by_its_retry_policy_does_not_notify() {
+    // The next attempt carries the parent; no notify_parent row is written.
+    check_each(
+        "start parent=5 attempts=2 initial=1s",
+        &["complete-wft | fail-workflow"],
+        "parent",
+        expect![[r#"
+            > complete-wft | fail-workflow
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s parent=parent-1/run 9 initiated=5 TERMINATE attempt=2 backoff=1s initiator=RETRY continued=1 first=1 continued_failure="gave up" retry=1s*2^n max_interval=100s attempts=2
+        "#]],
+    );
+}
