@@ -1913,8 +1913,17 @@ async fn reset_of_an_open_run_terminates_it_and_reapplies_signals(db: Db) {
     assert_eq!(status, StatusCode::OK, "{reset}");
     let new_run = reset["run_id"].as_str().unwrap().to_owned();
     let first = started["run_id"].as_str().unwrap();
-    let old = result_with(&server, "po-reset", &format!("run_id={first}")).await;
+    let old = result_with(
+        &server,
+        "po-reset",
+        &format!("run_id={first}&follow_runs=false"),
+    )
+    .await;
     assert_eq!(old["status"], "TERMINATED", "{old}");
+    assert_eq!(old["new_execution_run_id"], json!(new_run));
+    // Following from the old run leads to the reset run.
+    let followed = result_with(&server, "po-reset", &format!("run_id={first}")).await;
+    assert_eq!(followed["run_id"], json!(new_run));
     let old_history = run_history(&server, "po-reset", first).await;
     let terminated = closing_event(&old_history, "WorkflowExecutionTerminated");
     let reason = terminated["attributes"]["reason"].as_str().unwrap();
