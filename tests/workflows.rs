@@ -71,6 +71,7 @@ on_both_databases!(
     signal_and_cancel_external_workflows,
     reset_reapplies_signals_buffered_behind_a_task_in_flight,
     continue_as_new_is_the_upgrade_point,
+    children_pin_to_their_queues_current_version,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -2407,5 +2408,39 @@ async fn continue_as_new_is_the_upgrade_point(db: Db) {
     };
     assert_eq!(run_ids(&v1), [started["run_id"].clone()]);
     assert_eq!(run_ids(&v2), [last["execution"]["run_id"].clone()]);
+    server.stop().await;
+}
+
+/// protocol.md §1.4: a child is a new run, pinned to its own task queue's
+/// current version, whatever its parent's pin.
+async fn children_pin_to_their_queues_current_version(db: Db) {
+    let server = spawn_server(db).await;
+    let _orders = versioned_handler(&server, "orders", "v1", family_workflow).await;
+    let _old = versioned_handler(&server, "shipping", "s1", family_workflow).await;
+    let shipping = versioned_handler(&server, "shipping", "s2", family_workflow).await;
+    let children = json!([
+        {"workflow_id": "ship-1", "workflow_type": "Ship", "task_queue": "shipping", "input": 1},
+        {"workflow_id": "ship-2", "workflow_type": "Ship", "input": 2},
+    ]);
+    server
+        .api
+        .start(
+            "order-1",
+            "Order",
+            "orders",
+            json!({"input": {"children": children}}),
+        )
+        .await;
+    let result = server.api.result("order-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let pins: Vec<Value> = futures::future::join_all(
+        ["order-1", "ship-1", "ship-2"].map(|id| server.api.describe(id)),
+    )
+    .await
+    .into_iter()
+    .map(|d| d["pinned_version"].clone())
+    .collect();
+    assert_eq!(pins, [json!("v1"), json!("s2"), json!("v1")]);
+    assert_eq!(workflow_ids_pushed(&shipping), ["ship-1"]);
     server.stop().await;
 }
