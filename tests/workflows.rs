@@ -71,6 +71,7 @@ on_both_databases!(
     signal_and_cancel_external_workflows,
     reset_reapplies_signals_buffered_behind_a_task_in_flight,
     continue_as_new_is_the_upgrade_point,
+    children_pin_to_their_queues_current_version,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -1913,8 +1914,17 @@ async fn reset_of_an_open_run_terminates_it_and_reapplies_signals(db: Db) {
     assert_eq!(status, StatusCode::OK, "{reset}");
     let new_run = reset["run_id"].as_str().unwrap().to_owned();
     let first = started["run_id"].as_str().unwrap();
-    let old = result_with(&server, "po-reset", &format!("run_id={first}")).await;
+    let old = result_with(
+        &server,
+        "po-reset",
+        &format!("run_id={first}&follow_runs=false"),
+    )
+    .await;
     assert_eq!(old["status"], "TERMINATED", "{old}");
+    assert_eq!(old["new_execution_run_id"], json!(new_run));
+    // Following from the old run leads to the reset run.
+    let followed = result_with(&server, "po-reset", &format!("run_id={first}")).await;
+    assert_eq!(followed["run_id"], json!(new_run));
     let old_history = run_history(&server, "po-reset", first).await;
     let terminated = closing_event(&old_history, "WorkflowExecutionTerminated");
     let reason = terminated["attributes"]["reason"].as_str().unwrap();
@@ -2398,5 +2408,39 @@ async fn continue_as_new_is_the_upgrade_point(db: Db) {
     };
     assert_eq!(run_ids(&v1), [started["run_id"].clone()]);
     assert_eq!(run_ids(&v2), [last["execution"]["run_id"].clone()]);
+    server.stop().await;
+}
+
+/// protocol.md §1.4: a child is a new run, pinned to its own task queue's
+/// current version, whatever its parent's pin.
+async fn children_pin_to_their_queues_current_version(db: Db) {
+    let server = spawn_server(db).await;
+    let _orders = versioned_handler(&server, "orders", "v1", family_workflow).await;
+    let _old = versioned_handler(&server, "shipping", "s1", family_workflow).await;
+    let shipping = versioned_handler(&server, "shipping", "s2", family_workflow).await;
+    let children = json!([
+        {"workflow_id": "ship-1", "workflow_type": "Ship", "task_queue": "shipping", "input": 1},
+        {"workflow_id": "ship-2", "workflow_type": "Ship", "input": 2},
+    ]);
+    server
+        .api
+        .start(
+            "order-1",
+            "Order",
+            "orders",
+            json!({"input": {"children": children}}),
+        )
+        .await;
+    let result = server.api.result("order-1").await;
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let pins: Vec<Value> = futures::future::join_all(
+        ["order-1", "ship-1", "ship-2"].map(|id| server.api.describe(id)),
+    )
+    .await
+    .into_iter()
+    .map(|d| d["pinned_version"].clone())
+    .collect();
+    assert_eq!(pins, [json!("v1"), json!("s2"), json!("v1")]);
+    assert_eq!(workflow_ids_pushed(&shipping), ["ship-1"]);
     server.stop().await;
 }

@@ -1,7 +1,7 @@
 /** The TypeScript side of the end-to-end scenarios in tests/conformance/<name>/scenario.json (feature.py is the Python side). */
 import { Context } from "../src/activity.js";
 import { ActivityFailure, ApplicationFailure } from "../src/common.js";
-import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
+import { condition, continueAsNew, defineQuery, executeChild, defineSignal, proxyActivities, setHandler, sleep } from "../src/workflow.js";
 import { ShoppingCart, cartActivities } from "./cart.js";
 
 // onboarding
@@ -132,6 +132,22 @@ async function ConformanceCounter(count: number, target: number): Promise<{ coun
   return { count };
 }
 
+// child_workflows
+const childActivities = {
+  async pack_line(line: string): Promise<string> {
+    return `packed ${line}`;
+  },
+};
+const packing = proxyActivities<typeof childActivities>({ startToCloseTimeout: "10s" });
+
+async function ConformanceChild(line: string): Promise<string> {
+  return packing.pack_line(line);
+}
+
+async function ConformanceParent(lines: string[]): Promise<string[]> {
+  return Promise.all(lines.map((line) => executeChild(ConformanceChild, { workflowId: `conformance-child-${line}`, args: [line] })));
+}
+
 /** Workflows and activities by scenario folder. */
 export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unknown>; activities: Record<string, unknown> }> = {
   onboarding: { workflows: { ConformanceOnboarding }, activities: onboardingActivities },
@@ -140,4 +156,5 @@ export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unkno
   purchase_order: { workflows: { ConformancePurchaseOrder }, activities: poActivities },
   update_validator: { workflows: { ConformanceCart: ShoppingCart }, activities: cartActivities },
   continue_as_new: { workflows: { ConformanceCounter }, activities: counterActivities },
+  child_workflows: { workflows: { ConformanceParent, ConformanceChild }, activities: childActivities },
 };

@@ -408,9 +408,18 @@ impl Applier {
                     .filter(|r| !r.state.status.is_closed()),
             };
             let terminated = open
-                .map(|open| {
+                .map(|open| -> Result<RunChange, Rejection> {
                     let reason = format!("reset to run {new_run_id}: {}", reset.reason);
-                    terminate(&open, reason, &ctx)
+                    Ok(RunChange {
+                        expected_version: Some(open.version),
+                        transition: engine::terminate_for_reset(
+                            &open.state,
+                            new_run_id,
+                            reason,
+                            &ctx,
+                        )?,
+                        request_id: None,
+                    })
                 })
                 .transpose()?;
             // The history to copy from. Terminating an open base appends

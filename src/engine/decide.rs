@@ -180,6 +180,32 @@ pub fn reset(
     Ok(b.finish())
 }
 
+/// Terminates the open run a reset replaces with `reset_run`. Unlike a
+/// plain terminate, the run's chain goes on in the reset run: that run
+/// reports to the parent (if any), and result waiters follow to it
+/// (`new_execution_run_id`, bookkeeping without an event).
+pub fn terminate_for_reset(
+    state: &RunState,
+    reset_run: RunId,
+    reason: String,
+    ctx: &Ctx,
+) -> Result<Transition, Rejection> {
+    if state.status.is_closed() {
+        return Err(Rejection::RunClosed(state.status));
+    }
+    let mut b = Builder::new(state, ctx);
+    b.flush_buffered();
+    b.state.new_execution_run_id = Some(reset_run);
+    b.close_run(EventAttributes::WorkflowExecutionTerminated(
+        WorkflowExecutionTerminated {
+            reason,
+            details: None,
+            identity: Some("baton".to_owned()),
+        },
+    ));
+    Ok(b.finish())
+}
+
 /// WorkflowExecutionStarted and the run deadline, without the first task.
 fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
     if cmd.workflow_id.as_str().is_empty() {

@@ -38,7 +38,10 @@ pub use command::{
     ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
     StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
 };
-pub use decide::{decide, reset, start, start_with_signal, workflow_task_view, WorkflowTaskView};
+pub use decide::{
+    decide, reset, start, start_with_signal, terminate_for_reset, workflow_task_view,
+    WorkflowTaskView,
+};
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};

@@ -196,7 +196,7 @@ export type WorkflowDescription = {
   attempt: number;
   /** The first run of the chain (itself unless continue-as-new or a retry made this run). */
   first_execution_run_id: RunId;
-  /** Set once the run closed and its chain went on (continue-as-new, a retry). */
+  /** Set once the run closed and its chain went on (continue-as-new, a retry, or a reset that terminated it). */
   new_execution_run_id?: RunId;
   memo?: Record<string, unknown>;
   retry_policy?: RetryPolicy;

@@ -288,6 +288,7 @@ fn reset_copies_the_history_up_to_the_point_and_reapplies_later_signals() {
         ",
         expect![[r#"
             > @10s reset 10 reason=bad-deploy
+              reset run 2:
               + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
               + 2 @0s WorkflowTaskScheduled attempt=1
               + 3 @0s WorkflowTaskStarted scheduled=2
@@ -325,6 +326,7 @@ fn reset_rearms_the_timers_and_activities_open_at_the_point() {
         ",
         expect![[r#"
             > @10s reset 16
+              reset run 2:
               + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
               + 2 @0s WorkflowTaskScheduled attempt=1
               + 3 @0s WorkflowTaskStarted scheduled=2
@@ -367,38 +369,50 @@ fn reset_without_signal_reapply_and_to_the_first_or_last_task() {
         given,
         "@10s reset first no_reapply",
         expect![[r#"
-        > @10s reset first no_reapply
-          + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
-          + 2 @0s WorkflowTaskScheduled attempt=1
-          + 3 @0s WorkflowTaskStarted scheduled=2
-          + 4 @10s WorkflowTaskFailed scheduled=2 started=3 RESET_WORKFLOW "bad deploy" base=1 new=2
-          + 5 @10s WorkflowTaskScheduled attempt=1
-          enqueue workflow_task at 25s lease 15s
-          dispatch workflow task
-          = RUNNING, workflow task 2/1
-    "#]],
+            > @10s reset first no_reapply
+              old run 1:
+              + 10 @10s WorkflowExecutionTerminated "reset to run 2"
+              dequeue all
+              = TERMINATED
+              = timer t1 #5 fires at 3600s
+              reset run 2:
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
+              + 2 @0s WorkflowTaskScheduled attempt=1
+              + 3 @0s WorkflowTaskStarted scheduled=2
+              + 4 @10s WorkflowTaskFailed scheduled=2 started=3 RESET_WORKFLOW "bad deploy" base=1 new=2
+              + 5 @10s WorkflowTaskScheduled attempt=1
+              enqueue workflow_task at 25s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 2/1
+        "#]],
     );
     check(
         given,
         "@10s reset last",
         expect![[r#"
-        > @10s reset last
-          + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
-          + 2 @0s WorkflowTaskScheduled attempt=1
-          + 3 @0s WorkflowTaskStarted scheduled=2
-          + 4 @0s WorkflowTaskCompleted scheduled=2 started=3
-          + 5 @0s TimerStarted t1 after=3600s
-          + 6 @3s WorkflowExecutionSignaled approve input=true
-          + 7 @3s WorkflowTaskScheduled attempt=1
-          + 8 @4s WorkflowTaskStarted scheduled=7
-          + 9 @10s WorkflowTaskFailed scheduled=7 started=8 RESET_WORKFLOW "bad deploy" base=1 new=2
-          + 10 @10s WorkflowTaskScheduled attempt=1
-          enqueue workflow_task at 25s lease 15s
-          dispatch workflow task
-          enqueue timer/t1 #5 at 3600s
-          = RUNNING, workflow task 3/1
-          = timer t1 #5 fires at 3600s
-    "#]],
+            > @10s reset last
+              old run 1:
+              + 10 @10s WorkflowExecutionTerminated "reset to run 2"
+              dequeue all
+              = TERMINATED
+              = timer t1 #5 fires at 3600s
+              reset run 2:
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s
+              + 2 @0s WorkflowTaskScheduled attempt=1
+              + 3 @0s WorkflowTaskStarted scheduled=2
+              + 4 @0s WorkflowTaskCompleted scheduled=2 started=3
+              + 5 @0s TimerStarted t1 after=3600s
+              + 6 @3s WorkflowExecutionSignaled approve input=true
+              + 7 @3s WorkflowTaskScheduled attempt=1
+              + 8 @4s WorkflowTaskStarted scheduled=7
+              + 9 @10s WorkflowTaskFailed scheduled=7 started=8 RESET_WORKFLOW "bad deploy" base=1 new=2
+              + 10 @10s WorkflowTaskScheduled attempt=1
+              enqueue workflow_task at 25s lease 15s
+              dispatch workflow task
+              enqueue timer/t1 #5 at 3600s
+              = RUNNING, workflow task 3/1
+              = timer t1 #5 fires at 3600s
+        "#]],
     );
 }
 
@@ -421,6 +435,45 @@ fn reset_refuses_points_that_are_not_completed_workflow_tasks() {
               rejected: event 99 of run 00000000-0000-0000-0000-000000000001 is not a WorkflowTaskCompleted event
             > reset 4 reason=
               rejected: reason must not be empty
+        "#]],
+    );
+}
+
+#[test]
+fn reset_of_a_child_leaves_the_report_to_the_parent_to_the_reset_run() {
+    check(
+        "
+        start parent=5
+        complete-wft | timer t1 1h
+        ",
+        "
+        @10s reset last
+        @20s complete-wft | complete result=1
+        ",
+        expect![[r#"
+            > @10s reset last
+              old run 1:
+              + 6 @10s WorkflowExecutionTerminated "reset to run 2"
+              dequeue all
+              = TERMINATED
+              = timer t1 #5 fires at 3600s
+              reset run 2:
+              + 1 @0s WorkflowExecutionStarted type=Order queue=orders task_timeout=10s parent=parent-1/run 9 initiated=5 TERMINATE
+              + 2 @0s WorkflowTaskScheduled attempt=1
+              + 3 @0s WorkflowTaskStarted scheduled=2
+              + 4 @10s WorkflowTaskFailed scheduled=2 started=3 RESET_WORKFLOW "bad deploy" base=1 new=2
+              + 5 @10s WorkflowTaskScheduled attempt=1
+              enqueue workflow_task at 25s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 2/1
+            > @20s complete-wft | complete result=1
+              + 6 @20s WorkflowTaskStarted scheduled=5
+              + 7 @20s WorkflowTaskCompleted scheduled=5 started=6
+              + 8 @20s WorkflowExecutionCompleted result=1
+              dequeue workflow_task
+              dequeue all
+              enqueue notify_parent at 20s
+              = COMPLETED
         "#]],
     );
 }

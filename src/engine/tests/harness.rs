@@ -400,9 +400,24 @@ impl Scenario {
             reapply_signals: !args.flag("no_reapply"),
             pinned_version: args.get("version").map(str::to_owned),
         };
-        let transition = engine::reset(self.state(), &self.history, req, &self.ctx())?;
+        let ctx = self.ctx();
+        let mut out = String::new();
+        let mut history = self.history.clone();
+        if !self.state().status.is_closed() {
+            // The edge terminates the open run in the same commit, and the
+            // reset run copies from after that.
+            let reason = format!("reset to run {}", short(ctx.next_run_id));
+            let terminated =
+                engine::terminate_for_reset(self.state(), ctx.next_run_id, reason, &ctx)?;
+            writeln!(out, "  old run {}:", short(self.state().run_id)).unwrap();
+            out.push_str(&self.describe(&terminated));
+            history.extend(terminated.events.iter().cloned());
+        }
+        let transition = engine::reset(self.state(), &history, req, &ctx)?;
+        writeln!(out, "  reset run {}:", short(transition.state.run_id)).unwrap();
         self.follow(&transition);
-        Ok(self.describe(&transition))
+        out.push_str(&self.describe(&transition));
+        Ok(out)
     }
 
     /// Decides one command and, if accepted, commits it.
