@@ -1,5 +1,7 @@
 //! `baton serve` as real child processes on one PostgreSQL database:
-//! SIGKILL of a node in the middle of 200 workflows, and two nodes sharing
+//! SIGKILL of a node in the middle of 200 workflows, SIGKILL in the middle
+//! of 40 parents with two child workflows each (the transfer queue's start
+//! child / notify parent steps, protocol.md §5.7), and two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5).
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -8,6 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -153,6 +156,207 @@ async fn sigkill_mid_run_loses_nothing_and_records_each_result_once() {
     assert_all_completed_once(&api, &ids).await;
     // Every activity ran at least once (at-least-once execution).
     assert_eq!(executions.lock().unwrap().len(), 600);
+}
+
+/// Workflow logic for the family test, against raw history: a `Parent` on
+/// queue `parents` starts children `<id>-c0` and `<id>-c1` (type `Kid`, queue
+/// `kids`) and completes with their results in id order, failing on any
+/// other child outcome; a `Kid` runs one `work` activity and completes with
+/// its result.
+fn family_workflow(request: &Value) -> Value {
+    let history = request["history"].as_array().cloned().unwrap_or_default();
+    if request["workflow_type"] == "Kid" {
+        let options =
+            json!({"start_to_close_timeout": "3s", "retry_policy": {"initial_interval": "200ms"}});
+        return sequential_workflow(request, &[("work", options)]);
+    }
+    let id = request["workflow_id"].as_str().unwrap_or_default();
+    if !history
+        .iter()
+        .any(|e| e["event_type"] == "StartChildWorkflowExecutionInitiated")
+    {
+        let starts: Vec<Value> = (0..2)
+            .map(|k| {
+                json!({"command_type": "StartChildWorkflowExecution", "attributes": {
+                    "workflow_id": format!("{id}-c{k}"), "workflow_type": "Kid",
+                    "task_queue": "kids", "input": {"child": k},
+                }})
+            })
+            .collect();
+        return json!({"commands": starts});
+    }
+    let mut results = Vec::new();
+    for e in &history {
+        let t = e["event_type"].as_str().unwrap_or_default();
+        if t == "ChildWorkflowExecutionCompleted" {
+            results.push((
+                e["attributes"]["workflow_execution"]["workflow_id"].clone(),
+                e["attributes"]["result"].clone(),
+            ));
+        } else if t == "StartChildWorkflowExecutionFailed"
+            || (t.starts_with("ChildWorkflowExecution") && t != "ChildWorkflowExecutionStarted")
+        {
+            return json!({"commands": [{"command_type": "FailWorkflowExecution", "attributes": {
+                "failure": {"message": format!("unexpected {t}"), "type": "ChildError"}
+            }}]});
+        }
+    }
+    if results.len() < 2 {
+        return json!({"commands": []});
+    }
+    results.sort_by_key(|(id, _)| id.as_str().unwrap_or_default().to_owned());
+    let results: Vec<Value> = results.into_iter().map(|(_, r)| r).collect();
+    json!({"commands": [{"command_type": "CompleteWorkflowExecution", "attributes": {"result": results}}]})
+}
+
+/// The ids of the runs a list query returns (one page of up to 1,000).
+async fn list_ids(api: &Api, query: &str) -> Vec<String> {
+    let (status, body) = api
+        .get(&format!(
+            "/api/v1/namespaces/default/workflows?page_size=1000&{query}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("next_page_token").is_none(), "{body}");
+    body["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["workflow_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The events of `event_type` in a history.
+fn events_of<'a>(history: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+    history
+        .iter()
+        .filter(|e| e["event_type"] == event_type)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once() {
+    const PARENTS: usize = 40;
+    let url = common::fresh_postgres_database().await;
+    // The activities of odd parents' children hold until the node is dead,
+    // so the kill always finds work in flight; even parents run freely and
+    // are caught wherever the kill lands (starting a child, running it,
+    // notifying its parent).
+    let released = Arc::new(AtomicBool::new(false));
+    let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let (gate, seen) = (released.clone(), executions.clone());
+    let handler = spawn_handler(move |req: Value| {
+        let (gate, seen) = (gate.clone(), seen.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                return (StatusCode::OK, family_workflow(&req));
+            }
+            let child = req["workflow_id"].as_str().unwrap_or_default().to_owned();
+            let parent: usize = child
+                .trim_start_matches("fam-")
+                .split('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_default();
+            while parent % 2 == 1 && !gate.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            *seen.lock().unwrap().entry(child.clone()).or_default() += 1;
+            (StatusCode::OK, json!({"result": {"worked": child}}))
+        }
+    })
+    .await;
+    let port = free_port();
+    let node = Node::start(&url, port).await;
+    node.api.register("parents", &handler.url).await;
+    node.api.register("kids", &handler.url).await;
+    let ids: Vec<String> = (0..PARENTS).map(|i| format!("fam-{i}")).collect();
+    for id in &ids {
+        let (status, body) = node
+            .api
+            .start(
+                id,
+                "Parent",
+                "parents",
+                json!({"workflow_task_timeout": "2s"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let api = node.api.clone();
+    assert!(
+        common::eventually(Duration::from_secs(60), || async {
+            list_ids(&api, "workflow_type=Parent&status=COMPLETED")
+                .await
+                .len()
+                >= PARENTS / 8
+        })
+        .await,
+        "the free parents never completed"
+    );
+    // Held parents cannot have completed: their children's activities wait.
+    node.kill();
+    eprintln!(
+        "killed with {} activities executed",
+        executions.lock().unwrap().len()
+    );
+    released.store(true, Ordering::SeqCst);
+    let _restarted = Node::start(&url, port).await;
+    for id in &ids {
+        let result = api.result(id).await;
+        assert_eq!(result["status"], "COMPLETED", "{id}: {result}");
+        let expected: Vec<Value> = (0..2)
+            .map(|k| json!([{"worked": format!("{id}-c{k}")}]))
+            .collect();
+        assert_eq!(result["result"], json!(expected), "{id}");
+        let history = api.history(id).await;
+        assert!(
+            events_of(&history, "StartChildWorkflowExecutionFailed").is_empty(),
+            "{id}: {history:#?}"
+        );
+        let initiated = events_of(&history, "StartChildWorkflowExecutionInitiated");
+        assert_eq!(initiated.len(), 2, "{id}: {history:#?}");
+        // Each child's start and result recorded once, against its initiation.
+        for kind in [
+            "ChildWorkflowExecutionStarted",
+            "ChildWorkflowExecutionCompleted",
+        ] {
+            let mut answered: Vec<&Value> = events_of(&history, kind)
+                .iter()
+                .map(|e| &e["attributes"]["initiated_event_id"])
+                .collect();
+            answered.sort_by_key(|v| v.as_i64());
+            let mut expected: Vec<&Value> = initiated.iter().map(|e| &e["event_id"]).collect();
+            expected.sort_by_key(|v| v.as_i64());
+            assert_eq!(answered, expected, "{id} {kind}: {history:#?}");
+        }
+        for k in 0..2 {
+            let child = format!("{id}-c{k}");
+            // Exactly one run: a redelivered start found the child it made.
+            assert_eq!(
+                list_ids(&api, &format!("workflow_id={child}")).await,
+                vec![child.clone()]
+            );
+            let history = api.history(&child).await;
+            assert_eq!(
+                events_of(&history, "ActivityTaskCompleted").len(),
+                1,
+                "{child}: {history:#?}"
+            );
+            assert_eq!(
+                history[0]["attributes"]["parent"]["workflow_id"],
+                json!(id),
+                "{child}"
+            );
+            for (i, e) in history.iter().enumerate() {
+                assert_eq!(e["event_id"], json!(i + 1), "{child}: dense event ids");
+            }
+        }
+    }
+    // Every activity ran at least once (at-least-once execution).
+    assert_eq!(executions.lock().unwrap().len(), 2 * PARENTS);
+    let runs = list_ids(&api, "workflow_type=Kid").await;
+    assert_eq!(runs.len(), 2 * PARENTS, "one run per child");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
