@@ -1,7 +1,8 @@
 //! `baton serve` as real child processes on one PostgreSQL database:
 //! SIGKILL of a node in the middle of 200 workflows, SIGKILL in the middle
 //! of 40 parents with two child workflows each (the transfer queue's start
-//! child / notify parent steps, protocol.md §5.7), and two nodes sharing
+//! child / notify parent steps, protocol.md §5.7, across each child's
+//! continue-as-new), and two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5).
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -161,11 +162,16 @@ async fn sigkill_mid_run_loses_nothing_and_records_each_result_once() {
 /// Workflow logic for the family test, against raw history: a `Parent` on
 /// queue `parents` starts children `<id>-c0` and `<id>-c1` (type `Kid`, queue
 /// `kids`) and completes with their results in id order, failing on any
-/// other child outcome; a `Kid` runs one `work` activity and completes with
-/// its result.
+/// other child outcome; a `Kid` continues as new once, then runs one `work`
+/// activity and completes with its result.
 fn family_workflow(request: &Value) -> Value {
     let history = request["history"].as_array().cloned().unwrap_or_default();
     if request["workflow_type"] == "Kid" {
+        let input = &history[0]["attributes"]["input"];
+        if input.get("hop").is_none() {
+            return json!({"commands": [{"command_type": "ContinueAsNewWorkflowExecution",
+                "attributes": {"input": {"child": input["child"], "hop": 1}}}]});
+        }
         let options =
             json!({"start_to_close_timeout": "3s", "retry_policy": {"initial_interval": "200ms"}});
         return sequential_workflow(request, &[("work", options)]);
@@ -209,8 +215,8 @@ fn family_workflow(request: &Value) -> Value {
     json!({"commands": [{"command_type": "CompleteWorkflowExecution", "attributes": {"result": results}}]})
 }
 
-/// The ids of the runs a list query returns (one page of up to 1,000).
-async fn list_ids(api: &Api, query: &str) -> Vec<String> {
+/// The runs a list query returns (one page of up to 1,000).
+async fn list(api: &Api, query: &str) -> Vec<Value> {
     let (status, body) = api
         .get(&format!(
             "/api/v1/namespaces/default/workflows?page_size=1000&{query}"
@@ -218,12 +224,7 @@ async fn list_ids(api: &Api, query: &str) -> Vec<String> {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("next_page_token").is_none(), "{body}");
-    body["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["workflow_id"].as_str().unwrap().to_owned())
-        .collect()
+    body["executions"].as_array().unwrap().clone()
 }
 
 /// The events of `event_type` in a history.
@@ -286,7 +287,7 @@ async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once(
     let api = node.api.clone();
     assert!(
         common::eventually(Duration::from_secs(60), || async {
-            list_ids(&api, "workflow_type=Parent&status=COMPLETED")
+            list(&api, "workflow_type=Parent&status=COMPLETED")
                 .await
                 .len()
                 >= PARENTS / 8
@@ -332,10 +333,26 @@ async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once(
         }
         for k in 0..2 {
             let child = format!("{id}-c{k}");
-            // Exactly one run: a redelivered start found the child it made.
+            // One chain of two runs: a redelivered start found the child it
+            // made, and only the chain's last run reported.
+            let mut runs = list(&api, &format!("workflow_id={child}")).await;
+            runs.sort_by_key(|r| r["status"].as_str().unwrap().to_owned());
+            let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
+            assert_eq!(statuses, ["COMPLETED", "CONTINUED_AS_NEW"], "{child}");
+            let reported = |kind: &str| {
+                events_of(&history, kind)
+                    .into_iter()
+                    .map(|e| e["attributes"]["workflow_execution"].clone())
+                    .find(|e| e["workflow_id"] == json!(child))
+                    .unwrap_or_else(|| panic!("{id}: no {kind} of {child}"))
+            };
             assert_eq!(
-                list_ids(&api, &format!("workflow_id={child}")).await,
-                vec![child.clone()]
+                reported("ChildWorkflowExecutionStarted")["run_id"],
+                runs[1]["run_id"]
+            );
+            assert_eq!(
+                reported("ChildWorkflowExecutionCompleted")["run_id"],
+                runs[0]["run_id"]
             );
             let history = api.history(&child).await;
             assert_eq!(
@@ -355,8 +372,8 @@ async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once(
     }
     // Every activity ran at least once (at-least-once execution).
     assert_eq!(executions.lock().unwrap().len(), 2 * PARENTS);
-    let runs = list_ids(&api, "workflow_type=Kid").await;
-    assert_eq!(runs.len(), 2 * PARENTS, "one run per child");
+    let runs = list(&api, "workflow_type=Kid").await;
+    assert_eq!(runs.len(), 4 * PARENTS, "one chain of two runs per child");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
