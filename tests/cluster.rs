@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -239,31 +239,42 @@ fn events_of<'a>(history: &'a [Value], event_type: &str) -> Vec<&'a Value> {
 async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once() {
     const PARENTS: usize = 40;
     let url = common::fresh_postgres_database().await;
-    // The activities of odd parents' children hold until the node is dead,
-    // so the kill always finds work in flight; even parents run freely and
-    // are caught wherever the kill lands (starting a child, running it,
-    // notifying its parent).
+    // Parent `fam-<i>` by i mod 4: 0 runs freely and is caught wherever the
+    // kill lands (running a child, notifying its parent, completing); 2 has
+    // its first workflow task held until just before the kill, so the kill
+    // lands among its child starts; 1 and 3 have their children's
+    // activities held until the node is dead, so the kill always finds work
+    // in flight and no such parent completed before it.
     let released = Arc::new(AtomicBool::new(false));
+    let kill_soon = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let (gate, seen) = (released.clone(), executions.clone());
+    let flags = (released.clone(), kill_soon.clone(), answered.clone());
+    let seen = executions.clone();
     let handler = spawn_handler(move |req: Value| {
-        let (gate, seen) = (gate.clone(), seen.clone());
+        let ((released, kill_soon, answered), seen) = (flags.clone(), seen.clone());
         async move {
-            if req["type"] == "workflow_task" {
-                return (StatusCode::OK, family_workflow(&req));
-            }
-            let child = req["workflow_id"].as_str().unwrap_or_default().to_owned();
-            let parent: usize = child
+            let id = req["workflow_id"].as_str().unwrap_or_default().to_owned();
+            let parent: usize = id
                 .trim_start_matches("fam-")
                 .split('-')
                 .next()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_default();
-            while parent % 2 == 1 && !gate.load(Ordering::SeqCst) {
+            if req["type"] == "workflow_task" {
+                if parent % 4 == 2 && req["workflow_type"] == "Parent" {
+                    while !kill_soon.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                return (StatusCode::OK, family_workflow(&req));
+            }
+            while parent % 2 == 1 && !released.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            *seen.lock().unwrap().entry(child.clone()).or_default() += 1;
-            (StatusCode::OK, json!({"result": {"worked": child}}))
+            *seen.lock().unwrap().entry(id.clone()).or_default() += 1;
+            (StatusCode::OK, json!({"result": {"worked": id}}))
         }
     })
     .await;
@@ -290,17 +301,23 @@ async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once(
             list(&api, "workflow_type=Parent&status=COMPLETED")
                 .await
                 .len()
-                >= PARENTS / 8
+                >= PARENTS / 10
         })
         .await,
         "the free parents never completed"
     );
-    // Held parents cannot have completed: their children's activities wait.
-    node.kill();
-    eprintln!(
-        "killed with {} activities executed",
-        executions.lock().unwrap().len()
+    // Let the parents whose first task is held start their children, and
+    // kill the node while it commits those answers and starts the children.
+    let held = answered.load(Ordering::SeqCst);
+    kill_soon.store(true, Ordering::SeqCst);
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            answered.load(Ordering::SeqCst) > held
+        })
+        .await,
+        "no held workflow task was answered"
     );
+    node.kill();
     released.store(true, Ordering::SeqCst);
     let _restarted = Node::start(&url, port).await;
     for id in &ids {
