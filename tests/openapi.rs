@@ -954,6 +954,45 @@ impl Sim {
         serde_json::to_value(&request).expect("serializable")
     }
 
+    /// The run's persisted history, as a query or an update validation
+    /// carries it.
+    fn run_history(&self) -> wire::RunHistory<'_> {
+        let s = &self.state;
+        wire::RunHistory {
+            namespace: &s.namespace,
+            workflow_id: &s.workflow_id,
+            run_id: s.run_id,
+            workflow_type: &s.workflow_type,
+            task_queue: &s.task_queue,
+            history: wire::History {
+                persisted: &self.history,
+                transient: &[],
+            },
+            history_length: self.history.len() as i64,
+        }
+    }
+
+    /// The query push as the dispatcher would send it now.
+    fn query_request(&self, args: &Value) -> Value {
+        let request = wire::PushRequest::Query(wire::QueryRequest {
+            run: self.run_history(),
+            query_name: "status",
+            query_args: args,
+        });
+        serde_json::to_value(&request).expect("serializable")
+    }
+
+    /// The update validation push as the dispatcher would send it now.
+    fn update_validation_request(&self, args: &Value) -> Value {
+        let request = wire::PushRequest::UpdateValidation(wire::UpdateValidationRequest {
+            run: self.run_history(),
+            update_id: "add-2",
+            update_name: "add_item",
+            update_args: args,
+        });
+        serde_json::to_value(&request).expect("serializable")
+    }
+
     /// The activity task push as the dispatcher would send it now.
     fn activity_task_request(&self, id: &str) -> Value {
         let s = &self.state;
@@ -1402,6 +1441,22 @@ fn history_events_and_pushes_match_the_spec() {
         spec.validate_named("PushRequest", push)
             .unwrap_or_else(|e| panic!("{push}: {e}"));
     }
+    // Queries and update validations, on open and closed runs alike.
+    let args = [json!(null), json!([]), json!([{"sku": "A-17", "qty": 2}])];
+    for (run, args) in runs.iter().zip(args.iter().cycle()) {
+        for (push, name) in [
+            (run.query_request(args), "QueryRequest"),
+            (
+                run.update_validation_request(args),
+                "UpdateValidationRequest",
+            ),
+        ] {
+            spec.validate_named(name, &push)
+                .unwrap_or_else(|e| panic!("{push}: {e}"));
+            spec.validate_named("PushRequest", &push)
+                .unwrap_or_else(|e| panic!("{push}: {e}"));
+        }
+    }
     // A retried task carries its transient Scheduled event before Started.
     let retry = &workflow_pushes[1];
     assert_eq!(retry["attempt"], 2);
@@ -1423,28 +1478,44 @@ fn history_events_and_pushes_match_the_spec() {
     }
 }
 
+/// The push answers: schemas the dispatcher parses with a wire type.
+const ANSWERS: [&str; 4] = [
+    "WorkflowTaskResponse",
+    "ActivityTaskResponse",
+    "QueryResponse",
+    "UpdateValidationResponse",
+];
+
+/// Parses `value` with the wire type of the answer schema `name`.
+fn parse_answer(name: &str, value: &Value) -> Result<(), serde_json::Error> {
+    let v = value.clone();
+    match name {
+        "WorkflowTaskResponse" => serde_json::from_value::<wire::WorkflowTaskResponse>(v).map(drop),
+        "ActivityTaskResponse" => serde_json::from_value::<wire::ActivityTaskResponse>(v).map(drop),
+        "QueryResponse" => serde_json::from_value::<wire::QueryResponse>(v).map(drop),
+        "UpdateValidationResponse" => {
+            serde_json::from_value::<wire::UpdateValidationResponse>(v).map(drop)
+        }
+        _ => unreachable!("{name} is not an answer schema"),
+    }
+}
+
 #[test]
 fn the_spec_examples_are_accepted_by_the_wire_types() {
     let spec = Spec::load();
     let schemas = &spec.doc["components"]["schemas"];
-    for example in schemas["WorkflowTaskResponse"]["examples"]
-        .as_array()
-        .expect("examples")
-    {
-        spec.validate_named("WorkflowTaskResponse", example)
-            .unwrap();
-        serde_json::from_value::<wire::WorkflowTaskResponse>(example.clone())
-            .unwrap_or_else(|e| panic!("{example}: {e}"));
+    for name in ANSWERS {
+        for example in schemas[name]["examples"].as_array().expect("examples") {
+            spec.validate_named(name, example).unwrap();
+            parse_answer(name, example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
     }
-    for example in schemas["ActivityTaskResponse"]["examples"]
-        .as_array()
-        .expect("examples")
-    {
-        spec.validate_named("ActivityTaskResponse", example)
-            .unwrap();
-        serde_json::from_value::<wire::ActivityTaskResponse>(example.clone())
-            .unwrap_or_else(|e| panic!("{example}: {e}"));
-    }
+    // A rejection may also say `"accepted": false`.
+    spec.validate_named(
+        "UpdateValidationResponse",
+        &json!({"accepted": false, "failure": {"message": "x"}}),
+    )
+    .unwrap();
     // The schemas refuse what the dispatcher refuses.
     let refused = [
         ("WorkflowTaskResponse", json!({})),
@@ -1461,6 +1532,22 @@ fn the_spec_examples_are_accepted_by_the_wire_types() {
         (
             "ActivityTaskResponse",
             json!({"result": 1, "failure": {"message": "x"}}),
+        ),
+        ("QueryResponse", json!({})),
+        (
+            "QueryResponse",
+            json!({"result": 1, "failure": {"message": "x"}}),
+        ),
+        ("QueryResponse", json!({"commands": []})),
+        ("UpdateValidationResponse", json!({})),
+        ("UpdateValidationResponse", json!({"accepted": false})),
+        (
+            "UpdateValidationResponse",
+            json!({"accepted": true, "failure": {"message": "x"}}),
+        ),
+        (
+            "UpdateValidationResponse",
+            json!({"accepted": true, "extra": 1}),
         ),
     ];
     for (name, body) in refused {
@@ -1493,14 +1580,9 @@ fn the_protocol_doc_examples_match_the_spec() {
             .unwrap_or_else(|e| panic!("docs/protocol.md example for {name}: {e}"));
         spec.validate_named(name, &value)
             .unwrap_or_else(|e| panic!("docs/protocol.md example for {name}: {e}"));
-        match name {
-            "WorkflowTaskResponse" => {
-                serde_json::from_value::<wire::WorkflowTaskResponse>(value).unwrap();
-            }
-            "ActivityTaskResponse" => {
-                serde_json::from_value::<wire::ActivityTaskResponse>(value).unwrap();
-            }
-            _ => {}
+        if ANSWERS.contains(&name) {
+            parse_answer(name, &value)
+                .unwrap_or_else(|e| panic!("docs/protocol.md example for {name}: {e}"));
         }
         n_checked += 1;
     }

@@ -376,44 +376,17 @@ export interface HistoryEvent {
 export type WorkflowTaskRequest = Omit<wire.WorkflowTaskRequest, "history" | "history_length" | "history_size_bytes" | "suggest_continue_as_new"> &
   Partial<Pick<wire.WorkflowTaskRequest, "history_length" | "history_size_bytes" | "suggest_continue_as_new">> & { history: HistoryEvent[] };
 
-/**
- * A query push (protocol.md §5.5). The spec has no schema for it yet
- * (its `PushRequest` lists workflow and activity tasks only).
- */
-export interface QueryRequest {
-  type: "query";
-  namespace: string;
-  workflow_id: string;
-  run_id: string;
-  workflow_type: string;
-  task_queue: string;
-  query_name: string;
-  query_args?: unknown;
-  history: HistoryEvent[];
-  history_length?: number;
-}
+/** A push that replays a run's persisted history: `history` read tolerantly and `history_length` optional, as for {@link WorkflowTaskRequest}. */
+type Replaying<T extends { history: unknown; history_length: number }> = Omit<T, "history" | "history_length"> &
+  Partial<Pick<T, "history_length">> & { history: HistoryEvent[] };
 
-export type QueryResponse = { result: unknown } | { failure: FailureJson };
+/** A query push (protocol.md §5.5): replay `history`, then run the query's handler. */
+export type QueryRequest = Replaying<wire.QueryRequest>;
+export type QueryResponse = wire.QueryResponse;
 
-/**
- * An update validation push (protocol.md §5.6): replay `history`, then run
- * the update's validator. The spec has no schema for it yet.
- */
-export interface UpdateValidationRequest {
-  type: "update_validation";
-  namespace: string;
-  workflow_id: string;
-  run_id: string;
-  workflow_type: string;
-  task_queue: string;
-  update_id: string;
-  update_name: string;
-  update_args?: unknown;
-  history: HistoryEvent[];
-  history_length?: number;
-}
-
-export type UpdateValidationResponse = { accepted: true } | { failure: FailureJson };
+/** An update validation push (protocol.md §5.6): replay `history`, then run the update's validator. */
+export type UpdateValidationRequest = Replaying<wire.UpdateValidationRequest>;
+export type UpdateValidationResponse = wire.UpdateValidationResponse;
 
 export type ActivityTaskRequest = wire.ActivityTaskRequest;
 export type ActivityTaskResponse = wire.ActivityTaskResponse;

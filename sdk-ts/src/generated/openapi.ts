@@ -1278,7 +1278,7 @@ export type ContinueAsNewWorkflowExecutionAttributes = {
 };
 
 /** Every body Baton POSTs to an endpoint; `type` says which. */
-export type PushRequest = WorkflowTaskRequest | ActivityTaskRequest;
+export type PushRequest = WorkflowTaskRequest | ActivityTaskRequest | QueryRequest | UpdateValidationRequest;
 
 /** docs/protocol.md §5.1. */
 export type WorkflowTaskRequest = {
@@ -1351,4 +1351,52 @@ export type ActivityTaskResponse = {
 /** Acknowledges a cancellation the workflow requested. */
 export type ActivityCanceled = {
   details?: Payload;
+};
+
+/** A query (docs/protocol.md §5.5): replay `history` and answer from the workflow's query handler. Not a task: no token, no attempt, nothing recorded. */
+export type QueryRequest = {
+  type: "query";
+  namespace: NamespaceName;
+  workflow_id: string;
+  run_id: RunId;
+  workflow_type: string;
+  task_queue: string;
+  /** The persisted history, oldest first (no transient events). */
+  history: Event[];
+  /** Number of events in `history`. */
+  history_length: number;
+  query_name: string;
+  query_args: Payload;
+};
+
+/** The answer to a query (HTTP 200): exactly one of `result` (which may be `null`) and `failure` (unknown query, bad arguments, a handler that raised). Anything else is `503 unavailable` to the caller. docs/protocol.md §5.5. */
+export type QueryResponse = {
+  result: Payload;
+} | {
+  failure: Failure;
+};
+
+/** An update's validation (docs/protocol.md §5.6): replay `history` and run the update's validator only, never its handler. Not a task: no token, no attempt, nothing recorded. */
+export type UpdateValidationRequest = {
+  type: "update_validation";
+  namespace: NamespaceName;
+  workflow_id: string;
+  run_id: RunId;
+  workflow_type: string;
+  task_queue: string;
+  /** The persisted history, oldest first (no transient events). */
+  history: Event[];
+  /** Number of events in `history`. */
+  history_length: number;
+  update_id: string;
+  update_name: string;
+  update_args: Payload;
+};
+
+/** The answer to an update validation (HTTP 200): `{"accepted": true}`, or a `failure` (unknown update, bad arguments, a validator that raised), which rejects the update and records nothing. Anything else is `503 unavailable` to the caller. docs/protocol.md §5.6. */
+export type UpdateValidationResponse = {
+  accepted: true;
+} | {
+  accepted?: false;
+  failure: Failure;
 };
