@@ -12,7 +12,8 @@
 //! - bodies: every answer in these tests has a status the spec documents for
 //!   that operation and a body that validates against its schema; history
 //!   events of every type (driven through the pure engine) and push bodies
-//!   (built with `dispatch::wire`) validate against the components; the
+//!   (built with `dispatch::wire`; queries and update validations also as
+//!   really pushed to a loopback handler) validate against the components; the
 //!   spec's example answers parse with the real wire types; and the JSON
 //!   examples in docs/protocol.md marked `<!-- schema: Name -->` validate.
 
@@ -799,6 +800,99 @@ async fn live_responses_match_the_spec() {
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
     assert!(n_checked >= 35, "{n_checked} answers checked");
+}
+
+/// A handler on loopback that records every push and answers queries with
+/// a result (a failure for the query `broken`) and update validations with
+/// a rejection, so nothing is written and nothing waits on a workflow task.
+async fn recording_handler() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let pushes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = pushes.clone();
+    let app = Router::new().route(
+        "/baton",
+        axum::routing::post(move |axum::Json(push): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let answer = match (push["type"].as_str(), push["query_name"].as_str()) {
+                    (Some("query"), Some("broken")) => {
+                        json!({"failure": {"message": "no such query", "type": "NotFoundError"}})
+                    }
+                    (Some("query"), _) => json!({"result": {"status": "pending"}}),
+                    _ => json!({"failure": {"message": "qty must be positive", "type": "ValueError"}}),
+                };
+                seen.lock().expect("not poisoned").push(push);
+                axum::Json(answer)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("bound");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/baton"), pushes)
+}
+
+/// Queries and update validations really pushed to a handler: the bodies
+/// validate against the push schemas, the REST answers against the paths.
+#[tokio::test]
+async fn live_query_and_update_validation_pushes_match_the_spec() {
+    let spec = Spec::load();
+    let app = app().await;
+    let (url, pushes) = recording_handler().await;
+    let check = async |method: &str, template: &str, uri: &str, body: Value| {
+        let answer = call(&app, method, uri, Some(body)).await;
+        spec.check_answer(method, template, &answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        answer
+    };
+    let ns = "/api/v1/namespaces";
+    check("POST", ns, ns, json!({"name": "live"})).await;
+    let eps = "/api/v1/namespaces/{namespace}/endpoints";
+    let body = json!({"task_queue": "carts", "url": url});
+    let a = check("POST", eps, "/api/v1/namespaces/live/endpoints", body).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let wf = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}";
+    let uri = "/api/v1/namespaces/live/workflows/cart-1";
+    let start = json!({"workflow_type": "Cart", "task_queue": "carts", "input": []});
+    let a = check("POST", wf, uri, start).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+
+    let query = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/query/{query_name}";
+    let a = check(
+        "POST",
+        query,
+        &format!("{uri}/query/status"),
+        json!({"args": ["verbose"]}),
+    )
+    .await;
+    assert_eq!(a.body["result"], json!({"status": "pending"}), "{}", a.body);
+    let a = check("POST", query, &format!("{uri}/query/broken"), json!({})).await;
+    assert_eq!(a.body["code"], "query_failed", "{}", a.body);
+    let update = "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/update/{update_name}";
+    let body = json!({"args": [{"sku": "A-17", "qty": 0}], "update_id": "u1"});
+    let a = check("POST", update, &format!("{uri}/update/add_item"), body).await;
+    assert_eq!(a.body["code"], "update_rejected", "{}", a.body);
+
+    let pushes = pushes.lock().expect("not poisoned").clone();
+    let types: Vec<_> = pushes.iter().map(|p| p["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        [Some("query"), Some("query"), Some("update_validation")]
+    );
+    for (push, name) in
+        pushes
+            .iter()
+            .zip(["QueryRequest", "QueryRequest", "UpdateValidationRequest"])
+    {
+        spec.validate_named(name, push)
+            .unwrap_or_else(|e| panic!("{push}: {e}"));
+        spec.validate_named("PushRequest", push)
+            .unwrap_or_else(|e| panic!("{push}: {e}"));
+    }
+    assert_eq!(pushes[2]["update_args"], json!([{"sku": "A-17", "qty": 0}]));
 }
 
 // ---- History events and push bodies ---------------------------------------
