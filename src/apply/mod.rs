@@ -19,7 +19,7 @@ mod moves;
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, watch};
 
 use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
@@ -86,8 +86,9 @@ pub struct Applier {
     clock: Arc<dyn Clock>,
     limits: Limits,
     pushes: mpsc::UnboundedSender<Push>,
-    /// Every run this node committed a change to, for waiters.
-    changed: broadcast::Sender<RunId>,
+    /// Runs someone on this node waits on, each with a channel its
+    /// commits tick, so a commit wakes only the waiters of its own run.
+    watched: Arc<std::sync::Mutex<std::collections::HashMap<RunId, watch::Sender<()>>>>,
     cache: Arc<cache::RunCache>,
     endpoints: Arc<Endpoints>,
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
@@ -104,14 +105,13 @@ impl Applier {
         limits: Limits,
     ) -> (Applier, mpsc::UnboundedReceiver<Push>) {
         let (pushes, rx) = mpsc::unbounded_channel();
-        let (changed, _) = broadcast::channel(1024);
         let applier = Applier {
             endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
             store,
             clock,
             limits,
             pushes,
-            changed,
+            watched: Arc::default(),
             cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
             namespaces: Arc::default(),
         };
@@ -513,7 +513,9 @@ impl Applier {
                     });
                 }
             }
-            let _ = self.changed.send(state.run_id);
+            if let Some(tx) = self.watched().get(&state.run_id) {
+                tx.send_replace(());
+            }
             states.push(state);
         }
         Ok(states)
@@ -545,8 +547,39 @@ impl Applier {
         timeout: Duration,
         done: impl Fn(&RunState) -> bool,
     ) -> Result<RunState, Error> {
-        let finished = |s: &RunState| s.status.is_closed() || done(s);
-        let mut changed = self.changed.subscribe();
+        let finished = move |s: &RunState| s.status.is_closed() || done(s);
+        let run_id = state.run_id;
+        let mut changed = self
+            .watched()
+            .entry(state.run_id)
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe();
+        let result = self
+            .wait_watched(&mut changed, state, timeout, finished)
+            .await;
+        drop(changed);
+        let mut watched = self.watched();
+        if let std::collections::hash_map::Entry::Occupied(e) = watched.entry(run_id) {
+            if e.get().receiver_count() == 0 {
+                e.remove();
+            }
+        }
+        result
+    }
+
+    fn watched(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RunId, watch::Sender<()>>> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn wait_watched(
+        &self,
+        changed: &mut watch::Receiver<()>,
+        state: RunState,
+        timeout: Duration,
+        finished: impl Fn(&RunState) -> bool,
+    ) -> Result<RunState, Error> {
         let deadline = tokio::time::Instant::now() + timeout.to_std();
         let (ns, run_id) = (state.namespace.clone(), state.run_id);
         let mut state = state;
@@ -560,19 +593,16 @@ impl Applier {
             }
             // Wake on this run's local change, after a short poll (changes
             // on other nodes), or at the deadline.
-            let poll = tokio::time::sleep(std::time::Duration::from_millis(500));
-            tokio::pin!(poll);
-            loop {
-                tokio::select! {
-                    _ = &mut poll => break,
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    r = changed.recv() => match r {
-                        Ok(id) if id != run_id => {}
-                        _ => break,
-                    },
-                }
-            }
-            if self.cache.get(run_id).is_some_and(|r| finished(&r.state)) {
+            let local = tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => false,
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = changed.changed() => true,
+            };
+            // A local commit is in the cache before it is announced, so
+            // reading it back would only cost a round trip; the poll, which
+            // stands for changes on other nodes, reads the store.
+            if let Some(cached) = self.cache.get(run_id).filter(|_| local) {
+                state = cached.state;
                 continue;
             }
             state = self
