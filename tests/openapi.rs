@@ -1407,6 +1407,7 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
         });
         s.apply(Command::ChildClosed {
             initiated_event_id,
+            first_run_id: run_id,
             run_id,
             outcome,
         });

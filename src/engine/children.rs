@@ -160,6 +160,7 @@ impl Builder<'_> {
     pub(super) fn child_closed(
         &mut self,
         initiated_event_id: i64,
+        first_run_id: RunId,
         run_id: RunId,
         outcome: ChildOutcome,
     ) -> Result<(), Rejection> {
@@ -176,6 +177,7 @@ impl Builder<'_> {
         }
         self.external(BufferedEntry::ChildClosed {
             initiated_event_id,
+            first_run_id,
             run_id,
             outcome,
         });
@@ -186,6 +188,7 @@ impl Builder<'_> {
     pub(super) fn append_child_closed(
         &mut self,
         initiated_event_id: i64,
+        first_run_id: RunId,
         run_id: RunId,
         outcome: ChildOutcome,
         time: Timestamp,
@@ -202,9 +205,14 @@ impl Builder<'_> {
         let workflow_type = child.workflow_type.clone();
         let started_event_id = match child.started_event_id {
             Some(id) => id,
+            // Started names the run the start created, as a timely
+            // report of the start would have.
             None => self.append_at(
                 EventAttributes::ChildWorkflowExecutionStarted(ChildWorkflowExecutionStarted {
-                    workflow_execution: workflow_execution.clone(),
+                    workflow_execution: WorkflowExecution {
+                        workflow_id: child.workflow_id.clone(),
+                        run_id: Some(first_run_id),
+                    },
                     workflow_type: workflow_type.clone(),
                     initiated_event_id,
                 }),

@@ -181,9 +181,11 @@ pub enum Command {
         initiated_event_id: i64,
         cause: StartChildWorkflowExecutionFailedCause,
     },
-    /// A child's chain closed for good (`run_id` is its last run).
+    /// A child's chain closed for good (`run_id` is its last run,
+    /// `first_run_id` the run its start created).
     ChildClosed {
         initiated_event_id: i64,
+        first_run_id: RunId,
         run_id: RunId,
         outcome: ChildOutcome,
     },

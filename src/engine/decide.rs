@@ -481,9 +481,10 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
         } => b.child_start_failed(initiated_event_id, cause)?,
         Command::ChildClosed {
             initiated_event_id,
+            first_run_id,
             run_id,
             outcome,
-        } => b.child_closed(initiated_event_id, run_id, outcome)?,
+        } => b.child_closed(initiated_event_id, first_run_id, run_id, outcome)?,
         Command::ExternalRequestDelivered { initiated_event_id } => {
             b.external_request_done(initiated_event_id, None)?;
         }
@@ -859,9 +860,10 @@ impl<'a> Builder<'a> {
             }
             BufferedEntry::ChildClosed {
                 initiated_event_id,
+                first_run_id,
                 run_id,
                 outcome,
-            } => self.append_child_closed(initiated_event_id, run_id, outcome, time),
+            } => self.append_child_closed(initiated_event_id, first_run_id, run_id, outcome, time),
         }
     }
 

@@ -242,6 +242,7 @@ pub enum BufferedEntry {
     /// known once that event has its id.
     ChildClosed {
         initiated_event_id: i64,
+        first_run_id: RunId,
         run_id: RunId,
         outcome: ChildOutcome,
     },

@@ -269,6 +269,7 @@ async fn notify_parent(
     };
     let cmd = Command::ChildClosed {
         initiated_event_id: parent.initiated_event_id,
+        first_run_id: child.state.first_execution_run_id(),
         run_id: child_run,
         outcome,
     };

@@ -416,3 +416,28 @@ fn a_child_run_retried_by_its_retry_policy_does_not_notify() {
         "#]],
     );
 }
+
+#[test]
+fn a_late_start_of_a_continued_child_names_its_first_run() {
+    // The child continued as new before its start was reported: Started
+    // names the run the start created, Completed the chain's last run.
+    check(
+        "
+        start
+        complete-wft | start-child ship-1
+        ",
+        "
+        child-closed 5 completed result=1 first=3 run=4
+        ",
+        expect![[r#"
+            > child-closed 5 completed result=1 first=3 run=4
+              + 6 @0s ChildWorkflowExecutionStarted ship-1/run 3 initiated=5
+              + 7 @0s ChildWorkflowExecutionCompleted ship-1/run 4 initiated=5 started=6 result=1
+              + 8 @0s WorkflowTaskScheduled attempt=1
+              dequeue child/5
+              enqueue workflow_task at 15s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 2/1
+        "#]],
+    );
+}

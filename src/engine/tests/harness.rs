@@ -321,6 +321,7 @@ impl Scenario {
             },
             "child-closed" => Command::ChildClosed {
                 initiated_event_id: args.num(1),
+                first_run_id: run_id(args.get("first").or(args.get("run")).unwrap_or("2")),
                 run_id: run_id(args.get("run").unwrap_or("2")),
                 outcome: match args.pos(2) {
                     "completed" => {
