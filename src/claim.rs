@@ -1,11 +1,16 @@
-//! The claim loop shared by `dispatch` and `timers`: claim due rows of one
-//! queue, hand each to a handler, then sleep until the next row is due, a
-//! wake-up hint says something earlier arrived, or the poll interval passes
-//! (the safety net that makes lost hints harmless).
+//! The claim loop shared by `dispatch`, `timers` and `transfer`: claim due
+//! rows of one queue, hand each to a handler, then sleep until the next row
+//! is due, a wake-up hint says something earlier arrived, or the poll
+//! interval passes (the safety net that makes lost hints harmless).
+//!
+//! Admission control: the loop claims only as many rows as its service has
+//! room for (permits of its capacity semaphore), and each row carries its
+//! permit until the handler is done with it. A backlog stays in the table,
+//! visible to other nodes, instead of in this node's memory under a lease.
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Queue;
 use crate::store::{Store, TaskRow};
@@ -28,14 +33,16 @@ impl Default for Options {
     }
 }
 
-/// Runs until `shutdown` turns true. `on_row` must not block: it spawns.
+/// Runs until `shutdown` turns true. `on_row` must not block: it spawns,
+/// and the spawned work holds the row's permit (of `capacity`) until done.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     queue: Queue,
     options: Options,
+    capacity: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
-    mut on_row: impl FnMut(TaskRow),
+    mut on_row: impl FnMut(TaskRow, OwnedSemaphorePermit),
 ) {
     let mut wakeups = store.subscribe();
     let mut jumps = clock.jumps();
@@ -43,17 +50,36 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
+        // Room for at least one row, and as many more as are free now.
+        let first = tokio::select! {
+            permit = capacity.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let mut permits = vec![first];
+        while (permits.len() as i64) < options.batch {
+            match capacity.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let asked = permits.len() as i64;
         let now = clock.now();
-        match store.claim_tasks(queue, now, options.batch).await {
+        match store.claim_tasks(queue, now, asked).await {
             Ok(rows) => {
-                let full = rows.len() as i64 >= options.batch;
-                rows.into_iter().for_each(&mut on_row);
+                let full = rows.len() as i64 >= asked;
+                for (row, permit) in rows.into_iter().zip(permits.drain(..)) {
+                    on_row(row, permit);
+                }
                 if full {
                     continue;
                 }
             }
             Err(e) => tracing::warn!(?queue, error = %e, "claiming tasks failed"),
         }
+        drop(permits);
         let mut target = now.saturating_add(options.poll_interval);
         match store.next_visible_at(queue, now).await {
             Ok(Some(next)) => target = target.min(next),

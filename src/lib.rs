@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dispatch;
 pub mod engine;
 pub mod ids;
+pub mod readiness;
 pub mod server;
 pub mod signing;
 pub mod store;

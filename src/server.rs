@@ -16,7 +16,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{claim, dispatch, timers, transfer};
+use crate::{claim, dispatch, readiness, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -93,7 +93,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let (applier, pushes) = Applier::new(store, clock, options.limits.clone());
+    let (applier, pushes) = Applier::new(store.clone(), clock, options.limits.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());
@@ -107,9 +107,19 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         }),
         time_skipping: skipping,
     };
+    let readiness = state.applier.readiness().clone();
+    let closing = state.applier.clone();
     let router = api::router(state);
     let mut http_shutdown = shutdown_rx.clone();
+    let mut closed = shutdown_rx.clone();
     let tasks = vec![
+        tokio::spawn(readiness::run(store, readiness, shutdown_rx.clone())),
+        // Outcomes still retrying against a failing store give up at
+        // shutdown; the durable task rows bring their work back.
+        tokio::spawn(async move {
+            let _ = closed.wait_for(|stop| *stop).await;
+            closing.close();
+        }),
         tokio::spawn(dispatcher.run(pushes, shutdown_rx.clone())),
         tokio::spawn(timer_service.run(shutdown_rx.clone())),
         tokio::spawn(transfer_service.run(shutdown_rx)),

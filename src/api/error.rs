@@ -124,12 +124,20 @@ impl IntoResponse for ApiError {
             },
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             json,
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The conditions behind a 503 (a database outage or failover, a
+            // contended run, an unreachable handler) usually pass in seconds.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -140,8 +148,8 @@ impl From<store::Error> for ApiError {
                 ApiError::AlreadyExists(format!("{what} already exists"))
             }
             store::Error::Conflict => ApiError::Conflict(e.to_string()),
-            store::Error::Database(sqlx::Error::PoolTimedOut) => {
-                ApiError::Unavailable("the database is not reachable".into())
+            e if e.is_transient() => {
+                ApiError::Unavailable(format!("the database is unavailable: {e}"))
             }
             other => ApiError::Internal(other.to_string()),
         }
@@ -166,7 +174,10 @@ impl From<apply::Error> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             apply::Error::AlreadyStarted { .. } => ApiError::AlreadyExists(e.to_string()),
-            apply::Error::Contended => ApiError::Unavailable(e.to_string()),
+            apply::Error::Contended | apply::Error::Unavailable(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            apply::Error::Failed(cause) => ApiError::Internal(cause),
             apply::Error::Store(s) => s.into(),
         }
     }

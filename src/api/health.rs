@@ -1,5 +1,6 @@
-//! `/healthz` (the process is up) and `/readyz` (it can reach its
-//! database). Both are open even when an API key is set.
+//! `/healthz` (the process is up) and `/readyz` (it can commit: the last
+//! write probe of `readiness` succeeded). Both are open even when an API
+//! key is set.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -21,11 +22,10 @@ async fn healthz() -> AppJson<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
-    state
-        .applier
-        .store()
-        .list_namespaces()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("database not ready: {e}")))?;
+    if !state.applier.readiness().is_ready() {
+        return Err(ApiError::Unavailable(
+            "not ready: the last write probe of the database failed".into(),
+        ));
+    }
     Ok(AppJson(json!({ "status": "ready" })))
 }

@@ -15,24 +15,28 @@
 
 mod cache;
 mod endpoints;
+mod mailbox;
 mod moves;
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
     Limits, Rejection, Reset, RunState, Signal, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId};
+use crate::readiness;
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
 use crate::time::{Clock, Duration};
 
 pub use endpoints::Endpoints;
 pub use moves::MoveRuns;
 
-/// How often a lost optimistic-concurrency race is retried before giving up.
+/// How often a start or reset that loses an optimistic-concurrency race
+/// (to another node, or to this node's writer of the run) decides again
+/// before giving up with [`Error::Contended`].
 const MAX_CONFLICT_RETRIES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,14 @@ pub enum Error {
     },
     #[error("the run kept changing concurrently; try again")]
     Contended,
+    /// The store is unreachable or refused for a reason that passes (a
+    /// lost connection, a failover, a full pool): retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A failure shared by every command of a batch (the store's own error
+    /// went to the log).
+    #[error("{0}")]
+    Failed(String),
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -85,7 +97,12 @@ pub struct Applier {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     limits: Limits,
-    pushes: mpsc::UnboundedSender<Push>,
+    /// Bounded: a writer waits for the dispatcher (back-pressure).
+    pushes: mpsc::Sender<Push>,
+    mailboxes: Arc<mailbox::Mailboxes>,
+    closing: watch::Receiver<bool>,
+    closing_tx: Arc<watch::Sender<bool>>,
+    readiness: readiness::Handle,
     /// Runs someone on this node waits on, each with a channel its
     /// commits tick, so a commit wakes only the waiters of its own run.
     watched: Arc<std::sync::Mutex<std::collections::HashMap<RunId, watch::Sender<()>>>>,
@@ -97,20 +114,31 @@ pub struct Applier {
 /// Runs kept in the cache.
 const CACHED_RUNS: usize = 20_000;
 
+/// Commands queued on a node at once, over all runs.
+const QUEUED_COMMANDS: usize = 16_384;
+
+/// Pushes handed to the dispatcher and not yet taken by it.
+const QUEUED_PUSHES: usize = 1_024;
+
 impl Applier {
     /// Returns the applier and the stream of pushes for the dispatcher.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         limits: Limits,
-    ) -> (Applier, mpsc::UnboundedReceiver<Push>) {
-        let (pushes, rx) = mpsc::unbounded_channel();
+    ) -> (Applier, mpsc::Receiver<Push>) {
+        let (pushes, rx) = mpsc::channel(QUEUED_PUSHES);
+        let (closing_tx, closing) = watch::channel(false);
         let applier = Applier {
             endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
             store,
             clock,
             limits,
             pushes,
+            mailboxes: Arc::new(mailbox::Mailboxes::new(QUEUED_COMMANDS)),
+            closing,
+            closing_tx: Arc::new(closing_tx),
+            readiness: readiness::Handle::new(),
             watched: Arc::default(),
             cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
             namespaces: Arc::default(),
@@ -126,6 +154,11 @@ impl Applier {
         &self.clock
     }
 
+    /// Whether this node can commit now (`/readyz`).
+    pub fn readiness(&self) -> &readiness::Handle {
+        &self.readiness
+    }
+
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
@@ -138,35 +171,165 @@ impl Applier {
         }
     }
 
-    /// Applies `cmd` to a run and returns the committed state.
+    /// Applies `cmd` to a run and returns the committed state (which may
+    /// include commands folded into the same commit). Queued behind the
+    /// run's other commands on this node; a transient store failure is
+    /// returned at once as [`Error::Unavailable`] for the caller to retry.
     pub async fn apply(
         &self,
         ns: &Namespace,
         run_id: RunId,
         cmd: Command,
     ) -> Result<Arc<RunState>, Error> {
-        for attempt in 0..MAX_CONFLICT_RETRIES {
-            let cached = match attempt {
-                0 => self.cache.get(run_id).filter(|r| &r.state.namespace == ns),
-                _ => None,
-            };
+        self.submit(ns, run_id, cmd, false).await
+    }
+
+    /// Records the outcome of work this node carried out (a push's answer,
+    /// a fired timer, a transfer step): like [`Self::apply`], but retried
+    /// through transient store failures until it commits or the engine
+    /// refuses it, so an outcome is never dropped while the node runs. At
+    /// shutdown it gives up with [`Error::Unavailable`]; the durable task
+    /// rows then bring the work back.
+    pub async fn record(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        cmd: Command,
+    ) -> Result<Arc<RunState>, Error> {
+        self.submit(ns, run_id, cmd, true).await
+    }
+
+    async fn submit(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        cmd: Command,
+        durable: bool,
+    ) -> Result<Arc<RunState>, Error> {
+        let permit = self.mailboxes.permit().await;
+        let (reply, rx) = oneshot::channel();
+        let op = mailbox::Op::Command(mailbox::CommandOp {
+            ns: ns.clone(),
+            cmd,
+            durable,
+            reply,
+            _permit: permit,
+        });
+        if self.mailboxes.push(run_id, op) {
+            tokio::spawn(self.clone().run_writer(run_id));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Failed("the run's writer stopped".into())))
+    }
+
+    /// Runs `fut` with `run_id`'s writer held: no command of this node
+    /// changes the run meanwhile. `fut` must not wait on this run's
+    /// mailbox (it would wait on itself).
+    async fn exclusive<T: Send + 'static>(
+        &self,
+        run_id: RunId,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let permit = self.mailboxes.permit().await;
+        let (reply, rx) = oneshot::channel();
+        let op = mailbox::Op::Exclusive(Box::pin(async move {
+            let _permit = permit;
+            let _ = reply.send(fut.await);
+        }));
+        if self.mailboxes.push(run_id, op) {
+            tokio::spawn(self.clone().run_writer(run_id));
+        }
+        rx.await
+            .expect("an exclusive op always answers unless the writer panicked")
+    }
+
+    /// The worker that owns `run_id` while its mailbox has work.
+    async fn run_writer(self, run_id: RunId) {
+        let mut guard = mailbox::WorkerGuard {
+            mailboxes: &self.mailboxes,
+            run_id,
+            done: false,
+        };
+        while let Some(batch) = self.mailboxes.next_batch(run_id) {
+            match batch {
+                mailbox::Batch::Exclusive(fut) => fut.await,
+                mailbox::Batch::Commands(ops) => self.write_batch(run_id, ops).await,
+            }
+        }
+        guard.done = true;
+    }
+
+    /// Folds `ops` into one commit and answers each. A lost version check
+    /// (another node wrote the run) re-folds from a fresh load; transient
+    /// store failures fail the API calls and retry the durable ops.
+    async fn write_batch(&self, run_id: RunId, mut ops: Vec<mailbox::CommandOp>) {
+        let mut use_cache = true;
+        let mut failures = 0u32;
+        loop {
+            let cached = use_cache.then(|| self.cache.get(run_id)).flatten();
+            let from_cache = cached.is_some();
             let record = match cached {
                 Some(r) => r,
-                None => self
-                    .store
-                    .load_run(ns, run_id)
-                    .await?
-                    .ok_or(Error::RunNotFound(run_id))?,
+                None => match self.store.load_run(&ops[0].ns, run_id).await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        reply_all(ops, |_| Err(Error::RunNotFound(run_id)));
+                        return;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        match self.store_failed(&mut ops, e, failures).await {
+                            true => continue,
+                            false => return,
+                        }
+                    }
+                },
             };
+            // A run id names one run in one namespace.
+            let (here, elsewhere): (Vec<_>, Vec<_>) = ops
+                .into_iter()
+                .partition(|op| op.ns == record.state.namespace);
+            reply_all(elsewhere, |_| Err(Error::RunNotFound(run_id)));
+            ops = here;
+            if ops.is_empty() {
+                return;
+            }
             let ctx = self.ctx();
-            let transition = engine::decide(&record.state, cmd.clone(), &ctx)?;
+            let cmds = ops.iter().map(|op| op.cmd.clone()).collect();
+            let batch = engine::decide_all(&record.state, cmds, &ctx);
+            if from_cache && batch.results.iter().any(Result::is_err) {
+                // A refusal may come from a cache entry another node's
+                // commit made stale: decide again on what is stored.
+                use_cache = false;
+                continue;
+            }
+            if !batch.changed() {
+                reply_each(ops, batch.results, None);
+                return;
+            }
+            let engine::Batch {
+                transition,
+                results,
+            } = batch;
             // The next run of the chain (continue-as-new, a retry) starts
             // in the same commit that closes this one.
             let next = match transition.next_run.as_deref() {
                 Some(run) => {
                     let mut run = run.clone();
-                    self.pin(&mut run).await?;
-                    Some(new_run(run, &ctx)?)
+                    if let Err(e) = self.pin(&mut run).await {
+                        failures += 1;
+                        match self.apply_failed(&mut ops, e, failures).await {
+                            true => continue,
+                            false => return,
+                        }
+                    }
+                    match new_run(run, &ctx) {
+                        Ok(change) => Some(change),
+                        Err(r) => {
+                            reply_all(ops, |_| Err(Error::Rejected(r.clone())));
+                            return;
+                        }
+                    }
                 }
                 None => None,
             };
@@ -179,15 +342,88 @@ impl Applier {
                 .commit([change].into_iter().chain(next).collect())
                 .await
             {
-                Ok(mut states) => return Ok(states.remove(0)),
+                Ok(mut states) => {
+                    reply_each(ops, results, Some(states.remove(0)));
+                    return;
+                }
                 Err(store::Error::Conflict) => {
                     self.cache.remove(run_id);
-                    continue;
+                    use_cache = false;
+                    failures += 1;
+                    if failures > 3 {
+                        // Another node keeps writing the run: let it finish.
+                        tokio::time::sleep(backoff(failures)).await;
+                    }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // The commit may or may not have happened: forget what
+                    // this node believed about the run.
+                    self.cache.remove(run_id);
+                    use_cache = false;
+                    failures += 1;
+                    if !self.store_failed(&mut ops, e, failures).await {
+                        return;
+                    }
+                }
             }
         }
-        Err(Error::Contended)
+    }
+
+    async fn apply_failed(
+        &self,
+        ops: &mut Vec<mailbox::CommandOp>,
+        e: Error,
+        failures: u32,
+    ) -> bool {
+        match e {
+            Error::Store(e) => self.store_failed(ops, e, failures).await,
+            other => {
+                let message = other.to_string();
+                reply_all(std::mem::take(ops), |_| Err(Error::Failed(message.clone())));
+                false
+            }
+        }
+    }
+
+    /// A store call of a batch failed. Transient: API calls get
+    /// [`Error::Unavailable`], durable ops stay and are retried after a
+    /// back-off (true). Otherwise, or at shutdown, everyone gets the error
+    /// (false).
+    async fn store_failed(
+        &self,
+        ops: &mut Vec<mailbox::CommandOp>,
+        e: store::Error,
+        failures: u32,
+    ) -> bool {
+        let message = e.to_string();
+        if !e.is_transient() {
+            tracing::error!(error = %message, "a run's commands failed on the store");
+            reply_all(std::mem::take(ops), |_| Err(Error::Failed(message.clone())));
+            return false;
+        }
+        let (durable, calls): (Vec<_>, Vec<_>) =
+            std::mem::take(ops).into_iter().partition(|op| op.durable);
+        reply_all(calls, |_| Err(Error::Unavailable(message.clone())));
+        *ops = durable;
+        if ops.is_empty() {
+            return false;
+        }
+        if failures == 1 || failures % 20 == 0 {
+            tracing::warn!(error = %message, failures, pending = ops.len(), "the store is failing; retrying the run's outcomes");
+        }
+        let mut closing = self.closing.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(failures)) => true,
+            _ = closing.wait_for(|c| *c) => {
+                reply_all(std::mem::take(ops), |_| Err(Error::Unavailable("the node is shutting down".into())));
+                false
+            }
+        }
+    }
+
+    /// Makes `record` give up retrying: the node is shutting down.
+    pub fn close(&self) {
+        self.closing_tx.send_replace(true);
     }
 
     /// Starts a run, honouring the request id and the id policies.
@@ -304,15 +540,24 @@ impl Applier {
             let latest = self.store.latest_run(&ns, &req.run.workflow_id).await?;
             let ctx = self.ctx();
             let change = match latest {
-                Some(existing) if !existing.state.status.is_closed() => RunChange {
-                    expected_version: Some(existing.version),
-                    transition: engine::decide(
-                        &existing.state,
-                        Command::SignalWorkflow(signal.clone()),
-                        &ctx,
-                    )?,
-                    request_id: None,
-                },
+                Some(existing) if !existing.state.status.is_closed() => {
+                    // Signal the open run through its writer; if it closed
+                    // meanwhile, decide again.
+                    let run_id = existing.state.run_id;
+                    let cmd = Command::SignalWorkflow(signal.clone());
+                    match self.apply(&ns, run_id, cmd).await {
+                        Ok(_) => {
+                            return Ok(Started {
+                                run_id,
+                                started: false,
+                            })
+                        }
+                        Err(Error::Rejected(Rejection::RunClosed(_)) | Error::RunNotFound(_)) => {
+                            continue
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 latest => {
                     let decision = start_decision(
                         latest.as_ref().map(|r| r.state.status),
@@ -374,7 +619,25 @@ impl Applier {
     /// the workflow id's open run, `base` or a newer one, terminated with
     /// a reason naming the new run, in one commit. A request id makes
     /// retries return the run the first request created.
+    ///
+    /// Runs with `base`'s writer held, so the commands queued for it on
+    /// this node wait for the reset instead of racing it.
     pub async fn reset(
+        &self,
+        ns: &Namespace,
+        base_run_id: RunId,
+        reset: Reset,
+        request_id: Option<String>,
+    ) -> Result<RunId, Error> {
+        let this = self.clone();
+        let ns = ns.clone();
+        self.exclusive(base_run_id, async move {
+            this.reset_now(&ns, base_run_id, reset, request_id).await
+        })
+        .await
+    }
+
+    async fn reset_now(
         &self,
         ns: &Namespace,
         base_run_id: RunId,
@@ -507,10 +770,11 @@ impl Applier {
                 if let Effect::Dispatch(dispatch) = effect {
                     // The receiver only goes away at shutdown; the committed
                     // rows then bring the work back on the next start.
-                    let _ = self.pushes.send(Push {
+                    let push = Push {
                         state: state.clone(),
                         dispatch,
-                    });
+                    };
+                    let _ = self.pushes.send(push).await;
                 }
             }
             if let Some(tx) = self.watched().get(&state.run_id) {
@@ -613,6 +877,41 @@ impl Applier {
                 .state;
         }
     }
+}
+
+fn reply_all(
+    ops: Vec<mailbox::CommandOp>,
+    result: impl Fn(&mailbox::CommandOp) -> Result<Arc<RunState>, Error>,
+) {
+    for op in ops {
+        let res = result(&op);
+        let _ = op.reply.send(res);
+    }
+}
+
+/// Answers each op with its own result from the fold; accepted ones get
+/// the committed state.
+fn reply_each(
+    ops: Vec<mailbox::CommandOp>,
+    results: Vec<Result<(), Rejection>>,
+    state: Option<Arc<RunState>>,
+) {
+    for (op, res) in ops.into_iter().zip(results) {
+        let res = match (res, &state) {
+            (Ok(()), Some(state)) => Ok(state.clone()),
+            (Ok(()), None) => Err(Error::Failed("nothing was committed".into())),
+            (Err(r), _) => Err(Error::Rejected(r)),
+        };
+        let _ = op.reply.send(res);
+    }
+}
+
+/// Wait before retrying a store call that failed `failures` times: 50 ms
+/// doubling up to 2 s, with jitter so that nodes do not retry in step.
+fn backoff(failures: u32) -> std::time::Duration {
+    let base = 50u64.saturating_mul(1 << failures.min(6)).min(2_000);
+    let jitter = rand::random::<u64>() % (base / 2 + 1);
+    std::time::Duration::from_millis(base / 2 + jitter)
 }
 
 /// The change that creates a run. Every new run goes through here: a

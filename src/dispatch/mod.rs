@@ -9,8 +9,21 @@
 //! attempt is retried. Duplicate answers are refused by the engine's
 //! fencing tokens.
 //!
-//! Per endpoint, at most `max_concurrency` pushes are in flight from this
-//! node, so a function is never overrun.
+//! Admission control: per endpoint, at most `max_concurrency` pushes are in
+//! flight from this node, so a function is never overrun, and the pushes
+//! beyond that wait their turn in arrival order (tokio's semaphore is
+//! FIFO). At most [`ADMITTED`] pushes are taken on at once; past that the
+//! dispatcher stops taking pushes from `apply` (whose writers then wait:
+//! back-pressure) and its claim loop stops claiming rows, which stay in the
+//! table for whichever node has room. An activity attempt that waited for
+//! its endpoint is not sent once its deadline has passed, and one that is
+//! sent late has its start-to-close clock restarted at the send
+//! (`Command::ActivityAttemptSent`), so queueing never eats the time the
+//! handler was promised; schedule-to-start covers the queueing.
+//!
+//! Deadlock freedom: whoever holds an admission permit never waits on
+//! `apply` (outcomes are recorded after the permit is given back), so the
+//! dispatcher always makes progress while `apply`'s writers wait on it.
 
 mod client;
 pub mod wire;
@@ -20,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::apply::{self, Applier, Push};
 use crate::claim;
@@ -35,6 +48,10 @@ use crate::time::{Clock, Duration, SystemClock};
 
 use client::{Client, Delivery};
 use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskRequest};
+
+/// Pushes this node takes on at once (sending, or waiting for their
+/// endpoint's concurrency limit).
+pub const ADMITTED: usize = 4_096;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -82,6 +99,8 @@ struct Inner {
     applier: Applier,
     client: Client,
     options: Options,
+    /// Permits for pushes taken on ([`ADMITTED`]).
+    admitted: Arc<Semaphore>,
     /// Concurrency limiters by endpoint version, with their size.
     limits: Mutex<HashMap<(QueueKey, String), Limiter>>,
 }
@@ -99,6 +118,7 @@ impl Service {
                 applier,
                 client,
                 options,
+                admitted: Arc::new(Semaphore::new(ADMITTED)),
                 limits: Mutex::new(HashMap::new()),
             }),
         }
@@ -110,37 +130,38 @@ impl Service {
         }
     }
 
-    /// Pushes until `shutdown`: what `apply` hands over, and due rows.
-    pub async fn run(
-        self,
-        mut pushes: mpsc::UnboundedReceiver<Push>,
-        shutdown: watch::Receiver<bool>,
-    ) {
+    /// Pushes until `shutdown`: what `apply` hands over, and due rows,
+    /// each once it has an admission permit.
+    pub async fn run(self, mut pushes: mpsc::Receiver<Push>, shutdown: watch::Receiver<bool>) {
         let inner = self.inner.clone();
         let claims = tokio::spawn(claim::run(
             inner.applier.store().clone(),
             inner.applier.clock().clone(),
             Queue::Push,
             inner.options.claim.clone(),
+            inner.admitted.clone(),
             shutdown.clone(),
-            move |row| {
-                tokio::spawn(inner.clone().handle_row(row));
+            move |row, permit| {
+                tokio::spawn(inner.clone().handle_row(row, permit));
             },
         ));
         let mut shutdown = shutdown;
         loop {
+            let permit = tokio::select! {
+                permit = self.inner.admitted.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            };
             tokio::select! {
                 push = pushes.recv() => match push {
                     Some(push) => {
-                        tokio::spawn(self.inner.clone().handle_push(push));
+                        tokio::spawn(self.inner.clone().handle_push(push, permit));
                     }
                     None => break,
                 },
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
-                }
+                _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
         let _ = claims.await;
@@ -148,11 +169,11 @@ impl Service {
 }
 
 impl Inner {
-    async fn handle_push(self: Arc<Self>, push: Push) {
+    async fn handle_push(self: Arc<Self>, push: Push, permit: OwnedSemaphorePermit) {
         match push.dispatch {
-            Dispatch::WorkflowTask => self.push_workflow_task(&push.state).await,
+            Dispatch::WorkflowTask => self.push_workflow_task(&push.state, permit).await,
             Dispatch::ActivityTask { scheduled_event_id } => {
-                self.push_activity_task(&push.state, scheduled_event_id)
+                self.push_activity_task(&push.state, scheduled_event_id, permit)
                     .await;
             }
         }
@@ -160,21 +181,23 @@ impl Inner {
 
     /// A row of the push queue came due: a retry after back-off, or work
     /// whose lease ran out (its node died or took too long).
-    async fn handle_row(self: Arc<Self>, row: TaskRow) {
+    async fn handle_row(self: Arc<Self>, row: TaskRow, permit: OwnedSemaphorePermit) {
         let store = self.applier.store();
         match row.task {
             Task::WorkflowTask => match store.load_run(&row.namespace, row.run_id).await {
                 Ok(Some(record)) if record.state.workflow_task.is_some() => {
-                    self.push_workflow_task(&record.state).await;
+                    self.push_workflow_task(&record.state, permit).await;
                 }
                 Ok(_) => self.delete_row(&row).await,
                 Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "loading run failed"),
             },
             Task::ActivityTask { scheduled_event_id } => {
+                // Not a push yet: the attempt starts through `apply`, and
+                // its Dispatch effect comes back as a push with its own
+                // permit. Holding this one meanwhile could deadlock.
+                drop(permit);
                 let cmd = Command::StartActivityAttempt { scheduled_event_id };
-                // On success the engine's Dispatch effect comes back through
-                // `apply` as a push.
-                match self.applier.apply(&row.namespace, row.run_id, cmd).await {
+                match self.applier.record(&row.namespace, row.run_id, cmd).await {
                     Ok(_) => {}
                     Err(apply::Error::Rejected(_) | apply::Error::RunNotFound(_)) => {
                         self.delete_row(&row).await;
@@ -194,17 +217,22 @@ impl Inner {
         }
     }
 
-    async fn push_workflow_task(&self, state: &RunState) {
+    async fn push_workflow_task(&self, state: &RunState, permit: OwnedSemaphorePermit) {
         let pinned;
-        let state = match &state.pinned_version {
-            Some(_) => state,
-            None => match self.pin(state).await {
-                Some(s) => {
-                    pinned = s;
-                    &*pinned
-                }
-                None => return,
-            },
+        let (state, permit) = match &state.pinned_version {
+            Some(_) => (state, permit),
+            None => {
+                // Pinning goes through `apply`: not with a permit held.
+                drop(permit);
+                let Some(s) = self.pin(state).await else {
+                    return;
+                };
+                pinned = s;
+                let Ok(permit) = self.admitted.clone().acquire_owned().await else {
+                    return;
+                };
+                (&*pinned, permit)
+            }
         };
         let ctx = self.applier.ctx();
         let Some(view) = engine::workflow_task_view(state, &ctx) else {
@@ -215,6 +243,7 @@ impl Inner {
         let endpoint = match self.route(state, &state.task_queue).await {
             Ok(Some(e)) => e,
             Ok(None) => {
+                drop(permit);
                 let error = no_endpoint(state, &state.task_queue);
                 self.workflow_undelivered(state, token, false, error).await;
                 return;
@@ -254,7 +283,7 @@ impl Inner {
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
         let delivery = self
-            .send(&endpoint, &request, state.workflow_task_timeout)
+            .send(&endpoint, &request, state.workflow_task_timeout, permit)
             .await;
         let cmd = match delivery {
             Delivery::Answered { status, body } if status == StatusCode::OK => {
@@ -343,7 +372,12 @@ impl Inner {
         let _ = self.report(state, cmd).await;
     }
 
-    async fn push_activity_task(&self, state: &RunState, scheduled_event_id: i64) {
+    async fn push_activity_task(
+        &self,
+        state: &RunState,
+        scheduled_event_id: i64,
+        permit: OwnedSemaphorePermit,
+    ) {
         let Some(act) = state.activities.get(&scheduled_event_id) else {
             return;
         };
@@ -358,6 +392,7 @@ impl Inner {
         let endpoint = match self.route(state, &act.task_queue).await {
             Ok(Some(e)) => e,
             Ok(None) => {
+                drop(permit);
                 let error = no_endpoint(state, &act.task_queue);
                 let _ = self
                     .report(state, Command::ActivityUndelivered { token, error })
@@ -369,16 +404,33 @@ impl Inner {
                 return;
             }
         };
-        let mut deadline = since.saturating_add(act.start_to_close_timeout);
-        if let Some(s2c) = act.schedule_to_close_timeout {
-            deadline = deadline.min(act.scheduled_time.saturating_add(s2c));
-        }
+        // Wait for the endpoint's turn first: what is sent depends on when.
+        let limiter = self.limit(&endpoint);
+        let Ok(endpoint_permit) = limiter.acquire_owned().await else {
+            return;
+        };
+        let s2c_deadline = act
+            .schedule_to_close_timeout
+            .map(|d| act.scheduled_time.saturating_add(d));
         let now = self.applier.clock().now();
-        let timeout = deadline.since(now);
-        if timeout.is_zero() {
+        let Some(sent) = activity_send_time(since, act.start_to_close_timeout, s2c_deadline, now)
+        else {
             // Too late to start; the start-to-close timer settles it.
             return;
+        };
+        let (since, deadline) = (sent.started, sent.deadline);
+        if sent.restarted {
+            // Recorded beside the push, never before it: the handler's
+            // answer may well arrive first, and then this is refused as
+            // stale, which is fine.
+            let applier = self.applier.clone();
+            let (ns, run_id) = (state.namespace.clone(), state.run_id);
+            tokio::spawn(async move {
+                let cmd = Command::ActivityAttemptSent { token };
+                let _ = applier.record(&ns, run_id, cmd).await;
+            });
         }
+        let timeout = deadline.since(now);
         let request = PushRequest::ActivityTask(ActivityTaskRequest {
             namespace: ns,
             task_token: TaskToken {
@@ -402,7 +454,9 @@ impl Inner {
             heartbeat_timeout: act.heartbeat_timeout,
             heartbeat_details: act.heartbeat_details.as_ref(),
         });
-        let delivery = self.send(&endpoint, &request, timeout).await;
+        let delivery = self
+            .send_with(&endpoint, &request, timeout, permit, endpoint_permit)
+            .await;
         let attempt_failed = |message: String, error_type: &str| Command::FailActivity {
             token,
             failure: Failure::new(message, error_type),
@@ -476,11 +530,30 @@ impl Inner {
         }
     }
 
+    /// Sends once the endpoint has room; `permit` (admission) is given back
+    /// when the answer is in.
     async fn send(
         &self,
         endpoint: &Endpoint,
         request: &PushRequest<'_>,
         timeout: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Delivery {
+        let Ok(endpoint_permit) = self.limit(endpoint).acquire_owned().await else {
+            return Delivery::Failed("endpoint limiter closed".into());
+        };
+        self.send_with(endpoint, request, timeout, permit, endpoint_permit)
+            .await
+    }
+
+    /// Sends now, with the endpoint's permit in hand.
+    async fn send_with(
+        &self,
+        endpoint: &Endpoint,
+        request: &PushRequest<'_>,
+        timeout: Duration,
+        _permit: OwnedSemaphorePermit,
+        _endpoint_permit: OwnedSemaphorePermit,
     ) -> Delivery {
         let body = match serde_json::to_vec(request) {
             Ok(b) => b,
@@ -491,10 +564,6 @@ impl Inner {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
-        let permits = self.limit(endpoint);
-        let Ok(_permit) = permits.acquire().await else {
-            return Delivery::Failed("endpoint limiter closed".into());
-        };
         self.client
             .push(
                 &endpoint.url,
@@ -523,7 +592,7 @@ impl Inner {
     ) -> Result<Arc<RunState>, apply::Error> {
         let res = self
             .applier
-            .apply(&state.namespace, state.run_id, cmd)
+            .record(&state.namespace, state.run_id, cmd)
             .await;
         match &res {
             Ok(_) => {}
@@ -647,7 +716,13 @@ impl Querier {
             .await?
             .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
         let timeout = state.workflow_task_timeout.max(Duration::from_secs(1));
-        match inner.send(&endpoint, request, timeout).await {
+        let permit = inner
+            .admitted
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| QueryError::Unreachable("the node is shutting down".into()))?;
+        match inner.send(&endpoint, request, timeout, permit).await {
             Delivery::Answered { status, body } if status == StatusCode::OK => wire::parse(&body)
                 .map_err(|e| QueryError::Unreachable(format!("unparseable answer: {e}"))),
             Delivery::Answered { status, body } => Err(QueryError::Unreachable(format!(
@@ -660,6 +735,62 @@ impl Querier {
             ))),
         }
     }
+}
+
+/// When and with what deadline an activity attempt's push goes out.
+#[derive(Debug, PartialEq)]
+struct SendTime {
+    /// The attempt's start time as the handler will see it.
+    started: crate::time::Timestamp,
+    deadline: crate::time::Timestamp,
+    /// The start moved to the send: record it.
+    restarted: bool,
+}
+
+/// Pushes that waited for their endpoint longer than this restart their
+/// attempt's clocks (shorter waits are not worth a commit).
+const RESTART_AFTER: Duration = Duration(1_000);
+
+/// Decides the send of an attempt that started at `started` (its
+/// start-to-close timeout `stc`, the activity's schedule-to-close deadline
+/// `s2c_deadline`) when its endpoint had room at `now`: `None` if its
+/// deadline has passed (not sent: its timer settles it); otherwise the
+/// start the handler sees and its deadline. A send later than
+/// [`RESTART_AFTER`] (or a tenth of `stc`, if less) after the start moves
+/// the start to `now`; if then the original deadline is so close that the
+/// attempt's timer could fire before the move is recorded, it is not sent
+/// either.
+fn activity_send_time(
+    started: crate::time::Timestamp,
+    stc: Duration,
+    s2c_deadline: Option<crate::time::Timestamp>,
+    now: crate::time::Timestamp,
+) -> Option<SendTime> {
+    let cap = |d: crate::time::Timestamp| s2c_deadline.map_or(d, |s| d.min(s));
+    let deadline = cap(started.saturating_add(stc));
+    if deadline <= now {
+        return None;
+    }
+    let waited = now.since(started);
+    let threshold = RESTART_AFTER.min(Duration(stc.0 / 10));
+    let margin = Duration(stc.0 / 10).max(Duration(100));
+    if waited > threshold {
+        if deadline.since(now) <= margin {
+            // The attempt's timer may fire before the restart is recorded,
+            // and the handler's work would be refused: not worth a push.
+            return None;
+        }
+        return Some(SendTime {
+            started: now,
+            deadline: cap(now.saturating_add(stc)),
+            restarted: true,
+        });
+    }
+    Some(SendTime {
+        started,
+        deadline,
+        restarted: false,
+    })
 }
 
 /// Why a run's push for `queue` has nowhere to go.

@@ -117,6 +117,14 @@ pub enum Command {
     StartActivityAttempt {
         scheduled_event_id: i64,
     },
+    /// The dispatcher sent the current attempt's push later than the
+    /// attempt started (it waited for the endpoint's concurrency limit):
+    /// the attempt's start time, and with it the start-to-close and
+    /// heartbeat clocks, move to now, as a Temporal activity starts when a
+    /// worker picks it up. The schedule-to-close deadline does not move.
+    ActivityAttemptSent {
+        token: ActivityToken,
+    },
     /// The push of an activity task failed before the handler could start it
     /// (connection refused, 429, 503). Not an attempt failure.
     ActivityUndelivered {

@@ -367,6 +367,41 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
                 _ => return Err(stale("activity attempt already started")),
             }
         }
+        Command::ActivityAttemptSent { token } => {
+            let sched = token.scheduled_event_id;
+            let act = b.check_activity_token(token)?;
+            let ActivityPhase::Started { since } = act.phase else {
+                return Err(stale("activity attempt is not started"));
+            };
+            let now = ctx.now;
+            if since >= now {
+                return Err(stale(
+                    "activity attempt started no earlier than it was sent",
+                ));
+            }
+            let (attempt, stc, hb, s2c) = (
+                act.attempt,
+                act.start_to_close_timeout,
+                act.heartbeat_timeout,
+                act.schedule_to_close_timeout
+                    .map(|d| act.scheduled_time.saturating_add(d)),
+            );
+            b.activity_mut(sched).phase = ActivityPhase::Started { since: now };
+            let mut deadline = now.saturating_add(stc);
+            if let Some(s2c) = s2c {
+                deadline = deadline.min(s2c);
+            }
+            b.enqueue(
+                activity_timeout(sched, attempt, TimeoutType::StartToClose),
+                deadline,
+            );
+            if let Some(hb) = hb {
+                b.enqueue(
+                    activity_timeout(sched, attempt, TimeoutType::Heartbeat),
+                    now.saturating_add(hb),
+                );
+            }
+        }
         Command::ActivityUndelivered { token, .. } => {
             let sched = token.scheduled_event_id;
             let act = b.check_activity_token(token)?;

@@ -3,7 +3,8 @@
 //! checks the imports).
 //!
 //! The contract is `decide(&RunState, Command, &Ctx) -> Result<Transition,
-//! Rejection>`: the input state is never mutated; a [`Transition`] carries the
+//! Rejection>` (and [`decide_all`], its fold over many commands for one
+//! group commit): the input state is never mutated; a [`Transition`] carries the
 //! new events, the state after them and the [`Effect`]s the edges must carry
 //! out, and the store commits all three in one transaction. A [`Rejection`]
 //! is a domain "no" (a stale token, a closed run) that changes nothing.
@@ -16,6 +17,7 @@
 //!   WorkflowTaskFailed with a cause, never applied in part;
 //! - a closed run absorbs every command.
 
+mod batch;
 mod children;
 mod command;
 mod decide;
@@ -30,6 +32,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{decide_all, Batch};
 pub use children::child_outcome;
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Chain, ChildOutcome, Command, CompleteWorkflowExecution,

@@ -52,6 +52,44 @@ pub enum Error {
     Corrupt(String),
 }
 
+impl Error {
+    /// True for failures that pass by themselves, after which the same call
+    /// may succeed: a lost or refused connection, a full or closed pool, a
+    /// failover (the server shutting down, a read-only standby), a
+    /// serialization failure or deadlock, a busy SQLite file. Such a
+    /// failure leaves stored data unchanged or (a connection lost during a
+    /// commit) changed as if the call had succeeded; callers that retry
+    /// must re-read first.
+    pub fn is_transient(&self) -> bool {
+        let Error::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATEs and SQLite result codes that pass by themselves.
+fn transient_code(code: &str) -> bool {
+    // PostgreSQL: connection exceptions, serialization failure, deadlock,
+    // read-only transaction (a standby during failover), insufficient
+    // resources, operator intervention (shutdown, crash recovery).
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "40001" | "40P01" | "25006")
+        // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+        || matches!(code, "5" | "6" | "261" | "262" | "517" | "773")
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +194,10 @@ pub struct Wakeup {
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
+
+    /// A cheap write that changes nothing: fails when the store cannot
+    /// commit now (unreachable, read-only, locked). Readiness probes it.
+    async fn probe_write(&self) -> Result<()>;
 
     async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()>;
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>>;

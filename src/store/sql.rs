@@ -113,6 +113,9 @@ impl Drop for AbortOnDrop {
 const INSERT_NAMESPACE: &str =
     "insert into namespaces (name, description, created_at) values ($1, $2, $3)";
 const GET_NAMESPACE: &str = "select name, description, created_at from namespaces where name = $1";
+/// Readiness: a write that matches no row.
+const PROBE_WRITE: &str = "update namespaces set description = description where false";
+
 const LIST_NAMESPACES: &str = "select name, description, created_at from namespaces order by name";
 
 /// Step one of an upsert: the queue's other versions stop being current.
@@ -215,6 +218,15 @@ where
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(rows::namespace))
+    }
+
+    async fn probe_write(&self) -> Result<()> {
+        // A write statement is refused by a read-only server even when it
+        // matches no row, and it takes SQLite's write lock.
+        let mut tx = DB::begin_write(&self.pool).await?;
+        sqlx::query(PROBE_WRITE).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {

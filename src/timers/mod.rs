@@ -5,12 +5,18 @@
 //! firing means, including "not yet" (the row is re-armed) and "no longer"
 //! (stale: the row is deleted here).
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::apply::{self, Applier};
 use crate::claim;
 use crate::engine::{Command, Queue};
 use crate::store::TaskRow;
+
+/// Timers being fired by this node at once; more due rows wait in the
+/// table.
+const IN_FLIGHT: usize = 512;
 
 pub struct Service {
     applier: Applier,
@@ -30,18 +36,19 @@ impl Service {
             self.applier.clock().clone(),
             Queue::Timer,
             self.options,
+            Arc::new(Semaphore::new(IN_FLIGHT)),
             shutdown,
-            move |row| {
-                tokio::spawn(fire(applier.clone(), row));
+            move |row, permit| {
+                tokio::spawn(fire(applier.clone(), row, permit));
             },
         )
         .await;
     }
 }
 
-async fn fire(applier: Applier, row: TaskRow) {
+async fn fire(applier: Applier, row: TaskRow, _permit: OwnedSemaphorePermit) {
     let cmd = Command::FireTimer(row.task.clone());
-    match applier.apply(&row.namespace, row.run_id, cmd).await {
+    match applier.record(&row.namespace, row.run_id, cmd).await {
         // The transition dequeued or re-armed the row.
         Ok(_) => {}
         Err(apply::Error::Rejected(reason)) => {
@@ -53,7 +60,8 @@ async fn fire(applier: Applier, row: TaskRow) {
         Err(apply::Error::RunNotFound(_)) => {
             let _ = applier.store().delete_task(&row.task_id).await;
         }
-        // Left leased: the row comes back when the lease runs out.
+        // Only at shutdown or on a broken store: left leased, the row comes
+        // back when the lease runs out.
         Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "firing timer failed"),
     }
 }

@@ -23,7 +23,9 @@
 //! transition that recorded the outcome); a step that fails on the store
 //! leaves its row leased, and it comes back when the lease runs out.
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::apply::{self, Applier, StartRequest};
 use crate::claim;
@@ -34,6 +36,9 @@ use crate::engine::{
 };
 use crate::ids::{Namespace, RunId, WorkflowId};
 use crate::store::{RunRecord, TaskRow};
+
+/// Transfer rows carried out by this node at once; more wait in the table.
+const IN_FLIGHT: usize = 256;
 
 /// The reason recorded when a parent close policy ends a child.
 const PARENT_CLOSE_REASON: &str = "by parent close policy";
@@ -56,16 +61,17 @@ impl Service {
             self.applier.clock().clone(),
             Queue::Transfer,
             self.options,
+            Arc::new(Semaphore::new(IN_FLIGHT)),
             shutdown,
-            move |row| {
-                tokio::spawn(handle(applier.clone(), row));
+            move |row, permit| {
+                tokio::spawn(handle(applier.clone(), row, permit));
             },
         )
         .await;
     }
 }
 
-async fn handle(applier: Applier, row: TaskRow) {
+async fn handle(applier: Applier, row: TaskRow, _permit: OwnedSemaphorePermit) {
     let ns = &row.namespace;
     let done = match &row.task {
         Task::StartChild { initiated_event_id } => {
@@ -229,7 +235,7 @@ async fn deliver_external(
     });
     let delivered = match target {
         None => false,
-        Some(t) => match applier.apply(ns, t.state.run_id, cmd).await {
+        Some(t) => match applier.record(ns, t.state.run_id, cmd).await {
             Ok(_) => true,
             Err(apply::Error::Rejected(_) | apply::Error::RunNotFound(_)) => false,
             Err(e) => return Err(e),
@@ -321,7 +327,7 @@ async fn record(
     run_id: RunId,
     cmd: Command,
 ) -> Result<bool, apply::Error> {
-    match applier.apply(ns, run_id, cmd).await {
+    match applier.record(ns, run_id, cmd).await {
         Ok(_) | Err(apply::Error::RunNotFound(_)) => Ok(false),
         Err(apply::Error::Rejected(Rejection::RunClosed(_))) => Ok(true),
         Err(apply::Error::Rejected(reason)) => {

@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// idle for milliseconds, so the hot path never pings.
 const PING_AFTER_IDLE: StdDuration = StdDuration::from_secs(1);
 
+/// The longest wait for a pooled connection.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The first pause before the listener reconnects after an error.
 const RECONNECT_DELAY: StdDuration = StdDuration::from_secs(1);
 
@@ -130,6 +133,10 @@ impl SqlStore<Postgres> {
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            // During an outage a call waits this long for a connection,
+            // then fails as transient (503 to API clients, a retry for
+            // outcomes) instead of hanging for sqlx's default 30 s.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx would ping every connection it hands out: a round trip
             // per store call, a third of all of them on the hot path (it
             // pings again on release, off the caller's path). Only a
