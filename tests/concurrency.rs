@@ -243,7 +243,7 @@ async fn concurrent_signals_to_one_run_are_all_recorded_in_order(db: Db) {
             async move {
                 let name = format!("s{:03}", wave * WAVE + i);
                 api.post(
-                    "/api/v1/namespaces/default/workflows/sig-1/signal/".to_owned() + &name,
+                    &format!("/api/v1/namespaces/default/workflows/sig-1/signal/{name}"),
                     json!({"input": i, "request_id": name}),
                 )
                 .await
