@@ -42,6 +42,9 @@ pub(super) struct Mailboxes {
 }
 
 /// What a run's worker is asked to do.
+// Command ops are nearly all ops; boxing them to shrink the rare exclusive
+// one would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Op {
     /// Decide a command, folded with whatever else is queued.
     Command(CommandOp),

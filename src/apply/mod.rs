@@ -408,7 +408,7 @@ impl Applier {
         if ops.is_empty() {
             return false;
         }
-        if failures == 1 || failures % 20 == 0 {
+        if failures == 1 || failures.is_multiple_of(20) {
             tracing::warn!(error = %message, failures, pending = ops.len(), "the store is failing; retrying the run's outcomes");
         }
         let mut closing = self.closing.clone();

@@ -596,8 +596,8 @@ impl Inner {
             .await;
         match &res {
             Ok(_) => {}
-            Err(apply::Error::Rejected(Rejection::Stale(reason))) => {
-                tracing::debug!(run_id = %state.run_id, %reason, "late answer ignored");
+            Err(apply::Error::Rejected(r @ (Rejection::Stale(_) | Rejection::RunClosed(_)))) => {
+                tracing::debug!(run_id = %state.run_id, reason = %r, "late answer ignored");
             }
             Err(e) => {
                 tracing::warn!(run_id = %state.run_id, error = %e, "recording a push outcome failed")

@@ -4,6 +4,8 @@
 //! with raw commands, and a small REST client.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod node;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
