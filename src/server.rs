@@ -16,7 +16,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{claim, dispatch, readiness, timers, transfer};
+use crate::{apply, claim, dispatch, readiness, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -25,6 +25,7 @@ pub struct Options {
     pub database_url: String,
     pub api_key: Option<String>,
     pub limits: Limits,
+    pub apply: apply::Options,
     pub dispatch: dispatch::Options,
     /// Claim loop options of the timer and transfer queues.
     pub timers: claim::Options,
@@ -93,7 +94,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let (applier, pushes) = Applier::new(store.clone(), clock, options.limits.clone());
+    let (applier, pushes) = Applier::new(
+        store.clone(),
+        clock,
+        options.limits.clone(),
+        options.apply.clone(),
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());

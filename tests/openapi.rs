@@ -486,7 +486,7 @@ async fn app() -> Router {
         .expect("in-memory store");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Nothing drains the pushes: no endpoint is called in these tests.
-    let (applier, _pushes) = Applier::new(store, clock, Limits::default());
+    let (applier, _pushes) = Applier::new(store, clock, Limits::default(), Default::default());
     let querier = baton::dispatch::Service::new(applier.clone(), Default::default()).querier();
     api::router(AppState {
         querier,

@@ -2,6 +2,13 @@
 //! command for the run (usually the answer to the push this node just
 //! sent) starts without reading the run and its history back.
 //!
+//! Bounded in bytes, not in runs: an entry's size is estimated from its
+//! snapshot (a fixed part plus its open activities, timers and children)
+//! and its history's encoded size, and the least recently used entries go
+//! when the total passes the budget. Memory thus depends on configuration,
+//! not on how many runs are open; an evicted run is read back on its next
+//! command.
+//!
 //! Safe without invalidation: every commit names the version it read, so an
 //! entry made stale by another node's commit fails with a conflict; `apply`
 //! then drops the entry and reloads. History entries are checked against the
@@ -17,6 +24,7 @@ use crate::store::RunRecord;
 
 pub struct RunCache {
     entries: Mutex<Entries>,
+    /// The budget, in estimated bytes.
     capacity: usize,
 }
 
@@ -24,6 +32,8 @@ pub struct RunCache {
 struct Entries {
     map: HashMap<RunId, Entry>,
     clock: u64,
+    /// Sum of the entries' `bytes`.
+    bytes: usize,
 }
 
 struct Entry {
@@ -31,9 +41,21 @@ struct Entry {
     version: i64,
     history: Option<Arc<Vec<Event>>>,
     used: u64,
+    bytes: usize,
+}
+
+/// Estimated memory of a snapshot beyond its history: a fixed part and a
+/// share per open activity, timer and child (their payloads are counted in
+/// the history's encoded size, which the snapshot repeats at most once).
+fn estimate(state: &RunState, history: Option<&Arc<Vec<Event>>>) -> usize {
+    let open = state.activities.len() + state.timers.len() + state.children.len();
+    let snapshot = 1_024 + 384 * open;
+    let history = history.map_or(0, |_| state.history_size_bytes as usize);
+    snapshot + state.history_size_bytes.min(64 * 1024) as usize + 2 * history
 }
 
 impl RunCache {
+    /// A cache of about `capacity` bytes.
     pub fn new(capacity: usize) -> RunCache {
         RunCache {
             entries: Mutex::default(),
@@ -58,7 +80,10 @@ impl RunCache {
     }
 
     pub fn remove(&self, run_id: RunId) {
-        self.lock().map.remove(&run_id);
+        let mut entries = self.lock();
+        if let Some(e) = entries.map.remove(&run_id) {
+            entries.bytes -= e.bytes;
+        }
     }
 
     /// Records a commit: the run is now at `version` with `state`, after
@@ -69,6 +94,9 @@ impl RunCache {
         let clock = entries.clock;
         let run_id = state.run_id;
         let previous = entries.map.remove(&run_id);
+        if let Some(p) = &previous {
+            entries.bytes -= p.bytes;
+        }
         let first_new = events.first().map_or(state.next_event_id, |e| e.event_id);
         let history = match previous.and_then(|p| p.history) {
             Some(h) if h.len() as i64 == first_new - 1 => {
@@ -80,6 +108,8 @@ impl RunCache {
             None if first_new == 1 => Some(Arc::new(events.to_vec())),
             _ => None,
         };
+        let bytes = estimate(&state, history.as_ref());
+        entries.bytes += bytes;
         entries.map.insert(
             run_id,
             Entry {
@@ -87,9 +117,10 @@ impl RunCache {
                 version,
                 history,
                 used: clock,
+                bytes,
             },
         );
-        if entries.map.len() > self.capacity {
+        if entries.bytes > self.capacity {
             evict(&mut entries, self.capacity);
         }
     }
@@ -104,22 +135,39 @@ impl RunCache {
     /// Caches a history read from the store.
     pub fn put_history(&self, state: &RunState, history: Arc<Vec<Event>>) {
         let mut entries = self.lock();
+        let entries = &mut *entries;
         if let Some(e) = entries.map.get_mut(&state.run_id) {
             if e.state.next_event_id == state.next_event_id {
+                let bytes = estimate(&e.state, Some(&history));
+                entries.bytes = entries.bytes - e.bytes + bytes;
+                e.bytes = bytes;
                 e.history = Some(history);
             }
+        }
+        if entries.bytes > self.capacity {
+            evict(entries, self.capacity);
         }
     }
 }
 
-/// Drops the least recently used tenth (at least one entry), so eviction
-/// costs O(n) only once per n/10 insertions.
+/// Drops least recently used entries until the total is at most nine
+/// tenths of the budget, so eviction (O(n log n)) runs only after about a
+/// tenth of the budget was added again.
 fn evict(entries: &mut Entries, capacity: usize) {
-    let n = (capacity / 10).max(1);
-    let mut used: Vec<u64> = entries.map.values().map(|e| e.used).collect();
-    used.sort_unstable();
-    let cutoff = used.get(n - 1).copied().unwrap_or(0);
+    let target = capacity / 10 * 9;
+    let mut by_use: Vec<(u64, usize)> = entries.map.values().map(|e| (e.used, e.bytes)).collect();
+    by_use.sort_unstable();
+    let mut total = entries.bytes;
+    let mut cutoff = 0;
+    for (used, bytes) in by_use {
+        if total <= target {
+            break;
+        }
+        total -= bytes;
+        cutoff = used;
+    }
     entries.map.retain(|_, e| e.used > cutoff);
+    entries.bytes = entries.map.values().map(|e| e.bytes).sum();
 }
 
 #[cfg(test)]
@@ -158,7 +206,7 @@ mod tests {
 
     #[test]
     fn history_is_served_only_when_complete() {
-        let cache = RunCache::new(10);
+        let cache = RunCache::new(1 << 20);
         let t = started("a");
         let state = Arc::new(t.state.clone());
         cache.committed(state.clone(), 1, &t.events);
@@ -170,8 +218,12 @@ mod tests {
     }
 
     #[test]
-    fn least_recently_used_entries_are_evicted() {
-        let cache = RunCache::new(10);
+    fn least_recently_used_entries_are_evicted_past_the_byte_budget() {
+        let one = {
+            let t = started("probe");
+            estimate(&t.state, Some(&Arc::new(t.events)))
+        };
+        let cache = RunCache::new(10 * one);
         let first = started("first");
         let first_id = first.state.run_id;
         cache.committed(Arc::new(first.state), 1, &first.events);
@@ -181,6 +233,12 @@ mod tests {
             cache.get(first_id);
         }
         assert!(cache.get(first_id).is_some(), "recently used entries stay");
-        assert!(cache.lock().map.len() <= 10);
+        let entries = cache.lock();
+        assert!(entries.map.len() <= 10);
+        assert!(entries.bytes <= 10 * one, "within the budget");
+        assert_eq!(
+            entries.bytes,
+            entries.map.values().map(|e| e.bytes).sum::<usize>()
+        );
     }
 }

@@ -111,8 +111,20 @@ pub struct Applier {
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
 }
 
-/// Runs kept in the cache.
-const CACHED_RUNS: usize = 20_000;
+/// How a node's command path is sized.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Memory budget of the run cache, in (estimated) bytes.
+    pub run_cache_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            run_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
 
 /// Commands queued on a node at once, over all runs.
 const QUEUED_COMMANDS: usize = 16_384;
@@ -126,6 +138,7 @@ impl Applier {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         limits: Limits,
+        options: Options,
     ) -> (Applier, mpsc::Receiver<Push>) {
         let (pushes, rx) = mpsc::channel(QUEUED_PUSHES);
         let (closing_tx, closing) = watch::channel(false);
@@ -140,7 +153,7 @@ impl Applier {
             closing_tx: Arc::new(closing_tx),
             readiness: readiness::Handle::new(),
             watched: Arc::default(),
-            cache: Arc::new(cache::RunCache::new(CACHED_RUNS)),
+            cache: Arc::new(cache::RunCache::new(options.run_cache_bytes)),
             namespaces: Arc::default(),
         };
         (applier, rx)

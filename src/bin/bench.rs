@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: url.clone(),
         api_key: None,
         limits: Limits::default(),
+        apply: baton::apply::Options::default(),
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
         time_skipping: false,

@@ -91,6 +91,10 @@ struct NodeArgs {
     /// usually come much sooner).
     #[arg(long, default_value_t = 1_000)]
     poll_interval_ms: i64,
+    /// Memory budget of the cache of recently written runs, in MiB: what
+    /// a node keeps in memory does not grow with the number of open runs.
+    #[arg(long, env = "BATON_RUN_CACHE_MB", default_value_t = 64)]
+    run_cache_mb: usize,
 }
 
 #[derive(Args)]
@@ -179,6 +183,9 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options
         database_url,
         api_key: node.api_key.clone().filter(|k| !k.is_empty()),
         limits,
+        apply: crate::apply::Options {
+            run_cache_bytes: node.run_cache_mb.saturating_mul(1024 * 1024),
+        },
         dispatch: dispatch::Options {
             claim: claim.clone(),
             ..dispatch::Options::default()

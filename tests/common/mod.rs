@@ -84,6 +84,7 @@ pub fn test_options(database_url: String) -> Options {
             delivery_max_backoff: baton::time::Duration(500),
             ..Limits::default()
         },
+        apply: baton::apply::Options::default(),
         dispatch: dispatch::Options {
             claim: claim.clone(),
             ..dispatch::Options::default()
