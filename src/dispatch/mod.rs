@@ -240,25 +240,24 @@ impl Inner {
         };
         let ns = &state.namespace;
         let token = view.token;
-        let endpoint = match self.route(state, &state.task_queue).await {
-            Ok(Some(e)) => e,
-            Ok(None) => {
+        let queue = &state.task_queue;
+        let route = retrying(state, "looking up the endpoint", || {
+            self.route(state, queue)
+        });
+        let endpoint = match route.await {
+            Some(Some(e)) => e,
+            Some(None) => {
                 drop(permit);
                 let error = no_endpoint(state, &state.task_queue);
                 self.workflow_undelivered(state, token, false, error).await;
                 return;
             }
-            Err(e) => {
-                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
-                return;
-            }
+            // The task's row comes back when its lease runs out.
+            None => return,
         };
-        let persisted = match self.applier.history(state).await {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(run_id = %state.run_id, error = %e, "reading history failed");
-                return;
-            }
+        let history = retrying(state, "reading the history", || self.applier.history(state));
+        let Some(persisted) = history.await else {
+            return;
         };
         let history = wire::History {
             persisted: &persisted,
@@ -332,14 +331,13 @@ impl Inner {
     /// registered the task is reported undelivered and retried, and `None`
     /// is returned.
     async fn pin(&self, state: &RunState) -> Option<Arc<RunState>> {
-        let current = self
-            .applier
-            .endpoints()
-            .current(&state.namespace, &state.task_queue)
-            .await;
-        let version = match current {
-            Ok(Some(e)) => e.version,
-            Ok(None) => {
+        let endpoints = self.applier.endpoints();
+        let current = retrying(state, "looking up the endpoint", || {
+            endpoints.current(&state.namespace, &state.task_queue)
+        });
+        let version = match current.await {
+            Some(Some(e)) => e.version,
+            Some(None) => {
                 if let Some(view) = engine::workflow_task_view(state, &self.applier.ctx()) {
                     let error = no_endpoint(state, &state.task_queue);
                     self.workflow_undelivered(state, view.token, false, error)
@@ -347,10 +345,7 @@ impl Inner {
                 }
                 return None;
             }
-            Err(e) => {
-                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
-                return None;
-            }
+            None => return None,
         };
         self.report_with_state(state, Command::PinVersion { version })
             .await
@@ -389,9 +384,12 @@ impl Inner {
             scheduled_event_id,
             attempt: act.attempt,
         };
-        let endpoint = match self.route(state, &act.task_queue).await {
-            Ok(Some(e)) => e,
-            Ok(None) => {
+        let route = retrying(state, "looking up the endpoint", || {
+            self.route(state, &act.task_queue)
+        });
+        let endpoint = match route.await {
+            Some(Some(e)) => e,
+            Some(None) => {
                 drop(permit);
                 let error = no_endpoint(state, &act.task_queue);
                 let _ = self
@@ -399,10 +397,8 @@ impl Inner {
                     .await;
                 return;
             }
-            Err(e) => {
-                tracing::warn!(run_id = %state.run_id, error = %e, "looking up endpoint failed");
-                return;
-            }
+            // The attempt's start-to-close timer retries it.
+            None => return,
         };
         // Wait for the endpoint's turn first: what is sent depends on when.
         let limiter = self.limit(&endpoint);
@@ -733,6 +729,36 @@ impl Querier {
             Delivery::TimedOut => Err(QueryError::Unreachable(format!(
                 "no answer within {timeout}"
             ))),
+        }
+    }
+}
+
+/// How long a push keeps retrying store reads that fail transiently before
+/// leaving the work to its durable row (a workflow task's lease, an
+/// activity attempt's start-to-close timer).
+const STORE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `call` until it succeeds, retrying transient store failures with
+/// back-off for up to [`STORE_RETRY_FOR`]; `None` (logged once) if it
+/// never does or fails for good.
+async fn retrying<T, F, Fut>(state: &RunState, what: &str, mut call: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::Error>>,
+{
+    let begun = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match call().await {
+            Ok(v) => return Some(v),
+            Err(e) if e.is_transient() && begun.elapsed() < STORE_RETRY_FOR => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "{what} failed; the durable task row will redo the push");
+                return None;
+            }
         }
     }
 }
