@@ -44,6 +44,8 @@ struct Vector {
     expect: Expect,
     /// The cause the server refuses the expected answer with, if it does.
     rejected: Option<&'static str>,
+    /// Answers an SDK must not give, and the cause the server refuses them with.
+    refuses: Vec<(Value, &'static str)>,
 }
 
 enum Step {
@@ -67,6 +69,7 @@ fn v(
         in_flight: Vec::new(),
         expect: Expect::Commands(json!([])),
         rejected: None,
+        refuses: Vec::new(),
     }
 }
 
@@ -98,6 +101,10 @@ impl Vector {
     }
     fn expect(mut self, commands: Vec<Value>) -> Vector {
         self.expect = Expect::Commands(Value::Array(commands));
+        self
+    }
+    fn refuses(mut self, commands: Vec<Value>, cause: &'static str) -> Vector {
+        self.refuses.push((Value::Array(commands), cause));
         self
     }
     fn rejected(mut self, cause: &'static str) -> Vector {
@@ -333,7 +340,8 @@ fn vectors() -> Vec<Vector> {
         v("timer_fired_and_cancelled_in_one_activation", "cancellation", "The timer's TimerFired and the signal that makes the workflow cancel it arrive together: the signal runs first, so the workflow sees its timer cancelled, but the timer already fired, so no CancelTimer is sent.",
           with_signals(&["go", "noise"], json!([{"start": {"timer": "2s"}, "name": "t"}, {"wait_signal": "go"}, {"cancel": "t"}, {"wait": "t", "as": "r"}, {"complete": {"$": "r"}}])))
             .run("start input=[]").answer(vec![timer("1", "2s")]).run("@1s signal noise\n@2s fire-timer 1\n@2s signal go").answer(vec![])
-            .expect(vec![complete(err("CancelledError", None))]),
+            .expect(vec![complete(err("CancelledError", None))])
+            .refuses(vec![cancel_timer("1"), complete(err("CancelledError", None))], "BAD_CANCEL_TIMER_ATTRIBUTES"),
         // ---- activity cancellation ----
         v("activity_cancelled_before_scheduling", "cancellation", "An activity cancelled in the activation that scheduled it sends nothing.",
           main(json!([{"start": {"activity": "a", "input": []}, "name": "h"}, {"cancel": "h"}, {"complete": "ok"}])))
@@ -374,7 +382,8 @@ fn vectors() -> Vec<Vector> {
         v("activity_completed_and_cancelled_in_one_activation", "cancellation", "The result and the signal that makes the workflow cancel the activity arrive together: the signal runs first, so TRY_CANCEL resolves the activity as cancelled, and no cancel is sent for the closed activity.",
           with_signals(&["go", "noise"], json!([{"start": {"activity": "a", "input": []}, "name": "h"}, {"wait_signal": "go"}, {"cancel": "h"}, {"wait": "h", "as": "r"}, {"complete": {"$": "r"}}])))
             .run("start input=[]").answer(vec![act("1", "a", json!([]))]).run("@1s signal noise\n@1s complete-activity 1 result=\"done\"\n@1s signal go").answer(vec![])
-            .expect(vec![complete(err("ActivityError", Some("CancelledError")))]),
+            .expect(vec![complete(err("ActivityError", Some("CancelledError")))])
+            .refuses(vec![cancel_act("1"), complete(err("ActivityError", Some("CancelledError")))], "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES"),
         // ---- cancellation of the workflow ----
         v("cancel_requested_while_timer", "cancellation", "A cancellation request cancels the pending timer and the run closes as cancelled.",
           main(json!([{"timer": "1h"}, {"complete": "late"}])))
@@ -649,7 +658,7 @@ fn generate(vector: &Vector) -> Value {
                 }
             }
             Step::Answer(commands) => {
-                let (outcome, _) = answer(&mut scenario, commands, vector.name);
+                let outcome = answer(&mut scenario, commands, vector.name);
                 assert_eq!(
                     outcome, None,
                     "{}: an answer on the way was refused",
@@ -657,7 +666,7 @@ fn generate(vector: &Vector) -> Value {
                 );
             }
             Step::Refused(commands) => {
-                let (outcome, _) = answer(&mut scenario, commands, vector.name);
+                let outcome = answer(&mut scenario, commands, vector.name);
                 assert!(
                     outcome.is_some(),
                     "{}: the answer was not refused",
@@ -706,10 +715,22 @@ fn generate(vector: &Vector) -> Value {
             );
         }
     }
+    let mut refuses = Vec::new();
+    for (commands, cause) in &vector.refuses {
+        let mut other = scenario.clone();
+        let outcome = answer_with(&mut other, commands, view.token, vector.name);
+        assert_eq!(
+            outcome.as_deref(),
+            Some(*cause),
+            "{}: the server refuses {commands}",
+            vector.name
+        );
+        refuses.push(json!({"commands": commands, "cause": cause}));
+    }
     let expect = match &vector.expect {
         Expect::Commands(commands) => {
             let token = view.token;
-            let (outcome, _) = answer_with(&mut scenario, commands, token, vector.name);
+            let outcome = answer_with(&mut scenario, commands, token, vector.name);
             assert_eq!(
                 outcome.as_deref(),
                 vector.rejected,
@@ -736,10 +757,13 @@ fn generate(vector: &Vector) -> Value {
             json!({"non_determinism": {"event_id": event_id, "message": message}})
         }
     };
-    let server = match vector.rejected {
+    let mut server = match vector.rejected {
         None => json!({"accepts": true}),
         Some(cause) => json!({"accepts": false, "cause": cause, "in_flight": vector.in_flight}),
     };
+    if !refuses.is_empty() {
+        server["refuses"] = Value::Array(refuses);
+    }
     json!({
         "name": vector.name,
         "category": vector.category,
@@ -751,7 +775,7 @@ fn generate(vector: &Vector) -> Value {
     })
 }
 
-fn answer(scenario: &mut Scenario, commands: &Value, name: &str) -> (Option<String>, ()) {
+fn answer(scenario: &mut Scenario, commands: &Value, name: &str) -> Option<String> {
     let view = engine::workflow_task_view(scenario.state(), &scenario.ctx())
         .unwrap_or_else(|| panic!("{name}: no workflow task to answer"));
     answer_with(scenario, commands, view.token, name)
@@ -764,7 +788,7 @@ fn answer_with(
     commands: &Value,
     token: engine::WorkflowTaskToken,
     name: &str,
-) -> (Option<String>, ()) {
+) -> Option<String> {
     let parsed: Vec<WorkflowCommand> = serde_json::from_value(commands.clone())
         .unwrap_or_else(|e| panic!("{name}: commands do not parse: {e}"));
     let t = scenario
@@ -783,7 +807,7 @@ fn answer_with(
         ),
         _ => None,
     });
-    (refused, ())
+    refused
 }
 
 #[test]
