@@ -13,9 +13,10 @@ and is handled by a fresh :class:`WorkflowInstance`:
 2. Before an activation runs, the results that arrived since the previous
    one (ActivityTaskCompleted/Failed/TimedOut/Canceled, TimerFired, the
    start event) resolve their futures, in history order. Signals and
-   updates go first: their handlers start, in history order, and run until
-   blocked before any other result is applied (Temporal's job order); a
-   cancellation request cancels the main task. An update's handler runs
+   updates go first: their handlers start, in history order, then the main
+   coroutine (in the first activation), and all run until blocked before
+   any other result is applied (Temporal's job order); a cancellation
+   request then cancels the main task. An update's handler runs
    for every WorkflowExecutionUpdateAdmitted (its validator ran before the
    server admitted it, and never runs on replay) and answers
    CompleteWorkflowUpdate when it returns. A child's start, its close, and
@@ -30,7 +31,8 @@ and is handled by a fresh :class:`WorkflowInstance`:
    WorkflowTaskCompleted (ActivityTaskScheduled, TimerStarted,
    MarkerRecorded, …). A mismatch raises :class:`NonDeterminismError` with
    the event id and both sides. The final activation's commands are the
-   answer.
+   answer. docs/protocol.md §14 is the contract, and tests/replay's
+   vectors pin it for both SDKs.
 
 The loop implements only what asyncio's futures, tasks, ``sleep``,
 ``gather``, ``wait``, ``wait_for``/``timeout``, locks, events and queues

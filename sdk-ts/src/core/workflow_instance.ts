@@ -8,11 +8,12 @@
  *    was followed by WorkflowTaskCompleted, plus the final
  *    WorkflowTaskStarted (the task being answered). A task that failed or
  *    timed out produced nothing and is skipped.
- * 2. Before an activation runs, the events that arrived since the previous
- *    one (the start, activity outcomes, fired timers) resolve their
- *    promises in history order; then the workflow's promise jobs run until
- *    nothing is left to do, with `condition` predicates re-checked each
- *    time the job queue drains.
+ * 2. The events that arrived since the previous activation are its jobs,
+ *    applied in two groups (protocol.md §14.2): the start, signals and
+ *    updates first, in history order, then the workflow's promise jobs run
+ *    until nothing is left to do, with `condition` predicates re-checked
+ *    each time the job queue drains; then the results and a cancellation
+ *    request, in history order, and the workflow runs until blocked again.
  * 3. For a replayed activation, the commands produced must match, in
  *    order, the command events recorded after its WorkflowTaskCompleted; a
  *    mismatch is a NonDeterminismError. The final activation's commands are
