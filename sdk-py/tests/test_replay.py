@@ -82,14 +82,14 @@ async def test_recorded_history_replays_with_the_same_code() -> None:
         (
             OnboardingReordered,
             5,
-            "ActivityTaskScheduled(activity_type='create_account', activity_id='1')",
-            "ScheduleActivityTask(activity_type='send_welcome_email', activity_id='1')",
+            'ActivityTaskScheduled(activity_type="create_account", activity_id="1")',
+            'ScheduleActivityTask(activity_type="send_welcome_email", activity_id="1")',
         ),
         (
             OnboardingWithoutSleep,
             None,
-            "TimerStarted(timer_id='1')",
-            "ScheduleActivityTask(activity_type='check_in', activity_id='4')",
+            'TimerStarted(timer_id="1")',
+            'ScheduleActivityTask(activity_type="check_in", activity_id="4")',
         ),
     ],
 )

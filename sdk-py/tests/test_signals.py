@@ -174,8 +174,10 @@ def test_a_signal_in_the_same_task_as_the_timeout_wins() -> None:
     server.fire_timer("1")
     server.signal("approve", decision(True))
     answer = server.workflow_task()
-    # The timer already fired; the SDK still cancels it (the server drops that).
-    assert commands(answer) == ["CancelTimer", "ScheduleActivityTask"]
+    # The signal runs first and the workflow cancels the timer, but its
+    # TimerFired is in this task's history: there is nothing to cancel, and
+    # the server would refuse a CancelTimer for a closed timer (protocol.md §14.4).
+    assert commands(answer) == ["ScheduleActivityTask"]
     server.complete_activity("2", "submitted:po-1")
     assert server.run()["result"] == "submitted"
     asyncio.run(replay(server, PurchaseOrderApproval))

@@ -513,7 +513,6 @@ def test_a_child_start_is_one_command_with_temporals_attributes() -> None:
                 "workflow_id": "child-1",
                 "workflow_type": "Child",
                 "input": [7],
-                "workflow_id_reuse_policy": "ALLOW_DUPLICATE",
                 "parent_close_policy": "ABANDON",
                 "task_queue": "kids",
                 "workflow_execution_timeout": "300s",

@@ -91,8 +91,8 @@ test("a child's failure is a ChildWorkflowFailure; a taken id is WorkflowExecuti
 test("cancelling the parent asks its children to cancel and waits for them (WAIT_CANCELLATION_COMPLETED)", async () => {
   const cancelRequested = history(...RUNNING, ["WorkflowExecutionCancelRequested", { cause: "customer cancelled" }], ...NEXT_TASK);
   assert.deepEqual(await answer(Order, cancelRequested), [
-    { command_type: "RequestCancelExternalWorkflowExecution", attributes: { workflow_id: "fulfill-a", run_id: "run-a", child_workflow_only: true } },
-    { command_type: "RequestCancelExternalWorkflowExecution", attributes: { workflow_id: "fulfill-b", run_id: "run-b", child_workflow_only: true } },
+    { command_type: "RequestCancelExternalWorkflowExecution", attributes: { workflow_id: "fulfill-a", child_workflow_only: true } },
+    { command_type: "RequestCancelExternalWorkflowExecution", attributes: { workflow_id: "fulfill-b", child_workflow_only: true } },
   ]);
   const ref = (line: string): Record<string, unknown> => ({ workflow_execution: { workflow_id: `fulfill-${line}`, run_id: `run-${line}` }, child_workflow_only: true, reason: "" });
   const canceled = history(

@@ -13,9 +13,10 @@ and is handled by a fresh :class:`WorkflowInstance`:
 2. Before an activation runs, the results that arrived since the previous
    one (ActivityTaskCompleted/Failed/TimedOut/Canceled, TimerFired, the
    start event) resolve their futures, in history order. Signals and
-   updates go first: their handlers start, in history order, and run until
-   blocked before any other result is applied (Temporal's job order); a
-   cancellation request cancels the main task. An update's handler runs
+   updates go first: their handlers start, in history order, then the main
+   coroutine (in the first activation), and all run until blocked before
+   any other result is applied (Temporal's job order); a cancellation
+   request then cancels the main task. An update's handler runs
    for every WorkflowExecutionUpdateAdmitted (its validator ran before the
    server admitted it, and never runs on replay) and answers
    CompleteWorkflowUpdate when it returns. A child's start, its close, and
@@ -30,7 +31,8 @@ and is handled by a fresh :class:`WorkflowInstance`:
    WorkflowTaskCompleted (ActivityTaskScheduled, TimerStarted,
    MarkerRecorded, …). A mismatch raises :class:`NonDeterminismError` with
    the event id and both sides. The final activation's commands are the
-   answer.
+   answer. docs/protocol.md §14 is the contract, and tests/replay's
+   vectors pin it for both SDKs.
 
 The loop implements only what asyncio's futures, tasks, ``sleep``,
 ``gather``, ``wait``, ``wait_for``/``timeout``, locks, events and queues
@@ -46,6 +48,7 @@ import collections
 import contextvars
 import hashlib
 import inspect
+import json
 import logging
 import random
 import sys
@@ -197,40 +200,54 @@ class _Command:
         return {"command_type": self.command_type, "attributes": self.attributes}
 
     def describe(self) -> str:
-        a = self.attributes
-        if self.command_type == "ScheduleActivityTask":
-            return f"ScheduleActivityTask(activity_type={a['activity_type']!r}, activity_id={a['activity_id']!r})"
-        if self.command_type in ("StartTimer", "CancelTimer"):
-            return f"{self.command_type}(timer_id={a['timer_id']!r})"
-        if self.command_type == "RequestCancelActivityTask":
-            return f"RequestCancelActivityTask(activity_id={a['activity_id']!r})"
-        if self.command_type == "RecordMarker":
-            return f"RecordMarker(marker_name={a['marker_name']!r}, details={a.get('details')!r})"
-        if self.command_type == "CompleteWorkflowUpdate":
-            return f"CompleteWorkflowUpdate(update_id={a['update_id']!r})"
-        if self.command_type in (
-            "StartChildWorkflowExecution",
-            "SignalExternalWorkflowExecution",
-            "RequestCancelExternalWorkflowExecution",
-        ):
-            return f"{self.command_type}(workflow_id={a['workflow_id']!r})"
-        return self.command_type
+        return _describe("command", self.command_type, self.attributes)
 
 
 def _describe_event(e: EventDict) -> str:
-    a = e.get("attributes") or {}
-    t = e["event_type"]
-    if t == "ActivityTaskScheduled":
-        return f"ActivityTaskScheduled(activity_type={a.get('activity_type')!r}, activity_id={a.get('activity_id')!r})"
-    if t in ("TimerStarted", "TimerCanceled"):
-        return f"{t}(timer_id={a.get('timer_id')!r})"
-    if t == "ActivityTaskCancelRequested":
-        return f"ActivityTaskCancelRequested(scheduled_event_id={a.get('scheduled_event_id')!r})"
-    if t == "MarkerRecorded":
-        return f"MarkerRecorded(marker_name={a.get('marker_name')!r}, details={a.get('details')!r})"
-    if t == "WorkflowExecutionUpdateCompleted":
-        return f"WorkflowExecutionUpdateCompleted(update_id={a.get('update_id')!r})"
-    return t
+    return _describe("event", e["event_type"], e.get("attributes") or {})
+
+
+# What a non-determinism message shows of a command or event
+# (docs/protocol.md §14.5): the members that matching compares, JSON-quoted.
+_DESCRIBED: dict[str, tuple[str, ...]] = {
+    "ScheduleActivityTask": ("activity_type", "activity_id"),
+    "ActivityTaskScheduled": ("activity_type", "activity_id"),
+    "RequestCancelActivityTask": ("activity_id",),
+    "ActivityTaskCancelRequested": ("scheduled_event_id",),
+    "StartTimer": ("timer_id",),
+    "TimerStarted": ("timer_id",),
+    "CancelTimer": ("timer_id",),
+    "TimerCanceled": ("timer_id",),
+    "RecordMarker": ("marker_name", "patch_id"),
+    "MarkerRecorded": ("marker_name", "patch_id"),
+    "CompleteWorkflowUpdate": ("update_id",),
+    "WorkflowExecutionUpdateCompleted": ("update_id",),
+    "StartChildWorkflowExecution": ("workflow_type", "workflow_id"),
+    "StartChildWorkflowExecutionInitiated": ("workflow_type", "workflow_id"),
+    "SignalExternalWorkflowExecution": ("workflow_id", "signal_name"),
+    "SignalExternalWorkflowExecutionInitiated": ("workflow_id", "signal_name"),
+    "RequestCancelExternalWorkflowExecution": ("workflow_id",),
+    "RequestCancelExternalWorkflowExecutionInitiated": ("workflow_id",),
+}
+
+
+def _describe(kind: str, name: str, attributes: dict[str, Any]) -> str:
+    keys = _DESCRIBED.get(name)
+    if not keys:
+        return name
+    details = _as_dict(attributes.get("details"))
+    target = _as_dict(attributes.get("workflow_execution"))
+
+    def member(key: str) -> Any:
+        if key == "patch_id":
+            return details.get("patch_id")
+        if key == "workflow_id" and kind == "event" and "workflow_id" not in attributes:
+            return target.get("workflow_id")
+        return attributes.get(key)
+
+    if name in ("RecordMarker", "MarkerRecorded") and member("patch_id") is None:
+        keys = ("marker_name",)
+    return f"{name}(" + ", ".join(f"{k}={json.dumps(member(k))}" for k in keys) + ")"
 
 
 class _Activity:
@@ -384,7 +401,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 self._activation(pending)
                 pending = []
                 if final:
-                    return [c.to_wire() for c in self._commands]
+                    # A cancel whose target closed in the history (in this
+                    # activation too: signals ran first) has nothing to
+                    # cancel; the server would refuse it (§14.4).
+                    return [c.to_wire() for c in self._commands if not self._lenient_unmatched(c)]
                 self._unmatched.extend(self._commands)
                 self._commands = []
                 i += 2
@@ -588,17 +608,19 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         coroutine is started and the other results (activities, timers, a
         cancellation request) are applied and the loop runs again."""
         first = [e for e in jobs if e["event_type"] in _FIRST_JOBS]
-        if first:
-            for job in first:
-                self._apply(job)
-            self._run_until_blocked()
+        for job in first:
+            self._apply(job)
         if self._start_args is not None and self._main is None and self._closed_by is None:
             args = self._start_args
 
             async def main() -> Any:
                 return await self._defn.run_fn(self._instance, *args)
 
+            # After the handlers' tasks: they run first, then the main
+            # coroutine starts, before any other job (a cancellation) applies.
             self._main = self.create_task(main(), name=f"workflow:{self._defn.name}")
+        if first:
+            self._run_until_blocked()
         for job in jobs:
             if job["event_type"] not in _FIRST_JOBS:
                 self._apply(job)
@@ -844,7 +866,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 )
             return
         try:
-            args = decode_args(raw, sig.arg_types)
+            # A dynamic handler's first parameter is the name, not input.
+            args = decode_args(raw, sig.arg_types if sig.name is not None else sig.arg_types[1:])
         except (TypeError, ValueError, KeyError) as err:
             if not self._replaying and not self._querying:
                 log.warning(

@@ -871,8 +871,8 @@ async def start_child_workflow(
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     retry_policy: RetryPolicy | None = None,
-    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    id_reuse_policy: WorkflowIDReusePolicy | None = None,
+    parent_close_policy: ParentClosePolicy | None = None,
     cancellation_type: ChildWorkflowCancellationType = (
         ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
     ),
@@ -893,9 +893,13 @@ async def start_child_workflow(
         "workflow_id": id,
         "workflow_type": name,
         "input": [to_json(a) for a in _args(arg, args)],
-        "workflow_id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
-        "parent_close_policy": ParentClosePolicy(parent_close_policy).name,
     }
+    # Unset policies are left to the server's defaults (ALLOW_DUPLICATE,
+    # TERMINATE), as sdk-ts does: one command for one call (§14.3).
+    if id_reuse_policy is not None:
+        attributes["workflow_id_reuse_policy"] = WorkflowIDReusePolicy(id_reuse_policy).value
+    if parent_close_policy is not None:
+        attributes["parent_close_policy"] = ParentClosePolicy(parent_close_policy).name
     if task_queue is not None:
         attributes["task_queue"] = task_queue
     for key, value in (

@@ -8,11 +8,12 @@
  *    was followed by WorkflowTaskCompleted, plus the final
  *    WorkflowTaskStarted (the task being answered). A task that failed or
  *    timed out produced nothing and is skipped.
- * 2. Before an activation runs, the events that arrived since the previous
- *    one (the start, activity outcomes, fired timers) resolve their
- *    promises in history order; then the workflow's promise jobs run until
- *    nothing is left to do, with `condition` predicates re-checked each
- *    time the job queue drains.
+ * 2. The events that arrived since the previous activation are its jobs,
+ *    applied in two groups (protocol.md §14.2): the start, signals and
+ *    updates first, in history order, then the workflow's promise jobs run
+ *    until nothing is left to do, with `condition` predicates re-checked
+ *    each time the job queue drains; then the results and a cancellation
+ *    request, in history order, and the workflow runs until blocked again.
  * 3. For a replayed activation, the commands produced must match, in
  *    order, the command events recorded after its WorkflowTaskCompleted; a
  *    mismatch is a NonDeterminismError. The final activation's commands are
@@ -138,6 +139,7 @@ const RESOLUTION_EVENTS = new Set([
   "ExternalWorkflowExecutionCancelRequested",
   "RequestCancelExternalWorkflowExecutionFailed",
 ]);
+const FIRST_JOBS = new Set(["WorkflowExecutionStarted", "WorkflowExecutionSignaled", "WorkflowExecutionUpdateAdmitted"]);
 const ACTIVITY_CLOSED = new Set(["ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled"]);
 const CLOSING: Record<string, string> = {
   CompleteWorkflowExecution: "WorkflowExecutionCompleted",
@@ -197,47 +199,48 @@ function rec(v: unknown): Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
+// What a non-determinism message shows of a command or event (protocol.md
+// §14.5): the members that matching compares, JSON-quoted.
+const DESCRIBED: Record<string, string[]> = {
+  ScheduleActivityTask: ["activity_type", "activity_id"],
+  ActivityTaskScheduled: ["activity_type", "activity_id"],
+  RequestCancelActivityTask: ["activity_id"],
+  ActivityTaskCancelRequested: ["scheduled_event_id"],
+  StartTimer: ["timer_id"],
+  TimerStarted: ["timer_id"],
+  CancelTimer: ["timer_id"],
+  TimerCanceled: ["timer_id"],
+  RecordMarker: ["marker_name", "patch_id"],
+  MarkerRecorded: ["marker_name", "patch_id"],
+  CompleteWorkflowUpdate: ["update_id"],
+  WorkflowExecutionUpdateCompleted: ["update_id"],
+  StartChildWorkflowExecution: ["workflow_type", "workflow_id"],
+  StartChildWorkflowExecutionInitiated: ["workflow_type", "workflow_id"],
+  SignalExternalWorkflowExecution: ["workflow_id", "signal_name"],
+  SignalExternalWorkflowExecutionInitiated: ["workflow_id", "signal_name"],
+  RequestCancelExternalWorkflowExecution: ["workflow_id"],
+  RequestCancelExternalWorkflowExecutionInitiated: ["workflow_id"],
+};
+
+function describe(isEvent: boolean, name: string, attributes: unknown): string {
+  let keys = DESCRIBED[name];
+  if (keys === undefined) return name;
+  const a = rec(attributes);
+  const member = (k: string): unknown => {
+    if (k === "patch_id") return rec(a.details).patch_id;
+    if (k === "workflow_id" && isEvent && !("workflow_id" in a)) return rec(a.workflow_execution).workflow_id;
+    return a[k];
+  };
+  if ((name === "RecordMarker" || name === "MarkerRecorded") && member("patch_id") === undefined) keys = ["marker_name"];
+  return `${name}(${keys.map((k) => `${k}=${JSON.stringify(member(k) ?? null)}`).join(", ")})`;
+}
+
 function describeCommand(c: Command): string {
-  switch (c.command_type) {
-    case "ScheduleActivityTask":
-      return `ScheduleActivityTask(activity_type=${JSON.stringify(c.attributes.activity_type)}, activity_id=${JSON.stringify(c.attributes.activity_id)})`;
-    case "StartTimer":
-    case "CancelTimer":
-      return `${c.command_type}(timer_id=${JSON.stringify(c.attributes.timer_id)})`;
-    case "RecordMarker":
-      return `RecordMarker(marker_name=${JSON.stringify(c.attributes.marker_name)}, details=${JSON.stringify(c.attributes.details)})`;
-    case "RequestCancelActivityTask":
-      return `RequestCancelActivityTask(activity_id=${JSON.stringify(c.attributes.activity_id)})`;
-    case "CompleteWorkflowUpdate":
-      return `CompleteWorkflowUpdate(update_id=${JSON.stringify(c.attributes.update_id)})`;
-    case "StartChildWorkflowExecution":
-      return `StartChildWorkflowExecution(workflow_type=${JSON.stringify(c.attributes.workflow_type)}, workflow_id=${JSON.stringify(c.attributes.workflow_id)})`;
-    case "SignalExternalWorkflowExecution":
-      return `SignalExternalWorkflowExecution(workflow_id=${JSON.stringify(c.attributes.workflow_id)}, signal_name=${JSON.stringify(c.attributes.signal_name)})`;
-    case "RequestCancelExternalWorkflowExecution":
-      return `RequestCancelExternalWorkflowExecution(workflow_id=${JSON.stringify(c.attributes.workflow_id)})`;
-    default:
-      return c.command_type;
-  }
+  return describe(false, c.command_type, c.attributes);
 }
 
 function describeEvent(e: HistoryEvent): string {
-  const a = rec(e.attributes);
-  switch (e.event_type) {
-    case "ActivityTaskScheduled":
-      return `ActivityTaskScheduled(activity_type=${JSON.stringify(a.activity_type)}, activity_id=${JSON.stringify(a.activity_id)})`;
-    case "TimerStarted":
-    case "TimerCanceled":
-      return `${e.event_type}(timer_id=${JSON.stringify(a.timer_id)})`;
-    case "MarkerRecorded":
-      return `MarkerRecorded(marker_name=${JSON.stringify(a.marker_name)}, details=${JSON.stringify(a.details)})`;
-    case "ActivityTaskCancelRequested":
-      return `ActivityTaskCancelRequested(scheduled_event_id=${JSON.stringify(a.scheduled_event_id)})`;
-    case "WorkflowExecutionUpdateCompleted":
-      return `WorkflowExecutionUpdateCompleted(update_id=${JSON.stringify(a.update_id)})`;
-    default:
-      return e.event_type;
-  }
+  return describe(true, e.event_type, e.attributes);
 }
 
 // ---- deterministic randomness: xmur3 seed + sfc32 ----
@@ -554,7 +557,10 @@ export class WorkflowInstance {
           this.commands.push(this.closing);
           this.closing = undefined;
         }
-        if (isLast) return { commands: this.commands.map((c) => c.command) };
+        // A cancel whose target closed in the history (in this activation
+        // too: signals ran first) has nothing to cancel; the server would
+        // refuse it (protocol.md §14.4).
+        if (isLast) return { commands: this.commands.filter((c) => !this.lenient(c)).map((c) => c.command) };
         this.unmatched.push(...this.commands);
         this.commands = [];
         i++; // WorkflowTaskCompleted
@@ -582,16 +588,24 @@ export class WorkflowInstance {
     if (storage === undefined) current = this;
     if (active++ === 0) installDeterminism();
     try {
-      this.inContext(() => {
-        for (const e of events) {
-          if (e.event_type === "WorkflowExecutionStarted") {
-            if (startWorkflow) this.start(e);
-          } else this.apply(e);
+      // Temporal's job order (protocol.md §14.2): the start, signals and
+      // updates first, in history order, and the workflow runs until it is
+      // blocked; then the other jobs (results, a cancellation request).
+      const first = events.filter((e) => FIRST_JOBS.has(e.event_type));
+      const rest = events.filter((e) => !FIRST_JOBS.has(e.event_type));
+      for (const batch of [first, rest]) {
+        if (batch === first && first.length === 0) continue;
+        this.inContext(() => {
+          for (const e of batch) {
+            if (e.event_type === "WorkflowExecutionStarted") {
+              if (startWorkflow) this.start(e);
+            } else this.apply(e);
+          }
+        });
+        for (;;) {
+          await drainTurn();
+          if (!this.inContext(() => this.checkConditions())) break;
         }
-      });
-      for (;;) {
-        await drainTurn();
-        if (!this.inContext(() => this.checkConditions())) break;
       }
     } finally {
       if (--active === 0) restoreDeterminism();
@@ -981,7 +995,9 @@ export class WorkflowInstance {
       return;
     }
     if (child.cancellationType !== ChildWorkflowCancellationType.ABANDON) {
-      const request = this.cancelExternal(child.workflowId, child.runId, true);
+      // The child's workflow id, limited to this run's children, and no run
+      // id: a child that continued as new is still reached (protocol.md §14.3).
+      const request = this.cancelExternal(child.workflowId, undefined, true);
       if (child.cancellationType === ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED) return;
       if (child.cancellationType === ChildWorkflowCancellationType.WAIT_CANCELLATION_REQUESTED) {
         request.then(

@@ -15,6 +15,7 @@ mod cancellation;
 mod chains;
 mod children;
 mod props;
+mod replay_vectors;
 mod run;
 mod signals;
 mod timeouts;

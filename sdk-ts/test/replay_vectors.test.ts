@@ -1,0 +1,260 @@
+// The replay contract's vectors (../tests/replay, docs/protocol.md §14):
+// each vector's neutral workflow script, interpreted with the public
+// workflow API, replayed over the vector's history by the SDK's real
+// workflow-task handler, must answer exactly the vector's commands or
+// non-determinism error. The Rust engine tests generate and check the same
+// files, and sdk-py runs them too, so the three cannot drift apart.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import type { WorkflowTaskRequest } from "../src/common.js";
+import { handleWorkflowTask } from "../src/core/workflow_instance.js";
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  ChildWorkflowFailure,
+  TerminatedFailure,
+  TimeoutFailure,
+  WorkflowExecutionAlreadyStartedError,
+  condition,
+  continueAsNew,
+  defineSignal,
+  defineUpdate,
+  deprecatePatch,
+  executeActivity,
+  executeChild,
+  getExternalWorkflowHandle,
+  patched,
+  setHandler,
+  sleep,
+} from "../src/workflow.js";
+import { REPO_ROOT } from "./paths.js";
+
+type Step = Record<string, any>;
+interface Script {
+  main: Step[];
+  signals?: string[];
+  updates?: Record<string, Step[]>;
+}
+interface Vector {
+  name: string;
+  script: Script;
+  workflow_task: WorkflowTaskRequest;
+  expect: { commands?: unknown[]; non_determinism?: { event_id: number; message: string } };
+}
+
+const DIR = path.join(REPO_ROOT, "tests", "replay");
+const FILES = readdirSync(DIR)
+  .filter((f) => f.endsWith(".json"))
+  .sort();
+
+function label(err: unknown): string | null {
+  if (err === undefined || err === null) return null;
+  const kinds: [new (...args: any[]) => Error, string][] = [
+    [ActivityFailure, "ActivityError"],
+    [ChildWorkflowFailure, "ChildWorkflowError"],
+    [WorkflowExecutionAlreadyStartedError, "WorkflowAlreadyStarted"],
+    [ApplicationFailure, "ApplicationError"],
+    [TimeoutFailure, "TimeoutError"],
+    [TerminatedFailure, "TerminatedError"],
+    [CancelledFailure, "CancelledError"],
+  ];
+  for (const [cls, name] of kinds) if (err instanceof cls) return name;
+  return err instanceof Error ? err.name : String(err);
+}
+
+function errorValue(err: unknown): unknown {
+  return { error: label(err), cause: label(err instanceof Error ? err.cause : undefined) };
+}
+
+class Done {
+  constructor(readonly value: unknown) {}
+}
+
+function duration(text: string): number {
+  const m = /^([0-9.]+)(ms|s|m|h)$/.exec(text);
+  if (m === null) throw new Error(`bad duration ${text}`);
+  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return Number(m[1]) * unit[m[2]!]!;
+}
+
+/** Runs one script (tests/replay/README.md) as workflow code. */
+class Interpreter {
+  vars = new Map<string, unknown>();
+  log: string[] = [];
+  signals = new Map<string, unknown[]>();
+  handles = new Map<string, { scope: CancellationScope; outcome: Promise<unknown> }>();
+
+  constructor(readonly script: Script) {}
+
+  value(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map((x) => this.value(x));
+    if (v !== null && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      if (keys.length === 1 && keys[0] === "$") return o.$ === "log" ? [...this.log] : (this.vars.get(String(o.$)) ?? null);
+      return Object.fromEntries(keys.map((k) => [k, this.value(o[k])]));
+    }
+    return v;
+  }
+
+  async steps(steps: Step[]): Promise<unknown> {
+    for (const s of steps) {
+      if ("return" in s) return this.value(s.return);
+      await this.step(s);
+    }
+    return null;
+  }
+
+  runOne(s: Step): Promise<unknown> {
+    if ("activity" in s) {
+      return executeActivity(
+        s.activity,
+        {
+          startToCloseTimeout: "10s",
+          ...(s.schedule_to_close !== undefined ? { scheduleToCloseTimeout: s.schedule_to_close } : {}),
+          ...(s.id !== undefined ? { activityId: s.id } : {}),
+          cancellationType: ActivityCancellationType[(s.cancellation ?? "TRY_CANCEL") as keyof typeof ActivityCancellationType],
+        },
+        ...(this.value(s.input ?? []) as unknown[]),
+      );
+    }
+    if ("timer" in s) return sleep(duration(s.timer)).then(() => null);
+    if ("child" in s) {
+      const c = s.child;
+      return executeChild(c.workflow_type, { workflowId: c.workflow_id, args: this.value(c.input ?? []) as unknown[] });
+    }
+    if ("signal_external" in s) {
+      const x = s.signal_external;
+      return getExternalWorkflowHandle(x.workflow_id)
+        .signal(x.signal, ...(this.value(x.input ?? []) as unknown[]))
+        .then(() => null);
+    }
+    if ("cancel_external" in s) {
+      return getExternalWorkflowHandle(s.cancel_external.workflow_id)
+        .cancel()
+        .then(() => null);
+    }
+    if ("wait_signal" in s) {
+      const name = String(s.wait_signal);
+      return condition(() => (this.signals.get(name)?.length ?? 0) > 0).then(() => this.signals.get(name)!.shift());
+    }
+    if ("gather" in s) return Promise.all((s.gather as Step[]).map((b) => this.runOne(b)));
+    throw new Error(`unknown step ${JSON.stringify(s)}`);
+  }
+
+  async step(s: Step): Promise<void> {
+    if ("complete" in s) throw new Done(this.value(s.complete));
+    if ("fail" in s) throw ApplicationFailure.create({ message: s.fail, type: "ScriptFailure", nonRetryable: true });
+    if ("continue_as_new" in s) {
+      await continueAsNew(...(this.value(s.continue_as_new.input ?? []) as unknown[]));
+      return;
+    }
+    if ("log" in s) {
+      this.log.push(s.log);
+      return;
+    }
+    if ("patched" in s) {
+      await this.steps(patched(s.patched) ? s.then : s.else);
+      return;
+    }
+    if ("deprecate_patch" in s) {
+      deprecatePatch(s.deprecate_patch);
+      return;
+    }
+    if ("start" in s) {
+      const scope = new CancellationScope();
+      const outcome = scope.run(() => this.runOne(s.start));
+      outcome.catch(() => undefined);
+      this.handles.set(s.name, { scope, outcome });
+      return;
+    }
+    if ("cancel" in s) {
+      this.handles.get(s.cancel)!.scope.cancel();
+      return;
+    }
+    if ("wait" in s) {
+      let result: unknown;
+      try {
+        result = await this.handles.get(s.wait)!.outcome;
+      } catch (err) {
+        result = errorValue(err);
+      }
+      if ("as" in s) this.vars.set(s.as, result);
+      return;
+    }
+    let result: unknown;
+    try {
+      result = await this.runOne(s);
+    } catch (err) {
+      const caught = err instanceof ApplicationFailure || err instanceof ActivityFailure || err instanceof ChildWorkflowFailure || err instanceof WorkflowExecutionAlreadyStartedError;
+      if (!s.catch || !caught) throw err;
+      result = errorValue(err);
+    }
+    if ("as" in s) this.vars.set(s.as, result);
+  }
+}
+
+function workflowOf(script: Script): (...args: unknown[]) => Promise<unknown> {
+  return async function Order(): Promise<unknown> {
+    const i = new Interpreter(script);
+    for (const name of script.signals ?? []) {
+      setHandler(defineSignal<unknown[]>(name), (...args: unknown[]) => {
+        i.log.push(`signal:${name}`);
+        if (!i.signals.has(name)) i.signals.set(name, []);
+        i.signals.get(name)!.push(args.length > 0 ? args[0] : null);
+      });
+    }
+    for (const [name, steps] of Object.entries(script.updates ?? {})) {
+      setHandler(defineUpdate<unknown, []>(name), async () => {
+        i.log.push(`update:${name}`);
+        return i.steps(steps);
+      });
+    }
+    try {
+      await i.steps(script.main);
+    } catch (err) {
+      if (err instanceof Done) return err.value;
+      throw err;
+    }
+    return null;
+  };
+}
+
+/** Stack traces are the language's own: not part of the contract. */
+function strip(commands: unknown[]): unknown[] {
+  const out = JSON.parse(JSON.stringify(commands)) as { attributes: Record<string, unknown> }[];
+  for (const c of out) {
+    const f = c.attributes.failure;
+    if (f !== null && typeof f === "object") delete (f as Record<string, unknown>).stack_trace;
+  }
+  return out;
+}
+
+test("there are at least 60 replay vectors", () => {
+  assert.ok(FILES.length >= 60, `${FILES.length} vectors`);
+});
+
+for (const file of FILES) {
+  const vector = JSON.parse(readFileSync(path.join(DIR, file), "utf8")) as Vector;
+  test(`replay vector ${file}`, async () => {
+    const answer = (await handleWorkflowTask(workflowOf(vector.script), vector.workflow_task)) as {
+      commands?: unknown[];
+      failure?: { cause?: string; failure: { type?: string; message: string } };
+    };
+    const nd = vector.expect.non_determinism;
+    if (nd === undefined) {
+      assert.equal(answer.failure, undefined, JSON.stringify(answer.failure));
+      assert.deepEqual(strip(answer.commands ?? []), vector.expect.commands);
+    } else {
+      assert.ok(answer.failure !== undefined, `expected non-determinism, got ${JSON.stringify(answer)}`);
+      assert.equal(answer.failure.cause, "NON_DETERMINISTIC_ERROR");
+      assert.equal(answer.failure.failure.type, "NonDeterminismError");
+      assert.equal(answer.failure.failure.message, nd.message);
+    }
+  });
+}
