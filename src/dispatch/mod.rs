@@ -25,6 +25,7 @@
 //! `apply` (outcomes are recorded after the permit is given back), so the
 //! dispatcher always makes progress while `apply`'s writers wait on it.
 
+mod answer;
 mod client;
 pub mod wire;
 
@@ -46,8 +47,9 @@ use crate::signing::Secret;
 use crate::store::{Endpoint, TaskRow};
 use crate::time::{Clock, Duration, SystemClock};
 
+use answer::snippet;
 use client::{Client, Delivery};
-use wire::{ActivityTaskRequest, ActivityTaskResponse, PushRequest, WorkflowTaskRequest};
+use wire::{ActivityTaskRequest, PushRequest, WorkflowTaskRequest};
 
 /// Pushes this node takes on at once (sending, or waiting for their
 /// endpoint's concurrency limit).
@@ -284,45 +286,7 @@ impl Inner {
         let delivery = self
             .send(&endpoint, &request, state.workflow_task_timeout, permit)
             .await;
-        let cmd = match delivery {
-            Delivery::Answered { status, body } if status == StatusCode::OK => {
-                match wire::parse::<wire::WorkflowTaskResponse>(&body) {
-                    Ok(wire::WorkflowTaskResponse {
-                        commands: Some(commands),
-                        failure: None,
-                        identity,
-                    }) => Command::CompleteWorkflowTask {
-                        token,
-                        commands,
-                        identity,
-                    },
-                    Ok(wire::WorkflowTaskResponse {
-                        commands: None,
-                        failure: Some(f),
-                        ..
-                    }) => Command::FailWorkflowTask {
-                        token,
-                        cause: f.cause,
-                        failure: f.failure,
-                    },
-                    Ok(_) => undelivered(
-                        token,
-                        "answer must carry exactly one of `commands` and `failure`",
-                    ),
-                    Err(e) => undelivered(token, format!("unparseable answer: {e}")),
-                }
-            }
-            Delivery::Answered { status, body } => undelivered(
-                token,
-                format!("endpoint answered {status}: {}", snippet(&body)),
-            ),
-            Delivery::Refused(e) | Delivery::Failed(e) => undelivered(token, e),
-            Delivery::TimedOut => Command::WorkflowTaskUndelivered {
-                token,
-                timed_out: true,
-                error: format!("no answer within {}", state.workflow_task_timeout),
-            },
-        };
+        let cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
         let _ = self.report(state, cmd).await;
     }
 
@@ -453,58 +417,11 @@ impl Inner {
         let delivery = self
             .send_with(&endpoint, &request, timeout, permit, endpoint_permit)
             .await;
-        let attempt_failed = |message: String, error_type: &str| Command::FailActivity {
-            token,
-            failure: Failure::new(message, error_type),
-        };
-        let cmd = match delivery {
-            Delivery::Answered { status, body } if status == StatusCode::OK => {
-                match wire::parse::<ActivityTaskResponse>(&body) {
-                    Ok(ActivityTaskResponse {
-                        result: Some(result),
-                        failure: None,
-                        canceled: None,
-                    }) => Command::CompleteActivity { token, result },
-                    Ok(ActivityTaskResponse {
-                        result: None,
-                        failure: Some(failure),
-                        canceled: None,
-                    }) => Command::FailActivity { token, failure },
-                    Ok(ActivityTaskResponse {
-                        result: None,
-                        failure: None,
-                        canceled: Some(c),
-                    }) => Command::ReportActivityCanceled {
-                        token,
-                        details: c.details,
-                    },
-                    Ok(_) => attempt_failed(
-                        "answer must carry exactly one of `result`, `failure` and `canceled`"
-                            .into(),
-                        "InvalidActivityAnswer",
-                    ),
-                    Err(e) => {
-                        attempt_failed(format!("unparseable answer: {e}"), "InvalidActivityAnswer")
-                    }
-                }
-            }
-            // Accepted for asynchronous completion over REST.
-            Delivery::Answered { status, .. } if status == StatusCode::ACCEPTED => return,
-            // The handler never ran: a routing or signing problem.
-            Delivery::Answered { status, body } if status.is_client_error() => {
-                Command::ActivityUndelivered {
-                    token,
-                    error: format!("endpoint answered {status}: {}", snippet(&body)),
-                }
-            }
-            Delivery::Answered { status, body } => attempt_failed(
-                format!("endpoint answered {status}: {}", snippet(&body)),
-                "HttpError",
-            ),
-            Delivery::Refused(error) => Command::ActivityUndelivered { token, error },
-            Delivery::Failed(e) => attempt_failed(e, "HttpError"),
-            // The start-to-close timer fires at the same deadline.
-            Delivery::TimedOut => return,
+        let cmd = match answer::activity_task(token, delivery) {
+            answer::ActivityAnswer::Report(cmd) => cmd,
+            // Completed later over REST, or timed out: the start-to-close
+            // timer fires at the same deadline.
+            answer::ActivityAnswer::Nothing => return,
         };
         let answered = matches!(
             cmd,
@@ -512,17 +429,10 @@ impl Inner {
                 | Command::FailActivity { .. }
                 | Command::ReportActivityCanceled { .. }
         );
-        match self.report(state, cmd).await {
-            // A well-formed answer the engine refuses (a cancellation nobody
-            // asked for, oversized details) fails the attempt rather than
-            // leaving it to time out.
-            Err(apply::Error::Rejected(
-                r @ (Rejection::InvalidArgument(_) | Rejection::PayloadTooLarge { .. }),
-            )) if answered => {
-                let cmd = attempt_failed(format!("answer refused: {r}"), "InvalidActivityAnswer");
+        if let Err(apply::Error::Rejected(r)) = self.report(state, cmd).await {
+            if let Some(cmd) = answer::refused(token, answered, &r) {
                 let _ = self.report(state, cmd).await;
             }
-            _ => {}
         }
     }
 
@@ -842,18 +752,4 @@ fn run_history<'a>(state: &'a RunState, persisted: &'a [Event]) -> wire::RunHist
         },
         history_length: persisted.len() as i64,
     }
-}
-
-fn undelivered(token: WorkflowTaskToken, error: impl Into<String>) -> Command {
-    Command::WorkflowTaskUndelivered {
-        token,
-        timed_out: false,
-        error: error.into(),
-    }
-}
-
-/// The start of an answer body, for error messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    text.trim().to_owned()
 }
