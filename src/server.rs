@@ -94,56 +94,87 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let (applier, pushes) = Applier::new(
-        store.clone(),
-        clock,
-        options.limits.clone(),
-        options.apply.clone(),
-    );
     let (shutdown, shutdown_rx) = watch::channel(false);
-
-    let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone());
-    let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
-    let transfer_service = transfer::Service::new(applier.clone(), options.timers.clone());
+    let transport = Arc::new(dispatch::HttpTransport::new(
+        options.dispatch.max_response_bytes,
+    ));
+    let services = services(store, clock, transport, &options, shutdown_rx.clone());
     let state = AppState {
-        querier: dispatcher.querier(),
-        applier,
+        querier: services.querier,
+        applier: services.applier,
         access: Arc::new(Access {
             api_key: options.api_key.clone(),
         }),
         time_skipping: skipping,
     };
-    let readiness = state.applier.readiness().clone();
-    let closing = state.applier.clone();
     let router = api::router(state);
     let mut http_shutdown = shutdown_rx.clone();
-    let mut closed = shutdown_rx.clone();
-    let tasks = vec![
-        tokio::spawn(readiness::run(store, readiness, shutdown_rx.clone())),
-        // Outcomes still retrying against a failing store give up at
-        // shutdown; the durable task rows bring their work back.
-        tokio::spawn(async move {
-            let _ = closed.wait_for(|stop| *stop).await;
-            closing.close();
-        }),
-        tokio::spawn(dispatcher.run(pushes, shutdown_rx.clone())),
-        tokio::spawn(timer_service.run(shutdown_rx.clone())),
-        tokio::spawn(transfer_service.run(shutdown_rx)),
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        }),
-    ];
+    let mut tasks = services.tasks;
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    }));
     tracing::info!(%addr, "baton listening");
     Ok(Running {
         addr,
         shutdown,
         tasks,
     })
+}
+
+/// A node's services, running.
+pub struct Services {
+    pub applier: Applier,
+    pub querier: dispatch::Querier,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Spawns a node's services (command path, dispatcher, timers, transfers,
+/// readiness probe) on `store`, `clock` and the push `transport`, until
+/// `shutdown` turns true: everything `start` runs but the HTTP API. The
+/// simulation (tests/sim.rs) drives this with an in-memory store, a
+/// simulated clock and an in-memory transport.
+pub fn services(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    transport: Arc<dyn dispatch::Transport>,
+    options: &Options,
+    shutdown: watch::Receiver<bool>,
+) -> Services {
+    let (applier, pushes) = Applier::new(
+        store.clone(),
+        clock,
+        options.limits.clone(),
+        options.apply.clone(),
+    );
+    let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone(), transport);
+    let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
+    let transfer_service = transfer::Service::new(applier.clone(), options.timers.clone());
+    let querier = dispatcher.querier();
+    let readiness = applier.readiness().clone();
+    let closing = applier.clone();
+    let mut closed = shutdown.clone();
+    let tasks = vec![
+        tokio::spawn(readiness::run(store, readiness, shutdown.clone())),
+        // Outcomes still retrying against a failing store give up at
+        // shutdown; the durable task rows bring their work back.
+        tokio::spawn(async move {
+            let _ = closed.wait_for(|stop| *stop).await;
+            closing.close();
+        }),
+        tokio::spawn(dispatcher.run(pushes, shutdown.clone())),
+        tokio::spawn(timer_service.run(shutdown.clone())),
+        tokio::spawn(transfer_service.run(shutdown)),
+    ];
+    Services {
+        applier,
+        querier,
+        tasks,
+    }
 }
 
 /// A database URL without its password, for messages.

@@ -487,7 +487,9 @@ async fn app() -> Router {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Nothing drains the pushes: no endpoint is called in these tests.
     let (applier, _pushes) = Applier::new(store, clock, Limits::default(), Default::default());
-    let querier = baton::dispatch::Service::new(applier.clone(), Default::default()).querier();
+    let transport = Arc::new(baton::dispatch::HttpTransport::new(1 << 20));
+    let querier =
+        baton::dispatch::Service::new(applier.clone(), Default::default(), transport).querier();
     api::router(AppState {
         querier,
         applier,

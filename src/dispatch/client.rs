@@ -1,6 +1,8 @@
-//! The HTTP side of a push: sign, POST with a deadline, read a bounded
-//! answer, and classify what happened. Keep-alive connections are pooled
-//! per endpoint by reqwest.
+//! The transport of a push: [`Transport`] is what the dispatcher needs
+//! (send a signed body to a URL by a deadline, say what became of it);
+//! [`HttpTransport`] is the real one: sign, POST with a deadline, read a
+//! bounded answer, and classify what happened. Keep-alive connections are
+//! pooled per endpoint by reqwest. The simulation plugs in its own.
 
 use reqwest::StatusCode;
 
@@ -20,14 +22,30 @@ pub enum Delivery {
     Failed(String),
 }
 
+/// Sends one push and reports what became of it.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// POSTs `body` to `url`, signed with every secret (Standard Webhooks)
+    /// at `now_secs`, waiting at most `timeout` for the whole answer.
+    async fn push(
+        &self,
+        url: &str,
+        secrets: &[Secret],
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+        now_secs: i64,
+    ) -> Delivery;
+}
+
+/// Pushes over HTTP(S) with reqwest.
 #[derive(Clone)]
-pub struct Client {
+pub struct HttpTransport {
     http: reqwest::Client,
     max_response_bytes: usize,
 }
 
-impl Client {
-    pub fn new(max_response_bytes: usize) -> Client {
+impl HttpTransport {
+    pub fn new(max_response_bytes: usize) -> HttpTransport {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -35,14 +53,16 @@ impl Client {
             .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Client {
+        HttpTransport {
             http,
             max_response_bytes,
         }
     }
+}
 
-    /// POSTs `body` to `url`, signed with every secret (Standard Webhooks).
-    pub async fn push(
+#[async_trait::async_trait]
+impl Transport for HttpTransport {
+    async fn push(
         &self,
         url: &str,
         secrets: &[Secret],

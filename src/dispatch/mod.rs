@@ -48,7 +48,7 @@ use crate::store::{Endpoint, TaskRow};
 use crate::time::{Clock, Duration, SystemClock};
 
 use answer::snippet;
-use client::{Client, Delivery};
+pub use client::{Delivery, HttpTransport, Transport};
 use wire::{ActivityTaskRequest, PushRequest, WorkflowTaskRequest};
 
 /// Pushes this node takes on at once (sending, or waiting for their
@@ -99,7 +99,7 @@ pub enum QueryError {
 
 struct Inner {
     applier: Applier,
-    client: Client,
+    client: Arc<dyn Transport>,
     options: Options,
     /// Permits for pushes taken on ([`ADMITTED`]).
     admitted: Arc<Semaphore>,
@@ -113,8 +113,9 @@ type Limiter = (u32, Arc<Semaphore>);
 type QueueKey = (Namespace, TaskQueue);
 
 impl Service {
-    pub fn new(applier: Applier, options: Options) -> Service {
-        let client = Client::new(options.max_response_bytes);
+    /// A dispatcher pushing through `client` (an [`HttpTransport`] in a
+    /// real node).
+    pub fn new(applier: Applier, options: Options, client: Arc<dyn Transport>) -> Service {
         Service {
             inner: Arc::new(Inner {
                 applier,
