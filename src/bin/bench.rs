@@ -8,6 +8,13 @@
 //! W2: 200 one-activity workflows one after another (latency).
 //! W3: 500 workflows that sleep 1 s on a durable timer, 100 in flight
 //!     (overhead beyond the 1 s).
+//! W4: 100,000 workflows left open on a 1-hour timer: this process's
+//!     resident memory (server + handler + driver) once all are waiting,
+//!     against the same before the first start.
+//!
+//! Each of W1–W3 also prints the database transactions committed per
+//! workflow (`pg_stat_database.xact_commit`, reads included: every
+//! statement outside a transaction is one).
 //!
 //! Usage: `cargo run --release --bin baton-bench -- [--workloads W1,W2,W3]
 //! [--database-url URL] [--scale 0.1]`.
@@ -35,7 +42,7 @@ const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 #[derive(Parser)]
 struct Args {
     /// Comma-separated workloads to run.
-    #[arg(long, default_value = "W1,W2,W3")]
+    #[arg(long, default_value = "W1,W2,W3,W4")]
     workloads: String,
     /// A PostgreSQL URL; by default a fresh database is created on
     /// postgres://postgres@127.0.0.1:5432/postgres and dropped afterwards.
@@ -113,11 +120,12 @@ async fn main() -> anyhow::Result<()> {
             baseline: Duration::from_secs(1),
         },
     ];
-    for w in all
-        .iter()
-        .filter(|w| args.workloads.split(',').any(|n| n.trim() == w.name))
-    {
-        run(&http, &base, w).await?;
+    let wanted = |name: &str| args.workloads.split(',').any(|n| n.trim() == name);
+    for w in all.iter().filter(|w| wanted(w.name)) {
+        run(&http, &base, &url, w).await?;
+    }
+    if wanted("W4") {
+        open_runs_memory(&http, &base, scaled(100_000)).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
@@ -126,9 +134,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(http: &reqwest::Client, base: &str, w: &Workload) -> anyhow::Result<()> {
+async fn run(
+    http: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    w: &Workload,
+) -> anyhow::Result<()> {
     // Warm up connections and caches.
     one_workflow(http, base, w.workflow_type, &format!("{}-warmup", w.name)).await?;
+    let commits_before = xact_commits(database_url).await?;
     let cpu_before = cpu_seconds_self();
     let pg_before = cpu_seconds_postgres();
     let started = Instant::now();
@@ -151,6 +165,7 @@ async fn run(http: &reqwest::Client, base: &str, w: &Workload) -> anyhow::Result
     let elapsed = started.elapsed();
     let cpu = cpu_seconds_self() - cpu_before;
     let pg_cpu = cpu_seconds_postgres() - pg_before;
+    let commits = xact_commits(database_url).await? - commits_before;
     latencies.sort();
     let pct = |p: f64| {
         let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
@@ -170,9 +185,83 @@ async fn run(http: &reqwest::Client, base: &str, w: &Workload) -> anyhow::Result
             "baton_process": (cpu / n * 1e5).round() / 1e2,
             "postgres": (pg_cpu / n * 1e5).round() / 1e2,
         },
+        "db_transactions_per_workflow": (commits as f64 / n * 10.0).round() / 10.0,
     });
     println!("{line}");
     Ok(())
+}
+
+/// Committed transactions of the bench database so far. PostgreSQL
+/// publishes a backend's counts when it goes idle, at most once a second,
+/// so this waits that out first.
+async fn xact_commits(database_url: &str) -> anyhow::Result<i64> {
+    use sqlx::Connection as _;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let (n,): (i64,) = sqlx::query_as(
+        "select xact_commit from pg_stat_database where datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    Ok(n)
+}
+
+/// W4: starts `n` workflows that each wait on a 1-hour timer, waits until
+/// every one has started its timer, and prints the resident memory.
+async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Result<()> {
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let limit = Arc::new(Semaphore::new(200));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let permit = limit.clone().acquire_owned().await?;
+        let (http, base) = (http.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("W4-{i}");
+            let r = call(
+                &http,
+                &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
+                json!({"workflow_type": "SleepOneHour", "task_queue": "bench"}),
+            )
+            .await;
+            drop(permit);
+            r
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await??;
+        anyhow::ensure!(status == 201, "start failed: {body}");
+    }
+    while TIMERS_STARTED.load(std::sync::atomic::Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let the last commits and pushes settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_bytes();
+    let mib = |b: u64| (b as f64 / 1048576.0 * 10.0).round() / 10.0;
+    let line = json!({
+        "workload": "W4",
+        "open_workflows": n,
+        "seconds_to_open": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "rss_mib": mib(rss),
+        "rss_mib_before": mib(rss_before),
+        "rss_is_of": "this process: server, handler and load driver",
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// Workflow tasks of W4's runs answered with their timer, so far.
+static TIMERS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// This process's resident set size (VmRSS of /proc/self/status).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Starts one workflow and waits for its result; returns the latency.
@@ -239,6 +328,11 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
     let history = req["history"].as_array().cloned().unwrap_or_default();
     let count = |t: &str| history.iter().filter(|e| e["event_type"] == t).count();
     let commands = match req["workflow_type"].as_str().unwrap_or_default() {
+        "SleepOneHour" => {
+            TIMERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!([{"command_type": "StartTimer",
+                "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1h"}}])
+        }
         "SleepOneSecond" if count("TimerFired") == 1 => complete(),
         "SleepOneSecond" => json!([{"command_type": "StartTimer",
             "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1s"}}]),
