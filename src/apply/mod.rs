@@ -507,8 +507,22 @@ impl Applier {
                 _ => {}
             }
             changes.push(new_run(req.run.clone(), &ctx)?);
-            match self.commit(changes).await {
-                Ok(_) => {
+            // Terminating the open run goes through its writer, so the
+            // commands queued for it wait for the replacement.
+            let replaced = changes
+                .first()
+                .filter(|c| c.expected_version.is_some())
+                .map(|c| c.transition.state.run_id);
+            let committed = match replaced {
+                Some(run_id) => {
+                    let this = self.clone();
+                    self.exclusive(run_id, async move { this.commit(changes).await.map(drop) })
+                        .await
+                }
+                None => self.commit(changes).await.map(drop),
+            };
+            match committed {
+                Ok(()) => {
                     return Ok(Started {
                         run_id: req.run.run_id,
                         started: true,
