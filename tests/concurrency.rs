@@ -43,6 +43,7 @@ on_both_databases!(
     fan_out_to_200_children_records_each_result_once,
     concurrent_signals_to_one_run_are_all_recorded_in_order,
     concurrent_updates_to_one_run_each_get_their_own_outcome,
+    queries_and_update_validators_see_signals_buffered_behind_a_task,
 );
 
 const ACTIVITIES: usize = 1_000;
@@ -346,5 +347,92 @@ async fn concurrent_updates_to_one_run_each_get_their_own_outcome(db: Db) {
     }
     let result = server.api.result("upd-1").await;
     assert_eq!(result["status"], "COMPLETED", "{result}");
+    server.stop().await;
+}
+
+/// A workflow whose tasks take 500 ms, so a signal sent meanwhile is
+/// buffered. Its query answers how many signals its history has; its
+/// validator accepts an update only once the `unlock` signal is in it.
+async fn slow_signal_counter(request: Value) -> (StatusCode, Value) {
+    let signals = events_of(&request, "WorkflowExecutionSignaled").count();
+    let unlocked = events_of(&request, "WorkflowExecutionSignaled")
+        .any(|e| e["attributes"]["signal_name"] == "unlock");
+    match request["type"].as_str().unwrap() {
+        "query" => (StatusCode::OK, json!({"result": signals})),
+        "update_validation" if unlocked => (StatusCode::OK, json!({"accepted": true})),
+        "update_validation" => (
+            StatusCode::OK,
+            json!({"failure": {"message": "locked", "type": "Locked"}}),
+        ),
+        _ => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let done = events_of(&request, "WorkflowExecutionUpdateAdmitted")
+                .map(|e| {
+                    json!({"command_type": "CompleteWorkflowUpdate", "attributes": {
+                    "update_id": e["attributes"]["update_id"], "result": "ok"}})
+                })
+                .collect::<Vec<_>>();
+            (StatusCode::OK, json!({"commands": done}))
+        }
+    }
+}
+
+/// DESIGN.md invariant 8 (protocol.md §5.5, §5.6): a query or an update's
+/// validator sees every event accepted before it, including signals
+/// buffered behind a workflow task in flight.
+async fn queries_and_update_validators_see_signals_buffered_behind_a_task(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(slow_signal_counter).await;
+    server.api.register("slow", &handler.url).await;
+    let (status, body) = server.api.start("cons-1", "Slow", "slow", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let in_flight = |h: &common::TestHandler| {
+        h.received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p["type"] == "workflow_task")
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || async { in_flight(&handler) }).await,
+        "the first workflow task was pushed"
+    );
+    let base = "/api/v1/namespaces/default/workflows/cons-1";
+    let (status, body) = server
+        .api
+        .post(&format!("{base}/signal/ping"), json!({"input": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .api
+        .post(&format!("{base}/query/count"), json!({"args": []}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["result"],
+        json!(1),
+        "the query saw the accepted signal"
+    );
+
+    // Again with an update whose validator needs the signal sent just
+    // before it, while the task that signal arrived behind is in flight.
+    let (status, body) = server
+        .api
+        .post(&format!("{base}/signal/unlock"), json!({"input": 2}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .api
+        .post(
+            &format!("{base}/update/open"),
+            json!({"update_id": "u1", "args": [], "wait_for_stage": "COMPLETED"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the validator saw the signal: {body}"
+    );
+    assert_eq!(body["result"], "ok", "{body}");
     server.stop().await;
 }

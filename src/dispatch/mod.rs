@@ -556,6 +556,8 @@ impl Querier {
         name: &str,
         args: &Value,
     ) -> Result<Value, QueryError> {
+        let settled = self.settled(state).await?;
+        let state = &settled;
         let persisted = self.inner.applier.history(state).await?;
         let request = PushRequest::Query(wire::QueryRequest {
             run: run_history(state, &persisted),
@@ -585,6 +587,8 @@ impl Querier {
         state: &RunState,
         update: &Update,
     ) -> Result<Option<Failure>, QueryError> {
+        let settled = self.settled(state).await?;
+        let state = &settled;
         let persisted = self.inner.applier.history(state).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
             run: run_history(state, &persisted),
@@ -608,6 +612,26 @@ impl Querier {
                 "the answer must be `{\"accepted\": true}` or carry a `failure`".into(),
             )),
         }
+    }
+
+    /// The run as a query must see it (DESIGN.md invariant 8): with every
+    /// event accepted so far in its history. Events accepted while a
+    /// workflow task is in flight are buffered until it completes, so a
+    /// query or an update validation waits for that (at most the task
+    /// timeout; after that it answers from what is recorded).
+    async fn settled(&self, state: &RunState) -> Result<RunState, QueryError> {
+        if state.buffered.is_empty() {
+            return Ok(state.clone());
+        }
+        let wait = state.workflow_task_timeout.max(Duration::from_secs(1));
+        self.inner
+            .applier
+            .wait_for(state.clone(), wait, |s| s.buffered.is_empty())
+            .await
+            .map_err(|e| match e {
+                apply::Error::Store(e) => QueryError::Store(e),
+                other => QueryError::Unreachable(other.to_string()),
+            })
     }
 
     /// One synchronous push to the run's endpoint, bounded by the run's
