@@ -79,9 +79,9 @@ where
 }
 
 /// A plausible epoch-millisecond time to start from.
-const T0: i64 = 1_700_000_000_000;
+pub(crate) const T0: i64 = 1_700_000_000_000;
 
-fn ns() -> Namespace {
+pub(crate) fn ns() -> Namespace {
     Namespace::from("default")
 }
 
@@ -94,7 +94,12 @@ fn ctx(now: i64) -> Ctx {
 }
 
 /// The transition that starts a run of `workflow_id` at `now`.
-fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> Transition {
+pub(crate) fn started(
+    ns: &Namespace,
+    workflow_id: &str,
+    workflow_type: &str,
+    now: i64,
+) -> Transition {
     let cmd = StartRun {
         namespace: ns.clone(),
         workflow_id: WorkflowId::from(workflow_id),
@@ -116,7 +121,7 @@ fn started(ns: &Namespace, workflow_id: &str, workflow_type: &str, now: i64) -> 
     engine::start(cmd, &ctx(now)).expect("a valid start")
 }
 
-fn create(transition: Transition) -> RunChange {
+pub(crate) fn create(transition: Transition) -> RunChange {
     RunChange {
         expected_version: None,
         transition,
@@ -124,7 +129,7 @@ fn create(transition: Transition) -> RunChange {
     }
 }
 
-fn update(version: i64, transition: Transition) -> RunChange {
+pub(crate) fn update(version: i64, transition: Transition) -> RunChange {
     RunChange {
         expected_version: Some(version),
         transition,
@@ -153,7 +158,7 @@ fn terminated(state: &RunState, now: i64, reason: &str) -> Transition {
 }
 
 /// A transition that only touches task rows.
-fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
+pub(crate) fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
     Transition {
         state: state.clone(),
         events: Vec::new(),
@@ -162,14 +167,14 @@ fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition {
     }
 }
 
-fn timer(name: &str) -> Task {
+pub(crate) fn timer(name: &str) -> Task {
     Task::UserTimer {
         timer_id: TimerId::from(name),
         started_event_id: 1,
     }
 }
 
-fn enqueue(task: Task, at: i64, lease: i64) -> Effect {
+pub(crate) fn enqueue(task: Task, at: i64, lease: i64) -> Effect {
     Effect::Enqueue {
         task,
         at: Timestamp(at),

@@ -15,9 +15,11 @@
 //!   concurrently and each row goes to one of them.
 //!
 //! Backends: `postgres` (production, many nodes) and `sqlite` (embedded,
-//! `baton dev`). Both pass `conformance`.
+//! `baton dev`); `memory` (the simulation and fast tests, not for
+//! production). All pass `conformance`.
 
 pub mod conformance;
+mod memory;
 mod postgres;
 mod rows;
 mod sql;
@@ -32,6 +34,7 @@ use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 
+pub use memory::{Call, Fault, MemoryStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -50,6 +53,12 @@ pub enum Error {
     /// Stored data that does not decode: a bug or a manual edit.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The store cannot serve the call now, for a reason that passes by
+    /// itself: so far only the faults injected into [`MemoryStore`] (the
+    /// SQL stores report theirs as [`Error::Database`]). Transient, with
+    /// the same caveat as a lost connection: the call may have taken effect.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -61,8 +70,10 @@ impl Error {
     /// commit) changed as if the call had succeeded; callers that retry
     /// must re-read first.
     pub fn is_transient(&self) -> bool {
-        let Error::Database(e) = self else {
-            return false;
+        let e = match self {
+            Error::Database(e) => e,
+            Error::Unavailable(_) => return true,
+            _ => return false,
         };
         match e {
             sqlx::Error::Io(_)

@@ -201,8 +201,18 @@ pub struct RunWrite {
 
 impl RunWrite {
     pub fn new(change: &RunChange) -> Result<RunWrite> {
+        RunWrite::with_task_ids(change, &mut random_task_id)
+    }
+
+    /// [`RunWrite::new`] with the task ids of upserted rows taken from
+    /// `new_task_id` (the in-memory store counts them, to stay
+    /// deterministic).
+    pub fn with_task_ids(
+        change: &RunChange,
+        new_task_id: &mut dyn FnMut() -> String,
+    ) -> Result<RunWrite> {
         let transition = &change.transition;
-        let tasks = TaskPlan::fold(&transition.effects)?;
+        let tasks = TaskPlan::fold_with_ids(&transition.effects, new_task_id)?;
         let last_event_time = transition.events.iter().map(|e| e.event_time).max();
         Ok(RunWrite {
             expected_version: change.expected_version,
@@ -219,13 +229,26 @@ impl RunWrite {
     /// error. (Only the run's insert or update can violate those keys.)
     pub fn error(&self, e: sqlx::Error) -> Error {
         match unique_violation(&e) {
-            Some(UniqueKey::OpenRun) => {
-                Error::AlreadyExists(format!("workflow `{}` (an open run)", self.run.workflow_id))
-            }
-            Some(UniqueKey::Run) => Error::AlreadyExists(format!("run `{}`", self.run.run_id)),
+            Some(UniqueKey::OpenRun) => self.open_run_taken(),
+            Some(UniqueKey::Run) => self.run_taken(),
             _ => Error::Database(e),
         }
     }
+
+    /// The workflow id already has an open run.
+    pub fn open_run_taken(&self) -> Error {
+        Error::AlreadyExists(format!("workflow `{}` (an open run)", self.run.workflow_id))
+    }
+
+    /// A run with this run id exists.
+    pub fn run_taken(&self) -> Error {
+        Error::AlreadyExists(format!("run `{}`", self.run.run_id))
+    }
+}
+
+/// A fresh random task id, as the SQL stores write them.
+fn random_task_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// One `events` row (its run id is the change's).
@@ -280,8 +303,12 @@ impl TaskPlan {
     /// applying the effects one by one would. Each key occurs at most once
     /// in `delete_keys` and `upserts` together, so one statement may apply
     /// the whole plan (PostgreSQL's single-statement commit relies on it: a
-    /// statement must not touch one row twice).
-    pub fn fold(effects: &[Effect]) -> Result<TaskPlan> {
+    /// statement must not touch one row twice). Each upserted row's task
+    /// id comes from `new_task_id`.
+    pub fn fold_with_ids(
+        effects: &[Effect],
+        new_task_id: &mut dyn FnMut() -> String,
+    ) -> Result<TaskPlan> {
         let mut delete_all = false;
         // Key → the row to upsert, or `None` to delete it.
         let mut outcome: BTreeMap<String, Option<TaskUpsert>> = BTreeMap::new();
@@ -289,7 +316,7 @@ impl TaskPlan {
             match effect {
                 Effect::Enqueue { task, at, lease } => {
                     let upsert = TaskUpsert {
-                        task_id: uuid::Uuid::new_v4().to_string(),
+                        task_id: new_task_id(),
                         key: task.key(),
                         queue: task.queue(),
                         payload: encode_json::<Task>("task", task)?,
@@ -321,6 +348,13 @@ impl TaskPlan {
             }
         }
         Ok(plan)
+    }
+
+    /// [`TaskPlan::fold_with_ids`] with random task ids, as the SQL stores
+    /// write them.
+    #[cfg(test)]
+    pub fn fold(effects: &[Effect]) -> Result<TaskPlan> {
+        TaskPlan::fold_with_ids(effects, &mut random_task_id)
     }
 
     /// One hint per upserted row.

@@ -1,0 +1,836 @@
+//! [`MemoryStore`]: the whole [`Store`] trait in memory, for the
+//! deterministic simulation (`tests/sim.rs`) and for fast tests. **Not a
+//! production backend**: nothing survives the process, one lock serialises
+//! every call, and nothing is ever freed (runs, events and endpoints stay
+//! until the store is dropped).
+//!
+//! It keeps the SQL stores' semantics, not only their shape, and passes
+//! `conformance` like them:
+//! - Rows are the values the SQL stores write, encoded by `rows`: a run's
+//!   snapshot, its events and task payloads go through the same JSON round
+//!   trip, the listing columns come from the same `RunRow`, and a commit's
+//!   effects fold into the same `TaskPlan`. The tables and their unique
+//!   keys mirror `migrations/` (an update changes the columns `UPDATE_RUN`
+//!   changes and no others).
+//! - **Atomicity.** A commit applies its changes one after another, as the
+//!   SQL transaction runs its statements, and logs how to undo each write.
+//!   The first failure (a stale version: [`Error::Conflict`]; a taken run
+//!   id or a second open run of a workflow id: [`Error::AlreadyExists`])
+//!   undoes the log in reverse, so a failed commit leaves nothing behind
+//!   and announces nothing. Checks see the commit's own earlier changes, so
+//!   terminating a workflow id's open run and starting its successor in one
+//!   commit passes, as it does per statement in SQL.
+//! - **Determinism.** No clock reads (the store writes no audit times), no
+//!   background tasks, no randomness: task ids count up (`task-1`, …),
+//!   every map is ordered, and the ties SQL leaves open (which of several
+//!   rows due at the same time a claim takes first) go to the older row.
+//!   Each call yields to the scheduler once before it runs, as a real
+//!   store's IO would, so concurrent callers interleave at store calls;
+//!   then it runs to completion under the lock.
+//! - **Faults.** [`MemoryStore::fail_next`], [`MemoryStore::fail_all`] and
+//!   [`MemoryStore::fail_when`] make calls fail with the transient
+//!   [`Error::Unavailable`], before doing anything ([`Fault::Fail`]) or
+//!   after (an ambiguous [`Fault::ApplyThenFail`], as a connection lost
+//!   mid-commit is).
+
+mod faults;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::engine::{Event, Queue, RunStatus};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::time::Timestamp;
+
+use super::rows::{self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite};
+use super::sql::WAKEUP_CAPACITY;
+use super::{
+    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
+    RunSummary, Store, TaskRow, Wakeup,
+};
+
+pub use faults::{Call, Fault};
+
+use faults::{unavailable, Faults};
+
+/// The in-memory [`Store`]; see the module docs. Cheap to share behind an
+/// `Arc`.
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    faults: Mutex<Faults>,
+    wakeups: broadcast::Sender<Wakeup>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store; it needs no migration (`migrate` does nothing).
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            tables: Mutex::new(Tables::default()),
+            faults: Mutex::new(Faults::default()),
+            wakeups: broadcast::channel(WAKEUP_CAPACITY).0,
+        }
+    }
+
+    /// The next `n` calls that `calls` matches fail with `fault`, e.g.
+    /// `fail_next(1, |c| c == Call::Commit, Fault::ApplyThenFail)`. Rules
+    /// are consulted in the order they were added; the first that matches
+    /// a call decides it and uses up one of its `n`.
+    pub fn fail_next(&self, n: u64, calls: impl Fn(Call) -> bool + Send + 'static, fault: Fault) {
+        self.faults().add(Box::new(calls), Some(n), fault);
+    }
+
+    /// Every call that `calls` matches fails with `fault` until
+    /// [`MemoryStore::clear_faults`]: an outage (`fail_all(|_| true, …)`)
+    /// or a read-only database (`fail_all(Call::is_write, …)`).
+    pub fn fail_all(&self, calls: impl Fn(Call) -> bool + Send + 'static, fault: Fault) {
+        self.faults().add(Box::new(calls), None, fault);
+    }
+
+    /// `decide` is asked about every call no rule caught; it returns the
+    /// fault to inject, if any. A simulation hands it its seeded random
+    /// generator. Replaces the previous hook.
+    pub fn fail_when(&self, decide: impl FnMut(Call) -> Option<Fault> + Send + 'static) {
+        self.faults().set_hook(Some(Box::new(decide)));
+    }
+
+    /// Removes every rule and the hook: the store works again.
+    pub fn clear_faults(&self) {
+        self.faults().clear();
+    }
+
+    /// How many calls have failed by injection so far.
+    pub fn injected_faults(&self) -> u64 {
+        self.faults().injected()
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults
+            .lock()
+            .expect("fault rules never panic while the lock is held")
+    }
+
+    /// Runs one call: yields once (where a real store would wait on IO),
+    /// lets the fault rules decide, then runs `op` on the tables.
+    async fn call<T>(&self, call: Call, op: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        tokio::task::yield_now().await;
+        let fault = self.faults().decide(call);
+        if fault == Some(Fault::Fail) {
+            return Err(unavailable(call, Fault::Fail));
+        }
+        let done = op(&mut self
+            .tables
+            .lock()
+            .expect("table operations never panic while the lock is held"));
+        match fault {
+            // Whatever `op` did, the caller hears only that the connection
+            // went away.
+            Some(fault) => Err(unavailable(call, fault)),
+            None => done,
+        }
+    }
+}
+
+/// A `runs` row.
+struct StoredRun {
+    row: RunRow,
+    request_id: Option<String>,
+    version: i64,
+}
+
+impl StoredRun {
+    fn is_open(&self) -> bool {
+        self.row.status == RunStatus::Running.as_str()
+    }
+
+    fn record(&self) -> Result<RunRecord> {
+        rows::run_record((self.row.state.clone(), self.version))
+    }
+}
+
+/// A `tasks` row (its run id and key are where it is kept).
+struct StoredTask {
+    task_id: String,
+    /// Insertion order: breaks ties between rows due at the same time.
+    seq: u64,
+    namespace: String,
+    queue: Queue,
+    payload: String,
+    visible_at: i64,
+    lease_ms: i64,
+    claims: i32,
+}
+
+impl StoredTask {
+    fn due_key(&self) -> DueKey {
+        (queue_name(self.queue), self.visible_at, self.seq)
+    }
+}
+
+/// The `tasks_due` index: (queue, visible_at, insertion order).
+type DueKey = (&'static str, i64, u64);
+
+/// The tables (mirroring `migrations/`) and their indexes. Every write goes
+/// through `put_run` / `put_task`, which keep the indexes in step.
+#[derive(Default)]
+struct Tables {
+    namespaces: BTreeMap<String, NamespaceRecord>,
+    /// By (namespace, task queue, version): `list_endpoints`' order.
+    endpoints: BTreeMap<(String, String, String), Endpoint>,
+    /// By run id (as text, as SQL compares them).
+    runs: BTreeMap<String, StoredRun>,
+    /// `runs_open_workflow_id`: (namespace, workflow id) → its open run.
+    open_runs: BTreeMap<(String, String), String>,
+    /// `runs_by_start_time`: namespace → (start time, run id).
+    by_start: BTreeMap<String, BTreeSet<(i64, String)>>,
+    /// `runs_by_workflow_id`: (namespace, workflow id) → (start time, run id).
+    by_workflow: BTreeMap<(String, String), BTreeSet<(i64, String)>>,
+    /// Run id → event id → the encoded event.
+    events: BTreeMap<String, BTreeMap<i64, String>>,
+    /// Run id → task key → row (`tasks_run_id_task_key_key`).
+    tasks: BTreeMap<String, BTreeMap<String, StoredTask>>,
+    /// `tasks_pkey`: task id → (run id, task key).
+    task_ids: BTreeMap<String, (String, String)>,
+    /// `tasks_due` → task id.
+    due: BTreeMap<DueKey, String>,
+    /// Task ids handed out.
+    n_task_ids: u64,
+    /// Task rows inserted.
+    n_task_rows: u64,
+}
+
+/// How to undo one write of a commit.
+enum Undo {
+    Run {
+        run_id: String,
+        previous: Option<StoredRun>,
+    },
+    Event {
+        run_id: String,
+        event_id: i64,
+    },
+    Task {
+        run_id: String,
+        key: String,
+        previous: Option<StoredTask>,
+    },
+}
+
+impl Tables {
+    /// Writes (or with `None` removes) a run row, keeping the run indexes
+    /// in step; returns the row it replaced. Checks nothing.
+    fn put_run(&mut self, run_id: &str, run: Option<StoredRun>) -> Option<StoredRun> {
+        let previous = self.runs.remove(run_id);
+        if let Some(old) = &previous {
+            let row = &old.row;
+            let workflow = (row.namespace.clone(), row.workflow_id.clone());
+            if old.is_open() && self.open_runs.get(&workflow).map(String::as_str) == Some(run_id) {
+                self.open_runs.remove(&workflow);
+            }
+            let at = (row.start_time, run_id.to_owned());
+            if let Some(set) = self.by_start.get_mut(&row.namespace) {
+                set.remove(&at);
+            }
+            if let Some(set) = self.by_workflow.get_mut(&workflow) {
+                set.remove(&at);
+            }
+        }
+        if let Some(new) = run {
+            let row = &new.row;
+            let workflow = (row.namespace.clone(), row.workflow_id.clone());
+            if new.is_open() {
+                self.open_runs.insert(workflow.clone(), run_id.to_owned());
+            }
+            let at = (row.start_time, run_id.to_owned());
+            let by_start = self.by_start.entry(row.namespace.clone()).or_default();
+            by_start.insert(at.clone());
+            self.by_workflow.entry(workflow).or_default().insert(at);
+            self.runs.insert(run_id.to_owned(), new);
+        }
+        previous
+    }
+
+    /// Writes (or with `None` removes) the task row of (run, key), keeping
+    /// the task indexes in step; returns the row it replaced.
+    fn put_task(
+        &mut self,
+        run_id: &str,
+        key: &str,
+        task: Option<StoredTask>,
+    ) -> Option<StoredTask> {
+        let of_run = self.tasks.entry(run_id.to_owned()).or_default();
+        let previous = match task {
+            Some(task) => {
+                self.task_ids
+                    .insert(task.task_id.clone(), (run_id.to_owned(), key.to_owned()));
+                self.due.insert(task.due_key(), task.task_id.clone());
+                of_run.insert(key.to_owned(), task)
+            }
+            None => of_run.remove(key),
+        };
+        if of_run.is_empty() {
+            self.tasks.remove(run_id);
+        }
+        if let Some(old) = &previous {
+            self.task_ids.remove(&old.task_id);
+            self.due.remove(&old.due_key());
+        }
+        previous
+    }
+
+    /// The run `run_id` names, if it is in namespace `ns`.
+    fn run_in(&self, ns: &Namespace, run_id: RunId) -> Option<&StoredRun> {
+        let run = self.runs.get(&run_id_text(run_id))?;
+        (run.row.namespace == ns.0).then_some(run)
+    }
+
+    /// The runs of a workflow id, oldest first.
+    fn runs_of(&self, ns: &Namespace, workflow_id: &WorkflowId) -> Vec<&StoredRun> {
+        let key = (ns.0.clone(), workflow_id.0.clone());
+        let Some(set) = self.by_workflow.get(&key) else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter_map(|(_, run_id)| self.runs.get(run_id))
+            .collect()
+    }
+
+    /// The open runs of a queue.
+    fn open_runs_of<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        queue: &'a TaskQueue,
+    ) -> impl Iterator<Item = &'a StoredRun> + 'a {
+        self.runs.values().filter(move |run| {
+            run.is_open() && run.row.namespace == ns.0 && run.row.task_queue == queue.0
+        })
+    }
+
+    fn new_task_id(&mut self) -> String {
+        self.n_task_ids += 1;
+        format!("task-{}", self.n_task_ids)
+    }
+
+    /// All of `changes` or none of them; returns the wake-ups to send.
+    fn commit(&mut self, changes: &[RunChange]) -> Result<Vec<Wakeup>> {
+        let writes = changes
+            .iter()
+            .map(|change| RunWrite::with_task_ids(change, &mut || self.new_task_id()))
+            .collect::<Result<Vec<_>>>()?;
+        let wakeups = writes.iter().flat_map(|w| w.tasks.wakeups()).collect();
+        let mut undo = Vec::new();
+        for write in writes {
+            if let Err(e) = self.apply(write, &mut undo) {
+                for step in undo.into_iter().rev() {
+                    self.undo(step);
+                }
+                return Err(e);
+            }
+        }
+        Ok(wakeups)
+    }
+
+    /// One change of a commit, as the SQL transaction's statements for it:
+    /// the run's insert or version-checked update, its events, its task
+    /// rows. Logs every write it makes in `undo`, also when it fails.
+    fn apply(&mut self, write: RunWrite, undo: &mut Vec<Undo>) -> Result<()> {
+        let run_id = write.run.run_id.clone();
+        let old = self.runs.get(&run_id);
+        let (version, request_id, workflow) = match (write.expected_version, old) {
+            (None, Some(_)) => return Err(write.run_taken()),
+            (None, None) => {
+                let workflow = (write.run.namespace.clone(), write.run.workflow_id.clone());
+                (1, write.request_id.clone(), workflow)
+            }
+            (Some(expected), Some(old)) if old.version == expected => {
+                let workflow = (old.row.namespace.clone(), old.row.workflow_id.clone());
+                (expected + 1, old.request_id.clone(), workflow)
+            }
+            (Some(_), _) => return Err(Error::Conflict),
+        };
+        let is_open = write.run.status == RunStatus::Running.as_str();
+        if is_open
+            && self
+                .open_runs
+                .get(&workflow)
+                .is_some_and(|open| *open != run_id)
+        {
+            return Err(write.open_run_taken());
+        }
+        let row = match old {
+            None => write.run,
+            // The columns `UPDATE_RUN` sets come from the write; the others
+            // stay as inserted.
+            Some(old) => RunRow {
+                run_id: old.row.run_id.clone(),
+                namespace: old.row.namespace.clone(),
+                workflow_id: old.row.workflow_id.clone(),
+                workflow_type: old.row.workflow_type.clone(),
+                task_queue: old.row.task_queue.clone(),
+                start_time: old.row.start_time,
+                ..write.run
+            },
+        };
+        let run = StoredRun {
+            row,
+            request_id,
+            version,
+        };
+        let namespace = run.row.namespace.clone();
+        let previous = self.put_run(&run_id, Some(run));
+        undo.push(Undo::Run {
+            run_id: run_id.clone(),
+            previous,
+        });
+
+        for event in write.events {
+            let events = self.events.entry(run_id.clone()).or_default();
+            if events.contains_key(&event.event_id) {
+                return Err(Error::Corrupt(format!(
+                    "event {} of run {run_id} is written twice",
+                    event.event_id
+                )));
+            }
+            events.insert(event.event_id, event.data);
+            undo.push(Undo::Event {
+                run_id: run_id.clone(),
+                event_id: event.event_id,
+            });
+        }
+
+        let plan = write.tasks;
+        let deleted: Vec<String> = if plan.delete_all {
+            let keys = self.tasks.get(&run_id).into_iter().flat_map(|t| t.keys());
+            keys.cloned().collect()
+        } else {
+            plan.delete_keys
+        };
+        for key in deleted {
+            let previous = self.put_task(&run_id, &key, None);
+            if previous.is_some() {
+                undo.push(Undo::Task {
+                    run_id: run_id.clone(),
+                    key,
+                    previous,
+                });
+            }
+        }
+        for upsert in plan.upserts {
+            self.n_task_rows += 1;
+            let task = StoredTask {
+                task_id: upsert.task_id,
+                seq: self.n_task_rows,
+                namespace: namespace.clone(),
+                queue: upsert.queue,
+                payload: upsert.payload,
+                visible_at: upsert.visible_at,
+                lease_ms: upsert.lease_ms,
+                claims: 0,
+            };
+            let previous = self.put_task(&run_id, &upsert.key, Some(task));
+            undo.push(Undo::Task {
+                run_id: run_id.clone(),
+                key: upsert.key,
+                previous,
+            });
+        }
+        Ok(())
+    }
+
+    fn undo(&mut self, step: Undo) {
+        match step {
+            Undo::Run { run_id, previous } => {
+                self.put_run(&run_id, previous);
+            }
+            Undo::Event { run_id, event_id } => {
+                if let Some(events) = self.events.get_mut(&run_id) {
+                    events.remove(&event_id);
+                    if events.is_empty() {
+                        self.events.remove(&run_id);
+                    }
+                }
+            }
+            Undo::Task {
+                run_id,
+                key,
+                previous,
+            } => {
+                self.put_task(&run_id, &key, previous);
+            }
+        }
+    }
+
+    fn claim(&mut self, queue: Queue, now: i64, limit: i64) -> Result<Vec<TaskRow>> {
+        let name = queue_name(queue);
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let picked: Vec<(DueKey, String)> = self
+            .due
+            .range((name, i64::MIN, 0)..=(name, now, u64::MAX))
+            .take(limit)
+            .map(|(key, task_id)| (*key, task_id.clone()))
+            .collect();
+        let mut claimed = Vec::with_capacity(picked.len());
+        for (due_key, task_id) in picked {
+            let (run_id, key) = &self.task_ids[&task_id];
+            let task = self
+                .tasks
+                .get_mut(run_id)
+                .and_then(|tasks| tasks.get_mut(key))
+                .expect("the task-id index names only stored rows");
+            let due_at = task.visible_at;
+            task.visible_at = now.saturating_add(task.lease_ms);
+            task.claims += 1;
+            self.due.remove(&due_key);
+            self.due.insert(task.due_key(), task_id.clone());
+            claimed.push(rows::task_row((
+                task_id,
+                task.namespace.clone(),
+                run_id.clone(),
+                task.payload.clone(),
+                due_at,
+                task.claims,
+            ))?);
+        }
+        // Taken in due order already (earliest first, then oldest row).
+        Ok(claimed)
+    }
+
+    fn list_runs(
+        &self,
+        ns: &Namespace,
+        filter: &RunFilter,
+        cursor: Option<&RunCursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>> {
+        let Some(by_start) = self.by_start.get(&ns.0) else {
+            return Ok(Vec::new());
+        };
+        let before = match cursor {
+            Some(c) => Bound::Excluded((c.start_time.millis(), run_id_text(c.run_id))),
+            None => Bound::Unbounded,
+        };
+        let matches = |run: &&StoredRun| {
+            let row = &run.row;
+            filter
+                .workflow_id
+                .as_ref()
+                .is_none_or(|w| row.workflow_id == w.0)
+                && filter
+                    .workflow_type
+                    .as_ref()
+                    .is_none_or(|t| row.workflow_type == *t)
+                && filter.status.is_none_or(|s| row.status == s.as_str())
+                && filter
+                    .started_after
+                    .is_none_or(|t| row.start_time >= t.millis())
+                && filter
+                    .started_before
+                    .is_none_or(|t| row.start_time < t.millis())
+        };
+        by_start
+            .range((Bound::Unbounded, before))
+            .rev()
+            .filter_map(|(_, run_id)| self.runs.get(run_id))
+            .filter(matches)
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|run| {
+                let row = &run.row;
+                rows::summary((
+                    row.namespace.clone(),
+                    row.workflow_id.clone(),
+                    row.run_id.clone(),
+                    row.workflow_type.clone(),
+                    row.task_queue.clone(),
+                    row.status.to_owned(),
+                    row.start_time,
+                    row.close_time,
+                    row.history_length,
+                ))
+            })
+            .collect()
+    }
+
+    fn upsert_endpoint(&mut self, endpoint: &Endpoint) {
+        let ns = &endpoint.namespace.0;
+        let queue = &endpoint.task_queue.0;
+        self.set_current(ns, queue, &endpoint.version);
+        let key = (ns.clone(), queue.clone(), endpoint.version.clone());
+        let created_at = self.endpoints.get(&key).map(|e| e.created_at);
+        let stored = Endpoint {
+            is_current: true,
+            // Re-registering a version keeps its first registration time.
+            created_at: created_at.unwrap_or(endpoint.created_at),
+            ..endpoint.clone()
+        };
+        self.endpoints.insert(key, stored);
+    }
+
+    /// Makes `version` the only current version of its queue (whether or
+    /// not it is registered).
+    fn set_current(&mut self, ns: &str, queue: &str, version: &str) {
+        let of_queue = self
+            .endpoints
+            .iter_mut()
+            .filter(|((n, q, _), _)| n == ns && q == queue);
+        for ((_, _, v), endpoint) in of_queue {
+            endpoint.is_current = v == version;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn migrate(&self) -> Result<()> {
+        self.call(Call::Migrate, |_| Ok(())).await
+    }
+
+    async fn probe_write(&self) -> Result<()> {
+        self.call(Call::ProbeWrite, |_| Ok(())).await
+    }
+
+    async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()> {
+        self.call(Call::CreateNamespace, |t| {
+            if t.namespaces.contains_key(&ns.name.0) {
+                return Err(Error::AlreadyExists(format!("namespace `{}`", ns.name)));
+            }
+            t.namespaces.insert(ns.name.0.clone(), ns.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>> {
+        self.call(Call::GetNamespace, |t| {
+            Ok(t.namespaces.get(&name.0).cloned())
+        })
+        .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
+        self.call(Call::ListNamespaces, |t| {
+            Ok(t.namespaces.values().cloned().collect())
+        })
+        .await
+    }
+
+    async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.call(Call::UpsertEndpoint, |t| {
+            t.upsert_endpoint(endpoint);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_endpoints(&self, ns: &Namespace) -> Result<Vec<Endpoint>> {
+        self.call(Call::ListEndpoints, |t| {
+            let of_ns = t.endpoints.iter().filter(|((n, ..), _)| *n == ns.0);
+            Ok(of_ns.map(|(_, e)| e.clone()).collect())
+        })
+        .await
+    }
+
+    async fn delete_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<bool> {
+        self.call(Call::DeleteEndpoint, |t| {
+            let key = (ns.0.clone(), queue.0.clone(), version.to_owned());
+            Ok(t.endpoints.remove(&key).is_some())
+        })
+        .await
+    }
+
+    async fn queue_endpoints(&self, ns: &Namespace, queue: &TaskQueue) -> Result<Vec<Endpoint>> {
+        self.call(Call::QueueEndpoints, |t| {
+            let mut versions: Vec<Endpoint> = t
+                .endpoints
+                .iter()
+                .filter(|((n, q, _), _)| *n == ns.0 && *q == queue.0)
+                .map(|(_, e)| e.clone())
+                .collect();
+            versions.sort_by(|a, b| (a.created_at, &a.version).cmp(&(b.created_at, &b.version)));
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn promote_endpoint(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<bool> {
+        self.call(Call::PromoteEndpoint, |t| {
+            let key = (ns.0.clone(), queue.0.clone(), version.to_owned());
+            if !t.endpoints.contains_key(&key) {
+                return Ok(false);
+            }
+            t.set_current(&ns.0, &queue.0, version);
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn open_runs_by_version(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+    ) -> Result<Vec<(String, i64)>> {
+        self.call(Call::OpenRunsByVersion, |t| {
+            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+            let pinned = t
+                .open_runs_of(ns, queue)
+                .filter_map(|run| run.row.pinned_version.clone());
+            for version in pinned {
+                *counts.entry(version).or_default() += 1;
+            }
+            Ok(counts.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn open_runs_pinned_to(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+    ) -> Result<Vec<RunId>> {
+        self.call(Call::OpenRunsPinnedTo, |t| {
+            let mut runs: Vec<(i64, &str)> = t
+                .open_runs_of(ns, queue)
+                .filter(|run| run.row.pinned_version.as_deref() == Some(version))
+                .map(|run| (run.row.start_time, run.row.run_id.as_str()))
+                .collect();
+            runs.sort_unstable();
+            runs.into_iter().map(|(_, id)| parse_run_id(id)).collect()
+        })
+        .await
+    }
+
+    async fn load_run(&self, ns: &Namespace, run_id: RunId) -> Result<Option<RunRecord>> {
+        self.call(Call::LoadRun, |t| {
+            t.run_in(ns, run_id).map(StoredRun::record).transpose()
+        })
+        .await
+    }
+
+    async fn latest_run(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<RunRecord>> {
+        self.call(Call::LatestRun, |t| {
+            let runs = t.runs_of(ns, workflow_id);
+            runs.last().map(|run| run.record()).transpose()
+        })
+        .await
+    }
+
+    async fn run_by_request_id(
+        &self,
+        ns: &Namespace,
+        workflow_id: &WorkflowId,
+        request_id: &str,
+    ) -> Result<Option<RunId>> {
+        self.call(Call::RunByRequestId, |t| {
+            let runs = t.runs_of(ns, workflow_id);
+            let newest = runs
+                .into_iter()
+                .rev()
+                .find(|run| run.request_id.as_deref() == Some(request_id));
+            newest.map(|run| parse_run_id(&run.row.run_id)).transpose()
+        })
+        .await
+    }
+
+    async fn commit(&self, changes: &[RunChange]) -> Result<()> {
+        let wakeups = self.call(Call::Commit, |t| t.commit(changes)).await?;
+        for wakeup in wakeups {
+            // No subscribers is fine: hints are only hints.
+            let _ = self.wakeups.send(wakeup);
+        }
+        Ok(())
+    }
+
+    async fn read_history(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        self.call(Call::ReadHistory, |t| {
+            if t.run_in(ns, run_id).is_none() {
+                return Ok(Vec::new());
+            }
+            let Some(events) = t.events.get(&run_id_text(run_id)) else {
+                return Ok(Vec::new());
+            };
+            events
+                .range((Bound::Excluded(after), Bound::Unbounded))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|(_, data)| decode_json("event", data))
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_runs(
+        &self,
+        ns: &Namespace,
+        filter: &RunFilter,
+        cursor: Option<&RunCursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>> {
+        self.call(Call::ListRuns, |t| t.list_runs(ns, filter, cursor, limit))
+            .await
+    }
+
+    async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {
+        self.call(Call::ClaimTasks, |t| t.claim(queue, now.millis(), limit))
+            .await
+    }
+
+    async fn delete_task(&self, task_id: &str) -> Result<()> {
+        self.call(Call::DeleteTask, |t| {
+            if let Some((run_id, key)) = t.task_ids.get(task_id).cloned() {
+                t.put_task(&run_id, &key, None);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.call(Call::NextVisibleAt, |t| {
+            let name = queue_name(queue);
+            let later = (
+                Bound::Excluded((name, after.millis(), u64::MAX)),
+                Bound::Included((name, i64::MAX, u64::MAX)),
+            );
+            Ok(t.due
+                .range(later)
+                .next()
+                .map(|((_, at, _), _)| Timestamp(*at)))
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        self.wakeups.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;
