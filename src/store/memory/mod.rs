@@ -62,8 +62,13 @@ use faults::{unavailable, Faults};
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     faults: Mutex<Faults>,
+    latency: Mutex<Option<Latency>>,
     wakeups: broadcast::Sender<Wakeup>,
 }
+
+/// Decides how long a call waits before it runs; see
+/// [`MemoryStore::delay_when`].
+type Latency = Box<dyn FnMut(Call) -> std::time::Duration + Send>;
 
 impl Default for MemoryStore {
     fn default() -> MemoryStore {
@@ -77,6 +82,7 @@ impl MemoryStore {
         MemoryStore {
             tables: Mutex::new(Tables::default()),
             faults: Mutex::new(Faults::default()),
+            latency: Mutex::new(None),
             wakeups: broadcast::channel(WAKEUP_CAPACITY).0,
         }
     }
@@ -103,6 +109,15 @@ impl MemoryStore {
         self.faults().set_hook(Some(Box::new(decide)));
     }
 
+    /// `latency` is asked about every call how long it waits (on tokio's
+    /// clock) before it runs, as a database round trip would: a simulation
+    /// on paused time hands it its seeded random generator, so that
+    /// concurrent commands interleave as they do against a real database.
+    /// Without it a call only yields once.
+    pub fn delay_when(&self, latency: impl FnMut(Call) -> std::time::Duration + Send + 'static) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(latency));
+    }
+
     /// Removes every rule and the hook: the store works again.
     pub fn clear_faults(&self) {
         self.faults().clear();
@@ -119,10 +134,19 @@ impl MemoryStore {
             .expect("fault rules never panic while the lock is held")
     }
 
-    /// Runs one call: yields once (where a real store would wait on IO),
+    /// Runs one call: waits (where a real store would wait on IO),
     /// lets the fault rules decide, then runs `op` on the tables.
     async fn call<T>(&self, call: Call, op: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
-        tokio::task::yield_now().await;
+        let delay = self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(|latency| latency(call));
+        match delay {
+            Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
+            _ => tokio::task::yield_now().await,
+        }
         let fault = self.faults().decide(call);
         if fault == Some(Fault::Fail) {
             return Err(unavailable(call, Fault::Fail));
