@@ -18,7 +18,6 @@
 //! - a closed run absorbs every command.
 
 mod batch;
-mod children;
 mod command;
 mod decide;
 mod effect;
@@ -33,7 +32,6 @@ mod token;
 mod tests;
 
 pub use batch::{decide_all, Batch};
-pub use children::child_outcome;
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Chain, ChildOutcome, Command, CompleteWorkflowExecution,
     CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
@@ -42,13 +40,13 @@ pub use command::{
     StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
 };
 pub use decide::{
-    decide, reset, start, start_with_signal, terminate_for_reset, workflow_task_view,
-    WorkflowTaskView,
+    child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,
+    workflow_task_view, StartDecision, WorkflowTaskView,
 };
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};
-pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
+pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
     Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,
