@@ -16,6 +16,25 @@
 //! - a workflow task whose commands do not fit the history is recorded as
 //!   WorkflowTaskFailed with a cause, never applied in part;
 //! - a closed run absorbs every command.
+//!
+//! # Layers
+//!
+//! The modules depend one way, lower to higher (tests/tidy.rs fails on an
+//! import against this order, and on one that names an item only through
+//! this file's re-exports, which would hide where it lives):
+//!
+//! 1. types, each importing only those before it: `failure`, `token`,
+//!    `retry`, `policy`, `event`, `effect`, `command`, `state` (the
+//!    snapshot and its fold, `RunState::evolve`);
+//! 2. this file: [`Ctx`], [`Limits`], [`Transition`], [`Rejection`];
+//! 3. the rules, `decide/`: [`start`], [`decide`], [`reset`] and the rest,
+//!    one file per concern around `decide/builder.rs` (the transition under
+//!    construction); files inside `decide/` share the layer;
+//! 4. `batch`: [`decide_all`], the fold of many commands into one
+//!    transition.
+//!
+//! So the types know nothing of the rules, and a rule never needs a type
+//! to call back into it.
 
 mod batch;
 mod command;
