@@ -20,6 +20,7 @@
 pub mod conformance;
 mod postgres;
 mod rows;
+mod snapshot;
 mod sql;
 mod sqlite;
 
