@@ -16,9 +16,27 @@
 //! - a workflow task whose commands do not fit the history is recorded as
 //!   WorkflowTaskFailed with a cause, never applied in part;
 //! - a closed run absorbs every command.
+//!
+//! # Layers
+//!
+//! The modules depend one way, lower to higher (tests/tidy.rs fails on an
+//! import against this order, and on one that names an item only through
+//! this file's re-exports, which would hide where it lives):
+//!
+//! 1. types, each importing only those before it: `failure`, `token`,
+//!    `retry`, `policy`, `event`, `effect`, `command`, `state` (the
+//!    snapshot and its fold, `RunState::evolve`);
+//! 2. this file: [`Ctx`], [`Limits`], [`Transition`], [`Rejection`];
+//! 3. the rules, `decide/`: [`start`], [`decide`], [`reset`] and the rest,
+//!    one file per concern around `decide/builder.rs` (the transition under
+//!    construction); files inside `decide/` share the layer;
+//! 4. `batch`: [`decide_all`], the fold of many commands into one
+//!    transition.
+//!
+//! So the types know nothing of the rules, and a rule never needs a type
+//! to call back into it.
 
 mod batch;
-mod children;
 mod command;
 mod decide;
 mod effect;
@@ -33,7 +51,6 @@ mod token;
 mod tests;
 
 pub use batch::{decide_all, Batch};
-pub use children::child_outcome;
 pub use command::{
     CancelTimer, CancelWorkflowExecution, Chain, ChildOutcome, Command, CompleteWorkflowExecution,
     CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
@@ -42,13 +59,13 @@ pub use command::{
     StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
 };
 pub use decide::{
-    decide, reset, start, start_with_signal, terminate_for_reset, workflow_task_view,
-    WorkflowTaskView,
+    child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,
+    workflow_task_view, StartDecision, WorkflowTaskView,
 };
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
 pub use failure::{Failure, RetryState, TimeoutType};
-pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
+pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
     Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,

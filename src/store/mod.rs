@@ -22,6 +22,7 @@ pub mod conformance;
 mod memory;
 mod postgres;
 mod rows;
+mod snapshot;
 mod sql;
 mod sqlite;
 

@@ -14,7 +14,8 @@ use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::{Clock, SystemClock, Timestamp};
 
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow, Wakeup,
+    snapshot, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow,
+    Wakeup,
 };
 
 /// `namespaces` columns: name, description, created_at.
@@ -115,7 +116,7 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
 
 pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
     Ok(RunRecord {
-        state: decode_json("run state", &state)?,
+        state: snapshot::decode(&state)?,
         version,
     })
 }
@@ -178,7 +179,7 @@ impl RunRow {
             close_time: state.close_time.map(Timestamp::millis),
             history_length: state.history_length(),
             pinned_version: state.pinned_version.clone(),
-            state: encode_json("run state", state)?,
+            state: snapshot::encode(state)?,
         })
     }
 }

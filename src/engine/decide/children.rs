@@ -6,23 +6,23 @@
 //! Everything that reaches another run is a task row of the transfer queue
 //! committed with the event that implies it (transactional outbox); the
 //! service carries it out at least once and reports back with a
-//! [`Command`](super::Command). Every report is checked against the phase
+//! [`Command`](crate::engine::Command). Every report is checked against the phase
 //! the run keeps per child and per request, so a repeated report is
 //! `Rejection::Stale` and changes nothing. Outcomes that arrive while a
 //! workflow task is in flight are buffered like activity results.
 
-use crate::ids::RunId;
-use crate::time::Timestamp;
-
-use super::command::{
+use crate::engine::command::{
     ChildOutcome, RequestCancelExternalWorkflowExecution, SignalExternalWorkflowExecution,
     StartChildWorkflowExecution,
 };
-use super::decide::Builder;
-use super::effect::Task;
-use super::event::*;
-use super::state::{BufferedEntry, ChildPhase};
-use super::Rejection;
+use crate::engine::effect::Task;
+use crate::engine::event::*;
+use crate::engine::state::{BufferedEntry, Child, ChildPhase};
+use crate::engine::Rejection;
+use crate::ids::RunId;
+use crate::time::Timestamp;
+
+use super::builder::Builder;
 
 /// Longest workflow id a child may be given, as for a start over REST.
 const MAX_WORKFLOW_ID_BYTES: usize = 1_000;
@@ -340,11 +340,11 @@ impl Builder<'_> {
         }
     }
 
-    fn pending_child(
+    pub(super) fn pending_child(
         &mut self,
         initiated_event_id: i64,
         phase: ChildPhase,
-    ) -> Result<&mut super::state::Child, Rejection> {
+    ) -> Result<&mut Child, Rejection> {
         self.state
             .children
             .get_mut(&initiated_event_id)

@@ -1,0 +1,220 @@
+//! Validation of a workflow task's response before anything is applied:
+//! a response is taken whole or refused whole, with Temporal's
+//! WorkflowTaskFailed cause for the first command that does not fit the
+//! history (unknown or duplicate ids, commands after the one that closes
+//! the workflow, bad attributes, payloads over the limit).
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::engine::command::WorkflowCommand;
+use crate::engine::event::WorkflowTaskFailedCause;
+use crate::engine::state::RunState;
+use crate::engine::Limits;
+use crate::ids::ActivityId;
+
+use super::activities::resolve_activity_timeouts;
+use super::check_payload;
+use super::children;
+
+/// Checks a whole workflow task response before anything is applied: a
+/// response is taken whole or refused whole.
+pub(super) fn validate_commands(
+    state: &RunState,
+    commands: &[WorkflowCommand],
+    limits: &Limits,
+) -> Result<(), (WorkflowTaskFailedCause, String)> {
+    use WorkflowTaskFailedCause as C;
+    let mut activity_ids: HashSet<&ActivityId> =
+        state.activities.values().map(|a| &a.activity_id).collect();
+    let mut timer_ids: HashSet<_> = state.timers.keys().collect();
+    let mut completed_updates: HashSet<&str> = HashSet::new();
+    let too_large = |v: &Value, what: &str| -> Result<(), (C, String)> {
+        check_payload(v, limits).map_err(|e| (C::PayloadsTooLarge, format!("{what}: {e}")))
+    };
+    for (idx, cmd) in commands.iter().enumerate() {
+        if cmd.closes_workflow() {
+            let cause = match cmd {
+                WorkflowCommand::FailWorkflowExecution(_) => C::BadFailWorkflowExecutionAttributes,
+                WorkflowCommand::CancelWorkflowExecution(_) => {
+                    C::BadCancelWorkflowExecutionAttributes
+                }
+                WorkflowCommand::ContinueAsNewWorkflowExecution(_) => C::BadContinueAsNewAttributes,
+                _ => C::BadCompleteWorkflowExecutionAttributes,
+            };
+            if idx + 1 != commands.len() {
+                return Err((
+                    cause,
+                    format!("command {idx} closes the workflow but is not the last command"),
+                ));
+            }
+            if !state.buffered.is_empty() {
+                return Err((
+                    C::UnhandledCommand,
+                    "new events arrived while the workflow task was in flight; the workflow must see them before it closes".into(),
+                ));
+            }
+        }
+        match cmd {
+            WorkflowCommand::ScheduleActivityTask(a) => {
+                let bad = |m: String| (C::BadScheduleActivityAttributes, m);
+                if a.activity_id.as_str().is_empty() {
+                    return Err(bad("activity_id must not be empty".into()));
+                }
+                if a.activity_type.is_empty() {
+                    return Err(bad("activity_type must not be empty".into()));
+                }
+                if a.task_queue.as_ref().is_some_and(|q| q.as_str().is_empty()) {
+                    return Err(bad("task_queue must not be empty".into()));
+                }
+                if !activity_ids.insert(&a.activity_id) {
+                    return Err((
+                        C::ScheduleActivityDuplicateId,
+                        format!("activity id {:?} is already in use", a.activity_id.as_str()),
+                    ));
+                }
+                resolve_activity_timeouts(a).map_err(bad)?;
+                if let Some(p) = &a.retry_policy {
+                    p.resolve().map_err(bad)?;
+                }
+                too_large(&a.input, "activity input")?;
+            }
+            WorkflowCommand::RequestCancelActivityTask(a) => {
+                if !activity_ids.contains(&a.activity_id) {
+                    return Err((
+                        C::BadRequestCancelActivityAttributes,
+                        format!("no open activity with id {:?}", a.activity_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::StartTimer(t) => {
+                if t.timer_id.as_str().is_empty() {
+                    return Err((
+                        C::BadStartTimerAttributes,
+                        "timer_id must not be empty".into(),
+                    ));
+                }
+                if t.start_to_fire_timeout.is_zero() {
+                    return Err((
+                        C::BadStartTimerAttributes,
+                        "start_to_fire_timeout must be greater than zero".into(),
+                    ));
+                }
+                if state.timers.get(&t.timer_id).is_some_and(|t| t.fired) {
+                    // Its TimerFired is buffered: the workflow must see it
+                    // before the id can be reused (after a CancelTimer that
+                    // is a no-op), or the flush would close the new timer.
+                    return Err((
+                        C::UnhandledCommand,
+                        format!(
+                            "timer {:?} fired while the workflow task was in flight; the workflow must see that first",
+                            t.timer_id.as_str()
+                        ),
+                    ));
+                }
+                if !timer_ids.insert(&t.timer_id) {
+                    return Err((
+                        C::StartTimerDuplicateId,
+                        format!("timer id {:?} is already in use", t.timer_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::CancelTimer(t) => {
+                if !timer_ids.remove(&t.timer_id) {
+                    return Err((
+                        C::BadCancelTimerAttributes,
+                        format!("no open timer with id {:?}", t.timer_id.as_str()),
+                    ));
+                }
+            }
+            WorkflowCommand::RecordMarker(m) => {
+                if m.marker_name.is_empty() {
+                    return Err((
+                        C::BadRecordMarkerAttributes,
+                        "marker_name must not be empty".into(),
+                    ));
+                }
+                too_large(&m.details, "marker details")?;
+            }
+            WorkflowCommand::CompleteWorkflowExecution(c) => {
+                too_large(&c.result, "workflow result")?;
+            }
+            WorkflowCommand::FailWorkflowExecution(f) => {
+                if let Some(d) = &f.failure.details {
+                    too_large(d, "failure details")?;
+                }
+            }
+            WorkflowCommand::CancelWorkflowExecution(c) => {
+                if let Some(d) = &c.details {
+                    too_large(d, "cancel details")?;
+                }
+            }
+            WorkflowCommand::CompleteWorkflowUpdate(u) => {
+                let bad = |m: &str| {
+                    (
+                        C::BadUpdateWorkflowExecutionMessage,
+                        format!("update {:?} {m}", u.update_id),
+                    )
+                };
+                let update = state
+                    .updates
+                    .get(&u.update_id)
+                    .ok_or_else(|| bad("is unknown"))?;
+                if update.admitted_event_id.is_none() {
+                    return Err(bad("was admitted while the workflow task was in flight; the workflow has not seen it"));
+                }
+                if update.completed_event_id.is_some() || !completed_updates.insert(&u.update_id) {
+                    return Err(bad("is already completed"));
+                }
+                too_large(&u.result, "update result")?;
+                if let Some(d) = u.failure.as_ref().and_then(|f| f.details.as_ref()) {
+                    too_large(d, "update failure details")?;
+                }
+            }
+            WorkflowCommand::StartChildWorkflowExecution(c) => {
+                children::validate_start_child(c)
+                    .map_err(|m| (C::BadStartChildExecutionAttributes, m))?;
+                too_large(&c.input, "child workflow input")?;
+                if let Some(memo) = &c.memo {
+                    too_large(memo, "child workflow memo")?;
+                }
+            }
+            WorkflowCommand::SignalExternalWorkflowExecution(c) => {
+                children::validate_signal_external(c)
+                    .map_err(|m| (C::BadSignalWorkflowExecutionAttributes, m))?;
+                too_large(&c.input, "signal input")?;
+            }
+            WorkflowCommand::RequestCancelExternalWorkflowExecution(c) => {
+                children::validate_cancel_external(c)
+                    .map_err(|m| (C::BadRequestCancelExternalWorkflowExecutionAttributes, m))?;
+            }
+            WorkflowCommand::ContinueAsNewWorkflowExecution(c) => {
+                let bad = |m: &str| (C::BadContinueAsNewAttributes, m.to_owned());
+                if c.workflow_type.as_ref().is_some_and(String::is_empty) {
+                    return Err(bad("workflow_type must not be empty"));
+                }
+                if c.task_queue.as_ref().is_some_and(|q| q.as_str().is_empty()) {
+                    return Err(bad("task_queue must not be empty"));
+                }
+                if [c.workflow_run_timeout, c.workflow_task_timeout]
+                    .iter()
+                    .any(|d| d.is_some_and(|d| d.is_zero()))
+                {
+                    return Err(bad("timeouts must be greater than zero"));
+                }
+                if c.memo.as_ref().is_some_and(|m| !m.is_object()) {
+                    return Err(bad("memo must be a JSON object"));
+                }
+                if let Some(p) = &c.retry_policy {
+                    p.resolve().map_err(|m| bad(&m))?;
+                }
+                too_large(&c.input, "continue-as-new input")?;
+                if let Some(m) = &c.memo {
+                    too_large(m, "memo")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
