@@ -688,6 +688,12 @@ async fn live_responses_match_the_spec() {
     )
     .await;
     assert_eq!(a.body["code"], "unavailable", "{}", a.body);
+    // Worded for what was sent: an update's validation, not a query.
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("did not answer the update's validation"),
+        "{detail}"
+    );
     let a = check(
         "POST",
         update,

@@ -20,7 +20,7 @@ use crate::store::Endpoint;
 use crate::time::Timestamp;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery};
+use super::extract::{AppJson, AppPath, AppQuery, Body};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -63,6 +63,10 @@ struct RegisterEndpoint {
     secrets: Vec<String>,
     #[serde(default)]
     max_concurrency: Option<u32>,
+}
+
+impl Body for RegisterEndpoint {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]
@@ -321,6 +325,10 @@ struct MoveRunsBody {
     reason: String,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for MoveRunsBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]

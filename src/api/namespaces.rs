@@ -10,7 +10,7 @@ use crate::ids::Namespace;
 use crate::store::NamespaceRecord;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath};
+use super::extract::{AppJson, AppPath, Body};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -28,6 +28,10 @@ struct CreateNamespace {
     name: String,
     #[serde(default)]
     description: String,
+}
+
+impl Body for CreateNamespace {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]

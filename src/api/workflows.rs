@@ -23,7 +23,7 @@ use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
 use crate::time::{Duration, Timestamp};
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery};
+use super::extract::{AppJson, AppPath, AppQuery, Body};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -109,6 +109,10 @@ struct StartWorkflow {
     retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for StartWorkflow {
+    const PAYLOADS: &'static [&'static str] = &["/input", "/memo"];
 }
 
 #[derive(Serialize)]
@@ -575,6 +579,10 @@ struct Terminate {
     identity: Option<String>,
 }
 
+impl Body for Terminate {
+    const PAYLOADS: &'static [&'static str] = &["/details"];
+}
+
 async fn terminate_workflow(
     State(state): State<AppState>,
     AppPath((namespace, workflow_id)): AppPath<(String, String)>,
@@ -603,6 +611,10 @@ struct SignalBody {
     request_id: Option<String>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for SignalBody {
+    const PAYLOADS: &'static [&'static str] = &["/input"];
 }
 
 #[derive(Serialize)]
@@ -656,6 +668,10 @@ struct SignalWithStart {
     retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for SignalWithStart {
+    const PAYLOADS: &'static [&'static str] = &["/input", "/signal_input", "/memo"];
 }
 
 async fn signal_with_start(
@@ -713,6 +729,10 @@ struct CancelBody {
     request_id: Option<String>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for CancelBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 /// Records a cancellation request; the workflow decides when and how it
@@ -836,6 +856,10 @@ struct QueryBody {
     run_id: Option<String>,
 }
 
+impl Body for QueryBody {
+    const PAYLOADS: &'static [&'static str] = &["/args"];
+}
+
 #[derive(Serialize)]
 struct QueryAnswer {
     run_id: RunId,
@@ -875,6 +899,10 @@ struct UpdateBody {
     wait_for_stage: Option<UpdateStage>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for UpdateBody {
+    const PAYLOADS: &'static [&'static str] = &["/args"];
 }
 
 #[derive(Serialize)]
@@ -1022,6 +1050,10 @@ struct ResetBody {
     /// Makes retries of this request return the run the first one made.
     #[serde(default)]
     request_id: Option<String>,
+}
+
+impl Body for ResetBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 fn reapply_signals_default() -> bool {
