@@ -69,6 +69,7 @@ on_both_databases!(
     invalid_and_rejected_updates_write_nothing,
     nul_characters_are_refused_outside_payloads,
     nul_characters_in_payloads_round_trip,
+    empty_values_are_refused_where_the_spec_refuses_them,
 );
 
 const NS: &str = "/api/v1/namespaces";
@@ -2277,5 +2278,81 @@ async fn nul_characters_in_payloads_round_trip(db: Db) {
     let (status, list) = api.get(&format!("{WF}?workflow_id=nul-1")).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["executions"].as_array().unwrap().len(), 1, "{list}");
+    fx.stop().await;
+}
+
+/// The spec refuses these empty values (openapi.rs checks the spec side):
+/// an empty run id is no UUID, an empty duration, status or task token no
+/// value. A `null` memo is the same as none.
+async fn empty_values_are_refused_where_the_spec_refuses_them(db: Db) {
+    let fx = fixture(db).await;
+    let api = fx.api();
+    let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (
+            Method::GET,
+            format!("{WF}/done-1?run_id="),
+            None,
+            "invalid run_id \"\"",
+        ),
+        (
+            Method::GET,
+            format!("{WF}/done-1/history?run_id="),
+            None,
+            "invalid run_id",
+        ),
+        (
+            Method::GET,
+            format!("{WF}/done-1/result?run_id="),
+            None,
+            "invalid run_id",
+        ),
+        (
+            Method::POST,
+            format!("{WF}/sleeping-1/signal/go"),
+            Some(json!({"run_id": ""})),
+            "invalid run_id",
+        ),
+        (
+            Method::POST,
+            format!("{WF}/sleeping-1/terminate"),
+            Some(json!({"run_id": "", "reason": "r"})),
+            "invalid run_id",
+        ),
+        (
+            Method::GET,
+            format!("{WF}/done-1/result?wait="),
+            None,
+            "wait",
+        ),
+        (Method::GET, format!("{WF}?status="), None, "unknown status"),
+        (
+            Method::POST,
+            format!("{WF}/new-1"),
+            Some(start_body(json!({"workflow_run_timeout": ""}))),
+            "workflow_run_timeout",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/complete"),
+            Some(json!({"task_token": ""})),
+            "malformed task_token",
+        ),
+    ];
+    for (method, path, body, detail) in cases {
+        let body = body.map_or(Body::Empty, Body::Json);
+        refused(api, method, &path, body, bad_request(detail)).await;
+    }
+    let (status, body) = api
+        .post(
+            &format!("{WF}/memo-null"),
+            start_body(json!({"memo": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let described = api.describe("memo-null").await;
+    assert!(
+        described.get("memo").is_none_or(Value::is_null),
+        "{described}"
+    );
     fx.stop().await;
 }

@@ -184,11 +184,15 @@ async fn find_run(
 ) -> Result<RunRecord, ApiError> {
     let ns = existing_namespace(state, namespace).await?.name;
     let store = state.applier.store();
-    let record = match run_id.filter(|r| !r.is_empty()) {
+    let record = match run_id {
+        // An empty run_id is no UUID (the spec's `format: uuid`): refused,
+        // never read as "the latest run", which is what omitting it means.
         Some(r) => {
-            let run_id: RunId = r
-                .parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid run_id {r:?}")))?;
+            let run_id: RunId = r.parse().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid run_id {r:?}: a run id is a UUID; omit run_id for the latest run"
+                ))
+            })?;
             store
                 .load_run(&ns, run_id)
                 .await?
