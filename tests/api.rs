@@ -69,7 +69,7 @@ on_both_databases!(
     invalid_and_rejected_updates_write_nothing,
     nul_characters_are_refused_outside_payloads,
     nul_characters_in_payloads_round_trip,
-    empty_values_are_refused_where_the_spec_refuses_them,
+    empty_values_and_nulls_follow_the_spec,
 );
 
 const NS: &str = "/api/v1/namespaces";
@@ -2284,7 +2284,7 @@ async fn nul_characters_in_payloads_round_trip(db: Db) {
 /// The spec refuses these empty values (openapi.rs checks the spec side):
 /// an empty run id is no UUID, an empty duration, status or task token no
 /// value. A `null` memo is the same as none.
-async fn empty_values_are_refused_where_the_spec_refuses_them(db: Db) {
+async fn empty_values_and_nulls_follow_the_spec(db: Db) {
     let fx = fixture(db).await;
     let api = fx.api();
     let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
@@ -2354,5 +2354,49 @@ async fn empty_values_are_refused_where_the_spec_refuses_them(db: Db) {
         described.get("memo").is_none_or(Value::is_null),
         "{described}"
     );
+    // Every optional top-level body field takes `null` for absent.
+    let accepted = [
+        (
+            NS.to_owned(),
+            json!({"name": "nulls", "description": null}),
+            StatusCode::CREATED,
+        ),
+        (
+            "/api/v1/namespaces/default/endpoints".to_owned(),
+            json!({"task_queue": "qn", "url": "http://127.0.0.1:9/", "secrets": null}),
+            StatusCode::CREATED,
+        ),
+        (
+            format!("{WF}/null-1"),
+            start_body(
+                json!({"workflow_type": "Sleeper", "id_reuse_policy": null, "id_conflict_policy": null}),
+            ),
+            StatusCode::CREATED,
+        ),
+        (
+            format!("{WF}/null-2/signal-with-start/go"),
+            start_body(json!({"workflow_type": "Sleeper", "id_reuse_policy": null})),
+            StatusCode::CREATED,
+        ),
+        (
+            format!("{WF}/null-1/cancel"),
+            json!({"reason": null}),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            format!("{WF}/null-2/terminate"),
+            json!({"reason": null}),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            format!("{WF}/done-1/reset"),
+            json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": "r", "reapply_signals": null}),
+            StatusCode::OK,
+        ),
+    ];
+    for (path, body, status) in accepted {
+        let (got, answer) = api.post(&path, body.clone()).await;
+        assert_eq!(got, status, "POST {path} {body}: {answer}");
+    }
     fx.stop().await;
 }

@@ -133,6 +133,15 @@ fn refuse_nul_in_json(value: &Value, at: &mut String, payloads: &[&str]) -> Resu
     }
 }
 
+/// For `#[serde(default, deserialize_with = "null_as_default")]` on an
+/// optional body field that is not an `Option`: `null` means absent, as it
+/// does for every other optional field (the spec's convention).
+pub fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Deserializes `T` from a JSON object only. Serde's derived structs also
 /// read a JSON array of the field values in order, so `["ops"]` would have
 /// created namespace `ops`; every body of this API is an object.

@@ -10,7 +10,7 @@ use crate::ids::Namespace;
 use crate::store::NamespaceRecord;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, Body};
+use super::extract::{null_as_default, AppJson, AppPath, Body};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateNamespace {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     description: String,
 }
 

@@ -23,7 +23,7 @@ use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
 use crate::time::{Duration, Timestamp};
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, Body};
+use super::extract::{null_as_default, AppJson, AppPath, AppQuery, Body};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -94,9 +94,9 @@ struct StartWorkflow {
     workflow_run_timeout: Option<Duration>,
     #[serde(default)]
     workflow_task_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_reuse_policy: IdReusePolicy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_conflict_policy: IdConflictPolicy,
     /// Makes retries of this request idempotent.
     #[serde(default)]
@@ -575,7 +575,7 @@ async fn get_result(
 struct Terminate {
     #[serde(default)]
     run_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     reason: String,
     #[serde(default)]
     details: Option<Value>,
@@ -660,7 +660,7 @@ struct SignalWithStart {
     workflow_run_timeout: Option<Duration>,
     #[serde(default)]
     workflow_task_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_reuse_policy: IdReusePolicy,
     #[serde(default)]
     request_id: Option<String>,
@@ -727,7 +727,7 @@ async fn signal_with_start(
 struct CancelBody {
     #[serde(default)]
     run_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     reason: String,
     #[serde(default)]
     request_id: Option<String>,
@@ -1049,8 +1049,9 @@ struct ResetBody {
     #[serde(default)]
     reset_type: Option<ResetType>,
     reason: String,
-    #[serde(default = "reapply_signals_default")]
-    reapply_signals: bool,
+    /// Default true; `null` is the default too.
+    #[serde(default)]
+    reapply_signals: Option<bool>,
     /// Makes retries of this request return the run the first one made.
     #[serde(default)]
     request_id: Option<String>,
@@ -1058,10 +1059,6 @@ struct ResetBody {
 
 impl Body for ResetBody {
     const PAYLOADS: &'static [&'static str] = &[];
-}
-
-fn reapply_signals_default() -> bool {
-    true
 }
 
 /// Temporal's `ResetType` values that name a point without an event id.
@@ -1099,7 +1096,7 @@ async fn reset_workflow(
     let reset = Reset {
         point,
         reason: body.reason,
-        reapply_signals: body.reapply_signals,
+        reapply_signals: body.reapply_signals.unwrap_or(true),
         pinned_version: None,
     };
     let s = &record.state;
