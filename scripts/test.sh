@@ -3,7 +3,9 @@
 # Runnable from any directory. Steps, stopping at the first failure:
 #   1. make PostgreSQL reachable and export DATABASE_URL;
 #   2. cargo fmt --check, clippy with -D warnings, cargo test (all targets
-#      plus doctests) for the whole workspace;
+#      plus doctests) for the whole workspace, then schemathesis over the
+#      OpenAPI spec against `baton dev` and `baton serve`
+#      (scripts/schemathesis.sh, a few minutes);
 #   3. the Python SDK (sdk-py/), if present: venv, editable install with the
 #      dev extra, then ruff / pyright when configured, then pytest;
 #   4. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
@@ -48,6 +50,11 @@ cargo test --workspace --doc
 cargo build --bin baton
 export BATON_BINARY="${CARGO_TARGET_DIR:-$root/target}/debug/baton"
 echo "BATON_BINARY=$BATON_BINARY"
+
+# schemathesis over openapi/openapi.yaml against `baton dev` (SQLite) and
+# `baton serve` (PostgreSQL), each bounded by BATON_ST_MAX_TIME (120 s).
+section "schemathesis"
+bash scripts/schemathesis.sh
 
 if [ -d sdk-py ]; then
     section "sdk-py: install"

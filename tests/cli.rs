@@ -1348,3 +1348,33 @@ async fn workflow_reset_starts_a_new_run_from_a_completed_task() {
     assert!(bare.stderr.contains("--reason"), "{bare:#?}");
     server.stop().await;
 }
+
+/// An empty or blank key must not leave the API open while the operator
+/// believes it is protected: the server refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_refuse_an_empty_api_key() {
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let postgres = common::postgres_url();
+    let dev = ["dev", "--db", ":memory:", "--listen", &listen];
+    let serve = ["serve", "--database-url", &postgres, "--listen", &listen];
+    for args in [&dev[..], &serve[..]] {
+        for key in ["", "   "] {
+            let mut all = args.to_vec();
+            all.extend(["--api-key", key]);
+            failed(run(command(&all)).await, "is set but empty");
+            let mut cmd = command(args);
+            cmd.env("BATON_API_KEY", key);
+            failed(run(cmd).await, "is set but empty");
+        }
+        let mut all = args.to_vec();
+        all.extend(["--api-key", "two words"]);
+        failed(run(command(&all)).await, "printable ASCII without spaces");
+    }
+    assert!(
+        reqwest::get(format!("http://{listen}/healthz"))
+            .await
+            .is_err(),
+        "no server was left listening"
+    );
+}

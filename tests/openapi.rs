@@ -690,6 +690,12 @@ async fn live_responses_match_the_spec() {
     )
     .await;
     assert_eq!(a.body["code"], "unavailable", "{}", a.body);
+    // Worded for what was sent: an update's validation, not a query.
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("did not answer the update's validation"),
+        "{detail}"
+    );
     let a = check(
         "POST",
         update,
@@ -1687,4 +1693,48 @@ fn the_protocol_doc_examples_match_the_spec() {
         n_checked >= 4,
         "only {n_checked} marked examples in docs/protocol.md"
     );
+}
+
+/// Empty strings and nulls: what the spec allows is what the server
+/// accepts (tests/api.rs checks the server side on both backends).
+#[test]
+fn the_spec_is_exact_about_empty_values_and_nulls() {
+    let spec = Spec::load();
+    for ok in ["30s", "1.5s", "500ms", "10m", "1h 30m", "7 days", " 2s "] {
+        spec.validate_named("Duration", &json!(ok))
+            .unwrap_or_else(|e| panic!("Duration {ok:?}: {e}"));
+    }
+    for bad in ["", " ", "s", "-1s", "1.5"] {
+        assert!(
+            spec.validate_named("Duration", &json!(bad)).is_err(),
+            "Duration {bad:?} should be refused"
+        );
+    }
+    assert!(spec.validate_named("TaskToken", &json!("")).is_err());
+    for ok in [
+        json!(null),
+        json!({}),
+        json!({"team": "growth", "n": [1, {"x": null}]}),
+    ] {
+        spec.validate_named("Memo", &ok)
+            .unwrap_or_else(|e| panic!("Memo {ok}: {e}"));
+    }
+    for bad in [json!(5), json!("x"), json!([1])] {
+        assert!(spec.validate_named("Memo", &bad).is_err(), "Memo {bad}");
+    }
+    let list = &spec.doc["paths"]["/api/v1/namespaces/{namespace}/workflows"]["get"];
+    let status = list["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "status"))
+        .expect("list has a status parameter");
+    for ok in ["RUNNING", "running", "Continued_As_New", "timed_out"] {
+        spec.validate(&status["schema"], &json!(ok))
+            .unwrap_or_else(|e| panic!("status {ok:?}: {e}"));
+    }
+    for bad in ["", "RUN", "runningx", "OPEN"] {
+        assert!(
+            spec.validate(&status["schema"], &json!(bad)).is_err(),
+            "status {bad:?} should be refused"
+        );
+    }
 }

@@ -1033,6 +1033,8 @@ async fn queries_answer_from_history_and_write_nothing(db: Db) {
     let (status, body) = answer;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "unavailable");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("did not answer the query"), "{detail}");
     server.stop().await;
 }
 

@@ -12,7 +12,7 @@ use crate::engine::{ActivityToken, Command, Failure, TaskToken, TokenKind};
 use crate::ids::RunId;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath};
+use super::extract::{AppJson, AppPath, Body};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,11 +32,19 @@ struct Complete {
     result: Value,
 }
 
+impl Body for Complete {
+    const PAYLOADS: &'static [&'static str] = &["/result"];
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fail {
     task_token: String,
     failure: Failure,
+}
+
+impl Body for Fail {
+    const PAYLOADS: &'static [&'static str] = &["/failure"];
 }
 
 #[derive(Deserialize)]
@@ -45,6 +53,10 @@ struct WithDetails {
     task_token: String,
     #[serde(default)]
     details: Option<Value>,
+}
+
+impl Body for WithDetails {
+    const PAYLOADS: &'static [&'static str] = &["/details"];
 }
 
 #[derive(Serialize)]

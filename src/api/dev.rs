@@ -13,7 +13,7 @@ use crate::engine::Queue;
 use crate::time::{Clock, Duration, SkippingClock, Timestamp};
 
 use super::error::ApiError;
-use super::extract::AppJson;
+use super::extract::{AppJson, Body};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -38,6 +38,10 @@ struct Skip {
     /// Skip to the earliest pending timer or timeout, if it is in the future.
     #[serde(default)]
     to_next_timer: bool,
+}
+
+impl Body for Skip {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 fn clock(state: &AppState) -> Result<&Arc<SkippingClock>, ApiError> {

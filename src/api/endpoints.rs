@@ -20,7 +20,7 @@ use crate::store::Endpoint;
 use crate::time::Timestamp;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery};
+use super::extract::{null_as_default, AppJson, AppPath, AppQuery, Body};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -59,10 +59,14 @@ struct RegisterEndpoint {
     #[serde(default)]
     version: Option<String>,
     /// `whsec_…` secrets; one is generated (and returned once) if empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     secrets: Vec<String>,
     #[serde(default)]
     max_concurrency: Option<u32>,
+}
+
+impl Body for RegisterEndpoint {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]
@@ -321,6 +325,10 @@ struct MoveRunsBody {
     reason: String,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for MoveRunsBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]

@@ -30,6 +30,8 @@ pub enum ApiError {
     VersionInUse(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
     /// The workflow's query handler refused or failed.
     #[error("{0}")]
     QueryFailed(String),
@@ -88,6 +90,7 @@ impl ApiError {
                 "payload_too_large",
                 "Payload too large",
             ),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -188,7 +191,7 @@ impl From<crate::dispatch::QueryError> for ApiError {
         use crate::dispatch::QueryError;
         match e {
             QueryError::Failed(_) => ApiError::QueryFailed(e.to_string()),
-            QueryError::NoEndpoint(_) | QueryError::Unreachable(_) => {
+            QueryError::NoEndpoint(_) | QueryError::Unreachable(..) => {
                 ApiError::Unavailable(e.to_string())
             }
             QueryError::Store(s) => s.into(),

@@ -51,12 +51,20 @@ impl Access {
         let Some(key) = &self.api_key else {
             return true;
         };
-        let presented = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let presented = authorization.and_then(bearer_token).unwrap_or("");
         // Constant time in the key's content; the length is not secret.
         presented.as_bytes().ct_eq(key.as_bytes()).into()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. RFC 9110
+/// §11.1: the scheme is case-insensitive and one or more spaces separate it
+/// from the credentials.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Largest accepted request body, in bytes.
@@ -77,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         // After the merges: it applies to the routes that exist by now.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_uri))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -88,6 +97,22 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok());
     if !state.access.allows(header) {
         return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+/// Longest accepted request target (path and query), in bytes. Longer ones
+/// get a 414 problem here; past 64 KiB the HTTP layer (hyper) refuses the
+/// request line itself before any route sees it.
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the request target is {len} bytes; at most {MAX_URI_BYTES} are accepted"
+        ))
+        .into_response();
     }
     next.run(req).await
 }

@@ -10,7 +10,7 @@ use crate::ids::Namespace;
 use crate::store::NamespaceRecord;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath};
+use super::extract::{null_as_default, AppJson, AppPath, Body};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,8 +26,12 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateNamespace {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     description: String,
+}
+
+impl Body for CreateNamespace {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]

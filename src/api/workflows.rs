@@ -23,7 +23,7 @@ use crate::store::{RunCursor, RunFilter, RunRecord, RunSummary};
 use crate::time::{Duration, Timestamp};
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery};
+use super::extract::{null_as_default, AppJson, AppPath, AppQuery, Body};
 use super::namespaces::existing_namespace;
 use super::AppState;
 
@@ -94,9 +94,9 @@ struct StartWorkflow {
     workflow_run_timeout: Option<Duration>,
     #[serde(default)]
     workflow_task_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_reuse_policy: IdReusePolicy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_conflict_policy: IdConflictPolicy,
     /// Makes retries of this request idempotent.
     #[serde(default)]
@@ -109,6 +109,10 @@ struct StartWorkflow {
     retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for StartWorkflow {
+    const PAYLOADS: &'static [&'static str] = &["/input", "/memo"];
 }
 
 #[derive(Serialize)]
@@ -180,11 +184,15 @@ async fn find_run(
 ) -> Result<RunRecord, ApiError> {
     let ns = existing_namespace(state, namespace).await?.name;
     let store = state.applier.store();
-    let record = match run_id.filter(|r| !r.is_empty()) {
+    let record = match run_id {
+        // An empty run_id is no UUID (the spec's `format: uuid`): refused,
+        // never read as "the latest run", which is what omitting it means.
         Some(r) => {
-            let run_id: RunId = r
-                .parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid run_id {r:?}")))?;
+            let run_id: RunId = r.parse().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid run_id {r:?}: a run id is a UUID; omit run_id for the latest run"
+                ))
+            })?;
             store
                 .load_run(&ns, run_id)
                 .await?
@@ -567,12 +575,16 @@ async fn get_result(
 struct Terminate {
     #[serde(default)]
     run_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     reason: String,
     #[serde(default)]
     details: Option<Value>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for Terminate {
+    const PAYLOADS: &'static [&'static str] = &["/details"];
 }
 
 async fn terminate_workflow(
@@ -603,6 +615,10 @@ struct SignalBody {
     request_id: Option<String>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for SignalBody {
+    const PAYLOADS: &'static [&'static str] = &["/input"];
 }
 
 #[derive(Serialize)]
@@ -644,7 +660,7 @@ struct SignalWithStart {
     workflow_run_timeout: Option<Duration>,
     #[serde(default)]
     workflow_task_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id_reuse_policy: IdReusePolicy,
     #[serde(default)]
     request_id: Option<String>,
@@ -656,6 +672,10 @@ struct SignalWithStart {
     retry_policy: Option<RetryPolicySpec>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for SignalWithStart {
+    const PAYLOADS: &'static [&'static str] = &["/input", "/signal_input", "/memo"];
 }
 
 async fn signal_with_start(
@@ -707,12 +727,16 @@ async fn signal_with_start(
 struct CancelBody {
     #[serde(default)]
     run_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     reason: String,
     #[serde(default)]
     request_id: Option<String>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for CancelBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 /// Records a cancellation request; the workflow decides when and how it
@@ -836,6 +860,10 @@ struct QueryBody {
     run_id: Option<String>,
 }
 
+impl Body for QueryBody {
+    const PAYLOADS: &'static [&'static str] = &["/args"];
+}
+
 #[derive(Serialize)]
 struct QueryAnswer {
     run_id: RunId,
@@ -875,6 +903,10 @@ struct UpdateBody {
     wait_for_stage: Option<UpdateStage>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+impl Body for UpdateBody {
+    const PAYLOADS: &'static [&'static str] = &["/args"];
 }
 
 #[derive(Serialize)]
@@ -1017,15 +1049,16 @@ struct ResetBody {
     #[serde(default)]
     reset_type: Option<ResetType>,
     reason: String,
-    #[serde(default = "reapply_signals_default")]
-    reapply_signals: bool,
+    /// Default true; `null` is the default too.
+    #[serde(default)]
+    reapply_signals: Option<bool>,
     /// Makes retries of this request return the run the first one made.
     #[serde(default)]
     request_id: Option<String>,
 }
 
-fn reapply_signals_default() -> bool {
-    true
+impl Body for ResetBody {
+    const PAYLOADS: &'static [&'static str] = &[];
 }
 
 /// Temporal's `ResetType` values that name a point without an event id.
@@ -1063,7 +1096,7 @@ async fn reset_workflow(
     let reset = Reset {
         point,
         reason: body.reason,
-        reapply_signals: body.reapply_signals,
+        reapply_signals: body.reapply_signals.unwrap_or(true),
         pinned_version: None,
     };
     let s = &record.state;

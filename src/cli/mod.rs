@@ -72,7 +72,8 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct NodeArgs {
-    /// Require `Authorization: Bearer <key>` on every API call.
+    /// Require `Authorization: Bearer <key>` on every API call. Without it
+    /// the API is open; an empty key is an error, never an open API.
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Largest payload (input, result, details) in bytes.
@@ -141,7 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 format!("sqlite:{}", args.db)
             };
-            let mut options = options(args.listen, url, &args.node);
+            let mut options = options(args.listen, url, &args.node)?;
             options.time_skipping = args.time_skipping;
             let running = server::start(options).await?;
             print_dev_banner(running.addr, &args.db);
@@ -149,7 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Serve(args) => {
             let running =
-                server::start(options(args.listen, args.database_url, &args.node)).await?;
+                server::start(options(args.listen, args.database_url, &args.node)?).await?;
             serve_until_signal(running).await
         }
         Cmd::Migrate(args) => {
@@ -166,7 +167,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options {
+/// The key `--api-key` / `BATON_API_KEY` sets. An empty or blank one is
+/// refused: it would otherwise leave the API open while the operator
+/// believes it is protected.
+fn api_key(given: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(key) = given else {
+        return Ok(None);
+    };
+    if key.trim().is_empty() {
+        anyhow::bail!(
+            "--api-key (or BATON_API_KEY) is set but empty; give a key, or unset it to run without authentication"
+        );
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "--api-key (or BATON_API_KEY) must be printable ASCII without spaces, as a bearer token is"
+        );
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow::Result<Options> {
     let limits = Limits {
         max_payload_bytes: node.max_payload_bytes,
         suggest_continue_as_new_events: node.suggest_continue_as_new_events,
@@ -178,10 +199,10 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options
         poll_interval: crate::time::Duration(node.poll_interval_ms.max(10)),
         ..claim::Options::default()
     };
-    Options {
+    Ok(Options {
         listen,
         database_url,
-        api_key: node.api_key.clone().filter(|k| !k.is_empty()),
+        api_key: api_key(node.api_key.as_deref())?,
         limits,
         apply: crate::apply::Options {
             run_cache_bytes: node.run_cache_mb.saturating_mul(1024 * 1024),
@@ -192,7 +213,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> Options
         },
         timers: claim,
         time_skipping: false,
-    }
+    })
 }
 
 async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {

@@ -87,8 +87,10 @@ pub struct Querier {
 pub enum QueryError {
     #[error("{0}")]
     NoEndpoint(String),
-    #[error("the workflow's endpoint did not answer the query: {0}")]
-    Unreachable(String),
+    /// What was asked (`query`, `update's validation`) and why it got no
+    /// answer.
+    #[error("the workflow's endpoint did not answer the {0}: {1}")]
+    Unreachable(&'static str, String),
     /// The handler refused: an unknown query name, bad arguments, or a
     /// query handler that raised.
     #[error("query failed: {}", .0.message)]
@@ -574,6 +576,7 @@ impl Querier {
                 failure: Some(failure),
             } => Err(QueryError::Failed(failure)),
             _ => Err(QueryError::Unreachable(
+                "query",
                 "the answer must carry exactly one of `result` and `failure`".into(),
             )),
         }
@@ -609,6 +612,7 @@ impl Querier {
                 failure: Some(failure),
             } => Ok(Some(failure)),
             _ => Err(QueryError::Unreachable(
+                "update's validation",
                 "the answer must be `{\"accepted\": true}` or carry a `failure`".into(),
             )),
         }
@@ -630,7 +634,7 @@ impl Querier {
             .await
             .map_err(|e| match e {
                 apply::Error::Store(e) => QueryError::Store(e),
-                other => QueryError::Unreachable(other.to_string()),
+                other => QueryError::Unreachable("query", other.to_string()),
             })
     }
 
@@ -647,23 +651,28 @@ impl Querier {
             .await?
             .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
         let timeout = state.workflow_task_timeout.max(Duration::from_secs(1));
+        let asked = match request {
+            PushRequest::UpdateValidation(_) => "update's validation",
+            _ => "query",
+        };
         let permit = inner
             .admitted
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| QueryError::Unreachable("the node is shutting down".into()))?;
+            .map_err(|_| QueryError::Unreachable(asked, "the node is shutting down".into()))?;
         match inner.send(&endpoint, request, timeout, permit).await {
             Delivery::Answered { status, body } if status == StatusCode::OK => wire::parse(&body)
-                .map_err(|e| QueryError::Unreachable(format!("unparseable answer: {e}"))),
-            Delivery::Answered { status, body } => Err(QueryError::Unreachable(format!(
-                "endpoint answered {status}: {}",
-                snippet(&body)
-            ))),
-            Delivery::Refused(e) | Delivery::Failed(e) => Err(QueryError::Unreachable(e)),
-            Delivery::TimedOut => Err(QueryError::Unreachable(format!(
-                "no answer within {timeout}"
-            ))),
+                .map_err(|e| QueryError::Unreachable(asked, format!("unparseable answer: {e}"))),
+            Delivery::Answered { status, body } => Err(QueryError::Unreachable(
+                asked,
+                format!("endpoint answered {status}: {}", snippet(&body)),
+            )),
+            Delivery::Refused(e) | Delivery::Failed(e) => Err(QueryError::Unreachable(asked, e)),
+            Delivery::TimedOut => Err(QueryError::Unreachable(
+                asked,
+                format!("no answer within {timeout}"),
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
  */
 /* eslint-disable */
 
-/** A length of time. Accepted as Temporal's seconds form (`"30s"`, `"1.5s"`) or a humantime form (`"500ms"`, `"10m"`, `"1h 30m"`, `"7 days"`), rounded to the millisecond; negative values are refused. Always written back as seconds with up to three decimals (`"90s"`, `"1.5s"`, `"0.2s"`). */
+/** A length of time. Accepted as Temporal's seconds form (`"30s"`, `"1.5s"`) or a humantime form (`"500ms"`, `"10m"`, `"1h 30m"`, `"7 days"`), rounded to the millisecond; negative values are refused. Always written back as seconds with up to three decimals (`"90s"`, `"1.5s"`, `"0.2s"`). Never empty: omit an optional duration instead. */
 export type Duration = string;
 
 /** RFC 3339, UTC, millisecond precision (`2025-01-01T12:00:00.000Z`). Accepted in any RFC 3339 form. */
@@ -14,7 +14,12 @@ export type Timestamp = string;
 /** Any JSON value (user data: workflow input and result, activity input and result, details). A single payload is at most 2 MiB, measured as compact JSON. Absent and `null` mean the same. */
 export type Payload = unknown;
 
-/** A run's id, a UUID (v7, so ids sort by creation time). */
+/** Temporal's memo: named payloads, not indexed. In requests `null` means the same as absent. */
+export type Memo = {
+  [key: string]: Payload;
+} | null;
+
+/** A run's id, a UUID (v7, so ids sort by creation time). Where a request may name a run, an empty `run_id` is refused; omit it for the workflow id's latest run. */
 export type RunId = string;
 
 /** 1-based, dense position of an event in its run's history. */
@@ -40,7 +45,7 @@ export type Problem = {
   failure?: Failure;
 };
 
-export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "query_failed" | "update_rejected" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
 
 export type Namespace = {
   name: NamespaceName;
@@ -161,7 +166,7 @@ export type StartWorkflowRequest = {
   /** Who started the run; recorded in WorkflowExecutionStarted. */
   identity?: string;
   /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
   retry_policy?: RetryPolicySpec;
 };
@@ -198,7 +203,7 @@ export type WorkflowDescription = {
   first_execution_run_id: RunId;
   /** Set once the run closed and its chain went on (continue-as-new, a retry, or a reset that terminated it). */
   new_execution_run_id?: RunId;
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   retry_policy?: RetryPolicy;
   execution: WorkflowExecution;
   history_size_bytes: number;
@@ -344,7 +349,7 @@ export type SignalWithStartRequest = {
   request_id?: string;
   identity?: string;
   /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
   retry_policy?: RetryPolicySpec;
 };
@@ -828,7 +833,7 @@ export type WorkflowExecutionStartedAttributes = {
   identity?: string;
   /** The endpoint version of the task queue the run is pinned to (the current one at start). Absent if the queue had none; the first push then pins the run. */
   pinned_version?: string;
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   retry_policy?: RetryPolicy;
   /** The deadline of the whole chain, carried from the run it continues. */
   workflow_execution_expiration_time?: Timestamp;
@@ -875,7 +880,7 @@ export type StartChildWorkflowExecutionInitiatedAttributes = {
   parent_close_policy: ParentClosePolicy;
   workflow_id_reuse_policy: IdReusePolicy;
   retry_policy?: RetryPolicy;
-  memo?: Payload;
+  memo?: Memo;
   workflow_task_completed_event_id: EventId;
 };
 
@@ -1174,7 +1179,7 @@ export type WorkflowExecutionContinuedAsNewAttributes = {
   workflow_task_timeout: Duration;
   backoff_start_interval?: Duration;
   initiator: ContinueAsNewInitiator;
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   workflow_task_completed_event_id: EventId;
 };
 
@@ -1242,7 +1247,7 @@ export type StartChildWorkflowExecutionAttributes = {
   retry_policy?: RetryPolicySpec;
   workflow_id_reuse_policy?: IdReusePolicy;
   parent_close_policy?: ParentClosePolicy;
-  memo?: Payload;
+  memo?: Memo;
 };
 
 export type SignalExternalWorkflowExecutionAttributes = {
@@ -1271,7 +1276,7 @@ export type ContinueAsNewWorkflowExecutionAttributes = {
   input?: Payload;
   workflow_run_timeout?: Duration;
   workflow_task_timeout?: Duration;
-  memo?: Record<string, unknown>;
+  memo?: Memo;
   retry_policy?: RetryPolicySpec;
   /** Delay before the new run's first workflow task. */
   backoff_start_interval?: Duration;
