@@ -19,10 +19,11 @@ trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
 
 bash scripts/ensure-postgres.sh >/dev/null
 git worktree add --detach "$tree" "$base" >/dev/null 2>&1
-(cd "$tree" && CARGO_TARGET_DIR="$target/base" cargo build --release --bin baton-bench -q)
-CARGO_TARGET_DIR="$target/head" cargo build --release --bin baton-bench -q
+(cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --bin baton-bench -q)
+cp "$target/release/baton-bench" "$target/baton-bench-base"
+CARGO_TARGET_DIR="$target" cargo build --release --bin baton-bench -q
 
 echo "== before ($base)"
-"$target/base/release/baton-bench" "$@"
+"$target/baton-bench-base" "$@"
 echo "== after ($(git rev-parse --short HEAD)$(git diff --quiet || echo ', with uncommitted changes'))"
-"$target/head/release/baton-bench" "$@"
+"$target/release/baton-bench" "$@"
