@@ -360,3 +360,157 @@ async fn two_nodes_share_one_database_and_complete_each_task_once() {
         "activities executed more than once without any failure"
     );
 }
+
+/// A workflow on two nodes fanning out to 1,000 parallel activities, half of
+/// them completed over the OTHER node's REST API after a `202`: both nodes
+/// write the same run at once, so every cross-node race goes through the
+/// version check and a re-fold (DESIGN.md invariants 4, 5 and 7). Every
+/// result is recorded once and every activity executed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_written_by_two_nodes_records_each_result_once() {
+    const N: usize = 1_000;
+    let url = common::fresh_postgres_database().await;
+    let a = Node::start(&url, free_port()).await;
+    let b = Node::start(&url, free_port()).await;
+    let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let (seen, b_api) = (executions.clone(), b.api.clone());
+    let handler = spawn_handler(move |req: Value| {
+        let (seen, b_api) = (seen.clone(), b_api.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                let history = req["history"].as_array().cloned().unwrap_or_default();
+                let count = |t: &str| history.iter().filter(|e| e["event_type"] == t).count();
+                if count("ActivityTaskScheduled") == 0 {
+                    let commands: Vec<Value> = (0..N)
+                        .map(|i| {
+                            json!({"command_type": "ScheduleActivityTask", "attributes": {
+                            "activity_id": format!("a{i}"), "activity_type": "work",
+                            "input": {"i": i}, "start_to_close_timeout": "60s"}})
+                        })
+                        .collect();
+                    return (StatusCode::OK, json!({ "commands": commands }));
+                }
+                if count("ActivityTaskCompleted") == N {
+                    return (
+                        StatusCode::OK,
+                        json!({"commands": [{"command_type": "CompleteWorkflowExecution",
+                        "attributes": {"result": N}}]}),
+                    );
+                }
+                return (StatusCode::OK, json!({"commands": []}));
+            }
+            let id = req["activity_id"].as_str().unwrap().to_owned();
+            *seen.lock().unwrap().entry(id.clone()).or_default() += 1;
+            let i = req["input"]["i"].as_u64().unwrap();
+            if i % 2 == 0 {
+                return (StatusCode::OK, json!({"result": i}));
+            }
+            // Odd ones: accepted now, completed through node B.
+            let token = req["task_token"].clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let (status, _) = b_api
+                        .post(
+                            "/api/v1/namespaces/default/activities/complete",
+                            json!({"task_token": token, "result": i}),
+                        )
+                        .await;
+                    if status.is_success() || status == StatusCode::CONFLICT {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("node B never took the completion of a{i}");
+            });
+            (StatusCode::ACCEPTED, json!({}))
+        }
+    })
+    .await;
+    a.api.register("fan", &handler.url).await;
+    let begun = std::time::Instant::now();
+    let (status, body) = a.api.start("fan-2n", "FanOut", "fan", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let result = a.api.result("fan-2n").await;
+    eprintln!(
+        "two nodes: fan-out to {N} activities (half completed through the other node) in {:.2?}",
+        begun.elapsed()
+    );
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let history = a.api.history("fan-2n").await;
+    let mut completed = std::collections::HashSet::new();
+    for e in history
+        .iter()
+        .filter(|e| e["event_type"] == "ActivityTaskCompleted")
+    {
+        let sched = e["attributes"]["scheduled_event_id"].as_i64().unwrap();
+        assert!(completed.insert(sched), "activity {sched} completed twice");
+    }
+    assert_eq!(completed.len(), N, "every result recorded once");
+    let executions = executions.lock().unwrap().clone();
+    assert_eq!(executions.len(), N);
+    let repeated: Vec<_> = executions.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "executed more than once: {repeated:?}");
+}
+
+/// A parent on two nodes starting 200 children at once: both nodes claim
+/// the transfer rows (start child, notify parent), so the parent is written
+/// by both. Each child starts once and reports once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_to_children_on_two_nodes_records_each_child_once() {
+    const N: usize = 200;
+    let url = common::fresh_postgres_database().await;
+    let a = Node::start(&url, free_port()).await;
+    let b = Node::start(&url, free_port()).await;
+    let handler = spawn_handler(|req: Value| async move {
+        let history = req["history"].as_array().cloned().unwrap_or_default();
+        let count = |t: &str| history.iter().filter(|e| e["event_type"] == t).count();
+        let done = |result: Value| {
+            json!({"commands": [{"command_type": "CompleteWorkflowExecution",
+                "attributes": {"result": result}}]})
+        };
+        if req["workflow_type"] == "Kid" {
+            return (
+                StatusCode::OK,
+                done(history[0]["attributes"]["input"].clone()),
+            );
+        }
+        if count("StartChildWorkflowExecutionInitiated") == 0 {
+            let commands: Vec<Value> = (0..N)
+                .map(|i| {
+                    json!({"command_type": "StartChildWorkflowExecution", "attributes": {
+                    "workflow_id": format!("kid-{i}"), "workflow_type": "Kid", "input": i}})
+                })
+                .collect();
+            return (StatusCode::OK, json!({ "commands": commands }));
+        }
+        match count("ChildWorkflowExecutionCompleted") {
+            n if n == N => (StatusCode::OK, done(json!(N))),
+            _ => (StatusCode::OK, json!({"commands": []})),
+        }
+    })
+    .await;
+    a.api.register("fam", &handler.url).await;
+    let begun = std::time::Instant::now();
+    let (status, body) = b.api.start("mother", "Mother", "fam", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let result = a.api.result("mother").await;
+    eprintln!(
+        "two nodes: fan-out to {N} children in {:.2?}",
+        begun.elapsed()
+    );
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let history = a.api.history("mother").await;
+    for kind in [
+        "ChildWorkflowExecutionStarted",
+        "ChildWorkflowExecutionCompleted",
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        for e in history.iter().filter(|e| e["event_type"] == kind) {
+            let initiated = e["attributes"]["initiated_event_id"].as_i64().unwrap();
+            assert!(seen.insert(initiated), "{kind} twice for {initiated}");
+        }
+        assert_eq!(seen.len(), N, "one {kind} per child");
+    }
+    let kids = list(&a.api, "workflow_type=Kid").await;
+    assert_eq!(kids.len(), N, "one run per child");
+}
