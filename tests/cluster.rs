@@ -402,7 +402,7 @@ async fn a_fan_out_written_by_two_nodes_records_each_result_once() {
             let id = req["activity_id"].as_str().unwrap().to_owned();
             *seen.lock().unwrap().entry(id.clone()).or_default() += 1;
             let i = req["input"]["i"].as_u64().unwrap();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 return (StatusCode::OK, json!({"result": i}));
             }
             // Odd ones: accepted now, completed through node B.
