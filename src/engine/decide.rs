@@ -15,7 +15,7 @@ use super::command::{
 };
 use super::effect::{Dispatch, Effect, Task};
 use super::event::*;
-use super::failure::{Failure, RetryState, TimeoutType};
+use super::failure::{Failure, FailureKind, RetryState, TimeoutType};
 use super::retry::{backoff, Retry, RetryPolicySpec};
 use super::state::{
     event_size, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, RunState, WorkflowTask,
@@ -1565,6 +1565,7 @@ impl<'a> Builder<'a> {
                     message: "workflow run timed out".to_owned(),
                     error_type: "TimeoutError".to_owned(),
                     timeout_type: Some(TimeoutType::StartToClose),
+                    kind: Some(FailureKind::Timeout),
                     ..Failure::default()
                 };
                 if self

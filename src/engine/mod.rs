@@ -44,7 +44,10 @@ pub use decide::{
 };
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
-pub use failure::{Failure, RetryState, TimeoutType};
+pub use failure::{
+    ActivityFailureInfo, ChildWorkflowExecutionFailureInfo, Failure, FailureExtra, FailureKind,
+    RetryState, TimeoutType,
+};
 pub use policy::{start_decision, IdConflictPolicy, IdReusePolicy, StartDecision};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
