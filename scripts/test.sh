@@ -9,7 +9,9 @@
 #   3. the Python SDK (sdk-py/), if present: venv, editable install with the
 #      dev extra, then ruff / pyright when configured, then pytest;
 #   4. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
-#      scripts when defined, npm test.
+#      scripts when defined, npm test;
+#   5. the code blocks of README.md, sdk-py/README.md and sdk-ts/README.md
+#      (scripts/readme_blocks.py).
 # Honours CARGO_TARGET_DIR (cargo's own default otherwise) and
 # BATON_PY_VENV (default sdk-py/.venv).
 set -euo pipefail
@@ -109,6 +111,14 @@ if [ -d sdk-ts ]; then
     fi
     section "sdk-ts: lint, typecheck, test"
     (cd sdk-ts && npm run --if-present lint && npm run --if-present typecheck && npm test)
+fi
+
+if [ -d sdk-py ] && [ -d sdk-ts ]; then
+    # Every code block of README.md and the SDK READMEs runs (or is marked
+    # no-run): shell against baton dev, Python with the server, TypeScript
+    # compiled against the SDK that npm test built.
+    section "README code blocks"
+    "$venv/bin/python" scripts/readme_blocks.py
 fi
 
 section "all checks passed"

@@ -7,6 +7,7 @@ task that re-runs the later activities (counted in the activity service).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from baton import App, activity, workflow
+from baton.client import ResetType
 from baton.common import RetryPolicy
 from baton.exceptions import ApplicationError, WorkflowContinuedAsNewError, WorkflowFailureError
 from baton.testing import AppServer, WorkflowEnvironment
@@ -119,10 +121,49 @@ class Fulfillment:
         ]
 
 
+@workflow.defn
+class Mailbox:
+    """Collects items; ``roll_over`` continues it as new with what it has,
+    ``finish`` returns the items."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.roll = False
+        self.done = False
+
+    @workflow.signal
+    def put(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.signal
+    def roll_over(self) -> None:
+        self.roll = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def contents(self) -> dict[str, Any]:
+        return {"items": self.items, "run": workflow.info().run_id}
+
+    @workflow.update
+    def count(self) -> int:
+        return len(self.items)
+
+    @workflow.run
+    async def run(self, carried: list[str]) -> list[str]:
+        self.items = [*carried, *self.items]
+        await workflow.wait_condition(lambda: self.roll or self.done)
+        if self.roll and not self.done:
+            workflow.continue_as_new(self.items)
+        return self.items
+
+
 @pytest.fixture(scope="module")
 def app_url(env: WorkflowEnvironment) -> Iterator[str]:
     app = App(
-        workflows=[LoopingCounter, FlakyReport, Fulfillment],
+        workflows=[LoopingCounter, FlakyReport, Fulfillment, Mailbox],
         activities=[add, charge, reserve, ship],
         signing_secret=SECRET,
     )
@@ -149,8 +190,8 @@ async def test_a_counter_continues_as_new_and_the_result_follows_the_chain(clien
     assert result["runs"] == 3
     assert result["team"] == "growth"
     assert result["missing"] == "default"
-    assert result["first"] == handle.run_id
-    assert result["continued"] not in (None, handle.run_id)
+    assert result["first"] == handle.first_execution_run_id
+    assert result["continued"] not in (None, handle.first_execution_run_id)
     # The latest run carries the memo; the first run alone says it continued.
     latest = client.get_workflow_handle("counter-1")
     assert (await latest.describe()).memo == {"team": "growth"}
@@ -207,3 +248,49 @@ async def test_reset_to_an_earlier_workflow_task_reruns_the_later_activities(
     assert await latest.result() == ["charged A-17", "reserved A-17", "shipped A-17"]
     assert (await latest.describe()).run_id == new_run
     assert executions == {"charge": 1, "reserve": 2, "ship": 2}
+
+
+async def test_a_handle_without_a_run_id_follows_continue_as_new_and_reset(client: Any) -> None:
+    # issue 10 #3 and #5: the handle start_workflow returns names no run,
+    # so after continue-as-new and after a reset every call reaches the
+    # workflow id's latest run.
+    handle = await client.start_workflow(Mailbox.run, [], id="mailbox-1", task_queue=QUEUE)
+    first = handle.first_execution_run_id
+    await handle.signal(Mailbox.put, "a")
+    await handle.signal(Mailbox.roll_over)
+    for _ in range(200):
+        d = await handle.describe()
+        if d.run_id != first and d.status.value == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the mailbox never continued as new")
+    second = d.run_id
+    await handle.signal(Mailbox.put, "b")
+    assert await handle.query(Mailbox.contents) == {"items": ["a", "b"], "run": second}
+    assert await handle.execute_update(Mailbox.count) == 2
+
+    reset = await handle.reset(reason="replay the mailbox", reset_type=ResetType.LAST_WORKFLOW_TASK)
+    assert reset.run_id not in (first, second)
+    assert (await handle.describe()).run_id == reset.run_id
+    assert (await handle.query(Mailbox.contents))["run"] == reset.run_id
+    await handle.signal(Mailbox.finish)
+    assert await handle.result() == ["a", "b"]
+    old = client.get_workflow_handle("mailbox-1", run_id=second)
+    assert (await old.describe()).status.value == "TERMINATED"
+
+
+async def test_terminate_and_cancel_through_a_start_handle_reach_the_latest_run(
+    client: Any,
+) -> None:
+    handle = await client.start_workflow(Mailbox.run, [], id="mailbox-2", task_queue=QUEUE)
+    await handle.signal(Mailbox.roll_over)
+    for _ in range(200):
+        d = await handle.describe()
+        if d.run_id != handle.first_execution_run_id and d.status.value == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status.value == "CANCELED"

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from baton import App, activity, workflow
-from baton.exceptions import ChildWorkflowError, RPCError, WorkflowFailureError
+from baton.common import RetryPolicy
+from baton.exceptions import (
+    CancelledError,
+    ChildWorkflowError,
+    RPCError,
+    WorkflowFailureError,
+)
 from baton.testing import AppServer, WorkflowEnvironment
 from tests.conftest import SECRET, needs_baton
 
@@ -130,6 +136,15 @@ async def client(env: WorkflowEnvironment, app_urls: tuple[str, str]) -> Any:
     return env.client
 
 
+async def wait_for_running_children(handle: Any, n: int) -> None:
+    for _ in range(200):
+        children = (await handle.describe()).children
+        if len(children) == n and all(c["status"] == "RUNNING" for c in children):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the children never started: {children}")
+
+
 async def test_an_order_gathers_one_child_per_line_on_another_queue(client: Any) -> None:
     handle = await client.start_workflow(
         Order.run, args=["A-17", 3, "run"], id="A-17", task_queue=ORDERS
@@ -147,7 +162,7 @@ async def test_an_order_gathers_one_child_per_line_on_another_queue(client: Any)
     assert child.task_queue == FULFILLMENT
     assert child.parent is not None
     assert child.parent["workflow_id"] == "A-17"
-    assert child.parent["run_id"] == handle.run_id
+    assert child.parent["run_id"] == handle.first_execution_run_id
 
 
 async def test_a_signal_reaches_a_child_through_its_handle(client: Any) -> None:
@@ -162,13 +177,7 @@ async def test_cancelling_the_order_terminates_its_children(client: Any) -> None
     handle = await client.start_workflow(
         Order.run, args=["C-3", 2, "hold"], id="C-3", task_queue=ORDERS
     )
-    for _ in range(200):
-        children = (await handle.describe()).children
-        if len(children) == 2 and all(c["status"] == "RUNNING" for c in children):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"the children never started: {children}")
+    await wait_for_running_children(handle, 2)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -205,3 +214,29 @@ async def test_an_external_handle_cancels_another_workflow(client: Any) -> None:
         "child_error": "TerminatedError",
         "workflow_id": "supervisor-missing-type",
     }
+
+
+async def test_a_cancelled_order_awaiting_its_children_closes_cancelled_and_is_not_retried(
+    client: Any,
+) -> None:
+    # issue 10 #1: the children wait for a signal that never comes and are
+    # cancelled with the order (WAIT_CANCELLATION_COMPLETED); the order's
+    # gather sees ChildWorkflowError(cause=CancelledError), which ends the
+    # run as cancelled, so the workflow retry policy starts nothing.
+    handle = await client.start_workflow(
+        Order.run,
+        args=["D-4", 2, "wait"],
+        id="D-4",
+        task_queue=ORDERS,
+        retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=10)),
+    )
+    await wait_for_running_children(handle, 2)
+    await handle.cancel()
+    first = client.get_workflow_handle("D-4", run_id=handle.first_execution_run_id)
+    with pytest.raises(WorkflowFailureError) as info:
+        await asyncio.wait_for(first.result(follow_runs=False), 20)
+    assert isinstance(info.value.cause, CancelledError)
+    history = await first.fetch_history()
+    assert history.events[-1]["event_type"] == "WorkflowExecutionCanceled"
+    latest = await client.get_workflow_handle("D-4").describe()
+    assert (latest.run_id, latest.status.value) == (handle.first_execution_run_id, "CANCELED")

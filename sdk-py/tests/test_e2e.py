@@ -460,7 +460,7 @@ async def test_workflow_failure_and_client_operations(client: Any) -> None:
         task_queue="asgi",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
-    assert same.run_id == handle.run_id
+    assert same.first_execution_run_id == handle.first_execution_run_id
     await wait_for_timer(handle)
     d = await handle.describe()
     assert (d.status, d.workflow_type, d.pending_timers[0]["timer_id"]) == (
@@ -638,7 +638,7 @@ async def test_signal_with_start_signals_an_open_run(client: Any) -> None:
         start_signal="approve",
         start_signal_args=[Decision(approved=True, approver="cy")],
     )
-    assert again.run_id == first.run_id
+    assert again.first_execution_run_id == first.first_execution_run_id
     assert await asyncio.wait_for(first.result(), 20) == "submitted"
 
 

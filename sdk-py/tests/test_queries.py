@@ -142,7 +142,11 @@ def test_bad_arguments_a_raising_handler_async_and_commands_are_failures() -> No
     bad = query(server, "times", ["two", {"approved": "x"}])
     assert "failure" in bad
     boom = query(server, "boom")
-    assert boom["failure"] == {"message": "cannot count", "type": "ValueError"}
+    assert boom["failure"] == {
+        "message": "cannot count",
+        "type": "ValueError",
+        "kind": "APPLICATION",
+    }
     assert "async" in query(server, "waits")["failure"]["message"]
     assert "commands" in query(server, "schedules")["failure"]["message"]
 

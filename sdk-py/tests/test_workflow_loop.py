@@ -223,9 +223,9 @@ def test_uncaught_activity_error_fails_the_workflow_with_the_cause_chain() -> No
     ((ctype, attrs),) = commands(server.workflow_task())
     assert ctype == "FailWorkflowExecution"
     f = attrs["failure"]
-    assert f["type"] == "ActivityError"
-    assert f["details"]["activity_type"] == "pay"
-    assert f["details"]["retry_state"] == "NON_RETRYABLE_FAILURE"
+    assert (f["type"], f["kind"]) == ("ActivityError", "ACTIVITY")
+    assert f["activity_failure_info"]["activity_type"] == "pay"
+    assert f["activity_failure_info"]["retry_state"] == "NON_RETRYABLE_FAILURE"
     assert (f["cause"]["type"], f["cause"]["message"], f["cause"]["non_retryable"]) == (
         "CardDeclined",
         "declined",

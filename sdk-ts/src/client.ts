@@ -8,6 +8,9 @@ import {
   type HistoryEvent,
   type RetryPolicy,
   type RetryState,
+  CancelledFailure,
+  TerminatedFailure,
+  TimeoutFailure,
   failureToError,
   formatDuration,
   retryPolicyToWire,
@@ -180,7 +183,41 @@ function describeExecution(e: wire.WorkflowExecution): WorkflowExecutionDescript
   return d;
 }
 
-/** A handle on a workflow id (and optionally one run). */
+/** Why a run that did not complete closed, as Temporal's client says it: the failure's class. */
+function closedCause(r: wire.WorkflowResult): Error | undefined {
+  if (r.failure) return failureToError(r.failure);
+  switch (r.status) {
+    case "CANCELED":
+      return new CancelledFailure("Workflow cancelled");
+    case "TERMINATED":
+      return new TerminatedFailure("Workflow terminated");
+    case "TIMED_OUT":
+      return new TimeoutFailure("Workflow timed out", "START_TO_CLOSE");
+    default:
+      return undefined;
+  }
+}
+
+/** The members a start and a signal-with-start share. */
+function startBody(type: string, options: Omit<WorkflowStartOptions, "workflowIdConflictPolicy">): wire.StartWorkflowRequest & wire.SignalWithStartRequest {
+  const body: wire.StartWorkflowRequest & wire.SignalWithStartRequest = { workflow_type: type, task_queue: options.taskQueue, input: options.args ?? [] };
+  if (options.workflowExecutionTimeout !== undefined) body.workflow_execution_timeout = formatDuration(options.workflowExecutionTimeout);
+  if (options.workflowRunTimeout !== undefined) body.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
+  if (options.workflowTaskTimeout !== undefined) body.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
+  if (options.workflowIdReusePolicy !== undefined) body.id_reuse_policy = options.workflowIdReusePolicy;
+  if (options.requestId !== undefined) body.request_id = options.requestId;
+  if (options.memo !== undefined) body.memo = options.memo;
+  if (options.retry !== undefined) body.retry_policy = retryPolicyToWire(options.retry);
+  return body;
+}
+
+/**
+ * A handle on a workflow id, and on one run only when `runId` is set. As in
+ * Temporal, handles from `start`, `signalWithStart` and `getHandle(id)` name
+ * no run: every call reaches the workflow id's latest run (after
+ * continue-as-new, a retry or a reset); `firstExecutionRunId` is the run
+ * `start` created.
+ */
 export class WorkflowHandle<R = unknown> {
   constructor(
     private readonly conn: Connection,
@@ -219,12 +256,7 @@ export class WorkflowHandle<R = unknown> {
         case "FAILED":
           throw new WorkflowFailedError("Workflow execution failed", r.failure ? failureToError(r.failure) : undefined, undefined, r.status);
         default:
-          throw new WorkflowFailedError(
-            `Workflow execution ${r.status.toLowerCase().replace(/_/g, " ")}`,
-            r.failure ? failureToError(r.failure) : undefined,
-            undefined,
-            r.status,
-          );
+          throw new WorkflowFailedError(`Workflow execution ${r.status.toLowerCase().replace(/_/g, " ")}`, closedCause(r), undefined, r.status);
       }
     }
   }
@@ -404,6 +436,11 @@ export class WorkflowUpdateHandle<Ret = unknown> {
   }
 }
 
+/** A refused start as Temporal's error, anything else as it came. */
+function alreadyStarted(err: unknown, workflowId: string, type: string): unknown {
+  return err instanceof ServiceError && err.code === "already_exists" ? new WorkflowExecutionAlreadyStartedError(err.message, workflowId, type) : err;
+}
+
 export class WorkflowClient {
   constructor(
     private readonly conn: Connection,
@@ -413,25 +450,38 @@ export class WorkflowClient {
   /** Starts a run; {@link WorkflowExecutionAlreadyStartedError} if the id policies refuse it. */
   async start<R = unknown>(workflow: WorkflowRef, options: WorkflowStartOptions): Promise<WorkflowHandle<R>> {
     const type = typeName(workflow);
-    const body: wire.StartWorkflowRequest = { workflow_type: type, task_queue: options.taskQueue, input: options.args ?? [] };
-    if (options.workflowExecutionTimeout !== undefined) body.workflow_execution_timeout = formatDuration(options.workflowExecutionTimeout);
-    if (options.workflowRunTimeout !== undefined) body.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
-    if (options.workflowTaskTimeout !== undefined) body.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
-    if (options.workflowIdReusePolicy !== undefined) body.id_reuse_policy = options.workflowIdReusePolicy;
+    const body: wire.StartWorkflowRequest = startBody(type, options);
     if (options.workflowIdConflictPolicy !== undefined) body.id_conflict_policy = options.workflowIdConflictPolicy;
-    if (options.requestId !== undefined) body.request_id = options.requestId;
-    if (options.memo !== undefined) body.memo = options.memo;
-    if (options.retry !== undefined) body.retry_policy = retryPolicyToWire(options.retry);
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(options.workflowId)}`;
     try {
       const { json } = await this.conn.call("POST", path, body);
       const runId = (json as wire.StartWorkflowResponse).run_id;
-      return new WorkflowHandle<R>(this.conn, this.namespace, options.workflowId, runId, runId);
+      return new WorkflowHandle<R>(this.conn, this.namespace, options.workflowId, undefined, runId);
     } catch (err) {
-      if (err instanceof ServiceError && err.code === "already_exists") {
-        throw new WorkflowExecutionAlreadyStartedError(err.message, options.workflowId, type);
-      }
-      throw err;
+      throw alreadyStarted(err, options.workflowId, type);
+    }
+  }
+
+  /**
+   * Temporal's `signalWithStart`: signals the workflow id's open run, or
+   * starts a run with the signal recorded before its first workflow task
+   * (one commit). The handle names no run; `signaledRunId` is the run that
+   * got the signal.
+   */
+  async signalWithStart<R = unknown, SignalArgs extends unknown[] = unknown[]>(
+    workflow: WorkflowRef,
+    options: Omit<WorkflowStartOptions, "workflowIdConflictPolicy"> & { signal: string | { name: string }; signalArgs?: SignalArgs },
+  ): Promise<WorkflowHandle<R> & { readonly signaledRunId: string }> {
+    const type = typeName(workflow);
+    const signalName = typeof options.signal === "string" ? options.signal : options.signal.name;
+    const body: wire.SignalWithStartRequest = { ...startBody(type, options), signal_input: options.signalArgs ?? [] };
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(options.workflowId)}/signal-with-start/${encodeURIComponent(signalName)}`;
+    try {
+      const { json } = await this.conn.call("POST", path, body);
+      const runId = (json as wire.StartWorkflowResponse).run_id;
+      return Object.assign(new WorkflowHandle<R>(this.conn, this.namespace, options.workflowId, undefined, runId), { signaledRunId: runId });
+    } catch (err) {
+      throw alreadyStarted(err, options.workflowId, type);
     }
   }
 

@@ -265,36 +265,67 @@ function detailsToWire(details: unknown[] | undefined): unknown[] | undefined {
   return details !== undefined && details.length > 0 ? details : undefined;
 }
 
-/** An error as a wire failure: ApplicationFailure keeps its type, other errors use their `name`. */
+const WIRE_RETRY_STATES: ReadonlySet<string> = new Set<wire.RetryState>([
+  "IN_PROGRESS",
+  "RETRY_POLICY_NOT_SET",
+  "MAXIMUM_ATTEMPTS_REACHED",
+  "NON_RETRYABLE_FAILURE",
+  "TIMEOUT",
+  "CANCEL_REQUESTED",
+]);
+
+function wireRetryState(r: RetryState | undefined): wire.RetryState | undefined {
+  return r !== undefined && WIRE_RETRY_STATES.has(r) ? (r as wire.RetryState) : undefined;
+}
+
+/**
+ * An error as a wire failure of its kind (protocol.md §5.3.1):
+ * ApplicationFailure keeps its type, ActivityFailure and ChildWorkflowFailure
+ * carry their info, other errors are application failures named by `name`.
+ */
 export function errorToFailure(err: unknown, includeStack = true): FailureJson {
-  if (!(err instanceof Error)) return { message: String(err), type: "Error" };
+  if (!(err instanceof Error)) return { message: String(err), type: "Error", kind: "APPLICATION" };
   const f: FailureJson = { message: err.message };
   if (err instanceof ApplicationFailure) {
+    f.kind = "APPLICATION";
     f.type = err.type ?? "Error";
     if (err.nonRetryable) f.non_retryable = true;
     const d = detailsToWire(err.details);
     if (d !== undefined) f.details = d;
   } else if (err instanceof ActivityFailure) {
+    f.kind = "ACTIVITY";
     f.type = "ActivityError";
-    f.details = {
-      activity_id: err.activityId,
-      activity_type: err.activityType,
-      retry_state: err.retryState ?? null,
-    };
+    const info: wire.ActivityFailureInfo = { activity_type: err.activityType, activity_id: err.activityId };
+    const rs = wireRetryState(err.retryState);
+    if (rs !== undefined) info.retry_state = rs;
+    f.activity_failure_info = info;
   } else if (err instanceof ChildWorkflowFailure) {
+    f.kind = "CHILD_WORKFLOW_EXECUTION";
     f.type = "ChildWorkflowError";
-    f.details = { workflow_id: err.execution.workflowId, workflow_type: err.workflowType, retry_state: err.retryState ?? null };
+    const info: wire.ChildWorkflowExecutionFailureInfo = { workflow_id: err.execution.workflowId, workflow_type: err.workflowType };
+    if (err.namespace) info.namespace = err.namespace;
+    if (err.execution.runId) info.run_id = err.execution.runId;
+    const rs = wireRetryState(err.retryState);
+    if (rs !== undefined) info.retry_state = rs;
+    f.child_workflow_execution_failure_info = info;
   } else if (err instanceof TimeoutFailure) {
+    f.kind = "TIMEOUT";
     f.type = "TimeoutError";
     if (err.timeoutType !== undefined) f.timeout_type = err.timeoutType;
   } else if (err instanceof CancelledFailure) {
+    f.kind = "CANCELED";
     f.type = "CancelledError";
     const d = detailsToWire(err.details);
     if (d !== undefined) f.details = d;
+  } else if (err instanceof TerminatedFailure) {
+    f.kind = "TERMINATED";
+    f.type = "TerminatedError";
   } else if (err instanceof ServerFailure) {
+    f.kind = "SERVER";
     f.type = "ServerError";
     if (err.nonRetryable) f.non_retryable = true;
   } else {
+    f.kind = "APPLICATION";
     f.type = err.name;
   }
   if (includeStack && err.stack) f.stack_trace = err.stack;
@@ -307,24 +338,60 @@ function asDetails(d: unknown): unknown[] {
   return Array.isArray(d) ? d : [d];
 }
 
-/** A wire failure as an error (the inverse of {@link errorToFailure}). */
+const LEGACY_KINDS: Record<string, wire.FailureKind> = {
+  TimeoutError: "TIMEOUT",
+  CancelledError: "CANCELED",
+  TerminatedError: "TERMINATED",
+  ServerError: "SERVER",
+  ActivityError: "ACTIVITY",
+  ChildWorkflowError: "CHILD_WORKFLOW_EXECUTION",
+};
+
+/** The kind of a failure recorded before kinds existed: from the type names the SDKs and the server used, else APPLICATION. */
+function legacyKind(f: FailureJson): wire.FailureKind {
+  if (f.timeout_type !== undefined) return "TIMEOUT";
+  const kind = LEGACY_KINDS[f.type ?? ""] ?? "APPLICATION";
+  const infoInDetails = typeof f.details === "object" && f.details !== null && !Array.isArray(f.details);
+  return (kind === "ACTIVITY" || kind === "CHILD_WORKFLOW_EXECUTION") && !infoInDetails ? "APPLICATION" : kind;
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+/** A wire failure as an error of its kind (the inverse of {@link errorToFailure}); no `kind` means an old failure, read by its type. */
 export function failureToError(f: FailureJson | undefined | null): Error {
   if (!f || typeof f !== "object") return new ApplicationFailure("unknown failure");
   const cause = f.cause ? failureToError(f.cause) : undefined;
+  const legacy = (f.details ?? {}) as Record<string, unknown>;
   let err: Error;
-  switch (f.type) {
-    case "TimeoutError":
+  switch (f.kind ?? legacyKind(f)) {
+    case "TIMEOUT":
       err = new TimeoutFailure(f.message, f.timeout_type, f.details);
       break;
-    case "CancelledError":
+    case "CANCELED":
       err = new CancelledFailure(f.message, asDetails(f.details));
       break;
-    case "TerminatedError":
+    case "TERMINATED":
       err = new TerminatedFailure(f.message, cause);
       break;
-    case "ServerError":
+    case "SERVER":
       err = new ServerFailure(f.message, f.non_retryable === true);
       break;
+    case "ACTIVITY": {
+      const info = f.activity_failure_info ?? { activity_type: str(legacy.activity_type), activity_id: str(legacy.activity_id) };
+      const rs = f.activity_failure_info ? info.retry_state : (legacy.retry_state as RetryState | undefined);
+      err = new ActivityFailure(f.message, info.activity_type, info.activity_id, rs ?? undefined, cause);
+      break;
+    }
+    case "CHILD_WORKFLOW_EXECUTION": {
+      const info = f.child_workflow_execution_failure_info ?? { workflow_id: str(legacy.workflow_id), workflow_type: str(legacy.workflow_type) };
+      const rs = f.child_workflow_execution_failure_info ? info.retry_state : (legacy.retry_state as RetryState | undefined);
+      const execution: { workflowId: string; runId?: string } = { workflowId: info.workflow_id };
+      if (info.run_id) execution.runId = info.run_id;
+      err = new ChildWorkflowFailure(info.namespace, execution, info.workflow_type, rs ?? undefined, cause);
+      break;
+    }
     default:
       err = new ApplicationFailure(f.message, f.type, f.non_retryable === true, asDetails(f.details), cause);
   }

@@ -64,6 +64,6 @@ test("the cancellation signal fires at the attempt's deadline", async () => {
   assert.equal(r.status, 200);
   assert.deepEqual(
     { ...(r.json as { failure: Record<string, unknown> }).failure, stack_trace: undefined },
-    { message: "the activity attempt's deadline passed", type: "TimeoutError", timeout_type: "START_TO_CLOSE", stack_trace: undefined },
+    { message: "the activity attempt's deadline passed", kind: "TIMEOUT", type: "TimeoutError", timeout_type: "START_TO_CLOSE", stack_trace: undefined },
   );
 });

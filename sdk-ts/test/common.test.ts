@@ -20,12 +20,12 @@ test("durations as Temporal accepts them, written in the server's seconds form",
 
 test("ApplicationFailure round-trips through the wire form", () => {
   const f = errorToFailure(ApplicationFailure.nonRetryable("declined", "CardDeclined", { code: 51 }), false);
-  assert.deepEqual(f, { message: "declined", type: "CardDeclined", non_retryable: true, details: [{ code: 51 }] });
+  assert.deepEqual(f, { message: "declined", kind: "APPLICATION", type: "CardDeclined", non_retryable: true, details: [{ code: 51 }] });
   const e = failureToError(f);
   assert.ok(e instanceof ApplicationFailure);
   assert.equal(e.type, "CardDeclined");
   assert.equal(e.nonRetryable, true);
   assert.deepEqual(e.details, [{ code: 51 }]);
   const plain = new RangeError("bad");
-  assert.deepEqual(errorToFailure(plain, false), { message: "bad", type: "RangeError" });
+  assert.deepEqual(errorToFailure(plain, false), { message: "bad", kind: "APPLICATION", type: "RangeError" });
 });

@@ -241,7 +241,7 @@ describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
     assert.equal(d.status.name, "COMPLETED");
     const history = await handle.fetchHistory();
     assert.equal(history.events.at(-1)?.event_type, "WorkflowExecutionCompleted");
-    assert.equal(history.run_id, handle.runId);
+    assert.equal(history.run_id, handle.firstExecutionRunId);
     await new Replayer(workflows).replay(history);
     await assert.rejects(
       client.workflow.start(Onboarding, { workflowId: "ts-onboarding", taskQueue: QUEUE, args: [user], workflowIdReusePolicy: "REJECT_DUPLICATE" }),
@@ -445,11 +445,11 @@ describe("end to end against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
 
   test("continue-as-new: a counter continues every 3 steps, keeps its state, and the client's result follows the chain", async () => {
     const handle = await env.client.workflow.start(Counter, { workflowId: "ts-counter", taskQueue: QUEUE, args: [0, 8, 1] });
-    assert.deepEqual(await handle.result(), { count: 8, runs: 3, firstRunId: handle.runId });
-    const first = await env.client.workflow.getHandle("ts-counter", handle.runId).describe();
+    assert.deepEqual(await handle.result(), { count: 8, runs: 3, firstRunId: handle.firstExecutionRunId });
+    const first = await env.client.workflow.getHandle("ts-counter", handle.firstExecutionRunId).describe();
     assert.equal(first.status.name, "CONTINUED_AS_NEW");
     const last = await env.client.workflow.getHandle("ts-counter").describe();
     assert.equal(last.status.name, "COMPLETED");
-    assert.notEqual(last.runId, handle.runId);
+    assert.notEqual(last.runId, handle.firstExecutionRunId);
   });
 });

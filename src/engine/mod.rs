@@ -64,7 +64,10 @@ pub use decide::{
 };
 pub use effect::{Dispatch, Effect, Queue, Task};
 pub use event::*;
-pub use failure::{Failure, RetryState, TimeoutType};
+pub use failure::{
+    ActivityFailureInfo, ChildWorkflowExecutionFailureInfo, Failure, FailureExtra, FailureKind,
+    RetryState, TimeoutType,
+};
 pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{

@@ -30,6 +30,11 @@ class FailureDict(TypedDict, total=False):
     stack_trace: str
     timeout_type: str
     cause: FailureDict
+    #: APPLICATION (the default when absent), TIMEOUT, CANCELED, TERMINATED,
+    #: SERVER, ACTIVITY or CHILD_WORKFLOW_EXECUTION (protocol.md §5.3.1).
+    kind: str
+    activity_failure_info: dict[str, Any]
+    child_workflow_execution_failure_info: dict[str, Any]
 
 
 class EventDict(TypedDict):

@@ -1337,11 +1337,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
 
 def _is_cancellation(err: BaseException) -> bool:
-    """asyncio's cancellation, Baton's CancelledError, or an activity that
-    failed because it was cancelled (Temporal's ``is_cancelled_exception``)."""
+    """asyncio's cancellation, Baton's CancelledError, or an activity or a
+    child workflow that ended because it was cancelled (Temporal's
+    ``is_cancelled_exception``)."""
     if isinstance(err, (asyncio.CancelledError, CancelledError)):
         return True
-    return isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+    return isinstance(err, (ActivityError, ChildWorkflowError)) and isinstance(
+        err.cause, CancelledError
+    )
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any, Generic, TypeVar, cast, overload
 from urllib.parse import quote, urlencode
 
@@ -349,11 +349,14 @@ class Client:
                 raise WorkflowAlreadyStartedError(id, name) from err
             raise
         data = cast("dict[str, Any]", resp.json())
+        # As in temporalio, the handle names no run: signals, queries,
+        # updates, describe, cancel, terminate and result() reach the
+        # workflow id's latest run (after continue-as-new, retries, reset).
         return WorkflowHandle(
             self,
             id,
-            run_id=data["run_id"],
             result_run_id=data["run_id"],
+            first_execution_run_id=data["run_id"],
             result_type=result_type if result_type is not None else ret,
         )
 
@@ -532,6 +535,13 @@ def _parse_list_query(query: str) -> dict[str, str]:
     return out
 
 
+class ResetType(str, Enum):
+    """Which completed workflow task a reset goes back to (``reset_type``)."""
+
+    FIRST_WORKFLOW_TASK = "FIRST_WORKFLOW_TASK"
+    LAST_WORKFLOW_TASK = "LAST_WORKFLOW_TASK"
+
+
 class WorkflowHandle(Generic[_R]):
     """A workflow execution: wait for its result, signal, cancel, describe or terminate it."""
 
@@ -542,12 +552,18 @@ class WorkflowHandle(Generic[_R]):
         *,
         run_id: str | None = None,
         result_run_id: str | None = None,
+        first_execution_run_id: str | None = None,
         result_type: Any = None,
     ) -> None:
         self._client = client
         self.id = id
+        #: The run this handle is bound to; ``None`` (handles from
+        #: ``start_workflow`` and ``get_workflow_handle(id)``) means the
+        #: workflow id's latest run, looked up on every call.
         self.run_id = run_id
         self.result_run_id = result_run_id
+        #: The run ``start_workflow`` started (the chain's first).
+        self.first_execution_run_id = first_execution_run_id
         self._result_type = result_type
 
     def _path(self, suffix: str = "", **params: str | None) -> str:
@@ -575,6 +591,8 @@ class WorkflowHandle(Generic[_R]):
                 "/result",
                 wait=format_duration(wait),
                 follow_runs=None if follow_runs else "false",
+                # Without following, the run the handle started.
+                run_id=None if follow_runs else self.result_run_id,
             )
             resp = await self._client._call("GET", path, timeout=wait + 30)
             data = cast("dict[str, Any]", resp.json())
@@ -632,6 +650,46 @@ class WorkflowHandle(Generic[_R]):
         if self._client.identity:
             body["identity"] = self._client.identity
         await self._client._call("POST", f"/workflows/{quote(self.id, safe='')}/terminate", body)
+
+    async def reset(
+        self,
+        *,
+        reason: str,
+        event_id: int | None = None,
+        reset_type: ResetType | None = None,
+        reapply_signals: bool = True,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[_R]:
+        """Resets the run (the latest one unless the handle names a run) to
+        a completed workflow task: ``event_id`` (a WorkflowTaskCompleted
+        event id) or ``reset_type`` (default :attr:`ResetType.LAST_WORKFLOW_TASK`).
+        The server starts a new run with the history up to that point
+        (signals recorded later are reapplied unless ``reapply_signals`` is
+        false) and terminates the open run; ``POST …/reset``. Returns a
+        handle bound to the new run."""
+        body: dict[str, Any] = {"reason": reason}
+        if event_id is not None:
+            if reset_type is not None:
+                raise ValueError("pass either event_id or reset_type, not both")
+            body["event_id"] = event_id
+        else:
+            body["reset_type"] = (reset_type or ResetType.LAST_WORKFLOW_TASK).value
+        if not reapply_signals:
+            body["reapply_signals"] = False
+        if request_id:
+            body["request_id"] = request_id
+        if self.run_id:
+            body["run_id"] = self.run_id
+        resp = await self._client._call("POST", f"/workflows/{quote(self.id, safe='')}/reset", body)
+        new_run = cast("str", resp.json_object()["run_id"])
+        return WorkflowHandle(
+            self._client,
+            self.id,
+            run_id=new_run,
+            result_run_id=new_run,
+            first_execution_run_id=self.first_execution_run_id,
+            result_type=self._result_type,
+        )
 
     async def fetch_history(self) -> WorkflowHistory:
         events: list[EventDict] = []

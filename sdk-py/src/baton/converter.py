@@ -381,48 +381,60 @@ def _details_from_json(value: JSON) -> tuple[Any, ...]:
 def error_to_failure(err: BaseException, *, include_stack: bool = True) -> FailureDict:
     """An exception (and its ``__cause__`` chain) as the wire failure.
 
-    ApplicationError maps its fields; Baton's other failure errors use their
-    class name as ``type``; any other exception is a retryable failure whose
-    type is its class name (as in Temporal).
+    Each failure error carries its ``kind`` (protocol.md §5.3.1):
+    ApplicationError maps its fields; an ActivityError or ChildWorkflowError
+    carries its info; any other exception is a retryable application
+    failure whose type is its class name (as in Temporal).
     """
     f: FailureDict = {"message": str(err.args[0]) if err.args else str(err) or type(err).__name__}
     if isinstance(err, ApplicationError):
+        f["kind"] = "APPLICATION"
         f["type"] = err.type or type(err).__name__
         if err.non_retryable:
             f["non_retryable"] = True
         if err.details:
             f["details"] = _details_to_json(err.details)
     elif isinstance(err, TimeoutError):
+        f["kind"] = "TIMEOUT"
         f["type"] = "TimeoutError"
         if err.type is not None:
             f["timeout_type"] = err.type.value
     elif isinstance(err, (CancelledError, TerminatedError)):
+        f["kind"] = "CANCELED" if isinstance(err, CancelledError) else "TERMINATED"
         f["type"] = type(err).__name__
         if err.details:
             f["details"] = _details_to_json(err.details)
     elif isinstance(err, ActivityError):
+        f["kind"] = "ACTIVITY"
         f["type"] = "ActivityError"
-        f["details"] = {
-            "activity_id": err.activity_id,
-            "activity_type": err.activity_type,
-            "scheduled_event_id": err.scheduled_event_id,
-            "started_event_id": err.started_event_id,
-            "retry_state": err.retry_state.value if err.retry_state else None,
-        }
+        info: dict[str, Any] = {"activity_type": err.activity_type, "activity_id": err.activity_id}
+        if err.scheduled_event_id:
+            info["scheduled_event_id"] = err.scheduled_event_id
+        if err.started_event_id:
+            info["started_event_id"] = err.started_event_id
+        if err.identity:
+            info["identity"] = err.identity
+        if err.retry_state:
+            info["retry_state"] = err.retry_state.value
+        f["activity_failure_info"] = info
     elif isinstance(err, ChildWorkflowError):
+        f["kind"] = "CHILD_WORKFLOW_EXECUTION"
         f["type"] = "ChildWorkflowError"
-        f["details"] = {
-            "namespace": err.namespace,
-            "workflow_id": err.workflow_id,
-            "run_id": err.run_id,
-            "workflow_type": err.workflow_type,
-            "retry_state": err.retry_state.value if err.retry_state else None,
-        }
+        child: dict[str, Any] = {"workflow_id": err.workflow_id, "workflow_type": err.workflow_type}
+        if err.namespace:
+            child["namespace"] = err.namespace
+        if err.run_id:
+            child["run_id"] = err.run_id
+        if err.retry_state:
+            child["retry_state"] = err.retry_state.value
+        f["child_workflow_execution_failure_info"] = child
     elif isinstance(err, ServerError):
+        f["kind"] = "SERVER"
         f["type"] = "ServerError"
         if err.non_retryable:
             f["non_retryable"] = True
     else:
+        f["kind"] = "APPLICATION"
         f["type"] = type(err).__name__
     if include_stack and err.__traceback__ is not None:
         f["stack_trace"] = "".join(traceback.format_tb(err.__traceback__))
@@ -434,45 +446,68 @@ def error_to_failure(err: BaseException, *, include_stack: bool = True) -> Failu
     return f
 
 
+def _retry_state(value: Any) -> RetryState | None:
+    return RetryState(value) if value in RetryState.__members__ else None
+
+
+def _legacy_kind(fd: FailureDict) -> str:
+    """The kind of a failure recorded before kinds existed: from its type
+    (the names Baton's SDKs and server used), else APPLICATION."""
+    ftype = fd.get("type", "")
+    details = fd.get("details")
+    if fd.get("timeout_type") or ftype == "TimeoutError":
+        return "TIMEOUT"
+    if ftype in ("ActivityError", "ChildWorkflowError") and not isinstance(details, dict):
+        return "APPLICATION"
+    return {
+        "CancelledError": "CANCELED",
+        "TerminatedError": "TERMINATED",
+        "ServerError": "SERVER",
+        "ActivityError": "ACTIVITY",
+        "ChildWorkflowError": "CHILD_WORKFLOW_EXECUTION",
+    }.get(ftype, "APPLICATION")
+
+
 def failure_to_error(f: FailureDict | dict[str, Any]) -> FailureError:
-    """The wire failure as an exception, with ``__cause__`` set from the chain."""
+    """The wire failure as an exception of its kind, with ``__cause__`` set
+    from the chain. A failure without ``kind`` is decoded as the SDKs wrote
+    it before kinds existed (by ``type``), else as an ApplicationError."""
     fd = cast(FailureDict, f)
     message = fd.get("message", "")
     ftype = fd.get("type", "")
     details = fd.get("details")
+    kind = fd.get("kind") or _legacy_kind(fd)
     err: FailureError
-    timeout_type = fd.get("timeout_type")
-    if timeout_type or ftype == "TimeoutError":
+    if kind == "TIMEOUT":
+        timeout_type = fd.get("timeout_type")
         tt = TimeoutType(timeout_type) if timeout_type in TimeoutType.__members__ else None
         err = TimeoutError(message, type=tt)
-    elif ftype == "CancelledError":
+    elif kind == "CANCELED":
         err = CancelledError(message, *_details_from_json(details))
-    elif ftype == "TerminatedError":
+    elif kind == "TERMINATED":
         err = TerminatedError(message, *_details_from_json(details))
-    elif ftype == "ServerError":
+    elif kind == "SERVER":
         err = ServerError(message, non_retryable=bool(fd.get("non_retryable")))
-    elif ftype == "ActivityError" and isinstance(details, dict):
-        d = cast("dict[str, Any]", details)
-        rs = d.get("retry_state")
+    elif kind == "ACTIVITY":
+        d = fd.get("activity_failure_info") or cast("dict[str, Any]", details or {})
         err = ActivityError(
             message,
             scheduled_event_id=int(d.get("scheduled_event_id") or 0),
             started_event_id=int(d.get("started_event_id") or 0),
-            identity="",
+            identity=str(d.get("identity") or ""),
             activity_type=str(d.get("activity_type") or ""),
             activity_id=str(d.get("activity_id") or ""),
-            retry_state=RetryState(rs) if rs in RetryState.__members__ else None,
+            retry_state=_retry_state(d.get("retry_state")),
         )
-    elif ftype == "ChildWorkflowError" and isinstance(details, dict):
-        d = cast("dict[str, Any]", details)
-        rs = d.get("retry_state")
+    elif kind == "CHILD_WORKFLOW_EXECUTION":
+        d = fd.get("child_workflow_execution_failure_info") or cast("dict[str, Any]", details or {})
         err = ChildWorkflowError(
             message,
             namespace=str(d.get("namespace") or ""),
             workflow_id=str(d.get("workflow_id") or ""),
             run_id=str(d.get("run_id") or ""),
             workflow_type=str(d.get("workflow_type") or ""),
-            retry_state=RetryState(rs) if rs in RetryState.__members__ else None,
+            retry_state=_retry_state(d.get("retry_state")),
         )
     else:
         err = ApplicationError(

@@ -404,17 +404,45 @@ export type SkipTimeRequest = {
   to_next_timer?: boolean;
 };
 
-/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain. Optional members are omitted when empty. */
+/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain, and its `kind` (Temporal's `failure_info`) with the info of activity and child workflow failures (protocol.md §5.3.1). The server keeps what SDKs send; a failure without `kind` (all failures recorded before kinds existed) is an application failure. Optional members are omitted when empty. */
 export type Failure = {
   message: string;
   /** Application error type, matched against `non_retryable_error_types`. Server-made types are `TimeoutError`, `HttpError`, `InvalidActivityAnswer`, `PayloadTooLarge` and `WorkflowTaskFailed`. */
   type?: string;
   non_retryable?: boolean;
+  /** An application failure's details, a cancellation's details, a timeout's last heartbeat details. */
   details?: Payload;
   stack_trace?: string;
-  /** Set on failures the server makes for timeouts. */
+  /** Set on failures of kind `TIMEOUT` (the server makes them for timeouts). */
   timeout_type?: TimeoutType;
   cause?: Failure;
+  kind?: FailureKind;
+  activity_failure_info?: ActivityFailureInfo;
+  child_workflow_execution_failure_info?: ChildWorkflowExecutionFailureInfo;
+};
+
+/** Temporal's failure kinds: `APPLICATION` (raised by user code; the default when absent), `TIMEOUT` (`timeout_type`), `CANCELED`, `TERMINATED`, `SERVER`, `ACTIVITY` (`activity_failure_info`; the cause says why the activity failed), `CHILD_WORKFLOW_EXECUTION` (`child_workflow_execution_failure_info`; the cause says how the child closed). */
+export type FailureKind = "APPLICATION" | "TIMEOUT" | "CANCELED" | "TERMINATED" | "SERVER" | "ACTIVITY" | "CHILD_WORKFLOW_EXECUTION";
+
+/** Temporal's `ActivityFailureInfo`, on a failure of kind `ACTIVITY`. */
+export type ActivityFailureInfo = {
+  activity_type: string;
+  activity_id: string;
+  scheduled_event_id?: EventId;
+  started_event_id?: EventId;
+  identity?: string;
+  retry_state?: RetryState;
+};
+
+/** Temporal's `ChildWorkflowExecutionFailureInfo` (execution and type as strings), on a failure of kind `CHILD_WORKFLOW_EXECUTION`. */
+export type ChildWorkflowExecutionFailureInfo = {
+  namespace?: string;
+  workflow_id: string;
+  run_id?: string;
+  workflow_type: string;
+  initiated_event_id?: EventId;
+  started_event_id?: EventId;
+  retry_state?: RetryState;
 };
 
 export type TimeoutType = "START_TO_CLOSE" | "SCHEDULE_TO_START" | "SCHEDULE_TO_CLOSE" | "HEARTBEAT";

@@ -7,7 +7,7 @@
 use crate::engine::command::{CancelTimer, StartTimer};
 use crate::engine::effect::Task;
 use crate::engine::event::*;
-use crate::engine::failure::{Failure, RetryState, TimeoutType};
+use crate::engine::failure::{Failure, FailureKind, RetryState, TimeoutType};
 use crate::engine::state::BufferedEntry;
 use crate::engine::Rejection;
 
@@ -95,6 +95,7 @@ impl Builder<'_> {
                     message: "workflow run timed out".to_owned(),
                     error_type: "TimeoutError".to_owned(),
                     timeout_type: Some(TimeoutType::StartToClose),
+                    kind: Some(FailureKind::Timeout),
                     ..Failure::default()
                 };
                 if self
