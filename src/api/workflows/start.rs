@@ -1,0 +1,105 @@
+//! Starting a workflow: start and signal-with-start, and the checks a
+//! workflow id passes first.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::api::error::ApiError;
+use crate::api::extract::{AppJson, AppPath};
+use crate::api::namespaces::existing_namespace;
+use crate::api::workflows::model::{SignalWithStart, StartResponse, StartWorkflow};
+use crate::api::AppState;
+use crate::apply::{StartRequest, Started};
+use crate::engine::{IdConflictPolicy, Signal, StartRun};
+use crate::ids::{RunId, TaskQueue, WorkflowId};
+
+pub(super) async fn start_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
+    AppJson(body): AppJson<StartWorkflow>,
+) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    check_workflow_id(&workflow_id)?;
+    let request = StartRequest {
+        run: StartRun {
+            namespace: ns,
+            workflow_id: WorkflowId(workflow_id),
+            run_id: RunId::generate(),
+            workflow_type: body.workflow_type,
+            task_queue: TaskQueue(body.task_queue),
+            input: body.input,
+            execution_timeout: body.workflow_execution_timeout,
+            run_timeout: body.workflow_run_timeout,
+            task_timeout: body.workflow_task_timeout,
+            request_id: body.request_id,
+            identity: body.identity,
+            pinned_version: None,
+            memo: body.memo,
+            retry_policy: body.retry_policy,
+            chain: None,
+            parent: None,
+        },
+        reuse_policy: body.id_reuse_policy,
+        conflict_policy: body.id_conflict_policy,
+    };
+    let Started { run_id, started } = state.applier.start(request).await?;
+    let status = if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+pub(super) async fn signal_with_start(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id, signal_name)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<SignalWithStart>,
+) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    check_workflow_id(&workflow_id)?;
+    let signal = Signal {
+        signal_name,
+        input: body.signal_input,
+        request_id: body.request_id.clone(),
+        identity: body.identity.clone(),
+    };
+    let request = StartRequest {
+        run: StartRun {
+            namespace: ns,
+            workflow_id: WorkflowId(workflow_id),
+            run_id: RunId::generate(),
+            workflow_type: body.workflow_type,
+            task_queue: TaskQueue(body.task_queue),
+            input: body.input,
+            execution_timeout: body.workflow_execution_timeout,
+            run_timeout: body.workflow_run_timeout,
+            task_timeout: body.workflow_task_timeout,
+            request_id: body.request_id,
+            identity: body.identity,
+            pinned_version: None,
+            memo: body.memo,
+            retry_policy: body.retry_policy,
+            chain: None,
+            parent: None,
+        },
+        reuse_policy: body.id_reuse_policy,
+        conflict_policy: IdConflictPolicy::UseExisting,
+    };
+    let Started { run_id, started } = state.applier.signal_with_start(request, signal).await?;
+    let status = if started {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+fn check_workflow_id(workflow_id: &str) -> Result<(), ApiError> {
+    if workflow_id.len() > 1_000 {
+        return Err(ApiError::BadRequest(
+            "workflow_id must be at most 1000 bytes".into(),
+        ));
+    }
+    Ok(())
+}
