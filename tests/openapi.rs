@@ -6,7 +6,7 @@
 //! - spec → router: every (method, path) in the spec is served by
 //!   `api::router`, i.e. answered by a handler, not by the 404 fallback and
 //!   not with 405;
-//! - router → spec: every `.route(` registered in `src/api/*.rs` is in the
+//! - router → spec: every `.route(` registered in `src/api/**/*.rs` is in the
 //!   spec. axum cannot list its routes, so a small, strict parser reads them
 //!   from the source and fails on any call it does not understand;
 //! - bodies: every answer in these tests has a status the spec documents for
@@ -153,14 +153,20 @@ impl Spec {
 
 // ---- Routes in the source -------------------------------------------------
 
-/// Every route registered in `src/api/*.rs`.
+/// Every route registered in `src/api/**/*.rs`.
 fn source_routes() -> BTreeSet<Route> {
-    let dir = root().join("src/api");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("src/api exists")
-        .map(|e| e.expect("readable dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src/api and its folders exist") {
+            let path = entry.expect("readable dir entry").path();
+            if path.is_dir() {
+                rust_files(&path, files);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("src/api"), &mut files);
     files.sort();
     let mut routes = BTreeSet::new();
     for file in files {
