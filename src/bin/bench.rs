@@ -51,6 +51,9 @@ struct Args {
     /// Multiplies workflow counts (e.g. 0.1 for a smoke run).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
+    #[arg(long, default_value_t = 64)]
+    run_cache_mb: usize,
 }
 
 struct Workload {
@@ -78,7 +81,9 @@ async fn main() -> anyhow::Result<()> {
         database_url: url.clone(),
         api_key: None,
         limits: Limits::default(),
-        apply: baton::apply::Options::default(),
+        apply: baton::apply::Options {
+            run_cache_bytes: args.run_cache_mb * 1024 * 1024,
+        },
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
         time_skipping: false,

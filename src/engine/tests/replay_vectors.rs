@@ -163,7 +163,7 @@ fn complete(result: Value) -> Value {
 fn fail(message: &str) -> Value {
     cmd(
         "FailWorkflowExecution",
-        json!({"failure": {"message": message, "type": "ScriptFailure", "non_retryable": true}}),
+        json!({"failure": {"message": message, "type": "ScriptFailure", "non_retryable": true, "kind": "APPLICATION"}}),
     )
 }
 fn cancel_wf() -> Value {
