@@ -4,6 +4,7 @@
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,27 +14,6 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::{closing_event, event_types, sequential_workflow, spawn_handler, spawn_server, Db};
 use serde_json::{json, Value};
-
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_databases!(
     three_activities_run_in_order_and_complete,

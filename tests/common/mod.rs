@@ -6,6 +6,30 @@
 
 pub mod node;
 
+/// Runs each named `async fn(Db)` scenario of the including file twice, as
+/// `sqlite::<name>` and `postgres::<name>` tests (`#[macro_use] mod common;`).
+#[allow(unused_macros)] // Each test binary uses a different subset.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
