@@ -34,6 +34,7 @@ use baton::server::{self, Options};
 
 use baton::{claim, dispatch};
 use clap::Parser;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -216,26 +217,32 @@ async fn xact_commits(database_url: &str) -> anyhow::Result<i64> {
 async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Result<()> {
     let rss_before = rss_bytes();
     let started = Instant::now();
-    let limit = Arc::new(Semaphore::new(200));
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let permit = limit.clone().acquire_owned().await?;
-        let (http, base) = (http.clone(), base.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let id = format!("W4-{i}");
-            let r = call(
-                &http,
-                &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
-                json!({"workflow_type": "SleepOneHour", "task_queue": "bench"}),
-            )
-            .await;
-            drop(permit);
-            r
-        }));
-    }
-    for t in tasks {
-        let (status, body) = t.await??;
-        anyhow::ensure!(status == 201, "start failed: {body}");
+    // Answers are checked as they come and dropped: the driver keeps
+    // nothing per workflow, so the memory measured is the node's.
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.to_owned());
+            async move {
+                let id = format!("W4-{i}");
+                let res = call(
+                    &http,
+                    &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
+                    json!({"workflow_type": "SleepOneHour", "task_queue": "bench"}),
+                )
+                .await;
+                match res {
+                    Ok((201, _)) => None,
+                    Ok((status, body)) => Some(format!("start failed ({status}): {body}")),
+                    Err(e) => Some(format!("start failed: {e}")),
+                }
+            }
+        })
+        .buffer_unordered(200)
+        .filter_map(std::future::ready)
+        .next()
+        .await;
+    if let Some(e) = failed {
+        anyhow::bail!(e);
     }
     while TIMERS_STARTED.load(std::sync::atomic::Ordering::Relaxed) < n {
         tokio::time::sleep(Duration::from_millis(200)).await;
