@@ -16,41 +16,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::node::{free_port, Node};
-use common::{sequential_workflow, spawn_handler, Api};
+use common::{counting_handler, sequential_workflow, spawn_handler, Api};
 use serde_json::{json, Value};
-
-/// A handler for 3-activity workflows whose activities take `work` and
-/// count how often each (run, activity) was executed.
-async fn counting_handler(
-    work: Duration,
-) -> (common::TestHandler, Arc<Mutex<HashMap<String, u32>>>) {
-    let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let seen = executions.clone();
-    let options =
-        json!({"start_to_close_timeout": "3s", "retry_policy": {"initial_interval": "200ms"}});
-    let handler = spawn_handler(move |req: Value| {
-        let (seen, options) = (seen.clone(), options.clone());
-        async move {
-            if req["type"] == "workflow_task" {
-                let plan = [
-                    ("a", options.clone()),
-                    ("b", options.clone()),
-                    ("c", options),
-                ];
-                return (StatusCode::OK, sequential_workflow(&req, &plan));
-            }
-            tokio::time::sleep(work).await;
-            let key = req["idempotency_key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            *seen.lock().unwrap().entry(key).or_default() += 1;
-            (StatusCode::OK, json!({"result": req["activity_id"]}))
-        }
-    })
-    .await;
-    (handler, executions)
-}
 
 async fn start_all(apis: &[&Api], ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
@@ -83,7 +50,7 @@ async fn assert_all_completed_once(api: &Api, ids: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_loses_nothing_and_records_each_result_once() {
     let url = common::fresh_postgres_database().await;
-    let (handler, executions) = counting_handler(Duration::from_millis(30)).await;
+    let (handler, executions) = counting_handler(Duration::from_millis(30), "3s").await;
     let port = free_port();
     let node = Node::start(&url, port).await;
     node.api.register("q", &handler.url).await;
@@ -344,7 +311,7 @@ async fn sigkill_mid_child_workflows_starts_each_child_once_and_reports_it_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_database_and_complete_each_task_once() {
     let url = common::fresh_postgres_database().await;
-    let (handler, executions) = counting_handler(Duration::ZERO).await;
+    let (handler, executions) = counting_handler(Duration::ZERO, "3s").await;
     let a = Node::start(&url, free_port()).await;
     let b = Node::start(&url, free_port()).await;
     a.api.register("q", &handler.url).await;

@@ -11,15 +11,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::node::{free_port, Node};
-use common::{sequential_workflow, spawn_handler, Api};
+use common::{counting_handler, Api};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -216,28 +214,7 @@ async fn start_during_outage(api: &Api, id: &str) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_and_a_pause_of_postgres_lose_nothing_and_strand_no_run() {
     let pg = Postgres::start();
-    let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let seen = executions.clone();
-    let options =
-        json!({"start_to_close_timeout": "10s", "retry_policy": {"initial_interval": "200ms"}});
-    let handler = spawn_handler(move |req: Value| {
-        let (seen, options) = (seen.clone(), options.clone());
-        async move {
-            if req["type"] == "workflow_task" {
-                let plan = [
-                    ("a", options.clone()),
-                    ("b", options.clone()),
-                    ("c", options),
-                ];
-                return (StatusCode::OK, sequential_workflow(&req, &plan));
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let key = req["idempotency_key"].as_str().unwrap().to_owned();
-            *seen.lock().unwrap().entry(key).or_default() += 1;
-            (StatusCode::OK, json!({"result": req["activity_id"]}))
-        }
-    })
-    .await;
+    let (handler, executions) = counting_handler(Duration::from_millis(300), "10s").await;
     let node = Node::start(&pg.url(), free_port()).await;
     let api = node.api.clone();
     api.register("q", &handler.url).await;

@@ -246,6 +246,43 @@ pub fn sequential_workflow(request: &Value, plan: &[(&str, Value)]) -> Value {
     json!({"commands": [{"command_type": "ScheduleActivityTask", "attributes": attributes}]})
 }
 
+/// A handler for 3-activity workflows whose activities take `work` (with
+/// `start_to_close`, retried after 200 ms) and count how often each
+/// (run, activity) was executed, by idempotency key.
+pub async fn counting_handler(
+    work: StdDuration,
+    start_to_close: &str,
+) -> (
+    TestHandler,
+    Arc<Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    let executions: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    let seen = executions.clone();
+    let options = json!({"start_to_close_timeout": start_to_close, "retry_policy": {"initial_interval": "200ms"}});
+    let handler = spawn_handler(move |req: Value| {
+        let (seen, options) = (seen.clone(), options.clone());
+        async move {
+            if req["type"] == "workflow_task" {
+                let plan = [
+                    ("a", options.clone()),
+                    ("b", options.clone()),
+                    ("c", options),
+                ];
+                return (StatusCode::OK, sequential_workflow(&req, &plan));
+            }
+            tokio::time::sleep(work).await;
+            let key = req["idempotency_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            *seen.lock().unwrap().entry(key).or_default() += 1;
+            (StatusCode::OK, json!({"result": req["activity_id"]}))
+        }
+    })
+    .await;
+    (handler, executions)
+}
+
 /// A thin REST client for tests.
 #[derive(Clone)]
 pub struct Api {
