@@ -38,6 +38,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+// The node's allocator, as in the `baton` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 
 #[derive(Parser)]

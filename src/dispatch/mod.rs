@@ -15,11 +15,12 @@
 //! FIFO). At most [`ADMITTED`] pushes are taken on at once; past that the
 //! dispatcher stops taking pushes from `apply` (whose writers then wait:
 //! back-pressure) and its claim loop stops claiming rows, which stay in the
-//! table for whichever node has room. An activity attempt that waited for
-//! its endpoint is not sent once its deadline has passed, and one that is
-//! sent late has its start-to-close clock restarted at the send
-//! (`Command::ActivityAttemptSent`), so queueing never eats the time the
-//! handler was promised; schedule-to-start covers the queueing.
+//! table for whichever node has room. While an activity attempt waits for
+//! its endpoint, its timers are held off (`waiting`); one sent late has its
+//! start-to-close clock restarted at the send (`send_time`,
+//! `Command::ActivityAttemptSent`), so queueing never eats the time the
+//! handler was promised and never times an attempt out; schedule-to-start
+//! and schedule-to-close cover the queueing.
 //!
 //! Deadlock freedom: whoever holds an admission permit never waits on
 //! `apply` (outcomes are recorded after the permit is given back), so the
@@ -27,6 +28,8 @@
 
 mod answer;
 mod client;
+mod send_time;
+mod waiting;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -34,7 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::apply::{self, Applier, Push};
 use crate::claim;
@@ -107,6 +110,8 @@ struct Inner {
     admitted: Arc<Semaphore>,
     /// Concurrency limiters by endpoint version, with their size.
     limits: Mutex<HashMap<(QueueKey, String), Limiter>>,
+    /// Activity attempts waiting for their endpoint's limiter.
+    waiting: Arc<waiting::Waiting>,
 }
 
 /// The size a limiter was made with, and the limiter.
@@ -125,6 +130,7 @@ impl Service {
                 options,
                 admitted: Arc::new(Semaphore::new(ADMITTED)),
                 limits: Mutex::new(HashMap::new()),
+                waiting: Arc::default(),
             }),
         }
     }
@@ -150,6 +156,12 @@ impl Service {
                 tokio::spawn(inner.clone().handle_row(row, permit));
             },
         ));
+        let postponing = tokio::spawn(waiting::run(
+            self.inner.waiting.clone(),
+            self.inner.applier.store().clone(),
+            self.inner.applier.clock().clone(),
+            shutdown.clone(),
+        ));
         let mut shutdown = shutdown;
         loop {
             let permit = tokio::select! {
@@ -170,6 +182,7 @@ impl Service {
             }
         }
         let _ = claims.await;
+        let _ = postponing.await;
     }
 }
 
@@ -368,16 +381,36 @@ impl Inner {
             None => return,
         };
         // Wait for the endpoint's turn first: what is sent depends on when.
+        // Meanwhile the attempt's timers are held off (see `waiting`).
         let limiter = self.limit(&endpoint);
-        let Ok(endpoint_permit) = limiter.acquire_owned().await else {
-            return;
+        let mut timers_due = since.saturating_add(act.start_to_close_timeout);
+        let endpoint_permit = match limiter.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => {
+                let heartbeat_due = act.heartbeat_timeout.map(|hb| since.saturating_add(hb));
+                let first_due = heartbeat_due.map_or(timers_due, |hb| hb.min(timers_due));
+                let ticket =
+                    self.waiting
+                        .enter(state.run_id, scheduled_event_id, act.attempt, first_due);
+                let Ok(p) = limiter.acquire_owned().await else {
+                    return;
+                };
+                timers_due = ticket.fires_at();
+                p
+            }
         };
         let s2c_deadline = act
             .schedule_to_close_timeout
             .map(|d| act.scheduled_time.saturating_add(d));
         let now = self.applier.clock().now();
-        let Some(sent) = activity_send_time(since, act.start_to_close_timeout, s2c_deadline, now)
-        else {
+        let attempt = send_time::Attempt {
+            started: since,
+            start_to_close: act.start_to_close_timeout,
+            schedule_to_close_deadline: s2c_deadline,
+            timers_due,
+        };
+        let Some(sent) = send_time::decide(&attempt, now) else {
             // Too late to start; the start-to-close timer settles it.
             return;
         };
@@ -705,62 +738,6 @@ where
             }
         }
     }
-}
-
-/// When and with what deadline an activity attempt's push goes out.
-#[derive(Debug, PartialEq)]
-struct SendTime {
-    /// The attempt's start time as the handler will see it.
-    started: crate::time::Timestamp,
-    deadline: crate::time::Timestamp,
-    /// The start moved to the send: record it.
-    restarted: bool,
-}
-
-/// Pushes that waited for their endpoint longer than this restart their
-/// attempt's clocks (shorter waits are not worth a commit).
-const RESTART_AFTER: Duration = Duration(1_000);
-
-/// Decides the send of an attempt that started at `started` (its
-/// start-to-close timeout `stc`, the activity's schedule-to-close deadline
-/// `s2c_deadline`) when its endpoint had room at `now`: `None` if its
-/// deadline has passed (not sent: its timer settles it); otherwise the
-/// start the handler sees and its deadline. A send later than
-/// [`RESTART_AFTER`] (or a tenth of `stc`, if less) after the start moves
-/// the start to `now`; if then the original deadline is so close that the
-/// attempt's timer could fire before the move is recorded, it is not sent
-/// either.
-fn activity_send_time(
-    started: crate::time::Timestamp,
-    stc: Duration,
-    s2c_deadline: Option<crate::time::Timestamp>,
-    now: crate::time::Timestamp,
-) -> Option<SendTime> {
-    let cap = |d: crate::time::Timestamp| s2c_deadline.map_or(d, |s| d.min(s));
-    let deadline = cap(started.saturating_add(stc));
-    if deadline <= now {
-        return None;
-    }
-    let waited = now.since(started);
-    let threshold = RESTART_AFTER.min(Duration(stc.0 / 10));
-    let margin = Duration(stc.0 / 10).max(Duration(100));
-    if waited > threshold {
-        if deadline.since(now) <= margin {
-            // The attempt's timer may fire before the restart is recorded,
-            // and the handler's work would be refused: not worth a push.
-            return None;
-        }
-        return Some(SendTime {
-            started: now,
-            deadline: cap(now.saturating_add(stc)),
-            restarted: true,
-        });
-    }
-    Some(SendTime {
-        started,
-        deadline,
-        restarted: false,
-    })
 }
 
 /// Why a run's push for `queue` has nowhere to go.

@@ -53,6 +53,7 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(tasks_replace_and_delete(s))
     }),
     ("tasks_dequeue", |s| Box::pin(tasks_dequeue(s))),
+    ("tasks_postpone", |s| Box::pin(tasks_postpone(s))),
     ("dequeue_all_then_enqueue_a_key_again", |s| {
         Box::pin(dequeue_all_then_enqueue_a_key_again(s))
     }),
@@ -841,6 +842,49 @@ async fn tasks_replace_and_delete(store: Arc<dyn Store>) {
         .delete_task(&second[0].task_id)
         .await
         .expect("deleting twice is fine");
+}
+
+async fn tasks_postpone(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let other = start(&*store, &ns(), "order-2", T0).await;
+    let t = T0 + 100_000;
+    let arm = |state: &RunState| {
+        effects_only(
+            state,
+            vec![
+                enqueue(timer("a"), t, 50),
+                enqueue(timer("b"), t + 5_000, 50),
+            ],
+        )
+    };
+    store
+        .commit(&[update(1, arm(&state)), update(1, arm(&other))])
+        .await
+        .expect("commit");
+    let key = |name: &str| timer(name).key();
+    let keys = [
+        (state.run_id, key("a")),
+        (state.run_id, key("b")),
+        (state.run_id, key("missing")),
+    ];
+    store
+        .postpone_tasks(&keys, Timestamp(t + 2_000))
+        .await
+        .expect("postpone");
+    // `a` moved out to t + 2000; `b` was later already and stays; the
+    // other run's rows are untouched; a missing key is skipped.
+    let rows = claim(&*store, Queue::Timer, t + 1_999, 10).await;
+    assert_eq!(timer_names(&rows), ["a"], "only the other run's row is due");
+    assert_eq!(rows[0].run_id, other.run_id);
+    let rows = claim(&*store, Queue::Timer, t + 2_000, 10).await;
+    assert_eq!(timer_names(&rows), ["a"]);
+    assert_eq!(
+        (rows[0].run_id, rows[0].due_at),
+        (state.run_id, Timestamp(t + 2_000))
+    );
+    // Both `b` rows kept their time; the `a` rows' leases ran out.
+    let rows = claim(&*store, Queue::Timer, t + 5_000, 10).await;
+    assert_eq!(timer_names(&rows), ["a", "a", "b", "b"]);
 }
 
 async fn tasks_dequeue(store: Arc<dyn Store>) {

@@ -295,6 +295,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>>;
     /// Deletes the row with this task id, if it still exists.
     async fn delete_task(&self, task_id: &str) -> Result<()>;
+    /// Moves the rows named by (run, `Task::key`) out to `until` where
+    /// they are due earlier (never earlier than they were). A node holding
+    /// an activity attempt in its endpoint's queue calls it so that the
+    /// attempt's timers do not fire before the push is sent; a missing row
+    /// is skipped.
+    async fn postpone_tasks(&self, tasks: &[(RunId, String)], until: Timestamp) -> Result<()>;
     /// The earliest `visible_at` of `queue` later than `after`, if any.
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL

@@ -497,6 +497,30 @@ where
         Ok(())
     }
 
+    async fn postpone_tasks(&self, tasks: &[(RunId, String)], until: Timestamp) -> Result<()> {
+        for chunk in tasks.chunks(MAX_ROWS_PER_INSERT) {
+            let mut update = Sql::new("update tasks set visible_at = ");
+            update
+                .bind(until.millis())
+                .push(" where visible_at < ")
+                .bind(until.millis())
+                .push(" and (run_id, task_key) in (");
+            for (i, (run_id, key)) in chunk.iter().enumerate() {
+                update.push(if i == 0 { "(" } else { ", (" });
+                update.list(vec![
+                    Arg::Text(run_id_text(*run_id)),
+                    Arg::Text(key.clone()),
+                ]);
+                update.push(")");
+            }
+            update.push(")");
+            bound!(sqlx::query(&update.text), update.args)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {
         let next: Option<i64> = sqlx::query_scalar(NEXT_VISIBLE_AT)
             .bind(queue_name(queue).to_owned())

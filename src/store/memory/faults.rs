@@ -30,6 +30,7 @@ pub enum Call {
     ListRuns,
     ClaimTasks,
     DeleteTask,
+    PostponeTasks,
     NextVisibleAt,
 }
 
@@ -48,6 +49,7 @@ impl Call {
                 | Call::Commit
                 | Call::ClaimTasks
                 | Call::DeleteTask
+                | Call::PostponeTasks
         )
     }
 }

@@ -836,6 +836,27 @@ impl Store for MemoryStore {
         .await
     }
 
+    async fn postpone_tasks(&self, tasks: &[(RunId, String)], until: Timestamp) -> Result<()> {
+        self.call(Call::PostponeTasks, |t| {
+            for (run_id, key) in tasks {
+                let row = t
+                    .tasks
+                    .get_mut(&run_id_text(*run_id))
+                    .and_then(|of_run| of_run.get_mut(key))
+                    .filter(|row| row.visible_at < until.millis());
+                if let Some(row) = row {
+                    let task_id = t.due.remove(&row.due_key());
+                    row.visible_at = until.millis();
+                    if let Some(task_id) = task_id {
+                        t.due.insert(row.due_key(), task_id);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {
         self.call(Call::NextVisibleAt, |t| {
             let name = queue_name(queue);
