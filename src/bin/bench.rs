@@ -11,6 +11,11 @@
 //! W4: 100,000 workflows left open on a 1-hour timer: this process's
 //!     resident memory (server + handler + driver) once all are waiting,
 //!     against the same before the first start.
+//! W5: overload: 1,000 workflows started at once, each running three 1 s
+//!     activities (start-to-close 5 s) on an endpoint that takes 100 at a
+//!     time: the time to drain (ideal 1,000 × 3 s / 100 = 30 s), executions
+//!     per scheduled activity, the highest attempt and the peak concurrency
+//!     the handler saw.
 //!
 //! Each of W1–W3 also prints the database transactions committed per
 //! workflow (`pg_stat_database.xact_commit`, reads included: every
@@ -20,6 +25,7 @@
 //! [--database-url URL] [--scale 0.1]`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,7 +53,7 @@ const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 #[derive(Parser)]
 struct Args {
     /// Comma-separated workloads to run.
-    #[arg(long, default_value = "W1,W2,W3,W4")]
+    #[arg(long, default_value = "W1,W2,W3,W4,W5")]
     workloads: String,
     /// A PostgreSQL URL; by default a fresh database is created on
     /// postgres://postgres@127.0.0.1:5432/postgres and dropped afterwards.
@@ -136,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("W4") {
         open_runs_memory(&http, &base, scaled(100_000)).await?;
+    }
+    if wanted("W5") {
+        overload(&http, &base, handler, scaled(1_000)).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
@@ -267,6 +276,113 @@ async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyho
     Ok(())
 }
 
+/// W5's endpoint limit.
+const W5_MAX_CONCURRENCY: usize = 100;
+
+/// W5: `n` workflows of three 1 s activities started at once behind an
+/// endpoint that takes [`W5_MAX_CONCURRENCY`] pushes at a time.
+async fn overload(
+    http: &reqwest::Client,
+    base: &str,
+    handler: SocketAddr,
+    n: usize,
+) -> anyhow::Result<()> {
+    let (status, body) = call(
+        http,
+        &format!("{base}/api/v1/namespaces/default/endpoints"),
+        json!({"task_queue": "bench-narrow", "url": format!("http://{handler}/"),
+               "secrets": [SECRET], "max_concurrency": W5_MAX_CONCURRENCY}),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
+    let started = Instant::now();
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.to_owned());
+            async move {
+                let id = format!("W5-{i}");
+                let res = call(
+                    &http,
+                    &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
+                    json!({"workflow_type": "ThreeSlowActivities", "task_queue": "bench-narrow"}),
+                )
+                .await;
+                match res {
+                    Ok((201, _)) => None,
+                    Ok((status, body)) => Some(format!("start failed ({status}): {body}")),
+                    Err(e) => Some(format!("start failed: {e}")),
+                }
+            }
+        })
+        .buffer_unordered(50)
+        .filter_map(std::future::ready)
+        .next()
+        .await;
+    if let Some(e) = failed {
+        anyhow::bail!(e);
+    }
+    let all_started = started.elapsed();
+    let outcomes = futures::stream::iter(0..n)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.to_owned());
+            async move { result(&http, &base, &format!("W5-{i}")).await }
+        })
+        .buffer_unordered(200)
+        .collect::<Vec<_>>()
+        .await;
+    for outcome in outcomes {
+        outcome?;
+    }
+    let drained = started.elapsed();
+    let executions = SLOW.executions.load(Relaxed);
+    let line = json!({
+        "workload": "W5",
+        "workflows": n,
+        "max_concurrency": W5_MAX_CONCURRENCY,
+        "seconds_to_start_all": (all_started.as_secs_f64() * 10.0).round() / 10.0,
+        "seconds_to_drain": (drained.as_secs_f64() * 10.0).round() / 10.0,
+        "ideal_seconds": n * 3 / W5_MAX_CONCURRENCY,
+        "executions_per_scheduled_activity": (executions as f64 / (n * 3) as f64 * 1e3).round() / 1e3,
+        "highest_attempt": SLOW.highest_attempt.load(Relaxed),
+        "peak_concurrency": SLOW.peak.load(Relaxed),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// What W5's handler saw of its 1 s activities.
+struct Slow {
+    executions: AtomicUsize,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    highest_attempt: AtomicUsize,
+}
+
+static SLOW: Slow = Slow {
+    executions: AtomicUsize::new(0),
+    running: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+    highest_attempt: AtomicUsize::new(0),
+};
+
+/// Waits for a workflow's result; an error unless it completed.
+async fn result(http: &reqwest::Client, base: &str, id: &str) -> anyhow::Result<()> {
+    loop {
+        let resp = http
+            .get(format!(
+                "{base}/api/v1/namespaces/default/workflows/{id}/result?wait=60s"
+            ))
+            .send()
+            .await?;
+        let v: Value = resp.json().await?;
+        match v["status"].as_str() {
+            Some("RUNNING") => continue,
+            Some("COMPLETED") => return Ok(()),
+            _ => anyhow::bail!("workflow {id} did not complete: {v}"),
+        }
+    }
+}
+
 /// Workflow tasks of W4's runs answered with their timer, so far.
 static TIMERS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -295,20 +411,8 @@ async fn one_workflow(
     )
     .await?;
     anyhow::ensure!(status == 201, "start failed: {body}");
-    loop {
-        let resp = http
-            .get(format!(
-                "{base}/api/v1/namespaces/default/workflows/{id}/result?wait=60s"
-            ))
-            .send()
-            .await?;
-        let v: Value = resp.json().await?;
-        match v["status"].as_str() {
-            Some("RUNNING") => continue,
-            Some("COMPLETED") => return Ok(begun.elapsed()),
-            _ => anyhow::bail!("workflow {id} did not complete: {v}"),
-        }
-    }
+    result(http, base, id).await?;
+    Ok(begun.elapsed())
 }
 
 async fn call(http: &reqwest::Client, url: &str, body: Value) -> anyhow::Result<(u16, Value)> {
@@ -337,6 +441,16 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({})));
     };
+    if req["type"] == "activity_task" && req["activity_type"] == "Slow" {
+        let now = SLOW.running.fetch_add(1, Relaxed) + 1;
+        SLOW.peak.fetch_max(now, Relaxed);
+        SLOW.executions.fetch_add(1, Relaxed);
+        let attempt = req["attempt"].as_u64().unwrap_or(0) as usize;
+        SLOW.highest_attempt.fetch_max(attempt, Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        SLOW.running.fetch_sub(1, Relaxed);
+        return (StatusCode::OK, axum::Json(json!({"result": {"ok": true}})));
+    }
     if req["type"] == "activity_task" {
         let reply = json!({"result": {"ok": true, "activity": req["activity_type"]}});
         return (StatusCode::OK, axum::Json(reply));
@@ -353,7 +467,11 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
         "SleepOneSecond" => json!([{"command_type": "StartTimer",
             "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1s"}}]),
         wf => {
-            let total = if wf == "ThreeActivities" { 3 } else { 1 };
+            let total = if wf == "OneActivity" { 1 } else { 3 };
+            let (activity_type, timeout) = match wf {
+                "ThreeSlowActivities" => ("Slow", "5s"),
+                _ => ("Step", "30s"),
+            };
             let done = count("ActivityTaskCompleted");
             if done == total {
                 complete()
@@ -361,8 +479,8 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
                 json!([])
             } else {
                 json!([{"command_type": "ScheduleActivityTask", "attributes": {
-                    "activity_id": format!("a{done}"), "activity_type": "Step",
-                    "input": {"step": done}, "start_to_close_timeout": "30s"}}])
+                    "activity_id": format!("a{done}"), "activity_type": activity_type,
+                    "input": {"step": done}, "start_to_close_timeout": timeout}}])
             }
         }
     };
