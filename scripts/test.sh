@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test gate: what CI runs (.ci/run) and what README.md names.
 # Runnable from any directory. Steps, stopping at the first failure:
-#   1. make PostgreSQL reachable and export DATABASE_URL;
+#   1. make PostgreSQL reachable and export DATABASE_URL, and Prometheus'
+#      binaries (BATON_PROMETHEUS_DIR, for tests/metrics.rs);
 #   2. cargo fmt --check, clippy with -D warnings, cargo test (all targets
 #      plus doctests) for the whole workspace, then schemathesis over the
 #      OpenAPI spec against `baton dev` and `baton serve`
@@ -25,6 +26,13 @@ section "PostgreSQL"
 DATABASE_URL="$(bash scripts/ensure-postgres.sh)"
 export DATABASE_URL
 echo "DATABASE_URL=$DATABASE_URL"
+
+# tests/metrics.rs checks the exposition with promtool and scrapes a node
+# with a real Prometheus (both from Debian's package, unpacked if missing).
+section "Prometheus"
+BATON_PROMETHEUS_DIR="$(bash scripts/ensure-prometheus.sh)"
+export BATON_PROMETHEUS_DIR
+echo "BATON_PROMETHEUS_DIR=$BATON_PROMETHEUS_DIR"
 
 # With committed sqlx query metadata, check against it rather than asking
 # the live database at compile time (`cargo sqlx prepare` refreshes it).

@@ -16,6 +16,7 @@ pub mod readiness;
 pub mod server;
 pub mod signing;
 pub mod store;
+mod telemetry;
 pub mod time;
 pub mod timers;
 pub mod transfer;

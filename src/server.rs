@@ -82,6 +82,7 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
 
 /// Starts a node: binds, then runs the services in the background.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
+    crate::telemetry::install();
     let skipping = options
         .time_skipping
         .then(|| Arc::new(SkippingClock::default()));
@@ -134,10 +135,10 @@ pub struct Services {
 }
 
 /// Spawns a node's services (command path, dispatcher, timers, transfers,
-/// readiness probe) on `store`, `clock` and the push `transport`, until
-/// `shutdown` turns true: everything `start` runs but the HTTP API. The
-/// simulation (tests/sim.rs) drives this with an in-memory store, a
-/// simulated clock and an in-memory transport.
+/// readiness probe, queue-depth gauges) on `store`, `clock` and the push
+/// `transport`, until `shutdown` turns true: everything `start` runs but
+/// the HTTP API. The simulation (tests/sim.rs) drives this with an
+/// in-memory store, a simulated clock and an in-memory transport.
 pub fn services(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -145,6 +146,11 @@ pub fn services(
     options: &Options,
     shutdown: watch::Receiver<bool>,
 ) -> Services {
+    let depths = tokio::spawn(crate::telemetry::queue_depths(
+        store.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    ));
     let (applier, pushes) = Applier::new(
         store.clone(),
         clock,
@@ -159,6 +165,7 @@ pub fn services(
     let closing = applier.clone();
     let mut closed = shutdown.clone();
     let tasks = vec![
+        depths,
         tokio::spawn(readiness::run(store, readiness, shutdown.clone())),
         // Outcomes still retrying against a failing store give up at
         // shutdown; the durable task rows bring their work back.

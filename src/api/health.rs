@@ -1,6 +1,6 @@
-//! `/healthz` (the process is up) and `/readyz` (it can commit: the last
-//! write probe of `readiness` succeeded). Both are open even when an API
-//! key is set.
+//! `/healthz` (the process is up), `/readyz` (it can commit: the last
+//! write probe of `readiness` succeeded) and `/metrics` (Prometheus
+//! exposition of `telemetry`). All are open even when an API key is set.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -15,6 +15,17 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(),
+    )
 }
 
 async fn healthz() -> AppJson<Value> {

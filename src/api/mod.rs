@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_uri))
+        .layer(middleware::from_fn(measure))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -115,6 +116,22 @@ async fn limit_uri(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// Counts and times every answer by its route template (bounded, unlike
+/// paths); requests no route matched count as `unmatched`.
+async fn measure(req: Request, next: Next) -> Response {
+    let begun = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(req).await;
+    let seconds = begun.elapsed().as_secs_f64();
+    crate::telemetry::api_request(method.as_str(), &route, response.status().as_u16(), seconds);
+    response
 }
 
 async fn not_found(req: Request) -> ApiError {

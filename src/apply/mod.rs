@@ -29,6 +29,7 @@ use crate::engine::{
 use crate::ids::{Namespace, RunId};
 use crate::readiness;
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
+use crate::telemetry;
 use crate::time::{Clock, Duration};
 
 pub use endpoints::Endpoints;
@@ -781,7 +782,15 @@ impl Applier {
     /// Commits, then hands pushes to the dispatcher and announces the
     /// changes to waiters.
     async fn commit(&self, changes: Vec<RunChange>) -> Result<Vec<Arc<RunState>>, store::Error> {
-        self.store.commit(&changes).await?;
+        let begun = std::time::Instant::now();
+        let committed = self.store.commit(&changes).await;
+        let outcome = match &committed {
+            Ok(()) => "ok",
+            Err(store::Error::Conflict) => "conflict",
+            Err(_) => "error",
+        };
+        telemetry::store_commit(outcome, begun.elapsed().as_secs_f64());
+        committed?;
         let mut states = Vec::with_capacity(changes.len());
         for change in changes {
             let Transition {
@@ -791,6 +800,7 @@ impl Applier {
                 ..
             } = change.transition;
             let state = Arc::new(state);
+            telemetry::committed(&state, &events);
             let version = change.expected_version.map_or(1, |v| v + 1);
             self.cache.committed(state.clone(), version, &events);
             for effect in effects {

@@ -63,9 +63,11 @@ pub(super) fn workflow_task(
 #[derive(Debug, PartialEq)]
 pub(super) enum ActivityAnswer {
     Report(Command),
-    /// Nothing now: a `202` (completed later over REST) or no answer by the
-    /// deadline (the start-to-close timer fires at the same moment).
-    Nothing,
+    /// Nothing now: a `202`, completed later over REST.
+    Accepted,
+    /// Nothing now: no answer by the deadline (the start-to-close timer
+    /// fires at the same moment).
+    NoAnswer,
 }
 
 pub(super) fn activity_task(token: ActivityToken, delivery: Delivery) -> ActivityAnswer {
@@ -108,7 +110,7 @@ pub(super) fn activity_task(token: ActivityToken, delivery: Delivery) -> Activit
         }
         // Accepted for asynchronous completion over REST.
         Delivery::Answered { status, .. } if status == StatusCode::ACCEPTED => {
-            ActivityAnswer::Nothing
+            ActivityAnswer::Accepted
         }
         // The handler never ran: a routing or signing problem.
         Delivery::Answered { status, body } if status.is_client_error() => {
@@ -123,7 +125,33 @@ pub(super) fn activity_task(token: ActivityToken, delivery: Delivery) -> Activit
         ),
         Delivery::Refused(error) => report(Command::ActivityUndelivered { token, error }),
         Delivery::Failed(e) => attempt_failed(e, "HttpError"),
-        Delivery::TimedOut => ActivityAnswer::Nothing,
+        Delivery::TimedOut => ActivityAnswer::NoAnswer,
+    }
+}
+
+/// The outcome label of an activity attempt's answer, for metrics.
+pub(super) fn attempt_outcome(answer: &ActivityAnswer) -> &'static str {
+    match answer {
+        ActivityAnswer::Report(Command::CompleteActivity { .. }) => "completed",
+        ActivityAnswer::Report(Command::ReportActivityCanceled { .. }) => "canceled",
+        ActivityAnswer::Report(Command::ActivityUndelivered { .. }) => "undelivered",
+        ActivityAnswer::Report(_) => "failed",
+        ActivityAnswer::Accepted => "async",
+        ActivityAnswer::NoAnswer => "no_answer",
+    }
+}
+
+/// The outcome label of a push, for metrics: how the endpoint answered,
+/// or why it did not.
+pub(super) fn outcome(delivery: &Delivery) -> &'static str {
+    match delivery {
+        Delivery::Answered { status, .. } if status.is_success() => "answered",
+        Delivery::Answered { status, .. } if *status == StatusCode::UNAUTHORIZED => "unauthorized",
+        Delivery::Answered { status, .. } if status.is_client_error() => "client_error",
+        Delivery::Answered { .. } => "server_error",
+        Delivery::Refused(_) => "refused",
+        Delivery::TimedOut => "timeout",
+        Delivery::Failed(_) => "failed",
     }
 }
 
@@ -288,7 +316,7 @@ mod tests {
         }
         assert_eq!(
             activity_task(at(), answered(202, "later")),
-            ActivityAnswer::Nothing
+            ActivityAnswer::Accepted
         );
         for status in [400, 401, 404] {
             let answer = activity_task(at(), answered(status, ""));
@@ -314,8 +342,30 @@ mod tests {
         assert_eq!(failed_as(&broken), "HttpError");
         assert_eq!(
             activity_task(at(), Delivery::TimedOut),
-            ActivityAnswer::Nothing
+            ActivityAnswer::NoAnswer
         );
+    }
+
+    #[test]
+    fn outcome_labels() {
+        let cases = [
+            (answered(200, "{}"), "answered"),
+            (answered(202, ""), "answered"),
+            (answered(401, ""), "unauthorized"),
+            (answered(404, ""), "client_error"),
+            (answered(500, ""), "server_error"),
+            (Delivery::Refused("503".into()), "refused"),
+            (Delivery::TimedOut, "timeout"),
+            (Delivery::Failed("reset".into()), "failed"),
+        ];
+        for (delivery, label) in cases {
+            assert_eq!(outcome(&delivery), label, "{delivery:?}");
+        }
+        let done = activity_task(at(), answered(200, r#"{"result": 1}"#));
+        assert_eq!(attempt_outcome(&done), "completed");
+        let failed = activity_task(at(), answered(500, ""));
+        assert_eq!(attempt_outcome(&failed), "failed");
+        assert_eq!(attempt_outcome(&ActivityAnswer::Accepted), "async");
     }
 
     #[test]

@@ -48,6 +48,7 @@ use crate::engine::{
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
 use crate::store::{Endpoint, TaskRow};
+use crate::telemetry::{self, PushGauge, PushTarget, TaskKind};
 use crate::time::{Clock, Duration, SystemClock};
 
 use answer::snippet;
@@ -299,8 +300,23 @@ impl Inner {
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
+        let target = PushTarget {
+            namespace: &ns.0,
+            task_queue: &queue.0,
+            kind: TaskKind::Workflow,
+        };
+        if let Some(task) = &state.workflow_task {
+            let queued = self.applier.clock().now().since(task.scheduled_time);
+            telemetry::push_sent(&target, queued.0 as f64 / 1e3);
+        }
         let delivery = self
-            .send(&endpoint, &request, state.workflow_task_timeout, permit)
+            .send(
+                &endpoint,
+                &request,
+                state.workflow_task_timeout,
+                permit,
+                &target,
+            )
             .await;
         let cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
         let _ = self.report(state, cmd).await;
@@ -388,6 +404,7 @@ impl Inner {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return,
             Err(TryAcquireError::NoPermits) => {
+                let _waiting = telemetry::push_gauge(PushGauge::Waiting, &ns.0, &act.task_queue.0);
                 let heartbeat_due = act.heartbeat_timeout.map(|hb| since.saturating_add(hb));
                 let first_due = heartbeat_due.map_or(timers_due, |hb| hb.min(timers_due));
                 let ticket =
@@ -414,6 +431,7 @@ impl Inner {
             // Too late to start; the start-to-close timer settles it.
             return;
         };
+        let queued_since = since;
         let (since, deadline) = (sent.started, sent.deadline);
         if sent.restarted {
             // Recorded beside the push, never before it: the handler's
@@ -450,14 +468,30 @@ impl Inner {
             heartbeat_timeout: act.heartbeat_timeout,
             heartbeat_details: act.heartbeat_details.as_ref(),
         });
+        let target = PushTarget {
+            namespace: &ns.0,
+            task_queue: &act.task_queue.0,
+            kind: TaskKind::Activity,
+        };
+        telemetry::push_sent(&target, now.since(queued_since).0 as f64 / 1e3);
         let delivery = self
-            .send_with(&endpoint, &request, timeout, permit, endpoint_permit)
+            .send_with(
+                &endpoint,
+                &request,
+                timeout,
+                permit,
+                endpoint_permit,
+                &target,
+            )
             .await;
-        let cmd = match answer::activity_task(token, delivery) {
+        let answer = answer::activity_task(token, delivery);
+        let outcome = answer::attempt_outcome(&answer);
+        telemetry::activity_attempt(&ns.0, &act.activity_type, act.attempt, outcome);
+        let cmd = match answer {
             answer::ActivityAnswer::Report(cmd) => cmd,
             // Completed later over REST, or timed out: the start-to-close
             // timer fires at the same deadline.
-            answer::ActivityAnswer::Nothing => return,
+            answer::ActivityAnswer::Accepted | answer::ActivityAnswer::NoAnswer => return,
         };
         let answered = matches!(
             cmd,
@@ -480,11 +514,21 @@ impl Inner {
         request: &PushRequest<'_>,
         timeout: Duration,
         permit: OwnedSemaphorePermit,
+        target: &PushTarget<'_>,
     ) -> Delivery {
-        let Ok(endpoint_permit) = self.limit(endpoint).acquire_owned().await else {
+        let limiter = self.limit(endpoint);
+        let endpoint_permit = match limiter.clone().try_acquire_owned() {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                let _waiting =
+                    telemetry::push_gauge(PushGauge::Waiting, target.namespace, target.task_queue);
+                limiter.acquire_owned().await
+            }
+        };
+        let Ok(endpoint_permit) = endpoint_permit else {
             return Delivery::Failed("endpoint limiter closed".into());
         };
-        self.send_with(endpoint, request, timeout, permit, endpoint_permit)
+        self.send_with(endpoint, request, timeout, permit, endpoint_permit, target)
             .await
     }
 
@@ -496,6 +540,7 @@ impl Inner {
         timeout: Duration,
         _permit: OwnedSemaphorePermit,
         _endpoint_permit: OwnedSemaphorePermit,
+        target: &PushTarget<'_>,
     ) -> Delivery {
         let body = match serde_json::to_vec(request) {
             Ok(b) => b,
@@ -506,7 +551,11 @@ impl Inner {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
-        self.client
+        let _in_flight =
+            telemetry::push_gauge(PushGauge::InFlight, target.namespace, target.task_queue);
+        let begun = std::time::Instant::now();
+        let delivery = self
+            .client
             .push(
                 &endpoint.url,
                 &secrets,
@@ -516,7 +565,15 @@ impl Inner {
                 // clock was skipped: receivers check it against theirs.
                 SystemClock.now().millis() / 1000,
             )
-            .await
+            .await;
+        let seconds = begun.elapsed().as_secs_f64();
+        telemetry::push_done(
+            target,
+            &endpoint.version,
+            answer::outcome(&delivery),
+            seconds,
+        );
+        delivery
     }
 
     /// Feeds an outcome back. A stale refusal is normal (a duplicate or
@@ -694,7 +751,18 @@ impl Querier {
             .acquire_owned()
             .await
             .map_err(|_| QueryError::Unreachable(asked, "the node is shutting down".into()))?;
-        match inner.send(&endpoint, request, timeout, permit).await {
+        let target = PushTarget {
+            namespace: &state.namespace.0,
+            task_queue: &state.task_queue.0,
+            kind: match request {
+                PushRequest::UpdateValidation(_) => TaskKind::UpdateValidation,
+                _ => TaskKind::Query,
+            },
+        };
+        match inner
+            .send(&endpoint, request, timeout, permit, &target)
+            .await
+        {
             Delivery::Answered { status, body } if status == StatusCode::OK => wire::parse(&body)
                 .map_err(|e| QueryError::Unreachable(asked, format!("unparseable answer: {e}"))),
             Delivery::Answered { status, body } => Err(QueryError::Unreachable(

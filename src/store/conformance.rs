@@ -23,8 +23,8 @@ use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
 use super::{
-    Endpoint, Error, NamespaceRecord, RunChange, RunCursor, RunFilter, RunSummary, Store, TaskRow,
-    Wakeup,
+    Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunCursor, RunFilter, RunSummary,
+    Store, TaskRow, Wakeup,
 };
 
 /// One case: it gets a fresh store and panics on failure.
@@ -54,6 +54,7 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("tasks_dequeue", |s| Box::pin(tasks_dequeue(s))),
     ("tasks_postpone", |s| Box::pin(tasks_postpone(s))),
+    ("queue_depths", |s| Box::pin(queue_depths(s))),
     ("dequeue_all_then_enqueue_a_key_again", |s| {
         Box::pin(dequeue_all_then_enqueue_a_key_again(s))
     }),
@@ -885,6 +886,47 @@ async fn tasks_postpone(store: Arc<dyn Store>) {
     // Both `b` rows kept their time; the `a` rows' leases ran out.
     let rows = claim(&*store, Queue::Timer, t + 5_000, 10).await;
     assert_eq!(timer_names(&rows), ["a", "a", "b", "b"]);
+}
+
+async fn queue_depths(store: Arc<dyn Store>) {
+    let state = start(&*store, &ns(), "order-1", T0).await;
+    let t = T0 + 100_000;
+    let activity = |id| Task::ActivityTask {
+        scheduled_event_id: id,
+    };
+    let effects = vec![
+        enqueue(timer("due"), t - 10, 50),
+        enqueue(timer("later"), t + 60_000, 50),
+        enqueue(activity(5), t - 20, 1000),
+        enqueue(activity(6), t + 5_000, 1000),
+    ];
+    store
+        .commit(&[update(1, effects_only(&state, effects))])
+        .await
+        .expect("commit");
+    let mut depths = store.queue_depths(Timestamp(t)).await.expect("depths");
+    depths.sort_by_key(|d| format!("{:?}", d.queue));
+    // The start's workflow task row is a push row too, committed leased
+    // (its lease, the task timeout, ended at T0 + 15 s).
+    let push = QueueDepth {
+        namespace: ns(),
+        queue: Queue::Push,
+        due: 2,
+        oldest_due: Some(Timestamp(T0 + 15_000)),
+        rows: 3,
+    };
+    let timer_depth = QueueDepth {
+        namespace: ns(),
+        queue: Queue::Timer,
+        due: 1,
+        oldest_due: Some(Timestamp(t - 10)),
+        rows: 1,
+    };
+    assert_eq!(depths, vec![push, timer_depth]);
+    // A claimed row is not due while its lease runs.
+    claim(&*store, Queue::Timer, t, 10).await;
+    let depths = store.queue_depths(Timestamp(t)).await.expect("depths");
+    assert!(depths.iter().all(|d| d.queue != Queue::Timer), "{depths:?}");
 }
 
 async fn tasks_dequeue(store: Arc<dyn Store>) {

@@ -194,6 +194,20 @@ pub struct TaskRow {
     pub claims: i32,
 }
 
+/// The rows of one task queue of a namespace, for the queue-depth gauges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueDepth {
+    pub namespace: Namespace,
+    pub queue: Queue,
+    /// Rows due and not claimed (`visible_at <= now`).
+    pub due: i64,
+    /// The earliest due time among them.
+    pub oldest_due: Option<Timestamp>,
+    /// All rows, due or not (in flight, backing off); for the timer queue
+    /// only the due ones (future timers are not a backlog).
+    pub rows: i64,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +315,8 @@ pub trait Store: Send + Sync + 'static {
     /// attempt's timers do not fire before the push is sent; a missing row
     /// is skipped.
     async fn postpone_tasks(&self, tasks: &[(RunId, String)], until: Timestamp) -> Result<()>;
+    /// The depth of every (namespace, queue) with rows, at `now`.
+    async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>>;
     /// The earliest `visible_at` of `queue` later than `after`, if any.
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL

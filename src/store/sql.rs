@@ -26,8 +26,8 @@ use super::rows::{
     TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
-    RunSummary, Store, TaskRow, Wakeup,
+    Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
+    RunRecord, RunSummary, Store, TaskRow, Wakeup,
 };
 
 /// Hints buffered per subscriber before it lags (and then re-reads the
@@ -172,6 +172,11 @@ const UPSERT_TASKS_CONFLICT: &str = " on conflict (run_id, task_key) do update s
     payload = excluded.payload, visible_at = excluded.visible_at, \
     lease_ms = excluded.lease_ms, claims = 0, created_at = excluded.created_at";
 const DELETE_TASK: &str = "delete from tasks where task_id = $1";
+/// Timer rows count only once due (see `QueueDepth::rows`).
+const QUEUE_DEPTHS: &str = "select namespace, queue, \
+     sum(case when visible_at <= $1 then 1 else 0 end), \
+     min(case when visible_at <= $1 then visible_at end), count(*) \
+     from tasks where queue <> 'timer' or visible_at <= $1 group by namespace, queue";
 const NEXT_VISIBLE_AT: &str =
     "select min(visible_at) from tasks where queue = $1 and visible_at > $2";
 
@@ -519,6 +524,25 @@ where
                 .await?;
         }
         Ok(())
+    }
+
+    async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>> {
+        let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(QUEUE_DEPTHS)
+            .bind(now.millis())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(namespace, queue, due, oldest, rows)| {
+                Ok(QueueDepth {
+                    namespace: Namespace(namespace),
+                    queue: rows::parse_queue(&queue)
+                        .ok_or_else(|| Error::Corrupt(format!("unknown task queue `{queue}`")))?,
+                    due,
+                    oldest_due: oldest.map(Timestamp),
+                    rows,
+                })
+            })
+            .collect()
     }
 
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {

@@ -13,6 +13,7 @@ use crate::apply::{self, Applier};
 use crate::claim;
 use crate::engine::{Command, Queue};
 use crate::store::TaskRow;
+use crate::telemetry;
 
 /// Timers being fired by this node at once; more due rows wait in the
 /// table.
@@ -48,9 +49,10 @@ impl Service {
 
 async fn fire(applier: Applier, row: TaskRow, _permit: OwnedSemaphorePermit) {
     let cmd = Command::FireTimer(row.task.clone());
+    let late = applier.clock().now().since(row.due_at);
     match applier.record(&row.namespace, row.run_id, cmd).await {
         // The transition dequeued or re-armed the row.
-        Ok(_) => {}
+        Ok(_) => telemetry::timer_fired(late.0 as f64 / 1e3),
         Err(apply::Error::Rejected(reason)) => {
             tracing::debug!(run_id = %row.run_id, %reason, "stale timer dropped");
             if let Err(e) = applier.store().delete_task(&row.task_id).await {

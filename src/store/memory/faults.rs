@@ -31,6 +31,7 @@ pub enum Call {
     ClaimTasks,
     DeleteTask,
     PostponeTasks,
+    QueueDepths,
     NextVisibleAt,
 }
 

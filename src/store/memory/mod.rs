@@ -49,8 +49,8 @@ use crate::time::Timestamp;
 use super::rows::{self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite};
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
-    RunSummary, Store, TaskRow, Wakeup,
+    Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
+    RunRecord, RunSummary, Store, TaskRow, Wakeup,
 };
 
 pub use faults::{Call, Fault};
@@ -853,6 +853,35 @@ impl Store for MemoryStore {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>> {
+        self.call(Call::QueueDepths, |t| {
+            let mut depths: BTreeMap<(String, &'static str), QueueDepth> = BTreeMap::new();
+            for row in t.tasks.values().flat_map(BTreeMap::values) {
+                let is_due = row.visible_at <= now.millis();
+                if row.queue == Queue::Timer && !is_due {
+                    continue;
+                }
+                let depth = depths
+                    .entry((row.namespace.clone(), queue_name(row.queue)))
+                    .or_insert_with(|| QueueDepth {
+                        namespace: Namespace(row.namespace.clone()),
+                        queue: row.queue,
+                        due: 0,
+                        oldest_due: None,
+                        rows: 0,
+                    });
+                depth.rows += 1;
+                if is_due {
+                    depth.due += 1;
+                    let at = Timestamp(row.visible_at);
+                    depth.oldest_due = Some(depth.oldest_due.map_or(at, |o| o.min(at)));
+                }
+            }
+            Ok(depths.into_values().collect())
         })
         .await
     }
