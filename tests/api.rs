@@ -2314,6 +2314,59 @@ async fn empty_values_and_nulls_follow_the_spec(db: Db) {
             Some(json!({"task_token": ""})),
             "malformed task_token",
         ),
+        // A failure's members are never null (details, a payload, aside).
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "type": null}})),
+            "failure.type: invalid type: null",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "cause": null}})),
+            "failure.cause: invalid type: null",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "kind": null}})),
+            "failure.kind: expected value",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "stack_trace": null}})),
+            // Members of the flattened extra part are named by their failure.
+            "failure: invalid type: null, expected a string",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(
+                json!({"task_token": "t", "failure": {"message": "m", "cause": {
+                    "message": "c", "kind": "ACTIVITY",
+                    "activity_failure_info": {"activity_type": "a", "activity_id": "1", "retry_state": null}
+                }}}),
+            ),
+            "failure.cause: ",
+        ),
+        // With `details: null` the body parses; the token is what is wrong.
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "details": null}})),
+            "malformed task_token",
+        ),
+        // A list's items are never null.
+        (
+            Method::POST,
+            format!("{WF}/new-2"),
+            Some(start_body(
+                json!({"retry_policy": {"non_retryable_error_types": ["A", null]}}),
+            )),
+            "retry_policy.non_retryable_error_types[1]: invalid type: null",
+        ),
     ];
     for (method, path, body, detail) in cases {
         let body = body.map_or(Body::Empty, Body::Json);
@@ -2370,11 +2423,34 @@ async fn empty_values_and_nulls_follow_the_spec(db: Db) {
             json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": "r", "reapply_signals": null}),
             StatusCode::OK,
         ),
+        // So does every member of a retry policy.
+        (
+            format!("{WF}/null-3"),
+            start_body(json!({"workflow_type": "Sleeper", "retry_policy": {
+                "initial_interval": null, "backoff_coefficient": null, "maximum_interval": null,
+                "maximum_attempts": null, "non_retryable_error_types": null
+            }})),
+            StatusCode::CREATED,
+        ),
+        (
+            format!("{WF}/null-4/signal-with-start/go"),
+            start_body(json!({"workflow_type": "Sleeper", "retry_policy": {
+                "maximum_attempts": 2, "non_retryable_error_types": null
+            }})),
+            StatusCode::CREATED,
+        ),
+        // A memo's values are payloads: `null` is a value.
+        (
+            format!("{WF}/null-5"),
+            start_body(json!({"workflow_type": "Sleeper", "memo": {"a": null}})),
+            StatusCode::CREATED,
+        ),
     ];
     for (path, body, status) in accepted {
         let (got, answer) = api.post(&path, body.clone()).await;
         assert_eq!(got, status, "POST {path} {body}: {answer}");
     }
+    assert_eq!(api.describe("null-5").await["memo"], json!({"a": null}));
     fx.stop().await;
 }
 

@@ -1728,6 +1728,43 @@ fn the_spec_is_exact_about_empty_values_and_nulls() {
     for bad in [json!(5), json!("x"), json!([1])] {
         assert!(spec.validate_named("Memo", &bad).is_err(), "Memo {bad}");
     }
+    // Nested objects: a retry policy's members take `null` for absent, a
+    // failure's never (but `details`, a payload).
+    for ok in [
+        json!({"initial_interval": null, "backoff_coefficient": null, "maximum_interval": null,
+               "maximum_attempts": null, "non_retryable_error_types": null}),
+        json!({"initial_interval": "1s", "non_retryable_error_types": ["A"]}),
+    ] {
+        spec.validate_named("RetryPolicySpec", &ok)
+            .unwrap_or_else(|e| panic!("RetryPolicySpec {ok}: {e}"));
+    }
+    for bad in [
+        json!({"non_retryable_error_types": [null]}),
+        json!({"initial_interval": ""}),
+    ] {
+        assert!(
+            spec.validate_named("RetryPolicySpec", &bad).is_err(),
+            "RetryPolicySpec {bad}"
+        );
+    }
+    spec.validate_named("Failure", &json!({"message": "m", "details": null}))
+        .expect("a failure's details may be null");
+    for member in [
+        "type",
+        "non_retryable",
+        "stack_trace",
+        "timeout_type",
+        "cause",
+        "kind",
+        "activity_failure_info",
+        "child_workflow_execution_failure_info",
+    ] {
+        let failure = json!({"message": "m", member: null});
+        assert!(
+            spec.validate_named("Failure", &failure).is_err(),
+            "Failure {failure}"
+        );
+    }
     let list = &spec.doc["paths"]["/api/v1/namespaces/{namespace}/workflows"]["get"];
     let status = list["parameters"]
         .as_array()

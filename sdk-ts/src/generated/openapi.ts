@@ -404,7 +404,7 @@ export type SkipTimeRequest = {
   to_next_timer?: boolean;
 };
 
-/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain, and its `kind` (Temporal's `failure_info`) with the info of activity and child workflow failures (protocol.md §5.3.1). The server keeps what SDKs send; a failure without `kind` (all failures recorded before kinds existed) is an application failure. Optional members are omitted when empty. */
+/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain, and its `kind` (Temporal's `failure_info`) with the info of activity and child workflow failures (protocol.md §5.3.1). The server keeps what SDKs send; a failure without `kind` (all failures recorded before kinds existed) is an application failure. Optional members are omitted when empty, and never `null` (but `details`, a payload): a request or answer with a `null` member is refused. */
 export type Failure = {
   message: string;
   /** Application error type, matched against `non_retryable_error_types`. Server-made types are `TimeoutError`, `HttpError`, `InvalidActivityAnswer`, `PayloadTooLarge` and `WorkflowTaskFailed`. */
@@ -461,13 +461,13 @@ export type RetryPolicy = {
   non_retryable_error_types?: string[];
 };
 
-/** A retry policy as a workflow writes it; absent fields take Temporal's defaults: `initial_interval` 1 s, `backoff_coefficient` 2.0, `maximum_interval` 100 × initial, `maximum_attempts` 0 (unlimited). Delay before attempt n+1 = min(initial × coefficient^(n-1), maximum). Refused (BAD_SCHEDULE_ACTIVITY_ATTRIBUTES) if initial is zero, coefficient < 1, or maximum < initial. */
+/** A retry policy as a workflow writes it; absent fields take Temporal's defaults: `initial_interval` 1 s, `backoff_coefficient` 2.0, `maximum_interval` 100 × initial, `maximum_attempts` 0 (unlimited). Delay before attempt n+1 = min(initial × coefficient^(n-1), maximum). Refused (BAD_SCHEDULE_ACTIVITY_ATTRIBUTES) if initial is zero, coefficient < 1, or maximum < initial. `null` in any member means the same as absent. */
 export type RetryPolicySpec = {
-  initial_interval?: Duration;
-  backoff_coefficient?: number;
-  maximum_interval?: Duration;
-  maximum_attempts?: number;
-  non_retryable_error_types?: string[];
+  initial_interval?: Duration | null;
+  backoff_coefficient?: number | null;
+  maximum_interval?: Duration | null;
+  maximum_attempts?: number | null;
+  non_retryable_error_types?: string[] | null;
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
