@@ -42,7 +42,11 @@ const LINGER_TOTAL: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` turns true, then waits
 /// for the open connections to finish their requests.
-pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Every connection task holds a receiver; `closed` waits for them all.
     let (open_tx, open_rx) = watch::channel(());
     loop {

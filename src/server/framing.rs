@@ -22,7 +22,7 @@ use crate::api::MAX_URI_BYTES;
 /// handed to hyper: room for any method and the version around a target of
 /// the API's limit, so every target the API could accept passes, and every
 /// target hyper would refuse does not.
-pub const MAX_REQUEST_LINE: usize = MAX_URI_BYTES + 64;
+pub(super) const MAX_REQUEST_LINE: usize = MAX_URI_BYTES + 64;
 
 /// The longest head (request line and header fields) the framer follows,
 /// hyper's own read buffer size: past it hyper answers 431 itself.
@@ -33,26 +33,26 @@ const MAX_CHUNK_LINE: usize = 4096;
 
 /// What the bytes fed so far allow.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Scan {
+pub(super) struct Scan {
     /// How many more bytes, counted from the first one not cleared before,
     /// may go to hyper now. Bytes fed but not cleared belong to a request
     /// line still being read.
-    pub cleared: usize,
+    pub(super) cleared: usize,
     /// Set once: the request line after the requests cleared so far is too
     /// long. No byte of it, and nothing after it, will be cleared.
-    pub overlong: Option<Overlong>,
+    pub(super) overlong: Option<Overlong>,
 }
 
 /// A request line longer than [`MAX_REQUEST_LINE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Overlong {
+pub(super) struct Overlong {
     /// Requests hyper was handed in full before this one.
-    pub requests_before: usize,
+    pub(super) requests_before: usize,
 }
 
 /// The framing state of one connection.
 #[derive(Debug)]
-pub struct Framer {
+pub(super) struct Framer {
     state: State,
     /// Bytes fed but not yet cleared (the request line being read).
     held: usize,
@@ -108,7 +108,7 @@ impl Default for Framer {
 
 impl Framer {
     /// Takes the next bytes the client sent.
-    pub fn feed(&mut self, bytes: &[u8]) -> Scan {
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Scan {
         let mut cleared = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -254,7 +254,7 @@ impl Framer {
 
     /// The client closed its side: whatever was held goes to hyper, which
     /// answers an unfinished request as it sees fit.
-    pub fn release(&mut self) -> usize {
+    pub(super) fn release(&mut self) -> usize {
         std::mem::take(&mut self.held)
     }
 }
