@@ -25,7 +25,13 @@ README is one session, its blocks run in order:
 - sdk-ts/README.md, ``ts``: every block is compiled (``tsc --noEmit``,
   strict) against the built SDK (``sdk-ts/dist``); a block made of
   ``// name.ts`` sections is split into those files, so later blocks can
-  import ``./workflows``.
+  import ``./workflows``. Then the quickstart runs: its ``server.ts``
+  serves the handler (``BATON_SIGNING_SECRET`` set, port 8080 replaced by
+  a free one) to a real ``baton dev --time-skipping`` for the
+  ``greetings`` queue, every block that imports ``@baton/sdk/client``
+  runs with Node against it while this script skips the server's clock to
+  the next timer, and each workflow it started must have completed. In
+  the text, ``http://127.0.0.1:7233`` becomes that server's address.
 
 Needs ``BATON_BINARY`` (scripts/test.sh exports it), the sdk-py venv's
 Python running this script, and ``npm run build`` done in sdk-ts.
@@ -336,9 +342,136 @@ def run_ts_session(bs: list[Block]) -> None:
             )
             raise Failed(f"tsc failed on sdk-ts/README.md blocks:\n{r.stdout}{r.stderr}{by_file}")
         for where in dict.fromkeys(b.where() for b, _ in files):
-            print(f"ok   {where}")
+            print(f"ok   {where} (compiled)")
+        _run_ts_quickstart(workdir, files, config)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Node resolves the README's extensionless relative imports (`./workflows`,
+# as bundlers and tsc's "Bundler" resolution do) through this hook.
+_TS_RESOLVE_HOOK = """
+export async function resolve(specifier, context, next) {
+  if (/^\\.\\.?\\//.test(specifier) && !/\\.[cm]?js$/.test(specifier)) {
+    return next(specifier + ".js", context);
+  }
+  return next(specifier, context);
+}
+"""
+
+
+def _http_json(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _run_ts_quickstart(
+    workdir: Path, files: list[tuple[Block, str]], config: dict[str, Any]
+) -> None:
+    """Runs the quickstart's handler and the client blocks for real."""
+    import threading
+
+    from baton.testing import _free_port
+
+    sdk = ROOT / "sdk-ts"
+    clients = [
+        (b, name)
+        for b, name in files
+        if re.search(r"from ['\"]@baton/sdk/client['\"]", (workdir / name).read_text())
+    ]
+    if not any(name == "server.ts" for _, name in files) or not clients:
+        raise Failed("sdk-ts/README.md: no quickstart server.ts or no client block to run")
+    port = _free_port()
+    with baton_dev("--time-skipping") as address:
+        for _, name in [*clients, (None, "server.ts")]:
+            text = (workdir / name).read_text().replace("http://127.0.0.1:7233", address)
+            if name == "server.ts":
+                if ".listen(8080)" not in text:
+                    raise Failed("sdk-ts/README.md: server.ts no longer listens on 8080")
+                text = text.replace(".listen(8080)", f".listen({port})")
+            (workdir / name).write_text(text)
+        emit = dict(config["compilerOptions"], noEmit=False, outDir="out")
+        (workdir / "tsconfig.json").write_text(json.dumps({**config, "compilerOptions": emit}))
+        tsc = sdk / "node_modules" / "typescript" / "bin" / "tsc"
+        r = subprocess.run(
+            ["node", str(tsc), "-p", str(workdir)], capture_output=True, text=True, timeout=300
+        )
+        if r.returncode != 0:
+            raise Failed(f"tsc (emit) failed on sdk-ts/README.md blocks:\n{r.stdout}{r.stderr}")
+        out = workdir / "out"
+        (out / "package.json").write_text('{"type": "module"}')
+        (out / "node_modules" / "@baton").mkdir(parents=True)
+        (out / "node_modules" / "@baton" / "sdk").symlink_to(sdk, target_is_directory=True)
+        (out / "hooks.mjs").write_text(_TS_RESOLVE_HOOK)
+        (out / "register.mjs").write_text(
+            'import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n'
+        )
+        node = ["node", "--import", "./register.mjs"]
+        _http_json(
+            "POST",
+            f"{address}/api/v1/namespaces/default/endpoints",
+            {"task_queue": "greetings", "url": f"http://127.0.0.1:{port}/", "secrets": [SECRET]},
+        )
+        env = dict(os.environ, BATON_SIGNING_SECRET=SECRET)
+        server = subprocess.Popen(
+            [*node, "server.js"], cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        stop = threading.Event()
+
+        def skip_timers() -> None:
+            while not stop.wait(0.2):
+                with contextlib.suppress(OSError):
+                    _http_json("POST", f"{address}/api/v1/dev/time/skip", {"to_next_timer": True})
+
+        skipper = threading.Thread(target=skip_timers, daemon=True)
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None:
+                        break
+                    time.sleep(0.05)
+            if server.poll() is not None:
+                log = server.stdout.read().decode() if server.stdout else ""
+                raise Failed(f"sdk-ts/README.md server.ts exited {server.returncode}:\n{log}")
+            skipper.start()
+            for b, name in clients:
+                try:
+                    r = subprocess.run(
+                        [*node, name.removesuffix(".ts") + ".js"],
+                        cwd=out,
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
+                    )
+                except subprocess.TimeoutExpired as err:
+                    raise Failed(f"{b.where()}: still running after 120 s") from err
+                if r.returncode != 0:
+                    raise Failed(f"{b.where()}: node exit {r.returncode}\n{r.stdout}{r.stderr}")
+                started = re.findall(r"workflowId: '([^']+)'", b.body)
+                if not started:
+                    raise Failed(f"{b.where()}: starts no workflow this script can check")
+                for workflow_id in started:
+                    url = f"{address}/api/v1/namespaces/default/workflows/{workflow_id}/result"
+                    try:
+                        res = _http_json("GET", url)
+                    except OSError as err:
+                        raise Failed(f"{b.where()}: workflow {workflow_id}: {err}") from err
+                    if res.get("status") != "COMPLETED":
+                        raise Failed(f"{b.where()}: workflow {workflow_id} ended {res}")
+                print(f"ok   {b.where()} (ran against baton dev)")
+        finally:
+            stop.set()
+            if skipper.is_alive():
+                skipper.join(5)
+            server.terminate()
+            server.wait(10)
 
 
 SESSIONS = {

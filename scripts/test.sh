@@ -124,7 +124,8 @@ fi
 if [ -d sdk-py ] && [ -d sdk-ts ]; then
     # Every code block of README.md and the SDK READMEs runs (or is marked
     # no-run): shell against baton dev, Python with the server, TypeScript
-    # compiled against the SDK that npm test built.
+    # compiled against the SDK that npm test built, and its quickstart's
+    # handler and client run against baton dev.
     section "README code blocks"
     "$venv/bin/python" scripts/readme_blocks.py
 fi

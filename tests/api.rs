@@ -2314,6 +2314,59 @@ async fn empty_values_and_nulls_follow_the_spec(db: Db) {
             Some(json!({"task_token": ""})),
             "malformed task_token",
         ),
+        // A failure's members are never null (details, a payload, aside).
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "type": null}})),
+            "failure.type: invalid type: null",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "cause": null}})),
+            "failure.cause: invalid type: null",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "kind": null}})),
+            "failure.kind: expected value",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "stack_trace": null}})),
+            // Members of the flattened extra part are named by their failure.
+            "failure: invalid type: null, expected a string",
+        ),
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(
+                json!({"task_token": "t", "failure": {"message": "m", "cause": {
+                    "message": "c", "kind": "ACTIVITY",
+                    "activity_failure_info": {"activity_type": "a", "activity_id": "1", "retry_state": null}
+                }}}),
+            ),
+            "failure.cause: ",
+        ),
+        // With `details: null` the body parses; the token is what is wrong.
+        (
+            Method::POST,
+            format!("{ACTIVITIES}/fail"),
+            Some(json!({"task_token": "t", "failure": {"message": "m", "details": null}})),
+            "malformed task_token",
+        ),
+        // A list's items are never null.
+        (
+            Method::POST,
+            format!("{WF}/new-2"),
+            Some(start_body(
+                json!({"retry_policy": {"non_retryable_error_types": ["A", null]}}),
+            )),
+            "retry_policy.non_retryable_error_types[1]: invalid type: null",
+        ),
     ];
     for (method, path, body, detail) in cases {
         let body = body.map_or(Body::Empty, Body::Json);
@@ -2370,10 +2423,193 @@ async fn empty_values_and_nulls_follow_the_spec(db: Db) {
             json!({"reset_type": "LAST_WORKFLOW_TASK", "reason": "r", "reapply_signals": null}),
             StatusCode::OK,
         ),
+        // So does every member of a retry policy.
+        (
+            format!("{WF}/null-3"),
+            start_body(json!({"workflow_type": "Sleeper", "retry_policy": {
+                "initial_interval": null, "backoff_coefficient": null, "maximum_interval": null,
+                "maximum_attempts": null, "non_retryable_error_types": null
+            }})),
+            StatusCode::CREATED,
+        ),
+        (
+            format!("{WF}/null-4/signal-with-start/go"),
+            start_body(json!({"workflow_type": "Sleeper", "retry_policy": {
+                "maximum_attempts": 2, "non_retryable_error_types": null
+            }})),
+            StatusCode::CREATED,
+        ),
+        // A memo's values are payloads: `null` is a value.
+        (
+            format!("{WF}/null-5"),
+            start_body(json!({"workflow_type": "Sleeper", "memo": {"a": null}})),
+            StatusCode::CREATED,
+        ),
     ];
     for (path, body, status) in accepted {
         let (got, answer) = api.post(&path, body.clone()).await;
         assert_eq!(got, status, "POST {path} {body}: {answer}");
     }
+    assert_eq!(api.describe("null-5").await["memo"], json!({"a": null}));
     fx.stop().await;
+}
+
+/// One HTTP/1.1 response read off a raw connection: status, lowercased
+/// header fields, body (`Content-Length` or chunked).
+async fn read_response(
+    conn: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+) -> (u16, HashMap<String, String>, String) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+    let mut line = String::new();
+    conn.read_line(&mut line).await.unwrap();
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status line: {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        conn.read_line(&mut line).await.unwrap();
+        let field = line.trim_end();
+        if field.is_empty() {
+            break;
+        }
+        let (name, value) = field.split_once(':').unwrap();
+        headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let mut body = Vec::new();
+    if let Some(n) = headers.get("content-length") {
+        body.resize(n.parse().unwrap(), 0);
+        conn.read_exact(&mut body).await.unwrap();
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t == "chunked")
+    {
+        loop {
+            line.clear();
+            conn.read_line(&mut line).await.unwrap();
+            let size = usize::from_str_radix(line.trim_end(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            conn.read_exact(&mut chunk).await.unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+/// Asserts a raw response is the guard's 414 problem.
+fn assert_uri_problem(what: &str, status: u16, headers: &HashMap<String, String>, body: &str) {
+    assert_eq!(status, 414, "{what}: {body}");
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    assert_eq!(headers.get("connection").map(String::as_str), Some("close"));
+    let problem: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(problem["code"], "uri_too_long", "{what}: {problem}");
+    assert_eq!(problem["status"], 414, "{what}: {problem}");
+    assert_eq!(problem["type"], "https://baton.dev/errors/uri_too_long");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("at most 16384 are accepted")),
+        "{what}: {problem}"
+    );
+}
+
+/// Past hyper's own URI limit (64 KiB) and its read buffer (~400 KiB) the
+/// connection guard answers, with the same problem; the client gets it
+/// even while it is still sending the rest of its request line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_targets_hyper_would_refuse_get_a_problem_too() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = spawn_server(Db::Sqlite).await;
+    for (what, target) in [
+        ("100 KB path", format!("{WF}/{}", "x".repeat(100_000))),
+        (
+            "1 MB query",
+            format!("{WF}?workflow_type={}", "y".repeat(1_000_000)),
+        ),
+    ] {
+        let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut conn = tokio::io::BufReader::new(stream);
+        let request = format!("GET {target} HTTP/1.1\r\nhost: baton\r\n\r\n");
+        conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let (status, headers, body) = read_response(&mut conn).await;
+        assert_uri_problem(what, status, &headers, &body);
+        // And then the connection is closed.
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await.unwrap();
+        assert!(
+            rest.is_empty(),
+            "{what}: {}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    server.stop().await;
+}
+
+/// The guard follows request framing: keep-alive and pipelined requests
+/// (bodies with long lines, chunked ones) are answered as before, in order,
+/// and an overlong request line after them gets its problem last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_and_pipelined_requests_pass_the_connection_guard() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = spawn_server(Db::Sqlite).await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = tokio::io::BufReader::new(stream);
+    // Keep-alive: one request, its answer, the next.
+    for _ in 0..3 {
+        conn.get_mut()
+            .write_all(b"GET /api/v1/namespaces/default HTTP/1.1\r\nhost: baton\r\n\r\n")
+            .await
+            .unwrap();
+        let (status, _, body) = read_response(&mut conn).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["name"],
+            "default"
+        );
+    }
+    // Pipelined, in one write: a namespace created with a body holding a
+    // line longer than the guard's limit, one created with a chunked body,
+    // a read of each, then an overlong request line.
+    let description = "d".repeat(40_000);
+    let first = json!({"name": "piped-1", "description": description}).to_string();
+    let second = json!({"name": "piped-2"}).to_string();
+    let mut pipeline = format!(
+        "POST {NS} HTTP/1.1\r\nhost: baton\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{first}",
+        first.len()
+    );
+    pipeline.push_str(&format!(
+        "POST {NS} HTTP/1.1\r\nhost: baton\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\n\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+        second.len()
+    ));
+    pipeline.push_str(&format!("GET {NS}/piped-1 HTTP/1.1\r\nhost: baton\r\n\r\n"));
+    pipeline.push_str(&format!("GET {NS}/piped-2 HTTP/1.1\r\nhost: baton\r\n\r\n"));
+    pipeline.push_str(&format!(
+        "GET {NS}/{} HTTP/1.1\r\nhost: baton\r\n\r\n",
+        "z".repeat(200_000)
+    ));
+    conn.get_mut().write_all(pipeline.as_bytes()).await.unwrap();
+    for expected in [201, 201] {
+        let (status, _, body) = read_response(&mut conn).await;
+        assert_eq!(status, expected, "{body}");
+    }
+    for name in ["piped-1", "piped-2"] {
+        let (status, _, body) = read_response(&mut conn).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["name"], name);
+    }
+    let (status, headers, body) = read_response(&mut conn).await;
+    assert_uri_problem("after the pipeline", status, &headers, &body);
+    server.stop().await;
 }

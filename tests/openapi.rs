@@ -1733,6 +1733,43 @@ fn the_spec_is_exact_about_empty_values_and_nulls() {
     for bad in [json!(5), json!("x"), json!([1])] {
         assert!(spec.validate_named("Memo", &bad).is_err(), "Memo {bad}");
     }
+    // Nested objects: a retry policy's members take `null` for absent, a
+    // failure's never (but `details`, a payload).
+    for ok in [
+        json!({"initial_interval": null, "backoff_coefficient": null, "maximum_interval": null,
+               "maximum_attempts": null, "non_retryable_error_types": null}),
+        json!({"initial_interval": "1s", "non_retryable_error_types": ["A"]}),
+    ] {
+        spec.validate_named("RetryPolicySpec", &ok)
+            .unwrap_or_else(|e| panic!("RetryPolicySpec {ok}: {e}"));
+    }
+    for bad in [
+        json!({"non_retryable_error_types": [null]}),
+        json!({"initial_interval": ""}),
+    ] {
+        assert!(
+            spec.validate_named("RetryPolicySpec", &bad).is_err(),
+            "RetryPolicySpec {bad}"
+        );
+    }
+    spec.validate_named("Failure", &json!({"message": "m", "details": null}))
+        .expect("a failure's details may be null");
+    for member in [
+        "type",
+        "non_retryable",
+        "stack_trace",
+        "timeout_type",
+        "cause",
+        "kind",
+        "activity_failure_info",
+        "child_workflow_execution_failure_info",
+    ] {
+        let failure = json!({"message": "m", member: null});
+        assert!(
+            spec.validate_named("Failure", &failure).is_err(),
+            "Failure {failure}"
+        );
+    }
     let list = &spec.doc["paths"]["/api/v1/namespaces/{namespace}/workflows"]["get"];
     let status = list["parameters"]
         .as_array()
@@ -1746,6 +1783,100 @@ fn the_spec_is_exact_about_empty_values_and_nulls() {
         assert!(
             spec.validate(&status["schema"], &json!(bad)).is_err(),
             "status {bad:?} should be refused"
+        );
+    }
+}
+
+/// Nulls in command attributes: an optional attribute without a default
+/// takes `null` for absent on both sides (the spec and the server's parse
+/// of an answer); one with a default refuses it on both.
+#[test]
+fn the_spec_and_the_server_agree_on_nulls_in_command_attributes() {
+    let spec = Spec::load();
+    let command = |command_type: &str, attributes: Value| json!({"commands": [{"command_type": command_type, "attributes": attributes}]});
+    let accepted = [
+        command(
+            "ScheduleActivityTask",
+            json!({"activity_id": "1", "activity_type": "a", "task_queue": null,
+                   "input": null, "schedule_to_close_timeout": null,
+                   "schedule_to_start_timeout": null, "start_to_close_timeout": null,
+                   "heartbeat_timeout": null, "retry_policy": null}),
+        ),
+        command(
+            "RecordMarker",
+            json!({"marker_name": "m", "details": null, "failure": null}),
+        ),
+        command(
+            "CompleteWorkflowUpdate",
+            json!({"update_id": "u", "result": null, "failure": null}),
+        ),
+        command("CancelWorkflowExecution", json!({"details": null})),
+        command("CompleteWorkflowExecution", json!({"result": null})),
+        command(
+            "StartChildWorkflowExecution",
+            json!({"workflow_id": "c", "workflow_type": "C", "task_queue": null,
+                   "input": null, "workflow_execution_timeout": null,
+                   "workflow_run_timeout": null, "workflow_task_timeout": null,
+                   "retry_policy": null, "memo": null}),
+        ),
+        command(
+            "SignalExternalWorkflowExecution",
+            json!({"workflow_id": "w", "signal_name": "s", "run_id": null, "input": null}),
+        ),
+        command(
+            "RequestCancelExternalWorkflowExecution",
+            json!({"workflow_id": "w", "run_id": null}),
+        ),
+        command(
+            "ContinueAsNewWorkflowExecution",
+            json!({"workflow_type": null, "task_queue": null, "input": null,
+                   "workflow_run_timeout": null, "workflow_task_timeout": null,
+                   "memo": null, "retry_policy": null, "backoff_start_interval": null}),
+        ),
+    ];
+    for answer in accepted {
+        spec.validate_named("WorkflowTaskResponse", &answer)
+            .unwrap_or_else(|e| panic!("spec refuses {answer}: {e}"));
+        parse_answer("WorkflowTaskResponse", &answer)
+            .unwrap_or_else(|e| panic!("server refuses {answer}: {e}"));
+    }
+    let refused = [
+        command(
+            "SignalExternalWorkflowExecution",
+            json!({"workflow_id": "w", "signal_name": "s", "child_workflow_only": null}),
+        ),
+        command(
+            "RequestCancelExternalWorkflowExecution",
+            json!({"workflow_id": "w", "reason": null}),
+        ),
+        command(
+            "StartChildWorkflowExecution",
+            json!({"workflow_id": "c", "workflow_type": "C", "parent_close_policy": null}),
+        ),
+        command(
+            "StartChildWorkflowExecution",
+            json!({"workflow_id": "c", "workflow_type": "C", "workflow_id_reuse_policy": null}),
+        ),
+        command(
+            "StartTimer",
+            json!({"timer_id": "t", "start_to_fire_timeout": null}),
+        ),
+        command("FailWorkflowExecution", json!({"failure": null})),
+        command(
+            "ScheduleActivityTask",
+            json!({"activity_id": "1", "activity_type": "a", "start_to_close_timeout": "1s",
+                   "retry_policy": {"non_retryable_error_types": [null]}}),
+        ),
+    ];
+    for answer in refused {
+        assert!(
+            spec.validate_named("WorkflowTaskResponse", &answer)
+                .is_err(),
+            "spec accepts {answer}"
+        );
+        assert!(
+            parse_answer("WorkflowTaskResponse", &answer).is_err(),
+            "server accepts {answer}"
         );
     }
 }

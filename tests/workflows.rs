@@ -52,6 +52,7 @@ on_both_databases!(
     reset_reapplies_signals_buffered_behind_a_task_in_flight,
     continue_as_new_is_the_upgrade_point,
     children_pin_to_their_queues_current_version,
+    nul_in_answers_is_refused_outside_payloads_and_kept_inside,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -2424,5 +2425,142 @@ async fn children_pin_to_their_queues_current_version(db: Db) {
     .collect();
     assert_eq!(pins, [json!("v1"), json!("s2"), json!("v1")]);
     assert_eq!(workflow_ids_pushed(&shipping), ["ship-1"]);
+    server.stop().await;
+}
+
+/// A command of a workflow task answer with U+0000 in one attribute
+/// outside its payloads, and the cause its refusal records.
+fn nul_command(case: &str) -> (Value, &'static str) {
+    let nul = "x\u{0}y";
+    let (command_type, attributes, cause) = match case {
+        "timer-id" => (
+            "StartTimer",
+            json!({"timer_id": nul, "start_to_fire_timeout": "1s"}),
+            "BAD_START_TIMER_ATTRIBUTES",
+        ),
+        "activity-queue" => (
+            "ScheduleActivityTask",
+            json!({"activity_id": "1", "activity_type": "echo", "task_queue": nul,
+                   "start_to_close_timeout": "5s"}),
+            "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES",
+        ),
+        "activity-retry" => (
+            "ScheduleActivityTask",
+            json!({"activity_id": "1", "activity_type": "echo", "start_to_close_timeout": "5s",
+                   "retry_policy": {"non_retryable_error_types": ["Fine", nul]}}),
+            "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES",
+        ),
+        "child-id" => (
+            "StartChildWorkflowExecution",
+            json!({"workflow_id": nul, "workflow_type": "Child"}),
+            "BAD_START_CHILD_EXECUTION_ATTRIBUTES",
+        ),
+        "signal-name" => (
+            "SignalExternalWorkflowExecution",
+            json!({"workflow_id": "elsewhere", "signal_name": nul}),
+            "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES",
+        ),
+        "marker-name" => (
+            "RecordMarker",
+            json!({"marker_name": nul}),
+            "BAD_RECORD_MARKER_ATTRIBUTES",
+        ),
+        "continue-type" => (
+            "ContinueAsNewWorkflowExecution",
+            json!({"workflow_type": nul}),
+            "BAD_CONTINUE_AS_NEW_ATTRIBUTES",
+        ),
+        other => panic!("no case {other}"),
+    };
+    (
+        json!({"command_type": command_type, "attributes": attributes}),
+        cause,
+    )
+}
+
+/// protocol.md §5.4: a command with U+0000 outside its payloads is a bad
+/// command on both backends (WorkflowTaskFailed, then the retried task
+/// goes on), never an outcome PostgreSQL cannot commit; NULs inside
+/// payloads (activity inputs, results, failures) are kept as sent.
+async fn nul_in_answers_is_refused_outside_payloads_and_kept_inside(db: Db) {
+    const CASES: [&str; 7] = [
+        "timer-id",
+        "activity-queue",
+        "activity-retry",
+        "child-id",
+        "signal-name",
+        "marker-name",
+        "continue-type",
+    ];
+    let server = spawn_server(db).await;
+    let plan = vec![
+        ("echo", json!({"input": {"text": "in\u{0}put"}})),
+        ("boom", json!({})),
+    ];
+    let handler = spawn_handler(move |req: Value| {
+        let plan = plan.clone();
+        async move {
+            let workflow_id = req["workflow_id"].as_str().unwrap_or_default().to_owned();
+            match req["type"].as_str() {
+                Some("workflow_task") if workflow_id == "kept" => {
+                    (StatusCode::OK, sequential_workflow(&req, &plan))
+                }
+                Some("workflow_task") if req["attempt"] == 1 => {
+                    let (command, _) = nul_command(&workflow_id);
+                    (StatusCode::OK, json!({"commands": [command]}))
+                }
+                Some("workflow_task") => (
+                    StatusCode::OK,
+                    json!({"commands": [{"command_type": "CompleteWorkflowExecution",
+                                         "attributes": {"result": "recovered"}}],
+                           "identity": "worker\u{0}1"}),
+                ),
+                _ if req["activity_type"] == "echo" => (
+                    StatusCode::OK,
+                    json!({"result": {"got": req["input"], "said": "a\u{0}b"}}),
+                ),
+                _ => (
+                    StatusCode::OK,
+                    json!({"failure": {"message": "bad\u{0}news", "type": "Boom\u{0}",
+                                       "non_retryable": true}}),
+                ),
+            }
+        }
+    })
+    .await;
+    server.api.register("nul", &handler.url).await;
+    for case in CASES.iter().chain(&["kept"]) {
+        let (status, started) = server.api.start(case, "Nul", "nul", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{case}: {started}");
+    }
+    for case in CASES {
+        let (_, cause) = nul_command(case);
+        let result = server.api.result(case).await;
+        assert_eq!(result["status"], "COMPLETED", "{case}: {result}");
+        assert_eq!(result["result"], "recovered", "{case}: {result}");
+        let history = server.api.history(case).await;
+        let failed = closing_event(&history, "WorkflowTaskFailed");
+        assert_eq!(failed["attributes"]["cause"], cause, "{case}: {failed}");
+        let message = failed["attributes"]["failure"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("contains U+0000 (NUL), which is accepted only inside payloads"),
+            "{case}: {message}"
+        );
+        let completed = closing_event(&history, "WorkflowTaskCompleted");
+        assert_eq!(completed["attributes"]["identity"], "worker\u{0}1");
+    }
+    let result = server.api.result("kept").await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    let history = server.api.history("kept").await;
+    let completed = closing_event(&history, "ActivityTaskCompleted");
+    assert_eq!(
+        completed["attributes"]["result"],
+        json!({"got": {"text": "in\u{0}put"}, "said": "a\u{0}b"})
+    );
+    let failed = closing_event(&history, "ActivityTaskFailed");
+    assert_eq!(failed["attributes"]["failure"]["message"], "bad\u{0}news");
+    assert_eq!(failed["attributes"]["failure"]["type"], "Boom\u{0}");
     server.stop().await;
 }

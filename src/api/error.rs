@@ -105,12 +105,14 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the `application/problem+json` body of this error:
+    /// what `into_response` sends, and what the connection guard in
+    /// `server` writes itself for requests hyper would refuse bodiless.
+    pub fn problem(&self) -> (StatusCode, Vec<u8>) {
         let (status, code, title) = self.parts();
-        let detail = match &self {
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
+        let detail = match self {
+            ApiError::Internal(_) => {
                 "the server failed to handle the request; see its log".to_owned()
             }
             other => other.to_string(),
@@ -121,12 +123,21 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             code,
-            failure: match &self {
+            failure: match self {
                 ApiError::UpdateRejected(f) => Some(f),
                 _ => None,
             },
         };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
+        (status, serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let (status, json) = self.problem();
         let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],

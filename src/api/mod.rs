@@ -103,8 +103,9 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Longest accepted request target (path and query), in bytes. Longer ones
-/// get a 414 problem here; past 64 KiB the HTTP layer (hyper) refuses the
-/// request line itself before any route sees it.
+/// get a 414 problem here; a request line well past it never reaches hyper
+/// (which would answer a target over 64 KiB with an empty 414): the
+/// connection guard in `server` answers it with the same problem.
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 
 async fn limit_uri(req: Request, next: Next) -> Response {

@@ -4,6 +4,11 @@
 //! and, for activity and child workflow failures, their info. The server
 //! keeps what SDKs send as is; a failure without `kind` (every failure
 //! recorded before kinds existed) is an application failure.
+//!
+//! On the wire an optional member is present or absent, never `null`
+//! (`details`, a payload, excepted): Baton never writes one, the SDKs omit
+//! them, and openapi/openapi.yaml's `Failure` allows none, so a `null`
+//! there is refused like any other wrongly typed value.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,12 +25,24 @@ pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
     /// Set on failures the server makes for timeouts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_type: Option<TimeoutType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cause: Option<Box<Failure>>,
     /// Which of Temporal's failure kinds this is; absent means application.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kind: Option<FailureKind>,
     /// The members the server only keeps, boxed so that a `Failure` stays
     /// small in the many enums that carry one.
@@ -37,14 +54,26 @@ pub struct Failure {
 /// of the failure itself.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct FailureExtra {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stack_trace: Option<String>,
     /// With `kind: ACTIVITY`: which activity failed and why retrying stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub activity_failure_info: Option<ActivityFailureInfo>,
     /// With `kind: CHILD_WORKFLOW_EXECUTION`: which child run closed and why
     /// retrying stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub child_workflow_execution_failure_info: Option<ChildWorkflowExecutionFailureInfo>,
 }
 
@@ -66,13 +95,25 @@ pub enum FailureKind {
 pub struct ActivityFailureInfo {
     pub activity_type: String,
     pub activity_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scheduled_event_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub started_event_id: Option<i64>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub identity: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_state: Option<RetryState>,
 }
 
@@ -86,12 +127,32 @@ pub struct ChildWorkflowExecutionFailureInfo {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
     pub workflow_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub initiated_event_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub started_event_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_state: Option<RetryState>,
+}
+
+/// For `#[serde(default, deserialize_with = "not_null")]` on an optional
+/// member: absent is `None`, `null` is refused as the wrong type.
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 impl Failure {

@@ -33,8 +33,15 @@ pub struct RetryPolicySpec {
     pub maximum_interval: Option<Duration>,
     #[serde(default)]
     pub maximum_attempts: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub non_retryable_error_types: Vec<String>,
+}
+
+/// `null` means absent in every member of a [`RetryPolicySpec`], as in
+/// the `Option` ones (openapi.yaml's `RetryPolicySpec`; stored snapshots
+/// hold such nulls too).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl RetryPolicySpec {

@@ -404,7 +404,7 @@ export type SkipTimeRequest = {
   to_next_timer?: boolean;
 };
 
-/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain, and its `kind` (Temporal's `failure_info`) with the info of activity and child workflow failures (protocol.md §5.3.1). The server keeps what SDKs send; a failure without `kind` (all failures recorded before kinds existed) is an application failure. Optional members are omitted when empty. */
+/** A failure, shaped like Temporal's: message, error type (matched by retry policies), non-retryable flag, details and a cause chain, and its `kind` (Temporal's `failure_info`) with the info of activity and child workflow failures (protocol.md §5.3.1). The server keeps what SDKs send; a failure without `kind` (all failures recorded before kinds existed) is an application failure. Optional members are omitted when empty, and never `null` (but `details`, a payload): a request or answer with a `null` member is refused. */
 export type Failure = {
   message: string;
   /** Application error type, matched against `non_retryable_error_types`. Server-made types are `TimeoutError`, `HttpError`, `InvalidActivityAnswer`, `PayloadTooLarge` and `WorkflowTaskFailed`. */
@@ -461,13 +461,13 @@ export type RetryPolicy = {
   non_retryable_error_types?: string[];
 };
 
-/** A retry policy as a workflow writes it; absent fields take Temporal's defaults: `initial_interval` 1 s, `backoff_coefficient` 2.0, `maximum_interval` 100 × initial, `maximum_attempts` 0 (unlimited). Delay before attempt n+1 = min(initial × coefficient^(n-1), maximum). Refused (BAD_SCHEDULE_ACTIVITY_ATTRIBUTES) if initial is zero, coefficient < 1, or maximum < initial. */
+/** A retry policy as a workflow writes it; absent fields take Temporal's defaults: `initial_interval` 1 s, `backoff_coefficient` 2.0, `maximum_interval` 100 × initial, `maximum_attempts` 0 (unlimited). Delay before attempt n+1 = min(initial × coefficient^(n-1), maximum). Refused (BAD_SCHEDULE_ACTIVITY_ATTRIBUTES) if initial is zero, coefficient < 1, or maximum < initial. `null` in any member means the same as absent. */
 export type RetryPolicySpec = {
-  initial_interval?: Duration;
-  backoff_coefficient?: number;
-  maximum_interval?: Duration;
-  maximum_attempts?: number;
-  non_retryable_error_types?: string[];
+  initial_interval?: Duration | null;
+  backoff_coefficient?: number | null;
+  maximum_interval?: Duration | null;
+  maximum_attempts?: number | null;
+  non_retryable_error_types?: string[] | null;
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
@@ -779,7 +779,7 @@ export type ExternalWorkflowExecutionCancelRequestedEvent = {
   attributes: ExternalWorkflowExecutionCancelRequestedAttributes;
 };
 
-/** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. docs/protocol.md §5.2 gives each command's validation rules. */
+/** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. An optional attribute that has no default (a task queue, a timeout, a retry policy, a run id, a failure) may be `null`, meaning absent; one with a default (`child_workflow_only`, `reason`, the policies) may not. docs/protocol.md §5.2 gives each command's validation rules. */
 export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand | StartChildWorkflowExecutionCommand | SignalExternalWorkflowExecutionCommand | RequestCancelExternalWorkflowExecutionCommand | ContinueAsNewWorkflowExecutionCommand;
 
 export type StartChildWorkflowExecutionCommand = {
@@ -1216,13 +1216,13 @@ export type ScheduleActivityTaskAttributes = {
   activity_id: string;
   activity_type: string;
   /** Default the workflow's task queue. */
-  task_queue?: string;
+  task_queue?: string | null;
   input?: Payload;
-  schedule_to_close_timeout?: Duration;
-  schedule_to_start_timeout?: Duration;
-  start_to_close_timeout?: Duration;
-  heartbeat_timeout?: Duration;
-  retry_policy?: RetryPolicySpec;
+  schedule_to_close_timeout?: Duration | null;
+  schedule_to_start_timeout?: Duration | null;
+  start_to_close_timeout?: Duration | null;
+  heartbeat_timeout?: Duration | null;
+  retry_policy?: RetryPolicySpec | null;
 };
 
 export type RequestCancelActivityTaskAttributes = {
@@ -1241,7 +1241,7 @@ export type CancelTimerAttributes = {
 export type RecordMarkerAttributes = {
   marker_name: string;
   details?: Payload;
-  failure?: Failure;
+  failure?: Failure | null;
 };
 
 export type CompleteWorkflowExecutionAttributes = {
@@ -1259,20 +1259,20 @@ export type CancelWorkflowExecutionAttributes = {
 export type CompleteWorkflowUpdateAttributes = {
   update_id: string;
   result?: Payload;
-  failure?: Failure;
+  failure?: Failure | null;
 };
 
 export type StartChildWorkflowExecutionAttributes = {
   workflow_id: string;
   workflow_type: string;
   /** Default the parent's task queue. */
-  task_queue?: string;
+  task_queue?: string | null;
   input?: Payload;
-  workflow_execution_timeout?: Duration;
-  workflow_run_timeout?: Duration;
+  workflow_execution_timeout?: Duration | null;
+  workflow_run_timeout?: Duration | null;
   /** Default the parent's workflow task timeout. */
-  workflow_task_timeout?: Duration;
-  retry_policy?: RetryPolicySpec;
+  workflow_task_timeout?: Duration | null;
+  retry_policy?: RetryPolicySpec | null;
   workflow_id_reuse_policy?: IdReusePolicy;
   parent_close_policy?: ParentClosePolicy;
   memo?: Memo;
@@ -1281,7 +1281,7 @@ export type StartChildWorkflowExecutionAttributes = {
 export type SignalExternalWorkflowExecutionAttributes = {
   workflow_id: string;
   /** Default the workflow id's current run. */
-  run_id?: RunId;
+  run_id?: RunId | null;
   signal_name: string;
   input?: Payload;
   /** Fail unless the target is a child of this run. */
@@ -1291,7 +1291,7 @@ export type SignalExternalWorkflowExecutionAttributes = {
 export type RequestCancelExternalWorkflowExecutionAttributes = {
   workflow_id: string;
   /** Default the workflow id's current run. */
-  run_id?: RunId;
+  run_id?: RunId | null;
   /** Fail unless the target is a child of this run. */
   child_workflow_only?: boolean;
   reason?: string;
@@ -1299,15 +1299,15 @@ export type RequestCancelExternalWorkflowExecutionAttributes = {
 
 /** Closes the run as CONTINUED_AS_NEW and starts the next run of its chain with a fresh history and this input, in one commit. Every option not given is carried from the closing run (type, queue, timeouts, memo, retry policy); the execution timeout spans the chain. Refused (BAD_CONTINUE_AS_NEW_ATTRIBUTES) for empty names, zero timeouts, a memo that is not an object or an invalid retry policy; like every closing command, refused with UNHANDLED_COMMAND while events the workflow has not seen are buffered. */
 export type ContinueAsNewWorkflowExecutionAttributes = {
-  workflow_type?: string;
-  task_queue?: string;
+  workflow_type?: string | null;
+  task_queue?: string | null;
   input?: Payload;
-  workflow_run_timeout?: Duration;
-  workflow_task_timeout?: Duration;
+  workflow_run_timeout?: Duration | null;
+  workflow_task_timeout?: Duration | null;
   memo?: Memo;
-  retry_policy?: RetryPolicySpec;
+  retry_policy?: RetryPolicySpec | null;
   /** Delay before the new run's first workflow task. */
-  backoff_start_interval?: Duration;
+  backoff_start_interval?: Duration | null;
 };
 
 /** Every body Baton POSTs to an endpoint; `type` says which. */

@@ -3,6 +3,13 @@
 //! WorkflowTaskFailed cause for the first command that does not fit the
 //! history (unknown or duplicate ids, commands after the one that closes
 //! the workflow, bad attributes, payloads over the limit).
+//!
+//! No string outside a command's payloads may hold U+0000 (NUL), the rule
+//! the REST API applies to requests: identifiers, names and task queues
+//! become columns, task keys and look-up parameters, which PostgreSQL's
+//! `text` cannot hold (the outcome would never commit there, and would on
+//! SQLite). Payloads (inputs, results, details, memos, failures) are JSON
+//! in the store, where a NUL stays escaped, so they are kept as sent.
 
 use std::collections::HashSet;
 
@@ -10,6 +17,7 @@ use serde_json::Value;
 
 use crate::engine::command::WorkflowCommand;
 use crate::engine::event::WorkflowTaskFailedCause;
+use crate::engine::retry::RetryPolicySpec;
 use crate::engine::state::RunState;
 use crate::engine::Limits;
 use crate::ids::ActivityId;
@@ -34,15 +42,16 @@ pub(super) fn validate_commands(
         check_payload(v, limits).map_err(|e| (C::PayloadsTooLarge, format!("{what}: {e}")))
     };
     for (idx, cmd) in commands.iter().enumerate() {
+        if let Some(field) = nul_field(cmd) {
+            return Err((
+                attributes_cause(cmd),
+                format!(
+                    "command {idx}: {field} contains U+0000 (NUL), which is accepted only inside payloads"
+                ),
+            ));
+        }
         if cmd.closes_workflow() {
-            let cause = match cmd {
-                WorkflowCommand::FailWorkflowExecution(_) => C::BadFailWorkflowExecutionAttributes,
-                WorkflowCommand::CancelWorkflowExecution(_) => {
-                    C::BadCancelWorkflowExecutionAttributes
-                }
-                WorkflowCommand::ContinueAsNewWorkflowExecution(_) => C::BadContinueAsNewAttributes,
-                _ => C::BadCompleteWorkflowExecutionAttributes,
-            };
+            let cause = attributes_cause(cmd);
             if idx + 1 != commands.len() {
                 return Err((
                     cause,
@@ -217,4 +226,86 @@ pub(super) fn validate_commands(
         }
     }
     Ok(())
+}
+
+/// The Temporal cause for bad attributes of `cmd`.
+fn attributes_cause(cmd: &WorkflowCommand) -> WorkflowTaskFailedCause {
+    use WorkflowTaskFailedCause as C;
+    match cmd {
+        WorkflowCommand::ScheduleActivityTask(_) => C::BadScheduleActivityAttributes,
+        WorkflowCommand::RequestCancelActivityTask(_) => C::BadRequestCancelActivityAttributes,
+        WorkflowCommand::StartTimer(_) => C::BadStartTimerAttributes,
+        WorkflowCommand::CancelTimer(_) => C::BadCancelTimerAttributes,
+        WorkflowCommand::RecordMarker(_) => C::BadRecordMarkerAttributes,
+        WorkflowCommand::CompleteWorkflowExecution(_) => C::BadCompleteWorkflowExecutionAttributes,
+        WorkflowCommand::FailWorkflowExecution(_) => C::BadFailWorkflowExecutionAttributes,
+        WorkflowCommand::CancelWorkflowExecution(_) => C::BadCancelWorkflowExecutionAttributes,
+        WorkflowCommand::CompleteWorkflowUpdate(_) => C::BadUpdateWorkflowExecutionMessage,
+        WorkflowCommand::ContinueAsNewWorkflowExecution(_) => C::BadContinueAsNewAttributes,
+        WorkflowCommand::StartChildWorkflowExecution(_) => C::BadStartChildExecutionAttributes,
+        WorkflowCommand::SignalExternalWorkflowExecution(_) => {
+            C::BadSignalWorkflowExecutionAttributes
+        }
+        WorkflowCommand::RequestCancelExternalWorkflowExecution(_) => {
+            C::BadRequestCancelExternalWorkflowExecutionAttributes
+        }
+    }
+}
+
+/// The first attribute of `cmd` outside its payloads that holds a NUL.
+fn nul_field(cmd: &WorkflowCommand) -> Option<&'static str> {
+    let nul = |s: &str| s.contains('\u{0}');
+    let opt = |s: Option<&str>| s.is_some_and(nul);
+    let policy = |p: &Option<RetryPolicySpec>| {
+        p.as_ref()
+            .is_some_and(|p| p.non_retryable_error_types.iter().any(|t| nul(t)))
+    };
+    let fields: &[(&'static str, bool)] = match cmd {
+        WorkflowCommand::ScheduleActivityTask(a) => &[
+            ("activity_id", nul(a.activity_id.as_str())),
+            ("activity_type", nul(&a.activity_type)),
+            ("task_queue", opt(a.task_queue.as_ref().map(|q| q.as_str()))),
+            (
+                "retry_policy.non_retryable_error_types",
+                policy(&a.retry_policy),
+            ),
+        ],
+        WorkflowCommand::RequestCancelActivityTask(a) => {
+            &[("activity_id", nul(a.activity_id.as_str()))]
+        }
+        WorkflowCommand::StartTimer(t) => &[("timer_id", nul(t.timer_id.as_str()))],
+        WorkflowCommand::CancelTimer(t) => &[("timer_id", nul(t.timer_id.as_str()))],
+        WorkflowCommand::RecordMarker(m) => &[("marker_name", nul(&m.marker_name))],
+        WorkflowCommand::CompleteWorkflowUpdate(u) => &[("update_id", nul(&u.update_id))],
+        WorkflowCommand::ContinueAsNewWorkflowExecution(c) => &[
+            ("workflow_type", opt(c.workflow_type.as_deref())),
+            ("task_queue", opt(c.task_queue.as_ref().map(|q| q.as_str()))),
+            (
+                "retry_policy.non_retryable_error_types",
+                policy(&c.retry_policy),
+            ),
+        ],
+        WorkflowCommand::StartChildWorkflowExecution(c) => &[
+            ("workflow_id", nul(c.workflow_id.as_str())),
+            ("workflow_type", nul(&c.workflow_type)),
+            ("task_queue", opt(c.task_queue.as_ref().map(|q| q.as_str()))),
+            (
+                "retry_policy.non_retryable_error_types",
+                policy(&c.retry_policy),
+            ),
+        ],
+        WorkflowCommand::SignalExternalWorkflowExecution(c) => &[
+            ("workflow_id", nul(c.workflow_id.as_str())),
+            ("signal_name", nul(&c.signal_name)),
+        ],
+        WorkflowCommand::RequestCancelExternalWorkflowExecution(c) => &[
+            ("workflow_id", nul(c.workflow_id.as_str())),
+            ("reason", nul(&c.reason)),
+        ],
+        // Only payloads: the result, the failure, the details.
+        WorkflowCommand::CompleteWorkflowExecution(_)
+        | WorkflowCommand::FailWorkflowExecution(_)
+        | WorkflowCommand::CancelWorkflowExecution(_) => &[],
+    };
+    fields.iter().find(|(_, has)| *has).map(|(field, _)| *field)
 }

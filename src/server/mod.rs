@@ -2,6 +2,11 @@
 //! the timer and transfer services and the API router, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
+//! `connection` is the HTTP listener, `framing` the request framing its
+//! guard follows.
+
+mod connection;
+mod framing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,16 +114,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         time_skipping: skipping,
     };
     let router = api::router(state);
-    let mut http_shutdown = shutdown_rx.clone();
     let mut tasks = services.tasks;
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = http_shutdown.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "http server failed");
-        }
-    }));
+    tasks.push(tokio::spawn(connection::serve(
+        listener,
+        router,
+        shutdown_rx.clone(),
+    )));
     tracing::info!(%addr, "baton listening");
     Ok(Running {
         addr,
