@@ -225,22 +225,31 @@ async fn xact_commits(database_url: &str) -> anyhow::Result<i64> {
     Ok(n)
 }
 
-/// W4: starts `n` workflows that each wait on a 1-hour timer, waits until
-/// every one has started its timer, and prints the resident memory.
-async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Result<()> {
-    let rss_before = rss_bytes();
-    let started = Instant::now();
-    // Answers are checked as they come and dropped: the driver keeps
-    // nothing per workflow, so the memory measured is the node's.
+/// Workflows `{prefix}-0` … `{prefix}-{n-1}` to start.
+struct Start {
+    prefix: &'static str,
+    workflow_type: &'static str,
+    task_queue: &'static str,
+    /// Starts in flight at once.
+    at_once: usize,
+}
+
+/// Starts `n` workflows, failing on the first start that fails.
+async fn start_all(
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+    start: &Start,
+) -> anyhow::Result<()> {
     let failed = futures::stream::iter(0..n)
         .map(|i| {
             let (http, base) = (http.clone(), base.to_owned());
             async move {
-                let id = format!("W4-{i}");
+                let id = format!("{}-{i}", start.prefix);
                 let res = call(
                     &http,
                     &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
-                    json!({"workflow_type": "SleepOneHour", "task_queue": "bench"}),
+                    json!({"workflow_type": start.workflow_type, "task_queue": start.task_queue}),
                 )
                 .await;
                 match res {
@@ -250,13 +259,30 @@ async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyho
                 }
             }
         })
-        .buffer_unordered(200)
+        .buffer_unordered(start.at_once)
         .filter_map(std::future::ready)
         .next()
         .await;
-    if let Some(e) = failed {
-        anyhow::bail!(e);
+    match failed {
+        Some(e) => anyhow::bail!(e),
+        None => Ok(()),
     }
+}
+
+/// W4: starts `n` workflows that each wait on a 1-hour timer, waits until
+/// every one has started its timer, and prints the resident memory.
+async fn open_runs_memory(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Result<()> {
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    // Answers are checked as they come and dropped: the driver keeps
+    // nothing per workflow, so the memory measured is the node's.
+    let start = Start {
+        prefix: "W4",
+        workflow_type: "SleepOneHour",
+        task_queue: "bench",
+        at_once: 200,
+    };
+    start_all(http, base, n, &start).await?;
     while TIMERS_STARTED.load(std::sync::atomic::Ordering::Relaxed) < n {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -296,31 +322,13 @@ async fn overload(
     .await?;
     anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
     let started = Instant::now();
-    let failed = futures::stream::iter(0..n)
-        .map(|i| {
-            let (http, base) = (http.clone(), base.to_owned());
-            async move {
-                let id = format!("W5-{i}");
-                let res = call(
-                    &http,
-                    &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
-                    json!({"workflow_type": "ThreeSlowActivities", "task_queue": "bench-narrow"}),
-                )
-                .await;
-                match res {
-                    Ok((201, _)) => None,
-                    Ok((status, body)) => Some(format!("start failed ({status}): {body}")),
-                    Err(e) => Some(format!("start failed: {e}")),
-                }
-            }
-        })
-        .buffer_unordered(50)
-        .filter_map(std::future::ready)
-        .next()
-        .await;
-    if let Some(e) = failed {
-        anyhow::bail!(e);
-    }
+    let start = Start {
+        prefix: "W5",
+        workflow_type: "ThreeSlowActivities",
+        task_queue: "bench-narrow",
+        at_once: 50,
+    };
+    start_all(http, base, n, &start).await?;
     let all_started = started.elapsed();
     let outcomes = futures::stream::iter(0..n)
         .map(|i| {
