@@ -92,6 +92,11 @@ struct NodeArgs {
     /// usually come much sooner).
     #[arg(long, default_value_t = 1_000)]
     poll_interval_ms: i64,
+    /// At shutdown (SIGTERM, Ctrl-C), how long pushes already sent may
+    /// take to be answered before they are handed back to other nodes,
+    /// e.g. `20s`. Keep it below the orchestrator's grace period.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    drain_timeout: std::time::Duration,
     /// Memory budget of the cache of recently written runs, in MiB: what
     /// a node keeps in memory does not grow with the number of open runs.
     #[arg(long, env = "BATON_RUN_CACHE_MB", default_value_t = 64)]
@@ -209,6 +214,9 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         },
         dispatch: dispatch::Options {
             claim: claim.clone(),
+            drain_timeout: crate::time::Duration(
+                i64::try_from(node.drain_timeout.as_millis()).unwrap_or(i64::MAX),
+            ),
             ..dispatch::Options::default()
         },
         timers: claim,

@@ -22,6 +22,12 @@
 //! handler was promised and never times an attempt out; schedule-to-start
 //! and schedule-to-close cover the queueing.
 //!
+//! Shutdown: pushes still waiting for their endpoint are handed back at
+//! once, those already sent get up to the drain timeout for their answers
+//! and are then handed back too. Handing back records the push as
+//! undelivered, so any node sends it again after the short delivery
+//! back-off, instead of waiting for a lease or a timeout to run out.
+//!
 //! Deadlock freedom: whoever holds an admission permit never waits on
 //! `apply` (outcomes are recorded after the permit is given back), so the
 //! dispatcher always makes progress while `apply`'s writers wait on it.
@@ -64,6 +70,9 @@ pub struct Options {
     /// Largest answer read from an endpoint.
     pub max_response_bytes: usize,
     pub claim: claim::Options,
+    /// At shutdown, how long pushes already sent may take to be answered
+    /// (see "Shutdown" in the module docs).
+    pub drain_timeout: Duration,
 }
 
 impl Default for Options {
@@ -71,9 +80,14 @@ impl Default for Options {
         Options {
             max_response_bytes: 8 * 1024 * 1024,
             claim: claim::Options::default(),
+            drain_timeout: Duration::from_secs(20),
         }
     }
 }
+
+/// After the drain timeout, how long the handed-back pushes' records may
+/// take to commit before the dispatcher stops anyway.
+const HAND_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Service {
     inner: Arc<Inner>,
@@ -113,6 +127,62 @@ struct Inner {
     limits: Mutex<HashMap<(QueueKey, String), Limiter>>,
     /// Activity attempts waiting for their endpoint's limiter.
     waiting: Arc<waiting::Waiting>,
+    /// Turns true at shutdown: pushes still waiting for their endpoint are
+    /// handed back instead of sent.
+    stopping: watch::Sender<bool>,
+    /// Turns true when the drain timeout passed: pushes still awaiting
+    /// their answer are handed back.
+    drain_expired: watch::Sender<bool>,
+    /// Push tasks running (until their outcome is recorded): the drain
+    /// waits for none.
+    tasks: Arc<Tracker>,
+}
+
+/// Counts running tasks.
+#[derive(Default)]
+struct Tracker {
+    open: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One running task of a [`Tracker`].
+struct Tracked(Arc<Tracker>);
+
+impl Tracker {
+    fn enter(self: &Arc<Self>) -> Tracked {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Tracked(self.clone())
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until no task runs.
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self
+            .0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// The size a limiter was made with, and the limiter.
@@ -132,6 +202,9 @@ impl Service {
                 admitted: Arc::new(Semaphore::new(ADMITTED)),
                 limits: Mutex::new(HashMap::new()),
                 waiting: Arc::default(),
+                stopping: watch::Sender::new(false),
+                drain_expired: watch::Sender::new(false),
+                tasks: Arc::default(),
             }),
         }
     }
@@ -154,7 +227,12 @@ impl Service {
             inner.admitted.clone(),
             shutdown.clone(),
             move |row, permit| {
-                tokio::spawn(inner.clone().handle_row(row, permit));
+                let task = inner.tasks.enter();
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    inner.handle_row(row, permit).await;
+                    drop(task);
+                });
             },
         ));
         let postponing = tokio::spawn(waiting::run(
@@ -174,9 +252,7 @@ impl Service {
             };
             tokio::select! {
                 push = pushes.recv() => match push {
-                    Some(push) => {
-                        tokio::spawn(self.inner.clone().handle_push(push, permit));
-                    }
+                    Some(push) => self.spawn_push(push, permit),
                     None => break,
                 },
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -184,6 +260,61 @@ impl Service {
         }
         let _ = claims.await;
         let _ = postponing.await;
+        // Writers keep handing over pushes while the drain runs (outcomes
+        // recorded meanwhile schedule more work): take them, so no writer
+        // waits, and hand them back.
+        let drain = self.drain();
+        let mut drain = std::pin::pin!(drain);
+        loop {
+            tokio::select! {
+                () = &mut drain => break,
+                push = pushes.recv() => match push {
+                    Some(push) => match self.inner.admitted.clone().acquire_owned().await {
+                        Ok(permit) => self.spawn_push(push, permit),
+                        Err(_) => break,
+                    },
+                    None => {
+                        drain.await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
+
+    fn spawn_push(&self, push: Push, permit: OwnedSemaphorePermit) {
+        let task = self.inner.tasks.enter();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            inner.handle_push(push, permit).await;
+            drop(task);
+        });
+    }
+
+    /// Shutdown (see the module docs): waits for the push tasks, up to the
+    /// drain timeout, then hands back those still awaiting answers.
+    async fn drain(&self) {
+        let inner = &self.inner;
+        inner.stopping.send_replace(true);
+        let timeout = inner.options.drain_timeout.to_std();
+        if tokio::time::timeout(timeout, inner.tasks.idle())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let open = inner.tasks.open();
+        tracing::warn!(
+            pushes = open,
+            "drain timeout: handing back the pushes still awaiting answers"
+        );
+        inner.drain_expired.send_replace(true);
+        if tokio::time::timeout(HAND_BACK_TIMEOUT, inner.tasks.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("handing back pushes timed out; their leases bring them back");
+        }
     }
 }
 
@@ -410,7 +541,18 @@ impl Inner {
                 let ticket =
                     self.waiting
                         .enter(state.run_id, scheduled_event_id, act.attempt, first_due);
-                let Ok(p) = limiter.acquire_owned().await else {
+                let mut stopping = self.stopping.subscribe();
+                let p = tokio::select! {
+                    p = limiter.acquire_owned() => p,
+                    () = turned_true(&mut stopping) => {
+                        drop((ticket, _waiting, permit));
+                        let error = "the node shut down before sending the push".to_owned();
+                        let cmd = Command::ActivityUndelivered { token, error };
+                        let _ = self.report(state, cmd).await;
+                        return;
+                    }
+                };
+                let Ok(p) = p else {
                     return;
                 };
                 timers_due = ticket.fires_at();
@@ -522,7 +664,13 @@ impl Inner {
             Err(_) => {
                 let _waiting =
                     telemetry::push_gauge(PushGauge::Waiting, target.namespace, target.task_queue);
-                limiter.acquire_owned().await
+                let mut stopping = self.stopping.subscribe();
+                tokio::select! {
+                    p = limiter.acquire_owned() => p,
+                    () = turned_true(&mut stopping) => {
+                        return Delivery::Refused("the node shut down before sending the push".into());
+                    }
+                }
             }
         };
         let Ok(endpoint_permit) = endpoint_permit else {
@@ -554,18 +702,24 @@ impl Inner {
         let _in_flight =
             telemetry::push_gauge(PushGauge::InFlight, target.namespace, target.task_queue);
         let begun = std::time::Instant::now();
-        let delivery = self
-            .client
-            .push(
-                &endpoint.url,
-                &secrets,
-                body,
-                timeout.to_std(),
-                // Signatures carry wall-clock time even when a dev server's
-                // clock was skipped: receivers check it against theirs.
-                SystemClock.now().millis() / 1000,
-            )
-            .await;
+        let mut expired = self.drain_expired.subscribe();
+        let push = self.client.push(
+            &endpoint.url,
+            &secrets,
+            body,
+            timeout.to_std(),
+            // Signatures carry wall-clock time even when a dev server's
+            // clock was skipped: receivers check it against theirs.
+            SystemClock.now().millis() / 1000,
+        );
+        let delivery = tokio::select! {
+            d = push => d,
+            // The endpoint may still answer, but nobody would record it:
+            // hand the push back so that another node sends it again.
+            () = turned_true(&mut expired) => {
+                Delivery::Refused("the node shut down before the answer came".into())
+            }
+        };
         let seconds = begun.elapsed().as_secs_f64();
         telemetry::push_done(
             target,
@@ -806,6 +960,11 @@ where
             }
         }
     }
+}
+
+/// Waits until `flag` is true (or its sender is gone).
+async fn turned_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|on| *on).await;
 }
 
 /// Why a run's push for `queue` has nowhere to go.

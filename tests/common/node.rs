@@ -37,6 +37,21 @@ impl Node {
         Node { child, api }
     }
 
+    /// SIGTERM, then waits for the process to exit: its exit status and
+    /// how long it took.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let begun = std::time::Instant::now();
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for baton serve") {
+                return (status, begun.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn kill(mut self) {
         // SIGKILL: no shutdown code runs.
         self.child.kill().expect("kill -9");

@@ -1,0 +1,119 @@
+//! Graceful shutdown of a `baton serve` node under load: SIGTERM to one of
+//! two nodes on one PostgreSQL while 500 workflows are in flight. The node
+//! turns unready, finishes the pushes it had sent, hands back those that
+//! were waiting for their endpoint (recorded as undelivered, so the other
+//! node pushes them again after the short delivery back-off, without
+//! waiting for a lease or a timeout) and exits 0 well within its drain
+//! timeout. Nothing is lost and no activity runs twice; how soon the
+//! survivor took over the stopped node's work is printed.
+// Helpers here are test code too: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::node::{free_port, Node};
+use common::{sequential_workflow, spawn_handler, SECRET};
+use serde_json::{json, Value};
+
+const RUNS: usize = 500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_hands_back_and_loses_nothing() {
+    let url = common::fresh_postgres_database().await;
+    // When each workflow was last pushed anything, and how often each
+    // activity ran.
+    let last_push: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let handler = {
+        let (last_push, executions) = (last_push.clone(), executions.clone());
+        spawn_handler(move |req: Value| {
+            let (last_push, executions) = (last_push.clone(), executions.clone());
+            async move {
+                let id = req["workflow_id"].as_str().unwrap().to_owned();
+                last_push.lock().unwrap().insert(id, Instant::now());
+                if req["type"] == "workflow_task" {
+                    let plan = [("a", json!({})), ("b", json!({})), ("c", json!({}))];
+                    return (StatusCode::OK, sequential_workflow(&req, &plan));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let key = req["idempotency_key"].as_str().unwrap().to_owned();
+                *executions.lock().unwrap().entry(key).or_default() += 1;
+                (StatusCode::OK, json!({"result": req["activity_id"]}))
+            }
+        })
+        .await
+    };
+    let (a, b) = (
+        Node::start(&url, free_port()).await,
+        Node::start(&url, free_port()).await,
+    );
+    // A small limit, so the stopped node has pushes waiting for it.
+    let (status, body) = a
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"task_queue": "q", "url": handler.url, "secrets": [SECRET], "max_concurrency": 20}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ids: Vec<String> = (0..RUNS).map(|i| format!("drain-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let api = if i % 2 == 0 { &a.api } else { &b.api };
+        let (status, body) = api.start(id, "Three", "q", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let seen = executions.clone();
+    assert!(
+        common::eventually(Duration::from_secs(60), || async {
+            seen.lock().unwrap().len() >= RUNS / 2
+        })
+        .await
+    );
+    let survivor = b.api.clone();
+    let (status, took) = a.terminate().await;
+    let exited = Instant::now();
+    let done_at_exit = executions.lock().unwrap().len();
+    eprintln!("shutdown: exited {status} after {took:?}, {done_at_exit} activities done");
+    assert!(status.success(), "the stopped node exited with {status}");
+    assert!(
+        took < Duration::from_secs(20),
+        "exited after {took:?}, past its drain timeout"
+    );
+    assert!(
+        done_at_exit < RUNS * 3,
+        "the SIGTERM came after everything finished"
+    );
+    for id in &ids {
+        let result = survivor.result(id).await;
+        assert_eq!(result["status"], "COMPLETED", "{id}: {result}");
+    }
+    let executions = executions.lock().unwrap().clone();
+    assert_eq!(executions.len(), RUNS * 3);
+    let twice: Vec<_> = executions.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "activities that ran more than once: {twice:?}"
+    );
+    // Work the stopped node still had when it exited was pushed again by
+    // the survivor: the first push after the exit, per workflow still
+    // unfinished then.
+    let pushes = last_push.lock().unwrap();
+    let mut resumed: Vec<Duration> = pushes
+        .values()
+        .filter(|at| **at > exited)
+        .map(|at| at.duration_since(exited))
+        .collect();
+    resumed.sort();
+    eprintln!(
+        "shutdown: SIGTERM to exit {took:?} (exit 0), {done_at_exit} of {} activities done then; \
+         {} workflows pushed after the exit, the first {:?} after it",
+        RUNS * 3,
+        resumed.len(),
+        resumed.first()
+    );
+}
