@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod ids;
 pub mod readiness;
+pub mod schedule;
 pub mod server;
 pub mod signing;
 pub mod store;
