@@ -298,9 +298,11 @@ fn parse_cron_string(expr: &str, zone: Tz, zone_given: bool) -> Result<CronSourc
         // Temporal's six fields end with the year; croner's six start with
         // the second.
         6 => format!("0 {}", fields.join(" ")),
-        n => return Err(format!(
+        n => {
+            return Err(format!(
             "a cron expression has 5, 6 or 7 fields (or is a descriptor such as @daily), not {n}"
-        )),
+        ))
+        }
     };
     let cron = parser()
         .parse(&pattern)

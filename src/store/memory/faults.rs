@@ -31,6 +31,13 @@ pub enum Call {
     ClaimTasks,
     DeleteTask,
     NextVisibleAt,
+    CreateSchedule,
+    GetSchedule,
+    ListSchedules,
+    DeleteSchedule,
+    CommitSchedule,
+    ClaimSchedules,
+    NextScheduleDue,
 }
 
 impl Call {
@@ -48,6 +55,10 @@ impl Call {
                 | Call::Commit
                 | Call::ClaimTasks
                 | Call::DeleteTask
+                | Call::CreateSchedule
+                | Call::DeleteSchedule
+                | Call::CommitSchedule
+                | Call::ClaimSchedules
         )
     }
 }
