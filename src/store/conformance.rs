@@ -1216,7 +1216,7 @@ async fn schedule_commit_is_atomic_with_its_runs(store: Arc<dyn Store>) {
     store.create_schedule(&record).await.expect("create");
     // A tick: the schedule advances and a run starts, together.
     record.info.action_count = 1;
-    record.due_at = Some(T0 + 60_000).map(Timestamp);
+    record.due_at = Some(Timestamp(T0 + 60_000));
     let run = started(&ns(), "s-wf-1", "Report", T0);
     let run_id = run.state.run_id;
     store
