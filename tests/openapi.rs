@@ -499,6 +499,7 @@ async fn app() -> Router {
     api::router(AppState {
         querier,
         applier,
+        schedules: Default::default(),
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
@@ -558,6 +559,7 @@ async fn every_spec_route_is_served() {
         ("query_name", "query-drift"),
         ("update_name", "update-drift"),
         ("update_id", "update-id-drift"),
+        ("schedule_id", "schedule-drift"),
     ]
     .into();
     let mut failures = Vec::new();
