@@ -163,7 +163,8 @@ async def test_pause_shows_in_describe_and_list(served: Client) -> None:
     desc = await handle.describe()
     assert desc.schedule.state.paused and desc.schedule.state.note == "Q2 close"
     assert desc.info.next_action_times == []
-    rows = [s async for s in served.list_schedules(id_prefix="paused-")]
+    # temporalio's form: list_schedules is awaited, then iterated.
+    rows = [s async for s in await served.list_schedules(id_prefix="paused-")]
     assert [r.id for r in rows] == ["paused-report"]
     assert rows[0].schedule.state.paused and rows[0].schedule.state.note == "Q2 close"
     assert rows[0].schedule.action == ScheduleListActionStartWorkflow("RevenueReportWorkflow")

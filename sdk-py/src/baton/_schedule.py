@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -35,6 +35,7 @@ __all__ = [
     "ScheduleActionResult",
     "ScheduleActionStartWorkflow",
     "ScheduleAlreadyRunningError",
+    "ScheduleAsyncIterator",
     "ScheduleBackfill",
     "ScheduleCalendarSpec",
     "ScheduleDescription",
@@ -718,26 +719,60 @@ def _note(note: str | None) -> dict[str, Any]:
     return {} if note is None else {"note": note}
 
 
-async def list_schedules(
-    client: Client,
-    *,
-    id_prefix: str | None,
-    paused: bool | None,
-    page_size: int,
-) -> AsyncIterator[ScheduleListDescription]:
+class ScheduleAsyncIterator:
+    """What ``client.list_schedules()`` returns: iterate it with ``async
+    for``, directly or after ``await`` (``temporalio``'s form, whose
+    ``list_schedules`` is a coroutine). Pages are fetched as needed."""
+
+    def __init__(self, client: Client, params: dict[str, str]) -> None:
+        self._client = client
+        self._params = params
+        self._page: list[ScheduleListDescription] | None = None
+        self._index = 0
+        self._token: str | None = None
+
+    def __await__(self) -> Generator[Any, None, ScheduleAsyncIterator]:
+        async def itself() -> ScheduleAsyncIterator:
+            return self
+
+        return itself().__await__()
+
+    @property
+    def current_page(self) -> Sequence[ScheduleListDescription] | None:
+        return self._page
+
+    @property
+    def next_page_token(self) -> str | None:
+        return self._token
+
+    async def fetch_next_page(self) -> None:
+        page = dict(self._params)
+        if self._token:
+            page["next_page_token"] = self._token
+        data = (await self._client._call("GET", "/schedules?" + urlencode(page))).json_object()
+        rows = cast("list[dict[str, Any]]", data.get("schedules") or [])
+        self._page = [ScheduleListDescription._from_wire(r) for r in rows]
+        self._index = 0
+        self._token = data.get("next_page_token") or None
+
+    def __aiter__(self) -> ScheduleAsyncIterator:
+        return self
+
+    async def __anext__(self) -> ScheduleListDescription:
+        while True:
+            if self._page is not None and self._index < len(self._page):
+                self._index += 1
+                return self._page[self._index - 1]
+            if self._page is not None and self._token is None:
+                raise StopAsyncIteration
+            await self.fetch_next_page()
+
+
+def list_params(*, id_prefix: str | None, paused: bool | None, page_size: int) -> dict[str, str]:
+    """The query of ``GET …/schedules`` for these filters."""
     params: dict[str, str] = {"page_size": str(page_size)}
     if id_prefix:
         params["id_prefix"] = id_prefix
     if paused is not None:
         params["paused"] = "true" if paused else "false"
-    token: str | None = None
-    while True:
-        page = dict(params)
-        if token:
-            page["next_page_token"] = token
-        data = (await client._call("GET", "/schedules?" + urlencode(page))).json_object()
-        for row in cast("list[dict[str, Any]]", data.get("schedules") or []):
-            yield ScheduleListDescription._from_wire(row)
-        token = data.get("next_page_token")
-        if not token:
-            return
+    return params

@@ -31,6 +31,7 @@ from baton._schedule import (
     ScheduleActionResult,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleAsyncIterator,
     ScheduleBackfill,
     ScheduleCalendarSpec,
     ScheduleDescription,
@@ -84,6 +85,7 @@ __all__ = [
     "ScheduleActionResult",
     "ScheduleActionStartWorkflow",
     "ScheduleAlreadyRunningError",
+    "ScheduleAsyncIterator",
     "ScheduleBackfill",
     "ScheduleCalendarSpec",
     "ScheduleDescription",
@@ -601,13 +603,14 @@ class Client:
         id_prefix: str | None = None,
         paused: bool | None = None,
         page_size: int = 1000,
-    ) -> AsyncIterator[ScheduleListDescription]:
-        """The namespace's schedules in id order (``async for``), only those
-        whose id starts with ``id_prefix`` and, with ``paused``, only paused
-        (``True``) or active (``False``) ones; pages of ``page_size``."""
-        return _schedule.list_schedules(
-            self, id_prefix=id_prefix, paused=paused, page_size=page_size
-        )
+    ) -> ScheduleAsyncIterator:
+        """The namespace's schedules in id order, only those whose id starts
+        with ``id_prefix`` and, with ``paused``, only paused (``True``) or
+        active (``False``) ones; pages of ``page_size``. Iterate it with
+        ``async for``, as is or awaited (``async for s in await
+        client.list_schedules()``, as in ``temporalio``)."""
+        params = _schedule.list_params(id_prefix=id_prefix, paused=paused, page_size=page_size)
+        return ScheduleAsyncIterator(self, params)
 
     # --- async activity completion -------------------------------------------------------
 
