@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  type Client,
+  Client,
+  Connection,
   type ScheduleDescription,
   type ScheduleHandle,
   type ScheduleSpec,
@@ -152,6 +153,40 @@ describe("schedules with Temporal TS's shapes (issue 11)", { skip: SKIP_WITHOUT_
     await assert.rejects(client.schedule.create({ scheduleId: "office-hours", spec: { cronExpressions: ["@daily"] }, action: d.action }), ScheduleAlreadyRunning);
     await handle.delete();
     await assert.rejects(handle.describe(), (err: unknown) => err instanceof ScheduleNotFoundError && err.scheduleId === "office-hours");
+  });
+
+  test("update calls the function again when the schedule changed under it", async () => {
+    const scheduleId = "ts-raced";
+    await client.schedule.create({
+      scheduleId,
+      spec: { cronExpressions: ["0 9 * * 1-5"] },
+      action: { type: "startWorkflow", workflowType: RevenueReportWorkflow, args: ["daily"], taskQueue: "analytics" },
+    });
+    // A second client whose first update request is preceded by another
+    // client's pause, so the conflict token it carries is stale.
+    const conn = await Connection.connect({ address: env.address });
+    const send = conn.call.bind(conn);
+    let raced = false;
+    conn.call = async (method, path, body) => {
+      if (!raced && path.endsWith("/update")) {
+        raced = true;
+        await client.schedule.getHandle(scheduleId).pause("by another client");
+      }
+      return send(method, path, body);
+    };
+    const seen: ScheduleDescription[] = [];
+    await new Client({ connection: conn }).schedule.getHandle(scheduleId).update((previous) => {
+      seen.push(previous);
+      return { ...previous, spec: { intervals: [{ every: "1h" }] } };
+    });
+    assert.deepEqual(
+      seen.map((d) => d.state),
+      [{ paused: false }, { paused: true, note: "by another client" }],
+    );
+    const d = await client.schedule.getHandle(scheduleId).describe();
+    assert.deepEqual(d.spec.intervals, [{ every: 3_600_000, offset: 0 }]);
+    assert.deepEqual(d.state, { paused: true, note: "by another client" });
+    await client.schedule.getHandle(scheduleId).delete();
   });
 
   test("list filters by id prefix and paused state, page by page", async () => {
