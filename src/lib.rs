@@ -3,7 +3,8 @@
 //!
 //! Reading order: [`engine`] (the rules, pure), [`store`] (persistence),
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
-//! [`timers`], [`transfer`], [`api`], [`cli`]. See ARCHITECTURE.md.
+//! [`timers`], [`transfer`], [`scheduler`] (which fires the pure
+//! [`schedule`] rules), [`api`], [`cli`]. See ARCHITECTURE.md.
 
 pub mod api;
 pub mod apply;
@@ -13,6 +14,8 @@ pub mod dispatch;
 pub mod engine;
 pub mod ids;
 pub mod readiness;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -504,6 +504,7 @@ async fn app() -> Router {
     api::router(AppState {
         querier,
         applier,
+        schedules: Default::default(),
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
@@ -563,6 +564,7 @@ async fn every_spec_route_is_served() {
         ("query_name", "query-drift"),
         ("update_name", "update-drift"),
         ("update_id", "update-id-drift"),
+        ("schedule_id", "schedule-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -816,9 +818,85 @@ async fn live_responses_match_the_spec() {
     .await;
     assert_eq!(a.body["skipped"], "1.5s");
 
+    let schedules = "/api/v1/namespaces/{namespace}/schedules";
+    let one = "/api/v1/namespaces/{namespace}/schedules/{schedule_id}";
+    let uri = "/api/v1/namespaces/drift/schedules/daily";
+    let schedule = json!({"schedule": {
+        "spec": {"cron_expressions": ["0 9 * * 1-5"], "jitter": "5m",
+            "intervals": [{"every": "6h", "offset": "15m"}],
+            "calendars": [{"hour": [{"start": 12}], "day_of_week": [{"start": 1, "end": 5}]}]},
+        "action": {"start_workflow": {"workflow_id": "report", "workflow_type": "Report",
+            "task_queue": "orders", "input": ["daily"], "memo": {"team": "growth"}}},
+        "policies": {"overlap_policy": "BUFFER_ONE", "catchup_window": "10m"},
+        "state": {"note": "weekdays 9am UTC", "limited_actions": true, "remaining_actions": 3}
+    }});
+    let a = check("POST", one, uri, Some(schedule.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", one, uri, Some(schedule.clone())).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let mut bad = schedule.clone();
+    bad["schedule"]["spec"]["time_zone"] = json!("Mars/Olympus");
+    let a = check(
+        "POST",
+        one,
+        "/api/v1/namespaces/drift/schedules/bad",
+        Some(bad),
+    )
+    .await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", one, uri, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = check(
+        "GET",
+        schedules,
+        "/api/v1/namespaces/drift/schedules?paused=false",
+        None,
+    )
+    .await;
+    assert_eq!(a.body["schedules"].as_array().map(Vec::len), Some(1));
+    let mut update = schedule.clone();
+    update["conflict_token"] = json!("999");
+    let a = check(
+        "POST",
+        &format!("{one}/update"),
+        &format!("{uri}/update"),
+        Some(update),
+    )
+    .await;
+    assert_eq!(a.body["code"], "conflict");
+    for (verb, body) in [
+        ("pause", json!({"note": "Q2 close"})),
+        ("unpause", json!({})),
+        ("trigger", json!({"overlap_policy": "ALLOW_ALL"})),
+        (
+            "backfill",
+            json!({"backfills": [{"start_time": "2025-01-06T00:00:00Z",
+            "end_time": "2025-01-07T00:00:00Z"}]}),
+        ),
+    ] {
+        let a = check(
+            "POST",
+            &format!("{one}/{verb}"),
+            &format!("{uri}/{verb}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{verb}: {:?}", a.body);
+    }
+    let a = check("GET", one, uri, None).await;
+    assert!(
+        a.body["info"]["buffer_size"].as_i64() > Some(0),
+        "{:?}",
+        a.body
+    );
+    let a = check("DELETE", one, uri, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = check("GET", one, uri, None).await;
+    assert_eq!(a.body["code"], "not_found");
+
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
-    assert!(n_checked >= 35, "{n_checked} answers checked");
+    assert!(n_checked >= 48, "{n_checked} answers checked");
 }
 
 /// A handler on loopback that records every push and answers queries with

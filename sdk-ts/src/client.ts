@@ -1,6 +1,7 @@
 /**
  * The client (`@baton/sdk/client`, mirroring `@temporalio/client`) over the
- * server's REST API (openapi/openapi.yaml).
+ * server's REST API (openapi/openapi.yaml): workflows, async activity
+ * completion, and schedules (`client.schedule`, from ./schedule.ts).
  */
 import {
   type Duration,
@@ -17,9 +18,11 @@ import {
 } from "./common.js";
 
 import type * as wire from "./generated/openapi.js";
+import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
 
 export { type Duration } from "./common.js";
+export * from "./schedule.js";
 
 /** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
 export class ServiceError extends Error {
@@ -554,11 +557,14 @@ export class Client {
   readonly namespace: string;
   readonly workflow: WorkflowClient;
   readonly activity: AsyncCompletionClient;
+  /** Schedules: `create`, `getHandle`, `list`. */
+  readonly schedule: ScheduleClient;
 
   constructor(options: ClientOptions = {}) {
     this.connection = options.connection ?? Connection.lazy();
     this.namespace = options.namespace ?? "default";
     this.workflow = new WorkflowClient(this.connection, this.namespace);
     this.activity = new AsyncCompletionClient(this.connection, this.namespace);
+    this.schedule = new ScheduleClient(this.connection, this.namespace);
   }
 }

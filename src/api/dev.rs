@@ -35,7 +35,8 @@ struct Skip {
     /// Skip by this much.
     #[serde(default)]
     duration: Option<Duration>,
-    /// Skip to the earliest pending timer or timeout, if it is in the future.
+    /// Skip to the earliest pending timer, timeout or schedule action, if
+    /// it is in the future.
     #[serde(default)]
     to_next_timer: bool,
 }
@@ -72,11 +73,11 @@ async fn skip_time(
         (Some(d), false) => d,
         (None, true) => {
             let now = clock.now();
-            let next = state
-                .applier
-                .store()
-                .next_visible_at(Queue::Timer, now)
-                .await?;
+            let store = state.applier.store();
+            let timer = store.next_visible_at(Queue::Timer, now).await?;
+            // A schedule's next action is a timer too.
+            let schedule = store.next_schedule_due(now).await?;
+            let next = timer.into_iter().chain(schedule).min();
             next.map_or(Duration::ZERO, |at| at.since(now))
         }
         _ => {

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod health;
 mod namespaces;
+mod schedules;
 mod workflows;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Sends queries to workflow endpoints.
     pub querier: Querier,
+    /// Wakes this node's schedule loop after a schedule changed.
+    pub schedules: crate::scheduler::Handle,
     /// Set on `baton dev --time-skipping` nodes: the clock the dev routes move.
     pub time_skipping: Option<Arc<SkippingClock>>,
 }
@@ -76,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoints::router())
         .merge(workflows::router())
         .merge(activities::router())
+        .merge(schedules::router())
         .merge(dev::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()

@@ -28,7 +28,7 @@ use crate::engine::{
 };
 use crate::ids::{Namespace, RunId};
 use crate::readiness;
-use crate::store::{self, NamespaceRecord, RunChange, RunRecord, Store};
+use crate::store::{self, NamespaceRecord, RunChange, RunRecord, ScheduleRecord, Store};
 use crate::telemetry;
 use crate::time::{Clock, Duration};
 
@@ -791,6 +791,37 @@ impl Applier {
         };
         telemetry::store_commit(outcome, begun.elapsed().as_secs_f64());
         committed?;
+        Ok(self.committed(changes).await)
+    }
+
+    /// A schedule's tick: starts `runs` (each pinned to its queue's current
+    /// endpoint version) and writes `schedule`, in ONE transaction guarded
+    /// by the schedule's version; then hands the new runs' first pushes to
+    /// the dispatcher. A start the engine refuses fails the whole tick.
+    pub async fn start_scheduled(
+        &self,
+        schedule: &ScheduleRecord,
+        runs: Vec<StartRun>,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx();
+        let mut changes = Vec::with_capacity(runs.len());
+        for mut run in runs {
+            self.pin(&mut run).await?;
+            changes.push(new_run(run, &ctx)?);
+        }
+        match self.store.commit_schedule(schedule, &changes).await {
+            Ok(()) => {
+                self.committed(changes).await;
+                Ok(())
+            }
+            Err(e) if e.is_transient() => Err(Error::Unavailable(e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a commit of `changes`: caches the new states, hands their
+    /// pushes to the dispatcher and wakes their waiters.
+    async fn committed(&self, changes: Vec<RunChange>) -> Vec<Arc<RunState>> {
         let mut states = Vec::with_capacity(changes.len());
         for change in changes {
             let Transition {
@@ -819,7 +850,7 @@ impl Applier {
             }
             states.push(state);
         }
-        Ok(states)
+        states
     }
 
     /// The whole persisted history of the run `state` describes.

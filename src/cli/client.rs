@@ -31,7 +31,7 @@ pub struct Conn {
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    pub(super) output: Output,
 }
 
 #[derive(Subcommand)]
@@ -313,7 +313,7 @@ pub struct StartArgs {
 }
 
 /// A JSON argument; absent is `null`.
-fn json_arg(arg: Option<&str>, flag: &str) -> anyhow::Result<Value> {
+pub(super) fn json_arg(arg: Option<&str>, flag: &str) -> anyhow::Result<Value> {
     match arg {
         Some(s) => serde_json::from_str(s).with_context(|| format!("{flag} is not valid JSON")),
         None => Ok(Value::Null),
@@ -355,7 +355,12 @@ fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
 }
 
 impl Conn {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.address.trim_end_matches('/'), path);
         let mut req = reqwest::Client::new().request(method, &url);
         if let Some(key) = &self.api_key {
@@ -383,7 +388,7 @@ impl Conn {
         serde_json::from_str(&text).context("the server answered with invalid JSON")
     }
 
-    fn ns_path(&self, rest: &str) -> String {
+    pub(super) fn ns_path(&self, rest: &str) -> String {
         format!("/api/v1/namespaces/{}{rest}", enc(&self.namespace))
     }
 }
@@ -414,7 +419,7 @@ async fn describe_handler(url: &str) -> Option<String> {
 }
 
 /// Percent-encodes one path segment.
-fn enc(segment: &str) -> String {
+pub(super) fn enc(segment: &str) -> String {
     let mut out = String::new();
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

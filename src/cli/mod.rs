@@ -4,6 +4,7 @@
 
 mod client;
 mod output;
+mod schedules;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ enum Cmd {
     /// Start, inspect and control workflows.
     #[command(subcommand)]
     Workflow(Box<client::WorkflowCmd>),
+    /// Create and control cron and interval schedules that start workflows.
+    #[command(subcommand)]
+    Schedule(Box<schedules::ScheduleCmd>),
 }
 
 #[derive(Args)]
@@ -169,6 +173,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Namespace(cmd) => client::namespace(cmd).await,
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
         Cmd::Workflow(cmd) => client::workflow(*cmd).await,
+        Cmd::Schedule(cmd) => match schedules::check(&cmd) {
+            Ok(()) => schedules::schedule(*cmd).await,
+            Err(e) => Err(e),
+        },
     }
 }
 

@@ -1,5 +1,5 @@
 //! The composition root: opens the store, builds `apply`, the dispatcher,
-//! the timer and transfer services and the API router, runs them until shutdown and
+//! the timer, transfer and schedule services and the API router, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 //! `connection` is the HTTP listener, `framing` the request framing its
@@ -21,7 +21,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{apply, claim, dispatch, readiness, timers, transfer};
+use crate::{apply, claim, dispatch, readiness, scheduler, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -107,6 +107,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let services = services(store, clock, transport, &options, shutdown_rx.clone());
     let state = AppState {
         querier: services.querier,
+        schedules: services.scheduler,
         applier: services.applier,
         access: Arc::new(Access {
             api_key: options.api_key.clone(),
@@ -132,6 +133,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
 pub struct Services {
     pub applier: Applier,
     pub querier: dispatch::Querier,
+    /// Wakes the schedule loop after an API change.
+    pub scheduler: scheduler::Handle,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -161,6 +164,8 @@ pub fn services(
     let dispatcher = dispatch::Service::new(applier.clone(), options.dispatch.clone(), transport);
     let timer_service = timers::Service::new(applier.clone(), options.timers.clone());
     let transfer_service = transfer::Service::new(applier.clone(), options.timers.clone());
+    let schedule_service = scheduler::Service::new(applier.clone(), options.timers.clone());
+    let scheduler = schedule_service.handle();
     let querier = dispatcher.querier();
     let readiness = applier.readiness().clone();
     let closing = applier.clone();
@@ -176,11 +181,13 @@ pub fn services(
         }),
         tokio::spawn(dispatcher.run(pushes, shutdown.clone())),
         tokio::spawn(timer_service.run(shutdown.clone())),
-        tokio::spawn(transfer_service.run(shutdown)),
+        tokio::spawn(transfer_service.run(shutdown.clone())),
+        tokio::spawn(schedule_service.run(shutdown)),
     ];
     Services {
         applier,
         querier,
+        scheduler,
         tasks,
     }
 }

@@ -24,8 +24,9 @@ use crate::time::{Duration, Timestamp};
 
 use super::{
     Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunCursor, RunFilter, RunSummary,
-    Store, TaskRow, Wakeup,
+    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
+use crate::schedule;
 
 /// One case: it gets a fresh store and panics on failure.
 pub type Case = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
@@ -66,6 +67,15 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(endpoint_versions_and_pinned_runs(s))
     }),
     ("wakeups_on_commit", |s| Box::pin(wakeups_on_commit(s))),
+    ("schedules_round_trip_and_list", |s| {
+        Box::pin(schedules_round_trip_and_list(s))
+    }),
+    ("schedule_commit_is_atomic_with_its_runs", |s| {
+        Box::pin(schedule_commit_is_atomic_with_its_runs(s))
+    }),
+    ("schedules_claim_with_leases", |s| {
+        Box::pin(schedules_claim_with_leases(s))
+    }),
 ];
 
 /// Runs every case, each on a store from `make`.
@@ -1190,4 +1200,215 @@ async fn wakeups_on_commit(store: Arc<dyn Store>) {
     received.sort_by_key(key);
     expected.sort_by_key(key);
     assert_eq!(received, expected);
+}
+
+fn a_schedule(id: &str, paused: bool, due_at: Option<i64>) -> ScheduleRecord {
+    let schedule = schedule::Schedule {
+        spec: schedule::Spec {
+            cron_expressions: vec!["0 9 * * 1-5".to_owned()],
+            ..schedule::Spec::default()
+        },
+        action: schedule::Action {
+            start_workflow: schedule::StartWorkflowAction {
+                workflow_id: format!("{id}-wf"),
+                workflow_type: "Report".to_owned(),
+                task_queue: "main".to_owned(),
+                input: json!(["daily"]),
+                workflow_execution_timeout: None,
+                workflow_run_timeout: None,
+                workflow_task_timeout: None,
+                memo: None,
+                retry_policy: None,
+            },
+        },
+        policies: schedule::Policies::default(),
+        state: schedule::State {
+            paused,
+            note: "n".to_owned(),
+            ..schedule::State::default()
+        },
+    };
+    ScheduleRecord {
+        namespace: ns(),
+        schedule_id: id.to_owned(),
+        schedule,
+        info: schedule::create(Timestamp(T0)),
+        version: 1,
+        due_at: due_at.map(Timestamp),
+    }
+}
+
+fn schedule_ids(records: &[ScheduleRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.schedule_id.as_str()).collect()
+}
+
+async fn schedules_round_trip_and_list(store: Arc<dyn Store>) {
+    for (id, paused) in [("b-2", false), ("a_1", true), ("b-1", false), ("b%", true)] {
+        store
+            .create_schedule(&a_schedule(id, paused, Some(T0)))
+            .await
+            .expect("create schedule");
+    }
+    assert_already_exists(
+        store.create_schedule(&a_schedule("b-1", true, None)).await,
+        "b-1",
+    );
+    let got = store.get_schedule(&ns(), "b-1").await.expect("get");
+    assert_eq!(got, Some(a_schedule("b-1", false, Some(T0))));
+    let other = Namespace::from("other");
+    assert_eq!(store.get_schedule(&other, "b-1").await.expect("get"), None);
+
+    let list = |filter: ScheduleFilter, after: Option<&'static str>, limit: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .list_schedules(&ns(), &filter, after, limit)
+                .await
+                .expect("list schedules")
+        }
+    };
+    let all = list(ScheduleFilter::default(), None, 10).await;
+    assert_eq!(schedule_ids(&all), ["a_1", "b%", "b-1", "b-2"]);
+    let prefix = |p: &str| ScheduleFilter {
+        id_prefix: Some(p.to_owned()),
+        paused: None,
+    };
+    assert_eq!(
+        schedule_ids(&list(prefix("b-"), None, 10).await),
+        ["b-1", "b-2"]
+    );
+    // The prefix is literal: `%` and `_` are no wildcards.
+    assert_eq!(schedule_ids(&list(prefix("b%"), None, 10).await), ["b%"]);
+    assert_eq!(schedule_ids(&list(prefix("a_"), None, 10).await), ["a_1"]);
+    let paused = ScheduleFilter {
+        id_prefix: None,
+        paused: Some(true),
+    };
+    assert_eq!(schedule_ids(&list(paused, None, 10).await), ["a_1", "b%"]);
+    let page = list(ScheduleFilter::default(), Some("b%"), 1).await;
+    assert_eq!(schedule_ids(&page), ["b-1"]);
+
+    assert!(store.delete_schedule(&ns(), "b-1").await.expect("delete"));
+    assert!(!store.delete_schedule(&ns(), "b-1").await.expect("delete"));
+    assert_eq!(store.get_schedule(&ns(), "b-1").await.expect("get"), None);
+    // A deleted schedule cannot be written by a tick that read it before.
+    let stale = a_schedule("b-1", false, None);
+    let res = store.commit_schedule(&stale, &[]).await;
+    assert!(matches!(res, Err(Error::Conflict)), "got {res:?}");
+}
+
+async fn schedule_commit_is_atomic_with_its_runs(store: Arc<dyn Store>) {
+    let mut record = a_schedule("s", false, Some(T0));
+    store.create_schedule(&record).await.expect("create");
+    // A tick: the schedule advances and a run starts, together.
+    record.info.action_count = 1;
+    record.due_at = Some(Timestamp(T0 + 60_000));
+    let run = started(&ns(), "s-wf-1", "Report", T0);
+    let run_id = run.state.run_id;
+    store
+        .commit_schedule(&record, &[create(run)])
+        .await
+        .expect("commit schedule");
+    let stored = store
+        .get_schedule(&ns(), "s")
+        .await
+        .expect("get")
+        .expect("s");
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.info.action_count, 1);
+    assert_eq!(stored.due_at, Some(Timestamp(T0 + 60_000)));
+    assert!(store.load_run(&ns(), run_id).await.expect("load").is_some());
+
+    // A stale version writes neither the schedule nor the run.
+    let run = started(&ns(), "s-wf-2", "Report", T0);
+    let lost = run.state.run_id;
+    record.info.action_count = 99;
+    let res = store.commit_schedule(&record, &[create(run)]).await;
+    assert!(matches!(res, Err(Error::Conflict)), "got {res:?}");
+    assert_eq!(store.load_run(&ns(), lost).await.expect("load"), None);
+    let stored = store
+        .get_schedule(&ns(), "s")
+        .await
+        .expect("get")
+        .expect("s");
+    assert_eq!(stored.info.action_count, 1);
+
+    // A run that cannot be written (its workflow id is open) leaves the
+    // schedule as it was.
+    record.version = 2;
+    let dup = started(&ns(), "s-wf-1", "Report", T0 + 1);
+    let res = store.commit_schedule(&record, &[create(dup)]).await;
+    assert!(matches!(res, Err(Error::AlreadyExists(_))), "got {res:?}");
+    let stored = store
+        .get_schedule(&ns(), "s")
+        .await
+        .expect("get")
+        .expect("s");
+    assert_eq!((stored.version, stored.info.action_count), (2, 1));
+}
+
+async fn schedules_claim_with_leases(store: Arc<dyn Store>) {
+    for (id, due) in [("late", Some(T0 + 10)), ("early", Some(T0)), ("idle", None)] {
+        store
+            .create_schedule(&a_schedule(id, false, due))
+            .await
+            .expect("create");
+    }
+    let claim = |now: i64, limit: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_schedules(Timestamp(now), Duration(1_000), limit)
+                .await
+                .expect("claim schedules")
+        }
+    };
+    assert!(claim(T0 - 1, 10).await.is_empty());
+    assert_eq!(
+        store
+            .next_schedule_due(Timestamp(T0 - 1))
+            .await
+            .expect("next"),
+        Some(Timestamp(T0))
+    );
+    let first = claim(T0 + 10, 1).await;
+    assert_eq!(schedule_ids(&first), ["early"]);
+    assert_eq!(
+        first[0].due_at,
+        Some(Timestamp(T0)),
+        "as it was before the claim"
+    );
+    assert_eq!(first[0].version, 1, "a claim changes no version");
+    let second = claim(T0 + 10, 10).await;
+    assert_eq!(schedule_ids(&second), ["late"], "early is leased");
+    assert!(claim(T0 + 500, 10).await.is_empty());
+    // Leases run out.
+    let again = claim(T0 + 1_010, 10).await;
+    let mut ids = schedule_ids(&again);
+    ids.sort_unstable();
+    assert_eq!(ids, ["early", "late"]);
+
+    // Many claimers at once: each due schedule goes to one of them.
+    for i in 0..20 {
+        store
+            .create_schedule(&a_schedule(&format!("race-{i:02}"), false, Some(T0)))
+            .await
+            .expect("create");
+    }
+    let claims = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_schedules(Timestamp(T0 + 1_500), Duration(60_000), 8)
+                .await
+                .expect("claim")
+        })
+    });
+    let mut seen = HashSet::new();
+    for claimed in futures::future::join_all(claims).await {
+        for record in claimed.expect("claimer") {
+            assert!(seen.insert(record.schedule_id.clone()), "claimed twice");
+        }
+    }
+    assert_eq!(seen.iter().filter(|id| id.starts_with("race-")).count(), 20);
 }

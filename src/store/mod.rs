@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
-use crate::time::Timestamp;
+use crate::schedule::{Info, Schedule};
+use crate::time::{Duration, Timestamp};
 
 pub use memory::{Call, Fault, MemoryStore};
 pub use postgres::PostgresStore;
@@ -208,6 +209,27 @@ pub struct QueueDepth {
     pub rows: i64,
 }
 
+/// A schedule as stored: what its owner wrote, what it has done, the
+/// version every write names (the conflict token), and when it next needs
+/// a tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleRecord {
+    pub namespace: Namespace,
+    pub schedule_id: String,
+    pub schedule: Schedule,
+    pub info: Info,
+    /// 1 when created; every write bumps it.
+    pub version: i64,
+    /// `None`: no tick until something changes the schedule.
+    pub due_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScheduleFilter {
+    pub id_prefix: Option<String>,
+    pub paused: Option<bool>,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +341,37 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>>;
     /// The earliest `visible_at` of `queue` later than `after`, if any.
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>>;
+    /// Stores a new schedule at version 1; a taken id is
+    /// [`Error::AlreadyExists`].
+    async fn create_schedule(&self, record: &ScheduleRecord) -> Result<()>;
+    async fn get_schedule(&self, ns: &Namespace, id: &str) -> Result<Option<ScheduleRecord>>;
+    /// Schedules matching `filter` in id order, strictly after `after`.
+    async fn list_schedules(
+        &self,
+        ns: &Namespace,
+        filter: &ScheduleFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>>;
+    /// True if a row was deleted.
+    async fn delete_schedule(&self, ns: &Namespace, id: &str) -> Result<bool>;
+    /// Writes `record` (schedule, info, due time) if the stored version is
+    /// still `record.version` (it becomes `+ 1`; otherwise
+    /// [`Error::Conflict`], also when the schedule was deleted), together
+    /// with `runs` (the workflows a tick starts), in ONE transaction.
+    async fn commit_schedule(&self, record: &ScheduleRecord, runs: &[RunChange]) -> Result<()>;
+    /// Claims up to `limit` schedules due at `now`: each becomes invisible
+    /// to other claims until `now + lease` (its version is unchanged), and
+    /// comes back with `due_at` as it was before the claim.
+    async fn claim_schedules(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>>;
+    /// The earliest due time of a schedule later than `after`, if any.
+    async fn next_schedule_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
+
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
     /// other nodes' commits of rows due at once (LISTEN/NOTIFY).
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;

@@ -90,6 +90,45 @@ pub(super) fn decode_json<T: DeserializeOwned>(what: &str, text: &str) -> Result
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("decoding {what}: {e}")))
 }
 
+/// `schedules` columns as read: namespace, schedule id, doc, version,
+/// visible_at.
+pub(super) type ScheduleCols = (String, String, String, i64, Option<i64>);
+
+pub(super) const SCHEDULE_COLUMNS: &str = "namespace, schedule_id, doc, version, visible_at";
+
+/// The `doc` column of `schedules`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ScheduleDoc {
+    schedule: crate::schedule::Schedule,
+    info: crate::schedule::Info,
+}
+
+/// The `doc` column of a schedule and its `paused` column (0 or 1).
+pub(super) fn schedule_doc(record: &super::ScheduleRecord) -> Result<(String, i64)> {
+    let doc = ScheduleDoc {
+        schedule: record.schedule.clone(),
+        info: record.info.clone(),
+    };
+    Ok((
+        encode_json("schedule", &doc)?,
+        i64::from(record.schedule.state.paused),
+    ))
+}
+
+pub(super) fn schedule_record(
+    (namespace, schedule_id, doc, version, visible_at): ScheduleCols,
+) -> Result<super::ScheduleRecord> {
+    let doc: ScheduleDoc = decode_json("schedule", &doc)?;
+    Ok(super::ScheduleRecord {
+        namespace: Namespace(namespace),
+        schedule_id,
+        schedule: doc.schedule,
+        info: doc.info,
+        version,
+        due_at: visible_at.map(Timestamp),
+    })
+}
+
 pub(super) fn namespace((name, description, created_at): NamespaceCols) -> NamespaceRecord {
     NamespaceRecord {
         name: Namespace(name),
@@ -471,9 +510,10 @@ pub(super) enum UniqueKey {
     Namespace,
     OpenRun,
     Run,
+    Schedule,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 3] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 4] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -481,6 +521,11 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 3] = [
         "runs.namespace, runs.workflow_id",
     ),
     (UniqueKey::Run, "runs_pkey", "runs.run_id"),
+    (
+        UniqueKey::Schedule,
+        "schedules_pkey",
+        "schedules.namespace, schedules.schedule_id",
+    ),
 ];
 
 /// The unique key `e` violates, if it is a unique violation of one of

@@ -22,13 +22,14 @@ use crate::time::Timestamp;
 
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, Sql, SummaryCols, TaskCols,
-    TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
+    Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, Sql, SummaryCols,
+    TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SCHEDULE_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
     Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
-    RunRecord, RunSummary, Store, TaskRow, Wakeup,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
+use crate::time::Duration;
 
 /// Hints buffered per subscriber before it lags (and then re-reads the
 /// table, which is always correct).
@@ -53,6 +54,10 @@ macro_rules! bound {
 /// `sqlx::Sqlite` only (the trait is unnameable outside `store`).
 #[async_trait]
 pub trait Dialect: Database {
+    /// Appended to the select of a schedule claim: PostgreSQL's `for update
+    /// skip locked`, so concurrent claims take different rows; empty on
+    /// SQLite, whose write transaction already excludes other writers.
+    const SKIP_LOCKED: &'static str;
     /// Applies the embedded migrations.
     async fn migrate(pool: &Pool<Self>) -> Result<()>;
     /// Begins a transaction that will write.
@@ -179,6 +184,19 @@ const QUEUE_DEPTHS: &str = "select namespace, queue, \
      from tasks where queue <> 'timer' or visible_at <= $1 group by namespace, queue";
 const NEXT_VISIBLE_AT: &str =
     "select min(visible_at) from tasks where queue = $1 and visible_at > $2";
+
+const INSERT_SCHEDULE: &str = "insert into schedules (namespace, schedule_id, doc, version, \
+    visible_at, paused, created_at, updated_at) values ($1, $2, $3, 1, $4, $5, $6, $6)";
+/// The optimistic-concurrency guard of schedules, as `UPDATE_RUN`'s.
+const UPDATE_SCHEDULE: &str = "update schedules set doc = $3, version = version + 1, \
+    visible_at = $4, paused = $5, updated_at = $6 \
+    where namespace = $1 and schedule_id = $2 and version = $7";
+const DELETE_SCHEDULE: &str = "delete from schedules where namespace = $1 and schedule_id = $2";
+/// The lease: the row stays due for no one else until it runs out.
+const LEASE_SCHEDULE: &str = "update schedules set visible_at = $3 \
+    where namespace = $1 and schedule_id = $2";
+const NEXT_SCHEDULE_DUE: &str =
+    "select min(visible_at) from schedules where visible_at is not null and visible_at > $1";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -409,7 +427,7 @@ where
         };
         match one_statement {
             Some(done) => done?,
-            None => commit_in_transaction::<DB>(&self.pool, writes, now).await?,
+            None => commit_in_transaction::<DB>(&self.pool, None, writes, now).await?,
         }
         for wakeup in wakeups {
             // No subscribers is fine: hints are only hints.
@@ -554,14 +572,142 @@ where
         Ok(next.map(Timestamp))
     }
 
+    async fn create_schedule(&self, record: &ScheduleRecord) -> Result<()> {
+        let (doc, paused) = rows::schedule_doc(record)?;
+        sqlx::query(INSERT_SCHEDULE)
+            .bind(record.namespace.0.clone())
+            .bind(record.schedule_id.clone())
+            .bind(doc)
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(paused)
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::Schedule, || {
+                format!("schedule `{}`", record.schedule_id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_schedule(&self, ns: &Namespace, id: &str) -> Result<Option<ScheduleRecord>> {
+        let sql = format!(
+            "select {SCHEDULE_COLUMNS} from schedules where namespace = $1 and schedule_id = $2"
+        );
+        let row: Option<ScheduleCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::schedule_record).transpose()
+    }
+
+    async fn list_schedules(
+        &self,
+        ns: &Namespace,
+        filter: &ScheduleFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>> {
+        let mut query = Sql::new(format!(
+            "select {SCHEDULE_COLUMNS} from schedules where namespace = "
+        ));
+        query.bind(ns.0.clone());
+        if let Some(prefix) = &filter.id_prefix {
+            // A range rather than `like`, whose wildcards the prefix may
+            // contain; U+10FFFF sorts after every character of an id.
+            query
+                .push(" and schedule_id >= ")
+                .bind(prefix.clone())
+                .push(" and schedule_id < ")
+                .bind(format!("{prefix}\u{10FFFF}"));
+        }
+        if let Some(paused) = filter.paused {
+            query.push(" and paused = ").bind(i64::from(paused));
+        }
+        if let Some(after) = after {
+            query.push(" and schedule_id > ").bind(after.to_owned());
+        }
+        query
+            .push(" order by schedule_id limit ")
+            .bind(limit.max(0));
+        let rows: Vec<ScheduleCols> = bound!(sqlx::query_as(&query.text), query.args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::schedule_record).collect()
+    }
+
+    async fn delete_schedule(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        let done = sqlx::query(DELETE_SCHEDULE)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn commit_schedule(&self, record: &ScheduleRecord, runs: &[RunChange]) -> Result<()> {
+        let now = audit_now();
+        let writes = runs.iter().map(RunWrite::new).collect::<Result<Vec<_>>>()?;
+        let wakeups: Vec<Wakeup> = writes.iter().flat_map(|w| w.tasks.wakeups()).collect();
+        commit_in_transaction::<DB>(&self.pool, Some(record), writes, now).await?;
+        for wakeup in wakeups {
+            let _ = self.wakeups.send(wakeup);
+        }
+        Ok(())
+    }
+
+    async fn claim_schedules(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>> {
+        let select = format!(
+            "select {SCHEDULE_COLUMNS} from schedules where visible_at is not null \
+             and visible_at <= $1 order by visible_at limit $2{}",
+            DB::SKIP_LOCKED
+        );
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let due: Vec<ScheduleCols> = sqlx::query_as(&select)
+            .bind(now.millis())
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (namespace, id, ..) in &due {
+            sqlx::query(LEASE_SCHEDULE)
+                .bind(namespace.clone())
+                .bind(id.clone())
+                .bind(now.saturating_add(lease).millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        due.into_iter().map(rows::schedule_record).collect()
+    }
+
+    async fn next_schedule_due(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(NEXT_SCHEDULE_DUE)
+            .bind(after.millis())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(next.map(Timestamp))
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
     }
 }
 
 /// Commits `writes` in one transaction, a statement per table and run: how
-/// SQLite commits everything, and PostgreSQL a change of several runs.
-async fn commit_in_transaction<DB>(pool: &Pool<DB>, writes: Vec<RunWrite>, now: i64) -> Result<()>
+/// SQLite commits everything, and PostgreSQL a change of several runs. A
+/// `schedule` is written first, guarded by its version: a schedule's tick
+/// and the runs it starts commit together or not at all.
+async fn commit_in_transaction<DB>(
+    pool: &Pool<DB>,
+    schedule: Option<&ScheduleRecord>,
+    writes: Vec<RunWrite>,
+    now: i64,
+) -> Result<()>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -575,6 +721,22 @@ where
 {
     // Dropping `tx` on an early return rolls everything back.
     let mut tx = DB::begin_write(pool).await?;
+    if let Some(record) = schedule {
+        let (doc, paused) = rows::schedule_doc(record)?;
+        let written = sqlx::query(UPDATE_SCHEDULE)
+            .bind(record.namespace.0.clone())
+            .bind(record.schedule_id.clone())
+            .bind(doc)
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(paused)
+            .bind(now)
+            .bind(record.version)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&written) == 0 {
+            return Err(Error::Conflict);
+        }
+    }
     for mut write in writes {
         // Moved out rather than cloned; `write.error` needs neither.
         let state = std::mem::take(&mut write.run.state);

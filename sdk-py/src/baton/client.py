@@ -1,7 +1,9 @@
 """The client for Baton's REST API (as ``temporalio.client``): start
 workflows (also with a start signal), signal, cancel, wait for results,
 update, inspect, terminate, and finish activities that completed
-asynchronously.
+asynchronously; create and manage schedules (their types live in
+``baton._schedule`` and are exported from here, as ``temporalio.client``
+exports them).
 
     client = await Client.connect("http://localhost:7233", namespace="default")
     result = await client.execute_workflow(Onboarding.run, user, id="onboard-1", task_queue="onboarding")
@@ -19,8 +21,37 @@ from enum import Enum, IntEnum
 from typing import Any, Generic, TypeVar, cast, overload
 from urllib.parse import quote, urlencode
 
-from baton import _http
+from baton import _http, _schedule
 from baton._protocol import EventDict, format_duration, parse_timestamp
+from baton._schedule import (
+    Schedule,
+    ScheduleAction,
+    ScheduleActionExecution,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionResult,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleAsyncIterator,
+    ScheduleBackfill,
+    ScheduleCalendarSpec,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleInfo,
+    ScheduleIntervalSpec,
+    ScheduleListAction,
+    ScheduleListActionStartWorkflow,
+    ScheduleListDescription,
+    ScheduleListInfo,
+    ScheduleListSchedule,
+    ScheduleListState,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from baton.common import (
     RetryPolicy,
     WorkflowExecutionStatus,
@@ -47,6 +78,33 @@ from baton.workflow import _Definition
 __all__ = [
     "AsyncActivityHandle",
     "Client",
+    "Schedule",
+    "ScheduleAction",
+    "ScheduleActionExecution",
+    "ScheduleActionExecutionStartWorkflow",
+    "ScheduleActionResult",
+    "ScheduleActionStartWorkflow",
+    "ScheduleAlreadyRunningError",
+    "ScheduleAsyncIterator",
+    "ScheduleBackfill",
+    "ScheduleCalendarSpec",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "ScheduleIntervalSpec",
+    "ScheduleListAction",
+    "ScheduleListActionStartWorkflow",
+    "ScheduleListDescription",
+    "ScheduleListInfo",
+    "ScheduleListSchedule",
+    "ScheduleListState",
+    "ScheduleOverlapPolicy",
+    "SchedulePolicy",
+    "ScheduleRange",
+    "ScheduleSpec",
+    "ScheduleState",
+    "ScheduleUpdate",
+    "ScheduleUpdateInput",
     "WorkflowExecution",
     "WorkflowExecutionDescription",
     "WorkflowHandle",
@@ -502,6 +560,57 @@ class Client:
             token = data.get("next_page_token")
             if not token:
                 return
+
+    # --- schedules -------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        id: str,
+        schedule: Schedule,
+        *,
+        trigger_immediately: bool = False,
+        backfill: Sequence[ScheduleBackfill] = (),
+    ) -> ScheduleHandle:
+        """Creates a schedule; its first action is the spec's first time
+        after now. Raises :class:`ScheduleAlreadyRunningError` when the id
+        is taken, :class:`RPCError` (400, naming the field) for a spec,
+        action or policy the server refuses (nothing is stored then).
+
+        ``trigger_immediately`` and ``backfill`` are sent as a trigger and a
+        backfill right after the create (Temporal sends them with it)."""
+        try:
+            await self._call(
+                "POST", f"/schedules/{quote(id, safe='')}", {"schedule": schedule._to_wire()}
+            )
+        except RPCError as err:
+            if err.status == 409 and err.code == "already_exists":
+                raise ScheduleAlreadyRunningError() from err
+            raise
+        handle = ScheduleHandle(self, id)
+        if trigger_immediately:
+            await handle.trigger(overlap=schedule.policy.overlap)
+        if backfill:
+            await handle.backfill(*backfill)
+        return handle
+
+    def get_schedule_handle(self, id: str) -> ScheduleHandle:
+        """A handle to the schedule with this id (not checked until used)."""
+        return ScheduleHandle(self, id)
+
+    def list_schedules(
+        self,
+        *,
+        id_prefix: str | None = None,
+        paused: bool | None = None,
+        page_size: int = 1000,
+    ) -> ScheduleAsyncIterator:
+        """The namespace's schedules in id order, only those whose id starts
+        with ``id_prefix`` and, with ``paused``, only paused (``True``) or
+        active (``False``) ones; pages of ``page_size``. Iterate it with
+        ``async for``, as is or awaited (``async for s in await
+        client.list_schedules()``, as in ``temporalio``)."""
+        params = _schedule.list_params(id_prefix=id_prefix, paused=paused, page_size=page_size)
+        return ScheduleAsyncIterator(self, params)
 
     # --- async activity completion -------------------------------------------------------
 

@@ -392,6 +392,170 @@ export type HeartbeatResponse = {
   cancel_requested: boolean;
 };
 
+/** What to do when an action is due while a workflow the schedule started is still open (Temporal's): `SKIP` (default) does not start it; `BUFFER_ONE` starts it when the open one closes, keeping at most one waiting; `BUFFER_ALL` keeps every one waiting (up to 1000); `CANCEL_OTHER` requests cancellation of the open one and starts after it closes; `TERMINATE_OTHER` terminates it first; `ALLOW_ALL` starts it anyway. */
+export type ScheduleOverlapPolicy = "SKIP" | "BUFFER_ONE" | "BUFFER_ALL" | "CANCEL_OTHER" | "TERMINATE_OTHER" | "ALLOW_ALL";
+
+/** Values `start` to `end` inclusive every `step` (Temporal's `Range`); `end` below `start` means `start` alone, `step` 0 means 1. */
+export type ScheduleRange = {
+  start: number;
+  end?: number;
+  step?: number;
+};
+
+/** Temporal's structured calendar: a time matches when every field matches one of its ranges. Empty fields default to 0 (second, minute, hour) or every value (the others). `day_of_week` is 0-6, 0 Sunday (7 is Sunday too). */
+export type ScheduleCalendarSpec = {
+  second?: ScheduleRange[];
+  minute?: ScheduleRange[];
+  hour?: ScheduleRange[];
+  day_of_month?: ScheduleRange[];
+  month?: ScheduleRange[];
+  year?: ScheduleRange[];
+  day_of_week?: ScheduleRange[];
+  comment?: string;
+};
+
+/** The times epoch + n × `every` + `offset` (whole seconds; `every` at least 1 s). */
+export type ScheduleIntervalSpec = {
+  every: Duration;
+  offset?: Duration;
+};
+
+/** The union of the cron expressions', calendars' and intervals' times, minus those matching `exclude_calendars`, between `start_time` and `end_time` inclusive, each delayed by a jitter below `jitter` (a hash of schedule id and time, the same on every node, and below the gap to the next time). Cron expressions have 5 fields (minute hour day-of-month month day-of-week), 6 (and year) or 7 (second first), or are a descriptor (`@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`, `@every 6h/15m`); `L`, `#` and `W` work; day of month and day of week must both match; a `CRON_TZ=<zone>` prefix sets the zone of that expression, and a trailing ` # comment` is ignored. Calendar times are wall-clock times in `time_zone` (IANA, default UTC): a time in a DST gap does not happen that day, one in an overlap happens twice. */
+export type ScheduleSpec = {
+  cron_expressions?: string[];
+  calendars?: ScheduleCalendarSpec[];
+  intervals?: ScheduleIntervalSpec[];
+  exclude_calendars?: ScheduleCalendarSpec[];
+  start_time?: Timestamp;
+  end_time?: Timestamp;
+  /** At most the smallest interval. */
+  jitter?: Duration;
+  time_zone?: string;
+};
+
+/** The workflow to start. Each started run's workflow id is `workflow_id` + `-` + its nominal time in RFC 3339 (whole seconds, `Z`), e.g. `report-2025-01-06T09:00:00Z`; its memo carries `TemporalScheduledById` (the schedule id) and `TemporalScheduledStartTime` (the nominal time). */
+export type ScheduleStartWorkflowAction = {
+  workflow_id: string;
+  workflow_type: string;
+  task_queue: string;
+  input?: Payload;
+  workflow_execution_timeout?: Duration;
+  workflow_run_timeout?: Duration;
+  workflow_task_timeout?: Duration;
+  memo?: Memo;
+  retry_policy?: RetryPolicySpec;
+};
+
+export type ScheduleAction = {
+  start_workflow: ScheduleStartWorkflowAction;
+};
+
+export type SchedulePolicies = {
+  overlap_policy?: ScheduleOverlapPolicy;
+  /** After downtime, a missed action is still taken if it is at most this late; default one year, at least 10 s. */
+  catchup_window?: Duration;
+  /** Pause when a started workflow fails or times out. */
+  pause_on_failure?: boolean;
+};
+
+export type ScheduleState = {
+  paused?: boolean;
+  note?: string;
+  /** When true, scheduled actions stop once `remaining_actions` is 0 (triggers and backfills still run). */
+  limited_actions?: boolean;
+  remaining_actions?: number;
+};
+
+export type Schedule = {
+  spec: ScheduleSpec;
+  action: ScheduleAction;
+  policies?: SchedulePolicies;
+  state?: ScheduleState;
+};
+
+export type CreateScheduleRequest = {
+  schedule: Schedule;
+};
+
+export type UpdateScheduleRequest = {
+  schedule: Schedule;
+  /** From a describe; the update applies only if the schedule has not changed since. */
+  conflict_token?: string;
+};
+
+export type ScheduleWritten = {
+  schedule_id: string;
+  conflict_token: string;
+};
+
+export type ScheduleNoteRequest = {
+  note?: string;
+};
+
+export type TriggerScheduleRequest = {
+  overlap_policy?: ScheduleOverlapPolicy;
+};
+
+export type ScheduleBackfill = {
+  start_time: Timestamp;
+  end_time: Timestamp;
+  overlap_policy?: ScheduleOverlapPolicy;
+};
+
+export type BackfillScheduleRequest = {
+  backfills: ScheduleBackfill[];
+};
+
+export type ScheduleActionResult = {
+  schedule_time: Timestamp;
+  actual_time: Timestamp;
+  workflow_id: string;
+  run_id?: RunId;
+};
+
+export type ScheduleRunningWorkflow = {
+  workflow_id: string;
+  run_id: RunId;
+};
+
+export type ScheduleInfo = {
+  action_count: number;
+  missed_catchup_window: number;
+  overlap_skipped: number;
+  buffer_dropped: number;
+  buffer_size: number;
+  running_workflows: ScheduleRunningWorkflow[];
+  /** The last 10, oldest first. */
+  recent_actions: ScheduleActionResult[];
+  /** The next 10 (none while paused). */
+  future_action_times: Timestamp[];
+  create_time: Timestamp;
+  update_time?: Timestamp;
+};
+
+export type ScheduleDescription = {
+  schedule_id: string;
+  schedule: Schedule;
+  info: ScheduleInfo;
+  conflict_token: string;
+};
+
+export type ScheduleListEntry = {
+  schedule_id: string;
+  workflow_type: string;
+  paused: boolean;
+  note: string;
+  spec: ScheduleSpec;
+  recent_actions: ScheduleActionResult[];
+  future_action_times: Timestamp[];
+};
+
+export type ScheduleList = {
+  schedules: ScheduleListEntry[];
+  /** Present when there may be more. */
+  next_page_token?: string;
+};
+
 export type ServerTime = {
   now: Timestamp;
   /** Total time skipped since the node started. */

@@ -33,6 +33,13 @@ pub enum Call {
     PostponeTasks,
     QueueDepths,
     NextVisibleAt,
+    CreateSchedule,
+    GetSchedule,
+    ListSchedules,
+    DeleteSchedule,
+    CommitSchedule,
+    ClaimSchedules,
+    NextScheduleDue,
 }
 
 impl Call {
@@ -51,6 +58,10 @@ impl Call {
                 | Call::ClaimTasks
                 | Call::DeleteTask
                 | Call::PostponeTasks
+                | Call::CreateSchedule
+                | Call::DeleteSchedule
+                | Call::CommitSchedule
+                | Call::ClaimSchedules
         )
     }
 }

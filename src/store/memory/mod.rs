@@ -46,12 +46,15 @@ use crate::engine::{Event, Queue, RunStatus};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 
-use super::rows::{self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite};
+use super::rows::{
+    self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite, ScheduleCols,
+};
 use super::sql::WAKEUP_CAPACITY;
 use super::{
     Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
-    RunRecord, RunSummary, Store, TaskRow, Wakeup,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
+use crate::time::Duration;
 
 pub use faults::{Call, Fault};
 
@@ -230,6 +233,9 @@ struct Tables {
     n_task_ids: u64,
     /// Task rows inserted.
     n_task_rows: u64,
+    /// `schedules_pkey` (namespace, schedule id) → the row's columns as
+    /// the SQL stores read them, and its `paused` column.
+    schedules: BTreeMap<(String, String), (ScheduleCols, i64)>,
 }
 
 /// How to undo one write of a commit.
@@ -774,6 +780,146 @@ impl Store for MemoryStore {
                 .rev()
                 .find(|run| run.request_id.as_deref() == Some(request_id));
             newest.map(|run| parse_run_id(&run.row.run_id)).transpose()
+        })
+        .await
+    }
+
+    async fn create_schedule(&self, record: &ScheduleRecord) -> Result<()> {
+        let (doc, paused) = rows::schedule_doc(record)?;
+        self.call(Call::CreateSchedule, |t| {
+            let key = (record.namespace.0.clone(), record.schedule_id.clone());
+            if t.schedules.contains_key(&key) {
+                return Err(Error::AlreadyExists(format!(
+                    "schedule `{}`",
+                    record.schedule_id
+                )));
+            }
+            let cols = (
+                key.0.clone(),
+                key.1.clone(),
+                doc,
+                1,
+                record.due_at.map(Timestamp::millis),
+            );
+            t.schedules.insert(key, (cols, paused));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_schedule(&self, ns: &Namespace, id: &str) -> Result<Option<ScheduleRecord>> {
+        let cols = self
+            .call(Call::GetSchedule, |t| {
+                Ok(t.schedules
+                    .get(&(ns.0.clone(), id.to_owned()))
+                    .map(|(cols, _)| cols.clone()))
+            })
+            .await?;
+        cols.map(rows::schedule_record).transpose()
+    }
+
+    async fn list_schedules(
+        &self,
+        ns: &Namespace,
+        filter: &ScheduleFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>> {
+        let found = self
+            .call(Call::ListSchedules, |t| {
+                let from = (ns.0.clone(), after.unwrap_or_default().to_owned());
+                Ok(t.schedules
+                    .range(from..)
+                    .filter(|((n, id), _)| *n == ns.0 && after.is_none_or(|a| id.as_str() > a))
+                    .filter(|((_, id), _)| {
+                        filter.id_prefix.as_ref().is_none_or(|p| id.starts_with(p))
+                    })
+                    .filter(|(_, (_, paused))| {
+                        filter.paused.is_none_or(|p| i64::from(p) == *paused)
+                    })
+                    .take(usize::try_from(limit.max(0)).unwrap_or(0))
+                    .map(|(_, (cols, _))| cols.clone())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        found.into_iter().map(rows::schedule_record).collect()
+    }
+
+    async fn delete_schedule(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        self.call(Call::DeleteSchedule, |t| {
+            Ok(t.schedules.remove(&(ns.0.clone(), id.to_owned())).is_some())
+        })
+        .await
+    }
+
+    async fn commit_schedule(&self, record: &ScheduleRecord, runs: &[RunChange]) -> Result<()> {
+        let (doc, paused) = rows::schedule_doc(record)?;
+        let wakeups = self
+            .call(Call::CommitSchedule, |t| {
+                let key = (record.namespace.0.clone(), record.schedule_id.clone());
+                match t.schedules.get(&key) {
+                    Some(((.., version, _), _)) if *version == record.version => {}
+                    _ => return Err(Error::Conflict),
+                }
+                // The runs first: if they fail, the schedule is untouched.
+                let wakeups = t.commit(runs)?;
+                let cols = (
+                    key.0.clone(),
+                    key.1.clone(),
+                    doc,
+                    record.version + 1,
+                    record.due_at.map(Timestamp::millis),
+                );
+                t.schedules.insert(key, (cols, paused));
+                Ok(wakeups)
+            })
+            .await?;
+        for wakeup in wakeups {
+            let _ = self.wakeups.send(wakeup);
+        }
+        Ok(())
+    }
+
+    async fn claim_schedules(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>> {
+        let claimed = self
+            .call(Call::ClaimSchedules, |t| {
+                let mut due: Vec<(i64, (String, String))> = t
+                    .schedules
+                    .iter()
+                    .filter_map(|(key, ((.., visible_at), _))| {
+                        visible_at
+                            .filter(|at| *at <= now.millis())
+                            .map(|at| (at, key.clone()))
+                    })
+                    .collect();
+                due.sort();
+                due.truncate(usize::try_from(limit.max(0)).unwrap_or(0));
+                let mut out = Vec::new();
+                for (_, key) in due {
+                    if let Some((cols, _)) = t.schedules.get_mut(&key) {
+                        out.push(cols.clone());
+                        cols.4 = Some(now.saturating_add(lease).millis());
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        claimed.into_iter().map(rows::schedule_record).collect()
+    }
+
+    async fn next_schedule_due(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.call(Call::NextScheduleDue, |t| {
+            Ok(t.schedules
+                .values()
+                .filter_map(|((.., visible_at), _)| *visible_at)
+                .filter(|at| *at > after.millis())
+                .min()
+                .map(Timestamp))
         })
         .await
     }

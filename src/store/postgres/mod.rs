@@ -161,6 +161,8 @@ impl SqlStore<Postgres> {
 
 #[async_trait]
 impl Dialect for Postgres {
+    const SKIP_LOCKED: &'static str = " for update skip locked";
+
     async fn migrate(pool: &PgPool) -> Result<()> {
         // sqlx serializes concurrent migrators with an advisory lock, so
         // nodes starting together are safe.
