@@ -1378,3 +1378,133 @@ async fn servers_refuse_an_empty_api_key() {
         "no server was left listening"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_verbs_create_describe_list_trigger_pause_update_and_delete() {
+    let server = spawn_server(Db::Sqlite).await;
+    let spec = [
+        "--workflow-id",
+        "report",
+        "--type",
+        "Report",
+        "--task-queue",
+        "analytics",
+    ];
+    let mut create = vec![
+        "schedule",
+        "create",
+        "daily",
+        "--cron",
+        "0 9 * * 1-5",
+        "--jitter",
+        "5m",
+        "--note",
+        "weekdays 9am UTC",
+    ];
+    create.extend(spec);
+    let created = fields(&ok(client(&server, &create).await));
+    assert_eq!(created["schedule_id"], "daily");
+    assert_eq!(created["conflict_token"], "1");
+
+    let described =
+        ok_json(client(&server, &["schedule", "describe", "daily", "-o", "json"]).await);
+    assert_eq!(
+        described["schedule"]["spec"]["cron_expressions"],
+        json!(["0 9 * * 1-5"])
+    );
+    assert_eq!(described["schedule"]["spec"]["jitter"], "300s");
+    assert_eq!(described["schedule"]["state"]["note"], "weekdays 9am UTC");
+    let next = described["info"]["future_action_times"].as_array().unwrap();
+    assert_eq!(next.len(), 10);
+    let table_view = ok(client(&server, &["schedule", "describe", "daily"]).await);
+    assert!(table_view.contains("Next actions:"), "{table_view}");
+
+    ok(client(
+        &server,
+        &["schedule", "trigger", "daily", "--overlap", "allow_all"],
+    )
+    .await);
+    let listed = table(&ok(client(
+        &server,
+        &["schedule", "list", "--id-prefix", "da"],
+    )
+    .await));
+    assert_eq!(listed[0][..3], ["SCHEDULE ID", "WORKFLOW TYPE", "PAUSED"]);
+    assert_eq!(rows(&listed, "daily").len(), 1);
+    let mut triggered = false;
+    for _ in 0..100 {
+        let d = ok_json(client(&server, &["schedule", "describe", "daily", "-o", "json"]).await);
+        if d["info"]["action_count"] == 1 {
+            let id = d["info"]["recent_actions"][0]["workflow_id"]
+                .as_str()
+                .unwrap();
+            assert!(id.starts_with("report-20"), "{id}");
+            triggered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(triggered, "the trigger started a workflow");
+
+    ok(client(
+        &server,
+        &["schedule", "pause", "daily", "--note", "Q2 close"],
+    )
+    .await);
+    let paused = ok_json(
+        client(
+            &server,
+            &["schedule", "list", "--paused", "true", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(names(&paused["schedules"], "schedule_id"), ["daily"]);
+    assert_eq!(paused["schedules"][0]["note"], "Q2 close");
+    ok(client(&server, &["schedule", "unpause", "daily"]).await);
+
+    let mut update = vec!["schedule", "update", "daily", "--interval", "6h/15m"];
+    update.extend(spec);
+    ok(client(&server, &update).await);
+    let updated = ok_json(client(&server, &["schedule", "describe", "daily", "-o", "json"]).await);
+    assert_eq!(
+        updated["schedule"]["spec"]["intervals"],
+        json!([{"every": "21600s", "offset": "900s"}])
+    );
+
+    let mut bad = vec!["schedule", "create", "bad", "--cron", "0 9 * *"];
+    bad.extend(spec);
+    failed(
+        client(&server, &bad).await,
+        "schedule.spec.cron_expressions[0]",
+    );
+    failed(
+        client(
+            &server,
+            &["schedule", "trigger", "daily", "--overlap", "sometimes"],
+        )
+        .await,
+        "--overlap \"sometimes\"",
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "schedule",
+                "backfill",
+                "daily",
+                "--start-time",
+                "2025-01-07T00:00:00Z",
+                "--end-time",
+                "2025-01-06T00:00:00Z",
+            ],
+        )
+        .await,
+        "backfills[0].end_time",
+    );
+    ok(client(&server, &["schedule", "delete", "daily"]).await);
+    failed(
+        client(&server, &["schedule", "describe", "daily"]).await,
+        "schedule daily not found (404)",
+    );
+    server.stop().await;
+}

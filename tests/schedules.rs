@@ -25,6 +25,7 @@ on_both_databases!(
     trigger_starts_at_once_and_backfill_names_nominal_times,
     update_changes_next_times_and_delete_stops_it,
     bad_input_names_the_field_and_stores_nothing,
+    skipping_to_the_next_timer_reaches_the_next_action,
 );
 
 const BASE: &str = "/api/v1/namespaces/default/schedules";
@@ -516,5 +517,45 @@ async fn bad_input_names_the_field_and_stores_nothing(db: Db) {
     assert_eq!(after["info"]["action_count"], 0);
     let (_, list) = api.get(BASE).await;
     assert_eq!(list["schedules"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+async fn skipping_to_the_next_timer_reaches_the_next_action(db: Db) {
+    let (server, _handler) = server(db).await;
+    let api = &server.api;
+    create(
+        api,
+        "weekly",
+        schedule(json!({"cron_expressions": ["@weekly"]}), "Quick", "SKIP"),
+    )
+    .await;
+    // The schedule's first tick computes its next action.
+    let next = wait_info(api, "weekly", "a next action", |i| {
+        i["future_action_times"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    })
+    .await["future_action_times"][0]
+        .as_str()
+        .unwrap()
+        .parse::<DateTime<Utc>>()
+        .unwrap();
+    for _ in 0..50 {
+        if describe(api, "weekly").await["conflict_token"] != "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api
+        .post("/api/v1/dev/time/skip", json!({"to_next_timer": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let skipped_to: DateTime<Utc> = body["now"].as_str().unwrap().parse().unwrap();
+    assert!(skipped_to >= next, "{skipped_to} < {next}");
+    let info = wait_actions(api, "weekly", 1).await;
+    assert_eq!(
+        started_ids(&info),
+        [format!("report-{}", next.format("%Y-%m-%dT%H:%M:%SZ"))]
+    );
     server.stop().await;
 }

@@ -17,6 +17,11 @@
 //!     per scheduled activity, the highest attempt and the peak concurrency
 //!     the handler saw.
 //!
+//! W6: 10,000 schedules with 1-minute intervals (jitter off), each starting
+//!     a workflow that completes at once, for 3 minutes: this process's
+//!     and PostgreSQL's CPU per fired action, and how late the runs started
+//!     behind their nominal times (p50/p99).
+//!
 //! Each of W1–W3 also prints the database transactions committed per
 //! workflow (`pg_stat_database.xact_commit`, reads included: every
 //! statement outside a transaction is one).
@@ -53,7 +58,7 @@ const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 #[derive(Parser)]
 struct Args {
     /// Comma-separated workloads to run.
-    #[arg(long, default_value = "W1,W2,W3,W4,W5")]
+    #[arg(long, default_value = "W1,W2,W3,W4,W5,W6")]
     workloads: String,
     /// A PostgreSQL URL; by default a fresh database is created on
     /// postgres://postgres@127.0.0.1:5432/postgres and dropped afterwards.
@@ -62,6 +67,9 @@ struct Args {
     /// Multiplies workflow counts (e.g. 0.1 for a smoke run).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// How many minutes of W6's schedules are measured.
+    #[arg(long, default_value_t = 3)]
+    schedule_minutes: i64,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -145,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("W5") {
         overload(&http, &base, handler, scaled(1_000)).await?;
+    }
+    if wanted("W6") {
+        schedules(&http, &base, &url, scaled(10_000), args.schedule_minutes).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
@@ -391,6 +402,110 @@ async fn result(http: &reqwest::Client, base: &str, id: &str) -> anyhow::Result<
     }
 }
 
+/// W6: creates `n` one-minute schedules, measures the actions of
+/// `minutes` whole minutes, then deletes the schedules.
+async fn schedules(
+    http: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    n: usize,
+    minutes: i64,
+) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let created = Instant::now();
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.to_owned());
+            async move {
+                let body = json!({"schedule": {
+                    "spec": {"intervals": [{"every": "1m"}]},
+                    "action": {"start_workflow": {"workflow_id": format!("W6-{i}"),
+                        "workflow_type": "Noop", "task_queue": "bench"}},
+                    "policies": {"overlap_policy": "ALLOW_ALL"}
+                }});
+                let url = format!("{base}/api/v1/namespaces/default/schedules/W6-{i}");
+                match call(&http, &url, body).await {
+                    Ok((201, _)) => None,
+                    Ok((status, body)) => Some(format!("create failed ({status}): {body}")),
+                    Err(e) => Some(format!("create failed: {e}")),
+                }
+            }
+        })
+        .buffer_unordered(100)
+        .filter_map(std::future::ready)
+        .next()
+        .await;
+    if let Some(e) = failed {
+        anyhow::bail!(e);
+    }
+    let seconds_to_create = created.elapsed().as_secs_f64();
+    // Measure from the next whole minute that is at least 5 s away.
+    let now_ms = baton::time::Clock::now(&baton::time::SystemClock).millis();
+    let from = (now_ms / 60_000 + 1) * 60_000 + if now_ms % 60_000 > 55_000 { 60_000 } else { 0 };
+    let to = from + minutes * 60_000;
+    let wait = Duration::from_millis(u64::try_from(from - now_ms).unwrap_or(0));
+    tokio::time::sleep(wait).await;
+    let (cpu_before, pg_before) = (cpu_seconds_self(), cpu_seconds_postgres());
+    tokio::time::sleep(Duration::from_millis(u64::try_from(to - from).unwrap_or(0))).await;
+    let expected = n as i64 * minutes;
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let rows = loop {
+        // Runs whose nominal time (in the id) falls in [from, to).
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select workflow_id, start_time from runs where workflow_type = 'Noop'")
+                .fetch_all(&mut conn)
+                .await?;
+        let inside: Vec<(i64, i64)> = rows
+            .into_iter()
+            .filter_map(|(id, start)| {
+                let (_, stamp) = id.rsplit_once("-20")?;
+                let nominal = humantime::parse_rfc3339(&format!("20{stamp}")).ok()?;
+                let nominal = nominal
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_millis();
+                let nominal = i64::try_from(nominal).ok()?;
+                (from..to).contains(&nominal).then_some((nominal, start))
+            })
+            .collect();
+        if inside.len() as i64 >= expected || created.elapsed() > Duration::from_secs(3600) {
+            break inside;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let (cpu, pg_cpu) = (
+        cpu_seconds_self() - cpu_before,
+        cpu_seconds_postgres() - pg_before,
+    );
+    let mut late: Vec<i64> = rows
+        .iter()
+        .map(|(nominal, start)| start - nominal)
+        .collect();
+    late.sort_unstable();
+    let pct = |p: f64| late[((late.len() as f64 - 1.0) * p).round() as usize];
+    let fired = rows.len() as f64;
+    let line = json!({
+        "workload": "W6",
+        "schedules": n,
+        "minutes_measured": minutes,
+        "actions_expected": expected,
+        "actions_fired": rows.len(),
+        "seconds_to_create": (seconds_to_create * 10.0).round() / 10.0,
+        "lateness_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "cpu_ms_per_action": {
+            "baton_process": (cpu / fired * 1e5).round() / 1e2,
+            "postgres": (pg_cpu / fired * 1e5).round() / 1e2,
+        },
+        "cpu_is_of": "server, handler and load driver; postgres: every server process",
+    });
+    println!("{line}");
+    for i in 0..n {
+        let url = format!("{base}/api/v1/namespaces/default/schedules/W6-{i}");
+        http.delete(url).send().await?;
+    }
+    Ok(())
+}
+
 /// Workflow tasks of W4's runs answered with their timer, so far.
 static TIMERS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -471,6 +586,7 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
             json!([{"command_type": "StartTimer",
                 "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1h"}}])
         }
+        "Noop" => complete(),
         "SleepOneSecond" if count("TimerFired") == 1 => complete(),
         "SleepOneSecond" => json!([{"command_type": "StartTimer",
             "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1s"}}]),

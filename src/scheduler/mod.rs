@@ -80,27 +80,40 @@ impl Service {
             if *shutdown.borrow() {
                 return;
             }
-            let room = capacity.available_permits();
-            let now = clock.now();
-            let mut full = false;
-            if room > 0 {
-                let limit = i64::try_from(room).unwrap_or(1);
-                match store.claim_schedules(now, LEASE, limit).await {
-                    Ok(records) => {
-                        full = records.len() >= room;
-                        for record in records {
-                            let Ok(permit) = capacity.clone().try_acquire_owned() else {
-                                break;
-                            };
-                            tokio::spawn(fire(self.applier.clone(), record, permit));
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "claiming schedules failed"),
+            // Room for at least one schedule, and as many more as are free
+            // now: a busy node waits for room here, not for the poll.
+            let first = tokio::select! {
+                permit = capacity.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let mut permits = vec![first];
+            while (permits.len() as i64) < self.options.batch {
+                match capacity.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
                 }
             }
-            if full {
-                continue;
+            let asked = permits.len();
+            let now = clock.now();
+            match store
+                .claim_schedules(now, LEASE, i64::try_from(asked).unwrap_or(1))
+                .await
+            {
+                Ok(records) => {
+                    let full = records.len() >= asked;
+                    for (record, permit) in records.into_iter().zip(permits.drain(..)) {
+                        tokio::spawn(fire(self.applier.clone(), record, permit));
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming schedules failed"),
             }
+            drop(permits);
             let mut target = now.saturating_add(self.options.poll_interval);
             match store.next_schedule_due(now).await {
                 Ok(Some(next)) => target = target.min(next),

@@ -613,13 +613,14 @@ where
         ));
         query.bind(ns.0.clone());
         if let Some(prefix) = &filter.id_prefix {
-            // A range rather than `like`, whose wildcards the prefix may
-            // contain; U+10FFFF sorts after every character of an id.
+            // Neither `like`, whose wildcards the prefix may contain, nor a
+            // range, which a collation that ignores punctuation would
+            // bend: the id's first characters are the prefix.
             query
-                .push(" and schedule_id >= ")
+                .push(" and substr(schedule_id, 1, length(")
                 .bind(prefix.clone())
-                .push(" and schedule_id < ")
-                .bind(format!("{prefix}\u{10FFFF}"));
+                .push(")) = ")
+                .bind(prefix.clone());
         }
         if let Some(paused) = filter.paused {
             query.push(" and paused = ").bind(i64::from(paused));
