@@ -3,7 +3,8 @@
 //!
 //! Reading order: [`engine`] (the rules, pure), [`store`] (persistence),
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
-//! [`timers`], [`transfer`], [`api`], [`cli`]. See ARCHITECTURE.md.
+//! [`timers`], [`transfer`], [`api`], [`cli`]; [`visibility`] is the
+//! pure list-filter language. See ARCHITECTURE.md.
 
 pub mod api;
 pub mod apply;
@@ -19,3 +20,4 @@ pub mod store;
 pub mod time;
 pub mod timers;
 pub mod transfer;
+pub mod visibility;
