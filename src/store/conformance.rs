@@ -21,11 +21,9 @@ use crate::engine::{
 };
 use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
+use crate::visibility::{self, ListQuery};
 
-use super::{
-    Endpoint, Error, NamespaceRecord, RunChange, RunCursor, RunFilter, RunSummary, Store, TaskRow,
-    Wakeup,
-};
+use super::{Endpoint, Error, NamespaceRecord, RunChange, RunSummary, Store, TaskRow, Wakeup};
 
 /// One case: it gets a fresh store and panics on failure.
 pub type Case = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
@@ -46,6 +44,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("run_by_request_id", |s| Box::pin(run_by_request_id(s))),
     ("list_runs_filters", |s| Box::pin(list_runs_filters(s))),
     ("list_runs_pages", |s| Box::pin(list_runs_pages(s))),
+    ("count_runs", |s| Box::pin(count_runs(s))),
     ("tasks_claim_and_lease", |s| {
         Box::pin(tasks_claim_and_lease(s))
     }),
@@ -494,9 +493,7 @@ async fn history_pages(store: Arc<dyn Store>) {
     let none = store.read_history(&ns(), state.run_id, 2, 0).await;
     assert_eq!(none.expect("history"), vec![]);
 
-    let summaries = store
-        .list_runs(&ns(), &RunFilter::default(), None, 10)
-        .await;
+    let summaries = store.list_runs(&ns(), &query(""), None, 10).await;
     let summaries = summaries.expect("list");
     assert_eq!(summaries[0].history_length, first - 1 + 7);
 }
@@ -628,19 +625,28 @@ fn workflow_ids(runs: &[RunSummary]) -> Vec<String> {
     runs.iter().map(|r| r.workflow_id.to_string()).collect()
 }
 
+fn query(text: &str) -> ListQuery {
+    visibility::parse_list(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// A list filter's time literal for `ms`.
+fn at(ms: i64) -> String {
+    format!("'{}'", Timestamp(ms))
+}
+
 async fn list_runs_filters(store: Arc<dyn Store>) {
     let states = five_runs(&*store).await;
-    let list = |filter: RunFilter| {
+    let list = |text: String| {
         let store = store.clone();
         async move {
             store
-                .list_runs(&ns(), &filter, None, 100)
+                .list_runs(&ns(), &query(&text), None, 100)
                 .await
                 .expect("list")
         }
     };
 
-    let all = list(RunFilter::default()).await;
+    let all = list(String::new()).await;
     assert_eq!(workflow_ids(&all), ["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]);
     let s = &states[1];
     let expected = RunSummary {
@@ -653,39 +659,71 @@ async fn list_runs_filters(store: Arc<dyn Store>) {
         start_time: Timestamp(T0 + 1000),
         close_time: Some(Timestamp(T0 + 9000)),
         history_length: s.history_length(),
+        parent_workflow_id: None,
+        parent_run_id: None,
+        pinned_version: None,
     };
     assert_eq!(all[3], expected);
 
-    let by_type = list(RunFilter {
-        workflow_type: Some("A".to_owned()),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&by_type.await), ["wf-4", "wf-2", "wf-0"]);
-    let closed = list(RunFilter {
-        status: Some(RunStatus::Terminated),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&closed.await), ["wf-1"]);
-    let open = list(RunFilter {
-        status: Some(RunStatus::Running),
-        workflow_type: Some("B".to_owned()),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&open.await), ["wf-3"]);
-    // `started_after` is inclusive, `started_before` exclusive.
-    let window = list(RunFilter {
-        started_after: Some(Timestamp(T0 + 1000)),
-        started_before: Some(Timestamp(T0 + 3000)),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&window.await), ["wf-2", "wf-1"]);
-    let by_id = list(RunFilter {
-        workflow_id: Some(WorkflowId::from("wf-3")),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&by_id.await), ["wf-3"]);
+    let cases = [
+        (
+            "WorkflowType = 'A'".to_owned(),
+            vec!["wf-4", "wf-2", "wf-0"],
+        ),
+        ("ExecutionStatus = 'Terminated'".to_owned(), vec!["wf-1"]),
+        (
+            "ExecutionStatus = 'Running' and WorkflowType = 'B'".to_owned(),
+            vec!["wf-3"],
+        ),
+        (
+            format!(
+                "StartTime >= {} AND StartTime < {}",
+                at(T0 + 1000),
+                at(T0 + 3000)
+            ),
+            vec!["wf-2", "wf-1"],
+        ),
+        (
+            format!("StartTime BETWEEN {} AND {}", at(T0 + 1000), at(T0 + 3000)),
+            vec!["wf-3", "wf-2", "wf-1"],
+        ),
+        ("WorkflowId = 'wf-3'".to_owned(), vec!["wf-3"]),
+        (
+            "WorkflowId IN ('wf-3', 'wf-0', 'nope')".to_owned(),
+            vec!["wf-3", "wf-0"],
+        ),
+        (
+            "WorkflowId STARTS_WITH 'wf-'".to_owned(),
+            vec!["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"],
+        ),
+        ("WorkflowId STARTS_WITH 'wf-4x'".to_owned(), vec![]),
+        ("CloseTime IS NOT NULL".to_owned(), vec!["wf-1"]),
+        (
+            "CloseTime IS NULL AND WorkflowType != 'A'".to_owned(),
+            vec!["wf-3"],
+        ),
+        ("ExecutionDuration = '8s'".to_owned(), vec!["wf-1"]),
+        ("ExecutionDuration != '8s'".to_owned(), vec![]),
+        (
+            "WorkflowId > 'wf-2' OR WorkflowId <= 'wf-0'".to_owned(),
+            vec!["wf-4", "wf-3", "wf-0"],
+        ),
+        (
+            "ParentWorkflowId IS NULL AND BatonPinnedVersion IS NULL".to_owned(),
+            vec!["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"],
+        ),
+        (
+            "HistoryLength > 0 AND TaskQueue = 'main' AND RunId = 'x'".to_owned(),
+            vec![],
+        ),
+        // A value that looks like SQL is only ever a bound value.
+        ("WorkflowId = 'x'' or ''1''=''1'".to_owned(), vec![]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(workflow_ids(&list(text.clone()).await), expected, "{text}");
+    }
     let elsewhere = store
-        .list_runs(&Namespace::from("other"), &RunFilter::default(), None, 100)
+        .list_runs(&Namespace::from("other"), &query(""), None, 100)
         .await;
     assert_eq!(elsewhere.expect("list"), vec![]);
 }
@@ -697,37 +735,79 @@ async fn list_runs_pages(store: Arc<dyn Store>) {
     for wf in ["tie-a", "tie-b"] {
         start(&*store, &ns(), wf, T0 + 2000).await;
     }
-    let all = store
-        .list_runs(&ns(), &RunFilter::default(), None, 100)
-        .await;
-    let all = all.expect("list");
-    assert_eq!(all.len(), 7);
-
-    for page_size in [1, 2, 3] {
-        let mut paged: Vec<RunSummary> = Vec::new();
-        loop {
-            let cursor = paged.last().map(|r| RunCursor {
-                start_time: r.start_time,
-                run_id: r.run_id,
-            });
-            let page = store
-                .list_runs(&ns(), &RunFilter::default(), cursor.as_ref(), page_size)
-                .await
-                .expect("page");
-            assert!(page.len() as i64 <= page_size);
-            if page.is_empty() {
-                break;
-            }
-            paged.extend(page);
+    for text in [
+        "",
+        "ORDER BY CloseTime DESC",
+        "ORDER BY CloseTime",
+        "ORDER BY WorkflowType DESC, StartTime",
+        "ExecutionStatus = 'Running' ORDER BY WorkflowId",
+        "ORDER BY ExecutionDuration, RunId",
+    ] {
+        let q = query(text);
+        let all = store.list_runs(&ns(), &q, None, 100).await;
+        let all = all.expect("list");
+        // The order is visibility's, on every backend.
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| q.compare(a, b));
+        assert_eq!(workflow_ids(&all), workflow_ids(&sorted), "{text}");
+        if !text.contains("Running") {
+            assert_eq!(all.len(), 7, "{text}");
         }
-        assert_eq!(paged, all, "pages of {page_size}");
+        for page_size in [1, 2, 3] {
+            let mut paged: Vec<RunSummary> = Vec::new();
+            loop {
+                let cursor = paged.last().map(|r| q.cursor_after(r));
+                let page = store
+                    .list_runs(&ns(), &q, cursor.as_ref(), page_size)
+                    .await
+                    .expect("page");
+                assert!(page.len() as i64 <= page_size);
+                if page.is_empty() {
+                    break;
+                }
+                paged.extend(page);
+            }
+            assert_eq!(paged, all, "{text}: pages of {page_size}");
+        }
     }
+    let all = store.list_runs(&ns(), &query(""), None, 100).await;
+    let all = all.expect("list");
     let ties: Vec<&RunSummary> = all
         .iter()
         .filter(|r| r.start_time == Timestamp(T0 + 2000))
         .collect();
     assert_eq!(ties.len(), 3);
     assert!(ties.windows(2).all(|w| w[0].run_id > w[1].run_id));
+}
+
+async fn count_runs(store: Arc<dyn Store>) {
+    five_runs(&*store).await;
+    let count = |text: &str| {
+        let store = store.clone();
+        let q = visibility::parse_count(text).expect("a count query");
+        async move { store.count_runs(&ns(), &q).await.expect("count") }
+    };
+    assert_eq!(count("").await, [(None, 5)]);
+    assert_eq!(count("WorkflowType = 'B'").await, [(None, 2)]);
+    assert_eq!(count("WorkflowType = 'C'").await, [(None, 0)]);
+    assert_eq!(
+        count("GROUP BY ExecutionStatus").await,
+        [
+            (Some("RUNNING".to_owned()), 4),
+            (Some("TERMINATED".to_owned()), 1)
+        ]
+    );
+    assert_eq!(
+        count("WorkflowType = 'A' GROUP BY ExecutionStatus").await,
+        [(Some("RUNNING".to_owned()), 3)]
+    );
+    assert_eq!(
+        count("WorkflowType = 'C' GROUP BY ExecutionStatus").await,
+        []
+    );
+    let q = visibility::parse_count("").expect("a count query");
+    let elsewhere = store.count_runs(&Namespace::from("other"), &q).await;
+    assert_eq!(elsewhere.expect("count"), [(None, 0)]);
 }
 
 async fn tasks_claim_and_lease(store: Arc<dyn Store>) {

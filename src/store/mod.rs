@@ -21,6 +21,7 @@
 pub mod conformance;
 mod memory;
 mod postgres;
+mod query;
 mod rows;
 mod snapshot;
 mod sql;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
+use crate::visibility::{Attribute, Attributes, CountQuery, Cursor, ListQuery, Value};
 
 pub use memory::{Call, Fault, MemoryStore};
 pub use postgres::PostgresStore;
@@ -159,24 +161,36 @@ pub struct RunSummary {
     pub start_time: Timestamp,
     pub close_time: Option<Timestamp>,
     pub history_length: i64,
+    /// Set for a child workflow.
+    pub parent_workflow_id: Option<WorkflowId>,
+    pub parent_run_id: Option<RunId>,
+    pub pinned_version: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunFilter {
-    pub workflow_type: Option<String>,
-    pub workflow_id: Option<WorkflowId>,
-    pub status: Option<RunStatus>,
-    /// Inclusive lower bound on start time.
-    pub started_after: Option<Timestamp>,
-    /// Exclusive upper bound on start time.
-    pub started_before: Option<Timestamp>,
-}
-
-/// Keyset pagination over runs, newest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunCursor {
-    pub start_time: Timestamp,
-    pub run_id: RunId,
+/// What list filters see of a run: the columns of its summary.
+impl Attributes for RunSummary {
+    fn value(&self, attribute: Attribute) -> Option<Value> {
+        let text = |s: &str| Some(Value::Text(s.to_owned()));
+        match attribute {
+            Attribute::WorkflowId => text(self.workflow_id.as_str()),
+            Attribute::RunId => text(&rows::run_id_text(self.run_id)),
+            Attribute::WorkflowType => text(&self.workflow_type),
+            Attribute::TaskQueue => text(&self.task_queue.0),
+            Attribute::ExecutionStatus => text(self.status.as_str()),
+            Attribute::StartTime => Some(Value::Int(self.start_time.millis())),
+            Attribute::CloseTime => self.close_time.map(|t| Value::Int(t.millis())),
+            Attribute::ExecutionDuration => self
+                .close_time
+                .map(|t| Value::Int(t.millis() - self.start_time.millis())),
+            Attribute::HistoryLength => Some(Value::Int(self.history_length)),
+            Attribute::ParentWorkflowId => self
+                .parent_workflow_id
+                .as_ref()
+                .and_then(|w| text(w.as_str())),
+            Attribute::ParentRunId => self.parent_run_id.and_then(|r| text(&rows::run_id_text(r))),
+            Attribute::BatonPinnedVersion => self.pinned_version.as_deref().and_then(text),
+        }
+    }
 }
 
 /// A claimed task row.
@@ -281,14 +295,26 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Event>>;
 
-    /// Runs matching `filter`, newest first, strictly after `cursor`.
+    /// Up to `limit` runs of `ns` that `query`'s filter matches, in its
+    /// order, strictly after `cursor` (which must fit the query:
+    /// [`ListQuery::fits`]). The meaning is `visibility`'s, on every
+    /// backend.
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>>;
+
+    /// How many runs of `ns` the filter matches: one `(None, n)` without a
+    /// group, else one `(Some(value), n)` per value of the group's
+    /// attribute that has runs, by value.
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>>;
 
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
     /// becomes invisible until `now + its lease` and its claim count grows.

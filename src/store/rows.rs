@@ -42,11 +42,15 @@ pub(super) type SummaryCols = (
     i64,
     Option<i64>,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 /// The columns [`SummaryCols`] reads.
 pub(super) const SUMMARY_COLUMNS: &str = "namespace, workflow_id, run_id, workflow_type, \
-    task_queue, status, start_time, close_time, history_length";
+    task_queue, status, start_time, close_time, history_length, parent_workflow_id, \
+    parent_run_id, pinned_version";
 
 /// A claimed `tasks` row: task_id, namespace, run_id, payload, the
 /// visible_at before the claim, claims.
@@ -122,8 +126,20 @@ pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
 }
 
 pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
-    let (namespace, workflow_id, run_id, workflow_type, task_queue, status, start, close, len) =
-        cols;
+    let (
+        namespace,
+        workflow_id,
+        run_id,
+        workflow_type,
+        task_queue,
+        status,
+        start,
+        close,
+        len,
+        parent_workflow_id,
+        parent_run_id,
+        pinned_version,
+    ) = cols;
     Ok(RunSummary {
         namespace: Namespace(namespace),
         workflow_id: WorkflowId(workflow_id),
@@ -135,6 +151,9 @@ pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
         start_time: Timestamp(start),
         close_time: close.map(Timestamp),
         history_length: len,
+        parent_workflow_id: parent_workflow_id.map(WorkflowId),
+        parent_run_id: parent_run_id.as_deref().map(parse_run_id).transpose()?,
+        pinned_version,
     })
 }
 
@@ -163,6 +182,9 @@ pub(super) struct RunRow {
     pub close_time: Option<i64>,
     pub history_length: i64,
     pub pinned_version: Option<String>,
+    /// Written at insert only: a run's parent never changes.
+    pub parent_workflow_id: Option<String>,
+    pub parent_run_id: Option<String>,
     pub state: String,
 }
 
@@ -179,6 +201,8 @@ impl RunRow {
             close_time: state.close_time.map(Timestamp::millis),
             history_length: state.history_length(),
             pinned_version: state.pinned_version.clone(),
+            parent_workflow_id: state.parent.as_ref().map(|p| p.workflow_id.0.clone()),
+            parent_run_id: state.parent.as_ref().map(|p| run_id_text(p.run_id)),
             state: snapshot::encode(state)?,
         })
     }

@@ -19,15 +19,17 @@ use tokio::task::JoinHandle;
 use crate::engine::{Event, Queue};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
+use crate::visibility::{CountQuery, Cursor, ListQuery};
 
+use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
     Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, Sql, SummaryCols, TaskCols,
     TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
-    RunSummary, Store, TaskRow, Wakeup,
+    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store, TaskRow,
+    Wakeup,
 };
 
 /// Hints buffered per subscriber before it lags (and then re-reads the
@@ -53,6 +55,9 @@ macro_rules! bound {
 /// `sqlx::Sqlite` only (the trait is unnameable outside `store`).
 #[async_trait]
 pub trait Dialect: Database {
+    /// Appended to a text column that is compared by order, so that it
+    /// compares by bytes (see `query`).
+    const BYTEWISE: &'static str;
     /// Applies the embedded migrations.
     async fn migrate(pool: &Pool<Self>) -> Result<()>;
     /// Begins a transaction that will write.
@@ -151,8 +156,8 @@ const RUN_BY_REQUEST_ID: &str = "select run_id from runs where namespace = $1 \
     and workflow_id = $2 and request_id = $3 order by start_time desc limit 1";
 const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, workflow_type, \
     task_queue, status, start_time, close_time, history_length, request_id, version, state, \
-    created_at, updated_at, pinned_version) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13)";
+    created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13, $14, $15)";
 /// The optimistic-concurrency guard: no row matches if another commit
 /// bumped the version since the caller loaded the run.
 const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
@@ -433,53 +438,64 @@ where
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>> {
-        // Only the filters in use become predicates, so each query shape
-        // gets a plan that fits it (the workflow-id index, or the listing
-        // index) instead of one plan full of `$n is null or …`.
-        let mut query = Sql::new(format!(
+        // The filter is compiled to its own predicates, so each query
+        // shape gets a plan that fits it (see migrations/*/0003).
+        let compiler = Compiler {
+            bytewise: DB::BYTEWISE,
+        };
+        let mut sql = Sql::new(format!(
             "select {SUMMARY_COLUMNS} from runs where namespace = "
         ));
-        query.bind(ns.0.clone());
-        if let Some(workflow_id) = &filter.workflow_id {
-            query
-                .push(" and workflow_id = ")
-                .bind(workflow_id.0.clone());
-        }
-        if let Some(workflow_type) = &filter.workflow_type {
-            query
-                .push(" and workflow_type = ")
-                .bind(workflow_type.clone());
-        }
-        if let Some(status) = filter.status {
-            query
-                .push(" and status = ")
-                .bind(status.as_str().to_owned());
-        }
-        if let Some(after) = filter.started_after {
-            query.push(" and start_time >= ").bind(after.millis());
-        }
-        if let Some(before) = filter.started_before {
-            query.push(" and start_time < ").bind(before.millis());
+        sql.bind(ns.0.clone());
+        if let Some(filter) = &query.filter {
+            compiler.push_filter(&mut sql, filter);
         }
         if let Some(cursor) = cursor {
-            query
-                .push(" and (start_time, run_id) < (")
-                .bind(cursor.start_time.millis())
-                .push(", ")
-                .bind(run_id_text(cursor.run_id))
-                .push(")");
+            compiler.push_after(&mut sql, query, cursor);
         }
-        query
-            .push(" order by start_time desc, run_id desc limit ")
-            .bind(limit.max(0));
-        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&query.text), query.args)
+        compiler.push_order(&mut sql, query);
+        sql.push(" limit ").bind(limit.max(0));
+        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&sql.text), sql.args)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(rows::summary).collect()
+    }
+
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>> {
+        let compiler = Compiler {
+            bytewise: DB::BYTEWISE,
+        };
+        let group = query.group_by.map(query::column);
+        let mut sql = Sql::new(match group {
+            Some(col) => format!("select {col}, count(*) from runs where namespace = "),
+            None => "select count(*) from runs where namespace = ".to_owned(),
+        });
+        sql.bind(ns.0.clone());
+        if let Some(filter) = &query.filter {
+            compiler.push_filter(&mut sql, filter);
+        }
+        match group {
+            Some(col) => {
+                sql.push(&format!(" group by {col} order by {col}"));
+                Ok(bound!(sqlx::query_as(&sql.text), sql.args)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            None => {
+                let n: i64 = bound!(sqlx::query_scalar(&sql.text), sql.args)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(vec![(None, n)])
+            }
+        }
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {
@@ -547,6 +563,8 @@ where
                 .bind(state)
                 .bind(now)
                 .bind(run.pinned_version.clone())
+                .bind(run.parent_workflow_id.clone())
+                .bind(run.parent_run_id.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write.error(e))?,

@@ -1,4 +1,5 @@
-//! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
+//! `/api/v1/namespaces/{ns}/workflows…`: start, list, count
+//! (`…/workflow-count`), describe, history,
 //! result (following the chain of runs), signal, signal-with-start, cancel,
 //! terminate, query, update, reset. Paths follow Temporal's HTTP API where
 //! they fit.
@@ -24,13 +25,17 @@ use crate::store::RunRecord;
 
 use self::control::{cancel_workflow, reset_workflow, terminate_workflow};
 use self::messages::{poll_update, query_workflow, signal_workflow, update_workflow};
-use self::read::{describe_workflow, get_history, get_result, list_workflows};
+use self::read::{count_workflows, describe_workflow, get_history, get_result, list_workflows};
 use self::start::{signal_with_start, start_workflow};
 
 pub fn router() -> Router<AppState> {
     let base = "/api/v1/namespaces/{namespace}/workflows";
     Router::new()
         .route(base, get(list_workflows))
+        .route(
+            "/api/v1/namespaces/{namespace}/workflow-count",
+            get(count_workflows),
+        )
         .route(
             &format!("{base}/{{workflow_id}}"),
             get(describe_workflow).post(start_workflow),

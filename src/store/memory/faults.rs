@@ -28,6 +28,7 @@ pub enum Call {
     Commit,
     ReadHistory,
     ListRuns,
+    CountRuns,
     ClaimTasks,
     DeleteTask,
     NextVisibleAt,

@@ -45,12 +45,13 @@ use tokio::sync::broadcast;
 use crate::engine::{Event, Queue, RunStatus};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
+use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 
 use super::rows::{self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite};
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunCursor, RunFilter, RunRecord,
-    RunSummary, Store, TaskRow, Wakeup,
+    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store, TaskRow,
+    Wakeup,
 };
 
 pub use faults::{Call, Fault};
@@ -528,44 +529,14 @@ impl Tables {
         Ok(claimed)
     }
 
-    fn list_runs(
-        &self,
-        ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
-        limit: i64,
-    ) -> Result<Vec<RunSummary>> {
+    /// Every run of `ns` as its summary, in start order.
+    fn summaries(&self, ns: &Namespace) -> Result<Vec<RunSummary>> {
         let Some(by_start) = self.by_start.get(&ns.0) else {
             return Ok(Vec::new());
         };
-        let before = match cursor {
-            Some(c) => Bound::Excluded((c.start_time.millis(), run_id_text(c.run_id))),
-            None => Bound::Unbounded,
-        };
-        let matches = |run: &&StoredRun| {
-            let row = &run.row;
-            filter
-                .workflow_id
-                .as_ref()
-                .is_none_or(|w| row.workflow_id == w.0)
-                && filter
-                    .workflow_type
-                    .as_ref()
-                    .is_none_or(|t| row.workflow_type == *t)
-                && filter.status.is_none_or(|s| row.status == s.as_str())
-                && filter
-                    .started_after
-                    .is_none_or(|t| row.start_time >= t.millis())
-                && filter
-                    .started_before
-                    .is_none_or(|t| row.start_time < t.millis())
-        };
         by_start
-            .range((Bound::Unbounded, before))
-            .rev()
+            .iter()
             .filter_map(|(_, run_id)| self.runs.get(run_id))
-            .filter(matches)
-            .take(usize::try_from(limit).unwrap_or(0))
             .map(|run| {
                 let row = &run.row;
                 rows::summary((
@@ -578,9 +549,54 @@ impl Tables {
                     row.start_time,
                     row.close_time,
                     row.history_length,
+                    row.parent_workflow_id.clone(),
+                    row.parent_run_id.clone(),
+                    row.pinned_version.clone(),
                 ))
             })
             .collect()
+    }
+
+    /// `visibility`'s meaning run directly: filter, order, page.
+    fn list_runs(
+        &self,
+        ns: &Namespace,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>> {
+        let mut runs: Vec<RunSummary> = self
+            .summaries(ns)?
+            .into_iter()
+            .filter(|run| query.matches(run))
+            .filter(|run| cursor.is_none_or(|c| query.is_after(run, c)))
+            .collect();
+        runs.sort_by(|a, b| query.compare(a, b));
+        runs.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(runs)
+    }
+
+    fn count_runs(&self, ns: &Namespace, query: &CountQuery) -> Result<Vec<(Option<String>, i64)>> {
+        let matching = self
+            .summaries(ns)?
+            .into_iter()
+            .filter(|run| query.filter.as_ref().is_none_or(|f| f.matches(run)));
+        let Some(group) = query.group_by else {
+            return Ok(vec![(
+                None,
+                i64::try_from(matching.count()).unwrap_or(i64::MAX),
+            )]);
+        };
+        let mut groups: BTreeMap<Option<String>, i64> = BTreeMap::new();
+        for run in matching {
+            let key = match run.value(group) {
+                Some(Value::Text(s)) => Some(s),
+                Some(Value::Int(i)) => Some(i.to_string()),
+                None => None,
+            };
+            *groups.entry(key).or_default() += 1;
+        }
+        Ok(groups.into_iter().collect())
     }
 
     fn upsert_endpoint(&mut self, endpoint: &Endpoint) {
@@ -813,11 +829,20 @@ impl Store for MemoryStore {
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>> {
-        self.call(Call::ListRuns, |t| t.list_runs(ns, filter, cursor, limit))
+        self.call(Call::ListRuns, |t| t.list_runs(ns, query, cursor, limit))
+            .await
+    }
+
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>> {
+        self.call(Call::CountRuns, |t| t.count_runs(ns, query))
             .await
     }
 

@@ -78,6 +78,8 @@ impl SqlStore<Sqlite> {
 
 #[async_trait]
 impl Dialect for Sqlite {
+    const BYTEWISE: &'static str = "";
+
     async fn migrate(pool: &SqlitePool) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite").run(pool).await?;
         Ok(())
