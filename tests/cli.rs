@@ -545,6 +545,81 @@ async fn workflow_verbs_follow_a_workflow_to_completion() {
     );
     assert_eq!(names(&listed["executions"], "workflow_id"), ["greet-1"]);
 
+    // List filters, --limit and the page token.
+    let query = "WorkflowType = 'Greeter' OR ExecutionStatus = 'Running'";
+    let listed = ok_json(
+        client(
+            &server,
+            &["workflow", "list", "--query", query, "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(
+        names(&listed["executions"], "workflow_id"),
+        ["nap-1", "greet-1"]
+    );
+    let first = client(
+        &server,
+        &[
+            "workflow",
+            "list",
+            "-q",
+            "ORDER BY WorkflowId",
+            "--limit",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(table(&first.stdout)[1][0], "greet-1", "{first:#?}");
+    let token = first
+        .stderr
+        .trim()
+        .strip_prefix("more runs: add --page-token ")
+        .unwrap_or_else(|| panic!("a page token: {first:#?}"))
+        .to_owned();
+    let rest = ok_json(
+        client(
+            &server,
+            &[
+                "workflow",
+                "list",
+                "-q",
+                "ORDER BY WorkflowId",
+                "--page-token",
+                &token,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(names(&rest["executions"], "workflow_id"), ["nap-1"]);
+    assert!(rest["next_page_token"].is_null(), "{rest}");
+    let counted = ok(client(
+        &server,
+        &["workflow", "count", "-q", "WorkflowType = 'Greeter'"],
+    )
+    .await);
+    assert_eq!(counted.trim(), "1");
+    let grouped = table(&ok(client(
+        &server,
+        &["workflow", "count", "--query", "GROUP BY ExecutionStatus"],
+    )
+    .await));
+    assert_eq!(
+        grouped,
+        [
+            vec!["STATUS", "COUNT"],
+            vec!["COMPLETED", "1"],
+            vec!["RUNNING", "1"],
+            vec!["total 2"],
+        ]
+    );
+    failed(
+        client(&server, &["workflow", "list", "--query", "WorkflowId = "]).await,
+        "expected a value, found the end of the query (at column 14)",
+    );
+
     let terminated = ok(client(
         &server,
         &["workflow", "terminate", "nap-1", "--reason", "test over"],
