@@ -70,6 +70,7 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
         let record = NamespaceRecord {
             name: default,
             description: "Created by the server".to_owned(),
+            retention: store::DEFAULT_RETENTION,
             created_at: clock.now(),
         };
         match store.create_namespace(&record).await {

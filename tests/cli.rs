@@ -144,20 +144,24 @@ async fn namespace_verbs_create_list_and_describe() {
             "payments",
             "--description",
             "Money moves",
+            "--retention",
+            "7d",
         ],
     )
     .await);
     let created = fields(&created);
     assert_eq!(created["name"], "payments");
     assert_eq!(created["description"], "Money moves");
+    assert_eq!(created["retention"], "604800s");
     assert!(created.contains_key("created_at"), "{created:?}");
     let created = ok_json(client(&server, &["namespace", "create", "ops", "-o", "json"]).await);
     assert_eq!(created["name"], "ops");
     assert_eq!(created["description"], "");
 
     let listed = table(&ok(client(&server, &["namespace", "list"]).await));
-    assert_eq!(listed[0], ["NAME", "DESCRIPTION", "CREATED"]);
-    assert_eq!(rows(&listed, "payments")[0][1], "Money moves");
+    assert_eq!(listed[0], ["NAME", "RETENTION", "DESCRIPTION", "CREATED"]);
+    assert_eq!(rows(&listed, "payments")[0][1], "604800s");
+    assert_eq!(rows(&listed, "payments")[0][2], "Money moves");
     assert_eq!(rows(&listed, "ops").len(), 1);
     assert_eq!(rows(&listed, "default").len(), 1);
     let listed = ok_json(client(&server, &["namespace", "list", "--output", "json"]).await);
@@ -171,8 +175,27 @@ async fn namespace_verbs_create_list_and_describe() {
     ));
     assert_eq!(described["name"], "payments");
     assert_eq!(described["description"], "Money moves");
+    assert_eq!(described["open_runs"], "0");
+    assert_eq!(described["closed_runs"], "0");
     let described = ok_json(client(&server, &["namespace", "describe", "ops", "-o", "json"]).await);
     assert_eq!(described["name"], "ops");
+    assert_eq!(described["retention"], "2592000s");
+
+    let updated = fields(&ok(client(
+        &server,
+        &["namespace", "update", "payments", "--retention", "72h"],
+    )
+    .await));
+    assert_eq!(updated["retention"], "259200s");
+    assert_eq!(updated["description"], "Money moves");
+    failed(
+        client(
+            &server,
+            &["namespace", "update", "payments", "--retention", "0s"],
+        )
+        .await,
+        "retention must be positive",
+    );
 
     failed(
         client(&server, &["namespace", "create", "payments"]).await,

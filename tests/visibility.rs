@@ -445,12 +445,7 @@ async fn commit_runs(store: &dyn Store, ns: &Namespace, runs: &[Run]) {
 
 /// Checks every query against the reference over `runs`, committed to
 /// `store` under a namespace of their own.
-async fn agree(
-    store: &dyn Store,
-    ns: &Namespace,
-    runs: &[Run],
-    queries: &[Generated],
-) {
+async fn agree(store: &dyn Store, ns: &Namespace, runs: &[Run], queries: &[Generated]) {
     commit_runs(store, ns, runs).await;
     for (pred, terms) in queries {
         let mut text = pred.as_ref().map(Pred::text).unwrap_or_default();

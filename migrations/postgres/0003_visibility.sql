@@ -1,6 +1,6 @@
 -- List filters (src/visibility, compiled by src/store/query.rs): the
 -- listing columns a filter may name that `runs` lacked, and indexes for
--- the common shapes of query. Mirrored in migrations/sqlite/0003_visibility.sql.
+-- the common shapes of query; and namespace retention. Mirrored in migrations/sqlite/0003_visibility.sql.
 --
 -- Index design. Every list query is scoped to one namespace and, unless
 -- it says ORDER BY, pages newest first on (start_time desc, run_id desc),
@@ -41,3 +41,9 @@ create index runs_by_close_time on runs (namespace, close_time desc, run_id desc
 -- ParentWorkflowId = …: a child's siblings.
 create index runs_by_parent on runs (namespace, parent_workflow_id)
     where parent_workflow_id is not null;
+
+-- Namespaces keep closed runs for `retention_ms` (Temporal's workflow
+-- execution retention); rows from before get 30 days, production's usual
+-- choice. `updated_at` is the audit time of the last update.
+alter table namespaces add column retention_ms bigint not null default 2592000000;
+alter table namespaces add column updated_at bigint not null default 0;

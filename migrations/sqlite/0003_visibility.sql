@@ -1,4 +1,5 @@
--- List filters: the parent columns and the listing indexes. The design is
+-- List filters: the parent columns and the listing indexes; namespace
+-- retention. The design is
 -- explained in migrations/postgres/0003_visibility.sql.
 
 alter table runs add column parent_workflow_id text;
@@ -16,3 +17,7 @@ create index runs_by_status on runs (namespace, status, start_time desc, run_id 
 create index runs_by_close_time on runs (namespace, close_time desc, run_id desc);
 create index runs_by_parent on runs (namespace, parent_workflow_id)
     where parent_workflow_id is not null;
+
+-- Namespace retention, as on PostgreSQL.
+alter table namespaces add column retention_ms integer not null default 2592000000;
+alter table namespaces add column updated_at integer not null default 0;

@@ -41,6 +41,19 @@ pub enum NamespaceCmd {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// How long closed runs are kept, e.g. 30d or 72h (default 30 days).
+        #[arg(long)]
+        retention: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a namespace's description or retention.
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        retention: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -449,27 +462,53 @@ fn run_query(run_id: &Option<String>) -> String {
 }
 
 pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
+    // Describe adds the run counts; the other verbs have none to print.
     let fields = [
         ("name", "/name"),
         ("description", "/description"),
+        ("retention", "/retention"),
         ("created_at", "/created_at"),
+        ("open_runs", "/open_runs"),
+        ("closed_runs", "/closed_runs"),
     ];
     match cmd {
         NamespaceCmd::Create {
             name,
             description,
+            retention,
             conn,
         } => {
-            let body = json!({ "name": name, "description": description });
+            let mut body = json!({ "name": name, "description": description });
+            if let Some(r) = retention {
+                body["retention"] = json!(r);
+            }
             let v = conn
                 .call(Method::POST, "/api/v1/namespaces", Some(body))
                 .await?;
+            print_fields(conn.output, &v, &fields);
+        }
+        NamespaceCmd::Update {
+            name,
+            description,
+            retention,
+            conn,
+        } => {
+            let mut body = json!({});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(r) = retention {
+                body["retention"] = json!(r);
+            }
+            let path = format!("/api/v1/namespaces/{}", enc(&name));
+            let v = conn.call(Method::PATCH, &path, Some(body)).await?;
             print_fields(conn.output, &v, &fields);
         }
         NamespaceCmd::List { conn } => {
             let v = conn.call(Method::GET, "/api/v1/namespaces", None).await?;
             let cols = [
                 ("NAME", "/name"),
+                ("RETENTION", "/retention"),
                 ("DESCRIPTION", "/description"),
                 ("CREATED", "/created_at"),
             ];

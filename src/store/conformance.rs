@@ -212,6 +212,7 @@ async fn namespaces(store: Arc<dyn Store>) {
     let record = |name: &str, at: i64| NamespaceRecord {
         name: Namespace::from(name),
         description: format!("the {name} namespace"),
+        retention: Duration::from_secs(86_400),
         created_at: Timestamp(at),
     };
     store
@@ -231,6 +232,29 @@ async fn namespaces(store: Arc<dyn Store>) {
     assert_eq!(got, Some(record("default", T0)));
     let missing = store.get_namespace(&Namespace::from("nope")).await;
     assert_eq!(missing.expect("get"), None);
+
+    // An update replaces the description and retention, nothing else.
+    let updated = NamespaceRecord {
+        description: "production".to_owned(),
+        retention: Duration::from_secs(30 * 86_400),
+        created_at: Timestamp(0),
+        ..record("alpha", T0 + 1)
+    };
+    assert!(store.update_namespace(&updated).await.expect("update"));
+    let got = store.get_namespace(&Namespace::from("alpha")).await;
+    assert_eq!(
+        got.expect("get"),
+        Some(NamespaceRecord {
+            created_at: Timestamp(T0 + 1),
+            ..updated.clone()
+        })
+    );
+    let nowhere = NamespaceRecord {
+        name: Namespace::from("nope"),
+        ..updated
+    };
+    assert!(!store.update_namespace(&nowhere).await.expect("update"));
+    assert_eq!(store.get_namespace(&nowhere.name).await.expect("get"), None);
 }
 
 async fn endpoints(store: Arc<dyn Store>) {

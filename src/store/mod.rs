@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
-use crate::time::Timestamp;
+use crate::time::{Duration, Timestamp};
 use crate::visibility::{Attribute, Attributes, CountQuery, Cursor, ListQuery, Value};
 
 pub use memory::{Call, Fault, MemoryStore};
@@ -106,10 +106,17 @@ fn transient_code(code: &str) -> bool {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The retention of a namespace created without one (the `default`
+/// namespace's included): 30 days, production's usual choice.
+pub const DEFAULT_RETENTION: Duration = Duration(30 * 86_400_000);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
     pub name: Namespace,
     pub description: String,
+    /// How long closed runs are kept (Temporal's workflow execution
+    /// retention).
+    pub retention: Duration,
     pub created_at: Timestamp,
 }
 
@@ -227,6 +234,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()>;
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>>;
+    /// Replaces the description and retention of an existing namespace;
+    /// false if there is none.
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
 
     /// Inserts or replaces (namespace, task queue, version). The registered

@@ -11,15 +11,18 @@ use serde::Serialize;
 
 use crate::engine::{Effect, Event, Queue, RunState, RunStatus, Task};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, Duration, SystemClock, Timestamp};
 
 use super::{
     snapshot, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow,
     Wakeup,
 };
 
-/// `namespaces` columns: name, description, created_at.
-pub(super) type NamespaceCols = (String, String, i64);
+/// `namespaces` columns, in [`NAMESPACE_COLUMNS`] order.
+pub(super) type NamespaceCols = (String, String, i64, i64);
+
+/// The columns [`NamespaceCols`] reads.
+pub(super) const NAMESPACE_COLUMNS: &str = "name, description, retention_ms, created_at";
 
 /// `endpoints` columns, in [`ENDPOINT_COLUMNS`] order.
 pub(super) type EndpointCols = (String, String, String, String, String, i64, bool, i64);
@@ -94,10 +97,13 @@ pub(super) fn decode_json<T: DeserializeOwned>(what: &str, text: &str) -> Result
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("decoding {what}: {e}")))
 }
 
-pub(super) fn namespace((name, description, created_at): NamespaceCols) -> NamespaceRecord {
+pub(super) fn namespace(
+    (name, description, retention_ms, created_at): NamespaceCols,
+) -> NamespaceRecord {
     NamespaceRecord {
         name: Namespace(name),
         description,
+        retention: Duration(retention_ms),
         created_at: Timestamp(created_at),
     }
 }

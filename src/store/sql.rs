@@ -25,7 +25,7 @@ use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
     Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, Sql, SummaryCols, TaskCols,
-    TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SUMMARY_COLUMNS,
+    TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
     Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store, TaskRow,
@@ -115,13 +115,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-const INSERT_NAMESPACE: &str =
-    "insert into namespaces (name, description, created_at) values ($1, $2, $3)";
-const GET_NAMESPACE: &str = "select name, description, created_at from namespaces where name = $1";
+const INSERT_NAMESPACE: &str = "insert into namespaces (name, description, retention_ms, \
+    created_at, updated_at) values ($1, $2, $3, $4, $5)";
+const UPDATE_NAMESPACE: &str = "update namespaces set description = $2, retention_ms = $3, \
+    updated_at = $4 where name = $1";
 /// Readiness: a write that matches no row.
 const PROBE_WRITE: &str = "update namespaces set description = description where false";
-
-const LIST_NAMESPACES: &str = "select name, description, created_at from namespaces order by name";
 
 /// Step one of an upsert: the queue's other versions stop being current.
 const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, updated_at = $4 \
@@ -208,7 +207,9 @@ where
         sqlx::query(INSERT_NAMESPACE)
             .bind(ns.name.0.clone())
             .bind(ns.description.clone())
+            .bind(ns.retention.millis())
             .bind(ns.created_at.millis())
+            .bind(audit_now())
             .execute(&self.pool)
             .await
             .map_err(on_unique(UniqueKey::Namespace, || {
@@ -218,11 +219,23 @@ where
     }
 
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>> {
-        let row: Option<NamespaceCols> = sqlx::query_as(GET_NAMESPACE)
+        let sql = format!("select {NAMESPACE_COLUMNS} from namespaces where name = $1");
+        let row: Option<NamespaceCols> = sqlx::query_as(&sql)
             .bind(name.0.clone())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(rows::namespace))
+    }
+
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool> {
+        let done = sqlx::query(UPDATE_NAMESPACE)
+            .bind(ns.name.0.clone())
+            .bind(ns.description.clone())
+            .bind(ns.retention.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn probe_write(&self) -> Result<()> {
@@ -235,9 +248,8 @@ where
     }
 
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
-        let rows: Vec<NamespaceCols> = sqlx::query_as(LIST_NAMESPACES)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = format!("select {NAMESPACE_COLUMNS} from namespaces order by name");
+        let rows: Vec<NamespaceCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(rows::namespace).collect())
     }
 

@@ -14,6 +14,7 @@ pub enum Call {
     ProbeWrite,
     CreateNamespace,
     GetNamespace,
+    UpdateNamespace,
     ListNamespaces,
     UpsertEndpoint,
     ListEndpoints,
@@ -43,6 +44,7 @@ impl Call {
             Call::Migrate
                 | Call::ProbeWrite
                 | Call::CreateNamespace
+                | Call::UpdateNamespace
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint

@@ -655,6 +655,20 @@ impl Store for MemoryStore {
         .await
     }
 
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool> {
+        self.call(Call::UpdateNamespace, |t| {
+            Ok(match t.namespaces.get_mut(&ns.name.0) {
+                Some(stored) => {
+                    stored.description = ns.description.clone();
+                    stored.retention = ns.retention;
+                    true
+                }
+                None => false,
+            })
+        })
+        .await
+    }
+
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         self.call(Call::ListNamespaces, |t| {
             Ok(t.namespaces.values().cloned().collect())
