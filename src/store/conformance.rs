@@ -23,7 +23,9 @@ use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 use crate::visibility::{self, ListQuery};
 
-use super::{Endpoint, Error, NamespaceRecord, RunChange, RunSummary, Store, TaskRow, Wakeup};
+use super::{
+    Deletion, Endpoint, Error, NamespaceRecord, RunChange, RunSummary, Store, TaskRow, Wakeup,
+};
 
 /// One case: it gets a fresh store and panics on failure.
 pub type Case = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
@@ -45,6 +47,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("list_runs_filters", |s| Box::pin(list_runs_filters(s))),
     ("list_runs_pages", |s| Box::pin(list_runs_pages(s))),
     ("count_runs", |s| Box::pin(count_runs(s))),
+    ("delete_run", |s| Box::pin(delete_run(s))),
+    ("retention_deletes_expired_runs", |s| {
+        Box::pin(retention_deletes_expired_runs(s))
+    }),
     ("tasks_claim_and_lease", |s| {
         Box::pin(tasks_claim_and_lease(s))
     }),
@@ -832,6 +838,133 @@ async fn count_runs(store: Arc<dyn Store>) {
     let q = visibility::parse_count("").expect("a count query");
     let elsewhere = store.count_runs(&Namespace::from("other"), &q).await;
     assert_eq!(elsewhere.expect("count"), [(None, 0)]);
+}
+
+const DAY: i64 = 86_400_000;
+
+async fn namespace_with_retention(store: &dyn Store, name: &str, retention_days: i64) {
+    let record = NamespaceRecord {
+        name: Namespace::from(name),
+        description: String::new(),
+        retention: Duration(retention_days * DAY),
+        created_at: Timestamp(T0),
+    };
+    store.create_namespace(&record).await.expect("create");
+}
+
+/// A run of `ns` started at `start` and, if `close` is given, terminated
+/// then.
+async fn run_closed_at(
+    store: &dyn Store,
+    ns: &Namespace,
+    workflow_id: &str,
+    start: i64,
+    close: Option<i64>,
+) -> RunState {
+    let state = self::start(store, ns, workflow_id, start).await;
+    let Some(close) = close else {
+        return state;
+    };
+    let closed = terminated(&state, close, "done");
+    store
+        .commit(&[update(1, closed.clone())])
+        .await
+        .expect("terminate");
+    closed.state
+}
+
+async fn delete_run(store: Arc<dyn Store>) {
+    namespace_with_retention(&*store, "default", 1).await;
+    let open = run_closed_at(&*store, &ns(), "open", T0, None).await;
+    let closed = run_closed_at(&*store, &ns(), "closed", T0, Some(T0 + 10)).await;
+    let pending = run_closed_at(&*store, &ns(), "pending", T0, Some(T0 + 10)).await;
+    let with_task = effects_only(&pending, vec![enqueue(timer("late"), T0, 50)]);
+    store
+        .commit(&[update(2, with_task)])
+        .await
+        .expect("a task row");
+
+    let delete = |run_id| {
+        let store = store.clone();
+        async move { store.delete_run(&ns(), run_id).await.expect("delete") }
+    };
+    assert_eq!(delete(open.run_id).await, Deletion::Open);
+    assert_eq!(delete(pending.run_id).await, Deletion::Pending);
+    let elsewhere = store
+        .delete_run(&Namespace::from("other"), closed.run_id)
+        .await;
+    assert_eq!(elsewhere.expect("delete"), Deletion::NotFound);
+    assert_eq!(delete(closed.run_id).await, Deletion::Deleted);
+    assert_eq!(delete(closed.run_id).await, Deletion::NotFound);
+    // The run and its history are gone; the others are untouched.
+    assert_eq!(
+        store.load_run(&ns(), closed.run_id).await.expect("load"),
+        None
+    );
+    let history = store.read_history(&ns(), closed.run_id, 0, 100).await;
+    assert_eq!(history.expect("history"), vec![]);
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&left.expect("list")), ["pending", "open"]);
+    let history = store.read_history(&ns(), open.run_id, 0, 100).await;
+    assert!(!history.expect("history").is_empty());
+}
+
+async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
+    namespace_with_retention(&*store, "default", 1).await;
+    namespace_with_retention(&*store, "long", 10).await;
+    let long = Namespace::from("long");
+    let s = &*store;
+    let old_1 = run_closed_at(s, &ns(), "old-1", T0, Some(T0 + 100)).await;
+    let old_2 = run_closed_at(s, &ns(), "old-2", T0, Some(T0 + 200)).await;
+    run_closed_at(s, &ns(), "open", T0, None).await;
+    run_closed_at(s, &ns(), "recent", T0, Some(T0 + 2 * DAY)).await;
+    run_closed_at(s, &long, "kept", T0, Some(T0 + 100)).await;
+    let pending = run_closed_at(s, &ns(), "pending", T0, Some(T0 + 50)).await;
+    let with_task = effects_only(&pending, vec![enqueue(timer("late"), T0, 50)]);
+    store
+        .commit(&[update(2, with_task)])
+        .await
+        .expect("a task row");
+
+    let now = Timestamp(T0 + DAY + 1_000);
+    // Bounded batches, oldest close first.
+    assert_eq!(store.delete_expired_runs(now, 1).await.expect("gc"), 1);
+    assert_eq!(
+        store.load_run(&ns(), old_1.run_id).await.expect("load"),
+        None
+    );
+    assert!(store
+        .load_run(&ns(), old_2.run_id)
+        .await
+        .expect("load")
+        .is_some());
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 0);
+    for run in [&old_1, &old_2] {
+        let history = store.read_history(&ns(), run.run_id, 0, 100).await;
+        assert_eq!(history.expect("history"), vec![]);
+    }
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    let mut left = workflow_ids(&left.expect("list"));
+    left.sort();
+    assert_eq!(left, ["open", "pending", "recent"]);
+    let kept = store.list_runs(&long, &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&kept.expect("list")), ["kept"]);
+
+    // Once its pending work is done, the run goes too.
+    let done = effects_only(&pending, vec![Effect::DequeueAll]);
+    store
+        .commit(&[update(3, done)])
+        .await
+        .expect("no task rows");
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
+    // Much later everything closed goes, never an open run.
+    let later = Timestamp(T0 + 20 * DAY);
+    assert_eq!(store.delete_expired_runs(later, 100).await.expect("gc"), 2);
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&left.expect("list")), ["open"]);
+    let gone = store.list_runs(&long, &query(""), None, 100).await;
+    assert_eq!(gone.expect("list"), vec![]);
 }
 
 async fn tasks_claim_and_lease(store: Arc<dyn Store>) {

@@ -200,6 +200,19 @@ impl Attributes for RunSummary {
     }
 }
 
+/// What [`Store::delete_run`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The run and its history are gone.
+    Deleted,
+    NotFound,
+    /// The run is open: only closed runs are deleted.
+    Open,
+    /// Work for the closed run is still pending (task rows, such as the
+    /// notice of its close to its parent); deleting it would lose that.
+    Pending,
+}
+
 /// A claimed task row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskRow {
@@ -325,6 +338,18 @@ pub trait Store: Send + Sync + 'static {
         ns: &Namespace,
         query: &CountQuery,
     ) -> Result<Vec<(Option<String>, i64)>>;
+
+    /// Deletes a closed run and its events, in one transaction, unless
+    /// task rows of it remain (see [`Deletion`]).
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion>;
+
+    /// Retention: deletes up to `limit` closed runs, of any namespace,
+    /// whose close time is older than `now` minus their namespace's
+    /// retention and that have no task rows left, with their events, in
+    /// one transaction; returns how many. The oldest go first. On
+    /// PostgreSQL the chosen runs are locked `skip locked`, so deleters on
+    /// several nodes take different runs and never wait on each other.
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64>;
 
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
     /// becomes invisible until `now + its lease` and its claim count grows.

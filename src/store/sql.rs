@@ -28,8 +28,8 @@ use super::rows::{
     TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store, TaskRow,
-    Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store,
+    TaskRow, Wakeup,
 };
 
 /// Hints buffered per subscriber before it lags (and then re-reads the
@@ -58,6 +58,9 @@ pub trait Dialect: Database {
     /// Appended to a text column that is compared by order, so that it
     /// compares by bytes (see `query`).
     const BYTEWISE: &'static str;
+    /// Ends the retention deleter's choice of runs: PostgreSQL locks them
+    /// `skip locked` (SQLite has one writer anyway).
+    const LOCK_SKIP_LOCKED: &'static str;
     /// Applies the embedded migrations.
     async fn migrate(pool: &Pool<Self>) -> Result<()>;
     /// Begins a transaction that will write.
@@ -162,6 +165,19 @@ const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, work
 const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
     state = $5, version = version + 1, updated_at = $6, pinned_version = $8 \
     where run_id = $1 and version = $7";
+
+const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_id = $2";
+const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
+const DELETE_RUN_EVENTS: &str = "delete from events where run_id = $1";
+const DELETE_RUN: &str = "delete from runs where run_id = $1";
+/// Closed runs past their namespace's retention with no pending work,
+/// oldest first ($1 now, $2 limit). `runs_by_close_time` serves the
+/// range per namespace.
+const EXPIRED_RUNS: &str = "select r.run_id from runs r \
+    join namespaces n on n.name = r.namespace \
+    where r.status <> 'RUNNING' and r.close_time < $1 - n.retention_ms \
+    and not exists (select 1 from tasks t where t.run_id = r.run_id) \
+    order by r.close_time limit $2";
 
 /// The namespace check makes a run id from another namespace read as
 /// missing, like `load_run` does.
@@ -508,6 +524,60 @@ where
                 Ok(vec![(None, n)])
             }
         }
+    }
+
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion> {
+        let run_id = run_id_text(run_id);
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let status: Option<String> = sqlx::query_scalar(RUN_STATUS)
+            .bind(ns.0.clone())
+            .bind(run_id.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Ok(Deletion::NotFound),
+            Some("RUNNING") => return Ok(Deletion::Open),
+            Some(_) => {}
+        }
+        let pending: i64 = sqlx::query_scalar(RUN_TASKS)
+            .bind(run_id.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        if pending > 0 {
+            return Ok(Deletion::Pending);
+        }
+        for delete in [DELETE_RUN_EVENTS, DELETE_RUN] {
+            sqlx::query(delete)
+                .bind(run_id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Deletion::Deleted)
+    }
+
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let choose = format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED);
+        let run_ids: Vec<String> = sqlx::query_scalar(&choose)
+            .bind(now.millis())
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        if run_ids.is_empty() {
+            return Ok(0);
+        }
+        for table in ["events", "runs"] {
+            let mut delete = Sql::new(format!("delete from {table} where run_id in ("));
+            delete
+                .list(run_ids.iter().cloned().map(Arg::Text))
+                .push(")");
+            bound!(sqlx::query(&delete.text), delete.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(run_ids.len() as u64)
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {

@@ -30,6 +30,8 @@ pub enum Call {
     ReadHistory,
     ListRuns,
     CountRuns,
+    DeleteRun,
+    DeleteExpiredRuns,
     ClaimTasks,
     DeleteTask,
     NextVisibleAt,
@@ -51,6 +53,8 @@ impl Call {
                 | Call::Commit
                 | Call::ClaimTasks
                 | Call::DeleteTask
+                | Call::DeleteRun
+                | Call::DeleteExpiredRuns
         )
     }
 }

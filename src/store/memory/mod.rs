@@ -50,8 +50,8 @@ use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 use super::rows::{self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite};
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store, TaskRow,
-    Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, Store,
+    TaskRow, Wakeup,
 };
 
 pub use faults::{Call, Fault};
@@ -282,6 +282,17 @@ impl Tables {
             self.runs.insert(run_id.to_owned(), new);
         }
         previous
+    }
+
+    /// True if task rows of the run remain.
+    fn has_tasks(&self, run_id: &str) -> bool {
+        self.tasks.get(run_id).is_some_and(|rows| !rows.is_empty())
+    }
+
+    /// Removes a run row and its events (the caller checked it may).
+    fn delete_run(&mut self, run_id: &str) {
+        self.put_run(run_id, None);
+        self.events.remove(run_id);
     }
 
     /// Writes (or with `None` removes) the task row of (run, key), keeping
@@ -858,6 +869,46 @@ impl Store for MemoryStore {
     ) -> Result<Vec<(Option<String>, i64)>> {
         self.call(Call::CountRuns, |t| t.count_runs(ns, query))
             .await
+    }
+
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion> {
+        self.call(Call::DeleteRun, |t| {
+            let run_id = run_id_text(run_id);
+            let Some(run) = t.runs.get(&run_id).filter(|r| r.row.namespace == ns.0) else {
+                return Ok(Deletion::NotFound);
+            };
+            if run.is_open() {
+                return Ok(Deletion::Open);
+            }
+            if t.has_tasks(&run_id) {
+                return Ok(Deletion::Pending);
+            }
+            t.delete_run(&run_id);
+            Ok(Deletion::Deleted)
+        })
+        .await
+    }
+
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+        self.call(Call::DeleteExpiredRuns, |t| {
+            let mut expired: Vec<(i64, String)> = t
+                .runs
+                .iter()
+                .filter(|(run_id, run)| !run.is_open() && !t.has_tasks(run_id))
+                .filter_map(|(run_id, run)| {
+                    let retention = t.namespaces.get(&run.row.namespace)?.retention;
+                    let close = run.row.close_time?;
+                    (close < now.millis() - retention.millis()).then(|| (close, run_id.clone()))
+                })
+                .collect();
+            expired.sort();
+            expired.truncate(usize::try_from(limit).unwrap_or(0));
+            for (_, run_id) in &expired {
+                t.delete_run(run_id);
+            }
+            Ok(expired.len() as u64)
+        })
+        .await
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {

@@ -165,6 +165,7 @@ impl SqlStore<Postgres> {
 #[async_trait]
 impl Dialect for Postgres {
     const BYTEWISE: &'static str = " collate \"C\"";
+    const LOCK_SKIP_LOCKED: &'static str = " for update of r skip locked";
 
     async fn migrate(pool: &PgPool) -> Result<()> {
         // sqlx serializes concurrent migrators with an advisory lock, so
