@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod ids;
 pub mod readiness;
+pub mod retention;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -16,7 +16,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{apply, claim, dispatch, readiness, timers, transfer};
+use crate::{apply, claim, dispatch, readiness, retention, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -148,7 +148,7 @@ pub fn services(
 ) -> Services {
     let (applier, pushes) = Applier::new(
         store.clone(),
-        clock,
+        clock.clone(),
         options.limits.clone(),
         options.apply.clone(),
     );
@@ -160,7 +160,8 @@ pub fn services(
     let closing = applier.clone();
     let mut closed = shutdown.clone();
     let tasks = vec![
-        tokio::spawn(readiness::run(store, readiness, shutdown.clone())),
+        tokio::spawn(readiness::run(store.clone(), readiness, shutdown.clone())),
+        tokio::spawn(retention::run(store, clock, shutdown.clone())),
         // Outcomes still retrying against a failing store give up at
         // shutdown; the durable task rows bring their work back.
         tokio::spawn(async move {

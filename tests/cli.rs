@@ -668,6 +668,13 @@ async fn workflow_verbs_follow_a_workflow_to_completion() {
         client(&server, &["workflow", "terminate", "nap-1"]).await,
         "(409)",
     );
+    // A closed run can be deleted at once; then it is gone.
+    let deleted = ok(client(&server, &["workflow", "delete", "nap-1"]).await);
+    assert_eq!(deleted.trim(), "deleted nap-1");
+    failed(
+        client(&server, &["workflow", "describe", "nap-1"]).await,
+        "workflow nap-1 not found (404)",
+    );
 
     // Without --id the workflow gets a generated one, named after its type.
     let started = fields(&ok(client(

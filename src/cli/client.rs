@@ -188,6 +188,14 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Delete a closed run and its history now (retention does it later).
+    Delete {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Count workflows a query matches; `GROUP BY ExecutionStatus` counts
     /// per status.
     Count {
@@ -883,6 +891,21 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             print(conn.output, &v, Some("/executions"), &cols);
             if let (Output::Table, Some(token)) = (conn.output, &token) {
                 eprintln!("more runs: add --page-token {token}");
+            }
+        }
+        WorkflowCmd::Delete {
+            workflow_id,
+            run_id,
+            conn,
+        } => {
+            let mut path = conn.ns_path(&format!("/workflows/{}", enc(&workflow_id)));
+            if let Some(r) = run_id {
+                path.push_str(&format!("?run_id={}", enc(&r)));
+            }
+            conn.call(Method::DELETE, &path, None).await?;
+            match conn.output {
+                Output::Json => print(conn.output, &json!({"deleted": workflow_id}), None, &[]),
+                Output::Table => println!("deleted {workflow_id}"),
             }
         }
         WorkflowCmd::Count { query, conn } => {

@@ -1,5 +1,5 @@
 //! `/api/v1/namespaces/{ns}/workflows…`: start, list, count
-//! (`…/workflow-count`), describe, history,
+//! (`…/workflow-count`), describe, delete, history,
 //! result (following the chain of runs), signal, signal-with-start, cancel,
 //! terminate, query, update, reset. Paths follow Temporal's HTTP API where
 //! they fit.
@@ -23,7 +23,7 @@ use crate::api::AppState;
 use crate::ids::{RunId, WorkflowId};
 use crate::store::RunRecord;
 
-use self::control::{cancel_workflow, reset_workflow, terminate_workflow};
+use self::control::{cancel_workflow, delete_workflow, reset_workflow, terminate_workflow};
 use self::messages::{poll_update, query_workflow, signal_workflow, update_workflow};
 use self::read::{count_workflows, describe_workflow, get_history, get_result, list_workflows};
 use self::start::{signal_with_start, start_workflow};
@@ -38,7 +38,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             &format!("{base}/{{workflow_id}}"),
-            get(describe_workflow).post(start_workflow),
+            get(describe_workflow)
+                .post(start_workflow)
+                .delete(delete_workflow),
         )
         .route(&format!("{base}/{{workflow_id}}/history"), get(get_history))
         .route(&format!("{base}/{{workflow_id}}/result"), get(get_result))
