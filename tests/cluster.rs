@@ -4,7 +4,7 @@
 //! child / notify parent steps, protocol.md §5.7, across each child's
 //! continue-as-new), and two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5); SIGKILL of a node
-//! while its retention deleter works through 20,000 expired runs.
+//! while its retention deleter works through 5,000 expired runs.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -500,10 +500,10 @@ async fn gc_counts(db: &sqlx::PgPool) -> (i64, i64, i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
-    const CLOSED: i64 = 20_000;
+    const CLOSED: i64 = 5_000;
     const OPEN: i64 = 10;
     let url = common::fresh_postgres_database().await;
-    // Migrate, then write the rows directly: 20,000 runs closed in 2023
+    // Migrate, then write the rows directly: 5,000 runs closed in 2023
     // (long past a one-day retention) and 10 open ones, three events each.
     Node::start(&url, free_port()).await.kill();
     let db = sqlx::PgPool::connect(&url).await.unwrap();

@@ -1,8 +1,9 @@
 //! Retention: closed runs older than their namespace's retention are
 //! deleted, with their history, by a background deleter on every node.
 //!
-//! Each pass deletes [`BATCH`] runs at a time (`Store::delete_expired_runs`:
-//! one short transaction per batch, so no long locks, and on PostgreSQL
+//! Each pass deletes [`BATCH`] runs at a time, [`BATCH_PAUSE`] apart
+//! (`Store::delete_expired_runs`: one short transaction per batch, so no
+//! long locks, and on PostgreSQL
 //! the batch's runs are locked `skip locked`, so the deleters of several
 //! nodes split the work instead of queueing behind each other) until a
 //! batch comes back short, then sleeps [`PASS_INTERVAL`]. A node killed
@@ -24,6 +25,10 @@ pub const BATCH: i64 = 500;
 /// The pause between passes.
 pub const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The pause between two full batches of one pass, so that a backlog is
+/// worked off without crowding out the node's own commits.
+pub const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Deletes expired runs until `shutdown`. Store failures are logged and
 /// retried on the next pass; the service never stops the node.
 pub async fn run(
@@ -40,6 +45,7 @@ pub async fn run(
                     if n < BATCH as u64 || *shutdown.borrow() {
                         break;
                     }
+                    tokio::time::sleep(BATCH_PAUSE).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "retention: deleting expired runs failed; retrying");

@@ -346,9 +346,10 @@ pub trait Store: Send + Sync + 'static {
     /// Retention: deletes up to `limit` closed runs, of any namespace,
     /// whose close time is older than `now` minus their namespace's
     /// retention and that have no task rows left, with their events, in
-    /// one transaction; returns how many. The oldest go first. On
-    /// PostgreSQL the chosen runs are locked `skip locked`, so deleters on
-    /// several nodes take different runs and never wait on each other.
+    /// one transaction; returns how many. Namespaces go by name, and
+    /// within one the oldest close first. On PostgreSQL the chosen runs
+    /// are locked `skip locked`, so deleters on several nodes take
+    /// different runs and never wait on each other.
     async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64>;
 
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each

@@ -170,14 +170,13 @@ const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_i
 const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
 const DELETE_RUN_EVENTS: &str = "delete from events where run_id = $1";
 const DELETE_RUN: &str = "delete from runs where run_id = $1";
-/// Closed runs past their namespace's retention with no pending work,
-/// oldest first ($1 now, $2 limit). `runs_by_close_time` serves the
-/// range per namespace.
+const NAMESPACE_RETENTIONS: &str = "select name, retention_ms from namespaces order by name";
+/// Closed runs of namespace $1 that closed before $2 with no pending
+/// work, oldest first, at most $3: one range of `runs_by_close_time`.
 const EXPIRED_RUNS: &str = "select r.run_id from runs r \
-    join namespaces n on n.name = r.namespace \
-    where r.status <> 'RUNNING' and r.close_time < $1 - n.retention_ms \
+    where r.namespace = $1 and r.close_time < $2 and r.status <> 'RUNNING' \
     and not exists (select 1 from tasks t where t.run_id = r.run_id) \
-    order by r.close_time limit $2";
+    order by r.close_time limit $3";
 
 /// The namespace check makes a run id from another namespace read as
 /// missing, like `load_run` does.
@@ -558,12 +557,27 @@ where
 
     async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
         let mut tx = DB::begin_write(&self.pool).await?;
-        let choose = format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED);
-        let run_ids: Vec<String> = sqlx::query_scalar(&choose)
-            .bind(now.millis())
-            .bind(limit.max(0))
+        // Namespace by namespace, so each look-up is one range of
+        // `runs_by_close_time` (a join over all namespaces would scan the
+        // table on every pass).
+        let retentions: Vec<(String, i64)> = sqlx::query_as(NAMESPACE_RETENTIONS)
             .fetch_all(&mut *tx)
             .await?;
+        let choose = format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED);
+        let mut run_ids: Vec<String> = Vec::new();
+        for (ns, retention_ms) in retentions {
+            let room = limit.max(0) - run_ids.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let expired: Vec<String> = sqlx::query_scalar(&choose)
+                .bind(ns)
+                .bind(now.millis().saturating_sub(retention_ms))
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?;
+            run_ids.extend(expired);
+        }
         if run_ids.is_empty() {
             return Ok(0);
         }

@@ -891,19 +891,22 @@ impl Store for MemoryStore {
 
     async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
         self.call(Call::DeleteExpiredRuns, |t| {
-            let mut expired: Vec<(i64, String)> = t
+            // As the SQL stores: namespace by name, oldest close first.
+            let mut expired: Vec<(&str, i64, String)> = t
                 .runs
                 .iter()
                 .filter(|(run_id, run)| !run.is_open() && !t.has_tasks(run_id))
                 .filter_map(|(run_id, run)| {
-                    let retention = t.namespaces.get(&run.row.namespace)?.retention;
+                    let ns = t.namespaces.get(&run.row.namespace)?;
                     let close = run.row.close_time?;
-                    (close < now.millis() - retention.millis()).then(|| (close, run_id.clone()))
+                    let cutoff = now.millis().saturating_sub(ns.retention.millis());
+                    (close < cutoff).then(|| (ns.name.as_str(), close, run_id.clone()))
                 })
                 .collect();
             expired.sort();
             expired.truncate(usize::try_from(limit).unwrap_or(0));
-            for (_, run_id) in &expired {
+            let expired: Vec<String> = expired.into_iter().map(|(_, _, id)| id).collect();
+            for run_id in &expired {
                 t.delete_run(run_id);
             }
             Ok(expired.len() as u64)
