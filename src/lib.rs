@@ -4,7 +4,8 @@
 //! Reading order: [`engine`] (the rules, pure), [`store`] (persistence),
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
 //! [`timers`], [`transfer`], [`scheduler`] (which fires the pure
-//! [`schedule`] rules), [`api`], [`cli`]. See ARCHITECTURE.md.
+//! [`schedule`] rules), [`api`], [`cli`]; [`visibility`] is the pure
+//! list-filter language. See ARCHITECTURE.md.
 
 pub mod api;
 pub mod apply;
@@ -14,6 +15,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod ids;
 pub mod readiness;
+pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;
@@ -23,3 +25,4 @@ mod telemetry;
 pub mod time;
 pub mod timers;
 pub mod transfer;
+pub mod visibility;

@@ -144,20 +144,24 @@ async fn namespace_verbs_create_list_and_describe() {
             "payments",
             "--description",
             "Money moves",
+            "--retention",
+            "7d",
         ],
     )
     .await);
     let created = fields(&created);
     assert_eq!(created["name"], "payments");
     assert_eq!(created["description"], "Money moves");
+    assert_eq!(created["retention"], "604800s");
     assert!(created.contains_key("created_at"), "{created:?}");
     let created = ok_json(client(&server, &["namespace", "create", "ops", "-o", "json"]).await);
     assert_eq!(created["name"], "ops");
     assert_eq!(created["description"], "");
 
     let listed = table(&ok(client(&server, &["namespace", "list"]).await));
-    assert_eq!(listed[0], ["NAME", "DESCRIPTION", "CREATED"]);
-    assert_eq!(rows(&listed, "payments")[0][1], "Money moves");
+    assert_eq!(listed[0], ["NAME", "RETENTION", "DESCRIPTION", "CREATED"]);
+    assert_eq!(rows(&listed, "payments")[0][1], "604800s");
+    assert_eq!(rows(&listed, "payments")[0][2], "Money moves");
     assert_eq!(rows(&listed, "ops").len(), 1);
     assert_eq!(rows(&listed, "default").len(), 1);
     let listed = ok_json(client(&server, &["namespace", "list", "--output", "json"]).await);
@@ -171,8 +175,27 @@ async fn namespace_verbs_create_list_and_describe() {
     ));
     assert_eq!(described["name"], "payments");
     assert_eq!(described["description"], "Money moves");
+    assert_eq!(described["open_runs"], "0");
+    assert_eq!(described["closed_runs"], "0");
     let described = ok_json(client(&server, &["namespace", "describe", "ops", "-o", "json"]).await);
     assert_eq!(described["name"], "ops");
+    assert_eq!(described["retention"], "2592000s");
+
+    let updated = fields(&ok(client(
+        &server,
+        &["namespace", "update", "payments", "--retention", "72h"],
+    )
+    .await));
+    assert_eq!(updated["retention"], "259200s");
+    assert_eq!(updated["description"], "Money moves");
+    failed(
+        client(
+            &server,
+            &["namespace", "update", "payments", "--retention", "0s"],
+        )
+        .await,
+        "retention must be positive",
+    );
 
     failed(
         client(&server, &["namespace", "create", "payments"]).await,
@@ -545,6 +568,81 @@ async fn workflow_verbs_follow_a_workflow_to_completion() {
     );
     assert_eq!(names(&listed["executions"], "workflow_id"), ["greet-1"]);
 
+    // List filters, --limit and the page token.
+    let query = "WorkflowType = 'Greeter' OR ExecutionStatus = 'Running'";
+    let listed = ok_json(
+        client(
+            &server,
+            &["workflow", "list", "--query", query, "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(
+        names(&listed["executions"], "workflow_id"),
+        ["nap-1", "greet-1"]
+    );
+    let first = client(
+        &server,
+        &[
+            "workflow",
+            "list",
+            "-q",
+            "ORDER BY WorkflowId",
+            "--limit",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(table(&first.stdout)[1][0], "greet-1", "{first:#?}");
+    let token = first
+        .stderr
+        .trim()
+        .strip_prefix("more runs: add --page-token ")
+        .unwrap_or_else(|| panic!("a page token: {first:#?}"))
+        .to_owned();
+    let rest = ok_json(
+        client(
+            &server,
+            &[
+                "workflow",
+                "list",
+                "-q",
+                "ORDER BY WorkflowId",
+                "--page-token",
+                &token,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(names(&rest["executions"], "workflow_id"), ["nap-1"]);
+    assert!(rest["next_page_token"].is_null(), "{rest}");
+    let counted = ok(client(
+        &server,
+        &["workflow", "count", "-q", "WorkflowType = 'Greeter'"],
+    )
+    .await);
+    assert_eq!(counted.trim(), "1");
+    let grouped = table(&ok(client(
+        &server,
+        &["workflow", "count", "--query", "GROUP BY ExecutionStatus"],
+    )
+    .await));
+    assert_eq!(
+        grouped,
+        [
+            vec!["STATUS", "COUNT"],
+            vec!["COMPLETED", "1"],
+            vec!["RUNNING", "1"],
+            vec!["total 2"],
+        ]
+    );
+    failed(
+        client(&server, &["workflow", "list", "--query", "WorkflowId = "]).await,
+        "expected a value, found the end of the query (at column 14)",
+    );
+
     let terminated = ok(client(
         &server,
         &["workflow", "terminate", "nap-1", "--reason", "test over"],
@@ -569,6 +667,13 @@ async fn workflow_verbs_follow_a_workflow_to_completion() {
     failed(
         client(&server, &["workflow", "terminate", "nap-1"]).await,
         "(409)",
+    );
+    // A closed run can be deleted at once; then it is gone.
+    let deleted = ok(client(&server, &["workflow", "delete", "nap-1"]).await);
+    assert_eq!(deleted.trim(), "deleted nap-1");
+    failed(
+        client(&server, &["workflow", "describe", "nap-1"]).await,
+        "workflow nap-1 not found (404)",
     );
 
     // Without --id the workflow gets a generated one, named after its type.

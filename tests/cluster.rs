@@ -3,8 +3,9 @@
 //! of 40 parents with two child workflows each (the transfer queue's start
 //! child / notify parent steps, protocol.md §5.7, across each child's
 //! continue-as-new), two nodes sharing
-//! 1,000 workflows (DESIGN.md invariants 1, 4 and 5), and a 1-second
-//! schedule on two nodes across a SIGKILL.
+//! 1,000 workflows (DESIGN.md invariants 1, 4 and 5), a 1-second
+//! schedule on two nodes across a SIGKILL, and SIGKILL of a node while its
+//! retention deleter works through 5,000 expired runs.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -481,6 +482,105 @@ async fn a_fan_out_to_children_on_two_nodes_records_each_child_once() {
     }
     let kids = list(&a.api, "workflow_type=Kid").await;
     assert_eq!(kids.len(), N, "one run per child");
+}
+
+/// Row counts of the retention test's namespace: (runs, open runs, events,
+/// events whose run is gone).
+async fn gc_counts(db: &sqlx::PgPool) -> (i64, i64, i64, i64) {
+    sqlx::query_as(
+        "select (select count(*) from runs where namespace = 'gc'), \
+            (select count(*) from runs where namespace = 'gc' and status = 'RUNNING'), \
+            (select count(*) from events where run_id like 'gc-%'), \
+            (select count(*) from events e where e.run_id like 'gc-%' \
+                and not exists (select 1 from runs r where r.run_id = e.run_id))",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
+    const CLOSED: i64 = 5_000;
+    const OPEN: i64 = 10;
+    let url = common::fresh_postgres_database().await;
+    // Migrate, then write the rows directly: 5,000 runs closed in 2023
+    // (long past a one-day retention) and 10 open ones, three events each.
+    Node::start(&url, free_port()).await.kill();
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "insert into namespaces (name, description, retention_ms, created_at, updated_at) \
+         values ('gc', '', 86400000, 0, 0)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, status, \
+            start_time, close_time, history_length, version, state, created_at, updated_at) \
+         select 'gc-' || i, 'gc', 'wf-' || i, 'T', 'q', \
+            case when i <= $1 then 'COMPLETED' else 'RUNNING' end, \
+            1700000000000 + i, case when i <= $1 then 1700000000000 + i end, 3, 1, '{}', 0, 0 \
+         from generate_series(1, $1 + $2) as i",
+    )
+    .bind(CLOSED)
+    .bind(OPEN)
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into events (run_id, event_id, event_type, event_time, data) \
+         select r.run_id, e, 'X', 0, '{}' from runs r, generate_series(1, 3) as e \
+         where r.namespace = 'gc'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        gc_counts(&db).await,
+        (CLOSED + OPEN, OPEN, 3 * (CLOSED + OPEN), 0)
+    );
+
+    // Kill -9 as soon as the deleter has made progress.
+    let node = Node::start(&url, free_port()).await;
+    let mut at_kill = gc_counts(&db).await;
+    while at_kill.0 == CLOSED + OPEN {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        at_kill = gc_counts(&db).await;
+    }
+    node.kill();
+    let after_kill = gc_counts(&db).await;
+    eprintln!(
+        "killed with {} of {} runs left",
+        after_kill.0,
+        CLOSED + OPEN
+    );
+    assert!(
+        after_kill.0 > OPEN,
+        "the kill came after the deleter finished: {after_kill:?}"
+    );
+    // Whole batches only: every remaining run has its three events, and no
+    // event outlived its run.
+    assert_eq!(after_kill.2, 3 * after_kill.0, "{after_kill:?}");
+    assert_eq!(after_kill.3, 0, "orphan events: {after_kill:?}");
+    assert_eq!(after_kill.1, OPEN);
+
+    // A new node picks up where the dead one stopped.
+    let node = Node::start(&url, free_port()).await;
+    let mut done = gc_counts(&db).await;
+    for _ in 0..600 {
+        if done.0 == OPEN {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        done = gc_counts(&db).await;
+    }
+    node.kill();
+    assert_eq!(
+        done,
+        (OPEN, OPEN, 3 * OPEN, 0),
+        "open runs stay, nothing else"
+    );
 }
 
 /// A 1-second interval schedule on two `baton serve` nodes sharing one

@@ -497,6 +497,7 @@ fn setup(store: &Arc<dyn Store>) {
         let ns = NamespaceRecord {
             name: Namespace::from("default"),
             description: String::new(),
+            retention: baton::store::DEFAULT_RETENTION,
             created_at: START,
         };
         store.create_namespace(&ns).await.unwrap();

@@ -42,6 +42,7 @@ async fn a_file_database_keeps_its_data() {
     let record = baton::store::NamespaceRecord {
         name: baton::ids::Namespace::from("default"),
         description: String::new(),
+        retention: baton::store::DEFAULT_RETENTION,
         created_at: baton::time::Timestamp(1),
     };
     migrated(&url)

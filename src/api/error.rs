@@ -10,11 +10,15 @@ use serde::Serialize;
 use crate::apply;
 use crate::engine::{Failure, Rejection};
 use crate::store;
+use crate::visibility;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A list filter that does not parse or type-check.
+    #[error("invalid query: {0}")]
+    InvalidQuery(#[from] visibility::Error),
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
@@ -57,6 +61,12 @@ struct Problem<'a> {
     /// The application failure behind an `update_rejected` problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<&'a Failure>,
+    /// Where an `invalid_query` problem's query goes wrong: the 1-based
+    /// column and the token there (empty at the end of the query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
 }
 
 impl ApiError {
@@ -67,6 +77,9 @@ impl ApiError {
                 "invalid_argument",
                 "Invalid argument",
             ),
+            ApiError::InvalidQuery(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_query", "Invalid query")
+            }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::MethodNotAllowed(_) => (
@@ -125,6 +138,14 @@ impl ApiError {
             code,
             failure: match self {
                 ApiError::UpdateRejected(f) => Some(f),
+                _ => None,
+            },
+            column: match &self {
+                ApiError::InvalidQuery(e) => Some(e.column),
+                _ => None,
+            },
+            token: match &self {
+                ApiError::InvalidQuery(e) => Some(e.token.as_str()),
                 _ => None,
             },
         };

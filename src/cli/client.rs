@@ -41,6 +41,19 @@ pub enum NamespaceCmd {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// How long closed runs are kept, e.g. 30d or 72h (default 30 days).
+        #[arg(long)]
+        retention: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a namespace's description or retention.
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        retention: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -157,14 +170,37 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// List workflows, newest first.
+    /// List workflows, newest first unless the query says ORDER BY.
     List {
+        /// A list filter, e.g. `WorkflowType = 'Order' AND ExecutionStatus = 'Running'`.
+        #[arg(long, short = 'q')]
+        query: Option<String>,
         #[arg(long = "type")]
         workflow_type: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Most runs to print (fetched page by page).
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Start after the page this token ends (printed when there are more).
+        #[arg(long)]
+        page_token: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a closed run and its history now (retention does it later).
+    Delete {
+        workflow_id: String,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Count workflows a query matches; `GROUP BY ExecutionStatus` counts
+    /// per status.
+    Count {
+        #[arg(long, short = 'q')]
+        query: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -439,27 +475,53 @@ fn run_query(run_id: &Option<String>) -> String {
 }
 
 pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
+    // Describe adds the run counts; the other verbs have none to print.
     let fields = [
         ("name", "/name"),
         ("description", "/description"),
+        ("retention", "/retention"),
         ("created_at", "/created_at"),
+        ("open_runs", "/open_runs"),
+        ("closed_runs", "/closed_runs"),
     ];
     match cmd {
         NamespaceCmd::Create {
             name,
             description,
+            retention,
             conn,
         } => {
-            let body = json!({ "name": name, "description": description });
+            let mut body = json!({ "name": name, "description": description });
+            if let Some(r) = retention {
+                body["retention"] = json!(r);
+            }
             let v = conn
                 .call(Method::POST, "/api/v1/namespaces", Some(body))
                 .await?;
+            print_fields(conn.output, &v, &fields);
+        }
+        NamespaceCmd::Update {
+            name,
+            description,
+            retention,
+            conn,
+        } => {
+            let mut body = json!({});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(r) = retention {
+                body["retention"] = json!(r);
+            }
+            let path = format!("/api/v1/namespaces/{}", enc(&name));
+            let v = conn.call(Method::PATCH, &path, Some(body)).await?;
             print_fields(conn.output, &v, &fields);
         }
         NamespaceCmd::List { conn } => {
             let v = conn.call(Method::GET, "/api/v1/namespaces", None).await?;
             let cols = [
                 ("NAME", "/name"),
+                ("RETENTION", "/retention"),
                 ("DESCRIPTION", "/description"),
                 ("CREATED", "/created_at"),
             ];
@@ -784,20 +846,45 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             }
         }
         WorkflowCmd::List {
+            query,
             workflow_type,
             status,
             limit,
+            page_token,
             conn,
         } => {
-            let mut query = vec![format!("page_size={}", limit.clamp(1, 1000))];
+            let mut params = Vec::new();
+            if let Some(q) = query {
+                params.push(format!("query={}", enc(&q)));
+            }
             if let Some(t) = workflow_type {
-                query.push(format!("workflow_type={}", enc(&t)));
+                params.push(format!("workflow_type={}", enc(&t)));
             }
             if let Some(s) = status {
-                query.push(format!("status={}", enc(&s)));
+                params.push(format!("status={}", enc(&s)));
             }
-            let path = conn.ns_path(&format!("/workflows?{}", query.join("&")));
-            let v = conn.call(Method::GET, &path, None).await?;
+            // Pages of at most 1,000 (the server's limit) until `limit`.
+            let mut executions: Vec<Value> = Vec::new();
+            let mut token = page_token;
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            while executions.len() < limit {
+                let mut page_params = params.clone();
+                let want = (limit - executions.len()).min(1000);
+                page_params.push(format!("page_size={want}"));
+                if let Some(t) = &token {
+                    page_params.push(format!("next_page_token={}", enc(t)));
+                }
+                let path = conn.ns_path(&format!("/workflows?{}", page_params.join("&")));
+                let page = conn.call(Method::GET, &path, None).await?;
+                if let Some(runs) = page["executions"].as_array() {
+                    executions.extend(runs.iter().cloned());
+                }
+                token = page["next_page_token"].as_str().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            let v = json!({ "executions": executions, "next_page_token": token });
             let cols = [
                 ("WORKFLOW ID", "/workflow_id"),
                 ("TYPE", "/workflow_type"),
@@ -807,6 +894,40 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 ("RUN ID", "/run_id"),
             ];
             print(conn.output, &v, Some("/executions"), &cols);
+            if let (Output::Table, Some(token)) = (conn.output, &token) {
+                eprintln!("more runs: add --page-token {token}");
+            }
+        }
+        WorkflowCmd::Delete {
+            workflow_id,
+            run_id,
+            conn,
+        } => {
+            let mut path = conn.ns_path(&format!("/workflows/{}", enc(&workflow_id)));
+            if let Some(r) = run_id {
+                path.push_str(&format!("?run_id={}", enc(&r)));
+            }
+            conn.call(Method::DELETE, &path, None).await?;
+            match conn.output {
+                Output::Json => print(conn.output, &json!({"deleted": workflow_id}), None, &[]),
+                Output::Table => println!("deleted {workflow_id}"),
+            }
+        }
+        WorkflowCmd::Count { query, conn } => {
+            let path = match query {
+                Some(q) => conn.ns_path(&format!("/workflow-count?query={}", enc(&q))),
+                None => conn.ns_path("/workflow-count"),
+            };
+            let v = conn.call(Method::GET, &path, None).await?;
+            match (conn.output, v["groups"].as_array()) {
+                (Output::Table, Some(_)) => {
+                    let cols = [("STATUS", "/group_values/0"), ("COUNT", "/count")];
+                    print(conn.output, &v, Some("/groups"), &cols);
+                    println!("total {}", v["count"]);
+                }
+                (Output::Table, None) => println!("{}", v["count"]),
+                (Output::Json, _) => print(conn.output, &v, None, &[]),
+            }
         }
         WorkflowCmd::Signal {
             workflow_id,

@@ -21,7 +21,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, SkippingClock, SystemClock};
-use crate::{apply, claim, dispatch, readiness, scheduler, timers, transfer};
+use crate::{apply, claim, dispatch, readiness, retention, scheduler, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -75,6 +75,7 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
         let record = NamespaceRecord {
             name: default,
             description: "Created by the server".to_owned(),
+            retention: store::DEFAULT_RETENTION,
             created_at: clock.now(),
         };
         match store.create_namespace(&record).await {
@@ -157,7 +158,7 @@ pub fn services(
     ));
     let (applier, pushes) = Applier::new(
         store.clone(),
-        clock,
+        clock.clone(),
         options.limits.clone(),
         options.apply.clone(),
     );
@@ -172,7 +173,8 @@ pub fn services(
     let mut closed = shutdown.clone();
     let tasks = vec![
         depths,
-        tokio::spawn(readiness::run(store, readiness, shutdown.clone())),
+        tokio::spawn(readiness::run(store.clone(), readiness, shutdown.clone())),
+        tokio::spawn(retention::run(store, clock, shutdown.clone())),
         // Outcomes still retrying against a failing store give up at
         // shutdown; the durable task rows bring their work back.
         tokio::spawn(async move {

@@ -21,10 +21,11 @@ use crate::engine::{
 };
 use crate::ids::{Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
+use crate::visibility::{self, ListQuery};
 
 use super::{
-    Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunCursor, RunFilter, RunSummary,
-    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunSummary, ScheduleFilter,
+    ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::schedule;
 
@@ -47,6 +48,11 @@ pub const CASES: &[(&str, Case)] = &[
     ("run_by_request_id", |s| Box::pin(run_by_request_id(s))),
     ("list_runs_filters", |s| Box::pin(list_runs_filters(s))),
     ("list_runs_pages", |s| Box::pin(list_runs_pages(s))),
+    ("count_runs", |s| Box::pin(count_runs(s))),
+    ("delete_run", |s| Box::pin(delete_run(s))),
+    ("retention_deletes_expired_runs", |s| {
+        Box::pin(retention_deletes_expired_runs(s))
+    }),
     ("tasks_claim_and_lease", |s| {
         Box::pin(tasks_claim_and_lease(s))
     }),
@@ -225,6 +231,7 @@ async fn namespaces(store: Arc<dyn Store>) {
     let record = |name: &str, at: i64| NamespaceRecord {
         name: Namespace::from(name),
         description: format!("the {name} namespace"),
+        retention: Duration::from_secs(86_400),
         created_at: Timestamp(at),
     };
     store
@@ -244,6 +251,29 @@ async fn namespaces(store: Arc<dyn Store>) {
     assert_eq!(got, Some(record("default", T0)));
     let missing = store.get_namespace(&Namespace::from("nope")).await;
     assert_eq!(missing.expect("get"), None);
+
+    // An update replaces the description and retention, nothing else.
+    let updated = NamespaceRecord {
+        description: "production".to_owned(),
+        retention: Duration::from_secs(30 * 86_400),
+        created_at: Timestamp(0),
+        ..record("alpha", T0 + 1)
+    };
+    assert!(store.update_namespace(&updated).await.expect("update"));
+    let got = store.get_namespace(&Namespace::from("alpha")).await;
+    assert_eq!(
+        got.expect("get"),
+        Some(NamespaceRecord {
+            created_at: Timestamp(T0 + 1),
+            ..updated.clone()
+        })
+    );
+    let nowhere = NamespaceRecord {
+        name: Namespace::from("nope"),
+        ..updated
+    };
+    assert!(!store.update_namespace(&nowhere).await.expect("update"));
+    assert_eq!(store.get_namespace(&nowhere.name).await.expect("get"), None);
 }
 
 async fn endpoints(store: Arc<dyn Store>) {
@@ -506,9 +536,7 @@ async fn history_pages(store: Arc<dyn Store>) {
     let none = store.read_history(&ns(), state.run_id, 2, 0).await;
     assert_eq!(none.expect("history"), vec![]);
 
-    let summaries = store
-        .list_runs(&ns(), &RunFilter::default(), None, 10)
-        .await;
+    let summaries = store.list_runs(&ns(), &query(""), None, 10).await;
     let summaries = summaries.expect("list");
     assert_eq!(summaries[0].history_length, first - 1 + 7);
 }
@@ -640,19 +668,28 @@ fn workflow_ids(runs: &[RunSummary]) -> Vec<String> {
     runs.iter().map(|r| r.workflow_id.to_string()).collect()
 }
 
+fn query(text: &str) -> ListQuery {
+    visibility::parse_list(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// A list filter's time literal for `ms`.
+fn at(ms: i64) -> String {
+    format!("'{}'", Timestamp(ms))
+}
+
 async fn list_runs_filters(store: Arc<dyn Store>) {
     let states = five_runs(&*store).await;
-    let list = |filter: RunFilter| {
+    let list = |text: String| {
         let store = store.clone();
         async move {
             store
-                .list_runs(&ns(), &filter, None, 100)
+                .list_runs(&ns(), &query(&text), None, 100)
                 .await
                 .expect("list")
         }
     };
 
-    let all = list(RunFilter::default()).await;
+    let all = list(String::new()).await;
     assert_eq!(workflow_ids(&all), ["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]);
     let s = &states[1];
     let expected = RunSummary {
@@ -665,39 +702,71 @@ async fn list_runs_filters(store: Arc<dyn Store>) {
         start_time: Timestamp(T0 + 1000),
         close_time: Some(Timestamp(T0 + 9000)),
         history_length: s.history_length(),
+        parent_workflow_id: None,
+        parent_run_id: None,
+        pinned_version: None,
     };
     assert_eq!(all[3], expected);
 
-    let by_type = list(RunFilter {
-        workflow_type: Some("A".to_owned()),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&by_type.await), ["wf-4", "wf-2", "wf-0"]);
-    let closed = list(RunFilter {
-        status: Some(RunStatus::Terminated),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&closed.await), ["wf-1"]);
-    let open = list(RunFilter {
-        status: Some(RunStatus::Running),
-        workflow_type: Some("B".to_owned()),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&open.await), ["wf-3"]);
-    // `started_after` is inclusive, `started_before` exclusive.
-    let window = list(RunFilter {
-        started_after: Some(Timestamp(T0 + 1000)),
-        started_before: Some(Timestamp(T0 + 3000)),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&window.await), ["wf-2", "wf-1"]);
-    let by_id = list(RunFilter {
-        workflow_id: Some(WorkflowId::from("wf-3")),
-        ..RunFilter::default()
-    });
-    assert_eq!(workflow_ids(&by_id.await), ["wf-3"]);
+    let cases = [
+        (
+            "WorkflowType = 'A'".to_owned(),
+            vec!["wf-4", "wf-2", "wf-0"],
+        ),
+        ("ExecutionStatus = 'Terminated'".to_owned(), vec!["wf-1"]),
+        (
+            "ExecutionStatus = 'Running' and WorkflowType = 'B'".to_owned(),
+            vec!["wf-3"],
+        ),
+        (
+            format!(
+                "StartTime >= {} AND StartTime < {}",
+                at(T0 + 1000),
+                at(T0 + 3000)
+            ),
+            vec!["wf-2", "wf-1"],
+        ),
+        (
+            format!("StartTime BETWEEN {} AND {}", at(T0 + 1000), at(T0 + 3000)),
+            vec!["wf-3", "wf-2", "wf-1"],
+        ),
+        ("WorkflowId = 'wf-3'".to_owned(), vec!["wf-3"]),
+        (
+            "WorkflowId IN ('wf-3', 'wf-0', 'nope')".to_owned(),
+            vec!["wf-3", "wf-0"],
+        ),
+        (
+            "WorkflowId STARTS_WITH 'wf-'".to_owned(),
+            vec!["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"],
+        ),
+        ("WorkflowId STARTS_WITH 'wf-4x'".to_owned(), vec![]),
+        ("CloseTime IS NOT NULL".to_owned(), vec!["wf-1"]),
+        (
+            "CloseTime IS NULL AND WorkflowType != 'A'".to_owned(),
+            vec!["wf-3"],
+        ),
+        ("ExecutionDuration = '8s'".to_owned(), vec!["wf-1"]),
+        ("ExecutionDuration != '8s'".to_owned(), vec![]),
+        (
+            "WorkflowId > 'wf-2' OR WorkflowId <= 'wf-0'".to_owned(),
+            vec!["wf-4", "wf-3", "wf-0"],
+        ),
+        (
+            "ParentWorkflowId IS NULL AND BatonPinnedVersion IS NULL".to_owned(),
+            vec!["wf-4", "wf-3", "wf-2", "wf-1", "wf-0"],
+        ),
+        (
+            "HistoryLength > 0 AND TaskQueue = 'main' AND RunId = 'x'".to_owned(),
+            vec![],
+        ),
+        // A value that looks like SQL is only ever a bound value.
+        ("WorkflowId = 'x'' or ''1''=''1'".to_owned(), vec![]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(workflow_ids(&list(text.clone()).await), expected, "{text}");
+    }
     let elsewhere = store
-        .list_runs(&Namespace::from("other"), &RunFilter::default(), None, 100)
+        .list_runs(&Namespace::from("other"), &query(""), None, 100)
         .await;
     assert_eq!(elsewhere.expect("list"), vec![]);
 }
@@ -709,37 +778,206 @@ async fn list_runs_pages(store: Arc<dyn Store>) {
     for wf in ["tie-a", "tie-b"] {
         start(&*store, &ns(), wf, T0 + 2000).await;
     }
-    let all = store
-        .list_runs(&ns(), &RunFilter::default(), None, 100)
-        .await;
-    let all = all.expect("list");
-    assert_eq!(all.len(), 7);
-
-    for page_size in [1, 2, 3] {
-        let mut paged: Vec<RunSummary> = Vec::new();
-        loop {
-            let cursor = paged.last().map(|r| RunCursor {
-                start_time: r.start_time,
-                run_id: r.run_id,
-            });
-            let page = store
-                .list_runs(&ns(), &RunFilter::default(), cursor.as_ref(), page_size)
-                .await
-                .expect("page");
-            assert!(page.len() as i64 <= page_size);
-            if page.is_empty() {
-                break;
-            }
-            paged.extend(page);
+    for text in [
+        "",
+        "ORDER BY CloseTime DESC",
+        "ORDER BY CloseTime",
+        "ORDER BY WorkflowType DESC, StartTime",
+        "ExecutionStatus = 'Running' ORDER BY WorkflowId",
+        "ORDER BY ExecutionDuration, RunId",
+    ] {
+        let q = query(text);
+        let all = store.list_runs(&ns(), &q, None, 100).await;
+        let all = all.expect("list");
+        // The order is visibility's, on every backend.
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| q.compare(a, b));
+        assert_eq!(workflow_ids(&all), workflow_ids(&sorted), "{text}");
+        if !text.contains("Running") {
+            assert_eq!(all.len(), 7, "{text}");
         }
-        assert_eq!(paged, all, "pages of {page_size}");
+        for page_size in [1, 2, 3] {
+            let mut paged: Vec<RunSummary> = Vec::new();
+            loop {
+                let cursor = paged.last().map(|r| q.cursor_after(r));
+                let page = store
+                    .list_runs(&ns(), &q, cursor.as_ref(), page_size)
+                    .await
+                    .expect("page");
+                assert!(page.len() as i64 <= page_size);
+                if page.is_empty() {
+                    break;
+                }
+                paged.extend(page);
+            }
+            assert_eq!(paged, all, "{text}: pages of {page_size}");
+        }
     }
+    let all = store.list_runs(&ns(), &query(""), None, 100).await;
+    let all = all.expect("list");
     let ties: Vec<&RunSummary> = all
         .iter()
         .filter(|r| r.start_time == Timestamp(T0 + 2000))
         .collect();
     assert_eq!(ties.len(), 3);
     assert!(ties.windows(2).all(|w| w[0].run_id > w[1].run_id));
+}
+
+async fn count_runs(store: Arc<dyn Store>) {
+    five_runs(&*store).await;
+    let count = |text: &str| {
+        let store = store.clone();
+        let q = visibility::parse_count(text).expect("a count query");
+        async move { store.count_runs(&ns(), &q).await.expect("count") }
+    };
+    assert_eq!(count("").await, [(None, 5)]);
+    assert_eq!(count("WorkflowType = 'B'").await, [(None, 2)]);
+    assert_eq!(count("WorkflowType = 'C'").await, [(None, 0)]);
+    assert_eq!(
+        count("GROUP BY ExecutionStatus").await,
+        [
+            (Some("RUNNING".to_owned()), 4),
+            (Some("TERMINATED".to_owned()), 1)
+        ]
+    );
+    assert_eq!(
+        count("WorkflowType = 'A' GROUP BY ExecutionStatus").await,
+        [(Some("RUNNING".to_owned()), 3)]
+    );
+    assert_eq!(
+        count("WorkflowType = 'C' GROUP BY ExecutionStatus").await,
+        []
+    );
+    let q = visibility::parse_count("").expect("a count query");
+    let elsewhere = store.count_runs(&Namespace::from("other"), &q).await;
+    assert_eq!(elsewhere.expect("count"), [(None, 0)]);
+}
+
+const DAY: i64 = 86_400_000;
+
+async fn namespace_with_retention(store: &dyn Store, name: &str, retention_days: i64) {
+    let record = NamespaceRecord {
+        name: Namespace::from(name),
+        description: String::new(),
+        retention: Duration(retention_days * DAY),
+        created_at: Timestamp(T0),
+    };
+    store.create_namespace(&record).await.expect("create");
+}
+
+/// A run of `ns` started at `start` and, if `close` is given, terminated
+/// then.
+async fn run_closed_at(
+    store: &dyn Store,
+    ns: &Namespace,
+    workflow_id: &str,
+    start: i64,
+    close: Option<i64>,
+) -> RunState {
+    let state = self::start(store, ns, workflow_id, start).await;
+    let Some(close) = close else {
+        return state;
+    };
+    let closed = terminated(&state, close, "done");
+    store
+        .commit(&[update(1, closed.clone())])
+        .await
+        .expect("terminate");
+    closed.state
+}
+
+async fn delete_run(store: Arc<dyn Store>) {
+    namespace_with_retention(&*store, "default", 1).await;
+    let open = run_closed_at(&*store, &ns(), "open", T0, None).await;
+    let closed = run_closed_at(&*store, &ns(), "closed", T0, Some(T0 + 10)).await;
+    let pending = run_closed_at(&*store, &ns(), "pending", T0, Some(T0 + 10)).await;
+    let with_task = effects_only(&pending, vec![enqueue(timer("late"), T0, 50)]);
+    store
+        .commit(&[update(2, with_task)])
+        .await
+        .expect("a task row");
+
+    let delete = |run_id| {
+        let store = store.clone();
+        async move { store.delete_run(&ns(), run_id).await.expect("delete") }
+    };
+    assert_eq!(delete(open.run_id).await, Deletion::Open);
+    assert_eq!(delete(pending.run_id).await, Deletion::Pending);
+    let elsewhere = store
+        .delete_run(&Namespace::from("other"), closed.run_id)
+        .await;
+    assert_eq!(elsewhere.expect("delete"), Deletion::NotFound);
+    assert_eq!(delete(closed.run_id).await, Deletion::Deleted);
+    assert_eq!(delete(closed.run_id).await, Deletion::NotFound);
+    // The run and its history are gone; the others are untouched.
+    assert_eq!(
+        store.load_run(&ns(), closed.run_id).await.expect("load"),
+        None
+    );
+    let history = store.read_history(&ns(), closed.run_id, 0, 100).await;
+    assert_eq!(history.expect("history"), vec![]);
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&left.expect("list")), ["pending", "open"]);
+    let history = store.read_history(&ns(), open.run_id, 0, 100).await;
+    assert!(!history.expect("history").is_empty());
+}
+
+async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
+    namespace_with_retention(&*store, "default", 1).await;
+    namespace_with_retention(&*store, "long", 10).await;
+    let long = Namespace::from("long");
+    let s = &*store;
+    let old_1 = run_closed_at(s, &ns(), "old-1", T0, Some(T0 + 100)).await;
+    let old_2 = run_closed_at(s, &ns(), "old-2", T0, Some(T0 + 200)).await;
+    run_closed_at(s, &ns(), "open", T0, None).await;
+    run_closed_at(s, &ns(), "recent", T0, Some(T0 + 2 * DAY)).await;
+    run_closed_at(s, &long, "kept", T0, Some(T0 + 100)).await;
+    let pending = run_closed_at(s, &ns(), "pending", T0, Some(T0 + 50)).await;
+    let with_task = effects_only(&pending, vec![enqueue(timer("late"), T0, 50)]);
+    store
+        .commit(&[update(2, with_task)])
+        .await
+        .expect("a task row");
+
+    let now = Timestamp(T0 + DAY + 1_000);
+    // Bounded batches, oldest close first.
+    assert_eq!(store.delete_expired_runs(now, 1).await.expect("gc"), 1);
+    assert_eq!(
+        store.load_run(&ns(), old_1.run_id).await.expect("load"),
+        None
+    );
+    assert!(store
+        .load_run(&ns(), old_2.run_id)
+        .await
+        .expect("load")
+        .is_some());
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 0);
+    for run in [&old_1, &old_2] {
+        let history = store.read_history(&ns(), run.run_id, 0, 100).await;
+        assert_eq!(history.expect("history"), vec![]);
+    }
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    let mut left = workflow_ids(&left.expect("list"));
+    left.sort();
+    assert_eq!(left, ["open", "pending", "recent"]);
+    let kept = store.list_runs(&long, &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&kept.expect("list")), ["kept"]);
+
+    // Once its pending work is done, the run goes too.
+    let done = effects_only(&pending, vec![Effect::DequeueAll]);
+    store
+        .commit(&[update(3, done)])
+        .await
+        .expect("no task rows");
+    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
+    // Much later everything closed goes, never an open run.
+    let later = Timestamp(T0 + 20 * DAY);
+    assert_eq!(store.delete_expired_runs(later, 100).await.expect("gc"), 2);
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    assert_eq!(workflow_ids(&left.expect("list")), ["open"]);
+    let gone = store.list_runs(&long, &query(""), None, 100).await;
+    assert_eq!(gone.expect("list"), vec![]);
 }
 
 async fn tasks_claim_and_lease(store: Arc<dyn Store>) {

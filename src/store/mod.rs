@@ -21,6 +21,7 @@
 pub mod conformance;
 mod memory;
 mod postgres;
+mod query;
 mod rows;
 mod snapshot;
 mod sql;
@@ -35,6 +36,7 @@ use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::schedule::{Info, Schedule};
 use crate::time::{Duration, Timestamp};
+use crate::visibility::{Attribute, Attributes, CountQuery, Cursor, ListQuery, Value};
 
 pub use memory::{Call, Fault, MemoryStore};
 pub use postgres::PostgresStore;
@@ -105,10 +107,17 @@ fn transient_code(code: &str) -> bool {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The retention of a namespace created without one (the `default`
+/// namespace's included): 30 days, production's usual choice.
+pub const DEFAULT_RETENTION: Duration = Duration(30 * 86_400_000);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
     pub name: Namespace,
     pub description: String,
+    /// How long closed runs are kept (Temporal's workflow execution
+    /// retention).
+    pub retention: Duration,
     pub created_at: Timestamp,
 }
 
@@ -160,24 +169,49 @@ pub struct RunSummary {
     pub start_time: Timestamp,
     pub close_time: Option<Timestamp>,
     pub history_length: i64,
+    /// Set for a child workflow.
+    pub parent_workflow_id: Option<WorkflowId>,
+    pub parent_run_id: Option<RunId>,
+    pub pinned_version: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunFilter {
-    pub workflow_type: Option<String>,
-    pub workflow_id: Option<WorkflowId>,
-    pub status: Option<RunStatus>,
-    /// Inclusive lower bound on start time.
-    pub started_after: Option<Timestamp>,
-    /// Exclusive upper bound on start time.
-    pub started_before: Option<Timestamp>,
+/// What list filters see of a run: the columns of its summary.
+impl Attributes for RunSummary {
+    fn value(&self, attribute: Attribute) -> Option<Value> {
+        let text = |s: &str| Some(Value::Text(s.to_owned()));
+        match attribute {
+            Attribute::WorkflowId => text(self.workflow_id.as_str()),
+            Attribute::RunId => text(&rows::run_id_text(self.run_id)),
+            Attribute::WorkflowType => text(&self.workflow_type),
+            Attribute::TaskQueue => text(&self.task_queue.0),
+            Attribute::ExecutionStatus => text(self.status.as_str()),
+            Attribute::StartTime => Some(Value::Int(self.start_time.millis())),
+            Attribute::CloseTime => self.close_time.map(|t| Value::Int(t.millis())),
+            Attribute::ExecutionDuration => self
+                .close_time
+                .map(|t| Value::Int(t.millis() - self.start_time.millis())),
+            Attribute::HistoryLength => Some(Value::Int(self.history_length)),
+            Attribute::ParentWorkflowId => self
+                .parent_workflow_id
+                .as_ref()
+                .and_then(|w| text(w.as_str())),
+            Attribute::ParentRunId => self.parent_run_id.and_then(|r| text(&rows::run_id_text(r))),
+            Attribute::BatonPinnedVersion => self.pinned_version.as_deref().and_then(text),
+        }
+    }
 }
 
-/// Keyset pagination over runs, newest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunCursor {
-    pub start_time: Timestamp,
-    pub run_id: RunId,
+/// What [`Store::delete_run`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The run and its history are gone.
+    Deleted,
+    NotFound,
+    /// The run is open: only closed runs are deleted.
+    Open,
+    /// Work for the closed run is still pending (task rows, such as the
+    /// notice of its close to its parent); deleting it would lose that.
+    Pending,
 }
 
 /// A claimed task row.
@@ -249,6 +283,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_namespace(&self, ns: &NamespaceRecord) -> Result<()>;
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>>;
+    /// Replaces the description and retention of an existing namespace;
+    /// false if there is none.
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
 
     /// Inserts or replaces (namespace, task queue, version). The registered
@@ -317,14 +354,39 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Event>>;
 
-    /// Runs matching `filter`, newest first, strictly after `cursor`.
+    /// Up to `limit` runs of `ns` that `query`'s filter matches, in its
+    /// order, strictly after `cursor` (which must fit the query:
+    /// [`ListQuery::fits`]). The meaning is `visibility`'s, on every
+    /// backend.
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>>;
+
+    /// How many runs of `ns` the filter matches: one `(None, n)` without a
+    /// group, else one `(Some(value), n)` per value of the group's
+    /// attribute that has runs, by value.
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>>;
+
+    /// Deletes a closed run and its events, in one transaction, unless
+    /// task rows of it remain (see [`Deletion`]).
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion>;
+
+    /// Retention: deletes up to `limit` closed runs, of any namespace,
+    /// whose close time is older than `now` minus their namespace's
+    /// retention and that have no task rows left, with their events, in
+    /// one transaction; returns how many. Namespaces go by name, and
+    /// within one the oldest close first. On PostgreSQL the chosen runs
+    /// are locked `skip locked`, so deleters on several nodes take
+    /// different runs and never wait on each other.
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64>;
 
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
     /// becomes invisible until `now + its lease` and its claim count grows.

@@ -11,15 +11,18 @@ use serde::Serialize;
 
 use crate::engine::{Effect, Event, Queue, RunState, RunStatus, Task};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, Duration, SystemClock, Timestamp};
 
 use super::{
     snapshot, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow,
     Wakeup,
 };
 
-/// `namespaces` columns: name, description, created_at.
-pub(super) type NamespaceCols = (String, String, i64);
+/// `namespaces` columns, in [`NAMESPACE_COLUMNS`] order.
+pub(super) type NamespaceCols = (String, String, i64, i64);
+
+/// The columns [`NamespaceCols`] reads.
+pub(super) const NAMESPACE_COLUMNS: &str = "name, description, retention_ms, created_at";
 
 /// `endpoints` columns, in [`ENDPOINT_COLUMNS`] order.
 pub(super) type EndpointCols = (String, String, String, String, String, i64, bool, i64);
@@ -42,11 +45,15 @@ pub(super) type SummaryCols = (
     i64,
     Option<i64>,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 /// The columns [`SummaryCols`] reads.
 pub(super) const SUMMARY_COLUMNS: &str = "namespace, workflow_id, run_id, workflow_type, \
-    task_queue, status, start_time, close_time, history_length";
+    task_queue, status, start_time, close_time, history_length, parent_workflow_id, \
+    parent_run_id, pinned_version";
 
 /// A claimed `tasks` row: task_id, namespace, run_id, payload, the
 /// visible_at before the claim, claims.
@@ -129,10 +136,13 @@ pub(super) fn schedule_record(
     })
 }
 
-pub(super) fn namespace((name, description, created_at): NamespaceCols) -> NamespaceRecord {
+pub(super) fn namespace(
+    (name, description, retention_ms, created_at): NamespaceCols,
+) -> NamespaceRecord {
     NamespaceRecord {
         name: Namespace(name),
         description,
+        retention: Duration(retention_ms),
         created_at: Timestamp(created_at),
     }
 }
@@ -161,8 +171,20 @@ pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
 }
 
 pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
-    let (namespace, workflow_id, run_id, workflow_type, task_queue, status, start, close, len) =
-        cols;
+    let (
+        namespace,
+        workflow_id,
+        run_id,
+        workflow_type,
+        task_queue,
+        status,
+        start,
+        close,
+        len,
+        parent_workflow_id,
+        parent_run_id,
+        pinned_version,
+    ) = cols;
     Ok(RunSummary {
         namespace: Namespace(namespace),
         workflow_id: WorkflowId(workflow_id),
@@ -174,6 +196,9 @@ pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
         start_time: Timestamp(start),
         close_time: close.map(Timestamp),
         history_length: len,
+        parent_workflow_id: parent_workflow_id.map(WorkflowId),
+        parent_run_id: parent_run_id.as_deref().map(parse_run_id).transpose()?,
+        pinned_version,
     })
 }
 
@@ -202,6 +227,9 @@ pub(super) struct RunRow {
     pub close_time: Option<i64>,
     pub history_length: i64,
     pub pinned_version: Option<String>,
+    /// Written at insert only: a run's parent never changes.
+    pub parent_workflow_id: Option<String>,
+    pub parent_run_id: Option<String>,
     pub state: String,
 }
 
@@ -218,6 +246,8 @@ impl RunRow {
             close_time: state.close_time.map(Timestamp::millis),
             history_length: state.history_length(),
             pinned_version: state.pinned_version.clone(),
+            parent_workflow_id: state.parent.as_ref().map(|p| p.workflow_id.0.clone()),
+            parent_run_id: state.parent.as_ref().map(|p| run_id_text(p.run_id)),
             state: snapshot::encode(state)?,
         })
     }

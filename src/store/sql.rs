@@ -19,15 +19,18 @@ use tokio::task::JoinHandle;
 use crate::engine::{Event, Queue};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
+use crate::visibility::{CountQuery, Cursor, ListQuery};
 
+use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
     Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, Sql, SummaryCols,
-    TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, SCHEDULE_COLUMNS, SUMMARY_COLUMNS,
+    TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS, SCHEDULE_COLUMNS,
+    SUMMARY_COLUMNS,
 };
 use super::{
-    Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
-    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
+    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -58,6 +61,12 @@ pub trait Dialect: Database {
     /// skip locked`, so concurrent claims take different rows; empty on
     /// SQLite, whose write transaction already excludes other writers.
     const SKIP_LOCKED: &'static str;
+    /// Appended to a text column that is compared by order, so that it
+    /// compares by bytes (see `query`).
+    const BYTEWISE: &'static str;
+    /// Ends the retention deleter's choice of runs: PostgreSQL locks them
+    /// `skip locked` (SQLite has one writer anyway).
+    const LOCK_SKIP_LOCKED: &'static str;
     /// Applies the embedded migrations.
     async fn migrate(pool: &Pool<Self>) -> Result<()>;
     /// Begins a transaction that will write.
@@ -115,13 +124,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-const INSERT_NAMESPACE: &str =
-    "insert into namespaces (name, description, created_at) values ($1, $2, $3)";
-const GET_NAMESPACE: &str = "select name, description, created_at from namespaces where name = $1";
+const INSERT_NAMESPACE: &str = "insert into namespaces (name, description, retention_ms, \
+    created_at, updated_at) values ($1, $2, $3, $4, $5)";
+const UPDATE_NAMESPACE: &str = "update namespaces set description = $2, retention_ms = $3, \
+    updated_at = $4 where name = $1";
 /// Readiness: a write that matches no row.
 const PROBE_WRITE: &str = "update namespaces set description = description where false";
-
-const LIST_NAMESPACES: &str = "select name, description, created_at from namespaces order by name";
 
 /// Step one of an upsert: the queue's other versions stop being current.
 const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, updated_at = $4 \
@@ -156,13 +164,25 @@ const RUN_BY_REQUEST_ID: &str = "select run_id from runs where namespace = $1 \
     and workflow_id = $2 and request_id = $3 order by start_time desc limit 1";
 const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, workflow_type, \
     task_queue, status, start_time, close_time, history_length, request_id, version, state, \
-    created_at, updated_at, pinned_version) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13)";
+    created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13, $14, $15)";
 /// The optimistic-concurrency guard: no row matches if another commit
 /// bumped the version since the caller loaded the run.
 const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
     state = $5, version = version + 1, updated_at = $6, pinned_version = $8 \
     where run_id = $1 and version = $7";
+
+const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_id = $2";
+const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
+const DELETE_RUN_EVENTS: &str = "delete from events where run_id = $1";
+const DELETE_RUN: &str = "delete from runs where run_id = $1";
+const NAMESPACE_RETENTIONS: &str = "select name, retention_ms from namespaces order by name";
+/// Closed runs of namespace $1 that closed before $2 with no pending
+/// work, oldest first, at most $3: one range of `runs_by_close_time`.
+const EXPIRED_RUNS: &str = "select r.run_id from runs r \
+    where r.namespace = $1 and r.close_time < $2 and r.status <> 'RUNNING' \
+    and not exists (select 1 from tasks t where t.run_id = r.run_id) \
+    order by r.close_time limit $3";
 
 /// The namespace check makes a run id from another namespace read as
 /// missing, like `load_run` does.
@@ -226,7 +246,9 @@ where
         sqlx::query(INSERT_NAMESPACE)
             .bind(ns.name.0.clone())
             .bind(ns.description.clone())
+            .bind(ns.retention.millis())
             .bind(ns.created_at.millis())
+            .bind(audit_now())
             .execute(&self.pool)
             .await
             .map_err(on_unique(UniqueKey::Namespace, || {
@@ -236,11 +258,23 @@ where
     }
 
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>> {
-        let row: Option<NamespaceCols> = sqlx::query_as(GET_NAMESPACE)
+        let sql = format!("select {NAMESPACE_COLUMNS} from namespaces where name = $1");
+        let row: Option<NamespaceCols> = sqlx::query_as(&sql)
             .bind(name.0.clone())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(rows::namespace))
+    }
+
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool> {
+        let done = sqlx::query(UPDATE_NAMESPACE)
+            .bind(ns.name.0.clone())
+            .bind(ns.description.clone())
+            .bind(ns.retention.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn probe_write(&self) -> Result<()> {
@@ -253,9 +287,8 @@ where
     }
 
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
-        let rows: Vec<NamespaceCols> = sqlx::query_as(LIST_NAMESPACES)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = format!("select {NAMESPACE_COLUMNS} from namespaces order by name");
+        let rows: Vec<NamespaceCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(rows::namespace).collect())
     }
 
@@ -456,53 +489,133 @@ where
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>> {
-        // Only the filters in use become predicates, so each query shape
-        // gets a plan that fits it (the workflow-id index, or the listing
-        // index) instead of one plan full of `$n is null or …`.
-        let mut query = Sql::new(format!(
+        // The filter is compiled to its own predicates, so each query
+        // shape gets a plan that fits it (see migrations/*/0003).
+        let compiler = Compiler {
+            bytewise: DB::BYTEWISE,
+        };
+        let mut sql = Sql::new(format!(
             "select {SUMMARY_COLUMNS} from runs where namespace = "
         ));
-        query.bind(ns.0.clone());
-        if let Some(workflow_id) = &filter.workflow_id {
-            query
-                .push(" and workflow_id = ")
-                .bind(workflow_id.0.clone());
-        }
-        if let Some(workflow_type) = &filter.workflow_type {
-            query
-                .push(" and workflow_type = ")
-                .bind(workflow_type.clone());
-        }
-        if let Some(status) = filter.status {
-            query
-                .push(" and status = ")
-                .bind(status.as_str().to_owned());
-        }
-        if let Some(after) = filter.started_after {
-            query.push(" and start_time >= ").bind(after.millis());
-        }
-        if let Some(before) = filter.started_before {
-            query.push(" and start_time < ").bind(before.millis());
+        sql.bind(ns.0.clone());
+        if let Some(filter) = &query.filter {
+            compiler.push_filter(&mut sql, filter);
         }
         if let Some(cursor) = cursor {
-            query
-                .push(" and (start_time, run_id) < (")
-                .bind(cursor.start_time.millis())
-                .push(", ")
-                .bind(run_id_text(cursor.run_id))
-                .push(")");
+            compiler.push_after(&mut sql, query, cursor);
         }
-        query
-            .push(" order by start_time desc, run_id desc limit ")
-            .bind(limit.max(0));
-        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&query.text), query.args)
+        compiler.push_order(&mut sql, query);
+        sql.push(" limit ").bind(limit.max(0));
+        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&sql.text), sql.args)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(rows::summary).collect()
+    }
+
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>> {
+        let compiler = Compiler {
+            bytewise: DB::BYTEWISE,
+        };
+        let group = query.group_by.map(query::column);
+        let mut sql = Sql::new(match group {
+            Some(col) => format!("select {col}, count(*) from runs where namespace = "),
+            None => "select count(*) from runs where namespace = ".to_owned(),
+        });
+        sql.bind(ns.0.clone());
+        if let Some(filter) = &query.filter {
+            compiler.push_filter(&mut sql, filter);
+        }
+        match group {
+            Some(col) => {
+                sql.push(&format!(" group by {col} order by {col}"));
+                Ok(bound!(sqlx::query_as(&sql.text), sql.args)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            None => {
+                let n: i64 = bound!(sqlx::query_scalar(&sql.text), sql.args)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(vec![(None, n)])
+            }
+        }
+    }
+
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion> {
+        let run_id = run_id_text(run_id);
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let status: Option<String> = sqlx::query_scalar(RUN_STATUS)
+            .bind(ns.0.clone())
+            .bind(run_id.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Ok(Deletion::NotFound),
+            Some("RUNNING") => return Ok(Deletion::Open),
+            Some(_) => {}
+        }
+        let pending: i64 = sqlx::query_scalar(RUN_TASKS)
+            .bind(run_id.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        if pending > 0 {
+            return Ok(Deletion::Pending);
+        }
+        for delete in [DELETE_RUN_EVENTS, DELETE_RUN] {
+            sqlx::query(delete)
+                .bind(run_id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Deletion::Deleted)
+    }
+
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        // Namespace by namespace, so each look-up is one range of
+        // `runs_by_close_time` (a join over all namespaces would scan the
+        // table on every pass).
+        let retentions: Vec<(String, i64)> = sqlx::query_as(NAMESPACE_RETENTIONS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let choose = format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED);
+        let mut run_ids: Vec<String> = Vec::new();
+        for (ns, retention_ms) in retentions {
+            let room = limit.max(0) - run_ids.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let expired: Vec<String> = sqlx::query_scalar(&choose)
+                .bind(ns)
+                .bind(now.millis().saturating_sub(retention_ms))
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?;
+            run_ids.extend(expired);
+        }
+        if run_ids.is_empty() {
+            return Ok(0);
+        }
+        for table in ["events", "runs"] {
+            let mut delete = Sql::new(format!("delete from {table} where run_id in ("));
+            delete
+                .list(run_ids.iter().cloned().map(Arg::Text))
+                .push(")");
+            bound!(sqlx::query(&delete.text), delete.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(run_ids.len() as u64)
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {
@@ -758,6 +871,8 @@ where
                 .bind(state)
                 .bind(now)
                 .bind(run.pinned_version.clone())
+                .bind(run.parent_workflow_id.clone())
+                .bind(run.parent_run_id.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write.error(e))?,

@@ -1,15 +1,18 @@
 //! Controlling a workflow from outside: request cancellation, terminate,
-//! and reset to an earlier workflow task.
+//! reset to an earlier workflow task, and delete a closed run.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{AppJson, AppPath};
+use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::api::workflows::find_run;
-use crate::api::workflows::model::{CancelBody, ResetBody, ResetResponse, ResetType, Terminate};
+use crate::api::workflows::model::{
+    CancelBody, ResetBody, ResetResponse, ResetType, RunQuery, Terminate,
+};
 use crate::api::AppState;
 use crate::engine::{Command, Reset, ResetPoint};
+use crate::store::Deletion;
 
 /// Records a cancellation request; the workflow decides when and how it
 /// closes (as Canceled, with CancelWorkflowExecution).
@@ -76,4 +79,35 @@ pub(super) async fn reset_workflow(
         .reset(&s.namespace, s.run_id, reset, body.request_id)
         .await?;
     Ok(AppJson(ResetResponse { run_id }))
+}
+
+/// Deletes a closed run and its history at once (retention does the same
+/// later by itself). An open run is refused: terminate it first.
+pub(super) async fn delete_workflow(
+    State(state): State<AppState>,
+    AppPath((namespace, workflow_id)): AppPath<(String, String)>,
+    AppQuery(q): AppQuery<RunQuery>,
+) -> Result<StatusCode, ApiError> {
+    let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
+    let s = &record.state;
+    match state
+        .applier
+        .store()
+        .delete_run(&s.namespace, s.run_id)
+        .await?
+    {
+        Deletion::Deleted => Ok(StatusCode::NO_CONTENT),
+        Deletion::NotFound => Err(ApiError::NotFound(format!(
+            "workflow {workflow_id} not found"
+        ))),
+        Deletion::Open => Err(ApiError::Conflict(format!(
+            "run {} of workflow {workflow_id} is open: terminate it before deleting it",
+            s.run_id
+        ))),
+        Deletion::Pending => Err(ApiError::Conflict(format!(
+            "run {} of workflow {workflow_id} still has work pending (such as telling its \
+             parent it closed); retry shortly",
+            s.run_id
+        ))),
+    }
 }

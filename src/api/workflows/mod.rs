@@ -1,4 +1,5 @@
-//! `/api/v1/namespaces/{ns}/workflows…`: start, list, describe, history,
+//! `/api/v1/namespaces/{ns}/workflows…`: start, list, count
+//! (`…/workflow-count`), describe, delete, history,
 //! result (following the chain of runs), signal, signal-with-start, cancel,
 //! terminate, query, update, reset. Paths follow Temporal's HTTP API where
 //! they fit.
@@ -22,9 +23,9 @@ use crate::api::AppState;
 use crate::ids::{RunId, WorkflowId};
 use crate::store::RunRecord;
 
-use self::control::{cancel_workflow, reset_workflow, terminate_workflow};
+use self::control::{cancel_workflow, delete_workflow, reset_workflow, terminate_workflow};
 use self::messages::{poll_update, query_workflow, signal_workflow, update_workflow};
-use self::read::{describe_workflow, get_history, get_result, list_workflows};
+use self::read::{count_workflows, describe_workflow, get_history, get_result, list_workflows};
 use self::start::{signal_with_start, start_workflow};
 
 pub fn router() -> Router<AppState> {
@@ -32,8 +33,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(base, get(list_workflows))
         .route(
+            "/api/v1/namespaces/{namespace}/workflow-count",
+            get(count_workflows),
+        )
+        .route(
             &format!("{base}/{{workflow_id}}"),
-            get(describe_workflow).post(start_workflow),
+            get(describe_workflow)
+                .post(start_workflow)
+                .delete(delete_workflow),
         )
         .route(&format!("{base}/{{workflow_id}}/history"), get(get_history))
         .route(&format!("{base}/{{workflow_id}}/result"), get(get_result))

@@ -74,6 +74,11 @@ pub(super) struct Execution {
     #[serde(skip_serializing_if = "Option::is_none")]
     close_time: Option<Timestamp>,
     history_length: i64,
+    /// A child's parent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_workflow_id: Option<WorkflowId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_run_id: Option<RunId>,
 }
 
 impl From<RunSummary> for Execution {
@@ -88,6 +93,8 @@ impl From<RunSummary> for Execution {
             start_time: s.start_time,
             close_time: s.close_time,
             history_length: s.history_length,
+            parent_workflow_id: s.parent_workflow_id,
+            parent_run_id: s.parent_run_id,
         }
     }
 }
@@ -104,6 +111,8 @@ impl From<&RunState> for Execution {
             start_time: s.start_time,
             close_time: s.close_time,
             history_length: s.history_length(),
+            parent_workflow_id: s.parent.as_ref().map(|p| p.workflow_id.clone()),
+            parent_run_id: s.parent.as_ref().map(|p| p.run_id),
         }
     }
 }
@@ -382,6 +391,9 @@ impl Body for CancelBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
+    /// A list filter (`visibility`), ANDed with the plain filters below.
+    #[serde(default)]
+    pub(super) query: Option<String>,
     #[serde(default)]
     pub(super) workflow_type: Option<String>,
     #[serde(default)]
@@ -396,6 +408,28 @@ pub(super) struct ListQuery {
     pub(super) page_size: Option<i64>,
     #[serde(default)]
     pub(super) next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CountParams {
+    #[serde(default)]
+    pub(super) query: Option<String>,
+}
+
+/// Temporal's CountWorkflowExecutionsResponse: the total, and with GROUP
+/// BY one group per value (the total is their sum).
+#[derive(Serialize)]
+pub(super) struct ExecutionCount {
+    pub(super) count: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) groups: Vec<CountGroup>,
+}
+
+#[derive(Serialize)]
+pub(super) struct CountGroup {
+    pub(super) group_values: Vec<String>,
+    pub(super) count: i64,
 }
 
 #[derive(Serialize)]

@@ -1,5 +1,5 @@
-//! Reading workflows without changing them: describe, list, history and
-//! result (which may wait for the run, or its chain, to close), with their
+//! Reading workflows without changing them: describe, list (with a list
+//! filter), count, history and result (which may wait for the run, or its chain, to close), with their
 //! paging.
 
 use axum::extract::State;
@@ -11,14 +11,14 @@ use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::api::namespaces::existing_namespace;
 use crate::api::workflows::find_run;
 use crate::api::workflows::model::{
-    children, Description, ExecutionList, HistoryPage, HistoryQuery, ListQuery, PendingActivity,
-    PendingTimer, PendingWorkflowTask, ResultQuery, RunQuery, RunResult,
+    children, CountGroup, CountParams, Description, ExecutionCount, ExecutionList, HistoryPage,
+    HistoryQuery, ListQuery, PendingActivity, PendingTimer, PendingWorkflowTask, ResultQuery,
+    RunQuery, RunResult,
 };
 use crate::api::AppState;
 use crate::engine::{ActivityPhase, RunStatus};
-use crate::ids::{RunId, WorkflowId};
-use crate::store::{RunCursor, RunFilter};
-use crate::time::{Duration, Timestamp};
+use crate::time::Duration;
+use crate::visibility::{self, Attribute, Cursor, Expr, Op, Value};
 
 /// Longest a result request may wait.
 const MAX_RESULT_WAIT: Duration = Duration(60_000);
@@ -105,40 +105,74 @@ pub(super) async fn list_workflows(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<AppJson<ExecutionList>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            RunStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))
-        })
-        .transpose()?;
-    let filter = RunFilter {
-        workflow_type: q.workflow_type,
-        workflow_id: q.workflow_id.map(WorkflowId),
-        status,
-        started_after: q.started_after,
-        started_before: q.started_before,
+    let mut query = visibility::parse_list(q.query.as_deref().unwrap_or_default())?;
+    // The plain filters are list filters too, ANDed with `query`.
+    let compare = |attribute, op, value| Expr::Compare {
+        attribute,
+        op,
+        value,
     };
+    if let Some(t) = q.workflow_type {
+        query.restrict(compare(Attribute::WorkflowType, Op::Eq, Value::Text(t)));
+    }
+    if let Some(w) = q.workflow_id {
+        query.restrict(compare(Attribute::WorkflowId, Op::Eq, Value::Text(w)));
+    }
+    if let Some(s) = q.status.as_deref() {
+        let status = RunStatus::parse(s)
+            .ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?;
+        let value = Value::Text(status.as_str().to_owned());
+        query.restrict(compare(Attribute::ExecutionStatus, Op::Eq, value));
+    }
+    if let Some(t) = q.started_after {
+        let value = Value::Int(t.millis());
+        query.restrict(compare(Attribute::StartTime, Op::Ge, value));
+    }
+    if let Some(t) = q.started_before {
+        let value = Value::Int(t.millis());
+        query.restrict(compare(Attribute::StartTime, Op::Lt, value));
+    }
     let limit = page_size(q.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let cursor = q
         .next_page_token
         .as_deref()
         .filter(|t| !t.is_empty())
-        .map(decode_cursor)
+        .map(|t| decode_cursor(t, &query))
         .transpose()?;
     let runs = state
         .applier
         .store()
-        .list_runs(&ns, &filter, cursor.as_ref(), limit)
+        .list_runs(&ns, &query, cursor.as_ref(), limit)
         .await?;
     let next_page_token = runs
         .last()
         .filter(|_| runs.len() as i64 == limit)
-        .map(|r| encode_cursor(r.start_time, r.run_id));
+        .map(|r| encode_cursor(&query.cursor_after(r)));
     Ok(AppJson(ExecutionList {
         executions: runs.into_iter().map(Into::into).collect(),
         next_page_token,
     }))
+}
+
+pub(super) async fn count_workflows(
+    State(state): State<AppState>,
+    AppPath(namespace): AppPath<String>,
+    AppQuery(q): AppQuery<CountParams>,
+) -> Result<AppJson<ExecutionCount>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let query = visibility::parse_count(q.query.as_deref().unwrap_or_default())?;
+    let counts = state.applier.store().count_runs(&ns, &query).await?;
+    let count = counts.iter().map(|(_, n)| n).sum();
+    let groups = counts
+        .into_iter()
+        .filter_map(|(value, count)| {
+            value.map(|v| CountGroup {
+                group_values: vec![v],
+                count,
+            })
+        })
+        .collect();
+    Ok(AppJson(ExecutionCount { count, groups }))
 }
 
 pub(super) async fn get_history(
@@ -218,17 +252,26 @@ fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiE
     }
 }
 
-fn encode_cursor(start_time: Timestamp, run_id: RunId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{run_id}", start_time.millis()))
+/// A page token: the cursor as JSON, base64url so it is opaque and safe
+/// in a URL.
+fn encode_cursor(cursor: &Cursor) -> String {
+    // A cursor is a list of ints, strings and nulls: it always encodes.
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
 }
 
-fn decode_cursor(token: &str) -> Result<RunCursor, ApiError> {
-    let bad = || ApiError::BadRequest("invalid next_page_token".into());
+/// The cursor of a token, refused unless `query`'s order could have made
+/// it (a token from a query with another ORDER BY would page wrongly).
+fn decode_cursor(token: &str, query: &visibility::ListQuery) -> Result<Cursor, ApiError> {
+    let bad = || {
+        ApiError::BadRequest(
+            "invalid next_page_token: pass the token of the previous page of the same query".into(),
+        )
+    };
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ms, run) = raw.split_once(':').ok_or_else(bad)?;
-    Ok(RunCursor {
-        start_time: Timestamp(ms.parse().map_err(|_| bad())?),
-        run_id: run.parse().map_err(|_| bad())?,
-    })
+    let cursor: Cursor = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if query.fits(&cursor) {
+        Ok(cursor)
+    } else {
+        Err(bad())
+    }
 }

@@ -14,6 +14,7 @@ pub enum Call {
     ProbeWrite,
     CreateNamespace,
     GetNamespace,
+    UpdateNamespace,
     ListNamespaces,
     UpsertEndpoint,
     ListEndpoints,
@@ -28,6 +29,9 @@ pub enum Call {
     Commit,
     ReadHistory,
     ListRuns,
+    CountRuns,
+    DeleteRun,
+    DeleteExpiredRuns,
     ClaimTasks,
     DeleteTask,
     PostponeTasks,
@@ -51,6 +55,7 @@ impl Call {
             Call::Migrate
                 | Call::ProbeWrite
                 | Call::CreateNamespace
+                | Call::UpdateNamespace
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint
@@ -62,6 +67,8 @@ impl Call {
                 | Call::DeleteSchedule
                 | Call::CommitSchedule
                 | Call::ClaimSchedules
+                | Call::DeleteRun
+                | Call::DeleteExpiredRuns
         )
     }
 }

@@ -45,14 +45,15 @@ use tokio::sync::broadcast;
 use crate::engine::{Event, Queue, RunStatus};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
+use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 
 use super::rows::{
     self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite, ScheduleCols,
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunCursor, RunFilter,
-    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
+    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -287,6 +288,17 @@ impl Tables {
             self.runs.insert(run_id.to_owned(), new);
         }
         previous
+    }
+
+    /// True if task rows of the run remain.
+    fn has_tasks(&self, run_id: &str) -> bool {
+        self.tasks.get(run_id).is_some_and(|rows| !rows.is_empty())
+    }
+
+    /// Removes a run row and its events (the caller checked it may).
+    fn delete_run(&mut self, run_id: &str) {
+        self.put_run(run_id, None);
+        self.events.remove(run_id);
     }
 
     /// Writes (or with `None` removes) the task row of (run, key), keeping
@@ -534,44 +546,14 @@ impl Tables {
         Ok(claimed)
     }
 
-    fn list_runs(
-        &self,
-        ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
-        limit: i64,
-    ) -> Result<Vec<RunSummary>> {
+    /// Every run of `ns` as its summary, in start order.
+    fn summaries(&self, ns: &Namespace) -> Result<Vec<RunSummary>> {
         let Some(by_start) = self.by_start.get(&ns.0) else {
             return Ok(Vec::new());
         };
-        let before = match cursor {
-            Some(c) => Bound::Excluded((c.start_time.millis(), run_id_text(c.run_id))),
-            None => Bound::Unbounded,
-        };
-        let matches = |run: &&StoredRun| {
-            let row = &run.row;
-            filter
-                .workflow_id
-                .as_ref()
-                .is_none_or(|w| row.workflow_id == w.0)
-                && filter
-                    .workflow_type
-                    .as_ref()
-                    .is_none_or(|t| row.workflow_type == *t)
-                && filter.status.is_none_or(|s| row.status == s.as_str())
-                && filter
-                    .started_after
-                    .is_none_or(|t| row.start_time >= t.millis())
-                && filter
-                    .started_before
-                    .is_none_or(|t| row.start_time < t.millis())
-        };
         by_start
-            .range((Bound::Unbounded, before))
-            .rev()
+            .iter()
             .filter_map(|(_, run_id)| self.runs.get(run_id))
-            .filter(matches)
-            .take(usize::try_from(limit).unwrap_or(0))
             .map(|run| {
                 let row = &run.row;
                 rows::summary((
@@ -584,9 +566,54 @@ impl Tables {
                     row.start_time,
                     row.close_time,
                     row.history_length,
+                    row.parent_workflow_id.clone(),
+                    row.parent_run_id.clone(),
+                    row.pinned_version.clone(),
                 ))
             })
             .collect()
+    }
+
+    /// `visibility`'s meaning run directly: filter, order, page.
+    fn list_runs(
+        &self,
+        ns: &Namespace,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Vec<RunSummary>> {
+        let mut runs: Vec<RunSummary> = self
+            .summaries(ns)?
+            .into_iter()
+            .filter(|run| query.matches(run))
+            .filter(|run| cursor.is_none_or(|c| query.is_after(run, c)))
+            .collect();
+        runs.sort_by(|a, b| query.compare(a, b));
+        runs.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(runs)
+    }
+
+    fn count_runs(&self, ns: &Namespace, query: &CountQuery) -> Result<Vec<(Option<String>, i64)>> {
+        let matching = self
+            .summaries(ns)?
+            .into_iter()
+            .filter(|run| query.filter.as_ref().is_none_or(|f| f.matches(run)));
+        let Some(group) = query.group_by else {
+            return Ok(vec![(
+                None,
+                i64::try_from(matching.count()).unwrap_or(i64::MAX),
+            )]);
+        };
+        let mut groups: BTreeMap<Option<String>, i64> = BTreeMap::new();
+        for run in matching {
+            let key = match run.value(group) {
+                Some(Value::Text(s)) => Some(s),
+                Some(Value::Int(i)) => Some(i.to_string()),
+                None => None,
+            };
+            *groups.entry(key).or_default() += 1;
+        }
+        Ok(groups.into_iter().collect())
     }
 
     fn upsert_endpoint(&mut self, endpoint: &Endpoint) {
@@ -641,6 +668,20 @@ impl Store for MemoryStore {
     async fn get_namespace(&self, name: &Namespace) -> Result<Option<NamespaceRecord>> {
         self.call(Call::GetNamespace, |t| {
             Ok(t.namespaces.get(&name.0).cloned())
+        })
+        .await
+    }
+
+    async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool> {
+        self.call(Call::UpdateNamespace, |t| {
+            Ok(match t.namespaces.get_mut(&ns.name.0) {
+                Some(stored) => {
+                    stored.description = ns.description.clone();
+                    stored.retention = ns.retention;
+                    true
+                }
+                None => false,
+            })
         })
         .await
     }
@@ -959,12 +1000,64 @@ impl Store for MemoryStore {
     async fn list_runs(
         &self,
         ns: &Namespace,
-        filter: &RunFilter,
-        cursor: Option<&RunCursor>,
+        query: &ListQuery,
+        cursor: Option<&Cursor>,
         limit: i64,
     ) -> Result<Vec<RunSummary>> {
-        self.call(Call::ListRuns, |t| t.list_runs(ns, filter, cursor, limit))
+        self.call(Call::ListRuns, |t| t.list_runs(ns, query, cursor, limit))
             .await
+    }
+
+    async fn count_runs(
+        &self,
+        ns: &Namespace,
+        query: &CountQuery,
+    ) -> Result<Vec<(Option<String>, i64)>> {
+        self.call(Call::CountRuns, |t| t.count_runs(ns, query))
+            .await
+    }
+
+    async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion> {
+        self.call(Call::DeleteRun, |t| {
+            let run_id = run_id_text(run_id);
+            let Some(run) = t.runs.get(&run_id).filter(|r| r.row.namespace == ns.0) else {
+                return Ok(Deletion::NotFound);
+            };
+            if run.is_open() {
+                return Ok(Deletion::Open);
+            }
+            if t.has_tasks(&run_id) {
+                return Ok(Deletion::Pending);
+            }
+            t.delete_run(&run_id);
+            Ok(Deletion::Deleted)
+        })
+        .await
+    }
+
+    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+        self.call(Call::DeleteExpiredRuns, |t| {
+            // As the SQL stores: namespace by name, oldest close first.
+            let mut expired: Vec<(&str, i64, String)> = t
+                .runs
+                .iter()
+                .filter(|(run_id, run)| !run.is_open() && !t.has_tasks(run_id))
+                .filter_map(|(run_id, run)| {
+                    let ns = t.namespaces.get(&run.row.namespace)?;
+                    let close = run.row.close_time?;
+                    let cutoff = now.millis().saturating_sub(ns.retention.millis());
+                    (close < cutoff).then(|| (ns.name.as_str(), close, run_id.clone()))
+                })
+                .collect();
+            expired.sort();
+            expired.truncate(usize::try_from(limit).unwrap_or(0));
+            let expired: Vec<String> = expired.into_iter().map(|(_, _, id)| id).collect();
+            for run_id in &expired {
+                t.delete_run(run_id);
+            }
+            Ok(expired.len() as u64)
+        })
+        .await
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {

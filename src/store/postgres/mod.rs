@@ -75,7 +75,8 @@ const CLAIM: &str = "with due as ( \
 /// task ids, $12 queues, $13 payloads, $14 visible at, $15 leases; $16 the
 /// channel, $17 queues to announce; the run's $18 status, $19 close time,
 /// $20 history length, $21 state; then the run write's own from $22.
-/// Whatever the write, its last parameter is the pinned version.
+/// Whatever the write, the pinned version follows (an insert then binds
+/// the parent).
 macro_rules! commit_after_run {
     () => {
         "e as (insert into events (run_id, event_id, event_type, event_time, data) \
@@ -110,13 +111,15 @@ const COMMIT_UPDATE: &str = concat!(
 );
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
-/// start time, $26 request id, $27 pinned version. A second open run of the workflow id fails
-/// the statement on `runs_open_workflow_id`.
+/// start time, $26 request id, $27 pinned version, $28 parent workflow id,
+/// $29 parent run id. A second open run of the workflow id fails the
+/// statement on `runs_open_workflow_id`.
 const COMMIT_INSERT: &str = concat!(
     "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
         status, start_time, close_time, history_length, request_id, version, state, \
-        created_at, updated_at, pinned_version) \
-        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27) \
+        created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
+        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
+        $29) \
         returning run_id), ",
     commit_after_run!()
 );
@@ -162,6 +165,8 @@ impl SqlStore<Postgres> {
 #[async_trait]
 impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " for update skip locked";
+    const BYTEWISE: &'static str = " collate \"C\"";
+    const LOCK_SKIP_LOCKED: &'static str = " for update of r skip locked";
 
     async fn migrate(pool: &PgPool) -> Result<()> {
         // sqlx serializes concurrent migrators with an advisory lock, so
@@ -249,6 +254,12 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
             .bind(write.request_id.as_deref()),
     }
     .bind(run.pinned_version.as_deref());
+    let query = match write.expected_version {
+        Some(_) => query,
+        None => query
+            .bind(run.parent_workflow_id.as_deref())
+            .bind(run.parent_run_id.as_deref()),
+    };
     match query.fetch_optional(pool).await {
         Ok(Some(_announced)) => Ok(()),
         // `r` returned nothing: the version moved on.

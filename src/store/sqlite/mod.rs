@@ -79,6 +79,8 @@ impl SqlStore<Sqlite> {
 #[async_trait]
 impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
+    const BYTEWISE: &'static str = "";
+    const LOCK_SKIP_LOCKED: &'static str = "";
 
     async fn migrate(pool: &SqlitePool) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite").run(pool).await?;

@@ -1,0 +1,117 @@
+//! The system search attributes a list filter may name, with their types:
+//! what a run's listing row holds, under Temporal's names (Baton's own
+//! with a `Baton` prefix, as Temporal prefixes its own with `Temporal`).
+
+/// A system search attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Attribute {
+    WorkflowId,
+    RunId,
+    WorkflowType,
+    TaskQueue,
+    ExecutionStatus,
+    StartTime,
+    CloseTime,
+    /// Close time minus start time; null while the run is open.
+    ExecutionDuration,
+    HistoryLength,
+    ParentWorkflowId,
+    ParentRunId,
+    /// The endpoint version the run is pinned to.
+    BatonPinnedVersion,
+}
+
+/// What values an attribute holds, and so which literals and operators a
+/// filter may use with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// Exact text: every comparison, IN, BETWEEN, STARTS_WITH.
+    Keyword,
+    /// One of the run statuses: `=`, `!=`, IN.
+    Status,
+    /// An RFC 3339 time (stored as milliseconds since the epoch).
+    Datetime,
+    /// A duration such as `"90s"` or `"1h 30m"` (stored as milliseconds).
+    Duration,
+    Int,
+}
+
+impl Type {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Type::Keyword => "Keyword",
+            Type::Status => "Keyword (a run status)",
+            Type::Datetime => "Datetime",
+            Type::Duration => "Duration",
+            Type::Int => "Int",
+        }
+    }
+}
+
+impl Attribute {
+    pub const ALL: [Attribute; 12] = [
+        Attribute::WorkflowId,
+        Attribute::RunId,
+        Attribute::WorkflowType,
+        Attribute::TaskQueue,
+        Attribute::ExecutionStatus,
+        Attribute::StartTime,
+        Attribute::CloseTime,
+        Attribute::ExecutionDuration,
+        Attribute::HistoryLength,
+        Attribute::ParentWorkflowId,
+        Attribute::ParentRunId,
+        Attribute::BatonPinnedVersion,
+    ];
+
+    /// The name a filter uses (case-sensitive, as in Temporal).
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribute::WorkflowId => "WorkflowId",
+            Attribute::RunId => "RunId",
+            Attribute::WorkflowType => "WorkflowType",
+            Attribute::TaskQueue => "TaskQueue",
+            Attribute::ExecutionStatus => "ExecutionStatus",
+            Attribute::StartTime => "StartTime",
+            Attribute::CloseTime => "CloseTime",
+            Attribute::ExecutionDuration => "ExecutionDuration",
+            Attribute::HistoryLength => "HistoryLength",
+            Attribute::ParentWorkflowId => "ParentWorkflowId",
+            Attribute::ParentRunId => "ParentRunId",
+            Attribute::BatonPinnedVersion => "BatonPinnedVersion",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Attribute> {
+        Attribute::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn kind(self) -> Type {
+        match self {
+            Attribute::WorkflowId
+            | Attribute::RunId
+            | Attribute::WorkflowType
+            | Attribute::TaskQueue
+            | Attribute::ParentWorkflowId
+            | Attribute::ParentRunId
+            | Attribute::BatonPinnedVersion => Type::Keyword,
+            Attribute::ExecutionStatus => Type::Status,
+            Attribute::StartTime | Attribute::CloseTime => Type::Datetime,
+            Attribute::ExecutionDuration => Type::Duration,
+            Attribute::HistoryLength => Type::Int,
+        }
+    }
+
+    /// True if some runs have no value (open runs have no close time, runs
+    /// without a parent no parent).
+    pub fn is_nullable(self) -> bool {
+        matches!(
+            self,
+            Attribute::CloseTime
+                | Attribute::ExecutionDuration
+                | Attribute::ParentWorkflowId
+                | Attribute::ParentRunId
+                | Attribute::BatonPinnedVersion
+        )
+    }
+}
