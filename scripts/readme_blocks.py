@@ -54,6 +54,7 @@ import textwrap
 import time
 import traceback
 import types
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -454,6 +455,17 @@ def _run_ts_quickstart(
                     raise Failed(f"{b.where()}: still running after 120 s") from err
                 if r.returncode != 0:
                     raise Failed(f"{b.where()}: node exit {r.returncode}\n{r.stdout}{r.stderr}")
+                scheduled = re.findall(r"scheduleId: '([^']+)'", b.body)
+                if scheduled:
+                    # A schedule block: its calls raise on any error answer;
+                    # check that its schedule started runs (`<id>-<time>`).
+                    for schedule_id in scheduled:
+                        query = urllib.parse.quote(f'WorkflowId STARTS_WITH "{schedule_id}-"')
+                        url = f"{address}/api/v1/namespaces/default/workflows?query={query}"
+                        if not _http_json("GET", url).get("executions"):
+                            raise Failed(f"{b.where()}: schedule {schedule_id} started no run")
+                    print(f"ok   {b.where()} (ran against baton dev)")
+                    continue
                 started = re.findall(r"workflowId: '([^']+)'", b.body)
                 if not started:
                     raise Failed(f"{b.where()}: starts no workflow this script can check")

@@ -395,11 +395,11 @@ function specFromWire(s: wire.ScheduleSpec): ScheduleSpecDescription {
 
 function retryFromWire(r: wire.RetryPolicySpec): RetryPolicy {
   const out: RetryPolicy = {};
-  if (r.initial_interval !== undefined) out.initialInterval = parseWireDuration(r.initial_interval);
-  if (r.backoff_coefficient !== undefined) out.backoffCoefficient = r.backoff_coefficient;
-  if (r.maximum_interval !== undefined) out.maximumInterval = parseWireDuration(r.maximum_interval);
-  if (r.maximum_attempts !== undefined) out.maximumAttempts = r.maximum_attempts;
-  if (r.non_retryable_error_types !== undefined) out.nonRetryableErrorTypes = r.non_retryable_error_types;
+  if (r.initial_interval != null) out.initialInterval = parseWireDuration(r.initial_interval);
+  if (r.backoff_coefficient != null) out.backoffCoefficient = r.backoff_coefficient;
+  if (r.maximum_interval != null) out.maximumInterval = parseWireDuration(r.maximum_interval);
+  if (r.maximum_attempts != null) out.maximumAttempts = r.maximum_attempts;
+  if (r.non_retryable_error_types != null) out.nonRetryableErrorTypes = r.non_retryable_error_types;
   return out;
 }
 

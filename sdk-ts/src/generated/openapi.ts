@@ -43,19 +43,42 @@ export type Problem = {
   code: ErrorCode;
   /** The validator's failure, on `update_rejected` only. */
   failure?: Failure;
+  /** On `invalid_query` only: the 1-based column (in characters) of the offending token. */
+  column?: number;
+  /** On `invalid_query` only: the offending token as written; empty at the end of the query. */
+  token?: string;
 };
 
-export type ErrorCode = "invalid_argument" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
 
 export type Namespace = {
   name: NamespaceName;
   description: string;
+  /** How long closed runs are kept (Temporal's workflow execution retention). */
+  retention: Duration;
   created_at: Timestamp;
+};
+
+export type NamespaceDescription = {
+  name: NamespaceName;
+  description: string;
+  retention: Duration;
+  created_at: Timestamp;
+  open_runs: number;
+  closed_runs: number;
 };
 
 export type CreateNamespaceRequest = {
   name: NamespaceName;
   description?: string;
+  /** Positive; default 30 days. */
+  retention?: Duration;
+};
+
+export type UpdateNamespaceRequest = {
+  description?: string;
+  /** Positive. */
+  retention?: Duration;
 };
 
 export type NamespaceList = {
@@ -188,6 +211,20 @@ export type WorkflowExecution = {
   close_time?: Timestamp;
   /** Number of persisted events. */
   history_length: number;
+  /** A child workflow's parent. */
+  parent_workflow_id?: string;
+  parent_run_id?: RunId;
+};
+
+export type WorkflowExecutionCount = {
+  /** Runs the filter matches (with GROUP BY, the sum of the groups). */
+  count: number;
+  /** With GROUP BY only, one per status that has runs, by status. */
+  groups?: Array<{
+    /** The group's value of each GROUP BY attribute (a `RunStatus`). */
+    group_values: string[];
+    count: number;
+  }>;
 };
 
 export type WorkflowExecutionList = {
@@ -479,7 +516,7 @@ export type CreateScheduleRequest = {
 
 export type UpdateScheduleRequest = {
   schedule: Schedule;
-  /** From a describe; the update applies only if the schedule has not changed since. */
+  /** From a describe; the update applies only if the schedule has not been written since. Every write changes it, the schedule's own ticks included: on a conflict, describe again. */
   conflict_token?: string;
 };
 
