@@ -179,6 +179,45 @@ async fn metrics_follow_real_workflows(db: Db) {
         assert_eq!(result["status"], "COMPLETED", "{kind}: {result}");
     }
 
+    // A schedule's action, taken at once by a trigger (on a queue of its
+    // own, so the push counts below stay those of the runs above).
+    let scheduled_queue = format!("metrics-scheduled-{tag}");
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"task_queue": scheduled_queue, "url": handler.url, "secrets": [SECRET]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let schedule = json!({"schedule": {
+        "spec": {"intervals": [{"every": "1h"}]},
+        "action": {"start_workflow": {"workflow_id": format!("sched-{tag}"),
+            "workflow_type": format!("Scheduled-{tag}"), "task_queue": scheduled_queue}}
+    }});
+    let path = format!("/api/v1/namespaces/default/schedules/metrics-{tag}");
+    let (status, body) = server.api.post(&path, schedule).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = server.api.post(&format!("{path}/trigger"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let base = server.api.base.clone();
+    let acted = common::eventually(Duration::from_secs(20), || {
+        let base = base.clone();
+        async move {
+            let samples = parse(&scrape(&base).await);
+            let scheduled = format!("Scheduled-{tag}");
+            let of = [("workflow_type", scheduled.as_str())];
+            sum(&samples, "baton_workflows_started_total", &of) >= 1.0
+                && sum(
+                    &samples,
+                    "baton_schedule_actions_total",
+                    &[("namespace", "default")],
+                ) >= 1.0
+        }
+    })
+    .await;
+    assert!(acted, "the triggered schedule's action is not counted");
+
     let text = scrape(&server.api.base).await;
     promtool_check(&text);
     let samples = parse(&text);

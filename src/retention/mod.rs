@@ -10,7 +10,8 @@
 //! mid-batch loses nothing: the batch's transaction rolls back and the
 //! next pass (on any node) takes those runs again. A run with task rows
 //! left (the notice of its close to its parent, say) waits for them.
-//! Progress is logged: how many runs each pass deleted.
+//! Progress is logged (how many runs each pass deleted) and counted in
+//! `baton_retention_deleted_runs_total`.
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub async fn run(
             match store.delete_expired_runs(clock.now(), BATCH).await {
                 Ok(n) => {
                     deleted += n;
+                    crate::telemetry::retention_deleted(n);
                     if n < BATCH as u64 || *shutdown.borrow() {
                         break;
                     }

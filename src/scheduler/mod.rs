@@ -225,7 +225,9 @@ async fn tick(applier: &Applier, record: ScheduleRecord) -> Result<(), apply::Er
         due_at: out.wake_at,
         ..record
     };
+    let started = runs.len();
     applier.start_scheduled(&next, runs).await?;
+    crate::telemetry::schedule_actions(&ns.0, started);
     for (workflow_id, terminate) in out
         .cancel
         .iter()

@@ -146,6 +146,14 @@ fn describe() {
         Unit::Seconds,
         "Store commits of run changes, by outcome (ok, conflict, error)."
     );
+    describe_counter!(
+        "baton_schedule_actions_total",
+        "Workflows started by schedules, by namespace."
+    );
+    describe_counter!(
+        "baton_retention_deleted_runs_total",
+        "Closed runs deleted by the retention deleter (with their history)."
+    );
     describe_histogram!(
         "baton_timer_lateness_seconds",
         Unit::Seconds,
@@ -305,6 +313,19 @@ pub fn activity_attempt(namespace: &str, activity_type: &str, attempt: u32, outc
 /// error) after `seconds`.
 pub fn store_commit(outcome: &'static str, seconds: f64) {
     histogram!("baton_store_commit_duration_seconds", "outcome" => outcome).record(seconds);
+}
+
+/// A schedule of `namespace` started `runs` workflows in one tick.
+pub fn schedule_actions(namespace: &str, runs: usize) {
+    if runs > 0 {
+        counter!("baton_schedule_actions_total", "namespace" => namespace.to_owned())
+            .increment(runs as u64);
+    }
+}
+
+/// The retention deleter removed `runs` closed runs.
+pub fn retention_deleted(runs: u64) {
+    counter!("baton_retention_deleted_runs_total").increment(runs);
 }
 
 /// A timer-queue row fired `seconds` after it was due.
