@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::output::{print, print_fields};
+use super::output::{print, print_fields, print_sections};
 use super::Output;
 
 /// Where and as whom to connect, shared by every client verb.
@@ -733,43 +733,38 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                 ],
             );
             if matches!(conn.output, Output::Table) {
-                for (title, rows, cols) in [
-                    (
-                        "Pending activities",
-                        "/pending_activities",
-                        &[
-                            ("ACTIVITY ID", "/activity_id"),
-                            ("TYPE", "/activity_type"),
-                            ("STATE", "/state"),
-                            ("ATTEMPT", "/attempt"),
-                            ("LAST FAILURE", "/last_failure/message"),
-                        ][..],
-                    ),
-                    (
-                        "Pending timers",
-                        "/pending_timers",
-                        &[("TIMER ID", "/timer_id"), ("FIRES AT", "/fire_time")][..],
-                    ),
-                    (
-                        "Children",
-                        "/children",
-                        &[
-                            ("WORKFLOW ID", "/workflow_id"),
-                            ("RUN ID", "/run_id"),
-                            ("TYPE", "/workflow_type"),
-                            ("STATUS", "/status"),
-                            ("PARENT CLOSE POLICY", "/parent_close_policy"),
-                        ][..],
-                    ),
-                ] {
-                    if v.pointer(rows)
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty())
-                    {
-                        println!("\n{title}:");
-                        print(conn.output, &v, Some(rows), cols);
-                    }
-                }
+                print_sections(
+                    &v,
+                    &[
+                        (
+                            "Pending activities",
+                            "/pending_activities",
+                            &[
+                                ("ACTIVITY ID", "/activity_id"),
+                                ("TYPE", "/activity_type"),
+                                ("STATE", "/state"),
+                                ("ATTEMPT", "/attempt"),
+                                ("LAST FAILURE", "/last_failure/message"),
+                            ][..],
+                        ),
+                        (
+                            "Pending timers",
+                            "/pending_timers",
+                            &[("TIMER ID", "/timer_id"), ("FIRES AT", "/fire_time")][..],
+                        ),
+                        (
+                            "Children",
+                            "/children",
+                            &[
+                                ("WORKFLOW ID", "/workflow_id"),
+                                ("RUN ID", "/run_id"),
+                                ("TYPE", "/workflow_type"),
+                                ("STATUS", "/status"),
+                                ("PARENT CLOSE POLICY", "/parent_close_policy"),
+                            ][..],
+                        ),
+                    ],
+                );
             }
         }
         WorkflowCmd::Show {

@@ -4,6 +4,25 @@ use serde_json::Value;
 
 use super::Output;
 
+/// A titled table under a describe's fields: (title, JSON pointer to the
+/// rows, columns).
+pub type Section<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// Prints each section of `value` whose rows are not empty, as a titled
+/// table (tables only: JSON output already holds them).
+pub fn print_sections(value: &Value, sections: &[Section<'_>]) {
+    for (title, rows, cols) in sections {
+        if value
+            .pointer(rows)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            println!("\n{title}:");
+            print(Output::Table, value, Some(rows), cols);
+        }
+    }
+}
+
 /// Prints `value` as JSON, or `rows` (from `value`) as a table with `columns`
 /// (header, JSON pointer) pairs.
 pub fn print(output: Output, value: &Value, rows: Option<&str>, columns: &[(&str, &str)]) {

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{enc, json_arg, Conn};
-use super::output::{print, print_fields};
+use super::output::{print, print_fields, print_sections};
 use super::Output;
 
 /// What a schedule does and when: the whole schedule, for create and
@@ -429,31 +429,26 @@ fn describe(output: Output, v: &Value) {
     if !matches!(output, Output::Table) {
         return;
     }
-    for (title, rows, cols) in [
-        (
-            "Running workflows",
-            "/info/running_workflows",
-            &[("WORKFLOW ID", "/workflow_id"), ("RUN ID", "/run_id")][..],
-        ),
-        (
-            "Recent actions",
-            "/info/recent_actions",
-            &[
-                ("SCHEDULED", "/schedule_time"),
-                ("STARTED", "/actual_time"),
-                ("WORKFLOW ID", "/workflow_id"),
-                ("RUN ID", "/run_id"),
-            ][..],
-        ),
-    ] {
-        if v.pointer(rows)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            println!("\n{title}:");
-            print(output, v, Some(rows), cols);
-        }
-    }
+    print_sections(
+        v,
+        &[
+            (
+                "Running workflows",
+                "/info/running_workflows",
+                &[("WORKFLOW ID", "/workflow_id"), ("RUN ID", "/run_id")][..],
+            ),
+            (
+                "Recent actions",
+                "/info/recent_actions",
+                &[
+                    ("SCHEDULED", "/schedule_time"),
+                    ("STARTED", "/actual_time"),
+                    ("WORKFLOW ID", "/workflow_id"),
+                    ("RUN ID", "/run_id"),
+                ][..],
+            ),
+        ],
+    );
     if let Some(times) = v
         .pointer("/info/future_action_times")
         .and_then(Value::as_array)
