@@ -1016,6 +1016,7 @@ impl Sim {
         parent: Option<ParentInfo>,
     ) -> Sim {
         let cmd = StartRun {
+            trace_context: None,
             namespace: Namespace("default".into()),
             workflow_id: WorkflowId(workflow_id.into()),
             run_id: "0194a0f0-8c00-7000-8000-00000000a017"

@@ -186,6 +186,7 @@ impl Transport for SimTransport {
         body: Vec<u8>,
         timeout: std::time::Duration,
         _now_secs: i64,
+        _trace: Option<&baton::engine::TraceContext>,
     ) -> Delivery {
         let w = &self.world;
         w.pushes.fetch_add(1, Ordering::SeqCst);
@@ -370,6 +371,7 @@ fn options() -> Options {
         },
         timers: claim,
         time_skipping: false,
+        tls: Default::default(),
     }
 }
 
@@ -573,6 +575,7 @@ async fn start_run(applier: &apply::Applier, world: &World, id: &str, kind: &str
     loop {
         let req = StartRequest {
             run: StartRun {
+                trace_context: None,
                 namespace: Namespace::from("default"),
                 workflow_id: WorkflowId::from(id),
                 run_id: RunId::generate(),

@@ -133,6 +133,7 @@ fn start_change(workflow_id: &str) -> RunChange {
         next_run_id: RunId::generate(),
     };
     let start = StartRun {
+        trace_context: None,
         namespace: Namespace::from("default"),
         workflow_id: WorkflowId::from(workflow_id),
         run_id: RunId::generate(),

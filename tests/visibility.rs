@@ -402,6 +402,7 @@ async fn commit_runs(store: &dyn Store, ns: &Namespace, runs: &[Run]) {
         .iter()
         .map(|run| {
             let cmd = StartRun {
+                trace_context: None,
                 namespace: ns.clone(),
                 workflow_id: WorkflowId::from(run.workflow_id.as_str()),
                 run_id: run.run_id,

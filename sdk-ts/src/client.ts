@@ -18,6 +18,7 @@ import {
 } from "./common.js";
 
 import type * as wire from "./generated/openapi.js";
+import { injectTrace } from "./core/tracing.js";
 import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
 
@@ -115,6 +116,7 @@ export class Connection {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    await injectTrace(headers);
     const init: RequestInit = { method, headers };
     if (body !== undefined) init.body = JSON.stringify(body);
     const resp = await fetch(`${this.address}${path}`, init);

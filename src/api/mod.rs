@@ -21,9 +21,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use subtle::ConstantTimeEq;
+use tracing::Instrument as _;
 
 use crate::apply::Applier;
 use crate::dispatch::Querier;
+use crate::telemetry::traces;
 use crate::time::SkippingClock;
 
 pub use error::ApiError;
@@ -124,7 +126,8 @@ async fn limit_uri(req: Request, next: Next) -> Response {
 }
 
 /// Counts and times every answer by its route template (bounded, unlike
-/// paths); requests no route matched count as `unmatched`.
+/// paths); requests no route matched count as `unmatched`. Each request
+/// runs in its span, in the caller's trace when it sent a `traceparent`.
 async fn measure(req: Request, next: Next) -> Response {
     let begun = std::time::Instant::now();
     let method = req.method().clone();
@@ -133,9 +136,12 @@ async fn measure(req: Request, next: Next) -> Response {
         .get::<axum::extract::MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let response = next.run(req).await;
+    let span = traces::api_span(method.as_str(), &route, req.headers());
+    let response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    traces::api_done(&span, status);
     let seconds = begun.elapsed().as_secs_f64();
-    crate::telemetry::api_request(method.as_str(), &route, response.status().as_u16(), seconds);
+    crate::telemetry::api_request(method.as_str(), &route, status, seconds);
     response
 }
 

@@ -179,6 +179,7 @@ mod tests {
 
     fn started(id: &str) -> engine::Transition {
         let start = StartRun {
+            trace_context: None,
             namespace: Namespace::from("default"),
             workflow_id: WorkflowId::from(id),
             run_id: RunId::generate(),

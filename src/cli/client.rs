@@ -30,6 +30,10 @@ pub struct Conn {
     namespace: String,
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
+    /// A CA certificate (PEM bundle) to trust for an `https://` address,
+    /// besides the built-in web roots.
+    #[arg(long, env = "BATON_CA_CERT", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
     pub(super) output: Output,
 }
@@ -398,7 +402,7 @@ impl Conn {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.address.trim_end_matches('/'), path);
-        let mut req = reqwest::Client::new().request(method, &url);
+        let mut req = self.http()?.request(method, &url);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -422,6 +426,24 @@ impl Conn {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).context("the server answered with invalid JSON")
+    }
+
+    /// The HTTP client, trusting `--ca-cert` too.
+    fn http(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading --ca-cert {}", path.display()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-cert {}: not a PEM bundle", path.display()))?;
+            if roots.is_empty() {
+                bail!("--ca-cert {}: no certificate in the file", path.display());
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        builder.build().context("building the HTTP client")
     }
 
     pub(super) fn ns_path(&self, rest: &str) -> String {

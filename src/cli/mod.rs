@@ -7,12 +7,14 @@ mod output;
 mod schedules;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::Limits;
 use crate::server::{self, Options};
+use crate::telemetry::logs::{self, LogFormat};
 use crate::time::SystemClock;
 use crate::{claim, dispatch};
 
@@ -105,6 +107,21 @@ struct NodeArgs {
     /// a node keeps in memory does not grow with the number of open runs.
     #[arg(long, env = "BATON_RUN_CACHE_MB", default_value_t = 64)]
     run_cache_mb: usize,
+    /// How log lines on stderr are written: `text`, or `json` (one object
+    /// per line, with the trace and span ids of the request or push).
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Serve the API over TLS with this certificate chain (PEM); needs
+    /// `--tls-key`.
+    #[arg(long, env = "BATON_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "BATON_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (a PEM bundle) that pushes to `https://` endpoints
+    /// also trust, besides the built-in web roots.
+    #[arg(long, env = "BATON_PUSH_CA_FILE")]
+    push_ca_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -123,24 +140,20 @@ pub enum Output {
 
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Cmd::Dev(_) | Cmd::Serve(_)));
-    match run(cli).await {
+    let logging = match &cli.command {
+        Cmd::Dev(args) => logs::init(true, args.node.log_format),
+        Cmd::Serve(args) => logs::init(true, args.node.log_format),
+        _ => logs::init(false, LogFormat::Text),
+    };
+    let outcome = run(cli).await;
+    logging.shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing(server: bool) {
-    let default = if server { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -153,8 +166,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut options = options(args.listen, url, &args.node)?;
             options.time_skipping = args.time_skipping;
+            let scheme = if options.tls.cert_and_key.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let running = server::start(options).await?;
-            print_dev_banner(running.addr, &args.db);
+            print_dev_banner(scheme, running.addr, &args.db);
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
@@ -229,6 +247,10 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         },
         timers: claim,
         time_skipping: false,
+        tls: server::TlsOptions {
+            cert_and_key: node.tls_cert.clone().zip(node.tls_key.clone()),
+            push_ca_file: node.push_ca_file.clone(),
+        },
     })
 }
 
@@ -243,9 +265,9 @@ async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_dev_banner(addr: SocketAddr, db: &str) {
+fn print_dev_banner(scheme: &str, addr: SocketAddr, db: &str) {
     println!(
-        "Baton dev server listening on http://{addr} (database: {db})
+        "Baton dev server listening on {scheme}://{addr} (database: {db})
 
 Register your handler for a task queue:
   baton endpoint register --task-queue my-queue --url http://127.0.0.1:8000/ --secret whsec_...

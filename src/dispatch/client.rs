@@ -6,6 +6,7 @@
 
 use reqwest::StatusCode;
 
+use crate::engine::TraceContext;
 use crate::signing::{self, Secret};
 
 /// What became of one push.
@@ -26,7 +27,8 @@ pub enum Delivery {
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// POSTs `body` to `url`, signed with every secret (Standard Webhooks)
-    /// at `now_secs`, waiting at most `timeout` for the whole answer.
+    /// at `now_secs`, waiting at most `timeout` for the whole answer;
+    /// `trace` goes along as the `traceparent` / `tracestate` headers.
     async fn push(
         &self,
         url: &str,
@@ -34,6 +36,7 @@ pub trait Transport: Send + Sync + 'static {
         body: Vec<u8>,
         timeout: std::time::Duration,
         now_secs: i64,
+        trace: Option<&TraceContext>,
     ) -> Delivery;
 }
 
@@ -45,8 +48,14 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(max_response_bytes: usize) -> HttpTransport {
-        let http = reqwest::Client::builder()
+    /// `roots`: CAs `https://` endpoints may be signed by, besides the
+    /// built-in web roots (certificates are always verified).
+    pub fn new(max_response_bytes: usize, roots: Vec<reqwest::Certificate>) -> HttpTransport {
+        let mut builder = reqwest::Client::builder();
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
@@ -69,18 +78,25 @@ impl Transport for HttpTransport {
         body: Vec<u8>,
         timeout: std::time::Duration,
         now_secs: i64,
+        trace: Option<&TraceContext>,
     ) -> Delivery {
         let msg_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
         let signature = signing::sign(secrets, &msg_id, now_secs, &body);
-        let request = self
+        let mut request = self
             .http
             .post(url)
             .timeout(timeout)
             .header("content-type", "application/json")
             .header("webhook-id", &msg_id)
             .header("webhook-timestamp", now_secs.to_string())
-            .header("webhook-signature", signature)
-            .body(body);
+            .header("webhook-signature", signature);
+        if let Some(trace) = trace {
+            request = request.header("traceparent", &trace.traceparent);
+            if let Some(state) = &trace.tracestate {
+                request = request.header("tracestate", state);
+            }
+        }
+        let request = request.body(body);
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Delivery::TimedOut,

@@ -44,17 +44,18 @@ use std::sync::{Arc, Mutex};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tracing::Instrument as _;
 
 use crate::apply::{self, Applier, Push};
 use crate::claim;
 use crate::engine::{
     self, ActivityPhase, ActivityToken, Command, Dispatch, Event, Failure, Queue, Rejection,
-    RunState, Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
+    RunState, Task, TaskToken, TokenKind, TraceContext, Update, WorkflowTaskToken,
 };
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
 use crate::store::{Endpoint, TaskRow};
-use crate::telemetry::{self, PushGauge, PushTarget, TaskKind};
+use crate::telemetry::{self, traces, PushGauge, PushTarget, TaskKind};
 use crate::time::{Clock, Duration, SystemClock};
 
 use answer::snippet;
@@ -447,6 +448,7 @@ impl Inner {
                 state.workflow_task_timeout,
                 permit,
                 &target,
+                state.trace_context.as_ref(),
             )
             .await;
         let cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
@@ -621,9 +623,9 @@ impl Inner {
                 &endpoint,
                 &request,
                 timeout,
-                permit,
-                endpoint_permit,
+                (permit, endpoint_permit),
                 &target,
+                state.trace_context.as_ref(),
             )
             .await;
         let answer = answer::activity_task(token, delivery);
@@ -657,6 +659,7 @@ impl Inner {
         timeout: Duration,
         permit: OwnedSemaphorePermit,
         target: &PushTarget<'_>,
+        trace: Option<&TraceContext>,
     ) -> Delivery {
         let limiter = self.limit(endpoint);
         let endpoint_permit = match limiter.clone().try_acquire_owned() {
@@ -676,19 +679,27 @@ impl Inner {
         let Ok(endpoint_permit) = endpoint_permit else {
             return Delivery::Failed("endpoint limiter closed".into());
         };
-        self.send_with(endpoint, request, timeout, permit, endpoint_permit, target)
-            .await
+        self.send_with(
+            endpoint,
+            request,
+            timeout,
+            (permit, endpoint_permit),
+            target,
+            trace,
+        )
+        .await
     }
 
-    /// Sends now, with the endpoint's permit in hand.
+    /// Sends now, with the admission and endpoint permits in hand, in a
+    /// push span that is a child of the run's trace context `trace`.
     async fn send_with(
         &self,
         endpoint: &Endpoint,
         request: &PushRequest<'_>,
         timeout: Duration,
-        _permit: OwnedSemaphorePermit,
-        _endpoint_permit: OwnedSemaphorePermit,
+        _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
         target: &PushTarget<'_>,
+        trace: Option<&TraceContext>,
     ) -> Delivery {
         let body = match serde_json::to_vec(request) {
             Ok(b) => b,
@@ -703,15 +714,20 @@ impl Inner {
             telemetry::push_gauge(PushGauge::InFlight, target.namespace, target.task_queue);
         let begun = std::time::Instant::now();
         let mut expired = self.drain_expired.subscribe();
-        let push = self.client.push(
-            &endpoint.url,
-            &secrets,
-            body,
-            timeout.to_std(),
-            // Signatures carry wall-clock time even when a dev server's
-            // clock was skipped: receivers check it against theirs.
-            SystemClock.now().millis() / 1000,
-        );
+        let (span, headers) = traces::push_span(target, &endpoint.version, trace);
+        let push = self
+            .client
+            .push(
+                &endpoint.url,
+                &secrets,
+                body,
+                timeout.to_std(),
+                // Signatures carry wall-clock time even when a dev server's
+                // clock was skipped: receivers check it against theirs.
+                SystemClock.now().millis() / 1000,
+                headers.as_ref(),
+            )
+            .instrument(span.clone());
         let delivery = tokio::select! {
             d = push => d,
             // The endpoint may still answer, but nobody would record it:
@@ -721,12 +737,9 @@ impl Inner {
             }
         };
         let seconds = begun.elapsed().as_secs_f64();
-        telemetry::push_done(
-            target,
-            &endpoint.version,
-            answer::outcome(&delivery),
-            seconds,
-        );
+        let outcome = answer::outcome(&delivery);
+        traces::push_done(&span, outcome);
+        telemetry::push_done(target, &endpoint.version, outcome, seconds);
         delivery
     }
 
@@ -914,7 +927,14 @@ impl Querier {
             },
         };
         match inner
-            .send(&endpoint, request, timeout, permit, &target)
+            .send(
+                &endpoint,
+                request,
+                timeout,
+                permit,
+                &target,
+                state.trace_context.as_ref(),
+            )
             .await
         {
             Delivery::Answered { status, body } if status == StatusCode::OK => wire::parse(&body)

@@ -15,6 +15,7 @@ use super::event::{
 use super::failure::{Failure, RetryState};
 use super::policy::IdReusePolicy;
 use super::retry::RetryPolicySpec;
+use super::state::TraceContext;
 use super::token::{ActivityToken, WorkflowTaskToken};
 
 /// Everything needed to create a run; the first input of every run.
@@ -47,6 +48,9 @@ pub struct StartRun {
     /// Set when a parent starts the run as its child (and carried to every
     /// later run of the child's chain).
     pub parent: Option<ParentInfo>,
+    /// The trace the run joins (from the start request, or the previous
+    /// run of its chain, or its parent).
+    pub trace_context: Option<TraceContext>,
 }
 
 /// How a run continues an earlier run of its chain (continue-as-new or a

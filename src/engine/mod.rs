@@ -72,7 +72,7 @@ pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
     Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,
-    UpdateState, SEEN_SIGNAL_REQUEST_IDS,
+    TraceContext, UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 

@@ -139,6 +139,21 @@ pub struct RunState {
     /// a retry): the next run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_execution_run_id: Option<RunId>,
+    /// The W3C trace context the run was started in (the first start's),
+    /// sent with every push of the run so the handler's spans join that
+    /// trace. Bookkeeping without events; carried to the next run of the
+    /// chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<TraceContext>,
+}
+
+/// A W3C Trace Context (`traceparent` and `tracestate` header values),
+/// kept as the text the edge checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    pub traceparent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// How far an update got; each stage's event id once it is recorded.
@@ -387,6 +402,7 @@ impl RunState {
             external_requests: BTreeMap::new(),
             chain: ChainInfo::default(),
             new_execution_run_id: None,
+            trace_context: None,
         }
     }
 

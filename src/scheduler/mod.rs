@@ -278,6 +278,7 @@ fn start_run(record: &ScheduleRecord, start: &Start) -> StartRun {
         Value::String(start.nominal.to_string()),
     );
     StartRun {
+        trace_context: None,
         namespace: Namespace(record.namespace.0.clone()),
         workflow_id: WorkflowId(start.workflow_id.clone()),
         run_id: RunId::generate(),

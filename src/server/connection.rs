@@ -13,6 +13,10 @@
 //! sends for a moment (a lingering close, RFC 9112 §9.6), so the client's
 //! unread remainder does not reset the connection before it reads the
 //! answer.
+//!
+//! With `--tls-cert/--tls-key` every accepted connection goes through a
+//! rustls handshake first (HTTP/1.1 over TLS, nothing else); the guard
+//! then follows the decrypted bytes the same way.
 
 use std::io;
 use std::pin::{pin, Pin};
@@ -26,8 +30,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use super::framing::{Framer, Overlong, MAX_REQUEST_LINE};
@@ -35,16 +40,20 @@ use crate::api::{ApiError, MAX_URI_BYTES};
 
 /// How long writing the refusal may take.
 const REFUSAL_WRITE: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 /// A lingering close ends after this long without data from the client…
 const LINGER_QUIET: Duration = Duration::from_secs(2);
 /// …or after this long in all.
 const LINGER_TOTAL: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` turns true, then waits
-/// for the open connections to finish their requests.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` turns true, then waits for the open connections to finish
+/// their requests.
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Every connection task holds a receiver; `closed` waits for them all.
@@ -67,8 +76,18 @@ pub(super) async fn serve(
         let router = router.clone();
         let shutdown = shutdown.clone();
         let open = open_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, router, shutdown).await;
+            match tls {
+                None => serve_connection(stream, router, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, router, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
             drop(open);
         });
     }
@@ -112,8 +131,13 @@ impl Tally {
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
+/// A connection's byte stream: plain TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+async fn serve_connection<S: Stream>(
+    mut stream: S,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -162,7 +186,7 @@ async fn serve_connection(
 }
 
 /// Answers the refused request line, closes and lingers.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse<S: Stream>(mut stream: S) {
     let (status, body) = ApiError::UriTooLong(format!(
         "the request line is over {MAX_REQUEST_LINE} bytes; \
          at most {MAX_URI_BYTES} are accepted in the request target"
@@ -197,8 +221,8 @@ async fn refuse(mut stream: TcpStream) {
 
 /// The socket as hyper sees it: reads pass through the framer, writes go
 /// straight to the socket.
-struct Guard<'a> {
-    stream: &'a mut TcpStream,
+struct Guard<'a, S> {
+    stream: &'a mut S,
     framer: Framer,
     /// Bytes read but not yet handed to hyper; the first `cleared` may be.
     held: Vec<u8>,
@@ -208,7 +232,7 @@ struct Guard<'a> {
     tally: Arc<Tally>,
 }
 
-impl Guard<'_> {
+impl<S> Guard<'_, S> {
     fn note(&self, overlong: Option<Overlong>) {
         if let Some(o) = overlong {
             let _ = self.tally.overlong.set(o);
@@ -217,7 +241,7 @@ impl Guard<'_> {
     }
 }
 
-impl AsyncRead for Guard<'_> {
+impl<S: Stream> AsyncRead for Guard<'_, S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -278,7 +302,7 @@ impl AsyncRead for Guard<'_> {
     }
 }
 
-impl AsyncWrite for Guard<'_> {
+impl<S: Stream> AsyncWrite for Guard<'_, S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

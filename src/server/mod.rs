@@ -3,10 +3,13 @@
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 //! `connection` is the HTTP listener, `framing` the request framing its
-//! guard follows.
+//! guard follows, `tls` the certificates of the listener and of pushes.
 
 mod connection;
 mod framing;
+mod tls;
+
+pub use tls::TlsOptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +39,8 @@ pub struct Options {
     pub timers: claim::Options,
     /// Serve `/api/v1/dev/time…` and let it move this node's clock.
     pub time_skipping: bool,
+    /// The API's certificate, and the CAs pushes trust.
+    pub tls: TlsOptions,
 }
 
 /// A started node.
@@ -96,6 +101,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
+    let acceptor = tls::acceptor(&options.tls)?;
+    let push_roots = tls::push_roots(&options.tls)?;
     let store = open_store(&options.database_url, &*clock).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -104,6 +111,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let transport = Arc::new(dispatch::HttpTransport::new(
         options.dispatch.max_response_bytes,
+        push_roots,
     ));
     let services = services(store, clock, transport, &options, shutdown_rx.clone());
     let state = AppState {
@@ -117,12 +125,14 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     };
     let router = api::router(state);
     let mut tasks = services.tasks;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     tasks.push(tokio::spawn(connection::serve(
         listener,
         router,
+        acceptor,
         shutdown_rx.clone(),
     )));
-    tracing::info!(%addr, "baton listening");
+    tracing::info!(%addr, scheme, "baton listening");
     Ok(Running {
         addr,
         shutdown,

@@ -119,6 +119,7 @@ pub(crate) fn started(
     now: i64,
 ) -> Transition {
     let cmd = StartRun {
+        trace_context: None,
         namespace: ns.clone(),
         workflow_id: WorkflowId::from(workflow_id),
         run_id: RunId::generate(),

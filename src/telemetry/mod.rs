@@ -15,6 +15,9 @@
 //! nodes (tests) reports their sum. Until it is installed the functions
 //! here record nothing and cost next to nothing.
 
+pub mod logs;
+pub mod traces;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
@@ -222,7 +225,7 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TaskKind::Workflow => "workflow",
             TaskKind::Activity => "activity",

@@ -135,6 +135,8 @@ async fn start_child(
     let (workflow_id, policy) = (a.workflow_id.clone(), a.parent_close_policy);
     let request = StartRequest {
         run: StartRun {
+            // A child joins its parent's trace.
+            trace_context: parent.state.trace_context.clone(),
             namespace: ns.clone(),
             workflow_id: a.workflow_id,
             run_id: RunId::generate(),

@@ -115,6 +115,7 @@ pub fn test_options(database_url: String) -> Options {
         },
         timers: claim,
         time_skipping: false,
+        tls: Default::default(),
     }
 }
 
@@ -141,10 +142,12 @@ type Reply = Pin<Box<dyn Future<Output = (StatusCode, Value)> + Send>>;
 type Script = Arc<dyn Fn(Value) -> Reply + Send + Sync>;
 
 /// A handler endpoint on loopback. Every push is verified (401 otherwise,
-/// counted in `rejected`); accepted bodies are recorded in `received`.
+/// counted in `rejected`); accepted bodies are recorded in `received`, and
+/// their headers, in the same order, in `headers`.
 pub struct TestHandler {
     pub url: String,
     pub received: Arc<Mutex<Vec<Value>>>,
+    pub headers: Arc<Mutex<Vec<HeaderMap>>>,
     pub rejected: Arc<Mutex<usize>>,
 }
 
@@ -153,6 +156,7 @@ struct HandlerState {
     secrets: Arc<Vec<Secret>>,
     script: Script,
     received: Arc<Mutex<Vec<Value>>>,
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
     rejected: Arc<Mutex<usize>>,
 }
 
@@ -166,9 +170,14 @@ where
         secrets: Arc::new(vec![SECRET.parse().expect("valid secret")]),
         script,
         received: Arc::default(),
+        headers: Arc::default(),
         rejected: Arc::default(),
     };
-    let (received, rejected) = (state.received.clone(), state.rejected.clone());
+    let (received, headers, rejected) = (
+        state.received.clone(),
+        state.headers.clone(),
+        state.rejected.clone(),
+    );
     let app = Router::new().route("/", post(handle)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -180,6 +189,7 @@ where
     TestHandler {
         url: format!("http://{addr}/"),
         received,
+        headers,
         rejected,
     }
 }
@@ -199,7 +209,12 @@ async fn handle(
         );
     }
     let request: Value = serde_json::from_slice(&body).expect("pushes are JSON");
-    s.received.lock().expect("lock").push(request.clone());
+    {
+        // One lock order everywhere: bodies, then headers.
+        let mut received = s.received.lock().expect("lock");
+        received.push(request.clone());
+        s.headers.lock().expect("lock").push(headers.clone());
+    }
     let (status, reply) = (s.script)(request).await;
     (status, axum::Json(reply))
 }

@@ -14,15 +14,21 @@ pub struct Node {
 
 impl Node {
     pub async fn start(database_url: &str, port: u16) -> Node {
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command
             .args(["serve", "--database-url", database_url, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--poll-interval-ms", "200"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn baton serve");
+            .stderr(Stdio::inherit());
+        Node::spawn(command, port).await
+    }
+
+    /// Runs `command` (a `baton serve` or `dev` listening on `port`) and
+    /// waits until the node is ready.
+    pub async fn spawn(mut command: Command, port: u16) -> Node {
+        let child = command.spawn().expect("spawn baton");
         let api = Api::new(format!("http://127.0.0.1:{port}"), None);
         let ready = super::eventually(Duration::from_secs(30), || {
             let api = api.clone();
@@ -33,7 +39,7 @@ impl Node {
             }
         })
         .await;
-        assert!(ready, "baton serve did not become ready on port {port}");
+        assert!(ready, "baton did not become ready on port {port}");
         Node { child, api }
     }
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from . import _tracing
+
 USER_AGENT = "baton-sdk-python/0.1.0"
 
 
@@ -40,12 +42,20 @@ async def request(
     body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float | None = 90.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Response:
-    """Sends one request; ``body`` is JSON-encoded unless it is bytes."""
-    return await asyncio.wait_for(_request(method, url, body, headers or {}), timeout)
+    """Sends one request; ``body`` is JSON-encoded unless it is bytes. The
+    active OpenTelemetry context, if any, goes along as ``traceparent``.
+    ``ssl_context`` verifies ``https://`` servers (the system's CAs by
+    default)."""
+    sent = dict(headers or {})
+    _tracing.inject(sent)
+    return await asyncio.wait_for(_request(method, url, body, sent, ssl_context), timeout)
 
 
-async def _request(method: str, url: str, body: Any, headers: dict[str, str]) -> Response:
+async def _request(
+    method: str, url: str, body: Any, headers: dict[str, str], ssl_context: ssl.SSLContext | None
+) -> Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"unsupported URL scheme in {url!r}")
@@ -59,7 +69,7 @@ async def _request(method: str, url: str, body: Any, headers: dict[str, str]) ->
         payload = (
             body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         )
-    ctx = ssl.create_default_context() if parts.scheme == "https" else None
+    ctx = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
     reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     try:
         host_header = host if parts.port is None else f"{host}:{port}"

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from baton import _signing
+from baton import _signing, _tracing
 from baton._activity_runner import ServerAccess, run_activity
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._workflow_instance import (
@@ -160,7 +160,8 @@ class App:
             return Response.json(400, {"error": f"body is not JSON: {err}"})
         kind = cast("dict[str, Any]", push).get("type") if isinstance(push, dict) else None
         try:
-            return await self._dispatch(kind, push)
+            with _tracing.continued(headers, f"baton {kind}"):
+                return await self._dispatch(kind, push)
         except (KeyError, TypeError, ValueError) as err:
             # A push this SDK cannot read: the server records the answer as
             # a delivery failure and retries after back-off.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,13 +216,22 @@ class Client:
         namespace: str = "default",
         api_key: str | None = None,
         identity: str | None = None,
+        tls: ssl.SSLContext | str | None = None,
     ) -> None:
+        """``tls`` verifies an ``https://`` target: an ``ssl.SSLContext``,
+        or the path of a PEM CA bundle to trust (besides the system's CAs,
+        which are the default)."""
         if "://" not in target:
             target = "http://" + target
         self._base = target.rstrip("/")
         self.namespace = namespace
         self._api_key = api_key
         self.identity = identity
+        if isinstance(tls, str):
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=tls)
+            tls = context
+        self._tls = tls
 
     @staticmethod
     async def connect(
@@ -230,9 +240,11 @@ class Client:
         namespace: str = "default",
         api_key: str | None = None,
         identity: str | None = None,
+        tls: ssl.SSLContext | str | None = None,
     ) -> Client:
-        """Checks the server answers and returns a client."""
-        client = Client(target, namespace=namespace, api_key=api_key, identity=identity)
+        """Checks the server answers and returns a client (``tls``: see
+        ``Client``)."""
+        client = Client(target, namespace=namespace, api_key=api_key, identity=identity, tls=tls)
         await client._call("GET", "/healthz", ns=False)
         return client
 
@@ -259,7 +271,9 @@ class Client:
         )
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
-            resp = await _http.request(method, url, body=body, headers=headers, timeout=timeout)
+            resp = await _http.request(
+                method, url, body=body, headers=headers, timeout=timeout, ssl_context=self._tls
+            )
         except (OSError, asyncio.TimeoutError) as err:
             raise RPCError(
                 f"cannot reach {self._base}: {err}", status=0, code="unavailable"

@@ -22,6 +22,7 @@ import {
 import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
 import type * as wire from "../generated/openapi.js";
 import { verify } from "./signing.js";
+import { continueTrace } from "./tracing.js";
 
 export const SDK_NAME = "baton-sdk-ts";
 export const SDK_VERSION = "0.1.0";
@@ -106,31 +107,34 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     }
     const p = parsed as { type?: unknown };
     if (p === null || typeof p !== "object") return json(400, { error: "body is not a JSON object" });
-    if (p.type === "workflow_task") {
+    return continueTrace(headers, `baton ${String(p.type)}`, () => dispatch(parsed, p.type));
+  };
+  const dispatch = async (parsed: unknown, type: unknown): Promise<PushAnswer> => {
+    if (type === "workflow_task") {
       const r = parsed as WorkflowTaskRequest;
       if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
       const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
     }
-    if (p.type === "query") {
+    if (type === "query") {
       const r = parsed as QueryRequest;
       if (!Array.isArray(r.history) || typeof r.query_name !== "string") return json(400, { error: "malformed query" });
       return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
     }
-    if (p.type === "update_validation") {
+    if (type === "update_validation") {
       const r = parsed as UpdateValidationRequest;
       if (!Array.isArray(r.history) || typeof r.update_name !== "string") return json(400, { error: "malformed update_validation" });
       return json(200, await handleUpdateValidation(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
     }
-    if (p.type === "activity_task") {
+    if (type === "activity_task") {
       const r = parsed as ActivityTaskRequest;
       if (typeof r.activity_type !== "string" || typeof r.task_token !== "string") {
         return json(400, { error: "malformed activity_task" });
       }
       return runActivity(activities.get(r.activity_type), r, options);
     }
-    return json(400, { error: `unknown push type ${JSON.stringify(p.type)}` });
+    return json(400, { error: `unknown push type ${JSON.stringify(type)}` });
   };
   const handler: FetchHandler = async (req) => toResponse(await push(req.method, req.headers, new Uint8Array(await req.arrayBuffer())));
   handler[PUSH_HANDLER] = push;

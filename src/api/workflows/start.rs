@@ -2,7 +2,7 @@
 //! workflow id passes first.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{AppJson, AppPath};
@@ -12,16 +12,19 @@ use crate::api::AppState;
 use crate::apply::{StartRequest, Started};
 use crate::engine::{IdConflictPolicy, Signal, StartRun};
 use crate::ids::{RunId, TaskQueue, WorkflowId};
+use crate::telemetry::traces;
 
 pub(super) async fn start_workflow(
     State(state): State<AppState>,
     AppPath((namespace, workflow_id)): AppPath<(String, String)>,
+    headers: HeaderMap,
     AppJson(body): AppJson<StartWorkflow>,
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
     check_workflow_id(&workflow_id)?;
     let request = StartRequest {
         run: StartRun {
+            trace_context: traces::start_context(&headers),
             namespace: ns,
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),
@@ -54,6 +57,7 @@ pub(super) async fn start_workflow(
 pub(super) async fn signal_with_start(
     State(state): State<AppState>,
     AppPath((namespace, workflow_id, signal_name)): AppPath<(String, String, String)>,
+    headers: HeaderMap,
     AppJson(body): AppJson<SignalWithStart>,
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
@@ -66,6 +70,7 @@ pub(super) async fn signal_with_start(
     };
     let request = StartRequest {
         run: StartRun {
+            trace_context: traces::start_context(&headers),
             namespace: ns,
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),

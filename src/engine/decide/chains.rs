@@ -215,6 +215,7 @@ impl Builder<'_> {
             retry_policy: s.chain.retry_policy.clone().map(Into::into),
             // A child's chain stays the parent's child.
             parent: s.parent.clone(),
+            trace_context: s.trace_context.clone(),
             chain: Some(Chain {
                 initiator,
                 continued_execution_run_id: s.run_id,

@@ -141,6 +141,7 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
         .min(MAX_WORKFLOW_TASK_TIMEOUT);
     let state = RunState::empty(cmd.namespace, cmd.workflow_id, cmd.run_id);
     let mut b = Builder::new(&state, ctx);
+    b.state.trace_context = cmd.trace_context;
     b.append(EventAttributes::WorkflowExecutionStarted(Box::new(
         WorkflowExecutionStarted {
             workflow_type: cmd.workflow_type,

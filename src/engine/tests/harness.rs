@@ -464,6 +464,7 @@ impl Scenario {
         let dur = |k: &str| args.get(k).map(duration);
         let spec = retry_spec(args);
         let cmd = StartRun {
+            trace_context: None,
             namespace: "default".into(),
             workflow_id: args.get("id").unwrap_or("order-1").into(),
             run_id: RunId(uuid::Uuid::from_u128(1)),

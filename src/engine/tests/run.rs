@@ -30,6 +30,7 @@ fn start_records_the_run_and_its_timeouts() {
 fn start_refuses_invalid_requests() {
     let ctx = Scenario::new().ctx();
     let valid = StartRun {
+        trace_context: None,
         namespace: "default".into(),
         workflow_id: "order-1".into(),
         run_id: RunId(uuid::Uuid::from_u128(1)),
@@ -53,6 +54,7 @@ fn start_refuses_invalid_requests() {
         (
             "empty id",
             StartRun {
+                trace_context: None,
                 workflow_id: "".into(),
                 ..valid.clone()
             },
@@ -61,6 +63,7 @@ fn start_refuses_invalid_requests() {
         (
             "empty type",
             StartRun {
+                trace_context: None,
                 workflow_type: "".into(),
                 ..valid.clone()
             },
@@ -69,6 +72,7 @@ fn start_refuses_invalid_requests() {
         (
             "empty queue",
             StartRun {
+                trace_context: None,
                 task_queue: "".into(),
                 ..valid.clone()
             },
@@ -77,6 +81,7 @@ fn start_refuses_invalid_requests() {
         (
             "zero run timeout",
             StartRun {
+                trace_context: None,
                 run_timeout: Some(Duration::ZERO),
                 ..valid.clone()
             },
@@ -85,6 +90,7 @@ fn start_refuses_invalid_requests() {
         (
             "large input",
             StartRun {
+                trace_context: None,
                 input: "too large".into(),
                 ..valid.clone()
             },
