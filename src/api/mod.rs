@@ -92,8 +92,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_uri))
-        .layer(middleware::from_fn(measure))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Outermost: the request's span encloses everything logged for it.
+        .layer(middleware::from_fn(measure))
         .with_state(state)
 }
 

@@ -4,13 +4,19 @@
 //! sees the API request and push spans (target [`traces::TARGET`]),
 //! whatever `RUST_LOG` says.
 //!
-//! JSON lines carry the fields of the span they were logged in under
-//! `span`, so a line logged while serving a request or sending a push has
-//! `span.trace_id` and `span.span_id`.
+//! A JSON line logged while a request or a push is served carries the
+//! top-level `trace_id` and `span_id` of that request's or push's span,
+//! and the fields of the innermost span under `span`.
+
+use std::fmt;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OtelData;
 use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer as _;
 
@@ -42,15 +48,26 @@ impl Guard {
 /// default and spans for OpenTelemetry; otherwise `warn` and logs only.
 pub fn init(server: bool, format: LogFormat) -> Guard {
     let default = if server { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if server {
+        // The request and push spans, so that lines logged in them have
+        // their ids whatever the level asked for.
+        if let Ok(spans) = format!("{}=info", traces::TARGET).parse() {
+            filter = filter.add_directive(spans);
+        }
+    }
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt
             .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .event_format(WithTraceIds(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ))
             .boxed(),
     };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
@@ -64,4 +81,41 @@ pub fn init(server: bool, format: LogFormat) -> Guard {
         .with(traces::layer(&provider).with_filter(spans))
         .try_init();
     Guard(Some(provider))
+}
+
+/// A JSON event format with the ids of the OpenTelemetry span the event
+/// happened in (the nearest one up the span scope) added at the top level.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let ids = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let data = extensions.get::<OtelData>()?;
+                Some((data.trace_id()?, data.span_id()?))
+            })
+        });
+        let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line);
+        match (ids, parsed) {
+            (Some((trace_id, span_id)), Ok(mut object)) => {
+                object.insert("trace_id".into(), trace_id.to_string().into());
+                object.insert("span_id".into(), span_id.to_string().into());
+                writeln!(writer, "{}", serde_json::Value::Object(object))
+            }
+            _ => writer.write_str(&line),
+        }
+    }
 }

@@ -145,18 +145,13 @@ fn as_headers(span: &Span) -> Option<TraceContext> {
     })
 }
 
-/// Gives `span` the remote parent (if any) and records its ids as the
-/// `trace_id` / `span_id` fields, which JSON log lines show.
+/// Gives `span` the remote parent (if any) and starts it, so its ids are
+/// known from now on (JSON log lines show them).
 fn adopt(span: &Span, parent: Option<Context>) {
     if let Some(parent) = parent {
         let _ = span.set_parent(parent);
     }
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    if sc.is_valid() {
-        span.record("trace_id", tracing::field::display(sc.trace_id()));
-        span.record("span_id", tracing::field::display(sc.span_id()));
-    }
+    let _ = span.context();
 }
 
 /// The span of one API request, in the trace of its `traceparent` header
@@ -171,8 +166,6 @@ pub fn api_span(method: &str, route: &str, headers: &HeaderMap) -> Span {
         http.request.method = %method,
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
     );
     adopt(&span, remote_parent(&Headers(headers)));
     span
@@ -215,8 +208,6 @@ pub fn push_span(
         kind = target.kind.as_str(),
         endpoint_version = %version,
         outcome = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
     );
     let parent = stored.and_then(|t| remote_parent(&Stored(t)));
     let send = parent.is_some() || exporting();
