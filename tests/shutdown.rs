@@ -1,6 +1,7 @@
 //! Graceful shutdown of a `baton serve` node under load: SIGTERM to one of
 //! two nodes on one PostgreSQL while 500 workflows are in flight. The node
-//! turns unready, finishes the pushes it had sent, hands back those that
+//! turns unready first (`/readyz` 503 while it drains, other calls refused
+//! with a 503 problem), finishes the pushes it had sent, hands back those that
 //! were waiting for their endpoint (recorded as undelivered, so the other
 //! node pushes them again after the short delivery back-off, without
 //! waiting for a lease or a timeout) and exits 0 well within its drain
@@ -75,8 +76,56 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
         .await
     );
     let survivor = b.api.clone();
+    // `/readyz` of the stopped node, polled from just before the SIGTERM
+    // until its listener is gone: it turns 503 first and stays so while
+    // the node drains; API calls meanwhile get a 503 problem.
+    let stopping = a.api.clone();
+    let readyz = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut seen: Vec<(Instant, u16)> = Vec::new();
+        let mut refused_start = None;
+        loop {
+            let r = http
+                .get(format!("{}/readyz", stopping.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            let Ok(r) = r else { break };
+            let status = r.status().as_u16();
+            seen.push((Instant::now(), status));
+            if status == 503 && refused_start.is_none() {
+                refused_start = Some(stopping.start("late", "Three", "q", json!({})).await);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (seen, refused_start, Instant::now())
+    });
+    let signalled = Instant::now();
     let (status, took) = a.terminate().await;
     let exited = Instant::now();
+    let (seen, refused_start, gone) = readyz.await.unwrap();
+    let first_unready = seen.iter().position(|(_, s)| *s == 503);
+    let first_unready = first_unready.expect("/readyz never answered 503 while the node stopped");
+    assert!(
+        seen[first_unready..].iter().all(|(_, s)| *s == 503),
+        "/readyz turned ready again while draining: {seen:?}"
+    );
+    let (unready_at, _) = seen[first_unready];
+    let (last_503, _) = seen[seen.len() - 1];
+    eprintln!(
+        "shutdown: /readyz 503 {:?} after the SIGTERM, answered 503 until {:?} before the exit          (listener gone {:?} after it)",
+        unready_at.saturating_duration_since(signalled),
+        exited.saturating_duration_since(last_503),
+        gone.saturating_duration_since(exited)
+    );
+    let (late_status, late_body) = refused_start.unwrap();
+    assert_eq!(late_status, StatusCode::SERVICE_UNAVAILABLE, "{late_body}");
+    assert!(
+        late_body["detail"].as_str().unwrap().contains("shutting down"),
+        "{late_body}"
+    );
+    let (stored, _) = b.api.get("/api/v1/namespaces/default/workflows/late").await;
+    assert_eq!(stored, StatusCode::NOT_FOUND, "a refused start was stored");
     let done_at_exit = executions.lock().unwrap().len();
     eprintln!("shutdown: exited {status} after {took:?}, {done_at_exit} activities done");
     assert!(status.success(), "the stopped node exited with {status}");
@@ -116,4 +165,10 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
         resumed.len(),
         resumed.first()
     );
+    if let Some(first) = resumed.first() {
+        assert!(
+            *first < Duration::from_secs(1),
+            "the survivor took {first:?} to take over the stopped node's work"
+        );
+    }
 }

@@ -33,6 +33,11 @@ async fn healthz() -> AppJson<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
+    if state.applier.readiness().is_draining() {
+        return Err(ApiError::Unavailable(
+            "not ready: the node is shutting down".into(),
+        ));
+    }
     if !state.applier.readiness().is_ready() {
         return Err(ApiError::Unavailable(
             "not ready: the last write probe of the database failed".into(),

@@ -83,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(activities::router())
         .merge(schedules::router())
         .merge(dev::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route_layer(middleware::from_fn_with_state(state.clone(), refuse_draining));
     Router::new()
         .merge(api)
         .merge(health::router())
@@ -92,10 +93,28 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_uri))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // 5xx answers are counted and on the request span already; a
+        // draining node's 503s are expected: no error line for each.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         // Outermost: the request's span encloses everything logged for it.
         .layer(middleware::from_fn(measure))
         .with_state(state)
+}
+
+/// A shutting-down node answers health routes only: the rest get a 503
+/// problem, which clients retry (on another node, behind a load balancer).
+async fn refuse_draining(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.applier.readiness().is_draining() {
+        return ApiError::Unavailable(
+            "the node is shutting down; retry the request (another node will serve it)".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -5,6 +5,10 @@
 //! the database going away (or hanging) and sends it again once a probe
 //! succeeds. A read would not do: a read-only standby after a failover
 //! answers reads.
+//!
+//! At shutdown the node turns unready first ([`Handle::drain`]), before
+//! it stops claiming work, and stays so while it drains: load balancers
+//! and Kubernetes stop routing to it while it still answers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,10 +23,12 @@ pub const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 /// rather than refusing).
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Whether the last probe succeeded. Cheap to clone.
+/// Whether the last probe succeeded, and whether the node is shutting
+/// down. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Handle {
     ready: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Handle {
@@ -31,11 +37,24 @@ impl Handle {
     pub fn new() -> Handle {
         Handle {
             ready: Arc::new(AtomicBool::new(true)),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && !self.is_draining()
+    }
+
+    /// The node is shutting down (see [`Handle::drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Marks the node as shutting down: unready from now on.
+    pub fn drain(&self) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            tracing::info!("shutting down: not ready");
+        }
     }
 
     fn set(&self, ready: bool) {
@@ -68,5 +87,5 @@ pub async fn run(store: Arc<dyn Store>, handle: Handle, mut shutdown: watch::Rec
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
-    handle.set(false);
+    handle.drain();
 }

@@ -47,17 +47,27 @@ pub struct Options {
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    readiness: readiness::Handle,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The HTTP listener stops last, so `/readyz` answers 503 while the
+    /// node drains.
+    listener_shutdown: watch::Sender<bool>,
+    listener: JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting requests, stops the services and waits for them.
+    /// Shuts down in order: turns unready (`/readyz` answers 503, other
+    /// routes 503 too), then stops the services (claiming stops, pushes
+    /// drain) and waits for them, then stops the listener.
     pub async fn stop(self) {
+        self.readiness.drain();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.listener_shutdown.send(true);
+        let _ = self.listener.await;
     }
 
     /// Waits until the node stops (it only stops when told to).
@@ -65,6 +75,7 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.listener.await;
     }
 }
 
@@ -123,20 +134,19 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         }),
         time_skipping: skipping,
     };
+    let readiness = state.applier.readiness().clone();
     let router = api::router(state);
-    let mut tasks = services.tasks;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
-    tasks.push(tokio::spawn(connection::serve(
-        listener,
-        router,
-        acceptor,
-        shutdown_rx.clone(),
-    )));
+    let (listener_shutdown, listener_rx) = watch::channel(false);
+    let listener = tokio::spawn(connection::serve(listener, router, acceptor, listener_rx));
     tracing::info!(%addr, scheme, "baton listening");
     Ok(Running {
         addr,
+        readiness,
         shutdown,
-        tasks,
+        tasks: services.tasks,
+        listener_shutdown,
+        listener,
     })
 }
 
