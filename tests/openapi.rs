@@ -498,7 +498,7 @@ async fn app() -> Router {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Nothing drains the pushes: no endpoint is called in these tests.
     let (applier, _pushes) = Applier::new(store, clock, Limits::default(), Default::default());
-    let transport = Arc::new(baton::dispatch::HttpTransport::new(1 << 20));
+    let transport = Arc::new(baton::dispatch::HttpTransport::new(1 << 20, Vec::new()));
     let querier =
         baton::dispatch::Service::new(applier.clone(), Default::default(), transport).querier();
     api::router(AppState {

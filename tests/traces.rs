@@ -143,9 +143,11 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
         let (trace_id, span_id) = ids();
         clients.insert(id.clone(), (trace_id.clone(), span_id.clone()));
         let (http, base) = (http.clone(), node.api.base.clone());
+        // Half with W3C level 2's random-trace-id flag as well (0x02).
+        let flags = if i % 2 == 0 { "01" } else { "03" };
         starts.push(tokio::spawn(async move {
             http.post(format!("{base}/api/v1/namespaces/default/workflows/{id}"))
-                .header("traceparent", format!("00-{trace_id}-{span_id}-01"))
+                .header("traceparent", format!("00-{trace_id}-{span_id}-{flags}"))
                 .header("tracestate", "vendor=opaque")
                 .json(&json!({"workflow_type": "Pay", "task_queue": "pay", "input": {}}))
                 .send()
@@ -223,6 +225,19 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
     for id in clients.keys() {
         assert_eq!(push_span_ids[id].len(), 3, "{id}: pushes {push_span_ids:?}");
     }
+    // The run started without a (valid) traceparent has none stored: each
+    // push span is a root of its own trace (this node exports, so the
+    // header is sent all the same).
+    let untraced: Vec<String> = pushed
+        .iter()
+        .filter(|(id, _, _)| id == "untraced")
+        .map(|(_, tp, _)| tp.split('-').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(untraced.len(), 3);
+    assert!(
+        untraced[0] != untraced[1] && untraced[1] != untraced[2],
+        "{untraced:?}"
+    );
 
     // The exported spans: the start call's span is the client span's child
     // and every push span (those whose ids the handler saw) is the start

@@ -95,16 +95,28 @@ fn resource() -> Resource {
     }
 }
 
-struct Headers<'a>(&'a HeaderMap);
+/// The trace context headers of a request, if it has a `traceparent`.
+fn incoming(headers: &HeaderMap) -> Option<TraceContext> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Some(TraceContext {
+        traceparent: normalized(value("traceparent")?),
+        tracestate: value("tracestate").map(str::to_owned),
+    })
+}
 
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+/// `traceparent` with the flags of version 00 other than `sampled`
+/// cleared: W3C Trace Context level 2 adds the random-trace-id flag (the
+/// Python SDK sets it), which the propagator here refuses as invalid.
+fn normalized(traceparent: &str) -> String {
+    let traceparent = traceparent.trim();
+    if let Some(("00", rest)) = traceparent.split_once('-') {
+        if let Some((ids, flags)) = rest.rsplit_once('-') {
+            if let Ok(flags) = u8::from_str_radix(flags, 16) {
+                return format!("00-{ids}-{:02x}", flags & 1);
+            }
+        }
     }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
+    traceparent.to_owned()
 }
 
 struct Stored<'a>(&'a TraceContext);
@@ -127,8 +139,11 @@ impl Extractor for Stored<'_> {
 /// W3C Trace Context (an invalid one is ignored, as the W3C spec asks:
 /// the request is served in a new trace).
 fn remote_parent(extractor: &dyn Extractor) -> Option<Context> {
-    let cx = TraceContextPropagator::new().extract(extractor);
-    cx.span().span_context().is_valid().then_some(cx)
+    // Against an empty context: `extract` would fall back to the current
+    // one (the span being served) when there is no header.
+    let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), extractor);
+    let sc = cx.span().span_context().clone();
+    (sc.is_valid() && sc.is_remote()).then_some(cx)
 }
 
 /// `span`'s own context as header values.
@@ -167,7 +182,8 @@ pub fn api_span(method: &str, route: &str, headers: &HeaderMap) -> Span {
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
     );
-    adopt(&span, remote_parent(&Headers(headers)));
+    let parent = incoming(headers).and_then(|t| remote_parent(&Stored(&t)));
+    adopt(&span, parent);
     span
 }
 
@@ -184,7 +200,8 @@ pub fn api_done(span: &Span, status: u16) {
 /// `traceparent`, so the run's pushes stay in the client's trace as
 /// children of the start call's span. `None` without one.
 pub fn start_context(headers: &HeaderMap) -> Option<TraceContext> {
-    remote_parent(&Headers(headers))?;
+    let client = incoming(headers)?;
+    remote_parent(&Stored(&client))?;
     as_headers(&Span::current())
 }
 

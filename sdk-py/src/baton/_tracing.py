@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from types import ModuleType
 from typing import Any
 
-_missing = object()
-_modules: dict[str, Any] = {}
+# Module name -> the module, or None once its import failed.
+_modules: dict[str, ModuleType | None] = {}
 
 
-def _module(name: str) -> ModuleType | None:
-    found = _modules.get(name)
-    if found is None:
+def _module(name: str) -> Any:
+    if name not in _modules:
         try:
-            found = importlib.import_module(name)
+            _modules[name] = importlib.import_module(name)
         except ImportError:
-            found = _missing
-        _modules[name] = found
-    return None if found is _missing else found
+            _modules[name] = None
+    return _modules[name]
 
 
 def inject(headers: dict[str, str]) -> None:
@@ -40,7 +38,7 @@ def inject(headers: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def continued(headers: Mapping[str, str], name: str) -> Iterator[None]:
+def continued(headers: Mapping[str, str], name: str) -> Generator[None]:
     """Runs the body in a ``name`` span (kind SERVER) whose parent is the
     context ``headers`` carry; a no-op without OpenTelemetry."""
     propagate = _module("opentelemetry.propagate")
