@@ -294,7 +294,157 @@ async fn metrics_follow_real_workflows(db: Db) {
             &[("outcome", "ok")]
         ) > 0.0
     );
+    assert!(sum(&samples, "baton_db_connections_max", &[]) >= 1.0);
+    assert!(sum(&samples, "baton_db_connections", &[]) >= 1.0);
+    per_task_queue_depths_and_open_runs(&server, tag).await;
     server.stop().await;
+}
+
+/// In a namespace of its own (gauges are process-wide, and every node of
+/// this process sets the ones of the namespaces it sees): runs on one task
+/// queue whose activities go to another, served by nobody. The depth
+/// gauges name each task queue with its own rows, the open-runs gauge
+/// counts the runs, and both fall back when the runs are terminated.
+async fn per_task_queue_depths_and_open_runs(server: &common::TestServer, tag: &str) {
+    let ns = format!("metrics-{tag}");
+    let (status, body) = server
+        .api
+        .post("/api/v1/namespaces", json!({"name": ns}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (workflows, activities) = (format!("split-wf-{tag}"), format!("split-act-{tag}"));
+    let handler = {
+        let activities = activities.clone();
+        spawn_handler(move |req: Value| {
+            let options = json!({"task_queue": activities});
+            async move { (StatusCode::OK, sequential_workflow(&req, &[("far", options)])) }
+        })
+        .await
+    };
+    let gone = common::node::free_port();
+    for (queue, url) in [
+        (&workflows, handler.url.clone()),
+        (&activities, format!("http://127.0.0.1:{gone}/")),
+    ] {
+        let (status, body) = server
+            .api
+            .post(
+                &format!("/api/v1/namespaces/{ns}/endpoints"),
+                json!({"task_queue": queue, "url": url, "secrets": [SECRET]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    const RUNS: usize = 5;
+    for i in 0..RUNS {
+        let (status, body) = server
+            .api
+            .post(
+                &format!("/api/v1/namespaces/{ns}/workflows/split-{i}"),
+                json!({"workflow_type": "Split", "task_queue": workflows, "input": {}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let of = |queue: &str| {
+        [
+            ("namespace", ns.clone()),
+            ("queue", "push".to_owned()),
+            ("task_queue", queue.to_owned()),
+        ]
+    };
+    let gauge = |samples: &[(Series, f64)], name: &str, labels: &[(&str, String)]| {
+        let want: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        sum(samples, name, &want)
+    };
+    let base = server.api.base.clone();
+    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let backlog = common::eventually(Duration::from_secs(30), || {
+        let (base, last) = (base.clone(), last.clone());
+        let (ns, act, wf) = (ns.clone(), of(&activities), of(&workflows));
+        async move {
+            let text = scrape(&base).await;
+            let samples = parse(&text);
+            *last.lock().unwrap() = text;
+            gauge(&samples, "baton_tasks", &act) == RUNS as f64
+                && gauge(&samples, "baton_tasks", &wf) == 0.0
+                && gauge(&samples, "baton_workflows_open", &[("namespace", ns)]) == RUNS as f64
+        }
+    })
+    .await;
+    let last = last.lock().unwrap().clone();
+    assert!(backlog, "per-task-queue depths or open runs wrong:\n{last}");
+    let samples = parse(&last);
+    let act = of(&activities);
+    let (due, in_flight) = (
+        gauge(&samples, "baton_tasks_due", &act),
+        gauge(&samples, "baton_tasks_in_flight", &act),
+    );
+    assert!(due + in_flight <= RUNS as f64, "due {due}, in flight {in_flight}");
+    for i in 0..RUNS {
+        let (status, body) = server
+            .api
+            .post(
+                &format!("/api/v1/namespaces/{ns}/workflows/split-{i}/terminate"),
+                json!({"reason": "done"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let drained = common::eventually(Duration::from_secs(30), || {
+        let base = base.clone();
+        let (ns, act) = (ns.clone(), of(&activities));
+        async move {
+            let samples = parse(&scrape(&base).await);
+            gauge(&samples, "baton_tasks", &act) == 0.0
+                && gauge(&samples, "baton_workflows_open", &[("namespace", ns)]) == 0.0
+        }
+    })
+    .await;
+    assert!(drained, "the gauges did not fall back after the terminations");
+}
+
+/// Two nodes on one PostgreSQL signalling one run at once: commits that
+/// lose the optimistic-concurrency race are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_conflicts_are_counted() {
+    let url = common::fresh_postgres_database().await;
+    let a = common::spawn_server_with(common::test_options(url.clone())).await;
+    let b = common::spawn_server_with(common::test_options(url)).await;
+    let (status, body) = a.api.start("contended", "Contended", "nobody", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let before = sum(&parse(&scrape(&a.api.base).await), "baton_store_conflicts_total", &[]);
+    // Rounds of 100 signals, split over the nodes, until one lost a race
+    // (the first round nearly always has some).
+    let mut after = before;
+    let mut rounds = 0;
+    while after == before && rounds < 5 {
+        rounds += 1;
+        let signals: Vec<_> = (0..100)
+            .map(|i| {
+                let api = if i % 2 == 0 { a.api.clone() } else { b.api.clone() };
+                tokio::spawn(async move {
+                    api.post(
+                        "/api/v1/namespaces/default/workflows/contended/signal/poke",
+                        json!({"input": i}),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for s in signals {
+            let (status, body) = s.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        after = sum(&parse(&scrape(&a.api.base).await), "baton_store_conflicts_total", &[]);
+    }
+    eprintln!(
+        "conflicts: {} while {rounds} x 100 signals raced on two nodes",
+        after - before
+    );
+    assert!(after > before, "no conflict counted");
+    a.stop().await;
+    b.stop().await;
 }
 
 /// A real Prometheus scrapes a node whose handler is gone; the queue-depth
@@ -344,7 +494,7 @@ async fn prometheus_sees_the_backlog_of_a_stopped_handler() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let query = "max(baton_tasks{namespace=\"default\",queue=\"push\"})";
+    let query = "max(baton_tasks{namespace=\"default\",queue=\"push\",task_queue=\"stopped\"})";
     let url = format!("http://127.0.0.1:{port}/api/v1/query");
     let http = reqwest::Client::new();
     let mut seen = None;

@@ -1154,28 +1154,58 @@ async fn queue_depths(store: Arc<dyn Store>) {
         .await
         .expect("commit");
     let mut depths = store.queue_depths(Timestamp(t)).await.expect("depths");
-    depths.sort_by_key(|d| format!("{:?}", d.queue));
-    // The start's workflow task row is a push row too, committed leased
-    // (its lease, the task timeout, ended at T0 + 15 s).
-    let push = QueueDepth {
+    depths.sort_by_key(|d| (format!("{:?}", d.queue), d.task_queue.clone()));
+    // Push rows group by their task queue, read off the state at write
+    // time: the start's workflow task row is on the run's queue (committed
+    // leased: its lease, the task timeout, ended at T0 + 15 s); these
+    // activity rows name activities the state does not have, so no queue.
+    let unknown = QueueDepth {
         namespace: ns(),
         queue: Queue::Push,
-        due: 2,
+        task_queue: None,
+        due: 1,
+        oldest_due: Some(Timestamp(t - 20)),
+        rows: 2,
+        in_flight: 0,
+    };
+    let main = QueueDepth {
+        namespace: ns(),
+        queue: Queue::Push,
+        task_queue: Some(TaskQueue::from("main")),
+        due: 1,
         oldest_due: Some(Timestamp(T0 + 15_000)),
-        rows: 3,
+        rows: 1,
+        in_flight: 0,
     };
     let timer_depth = QueueDepth {
         namespace: ns(),
         queue: Queue::Timer,
+        task_queue: None,
         due: 1,
         oldest_due: Some(Timestamp(t - 10)),
         rows: 1,
+        in_flight: 0,
     };
-    assert_eq!(depths, vec![push, timer_depth]);
-    // A claimed row is not due while its lease runs.
+    assert_eq!(depths, vec![unknown, main, timer_depth]);
+    // A claimed row is not due while its lease runs: in flight.
     claim(&*store, Queue::Timer, t, 10).await;
+    let claimed = claim(&*store, Queue::Push, t, 10).await;
+    assert_eq!(claimed.len(), 2);
     let depths = store.queue_depths(Timestamp(t)).await.expect("depths");
     assert!(depths.iter().all(|d| d.queue != Queue::Timer), "{depths:?}");
+    let push: Vec<(Option<TaskQueue>, i64, i64)> = {
+        let mut p: Vec<_> = depths
+            .iter()
+            .map(|d| (d.task_queue.clone(), d.due, d.in_flight))
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        push,
+        vec![(None, 0, 1), (Some(TaskQueue::from("main")), 0, 1)],
+        "{depths:?}"
+    );
 }
 
 async fn tasks_dequeue(store: Arc<dyn Store>) {

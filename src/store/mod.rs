@@ -229,11 +229,23 @@ pub struct TaskRow {
     pub claims: i32,
 }
 
-/// The rows of one task queue of a namespace, for the queue-depth gauges.
+/// A connection pool's connections, for its gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// How many task rows of one (namespace, queue, task queue) there are, for
+/// the queue-depth gauges.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueDepth {
     pub namespace: Namespace,
     pub queue: Queue,
+    /// The task queue of push rows (`None` for timer and transfer rows, and
+    /// for push rows written before migration 0006).
+    pub task_queue: Option<TaskQueue>,
     /// Rows due and not claimed (`visible_at <= now`).
     pub due: i64,
     /// The earliest due time among them.
@@ -241,6 +253,9 @@ pub struct QueueDepth {
     /// All rows, due or not (in flight, backing off); for the timer queue
     /// only the due ones (future timers are not a backlog).
     pub rows: i64,
+    /// Rows claimed and not yet due again: pushes in flight (their lease
+    /// runs), timers and transfers being handled.
+    pub in_flight: i64,
 }
 
 /// A schedule as stored: what its owner wrote, what it has done, the
@@ -399,8 +414,15 @@ pub trait Store: Send + Sync + 'static {
     /// attempt's timers do not fire before the push is sent; a missing row
     /// is skipped.
     async fn postpone_tasks(&self, tasks: &[(RunId, String)], until: Timestamp) -> Result<()>;
-    /// The depth of every (namespace, queue) with rows, at `now`.
+    /// The depth of every (namespace, queue, task queue) with rows, at
+    /// `now`.
     async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>>;
+    /// Open runs per namespace (namespaces without any left out).
+    async fn open_runs(&self) -> Result<Vec<(Namespace, i64)>>;
+    /// The connection pool's usage, for stores that have one.
+    fn pool_usage(&self) -> Option<PoolUsage> {
+        None
+    }
     /// The earliest `visible_at` of `queue` later than `after`, if any.
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Stores a new schedule at version 1; a taken id is

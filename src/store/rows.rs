@@ -282,7 +282,9 @@ impl RunWrite {
         new_task_id: &mut dyn FnMut() -> String,
     ) -> Result<RunWrite> {
         let transition = &change.transition;
-        let tasks = TaskPlan::fold_with_ids(&transition.effects, new_task_id)?;
+        let state = &transition.state;
+        let task_queue = |task: &Task| task_queue(state, task);
+        let tasks = TaskPlan::fold_with_ids(&transition.effects, new_task_id, &task_queue)?;
         let last_event_time = transition.events.iter().map(|e| e.event_time).max();
         Ok(RunWrite {
             expected_version: change.expected_version,
@@ -350,6 +352,8 @@ pub(super) struct TaskUpsert {
     pub task_id: String,
     pub key: String,
     pub queue: Queue,
+    /// The task queue of a push row (see migration 0006).
+    pub task_queue: Option<String>,
     pub payload: String,
     pub visible_at: i64,
     pub lease_ms: i64,
@@ -378,6 +382,7 @@ impl TaskPlan {
     pub fn fold_with_ids(
         effects: &[Effect],
         new_task_id: &mut dyn FnMut() -> String,
+        task_queue: &dyn Fn(&Task) -> Option<String>,
     ) -> Result<TaskPlan> {
         let mut delete_all = false;
         // Key → the row to upsert, or `None` to delete it.
@@ -389,6 +394,7 @@ impl TaskPlan {
                         task_id: new_task_id(),
                         key: task.key(),
                         queue: task.queue(),
+                        task_queue: task_queue(task),
                         payload: encode_json::<Task>("task", task)?,
                         visible_at: at.millis(),
                         lease_ms: lease.millis(),
@@ -424,7 +430,7 @@ impl TaskPlan {
     /// write them.
     #[cfg(test)]
     pub fn fold(effects: &[Effect]) -> Result<TaskPlan> {
-        TaskPlan::fold_with_ids(effects, &mut random_task_id)
+        TaskPlan::fold_with_ids(effects, &mut random_task_id, &|_| None)
     }
 
     /// One hint per upserted row.
@@ -456,6 +462,8 @@ impl TaskPlan {
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Arg {
     Text(String),
+    /// Text or SQL null.
+    OptText(Option<String>),
     Int(i64),
 }
 
@@ -714,5 +722,18 @@ mod tests {
             assert_eq!(parse_queue(queue_name(queue)), Some(queue));
         }
         assert_eq!(parse_queue("nope"), None);
+    }
+}
+
+/// The task queue a push row's task goes to, read off the run's state
+/// after the change (`None` for timer and transfer rows).
+fn task_queue(state: &RunState, task: &Task) -> Option<String> {
+    match *task {
+        Task::WorkflowTask => Some(state.task_queue.0.clone()),
+        Task::ActivityTask { scheduled_event_id } => state
+            .activities
+            .get(&scheduled_event_id)
+            .map(|a| a.task_queue.0.clone()),
+        _ => None,
     }
 }

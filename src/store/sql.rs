@@ -29,7 +29,7 @@ use super::rows::{
     SUMMARY_COLUMNS,
 };
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
+    Deletion, Endpoint, Error, NamespaceRecord, PoolUsage, QueueDepth, Result, RunChange, RunRecord,
     RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
@@ -48,6 +48,7 @@ macro_rules! bound {
     ($query:expr, $args:expr) => {
         $args.into_iter().fold($query, |query, arg| match arg {
             Arg::Text(text) => query.bind(text),
+            Arg::OptText(text) => query.bind(text),
             Arg::Int(int) => query.bind(int),
         })
     };
@@ -195,13 +196,20 @@ const READ_HISTORY: &str = "select e.data from events e join runs r on r.run_id 
 const UPSERT_TASKS_CONFLICT: &str = " on conflict (run_id, task_key) do update set \
     task_id = excluded.task_id, namespace = excluded.namespace, queue = excluded.queue, \
     payload = excluded.payload, visible_at = excluded.visible_at, \
-    lease_ms = excluded.lease_ms, claims = 0, created_at = excluded.created_at";
+    lease_ms = excluded.lease_ms, claims = 0, created_at = excluded.created_at, \
+    task_queue = excluded.task_queue";
 const DELETE_TASK: &str = "delete from tasks where task_id = $1";
 /// Timer rows count only once due (see `QueueDepth::rows`).
-const QUEUE_DEPTHS: &str = "select namespace, queue, \
+const QUEUE_DEPTHS: &str = "select namespace, queue, task_queue, \
      sum(case when visible_at <= $1 then 1 else 0 end), \
-     min(case when visible_at <= $1 then visible_at end), count(*) \
-     from tasks where queue <> 'timer' or visible_at <= $1 group by namespace, queue";
+     min(case when visible_at <= $1 then visible_at end), count(*), \
+     sum(case when visible_at > $1 and claims > 0 then 1 else 0 end) \
+     from tasks where queue <> 'timer' or visible_at <= $1 \
+     group by namespace, queue, task_queue";
+/// Served by `runs_by_status` (namespace, status, …): an index range per
+/// namespace.
+const OPEN_RUNS: &str =
+    "select namespace, count(*) from runs where status = 'RUNNING' group by namespace";
 const NEXT_VISIBLE_AT: &str =
     "select min(visible_at) from tasks where queue = $1 and visible_at > $2";
 
@@ -658,22 +666,45 @@ where
     }
 
     async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>> {
-        let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(QUEUE_DEPTHS)
+        type Depth = (String, String, Option<String>, i64, Option<i64>, i64, i64);
+        let rows: Vec<Depth> = sqlx::query_as(QUEUE_DEPTHS)
             .bind(now.millis())
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
-            .map(|(namespace, queue, due, oldest, rows)| {
+            .map(|(namespace, queue, task_queue, due, oldest, rows, in_flight)| {
                 Ok(QueueDepth {
                     namespace: Namespace(namespace),
                     queue: rows::parse_queue(&queue)
                         .ok_or_else(|| Error::Corrupt(format!("unknown task queue `{queue}`")))?,
+                    task_queue: task_queue.map(TaskQueue),
                     due,
                     oldest_due: oldest.map(Timestamp),
                     rows,
+                    in_flight,
                 })
             })
             .collect()
+    }
+
+    async fn open_runs(&self) -> Result<Vec<(Namespace, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(OPEN_RUNS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(ns, n)| (Namespace(ns), n))
+            .collect())
+    }
+
+    fn pool_usage(&self) -> Option<PoolUsage> {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Some(PoolUsage {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: self.pool.options().get_max_connections(),
+        })
     }
 
     async fn next_visible_at(&self, queue: Queue, after: Timestamp) -> Result<Option<Timestamp>> {
@@ -926,7 +957,7 @@ where
         for chunk in plan.upserts.chunks(MAX_ROWS_PER_INSERT) {
             let mut upsert = Sql::new(
                 "insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
-                 visible_at, lease_ms, created_at, claims) ",
+                 visible_at, lease_ms, created_at, task_queue, claims) ",
             );
             upsert
                 .values(chunk, ", 0", |row: &TaskUpsert| {
@@ -940,6 +971,7 @@ where
                         Arg::Int(row.visible_at),
                         Arg::Int(row.lease_ms),
                         Arg::Int(now),
+                        Arg::OptText(row.task_queue.clone()),
                     ]
                 })
                 .push(UPSERT_TASKS_CONFLICT);

@@ -28,7 +28,8 @@ use crate::engine::{Event, EventAttributes, Queue, RunState};
 use crate::store::Store;
 use crate::time::Clock;
 
-/// How often the queue-depth gauges are read from the store.
+/// How often the queue-depth, open-runs and pool gauges are read from the
+/// store.
 const DEPTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Latency buckets in seconds, from 1 ms to 1 min.
@@ -133,16 +134,36 @@ fn describe() {
     );
     describe_gauge!(
         "baton_tasks_due",
-        "Task rows due and not claimed, by namespace and queue (push, timer, transfer). Read from the store: every node reports the cluster's value."
+        "Task rows due and not claimed, by namespace, queue (push, timer, transfer) and task queue (push rows; empty otherwise): the backlog an autoscaler reads. Read from the store: every node reports the cluster's value."
+    );
+    describe_gauge!(
+        "baton_tasks_in_flight",
+        "Task rows claimed and not yet due again (pushes in flight under their lease), by namespace, queue and task queue. Every node reports the cluster's value."
     );
     describe_gauge!(
         "baton_tasks",
-        "Task rows by namespace and queue: pending pushes (due, backing off or in flight) and transfers; timer rows only once due. Every node reports the cluster's value."
+        "Task rows by namespace, queue and task queue: pending pushes (due, backing off or in flight) and transfers; timer rows only once due. Every node reports the cluster's value."
     );
     describe_gauge!(
         "baton_task_oldest_due_age_seconds",
         Unit::Seconds,
-        "How long the oldest due, unclaimed task row has been due, by namespace and queue."
+        "How long the oldest due, unclaimed task row has been due, by namespace, queue and task queue."
+    );
+    describe_gauge!(
+        "baton_workflows_open",
+        "Open (running) workflow runs by namespace, counted in the store every 5 s. Every node reports the cluster's value."
+    );
+    describe_counter!(
+        "baton_store_conflicts_total",
+        "Run commits that lost an optimistic-concurrency race (another writer moved the run's version first) and were retried."
+    );
+    describe_gauge!(
+        "baton_db_connections",
+        "This node's database connections by state (in_use, idle), sampled every 5 s."
+    );
+    describe_gauge!(
+        "baton_db_connections_max",
+        "The most database connections this node's pool opens."
     );
     describe_histogram!(
         "baton_store_commit_duration_seconds",
@@ -316,6 +337,9 @@ pub fn activity_attempt(namespace: &str, activity_type: &str, attempt: u32, outc
 /// error) after `seconds`.
 pub fn store_commit(outcome: &'static str, seconds: f64) {
     histogram!("baton_store_commit_duration_seconds", "outcome" => outcome).record(seconds);
+    if outcome == "conflict" {
+        counter!("baton_store_conflicts_total").increment(1);
+    }
 }
 
 /// A schedule of `namespace` started `runs` workflows in one tick.
@@ -344,14 +368,18 @@ fn queue_label(queue: Queue) -> &'static str {
     }
 }
 
-/// Refreshes the queue-depth gauges from `store` every few seconds until
-/// `shutdown`; a (namespace, queue) that emptied is set back to zero.
+/// Refreshes the store-wide gauges every [`DEPTH_INTERVAL`] until
+/// `shutdown`, never per scrape: the queue depths by (namespace, queue,
+/// task queue) and the open runs by namespace (two grouped counts over
+/// indexes; a series that emptied is set back to zero), and this node's
+/// connection pool usage.
 pub async fn queue_depths(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut seen: BTreeSet<(String, &'static str)> = BTreeSet::new();
+    let mut seen: BTreeSet<[(&'static str, String); 3]> = BTreeSet::new();
+    let mut open_seen: BTreeSet<String> = BTreeSet::new();
     loop {
         let now = clock.now();
         match store.queue_depths(now).await {
@@ -361,25 +389,46 @@ pub async fn queue_depths(
                     let labels = [
                         ("namespace", d.namespace.0.clone()),
                         ("queue", queue_label(d.queue).to_owned()),
+                        ("task_queue", d.task_queue.map(|q| q.0).unwrap_or_default()),
                     ];
                     gauge!("baton_tasks_due", &labels).set(d.due as f64);
                     gauge!("baton_tasks", &labels).set(d.rows as f64);
+                    gauge!("baton_tasks_in_flight", &labels).set(d.in_flight as f64);
                     let age = d.oldest_due.map_or(0, |at| now.since(at).0);
                     gauge!("baton_task_oldest_due_age_seconds", &labels).set(age as f64 / 1e3);
-                    current.insert((d.namespace.0, queue_label(d.queue)));
+                    current.insert(labels);
                 }
-                for (namespace, queue) in seen.difference(&current) {
-                    let labels = [
-                        ("namespace", namespace.clone()),
-                        ("queue", (*queue).to_owned()),
-                    ];
-                    gauge!("baton_tasks_due", &labels).set(0.0);
-                    gauge!("baton_tasks", &labels).set(0.0);
-                    gauge!("baton_task_oldest_due_age_seconds", &labels).set(0.0);
+                for labels in seen.difference(&current) {
+                    for name in [
+                        "baton_tasks_due",
+                        "baton_tasks",
+                        "baton_tasks_in_flight",
+                        "baton_task_oldest_due_age_seconds",
+                    ] {
+                        gauge!(name, labels).set(0.0);
+                    }
                 }
                 seen = current;
             }
             Err(e) => tracing::debug!(error = %e, "reading queue depths failed"),
+        }
+        match store.open_runs().await {
+            Ok(open) => {
+                let current: BTreeSet<String> = open.iter().map(|(ns, _)| ns.0.clone()).collect();
+                for (ns, runs) in open {
+                    gauge!("baton_workflows_open", "namespace" => ns.0).set(runs as f64);
+                }
+                for ns in open_seen.difference(&current) {
+                    gauge!("baton_workflows_open", "namespace" => ns.clone()).set(0.0);
+                }
+                open_seen = current;
+            }
+            Err(e) => tracing::debug!(error = %e, "counting open runs failed"),
+        }
+        if let Some(pool) = store.pool_usage() {
+            gauge!("baton_db_connections", "state" => "in_use").set(pool.in_use as f64);
+            gauge!("baton_db_connections", "state" => "idle").set(pool.idle as f64);
+            gauge!("baton_db_connections_max").set(pool.max as f64);
         }
         tokio::select! {
             _ = tokio::time::sleep(DEPTH_INTERVAL) => {}

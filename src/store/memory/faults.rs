@@ -36,6 +36,7 @@ pub enum Call {
     DeleteTask,
     PostponeTasks,
     QueueDepths,
+    OpenRuns,
     NextVisibleAt,
     CreateSchedule,
     GetSchedule,

@@ -192,6 +192,7 @@ struct StoredTask {
     seq: u64,
     namespace: String,
     queue: Queue,
+    task_queue: Option<String>,
     payload: String,
     visible_at: i64,
     lease_ms: i64,
@@ -473,6 +474,7 @@ impl Tables {
                 seq: self.n_task_rows,
                 namespace: namespace.clone(),
                 queue: upsert.queue,
+                task_queue: upsert.task_queue,
                 payload: upsert.payload,
                 visible_at: upsert.visible_at,
                 lease_ms: upsert.lease_ms,
@@ -1098,22 +1100,31 @@ impl Store for MemoryStore {
 
     async fn queue_depths(&self, now: Timestamp) -> Result<Vec<QueueDepth>> {
         self.call(Call::QueueDepths, |t| {
-            let mut depths: BTreeMap<(String, &'static str), QueueDepth> = BTreeMap::new();
+            type Key = (String, &'static str, Option<String>);
+            let mut depths: BTreeMap<Key, QueueDepth> = BTreeMap::new();
             for row in t.tasks.values().flat_map(BTreeMap::values) {
                 let is_due = row.visible_at <= now.millis();
                 if row.queue == Queue::Timer && !is_due {
                     continue;
                 }
-                let depth = depths
-                    .entry((row.namespace.clone(), queue_name(row.queue)))
-                    .or_insert_with(|| QueueDepth {
-                        namespace: Namespace(row.namespace.clone()),
-                        queue: row.queue,
-                        due: 0,
-                        oldest_due: None,
-                        rows: 0,
-                    });
+                let key = (
+                    row.namespace.clone(),
+                    queue_name(row.queue),
+                    row.task_queue.clone(),
+                );
+                let depth = depths.entry(key).or_insert_with(|| QueueDepth {
+                    namespace: Namespace(row.namespace.clone()),
+                    queue: row.queue,
+                    task_queue: row.task_queue.clone().map(TaskQueue),
+                    due: 0,
+                    oldest_due: None,
+                    rows: 0,
+                    in_flight: 0,
+                });
                 depth.rows += 1;
+                if !is_due && row.claims > 0 {
+                    depth.in_flight += 1;
+                }
                 if is_due {
                     depth.due += 1;
                     let at = Timestamp(row.visible_at);
@@ -1121,6 +1132,20 @@ impl Store for MemoryStore {
                 }
             }
             Ok(depths.into_values().collect())
+        })
+        .await
+    }
+
+    async fn open_runs(&self) -> Result<Vec<(Namespace, i64)>> {
+        self.call(Call::OpenRuns, |t| {
+            let mut open: BTreeMap<&str, i64> = BTreeMap::new();
+            for (namespace, _) in t.open_runs.keys() {
+                *open.entry(namespace).or_default() += 1;
+            }
+            Ok(open
+                .into_iter()
+                .map(|(ns, n)| (Namespace(ns.to_owned()), n))
+                .collect())
         })
         .await
     }

@@ -76,43 +76,45 @@ const CLAIM: &str = "with due as ( \
 /// channel, $17 queues to announce; the run's $18 status, $19 close time,
 /// $20 history length, $21 state; then the run write's own from $22.
 /// Whatever the write, the pinned version follows (an insert then binds
-/// the parent).
+/// the parent); the tasks' task queues come last, as `$tq`.
 macro_rules! commit_after_run {
-    () => {
-        "e as (insert into events (run_id, event_id, event_type, event_time, data) \
+    ($tq:literal) => {
+        concat!("e as (insert into events (run_id, event_id, event_type, event_time, data) \
             select $1, e.* from unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[]) as e \
             where exists (select 1 from r)), \
         d as (delete from tasks where run_id = $1 and ($7 or task_key = any($8::text[])) \
             and task_key <> all($10::text[]) and exists (select 1 from r)), \
         u as (insert into tasks (task_id, namespace, run_id, task_key, queue, payload, \
-                visible_at, lease_ms, created_at, claims) \
+                visible_at, lease_ms, created_at, task_queue, claims) \
             select t.task_id, $9, $1, t.task_key, t.queue, t.payload, t.visible_at, t.lease_ms, \
-                $2, 0 \
+                $2, t.task_queue, 0 \
             from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], \
-                $15::bigint[]) as t(task_key, task_id, queue, payload, visible_at, lease_ms) \
+                $15::bigint[], ", $tq, "::text[]) \
+                as t(task_key, task_id, queue, payload, visible_at, lease_ms, task_queue) \
             where exists (select 1 from r) \
             on conflict (run_id, task_key) do update set task_id = excluded.task_id, \
             namespace = excluded.namespace, queue = excluded.queue, payload = excluded.payload, \
             visible_at = excluded.visible_at, lease_ms = excluded.lease_ms, claims = 0, \
-            created_at = excluded.created_at), \
+            created_at = excluded.created_at, task_queue = excluded.task_queue), \
         n as (select pg_notify($16, q) from unnest($17::text[]) as q \
             where exists (select 1 from r)) \
-        select (select count(*) from n) from r"
+        select (select count(*) from n) from r")
     };
 }
 
 /// Updates a run if its version is still $22 (optimistic concurrency); no
-/// row back means it is not.
+/// row back means it is not. $24: the tasks' task queues.
 const COMMIT_UPDATE: &str = concat!(
     "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
         state = $21, version = version + 1, updated_at = $2, pinned_version = $23 \
         where run_id = $1 and version = $22 returning run_id), ",
-    commit_after_run!()
+    commit_after_run!("$24")
 );
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
 /// start time, $26 request id, $27 pinned version, $28 parent workflow id,
-/// $29 parent run id. A second open run of the workflow id fails the
+/// $29 parent run id, $30 the tasks' task queues. A second open run of the
+/// workflow id fails the
 /// statement on `runs_open_workflow_id`.
 const COMMIT_INSERT: &str = concat!(
     "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
@@ -121,7 +123,7 @@ const COMMIT_INSERT: &str = concat!(
         values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
         $29) \
         returning run_id), ",
-    commit_after_run!()
+    commit_after_run!("$30")
 );
 
 impl SqlStore<Postgres> {
@@ -259,7 +261,13 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
         None => query
             .bind(run.parent_workflow_id.as_deref())
             .bind(run.parent_run_id.as_deref()),
-    };
+    }
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.task_queue.as_deref())
+            .collect::<Vec<_>>(),
+    );
     match query.fetch_optional(pool).await {
         Ok(Some(_announced)) => Ok(()),
         // `r` returned nothing: the version moved on.
