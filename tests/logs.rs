@@ -68,10 +68,7 @@ fn check(trace_id: &str, lines: &[Value]) {
         lines.iter().any(|l| l["message"] == "baton listening"),
         "{lines:#?}"
     );
-    let traced: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["trace_id"] == trace_id)
-        .collect();
+    let traced: Vec<&Value> = lines.iter().filter(|l| l["trace_id"] == trace_id).collect();
     assert!(
         traced.len() >= 10,
         "lines of the traced calls without their trace id: {lines:#?}"
@@ -79,7 +76,10 @@ fn check(trace_id: &str, lines: &[Value]) {
     for line in traced {
         let span_id = line["span_id"].as_str().unwrap();
         assert_eq!(span_id.len(), 16, "{line}");
-        assert_ne!(span_id, "00f067aa0ba902b7", "the server's span, not the caller's");
+        assert_ne!(
+            span_id, "00f067aa0ba902b7",
+            "the server's span, not the caller's"
+        );
     }
 }
 
@@ -88,7 +88,14 @@ async fn dev_writes_json_lines_with_trace_ids() {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command
-        .args(["dev", "--db", ":memory:", "--log-format", "json", "--listen"])
+        .args([
+            "dev",
+            "--db",
+            ":memory:",
+            "--log-format",
+            "json",
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .env_remove("BATON_LOG_FORMAT");
     let (trace_id, lines) = json_lines(command, port).await;

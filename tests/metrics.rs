@@ -317,7 +317,12 @@ async fn per_task_queue_depths_and_open_runs(server: &common::TestServer, tag: &
         let activities = activities.clone();
         spawn_handler(move |req: Value| {
             let options = json!({"task_queue": activities});
-            async move { (StatusCode::OK, sequential_workflow(&req, &[("far", options)])) }
+            async move {
+                (
+                    StatusCode::OK,
+                    sequential_workflow(&req, &[("far", options)]),
+                )
+            }
         })
         .await
     };
@@ -380,7 +385,10 @@ async fn per_task_queue_depths_and_open_runs(server: &common::TestServer, tag: &
         gauge(&samples, "baton_tasks_due", &act),
         gauge(&samples, "baton_tasks_in_flight", &act),
     );
-    assert!(due + in_flight <= RUNS as f64, "due {due}, in flight {in_flight}");
+    assert!(
+        due + in_flight <= RUNS as f64,
+        "due {due}, in flight {in_flight}"
+    );
     for i in 0..RUNS {
         let (status, body) = server
             .api
@@ -401,7 +409,10 @@ async fn per_task_queue_depths_and_open_runs(server: &common::TestServer, tag: &
         }
     })
     .await;
-    assert!(drained, "the gauges did not fall back after the terminations");
+    assert!(
+        drained,
+        "the gauges did not fall back after the terminations"
+    );
 }
 
 /// Two nodes on one PostgreSQL signalling one run at once: commits that
@@ -411,9 +422,16 @@ async fn commit_conflicts_are_counted() {
     let url = common::fresh_postgres_database().await;
     let a = common::spawn_server_with(common::test_options(url.clone())).await;
     let b = common::spawn_server_with(common::test_options(url)).await;
-    let (status, body) = a.api.start("contended", "Contended", "nobody", json!({})).await;
+    let (status, body) = a
+        .api
+        .start("contended", "Contended", "nobody", json!({}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let before = sum(&parse(&scrape(&a.api.base).await), "baton_store_conflicts_total", &[]);
+    let before = sum(
+        &parse(&scrape(&a.api.base).await),
+        "baton_store_conflicts_total",
+        &[],
+    );
     // Rounds of 100 signals, split over the nodes, until one lost a race
     // (the first round nearly always has some).
     let mut after = before;
@@ -422,7 +440,11 @@ async fn commit_conflicts_are_counted() {
         rounds += 1;
         let signals: Vec<_> = (0..100)
             .map(|i| {
-                let api = if i % 2 == 0 { a.api.clone() } else { b.api.clone() };
+                let api = if i % 2 == 0 {
+                    a.api.clone()
+                } else {
+                    b.api.clone()
+                };
                 tokio::spawn(async move {
                     api.post(
                         "/api/v1/namespaces/default/workflows/contended/signal/poke",
@@ -436,7 +458,11 @@ async fn commit_conflicts_are_counted() {
             let (status, body) = s.await.unwrap();
             assert_eq!(status, StatusCode::OK, "{body}");
         }
-        after = sum(&parse(&scrape(&a.api.base).await), "baton_store_conflicts_total", &[]);
+        after = sum(
+            &parse(&scrape(&a.api.base).await),
+            "baton_store_conflicts_total",
+            &[],
+        );
     }
     eprintln!(
         "conflicts: {} while {rounds} x 100 signals raced on two nodes",

@@ -121,7 +121,10 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
     let (late_status, late_body) = refused_start.unwrap();
     assert_eq!(late_status, StatusCode::SERVICE_UNAVAILABLE, "{late_body}");
     assert!(
-        late_body["detail"].as_str().unwrap().contains("shutting down"),
+        late_body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
         "{late_body}"
     );
     let (stored, _) = b.api.get("/api/v1/namespaces/default/workflows/late").await;

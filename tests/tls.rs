@@ -183,12 +183,14 @@ async fn the_cli_and_rest_clients_talk_to_a_tls_node() {
         .map(|i| {
             let (http, base) = (http.clone(), node.base.clone());
             tokio::spawn(async move {
-                http.post(format!("{base}/api/v1/namespaces/default/workflows/tls-{i}"))
-                    .json(&json!({"workflow_type": "W", "task_queue": "q", "input": {}}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
+                http.post(format!(
+                    "{base}/api/v1/namespaces/default/workflows/tls-{i}"
+                ))
+                .json(&json!({"workflow_type": "W", "task_queue": "q", "input": {}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
             })
         })
         .collect();
@@ -259,14 +261,13 @@ async fn https_handler(pki: &Pki) -> String {
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
-    let config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let app = Router::new().route(
         "/",
@@ -379,7 +380,11 @@ async fn postgres_urls_verify_the_servers_certificate() {
     // A CA that did not sign the server's certificate: refused.
     let pki = pki();
     let out = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["migrate", "--database-url", &with_root(pki.ca.to_str().unwrap())])
+        .args([
+            "migrate",
+            "--database-url",
+            &with_root(pki.ca.to_str().unwrap()),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -66,7 +66,10 @@ async fn export(State(spans): State<Spans>, body: Bytes) -> StatusCode {
     };
     let mut spans = spans.lock().unwrap();
     for rs in request.resource_spans {
-        let resource = rs.resource.map(|r| strings(&r.attributes)).unwrap_or_default();
+        let resource = rs
+            .resource
+            .map(|r| strings(&r.attributes))
+            .unwrap_or_default();
         let service = resource.get("service.name").cloned().unwrap_or_default();
         for ss in rs.scope_spans {
             for s in ss.spans {
@@ -175,7 +178,10 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
         (resp.status(), resp.text().await.unwrap())
     };
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-    for id in clients.keys().chain(std::iter::once(&"untraced".to_owned())) {
+    for id in clients
+        .keys()
+        .chain(std::iter::once(&"untraced".to_owned()))
+    {
         let result = node.api.result(id).await;
         assert_eq!(result["status"], "COMPLETED", "{id}: {result}");
     }
@@ -211,7 +217,10 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
         assert_eq!(parts[0], "00");
         if let Some((trace_id, client_span)) = clients.get(id) {
             assert_eq!(parts[1], trace_id, "{id}: the push left the client's trace");
-            assert_ne!(parts[2], client_span, "{id}: the parent must be the push span");
+            assert_ne!(
+                parts[2], client_span,
+                "{id}: the parent must be the push span"
+            );
             assert_eq!(parts[3], "01", "{id}: sampled");
             assert_eq!(ts, "vendor=opaque", "{id}: tracestate");
         } else {
@@ -293,7 +302,9 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
             node.api.base
         ))
         .header("traceparent", format!("00-{sws_trace}-{sws_span}-01"))
-        .json(&json!({"workflow_type": "Pay", "task_queue": "pay", "input": {}, "signal_input": {}}))
+        .json(
+            &json!({"workflow_type": "Pay", "task_queue": "pay", "input": {}, "signal_input": {}}),
+        )
         .send()
         .await
         .unwrap();

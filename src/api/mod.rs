@@ -84,7 +84,10 @@ pub fn router(state: AppState) -> Router {
         .merge(schedules::router())
         .merge(dev::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .route_layer(middleware::from_fn_with_state(state.clone(), refuse_draining));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_draining,
+        ));
     Router::new()
         .merge(api)
         .merge(health::router())

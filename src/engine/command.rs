@@ -15,7 +15,6 @@ use super::event::{
 use super::failure::{Failure, RetryState};
 use super::policy::IdReusePolicy;
 use super::retry::RetryPolicySpec;
-use super::state::TraceContext;
 use super::token::{ActivityToken, WorkflowTaskToken};
 
 /// Everything needed to create a run; the first input of every run.
@@ -51,6 +50,15 @@ pub struct StartRun {
     /// The trace the run joins (from the start request, or the previous
     /// run of its chain, or its parent).
     pub trace_context: Option<TraceContext>,
+}
+
+/// A W3C Trace Context (`traceparent` and `tracestate` header values),
+/// kept as the text the edge checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    pub traceparent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// How a run continues an earlier run of its chain (continue-as-new or a

@@ -56,7 +56,7 @@ pub use command::{
     CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
     RecordMarker, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
     ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
+    StartChildWorkflowExecution, StartRun, StartTimer, TraceContext, Update, WorkflowCommand,
 };
 pub use decide::{
     child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,
@@ -72,7 +72,7 @@ pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
     Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,
-    TraceContext, UpdateState, SEEN_SIGNAL_REQUEST_IDS,
+    UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
 
-use super::command::ChildOutcome;
+use super::command::{ChildOutcome, TraceContext};
 use super::event::{Event, EventAttributes, ParentClosePolicy, ParentInfo};
 use super::failure::{Failure, RetryState};
 use super::retry::RetryPolicy;
@@ -145,15 +145,6 @@ pub struct RunState {
     /// chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_context: Option<TraceContext>,
-}
-
-/// A W3C Trace Context (`traceparent` and `tracestate` header values),
-/// kept as the text the edge checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TraceContext {
-    pub traceparent: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracestate: Option<String>,
 }
 
 /// How far an update got; each stage's event id once it is recorded.

@@ -54,7 +54,10 @@ pub(super) fn push_roots(options: &TlsOptions) -> anyhow::Result<Vec<reqwest::Ce
     let roots = reqwest::Certificate::from_pem_bundle(&pem)
         .with_context(|| format!("--push-ca-file {}: not a PEM bundle", path.display()))?;
     if roots.is_empty() {
-        anyhow::bail!("--push-ca-file {}: no certificate in the file", path.display());
+        anyhow::bail!(
+            "--push-ca-file {}: no certificate in the file",
+            path.display()
+        );
     }
     Ok(roots)
 }

@@ -29,8 +29,8 @@ use super::rows::{
     SUMMARY_COLUMNS,
 };
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, PoolUsage, QueueDepth, Result, RunChange, RunRecord,
-    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    Deletion, Endpoint, Error, NamespaceRecord, PoolUsage, QueueDepth, Result, RunChange,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -672,29 +672,27 @@ where
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
-            .map(|(namespace, queue, task_queue, due, oldest, rows, in_flight)| {
-                Ok(QueueDepth {
-                    namespace: Namespace(namespace),
-                    queue: rows::parse_queue(&queue)
-                        .ok_or_else(|| Error::Corrupt(format!("unknown task queue `{queue}`")))?,
-                    task_queue: task_queue.map(TaskQueue),
-                    due,
-                    oldest_due: oldest.map(Timestamp),
-                    rows,
-                    in_flight,
-                })
-            })
+            .map(
+                |(namespace, queue, task_queue, due, oldest, rows, in_flight)| {
+                    Ok(QueueDepth {
+                        namespace: Namespace(namespace),
+                        queue: rows::parse_queue(&queue).ok_or_else(|| {
+                            Error::Corrupt(format!("unknown task queue `{queue}`"))
+                        })?,
+                        task_queue: task_queue.map(TaskQueue),
+                        due,
+                        oldest_due: oldest.map(Timestamp),
+                        rows,
+                        in_flight,
+                    })
+                },
+            )
             .collect()
     }
 
     async fn open_runs(&self) -> Result<Vec<(Namespace, i64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(OPEN_RUNS)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(ns, n)| (Namespace(ns), n))
-            .collect())
+        let rows: Vec<(String, i64)> = sqlx::query_as(OPEN_RUNS).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(ns, n)| (Namespace(ns), n)).collect())
     }
 
     fn pool_usage(&self) -> Option<PoolUsage> {

@@ -85,8 +85,10 @@ where
 /// the service.
 fn resource() -> Resource {
     let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|s| !s.is_empty())
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            .is_ok_and(|s| s.split(',').any(|kv| kv.trim().starts_with("service.name=")));
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|s| {
+            s.split(',')
+                .any(|kv| kv.trim().starts_with("service.name="))
+        });
     let builder = Resource::builder();
     if named {
         builder.build()
