@@ -295,32 +295,32 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
 
     // Signal-with-start stores its trace like a start; a signal's API span
     // continues the signal's trace (here to a closed run: 404, still traced).
-    let (sws_trace, sws_span) = ids();
-    let resp = http
-        .post(format!(
-            "{}/api/v1/namespaces/default/workflows/sws/signal-with-start/poke",
-            node.api.base
-        ))
-        .header("traceparent", format!("00-{sws_trace}-{sws_span}-01"))
-        .json(
-            &json!({"workflow_type": "Pay", "task_queue": "pay", "input": {}, "signal_input": {}}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let traced_post = |path: &str, (trace, span): &(String, String), body: Value| {
+        http.post(format!("{}{path}", node.api.base))
+            .header("traceparent", format!("00-{trace}-{span}-01"))
+            .json(&body)
+            .send()
+    };
+    let sws = ids();
+    let resp = traced_post(
+        "/api/v1/namespaces/default/workflows/sws/signal-with-start/poke",
+        &sws,
+        json!({"workflow_type": "Pay", "task_queue": "pay", "input": {}, "signal_input": {}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
     assert_eq!(node.api.result("sws").await["status"], "COMPLETED");
-    let (signal_trace, signal_span) = ids();
-    let resp = http
-        .post(format!(
-            "{}/api/v1/namespaces/default/workflows/traced-0/signal/poke",
-            node.api.base
-        ))
-        .header("traceparent", format!("00-{signal_trace}-{signal_span}-01"))
-        .json(&json!({"input": {}}))
-        .send()
-        .await
-        .unwrap();
+    let (sws_trace, _) = sws;
+    let signal = ids();
+    let resp = traced_post(
+        "/api/v1/namespaces/default/workflows/traced-0/signal/poke",
+        &signal,
+        json!({"input": {}}),
+    )
+    .await
+    .unwrap();
+    let (signal_trace, signal_span) = signal;
     let signal_status = resp.status().as_u16().to_string();
     {
         let received = handler.received.lock().unwrap();
