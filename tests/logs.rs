@@ -68,11 +68,20 @@ fn check(trace_id: &str, lines: &[Value]) {
         lines.iter().any(|l| l["message"] == "baton listening"),
         "{lines:#?}"
     );
-    let traced: Vec<&Value> = lines.iter().filter(|l| l["trace_id"] == trace_id).collect();
-    assert!(
-        traced.len() >= 10,
-        "lines of the traced calls without their trace id: {lines:#?}"
-    );
+    // Every line logged while serving the traced calls (tower_http's, at
+    // debug here) carries the caller's trace.
+    let traced: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["span"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.contains("/workflows/logged-"))
+        })
+        .collect();
+    assert_eq!(traced.len(), 20, "two lines per traced call: {lines:#?}");
+    for line in &traced {
+        assert_eq!(line["trace_id"], trace_id, "{line}");
+    }
     for line in traced {
         let span_id = line["span_id"].as_str().unwrap();
         assert_eq!(span_id.len(), 16, "{line}");

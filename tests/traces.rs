@@ -1,4 +1,5 @@
-//! OpenTelemetry traces end to end: a `baton dev` process exporting over
+//! OpenTelemetry traces end to end: a `baton dev` (SQLite) and a `baton
+//! serve` (PostgreSQL) process exporting over
 //! OTLP/HTTP to a receiver in this test (protobuf decoded with
 //! opentelemetry-proto's types), runs started with a W3C `traceparent`
 //! and pushed to a real handler on loopback. Every push of a run carries a
@@ -111,7 +112,27 @@ fn ids() -> (String, String) {
 const RUNS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
+async fn dev_on_sqlite_traces() {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+    command
+        .args(["dev", "--db", ":memory:", "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    pushes_carry_the_clients_trace_and_spans_are_exported(command, port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_traces() {
+    let url = common::fresh_postgres_database().await;
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+    command
+        .args(["serve", "--database-url", &url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    pushes_carry_the_clients_trace_and_spans_are_exported(command, port).await;
+}
+
+async fn pushes_carry_the_clients_trace_and_spans_are_exported(mut command: Command, port: u16) {
     let (otlp, spans) = receiver().await;
     let handler = spawn_handler(|req: Value| async move {
         if req["type"] == "workflow_task" {
@@ -121,11 +142,7 @@ async fn pushes_carry_the_clients_trace_and_spans_are_exported() {
         (StatusCode::OK, json!({"result": "charged"}))
     })
     .await;
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command
-        .args(["dev", "--db", ":memory:", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")

@@ -70,7 +70,10 @@ pub fn init(server: bool, format: LogFormat) -> Guard {
             ))
             .boxed(),
     };
-    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    // `RUST_LOG` filters globally (a per-layer EnvFilter beside the
+    // OpenTelemetry layer's own filter left request spans out of some
+    // events' scopes); the OpenTelemetry layer then keeps only its spans.
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
     if !server {
         let _ = registry.try_init();
         return Guard(None);
