@@ -599,6 +599,19 @@ pub(super) fn on_unique(
     }
 }
 
+/// The task queue a push row's task goes to, read off the run's state
+/// after the change (`None` for timer and transfer rows).
+fn task_queue(state: &RunState, task: &Task) -> Option<String> {
+    match *task {
+        Task::WorkflowTask => Some(state.task_queue.0.clone()),
+        Task::ActivityTask { scheduled_event_id } => state
+            .activities
+            .get(&scheduled_event_id)
+            .map(|a| a.task_queue.0.clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,18 +735,5 @@ mod tests {
             assert_eq!(parse_queue(queue_name(queue)), Some(queue));
         }
         assert_eq!(parse_queue("nope"), None);
-    }
-}
-
-/// The task queue a push row's task goes to, read off the run's state
-/// after the change (`None` for timer and transfer rows).
-fn task_queue(state: &RunState, task: &Task) -> Option<String> {
-    match *task {
-        Task::WorkflowTask => Some(state.task_queue.0.clone()),
-        Task::ActivityTask { scheduled_event_id } => state
-            .activities
-            .get(&scheduled_event_id)
-            .map(|a| a.task_queue.0.clone()),
-        _ => None,
     }
 }
