@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
         time_skipping: false,
+        default_retention: baton::store::DEFAULT_RETENTION,
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
