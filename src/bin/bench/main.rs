@@ -30,7 +30,7 @@
 //! statement outside a transaction is one).
 //!
 //! Usage: `cargo run --release --bin baton-bench -- [--workloads W1,W2,W3]
-//! [--database-url URL] [--scale 0.1]`.
+//! [--database-url URL] [--scale 0.1] [--no-metrics]`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -85,6 +85,10 @@ struct Args {
     /// How long W7 lets the retention deleter work.
     #[arg(long, default_value_t = 60)]
     deleter_seconds: u64,
+    /// Record no metrics (a no-op recorder in place of the Prometheus
+    /// one), to measure what metrics cost.
+    #[arg(long)]
+    no_metrics: bool,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -102,6 +106,12 @@ struct Workload {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.no_metrics {
+        // Installed before the node's own recorder, which then records
+        // into nothing (`telemetry::install`).
+        metrics::set_global_recorder(metrics::NoopRecorder)
+            .map_err(|e| anyhow::anyhow!("installing the no-op recorder: {e}"))?;
+    }
     let (url, admin) = match &args.database_url {
         Some(u) => (u.clone(), None),
         None => {
