@@ -619,7 +619,11 @@ def metrics_and_queries(address: str, docs: list[dict[str, Any]]) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
         yaml.safe_dump({"groups": [{"name": "baton-dashboard", "rules": rules}]}, f)
         f.flush()
-        run([PROMTOOL, "check", "rules", f.name], what="promtool check rules")
+        try:
+            run([PROMTOOL, "check", "rules", f.name], what="promtool check rules")
+        except CheckFailed as e:
+            names = "\n".join(f"  rule {i + 1}: {title}" for i, (title, _) in enumerate(queries))
+            fail(f"{e}\nrules are the dashboard's queries in order, then the HPA's:\n{names}")
     say(f"promtool check rules: {len(queries)} dashboard expressions and the HPA's adapter query parse")
     say(f"  HPA query for {selector}: {adapter_query}")
 
