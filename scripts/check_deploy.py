@@ -99,7 +99,9 @@ _help_cache: dict[tuple[str, ...], str] = {}
 
 def help_text(subcommand: tuple[str, ...]) -> str:
     if subcommand not in _help_cache:
-        _help_cache[subcommand] = run([BATON, *subcommand, "--help"], what=f"baton {' '.join(subcommand)} --help")
+        _help_cache[subcommand] = run(
+            [BATON, *subcommand, "--help"], what=f"baton {' '.join(subcommand)} --help"
+        )
     return _help_cache[subcommand]
 
 
@@ -119,7 +121,9 @@ def check_invocation(argv: list[str], env: list[str], where: str) -> None:
     used = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
     unknown = [f for f in used if f not in flags]
     if unknown:
-        fail(f"{where}: `baton {' '.join(sub)}` has no {', '.join(unknown)} (baton {' '.join(sub)} --help)")
+        fail(
+            f"{where}: `baton {' '.join(sub)}` has no {', '.join(unknown)} (baton {' '.join(sub)} --help)"
+        )
     envs = set(re.findall(r"\[env: (BATON_[A-Z_]+)", text))
     # A variable spliced into the arguments (Kubernetes' `$(NAME)`) is for
     # the container spec, not for the binary.
@@ -175,11 +179,15 @@ def docker() -> None:
     # Every path the build COPYs from the context exists and is let
     # through by the root .dockerignore (an allow-list).
     allowed = [
-        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
     ]
     for src in re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", text, re.M):
         for part in src.split():
-            if not (ROOT / part).exists() or not any(part == a or part.startswith(a + "/") for a in allowed):
+            if not (ROOT / part).exists() or not any(
+                part == a or part.startswith(a + "/") for a in allowed
+            ):
                 fail(f"{rel(server)}: COPY {part} is missing or excluded by .dockerignore")
     say(f"{rel(server)}: every COPY source exists and passes .dockerignore")
     inst = dockerfile_json_instructions(server)
@@ -202,7 +210,9 @@ def kubernetes() -> list[dict[str, Any]]:
         say(f"kubectl kustomize deploy/k8s: {len(docs)} resources rendered")
     else:
         docs = [d for r in kustomization["resources"] for d in load_all(k8s / r)]
-        say(f"kubectl not installed: validating the {len(kustomization['resources'])} files kustomization.yaml lists, unrendered")
+        say(
+            f"kubectl not installed: validating the {len(kustomization['resources'])} files kustomization.yaml lists, unrendered"
+        )
     for name in STANDALONE:
         docs += load_all(k8s / name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,17 +223,30 @@ def kubernetes() -> list[dict[str, Any]]:
             path.write_text(yaml.safe_dump(d))
             (custom if key in CRD_SCHEMAS else core).append((key, path))
         out = run(
-            [tool("kubernetes-validate"), "-k", KUBERNETES_VERSION, "--strict", *[str(p) for _, p in core]],
+            [
+                tool("kubernetes-validate"),
+                "-k",
+                KUBERNETES_VERSION,
+                "--strict",
+                *[str(p) for _, p in core],
+            ],
             what="kubernetes-validate",
         )
         if "Couldn't find schema" in out or "WARN" in out:
             fail(f"kubernetes-validate could not check everything:\n{out}")
         for (_, kind), path in core:
-            say(f"kubernetes-validate -k {KUBERNETES_VERSION} --strict: {kind} {path.stem.split('-', 2)[2]}")
+            say(
+                f"kubernetes-validate -k {KUBERNETES_VERSION} --strict: {kind} {path.stem.split('-', 2)[2]}"
+            )
         for key, path in custom:
             schema = CRD_SCHEMAS[key]
-            run([tool("check-jsonschema"), "--schemafile", str(schema), str(path)], what=f"{key[1]} schema")
-            say(f"check-jsonschema {rel(schema)}: {key[1]} {path.stem.split('-', 2)[2]} (a CRD kubernetes-validate has no schema for)")
+            run(
+                [tool("check-jsonschema"), "--schemafile", str(schema), str(path)],
+                what=f"{key[1]} schema",
+            )
+            say(
+                f"check-jsonschema {rel(schema)}: {key[1]} {path.stem.split('-', 2)[2]} (a CRD kubernetes-validate has no schema for)"
+            )
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
@@ -238,29 +261,47 @@ def kubernetes_semantics(by_kind: dict[str, list[dict[str, Any]]]) -> None:
     (c,) = pod["containers"]
     if server["spec"]["replicas"] < 2:
         fail("server Deployment: fewer than 2 replicas")
-    if c["livenessProbe"]["httpGet"]["path"] != "/healthz" or c["readinessProbe"]["httpGet"]["path"] != "/readyz":
+    if (
+        c["livenessProbe"]["httpGet"]["path"] != "/healthz"
+        or c["readinessProbe"]["httpGet"]["path"] != "/readyz"
+    ):
         fail("server Deployment: liveness must probe /healthz and readiness /readyz")
     drain = next((a.split("=", 1)[1] for a in c["args"] if a.startswith("--drain-timeout=")), "20s")
     drain_s = int(drain.rstrip("s"))
     pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     grace = pod["terminationGracePeriodSeconds"]
     if grace <= drain_s + pre_stop:
-        fail(f"server Deployment: terminationGracePeriodSeconds {grace} <= preStop {pre_stop}s + drain {drain_s}s")
-    say(f"server Deployment: {server['spec']['replicas']} replicas, grace {grace}s > preStop {pre_stop}s + drain {drain_s}s")
+        fail(
+            f"server Deployment: terminationGracePeriodSeconds {grace} <= preStop {pre_stop}s + drain {drain_s}s"
+        )
+    say(
+        f"server Deployment: {server['spec']['replicas']} replicas, grace {grace}s > preStop {pre_stop}s + drain {drain_s}s"
+    )
     for d in by_kind["Deployment"] + by_kind["Job"]:
         p = d["spec"]["template"]["spec"]
         for ctr in p["containers"]:
             sc = ctr.get("securityContext", {})
-            if not p.get("securityContext", {}).get("runAsNonRoot") or not sc.get("readOnlyRootFilesystem"):
-                fail(f"{d['kind']} {d['metadata']['name']}: needs runAsNonRoot and readOnlyRootFilesystem")
-            if "requests" not in ctr.get("resources", {}) or "limits" not in ctr.get("resources", {}):
+            if not p.get("securityContext", {}).get("runAsNonRoot") or not sc.get(
+                "readOnlyRootFilesystem"
+            ):
+                fail(
+                    f"{d['kind']} {d['metadata']['name']}: needs runAsNonRoot and readOnlyRootFilesystem"
+                )
+            if "requests" not in ctr.get("resources", {}) or "limits" not in ctr.get(
+                "resources", {}
+            ):
                 fail(f"{d['kind']} {d['metadata']['name']}: needs resource requests and limits")
-    say("every Deployment and Job: non-root, read-only root filesystem, resource requests and limits")
+    say(
+        "every Deployment and Job: non-root, read-only root filesystem, resource requests and limits"
+    )
     pdb = by_kind["PodDisruptionBudget"][0]
     if pdb["spec"]["selector"]["matchLabels"] != server["spec"]["selector"]["matchLabels"]:
         fail("PodDisruptionBudget does not select the server pods")
     svc = next(d for d in by_kind["Service"] if d["metadata"]["name"] == "baton")
-    if not all(svc["spec"]["selector"].get(k) == v for k, v in server["spec"]["template"]["metadata"]["labels"].items()):
+    if not all(
+        svc["spec"]["selector"].get(k) == v
+        for k, v in server["spec"]["template"]["metadata"]["labels"].items()
+    ):
         fail("Service baton does not select the server pods")
     (monitor,) = by_kind["ServiceMonitor"]
     if monitor["spec"]["endpoints"][0]["path"] != "/metrics":
@@ -269,12 +310,18 @@ def kubernetes_semantics(by_kind: dict[str, list[dict[str, Any]]]) -> None:
     (hpa,) = by_kind["HorizontalPodAutoscaler"]
     (metric,) = hpa["spec"]["metrics"]
     ext = metric["external"]["metric"]
-    if metric["type"] != "External" or ext["name"] != "baton_tasks_due" or "task_queue" not in ext["selector"]["matchLabels"]:
+    if (
+        metric["type"] != "External"
+        or ext["name"] != "baton_tasks_due"
+        or "task_queue" not in ext["selector"]["matchLabels"]
+    ):
         fail("HPA: expected the external metric baton_tasks_due with a task_queue selector")
     target = hpa["spec"]["scaleTargetRef"]["name"]
     if target not in [d["metadata"]["name"] for d in by_kind["Deployment"]]:
         fail(f"HPA scales {target}, which is not a Deployment here")
-    say(f"HPA scales Deployment {target} on external metric {ext['name']}{ext['selector']['matchLabels']}")
+    say(
+        f"HPA scales Deployment {target} on external metric {ext['name']}{ext['selector']['matchLabels']}"
+    )
     # Each Baton container's invocation: subcommand, flags, variables.
     for d in by_kind["Deployment"] + by_kind["Job"]:
         for ctr in baton_containers(d):
@@ -293,7 +340,9 @@ def adapter_rule(hpa_selector: dict[str, str]) -> tuple[str, str]:
     rule = rules[0]
     series = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", rule["seriesQuery"].strip("'\""))
     if not series or not re.fullmatch(rule["name"]["matches"], series.group(0)):
-        fail(f"prometheus-adapter rule: name.matches {rule['name']['matches']} misses {rule['seriesQuery']}")
+        fail(
+            f"prometheus-adapter rule: name.matches {rule['name']['matches']} misses {rule['seriesQuery']}"
+        )
     matchers = ",".join(f'{k}="{v}"' for k, v in sorted(hpa_selector.items()))
     query = (
         rule["metricsQuery"]
@@ -308,7 +357,10 @@ def adapter_rule(hpa_selector: dict[str, str]) -> tuple[str, str]:
 
 def compose() -> None:
     path = DEPLOY / "compose.yaml"
-    run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)], what="compose schema")
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+        what="compose schema",
+    )
     say(f"check-jsonschema --builtin-schema vendor.compose-spec {rel(path)}")
     doc = yaml.safe_load(path.read_text())
     services = doc["services"]
@@ -321,7 +373,12 @@ def compose() -> None:
     mounts = [v.split(":")[0] for v in services["prometheus"]["volumes"]]
     if (path.parent / mounts[0]).resolve() != prom_file:
         fail(f"{rel(path)}: prometheus does not mount {rel(prom_file)}")
-    targets = {t for sc in yaml.safe_load(prom_file.read_text())["scrape_configs"] for s in sc["static_configs"] for t in s["targets"]}
+    targets = {
+        t
+        for sc in yaml.safe_load(prom_file.read_text())["scrape_configs"]
+        for s in sc["static_configs"]
+        for t in s["targets"]
+    }
     nodes = {f"{n}:7233" for n in ("baton-1", "baton-2")}
     if targets != nodes:
         fail(f"{rel(prom_file)} scrapes {sorted(targets)}, compose runs {sorted(nodes)}")
@@ -333,11 +390,15 @@ def compose() -> None:
         check_invocation(argv, list(svc.get("environment", {})), f"{rel(path)} {name}")
         for a in svc.get("healthcheck", {}).get("test", [])[1:2]:
             if a.endswith("/baton"):
-                check_invocation(svc["healthcheck"]["test"][2:], [], f"{rel(path)} {name} healthcheck")
+                check_invocation(
+                    svc["healthcheck"]["test"][2:], [], f"{rel(path)} {name} healthcheck"
+                )
     node = services["baton-1"]
     drain = next(a.split("=", 1)[1] for a in node["command"] if a.startswith("--drain-timeout="))
     if int(node["stop_grace_period"].rstrip("s")) <= int(drain.rstrip("s")):
-        fail(f"{rel(path)}: stop_grace_period {node['stop_grace_period']} <= --drain-timeout {drain}")
+        fail(
+            f"{rel(path)}: stop_grace_period {node['stop_grace_period']} <= --drain-timeout {drain}"
+        )
     say(f"{rel(path)}: stop_grace_period {node['stop_grace_period']} > --drain-timeout {drain}")
 
 
@@ -350,12 +411,16 @@ def lambda_() -> None:
         pass
 
     # CloudFormation's short-form intrinsics (!Ref, !Sub, !GetAtt).
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)})
-    doc = yaml.load(path.read_text(), Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+    Loader.add_multi_constructor(
+        "!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)}
+    )
+    doc = yaml.load(path.read_text(), Loader=Loader)
     env = doc["Globals"]["Function"]["Environment"]["Variables"]
     if "BATON_SIGNING_SECRET" not in env:
         fail(f"{rel(path)}: no BATON_SIGNING_SECRET for the functions")
-    functions = {k: v for k, v in doc["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    functions = {
+        k: v for k, v in doc["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
+    }
     runtimes = set()
     for name, fn in functions.items():
         p = fn["Properties"]
@@ -363,8 +428,17 @@ def lambda_() -> None:
             fail(f"{rel(path)} {name}: no function URL")
         module, attr = p["Handler"].rsplit(".", 1)
         code = path.parent / p["CodeUri"]
-        source = next((code / f"{module}{ext}" for ext in (".py", ".ts") if (code / f"{module}{ext}").exists()), None)
-        if source is None or not re.search(rf"^(export const |){attr}\s*=", source.read_text(), re.M):
+        source = next(
+            (
+                code / f"{module}{ext}"
+                for ext in (".py", ".ts")
+                if (code / f"{module}{ext}").exists()
+            ),
+            None,
+        )
+        if source is None or not re.search(
+            rf"^(export const |){attr}\s*=", source.read_text(), re.M
+        ):
             fail(f"{rel(path)} {name}: Handler {p['Handler']} is not defined in {p['CodeUri']}")
         runtimes.add(p["Runtime"].rstrip("0123456789.x"))
         say(f"{rel(path)} {name}: function URL, Handler {p['Handler']} defined in {rel(source)}")
@@ -373,7 +447,15 @@ def lambda_() -> None:
     # The handlers behind their Lambda adapters, with real pushes.
     env_py = dict(os.environ, PYTHONPATH=str(ROOT / "sdk-py" / "src"), BATON_BINARY=BATON)
     out = run(
-        [tool("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "deploy/lambda/python/test_handler.py"],
+        [
+            tool("python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "deploy/lambda/python/test_handler.py",
+        ],
         what="pytest deploy/lambda/python",
         env=env_py,
     )
@@ -383,8 +465,16 @@ def lambda_() -> None:
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(ROOT / "sdk-ts", link.parent))
-    run([str(ROOT / "sdk-ts" / "node_modules" / ".bin" / "tsc"), "-p", str(ts)], what="tsc deploy/lambda/ts")
-    out = run(["node", "--test", "dist/test/"], what="node --test deploy/lambda/ts", cwd=ts, env=dict(os.environ, BATON_BINARY=BATON))
+    run(
+        [str(ROOT / "sdk-ts" / "node_modules" / ".bin" / "tsc"), "-p", str(ts)],
+        what="tsc deploy/lambda/ts",
+    )
+    out = run(
+        ["node", "--test", "dist/test/"],
+        what="node --test deploy/lambda/ts",
+        cwd=ts,
+        env=dict(os.environ, BATON_BINARY=BATON),
+    )
     passed = re.search(r"^# pass (\d+)", out, re.M)
     say(f"tsc + node --test deploy/lambda/ts: {passed.group(1) if passed else '?'} passed")
 
@@ -392,18 +482,30 @@ def lambda_() -> None:
 def cloudrun() -> None:
     path = DEPLOY / "cloudrun" / "service.yaml"
     schema = DEPLOY / "schemas" / "knative-service_v1.json"
-    run([tool("check-jsonschema"), "--schemafile", str(schema), str(path)], what="Knative Service schema")
+    run(
+        [tool("check-jsonschema"), "--schemafile", str(schema), str(path)],
+        what="Knative Service schema",
+    )
     say(f"check-jsonschema {rel(schema)}: {rel(path)}")
     doc = yaml.safe_load(path.read_text())
     if (doc["apiVersion"], doc["kind"]) != ("serving.knative.dev/v1", "Service"):
         fail(f"{rel(path)}: not a serving.knative.dev/v1 Service")
     tmpl = doc["spec"]["template"]
     notes = tmpl["metadata"]["annotations"]
-    lo, hi = int(notes["autoscaling.knative.dev/minScale"]), int(notes["autoscaling.knative.dev/maxScale"])
+    lo, hi = (
+        int(notes["autoscaling.knative.dev/minScale"]),
+        int(notes["autoscaling.knative.dev/maxScale"]),
+    )
     spec = tmpl["spec"]
     # Cloud Run's own rules on top of Knative's schema.
-    if len(spec["containers"]) != 1 or not 1 <= spec["containerConcurrency"] <= 1000 or not 0 <= lo <= hi:
-        fail(f"{rel(path)}: one container, containerConcurrency 1-1000 and minScale <= maxScale required")
+    if (
+        len(spec["containers"]) != 1
+        or not 1 <= spec["containerConcurrency"] <= 1000
+        or not 0 <= lo <= hi
+    ):
+        fail(
+            f"{rel(path)}: one container, containerConcurrency 1-1000 and minScale <= maxScale required"
+        )
     (c,) = spec["containers"]
     refs = [e for e in c["env"] if "valueFrom" in e]
     if not any(e["name"] == "BATON_SIGNING_SECRET" for e in refs):
@@ -415,7 +517,9 @@ def cloudrun() -> None:
     port = c["ports"][0]["containerPort"]
     if f"--port={port}" not in c["args"]:
         fail(f"{rel(path)}: uvicorn does not listen on containerPort {port}")
-    say(f"{rel(path)}: concurrency {spec['containerConcurrency']}, instances {lo}-{hi}, secrets {[e['name'] for e in refs]}, port {port}")
+    say(
+        f"{rel(path)}: concurrency {spec['containerConcurrency']}, instances {lo}-{hi}, secrets {[e['name'] for e in refs]}, port {port}"
+    )
 
 
 # --- a live node -----------------------------------------------------------------------
@@ -429,7 +533,7 @@ def free_port() -> int:
 
 def http_get(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=5) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -496,16 +600,30 @@ def live_node(docs: list[dict[str, Any]]) -> None:
         db = Path(tmp) / "baton.db"
         out = run([BATON, "migrate", f"--database-url=sqlite:{db}"], what="baton migrate", env=env)
         say(f"baton migrate (the migration Job's command): {out.strip()}")
-        handler_env = dict(env, BATON_SIGNING_SECRET=CHECK_SECRET, PYTHONPATH=f"{ROOT / 'sdk-py' / 'src'}:{DEPLOY / 'lambda' / 'python'}")
+        handler_env = dict(
+            env,
+            BATON_SIGNING_SECRET=CHECK_SECRET,
+            PYTHONPATH=f"{ROOT / 'sdk-py' / 'src'}:{DEPLOY / 'lambda' / 'python'}",
+        )
         with (
-            process([BATON, "dev", "--db", str(db), f"--listen=127.0.0.1:{port}", *node_flags], env=env) as node,
             process(
-                [tool("uvicorn"), "handler:app", "--host=127.0.0.1", f"--port={handler_port}", "--log-level=warning"],
+                [BATON, "dev", "--db", str(db), f"--listen=127.0.0.1:{port}", *node_flags], env=env
+            ) as node,
+            process(
+                [
+                    tool("uvicorn"),
+                    "handler:app",
+                    "--host=127.0.0.1",
+                    f"--port={handler_port}",
+                    "--log-level=warning",
+                ],
                 env=handler_env,
             ),
         ):
             wait_for("baton dev", lambda: http_get(f"{address}/healthz")[0] == 200)
-            say(f"baton dev {' '.join(node_flags)}: started with the server Deployment's node flags")
+            say(
+                f"baton dev {' '.join(node_flags)}: started with the server Deployment's node flags"
+            )
             for probe in ("/healthz", "/readyz", "/metrics"):
                 status, _ = http_get(address + probe)
                 if status != 200:
@@ -513,12 +631,21 @@ def live_node(docs: list[dict[str, Any]]) -> None:
             say("GET /healthz, /readyz, /metrics (the probes and the ServiceMonitor): 200")
             for args in (["health"], ["health", "--ready"]):
                 out = run([BATON, *args, f"--address={address}"], what="baton health", env=env)
-                say(f"baton {' '.join(args)} (the image's HEALTHCHECK, compose's healthcheck): {out.strip()}")
-            p = subprocess.run([BATON, "health", f"--address=http://127.0.0.1:{free_port()}"], capture_output=True, env=env)
+                say(
+                    f"baton {' '.join(args)} (the image's HEALTHCHECK, compose's healthcheck): {out.strip()}"
+                )
+            p = subprocess.run(
+                [BATON, "health", f"--address=http://127.0.0.1:{free_port()}"],
+                capture_output=True,
+                env=env,
+            )
             if p.returncode == 0:
                 fail("baton health succeeded with nobody listening")
             say("baton health with nobody listening: exit 1")
-            wait_for("the example handler", lambda: http_get(f"http://127.0.0.1:{handler_port}/")[0] == 200)
+            wait_for(
+                "the example handler",
+                lambda: http_get(f"http://127.0.0.1:{handler_port}/")[0] == 200,
+            )
             # A handler that accepts connections and never answers.
             with socket.socket() as hung:
                 hung.bind(("127.0.0.1", 0))
@@ -526,40 +653,91 @@ def live_node(docs: list[dict[str, Any]]) -> None:
                 workload(address, handler_port, hung.getsockname()[1])
                 metrics_and_queries(address, docs)
             if node.poll() is not None:
-                fail(f"baton dev exited early: {node.stderr.read().decode() if node.stderr else ''}")
+                fail(
+                    f"baton dev exited early: {node.stderr.read().decode() if node.stderr else ''}"
+                )
+
+
+def start_order(address: str, queue: str, wid: str, order: dict[str, Any]) -> None:
+    """Starts the example's ProcessOrder workflow the way compose.yaml's
+    comment shows."""
+    cli(
+        address,
+        "workflow",
+        "start",
+        "--type=ProcessOrder",
+        f"--task-queue={queue}",
+        f"--id={wid}",
+        "--input",
+        json.dumps(order),
+    )
+
+
+def register(address: str, queue: str, url: str, *extra: str) -> None:
+    cli(
+        address,
+        "endpoint",
+        "register",
+        f"--task-queue={queue}",
+        f"--url={url}",
+        f"--secret={CHECK_SECRET}",
+        *extra,
+    )
 
 
 def workload(address: str, handler_port: int, hung_port: int) -> None:
-    """Orders through the example handler (started as compose.yaml's
-    comment shows), a queue whose handler is down, one whose handler hangs
-    (with max_concurrency 1, so a second push waits), and a schedule."""
-    handler_url = f"http://127.0.0.1:{handler_port}/"
+    """Orders through the example handler, a queue whose handler is down,
+    one whose handler hangs (with max_concurrency 1, so a second push
+    waits), and a schedule."""
     # The registration deploy/k8s/endpoint-register-job.yaml makes.
     (job,) = load_all(DEPLOY / "k8s" / "endpoint-register-job.yaml")
     (c,) = job["spec"]["template"]["spec"]["containers"]
-    args = [a for a in c["args"] if not a.startswith(("--address", "--url", "--secret", "--max-concurrency"))]
-    cli(address, *args, f"--url={handler_url}", f"--secret={CHECK_SECRET}", "--max-concurrency=2")
-    say(f"baton {' '.join(args)}: registered the example handler")
-    started = []
+    own = ("--address", "--url", "--secret", "--max-concurrency", "--task-queue")
+    args = [a for a in c["args"] if not a.startswith(own)]
+    queue = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--task-queue="))
+    cli(
+        address,
+        *args,
+        f"--task-queue={queue}",
+        f"--url=http://127.0.0.1:{handler_port}/",
+        f"--secret={CHECK_SECRET}",
+        "--max-concurrency=2",
+    )
+    say(f"baton {' '.join(args)} --task-queue={queue}: registered the example handler")
     for i in range(8):
-        wid = f"order-{i}"
-        order = {"id": str(i), "amount_cents": 100 * i, "hold_seconds": 1 if i == 0 else 0}
-        cli(address, "workflow", "start", "--type", "ProcessOrder", "--task-queue", "orders", "--id", wid, "--input", json.dumps(order))
-        started.append(wid)
-    for i, wid in enumerate(started):
-        out = json.loads(cli(address, "workflow", "result", wid, "--wait", "30s", "-o", "json"))
+        start_order(
+            address,
+            queue,
+            f"order-{i}",
+            {"id": str(i), "amount_cents": 100 * i, "hold_seconds": 1 if i == 0 else 0},
+        )
+    for i in range(8):
+        out = json.loads(
+            cli(address, "workflow", "result", f"order-{i}", "--wait", "30s", "-o", "json")
+        )
         want = {"reservation": f"reservation-{i}", "charge": f"charge-{i}-{100 * i}"}
         if out.get("status") != "COMPLETED" or out.get("result") != want:
-            fail(f"workflow {wid}: expected {want}, got {out}")
-    say(f"{len(started)} ProcessOrder runs completed through the example handler (one with a durable timer)")
-    # A task queue whose handler is down: pushes fail and back off, its
-    # rows stay due, the queue-depth gauges report them.
-    cli(address, "endpoint", "register", "--task-queue=orders-down", f"--url=http://127.0.0.1:{free_port()}/", f"--secret={CHECK_SECRET}")
-    cli(address, "workflow", "start", "--type=ProcessOrder", "--task-queue=orders-down", "--id=stuck", "--input", '{"id": "s", "amount_cents": 1}')
-    cli(address, "endpoint", "register", "--task-queue=orders-hung", f"--url=http://127.0.0.1:{hung_port}/", f"--secret={CHECK_SECRET}", "--max-concurrency=1")
+            fail(f"workflow order-{i}: expected {want}, got {out}")
+    say("8 ProcessOrder runs completed through the example handler (one with a durable timer)")
+    # A queue whose handler is down: pushes fail and back off, its rows
+    # stay due, the queue-depth gauges report them.
+    register(address, "orders-down", f"http://127.0.0.1:{free_port()}/")
+    start_order(address, "orders-down", "stuck", {"id": "s", "amount_cents": 1})
+    register(address, "orders-hung", f"http://127.0.0.1:{hung_port}/", "--max-concurrency=1")
     for wid in ("hung-1", "hung-2"):
-        cli(address, "workflow", "start", "--type=ProcessOrder", "--task-queue=orders-hung", f"--id={wid}", "--input", '{"id": "h", "amount_cents": 1}')
-    cli(address, "schedule", "create", "every-second", "--interval=1s", "--workflow-id=scheduled", "--type=ProcessOrder", "--task-queue=orders", "--input", '{"id": "sch", "amount_cents": 1}')
+        start_order(address, "orders-hung", wid, {"id": "h", "amount_cents": 1})
+    cli(
+        address,
+        "schedule",
+        "create",
+        "every-second",
+        "--interval=1s",
+        "--workflow-id=scheduled",
+        "--type=ProcessOrder",
+        f"--task-queue={queue}",
+        "--input",
+        '{"id": "sch", "amount_cents": 1}',
+    )
     say("runs on a queue whose handler is down and on one whose handler hangs; a 1 s schedule")
 
 
@@ -574,17 +752,24 @@ def metrics_and_queries(address: str, docs: list[dict[str, Any]]) -> None:
     queries = dashboard_queries(dash)
     say(f"{rel(dash_path)}: valid JSON, {len(dash['panels'])} panels, {len(queries)} queries")
     used = set().union(*(metric_names(e) for _, e in queries))
-    declared = set(re.findall(r'"(baton_[a-z0-9_]+)"', (ROOT / "src" / "telemetry" / "mod.rs").read_text()))
+    declared = set(
+        re.findall(r'"(baton_[a-z0-9_]+)"', (ROOT / "src" / "telemetry" / "mod.rs").read_text())
+    )
     undeclared = used - declared
     if undeclared:
-        fail(f"{rel(dash_path)} reads metrics src/telemetry/mod.rs does not declare: {sorted(undeclared)}")
+        fail(
+            f"{rel(dash_path)} reads metrics src/telemetry/mod.rs does not declare: {sorted(undeclared)}"
+        )
     live_needed = used - NOT_LIVE
     exposed: set[str] = set()
 
     def scraped() -> bool:
         nonlocal exposed
         _, text = http_get(f"{address}/metrics")
-        exposed = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"^(baton_[a-z0-9_]+)", text, re.M)}
+        exposed = {
+            re.sub(r"_(bucket|sum|count)$", "", m)
+            for m in re.findall(r"^(baton_[a-z0-9_]+)", text, re.M)
+        }
         return live_needed <= exposed
 
     deadline = time.monotonic() + 30
@@ -600,7 +785,9 @@ def metrics_and_queries(address: str, docs: list[dict[str, Any]]) -> None:
         f.write(text)
         f.flush()
         with open(f.name) as fh:
-            p = subprocess.run([PROMTOOL, "check", "metrics"], stdin=fh, capture_output=True, text=True)
+            p = subprocess.run(
+                [PROMTOOL, "check", "metrics"], stdin=fh, capture_output=True, text=True
+            )
         if p.returncode != 0:
             fail(f"promtool check metrics on the live exposition:\n{p.stdout}{p.stderr}")
     say("promtool check metrics: the live exposition lints clean")
@@ -613,7 +800,11 @@ def metrics_and_queries(address: str, docs: list[dict[str, Any]]) -> None:
     # variables become what they stand for.
     rules: list[dict[str, str]] = []
     for i, (_, expr) in enumerate(queries):
-        concrete = expr.replace("$__rate_interval", "5m").replace("$namespace", ".*").replace("$task_queue", ".*")
+        concrete = (
+            expr.replace("$__rate_interval", "5m")
+            .replace("$namespace", ".*")
+            .replace("$task_queue", ".*")
+        )
         rules.append({"record": f"baton:dashboard_query:{i}", "expr": concrete})
     rules.append({"record": "baton:hpa_external:baton_tasks_due", "expr": adapter_query})
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
@@ -624,7 +815,9 @@ def metrics_and_queries(address: str, docs: list[dict[str, Any]]) -> None:
         except CheckFailed as e:
             names = "\n".join(f"  rule {i + 1}: {title}" for i, (title, _) in enumerate(queries))
             fail(f"{e}\nrules are the dashboard's queries in order, then the HPA's:\n{names}")
-    say(f"promtool check rules: {len(queries)} dashboard expressions and the HPA's adapter query parse")
+    say(
+        f"promtool check rules: {len(queries)} dashboard expressions and the HPA's adapter query parse"
+    )
     say(f"  HPA query for {selector}: {adapter_query}")
 
 
@@ -643,7 +836,10 @@ def main() -> int:
         for title, section in SECTIONS:
             print(f"\n-- {title}", flush=True)
             section()
-        print("\n-- A live node: deploy/grafana/baton.json, probes, baton health and migrate", flush=True)
+        print(
+            "\n-- A live node: deploy/grafana/baton.json, probes, baton health and migrate",
+            flush=True,
+        )
         live_node(docs)
     except CheckFailed as e:
         print(f"\ncheck-deploy: FAILED: {e}", file=sys.stderr)

@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 handler = importlib.import_module("handler")
 
 
-def function_url_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def function_url_event(
+    method: str, path: str, headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
     """The event a Lambda function URL invokes its function with (payload
     format version 2.0): lower-cased headers, a text body for JSON."""
     now = time.time()
@@ -79,7 +81,7 @@ class FunctionUrl:
         outer = self
 
         class Forward(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 event = function_url_event("POST", self.path, dict(self.headers.items()), body)
                 result = handler.lambda_handler(event, None)
@@ -95,7 +97,7 @@ class FunctionUrl:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 del format, args
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
