@@ -17,7 +17,9 @@
 #     its --help; `baton health`, `baton migrate` and the probe paths work
 #     on a live node;
 #   - deploy/grafana/baton.json: valid JSON, every metric it reads is in a
-#     live node's /metrics after real workflows, promtool parses each query.
+#     live node's /metrics after real workflows, promtool parses each query
+#     and a real Prometheus scraping the node evaluates it, as it does the
+#     HorizontalPodAutoscaler's prometheus-adapter query.
 #
 # The tools are installed from PyPI into a cached venv
 # (BATON_TOOLS_CACHE, default ~/.cache/baton-tools, /deploy-venv), pinned
