@@ -9,7 +9,7 @@ venv and passes their locations through the environment):
   DEPLOY_VENV    the venv holding hadolint, kubernetes-validate,
                  check-jsonschema, cfn-lint, pytest and uvicorn
   BATON_BINARY   the `baton` binary the image would ship
-  PROMTOOL       Prometheus' promtool
+  PROMTOOL       Prometheus' promtool (its `prometheus` beside it)
 
 Prints one line per check; exits 1 after the first failing section.
 """
