@@ -7,11 +7,14 @@
 #      plus doctests) for the whole workspace, then schemathesis over the
 #      OpenAPI spec against `baton dev` and `baton serve`
 #      (scripts/schemathesis.sh, a few minutes);
-#   3. the Python SDK (sdk-py/), if present: venv, editable install with the
+#   3. the deployment files under deploy/ (scripts/check-deploy.sh:
+#      hadolint, kubernetes-validate, check-jsonschema, cfn-lint, promtool,
+#      and the example handlers and dashboard against this build);
+#   4. the Python SDK (sdk-py/), if present: venv, editable install with the
 #      dev extra, then ruff / pyright when configured, then pytest;
-#   4. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
+#   5. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
 #      scripts when defined, npm test;
-#   5. the code blocks of README.md, sdk-py/README.md and sdk-ts/README.md
+#   6. the code blocks of README.md, sdk-py/README.md and sdk-ts/README.md
 #      (scripts/readme_blocks.py).
 # Honours CARGO_TARGET_DIR (cargo's own default otherwise) and
 # BATON_PY_VENV (default sdk-py/.venv).
@@ -65,6 +68,12 @@ echo "BATON_BINARY=$BATON_BINARY"
 # `baton serve` (PostgreSQL), each bounded by BATON_ST_MAX_TIME (120 s).
 section "schemathesis"
 bash scripts/schemathesis.sh
+
+# Every file under deploy/ checked by its own tool, the flags they give the
+# binary against its --help, the Lambda example handlers with real pushes,
+# the Grafana dashboard's metrics against a live node's /metrics.
+section "deploy files"
+bash scripts/check-deploy.sh
 
 if [ -d sdk-py ]; then
     section "sdk-py: install"

@@ -1,6 +1,7 @@
 //! The real `baton` binary: client verbs against an in-process node (table
 //! and `--output json`), their error paths (non-zero exit, one `error: …`
-//! line on stderr), `baton dev` as a child process, and `baton migrate`.
+//! line on stderr), `baton dev` as a child process, `baton migrate` and
+//! `baton health`.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -814,6 +815,43 @@ async fn client_sends_the_api_key() {
     cmd.env("BATON_API_KEY", "k3y")
         .env("BATON_ADDRESS", &address);
     ok(run(cmd).await);
+    server.stop().await;
+}
+
+/// `baton health`, the image's HEALTHCHECK: 200 from `/healthz` or
+/// `/readyz` exits 0 (open even with an API key), anything else or nobody
+/// listening exits 1 with one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_healthz_and_readyz() {
+    let mut options = common::test_options("sqlite::memory:".to_owned());
+    options.api_key = Some("k3y".to_owned());
+    let server = common::spawn_server_with(options).await;
+    let address = format!("http://{}", server.addr);
+    let out = ok(run(command(&["health", "--address", &address])).await);
+    assert_eq!(out, format!("{address}/healthz answered 200\n"));
+    let out = ok(run(command(&["health", "--ready", "--address", &address])).await);
+    assert_eq!(out, format!("{address}/readyz answered 200\n"));
+    let mut cmd = command(&["health", "--ready"]);
+    cmd.env("BATON_ADDRESS", &address);
+    ok(run(cmd).await);
+    // A path under the API is not a probe: the router answers 404.
+    let wrong = format!("{address}/api/v1");
+    failed(
+        run(command(&["health", "--address", &wrong])).await,
+        &format!("{wrong}/healthz answered 404"),
+    );
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    failed(
+        run(command(&[
+            "health",
+            "--timeout",
+            "1s",
+            "--address",
+            &nowhere,
+        ]))
+        .await,
+        &format!("cannot reach the Baton server at {nowhere}"),
+    );
     server.stop().await;
 }
 

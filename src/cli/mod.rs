@@ -1,8 +1,9 @@
-//! The `baton` command: `dev`, `serve` and `migrate` run a node; every other
-//! verb is a client of the REST API. Errors print one line to stderr and
+//! The `baton` command: `dev`, `serve` and `migrate` run a node, `health`
+//! probes one; every other verb is a client of the REST API. Errors print one line to stderr and
 //! exit non-zero.
 
 mod client;
+mod health;
 mod output;
 mod schedules;
 
@@ -35,6 +36,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
+    /// Probe a node's /healthz (or /readyz): exit 0 when it answers 200.
+    Health(health::HealthArgs),
     /// Manage namespaces.
     #[command(subcommand)]
     Namespace(client::NamespaceCmd),
@@ -188,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Health(args) => health::health(args).await,
         Cmd::Namespace(cmd) => client::namespace(cmd).await,
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
         Cmd::Workflow(cmd) => client::workflow(*cmd).await,
