@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
         time_skipping: false,
+        ui: false,
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);

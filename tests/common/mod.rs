@@ -115,6 +115,7 @@ pub fn test_options(database_url: String) -> Options {
         },
         timers: claim,
         time_skipping: false,
+        ui: false,
     }
 }
 

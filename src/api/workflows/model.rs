@@ -79,6 +79,9 @@ pub(super) struct Execution {
     parent_workflow_id: Option<WorkflowId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_run_id: Option<RunId>,
+    /// The endpoint version the run is pinned to (the list's column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_version: Option<String>,
 }
 
 impl From<RunSummary> for Execution {
@@ -95,6 +98,7 @@ impl From<RunSummary> for Execution {
             history_length: s.history_length,
             parent_workflow_id: s.parent_workflow_id,
             parent_run_id: s.parent_run_id,
+            pinned_version: s.pinned_version,
         }
     }
 }
@@ -113,6 +117,7 @@ impl From<&RunState> for Execution {
             history_length: s.history_length(),
             parent_workflow_id: s.parent.as_ref().map(|p| p.workflow_id.clone()),
             parent_run_id: s.parent.as_ref().map(|p| p.run_id),
+            pinned_version: s.pinned_version.clone(),
         }
     }
 }
