@@ -80,7 +80,7 @@ export function timeline(all, options) {
       const y = AXIS + (r - firstRow) * ROW - (scroller.scrollTop % ROW);
       if (y < AXIS - ROW) continue;
       g.fillStyle = colour("--fg");
-      const label = `${item.kind === "activity" ? "⚙" : item.kind === "timer" ? "⏱" : item.kind === "child" ? "↳" : "✎"} ${item.name}${item.attempts > 1 ? ` ×${item.attempts}` : ""}`;
+      const label = `${item.kind} ${item.name}${item.attempts > 1 ? ` ×${item.attempts}` : ""}`;
       g.fillText(label.length > 34 ? `${label.slice(0, 33)}…` : label, 6, y + ROW / 2, LABEL - 10);
       const a = x(item.start);
       const b = Math.max(a + 2, x(item.end ?? options.now));
