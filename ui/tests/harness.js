@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-export { TestWorkflowEnvironment, serveHandler } from "../../sdk-ts/dist/src/testing.js";
+export { Replayer, TestWorkflowEnvironment, serveHandler } from "../../sdk-ts/dist/src/testing.js";
 export { createHandler } from "../../sdk-ts/dist/src/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");

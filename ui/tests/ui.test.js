@@ -6,8 +6,9 @@
 // history in the event table and the timeline (timed, not asserted).
 
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { SECRET, TestWorkflowEnvironment, browser, createHandler, rest, screenshot, serveHandler, statusIs, until } from "./harness.js";
+import { Replayer, SECRET, TestWorkflowEnvironment, browser, createHandler, rest, screenshot, serveHandler, statusIs, until } from "./harness.js";
 import { Approval, Greeting, Many, Parent, Payment, Sleeper, activities, workflows } from "./workflows.js";
 
 const QUEUE = "ui-main";
@@ -114,6 +115,15 @@ describe("web UI", () => {
     await page.locator(".timeline").waitFor();
     assert.equal(await page.locator(".timeline").getAttribute("data-rows"), "1");
     await screenshot(page, "run-timeline");
+
+    // The downloaded history is what the SDK's replayer takes.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download history" }).click()]);
+    const file = await download.path();
+    const exported = JSON.parse(await readFile(file, "utf8"));
+    assert.equal(exported.workflow_id, "ui-greet-1");
+    assert.deepEqual(exported.events, events.events);
+    await new Replayer(workflows).replay(exported);
+    await assert.rejects(new Replayer({ Greeting: Sleeper }).replay(exported));
   });
 
   test("a run that failed after retries shows its failure's cause chain and the attempts", async () => {

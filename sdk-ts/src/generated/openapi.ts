@@ -265,6 +265,15 @@ export type WorkflowDescription = {
   parent?: ParentInfo;
   /** Every child this run initiated, oldest first, open or closed. */
   children: ChildSummary[];
+  /** What arrived while the workflow task was in flight (signals, updates, activity and child outcomes, fired timers, cancellation requests), oldest first. They are not in the history yet: they are appended after that task's outcome. */
+  buffered_events: BufferedEvent[];
+};
+
+export type BufferedEvent = {
+  event_type: EventType;
+  time: Timestamp;
+  /** The signal's or the update's name. */
+  name?: string;
 };
 
 export type ChildSummary = {

@@ -36,7 +36,7 @@ export async function workflowPage(ctx) {
     "nav",
     { class: "tabs", "aria-label": "Run views" },
     TABS.map((t) =>
-      link(runPath(ns, workflowId, runParam || undefined, t), t === "pending" ? `Pending (${desc.pending_activities.length + desc.pending_timers.length + (desc.pending_workflow_task ? 1 : 0)})` : t[0]?.toUpperCase() + t.slice(1), {
+      link(runPath(ns, workflowId, runParam || undefined, t), t === "pending" ? `Pending (${desc.pending_activities.length + desc.pending_timers.length + desc.buffered_events.length + (desc.pending_workflow_task ? 1 : 0)})` : t[0]?.toUpperCase() + t.slice(1), {
         class: t === tab ? "active" : "",
         "aria-current": t === tab ? "page" : null,
         "data-tab": t,
@@ -248,6 +248,14 @@ function pending(view, desc) {
     wt
       ? h("p", { class: "pending-wt" }, `In flight: attempt ${wt.attempt}, scheduled `, time(wt.scheduled_time), wt.last_failure ? h("span", { class: "error" }, ` — last failure: ${wt.last_failure}`) : null)
       : h("p", { class: "muted" }, "None in flight."),
+    h("h2", {}, "Buffered behind the workflow task"),
+    desc.buffered_events.length
+      ? table(
+          ["Event", "Name", "Arrived"],
+          desc.buffered_events.map((b) => h("tr", {}, h("td", {}, b.event_type), h("td", {}, b.name ?? ""), h("td", {}, time(b.time)))),
+          { "aria-label": "Buffered events" },
+        )
+      : h("p", { class: "muted" }, "Nothing waiting."),
     h("h2", {}, "Activities"),
     desc.pending_activities.length
       ? table(
