@@ -60,6 +60,11 @@ struct DevArgs {
     /// Let tests move the server's clock forward (`POST /api/v1/dev/time/skip`).
     #[arg(long)]
     time_skipping: bool,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -70,6 +75,11 @@ struct ServeArgs {
     database_url: String,
     #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:7233")]
     listen: SocketAddr,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -114,6 +124,11 @@ struct NodeArgs {
 struct MigrateArgs {
     #[arg(long, env = "BATON_DATABASE_URL")]
     database_url: String,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
 }
 
 /// How client verbs print.
@@ -156,17 +171,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut options = options(args.listen, url, &args.node)?;
             options.time_skipping = args.time_skipping;
+            options.default_retention = duration(args.default_namespace_retention);
             let running = server::start(options).await?;
             print_dev_banner(running.addr, &args.db, !args.node.no_ui);
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
-            let running =
-                server::start(options(args.listen, args.database_url, &args.node)?).await?;
+            let mut options = options(args.listen, args.database_url, &args.node)?;
+            options.default_retention = duration(args.default_namespace_retention);
+            let running = server::start(options).await?;
             serve_until_signal(running).await
         }
         Cmd::Migrate(args) => {
-            server::open_store(&args.database_url, &SystemClock).await?;
+            let retention = duration(args.default_namespace_retention);
+            server::open_store(&args.database_url, &SystemClock, retention).await?;
             println!(
                 "migrations applied to {}",
                 server::redact(&args.database_url)
@@ -225,15 +243,18 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         },
         dispatch: dispatch::Options {
             claim: claim.clone(),
-            drain_timeout: crate::time::Duration(
-                i64::try_from(node.drain_timeout.as_millis()).unwrap_or(i64::MAX),
-            ),
+            drain_timeout: duration(node.drain_timeout),
             ..dispatch::Options::default()
         },
         timers: claim,
         time_skipping: false,
         ui: !node.no_ui,
+        default_retention: crate::store::DEFAULT_RETENTION,
     })
+}
+
+fn duration(d: std::time::Duration) -> crate::time::Duration {
+    crate::time::Duration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
@@ -256,7 +277,6 @@ fn print_dev_banner(addr: SocketAddr, db: &str, ui: bool) {
     println!(
         "Baton dev server listening on http://{addr} (database: {db})
 {ui}
-
 Register your handler for a task queue:
   baton endpoint register --task-queue my-queue --url http://127.0.0.1:8000/ --secret whsec_...
 

@@ -21,7 +21,7 @@ use crate::apply::Applier;
 use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
-use crate::time::{Clock, SkippingClock, SystemClock};
+use crate::time::{Clock, Duration, SkippingClock, SystemClock};
 use crate::{apply, claim, dispatch, readiness, retention, scheduler, timers, transfer};
 
 /// Everything a node needs to run.
@@ -39,6 +39,8 @@ pub struct Options {
     pub time_skipping: bool,
     /// Serve the web UI at `/ui/` (`crate::ui`).
     pub ui: bool,
+    /// The `default` namespace's retention if this node creates it.
+    pub default_retention: Duration,
 }
 
 /// A started node.
@@ -67,8 +69,13 @@ impl Running {
 }
 
 /// Opens the database, applies migrations and makes sure the `default`
-/// namespace exists.
-pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result<Arc<dyn Store>> {
+/// namespace exists (created with `default_retention`; an existing one is
+/// left as it is).
+pub async fn open_store(
+    database_url: &str,
+    clock: &dyn Clock,
+    default_retention: Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::open(database_url)
         .await
         .with_context(|| format!("opening database {}", redact(database_url)))?;
@@ -78,7 +85,7 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
         let record = NamespaceRecord {
             name: default,
             description: "Created by the server".to_owned(),
-            retention: store::DEFAULT_RETENTION,
+            retention: default_retention,
             created_at: clock.now(),
         };
         match store.create_namespace(&record).await {
@@ -99,7 +106,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
-    let store = open_store(&options.database_url, &*clock).await?;
+    let store = open_store(&options.database_url, &*clock, options.default_retention).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("binding {}", options.listen))?;

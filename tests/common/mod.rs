@@ -116,6 +116,7 @@ pub fn test_options(database_url: String) -> Options {
         timers: claim,
         time_skipping: false,
         ui: false,
+        default_retention: baton::store::DEFAULT_RETENTION,
     }
 }
 
