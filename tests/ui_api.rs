@@ -110,11 +110,17 @@ async fn buffered_signals_and_pinned_versions(db: Db) {
     let (status, body) = api.start("held", "W", "q", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(
-        eventually(Duration::from_secs(10), || async { !handler.received.lock().expect("lock").is_empty() }).await,
+        eventually(Duration::from_secs(10), || async {
+            !handler.received.lock().expect("lock").is_empty()
+        })
+        .await,
         "the first task was pushed"
     );
     let (status, body) = api
-        .post("/api/v1/namespaces/default/workflows/held/signal/go", json!({"input": 1}))
+        .post(
+            "/api/v1/namespaces/default/workflows/held/signal/go",
+            json!({"input": 1}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let d = api.describe("held").await;
@@ -135,4 +141,7 @@ async fn buffered_signals_and_pinned_versions(db: Db) {
     server.stop().await;
 }
 
-on_both_databases!(push_errors_of_a_misconfigured_endpoint, buffered_signals_and_pinned_versions);
+on_both_databases!(
+    push_errors_of_a_misconfigured_endpoint,
+    buffered_signals_and_pinned_versions
+);

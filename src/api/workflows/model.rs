@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::api::extract::{null_as_default, Body};
 use crate::engine::{
-    ActivityOutcome, Buffered, BufferedEntry, ChildExecution, ChildOutcome, Event,
-    EventAttributes, Failure, IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo,
-    RetryPolicy, RetryPolicySpec, RunState, RunStatus, UpdateStage,
+    ActivityOutcome, Buffered, BufferedEntry, ChildExecution, ChildOutcome, Event, EventAttributes,
+    Failure, IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, RetryPolicy,
+    RetryPolicySpec, RunState, RunStatus, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::RunSummary;
