@@ -95,6 +95,38 @@ describe("web UI", () => {
     const text = (await error.textContent()) ?? "";
     assert.match(text, /column 29/, text);
     assert.match(text, /Bogus/, text);
+
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.locator("table.runs tbody tr").first().waitFor();
+
+    // A phone's width: still one usable column.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, "workflows-phone");
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test("pages of runs follow the cursor and the page is in the URL", async () => {
+    const wf = env.client.workflow;
+    await Promise.all(Array.from({ length: 55 }, (_, i) => wf.start(Sleeper, { workflowId: `ui-page-${String(i).padStart(2, "0")}`, taskQueue: QUEUE })));
+    await open("namespaces/default/workflows?id=ui-page-");
+    await until("the first page", async () => ((await page.locator("table.runs tbody tr").count()) === 50 ? true : undefined));
+    const first = await page.locator("table.runs tbody tr td:first-child").allTextContents();
+    await page.getByRole("button", { name: "Next →" }).click();
+    await until("the second page", async () => ((await page.locator("table.runs tbody tr").count()) === 5 ? true : undefined));
+    const second = await page.locator("table.runs tbody tr td:first-child").allTextContents();
+    assert.deepEqual([...first, ...second].sort(), Array.from({ length: 55 }, (_, i) => `ui-page-${String(i).padStart(2, "0")}`));
+    assert.match(page.url(), /page=/);
+    assert.ok(await page.getByRole("button", { name: "Next →" }).isDisabled());
+    // The link opens the same page.
+    await page.goto(page.url());
+    await until("the second page again", async () => ((await page.locator("table.runs tbody tr").count()) === 5 ? true : undefined));
+    await open("namespaces/default/workflows?id=ui-page-");
+    await page.getByRole("button", { name: "Next →" }).click();
+    await until("the second page", async () => ((await page.locator("table.runs tbody tr").count()) === 5 ? true : undefined));
+    await page.getByRole("button", { name: "← Previous" }).click();
+    await until("the first page again", async () => ((await page.locator("table.runs tbody tr").count()) === 50 ? true : undefined));
+    assert.deepEqual(await page.locator("table.runs tbody tr td:first-child").allTextContents(), first);
+    await Promise.all(Array.from({ length: 55 }, (_, i) => rest(address, "POST", `/namespaces/default/workflows/ui-page-${String(i).padStart(2, "0")}/terminate`, { reason: "cleanup" })));
   });
 
   test("a completed run: summary with its result, grouped history, events and timeline", async () => {
@@ -102,6 +134,9 @@ describe("web UI", () => {
     await page.getByRole("heading", { name: "Result" }).waitFor();
     assert.match((await page.locator("#view-summary").textContent()) ?? "", /Hello, reader 1!/);
     await screenshot(page, "run-summary");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot(page, "run-summary-dark");
+    await page.emulateMedia({ colorScheme: "light" });
     await page.locator('[data-tab="history"]').click();
     const activity = page.locator("table.history tr.k-activity");
     await activity.first().waitFor();

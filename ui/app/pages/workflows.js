@@ -124,13 +124,23 @@ export async function workflowsPage(ctx) {
     );
     const prev = h("button", { type: "button", disabled: tokens.length === 0 }, "← Previous");
     const next = h("button", { type: "button", disabled: !list.next_page_token }, "Next →");
+    /** Keeps the page's token in the URL, so a link opens this page. */
+    const remember = () => {
+      const params = new URLSearchParams(location.search);
+      if (token) params.set("page", token);
+      else params.delete("page");
+      const s = params.toString();
+      navigate(`${nsPath(ns)}/workflows${s ? `?${s}` : ""}`, { replace: true, render: false });
+    };
     prev.addEventListener("click", () => {
       token = tokens.pop() || undefined;
+      remember();
       void loadPage();
     });
     next.addEventListener("click", () => {
       tokens.push(token ?? "");
       token = list.next_page_token;
+      remember();
       void loadPage();
     });
     mount(pager, prev, h("span", { class: "muted" }, `page ${tokens.length + 1}`), next);
