@@ -29,7 +29,9 @@ export function timeline(all, options) {
   const t0 = Math.min(...all.map((i) => i.start));
   const t1 = Math.max(t0 + 1, ...all.map((i) => i.end ?? options.now));
   const scroller = h("div", { class: "timeline", tabindex: "0", role: "img", "aria-label": `Timeline of ${items.length} activities, timers, children and updates` });
-  const spacer = h("div", { style: `height:${AXIS + items.length * ROW}px` });
+  const spacer = h("div", {});
+  // Through CSSOM: the UI's Content-Security-Policy refuses style attributes.
+  spacer.style.height = `${AXIS + items.length * ROW}px`;
   const canvas = h("canvas", {});
   const tip = h("div", { class: "tip", hidden: true });
   scroller.append(canvas, spacer, tip);
@@ -72,6 +74,11 @@ export function timeline(all, options) {
       g.fillText(`+${duration(t - t0)}`, px + (k === 4 ? -2 : 2), AXIS / 2);
     }
     g.textAlign = "left";
+    // Rows scroll under the axis, never over it.
+    g.save();
+    g.beginPath();
+    g.rect(0, AXIS, width, height - AXIS);
+    g.clip();
     const firstRow = Math.floor(scroller.scrollTop / ROW);
     const rows = Math.ceil((height - AXIS) / ROW) + 1;
     for (let r = firstRow; r < Math.min(items.length, firstRow + rows); r++) {
@@ -89,6 +96,7 @@ export function timeline(all, options) {
       g.fillRect(a, y + 5, b - a, ROW - 10);
       g.globalAlpha = 1;
     }
+    g.restore();
   };
   const schedule = () => {
     if (!frame) frame = requestAnimationFrame(draw);

@@ -41,13 +41,20 @@ export async function browser() {
     const u = new URL(r.url());
     if (u.hostname !== "127.0.0.1" && u.protocol !== "blob:" && u.protocol !== "data:") external.push(r.url());
   });
-  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  /** @type {string[]} */
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    // The UI logs nothing; a refused style or script shows up here.
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   return {
     page,
     close: async () => {
       await context.close();
       await rm(profile, { recursive: true, force: true });
       if (external.length) throw new Error(`the UI made requests off the server: ${external.join(", ")}`);
+      if (errors.length) throw new Error(`the UI's page reported errors:\n${errors.join("\n")}`);
     },
   };
 }

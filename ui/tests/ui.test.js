@@ -384,13 +384,14 @@ describe("web UI", () => {
     const timelineRender = await page.locator("#view-timeline").getAttribute("data-render-ms");
     console.log(`timeline: 2500 timers shown ${timelineMs} ms after the click (rendering ${timelineRender} ms)`);
     // Scrolled half-way, the rows in view are drawn (on the next frame).
-    await page.locator(".timeline").evaluate(
+    const scrolled = await page.locator(".timeline").evaluate(
       (el) =>
         new Promise((resolve) => {
           el.scrollTop = el.scrollHeight / 2;
           requestAnimationFrame(() => requestAnimationFrame(() => resolve(el.scrollTop)));
         }),
     );
+    assert.ok(Number(scrolled) > 2500 * 22 * 0.4, `scrolled to ${scrolled}`);
     await screenshot(page, "timeline-5000-events");
   });
 });
