@@ -28,7 +28,7 @@ export function quote(s) {
  * @param {string} q
  * @returns {{ where: string, order: string }}
  */
-export function splitOrder(q) {
+function splitOrder(q) {
   /** @type {string | null} */
   let inQuote = null;
   for (let i = 0; i < q.length; i++) {

@@ -7,6 +7,7 @@ import { call, enc, qs } from "../api.js";
 import { openDialog } from "../dialogs.js";
 import { h, mount, notify, table, time } from "../dom.js";
 import { link, navigate, nsPath } from "../nav.js";
+import { quote } from "../query.js";
 
 /** @typedef {import("../../../sdk-ts/src/generated/openapi.ts").Endpoint} Endpoint */
 /** @typedef {import("../../../sdk-ts/src/generated/openapi.ts").EndpointVersionList} EndpointVersionList */
@@ -39,7 +40,7 @@ function queueSection(ns, v, endpoints, reload) {
   const registered = v.versions.filter((x) => x.registered).map((x) => x.version);
   const rows = v.versions.map((ver) => {
     const ep = endpoints.find((e) => e.version === ver.version);
-    const runsQuery = `TaskQueue = '${q.replace(/'/g, "\\'")}' AND BatonPinnedVersion = '${ver.version.replace(/'/g, "\\'")}' AND ExecutionStatus = 'Running'`;
+    const runsQuery = `TaskQueue = ${quote(q)} AND BatonPinnedVersion = ${quote(ver.version)} AND ExecutionStatus = 'Running'`;
     const promote = h("button", { type: "button", disabled: ver.is_current || !ver.registered }, "Promote");
     promote.addEventListener("click", async () => {
       const ok = await openDialog({

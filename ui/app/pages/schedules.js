@@ -48,14 +48,32 @@ function calendarInWords(c) {
 }
 
 /**
+ * `"3600s"` as "hour", `"900s"` as "15 minutes" (the API writes durations
+ * in seconds); anything else as written.
+ * @param {string} d
+ */
+function everyInWords(d) {
+  const m = /^(\d+(?:\.\d+)?)s$/.exec(d);
+  if (!m) return d;
+  const secs = Number(m[1]);
+  for (const [unit, size] of /** @type {const} */ ([["day", 86400], ["hour", 3600], ["minute", 60]])) {
+    if (secs >= size && secs % size === 0) {
+      const n = secs / size;
+      return n === 1 ? unit : `${n} ${unit}s`;
+    }
+  }
+  return secs === 1 ? "second" : `${secs} seconds`;
+}
+
+/**
  * A schedule spec in words.
  * @param {ScheduleSpec} spec
  */
-export function specInWords(spec) {
+function specInWords(spec) {
   const parts = [];
   for (const cron of spec.cron_expressions ?? []) parts.push(`cron “${cron}”`);
   for (const c of spec.calendars ?? []) parts.push(calendarInWords(c));
-  for (const i of spec.intervals ?? []) parts.push(`every ${i.every}${i.offset ? ` (offset ${i.offset})` : ""}`);
+  for (const i of spec.intervals ?? []) parts.push(`every ${everyInWords(i.every)}${i.offset ? ` (offset ${everyInWords(i.offset)})` : ""}`);
   let s = parts.length ? parts.join("; ") : "never (no times)";
   for (const c of spec.exclude_calendars ?? []) s += `; except ${calendarInWords(c)}`;
   if (spec.time_zone) s += `, in ${spec.time_zone}`;
@@ -167,7 +185,7 @@ export async function schedulePage(ctx) {
       h(
         "tbody",
         {},
-        h("tr", {}, h("th", {}, "Starts"), h("td", {}, `${action.workflow_type} on ${action.task_queue}, workflow id ${action.workflow_id} with the action time appended`)),
+        h("tr", {}, h("th", {}, "Starts"), h("td", {}, `${action.workflow_type} on ${action.task_queue}, as ${action.workflow_id}-<action time>`)),
         h("tr", {}, h("th", {}, "Overlap policy"), h("td", {}, d.schedule.policies?.overlap_policy ?? "SKIP")),
         h("tr", {}, h("th", {}, "Actions taken"), h("td", {}, d.info.action_count)),
         h("tr", {}, h("th", {}, "Skipped (overlap, missed)"), h("td", {}, `${d.info.overlap_skipped}, ${d.info.missed_catchup_window}`)),

@@ -80,7 +80,7 @@ export async function workflowPage(ctx) {
  * A failure with its cause chain.
  * @param {Failure | undefined} failure
  */
-export function failureView(failure) {
+function failureView(failure) {
   const chain = causeChain(failure);
   return h(
     "ol",
