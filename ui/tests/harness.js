@@ -11,6 +11,8 @@ import { chromium } from "playwright-core";
 
 export { Replayer, TestWorkflowEnvironment, serveHandler } from "../../sdk-ts/dist/src/testing.js";
 export { createHandler } from "../../sdk-ts/dist/src/index.js";
+import { until } from "../../sdk-ts/dist/test/e2e_helpers.js";
+export { until };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -85,24 +87,6 @@ export async function rest(address, method, apiPath, body) {
   const text = await r.text();
   if (!r.ok) throw new Error(`${method} ${apiPath}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
-}
-
-/**
- * Polls `fn` until it returns something other than undefined.
- * @template T
- * @param {string} what
- * @param {() => Promise<T | undefined>} fn
- * @param {number} [timeoutMs]
- * @returns {Promise<T>}
- */
-export async function until(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**

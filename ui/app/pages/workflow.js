@@ -55,8 +55,8 @@ export async function workflowPage(ctx) {
     { class: "actions", role: "toolbar", "aria-label": "Actions" },
     act("Signal", () => void signalDialog(base, runId, reload)),
     act("Update", () => void updateDialog(base, runId, reload)),
-    act("Cancel", () => void cancelDialog(base, runId, reload), true),
-    act("Terminate", () => void terminateDialog(base, runId, reload), true),
+    act("Cancel", () => void closeDialog("cancel", base, runId, reload), true),
+    act("Terminate", () => void closeDialog("terminate", base, runId, reload), true),
     act("Reset", () => void resetDialog(ns, workflowId, base, runId, events), true),
     download,
   );
@@ -362,38 +362,30 @@ async function updateDialog(base, runId, done) {
   }
 }
 
-/** @param {string} base @param {string} runId @param {() => void} done */
-async function cancelDialog(base, runId, done) {
-  const ok = await openDialog({
-    title: "Request cancellation",
-    text: "The workflow is asked to cancel; it decides how to close.",
-    confirm: "Request cancellation",
-    danger: true,
-    fields: [{ name: "reason", label: "Reason", required: true }],
-    action: async (v) => {
-      await call("POST", `${base}/cancel`, { run_id: runId, reason: v.reason ?? "", identity: "baton-ui" });
-    },
-  });
-  if (ok) {
-    notify("Cancellation requested.");
-    done();
-  }
-}
+/** What the reason-only actions say and call. */
+const CLOSERS = {
+  cancel: { title: "Request cancellation", text: "The workflow is asked to cancel; it decides how to close.", confirm: "Request cancellation", done: "Cancellation requested." },
+  terminate: { title: "Terminate the run", text: "The run closes at once; its workflow code gets no say.", confirm: "Terminate", done: "Run terminated." },
+};
 
-/** @param {string} base @param {string} runId @param {() => void} done */
-async function terminateDialog(base, runId, done) {
+/**
+ * Cancel or terminate, with a reason.
+ * @param {keyof typeof CLOSERS} action @param {string} base @param {string} runId @param {() => void} done
+ */
+async function closeDialog(action, base, runId, done) {
+  const words = CLOSERS[action];
   const ok = await openDialog({
-    title: "Terminate the run",
-    text: "The run closes at once; its workflow code gets no say.",
-    confirm: "Terminate",
+    title: words.title,
+    text: words.text,
+    confirm: words.confirm,
     danger: true,
     fields: [{ name: "reason", label: "Reason", required: true }],
     action: async (v) => {
-      await call("POST", `${base}/terminate`, { run_id: runId, reason: v.reason ?? "", identity: "baton-ui" });
+      await call("POST", `${base}/${action}`, { run_id: runId, reason: v.reason ?? "", identity: "baton-ui" });
     },
   });
   if (ok) {
-    notify("Run terminated.");
+    notify(words.done);
     done();
   }
 }
