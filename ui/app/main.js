@@ -14,6 +14,7 @@ import { BASE, link, navigate, nsPath, setRenderer } from "./nav.js";
 let current = undefined;
 
 const main = /** @type {HTMLElement} */ (document.getElementById("app"));
+const notice = h("div", { id: "notice", class: "notice", role: "status" });
 
 async function showLogin(message = "") {
   current?.abort();
@@ -103,7 +104,10 @@ export async function render() {
   const ns = parts[1] ?? "default";
   const section = parts[2] ?? "workflows";
   const root = h("main", { id: "page" });
-  mount(main, header(ns, section), h("div", { id: "notice", class: "notice", role: "status" }), root);
+  // The notice line outlives a re-render (an action's message shows on the
+  // page it reloads); an error from the page before does not.
+  if (notice.classList.contains("error")) mount(notice);
+  mount(main, header(ns, section), notice, root);
   /** @type {import("./nav.js").PageContext} */
   const ctx = { root, ns, params: parts.slice(3), query: new URLSearchParams(location.search), signal: controller.signal };
   try {

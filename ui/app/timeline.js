@@ -1,7 +1,8 @@
 // The timeline: a Gantt chart of a run's activities, timers, child
 // workflows and updates on one canvas. Only the rows in view are drawn (the
 // scroll area holds a spacer as tall as all rows), so thousands of items
-// stay fast. Hovering a row names it; clicking selects it.
+// stay fast. Hovering a row names it; clicking selects it; with the
+// keyboard, the arrows move a cursor over the rows and Enter selects.
 
 import { duration, h } from "./dom.js";
 
@@ -38,6 +39,8 @@ export function timeline(all, options) {
   if (items.length === 0) return h("p", { class: "muted" }, "No activities, timers, child workflows or updates in this history.");
 
   let frame = 0;
+  /** The keyboard's row, or -1. */
+  let cursor = -1;
   const draw = () => {
     frame = 0;
     const width = scroller.clientWidth;
@@ -86,6 +89,10 @@ export function timeline(all, options) {
       if (!item) continue;
       const y = AXIS + (r - firstRow) * ROW - (scroller.scrollTop % ROW);
       if (y < AXIS - ROW) continue;
+      if (r === cursor) {
+        g.fillStyle = colour("--line");
+        g.fillRect(0, y, width, ROW);
+      }
       g.fillStyle = colour("--fg");
       const label = `${item.kind} ${item.name}${item.attempts > 1 ? ` ×${item.attempts}` : ""}`;
       g.fillText(label.length > 34 ? `${label.slice(0, 33)}…` : label, 6, y + ROW / 2, LABEL - 10);
@@ -126,6 +133,23 @@ export function timeline(all, options) {
   scroller.addEventListener("click", (e) => {
     const item = rowAt(e);
     if (item) options.onSelect(item);
+  });
+  scroller.addEventListener("keydown", (e) => {
+    const step = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, Home: -items.length, End: items.length }[e.key];
+    if (step !== undefined) {
+      e.preventDefault();
+      cursor = Math.max(0, Math.min(items.length - 1, (cursor < 0 ? 0 : cursor) + (cursor < 0 ? 0 : step)));
+      const top = cursor * ROW;
+      const view = scroller.clientHeight - AXIS;
+      if (top < scroller.scrollTop) scroller.scrollTop = top;
+      else if (top + ROW > scroller.scrollTop + view) scroller.scrollTop = top + ROW - view;
+      const item = items[cursor];
+      if (item) scroller.setAttribute("aria-label", `Timeline row ${cursor + 1} of ${items.length}: ${item.kind} ${item.name}, ${item.state}`);
+      schedule();
+    } else if (e.key === "Enter" && cursor >= 0) {
+      const item = items[cursor];
+      if (item) options.onSelect(item);
+    }
   });
   scroller.dataset.rows = String(items.length);
   schedule();

@@ -149,6 +149,11 @@ describe("web UI", () => {
     await page.locator('[data-tab="timeline"]').click();
     await page.locator(".timeline").waitFor();
     assert.equal(await page.locator(".timeline").getAttribute("data-rows"), "1");
+    // Keyboard: focus the chart, move to the row, select it.
+    await page.locator(".timeline").focus();
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "activity greet: Completed" }).waitFor();
     await screenshot(page, "run-timeline");
 
     // The downloaded history is what the SDK's replayer takes.
@@ -233,6 +238,30 @@ describe("web UI", () => {
     assert.equal(last.event_type, "WorkflowExecutionTerminated");
     assert.equal(last.attributes.reason, "tested from the browser");
     await page.locator(".badge.s-terminated").first().waitFor();
+  });
+
+  test("an update and a cancellation from the UI", async () => {
+    await env.client.workflow.start(Approval, { workflowId: "ui-cancel", taskQueue: QUEUE });
+    await open("namespaces/default/workflows/ui-cancel");
+    await page.getByRole("button", { name: "Update" }).click();
+    await page.locator("#f-name").fill("note");
+    await page.locator("#f-args").fill('"from the browser"');
+    await page.getByRole("button", { name: "Send update" }).click();
+    await page.getByText('Update completed: "noted from the browser"').waitFor();
+    const history = await rest(address, "GET", "/namespaces/default/workflows/ui-cancel/history");
+    const completed = history.events.find((/** @type {any} */ e) => e.event_type === "WorkflowExecutionUpdateCompleted");
+    assert.equal(completed?.attributes.result, "noted from the browser");
+
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.locator("#f-reason").fill("no longer needed");
+    await page.getByRole("dialog").getByRole("button", { name: "Request cancellation" }).click();
+    await statusIs(address, "ui-cancel", "CANCELED");
+    const after = await rest(address, "GET", "/namespaces/default/workflows/ui-cancel/history");
+    const requested = after.events.find((/** @type {any} */ e) => e.event_type === "WorkflowExecutionCancelRequested");
+    assert.equal(requested?.attributes.cause, "no longer needed");
+    // The grouped history shows the update as one row.
+    await open("namespaces/default/workflows/ui-cancel?tab=history");
+    assert.match((await page.locator("table.history tr.k-update").textContent()) ?? "", /update note\s*Completed/);
   });
 
   test("reset from the UI starts a new run from the chosen event", async () => {
@@ -355,6 +384,15 @@ describe("web UI", () => {
     const d = await rest(address, "GET", "/namespaces/default/schedules/ui-hourly");
     assert.equal(d.schedule.state.paused, true);
     assert.equal(d.schedule.state.note, "maintenance window");
+    // A trigger runs the action now, paused or not; the last actions list it.
+    await page.getByRole("button", { name: "Trigger now" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Trigger" }).click();
+    const taken = await until("the triggered action", async () => {
+      const s = await rest(address, "GET", "/namespaces/default/schedules/ui-hourly");
+      return s.info.recent_actions.length === 1 ? s.info.recent_actions[0] : undefined;
+    });
+    await open("namespaces/default/schedules/ui-hourly");
+    await page.getByRole("table", { name: "Recent actions" }).getByRole("link", { name: taken.workflow_id }).waitFor();
   });
 
   test("a 5,000-event history renders in the event table and the timeline", async () => {

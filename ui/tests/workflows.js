@@ -2,7 +2,7 @@
 // TypeScript SDK (its built output) and served by its handler.
 
 import { Context } from "../../sdk-ts/dist/src/activity.js";
-import { condition, defineQuery, defineSignal, executeChild, proxyActivities, setHandler, sleep } from "../../sdk-ts/dist/src/workflow.js";
+import { condition, defineQuery, defineSignal, defineUpdate, executeChild, proxyActivities, setHandler, sleep } from "../../sdk-ts/dist/src/workflow.js";
 
 export const activities = {
   /** @param {string} name */
@@ -41,15 +41,22 @@ export async function Parent() {
 
 const approve = /** @type {import("../../sdk-ts/dist/src/workflow.js").SignalDefinition<[string]>} */ (defineSignal("approve"));
 const status = /** @type {import("../../sdk-ts/dist/src/workflow.js").QueryDefinition<string>} */ (defineQuery("status"));
+const note = /** @type {import("../../sdk-ts/dist/src/workflow.js").UpdateDefinition<string, [string]>} */ (defineUpdate("note"));
 
-/** Waits for an `approve` signal, then greets the approver. */
+/** Waits for an `approve` signal, then greets the approver; a `note` update is answered meanwhile. */
 export async function Approval() {
   /** @type {string | undefined} */
   let by = undefined;
+  /** @type {string[]} */
+  const notes = [];
   setHandler(approve, (who) => {
     by = who;
   });
-  setHandler(status, () => by ?? "waiting");
+  setHandler(status, () => by ?? `waiting${notes.length ? ` (${notes.join(", ")})` : ""}`);
+  setHandler(note, (text) => {
+    notes.push(text);
+    return `noted ${text}`;
+  });
   await condition(() => by !== undefined);
   return greet(by ?? "");
 }
