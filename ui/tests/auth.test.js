@@ -4,18 +4,18 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { TestWorkflowEnvironment, browser, screenshot } from "./harness.js";
+import { browser, devServer, screenshot } from "./harness.js";
 
 const KEY = "ui-test-key-0123456789";
 
 describe("web UI login", () => {
-  /** @type {import("../../sdk-ts/dist/src/testing.js").TestWorkflowEnvironment} */
+  /** @type {Awaited<ReturnType<typeof devServer>>} */
   let env;
   /** @type {Awaited<ReturnType<typeof browser>>} */
   let b;
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createLocal({ args: ["--api-key", KEY] });
+    env = await devServer({ args: ["--api-key", KEY] });
     b = await browser();
   });
 

@@ -1,15 +1,19 @@
-// What the browser tests share: a real `baton dev` (BATON_BINARY, through
-// the TypeScript SDK's test environment), real SDK handlers on loopback,
+// What the browser tests share: a real `baton dev` (BATON_BINARY) on a
+// free loopback port and a throwaway SQLite file, real SDK handlers on loopback,
 // Debian's chromium driven by playwright-core with a fresh profile, the
 // REST calls the tests check effects with, and screenshots.
 
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-export { Replayer, TestWorkflowEnvironment, serveHandler } from "../../sdk-ts/dist/src/testing.js";
+import { Client, Connection } from "../../sdk-ts/dist/src/client.js";
+import { findBatonBinary } from "../../sdk-ts/dist/src/testing.js";
+export { Replayer, serveHandler } from "../../sdk-ts/dist/src/testing.js";
 export { createHandler } from "../../sdk-ts/dist/src/index.js";
 import { until } from "../../sdk-ts/dist/test/e2e_helpers.js";
 export { until };
@@ -20,6 +24,74 @@ export const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /** Where screenshots go: $BATON_ARTIFACTS_DIR, default target/ui-screenshots. */
 export const ARTIFACTS = process.env.BATON_ARTIFACTS_DIR ?? path.join(root, "target", "ui-screenshots");
+
+/** @returns {Promise<number>} */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A `baton dev` of this build on a free port, its database a SQLite file
+ * in a fresh temporary folder (as a developer runs it; the browser aborts
+ * requests when it navigates, which an in-memory database does not
+ * survive), with an SDK client.
+ * @param {{ timeSkipping?: boolean, args?: string[] }} [options]
+ */
+export async function devServer(options = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), "baton-ui-dev-"));
+  const port = await freePort();
+  const address = `http://127.0.0.1:${port}`;
+  const args = ["dev", "--db", path.join(dir, "baton.db"), "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])];
+  if (options.timeSkipping) args.push("--time-skipping");
+  const child = spawn(findBatonBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (/** @type {Buffer} */ c) => {
+    stderr = (stderr + c.toString()).slice(-4000);
+  });
+  await until(
+    "baton dev to answer",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`baton dev exited with ${child.exitCode}: ${stderr}`);
+      const r = await fetch(`${address}/readyz`).catch(() => undefined);
+      return r?.ok ? true : undefined;
+    },
+    20_000,
+  );
+  const client = new Client({ connection: await Connection.connect({ address }) });
+  return {
+    address,
+    client,
+    /**
+     * Registers `url` as the endpoint of `taskQueue` (as `version`, if given).
+     * @param {string} taskQueue @param {string} url @param {string} secret @param {{ version?: string }} [o]
+     */
+    registerEndpoint: (taskQueue, url, secret, o = {}) =>
+      rest(address, "POST", "/namespaces/default/endpoints", { task_queue: taskQueue, url, secrets: [secret], ...(o.version ? { version: o.version } : {}) }),
+    /** @param {string} duration moves the server's clock forward */
+    skipTime: (duration) => rest(address, "POST", "/dev/time/skip", { duration }),
+    async teardown() {
+      if (child.exitCode === null) {
+        await new Promise((resolve) => {
+          const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+          child.once("exit", () => {
+            clearTimeout(t);
+            resolve(undefined);
+          });
+          child.kill("SIGTERM");
+        });
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** The chromium binary: $BATON_CHROMIUM, else Debian's. */
 const CHROMIUM = process.env.BATON_CHROMIUM ?? "/usr/bin/chromium";

@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { Replayer, SECRET, TestWorkflowEnvironment, browser, createHandler, rest, screenshot, serveHandler, statusIs, until } from "./harness.js";
+import { Replayer, SECRET, browser, devServer, createHandler, rest, screenshot, serveHandler, statusIs, until } from "./harness.js";
 import { Approval, Greeting, Many, Parent, Payment, Sleeper, activities, workflows } from "./workflows.js";
 
 const QUEUE = "ui-main";
 
 describe("web UI", () => {
-  /** @type {import("../../sdk-ts/dist/src/testing.js").TestWorkflowEnvironment} */
+  /** @type {Awaited<ReturnType<typeof devServer>>} */
   let env;
   /** @type {import("../../sdk-ts/dist/src/testing.js").ServedHandler} */
   let served;
@@ -30,7 +30,7 @@ describe("web UI", () => {
   };
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping();
+    env = await devServer({ timeSkipping: true });
     address = env.address;
     served = await serveHandler(createHandler({ workflows, activities, signingSecret: SECRET, serverUrl: address }));
     await env.registerEndpoint(QUEUE, served.url, SECRET);
