@@ -134,7 +134,7 @@ if [ -d ui ]; then
     echo "BATON_CHROMIUM=$BATON_CHROMIUM"
     (cd ui && npm ci --no-audit --no-fund && npm run typecheck)
     section "ui: browser tests"
-    [ -f sdk-ts/dist/src/testing.js ] || (cd sdk-ts && npm ci --no-audit --no-fund && npm run build)
+    [ -f sdk-ts/dist/test/e2e_helpers.js ] || (cd sdk-ts && npm ci --no-audit --no-fund && npm run build)
     export BATON_ARTIFACTS_DIR="${BATON_ARTIFACTS_DIR:-${CARGO_TARGET_DIR:-$root/target}/ui-screenshots}"
     (cd ui && npm test)
     echo "screenshots in $BATON_ARTIFACTS_DIR"

@@ -26,6 +26,30 @@
 const at = (e) => Date.parse(e.event_time);
 
 /**
+ * The events that close an item: the attribute naming the item's first
+ * event, and the item's state after them. A closing event's `result` and
+ * `failure` become the item's.
+ * @type {Record<string, [string, string]>}
+ */
+const CLOSES = {
+  ActivityTaskCompleted: ["scheduled_event_id", "Completed"],
+  ActivityTaskFailed: ["scheduled_event_id", "Failed"],
+  ActivityTaskTimedOut: ["scheduled_event_id", "TimedOut"],
+  ActivityTaskCanceled: ["scheduled_event_id", "Canceled"],
+  TimerFired: ["started_event_id", "Fired"],
+  TimerCanceled: ["started_event_id", "Canceled"],
+  StartChildWorkflowExecutionFailed: ["initiated_event_id", "StartFailed"],
+  ChildWorkflowExecutionCompleted: ["initiated_event_id", "Completed"],
+  ChildWorkflowExecutionFailed: ["initiated_event_id", "Failed"],
+  ChildWorkflowExecutionCanceled: ["initiated_event_id", "Canceled"],
+  ChildWorkflowExecutionTimedOut: ["initiated_event_id", "TimedOut"],
+  ChildWorkflowExecutionTerminated: ["initiated_event_id", "Terminated"],
+  WorkflowTaskCompleted: ["scheduled_event_id", "Completed"],
+  WorkflowTaskFailed: ["scheduled_event_id", "Failed"],
+  WorkflowTaskTimedOut: ["scheduled_event_id", "TimedOut"],
+};
+
+/**
  * @param {Event[]} events
  * @returns {Item[]} in the order of each item's first event
  */
@@ -75,29 +99,11 @@ export function group(events) {
         if (e.attributes.last_failure) item.failure = e.attributes.last_failure;
         break;
       }
-      case "ActivityTaskCompleted":
-        join(e.attributes.scheduled_event_id, e, "Completed").detail = e.attributes.result;
-        break;
-      case "ActivityTaskFailed":
-        join(e.attributes.scheduled_event_id, e, "Failed").failure = e.attributes.failure;
-        break;
-      case "ActivityTaskTimedOut":
-        join(e.attributes.scheduled_event_id, e, "TimedOut").failure = e.attributes.failure;
-        break;
       case "ActivityTaskCancelRequested":
         join(e.attributes.scheduled_event_id, e, undefined).state = "CancelRequested";
         break;
-      case "ActivityTaskCanceled":
-        join(e.attributes.scheduled_event_id, e, "Canceled");
-        break;
       case "TimerStarted":
         open.set(e.event_id, add("timer", e.attributes.timer_id, e, e.attributes.start_to_fire_timeout));
-        break;
-      case "TimerFired":
-        join(e.attributes.started_event_id, e, "Fired");
-        break;
-      case "TimerCanceled":
-        join(e.attributes.started_event_id, e, "Canceled");
         break;
       case "StartChildWorkflowExecutionInitiated": {
         const item = add("child", e.attributes.workflow_type, e, e.attributes.input);
@@ -105,46 +111,17 @@ export function group(events) {
         open.set(e.event_id, item);
         break;
       }
-      case "StartChildWorkflowExecutionFailed":
-        join(e.attributes.initiated_event_id, e, "StartFailed");
-        break;
       case "ChildWorkflowExecutionStarted": {
         const item = join(e.attributes.initiated_event_id, e, undefined);
         item.state = "Running";
         item.child = { ...e.attributes.workflow_execution };
         break;
       }
-      case "ChildWorkflowExecutionCompleted":
-        join(e.attributes.initiated_event_id, e, "Completed").detail = e.attributes.result;
-        break;
-      case "ChildWorkflowExecutionFailed":
-        join(e.attributes.initiated_event_id, e, "Failed").failure = e.attributes.failure;
-        break;
-      case "ChildWorkflowExecutionCanceled":
-        join(e.attributes.initiated_event_id, e, "Canceled");
-        break;
-      case "ChildWorkflowExecutionTimedOut":
-        join(e.attributes.initiated_event_id, e, "TimedOut");
-        break;
-      case "ChildWorkflowExecutionTerminated":
-        join(e.attributes.initiated_event_id, e, "Terminated");
-        break;
       case "WorkflowTaskScheduled":
         open.set(e.event_id, add("workflow-task", "Workflow task", e, undefined));
         break;
       case "WorkflowTaskStarted":
         join(e.attributes.scheduled_event_id, e, undefined).attempts++;
-        break;
-      case "WorkflowTaskCompleted":
-        join(e.attributes.scheduled_event_id, e, "Completed");
-        break;
-      case "WorkflowTaskFailed": {
-        const item = join(e.attributes.scheduled_event_id, e, "Failed");
-        item.failure = e.attributes.failure;
-        break;
-      }
-      case "WorkflowTaskTimedOut":
-        join(e.attributes.scheduled_event_id, e, "TimedOut");
         break;
       case "WorkflowExecutionUpdateAdmitted": {
         const item = add("update", e.attributes.update_name, e, e.attributes.input);
@@ -168,8 +145,18 @@ export function group(events) {
         }
         break;
       }
-      default:
-        add("event", e.event_type, e, e.attributes);
+      default: {
+        const closes = CLOSES[e.event_type];
+        if (!closes) {
+          add("event", e.event_type, e, e.attributes);
+          break;
+        }
+        /** @type {Record<string, any>} */
+        const attrs = e.attributes;
+        const item = join(Number(attrs[closes[0]]), e, closes[1]);
+        if ("result" in attrs) item.detail = attrs.result;
+        if (attrs.failure) item.failure = attrs.failure;
+      }
     }
   }
   return items;
