@@ -370,6 +370,7 @@ fn options() -> Options {
         },
         timers: claim,
         time_skipping: false,
+        ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
     }
 }

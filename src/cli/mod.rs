@@ -118,6 +118,9 @@ struct NodeArgs {
     /// a node keeps in memory does not grow with the number of open runs.
     #[arg(long, env = "BATON_RUN_CACHE_MB", default_value_t = 64)]
     run_cache_mb: usize,
+    /// Do not serve the web UI at `/ui/`.
+    #[arg(long)]
+    no_ui: bool,
 }
 
 #[derive(Args)]
@@ -173,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             options.time_skipping = args.time_skipping;
             options.default_retention = duration(args.default_namespace_retention);
             let running = server::start(options).await?;
-            print_dev_banner(running.addr, &args.db);
+            print_dev_banner(running.addr, &args.db, !args.node.no_ui);
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
@@ -249,6 +252,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         },
         timers: claim,
         time_skipping: false,
+        ui: !node.no_ui,
         default_retention: crate::store::DEFAULT_RETENTION,
     })
 }
@@ -268,10 +272,15 @@ async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_dev_banner(addr: SocketAddr, db: &str) {
+fn print_dev_banner(addr: SocketAddr, db: &str, ui: bool) {
+    let ui = if ui {
+        format!("Web UI: http://{addr}{}\n", crate::ui::PREFIX)
+    } else {
+        String::new()
+    };
     println!(
         "Baton dev server listening on http://{addr} (database: {db})
-
+{ui}
 Register your handler for a task queue:
   baton endpoint register --task-queue my-queue --url http://127.0.0.1:8000/ --secret whsec_...
 

@@ -1,5 +1,6 @@
 //! The composition root: opens the store, builds `apply`, the dispatcher,
-//! the timer, transfer and schedule services and the API router, runs them until shutdown and
+//! the timer, transfer and schedule services, the API router and (unless
+//! turned off) the web UI's routes, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 //! `connection` is the HTTP listener, `framing` the request framing its
@@ -36,6 +37,8 @@ pub struct Options {
     pub timers: claim::Options,
     /// Serve `/api/v1/dev/time…` and let it move this node's clock.
     pub time_skipping: bool,
+    /// Serve the web UI at `/ui/` (`crate::ui`).
+    pub ui: bool,
     /// The `default` namespace's retention if this node creates it.
     pub default_retention: Duration,
 }
@@ -122,7 +125,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         }),
         time_skipping: skipping,
     };
-    let router = api::router(state);
+    let mut router = api::router(state);
+    if options.ui {
+        router = router.merge(crate::ui::router());
+    }
     let mut tasks = services.tasks;
     tasks.push(tokio::spawn(connection::serve(
         listener,
@@ -130,6 +136,9 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         shutdown_rx.clone(),
     )));
     tracing::info!(%addr, "baton listening");
+    if options.ui {
+        tracing::info!("web UI at http://{addr}{}", crate::ui::PREFIX);
+    }
     Ok(Running {
         addr,
         shutdown,

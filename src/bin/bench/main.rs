@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         dispatch: dispatch::Options::default(),
         timers: claim::Options::default(),
         time_skipping: false,
+        ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
     };
     let node = server::start(options).await?;
