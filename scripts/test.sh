@@ -7,11 +7,18 @@
 #      plus doctests) for the whole workspace, then schemathesis over the
 #      OpenAPI spec against `baton dev` and `baton serve`
 #      (scripts/schemathesis.sh, a few minutes);
-#   3. the Python SDK (sdk-py/), if present: venv, editable install with the
+#   3. the deployment files under deploy/ (scripts/check-deploy.sh:
+#      hadolint, kubernetes-validate, check-jsonschema, cfn-lint, promtool,
+#      and the example handlers and dashboard against this build);
+#   4. the Python SDK (sdk-py/), if present: venv, editable install with the
 #      dev extra, then ruff / pyright when configured, then pytest;
-#   4. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
+#   5. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
 #      scripts when defined, npm test;
-#   5. the code blocks of README.md, sdk-py/README.md and sdk-ts/README.md
+#   6. the web UI (ui/): npm ci, the JSDoc type check, then its browser
+#      tests in Debian's chromium (scripts/ensure-chromium.sh installs it)
+#      against this build of `baton dev`, screenshots in
+#      BATON_ARTIFACTS_DIR (default target/ui-screenshots);
+#   7. the code blocks of README.md, sdk-py/README.md and sdk-ts/README.md
 #      (scripts/readme_blocks.py).
 # Honours CARGO_TARGET_DIR (cargo's own default otherwise) and
 # BATON_PY_VENV (default sdk-py/.venv).
@@ -66,6 +73,12 @@ echo "BATON_BINARY=$BATON_BINARY"
 section "schemathesis"
 bash scripts/schemathesis.sh
 
+# Every file under deploy/ checked by its own tool, the flags they give the
+# binary against its --help, the Lambda example handlers with real pushes,
+# the Grafana dashboard's metrics against a live node's /metrics.
+section "deploy files"
+bash scripts/check-deploy.sh
+
 if [ -d sdk-py ]; then
     section "sdk-py: install"
     venv="${BATON_PY_VENV:-$root/sdk-py/.venv}"
@@ -119,6 +132,21 @@ if [ -d sdk-ts ]; then
     fi
     section "sdk-ts: lint, typecheck, test"
     (cd sdk-ts && npm run --if-present lint && npm run --if-present typecheck && npm test)
+fi
+
+if [ -d ui ]; then
+    # The browser tests drive the UI the binary embeds, through the TS
+    # SDK's handler (its built output, which the sdk-ts section made).
+    section "ui: install, typecheck"
+    BATON_CHROMIUM="$(bash scripts/ensure-chromium.sh)"
+    export BATON_CHROMIUM
+    echo "BATON_CHROMIUM=$BATON_CHROMIUM"
+    (cd ui && npm ci --no-audit --no-fund && npm run typecheck)
+    section "ui: browser tests"
+    [ -f sdk-ts/dist/test/e2e_helpers.js ] || (cd sdk-ts && npm ci --no-audit --no-fund && npm run build)
+    export BATON_ARTIFACTS_DIR="${BATON_ARTIFACTS_DIR:-${CARGO_TARGET_DIR:-$root/target}/ui-screenshots}"
+    (cd ui && npm test)
+    echo "screenshots in $BATON_ARTIFACTS_DIR"
 fi
 
 if [ -d sdk-py ] && [ -d sdk-ts ]; then

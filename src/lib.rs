@@ -25,4 +25,5 @@ mod telemetry;
 pub mod time;
 pub mod timers;
 pub mod transfer;
+mod ui;
 pub mod visibility;

@@ -1,6 +1,7 @@
 //! The real `baton` binary: client verbs against an in-process node (table
 //! and `--output json`), their error paths (non-zero exit, one `error: …`
-//! line on stderr), `baton dev` as a child process, and `baton migrate`.
+//! line on stderr), `baton dev` as a child process, `baton migrate` and
+//! `baton health`.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -817,6 +818,43 @@ async fn client_sends_the_api_key() {
     server.stop().await;
 }
 
+/// `baton health`, the image's HEALTHCHECK: 200 from `/healthz` or
+/// `/readyz` exits 0 (open even with an API key), anything else or nobody
+/// listening exits 1 with one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_healthz_and_readyz() {
+    let mut options = common::test_options("sqlite::memory:".to_owned());
+    options.api_key = Some("k3y".to_owned());
+    let server = common::spawn_server_with(options).await;
+    let address = format!("http://{}", server.addr);
+    let out = ok(run(command(&["health", "--address", &address])).await);
+    assert_eq!(out, format!("{address}/healthz answered 200\n"));
+    let out = ok(run(command(&["health", "--ready", "--address", &address])).await);
+    assert_eq!(out, format!("{address}/readyz answered 200\n"));
+    let mut cmd = command(&["health", "--ready"]);
+    cmd.env("BATON_ADDRESS", &address);
+    ok(run(cmd).await);
+    // A path under the API is not a probe: the router answers 404.
+    let wrong = format!("{address}/api/v1");
+    failed(
+        run(command(&["health", "--address", &wrong])).await,
+        &format!("{wrong}/healthz answered 404"),
+    );
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    failed(
+        run(command(&[
+            "health",
+            "--timeout",
+            "1s",
+            "--address",
+            &nowhere,
+        ]))
+        .await,
+        &format!("cannot reach the Baton server at {nowhere}"),
+    );
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Running a node.
 
@@ -863,8 +901,23 @@ async fn terminate(mut child: Child) -> String {
 }
 
 fn dev(db: &str, port: u16, dir: &std::path::Path) -> Child {
+    dev_with(
+        &["dev", "--db", db, "--listen", &format!("127.0.0.1:{port}")],
+        dir,
+    )
+}
+
+fn dev_with_retention(db: &str, port: u16, dir: &std::path::Path, retention: &str) -> Child {
     let listen = format!("127.0.0.1:{port}");
-    let mut cmd = command(&["dev", "--db", db, "--listen", &listen]);
+    let args = ["dev", "--db", db, "--listen", &listen];
+    dev_with(
+        &[&args[..], &["--default-namespace-retention", retention]].concat(),
+        dir,
+    )
+}
+
+fn dev_with(args: &[&str], dir: &std::path::Path) -> Child {
+    let mut cmd = command(args);
     cmd.current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -893,6 +946,8 @@ async fn dev_server_prints_its_banner_serves_and_stops_on_sigterm() {
     cmd.env("BATON_ADDRESS", &address);
     let listed = ok_json(run(cmd).await);
     assert_eq!(names(&listed["namespaces"], "name"), ["default"]);
+    // The dev server keeps closed runs a day, as Temporal's does.
+    assert_eq!(listed["namespaces"][0]["retention"], "86400s", "{listed}");
 
     terminate(child).await;
     assert!(
@@ -908,7 +963,7 @@ async fn dev_server_keeps_a_file_database_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let address = |port: u16| format!("http://127.0.0.1:{port}");
     let port = free_port();
-    let mut child = dev("dev.db", port, dir.path());
+    let mut child = dev_with_retention("dev.db", port, dir.path(), "7d");
     read_until(&mut child, "listening on").await;
     let mut cmd = command(&["namespace", "create", "kept", "--address", &address(port)]);
     cmd.current_dir(dir.path());
@@ -929,12 +984,15 @@ async fn dev_server_keeps_a_file_database_across_restarts() {
     ]);
     let listed = ok_json(run(cmd).await);
     assert_eq!(names(&listed["namespaces"], "name"), ["default", "kept"]);
+    // The retention given when `default` was created stays: the flag
+    // only applies to the server that creates it.
+    assert_eq!(listed["namespaces"][0]["retention"], "604800s", "{listed}");
     terminate(child).await;
 }
 
-async fn applied_migrations(url: &str) -> i64 {
+/// One integer `sql` selects from the database at `url`.
+async fn scalar(url: &str, sql: &str) -> i64 {
     use sqlx::Connection as _;
-    let sql = "select count(*) from _sqlx_migrations where success";
     let (n,): (i64,) = if url.starts_with("postgres") {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap()
@@ -945,9 +1003,23 @@ async fn applied_migrations(url: &str) -> i64 {
     n
 }
 
+async fn applied_migrations(url: &str) -> i64 {
+    scalar(url, "select count(*) from _sqlx_migrations where success").await
+}
+
+async fn default_retention_ms(url: &str) -> i64 {
+    scalar(
+        url,
+        "select retention_ms from namespaces where name = 'default'",
+    )
+    .await
+}
+
 async fn migrate_twice(url: &str) {
     let first = ok(run(command(&["migrate", "--database-url", url])).await);
     assert!(first.starts_with("migrations applied to "), "{first}");
+    // A production database's `default` keeps closed runs 30 days.
+    assert_eq!(default_retention_ms(url).await, 30 * 86_400_000);
     let applied = applied_migrations(url).await;
     assert!(applied > 0);
     // Idempotent: a second run succeeds and applies nothing new.

@@ -148,6 +148,7 @@ async fn closed_runs_past_retention_disappear(db: Db) {
     };
     let server = spawn_server_with(baton::server::Options {
         time_skipping: true,
+        default_retention: baton::store::DEFAULT_RETENTION,
         ..test_options(url)
     })
     .await;

@@ -492,9 +492,13 @@ struct Answer {
 }
 
 async fn app() -> Router {
-    let store = baton::server::open_store("sqlite::memory:", &SystemClock)
-        .await
-        .expect("in-memory store");
+    let store = baton::server::open_store(
+        "sqlite::memory:",
+        &SystemClock,
+        baton::store::DEFAULT_RETENTION,
+    )
+    .await
+    .expect("in-memory store");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Nothing drains the pushes: no endpoint is called in these tests.
     let (applier, _pushes) = Applier::new(store, clock, Limits::default(), Default::default());

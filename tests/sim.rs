@@ -372,6 +372,8 @@ fn options() -> Options {
         timers: claim,
         time_skipping: false,
         tls: Default::default(),
+        ui: false,
+        default_retention: baton::store::DEFAULT_RETENTION,
     }
 }
 

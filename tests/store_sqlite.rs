@@ -1,6 +1,6 @@
 //! The store conformance suite on SQLite: a file database in a temporary
 //! directory (WAL, a pool of several connections) and `sqlite::memory:`
-//! (one connection). Always runs; needs nothing outside the process.
+//! (one pooled connection). Always runs; needs nothing outside the process.
 
 use std::sync::Arc;
 
@@ -53,4 +53,30 @@ async fn a_file_database_keeps_its_data() {
     let reopened = migrated(&url).await;
     let got = reopened.get_namespace(&record.name).await.expect("get");
     assert_eq!(got, Some(record));
+}
+
+/// sqlx closes a connection whose query was cancelled mid-way (a client
+/// that hung up) and the pool opens another: an in-memory database must
+/// outlive that, since `baton dev --db :memory:` serves browsers and
+/// SDK test environments that abort requests all the time.
+#[tokio::test]
+async fn a_memory_database_survives_its_connection_being_closed() {
+    let store = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("open SQLite");
+    store.migrate().await.expect("migrate SQLite");
+    let record = baton::store::NamespaceRecord {
+        name: baton::ids::Namespace::from("kept"),
+        description: String::new(),
+        retention: baton::store::DEFAULT_RETENTION,
+        created_at: baton::time::Timestamp(1),
+    };
+    store.create_namespace(&record).await.expect("create");
+    for _ in 0..3 {
+        let conn = store.pool().acquire().await.expect("a connection");
+        // Out of the pool and closed, as a cancelled query's connection is.
+        sqlx::Connection::close(conn.detach()).await.expect("close");
+        let got = store.get_namespace(&record.name).await.expect("get");
+        assert_eq!(got.as_ref(), Some(&record));
+    }
 }

@@ -13,6 +13,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::MoveRuns;
+use crate::dispatch::PushError;
 use crate::engine::MoveToVersion;
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::signing::{self, Secret};
@@ -106,9 +107,35 @@ impl From<Endpoint> for EndpointView {
     }
 }
 
+/// A listed endpoint: the view plus the last push errors this node saw.
+#[derive(Serialize)]
+struct ListedEndpoint {
+    #[serde(flatten)]
+    endpoint: EndpointView,
+    last_push_errors: Vec<PushErrorView>,
+}
+
+#[derive(Serialize)]
+struct PushErrorView {
+    time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    message: String,
+}
+
+impl From<PushError> for PushErrorView {
+    fn from(e: PushError) -> PushErrorView {
+        PushErrorView {
+            time: e.time,
+            status_code: e.status_code,
+            message: e.message,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct EndpointList {
-    endpoints: Vec<EndpointView>,
+    endpoints: Vec<ListedEndpoint>,
 }
 
 async fn register_endpoint(
@@ -180,9 +207,19 @@ async fn list_endpoints(
 ) -> Result<AppJson<EndpointList>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?;
     let endpoints = state.applier.store().list_endpoints(&ns.name).await?;
-    Ok(AppJson(EndpointList {
-        endpoints: endpoints.into_iter().map(Into::into).collect(),
-    }))
+    let endpoints = endpoints
+        .into_iter()
+        .map(|e| ListedEndpoint {
+            last_push_errors: state
+                .querier
+                .push_errors(&e)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            endpoint: e.into(),
+        })
+        .collect();
+    Ok(AppJson(EndpointList { endpoints }))
 }
 
 #[derive(Deserialize)]

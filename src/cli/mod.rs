@@ -1,8 +1,9 @@
-//! The `baton` command: `dev`, `serve` and `migrate` run a node; every other
-//! verb is a client of the REST API. Errors print one line to stderr and
+//! The `baton` command: `dev`, `serve` and `migrate` run a node, `health`
+//! probes one; every other verb is a client of the REST API. Errors print one line to stderr and
 //! exit non-zero.
 
 mod client;
+mod health;
 mod output;
 mod schedules;
 
@@ -37,6 +38,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
+    /// Probe a node's /healthz (or /readyz): exit 0 when it answers 200.
+    Health(health::HealthArgs),
     /// Manage namespaces.
     #[command(subcommand)]
     Namespace(client::NamespaceCmd),
@@ -62,6 +65,11 @@ struct DevArgs {
     /// Let tests move the server's clock forward (`POST /api/v1/dev/time/skip`).
     #[arg(long)]
     time_skipping: bool,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -72,6 +80,11 @@ struct ServeArgs {
     database_url: String,
     #[arg(long, env = "BATON_LISTEN", default_value = "0.0.0.0:7233")]
     listen: SocketAddr,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -107,6 +120,9 @@ struct NodeArgs {
     /// a node keeps in memory does not grow with the number of open runs.
     #[arg(long, env = "BATON_RUN_CACHE_MB", default_value_t = 64)]
     run_cache_mb: usize,
+    /// Do not serve the web UI at `/ui/`.
+    #[arg(long)]
+    no_ui: bool,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// per line, with the trace and span ids of the request or push).
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -128,6 +144,11 @@ struct NodeArgs {
 struct MigrateArgs {
     #[arg(long, env = "BATON_DATABASE_URL")]
     database_url: String,
+    /// Retention of the `default` namespace when this server creates it
+    /// (on first start): how long its closed runs are kept. Later changes
+    /// go through `baton namespace update`.
+    #[arg(long, env = "BATON_DEFAULT_NAMESPACE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    default_namespace_retention: std::time::Duration,
 }
 
 /// How client verbs print.
@@ -166,28 +187,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut options = options(args.listen, url, &args.node)?;
             options.time_skipping = args.time_skipping;
+            options.default_retention = duration(args.default_namespace_retention);
             let scheme = if options.tls.cert_and_key.is_some() {
                 "https"
             } else {
                 "http"
             };
             let running = server::start(options).await?;
-            print_dev_banner(scheme, running.addr, &args.db);
+            print_dev_banner(scheme, running.addr, &args.db, !args.node.no_ui);
             serve_until_signal(running).await
         }
         Cmd::Serve(args) => {
-            let running =
-                server::start(options(args.listen, args.database_url, &args.node)?).await?;
+            let mut options = options(args.listen, args.database_url, &args.node)?;
+            options.default_retention = duration(args.default_namespace_retention);
+            let running = server::start(options).await?;
             serve_until_signal(running).await
         }
         Cmd::Migrate(args) => {
-            server::open_store(&args.database_url, &SystemClock).await?;
+            let retention = duration(args.default_namespace_retention);
+            server::open_store(&args.database_url, &SystemClock, retention).await?;
             println!(
                 "migrations applied to {}",
                 server::redact(&args.database_url)
             );
             Ok(())
         }
+        Cmd::Health(args) => health::health(args).await,
         Cmd::Namespace(cmd) => client::namespace(cmd).await,
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
         Cmd::Workflow(cmd) => client::workflow(*cmd).await,
@@ -240,18 +265,22 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         },
         dispatch: dispatch::Options {
             claim: claim.clone(),
-            drain_timeout: crate::time::Duration(
-                i64::try_from(node.drain_timeout.as_millis()).unwrap_or(i64::MAX),
-            ),
+            drain_timeout: duration(node.drain_timeout),
             ..dispatch::Options::default()
         },
         timers: claim,
         time_skipping: false,
+        ui: !node.no_ui,
+        default_retention: crate::store::DEFAULT_RETENTION,
         tls: server::TlsOptions {
             cert_and_key: node.tls_cert.clone().zip(node.tls_key.clone()),
             push_ca_file: node.push_ca_file.clone(),
         },
     })
+}
+
+fn duration(d: std::time::Duration) -> crate::time::Duration {
+    crate::time::Duration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
@@ -265,10 +294,15 @@ async fn serve_until_signal(running: server::Running) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_dev_banner(scheme: &str, addr: SocketAddr, db: &str) {
+fn print_dev_banner(scheme: &str, addr: SocketAddr, db: &str, ui: bool) {
+    let ui = if ui {
+        format!("Web UI: {scheme}://{addr}{}\n", crate::ui::PREFIX)
+    } else {
+        String::new()
+    };
     println!(
         "Baton dev server listening on {scheme}://{addr} (database: {db})
-
+{ui}
 Register your handler for a task queue:
   baton endpoint register --task-queue my-queue --url http://127.0.0.1:8000/ --secret whsec_...
 

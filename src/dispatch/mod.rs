@@ -34,6 +34,7 @@
 
 mod answer;
 mod client;
+mod push_errors;
 mod send_time;
 mod waiting;
 pub mod wire;
@@ -60,6 +61,7 @@ use crate::time::{Clock, Duration, SystemClock};
 
 use answer::snippet;
 pub use client::{Delivery, HttpTransport, Transport};
+pub use push_errors::PushError;
 use wire::{ActivityTaskRequest, PushRequest, WorkflowTaskRequest};
 
 /// Pushes this node takes on at once (sending, or waiting for their
@@ -137,6 +139,8 @@ struct Inner {
     /// Push tasks running (until their outcome is recorded): the drain
     /// waits for none.
     tasks: Arc<Tracker>,
+    /// The last failed pushes per endpoint version (this node's).
+    push_errors: push_errors::PushErrors,
 }
 
 /// Counts running tasks.
@@ -206,6 +210,7 @@ impl Service {
                 stopping: watch::Sender::new(false),
                 drain_expired: watch::Sender::new(false),
                 tasks: Arc::default(),
+                push_errors: push_errors::PushErrors::default(),
             }),
         }
     }
@@ -729,7 +734,11 @@ impl Inner {
             )
             .instrument(span.clone());
         let delivery = tokio::select! {
-            d = push => d,
+            d = push => {
+                let now = self.applier.clock().now();
+                self.push_errors.note(&endpoint.namespace, &endpoint.task_queue, &endpoint.version, &d, now);
+                d
+            }
             // The endpoint may still answer, but nobody would record it:
             // hand the push back so that another node sends it again.
             () = turned_true(&mut expired) => {
@@ -807,6 +816,13 @@ impl Inner {
 }
 
 impl Querier {
+    /// The last failed pushes this node sent to `endpoint`, newest first.
+    pub fn push_errors(&self, endpoint: &Endpoint) -> Vec<PushError> {
+        self.inner
+            .push_errors
+            .of(&endpoint.namespace, &endpoint.task_queue, &endpoint.version)
+    }
+
     /// Pushes a query for the run `state` describes and returns the answer.
     /// Works on closed runs too: the handler replays the full history.
     pub async fn query(

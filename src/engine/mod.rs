@@ -71,8 +71,8 @@ pub use failure::{
 pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
 pub use state::{
-    Activity, ActivityPhase, Child, ChildPhase, RunState, RunStatus, Timer, UpdateStage,
-    UpdateState, SEEN_SIGNAL_REQUEST_IDS,
+    Activity, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, Child, ChildPhase, RunState,
+    RunStatus, Timer, UpdateStage, UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
 pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
 

@@ -1,5 +1,6 @@
 //! The composition root: opens the store, builds `apply`, the dispatcher,
-//! the timer, transfer and schedule services and the API router, runs them until shutdown and
+//! the timer, transfer and schedule services, the API router and (unless
+//! turned off) the web UI's routes, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 //! `connection` is the HTTP listener, `framing` the request framing its
@@ -23,7 +24,7 @@ use crate::apply::Applier;
 use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
-use crate::time::{Clock, SkippingClock, SystemClock};
+use crate::time::{Clock, Duration, SkippingClock, SystemClock};
 use crate::{apply, claim, dispatch, readiness, retention, scheduler, timers, transfer};
 
 /// Everything a node needs to run.
@@ -39,6 +40,10 @@ pub struct Options {
     pub timers: claim::Options,
     /// Serve `/api/v1/dev/time…` and let it move this node's clock.
     pub time_skipping: bool,
+    /// Serve the web UI at `/ui/` (`crate::ui`).
+    pub ui: bool,
+    /// The `default` namespace's retention if this node creates it.
+    pub default_retention: Duration,
     /// The API's certificate, and the CAs pushes trust.
     pub tls: TlsOptions,
 }
@@ -80,8 +85,13 @@ impl Running {
 }
 
 /// Opens the database, applies migrations and makes sure the `default`
-/// namespace exists.
-pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result<Arc<dyn Store>> {
+/// namespace exists (created with `default_retention`; an existing one is
+/// left as it is).
+pub async fn open_store(
+    database_url: &str,
+    clock: &dyn Clock,
+    default_retention: Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::open(database_url)
         .await
         .with_context(|| format!("opening database {}", redact(database_url)))?;
@@ -91,7 +101,7 @@ pub async fn open_store(database_url: &str, clock: &dyn Clock) -> anyhow::Result
         let record = NamespaceRecord {
             name: default,
             description: "Created by the server".to_owned(),
-            retention: store::DEFAULT_RETENTION,
+            retention: default_retention,
             created_at: clock.now(),
         };
         match store.create_namespace(&record).await {
@@ -114,7 +124,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     };
     let acceptor = tls::acceptor(&options.tls)?;
     let push_roots = tls::push_roots(&options.tls)?;
-    let store = open_store(&options.database_url, &*clock).await?;
+    let store = open_store(&options.database_url, &*clock, options.default_retention).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("binding {}", options.listen))?;
@@ -135,11 +145,17 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         time_skipping: skipping,
     };
     let readiness = state.applier.readiness().clone();
-    let router = api::router(state);
+    let mut router = api::router(state);
+    if options.ui {
+        router = router.merge(crate::ui::router());
+    }
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let (listener_shutdown, listener_rx) = watch::channel(false);
     let listener = tokio::spawn(connection::serve(listener, router, acceptor, listener_rx));
     tracing::info!(%addr, scheme, "baton listening");
+    if options.ui {
+        tracing::info!("web UI at {scheme}://{addr}{}", crate::ui::PREFIX);
+    }
     Ok(Running {
         addr,
         readiness,

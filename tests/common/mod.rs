@@ -116,6 +116,8 @@ pub fn test_options(database_url: String) -> Options {
         timers: claim,
         time_skipping: false,
         tls: Default::default(),
+        ui: false,
+        default_retention: baton::store::DEFAULT_RETENTION,
     }
 }
 
@@ -290,7 +292,7 @@ pub async fn counting_handler(
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            *seen.lock().unwrap().entry(key).or_default() += 1;
+            *seen.lock().expect("lock").entry(key).or_default() += 1;
             (StatusCode::OK, json!({"result": req["activity_id"]}))
         }
     })

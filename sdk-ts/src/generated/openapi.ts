@@ -108,6 +108,15 @@ export type Endpoint = {
   is_current: boolean;
   secret_count: number;
   created_at: Timestamp;
+  /** In the endpoint list only: the last pushes to this endpoint version that failed (an error status, a refusal, no answer in time), newest first, as the node that answers saw them. Kept in that node's memory: a restart forgets them and other nodes keep their own. */
+  last_push_errors?: PushError[];
+};
+
+export type PushError = {
+  time: Timestamp;
+  /** The endpoint's HTTP status when it answered. */
+  status_code?: number;
+  message: string;
 };
 
 /** `Endpoint`, plus the generated secret when the server made one. */
@@ -214,6 +223,8 @@ export type WorkflowExecution = {
   /** A child workflow's parent. */
   parent_workflow_id?: string;
   parent_run_id?: RunId;
+  /** The endpoint version the run is pinned to (list filter attribute BatonPinnedVersion). Absent until an unpinned run's first push. */
+  pinned_version?: string;
 };
 
 export type WorkflowExecutionCount = {
@@ -254,6 +265,15 @@ export type WorkflowDescription = {
   parent?: ParentInfo;
   /** Every child this run initiated, oldest first, open or closed. */
   children: ChildSummary[];
+  /** What arrived while the workflow task was in flight (signals, updates, activity and child outcomes, fired timers, cancellation requests), oldest first. They are not in the history yet: they are appended after that task's outcome. */
+  buffered_events: BufferedEvent[];
+};
+
+export type BufferedEvent = {
+  event_type: EventType;
+  time: Timestamp;
+  /** The signal's or the update's name. */
+  name?: string;
 };
 
 export type ChildSummary = {

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::api::extract::{null_as_default, Body};
 use crate::engine::{
-    ChildExecution, Event, EventAttributes, Failure, IdConflictPolicy, IdReusePolicy,
-    ParentClosePolicy, ParentInfo, RetryPolicy, RetryPolicySpec, RunState, RunStatus, UpdateStage,
+    ActivityOutcome, Buffered, BufferedEntry, ChildExecution, ChildOutcome, Event, EventAttributes,
+    Failure, IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, RetryPolicy,
+    RetryPolicySpec, RunState, RunStatus, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::RunSummary;
@@ -79,6 +80,9 @@ pub(super) struct Execution {
     parent_workflow_id: Option<WorkflowId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_run_id: Option<RunId>,
+    /// The endpoint version the run is pinned to (the list's column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_version: Option<String>,
 }
 
 impl From<RunSummary> for Execution {
@@ -95,6 +99,7 @@ impl From<RunSummary> for Execution {
             history_length: s.history_length,
             parent_workflow_id: s.parent_workflow_id,
             parent_run_id: s.parent_run_id,
+            pinned_version: s.pinned_version,
         }
     }
 }
@@ -113,6 +118,7 @@ impl From<&RunState> for Execution {
             history_length: s.history_length(),
             parent_workflow_id: s.parent.as_ref().map(|p| p.workflow_id.clone()),
             parent_run_id: s.parent.as_ref().map(|p| p.run_id),
+            pinned_version: s.pinned_version.clone(),
         }
     }
 }
@@ -147,6 +153,59 @@ pub(super) struct Description {
     pub(super) parent: Option<ParentInfo>,
     /// Every child this run initiated, oldest first, open or closed.
     pub(super) children: Vec<ChildSummary>,
+    /// What waits behind the workflow task in flight, oldest first.
+    pub(super) buffered_events: Vec<BufferedEvent>,
+}
+
+/// An event buffered behind the in-flight workflow task (not in the history
+/// yet): its type, when it arrived, and the signal's or update's name.
+#[derive(Serialize)]
+pub(super) struct BufferedEvent {
+    event_type: &'static str,
+    time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+impl From<&Buffered> for BufferedEvent {
+    fn from(b: &Buffered) -> BufferedEvent {
+        let (event_type, name) = match &b.entry {
+            BufferedEntry::Event(attrs) => {
+                let name = match attrs {
+                    EventAttributes::WorkflowExecutionSignaled(a) => Some(a.signal_name.clone()),
+                    EventAttributes::WorkflowExecutionUpdateAdmitted(a) => {
+                        Some(a.update_name.clone())
+                    }
+                    _ => None,
+                };
+                (attrs.event_type(), name)
+            }
+            BufferedEntry::ActivityClosed { outcome, .. } => (
+                match outcome {
+                    ActivityOutcome::Completed(_) => "ActivityTaskCompleted",
+                    ActivityOutcome::Failed(..) => "ActivityTaskFailed",
+                    ActivityOutcome::TimedOut(..) => "ActivityTaskTimedOut",
+                    ActivityOutcome::Canceled(_) => "ActivityTaskCanceled",
+                },
+                None,
+            ),
+            BufferedEntry::ChildClosed { outcome, .. } => (
+                match outcome {
+                    ChildOutcome::Completed(_) => "ChildWorkflowExecutionCompleted",
+                    ChildOutcome::Failed(..) => "ChildWorkflowExecutionFailed",
+                    ChildOutcome::Canceled(_) => "ChildWorkflowExecutionCanceled",
+                    ChildOutcome::TimedOut(_) => "ChildWorkflowExecutionTimedOut",
+                    ChildOutcome::Terminated => "ChildWorkflowExecutionTerminated",
+                },
+                None,
+            ),
+        };
+        BufferedEvent {
+            event_type,
+            time: b.time,
+            name,
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -96,6 +96,7 @@ pub(super) async fn describe_workflow(
         retry_policy: s.chain.retry_policy.clone(),
         parent: s.parent.clone(),
         children: children(&history),
+        buffered_events: s.buffered.iter().map(Into::into).collect(),
     }))
 }
 

@@ -8,10 +8,12 @@
 //! locks needed. Everything else is the shared [`SqlStore`].
 //!
 //! Connections: a file database uses WAL (readers never wait for the
-//! writer), a 5 s busy timeout and a small pool. `sqlite::memory:` uses one
-//! connection that never closes, because every connection to an in-memory
-//! database would otherwise see a database of its own, and the last one to
-//! close would discard it.
+//! writer), a 5 s busy timeout and a small pool. `sqlite::memory:` is a
+//! named shared-cache database (sqlx names it), which lives while any
+//! connection to it is open: the pool has one connection, and the store
+//! holds a second, idle one for as long as it lives, because sqlx closes a
+//! connection whose query was cancelled (a client hung up mid-request) and
+//! the last one to close would discard the database.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -22,7 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions as _, QueryBuilder, Sqlite, SqlitePool, Transaction};
 use tokio::sync::broadcast;
 
 use crate::engine::Queue;
@@ -50,7 +52,13 @@ impl SqlStore<Sqlite> {
     pub async fn connect(url: &str) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)?.busy_timeout(BUSY_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut anchor = None;
         let pool = if in_memory {
+            let keep = options.connect().await?;
+            anchor = Some(tokio::spawn(async move {
+                let _keep = keep;
+                std::future::pending::<()>().await
+            }));
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -72,7 +80,7 @@ impl SqlStore<Sqlite> {
                 .await?
         };
         let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
-        Ok(SqlStore::new(pool, wakeups, None))
+        Ok(SqlStore::new(pool, wakeups, anchor))
     }
 }
 

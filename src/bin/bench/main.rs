@@ -22,12 +22,15 @@
 //!     and PostgreSQL's CPU per fired action, and how late the runs started
 //!     behind their nominal times (p50/p99).
 //!
+//! W7: list queries at 1,000,000 closed runs (p50/p99 by query shape) and
+//!     the retention deleter's runs/s (`visibility.rs`).
+//!
 //! Each of W1–W3 also prints the database transactions committed per
 //! workflow (`pg_stat_database.xact_commit`, reads included: every
 //! statement outside a transaction is one).
 //!
 //! Usage: `cargo run --release --bin baton-bench -- [--workloads W1,W2,W3]
-//! [--database-url URL] [--scale 0.1]`.
+//! [--database-url URL] [--scale 0.1] [--no-metrics]`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -49,6 +52,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+mod visibility;
+
 // The node's allocator, as in the `baton` binary.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -57,7 +62,8 @@ const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 
 #[derive(Parser)]
 struct Args {
-    /// Comma-separated workloads to run.
+    /// Comma-separated workloads to run (W7 only when named: it seeds
+    /// a million runs, a few GB).
     #[arg(long, default_value = "W1,W2,W3,W4,W5,W6")]
     workloads: String,
     /// A PostgreSQL URL; by default a fresh database is created on
@@ -70,6 +76,19 @@ struct Args {
     /// How many minutes of W6's schedules are measured.
     #[arg(long, default_value_t = 3)]
     schedule_minutes: i64,
+    /// Closed runs W7 seeds (before `--scale`).
+    #[arg(long, default_value_t = 1_000_000)]
+    visibility_runs: usize,
+    /// Requests per W7 query shape.
+    #[arg(long, default_value_t = 200)]
+    visibility_queries: usize,
+    /// How long W7 lets the retention deleter work.
+    #[arg(long, default_value_t = 60)]
+    deleter_seconds: u64,
+    /// Record no metrics (a no-op recorder in place of the Prometheus
+    /// one), to measure what metrics cost.
+    #[arg(long)]
+    no_metrics: bool,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -87,6 +106,12 @@ struct Workload {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.no_metrics {
+        // Installed before the node's own recorder, which then records
+        // into nothing (`telemetry::install`).
+        metrics::set_global_recorder(metrics::NoopRecorder)
+            .map_err(|e| anyhow::anyhow!("installing the no-op recorder: {e}"))?;
+    }
     let (url, admin) = match &args.database_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -107,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
         timers: claim::Options::default(),
         time_skipping: false,
         tls: Default::default(),
+        ui: false,
+        default_retention: baton::store::DEFAULT_RETENTION,
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
@@ -157,6 +184,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("W6") {
         schedules(&http, &base, &url, scaled(10_000), args.schedule_minutes).await?;
+    }
+    if wanted("W7") {
+        let params = visibility::Params {
+            runs: scaled(args.visibility_runs),
+            queries: args.visibility_queries,
+            deleter_seconds: args.deleter_seconds,
+        };
+        visibility::run(&http, &base, &url, &params).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
