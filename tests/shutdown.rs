@@ -113,7 +113,8 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
     let (unready_at, _) = seen[first_unready];
     let (last_503, _) = seen[seen.len() - 1];
     eprintln!(
-        "shutdown: /readyz 503 {:?} after the SIGTERM, answered 503 until {:?} before the exit          (listener gone {:?} after it)",
+        "shutdown: /readyz 503 {:?} after the SIGTERM, answered 503 until {:?} before the exit \
+         (listener gone {:?} after it)",
         unready_at.saturating_duration_since(signalled),
         exited.saturating_duration_since(last_503),
         gone.saturating_duration_since(exited)
