@@ -1,6 +1,10 @@
-//! The system search attributes a list filter may name, with their types:
-//! what a run's listing row holds, under Temporal's names (Baton's own
-//! with a `Baton` prefix, as Temporal prefixes its own with `Temporal`).
+//! The search attributes a list filter may name, with their types: the
+//! system ones (what a run's listing row holds, under Temporal's names;
+//! Baton's own with a `Baton` prefix, as Temporal prefixes its own with
+//! `Temporal`) and the namespace's custom ones, by the slot the registry
+//! maps their name to.
+
+use crate::engine::{SearchAttributeType, Slot};
 
 /// A system search attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +23,8 @@ pub enum Attribute {
     ParentRunId,
     /// The endpoint version the run is pinned to.
     BatonPinnedVersion,
+    /// A custom search attribute, by its slot.
+    Custom(Slot),
 }
 
 /// What values an attribute holds, and so which literals and operators a
@@ -34,6 +40,16 @@ pub enum Type {
     /// A duration such as `"90s"` or `"1h 30m"` (stored as milliseconds).
     Duration,
     Int,
+    /// Custom only: words; `=` / `!=` match the literal's words (see the
+    /// module doc of `visibility`).
+    Text,
+    Double,
+    /// `true` / `false` (stored as 1 / 0).
+    Bool,
+    /// Custom only: a list of keywords; `=` and IN mean "contains".
+    KeywordList,
+    /// Custom Keywords: `=`, `!=`, IN, STARTS_WITH (as Temporal's).
+    CustomKeyword,
 }
 
 impl Type {
@@ -44,6 +60,11 @@ impl Type {
             Type::Datetime => "Datetime",
             Type::Duration => "Duration",
             Type::Int => "Int",
+            Type::Text => "Text",
+            Type::Double => "Double",
+            Type::Bool => "Bool",
+            Type::KeywordList => "KeywordList",
+            Type::CustomKeyword => "Keyword",
         }
     }
 }
@@ -64,7 +85,8 @@ impl Attribute {
         Attribute::BatonPinnedVersion,
     ];
 
-    /// The name a filter uses (case-sensitive, as in Temporal).
+    /// The name a filter uses (case-sensitive, as in Temporal); custom
+    /// attributes are named by the registry, so this is their slot.
     pub fn name(self) -> &'static str {
         match self {
             Attribute::WorkflowId => "WorkflowId",
@@ -79,6 +101,7 @@ impl Attribute {
             Attribute::ParentWorkflowId => "ParentWorkflowId",
             Attribute::ParentRunId => "ParentRunId",
             Attribute::BatonPinnedVersion => "BatonPinnedVersion",
+            Attribute::Custom(_) => "a custom search attribute",
         }
     }
 
@@ -99,6 +122,15 @@ impl Attribute {
             Attribute::StartTime | Attribute::CloseTime => Type::Datetime,
             Attribute::ExecutionDuration => Type::Duration,
             Attribute::HistoryLength => Type::Int,
+            Attribute::Custom(slot) => match slot.kind {
+                SearchAttributeType::Keyword => Type::CustomKeyword,
+                SearchAttributeType::Text => Type::Text,
+                SearchAttributeType::Int => Type::Int,
+                SearchAttributeType::Double => Type::Double,
+                SearchAttributeType::Bool => Type::Bool,
+                SearchAttributeType::Datetime => Type::Datetime,
+                SearchAttributeType::KeywordList => Type::KeywordList,
+            },
         }
     }
 
@@ -112,6 +144,7 @@ impl Attribute {
                 | Attribute::ParentWorkflowId
                 | Attribute::ParentRunId
                 | Attribute::BatonPinnedVersion
+                | Attribute::Custom(_)
         )
     }
 }

@@ -171,7 +171,7 @@ fn literals_take_their_attributes_types() {
 
 #[test]
 fn datetimes_parse_as_rfc3339() {
-    use super::check::datetime;
+    use crate::time::rfc3339_millis as datetime;
     assert_eq!(datetime("1970-01-01T00:00:00Z"), Some(0));
     assert_eq!(
         datetime("2023-11-14T22:13:20.123Z"),
