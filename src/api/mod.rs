@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod health;
 mod namespaces;
+mod search_attributes;
 mod schedules;
 mod workflows;
 
@@ -76,6 +77,7 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(namespaces::router())
+        .merge(search_attributes::router())
         .merge(endpoints::router())
         .merge(workflows::router())
         .merge(activities::router())

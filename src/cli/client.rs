@@ -68,6 +68,9 @@ pub enum NamespaceCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The namespace's custom search attributes (`--namespace` names it).
+    #[command(subcommand)]
+    SearchAttribute(super::search_attributes::SearchAttributeCmd),
 }
 
 #[derive(Subcommand)]
@@ -537,6 +540,9 @@ pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
                 .await?;
             print_fields(conn.output, &v, &fields);
         }
+        NamespaceCmd::SearchAttribute(cmd) => {
+            super::search_attributes::search_attribute(cmd).await?;
+        }
     }
     Ok(())
 }
@@ -765,6 +771,7 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                         ),
                     ],
                 );
+                super::search_attributes::print_described(&v);
             }
         }
         WorkflowCmd::Show {

@@ -5,6 +5,7 @@
 mod client;
 mod output;
 mod schedules;
+mod search_attributes;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
