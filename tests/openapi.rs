@@ -1095,6 +1095,7 @@ impl Sim {
             token,
             commands,
             identity: Some("worker-1".into()),
+            search_attributes: Default::default(),
         });
         self.advance(10);
     }

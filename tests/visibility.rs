@@ -456,7 +456,7 @@ async fn agree(store: &dyn Store, ns: &Namespace, runs: &[Run], queries: &[Gener
                 .collect();
             text = format!("{text} ORDER BY {}", terms.join(", "));
         }
-        let query = visibility::parse_list(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let query = visibility::parse_list(&text, &Default::default()).unwrap_or_else(|e| panic!("{text}: {e}"));
         let mut expected: Vec<&Run> = runs
             .iter()
             .filter(|r| pred.as_ref().is_none_or(|p| p.holds(r)))

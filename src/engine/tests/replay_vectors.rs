@@ -796,6 +796,7 @@ fn answer_with(
             token,
             commands: parsed,
             identity: None,
+            search_attributes: Default::default(),
         })
         .unwrap_or_else(|r| panic!("{name}: the answer was rejected: {r}"));
     let refused = t.events.iter().find_map(|e| match &e.attributes {
