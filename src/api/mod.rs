@@ -10,8 +10,8 @@ mod error;
 mod extract;
 mod health;
 mod namespaces;
-mod search_attributes;
 mod schedules;
+mod search_attributes;
 mod workflows;
 
 use std::sync::Arc;

@@ -98,7 +98,10 @@ async fn add_search_attributes(
     for (name, kind) in &body.search_attributes {
         check_name(name)?;
         let kind = SearchAttributeType::parse(kind).ok_or_else(|| {
-            let known: Vec<&str> = SearchAttributeType::ALL.iter().map(|t| t.as_str()).collect();
+            let known: Vec<&str> = SearchAttributeType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect();
             ApiError::BadRequest(format!(
                 "search_attributes.{name}: unknown type {kind:?} (one of {})",
                 known.join(", ")

@@ -43,7 +43,11 @@ pub async fn search_attribute(cmd: SearchAttributeCmd) -> anyhow::Result<()> {
         SearchAttributeCmd::Add { name, kind, conn } => {
             let body = json!({ "search_attributes": { name.clone(): kind } });
             let v = conn
-                .call(Method::POST, &conn.ns_path("/search-attributes"), Some(body))
+                .call(
+                    Method::POST,
+                    &conn.ns_path("/search-attributes"),
+                    Some(body),
+                )
                 .await?;
             print_list(conn.output, &v);
         }
@@ -71,7 +75,10 @@ fn print_list(output: Output, v: &Value) {
         return;
     }
     let mut rows = Vec::new();
-    for (pointer, kind) in [("/custom_attributes", "custom"), ("/system_attributes", "system")] {
+    for (pointer, kind) in [
+        ("/custom_attributes", "custom"),
+        ("/system_attributes", "system"),
+    ] {
         if let Some(map) = v.pointer(pointer).and_then(Value::as_object) {
             for (name, ty) in map {
                 rows.push(json!({ "name": name, "type": ty, "kind": kind }));

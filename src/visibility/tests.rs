@@ -357,14 +357,20 @@ fn errors_name_the_token_and_its_column() {
             "{query}"
         );
         // The display form says where.
-        let shown = parse_list(query, &Default::default()).expect_err(query).to_string();
+        let shown = parse_list(query, &Default::default())
+            .expect_err(query)
+            .to_string();
         assert!(shown.ends_with(&format!("(at column {column})")), "{shown}");
     }
 }
 
 #[test]
 fn count_queries_group_by_execution_status_only() {
-    let q = parse_count("WorkflowType = 'a' GROUP BY ExecutionStatus", &Default::default()).expect("count");
+    let q = parse_count(
+        "WorkflowType = 'a' GROUP BY ExecutionStatus",
+        &Default::default(),
+    )
+    .expect("count");
     assert_eq!(q.group_by, Some(Attribute::ExecutionStatus));
     assert_eq!(
         q.filter,
@@ -375,7 +381,12 @@ fn count_queries_group_by_execution_status_only() {
         (all.filter, all.group_by),
         (None, Some(Attribute::ExecutionStatus))
     );
-    assert_eq!(parse_count("", &Default::default()).expect("count").group_by, None);
+    assert_eq!(
+        parse_count("", &Default::default())
+            .expect("count")
+            .group_by,
+        None
+    );
     let e = parse_count("GROUP BY WorkflowType", &Default::default()).expect_err("by type");
     assert_eq!(
         (e.message.as_str(), e.column),

@@ -1195,8 +1195,9 @@ pub(super) fn event(e: &Event) -> String {
         A::TimerFired(a) => format!("{} started={}", a.timer_id, a.started_event_id),
         A::TimerCanceled(a) => format!("{} started={}", a.timer_id, a.started_event_id),
         A::MarkerRecorded(a) => format!("{} details={}", a.marker_name, a.details),
-        A::UpsertWorkflowSearchAttributes(a) => serde_json::to_string(&a.search_attributes)
-            .expect("search attributes serialize"),
+        A::UpsertWorkflowSearchAttributes(a) => {
+            serde_json::to_string(&a.search_attributes).expect("search attributes serialize")
+        }
         A::WorkflowExecutionCompleted(a) => format!("result={}", a.result),
         A::WorkflowExecutionFailed(a) => {
             let mut s = format!("{} {}", name(&a.retry_state), failure(&a.failure));
