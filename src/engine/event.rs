@@ -61,7 +61,7 @@ pub enum EventAttributes {
     WorkflowExecutionUpdateAccepted(WorkflowExecutionUpdateAccepted),
     WorkflowExecutionUpdateCompleted(WorkflowExecutionUpdateCompleted),
     WorkflowExecutionContinuedAsNew(WorkflowExecutionContinuedAsNew),
-    UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributes),
+    UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributesEventAttributes),
     StartChildWorkflowExecutionInitiated(StartChildWorkflowExecutionInitiated),
     StartChildWorkflowExecutionFailed(StartChildWorkflowExecutionFailed),
     ChildWorkflowExecutionStarted(ChildWorkflowExecutionStarted),
@@ -584,7 +584,7 @@ pub struct WorkflowExecutionUpdateCompleted {
 /// Workflow code set or removed custom search attributes: each value
 /// typed, `null` for one removed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UpsertWorkflowSearchAttributes {
+pub struct UpsertWorkflowSearchAttributesEventAttributes {
     pub workflow_task_completed_event_id: i64,
     pub search_attributes: std::collections::BTreeMap<String, Option<SearchAttributeValue>>,
 }

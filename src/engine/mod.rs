@@ -57,7 +57,8 @@ pub use command::{
     CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
     RecordMarker, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
     ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
+    StartChildWorkflowExecution, StartRun, StartTimer, Update, UpsertWorkflowSearchAttributes,
+    WorkflowCommand,
 };
 pub use decide::{
     child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,

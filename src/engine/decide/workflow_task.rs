@@ -356,7 +356,7 @@ impl Builder<'_> {
             }
             WorkflowCommand::UpsertWorkflowSearchAttributes(_) => {
                 self.append(EventAttributes::UpsertWorkflowSearchAttributes(
-                    UpsertWorkflowSearchAttributes {
+                    UpsertWorkflowSearchAttributesEventAttributes {
                         workflow_task_completed_event_id: completed,
                         search_attributes: typed.unwrap_or_default(),
                     },
