@@ -26,7 +26,12 @@ from enum import IntEnum
 from typing import Any, NoReturn, TypeVar, overload
 
 from baton._protocol import format_duration
-from baton.common import RetryPolicy, WorkflowIDReusePolicy
+from baton.common import (
+    RetryPolicy,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from baton.converter import from_json, to_json, type_hints_of
 from baton.exceptions import BatonError
 
@@ -323,6 +328,11 @@ class Info:
     raw_memo: Mapping[str, Any] = field(default_factory=lambda: {})
     #: The run that started this one as its child, if any.
     parent: ParentInfo | None = None
+    #: The run's custom search attributes: as started, then as this code
+    #: upserted them (``upsert_search_attributes``).
+    typed_search_attributes: TypedSearchAttributes = field(
+        default_factory=lambda: TypedSearchAttributes.empty
+    )
 
     def is_continue_as_new_suggested(self) -> bool:
         return self.suggest_continue_as_new
@@ -358,6 +368,11 @@ class _Runtime:
         raise NotImplementedError
 
     def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool:
+        raise NotImplementedError
+
+    def workflow_upsert_search_attributes(
+        self, updates: Sequence[SearchAttributeUpdate[Any]]
+    ) -> None:
         raise NotImplementedError
 
     def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]:
@@ -414,6 +429,15 @@ def in_workflow() -> bool:
 
 def info() -> Info:
     return _runtime().workflow_info()
+
+
+def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+    """Sets (``key.value_set(v)``) or removes (``key.value_unset()``)
+    custom search attributes of the run, as temporalio's; the server types
+    them by the namespace's registry and fails the workflow task
+    (BAD_SEARCH_ATTRIBUTES) on an unknown name or a wrong type.
+    ``info().typed_search_attributes`` reflects the change at once."""
+    _runtime().workflow_upsert_search_attributes(list(updates))
 
 
 def memo() -> Mapping[str, Any]:
