@@ -10,6 +10,7 @@ import {
   type Duration,
   type ParentClosePolicy,
   type RetryPolicy,
+  type SearchAttributeUpdatePair,
   formatDuration,
   msToNumber,
   retryPolicyToWire,
@@ -21,6 +22,13 @@ import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core
 export { CancellationScope, type CancellationScopeOptions } from "./core/cancellation_scope.js";
 
 export {
+  defineSearchAttributeKey,
+  type IndexedValueTypeMapping,
+  type SearchAttributeKey,
+  type SearchAttributePair,
+  SearchAttributeType,
+  type SearchAttributeUpdatePair,
+  TypedSearchAttributes,
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
@@ -115,6 +123,18 @@ export function patched(patchId: string): boolean {
 /** Marks a patch whose old branch is gone: runs with or without the marker replay. */
 export function deprecatePatch(patchId: string): void {
   currentInstance("deprecatePatch").patch(patchId, true);
+}
+
+/**
+ * Sets custom search attributes of the run (`{ key, value }` with a key from
+ * `defineSearchAttributeKey`), or removes one with `value: null`, as in
+ * `@temporalio/workflow`. The server types them by the namespace's registry
+ * and fails the workflow task (BAD_SEARCH_ATTRIBUTES) on an unknown name or
+ * a wrong type. `workflowInfo().typedSearchAttributes` reflects the change
+ * at once.
+ */
+export function upsertSearchAttributes(updates: SearchAttributeUpdatePair[]): void {
+  currentInstance("upsertSearchAttributes").upsertSearchAttributes(updates);
 }
 
 /** The run being executed. */
