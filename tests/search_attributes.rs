@@ -3,6 +3,8 @@
 //! upserted by workflow code (a scripted handler answering with raw
 //! commands) found by list queries with ORDER BY and pages, shown by
 //! describe and in the history, and many runs upserting at once.
+// Tests and their shared fixtures unwrap freely.
+#![allow(clippy::unwrap_used)]
 
 #[macro_use]
 mod common;

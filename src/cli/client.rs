@@ -344,6 +344,9 @@ pub struct StartArgs {
     /// Memo as a JSON object, shown by describe.
     #[arg(long)]
     memo: Option<String>,
+    /// Custom search attributes as a JSON object, e.g. '{"CustomerId": "c-17"}'.
+    #[arg(long)]
+    search_attributes: Option<String>,
     /// Workflow retry policy as JSON, e.g. '{"maximum_attempts": 3}'.
     #[arg(long)]
     retry_policy: Option<String>,
@@ -384,6 +387,11 @@ fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
     }
     for (key, val, flag) in [
         ("memo", &a.memo, "--memo"),
+        (
+            "search_attributes",
+            &a.search_attributes,
+            "--search-attributes",
+        ),
         ("retry_policy", &a.retry_policy, "--retry-policy"),
     ] {
         if val.is_some() {
