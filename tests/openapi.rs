@@ -1098,22 +1098,13 @@ impl Sim {
             token,
             commands,
             identity: Some("worker-1".into()),
-            search_attributes: Registry::new([
-                (
-                    "CustomerId".to_owned(),
-                    Slot {
-                        kind: SearchAttributeType::Keyword,
-                        index: 1,
-                    },
-                ),
-                (
-                    "Priority".to_owned(),
-                    Slot {
-                        kind: SearchAttributeType::Int,
-                        index: 1,
-                    },
-                ),
-            ]),
+            search_attributes: Registry::new(
+                [
+                    ("CustomerId", SearchAttributeType::Keyword),
+                    ("Priority", SearchAttributeType::Int),
+                ]
+                .map(|(name, kind)| (name.to_owned(), Slot { kind, index: 1 })),
+            ),
         });
         self.advance(10);
     }

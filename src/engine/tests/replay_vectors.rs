@@ -218,22 +218,11 @@ fn upsert(attributes: Value) -> Value {
 
 /// The namespace registry the vectors' answers are checked against.
 fn registry() -> Registry {
-    Registry::new([
-        (
-            "CustomerId".to_owned(),
-            Slot {
-                kind: SearchAttributeType::Keyword,
-                index: 1,
-            },
-        ),
-        (
-            "Priority".to_owned(),
-            Slot {
-                kind: SearchAttributeType::Int,
-                index: 1,
-            },
-        ),
-    ])
+    let attributes = [
+        ("CustomerId", SearchAttributeType::Keyword),
+        ("Priority", SearchAttributeType::Int),
+    ];
+    Registry::new(attributes.map(|(name, kind)| (name.to_owned(), Slot { kind, index: 1 })))
 }
 
 fn main(steps: Value) -> Value {
