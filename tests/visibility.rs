@@ -54,6 +54,8 @@ struct Run {
     history_length: i64,
     parent: Option<(String, RunId)>,
     pinned: Option<String>,
+    /// The memo's `TemporalScheduledById`.
+    scheduled_by: Option<String>,
     /// Custom attributes (see [`registry`]): a Keyword, an Int, a Double
     /// (in halves: `score` 3 is 1.5), a Bool, a KeywordList and a Text.
     customer: Option<String>,
@@ -124,6 +126,7 @@ enum Attr {
     ParentWorkflowId,
     ParentRunId,
     Pinned,
+    ScheduledBy,
     Customer,
     Priority,
     Score,
@@ -145,6 +148,7 @@ impl Attr {
             Attr::ParentWorkflowId => "ParentWorkflowId",
             Attr::ParentRunId => "ParentRunId",
             Attr::Pinned => "BatonPinnedVersion",
+            Attr::ScheduledBy => "TemporalScheduledById",
             Attr::Customer => "CustomerId",
             Attr::Priority => "Priority",
             Attr::Score => "Score",
@@ -167,6 +171,7 @@ impl Attr {
             Attr::ParentWorkflowId => run.parent.as_ref().and_then(|p| text(&p.0)),
             Attr::ParentRunId => run.parent.as_ref().and_then(|p| text(&p.1.to_string())),
             Attr::Pinned => run.pinned.as_deref().and_then(text),
+            Attr::ScheduledBy => run.scheduled_by.as_deref().and_then(text),
             Attr::Customer => run.customer.as_deref().and_then(text),
             Attr::Priority => run.priority.map(V::Int),
             Attr::Score => run.score.map(V::Int),
@@ -324,6 +329,7 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
         proptest::option::of(any::<bool>()),
         proptest::option::of(proptest::sample::subsequence(TAGS.to_vec(), 0..3)),
         proptest::option::of(proptest::sample::select(NOTES.to_vec())),
+        proptest::option::of(prop_oneof![Just("daily"), Just("hourly")]),
     );
     proptest::collection::vec((run, custom), 1..40).prop_map(|specs| {
         specs
@@ -334,7 +340,7 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
                     i,
                     (
                         (prefix, ty, other_queue, status, start, close, len, parent, pinned),
-                        (customer, priority, score, urgent, tags, note),
+                        (customer, priority, score, urgent, tags, note, scheduled_by),
                     ),
                 )| {
                     let (status, _) = STATUSES[status];
@@ -360,6 +366,7 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
                             .filter(|t| !t.is_empty())
                             .map(|t| t.into_iter().map(str::to_owned).collect()),
                         note: note.map(str::to_owned),
+                        scheduled_by: scheduled_by.map(str::to_owned),
                     }
                 },
             )
@@ -395,6 +402,7 @@ fn literal(attr: Attr) -> BoxedStrategy<(V, String)> {
                 .to_vec(),
         ),
         Attr::Pinned => text(["v1", "v2", "v0"].map(str::to_owned).to_vec()),
+        Attr::ScheduledBy => text(["daily", "hourly", "d"].map(str::to_owned).to_vec()),
         Attr::RunId | Attr::ParentRunId => text(["0", "8", "f", "019"].map(str::to_owned).to_vec()),
         Attr::Status => proptest::sample::select(STATUSES.to_vec())
             .prop_map(|(st, name)| (V::Text(st.as_str().to_owned()), quote(name)))
@@ -421,7 +429,7 @@ fn literal(attr: Attr) -> BoxedStrategy<(V, String)> {
     }
 }
 
-const ATTRS: [Attr; 16] = [
+const ATTRS: [Attr; 17] = [
     Attr::WorkflowId,
     Attr::RunId,
     Attr::WorkflowType,
@@ -434,6 +442,7 @@ const ATTRS: [Attr; 16] = [
     Attr::ParentWorkflowId,
     Attr::ParentRunId,
     Attr::Pinned,
+    Attr::ScheduledBy,
     Attr::Customer,
     Attr::Priority,
     Attr::Score,
@@ -454,6 +463,7 @@ fn atom() -> BoxedStrategy<Pred> {
                     | Attr::ParentWorkflowId
                     | Attr::ParentRunId
                     | Attr::Pinned
+                    | Attr::ScheduledBy
                     | Attr::Customer
             );
             let ops: Vec<&'static str> = if is_status {
@@ -566,7 +576,10 @@ async fn commit_runs(store: &dyn Store, ns: &Namespace, runs: &[Run]) {
                     initiated_event_id: 5,
                     parent_close_policy: ParentClosePolicy::default(),
                 }),
-                memo: None,
+                memo: run
+                    .scheduled_by
+                    .as_ref()
+                    .map(|s| json!({ "TemporalScheduledById": s })),
                 search_attributes: search_attributes(run),
                 retry_policy: None,
                 chain: None,

@@ -110,3 +110,14 @@ create index runs_by_sa_datetime_3 on runs (namespace, sa_datetime_3, start_time
 create index runs_by_sa_keyword_list_1 on runs using gin ((sa_keyword_list_1::jsonb)) where sa_keyword_list_1 is not null;
 create index runs_by_sa_keyword_list_2 on runs using gin ((sa_keyword_list_2::jsonb)) where sa_keyword_list_2 is not null;
 create index runs_by_sa_keyword_list_3 on runs using gin ((sa_keyword_list_3::jsonb)) where sa_keyword_list_3 is not null;
+
+-- TemporalScheduledById: the schedule that started a run (the memo key the
+-- scheduler writes), a system attribute; runs from before get it from
+-- their snapshot.
+alter table runs add column scheduled_by_id text;
+update runs set scheduled_by_id = coalesce(
+        state::jsonb #>> '{state,chain,memo,TemporalScheduledById}',
+        state::jsonb #>> '{chain,memo,TemporalScheduledById}')
+where state like '%"TemporalScheduledById"%';
+create index runs_by_scheduled_by_id on runs (namespace, scheduled_by_id, start_time desc, run_id desc)
+    where scheduled_by_id is not null;

@@ -78,3 +78,12 @@ create index runs_by_sa_datetime_2 on runs (namespace, sa_datetime_2, start_time
     where sa_datetime_2 is not null;
 create index runs_by_sa_datetime_3 on runs (namespace, sa_datetime_3, start_time desc, run_id desc)
     where sa_datetime_3 is not null;
+
+-- TemporalScheduledById, as on PostgreSQL.
+alter table runs add column scheduled_by_id text;
+update runs set scheduled_by_id = coalesce(
+        json_extract(state, '$.state.chain.memo.TemporalScheduledById'),
+        json_extract(state, '$.chain.memo.TemporalScheduledById'))
+where state like '%"TemporalScheduledById"%';
+create index runs_by_scheduled_by_id on runs (namespace, scheduled_by_id, start_time desc, run_id desc)
+    where scheduled_by_id is not null;

@@ -706,6 +706,7 @@ async fn list_runs_filters(store: Arc<dyn Store>) {
         parent_workflow_id: None,
         parent_run_id: None,
         pinned_version: None,
+        scheduled_by_id: None,
         slots: Default::default(),
     };
     assert_eq!(all[3], expected);

@@ -174,6 +174,8 @@ pub struct RunSummary {
     pub parent_workflow_id: Option<WorkflowId>,
     pub parent_run_id: Option<RunId>,
     pub pinned_version: Option<String>,
+    /// Set for a run a schedule started: the schedule's id.
+    pub scheduled_by_id: Option<String>,
     /// The custom search attributes' listing columns, by slot (what
     /// filters on them see: a Text value as its words).
     #[serde(skip)]
@@ -202,6 +204,7 @@ impl Attributes for RunSummary {
                 .and_then(|w| text(w.as_str())),
             Attribute::ParentRunId => self.parent_run_id.and_then(|r| text(&rows::run_id_text(r))),
             Attribute::BatonPinnedVersion => self.pinned_version.as_deref().and_then(text),
+            Attribute::TemporalScheduledById => self.scheduled_by_id.as_deref().and_then(text),
             Attribute::Custom(slot) => self.slots.get(&slot).cloned(),
         }
     }

@@ -43,6 +43,7 @@ pub(super) fn column(attribute: Attribute) -> &'static str {
         Attribute::ParentWorkflowId => "parent_workflow_id",
         Attribute::ParentRunId => "parent_run_id",
         Attribute::BatonPinnedVersion => "pinned_version",
+        Attribute::TemporalScheduledById => "scheduled_by_id",
         Attribute::Custom(slot) => slot_column(slot),
     }
 }

@@ -93,6 +93,14 @@ pub(super) const SLOT_COLUMNS: [&str; 28] = [
     "sa_keyword_list_3",
 ];
 
+/// The memo key the scheduler writes into the runs it starts
+/// (`scheduler`), listed as the `TemporalScheduledById` attribute.
+const SCHEDULED_BY_ID: &str = "TemporalScheduledById";
+
+/// Written with the slots at every commit, after them (a run's memo, and
+/// so this, never changes).
+pub(super) const WRITTEN_AFTER_SLOTS: &str = "scheduled_by_id";
+
 /// The column of a slot.
 pub(super) fn slot_column(slot: Slot) -> &'static str {
     SLOT_COLUMNS[slot_position(slot)]
@@ -316,8 +324,13 @@ pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
     })
 }
 
-/// A summary from its columns and its slots' (in [`SLOT_COLUMNS`] order).
-pub(super) fn summary(cols: SummaryCols, slots: &[SlotArg]) -> Result<RunSummary> {
+/// A summary from its columns, its slots' (in [`SLOT_COLUMNS`] order) and
+/// `scheduled_by_id`.
+pub(super) fn summary(
+    cols: SummaryCols,
+    slots: &[SlotArg],
+    scheduled_by_id: Option<String>,
+) -> Result<RunSummary> {
     let (
         namespace,
         workflow_id,
@@ -346,6 +359,7 @@ pub(super) fn summary(cols: SummaryCols, slots: &[SlotArg]) -> Result<RunSummary
         parent_workflow_id: parent_workflow_id.map(WorkflowId),
         parent_run_id: parent_run_id.as_deref().map(parse_run_id).transpose()?,
         pinned_version,
+        scheduled_by_id,
         slots: slot_values(slots)?,
     })
 }
@@ -380,6 +394,8 @@ pub(super) struct RunRow {
     pub parent_run_id: Option<String>,
     /// The custom search attributes' columns, in [`SLOT_COLUMNS`] order.
     pub slots: Vec<SlotArg>,
+    /// The memo's `TemporalScheduledById` (a schedule started the run).
+    pub scheduled_by_id: Option<String>,
     pub state: String,
 }
 
@@ -399,6 +415,13 @@ impl RunRow {
             parent_workflow_id: state.parent.as_ref().map(|p| p.workflow_id.0.clone()),
             parent_run_id: state.parent.as_ref().map(|p| run_id_text(p.run_id)),
             slots: slot_args(&state.search_attributes),
+            scheduled_by_id: state
+                .chain
+                .memo
+                .as_ref()
+                .and_then(|m| m.get(SCHEDULED_BY_ID))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
             state: snapshot::encode(state)?,
         })
     }

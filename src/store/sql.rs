@@ -28,7 +28,7 @@ use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
     Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg, Sql,
     SummaryCols, TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS,
-    SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS,
+    SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
     Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
@@ -48,14 +48,18 @@ pub(super) const WAKEUP_CAPACITY: usize = 1024;
 /// stays under both backends' limits (SQLite: 32766, PostgreSQL: 65535).
 const MAX_ROWS_PER_INSERT: usize = 500;
 
-/// Binds a run's slot columns (`rows::SLOT_COLUMNS` order) to a query.
+/// Binds a run's slot columns (`rows::SLOT_COLUMNS` order), then
+/// `scheduled_by_id` ([`written_columns`]), to a query.
 macro_rules! bound_slots {
-    ($query:expr, $slots:expr) => {
-        $slots.iter().fold($query, |query, arg| match arg {
-            SlotArg::Text(text) => query.bind(text.clone()),
-            SlotArg::Int(int) => query.bind(*int),
-            SlotArg::Double(double) => query.bind(*double),
-        })
+    ($query:expr, $run:expr) => {
+        $run.slots
+            .iter()
+            .fold($query, |query, arg| match arg {
+                SlotArg::Text(text) => query.bind(text.clone()),
+                SlotArg::Int(int) => query.bind(*int),
+                SlotArg::Double(double) => query.bind(*double),
+            })
+            .bind($run.scheduled_by_id.clone())
     };
 }
 pub(super) use bound_slots;
@@ -200,7 +204,7 @@ static INSERT_RUN: LazyLock<String> = LazyLock::new(|| {
          task_queue, status, start_time, close_time, history_length, request_id, version, state, \
          created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id, {}) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13, $14, $15, {})",
-        SLOT_COLUMNS.join(", "),
+        written_columns().join(", "),
         slot_params(16)
     )
 });
@@ -216,17 +220,25 @@ static UPDATE_RUN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `$from, $from+1, …`, one per slot column.
+/// The listing columns every commit writes from the state besides the
+/// fixed ones: the slots, then `scheduled_by_id`.
+pub(super) fn written_columns() -> Vec<&'static str> {
+    let mut columns = SLOT_COLUMNS.to_vec();
+    columns.push(WRITTEN_AFTER_SLOTS);
+    columns
+}
+
+/// `$from, $from+1, …`, one per [`written_columns`].
 pub(super) fn slot_params(from: usize) -> String {
-    (0..SLOT_COLUMNS.len())
+    (0..written_columns().len())
         .map(|i| format!("${}", from + i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// `column = $from, …`, one per slot column.
+/// `column = $from, …`, one per [`written_columns`].
 pub(super) fn slot_assignments(from: usize) -> String {
-    SLOT_COLUMNS
+    written_columns()
         .iter()
         .enumerate()
         .map(|(i, c)| format!("{c} = ${}", from + i))
@@ -618,7 +630,7 @@ where
             contains: DB::CONTAINS,
         };
         let mut sql = Sql::new(format!(
-            "select {SUMMARY_COLUMNS}, {} from runs where namespace = ",
+            "select {SUMMARY_COLUMNS}, {}, {WRITTEN_AFTER_SLOTS} from runs where namespace = ",
             SLOT_COLUMNS.join(", ")
         ));
         sql.bind(ns.0.clone());
@@ -645,7 +657,8 @@ where
                         SlotArg::Double(_) => SlotArg::Double(row.try_get(at)?),
                     });
                 }
-                rows::summary(cols, &slots)
+                let scheduled_by_id = row.try_get(SUMMARY_WIDTH + SLOT_COLUMNS.len())?;
+                rows::summary(cols, &slots, scheduled_by_id)
             })
             .collect()
     }
@@ -1012,7 +1025,7 @@ where
                     .bind(run.pinned_version.clone())
                     .bind(run.parent_workflow_id.clone())
                     .bind(run.parent_run_id.clone()),
-                &run.slots
+                run
             )
             .execute(&mut *tx)
             .await
@@ -1027,7 +1040,7 @@ where
                     .bind(now)
                     .bind(version)
                     .bind(run.pinned_version.clone()),
-                &run.slots
+                run
             )
             .execute(&mut *tx)
             .await

@@ -23,6 +23,9 @@ pub enum Attribute {
     ParentRunId,
     /// The endpoint version the run is pinned to.
     BatonPinnedVersion,
+    /// The schedule that started the run (its memo's
+    /// `TemporalScheduledById`, as the scheduler writes it).
+    TemporalScheduledById,
     /// A custom search attribute, by its slot.
     Custom(Slot),
 }
@@ -70,7 +73,7 @@ impl Type {
 }
 
 impl Attribute {
-    pub const ALL: [Attribute; 12] = [
+    pub const ALL: [Attribute; 13] = [
         Attribute::WorkflowId,
         Attribute::RunId,
         Attribute::WorkflowType,
@@ -83,6 +86,7 @@ impl Attribute {
         Attribute::ParentWorkflowId,
         Attribute::ParentRunId,
         Attribute::BatonPinnedVersion,
+        Attribute::TemporalScheduledById,
     ];
 
     /// The name a filter uses (case-sensitive, as in Temporal); custom
@@ -101,6 +105,7 @@ impl Attribute {
             Attribute::ParentWorkflowId => "ParentWorkflowId",
             Attribute::ParentRunId => "ParentRunId",
             Attribute::BatonPinnedVersion => "BatonPinnedVersion",
+            Attribute::TemporalScheduledById => "TemporalScheduledById",
             Attribute::Custom(_) => "a custom search attribute",
         }
     }
@@ -117,7 +122,8 @@ impl Attribute {
             | Attribute::TaskQueue
             | Attribute::ParentWorkflowId
             | Attribute::ParentRunId
-            | Attribute::BatonPinnedVersion => Type::Keyword,
+            | Attribute::BatonPinnedVersion
+            | Attribute::TemporalScheduledById => Type::Keyword,
             Attribute::ExecutionStatus => Type::Status,
             Attribute::StartTime | Attribute::CloseTime => Type::Datetime,
             Attribute::ExecutionDuration => Type::Duration,
@@ -144,6 +150,7 @@ impl Attribute {
                 | Attribute::ParentWorkflowId
                 | Attribute::ParentRunId
                 | Attribute::BatonPinnedVersion
+                | Attribute::TemporalScheduledById
                 | Attribute::Custom(_)
         )
     }

@@ -574,6 +574,7 @@ impl Tables {
                         row.pinned_version.clone(),
                     ),
                     &row.slots,
+                    row.scheduled_by_id.clone(),
                 )
             })
             .collect()

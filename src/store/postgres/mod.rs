@@ -19,8 +19,10 @@ use crate::engine::Queue;
 use crate::time::Timestamp;
 
 use super::query::Contains;
-use super::rows::{parse_queue, queue_name, RunWrite, SlotArg, TaskCols, SLOT_COLUMNS};
-use super::sql::{bound_slots, slot_assignments, slot_params, Dialect, SqlStore, WAKEUP_CAPACITY};
+use super::rows::{parse_queue, queue_name, RunWrite, SlotArg, TaskCols};
+use super::sql::{
+    bound_slots, slot_assignments, slot_params, written_columns, Dialect, SqlStore, WAKEUP_CAPACITY,
+};
 use super::{Error, Result, Wakeup};
 
 /// The store on PostgreSQL.
@@ -104,7 +106,8 @@ macro_rules! commit_after_run {
 }
 
 /// Updates a run if its version is still $22 (optimistic concurrency); no
-/// row back means it is not. The slot columns from $24.
+/// row back means it is not. The slot columns (and `scheduled_by_id`)
+/// from $24.
 static COMMIT_UPDATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
@@ -117,7 +120,7 @@ static COMMIT_UPDATE: LazyLock<String> = LazyLock::new(|| {
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
 /// start time, $26 request id, $27 pinned version, $28 parent workflow id,
-/// $29 parent run id, the slot columns from $30. A second open run of the
+/// $29 parent run id, the slot columns (and `scheduled_by_id`) from $30. A second open run of the
 /// workflow id fails the statement on `runs_open_workflow_id`.
 static COMMIT_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -127,7 +130,7 @@ static COMMIT_INSERT: LazyLock<String> = LazyLock::new(|| {
          values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
          $29, {}) \
          returning run_id), {}",
-        SLOT_COLUMNS.join(", "),
+        written_columns().join(", "),
         slot_params(30),
         commit_after_run!()
     )
@@ -270,7 +273,7 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
             .bind(run.parent_workflow_id.as_deref())
             .bind(run.parent_run_id.as_deref()),
     };
-    let query = bound_slots!(query, &run.slots);
+    let query = bound_slots!(query, run);
     match query.fetch_optional(pool).await {
         Ok(Some(_announced)) => Ok(()),
         // `r` returned nothing: the version moved on.
