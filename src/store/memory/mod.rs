@@ -245,7 +245,8 @@ struct Tables {
 enum Undo {
     Run {
         run_id: String,
-        previous: Option<StoredRun>,
+        /// Boxed: a run row is much larger than the other variants.
+        previous: Option<Box<StoredRun>>,
     },
     Event {
         run_id: String,
@@ -433,7 +434,7 @@ impl Tables {
         let previous = self.put_run(&run_id, Some(run));
         undo.push(Undo::Run {
             run_id: run_id.clone(),
-            previous,
+            previous: previous.map(Box::new),
         });
 
         for event in write.events {
@@ -493,7 +494,7 @@ impl Tables {
     fn undo(&mut self, step: Undo) {
         match step {
             Undo::Run { run_id, previous } => {
-                self.put_run(&run_id, previous);
+                self.put_run(&run_id, previous.map(|p| *p));
             }
             Undo::Event { run_id, event_id } => {
                 if let Some(events) = self.events.get_mut(&run_id) {
