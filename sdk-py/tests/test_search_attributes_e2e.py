@@ -4,6 +4,7 @@ queries and shown by describe, against a real ``baton dev`` server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -50,35 +51,64 @@ class Tagged:
         }
 
 
+@workflow.defn
+class Leaf:
+    @workflow.run
+    async def run(self) -> list[str]:
+        return sorted(p.key.name for p in workflow.info().typed_search_attributes)
+
+
+@workflow.defn
+class Chained:
+    @workflow.run
+    async def run(self, step: int) -> dict[str, Any]:
+        if step == 0:
+            workflow.continue_as_new(1)  # the attributes are carried over
+        if step == 1:
+            workflow.continue_as_new(
+                2, search_attributes=TypedSearchAttributes([SearchAttributePair(PRIORITY, 99)])
+            )
+        child = await workflow.execute_child_workflow(
+            Leaf.run,
+            id=f"{workflow.info().workflow_id}-leaf",
+            search_attributes=TypedSearchAttributes([SearchAttributePair(CUSTOMER, "leafy")]),
+        )
+        attributes = workflow.info().typed_search_attributes
+        return {"step": step, "priority": attributes.get(PRIORITY), "child": child}
+
+
 @pytest.fixture(scope="module")
 def queue(env: WorkflowEnvironment) -> Iterator[str]:
+    """The ``sa`` queue served by an app, and the attributes registered."""
     app = App(
-        workflows=[Tagged],
+        workflows=[Tagged, Leaf, Chained],
         activities=[times_ten],
         signing_secret=SECRET,
         server_url=env.target,
     )
     with AppServer(app) as server:
-        yield server.url
+        asyncio.run(env.register_endpoint("sa", server.url, SECRET))
+        asyncio.run(
+            env.client._call(  # pyright: ignore[reportPrivateUsage]
+                "POST",
+                "/search-attributes",
+                {
+                    "search_attributes": {
+                        "CustomerId": "Keyword",
+                        "Priority": "Int",
+                        "Tags": "KeywordList",
+                        "DueAt": "Datetime",
+                    }
+                },
+            )
+        )
+        yield "sa"
 
 
 async def test_attributes_set_at_start_and_upserted_are_queryable(
     env: WorkflowEnvironment, queue: str
 ) -> None:
     client = env.client
-    await env.register_endpoint("sa", queue, SECRET)
-    await client._call(  # pyright: ignore[reportPrivateUsage]
-        "POST",
-        "/search-attributes",
-        {
-            "search_attributes": {
-                "CustomerId": "Keyword",
-                "Priority": "Int",
-                "Tags": "KeywordList",
-                "DueAt": "Datetime",
-            }
-        },
-    )
     due = datetime(2026, 11, 1, 12, 30, tzinfo=timezone.utc)
     results = []
     for n in range(3):
@@ -87,7 +117,7 @@ async def test_attributes_set_at_start_and_upserted_are_queryable(
                 Tagged.run,
                 n,
                 id=f"tagged-{n}",
-                task_queue="sa",
+                task_queue=queue,
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(CUSTOMER, f"c{n % 2}"), SearchAttributePair(DUE, due)]
                 ),
@@ -126,7 +156,7 @@ async def test_attributes_set_at_start_and_upserted_are_queryable(
             Tagged.run,
             5,
             id="tagged-bad",
-            task_queue="sa",
+            task_queue=queue,
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(SearchAttributeKey.for_int("CustomerId"), 5)]
             ),
@@ -135,3 +165,28 @@ async def test_attributes_set_at_start_and_upserted_are_queryable(
     with pytest.raises(RPCError) as query:
         await ids("Nope = 'x'")
     assert query.value.status == 400 and "Nope" in str(query.value)
+
+
+async def test_continue_as_new_carries_them_and_children_inherit_none(
+    env: WorkflowEnvironment, queue: str
+) -> None:
+    client = env.client
+    result = await client.execute_workflow(
+        Chained.run,
+        0,
+        id="chained",
+        task_queue=queue,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(CUSTOMER, "c-chain"), SearchAttributePair(PRIORITY, 1)]
+        ),
+    )
+    assert result == {"step": 2, "priority": 99, "child": ["CustomerId"]}
+    assert [w.id async for w in client.list_workflows("CustomerId = 'leafy'")] == ["chained-leaf"]
+    # The first two runs of the chain had the start's attributes.
+    assert [w.id async for w in client.list_workflows("CustomerId = 'c-chain'")] == [
+        "chained",
+        "chained",
+    ]
+    assert [
+        w.id async for w in client.list_workflows("WorkflowId = 'chained' AND Priority = 99")
+    ] == ["chained"]

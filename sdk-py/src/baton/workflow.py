@@ -69,6 +69,7 @@ __all__ = [
     "time_ns",
     "unsafe",
     "update",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
 ]
@@ -789,10 +790,12 @@ def continue_as_new(
     task_timeout: timedelta | None = None,
     retry_policy: RetryPolicy | None = None,
     memo: Mapping[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> NoReturn:
     """Ends this run and starts the next run of the chain, with the same
     workflow id, a fresh history and these arguments. Options not given
-    (workflow type, task queue, timeouts, retry policy, memo) are carried.
+    (workflow type, task queue, timeouts, retry policy, memo, search
+    attributes) are carried.
     Never returns: raises :class:`ContinueAsNewError`."""
     _runtime()
     attributes: dict[str, Any] = {"input": [to_json(a) for a in _args(arg, args)]}
@@ -812,6 +815,8 @@ def continue_as_new(
         attributes["retry_policy"] = retry_policy.to_wire()
     if memo is not None:
         attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    if search_attributes is not None:
+        attributes["search_attributes"] = search_attributes.to_wire()
     raise ContinueAsNewError(attributes)
 
 
@@ -901,12 +906,14 @@ async def start_child_workflow(
         ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
     ),
     memo: Mapping[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     result_type: Any = None,
 ) -> ChildWorkflowHandle[Any]:
     """Starts a child workflow and returns its handle once the server
     started it; raises :class:`WorkflowAlreadyStartedError` if ``id`` is in
     use. ``workflow`` is a ``@workflow.run`` method, a workflow class or a
-    workflow type name."""
+    workflow type name. A child has only the ``search_attributes`` given
+    here (none of the parent's)."""
     rt = _runtime()
     if isinstance(workflow, str):
         name, ret = workflow, None
@@ -937,6 +944,8 @@ async def start_child_workflow(
         attributes["retry_policy"] = retry_policy.to_wire()
     if memo is not None:
         attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    if search_attributes is not None:
+        attributes["search_attributes"] = search_attributes.to_wire()
     return await rt.workflow_start_child(
         attributes,
         cancellation_type=ChildWorkflowCancellationType(cancellation_type),
