@@ -10,7 +10,9 @@ import {
   type Duration,
   type ParentClosePolicy,
   type RetryPolicy,
+  type SearchAttributePair,
   type SearchAttributeUpdatePair,
+  TypedSearchAttributes,
   formatDuration,
   msToNumber,
   retryPolicyToWire,
@@ -267,6 +269,13 @@ export interface ContinueAsNewOptions {
   workflowRunTimeout?: Duration;
   workflowTaskTimeout?: Duration;
   memo?: Record<string, unknown>;
+  /** The next run's search attributes; unset carries this run's. */
+  typedSearchAttributes?: TypedSearchAttributes | SearchAttributePair[];
+}
+
+/** Search attributes as a command carries them (plain JSON by name). */
+function searchAttributesToWire(given: TypedSearchAttributes | SearchAttributePair[]): Record<string, unknown> {
+  return (Array.isArray(given) ? new TypedSearchAttributes(given) : given).toWire();
 }
 
 /**
@@ -286,6 +295,7 @@ export function makeContinueAsNewFunc<F extends (...args: any[]) => Promise<unkn
     if (options.workflowRunTimeout !== undefined) command.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
     if (options.workflowTaskTimeout !== undefined) command.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
     if (options.memo !== undefined) command.memo = options.memo;
+    if (options.typedSearchAttributes !== undefined) command.search_attributes = searchAttributesToWire(options.typedSearchAttributes);
     return Promise.reject(new ContinueAsNew(command));
   };
 }
@@ -313,6 +323,8 @@ export interface ChildWorkflowOptions {
   /** What cancelling the child's scope waits for (default WAIT_CANCELLATION_COMPLETED). */
   cancellationType?: ChildWorkflowCancellationType;
   memo?: Record<string, unknown>;
+  /** The child's search attributes (it inherits none of this workflow's). */
+  typedSearchAttributes?: TypedSearchAttributes | SearchAttributePair[];
 }
 
 /** A started child workflow. */
@@ -335,6 +347,7 @@ function childCommand(workflowType: string, options: ChildWorkflowOptions, workf
   if (options.workflowIdReusePolicy !== undefined) a.workflow_id_reuse_policy = options.workflowIdReusePolicy;
   if (options.parentClosePolicy !== undefined) a.parent_close_policy = options.parentClosePolicy;
   if (options.memo !== undefined) a.memo = options.memo;
+  if (options.typedSearchAttributes !== undefined) a.search_attributes = searchAttributesToWire(options.typedSearchAttributes);
   return a;
 }
 

@@ -6,7 +6,15 @@ import { after, before, describe, test } from "node:test";
 import { ServiceError, TypedSearchAttributes } from "../src/client.js";
 import { createHandler } from "../src/index.js";
 import { type ServedHandler, TestWorkflowEnvironment, serveHandler } from "../src/testing.js";
-import { SearchAttributeType, defineSearchAttributeKey, proxyActivities, upsertSearchAttributes, workflowInfo } from "../src/workflow.js";
+import {
+  SearchAttributeType,
+  defineSearchAttributeKey,
+  executeChild,
+  makeContinueAsNewFunc,
+  proxyActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from "../src/workflow.js";
 import { SKIP_WITHOUT_BINARY } from "./e2e_helpers.js";
 
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -40,13 +48,32 @@ export async function Tagged(n: number): Promise<{ customer?: string; priority?:
   return out;
 }
 
+export async function Leaf(): Promise<string[]> {
+  return workflowInfo()
+    .typedSearchAttributes.getAll()
+    .map((p) => p.key.name)
+    .sort();
+}
+
+export async function Chained(step: number): Promise<{ step: number; priority?: number; child: string[] }> {
+  // Step 0 carries the attributes over; step 1 gives its own.
+  if (step === 0) return makeContinueAsNewFunc<typeof Chained>()(1);
+  if (step === 1) return makeContinueAsNewFunc<typeof Chained>({ typedSearchAttributes: [{ key: PRIORITY, value: 99 }] })(2);
+  const child = await executeChild(Leaf, {
+    workflowId: `${workflowInfo().workflowId}-leaf`,
+    typedSearchAttributes: [{ key: CUSTOMER, value: "leafy" }],
+  });
+  const priority = workflowInfo().typedSearchAttributes.get(PRIORITY);
+  return priority === undefined ? { step, child } : { step, priority, child };
+}
+
 describe("search attributes against baton dev", { skip: SKIP_WITHOUT_BINARY }, () => {
   let env: TestWorkflowEnvironment;
   let served: ServedHandler;
 
   before(async () => {
     env = await TestWorkflowEnvironment.createTimeSkipping();
-    served = await serveHandler(createHandler({ workflows: { Tagged }, activities, signingSecret: SECRET, serverUrl: env.address }));
+    served = await serveHandler(createHandler({ workflows: { Tagged, Leaf, Chained }, activities, signingSecret: SECRET, serverUrl: env.address }));
     await env.registerEndpoint(QUEUE, served.url, SECRET);
     await env.client.connection.call("POST", `/api/v1/namespaces/${env.client.namespace}/search-attributes`, {
       search_attributes: { CustomerId: "Keyword", Priority: "Int", Tags: "KeywordList", DueAt: "Datetime" },
@@ -108,5 +135,27 @@ describe("search attributes against baton dev", { skip: SKIP_WITHOUT_BINARY }, (
       (err: unknown) => err instanceof ServiceError && err.status === 400 && err.message.includes("CustomerId"),
     );
     await assert.rejects(ids("Nope = 'x'"), (err: unknown) => err instanceof ServiceError && err.status === 400 && err.message.includes("Nope"));
+  });
+
+  test("continue-as-new carries them unless given; a child inherits none", async () => {
+    const { client } = env;
+    const result = await client.workflow.execute(Chained, {
+      workflowId: "ts-chained",
+      taskQueue: QUEUE,
+      args: [0],
+      typedSearchAttributes: [
+        { key: CUSTOMER, value: "ts-chain" },
+        { key: PRIORITY, value: 1 },
+      ],
+    });
+    assert.deepEqual(result, { step: 2, priority: 99, child: ["CustomerId"] });
+    const ids = async (query: string): Promise<string[]> => {
+      const out = [];
+      for await (const e of client.workflow.list({ query })) out.push(e.workflowId);
+      return out;
+    };
+    assert.deepEqual(await ids("CustomerId = 'leafy'"), ["ts-chained-leaf"]);
+    assert.deepEqual(await ids("CustomerId = 'ts-chain'"), ["ts-chained", "ts-chained"]);
+    assert.deepEqual(await ids("WorkflowId = 'ts-chained' AND Priority = 99"), ["ts-chained"]);
   });
 });
