@@ -214,6 +214,108 @@ async fn namespace_verbs_create_list_and_describe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_attribute_verbs_add_list_remove_and_refuse() {
+    let server = spawn_server(Db::Sqlite).await;
+    fn sa<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["namespace", "search-attribute"];
+        all.extend_from_slice(args);
+        all
+    }
+    let added = table(&ok(client(
+        &server,
+        &sa(&["add", "--name", "CustomerId", "--type", "Keyword"]),
+    )
+    .await));
+    assert_eq!(rows(&added, "CustomerId")[0][1..], ["Keyword", "custom"]);
+    ok(client(
+        &server,
+        &sa(&["add", "--name", "Priority", "--type", "int"]),
+    )
+    .await);
+    let listed = table(&ok(client(&server, &sa(&["list"])).await));
+    assert_eq!(rows(&listed, "Priority")[0][1..], ["Int", "custom"]);
+    assert_eq!(rows(&listed, "WorkflowType")[0][1..], ["Keyword", "system"]);
+    let json = ok_json(client(&server, &sa(&["list", "-o", "json"])).await);
+    assert_eq!(
+        json["custom_attributes"],
+        json!({"CustomerId": "Keyword", "Priority": "Int"})
+    );
+
+    failed(
+        client(
+            &server,
+            &sa(&["add", "--name", "CustomerId", "--type", "Keyword"]),
+        )
+        .await,
+        "search attribute `CustomerId` is already registered (409)",
+    );
+    failed(
+        client(
+            &server,
+            &sa(&["add", "--name", "Amount", "--type", "Money"]),
+        )
+        .await,
+        "search_attributes.Amount: unknown type \"Money\"",
+    );
+    failed(
+        client(&server, &sa(&["remove", "--name", "Ghost"])).await,
+        "search attribute `Ghost` is not registered",
+    );
+    let json = ok_json(client(&server, &sa(&["list", "-o", "json"])).await);
+    assert_eq!(
+        json["custom_attributes"].as_object().map(|m| m.len()),
+        Some(2)
+    );
+
+    // Set at start, shown by describe, found by a list query.
+    ok(client(
+        &server,
+        &[
+            "workflow",
+            "start",
+            "--type",
+            "T",
+            "--task-queue",
+            "q",
+            "--id",
+            "vip-1",
+            "--search-attributes",
+            r#"{"CustomerId": "c-17", "Priority": 2}"#,
+        ],
+    )
+    .await);
+    let described = ok(client(&server, &["workflow", "describe", "vip-1"]).await);
+    assert!(described.contains("Search attributes:"), "{described}");
+    let described: Vec<Vec<String>> = table(&described)
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert_eq!(rows(&described, "Priority")[0][1..], ["Int", "2"]);
+    let listed = ok(client(
+        &server,
+        &[
+            "workflow",
+            "list",
+            "--query",
+            "CustomerId = 'c-17' AND Priority = 2",
+        ],
+    )
+    .await);
+    assert!(listed.contains("vip-1"), "{listed}");
+
+    let removed = ok(client(&server, &sa(&["remove", "--name", "Priority"])).await);
+    assert!(
+        removed.contains("removed search attribute Priority"),
+        "{removed}"
+    );
+    failed(
+        client(&server, &["workflow", "list", "--query", "Priority = 2"]).await,
+        "unknown search attribute `Priority`",
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_verbs_register_list_and_delete() {
     let server = spawn_server(Db::Sqlite).await;
     let url = "http://127.0.0.1:9/hook";

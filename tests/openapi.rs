@@ -31,11 +31,12 @@ use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildOutcome, Command,
     CompleteWorkflowExecution, CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, Ctx, Event,
     ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
-    ParentClosePolicy, ParentInfo, RecordMarker, RequestCancelActivityTask,
+    ParentClosePolicy, ParentInfo, RecordMarker, Registry, RequestCancelActivityTask,
     RequestCancelExternalWorkflowExecution, RetryPolicySpec, RetryState, RunState,
-    ScheduleActivityTask, Signal, SignalExternalWorkflowExecution, StartChildWorkflowExecution,
-    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Update,
-    WorkflowCommand, WorkflowTaskFailedCause,
+    ScheduleActivityTask, SearchAttributeType, Signal, SignalExternalWorkflowExecution, Slot,
+    StartChildWorkflowExecution, StartChildWorkflowExecutionFailedCause, StartRun, StartTimer,
+    Task, TimeoutType, Update, UpsertWorkflowSearchAttributes, WorkflowCommand,
+    WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -569,6 +570,7 @@ async fn every_spec_route_is_served() {
         ("update_name", "update-drift"),
         ("update_id", "update-id-drift"),
         ("schedule_id", "schedule-drift"),
+        ("name", "attribute-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -1036,6 +1038,7 @@ impl Sim {
             pinned_version: None,
             parent,
             memo: None,
+            search_attributes: Default::default(),
             retry_policy: None,
             chain: None,
         };
@@ -1099,6 +1102,13 @@ impl Sim {
             token,
             commands,
             identity: Some("worker-1".into()),
+            search_attributes: Registry::new(
+                [
+                    ("CustomerId", SearchAttributeType::Keyword),
+                    ("Priority", SearchAttributeType::Int),
+                ]
+                .map(|(name, kind)| (name.to_owned(), Slot { kind, index: 1 })),
+            ),
         });
         self.advance(10);
     }
@@ -1446,6 +1456,12 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
             workflow_id_reuse_policy: Default::default(),
             parent_close_policy: ParentClosePolicy::RequestCancel,
             memo: None,
+            search_attributes: Some(
+                json!({"CustomerId": id})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         })
     };
     let mut commands: Vec<WorkflowCommand> =
@@ -1530,23 +1546,31 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
     workflow_pushes.push(s.workflow_task_request());
     s.complete(vec![]);
     runs.push(s);
-    // A run continues as new with a memo; the next run records its chain.
+    // A run upserts search attributes (one removed) and continues as new
+    // with a memo and new attributes; the next run records its chain.
     let mut s = Sim::start("order-22", None);
-    s.complete(vec![WorkflowCommand::ContinueAsNewWorkflowExecution(
-        ContinueAsNewWorkflowExecution {
+    let upsert = json!({"Priority": 2, "CustomerId": null});
+    s.complete(vec![
+        WorkflowCommand::UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributes {
+            search_attributes: upsert.as_object().cloned().unwrap_or_default(),
+        }),
+        WorkflowCommand::ContinueAsNewWorkflowExecution(ContinueAsNewWorkflowExecution {
             workflow_type: None,
             task_queue: None,
             input: json!({"order_id": "A-17", "page": 2}),
             workflow_run_timeout: None,
             workflow_task_timeout: None,
             memo: Some(json!({"customer": "ann"})),
+            search_attributes: json!({"CustomerId": "ann", "Priority": 3})
+                .as_object()
+                .cloned(),
             retry_policy: Some(RetryPolicySpec {
                 maximum_attempts: Some(3),
                 ..RetryPolicySpec::default()
             }),
             backoff_start_interval: None,
-        },
-    )]);
+        }),
+    ]);
     let mut next = s.next();
     runs.push(s);
     // It fails, and its retry policy starts attempt 2 after a back-off.

@@ -589,6 +589,7 @@ async fn start_run(applier: &apply::Applier, world: &World, id: &str, kind: &str
                 pinned_version: None,
                 parent: None,
                 memo: None,
+                search_attributes: Default::default(),
                 retry_policy: None,
                 chain: None,
             },

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod namespaces;
 mod schedules;
+mod search_attributes;
 mod workflows;
 
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(namespaces::router())
+        .merge(search_attributes::router())
         .merge(endpoints::router())
         .merge(workflows::router())
         .merge(activities::router())

@@ -193,6 +193,7 @@ mod tests {
             pinned_version: None,
             parent: None,
             memo: None,
+            search_attributes: Default::default(),
             retry_policy: None,
             chain: None,
         };

@@ -17,6 +17,7 @@ mod cache;
 mod endpoints;
 mod mailbox;
 mod moves;
+mod search;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use crate::time::{Clock, Duration};
 
 pub use endpoints::Endpoints;
 pub use moves::MoveRuns;
+pub use search::SearchAttributeCache;
 
 /// How often a start or reset that loses an optimistic-concurrency race
 /// (to another node, or to this node's writer of the run) decides again
@@ -109,6 +111,7 @@ pub struct Applier {
     watched: Arc<std::sync::Mutex<std::collections::HashMap<RunId, watch::Sender<()>>>>,
     cache: Arc<cache::RunCache>,
     endpoints: Arc<Endpoints>,
+    search_attributes: Arc<SearchAttributeCache>,
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
 }
 
@@ -145,6 +148,7 @@ impl Applier {
         let (closing_tx, closing) = watch::channel(false);
         let applier = Applier {
             endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
+            search_attributes: Arc::new(SearchAttributeCache::new(store.clone(), clock.clone())),
             store,
             clock,
             limits,
@@ -175,6 +179,11 @@ impl Applier {
 
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// Each namespace's registry of custom search attributes.
+    pub fn search_attributes(&self) -> &SearchAttributeCache {
+        &self.search_attributes
     }
 
     pub fn ctx(&self) -> Ctx {

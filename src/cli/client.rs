@@ -68,6 +68,9 @@ pub enum NamespaceCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The namespace's custom search attributes (`--namespace` names it).
+    #[command(subcommand)]
+    SearchAttribute(super::search_attributes::SearchAttributeCmd),
 }
 
 #[derive(Subcommand)]
@@ -341,6 +344,9 @@ pub struct StartArgs {
     /// Memo as a JSON object, shown by describe.
     #[arg(long)]
     memo: Option<String>,
+    /// Custom search attributes as a JSON object, e.g. '{"CustomerId": "c-17"}'.
+    #[arg(long)]
+    search_attributes: Option<String>,
     /// Workflow retry policy as JSON, e.g. '{"maximum_attempts": 3}'.
     #[arg(long)]
     retry_policy: Option<String>,
@@ -381,6 +387,11 @@ fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
     }
     for (key, val, flag) in [
         ("memo", &a.memo, "--memo"),
+        (
+            "search_attributes",
+            &a.search_attributes,
+            "--search-attributes",
+        ),
         ("retry_policy", &a.retry_policy, "--retry-policy"),
     ] {
         if val.is_some() {
@@ -536,6 +547,9 @@ pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             print_fields(conn.output, &v, &fields);
+        }
+        NamespaceCmd::SearchAttribute(cmd) => {
+            super::search_attributes::search_attribute(cmd).await?;
         }
     }
     Ok(())
@@ -765,6 +779,7 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                         ),
                     ],
                 );
+                super::search_attributes::print_described(&v);
             }
         }
         WorkflowCmd::Show {

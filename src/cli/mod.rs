@@ -6,6 +6,7 @@ mod client;
 mod health;
 mod output;
 mod schedules;
+mod search_attributes;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

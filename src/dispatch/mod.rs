@@ -454,7 +454,25 @@ impl Inner {
                 &target,
             )
             .await;
-        let cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
+        let mut cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
+        if let Command::CompleteWorkflowTask {
+            commands,
+            search_attributes,
+            ..
+        } = &mut cmd
+        {
+            if commands.iter().any(|c| c.sets_search_attributes()) {
+                let registry = self.applier.search_attributes();
+                let lookup = retrying(state, "looking up the search attributes", || {
+                    registry.registry(&state.namespace)
+                });
+                match lookup.await {
+                    Some(r) => *search_attributes = r,
+                    // The task's row comes back when its lease runs out.
+                    None => return,
+                }
+            }
+        }
         let _ = self.report(state, cmd).await;
     }
 

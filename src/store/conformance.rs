@@ -133,6 +133,7 @@ pub(crate) fn started(
         pinned_version: None,
         parent: None,
         memo: None,
+        search_attributes: Default::default(),
         retry_policy: None,
         chain: None,
     };
@@ -669,7 +670,7 @@ fn workflow_ids(runs: &[RunSummary]) -> Vec<String> {
 }
 
 fn query(text: &str) -> ListQuery {
-    visibility::parse_list(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    visibility::parse_list(text, &Default::default()).unwrap_or_else(|e| panic!("{text:?}: {e}"))
 }
 
 /// A list filter's time literal for `ms`.
@@ -705,6 +706,8 @@ async fn list_runs_filters(store: Arc<dyn Store>) {
         parent_workflow_id: None,
         parent_run_id: None,
         pinned_version: None,
+        scheduled_by_id: None,
+        slots: Default::default(),
     };
     assert_eq!(all[3], expected);
 
@@ -827,7 +830,7 @@ async fn count_runs(store: Arc<dyn Store>) {
     five_runs(&*store).await;
     let count = |text: &str| {
         let store = store.clone();
-        let q = visibility::parse_count(text).expect("a count query");
+        let q = visibility::parse_count(text, &Default::default()).expect("a count query");
         async move { store.count_runs(&ns(), &q).await.expect("count") }
     };
     assert_eq!(count("").await, [(None, 5)]);
@@ -848,7 +851,7 @@ async fn count_runs(store: Arc<dyn Store>) {
         count("WorkflowType = 'C' GROUP BY ExecutionStatus").await,
         []
     );
-    let q = visibility::parse_count("").expect("a count query");
+    let q = visibility::parse_count("", &Default::default()).expect("a count query");
     let elsewhere = store.count_runs(&Namespace::from("other"), &q).await;
     assert_eq!(elsewhere.expect("count"), [(None, 0)]);
 }

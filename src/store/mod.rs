@@ -32,6 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::RegisteredAttribute;
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::schedule::{Info, Schedule};
@@ -173,6 +174,12 @@ pub struct RunSummary {
     pub parent_workflow_id: Option<WorkflowId>,
     pub parent_run_id: Option<RunId>,
     pub pinned_version: Option<String>,
+    /// Set for a run a schedule started: the schedule's id.
+    pub scheduled_by_id: Option<String>,
+    /// The custom search attributes' listing columns, by slot (what
+    /// filters on them see: a Text value as its words).
+    #[serde(skip)]
+    pub slots: std::collections::BTreeMap<crate::engine::Slot, Value>,
 }
 
 /// What list filters see of a run: the columns of its summary.
@@ -197,6 +204,8 @@ impl Attributes for RunSummary {
                 .and_then(|w| text(w.as_str())),
             Attribute::ParentRunId => self.parent_run_id.and_then(|r| text(&rows::run_id_text(r))),
             Attribute::BatonPinnedVersion => self.pinned_version.as_deref().and_then(text),
+            Attribute::TemporalScheduledById => self.scheduled_by_id.as_deref().and_then(text),
+            Attribute::Custom(slot) => self.slots.get(&slot).cloned(),
         }
     }
 }
@@ -287,6 +296,22 @@ pub trait Store: Send + Sync + 'static {
     /// false if there is none.
     async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    /// Every custom search attribute row of `ns`, removed ones included,
+    /// by name.
+    async fn search_attributes(&self, ns: &Namespace) -> Result<Vec<RegisteredAttribute>>;
+    /// Registers `rows` (from `engine::assign_search_attributes`) in one
+    /// transaction: a removed row with the same name and type comes back.
+    /// A name registered meanwhile, or a slot taken meanwhile, is
+    /// [`Error::AlreadyExists`] and nothing is written.
+    async fn add_search_attributes(
+        &self,
+        ns: &Namespace,
+        rows: &[RegisteredAttribute],
+    ) -> Result<()>;
+    /// Marks a registered attribute removed (its row and slot stay);
+    /// false if none by that name is registered.
+    async fn remove_search_attribute(&self, ns: &Namespace, name: &str) -> Result<bool>;
 
     /// Inserts or replaces (namespace, task queue, version). The registered
     /// version becomes the queue's current one.

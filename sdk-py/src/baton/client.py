@@ -12,7 +12,6 @@ exports them).
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from baton._schedule import (
 )
 from baton.common import (
     RetryPolicy,
+    TypedSearchAttributes,
     WorkflowExecutionStatus,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -165,6 +165,10 @@ class WorkflowExecutionDescription(WorkflowExecution):
     pinned_version: str | None = None
     #: The memo given at start (carried by continue-as-new unless changed).
     memo: dict[str, Any] = field(default_factory=lambda: {})
+    #: The run's custom search attributes now (set at start, upserted).
+    typed_search_attributes: TypedSearchAttributes = field(
+        default_factory=lambda: TypedSearchAttributes.empty
+    )
     #: Counts the runs a workflow retry policy started; 1 for the first.
     attempt: int = 1
     #: For a child workflow: the parent run (``workflow_id``, ``run_id``,
@@ -306,6 +310,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[_R]: ...
 
     @overload
@@ -328,6 +333,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[Any]: ...
 
     async def start_workflow(
@@ -349,6 +355,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[Any]:
         """Starts a workflow (a ``@workflow.run`` method, a ``@workflow.defn``
         class, or a type name). Raises :class:`WorkflowAlreadyStartedError`
@@ -391,6 +398,8 @@ class Client:
             body["retry_policy"] = retry_policy.to_wire()
         if memo is not None:
             body["memo"] = {k: to_json(v) for k, v in memo.items()}
+        if search_attributes:
+            body["search_attributes"] = search_attributes.to_wire()
         if self.identity:
             body["identity"] = self.identity
         path = f"/workflows/{quote(id, safe='')}"
@@ -438,6 +447,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> _R: ...
 
     @overload
@@ -460,6 +470,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> Any: ...
 
     async def execute_workflow(
@@ -481,6 +492,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> Any:
         """Starts a workflow and waits for its result."""
         handle = await self.start_workflow(
@@ -500,6 +512,7 @@ class Client:
             start_signal_args=start_signal_args,
             retry_policy=retry_policy,
             memo=memo,
+            search_attributes=search_attributes,
         )
         return await handle.result()
 
@@ -535,13 +548,14 @@ class Client:
         status: WorkflowExecutionStatus | str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[WorkflowExecution]:
-        """Executions of the namespace, newest first, filtered by keyword or
-        by a Temporal-style ``query`` of ``=`` clauses joined by ``AND`` over
-        ``WorkflowType``, ``WorkflowId`` and ``ExecutionStatus``
-        (``"WorkflowType = 'Onboarding' AND ExecutionStatus = 'Running'"``)."""
+        """Executions of the namespace, filtered by keyword or by a list
+        ``query`` in Temporal's visibility language, over system and custom
+        search attributes (``"WorkflowType = 'Onboarding' AND CustomerId =
+        'c-17' ORDER BY StartTime DESC"``), which the server checks (400
+        naming the token)."""
         params: dict[str, str] = {"page_size": str(page_size)}
         if query:
-            params.update(_parse_list_query(query))
+            params["query"] = query
         if workflow_type:
             params["workflow_type"] = workflow_type
         if workflow_id:
@@ -619,29 +633,6 @@ class Client:
         ``activity.raise_complete_async()``; ``task_token`` is its
         ``activity.info().task_token``."""
         return AsyncActivityHandle(self, task_token)
-
-
-_LIST_KEYS = {
-    "WorkflowType": "workflow_type",
-    "WorkflowId": "workflow_id",
-    "ExecutionStatus": "status",
-}
-_CLAUSE = re.compile(r"""^\s*(\w+)\s*=\s*(?:'([^']*)'|"([^"]*)")\s*$""")
-
-
-def _parse_list_query(query: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for clause in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
-        m = _CLAUSE.match(clause)
-        if not m or m.group(1) not in _LIST_KEYS:
-            raise ValueError(
-                f"unsupported list query clause {clause!r}: use Key = 'value' joined by AND, "
-                f"with keys {sorted(_LIST_KEYS)}"
-            )
-        value = m.group(2) if m.group(2) is not None else m.group(3)
-        key = _LIST_KEYS[m.group(1)]
-        out[key] = value.upper() if key == "status" else value
-    return out
 
 
 class ResetType(str, Enum):
@@ -743,6 +734,9 @@ class WorkflowHandle(Generic[_R]):
             history_size_bytes=int(d.get("history_size_bytes", 0)),
             pinned_version=d.get("pinned_version"),
             memo=cast("dict[str, Any]", d.get("memo") or {}),
+            typed_search_attributes=TypedSearchAttributes.from_wire(
+                cast("dict[str, Any]", d.get("search_attributes") or {})
+            ),
             attempt=int(d.get("attempt") or 1),
             parent=d.get("parent"),
             children=d.get("children") or [],

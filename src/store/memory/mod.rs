@@ -42,7 +42,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::engine::{Event, Queue, RunStatus};
+use crate::engine::{Event, Queue, RegisteredAttribute, RunStatus, SearchAttributeType};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
@@ -237,13 +237,16 @@ struct Tables {
     /// `schedules_pkey` (namespace, schedule id) → the row's columns as
     /// the SQL stores read them, and its `paused` column.
     schedules: BTreeMap<(String, String), (ScheduleCols, i64)>,
+    /// `search_attributes_pkey` (namespace, name, kind) → the row.
+    search_attributes: BTreeMap<(String, String, SearchAttributeType), RegisteredAttribute>,
 }
 
 /// How to undo one write of a commit.
 enum Undo {
     Run {
         run_id: String,
-        previous: Option<StoredRun>,
+        /// Boxed: a run row is much larger than the other variants.
+        previous: Option<Box<StoredRun>>,
     },
     Event {
         run_id: String,
@@ -431,7 +434,7 @@ impl Tables {
         let previous = self.put_run(&run_id, Some(run));
         undo.push(Undo::Run {
             run_id: run_id.clone(),
-            previous,
+            previous: previous.map(Box::new),
         });
 
         for event in write.events {
@@ -491,7 +494,7 @@ impl Tables {
     fn undo(&mut self, step: Undo) {
         match step {
             Undo::Run { run_id, previous } => {
-                self.put_run(&run_id, previous);
+                self.put_run(&run_id, previous.map(|p| *p));
             }
             Undo::Event { run_id, event_id } => {
                 if let Some(events) = self.events.get_mut(&run_id) {
@@ -556,20 +559,24 @@ impl Tables {
             .filter_map(|(_, run_id)| self.runs.get(run_id))
             .map(|run| {
                 let row = &run.row;
-                rows::summary((
-                    row.namespace.clone(),
-                    row.workflow_id.clone(),
-                    row.run_id.clone(),
-                    row.workflow_type.clone(),
-                    row.task_queue.clone(),
-                    row.status.to_owned(),
-                    row.start_time,
-                    row.close_time,
-                    row.history_length,
-                    row.parent_workflow_id.clone(),
-                    row.parent_run_id.clone(),
-                    row.pinned_version.clone(),
-                ))
+                rows::summary(
+                    (
+                        row.namespace.clone(),
+                        row.workflow_id.clone(),
+                        row.run_id.clone(),
+                        row.workflow_type.clone(),
+                        row.task_queue.clone(),
+                        row.status.to_owned(),
+                        row.start_time,
+                        row.close_time,
+                        row.history_length,
+                        row.parent_workflow_id.clone(),
+                        row.parent_run_id.clone(),
+                        row.pinned_version.clone(),
+                    ),
+                    &row.slots,
+                    row.scheduled_by_id.clone(),
+                )
             })
             .collect()
     }
@@ -609,7 +616,8 @@ impl Tables {
             let key = match run.value(group) {
                 Some(Value::Text(s)) => Some(s),
                 Some(Value::Int(i)) => Some(i.to_string()),
-                None => None,
+                // Grouping is by ExecutionStatus only.
+                Some(Value::Double(_) | Value::List(_)) | None => None,
             };
             *groups.entry(key).or_default() += 1;
         }
@@ -689,6 +697,69 @@ impl Store for MemoryStore {
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         self.call(Call::ListNamespaces, |t| {
             Ok(t.namespaces.values().cloned().collect())
+        })
+        .await
+    }
+
+    async fn search_attributes(&self, ns: &Namespace) -> Result<Vec<RegisteredAttribute>> {
+        self.call(Call::SearchAttributes, |t| {
+            Ok(t.search_attributes
+                .range((ns.0.clone(), String::new(), SearchAttributeType::Keyword)..)
+                .take_while(|((n, ..), _)| *n == ns.0)
+                .map(|(_, row)| row.clone())
+                .collect())
+        })
+        .await
+    }
+
+    async fn add_search_attributes(
+        &self,
+        ns: &Namespace,
+        rows: &[RegisteredAttribute],
+    ) -> Result<()> {
+        self.call(Call::AddSearchAttributes, |t| {
+            // Checked whole first, as the SQL transaction rolls back whole.
+            for row in rows {
+                let taken = t.search_attributes.iter().any(|((n, name, kind), other)| {
+                    *n == ns.0
+                        && ((name == &row.name && !other.removed)
+                            || (other.slot == row.slot
+                                && !(name == &row.name && *kind == row.slot.kind)))
+                });
+                if taken {
+                    return Err(Error::AlreadyExists(format!(
+                        "search attribute `{}` (registered, or its slot taken, concurrently)",
+                        row.name
+                    )));
+                }
+            }
+            for row in rows {
+                t.search_attributes.insert(
+                    (ns.0.clone(), row.name.clone(), row.slot.kind),
+                    RegisteredAttribute {
+                        removed: false,
+                        ..row.clone()
+                    },
+                );
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_search_attribute(&self, ns: &Namespace, name: &str) -> Result<bool> {
+        self.call(Call::RemoveSearchAttribute, |t| {
+            let active = t
+                .search_attributes
+                .iter_mut()
+                .find(|((n, row_name, _), row)| *n == ns.0 && row_name == name && !row.removed);
+            Ok(match active {
+                Some((_, row)) => {
+                    row.removed = true;
+                    true
+                }
+                None => false,
+            })
         })
         .await
     }
