@@ -510,6 +510,8 @@ async fn app() -> Router {
         querier,
         applier,
         schedules: Default::default(),
+        batches: Default::default(),
+        batch_max_rps: 1_000.0,
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })

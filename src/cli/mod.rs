@@ -122,6 +122,10 @@ struct NodeArgs {
     /// Do not serve the web UI at `/ui/`.
     #[arg(long)]
     no_ui: bool,
+    /// The highest rate a batch job may run at, in runs per second; a job
+    /// asking for more runs at this rate.
+    #[arg(long, env = "BATON_BATCH_MAX_RPS", default_value_t = 1_000.0)]
+    batch_max_rps: f64,
 }
 
 #[derive(Args)]
@@ -238,6 +242,12 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         poll_interval: crate::time::Duration(node.poll_interval_ms.max(10)),
         ..claim::Options::default()
     };
+    if !(node.batch_max_rps.is_finite() && node.batch_max_rps > 0.0) {
+        anyhow::bail!(
+            "--batch-max-rps {} is not a rate: give runs per second above 0",
+            node.batch_max_rps
+        );
+    }
     Ok(Options {
         listen,
         database_url,
@@ -255,6 +265,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         time_skipping: false,
         ui: !node.no_ui,
         default_retention: crate::store::DEFAULT_RETENTION,
+        batch_max_rps: node.batch_max_rps,
     })
 }
 

@@ -117,6 +117,7 @@ pub fn test_options(database_url: String) -> Options {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     }
 }
 
