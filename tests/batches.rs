@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{eventually, spawn_handler, spawn_server, Api, Db, TestHandler};
+use common::{eventually, parking_handler, spawn_server, start_parked, Api, Db, TestHandler};
 use serde_json::{json, Value};
 
 on_both_databases!(
@@ -24,47 +24,6 @@ on_both_databases!(
     starts_are_idempotent_and_jobs_list_newest_first,
     bad_input_is_a_400_naming_the_field_and_stores_nothing,
 );
-
-/// Workflows that park on a one-hour timer and close as Canceled when
-/// asked to cancel.
-async fn parking_handler() -> TestHandler {
-    spawn_handler(|req: Value| async move {
-        if req["type"] != "workflow_task" {
-            return (StatusCode::OK, json!({"result": null}));
-        }
-        let history = req["history"].as_array().cloned().unwrap_or_default();
-        let has = |t: &str| history.iter().any(|e| e["event_type"] == t);
-        let commands = if has("WorkflowExecutionCancelRequested") {
-            json!([{"command_type": "CancelWorkflowExecution", "attributes": {}}])
-        } else if has("TimerStarted") {
-            json!([])
-        } else {
-            json!([{"command_type": "StartTimer", "attributes": {
-                "timer_id": "park", "start_to_fire_timeout": "1h"
-            }}])
-        };
-        (StatusCode::OK, json!({"commands": commands}))
-    })
-    .await
-}
-
-/// Starts `n` runs of `workflow_type`, ids `<prefix>-<i>`, and waits until
-/// each has parked (its first workflow task completed).
-pub async fn start_parked(api: &Api, workflow_type: &str, prefix: &str, n: usize) -> Vec<String> {
-    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    for id in &ids {
-        let (status, body) = api.start(id, workflow_type, "q", json!({})).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    for id in &ids {
-        let parked = eventually(Duration::from_secs(30), || async {
-            common::event_types(&api.history(id).await).contains(&"TimerStarted".to_owned())
-        })
-        .await;
-        assert!(parked, "{id} did not park");
-    }
-    ids
-}
 
 async fn start_batch(api: &Api, body: Value) -> Value {
     let (status, job) = api.post("/api/v1/namespaces/default/batches", body).await;
