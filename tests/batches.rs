@@ -74,7 +74,10 @@ async fn terminate_by_query_touches_exactly_the_matching_runs(db: Db) {
     assert_eq!(job["state"], "RUNNING");
     let job = closed_job(api, "t1").await;
     assert_eq!(job["state"], "COMPLETED", "{job}");
-    assert_eq!((job["done"].clone(), job["failed"].clone()), (json!(12), json!(0)));
+    assert_eq!(
+        (job["done"].clone(), job["failed"].clone()),
+        (json!(12), json!(0))
+    );
     assert!(job["closed_at"].is_string(), "{job}");
     for id in &matching {
         let history = api.history(id).await;
@@ -84,7 +87,11 @@ async fn terminate_by_query_touches_exactly_the_matching_runs(db: Db) {
         assert_eq!(event["attributes"]["identity"], "batch/t1");
     }
     for id in &others {
-        assert_eq!(api.describe(id).await["execution"]["status"], "RUNNING", "{id}");
+        assert_eq!(
+            api.describe(id).await["execution"]["status"],
+            "RUNNING",
+            "{id}"
+        );
     }
     // Terminated runs no longer match: the same job again finds nothing.
     let again = start_batch(
@@ -120,7 +127,11 @@ async fn cancel_signal_and_reset_reach_each_matching_run_once(db: Db) {
     for (id, total) in [("cancel", 5), ("signal", 5), ("rf", 3), ("rl", 3)] {
         let job = closed_job(api, id).await;
         assert_eq!(job["state"], "COMPLETED", "{job}");
-        assert_eq!((job["total"].clone(), job["done"].clone()), (json!(total), json!(total)), "{job}");
+        assert_eq!(
+            (job["total"].clone(), job["done"].clone()),
+            (json!(total), json!(total)),
+            "{job}"
+        );
         assert_eq!(job["failed"], 0, "{job}");
     }
     for id in &cancelled {
@@ -152,7 +163,10 @@ async fn cancel_signal_and_reset_reach_each_matching_run_once(db: Db) {
         let runs = list["executions"].as_array().cloned().unwrap_or_default();
         assert_eq!(runs.len(), 2, "{id}: one reset, one new run: {list}");
         let statuses: Vec<&str> = runs.iter().filter_map(|r| r["status"].as_str()).collect();
-        assert!(statuses.contains(&"RUNNING") && statuses.contains(&"TERMINATED"), "{statuses:?}");
+        assert!(
+            statuses.contains(&"RUNNING") && statuses.contains(&"TERMINATED"),
+            "{statuses:?}"
+        );
     }
     for id in &bystanders {
         let history = api.history(id).await;
@@ -183,14 +197,28 @@ async fn delete_removes_closed_runs_and_fails_open_ones(db: Db) {
     .await;
     let job = closed_job(api, "delete").await;
     assert_eq!(job["state"], "COMPLETED", "{job}");
-    assert_eq!((job["total"].clone(), job["done"].clone(), job["failed"].clone()), (json!(8), json!(6), json!(2)));
+    assert_eq!(
+        (
+            job["total"].clone(),
+            job["done"].clone(),
+            job["failed"].clone()
+        ),
+        (json!(8), json!(6), json!(2))
+    );
     let failures = job["failures"].as_array().cloned().unwrap_or_default();
-    let mut failed: Vec<&str> = failures.iter().filter_map(|f| f["workflow_id"].as_str()).collect();
+    let mut failed: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f["workflow_id"].as_str())
+        .collect();
     failed.sort_unstable();
     assert_eq!(failed, ["open-0", "open-1"]);
-    assert!(failures.iter().all(|f| f["reason"] == "the run is open" && f["run_id"].is_string()));
+    assert!(failures
+        .iter()
+        .all(|f| f["reason"] == "the run is open" && f["run_id"].is_string()));
     for id in &closed {
-        let (status, _) = api.get(&format!("/api/v1/namespaces/default/workflows/{id}")).await;
+        let (status, _) = api
+            .get(&format!("/api/v1/namespaces/default/workflows/{id}"))
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{id} was not deleted");
     }
     for id in &open {
@@ -233,7 +261,10 @@ async fn stop_ends_a_job_midway(db: Db) {
     // Stopping a closed job changes nothing.
     let (status, again) = api.post(&format!("{path}/stop"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!((again["state"].clone(), again["done"].clone()), (json!("STOPPED"), json!(done)));
+    assert_eq!(
+        (again["state"].clone(), again["done"].clone()),
+        (json!("STOPPED"), json!(done))
+    );
     server.stop().await;
 }
 
@@ -267,7 +298,9 @@ async fn starts_are_idempotent_and_jobs_list_newest_first(db: Db) {
     let mut token: Option<String> = None;
     loop {
         let path = match &token {
-            Some(t) => format!("/api/v1/namespaces/default/batches?page_size=2&next_page_token={t}"),
+            Some(t) => {
+                format!("/api/v1/namespaces/default/batches?page_size=2&next_page_token={t}")
+            }
             None => "/api/v1/namespaces/default/batches?page_size=2".to_owned(),
         };
         let (status, page) = api.get(&path).await;
@@ -285,7 +318,9 @@ async fn starts_are_idempotent_and_jobs_list_newest_first(db: Db) {
     assert_eq!(job["done"], 2);
     let (status, _) = api.get("/api/v1/namespaces/default/batches/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = api.post("/api/v1/namespaces/default/batches/nope/stop", json!({})).await;
+    let (status, _) = api
+        .post("/api/v1/namespaces/default/batches/nope/stop", json!({}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
 }
@@ -295,35 +330,71 @@ async fn bad_input_is_a_400_naming_the_field_and_stores_nothing(db: Db) {
     let api = &server.api;
     let q = "WorkflowType = \"X\"";
     let cases = [
-        (json!({"query": "WorkflowType = ", "operation": "terminate"}), "query"),
-        (json!({"query": "Nope = \"x\"", "operation": "terminate"}), "Nope"),
+        (
+            json!({"query": "WorkflowType = ", "operation": "terminate"}),
+            "query",
+        ),
+        (
+            json!({"query": "Nope = \"x\"", "operation": "terminate"}),
+            "Nope",
+        ),
         (json!({"query": "", "operation": "terminate"}), "query"),
-        (json!({"query": format!("{q} ORDER BY StartTime"), "operation": "terminate"}), "ORDER BY"),
+        (
+            json!({"query": format!("{q} ORDER BY StartTime"), "operation": "terminate"}),
+            "ORDER BY",
+        ),
         (json!({"query": q}), "operation"),
         (json!({"query": q, "operation": "explode"}), "operation"),
         (json!({"query": q, "operation": "signal"}), "signal_name"),
-        (json!({"query": q, "operation": "signal", "signal_name": ""}), "signal_name"),
+        (
+            json!({"query": q, "operation": "signal", "signal_name": ""}),
+            "signal_name",
+        ),
         (json!({"query": q, "operation": "reset"}), "reset_type"),
-        (json!({"query": q, "operation": "reset", "reset_type": "MIDDLE"}), "reset_type"),
-        (json!({"query": q, "operation": "terminate", "rps": 0}), "rps"),
-        (json!({"query": q, "operation": "terminate", "rps": -3}), "rps"),
-        (json!({"query": q, "operation": "terminate", "batch_id": ""}), "batch_id"),
+        (
+            json!({"query": q, "operation": "reset", "reset_type": "MIDDLE"}),
+            "reset_type",
+        ),
+        (
+            json!({"query": q, "operation": "terminate", "rps": 0}),
+            "rps",
+        ),
+        (
+            json!({"query": q, "operation": "terminate", "rps": -3}),
+            "rps",
+        ),
+        (
+            json!({"query": q, "operation": "terminate", "batch_id": ""}),
+            "batch_id",
+        ),
     ];
     for (body, field) in cases {
-        let (status, problem) = api.post("/api/v1/namespaces/default/batches", body.clone()).await;
+        let (status, problem) = api
+            .post("/api/v1/namespaces/default/batches", body.clone())
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
         let detail = problem["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(field), "{body}: {detail:?} should name {field}");
+        assert!(
+            detail.contains(field),
+            "{body}: {detail:?} should name {field}"
+        );
     }
     let (status, problem) = api
-        .post("/api/v1/namespaces/nope/batches", json!({"query": q, "operation": "terminate"}))
+        .post(
+            "/api/v1/namespaces/nope/batches",
+            json!({"query": q, "operation": "terminate"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     let (_, list) = api.get("/api/v1/namespaces/default/batches").await;
     assert_eq!(list["batches"], json!([]), "nothing was stored");
-    let (status, _) = api.get("/api/v1/namespaces/default/batches?page_size=0").await;
+    let (status, _) = api
+        .get("/api/v1/namespaces/default/batches?page_size=0")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = api.get("/api/v1/namespaces/default/batches?next_page_token=zz").await;
+    let (status, _) = api
+        .get("/api/v1/namespaces/default/batches?next_page_token=zz")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     server.stop().await;
 }

@@ -719,7 +719,10 @@ async fn batch_across_sigkill(
     assert_eq!(started["total"], n_matching, "{started}");
     let b = Node::start(&url, free_port()).await;
     let reached = common::eventually(Duration::from_secs(120), || async {
-        batch_progress(&b.api, job_id).await["done"].as_i64().unwrap_or(0) >= kill_at
+        batch_progress(&b.api, job_id).await["done"]
+            .as_i64()
+            .unwrap_or(0)
+            >= kill_at
     })
     .await;
     assert!(reached, "the job made no progress on node A");
@@ -740,7 +743,11 @@ async fn batch_across_sigkill(
     assert!(finished, "the job did not finish: {job}");
     assert_eq!(job["state"], "COMPLETED", "{job}");
     assert_eq!(
-        (job["total"].clone(), job["done"].clone(), job["failed"].clone()),
+        (
+            job["total"].clone(),
+            job["done"].clone(),
+            job["failed"].clone()
+        ),
         (json!(total), json!(total), json!(0)),
         "{job}"
     );

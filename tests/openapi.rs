@@ -928,7 +928,13 @@ async fn live_responses_match_the_spec() {
     assert!(a.body["next_page_token"].is_string(), "{:?}", a.body);
     let a = check("GET", batch, &format!("{uri}/poke"), None).await;
     assert_eq!(a.body["state"], "RUNNING");
-    let a = check("POST", &format!("{batch}/stop"), &format!("{uri}/poke/stop"), None).await;
+    let a = check(
+        "POST",
+        &format!("{batch}/stop"),
+        &format!("{uri}/poke/stop"),
+        None,
+    )
+    .await;
     assert_eq!(a.body["stop_requested"], true);
     let a = check("GET", batch, &format!("{uri}/nope"), None).await;
     assert_eq!(a.body["code"], "not_found");

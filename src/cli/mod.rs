@@ -2,6 +2,7 @@
 //! probes one; every other verb is a client of the REST API. Errors print one line to stderr and
 //! exit non-zero.
 
+mod batches;
 mod client;
 mod health;
 mod output;
@@ -51,6 +52,9 @@ enum Cmd {
     /// Create and control cron and interval schedules that start workflows.
     #[command(subcommand)]
     Schedule(Box<schedules::ScheduleCmd>),
+    /// Terminate, cancel, signal, reset or delete the runs a query matches, as a durable job.
+    #[command(subcommand)]
+    Batch(Box<batches::BatchCmd>),
 }
 
 #[derive(Args)]
@@ -207,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(()) => schedules::schedule(*cmd).await,
             Err(e) => Err(e),
         },
+        Cmd::Batch(cmd) => batches::batch(*cmd).await,
     }
 }
 
