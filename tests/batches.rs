@@ -356,6 +356,10 @@ async fn bad_input_is_a_400_naming_the_field_and_stores_nothing(db: Db) {
             "reset_type",
         ),
         (
+            json!({"query": q, "operation": "reset", "reset_type": "LAST_WORKFLOW_TASK"}),
+            "reason",
+        ),
+        (
             json!({"query": q, "operation": "terminate", "rps": 0}),
             "rps",
         ),

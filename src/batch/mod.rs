@@ -238,6 +238,10 @@ impl Request {
         if !matches!(operation, Operation::Reset { .. }) && self.reset_type.is_some() {
             return Err(field("reset_type", "only a reset batch takes a reset type"));
         }
+        let reason = self.reason.unwrap_or_default();
+        if matches!(operation, Operation::Reset { .. }) && reason.trim().is_empty() {
+            return Err(field("reason", "a reset batch needs a reason"));
+        }
         let rps = match self.rps {
             None => DEFAULT_RPS,
             Some(r) if r.is_finite() && r > 0.0 => r,
@@ -251,7 +255,7 @@ impl Request {
         Ok(Checked {
             query,
             operation,
-            reason: self.reason.unwrap_or_default(),
+            reason,
             identity: self.identity,
             rps: rps.min(max_rps),
         })
@@ -376,6 +380,9 @@ mod tests {
         let mut r = request("reset");
         r.reset_type = Some("MIDDLE".into());
         assert_eq!(field_of(r), "reset_type");
+        let mut r = request("reset");
+        r.reset_type = Some("LAST_WORKFLOW_TASK".into());
+        assert_eq!(field_of(r), "reason");
         let mut r = request("terminate");
         r.rps = Some(0.0);
         assert_eq!(field_of(r), "rps");
