@@ -155,8 +155,7 @@ async fn cancel_signal_and_reset_reach_each_matching_run_once(db: Db) {
         // the base run was terminated naming it.
         let (status, list) = api
             .get(&format!(
-                "/api/v1/namespaces/default/workflows?query={}",
-                enc(&format!("WorkflowId = \"{id}\""))
+                "/api/v1/namespaces/default/workflows?workflow_id={id}"
             ))
             .await;
         assert_eq!(status, StatusCode::OK, "{list}");
@@ -401,13 +400,4 @@ async fn bad_input_is_a_400_naming_the_field_and_stores_nothing(db: Db) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     server.stop().await;
-}
-
-fn enc(s: &str) -> String {
-    reqwest::Url::parse_with_params("http://x/", &[("q", s)])
-        .expect("a URL")
-        .query()
-        .unwrap_or_default()
-        .trim_start_matches("q=")
-        .to_owned()
 }
