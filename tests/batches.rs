@@ -23,6 +23,7 @@ on_both_databases!(
     stop_ends_a_job_midway,
     starts_are_idempotent_and_jobs_list_newest_first,
     bad_input_is_a_400_naming_the_field_and_stores_nothing,
+    work_done_before_a_crash_is_recognised_and_counted_once,
 );
 
 async fn start_batch(api: &Api, body: Value) -> Value {
@@ -399,5 +400,86 @@ async fn bad_input_is_a_400_naming_the_field_and_stores_nothing(db: Db) {
         .get("/api/v1/namespaces/default/batches?next_page_token=zz")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+/// What a node killed mid-page leaves behind, made by hand: some runs
+/// already terminated (or signalled) by the job, with its identity and
+/// request id, before the job counted them. The job applies them again,
+/// recognises its own work and counts each run once; a run closed by
+/// someone else is a failure.
+async fn work_done_before_a_crash_is_recognised_and_counted_once(db: Db) {
+    let (server, _handler) = setup(db).await;
+    let api = &server.api;
+    let doomed = start_parked(api, "Crash", "crash", 4).await;
+    let signalled = start_parked(api, "CrashSig", "crash-sig", 3).await;
+    for id in &doomed[..2] {
+        let path = format!("/api/v1/namespaces/default/workflows/{id}/terminate");
+        let (status, body) = api
+            .post(&path, json!({"reason": "stuck", "identity": "batch/redo"}))
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let path = format!(
+        "/api/v1/namespaces/default/workflows/{}/terminate",
+        doomed[2]
+    );
+    let (status, _) = api.post(&path, json!({"reason": "someone else"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let run_id = api.describe(&signalled[0]).await["execution"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "/api/v1/namespaces/default/workflows/{}/signal/poke",
+        signalled[0]
+    );
+    let body = json!({"input": 1, "request_id": format!("batch/redo-sig/{run_id}"),
+        "identity": "batch/redo-sig"});
+    let (status, body) = api.post(&path, body).await;
+    assert!(status.is_success(), "{body}");
+
+    start_batch(
+        api,
+        json!({"batch_id": "redo", "query": "WorkflowType = \"Crash\"", "operation": "terminate",
+               "reason": "stuck"}),
+    )
+    .await;
+    let job = closed_job(api, "redo").await;
+    assert_eq!(
+        (
+            job["total"].clone(),
+            job["done"].clone(),
+            job["failed"].clone()
+        ),
+        (json!(4), json!(3), json!(1)),
+        "{job}"
+    );
+    assert_eq!(job["failures"][0]["workflow_id"], doomed[2].as_str());
+    assert_eq!(
+        job["failures"][0]["reason"],
+        "the run is already closed (TERMINATED)"
+    );
+    for id in &doomed {
+        let history = api.history(id).await;
+        assert_eq!(count_of(&history, "WorkflowExecutionTerminated"), 1, "{id}");
+    }
+
+    start_batch(
+        api,
+        json!({"batch_id": "redo-sig", "query": "WorkflowType = \"CrashSig\"",
+               "operation": "signal", "signal_name": "poke", "input": 1}),
+    )
+    .await;
+    let job = closed_job(api, "redo-sig").await;
+    assert_eq!(
+        (job["done"].clone(), job["failed"].clone()),
+        (json!(3), json!(0)),
+        "{job}"
+    );
+    for id in &signalled {
+        let history = api.history(id).await;
+        assert_eq!(count_of(&history, "WorkflowExecutionSignaled"), 1, "{id}");
+    }
     server.stop().await;
 }

@@ -32,10 +32,10 @@ use crate::time::Timestamp;
 use crate::visibility::{self, Attribute, Cursor, Expr, ListQuery, Op};
 
 /// Temporal's default rate of a batch job, in runs per second.
-pub const DEFAULT_RPS: f64 = 50.0;
+const DEFAULT_RPS: f64 = 50.0;
 
 /// The failures a job keeps with their reasons (the count goes on).
-pub const MAX_FAILURES: usize = 20;
+const MAX_FAILURES: usize = 20;
 
 /// What a job does to each run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -317,18 +317,18 @@ impl Batch {
 
     /// The identity written on every command the job applies: how a
     /// re-application after a crash recognises the job's own work.
-    pub fn marker(&self) -> String {
+    fn marker(&self) -> String {
         format!("batch/{}", self.batch_id)
     }
 
     /// The request id of the job's command to `run_id`, where the command
     /// path dedupes by request id (signals, cancellation, reset).
-    pub fn request_id(&self, run_id: RunId) -> String {
+    fn request_id(&self, run_id: RunId) -> String {
         format!("batch/{}/{run_id}", self.batch_id)
     }
 
     /// Counts an outcome of a pending run.
-    pub fn count(&mut self, run: &Pending, outcome: Result<(), String>) {
+    fn count(&mut self, run: &Pending, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => self.done += 1,
             Err(reason) => {
@@ -345,7 +345,7 @@ impl Batch {
     }
 
     /// Ends the job in `state`.
-    pub fn close(&mut self, state: State, now: Timestamp) {
+    fn close(&mut self, state: State, now: Timestamp) {
         self.state = state;
         self.closed_at = Some(now);
         self.pending.clear();

@@ -39,7 +39,7 @@ const IN_FLIGHT: usize = 16;
 
 /// How long a claimed job stays invisible to other claimers; every
 /// progress commit renews it.
-pub const LEASE: Duration = Duration(10_000);
+const LEASE: Duration = Duration(10_000);
 
 /// Progress is committed at least this often (well inside the lease).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
