@@ -24,6 +24,7 @@ on_both_databases!(
     starts_are_idempotent_and_jobs_list_newest_first,
     bad_input_is_a_400_naming_the_field_and_stores_nothing,
     work_done_before_a_crash_is_recognised_and_counted_once,
+    racing_starts_and_racing_commands_count_each_run_once,
 );
 
 async fn start_batch(api: &Api, body: Value) -> Value {
@@ -481,5 +482,67 @@ async fn work_done_before_a_crash_is_recognised_and_counted_once(db: Db) {
         let history = api.history(id).await;
         assert_eq!(count_of(&history, "WorkflowExecutionSignaled"), 1, "{id}");
     }
+    server.stop().await;
+}
+
+/// Eight identical starts at once make one job (one 201, the rest its
+/// replay); while it runs, every matching run is also signalled and half
+/// of them terminated over the API at the same time. Each run ends with
+/// one termination, and the job counts every run once: done (its own
+/// terminate) or failed (closed by the other caller first).
+async fn racing_starts_and_racing_commands_count_each_run_once(db: Db) {
+    let (server, _handler) = setup(db).await;
+    let api = &server.api;
+    let ids = start_parked(api, "Race", "race", 40).await;
+    let body = json!({"request_id": "race-1", "query": "WorkflowType = \"Race\"",
+        "operation": "terminate", "reason": "batch", "rps": 100});
+    let starts = (0..8).map(|_| {
+        let (api, body) = (api.clone(), body.clone());
+        tokio::spawn(async move { api.post("/api/v1/namespaces/default/batches", body).await })
+    });
+    let direct = ids.iter().enumerate().map(|(i, id)| {
+        let (api, id) = (api.clone(), id.clone());
+        tokio::spawn(async move {
+            let base = format!("/api/v1/namespaces/default/workflows/{id}");
+            api.post(&format!("{base}/signal/poke"), json!({"input": 1}))
+                .await;
+            if i % 2 == 0 {
+                api.post(&format!("{base}/terminate"), json!({"reason": "direct"}))
+                    .await;
+            }
+        })
+    });
+    let mut created = 0;
+    for answer in futures::future::join_all(starts).await {
+        let (status, job) = answer.unwrap();
+        assert!(
+            matches!(status, StatusCode::CREATED | StatusCode::OK),
+            "{job}"
+        );
+        assert_eq!(job["batch_id"], "race-1");
+        created += usize::from(status == StatusCode::CREATED);
+    }
+    assert_eq!(created, 1);
+    futures::future::join_all(direct).await;
+    let job = closed_job(api, "race-1").await;
+    let (done, failed) = (
+        job["done"].as_i64().unwrap(),
+        job["failed"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        (job["total"].as_i64(), done + failed),
+        (Some(40), 40),
+        "{job}"
+    );
+    let mut by_batch = 0;
+    for id in &ids {
+        let history = api.history(id).await;
+        assert_eq!(count_of(&history, "WorkflowExecutionTerminated"), 1, "{id}");
+        let event = common::closing_event(&history, "WorkflowExecutionTerminated");
+        by_batch += i64::from(event["attributes"]["reason"] == "batch");
+    }
+    assert_eq!(by_batch, done, "{job}");
+    let (_, list) = api.get("/api/v1/namespaces/default/batches").await;
+    assert_eq!(list["batches"].as_array().map(Vec::len), Some(1));
     server.stop().await;
 }
