@@ -681,6 +681,18 @@ async fn start_many(api: &Api, workflow_type: &str, prefix: &str, n: usize) -> V
     ids
 }
 
+/// How many runs the list filter `query` matches.
+async fn count(api: &Api, query: &str) -> i64 {
+    let url = reqwest::Url::parse_with_params("http://x/", &[("query", query)]).unwrap();
+    let path = format!(
+        "/api/v1/namespaces/default/workflow-count?{}",
+        url.query().unwrap_or_default()
+    );
+    let (status, body) = api.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["count"].as_i64().unwrap()
+}
+
 async fn batch_progress(api: &Api, id: &str) -> Value {
     let (status, job) = api
         .get(&format!("/api/v1/namespaces/default/batches/{id}"))
@@ -699,6 +711,7 @@ async fn batch_across_sigkill(
     n_matching: usize,
     n_other: usize,
     kill_at: i64,
+    applied: Option<&str>,
 ) -> (Node, Node, Vec<String>, Vec<String>) {
     let url = common::fresh_postgres_database().await;
     let handler = common::parking_handler().await;
@@ -718,21 +731,43 @@ async fn batch_across_sigkill(
     assert_eq!(status, StatusCode::CREATED, "{started}");
     assert_eq!(started["total"], n_matching, "{started}");
     let b = Node::start(&url, free_port()).await;
-    let reached = common::eventually(Duration::from_secs(120), || async {
-        batch_progress(&b.api, job_id).await["done"]
+    // With `applied` (a count query of the runs operated on), kill only
+    // while A holds work it has done and not yet counted, so B must
+    // recognise it.
+    let uncounted = async || -> i64 {
+        let done = batch_progress(&b.api, job_id).await["done"]
             .as_i64()
-            .unwrap_or(0)
-            >= kill_at
+            .unwrap_or(0);
+        let Some(query) = applied else {
+            return i64::from(done >= kill_at);
+        };
+        let applied = count(&b.api, query).await;
+        if done >= kill_at {
+            applied - done
+        } else {
+            0
+        }
+    };
+    let reached = common::eventually(Duration::from_secs(120), || async {
+        uncounted().await >= 1
     })
     .await;
     assert!(reached, "the job made no progress on node A");
     a.kill();
     let at_kill = batch_progress(&b.api, job_id).await;
     let total = i64::try_from(n_matching).unwrap();
+    let done_at_kill = at_kill["done"].as_i64().unwrap();
     assert!(
-        at_kill["done"].as_i64().unwrap() < total,
+        done_at_kill < total,
         "the kill came after the job finished: {at_kill}"
     );
+    if let Some(query) = applied {
+        let applied = count(&b.api, query).await;
+        assert!(
+            applied > done_at_kill,
+            "A died with no uncounted work: {applied} applied, {done_at_kill} counted"
+        );
+    }
     // B takes the job over once A's lease runs out; A comes back meanwhile.
     let a = Node::start(&url, port_a).await;
     let finished = common::eventually(Duration::from_secs(180), || async {
@@ -767,19 +802,23 @@ async fn a_terminate_batch_across_a_sigkill_terminates_each_matching_run_once() 
         "reason": "stuck",
         "rps": 100,
     });
-    let (_a, b, matching, others) = batch_across_sigkill("stuck", job, 2_000, 400, 500).await;
+    let (_a, b, matching, others) = batch_across_sigkill(
+        "stuck",
+        job,
+        2_000,
+        400,
+        500,
+        Some("WorkflowType = \"Doomed\" AND ExecutionStatus = \"Terminated\""),
+    )
+    .await;
     for id in &matching {
         let history = b.api.history(id).await;
         let terminated = events_of(&history, "WorkflowExecutionTerminated");
         assert_eq!(terminated.len(), 1, "{id}: {history:#?}");
         assert_eq!(terminated[0]["attributes"]["reason"], "stuck", "{id}");
     }
-    let (status, running) = b
-        .api
-        .get("/api/v1/namespaces/default/workflow-count?query=ExecutionStatus%3D%22Running%22")
-        .await;
-    assert_eq!(status, StatusCode::OK, "{running}");
-    assert_eq!(running["count"], json!(others.len()), "{running}");
+    let running = count(&b.api, "ExecutionStatus = \"Running\"").await;
+    assert_eq!(running, i64::try_from(others.len()).unwrap());
     for id in others.iter().step_by(10) {
         let history = b.api.history(id).await;
         assert!(events_of(&history, "WorkflowExecutionTerminated").is_empty());
@@ -799,7 +838,7 @@ async fn a_signal_batch_across_a_sigkill_signals_each_matching_run_once() {
         "input": {"n": 1},
         "rps": 100,
     });
-    let (_a, b, matching, others) = batch_across_sigkill("poke", job, 400, 50, 100).await;
+    let (_a, b, matching, others) = batch_across_sigkill("poke", job, 400, 50, 100, None).await;
     for id in &matching {
         let history = b.api.history(id).await;
         let signalled = events_of(&history, "WorkflowExecutionSignaled");
