@@ -1,9 +1,11 @@
 //! Batch jobs end to end on a real node, on SQLite and PostgreSQL: every
 //! operation (terminate, cancel, signal, reset to the first and last
 //! workflow task, delete) over a query, touching exactly the matching
-//! runs once; stopping a job midway; idempotent starts and listing; and
-//! bad input refused with a 400 naming the field, nothing stored. The
-//! SIGKILL tests on two nodes are in tests/cluster.rs.
+//! runs once; stopping a job midway; idempotent starts and listing; bad
+//! input refused with a 400 naming the field, nothing stored; work done
+//! before a crash recognised; racing starts and commands; and a stopping
+//! node handing its job over (PostgreSQL). The SIGKILL tests on two nodes
+//! are in tests/cluster.rs.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -545,4 +547,51 @@ async fn racing_starts_and_racing_commands_count_each_run_once(db: Db) {
     let (_, list) = api.get("/api/v1/namespaces/default/batches").await;
     assert_eq!(list["batches"].as_array().map(Vec::len), Some(1));
     server.stop().await;
+}
+
+/// A node stopped gracefully (SIGTERM's path) hands its job over at once:
+/// its progress is written and the job made due, so another node on the
+/// same database finishes it well before the lease would have run out,
+/// each run terminated once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_hands_its_job_over_at_once() {
+    let url = common::fresh_postgres_database().await;
+    let a = common::spawn_server_with(common::test_options(url.clone())).await;
+    let handler = parking_handler().await;
+    a.api.register("q", &handler.url).await;
+    let ids = start_parked(&a.api, "Handover", "handover", 100).await;
+    start_batch(
+        &a.api,
+        json!({"batch_id": "handover", "query": "WorkflowType = \"Handover\"",
+               "operation": "terminate", "reason": "handover", "rps": 50}),
+    )
+    .await;
+    let path = "/api/v1/namespaces/default/batches/handover";
+    let progressed = eventually(Duration::from_secs(20), || async {
+        a.api.get(path).await.1["done"].as_i64().unwrap_or(0) >= 10
+    })
+    .await;
+    assert!(progressed, "no progress on the first node");
+    a.stop().await;
+    let b = common::spawn_server_with(common::test_options(url)).await;
+    let (_, job) = b.api.get(path).await;
+    assert_eq!(job["state"], "RUNNING", "{job}");
+    let begun = std::time::Instant::now();
+    let job = closed_job(&b.api, "handover").await;
+    assert_eq!(
+        (job["total"].clone(), job["done"].clone()),
+        (json!(100), json!(100)),
+        "{job}"
+    );
+    // At 50 runs/s the rest takes under 2 s; waiting out the lease, 10 s more.
+    assert!(
+        begun.elapsed() < Duration::from_secs(7),
+        "took {:?}",
+        begun.elapsed()
+    );
+    for id in &ids {
+        let history = b.api.history(id).await;
+        assert_eq!(count_of(&history, "WorkflowExecutionTerminated"), 1, "{id}");
+    }
+    b.stop().await;
 }

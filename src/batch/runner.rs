@@ -20,6 +20,10 @@
 //! **Stop.** The API marks the row (`Store::request_batch_stop`); the
 //! holder reads the row before each run (at most every
 //! [`STOP_CHECK`]) and closes the job Stopped with what it counted.
+//!
+//! **Shutdown.** A node shutting down writes each job's progress and makes
+//! it due at once, so another node takes it over without waiting out the
+//! lease.
 
 use std::sync::Arc;
 
@@ -88,12 +92,17 @@ impl Service {
         self.handle.clone()
     }
 
-    /// Claims and runs due jobs until `shutdown`.
+    /// Claims and runs due jobs until `shutdown`, then waits for its jobs
+    /// to hand themselves over (each writes its progress and makes itself
+    /// due at once, for another node).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let store = self.applier.store().clone();
         let capacity = Arc::new(Semaphore::new(IN_FLIGHT));
+        let mut jobs = tokio::task::JoinSet::new();
         loop {
+            while jobs.try_join_next().is_some() {}
             if *shutdown.borrow() {
+                while jobs.join_next().await.is_some() {}
                 return;
             }
             let mut permits = Vec::new();
@@ -111,7 +120,7 @@ impl Service {
                                 record,
                                 shutdown: shutdown.clone(),
                             };
-                            tokio::spawn(job.run(permit));
+                            jobs.spawn(job.run(permit));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming batch jobs failed"),
@@ -122,7 +131,7 @@ impl Service {
                 _ = tokio::time::sleep(self.options.poll_interval.to_std()) => {}
                 _ = self.handle.wake.notified() => {}
                 changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
+                    if changed.is_err() {
                         return;
                     }
                 }
@@ -210,7 +219,10 @@ impl Job {
             let Some(run) = self.record.batch.pending.first().cloned() else {
                 continue;
             };
-            tokio::time::sleep_until(next_run).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_run) => {}
+                _ = self.shutdown.wait_for(|stop| *stop) => continue,
+            }
             next_run = next_run.max(Instant::now()) + interval;
             if last_stop_check.elapsed() >= STOP_CHECK {
                 last_stop_check = Instant::now();
