@@ -27,6 +27,7 @@ on_both_databases!(
     bad_input_is_a_400_naming_the_field_and_stores_nothing,
     work_done_before_a_crash_is_recognised_and_counted_once,
     racing_starts_and_racing_commands_count_each_run_once,
+    a_query_over_a_custom_search_attribute_names_the_runs,
 );
 
 async fn start_batch(api: &Api, body: Value) -> Value {
@@ -594,4 +595,48 @@ async fn a_stopping_node_hands_its_job_over_at_once() {
         assert_eq!(count_of(&history, "WorkflowExecutionTerminated"), 1, "{id}");
     }
     b.stop().await;
+}
+
+/// A batch query over a custom search attribute, set at start: only the
+/// runs with the value are touched; an unregistered attribute is a 400.
+async fn a_query_over_a_custom_search_attribute_names_the_runs(db: Db) {
+    let (server, _handler) = setup(db).await;
+    let api = &server.api;
+    let (status, body) = api
+        .post(
+            "/api/v1/namespaces/default/search-attributes",
+            json!({"search_attributes": {"CustomerId": "Keyword"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for n in 0..6 {
+        let extra = json!({"search_attributes": {"CustomerId": format!("c{}", n % 2)}});
+        let (status, body) = api.start(&format!("sa-{n}"), "Sa", "q", extra).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    start_batch(
+        api,
+        json!({"batch_id": "sa", "query": "CustomerId = \"c1\"", "operation": "terminate"}),
+    )
+    .await;
+    let job = closed_job(api, "sa").await;
+    assert_eq!(
+        (job["total"].clone(), job["done"].clone()),
+        (json!(3), json!(3)),
+        "{job}"
+    );
+    for n in 0..6 {
+        let status = api.describe(&format!("sa-{n}")).await["execution"]["status"].clone();
+        let want = if n % 2 == 1 { "TERMINATED" } else { "RUNNING" };
+        assert_eq!(status, want, "sa-{n}");
+    }
+    let (status, problem) = api
+        .post(
+            "/api/v1/namespaces/default/batches",
+            json!({"query": "Unregistered = \"x\"", "operation": "terminate"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["token"], "Unregistered");
+    server.stop().await;
 }

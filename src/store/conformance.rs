@@ -1667,7 +1667,7 @@ fn a_batch(id: &str, created_at: i64, due: Option<i64>) -> BatchRecord {
         operation: Some("terminate".into()),
         ..batch::Request::default()
     }
-    .check(100.0)
+    .check(100.0, &crate::engine::Registry::default())
     .expect("a valid batch");
     BatchRecord {
         batch: batch::Batch::new(ns(), id.to_owned(), checked, 3, Timestamp(created_at)),
