@@ -510,6 +510,8 @@ async fn app() -> Router {
         querier,
         applier,
         schedules: Default::default(),
+        batches: Default::default(),
+        batch_max_rps: 1_000.0,
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
@@ -571,6 +573,7 @@ async fn every_spec_route_is_served() {
         ("update_id", "update-id-drift"),
         ("schedule_id", "schedule-drift"),
         ("name", "attribute-drift"),
+        ("batch_id", "batch-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -898,6 +901,42 @@ async fn live_responses_match_the_spec() {
     let a = check("DELETE", one, uri, None).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
     let a = check("GET", one, uri, None).await;
+    assert_eq!(a.body["code"], "not_found");
+
+    let batches = "/api/v1/namespaces/{namespace}/batches";
+    let batch = "/api/v1/namespaces/{namespace}/batches/{batch_id}";
+    let uri = "/api/v1/namespaces/drift/batches";
+    let body = json!({"batch_id": "poke", "request_id": "r1", "query": "WorkflowType = \"Report\"",
+        "operation": "signal", "signal_name": "poke", "input": {"n": 1}, "rps": 5, "identity": "ops"});
+    let a = check("POST", batches, uri, Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let reset = json!({"batch_id": "undo", "query": "WorkflowType = \"Report\"",
+        "operation": "reset", "reset_type": "LAST_WORKFLOW_TASK", "reason": "bad deploy"});
+    let a = check("POST", batches, uri, Some(reset.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(reset)).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let bad = json!({"query": "WorkflowType = ", "operation": "terminate"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_query");
+    let bad = json!({"query": "WorkflowType = \"Report\"", "operation": "signal"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", batches, &format!("{uri}?page_size=1"), None).await;
+    assert!(a.body["next_page_token"].is_string(), "{:?}", a.body);
+    let a = check("GET", batch, &format!("{uri}/poke"), None).await;
+    assert_eq!(a.body["state"], "RUNNING");
+    let a = check(
+        "POST",
+        &format!("{batch}/stop"),
+        &format!("{uri}/poke/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["stop_requested"], true);
+    let a = check("GET", batch, &format!("{uri}/nope"), None).await;
     assert_eq!(a.body["code"], "not_found");
 
     check("GET", "/healthz", "/healthz", None).await;

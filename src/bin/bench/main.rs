@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
