@@ -6,11 +6,9 @@
 //!
 //! Measured per `k`, over the first and the last tenth of the steps (one
 //! step: a workflow task, the activity it schedules, their commits):
-//! server CPU per step (this process's CPU, all its threads, from
-//! `/proc/self/task/*/schedstat` in nanoseconds, less the handler's own:
-//! each push's handling is timed on its thread with
-//! `/proc/thread-self/schedstat`, so what is left is the node and the
-//! driver's one long-polling result request), the handler's CPU per step,
+//! server CPU per step (this process's CPU clock less the handler's own:
+//! each push's handling is timed on its thread's CPU clock, so what is
+//! left is the node and the driver's one long-polling result request), the handler's CPU per step,
 //! the bytes of each workflow task push and the history length; then the
 //! whole run's CPU (this process and the PostgreSQL server processes,
 //! which other clients of the same server also use) and wall time.
@@ -201,25 +199,17 @@ fn decide(body: &[u8]) -> (StatusCode, axum::Json<Value>) {
     (StatusCode::OK, axum::Json(json!({"commands": commands})))
 }
 
-/// Nanoseconds this thread has run (the first field of schedstat).
+/// Nanoseconds of CPU this thread has used.
 fn thread_ns() -> u64 {
-    schedstat_ns("/proc/thread-self/schedstat")
+    cpu_ns(rustix::time::ClockId::ThreadCPUTime)
 }
 
-/// Nanoseconds all of this process's threads have run (exited threads are
-/// not counted: tokio's workers live as long as the runtime).
+/// Nanoseconds of CPU all of this process's threads have used.
 fn process_ns() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.flatten()
-        .map(|t| schedstat_ns(&t.path().join("schedstat").to_string_lossy()))
-        .sum()
+    cpu_ns(rustix::time::ClockId::ProcessCPUTime)
 }
 
-fn schedstat_ns(path: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+fn cpu_ns(clock: rustix::time::ClockId) -> u64 {
+    let t = rustix::time::clock_gettime(clock);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
