@@ -49,8 +49,8 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError}
 use crate::apply::{self, Applier, Push};
 use crate::claim;
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection,
-    RunState, Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
+    self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection, RunState,
+    Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
 };
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;

@@ -176,7 +176,8 @@ pub fn encode(request: &PushRequest<'_>) -> serde_json::Result<Vec<u8>> {
     let split = at + PLACEHOLDER.len() - 1;
     let mut transient = Vec::new();
     encode_events(history.transient, &mut transient)?;
-    let mut body = Vec::with_capacity(envelope.len() + history.persisted.len() + transient.len() + 1);
+    let mut body =
+        Vec::with_capacity(envelope.len() + history.persisted.len() + transient.len() + 1);
     body.extend_from_slice(&envelope[..split]);
     body.extend_from_slice(history.persisted);
     if !history.persisted.is_empty() && !transient.is_empty() {
