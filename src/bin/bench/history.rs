@@ -10,9 +10,10 @@
 //! each push's handling is timed on its thread's CPU clock, so what is
 //! left is the node and the driver's one long-polling result request), the handler's CPU per step,
 //! the bytes of each workflow task push and the history length; then the
-//! whole run's CPU (this process and the PostgreSQL server processes,
-//! which other clients of the same server also use) and wall time.
+//! whole run's CPU (this process, and the bench database's PostgreSQL
+//! backends) and wall time.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -24,7 +25,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{call, cpu_seconds_postgres, SECRET};
+use super::{call, cpu_seconds, SECRET};
 
 /// Where a run stands; one workflow runs at a time.
 struct Progress {
@@ -55,7 +56,12 @@ struct Sample {
     history_length: usize,
 }
 
-pub async fn run(http: &reqwest::Client, base: &str, steps: &[usize]) -> anyhow::Result<()> {
+pub async fn run(
+    http: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    steps: &[usize],
+) -> anyhow::Result<()> {
     let app = Router::new().route("/", post(handle));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -70,15 +76,20 @@ pub async fn run(http: &reqwest::Client, base: &str, steps: &[usize]) -> anyhow:
     .await?;
     anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
     for &k in steps {
-        one(http, base, k).await?;
+        one(http, base, database_url, k).await?;
     }
     Ok(())
 }
 
-async fn one(http: &reqwest::Client, base: &str, k: usize) -> anyhow::Result<()> {
+async fn one(
+    http: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    k: usize,
+) -> anyhow::Result<()> {
     PROGRESS.steps.store(k, Relaxed);
     lock(&PROGRESS.samples).clear();
-    let pg_before = cpu_seconds_postgres();
+    let pg_before = postgres_by_pid();
     let cpu_before = process_ns();
     let begun = Instant::now();
     let id = format!("W8-{k}-{}", uuid::Uuid::new_v4().simple());
@@ -92,7 +103,7 @@ async fn one(http: &reqwest::Client, base: &str, k: usize) -> anyhow::Result<()>
     super::result(http, base, &id).await?;
     let wall = begun.elapsed().as_secs_f64();
     let cpu = (process_ns() - cpu_before) as f64 / 1e9;
-    let pg_cpu = cpu_seconds_postgres() - pg_before;
+    let pg_cpu = backends_cpu(database_url, &pg_before).await?;
     let samples = lock(&PROGRESS.samples).clone();
     let at = |done: usize| samples.iter().find(|s| s.done == done).copied();
     let w = window(k);
@@ -121,11 +132,48 @@ async fn one(http: &reqwest::Client, base: &str, k: usize) -> anyhow::Result<()>
         "last_tenth": end,
         "server_cpu_end_over_start": ratio("server_cpu_ms"),
         "seconds": round(wall),
-        "cpu_seconds": {"baton_process": round(cpu), "postgres": round(pg_cpu)},
+        "cpu_seconds": {"baton_process": round(cpu), "postgres_backends": round(pg_cpu)},
         "bytes_pushed_total": d.pushed,
     });
     println!("{line}");
     Ok(())
+}
+
+/// CPU seconds of every PostgreSQL server process, by pid.
+fn postgres_by_pid() -> HashMap<String, f64> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            stat.contains("(postgres)").then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    cpu_seconds(&stat),
+                )
+            })
+        })
+        .collect()
+}
+
+/// CPU seconds the bench database's backends (those connected now: the
+/// node's pool) used since `before`. The PostgreSQL server is shared, so
+/// its other processes are left out.
+async fn backends_cpu(database_url: &str, before: &HashMap<String, f64>) -> anyhow::Result<f64> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let now = postgres_by_pid();
+    Ok(pids
+        .iter()
+        .map(|p| p.to_string())
+        .filter_map(|p| Some(now.get(&p)? - before.get(&p).unwrap_or(&0.0)))
+        .sum())
 }
 
 /// Steps in each measured window: a tenth, at least one.

@@ -206,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
         visibility::run(&http, &base, &url, &params).await?;
     }
     if wanted("W8") {
-        history::run(&http, &base, &args.history_steps).await?;
+        history::run(&http, &base, &url, &args.history_steps).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
