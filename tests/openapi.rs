@@ -1175,9 +1175,17 @@ impl Sim {
         .to_string()
     }
 
+    /// The persisted history as a push carries it.
+    fn encoded_history(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode_events(&self.history, &mut out).expect("serializable");
+        out
+    }
+
     /// The workflow task push as the dispatcher would send it now.
     fn workflow_task_request(&self) -> Value {
         let view = self.workflow_task();
+        let persisted = self.encoded_history();
         let s = &self.state;
         let request = wire::PushRequest::WorkflowTask(wire::WorkflowTaskRequest {
             namespace: &s.namespace,
@@ -1188,19 +1196,19 @@ impl Sim {
             task_queue: &s.task_queue,
             attempt: view.token.attempt,
             history: wire::History {
-                persisted: &self.history,
+                persisted: &persisted,
                 transient: &view.transient_events,
             },
             history_length: (self.history.len() + view.transient_events.len()) as i64,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The run's persisted history, as a query or an update validation
     /// carries it.
-    fn run_history(&self) -> wire::RunHistory<'_> {
+    fn run_history<'a>(&'a self, persisted: &'a [u8]) -> wire::RunHistory<'a> {
         let s = &self.state;
         wire::RunHistory {
             namespace: &s.namespace,
@@ -1209,7 +1217,7 @@ impl Sim {
             workflow_type: &s.workflow_type,
             task_queue: &s.task_queue,
             history: wire::History {
-                persisted: &self.history,
+                persisted,
                 transient: &[],
             },
             history_length: self.history.len() as i64,
@@ -1218,23 +1226,25 @@ impl Sim {
 
     /// The query push as the dispatcher would send it now.
     fn query_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::Query(wire::QueryRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             query_name: "status",
             query_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The update validation push as the dispatcher would send it now.
     fn update_validation_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             update_id: "add-2",
             update_name: "add_item",
             update_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The activity task push as the dispatcher would send it now.
@@ -1266,7 +1276,7 @@ impl Sim {
             heartbeat_timeout: a.heartbeat_timeout,
             heartbeat_details: a.heartbeat_details.as_ref(),
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 }
 
@@ -2024,4 +2034,9 @@ fn the_spec_and_the_server_agree_on_nulls_in_command_attributes() {
             "server accepts {answer}"
         );
     }
+}
+
+/// A push body as the dispatcher writes it, parsed back.
+fn pushed(request: &wire::PushRequest<'_>) -> Value {
+    serde_json::from_slice(&wire::encode(request).expect("serializable")).expect("JSON")
 }
