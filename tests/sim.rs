@@ -374,6 +374,7 @@ fn options() -> Options {
         tls: Default::default(),
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     }
 }
 
@@ -592,6 +593,7 @@ async fn start_run(applier: &apply::Applier, world: &World, id: &str, kind: &str
                 pinned_version: None,
                 parent: None,
                 memo: None,
+                search_attributes: Default::default(),
                 retry_policy: None,
                 chain: None,
             },

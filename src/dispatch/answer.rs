@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 
-use crate::engine::{ActivityToken, Command, Failure, Rejection, WorkflowTaskToken};
+use crate::engine::{ActivityToken, Command, Failure, Registry, Rejection, WorkflowTaskToken};
 use crate::time::Duration;
 
 use super::client::Delivery;
@@ -29,6 +29,8 @@ pub(super) fn workflow_task(
                     token,
                     commands,
                     identity,
+                    // Filled in by the caller when a command needs it.
+                    search_attributes: Registry::default(),
                 },
                 Ok(WorkflowTaskResponse {
                     commands: None,

@@ -20,6 +20,7 @@ use super::command::{ChildOutcome, TraceContext};
 use super::event::{Event, EventAttributes, ParentClosePolicy, ParentInfo};
 use super::failure::{Failure, RetryState};
 use super::retry::RetryPolicy;
+use super::search::SearchAttributes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -145,6 +146,11 @@ pub struct RunState {
     /// chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_context: Option<TraceContext>,
+    /// The run's custom search attributes now: set at start, changed by
+    /// UpsertWorkflowSearchAttributes. The store writes them into the
+    /// listing columns of their slots at every commit.
+    #[serde(default, skip_serializing_if = "SearchAttributes::is_empty")]
+    pub search_attributes: SearchAttributes,
 }
 
 /// How far an update got; each stage's event id once it is recorded.
@@ -394,6 +400,7 @@ impl RunState {
             chain: ChainInfo::default(),
             new_execution_run_id: None,
             trace_context: None,
+            search_attributes: SearchAttributes::new(),
         }
     }
 
@@ -418,6 +425,7 @@ impl RunState {
                     .map(|d| now.saturating_add(d))
                     .min();
                 self.parent = a.parent.clone();
+                self.search_attributes = a.search_attributes.clone();
                 let backoff = a.first_workflow_task_backoff.unwrap_or(Duration::ZERO);
                 let expiration = a
                     .workflow_execution_expiration_time
@@ -539,6 +547,14 @@ impl RunState {
                 self.close(RunStatus::Terminated, now);
             }
             EventAttributes::WorkflowExecutionSignaled(_) => {}
+            EventAttributes::UpsertWorkflowSearchAttributes(a) => {
+                for (name, value) in &a.search_attributes {
+                    match value {
+                        Some(v) => self.search_attributes.insert(name.clone(), v.clone()),
+                        None => self.search_attributes.remove(name),
+                    };
+                }
+            }
             EventAttributes::WorkflowExecutionCancelRequested(_) => {
                 self.cancel_requested = true;
             }

@@ -57,7 +57,8 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             token,
             commands,
             identity,
-        } => b.complete_workflow_task(token, commands, identity)?,
+            search_attributes,
+        } => b.complete_workflow_task(token, commands, identity, &search_attributes)?,
         Command::FailWorkflowTask {
             token,
             cause,

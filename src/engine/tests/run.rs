@@ -45,6 +45,7 @@ fn start_refuses_invalid_requests() {
         pinned_version: None,
         parent: None,
         memo: None,
+        search_attributes: Default::default(),
         retry_policy: None,
         chain: None,
     };
@@ -185,6 +186,7 @@ fn closed_run_rejects_every_command() {
             token: wft,
             commands: vec![],
             identity: None,
+            search_attributes: Default::default(),
         },
         Command::FailWorkflowTask {
             token: wft,

@@ -16,6 +16,9 @@ pub enum Call {
     GetNamespace,
     UpdateNamespace,
     ListNamespaces,
+    SearchAttributes,
+    AddSearchAttributes,
+    RemoveSearchAttribute,
     UpsertEndpoint,
     ListEndpoints,
     DeleteEndpoint,
@@ -45,6 +48,12 @@ pub enum Call {
     CommitSchedule,
     ClaimSchedules,
     NextScheduleDue,
+    CreateBatch,
+    GetBatch,
+    ListBatches,
+    UpdateBatch,
+    RequestBatchStop,
+    ClaimBatches,
 }
 
 impl Call {
@@ -68,6 +77,10 @@ impl Call {
                 | Call::DeleteSchedule
                 | Call::CommitSchedule
                 | Call::ClaimSchedules
+                | Call::CreateBatch
+                | Call::UpdateBatch
+                | Call::RequestBatchStop
+                | Call::ClaimBatches
                 | Call::DeleteRun
                 | Call::DeleteExpiredRuns
         )

@@ -7,6 +7,7 @@
 //! (a hint only: the loops poll anyway). Everything else is the shared
 //! [`SqlStore`].
 
+use std::sync::LazyLock;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -17,8 +18,11 @@ use tokio::sync::broadcast;
 use crate::engine::Queue;
 use crate::time::Timestamp;
 
-use super::rows::{parse_queue, queue_name, RunWrite, TaskCols};
-use super::sql::{Dialect, SqlStore, WAKEUP_CAPACITY};
+use super::query::Contains;
+use super::rows::{parse_queue, queue_name, RunWrite, SlotArg, TaskCols};
+use super::sql::{
+    bound_slots, slot_assignments, slot_params, written_columns, Dialect, SqlStore, WAKEUP_CAPACITY,
+};
 use super::{Error, Result, Wakeup};
 
 /// The store on PostgreSQL.
@@ -76,10 +80,11 @@ const CLAIM: &str = "with due as ( \
 /// channel, $17 queues to announce; the run's $18 status, $19 close time,
 /// $20 history length, $21 state; then the run write's own from $22.
 /// Whatever the write, the pinned version follows (an insert then binds
-/// the parent); the tasks' task queues come last, as `$tq`.
-macro_rules! commit_after_run {
-    ($tq:literal) => {
-        concat!("e as (insert into events (run_id, event_id, event_type, event_time, data) \
+/// the parent), then the slot columns; the tasks' task queues come last, as
+/// `$task_queues`.
+fn commit_after_run(task_queues: usize) -> String {
+    format!(
+        "e as (insert into events (run_id, event_id, event_type, event_time, data) \
             select $1, e.* from unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[]) as e \
             where exists (select 1 from r)), \
         d as (delete from tasks where run_id = $1 and ($7 or task_key = any($8::text[])) \
@@ -89,7 +94,7 @@ macro_rules! commit_after_run {
             select t.task_id, $9, $1, t.task_key, t.queue, t.payload, t.visible_at, t.lease_ms, \
                 $2, t.task_queue, 0 \
             from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], \
-                $15::bigint[], ", $tq, "::text[]) \
+                $15::bigint[], ${task_queues}::text[]) \
                 as t(task_key, task_id, queue, payload, visible_at, lease_ms, task_queue) \
             where exists (select 1 from r) \
             on conflict (run_id, task_key) do update set task_id = excluded.task_id, \
@@ -98,33 +103,41 @@ macro_rules! commit_after_run {
             created_at = excluded.created_at, task_queue = excluded.task_queue), \
         n as (select pg_notify($16, q) from unnest($17::text[]) as q \
             where exists (select 1 from r)) \
-        select (select count(*) from n) from r")
-    };
+        select (select count(*) from n) from r"
+    )
 }
 
 /// Updates a run if its version is still $22 (optimistic concurrency); no
-/// row back means it is not. $24: the tasks' task queues.
-const COMMIT_UPDATE: &str = concat!(
-    "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
-        state = $21, version = version + 1, updated_at = $2, pinned_version = $23 \
-        where run_id = $1 and version = $22 returning run_id), ",
-    commit_after_run!("$24")
-);
+/// row back means it is not. The slot columns (and `scheduled_by_id`)
+/// from $24, then the tasks' task queues.
+static COMMIT_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
+         state = $21, version = version + 1, updated_at = $2, pinned_version = $23, {} \
+         where run_id = $1 and version = $22 returning run_id), {}",
+        slot_assignments(24),
+        commit_after_run(24 + written_columns().len())
+    )
+});
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
 /// start time, $26 request id, $27 pinned version, $28 parent workflow id,
-/// $29 parent run id, $30 the tasks' task queues. A second open run of the
-/// workflow id fails the
+/// $29 parent run id, the slot columns (and `scheduled_by_id`) from $30, then
+/// the tasks' task queues. A second open run of the workflow id fails the
 /// statement on `runs_open_workflow_id`.
-const COMMIT_INSERT: &str = concat!(
-    "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
-        status, start_time, close_time, history_length, request_id, version, state, \
-        created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
-        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
-        $29) \
-        returning run_id), ",
-    commit_after_run!("$30")
-);
+static COMMIT_INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
+         status, start_time, close_time, history_length, request_id, version, state, \
+         created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id, {}) \
+         values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
+         $29, {}) \
+         returning run_id), {}",
+        written_columns().join(", "),
+        slot_params(30),
+        commit_after_run(30 + written_columns().len())
+    )
+});
 
 impl SqlStore<Postgres> {
     /// Connects with [`DEFAULT_MAX_CONNECTIONS`] and starts the listener.
@@ -168,6 +181,7 @@ impl SqlStore<Postgres> {
 impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " for update skip locked";
     const BYTEWISE: &'static str = " collate \"C\"";
+    const CONTAINS: Contains = Contains::Jsonb;
     const LOCK_SKIP_LOCKED: &'static str = " for update of r skip locked";
 
     async fn migrate(pool: &PgPool) -> Result<()> {
@@ -215,9 +229,9 @@ impl Dialect for Postgres {
 /// See [`commit_after_run`].
 async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
     let (run, events, tasks) = (&write.run, &write.events, &write.tasks.upserts);
-    let query = match write.expected_version {
-        Some(_) => COMMIT_UPDATE,
-        None => COMMIT_INSERT,
+    let query: &str = match write.expected_version {
+        Some(_) => &COMMIT_UPDATE,
+        None => &COMMIT_INSERT,
     };
     let query = sqlx::query_scalar::<_, i64>(query)
         .bind(run.run_id.as_str())
@@ -261,8 +275,8 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
         None => query
             .bind(run.parent_workflow_id.as_deref())
             .bind(run.parent_run_id.as_deref()),
-    }
-    .bind(
+    };
+    let query = bound_slots!(query, run).bind(
         tasks
             .iter()
             .map(|t| t.task_queue.as_deref())
