@@ -12,13 +12,14 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::node::{free_port, Node};
 use common::{sequential_workflow, spawn_handler, SECRET};
+use futures::StreamExt as _;
 use serde_json::{json, Value};
 
 const RUNS: usize = 500;
@@ -26,21 +27,26 @@ const RUNS: usize = 500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_hands_back_and_loses_nothing() {
     let url = common::fresh_postgres_database().await;
-    // When each workflow was last pushed anything, and how often each
-    // activity ran.
-    let last_push: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // When each workflow was pushed anything, and how often each activity
+    // ran.
+    let pushes: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let executions: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    // Activities wait until every run has started, so how far the work
+    // got at the SIGTERM does not depend on how fast the starts were.
+    let (open, gate) = tokio::sync::watch::channel(false);
     let handler = {
-        let (last_push, executions) = (last_push.clone(), executions.clone());
+        let (pushes, executions) = (pushes.clone(), executions.clone());
         spawn_handler(move |req: Value| {
-            let (last_push, executions) = (last_push.clone(), executions.clone());
+            let (pushes, executions) = (pushes.clone(), executions.clone());
+            let mut gate = gate.clone();
             async move {
                 let id = req["workflow_id"].as_str().unwrap().to_owned();
-                last_push.lock().unwrap().insert(id, Instant::now());
+                pushes.lock().unwrap().push((id, Instant::now()));
                 if req["type"] == "workflow_task" {
                     let plan = [("a", json!({})), ("b", json!({})), ("c", json!({}))];
                     return (StatusCode::OK, sequential_workflow(&req, &plan));
                 }
+                let _ = gate.wait_for(|open| *open).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let key = req["idempotency_key"].as_str().unwrap().to_owned();
                 *executions.lock().unwrap().entry(key).or_default() += 1;
@@ -63,11 +69,15 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let ids: Vec<String> = (0..RUNS).map(|i| format!("drain-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
+    let starts = futures::stream::iter(ids.iter().enumerate().map(|(i, id)| {
         let api = if i % 2 == 0 { &a.api } else { &b.api };
-        let (status, body) = api.start(id, "Three", "q", json!({})).await;
+        api.start(id, "Three", "q", json!({}))
+    }));
+    let started: Vec<(StatusCode, Value)> = starts.buffer_unordered(20).collect().await;
+    for (status, body) in started {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+    open.send_replace(true);
     let seen = executions.clone();
     assert!(
         common::eventually(Duration::from_secs(60), || async {
@@ -153,25 +163,31 @@ async fn sigterm_drains_hands_back_and_loses_nothing() {
         "activities that ran more than once: {twice:?}"
     );
     // Work the stopped node still had when it exited was pushed again by
-    // the survivor: the first push after the exit, per workflow still
-    // unfinished then.
-    let pushes = last_push.lock().unwrap();
-    let mut resumed: Vec<Duration> = pushes
-        .values()
-        .filter(|at| **at > exited)
-        .map(|at| at.duration_since(exited))
-        .collect();
-    resumed.sort();
+    // the survivor: the first push after the exit of a workflow started on
+    // the stopped node (its pushes stay there while it runs).
+    let pushes = pushes.lock().unwrap();
+    let stopped_nodes: HashSet<&str> = ids.iter().step_by(2).map(String::as_str).collect();
+    let mut resumed: HashMap<&str, Duration> = HashMap::new();
+    for (id, at) in pushes.iter() {
+        if *at > exited && stopped_nodes.contains(id.as_str()) {
+            let after = at.duration_since(exited);
+            let first = resumed.entry(id.as_str()).or_insert(after);
+            *first = (*first).min(after);
+        }
+    }
+    let first = resumed.values().min();
     eprintln!(
         "shutdown: SIGTERM to exit {took:?} (exit 0), {done_at_exit} of {} activities done then; \
-         {} workflows pushed after the exit, the first {:?} after it",
+         {} of the stopped node's workflows pushed after the exit, the first {first:?} after it",
         RUNS * 3,
         resumed.len(),
-        resumed.first()
     );
-    if let Some(first) = resumed.first() {
+    // The survivor is at its endpoint's limit with its own work, so the
+    // handed-back pushes queue behind it; without the hand-back they would
+    // come back only by the 10 s start-to-close timeout.
+    if let Some(first) = first {
         assert!(
-            *first < Duration::from_secs(1),
+            *first < Duration::from_secs(5),
             "the survivor took {first:?} to take over the stopped node's work"
         );
     }
