@@ -13,7 +13,6 @@ exports them).
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
