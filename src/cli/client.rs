@@ -473,6 +473,11 @@ impl Conn {
         serde_json::from_str(&text).context("the server answered with invalid JSON")
     }
 
+    /// `--namespace`.
+    pub(super) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     pub(super) fn ns_path(&self, rest: &str) -> String {
         format!("/api/v1/namespaces/{}{rest}", enc(&self.namespace))
     }

@@ -24,8 +24,8 @@ use crate::time::{Duration, Timestamp};
 use crate::visibility::{self, ListQuery};
 
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunSummary,
-    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Role,
+    RunChange, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::batch;
 use crate::schedule;
@@ -88,6 +88,9 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("schedules_claim_with_leases", |s| {
         Box::pin(schedules_claim_with_leases(s))
+    }),
+    ("api_keys_round_trip_revoke_and_touch", |s| {
+        Box::pin(api_keys_round_trip_revoke_and_touch(s))
     }),
 ];
 
@@ -282,6 +285,61 @@ async fn namespaces(store: Arc<dyn Store>) {
     };
     assert!(!store.update_namespace(&nowhere).await.expect("update"));
     assert_eq!(store.get_namespace(&nowhere.name).await.expect("get"), None);
+}
+
+async fn api_keys_round_trip_revoke_and_touch(store: Arc<dyn Store>) {
+    let key = |id: &str, at: i64, namespace: Option<&str>, role: Role| ApiKeyRecord {
+        id: id.to_owned(),
+        secret_hash: format!("hash of {id}"),
+        namespace: namespace.map(Namespace::from),
+        role,
+        description: format!("the {id} key"),
+        created_at: Timestamp(at),
+        expires_at: Some(Timestamp(at + 1_000)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let writer = key("bk_b", T0, Some("default"), Role::Writer);
+    let admin = ApiKeyRecord {
+        expires_at: None,
+        ..key("bk_a", T0 + 1, None, Role::Admin)
+    };
+    store.create_api_key(&writer).await.expect("create");
+    store.create_api_key(&admin).await.expect("create");
+    let again = store.create_api_key(&writer).await;
+    assert_already_exists(again, "API key `bk_b`");
+    // Oldest first, whatever the ids.
+    let listed = store.list_api_keys().await.expect("list");
+    assert_eq!(listed, vec![writer.clone(), admin.clone()]);
+    assert_eq!(store.get_api_key("bk_a").await.expect("get"), Some(admin));
+    assert_eq!(store.get_api_key("bk_nope").await.expect("get"), None);
+
+    store
+        .touch_api_key("bk_b", Timestamp(T0 + 5))
+        .await
+        .expect("touch");
+    assert!(store
+        .revoke_api_key("bk_b", Timestamp(T0 + 10))
+        .await
+        .expect("revoke"));
+    // A second revocation keeps the first time.
+    assert!(store
+        .revoke_api_key("bk_b", Timestamp(T0 + 20))
+        .await
+        .expect("revoke"));
+    assert!(!store
+        .revoke_api_key("bk_nope", Timestamp(T0))
+        .await
+        .expect("revoke"));
+    let got = store.get_api_key("bk_b").await.expect("get");
+    assert_eq!(
+        got,
+        Some(ApiKeyRecord {
+            revoked_at: Some(Timestamp(T0 + 10)),
+            last_used_at: Some(Timestamp(T0 + 5)),
+            ..writer
+        })
+    );
 }
 
 async fn endpoints(store: Arc<dyn Store>) {

@@ -123,6 +123,54 @@ pub struct NamespaceRecord {
     pub created_at: Timestamp,
 }
 
+/// What an API key may do (`api::access` maps routes to the role they
+/// need). Ordered: each role may do everything the one below it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// List, describe, history, count, query.
+    Reader,
+    /// The reader's routes and every change to runs, schedules, endpoints
+    /// and activities of its namespace.
+    Writer,
+    /// Everything, in every namespace: namespaces, search attributes,
+    /// API keys, the dev routes.
+    Admin,
+}
+
+impl Role {
+    const ALL: [Role; 3] = [Role::Admin, Role::Writer, Role::Reader];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A stored API key: never its secret, only the secret's SHA-256.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Public: `bk_` and random hex digits.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// The one namespace the key may use; `None` (admin keys): all.
+    pub namespace: Option<Namespace>,
+    pub role: Role,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
 /// A handler URL registered for a task queue. Several versions may exist
 /// per queue; new work goes to the current one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -310,6 +358,15 @@ pub trait Store: Send + Sync + 'static {
     /// false if there is none.
     async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Sets `revoked_at` unless already set; false if no such key.
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Records that the key was used at `at`.
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()>;
 
     /// Every custom search attribute row of `ns`, removed ones included,
     /// by name.

@@ -26,13 +26,14 @@ use crate::visibility::{CountQuery, Cursor, ListQuery};
 use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    Arg, BatchCols, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg,
-    Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, BATCH_COLUMNS, ENDPOINT_COLUMNS,
-    NAMESPACE_COLUMNS, SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
+    ApiKeyCols, Arg, BatchCols, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols,
+    SlotArg, Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, API_KEY_COLUMNS, BATCH_COLUMNS,
+    ENDPOINT_COLUMNS, NAMESPACE_COLUMNS, SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS,
+    WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
-    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result,
+    RunChange, RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -432,6 +433,62 @@ where
         let sql = format!("select {NAMESPACE_COLUMNS} from namespaces order by name");
         let rows: Vec<NamespaceCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(rows::namespace).collect())
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let sql = format!(
+            "insert into api_keys ({API_KEY_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        sqlx::query(&sql)
+            .bind(key.id.clone())
+            .bind(key.secret_hash.clone())
+            .bind(key.namespace.as_ref().map(|n| n.0.clone()))
+            .bind(key.role.as_str().to_owned())
+            .bind(key.description.clone())
+            .bind(key.created_at.millis())
+            .bind(key.expires_at.map(Timestamp::millis))
+            .bind(key.revoked_at.map(Timestamp::millis))
+            .bind(key.last_used_at.map(Timestamp::millis))
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::ApiKey, || {
+                format!("API key `{}`", key.id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let sql = format!("select {API_KEY_COLUMNS} from api_keys where id = $1");
+        let row: Option<ApiKeyCols> = sqlx::query_as(&sql)
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::api_key).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let sql = format!("select {API_KEY_COLUMNS} from api_keys order by created_at, id");
+        let rows: Vec<ApiKeyCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let done =
+            sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, $2) where id = $1")
+                .bind(id.to_owned())
+                .bind(at.millis())
+                .execute(&self.pool)
+                .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()> {
+        sqlx::query("update api_keys set last_used_at = $2 where id = $1")
+            .bind(id.to_owned())
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()> {

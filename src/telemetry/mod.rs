@@ -147,6 +147,10 @@ fn describe() {
         "Store commits of run changes, by outcome (ok, conflict, error)."
     );
     describe_counter!(
+        "baton_api_denied_total",
+        "API requests refused by key checks, by reason (unknown_key, revoked, expired, namespace, role)."
+    );
+    describe_counter!(
         "baton_schedule_actions_total",
         "Workflows started by schedules, by namespace."
     );
@@ -184,6 +188,12 @@ pub fn api_request(method: &str, route: &str, status: u16, seconds: f64) {
         .increment(1);
     histogram!("baton_api_request_duration_seconds", "method" => method, "route" => route)
         .record(seconds);
+}
+
+/// An API request was refused by `api::access`; `reason` is one of a
+/// fixed few (unknown_key, revoked, expired, namespace, role).
+pub fn api_denied(reason: &'static str) {
+    counter!("baton_api_denied_total", "reason" => reason).increment(1);
 }
 
 /// The run-lifecycle events of a committed change of `state`'s run.

@@ -16,6 +16,11 @@ pub enum Call {
     GetNamespace,
     UpdateNamespace,
     ListNamespaces,
+    CreateApiKey,
+    GetApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    TouchApiKey,
     SearchAttributes,
     AddSearchAttributes,
     RemoveSearchAttribute,
@@ -65,6 +70,9 @@ impl Call {
                 | Call::ProbeWrite
                 | Call::CreateNamespace
                 | Call::UpdateNamespace
+                | Call::CreateApiKey
+                | Call::RevokeApiKey
+                | Call::TouchApiKey
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint

@@ -53,8 +53,8 @@ use super::rows::{
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
-    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result,
+    RunChange, RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -213,6 +213,7 @@ type DueKey = (&'static str, i64, u64);
 #[derive(Default)]
 struct Tables {
     namespaces: BTreeMap<String, NamespaceRecord>,
+    api_keys: BTreeMap<String, ApiKeyRecord>,
     /// By (namespace, task queue, version): `list_endpoints`' order.
     endpoints: BTreeMap<(String, String, String), Endpoint>,
     /// By run id (as text, as SQL compares them).
@@ -701,6 +702,51 @@ impl Store for MemoryStore {
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         self.call(Call::ListNamespaces, |t| {
             Ok(t.namespaces.values().cloned().collect())
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.call(Call::CreateApiKey, |t| {
+            if t.api_keys.contains_key(&key.id) {
+                return Err(Error::AlreadyExists(format!("API key `{}`", key.id)));
+            }
+            t.api_keys.insert(key.id.clone(), key.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        self.call(Call::GetApiKey, |t| Ok(t.api_keys.get(id).cloned()))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.call(Call::ListApiKeys, |t| {
+            let mut keys: Vec<ApiKeyRecord> = t.api_keys.values().cloned().collect();
+            keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.call(Call::RevokeApiKey, |t| {
+            Ok(t.api_keys.get_mut(id).is_some_and(|k| {
+                k.revoked_at.get_or_insert(at);
+                true
+            }))
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()> {
+        self.call(Call::TouchApiKey, |t| {
+            if let Some(k) = t.api_keys.get_mut(id) {
+                k.last_used_at = Some(at);
+            }
+            Ok(())
         })
         .await
     }
