@@ -123,7 +123,7 @@ impl RunCache {
         let encoded = previous
             .as_ref()
             .and_then(|p| p.encoded.clone())
-            .filter(|e| e.events <= first_new - 1);
+            .filter(|e| e.events < first_new);
         let history = match previous.and_then(|p| p.history) {
             Some(h) if h.len() as i64 == first_new - 1 => {
                 let mut h = Arc::unwrap_or_clone(h);
@@ -181,7 +181,7 @@ impl RunCache {
     pub fn encoded(&self, state: &RunState) -> Option<Encoded> {
         let entries = self.lock();
         let e = entries.map.get(&state.run_id)?.encoded.clone()?;
-        (e.events <= state.next_event_id - 1).then_some(e)
+        (e.events < state.next_event_id).then_some(e)
     }
 
     /// Appends `tail`, the encoding of events `from + 1 ..= to`, to the
