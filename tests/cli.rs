@@ -920,6 +920,66 @@ async fn client_sends_the_api_key() {
     server.stop().await;
 }
 
+/// `baton apikey create|list|revoke` with the bootstrap key: the key is
+/// printed once and works as `--api-key` for its namespace and role only;
+/// after `revoke` it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apikey_verbs_create_list_and_revoke() {
+    let mut options = common::test_options("sqlite::memory:".to_owned());
+    options.api_key = Some("b00tstrap".to_owned());
+    let server = common::spawn_server_with(options).await;
+    let admin = ["--api-key", "b00tstrap"];
+    let created = ok(client(
+        &server,
+        &[
+            &["apikey", "create", "--role", "reader", "--expires", "90d"][..],
+            &admin[..],
+        ]
+        .concat(),
+    )
+    .await);
+    let f = fields(&created);
+    let (id, key) = (f["id"].clone(), f["key"].clone());
+    assert_eq!(f["namespace"], "default", "{created}");
+    assert_eq!(f["role"], "reader");
+    assert!(key.starts_with(&format!("{id}.")), "{created}");
+    assert!(created.contains("shown only this once"), "{created}");
+    let listed = ok(client(&server, &[&["apikey", "list"][..], &admin[..]].concat()).await);
+    let t = table(&listed);
+    assert_eq!(t[0][..3], ["ID", "NAMESPACE", "ROLE"]);
+    assert_eq!(rows(&t, &id).len(), 1, "{listed}");
+    assert!(!listed.contains(&key), "the list never shows a key");
+    // The new key reads its namespace and may not write or manage keys.
+    ok(client(&server, &["workflow", "list", "--api-key", &key]).await);
+    failed(
+        client(&server, &["namespace", "create", "nope", "--api-key", &key]).await,
+        "(403)",
+    );
+    failed(
+        client(&server, &["apikey", "list", "--api-key", &key]).await,
+        "(403)",
+    );
+    failed(
+        client(
+            &server,
+            &[&["apikey", "create", "--role", "boss"][..], &admin[..]].concat(),
+        )
+        .await,
+        "role: unknown role",
+    );
+    let revoked = ok(client(
+        &server,
+        &[&["apikey", "revoke", &id][..], &admin[..]].concat(),
+    )
+    .await);
+    assert!(revoked.contains(&id), "{revoked}");
+    failed(
+        client(&server, &["workflow", "list", "--api-key", &key]).await,
+        "(401)",
+    );
+    server.stop().await;
+}
+
 /// `baton health`, the image's HEALTHCHECK: 200 from `/healthz` or
 /// `/readyz` exits 0 (open even with an API key), anything else or nobody
 /// listening exits 1 with one line.

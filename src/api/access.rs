@@ -363,6 +363,12 @@ impl Access {
         self.bootstrap.is_some()
     }
 
+    /// Drops what this node read about key `id` (it was just revoked
+    /// here: this node refuses it at once, the others within [`KEY_TTL`]).
+    pub(super) fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
     /// Who presents `token`, or why nobody does.
     async fn identify(
         &self,

@@ -167,6 +167,7 @@ async fn revoke_api_key(
     if !state.applier.store().revoke_api_key(&key_id, now).await? {
         return Err(ApiError::NotFound(format!("API key {key_id} not found")));
     }
+    state.access.forget(&key_id);
     tracing::info!(%key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
