@@ -1,7 +1,8 @@
 //! The real `baton` binary: client verbs against an in-process node (table
 //! and `--output json`), their error paths (non-zero exit, one `error: …`
-//! line on stderr), `baton dev` as a child process, `baton migrate` and
-//! `baton health`.
+//! line on stderr), `baton apikey` and what a node logs of denied requests
+//! (the key's id, never a key), `baton dev` as a child process, `baton
+//! migrate` and `baton health`.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -1060,6 +1061,87 @@ async fn terminate(mut child: Child) -> String {
     }
     assert!(status.success(), "{status}: {stderr}");
     stderr
+}
+
+/// A node's log names the key of each denied request by its id and never
+/// shows a key: not the scoped key's secret, not the bootstrap key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_requests_are_logged_with_the_key_id_only() {
+    const BOOTSTRAP: &str = "b00tstrap-key-for-the-log-test";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "dev",
+        "--db",
+        ":memory:",
+        "--listen",
+        &listen,
+        "--api-key",
+        BOOTSTRAP,
+    ];
+    let mut child = dev_with(&args, dir.path());
+    read_until(&mut child, "baton workflow result").await;
+    let address = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{address}/api/v1/apikeys"))
+        .bearer_auth(BOOTSTRAP)
+        .json(&json!({"role": "reader", "namespace": "default"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let secret = key.split_once('.').unwrap().1;
+    let denied = http
+        .post(format!("{address}/api/v1/namespaces"))
+        .bearer_auth(key)
+        .json(&json!({"name": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), reqwest::StatusCode::FORBIDDEN);
+    let wrong = http
+        .get(format!("{address}/api/v1/namespaces"))
+        .bearer_auth(format!("{id}.{}", "0".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let log = strip_ansi(&terminate(child).await);
+    let denials: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("API request denied"))
+        .collect();
+    assert_eq!(denials.len(), 2, "{log}");
+    assert!(denials.iter().all(|l| l.contains(id)), "{log}");
+    assert!(denials[0].contains("reason=\"role\""), "{log}");
+    assert!(denials[1].contains("reason=\"unknown_key\""), "{log}");
+    assert!(!log.contains(secret), "the log shows a secret: {log}");
+    assert!(
+        !log.contains(BOOTSTRAP),
+        "the log shows the bootstrap key: {log}"
+    );
+}
+
+/// `text` without its terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn dev(db: &str, port: u16, dir: &std::path::Path) -> Child {
