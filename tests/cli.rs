@@ -1083,37 +1083,26 @@ async fn denied_requests_are_logged_with_the_key_id_only() {
     let mut child = dev_with(&args, dir.path());
     read_until(&mut child, "baton workflow result").await;
     let address = format!("http://{listen}");
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{address}/api/v1/apikeys"))
-        .bearer_auth(BOOTSTRAP)
-        .json(&json!({"role": "reader", "namespace": "default"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = common::Api::new(address.clone(), Some(BOOTSTRAP.to_owned()));
+    let (_, created) = admin
+        .post(
+            "/api/v1/apikeys",
+            json!({"role": "reader", "namespace": "default"}),
+        )
+        .await;
     let (id, key) = (
         created["id"].as_str().unwrap(),
         created["key"].as_str().unwrap(),
     );
     let secret = key.split_once('.').unwrap().1;
-    let denied = http
-        .post(format!("{address}/api/v1/namespaces"))
-        .bearer_auth(key)
-        .json(&json!({"name": "nope"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), reqwest::StatusCode::FORBIDDEN);
-    let wrong = http
-        .get(format!("{address}/api/v1/namespaces"))
-        .bearer_auth(format!("{id}.{}", "0".repeat(64)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let reader = common::Api::new(address.clone(), Some(key.to_owned()));
+    let (status, _) = reader
+        .post("/api/v1/namespaces", json!({"name": "nope"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = common::Api::new(address, Some(format!("{id}.{}", "0".repeat(64))));
+    let (status, _) = forged.get("/api/v1/namespaces").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let log = strip_ansi(&terminate(child).await);
     let denials: Vec<&str> = log
         .lines()
