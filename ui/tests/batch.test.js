@@ -160,7 +160,7 @@ describe("web UI batch operations", () => {
     await screenshots(page, "batches");
   });
 
-  test("a job's page lists its failures with their reasons", async () => {
+  test("a job's page lists its failures with their reasons; a missing job is an error", async () => {
     const { page, address } = ui;
     // Terminating runs that are closed already: each is a failure of the job.
     await rest(address, "POST", "/namespaces/default/batches", { batch_id: "ui-failing", query: "WorkflowId IN ('ui-b-1', 'ui-b-2')", operation: "terminate", reason: "again" });
@@ -174,6 +174,10 @@ describe("web UI batch operations", () => {
     assert.match((await page.locator("#batch-counts").textContent()) ?? "", /0 done, 2 failed/);
     await failures.getByRole("link", { name: "ui-b-1" }).click();
     await page.waitForURL(/\/workflows\/ui-b-1\?run_id=/);
+    // A job that does not exist is only the error.
+    await open("namespaces/default/batches/ui-nope");
+    await until("the error", async () => (/ui-nope not found/.test((await page.locator("#notice.error").textContent()) ?? "") ? true : undefined));
+    assert.equal(await page.locator("#batch-progress").count(), 0);
   });
 
   test("a running job's bar moves without a reload, and Stop stops it", async () => {

@@ -14,9 +14,10 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 1000;
 
 /**
- * Runs `load` now, and again every REFRESH_MS while it answers true, until
- * `signal` aborts. Returns the function that reloads at once (a newer load
- * takes over the schedule of an older one still on its way).
+ * Makes the function that runs `load` now, and again every REFRESH_MS
+ * while it answers true, until `signal` aborts (a newer load takes over
+ * the schedule of an older one still on its way). Its promise fails as
+ * `load` does; a failure of a later load is shown in the notice line.
  * @param {AbortSignal} signal
  * @param {() => Promise<boolean>} load
  */
@@ -28,16 +29,19 @@ function poll(signal, load) {
   const run = async () => {
     clearTimeout(timer);
     const mine = ++generation;
-    let again = false;
-    try {
-      again = await load();
-    } catch (e) {
-      if (!signal.aborted) notify(e instanceof Error ? e.message : String(e), "error");
-    }
-    if (again && mine === generation && !signal.aborted) timer = setTimeout(() => void run(), REFRESH_MS);
+    const again = await load();
+    if (again && mine === generation && !signal.aborted) timer = setTimeout(() => void run().catch(report(signal)), REFRESH_MS);
   };
   return run;
 }
+
+/**
+ * Shows an error in the notice line, unless the page is gone.
+ * @param {AbortSignal} signal
+ */
+const report = (signal) => (/** @type {unknown} */ e) => {
+  if (!signal.aborted) notify(e instanceof Error ? e.message : String(e), "error");
+};
 
 /**
  * Runs the operation reached (done or failed), of the total it counted at the start.
@@ -132,12 +136,12 @@ export async function batchesPage(ctx) {
   });
   prev.addEventListener("click", () => {
     token = tokens.pop() || undefined;
-    void reload();
+    void reload().catch(report(signal));
   });
   next.addEventListener("click", () => {
     tokens.push(token ?? "");
     token = nextToken;
-    void reload();
+    void reload().catch(report(signal));
   });
   await reload();
 }
@@ -153,23 +157,26 @@ export async function batchPage(ctx) {
   const bar = h("progress", { id: "batch-progress", "aria-label": "Progress", max: 1, value: 0 });
   const counts = h("p", { id: "batch-counts" });
   const failures = h("div", { id: "batch-failures" });
-  mount(
-    root,
-    h("p", {}, link(`${nsPath(ns)}/batches`, "← Batch jobs")),
-    h("div", { class: "title" }, h("h1", {}, "Batch job ", h("span", { class: "mono" }, id), state), h("div", { class: "actions" }, stop)),
-    facts,
-    h("h2", {}, "Progress"),
-    h("div", { class: "progress wide" }, bar),
-    counts,
-    h("h2", {}, "Failures"),
-    failures,
-  );
   /** What the facts and failures were drawn from: they are drawn again only when it changes. */
   let drawn = "";
 
   const reload = poll(signal, async () => {
     /** @type {BatchDescription} */
     const b = await call("GET", path);
+    // Drawn once the job is found (a missing one is only the error).
+    if (!root.contains(bar)) {
+      mount(
+        root,
+        h("p", {}, link(`${nsPath(ns)}/batches`, "← Batch jobs")),
+        h("div", { class: "title" }, h("h1", {}, "Batch job ", h("span", { class: "mono" }, id), state), h("div", { class: "actions" }, stop)),
+        facts,
+        h("h2", {}, "Progress"),
+        h("div", { class: "progress wide" }, bar),
+        counts,
+        h("h2", {}, "Failures"),
+        failures,
+      );
+    }
     mount(state, badge(b.state));
     const running = b.state === "RUNNING";
     stop.hidden = !running;
@@ -247,7 +254,7 @@ export async function batchPage(ctx) {
     });
     if (ok) {
       notify("Stop requested.");
-      await reload();
+      await reload().catch(report(signal));
     }
   }
 
