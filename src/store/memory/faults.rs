@@ -34,7 +34,9 @@ pub enum Call {
     ListRuns,
     CountRuns,
     DeleteRun,
+    ClaimRetention,
     DeleteExpiredRuns,
+    ReleaseRetention,
     ClaimTasks,
     DeleteTask,
     PostponeTasks,
@@ -81,7 +83,9 @@ impl Call {
                 | Call::RequestBatchStop
                 | Call::ClaimBatches
                 | Call::DeleteRun
+                | Call::ClaimRetention
                 | Call::DeleteExpiredRuns
+                | Call::ReleaseRetention
         )
     }
 }
