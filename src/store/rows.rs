@@ -353,6 +353,27 @@ pub(super) fn batch_record(
     })
 }
 
+/// `retention_leases` columns, in [`LEASE_COLUMNS`] order.
+pub(super) type LeaseCols = (String, String, i64, i64, i64, i64, Option<i64>);
+
+/// The columns [`LeaseCols`] reads.
+pub(super) const LEASE_COLUMNS: &str =
+    "namespace, owner, epoch, expires_at, runs_deleted, events_deleted, last_pass_at";
+
+pub(super) fn retention_lease(
+    (namespace, owner, epoch, expires_at, runs_deleted, events_deleted, last_pass_at): LeaseCols,
+) -> super::RetentionLease {
+    super::RetentionLease {
+        namespace: Namespace(namespace),
+        owner,
+        epoch,
+        expires_at: Timestamp(expires_at),
+        runs_deleted,
+        events_deleted,
+        last_pass_at: last_pass_at.map(Timestamp),
+    }
+}
+
 pub(super) fn namespace(
     (name, description, retention_ms, created_at): NamespaceCols,
 ) -> NamespaceRecord {

@@ -39,7 +39,9 @@ pub enum Call {
     ListRuns,
     CountRuns,
     DeleteRun,
+    ClaimRetention,
     DeleteExpiredRuns,
+    ReleaseRetention,
     ClaimTasks,
     DeleteTask,
     PostponeTasks,
@@ -89,7 +91,9 @@ impl Call {
                 | Call::RequestBatchStop
                 | Call::ClaimBatches
                 | Call::DeleteRun
+                | Call::ClaimRetention
                 | Call::DeleteExpiredRuns
+                | Call::ReleaseRetention
         )
     }
 }
