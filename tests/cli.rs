@@ -1,7 +1,8 @@
 //! The real `baton` binary: client verbs against an in-process node (table
 //! and `--output json`), their error paths (non-zero exit, one `error: …`
-//! line on stderr), `baton dev` as a child process, `baton migrate` and
-//! `baton health`.
+//! line on stderr), `baton apikey` and what a node logs of denied requests
+//! (the key's id, never a key), `baton dev` as a child process, `baton
+//! migrate` and `baton health`.
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -920,6 +921,66 @@ async fn client_sends_the_api_key() {
     server.stop().await;
 }
 
+/// `baton apikey create|list|revoke` with the bootstrap key: the key is
+/// printed once and works as `--api-key` for its namespace and role only;
+/// after `revoke` it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apikey_verbs_create_list_and_revoke() {
+    let mut options = common::test_options("sqlite::memory:".to_owned());
+    options.api_key = Some("b00tstrap".to_owned());
+    let server = common::spawn_server_with(options).await;
+    let admin = ["--api-key", "b00tstrap"];
+    let created = ok(client(
+        &server,
+        &[
+            &["apikey", "create", "--role", "reader", "--expires", "90d"][..],
+            &admin[..],
+        ]
+        .concat(),
+    )
+    .await);
+    let f = fields(&created);
+    let (id, key) = (f["id"].clone(), f["key"].clone());
+    assert_eq!(f["namespace"], "default", "{created}");
+    assert_eq!(f["role"], "reader");
+    assert!(key.starts_with(&format!("{id}.")), "{created}");
+    assert!(created.contains("shown only this once"), "{created}");
+    let listed = ok(client(&server, &[&["apikey", "list"][..], &admin[..]].concat()).await);
+    let t = table(&listed);
+    assert_eq!(t[0][..3], ["ID", "NAMESPACE", "ROLE"]);
+    assert_eq!(rows(&t, &id).len(), 1, "{listed}");
+    assert!(!listed.contains(&key), "the list never shows a key");
+    // The new key reads its namespace and may not write or manage keys.
+    ok(client(&server, &["workflow", "list", "--api-key", &key]).await);
+    failed(
+        client(&server, &["namespace", "create", "nope", "--api-key", &key]).await,
+        "(403)",
+    );
+    failed(
+        client(&server, &["apikey", "list", "--api-key", &key]).await,
+        "(403)",
+    );
+    failed(
+        client(
+            &server,
+            &[&["apikey", "create", "--role", "boss"][..], &admin[..]].concat(),
+        )
+        .await,
+        "role: unknown role",
+    );
+    let revoked = ok(client(
+        &server,
+        &[&["apikey", "revoke", &id][..], &admin[..]].concat(),
+    )
+    .await);
+    assert!(revoked.contains(&id), "{revoked}");
+    failed(
+        client(&server, &["workflow", "list", "--api-key", &key]).await,
+        "(401)",
+    );
+    server.stop().await;
+}
+
 /// `baton health`, the image's HEALTHCHECK: 200 from `/healthz` or
 /// `/readyz` exits 0 (open even with an API key), anything else or nobody
 /// listening exits 1 with one line.
@@ -1000,6 +1061,76 @@ async fn terminate(mut child: Child) -> String {
     }
     assert!(status.success(), "{status}: {stderr}");
     stderr
+}
+
+/// A node's log names the key of each denied request by its id and never
+/// shows a key: not the scoped key's secret, not the bootstrap key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_requests_are_logged_with_the_key_id_only() {
+    const BOOTSTRAP: &str = "b00tstrap-key-for-the-log-test";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "dev",
+        "--db",
+        ":memory:",
+        "--listen",
+        &listen,
+        "--api-key",
+        BOOTSTRAP,
+    ];
+    let mut child = dev_with(&args, dir.path());
+    read_until(&mut child, "baton workflow result").await;
+    let address = format!("http://{listen}");
+    let admin = common::Api::new(address.clone(), Some(BOOTSTRAP.to_owned()));
+    let (_, created) = admin
+        .post(
+            "/api/v1/apikeys",
+            json!({"role": "reader", "namespace": "default"}),
+        )
+        .await;
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let secret = key.split_once('.').unwrap().1;
+    let reader = common::Api::new(address.clone(), Some(key.to_owned()));
+    let (status, _) = reader
+        .post("/api/v1/namespaces", json!({"name": "nope"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = common::Api::new(address, Some(format!("{id}.{}", "0".repeat(64))));
+    let (status, _) = forged.get("/api/v1/namespaces").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let log = strip_ansi(&terminate(child).await);
+    let denials: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("API request denied"))
+        .collect();
+    assert_eq!(denials.len(), 2, "{log}");
+    assert!(denials.iter().all(|l| l.contains(id)), "{log}");
+    assert!(denials[0].contains("reason=\"role\""), "{log}");
+    assert!(denials[1].contains("reason=\"unknown_key\""), "{log}");
+    assert!(!log.contains(secret), "the log shows a secret: {log}");
+    assert!(
+        !log.contains(BOOTSTRAP),
+        "the log shows the bootstrap key: {log}"
+    );
+}
+
+/// `text` without its terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn dev(db: &str, port: u16, dir: &std::path::Path) -> Child {

@@ -4,8 +4,9 @@
 //! child / notify parent steps, protocol.md §5.7, across each child's
 //! continue-as-new), two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5), a 1-second
-//! schedule on two nodes across a SIGKILL, SIGKILL of a node while its
-//! retention deleter works through 5,000 expired runs, and SIGKILL of the
+//! schedule on two nodes across a SIGKILL, SIGKILL of the node whose
+//! retention deleter holds the lease of 5,000 expired runs' namespace (the
+//! other node takes over once the lease expires), and SIGKILL of the
 //! node running a batch job (terminate 2,000 of 2,400 runs; signal 400).
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -500,20 +501,44 @@ async fn gc_counts(db: &sqlx::PgPool) -> (i64, i64, i64, i64) {
     .unwrap()
 }
 
+/// The retention lease of the test's namespace: (owner, epoch,
+/// expires_at, runs_deleted, events_deleted, last_pass_at), if claimed.
+async fn gc_lease(db: &sqlx::PgPool) -> Option<(String, i64, i64, i64, i64, Option<i64>)> {
+    sqlx::query_as(
+        "select owner, epoch, expires_at, runs_deleted, events_deleted, last_pass_at \
+         from retention_leases where namespace = 'gc'",
+    )
+    .fetch_optional(db)
+    .await
+    .unwrap()
+}
+
+/// Whether a lease owner id is the node's (owner ids start with the pid).
+fn owns(node: &Node, owner: &str) -> bool {
+    owner.starts_with(&format!("{}-", node.child.id()))
+}
+
+fn unix_millis() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(since.unwrap().as_millis()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
     const CLOSED: i64 = 5_000;
     const OPEN: i64 = 10;
     let url = common::fresh_postgres_database().await;
-    // Migrate, then write the rows directly: 5,000 runs closed in 2023
+    // Two nodes; then, in one transaction, 5,000 runs closed in 2023
     // (long past a one-day retention) and 10 open ones, three events each.
-    Node::start(&url, free_port()).await.kill();
+    let a = Node::start(&url, free_port()).await;
+    let b = Node::start(&url, free_port()).await;
     let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     sqlx::query(
         "insert into namespaces (name, description, retention_ms, created_at, updated_at) \
          values ('gc', '', 86400000, 0, 0)",
     )
-    .execute(&db)
+    .execute(&mut *tx)
     .await
     .unwrap();
     sqlx::query(
@@ -526,7 +551,7 @@ async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
     )
     .bind(CLOSED)
     .bind(OPEN)
-    .execute(&db)
+    .execute(&mut *tx)
     .await
     .unwrap();
     sqlx::query(
@@ -534,27 +559,35 @@ async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
          select r.run_id, e, 'X', 0, '{}' from runs r, generate_series(1, 3) as e \
          where r.namespace = 'gc'",
     )
-    .execute(&db)
+    .execute(&mut *tx)
     .await
     .unwrap();
-    assert_eq!(
-        gc_counts(&db).await,
-        (CLOSED + OPEN, OPEN, 3 * (CLOSED + OPEN), 0)
-    );
+    tx.commit().await.unwrap();
 
-    // Kill -9 as soon as the deleter has made progress.
-    let node = Node::start(&url, free_port()).await;
+    // Kill -9 the node holding the namespace's lease as soon as it has
+    // made progress.
     let mut at_kill = gc_counts(&db).await;
     while at_kill.0 == CLOSED + OPEN {
         tokio::time::sleep(Duration::from_millis(2)).await;
         at_kill = gc_counts(&db).await;
     }
-    node.kill();
+    let (owner, epoch, ..) = gc_lease(&db).await.expect("claimed");
+    let (holder, survivor) = if owns(&a, &owner) { (a, b) } else { (b, a) };
+    assert!(owns(&holder, &owner), "the lease is a node's: {owner}");
+    holder.kill();
+    let killed_at = unix_millis();
     let after_kill = gc_counts(&db).await;
+    let (owner_at_kill, epoch_at_kill, expires_at, ..) = gc_lease(&db).await.unwrap();
     eprintln!(
-        "killed with {} of {} runs left",
+        "killed with {} of {} runs left; the lease expires {} ms later",
         after_kill.0,
-        CLOSED + OPEN
+        CLOSED + OPEN,
+        expires_at - killed_at
+    );
+    assert_eq!(
+        (owner_at_kill, epoch_at_kill),
+        (owner, epoch),
+        "one holder while both nodes ran"
     );
     assert!(
         after_kill.0 > OPEN,
@@ -566,21 +599,98 @@ async fn sigkill_mid_retention_leaves_no_orphan_rows_and_resumes() {
     assert_eq!(after_kill.3, 0, "orphan events: {after_kill:?}");
     assert_eq!(after_kill.1, OPEN);
 
-    // A new node picks up where the dead one stopped.
-    let node = Node::start(&url, free_port()).await;
+    // The survivor deletes nothing while the dead node's lease lasts, then
+    // takes it over (a new epoch) and picks up where the dead one stopped.
     let mut done = gc_counts(&db).await;
     for _ in 0..600 {
         if done.0 == OPEN {
             break;
         }
+        if unix_millis() < expires_at - 200 {
+            assert_eq!(done, after_kill, "deleted before the lease expired");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         done = gc_counts(&db).await;
     }
-    node.kill();
+    assert!(
+        unix_millis() >= expires_at,
+        "finished before the lease expired"
+    );
+    // The pass ends with a short batch after the last deletes.
+    let mut lease = gc_lease(&db).await.unwrap();
+    for _ in 0..100 {
+        if lease.5.is_some_and(|at| at >= expires_at) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lease = gc_lease(&db).await.unwrap();
+    }
+    let (owner, epoch, _, runs, events, last_pass) = lease;
+    let survivor_owns = owns(&survivor, &owner);
+    survivor.kill();
     assert_eq!(
         done,
         (OPEN, OPEN, 3 * OPEN, 0),
         "open runs stay, nothing else"
+    );
+    assert!(survivor_owns, "the survivor took the lease over: {owner}");
+    assert_eq!(epoch, epoch_at_kill + 1, "taken over once: {owner}");
+    assert_eq!(
+        (runs, events),
+        (CLOSED, 3 * CLOSED),
+        "progress on the lease"
+    );
+    assert!(
+        last_pass.is_some_and(|at| at >= expires_at),
+        "the survivor's pass finished: {last_pass:?}"
+    );
+}
+
+/// A node shutting down hands its retention leases back: the `default`
+/// namespace's lease expires at once and the other node takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_hands_its_retention_leases_back() {
+    let url = common::fresh_postgres_database().await;
+    let a = Node::start(&url, free_port()).await;
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let lease = |db: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "select owner, epoch, expires_at from retention_leases where namespace = 'default'",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let db = db.clone();
+            async move { lease(db).await.is_some() }
+        })
+        .await
+    );
+    let b = Node::start(&url, free_port()).await;
+    let (owner, epoch, a_until) = lease(db.clone()).await.unwrap();
+    assert!(owns(&a, &owner), "{owner}");
+    let (status, _) = a.terminate().await;
+    assert!(status.success(), "{status}");
+    let b_pid = format!("{}-", b.child.id());
+    let mut taken = None;
+    for _ in 0..100 {
+        taken = lease(db.clone())
+            .await
+            .filter(|(owner, e, _)| owner.starts_with(&b_pid) && *e == epoch + 1);
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, _, b_until) = taken.expect("the other node took the lease");
+    // b claimed it (its lease runs ten seconds from the claim) before a's
+    // lease would have expired: a handed it back.
+    assert!(
+        b_until - 10_000 < a_until,
+        "taken at {} ms, a's lease ran to {a_until}",
+        b_until - 10_000
     );
 }
 

@@ -243,6 +243,27 @@ async fn metrics_follow_real_workflows(db: Db) {
     .await;
     assert!(counted, "the batch job's run is not counted");
 
+    // The retention deleter's passes over `default` (nothing is expired):
+    // its counters exist by namespace, and when it last caught up.
+    let base = server.api.base.clone();
+    let passed = common::eventually(Duration::from_secs(10), || {
+        let base = base.clone();
+        async move {
+            let samples = parse(&scrape(&base).await);
+            let ns = [("namespace", "default")];
+            let counted = |name: &str| {
+                samples
+                    .iter()
+                    .any(|((n, labels), _)| n == name && labels.get("namespace").is_some())
+            };
+            counted("baton_retention_deleted_runs_total")
+                && counted("baton_retention_deleted_events_total")
+                && sum(&samples, "baton_retention_last_pass_timestamp_seconds", &ns) > 1.7e9
+        }
+    })
+    .await;
+    assert!(passed, "the retention deleter's passes are not reported");
+
     let text = scrape(&server.api.base).await;
     promtool_check(&text);
     let samples = parse(&text);

@@ -493,6 +493,10 @@ struct Answer {
 }
 
 async fn app() -> Router {
+    app_with(Access::default()).await
+}
+
+async fn app_with(access: Access) -> Router {
     let store = baton::server::open_store(
         "sqlite::memory:",
         &SystemClock,
@@ -512,13 +516,27 @@ async fn app() -> Router {
         schedules: Default::default(),
         batches: Default::default(),
         batch_max_rps: 1_000.0,
-        access: Arc::new(Access::default()),
+        access: Arc::new(access),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
 }
 
 async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Answer {
+    call_as(app, None, method, uri, body).await
+}
+
+/// [`call`] with `Authorization: Bearer <key>`.
+async fn call_as(
+    app: &Router,
+    key: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> Answer {
     let mut req = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
     let body = match body {
         Some(v) => {
             req = req.header(header::CONTENT_TYPE, "application/json");
@@ -574,6 +592,7 @@ async fn every_spec_route_is_served() {
         ("schedule_id", "schedule-drift"),
         ("name", "attribute-drift"),
         ("batch_id", "batch-drift"),
+        ("key_id", "bk_0000000000000000"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -942,6 +961,56 @@ async fn live_responses_match_the_spec() {
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
     assert!(n_checked >= 48, "{n_checked} answers checked");
+}
+
+#[tokio::test]
+async fn live_api_key_answers_match_the_spec() {
+    const ADMIN: &str = "drift-bootstrap-key";
+    let spec = Spec::load();
+    let app = app_with(Access::new(Some(ADMIN.to_owned()))).await;
+    let keys = "/api/v1/apikeys";
+    let one = "/api/v1/apikeys/{key_id}";
+    let check = async |key: &str, method: &str, template: &str, uri: &str, body: Option<Value>| {
+        let answer = call_as(&app, Some(key), method, uri, body).await;
+        spec.check_answer(method, template, &answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        answer
+    };
+    let body =
+        json!({"role": "reader", "namespace": "default", "expires_in": "90d", "description": "ci"});
+    let a = check(ADMIN, "POST", keys, keys, Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let (id, reader) = (
+        a.body["id"].as_str().expect("id").to_owned(),
+        a.body["key"].as_str().expect("key").to_owned(),
+    );
+    let a = check(ADMIN, "POST", keys, keys, Some(json!({"role": "admin"}))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = check(ADMIN, "POST", keys, keys, Some(json!({"role": "root"}))).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check(&reader, "GET", keys, keys, None).await;
+    assert_eq!(a.body["code"], "forbidden");
+    let a = check("wrong", "GET", keys, keys, None).await;
+    assert_eq!(a.body["code"], "unauthorized");
+    let a = check(ADMIN, "GET", keys, keys, None).await;
+    assert_eq!(a.body["api_keys"].as_array().map(Vec::len), Some(2));
+    let a = check(ADMIN, "DELETE", one, &format!("{keys}/{id}"), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = check(
+        ADMIN,
+        "DELETE",
+        one,
+        &format!("{keys}/bk_0000000000000000"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["code"], "not_found");
+    let a = check(ADMIN, "GET", keys, keys, None).await;
+    assert!(
+        a.body["api_keys"][0]["revoked_at"].is_string(),
+        "{}",
+        a.body
+    );
 }
 
 /// A handler on loopback that records every push and answers queries with

@@ -3,7 +3,9 @@
 //! endpoint version failed, here a handler that refuses the signature with
 //! 401: newest first, at most five, kept apart per version), describe's
 //! `buffered_events` (a signal waiting behind the workflow task in flight),
-//! and `pinned_version` in run listings.
+//! and `pinned_version` in run listings. And the web UI's calls with a
+//! namespace-scoped reader key: its login (`GET /api/v1/namespaces`) lets
+//! the key in and offers its namespace only, and every page's reads work.
 
 #[macro_use]
 mod common;
@@ -140,7 +142,54 @@ async fn buffered_signals_and_pinned_versions(db: Db) {
     server.stop().await;
 }
 
+/// The calls `ui/app` makes, in order, with a reader key of `default` on a
+/// server that has a bootstrap key and a second namespace.
+async fn ui_login_and_pages_with_a_scoped_reader_key(db: Db) {
+    let mut options = common::test_options(common::database_url(db).await);
+    options.api_key = Some("ui-bootstrap-key-0123456789".to_owned());
+    let server = common::spawn_server_with(options).await;
+    let admin = &server.api;
+    let (status, body) = admin
+        .post("/api/v1/namespaces", json!({"name": "other"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, created) = admin
+        .post(
+            "/api/v1/apikeys",
+            json!({"role": "reader", "namespace": "default"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let ui = common::Api::new(admin.base.clone(), Some(key));
+    // The login: any valid key may list namespaces, and sees its own.
+    let (status, list) = ui.get("/api/v1/namespaces").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let names: Vec<&str> = list["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default"]);
+    for path in [
+        "/api/v1/namespaces/default/workflows?page_size=50",
+        "/api/v1/namespaces/default/workflow-count",
+        "/api/v1/namespaces/default/endpoints",
+        "/api/v1/namespaces/default/schedules",
+    ] {
+        let (status, body) = ui.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    // The switcher offers no other namespace, and typing one in the URL
+    // finds nothing.
+    let (status, _) = ui.get("/api/v1/namespaces/other/workflows").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
 on_both_databases!(
     push_errors_of_a_misconfigured_endpoint,
-    buffered_signals_and_pinned_versions
+    buffered_signals_and_pinned_versions,
+    ui_login_and_pages_with_a_scoped_reader_key
 );

@@ -21,6 +21,9 @@ pub enum ApiError {
     InvalidQuery(#[from] visibility::Error),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A valid key whose role may not use the route.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -81,6 +84,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_query", "Invalid query")
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -1,9 +1,12 @@
 //! The REST API (axum). The only module that knows HTTP status codes and
-//! JSON shapes of the public API; handlers are thin: parse, authorise, call
-//! `apply` or the store. `openapi/openapi.yaml` describes every route here
+//! JSON shapes of the public API; handlers are thin: parse, call `apply` or
+//! the store. `access` authorises every request, in one place, before any
+//! handler runs. `openapi/openapi.yaml` describes every route here
 //! (tests/openapi.rs fails when they differ).
 
+mod access;
 mod activities;
+mod apikeys;
 mod batches;
 mod dev;
 mod endpoints;
@@ -18,11 +21,9 @@ mod workflows;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use subtle::ConstantTimeEq;
 use tracing::Instrument as _;
 
 use crate::apply::Applier;
@@ -30,6 +31,7 @@ use crate::dispatch::Querier;
 use crate::telemetry::traces;
 use crate::time::SkippingClock;
 
+pub use access::Access;
 pub use error::ApiError;
 pub use namespaces::parse_namespace;
 
@@ -50,34 +52,6 @@ pub struct AppState {
     pub time_skipping: Option<Arc<SkippingClock>>,
 }
 
-/// Who may call the API. Today one optional server-wide bearer key; the
-/// check is one function so namespace-scoped keys can replace it.
-#[derive(Debug, Default)]
-pub struct Access {
-    pub api_key: Option<String>,
-}
-
-impl Access {
-    fn allows(&self, authorization: Option<&str>) -> bool {
-        let Some(key) = &self.api_key else {
-            return true;
-        };
-        let presented = authorization.and_then(bearer_token).unwrap_or("");
-        // Constant time in the key's content; the length is not secret.
-        presented.as_bytes().ct_eq(key.as_bytes()).into()
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header. RFC 9110
-/// §11.1: the scheme is case-insensitive and one or more spaces separate it
-/// from the credentials.
-fn bearer_token(authorization: &str) -> Option<&str> {
-    let (scheme, token) = authorization.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start_matches(' '))
-}
-
 /// Largest accepted request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
@@ -90,8 +64,12 @@ pub fn router(state: AppState) -> Router {
         .merge(activities::router())
         .merge(schedules::router())
         .merge(batches::router())
+        .merge(apikeys::router())
         .merge(dev::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::authorize,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_draining,
@@ -124,17 +102,6 @@ async fn refuse_draining(State(state): State<AppState>, req: Request, next: Next
             "the node is shutting down; retry the request (another node will serve it)".into(),
         )
         .into_response();
-    }
-    next.run(req).await
-}
-
-async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !state.access.allows(header) {
-        return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
 }

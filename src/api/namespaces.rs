@@ -1,9 +1,11 @@
-//! `/api/v1/namespaces`: create, list, describe (with counts of open and
-//! closed runs), update (description, retention).
+//! `/api/v1/namespaces`: create, list (a scoped key sees only its own),
+//! describe (with counts of open and closed runs), update (description,
+//! retention).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,7 @@ use crate::store::{self, NamespaceRecord};
 use crate::time::Duration;
 use crate::visibility::{Attribute, CountQuery};
 
+use super::access::Principal;
 use super::error::ApiError;
 use super::extract::{null_as_default, AppJson, AppPath, Body};
 use super::AppState;
@@ -87,10 +90,13 @@ async fn create_namespace(
     Ok((StatusCode::CREATED, AppJson(record)))
 }
 
+/// Every namespace the caller may see: all of them, or a scoped key's own.
 async fn list_namespaces(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
 ) -> Result<AppJson<NamespaceList>, ApiError> {
-    let namespaces = state.applier.store().list_namespaces().await?;
+    let mut namespaces = state.applier.store().list_namespaces().await?;
+    namespaces.retain(|n| principal.sees(&n.name));
     Ok(AppJson(NamespaceList { namespaces }))
 }
 

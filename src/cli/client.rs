@@ -495,6 +495,11 @@ impl Conn {
         builder.build().context("building the HTTP client")
     }
 
+    /// `--namespace`.
+    pub(super) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     pub(super) fn ns_path(&self, rest: &str) -> String {
         format!("/api/v1/namespaces/{}{rest}", enc(&self.namespace))
     }

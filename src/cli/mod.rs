@@ -2,6 +2,7 @@
 //! probes one; every other verb is a client of the REST API. Errors print one line to stderr and
 //! exit non-zero.
 
+mod apikeys;
 mod batches;
 mod client;
 mod health;
@@ -45,6 +46,9 @@ enum Cmd {
     /// Manage namespaces.
     #[command(subcommand)]
     Namespace(client::NamespaceCmd),
+    /// Create, list and revoke namespace-scoped API keys (admin only).
+    #[command(subcommand)]
+    Apikey(apikeys::ApiKeyCmd),
     /// Register handler endpoints for task queues.
     #[command(subcommand)]
     Endpoint(client::EndpointCmd),
@@ -96,8 +100,10 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct NodeArgs {
-    /// Require `Authorization: Bearer <key>` on every API call. Without it
-    /// the API is open; an empty key is an error, never an open API.
+    /// Require `Authorization: Bearer <key>` on every API call: this key is
+    /// the bootstrap admin, and keys made with `baton apikey create` are
+    /// accepted too. Without it the API is open (and makes no keys); an
+    /// empty key is an error, never an open API.
     #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Largest payload (input, result, details) in bytes.
@@ -223,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Health(args) => health::health(args).await,
         Cmd::Namespace(cmd) => client::namespace(cmd).await,
+        Cmd::Apikey(cmd) => apikeys::apikey(cmd).await,
         Cmd::Endpoint(cmd) => client::endpoint(cmd).await,
         Cmd::Workflow(cmd) => client::workflow(*cmd).await,
         Cmd::Schedule(cmd) => match schedules::check(&cmd) {

@@ -144,9 +144,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         batches: services.batches,
         batch_max_rps: options.batch_max_rps,
         applier: services.applier,
-        access: Arc::new(Access {
-            api_key: options.api_key.clone(),
-        }),
+        access: Arc::new(Access::new(options.api_key.clone())),
         time_skipping: skipping,
     };
     let readiness = state.applier.readiness().clone();

@@ -24,8 +24,9 @@ use crate::time::{Duration, Timestamp};
 use crate::visibility::{self, ListQuery};
 
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunSummary,
-    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth,
+    RetentionLease, Role, RunChange, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow,
+    Wakeup,
 };
 use crate::batch;
 use crate::schedule;
@@ -53,6 +54,12 @@ pub const CASES: &[(&str, Case)] = &[
     ("delete_run", |s| Box::pin(delete_run(s))),
     ("retention_deletes_expired_runs", |s| {
         Box::pin(retention_deletes_expired_runs(s))
+    }),
+    ("retention_leases_renew_fence_and_expire", |s| {
+        Box::pin(retention_leases_renew_fence_and_expire(s))
+    }),
+    ("retention_lease_race", |s| {
+        Box::pin(retention_lease_race(s))
     }),
     ("tasks_claim_and_lease", |s| {
         Box::pin(tasks_claim_and_lease(s))
@@ -88,6 +95,9 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("schedules_claim_with_leases", |s| {
         Box::pin(schedules_claim_with_leases(s))
+    }),
+    ("api_keys_round_trip_revoke_and_touch", |s| {
+        Box::pin(api_keys_round_trip_revoke_and_touch(s))
     }),
 ];
 
@@ -283,6 +293,61 @@ async fn namespaces(store: Arc<dyn Store>) {
     };
     assert!(!store.update_namespace(&nowhere).await.expect("update"));
     assert_eq!(store.get_namespace(&nowhere.name).await.expect("get"), None);
+}
+
+async fn api_keys_round_trip_revoke_and_touch(store: Arc<dyn Store>) {
+    let key = |id: &str, at: i64, namespace: Option<&str>, role: Role| ApiKeyRecord {
+        id: id.to_owned(),
+        secret_hash: format!("hash of {id}"),
+        namespace: namespace.map(Namespace::from),
+        role,
+        description: format!("the {id} key"),
+        created_at: Timestamp(at),
+        expires_at: Some(Timestamp(at + 1_000)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let writer = key("bk_b", T0, Some("default"), Role::Writer);
+    let admin = ApiKeyRecord {
+        expires_at: None,
+        ..key("bk_a", T0 + 1, None, Role::Admin)
+    };
+    store.create_api_key(&writer).await.expect("create");
+    store.create_api_key(&admin).await.expect("create");
+    let again = store.create_api_key(&writer).await;
+    assert_already_exists(again, "API key `bk_b`");
+    // Oldest first, whatever the ids.
+    let listed = store.list_api_keys().await.expect("list");
+    assert_eq!(listed, vec![writer.clone(), admin.clone()]);
+    assert_eq!(store.get_api_key("bk_a").await.expect("get"), Some(admin));
+    assert_eq!(store.get_api_key("bk_nope").await.expect("get"), None);
+
+    store
+        .touch_api_key("bk_b", Timestamp(T0 + 5))
+        .await
+        .expect("touch");
+    assert!(store
+        .revoke_api_key("bk_b", Timestamp(T0 + 10))
+        .await
+        .expect("revoke"));
+    // A second revocation keeps the first time.
+    assert!(store
+        .revoke_api_key("bk_b", Timestamp(T0 + 20))
+        .await
+        .expect("revoke"));
+    assert!(!store
+        .revoke_api_key("bk_nope", Timestamp(T0))
+        .await
+        .expect("revoke"));
+    let got = store.get_api_key("bk_b").await.expect("get");
+    assert_eq!(
+        got,
+        Some(ApiKeyRecord {
+            revoked_at: Some(Timestamp(T0 + 10)),
+            last_used_at: Some(Timestamp(T0 + 5)),
+            ..writer
+        })
+    );
 }
 
 async fn endpoints(store: Arc<dyn Store>) {
@@ -933,6 +998,39 @@ async fn delete_run(store: Arc<dyn Store>) {
     assert!(!history.expect("history").is_empty());
 }
 
+/// How long the retention cases' leases last.
+const RETENTION_LEASE: Duration = Duration(10_000);
+
+/// Claims `ns`'s retention lease for `owner` at `now`; `None` while
+/// another owner holds it.
+async fn claim_retention(
+    store: &dyn Store,
+    ns: &Namespace,
+    owner: &str,
+    now: Timestamp,
+) -> Option<RetentionLease> {
+    store
+        .claim_retention(ns, owner, now, RETENTION_LEASE)
+        .await
+        .expect("claim retention")
+}
+
+/// One retention batch in `ns` at `now` under a lease claimed for it:
+/// the runs it deleted.
+async fn gc(store: &dyn Store, ns: &Namespace, now: Timestamp, limit: i64) -> u64 {
+    let lease = claim_retention(store, ns, "gc", now).await.expect("free");
+    let batch = store
+        .delete_expired_runs(&lease, now, RETENTION_LEASE, limit)
+        .await
+        .expect("gc");
+    batch.expect("not fenced").runs
+}
+
+async fn history_len(store: &dyn Store, ns: &Namespace, run: &RunState) -> i64 {
+    let history = store.read_history(ns, run.run_id, 0, 1_000).await;
+    history.expect("history").len() as i64
+}
+
 async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
     namespace_with_retention(&*store, "default", 1).await;
     namespace_with_retention(&*store, "long", 10).await;
@@ -949,10 +1047,19 @@ async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
         .commit(&[update(2, with_task)])
         .await
         .expect("a task row");
+    let old_1_events = history_len(s, &ns(), &old_1).await;
+    let old_events = old_1_events + history_len(s, &ns(), &old_2).await;
+    assert!(old_1_events > 0);
 
     let now = Timestamp(T0 + DAY + 1_000);
-    // Bounded batches, oldest close first.
-    assert_eq!(store.delete_expired_runs(now, 1).await.expect("gc"), 1);
+    // Bounded batches, oldest close first, one namespace at a time.
+    let lease = claim_retention(s, &ns(), "gc", now).await.expect("free");
+    let first = store
+        .delete_expired_runs(&lease, now, RETENTION_LEASE, 1)
+        .await;
+    let first = first.expect("gc").expect("not fenced");
+    assert_eq!(first.runs, 1);
+    assert_eq!(first.events, old_1_events as u64);
     assert_eq!(
         store.load_run(&ns(), old_1.run_id).await.expect("load"),
         None
@@ -962,16 +1069,30 @@ async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
         .await
         .expect("load")
         .is_some());
-    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
-    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 0);
+    // A full batch leaves the pass unfinished.
+    let progress = claim_retention(s, &ns(), "gc", now).await.expect("held");
+    assert_eq!((progress.runs_deleted, progress.last_pass_at), (1, None));
+    assert_eq!(gc(s, &ns(), now, 100).await, 1);
+    assert_eq!(gc(s, &ns(), now, 100).await, 0);
     for run in [&old_1, &old_2] {
         let history = store.read_history(&ns(), run.run_id, 0, 100).await;
         assert_eq!(history.expect("history"), vec![]);
     }
+    // The lease row keeps the counts, and when a pass caught up.
+    let progress = claim_retention(s, &ns(), "gc", now).await.expect("held");
+    assert_eq!(
+        (
+            progress.runs_deleted,
+            progress.events_deleted,
+            progress.last_pass_at
+        ),
+        (2, old_events, Some(now))
+    );
     let left = store.list_runs(&ns(), &query(""), None, 100).await;
     let mut left = workflow_ids(&left.expect("list"));
     left.sort();
     assert_eq!(left, ["open", "pending", "recent"]);
+    assert_eq!(gc(s, &long, now, 100).await, 0);
     let kept = store.list_runs(&long, &query(""), None, 100).await;
     assert_eq!(workflow_ids(&kept.expect("list")), ["kept"]);
 
@@ -981,14 +1102,120 @@ async fn retention_deletes_expired_runs(store: Arc<dyn Store>) {
         .commit(&[update(3, done)])
         .await
         .expect("no task rows");
-    assert_eq!(store.delete_expired_runs(now, 100).await.expect("gc"), 1);
+    assert_eq!(gc(s, &ns(), now, 100).await, 1);
     // Much later everything closed goes, never an open run.
     let later = Timestamp(T0 + 20 * DAY);
-    assert_eq!(store.delete_expired_runs(later, 100).await.expect("gc"), 2);
+    assert_eq!(gc(s, &ns(), later, 100).await, 1);
+    assert_eq!(gc(s, &long, later, 100).await, 1);
     let left = store.list_runs(&ns(), &query(""), None, 100).await;
     assert_eq!(workflow_ids(&left.expect("list")), ["open"]);
     let gone = store.list_runs(&long, &query(""), None, 100).await;
     assert_eq!(gone.expect("list"), vec![]);
+}
+
+async fn retention_leases_renew_fence_and_expire(store: Arc<dyn Store>) {
+    namespace_with_retention(&*store, "default", 1).await;
+    let s = &*store;
+    for i in 0..4 {
+        run_closed_at(s, &ns(), &format!("old-{i}"), T0, Some(T0 + i)).await;
+    }
+    let t = T0 + 2 * DAY;
+    let lease_ms = RETENTION_LEASE.millis();
+
+    // The first claim takes the free lease at epoch 1; its owner renews it
+    // (same epoch, later expiry); another node is refused while it lasts.
+    let a = claim_retention(s, &ns(), "a", Timestamp(t))
+        .await
+        .expect("free");
+    assert_eq!(
+        (a.owner.as_str(), a.epoch, a.expires_at),
+        ("a", 1, Timestamp(t + lease_ms))
+    );
+    assert_eq!(claim_retention(s, &ns(), "b", Timestamp(t + 1)).await, None);
+    let renewed = claim_retention(s, &ns(), "a", Timestamp(t + 5_000)).await;
+    let renewed = renewed.expect("its owner renews");
+    assert_eq!(
+        (renewed.epoch, renewed.expires_at),
+        (1, Timestamp(t + 5_000 + lease_ms))
+    );
+    let b_early = Timestamp(t + lease_ms + 1);
+    assert_eq!(claim_retention(s, &ns(), "b", b_early).await, None);
+    // A batch renews it too.
+    let batch = store
+        .delete_expired_runs(&a, Timestamp(t + 9_000), RETENTION_LEASE, 1)
+        .await;
+    assert_eq!(batch.expect("gc").map(|b| b.runs), Some(1));
+    let a_until = t + 9_000 + lease_ms;
+    let b_early = Timestamp(a_until - 1);
+    assert_eq!(claim_retention(s, &ns(), "b", b_early).await, None);
+
+    // Once it has expired another node takes it over with a new epoch,
+    // and the old holder's next batch deletes nothing.
+    let b = claim_retention(s, &ns(), "b", Timestamp(a_until)).await;
+    let b = b.expect("expired: taken over");
+    assert_eq!((b.owner.as_str(), b.epoch), ("b", 2));
+    assert_eq!(
+        (b.runs_deleted, b.last_pass_at),
+        (1, None),
+        "progress stays"
+    );
+    let fenced = store
+        .delete_expired_runs(&a, Timestamp(a_until + 1), RETENTION_LEASE, 100)
+        .await;
+    assert_eq!(fenced.expect("fenced batch"), None);
+    let left = store.list_runs(&ns(), &query(""), None, 100).await;
+    assert_eq!(
+        left.expect("list").len(),
+        3,
+        "the fenced batch deleted nothing"
+    );
+    assert_eq!(
+        claim_retention(s, &ns(), "a", Timestamp(a_until + 2)).await,
+        None
+    );
+    // The old holder's release changes nothing either.
+    store
+        .release_retention(&a, Timestamp(a_until + 3))
+        .await
+        .expect("release");
+    assert_eq!(
+        claim_retention(s, &ns(), "a", Timestamp(a_until + 4)).await,
+        None
+    );
+
+    // A released lease is free at once; the next claim bumps the epoch
+    // even for the same owner.
+    store
+        .release_retention(&b, Timestamp(a_until + 5))
+        .await
+        .expect("release");
+    let back = claim_retention(s, &ns(), "b", Timestamp(a_until + 5)).await;
+    assert_eq!(back.expect("released").epoch, 3);
+    let c = claim_retention(s, &ns(), "c", Timestamp(a_until + 5 + lease_ms)).await;
+    let c = c.expect("expired");
+    assert_eq!(c.epoch, 4);
+    let batch = store
+        .delete_expired_runs(&c, Timestamp(a_until + 6 + lease_ms), RETENTION_LEASE, 100)
+        .await;
+    assert_eq!(batch.expect("gc").map(|b| b.runs), Some(3));
+    let c = claim_retention(s, &ns(), "c", Timestamp(a_until + 7 + lease_ms)).await;
+    assert_eq!(c.expect("held").runs_deleted, 4);
+}
+
+async fn retention_lease_race(store: Arc<dyn Store>) {
+    const CLAIMERS: usize = 8;
+    namespace_with_retention(&*store, "default", 1).await;
+    let t = Timestamp(T0);
+    let claimers = (0..CLAIMERS).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { claim_retention(&*store, &ns(), &format!("node-{i}"), t).await })
+    });
+    let mut won = Vec::new();
+    for claimer in futures::future::join_all(claimers).await {
+        won.extend(claimer.expect("a claimer panicked"));
+    }
+    assert_eq!(won.len(), 1, "one claim wins: {won:?}");
+    assert_eq!(won[0].epoch, 1);
 }
 
 async fn tasks_claim_and_lease(store: Arc<dyn Store>) {

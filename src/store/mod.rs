@@ -123,6 +123,54 @@ pub struct NamespaceRecord {
     pub created_at: Timestamp,
 }
 
+/// What an API key may do (`api::access` maps routes to the role they
+/// need). Ordered: each role may do everything the one below it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// List, describe, history, count, query.
+    Reader,
+    /// The reader's routes and every change to runs, schedules, endpoints
+    /// and activities of its namespace.
+    Writer,
+    /// Everything, in every namespace: namespaces, search attributes,
+    /// API keys, the dev routes.
+    Admin,
+}
+
+impl Role {
+    const ALL: [Role; 3] = [Role::Admin, Role::Writer, Role::Reader];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A stored API key: never its secret, only the secret's SHA-256.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Public: `bk_` and random hex digits.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// The one namespace the key may use; `None` (admin keys): all.
+    pub namespace: Option<Namespace>,
+    pub role: Role,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
 /// A handler URL registered for a task queue. Several versions may exist
 /// per queue; new work goes to the current one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -302,6 +350,33 @@ pub struct BatchRecord {
     pub request_id: Option<String>,
 }
 
+/// A namespace's retention lease as stored: which node holds the
+/// namespace's retention work, until when, the fence its deletes must
+/// name, and what the deleter has done there (across holders).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionLease {
+    pub namespace: Namespace,
+    /// The node id of the holder, or of the last one.
+    pub owner: String,
+    /// The fencing token: bumped by every claim that changes hands or
+    /// takes an expired lease, never by a renewal.
+    pub epoch: i64,
+    pub expires_at: Timestamp,
+    /// Runs and events the deleter removed in the namespace.
+    pub runs_deleted: i64,
+    pub events_deleted: i64,
+    /// When a pass last finished: a batch came back short, so the
+    /// namespace had caught up.
+    pub last_pass_at: Option<Timestamp>,
+}
+
+/// What one batch of [`Store::delete_expired_runs`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub runs: u64,
+    pub events: u64,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,6 +400,15 @@ pub trait Store: Send + Sync + 'static {
     /// false if there is none.
     async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Sets `revoked_at` unless already set; false if no such key.
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Records that the key was used at `at`.
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()>;
 
     /// Every custom search attribute row of `ns`, removed ones included,
     /// by name.
@@ -433,14 +517,42 @@ pub trait Store: Send + Sync + 'static {
     /// task rows of it remain (see [`Deletion`]).
     async fn delete_run(&self, ns: &Namespace, run_id: RunId) -> Result<Deletion>;
 
-    /// Retention: deletes up to `limit` closed runs, of any namespace,
-    /// whose close time is older than `now` minus their namespace's
-    /// retention and that have no task rows left, with their events, in
-    /// one transaction; returns how many. Namespaces go by name, and
-    /// within one the oldest close first. On PostgreSQL the chosen runs
-    /// are locked `skip locked`, so deleters on several nodes take
-    /// different runs and never wait on each other.
-    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64>;
+    /// Claims the retention work of `ns` for the node `owner` until
+    /// `now + lease`, if nobody holds it, its lease has expired
+    /// (`expires_at <= now`), or `owner` holds it already (a renewal,
+    /// which keeps the epoch; any other claim bumps it). `None` while
+    /// another node holds it. One transaction: of concurrent claims one
+    /// wins.
+    async fn claim_retention(
+        &self,
+        ns: &Namespace,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<RetentionLease>>;
+
+    /// Retention, under `lease` (from [`Store::claim_retention`]): in one
+    /// transaction, renews the lease to `now + renew` if its row still has
+    /// the lease's owner and epoch (else returns `None` and deletes
+    /// nothing: the fence), then deletes up to `limit` closed runs of the
+    /// lease's namespace whose close time is older than `now` minus the
+    /// namespace's retention and that have no task rows left, oldest
+    /// close first, with their events, and adds the counts to the lease
+    /// row (a short batch also sets its `last_pass_at`). On PostgreSQL
+    /// the lease row stays locked until the batch commits, so a claim
+    /// racing the batch waits for it, and the chosen runs are locked
+    /// `skip locked`, so a single-run delete racing the batch is skipped.
+    async fn delete_expired_runs(
+        &self,
+        lease: &RetentionLease,
+        now: Timestamp,
+        renew: Duration,
+        limit: i64,
+    ) -> Result<Option<Expired>>;
+
+    /// Hands `lease` back: its row expires at `now`, so any node may claim
+    /// it at once. Nothing happens if the lease has changed hands.
+    async fn release_retention(&self, lease: &RetentionLease, now: Timestamp) -> Result<()>;
 
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
     /// becomes invisible until `now + its lease` and its claim count grows.

@@ -18,8 +18,8 @@ use crate::time::{Clock, Duration, SystemClock, Timestamp};
 use crate::visibility::{Double, Value};
 
 use super::{
-    snapshot, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow,
-    Wakeup,
+    snapshot, ApiKeyRecord, Endpoint, Error, NamespaceRecord, Result, Role, RunChange, RunRecord,
+    RunSummary, TaskRow, Wakeup,
 };
 
 /// `namespaces` columns, in [`NAMESPACE_COLUMNS`] order.
@@ -194,6 +194,51 @@ pub(super) fn slot_values(args: &[SlotArg]) -> Result<BTreeMap<Slot, Value>> {
     Ok(values)
 }
 
+/// The columns of an `api_keys` row, in [`api_key`]'s order.
+pub(super) const API_KEY_COLUMNS: &str = "id, secret_hash, namespace, role, description, \
+    created_at, expires_at, revoked_at, last_used_at";
+
+pub(super) type ApiKeyCols = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// An `api_keys` row.
+pub(super) fn api_key(
+    (
+        id,
+        secret_hash,
+        namespace,
+        role,
+        description,
+        created_at,
+        expires_at,
+        revoked_at,
+        last_used_at,
+    ): ApiKeyCols,
+) -> Result<ApiKeyRecord> {
+    let role =
+        Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("API key role {role:?}")))?;
+    Ok(ApiKeyRecord {
+        id,
+        secret_hash,
+        namespace: namespace.map(Namespace),
+        role,
+        description,
+        created_at: Timestamp(created_at),
+        expires_at: expires_at.map(Timestamp),
+        revoked_at: revoked_at.map(Timestamp),
+        last_used_at: last_used_at.map(Timestamp),
+    })
+}
+
 /// A `search_attributes` row: name, kind, slot, removed.
 pub(super) fn registered_attribute(
     (name, kind, slot, removed): (String, String, i64, i64),
@@ -306,6 +351,27 @@ pub(super) fn batch_record(
         stop_requested: stop_requested != 0,
         request_id,
     })
+}
+
+/// `retention_leases` columns, in [`LEASE_COLUMNS`] order.
+pub(super) type LeaseCols = (String, String, i64, i64, i64, i64, Option<i64>);
+
+/// The columns [`LeaseCols`] reads.
+pub(super) const LEASE_COLUMNS: &str =
+    "namespace, owner, epoch, expires_at, runs_deleted, events_deleted, last_pass_at";
+
+pub(super) fn retention_lease(
+    (namespace, owner, epoch, expires_at, runs_deleted, events_deleted, last_pass_at): LeaseCols,
+) -> super::RetentionLease {
+    super::RetentionLease {
+        namespace: Namespace(namespace),
+        owner,
+        epoch,
+        expires_at: Timestamp(expires_at),
+        runs_deleted,
+        events_deleted,
+        last_pass_at: last_pass_at.map(Timestamp),
+    }
 }
 
 pub(super) fn namespace(
@@ -743,9 +809,10 @@ pub(super) enum UniqueKey {
     Run,
     Schedule,
     Batch,
+    ApiKey,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 6] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -763,6 +830,7 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
         "batches_pkey",
         "batches.namespace, batches.batch_id",
     ),
+    (UniqueKey::ApiKey, "api_keys_pkey", "api_keys.id"),
 ];
 
 /// The unique key `e` violates, if it is a unique violation of one of

@@ -26,13 +26,15 @@ use crate::visibility::{CountQuery, Cursor, ListQuery};
 use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    Arg, BatchCols, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg,
-    Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, BATCH_COLUMNS, ENDPOINT_COLUMNS,
-    NAMESPACE_COLUMNS, SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
+    ApiKeyCols, Arg, BatchCols, EndpointCols, LeaseCols, NamespaceCols, RunRecordCols, RunWrite,
+    ScheduleCols, SlotArg, Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, API_KEY_COLUMNS,
+    BATCH_COLUMNS, ENDPOINT_COLUMNS, LEASE_COLUMNS, NAMESPACE_COLUMNS, SCHEDULE_COLUMNS,
+    SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, PoolUsage, QueueDepth, Result,
-    RunChange, RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, Expired, NamespaceRecord, PoolUsage,
+    QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter,
+    ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -251,7 +253,33 @@ const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_i
 const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
 const DELETE_RUN_EVENTS: &str = "delete from events where run_id = $1";
 const DELETE_RUN: &str = "delete from runs where run_id = $1";
-const NAMESPACE_RETENTIONS: &str = "select name, retention_ms from namespaces order by name";
+const NAMESPACE_RETENTION: &str = "select retention_ms from namespaces where name = $1";
+/// Takes (or, for its owner, renews) the lease of namespace $1 for owner
+/// $2 until $3, unless another owner's lease is unexpired at $4; $5 is
+/// the audit time. Assignments read the row as it was.
+static CLAIM_RETENTION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into retention_leases (namespace, owner, epoch, expires_at, updated_at) \
+         values ($1, $2, 1, $3, $5) on conflict (namespace) do update set \
+         epoch = case when retention_leases.owner = excluded.owner \
+             and retention_leases.expires_at > $4 \
+             then retention_leases.epoch else retention_leases.epoch + 1 end, \
+         owner = excluded.owner, expires_at = excluded.expires_at, \
+         updated_at = excluded.updated_at \
+         where retention_leases.owner = excluded.owner or retention_leases.expires_at <= $4 \
+         returning {LEASE_COLUMNS}"
+    )
+});
+/// The fence: renews the lease of ($1, owner $2, epoch $3) to $4.
+const RENEW_RETENTION: &str = "update retention_leases set expires_at = $4, updated_at = $5 \
+    where namespace = $1 and owner = $2 and epoch = $3";
+/// A batch's progress on the lease row it renewed; $4 (the pass's end,
+/// or null mid-pass) replaces `last_pass_at` when set.
+const RETENTION_PROGRESS: &str = "update retention_leases \
+    set runs_deleted = runs_deleted + $2, events_deleted = events_deleted + $3, \
+    last_pass_at = coalesce($4, last_pass_at) where namespace = $1";
+const RELEASE_RETENTION: &str = "update retention_leases set expires_at = $4, updated_at = $5 \
+    where namespace = $1 and owner = $2 and epoch = $3 and expires_at > $4";
 /// Closed runs of namespace $1 that closed before $2 with no pending
 /// work, oldest first, at most $3: one range of `runs_by_close_time`.
 const EXPIRED_RUNS: &str = "select r.run_id from runs r \
@@ -440,6 +468,62 @@ where
         let sql = format!("select {NAMESPACE_COLUMNS} from namespaces order by name");
         let rows: Vec<NamespaceCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(rows::namespace).collect())
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let sql = format!(
+            "insert into api_keys ({API_KEY_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        sqlx::query(&sql)
+            .bind(key.id.clone())
+            .bind(key.secret_hash.clone())
+            .bind(key.namespace.as_ref().map(|n| n.0.clone()))
+            .bind(key.role.as_str().to_owned())
+            .bind(key.description.clone())
+            .bind(key.created_at.millis())
+            .bind(key.expires_at.map(Timestamp::millis))
+            .bind(key.revoked_at.map(Timestamp::millis))
+            .bind(key.last_used_at.map(Timestamp::millis))
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::ApiKey, || {
+                format!("API key `{}`", key.id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let sql = format!("select {API_KEY_COLUMNS} from api_keys where id = $1");
+        let row: Option<ApiKeyCols> = sqlx::query_as(&sql)
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::api_key).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let sql = format!("select {API_KEY_COLUMNS} from api_keys order by created_at, id");
+        let rows: Vec<ApiKeyCols> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let done =
+            sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, $2) where id = $1")
+                .bind(id.to_owned())
+                .bind(at.millis())
+                .execute(&self.pool)
+                .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()> {
+        sqlx::query("update api_keys set last_used_at = $2 where id = $1")
+            .bind(id.to_owned())
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
@@ -747,43 +831,101 @@ where
         Ok(Deletion::Deleted)
     }
 
-    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+    async fn claim_retention(
+        &self,
+        ns: &Namespace,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<RetentionLease>> {
         let mut tx = DB::begin_write(&self.pool).await?;
-        // Namespace by namespace, so each look-up is one range of
-        // `runs_by_close_time` (a join over all namespaces would scan the
-        // table on every pass).
-        let retentions: Vec<(String, i64)> = sqlx::query_as(NAMESPACE_RETENTIONS)
-            .fetch_all(&mut *tx)
+        let row: Option<LeaseCols> = sqlx::query_as(&CLAIM_RETENTION)
+            .bind(ns.0.clone())
+            .bind(owner.to_owned())
+            .bind(now.saturating_add(lease).millis())
+            .bind(now.millis())
+            .bind(audit_now())
+            .fetch_optional(&mut *tx)
             .await?;
-        let choose = format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED);
+        tx.commit().await?;
+        Ok(row.map(rows::retention_lease))
+    }
+
+    async fn delete_expired_runs(
+        &self,
+        lease: &RetentionLease,
+        now: Timestamp,
+        renew: Duration,
+        limit: i64,
+    ) -> Result<Option<Expired>> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        // The fence first: on PostgreSQL this also locks the lease row, so
+        // a claim cannot change hands until the batch is done.
+        let renewed = sqlx::query(RENEW_RETENTION)
+            .bind(lease.namespace.0.clone())
+            .bind(lease.owner.clone())
+            .bind(lease.epoch)
+            .bind(now.saturating_add(renew).millis())
+            .bind(audit_now())
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&renewed) == 0 {
+            return Ok(None);
+        }
+        let retention_ms: Option<i64> = sqlx::query_scalar(NAMESPACE_RETENTION)
+            .bind(lease.namespace.0.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
         let mut run_ids: Vec<String> = Vec::new();
-        for (ns, retention_ms) in retentions {
-            let room = limit.max(0) - run_ids.len() as i64;
-            if room <= 0 {
-                break;
-            }
-            let expired: Vec<String> = sqlx::query_scalar(&choose)
-                .bind(ns)
+        if let Some(retention_ms) = retention_ms {
+            // One range of `runs_by_close_time`.
+            run_ids = sqlx::query_scalar(&format!("{EXPIRED_RUNS}{}", DB::LOCK_SKIP_LOCKED))
+                .bind(lease.namespace.0.clone())
                 .bind(now.millis().saturating_sub(retention_ms))
-                .bind(room)
+                .bind(limit.max(0))
                 .fetch_all(&mut *tx)
                 .await?;
-            run_ids.extend(expired);
         }
-        if run_ids.is_empty() {
-            return Ok(0);
+        let mut expired = Expired {
+            runs: run_ids.len() as u64,
+            events: 0,
+        };
+        if !run_ids.is_empty() {
+            for table in ["events", "runs"] {
+                let mut delete = Sql::new(format!("delete from {table} where run_id in ("));
+                delete
+                    .list(run_ids.iter().cloned().map(Arg::Text))
+                    .push(")");
+                let done = bound!(sqlx::query(&delete.text), delete.args)
+                    .execute(&mut *tx)
+                    .await?;
+                if table == "events" {
+                    expired.events = DB::rows_affected(&done);
+                }
+            }
         }
-        for table in ["events", "runs"] {
-            let mut delete = Sql::new(format!("delete from {table} where run_id in ("));
-            delete
-                .list(run_ids.iter().cloned().map(Arg::Text))
-                .push(")");
-            bound!(sqlx::query(&delete.text), delete.args)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let caught_up = (run_ids.len() as i64) < limit.max(0) || run_ids.is_empty();
+        sqlx::query(RETENTION_PROGRESS)
+            .bind(lease.namespace.0.clone())
+            .bind(expired.runs as i64)
+            .bind(expired.events as i64)
+            .bind(caught_up.then_some(now.millis()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(run_ids.len() as u64)
+        Ok(Some(expired))
+    }
+
+    async fn release_retention(&self, lease: &RetentionLease, now: Timestamp) -> Result<()> {
+        sqlx::query(RELEASE_RETENTION)
+            .bind(lease.namespace.0.clone())
+            .bind(lease.owner.clone())
+            .bind(lease.epoch)
+            .bind(now.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {

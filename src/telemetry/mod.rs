@@ -171,6 +171,10 @@ fn describe() {
         "Store commits of run changes, by outcome (ok, conflict, error)."
     );
     describe_counter!(
+        "baton_api_denied_total",
+        "API requests refused by key checks, by reason (unknown_key, revoked, expired, namespace, role)."
+    );
+    describe_counter!(
         "baton_schedule_actions_total",
         "Workflows started by schedules, by namespace."
     );
@@ -180,7 +184,19 @@ fn describe() {
     );
     describe_counter!(
         "baton_retention_deleted_runs_total",
-        "Closed runs deleted by the retention deleter (with their history)."
+        "Closed runs deleted by the retention deleter (with their history), by namespace."
+    );
+    describe_counter!(
+        "baton_retention_deleted_events_total",
+        "History events deleted by the retention deleter with their runs, by namespace."
+    );
+    describe_gauge!(
+        "baton_retention_lease_held",
+        "1 for each namespace whose retention lease this node holds, 0 once it let go."
+    );
+    describe_gauge!(
+        "baton_retention_last_pass_timestamp_seconds",
+        "When this node last finished a retention pass of a namespace (it had caught up), by namespace."
     );
     describe_histogram!(
         "baton_timer_lateness_seconds",
@@ -208,6 +224,12 @@ pub fn api_request(method: &str, route: &str, status: u16, seconds: f64) {
         .increment(1);
     histogram!("baton_api_request_duration_seconds", "method" => method, "route" => route)
         .record(seconds);
+}
+
+/// An API request was refused by `api::access`; `reason` is one of a
+/// fixed few (unknown_key, revoked, expired, namespace, role).
+pub fn api_denied(reason: &'static str) {
+    counter!("baton_api_denied_total", "reason" => reason).increment(1);
 }
 
 /// The run-lifecycle events of a committed change of `state`'s run.
@@ -366,9 +388,24 @@ pub fn batch_run(namespace: &str, operation: &'static str, outcome: &'static str
     .increment(1);
 }
 
-/// The retention deleter removed `runs` closed runs.
-pub fn retention_deleted(runs: u64) {
-    counter!("baton_retention_deleted_runs_total").increment(runs);
+/// A batch of the retention deleter removed `runs` closed runs of `ns`
+/// and `events` events of theirs.
+pub fn retention_deleted(ns: &str, runs: u64, events: u64) {
+    let ns = ns.to_owned();
+    counter!("baton_retention_deleted_runs_total", "namespace" => ns.clone()).increment(runs);
+    counter!("baton_retention_deleted_events_total", "namespace" => ns).increment(events);
+}
+
+/// This node took (`true`) or let go of (`false`) the retention lease of
+/// `ns`.
+pub fn retention_lease_held(ns: &str, held: bool) {
+    gauge!("baton_retention_lease_held", "namespace" => ns.to_owned())
+        .set(f64::from(u8::from(held)));
+}
+
+/// This node finished a retention pass of `ns` at `at` (Unix seconds).
+pub fn retention_pass_finished(ns: &str, at: f64) {
+    gauge!("baton_retention_last_pass_timestamp_seconds", "namespace" => ns.to_owned()).set(at);
 }
 
 /// A timer-queue row fired `seconds` after it was due.

@@ -122,12 +122,16 @@ pub fn test_options(database_url: String) -> Options {
     }
 }
 
-pub async fn spawn_server(db: Db) -> TestServer {
-    let url = match db {
+/// A fresh database of `db`: SQLite in memory or a new PostgreSQL database.
+pub async fn database_url(db: Db) -> String {
+    match db {
         Db::Sqlite => "sqlite::memory:".to_owned(),
         Db::Postgres => fresh_postgres_database().await,
-    };
-    spawn_server_with(test_options(url)).await
+    }
+}
+
+pub async fn spawn_server(db: Db) -> TestServer {
+    spawn_server_with(test_options(database_url(db).await)).await
 }
 
 pub async fn spawn_server_with(options: Options) -> TestServer {

@@ -90,7 +90,51 @@ export type Problem = {
   token?: string;
 };
 
-export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
+
+/** `reader`: the `GET` routes and `query` of its namespace. `writer`: also starting, signalling, updating, cancelling, terminating, resetting and deleting runs, schedules, batches, endpoints and activity completion there. `admin`: everything, everywhere. */
+export type ApiKeyRole = "admin" | "writer" | "reader";
+
+export type CreateApiKeyRequest = {
+  role: ApiKeyRole;
+  /** The one namespace of a writer or reader key (required for them, refused for admin keys); it must exist. */
+  namespace?: NamespaceName;
+  /** Positive; absent, the key is valid until revoked. */
+  expires_in?: Duration;
+  description?: string;
+};
+
+export type ApiKey = {
+  /** Public; names the key in logs and lists. */
+  id: string;
+  /** `null` for admin keys (every namespace). */
+  namespace: NamespaceName | null;
+  role: ApiKeyRole;
+  description: string;
+  created_at: Timestamp;
+  expires_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+  /** Written at most once a minute per key and node. */
+  last_used_at: Timestamp | null;
+};
+
+/** An `ApiKey` with the bearer token itself. */
+export type CreatedApiKey = {
+  id: string;
+  namespace: NamespaceName | null;
+  role: ApiKeyRole;
+  description: string;
+  created_at: Timestamp;
+  expires_at: Timestamp | null;
+  revoked_at: null;
+  last_used_at: null;
+  /** The bearer token: shown this once. */
+  key: string;
+};
+
+export type ApiKeyList = {
+  api_keys: ApiKey[];
+};
 
 export type Namespace = {
   name: NamespaceName;

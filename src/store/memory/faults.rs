@@ -16,6 +16,11 @@ pub enum Call {
     GetNamespace,
     UpdateNamespace,
     ListNamespaces,
+    CreateApiKey,
+    GetApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    TouchApiKey,
     SearchAttributes,
     AddSearchAttributes,
     RemoveSearchAttribute,
@@ -34,7 +39,9 @@ pub enum Call {
     ListRuns,
     CountRuns,
     DeleteRun,
+    ClaimRetention,
     DeleteExpiredRuns,
+    ReleaseRetention,
     ClaimTasks,
     DeleteTask,
     PostponeTasks,
@@ -66,6 +73,9 @@ impl Call {
                 | Call::ProbeWrite
                 | Call::CreateNamespace
                 | Call::UpdateNamespace
+                | Call::CreateApiKey
+                | Call::RevokeApiKey
+                | Call::TouchApiKey
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint
@@ -82,7 +92,9 @@ impl Call {
                 | Call::RequestBatchStop
                 | Call::ClaimBatches
                 | Call::DeleteRun
+                | Call::ClaimRetention
                 | Call::DeleteExpiredRuns
+                | Call::ReleaseRetention
         )
     }
 }

@@ -53,8 +53,9 @@ use super::rows::{
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
-    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, Expired, NamespaceRecord, QueueDepth,
+    Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter, ScheduleRecord,
+    Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -214,6 +215,7 @@ type DueKey = (&'static str, i64, u64);
 #[derive(Default)]
 struct Tables {
     namespaces: BTreeMap<String, NamespaceRecord>,
+    api_keys: BTreeMap<String, ApiKeyRecord>,
     /// By (namespace, task queue, version): `list_endpoints`' order.
     endpoints: BTreeMap<(String, String, String), Endpoint>,
     /// By run id (as text, as SQL compares them).
@@ -244,6 +246,8 @@ struct Tables {
     /// `batches_pkey` (namespace, batch id) → the row's columns as the SQL
     /// stores read them, and its `created_at` column.
     batches: BTreeMap<(String, String), (BatchCols, i64)>,
+    /// `retention_leases_pkey` (namespace) → the row.
+    retention_leases: BTreeMap<String, RetentionLease>,
 }
 
 /// How to undo one write of a commit.
@@ -303,10 +307,19 @@ impl Tables {
         self.tasks.get(run_id).is_some_and(|rows| !rows.is_empty())
     }
 
-    /// Removes a run row and its events (the caller checked it may).
-    fn delete_run(&mut self, run_id: &str) {
+    /// Removes a run row and its events (the caller checked it may);
+    /// returns how many events went.
+    fn delete_run(&mut self, run_id: &str) -> u64 {
         self.put_run(run_id, None);
-        self.events.remove(run_id);
+        self.events.remove(run_id).map_or(0, |e| e.len() as u64)
+    }
+
+    /// The lease row `lease` names, if it still has the lease's owner and
+    /// epoch (the fence).
+    fn fenced(&mut self, lease: &RetentionLease) -> Option<&mut RetentionLease> {
+        self.retention_leases
+            .get_mut(&lease.namespace.0)
+            .filter(|row| row.owner == lease.owner && row.epoch == lease.epoch)
     }
 
     /// Writes (or with `None` removes) the task row of (run, key), keeping
@@ -703,6 +716,51 @@ impl Store for MemoryStore {
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         self.call(Call::ListNamespaces, |t| {
             Ok(t.namespaces.values().cloned().collect())
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.call(Call::CreateApiKey, |t| {
+            if t.api_keys.contains_key(&key.id) {
+                return Err(Error::AlreadyExists(format!("API key `{}`", key.id)));
+            }
+            t.api_keys.insert(key.id.clone(), key.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        self.call(Call::GetApiKey, |t| Ok(t.api_keys.get(id).cloned()))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.call(Call::ListApiKeys, |t| {
+            let mut keys: Vec<ApiKeyRecord> = t.api_keys.values().cloned().collect();
+            keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.call(Call::RevokeApiKey, |t| {
+            Ok(t.api_keys.get_mut(id).is_some_and(|k| {
+                k.revoked_at.get_or_insert(at);
+                true
+            }))
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<()> {
+        self.call(Call::TouchApiKey, |t| {
+            if let Some(k) = t.api_keys.get_mut(id) {
+                k.last_used_at = Some(at);
+            }
+            Ok(())
         })
         .await
     }
@@ -1239,27 +1297,98 @@ impl Store for MemoryStore {
         .await
     }
 
-    async fn delete_expired_runs(&self, now: Timestamp, limit: i64) -> Result<u64> {
+    async fn claim_retention(
+        &self,
+        ns: &Namespace,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<RetentionLease>> {
+        self.call(Call::ClaimRetention, |t| {
+            let until = now.saturating_add(lease);
+            let row = t
+                .retention_leases
+                .entry(ns.0.clone())
+                .or_insert_with(|| RetentionLease {
+                    namespace: ns.clone(),
+                    owner: owner.to_owned(),
+                    epoch: 0,
+                    expires_at: now,
+                    runs_deleted: 0,
+                    events_deleted: 0,
+                    last_pass_at: None,
+                });
+            let renewal = row.owner == owner && row.expires_at > now;
+            if !renewal && row.owner != owner && row.expires_at > now {
+                return Ok(None);
+            }
+            if !renewal {
+                row.epoch += 1;
+            }
+            row.owner = owner.to_owned();
+            row.expires_at = until;
+            Ok(Some(row.clone()))
+        })
+        .await
+    }
+
+    async fn delete_expired_runs(
+        &self,
+        lease: &RetentionLease,
+        now: Timestamp,
+        renew: Duration,
+        limit: i64,
+    ) -> Result<Option<Expired>> {
         self.call(Call::DeleteExpiredRuns, |t| {
-            // As the SQL stores: namespace by name, oldest close first.
-            let mut expired: Vec<(&str, i64, String)> = t
+            let Some(row) = t.fenced(lease) else {
+                return Ok(None);
+            };
+            row.expires_at = now.saturating_add(renew);
+            let ns = &lease.namespace.0;
+            let cutoff = t
+                .namespaces
+                .get(ns)
+                .map(|n| now.millis().saturating_sub(n.retention.millis()));
+            // As the SQL stores: oldest close first.
+            let mut expired: Vec<(i64, String)> = t
                 .runs
                 .iter()
-                .filter(|(run_id, run)| !run.is_open() && !t.has_tasks(run_id))
+                .filter(|(run_id, run)| {
+                    &run.row.namespace == ns && !run.is_open() && !t.has_tasks(run_id)
+                })
                 .filter_map(|(run_id, run)| {
-                    let ns = t.namespaces.get(&run.row.namespace)?;
                     let close = run.row.close_time?;
-                    let cutoff = now.millis().saturating_sub(ns.retention.millis());
-                    (close < cutoff).then(|| (ns.name.as_str(), close, run_id.clone()))
+                    (close < cutoff?).then(|| (close, run_id.clone()))
                 })
                 .collect();
             expired.sort();
-            expired.truncate(usize::try_from(limit).unwrap_or(0));
-            let expired: Vec<String> = expired.into_iter().map(|(_, _, id)| id).collect();
-            for run_id in &expired {
-                t.delete_run(run_id);
+            let limit = usize::try_from(limit).unwrap_or(0);
+            expired.truncate(limit);
+            let mut done = Expired {
+                runs: expired.len() as u64,
+                events: 0,
+            };
+            for (_, run_id) in &expired {
+                done.events += t.delete_run(run_id);
             }
-            Ok(expired.len() as u64)
+            if let Some(row) = t.fenced(lease) {
+                row.runs_deleted += done.runs as i64;
+                row.events_deleted += done.events as i64;
+                if expired.len() < limit || expired.is_empty() {
+                    row.last_pass_at = Some(now);
+                }
+            }
+            Ok(Some(done))
+        })
+        .await
+    }
+
+    async fn release_retention(&self, lease: &RetentionLease, now: Timestamp) -> Result<()> {
+        self.call(Call::ReleaseRetention, |t| {
+            if let Some(row) = t.fenced(lease).filter(|row| row.expires_at > now) {
+                row.expires_at = now;
+            }
+            Ok(())
         })
         .await
     }
