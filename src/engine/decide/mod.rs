@@ -57,7 +57,8 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             token,
             commands,
             identity,
-        } => b.complete_workflow_task(token, commands, identity)?,
+            force_create_new_workflow_task,
+        } => b.complete_workflow_task(token, commands, identity, force_create_new_workflow_task)?,
         Command::FailWorkflowTask {
             token,
             cause,

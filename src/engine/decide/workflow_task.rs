@@ -194,9 +194,32 @@ impl Builder<'_> {
         token: WorkflowTaskToken,
         commands: Vec<WorkflowCommand>,
         identity: Option<String>,
+        force_new_task: bool,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
-        if let Err((cause, message)) = validate_commands(&self.state, &commands, &self.ctx.limits) {
+        let heartbeats = self.state.workflow_task_heartbeats;
+        let checked = validate_commands(&self.state, &commands, &self.ctx.limits).and_then(|()| {
+            let closes = commands
+                .last()
+                .is_some_and(WorkflowCommand::closes_workflow);
+            if force_new_task
+                && !closes
+                && heartbeats >= self.ctx.limits.max_workflow_task_heartbeats
+            {
+                Err((
+                    WorkflowTaskFailedCause::ForceCloseCommand,
+                    format!(
+                        "workflow task heartbeat refused: {heartbeats} heartbeats in a row \
+                         (limit {})",
+                        self.ctx.limits.max_workflow_task_heartbeats
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        self.state.workflow_task_heartbeats = 0;
+        if let Err((cause, message)) = checked {
             let unhandled = cause == WorkflowTaskFailedCause::UnhandledCommand;
             // As for a failure the SDK reports, only the first failure is
             // recorded: a transient task leaves no events (Temporal writes
@@ -240,8 +263,11 @@ impl Builder<'_> {
             self.apply_command(cmd, completed);
         }
         if !self.state.status.is_closed()
-            && (self.flush_buffered() || self.canceled_unstarted_activity)
+            && (self.flush_buffered() || self.canceled_unstarted_activity || force_new_task)
         {
+            if force_new_task {
+                self.state.workflow_task_heartbeats = heartbeats + 1;
+            }
             self.schedule_workflow_task();
         }
         Ok(())
@@ -255,6 +281,7 @@ impl Builder<'_> {
         failure: Failure,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
+        self.state.workflow_task_heartbeats = 0;
         self.state.last_workflow_task_failure = Some(failure.message.clone());
         self.record_workflow_task_failure(&task, token, |sched, started| {
             EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
@@ -278,6 +305,7 @@ impl Builder<'_> {
         error: String,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
+        self.state.workflow_task_heartbeats = 0;
         self.state.last_workflow_task_failure = Some(error);
         if timed_out {
             self.record_workflow_task_failure(&task, token, |sched, started| {

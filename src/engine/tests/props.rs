@@ -314,6 +314,7 @@ impl World {
                 token: self.wft_token(*stale)?,
                 commands: commands.iter().map(workflow_command).collect(),
                 identity: None,
+                force_create_new_workflow_task: false,
             },
             Op::FailWft { stale } => Command::FailWorkflowTask {
                 token: self.wft_token(*stale)?,
@@ -712,6 +713,7 @@ impl World {
                 token,
                 commands: vec![],
                 identity: None,
+                force_create_new_workflow_task: false,
             },
             Command::FailWorkflowTask {
                 token,

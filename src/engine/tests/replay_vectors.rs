@@ -796,6 +796,7 @@ fn answer_with(
             token,
             commands: parsed,
             identity: None,
+            force_create_new_workflow_task: false,
         })
         .unwrap_or_else(|r| panic!("{name}: the answer was rejected: {r}"));
     let refused = t.events.iter().find_map(|e| match &e.attributes {

@@ -179,6 +179,7 @@ fn closed_run_rejects_every_command() {
             token: wft,
             commands: vec![],
             identity: None,
+            force_create_new_workflow_task: false,
         },
         Command::FailWorkflowTask {
             token: wft,
