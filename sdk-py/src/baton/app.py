@@ -25,11 +25,11 @@ from typing import Any, cast
 
 from baton import _signing
 from baton._activity_runner import ServerAccess, run_activity
+from baton._local_activity import run_workflow_task
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._workflow_instance import (
     handle_query,
     handle_update_validation,
-    handle_workflow_task,
 )
 from baton.activity import _Definition as _ActivityDefinition
 from baton.workflow import _Definition as _WorkflowDefinition
@@ -171,10 +171,13 @@ class App:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
-            ctx = contextvars.copy_context()
-            answer = await asyncio.get_running_loop().run_in_executor(
-                self._workflow_pool,
-                lambda: ctx.run(handle_workflow_task, defn, req, determinism_checks=self._checks),
+            answer = await run_workflow_task(
+                defn,
+                req,
+                activities=self._activities,
+                workflow_pool=self._workflow_pool,
+                activity_executor=self._executor,
+                determinism_checks=self._checks,
             )
             return Response.json(200, answer)
         if kind in ("query", "update_validation"):
