@@ -1099,6 +1099,7 @@ impl Sim {
             token,
             commands,
             identity: Some("worker-1".into()),
+            force_create_new_workflow_task: false,
         });
         self.advance(10);
     }

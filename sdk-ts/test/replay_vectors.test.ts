@@ -29,6 +29,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   patched,
+  proxyLocalActivities,
   setHandler,
   sleep,
 } from "../src/workflow.js";
@@ -122,6 +123,10 @@ class Interpreter {
         },
         ...(this.value(s.input ?? []) as unknown[]),
       );
+    }
+    if ("local_activity" in s) {
+      const stub = proxyLocalActivities({ startToCloseTimeout: "10s" }) as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      return stub[s.local_activity]!(...(this.value(s.input ?? []) as unknown[]));
     }
     if ("timer" in s) return sleep(duration(s.timer)).then(() => null);
     if ("child" in s) {
