@@ -214,6 +214,108 @@ async fn namespace_verbs_create_list_and_describe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_attribute_verbs_add_list_remove_and_refuse() {
+    let server = spawn_server(Db::Sqlite).await;
+    fn sa<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["namespace", "search-attribute"];
+        all.extend_from_slice(args);
+        all
+    }
+    let added = table(&ok(client(
+        &server,
+        &sa(&["add", "--name", "CustomerId", "--type", "Keyword"]),
+    )
+    .await));
+    assert_eq!(rows(&added, "CustomerId")[0][1..], ["Keyword", "custom"]);
+    ok(client(
+        &server,
+        &sa(&["add", "--name", "Priority", "--type", "int"]),
+    )
+    .await);
+    let listed = table(&ok(client(&server, &sa(&["list"])).await));
+    assert_eq!(rows(&listed, "Priority")[0][1..], ["Int", "custom"]);
+    assert_eq!(rows(&listed, "WorkflowType")[0][1..], ["Keyword", "system"]);
+    let json = ok_json(client(&server, &sa(&["list", "-o", "json"])).await);
+    assert_eq!(
+        json["custom_attributes"],
+        json!({"CustomerId": "Keyword", "Priority": "Int"})
+    );
+
+    failed(
+        client(
+            &server,
+            &sa(&["add", "--name", "CustomerId", "--type", "Keyword"]),
+        )
+        .await,
+        "search attribute `CustomerId` is already registered (409)",
+    );
+    failed(
+        client(
+            &server,
+            &sa(&["add", "--name", "Amount", "--type", "Money"]),
+        )
+        .await,
+        "search_attributes.Amount: unknown type \"Money\"",
+    );
+    failed(
+        client(&server, &sa(&["remove", "--name", "Ghost"])).await,
+        "search attribute `Ghost` is not registered",
+    );
+    let json = ok_json(client(&server, &sa(&["list", "-o", "json"])).await);
+    assert_eq!(
+        json["custom_attributes"].as_object().map(|m| m.len()),
+        Some(2)
+    );
+
+    // Set at start, shown by describe, found by a list query.
+    ok(client(
+        &server,
+        &[
+            "workflow",
+            "start",
+            "--type",
+            "T",
+            "--task-queue",
+            "q",
+            "--id",
+            "vip-1",
+            "--search-attributes",
+            r#"{"CustomerId": "c-17", "Priority": 2}"#,
+        ],
+    )
+    .await);
+    let described = ok(client(&server, &["workflow", "describe", "vip-1"]).await);
+    assert!(described.contains("Search attributes:"), "{described}");
+    let described: Vec<Vec<String>> = table(&described)
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert_eq!(rows(&described, "Priority")[0][1..], ["Int", "2"]);
+    let listed = ok(client(
+        &server,
+        &[
+            "workflow",
+            "list",
+            "--query",
+            "CustomerId = 'c-17' AND Priority = 2",
+        ],
+    )
+    .await);
+    assert!(listed.contains("vip-1"), "{listed}");
+
+    let removed = ok(client(&server, &sa(&["remove", "--name", "Priority"])).await);
+    assert!(
+        removed.contains("removed search attribute Priority"),
+        "{removed}"
+    );
+    failed(
+        client(&server, &["workflow", "list", "--query", "Priority = 2"]).await,
+        "unknown search attribute `Priority`",
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_verbs_register_list_and_delete() {
     let server = spawn_server(Db::Sqlite).await;
     let url = "http://127.0.0.1:9/hook";
@@ -1683,5 +1785,163 @@ async fn schedule_verbs_create_describe_list_trigger_pause_update_and_delete() {
         client(&server, &["schedule", "describe", "daily"]).await,
         "schedule daily not found (404)",
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_verbs_and_the_workflow_shortcuts_start_and_follow_jobs() {
+    let server = spawn_server(Db::Sqlite).await;
+    let handler = common::parking_handler().await;
+    server.api.register("q", &handler.url).await;
+    common::start_parked(&server.api, "Doomed", "doomed", 4).await;
+    let kept = common::start_parked(&server.api, "Kept", "kept", 2).await;
+    let closed = async |id: &str| {
+        let path = format!("/api/v1/namespaces/default/batches/{id}");
+        let done = common::eventually(Duration::from_secs(30), || async {
+            server.api.get(&path).await.1["state"] != "RUNNING"
+        })
+        .await;
+        assert!(done, "batch {id} did not close");
+    };
+
+    // The temporal-style shortcut starts a job and prints its id.
+    let out = ok(client(
+        &server,
+        &[
+            "workflow",
+            "terminate",
+            "--query",
+            "WorkflowType=\"Doomed\"",
+            "--reason",
+            "stuck",
+            "--yes",
+        ],
+    )
+    .await);
+    let id = out
+        .strip_prefix("started batch ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no batch id in {out:?}"))
+        .to_owned();
+    assert!(out.contains("(terminate of 4 run(s))"), "{out}");
+    closed(&id).await;
+    let described = fields(&ok(client(&server, &["batch", "describe", &id]).await));
+    assert_eq!(described["state"], "COMPLETED");
+    assert_eq!(
+        (described["total"].as_str(), described["done"].as_str()),
+        ("4", "4")
+    );
+    assert_eq!(described["reason"], "stuck");
+
+    let started = ok_json(
+        client(
+            &server,
+            &[
+                "batch",
+                "start",
+                "--query",
+                "WorkflowType=\"Kept\"",
+                "--operation",
+                "signal",
+                "--signal-name",
+                "poke",
+                "--input",
+                "{\"a\":1}",
+                "--batch-id",
+                "sig",
+                "--rps",
+                "5",
+                "--yes",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        (
+            started["batch_id"].clone(),
+            started["total"].clone(),
+            started["rps"].clone()
+        ),
+        (json!("sig"), json!(2), json!(5.0))
+    );
+    closed("sig").await;
+    for id in &kept {
+        let history = server.api.history(id).await;
+        let signals: Vec<&Value> = history
+            .iter()
+            .filter(|e| e["event_type"] == "WorkflowExecutionSignaled")
+            .collect();
+        assert_eq!(signals.len(), 1, "{id}");
+        assert_eq!(signals[0]["attributes"]["input"], json!({"a": 1}));
+    }
+    let out = ok(client(
+        &server,
+        &[
+            "workflow",
+            "cancel",
+            "--query",
+            "WorkflowType=\"Kept\"",
+            "--yes",
+        ],
+    )
+    .await);
+    assert!(out.contains("(cancel of 2 run(s))"), "{out}");
+
+    let list = table(&ok(client(&server, &["batch", "list"]).await));
+    assert_eq!(list[0][..3], ["BATCH ID", "OPERATION", "STATE"]);
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(list[2][..3], ["sig", "signal", "COMPLETED"]);
+    let out = ok(client(&server, &["batch", "stop", "sig"]).await);
+    assert_eq!(out.trim(), "stop requested for batch sig");
+
+    // Bad input: one error line naming the field, nothing started.
+    let q = "WorkflowType=\"Kept\"";
+    for (args, fragment) in [
+        (
+            vec!["--query", "WorkflowType = ", "--operation", "terminate"],
+            "query",
+        ),
+        (vec!["--query", q, "--operation", "explode"], "operation"),
+        (vec!["--query", q, "--operation", "signal"], "signal_name"),
+        (
+            vec!["--query", q, "--operation", "terminate", "--rps", "0"],
+            "rps",
+        ),
+        (
+            vec![
+                "--query",
+                q,
+                "--operation",
+                "signal",
+                "--signal-name",
+                "s",
+                "--input",
+                "{",
+            ],
+            "--input",
+        ),
+    ] {
+        let mut all = vec!["batch", "start", "--yes"];
+        all.extend(args);
+        failed(client(&server, &all).await, fragment);
+    }
+    failed(
+        client(&server, &["batch", "describe", "nope"]).await,
+        "not found",
+    );
+    // Without --yes it asks; no answer (stdin closed) starts nothing.
+    let asked = client(&server, &["workflow", "terminate", "--query", q]).await;
+    assert_eq!(asked.code, Some(1), "{asked:#?}");
+    assert!(
+        asked.stderr.contains("terminate 2 run(s)") && asked.stderr.contains("not started"),
+        "{asked:#?}"
+    );
+    let (_, jobs) = server.api.get("/api/v1/namespaces/default/batches").await;
+    assert_eq!(jobs["batches"].as_array().map(Vec::len), Some(3), "{jobs}");
+    // Neither a workflow id nor a query: a usage error.
+    let usage = client(&server, &["workflow", "terminate"]).await;
+    assert_eq!(usage.code, Some(2), "{usage:#?}");
     server.stop().await;
 }

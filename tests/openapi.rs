@@ -31,11 +31,12 @@ use baton::engine::{
     self, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildOutcome, Command,
     CompleteWorkflowExecution, CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, Ctx, Event,
     ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
-    ParentClosePolicy, ParentInfo, RecordMarker, RequestCancelActivityTask,
+    ParentClosePolicy, ParentInfo, RecordMarker, Registry, RequestCancelActivityTask,
     RequestCancelExternalWorkflowExecution, RetryPolicySpec, RetryState, RunState,
-    ScheduleActivityTask, Signal, SignalExternalWorkflowExecution, StartChildWorkflowExecution,
-    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Update,
-    WorkflowCommand, WorkflowTaskFailedCause,
+    ScheduleActivityTask, SearchAttributeType, Signal, SignalExternalWorkflowExecution, Slot,
+    StartChildWorkflowExecution, StartChildWorkflowExecutionFailedCause, StartRun, StartTimer,
+    Task, TimeoutType, Update, UpsertWorkflowSearchAttributes, WorkflowCommand,
+    WorkflowTaskFailedCause,
 };
 use baton::ids::{ActivityId, Namespace, RunId, TaskQueue, TimerId, WorkflowId};
 use baton::time::{Clock, Duration, SkippingClock, SystemClock, Timestamp};
@@ -509,6 +510,8 @@ async fn app() -> Router {
         querier,
         applier,
         schedules: Default::default(),
+        batches: Default::default(),
+        batch_max_rps: 1_000.0,
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
@@ -569,6 +572,8 @@ async fn every_spec_route_is_served() {
         ("update_name", "update-drift"),
         ("update_id", "update-id-drift"),
         ("schedule_id", "schedule-drift"),
+        ("name", "attribute-drift"),
+        ("batch_id", "batch-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -898,6 +903,42 @@ async fn live_responses_match_the_spec() {
     let a = check("GET", one, uri, None).await;
     assert_eq!(a.body["code"], "not_found");
 
+    let batches = "/api/v1/namespaces/{namespace}/batches";
+    let batch = "/api/v1/namespaces/{namespace}/batches/{batch_id}";
+    let uri = "/api/v1/namespaces/drift/batches";
+    let body = json!({"batch_id": "poke", "request_id": "r1", "query": "WorkflowType = \"Report\"",
+        "operation": "signal", "signal_name": "poke", "input": {"n": 1}, "rps": 5, "identity": "ops"});
+    let a = check("POST", batches, uri, Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let reset = json!({"batch_id": "undo", "query": "WorkflowType = \"Report\"",
+        "operation": "reset", "reset_type": "LAST_WORKFLOW_TASK", "reason": "bad deploy"});
+    let a = check("POST", batches, uri, Some(reset.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(reset)).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let bad = json!({"query": "WorkflowType = ", "operation": "terminate"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_query");
+    let bad = json!({"query": "WorkflowType = \"Report\"", "operation": "signal"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", batches, &format!("{uri}?page_size=1"), None).await;
+    assert!(a.body["next_page_token"].is_string(), "{:?}", a.body);
+    let a = check("GET", batch, &format!("{uri}/poke"), None).await;
+    assert_eq!(a.body["state"], "RUNNING");
+    let a = check(
+        "POST",
+        &format!("{batch}/stop"),
+        &format!("{uri}/poke/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["stop_requested"], true);
+    let a = check("GET", batch, &format!("{uri}/nope"), None).await;
+    assert_eq!(a.body["code"], "not_found");
+
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
     assert!(n_checked >= 48, "{n_checked} answers checked");
@@ -1036,6 +1077,7 @@ impl Sim {
             pinned_version: None,
             parent,
             memo: None,
+            search_attributes: Default::default(),
             retry_policy: None,
             chain: None,
         };
@@ -1100,6 +1142,13 @@ impl Sim {
             commands,
             identity: Some("worker-1".into()),
             force_create_new_workflow_task: false,
+            search_attributes: Registry::new(
+                [
+                    ("CustomerId", SearchAttributeType::Keyword),
+                    ("Priority", SearchAttributeType::Int),
+                ]
+                .map(|(name, kind)| (name.to_owned(), Slot { kind, index: 1 })),
+            ),
         });
         self.advance(10);
     }
@@ -1127,9 +1176,17 @@ impl Sim {
         .to_string()
     }
 
+    /// The persisted history as a push carries it.
+    fn encoded_history(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode_events(&self.history, &mut out).expect("serializable");
+        out
+    }
+
     /// The workflow task push as the dispatcher would send it now.
     fn workflow_task_request(&self) -> Value {
         let view = self.workflow_task();
+        let persisted = self.encoded_history();
         let s = &self.state;
         let request = wire::PushRequest::WorkflowTask(wire::WorkflowTaskRequest {
             namespace: &s.namespace,
@@ -1140,19 +1197,19 @@ impl Sim {
             task_queue: &s.task_queue,
             attempt: view.token.attempt,
             history: wire::History {
-                persisted: &self.history,
+                persisted: &persisted,
                 transient: &view.transient_events,
             },
             history_length: (self.history.len() + view.transient_events.len()) as i64,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The run's persisted history, as a query or an update validation
     /// carries it.
-    fn run_history(&self) -> wire::RunHistory<'_> {
+    fn run_history<'a>(&'a self, persisted: &'a [u8]) -> wire::RunHistory<'a> {
         let s = &self.state;
         wire::RunHistory {
             namespace: &s.namespace,
@@ -1161,7 +1218,7 @@ impl Sim {
             workflow_type: &s.workflow_type,
             task_queue: &s.task_queue,
             history: wire::History {
-                persisted: &self.history,
+                persisted,
                 transient: &[],
             },
             history_length: self.history.len() as i64,
@@ -1170,23 +1227,25 @@ impl Sim {
 
     /// The query push as the dispatcher would send it now.
     fn query_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::Query(wire::QueryRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             query_name: "status",
             query_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The update validation push as the dispatcher would send it now.
     fn update_validation_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             update_id: "add-2",
             update_name: "add_item",
             update_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The activity task push as the dispatcher would send it now.
@@ -1218,7 +1277,7 @@ impl Sim {
             heartbeat_timeout: a.heartbeat_timeout,
             heartbeat_details: a.heartbeat_details.as_ref(),
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 }
 
@@ -1447,6 +1506,12 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
             workflow_id_reuse_policy: Default::default(),
             parent_close_policy: ParentClosePolicy::RequestCancel,
             memo: None,
+            search_attributes: Some(
+                json!({"CustomerId": id})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         })
     };
     let mut commands: Vec<WorkflowCommand> =
@@ -1531,23 +1596,31 @@ fn scenario() -> (Vec<Sim>, Vec<Value>, Vec<Value>) {
     workflow_pushes.push(s.workflow_task_request());
     s.complete(vec![]);
     runs.push(s);
-    // A run continues as new with a memo; the next run records its chain.
+    // A run upserts search attributes (one removed) and continues as new
+    // with a memo and new attributes; the next run records its chain.
     let mut s = Sim::start("order-22", None);
-    s.complete(vec![WorkflowCommand::ContinueAsNewWorkflowExecution(
-        ContinueAsNewWorkflowExecution {
+    let upsert = json!({"Priority": 2, "CustomerId": null});
+    s.complete(vec![
+        WorkflowCommand::UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributes {
+            search_attributes: upsert.as_object().cloned().unwrap_or_default(),
+        }),
+        WorkflowCommand::ContinueAsNewWorkflowExecution(ContinueAsNewWorkflowExecution {
             workflow_type: None,
             task_queue: None,
             input: json!({"order_id": "A-17", "page": 2}),
             workflow_run_timeout: None,
             workflow_task_timeout: None,
             memo: Some(json!({"customer": "ann"})),
+            search_attributes: json!({"CustomerId": "ann", "Priority": 3})
+                .as_object()
+                .cloned(),
             retry_policy: Some(RetryPolicySpec {
                 maximum_attempts: Some(3),
                 ..RetryPolicySpec::default()
             }),
             backoff_start_interval: None,
-        },
-    )]);
+        }),
+    ]);
     let mut next = s.next();
     runs.push(s);
     // It fails, and its retry policy starts attempt 2 after a back-off.
@@ -1962,4 +2035,9 @@ fn the_spec_and_the_server_agree_on_nulls_in_command_attributes() {
             "server accepts {answer}"
         );
     }
+}
+
+/// A push body as the dispatcher writes it, parsed back.
+fn pushed(request: &wire::PushRequest<'_>) -> Value {
+    serde_json::from_slice(&wire::encode(request).expect("serializable")).expect("JSON")
 }

@@ -191,6 +191,12 @@ async fn weekday_nine_am_runs_monday_to_friday_only(db: Db) {
             .unwrap()
             .contains("T09:00:00"));
     }
+    // And the system search attribute TemporalScheduledById finds them.
+    let (status, listed) = api
+        .get("/api/v1/namespaces/default/workflow-count?query=TemporalScheduledById%20%3D%20'weekdays'")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["count"], 5, "{listed}");
     // The next one is the following Monday.
     let next = info["future_action_times"][0].as_str().unwrap();
     let next: DateTime<Utc> = next.parse().unwrap();

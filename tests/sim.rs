@@ -372,6 +372,7 @@ fn options() -> Options {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     }
 }
 
@@ -589,6 +590,7 @@ async fn start_run(applier: &apply::Applier, world: &World, id: &str, kind: &str
                 pinned_version: None,
                 parent: None,
                 memo: None,
+                search_attributes: Default::default(),
                 retry_policy: None,
                 chain: None,
             },

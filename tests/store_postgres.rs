@@ -147,6 +147,7 @@ fn start_change(workflow_id: &str) -> RunChange {
         pinned_version: None,
         parent: None,
         memo: None,
+        search_attributes: Default::default(),
         retry_policy: None,
         chain: None,
     };

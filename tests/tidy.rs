@@ -100,8 +100,8 @@ fn every_source_file_starts_with_a_module_doc() {
 /// everything and defines `Ctx`, `Limits`, `Transition` and `Rejection`
 /// ([`ENGINE_ROOT_ITEMS`]), which sit between the types and the rules.
 const ENGINE_LAYERS: &[&str] = &[
-    "failure", "token", "retry", "policy", "event", "effect", "command", "state", "mod", "decide",
-    "batch",
+    "failure", "token", "retry", "policy", "search", "event", "effect", "command", "state", "mod",
+    "decide", "batch",
 ];
 
 /// What `engine/mod.rs` defines itself rather than re-exports.

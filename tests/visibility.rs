@@ -17,7 +17,10 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use baton::engine::{self, Ctx, Limits, ParentClosePolicy, ParentInfo, RunStatus, StartRun};
+use baton::engine::{
+    self, Ctx, Limits, ParentClosePolicy, ParentInfo, Registry, RunStatus, SearchAttributeType,
+    SearchAttributes, Slot, StartRun,
+};
 use baton::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use baton::store::{MemoryStore, PostgresStore, RunChange, SqliteStore, Store};
 use baton::time::Timestamp;
@@ -51,6 +54,55 @@ struct Run {
     history_length: i64,
     parent: Option<(String, RunId)>,
     pinned: Option<String>,
+    /// The memo's `TemporalScheduledById`.
+    scheduled_by: Option<String>,
+    /// Custom attributes (see [`registry`]): a Keyword, an Int, a Double
+    /// (in halves: `score` 3 is 1.5), a Bool, a KeywordList and a Text.
+    customer: Option<String>,
+    priority: Option<i64>,
+    score: Option<i64>,
+    urgent: Option<bool>,
+    tags: Option<Vec<String>>,
+    note: Option<String>,
+}
+
+/// The custom attributes the generated runs carry, in slots other than
+/// the first of each type, so slot mapping is exercised.
+fn registry() -> Registry {
+    let slot = |kind, index| Slot { kind, index };
+    Registry::new([
+        (
+            "CustomerId".to_owned(),
+            slot(SearchAttributeType::Keyword, 3),
+        ),
+        ("Priority".to_owned(), slot(SearchAttributeType::Int, 2)),
+        ("Score".to_owned(), slot(SearchAttributeType::Double, 1)),
+        ("Urgent".to_owned(), slot(SearchAttributeType::Bool, 3)),
+        ("Tags".to_owned(), slot(SearchAttributeType::KeywordList, 2)),
+        ("Note".to_owned(), slot(SearchAttributeType::Text, 1)),
+    ])
+}
+
+/// A run's custom attributes as a start gives them, typed.
+fn search_attributes(run: &Run) -> SearchAttributes {
+    let mut given = serde_json::Map::new();
+    let mut put = |name: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            given.insert(name.to_owned(), v);
+        }
+    };
+    put("CustomerId", run.customer.clone().map(Value::from));
+    put("Priority", run.priority.map(Value::from));
+    put("Score", run.score.map(|s| Value::from(s as f64 / 2.0)));
+    put("Urgent", run.urgent.map(Value::from));
+    put("Tags", run.tags.clone().map(Value::from));
+    put("Note", run.note.clone().map(Value::from));
+    engine::typed_search_attributes(&registry(), &given).expect("valid attributes")
+}
+
+/// The words Text matching compares, as `visibility` defines them.
+fn words(s: &str) -> Vec<String> {
+    engine::text_tokens(s)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +126,11 @@ enum Attr {
     ParentWorkflowId,
     ParentRunId,
     Pinned,
+    ScheduledBy,
+    Customer,
+    Priority,
+    Score,
+    Urgent,
 }
 
 impl Attr {
@@ -91,6 +148,11 @@ impl Attr {
             Attr::ParentWorkflowId => "ParentWorkflowId",
             Attr::ParentRunId => "ParentRunId",
             Attr::Pinned => "BatonPinnedVersion",
+            Attr::ScheduledBy => "TemporalScheduledById",
+            Attr::Customer => "CustomerId",
+            Attr::Priority => "Priority",
+            Attr::Score => "Score",
+            Attr::Urgent => "Urgent",
         }
     }
 
@@ -109,6 +171,11 @@ impl Attr {
             Attr::ParentWorkflowId => run.parent.as_ref().and_then(|p| text(&p.0)),
             Attr::ParentRunId => run.parent.as_ref().and_then(|p| text(&p.1.to_string())),
             Attr::Pinned => run.pinned.as_deref().and_then(text),
+            Attr::ScheduledBy => run.scheduled_by.as_deref().and_then(text),
+            Attr::Customer => run.customer.as_deref().and_then(text),
+            Attr::Priority => run.priority.map(V::Int),
+            Attr::Score => run.score.map(V::Int),
+            Attr::Urgent => run.urgent.map(|b| V::Int(i64::from(b))),
         }
     }
 }
@@ -126,6 +193,12 @@ enum Pred {
     Between(Attr, (V, String), (V, String)),
     StartsWith(Attr, String),
     IsNull(Attr, bool),
+    /// `Tags = 'x'`: the list contains it.
+    Contains(String),
+    /// `Tags IN (…)`: the list contains one of them.
+    ContainsAny(Vec<String>),
+    /// `Note = '…'` (or `!=` when true): every word of the literal.
+    Words(String, bool),
 }
 
 impl Pred {
@@ -148,6 +221,15 @@ impl Pred {
                 matches!(a.of(run), Some(V::Text(x)) if x.starts_with(p.as_str()))
             }
             Pred::IsNull(a, negated) => a.of(run).is_none() != *negated,
+            Pred::Contains(t) => run.tags.as_ref().is_some_and(|tags| tags.contains(t)),
+            Pred::ContainsAny(ts) => run
+                .tags
+                .as_ref()
+                .is_some_and(|tags| ts.iter().any(|t| tags.contains(t))),
+            Pred::Words(lit, negated) => run.note.as_ref().is_some_and(|note| {
+                let have = words(note);
+                words(lit).iter().all(|w| have.contains(w)) != *negated
+            }),
         }
     }
 
@@ -166,6 +248,13 @@ impl Pred {
             Pred::StartsWith(a, p) => format!("{} STARTS_WITH {}", a.name(), quote(p)),
             Pred::IsNull(a, false) => format!("{} IS NULL", a.name()),
             Pred::IsNull(a, true) => format!("{} is not null", a.name()),
+            Pred::Contains(t) => format!("Tags = {}", quote(t)),
+            Pred::ContainsAny(ts) => {
+                let lits: Vec<String> = ts.iter().map(|t| quote(t)).collect();
+                format!("Tags IN ({})", lits.join(", "))
+            }
+            Pred::Words(lit, false) => format!("Note = {}", quote(lit)),
+            Pred::Words(lit, true) => format!("Note != {}", quote(lit)),
         }
     }
 }
@@ -217,6 +306,10 @@ const STATUSES: [(RunStatus, &str); 7] = [
     (RunStatus::TimedOut, "timed_out"),
 ];
 
+const CUSTOMERS: [&str; 4] = ["c1", "c2", "c10", "Ç"];
+const TAGS: [&str; 4] = ["red", "blue", "Red", "x y"];
+const NOTES: [&str; 4] = ["big red box", "Red, green", "", "small BOX 42"];
+
 fn runs() -> impl Strategy<Value = Vec<Run>> {
     let run = (
         0..PREFIXES.len(),
@@ -229,12 +322,27 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
         proptest::option::of(0..2_usize),
         proptest::option::of(prop_oneof![Just("v1"), Just("v2")]),
     );
-    proptest::collection::vec(run, 1..40).prop_map(|specs| {
+    let custom = (
+        proptest::option::of(proptest::sample::select(CUSTOMERS.to_vec())),
+        proptest::option::of(-2_i64..4),
+        proptest::option::of(-3_i64..4),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(proptest::sample::subsequence(TAGS.to_vec(), 0..3)),
+        proptest::option::of(proptest::sample::select(NOTES.to_vec())),
+        proptest::option::of(prop_oneof![Just("daily"), Just("hourly")]),
+    );
+    proptest::collection::vec((run, custom), 1..40).prop_map(|specs| {
         specs
             .into_iter()
             .enumerate()
             .map(
-                |(i, (prefix, ty, other_queue, status, start, close, len, parent, pinned))| {
+                |(
+                    i,
+                    (
+                        (prefix, ty, other_queue, status, start, close, len, parent, pinned),
+                        (customer, priority, score, urgent, tags, note, scheduled_by),
+                    ),
+                )| {
                     let (status, _) = STATUSES[status];
                     let start = T0 + start * 1000;
                     Run {
@@ -249,6 +357,16 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
                         history_length: len,
                         parent: parent.map(|p| (format!("parent-{p}"), RunId::generate())),
                         pinned: pinned.map(str::to_owned),
+                        customer: customer.map(str::to_owned),
+                        priority,
+                        score,
+                        urgent,
+                        // An empty list is no value, as a start treats it.
+                        tags: tags
+                            .filter(|t| !t.is_empty())
+                            .map(|t| t.into_iter().map(str::to_owned).collect()),
+                        note: note.map(str::to_owned),
+                        scheduled_by: scheduled_by.map(str::to_owned),
                     }
                 },
             )
@@ -284,6 +402,7 @@ fn literal(attr: Attr) -> BoxedStrategy<(V, String)> {
                 .to_vec(),
         ),
         Attr::Pinned => text(["v1", "v2", "v0"].map(str::to_owned).to_vec()),
+        Attr::ScheduledBy => text(["daily", "hourly", "d"].map(str::to_owned).to_vec()),
         Attr::RunId | Attr::ParentRunId => text(["0", "8", "f", "019"].map(str::to_owned).to_vec()),
         Attr::Status => proptest::sample::select(STATUSES.to_vec())
             .prop_map(|(st, name)| (V::Text(st.as_str().to_owned()), quote(name)))
@@ -299,10 +418,18 @@ fn literal(attr: Attr) -> BoxedStrategy<(V, String)> {
             .prop_filter("durations are not negative", |(v, _)| *v >= V::Int(0))
             .boxed(),
         Attr::HistoryLength => (0_i64..21).prop_map(|n| (V::Int(n), n.to_string())).boxed(),
+        Attr::Customer => text(["c1", "c2", "c", "Ç", "d"].map(str::to_owned).to_vec()),
+        Attr::Priority => (-3_i64..5).prop_map(|n| (V::Int(n), n.to_string())).boxed(),
+        Attr::Score => (-4_i64..5)
+            .prop_map(|k| (V::Int(k), format!("{:?}", k as f64 / 2.0)))
+            .boxed(),
+        Attr::Urgent => any::<bool>()
+            .prop_map(|b| (V::Int(i64::from(b)), b.to_string().to_uppercase()))
+            .boxed(),
     }
 }
 
-const ATTRS: [Attr; 12] = [
+const ATTRS: [Attr; 17] = [
     Attr::WorkflowId,
     Attr::RunId,
     Attr::WorkflowType,
@@ -315,12 +442,18 @@ const ATTRS: [Attr; 12] = [
     Attr::ParentWorkflowId,
     Attr::ParentRunId,
     Attr::Pinned,
+    Attr::ScheduledBy,
+    Attr::Customer,
+    Attr::Priority,
+    Attr::Score,
+    Attr::Urgent,
 ];
 
 fn atom() -> BoxedStrategy<Pred> {
     proptest::sample::select(ATTRS.to_vec())
         .prop_flat_map(|attr| {
-            let is_status = matches!(attr, Attr::Status);
+            // Equality only: statuses, custom Keywords and Bools.
+            let is_status = matches!(attr, Attr::Status | Attr::Customer | Attr::Urgent);
             let is_text = matches!(
                 attr,
                 Attr::WorkflowId
@@ -330,6 +463,8 @@ fn atom() -> BoxedStrategy<Pred> {
                     | Attr::ParentWorkflowId
                     | Attr::ParentRunId
                     | Attr::Pinned
+                    | Attr::ScheduledBy
+                    | Attr::Customer
             );
             let ops: Vec<&'static str> = if is_status {
                 vec!["=", "!="]
@@ -341,7 +476,10 @@ fn atom() -> BoxedStrategy<Pred> {
             let within = proptest::collection::vec(literal(attr), 1..4)
                 .prop_map(move |vs| Pred::In(attr, vs));
             let null = any::<bool>().prop_map(move |n| Pred::IsNull(attr, n));
-            let mut choices = vec![cmp.boxed(), within.boxed(), null.boxed()];
+            let mut choices = vec![cmp.boxed(), null.boxed()];
+            if !matches!(attr, Attr::Urgent) {
+                choices.push(within.boxed());
+            }
             if !is_status {
                 choices.push(
                     (literal(attr), literal(attr))
@@ -362,6 +500,24 @@ fn atom() -> BoxedStrategy<Pred> {
             proptest::strategy::Union::new(choices)
         })
         .boxed()
+        .prop_union(custom_atom())
+        .boxed()
+}
+
+/// Predicates only KeywordList and Text attributes have.
+fn custom_atom() -> BoxedStrategy<Pred> {
+    let tag = proptest::sample::select(["red", "blue", "Red", "x y", "green"].to_vec());
+    prop_oneof![
+        tag.clone().prop_map(|t| Pred::Contains(t.to_owned())),
+        proptest::collection::vec(tag, 1..3)
+            .prop_map(|ts| Pred::ContainsAny(ts.into_iter().map(str::to_owned).collect())),
+        (
+            proptest::sample::select(["red", "RED box", "green", "", "box 42", "b"].to_vec()),
+            any::<bool>()
+        )
+            .prop_map(|(w, n)| Pred::Words(w.to_owned(), n)),
+    ]
+    .boxed()
 }
 
 fn pred() -> impl Strategy<Value = Pred> {
@@ -420,7 +576,11 @@ async fn commit_runs(store: &dyn Store, ns: &Namespace, runs: &[Run]) {
                     initiated_event_id: 5,
                     parent_close_policy: ParentClosePolicy::default(),
                 }),
-                memo: None,
+                memo: run
+                    .scheduled_by
+                    .as_ref()
+                    .map(|s| json!({ "TemporalScheduledById": s })),
+                search_attributes: search_attributes(run),
                 retry_policy: None,
                 chain: None,
             };
@@ -456,7 +616,8 @@ async fn agree(store: &dyn Store, ns: &Namespace, runs: &[Run], queries: &[Gener
                 .collect();
             text = format!("{text} ORDER BY {}", terms.join(", "));
         }
-        let query = visibility::parse_list(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let query =
+            visibility::parse_list(&text, &registry()).unwrap_or_else(|e| panic!("{text}: {e}"));
         let mut expected: Vec<&Run> = runs
             .iter()
             .filter(|r| pred.as_ref().is_none_or(|p| p.holds(r)))
@@ -484,8 +645,11 @@ async fn agree(store: &dyn Store, ns: &Namespace, runs: &[Run], queries: &[Gener
         }
         assert_eq!(paged, expected, "{text}: paged");
 
-        let count = visibility::parse_count(&pred.as_ref().map(Pred::text).unwrap_or_default())
-            .expect("the filter counts too");
+        let count = visibility::parse_count(
+            &pred.as_ref().map(Pred::text).unwrap_or_default(),
+            &registry(),
+        )
+        .expect("the filter counts too");
         let counted = store.count_runs(ns, &count).await.expect("count");
         assert_eq!(counted, [(None, expected.len() as i64)], "{text}: count");
     }

@@ -17,6 +17,11 @@ import pytest
 
 from baton import workflow
 from baton._workflow_instance import handle_workflow_task
+from baton.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributeUpdate,
+)
 from baton.exceptions import (
     ActivityError,
     ApplicationError,
@@ -145,6 +150,18 @@ class _Interpreter:
             return
         if "deprecate_patch" in s:
             workflow.deprecate_patch(s["deprecate_patch"])
+            return
+        if "upsert" in s:
+            updates: list[SearchAttributeUpdate[Any]] = []
+            for name, typed in s["upsert"].items():
+                kind = SearchAttributeIndexedValueType.from_wire(typed["type"])
+                assert kind is not None, typed
+                key: SearchAttributeKey[Any] = SearchAttributeKey(name, kind)
+                value = typed["value"]
+                updates.append(
+                    key.value_unset() if value is None else key.value_set(key.from_wire(value))
+                )
+            workflow.upsert_search_attributes(updates)
             return
         if "start" in s:
             self.handles[s["name"]] = self.begin(s["start"])

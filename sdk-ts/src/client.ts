@@ -1,7 +1,8 @@
 /**
  * The client (`@baton/sdk/client`, mirroring `@temporalio/client`) over the
  * server's REST API (openapi/openapi.yaml): workflows, async activity
- * completion, and schedules (`client.schedule`, from ./schedule.ts).
+ * completion, schedules (`client.schedule`, from ./schedule.ts) and batch
+ * operations (`client.batch`, from ./batch.ts).
  */
 import {
   type Duration,
@@ -9,20 +10,31 @@ import {
   type HistoryEvent,
   type RetryPolicy,
   type RetryState,
+  type SearchAttributePair,
   CancelledFailure,
   TerminatedFailure,
+  TypedSearchAttributes,
   TimeoutFailure,
   failureToError,
   formatDuration,
   retryPolicyToWire,
 } from "./common.js";
 
+import { BatchClient } from "./batch.js";
 import type * as wire from "./generated/openapi.js";
 import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
 
-export { type Duration } from "./common.js";
+export {
+  type Duration,
+  defineSearchAttributeKey,
+  type SearchAttributeKey,
+  type SearchAttributePair,
+  SearchAttributeType,
+  TypedSearchAttributes,
+} from "./common.js";
 export * from "./schedule.js";
+export * from "./batch.js";
 
 /** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
 export class ServiceError extends Error {
@@ -151,6 +163,8 @@ export interface WorkflowStartOptions {
   memo?: Record<string, unknown>;
   /** A workflow retry policy: a failed or timed-out run is retried as a new run of the chain. */
   retry?: RetryPolicy;
+  /** Custom search attributes (`@temporalio/client`'s `typedSearchAttributes`), typed by the namespace's registry; carried through continue-as-new. */
+  typedSearchAttributes?: TypedSearchAttributes | SearchAttributePair[];
 }
 
 export interface WorkflowExecutionDescription {
@@ -162,6 +176,8 @@ export interface WorkflowExecutionDescription {
   startTime: Date;
   closeTime?: Date;
   historyLength: number;
+  /** The run's custom search attributes (filled in by `describe()`; empty in lists). */
+  typedSearchAttributes: TypedSearchAttributes;
   raw: Record<string, unknown>;
 }
 
@@ -180,6 +196,7 @@ function describeExecution(e: wire.WorkflowExecution): WorkflowExecutionDescript
     status: { name: e.status },
     startTime: new Date(e.start_time),
     historyLength: e.history_length,
+    typedSearchAttributes: new TypedSearchAttributes(),
     raw: e,
   };
   if (e.close_time !== undefined) d.closeTime = new Date(e.close_time);
@@ -211,6 +228,10 @@ function startBody(type: string, options: Omit<WorkflowStartOptions, "workflowId
   if (options.requestId !== undefined) body.request_id = options.requestId;
   if (options.memo !== undefined) body.memo = options.memo;
   if (options.retry !== undefined) body.retry_policy = retryPolicyToWire(options.retry);
+  if (options.typedSearchAttributes !== undefined) {
+    const typed = Array.isArray(options.typedSearchAttributes) ? new TypedSearchAttributes(options.typedSearchAttributes) : options.typedSearchAttributes;
+    body.search_attributes = typed.toWire();
+  }
   return body;
 }
 
@@ -268,7 +289,7 @@ export class WorkflowHandle<R = unknown> {
   async describe(): Promise<WorkflowExecutionDescription & { pending: wire.WorkflowDescription }> {
     const { json } = await this.call("GET", this.path());
     const j = json as wire.WorkflowDescription;
-    return { ...describeExecution(j.execution), pending: j };
+    return { ...describeExecution(j.execution), typedSearchAttributes: TypedSearchAttributes.fromWire(j.search_attributes), pending: j };
   }
 
   async terminate(reason?: string): Promise<void> {
@@ -497,11 +518,16 @@ export class WorkflowClient {
     return new WorkflowHandle<R>(this.conn, this.namespace, workflowId, runId);
   }
 
-  /** Lists runs, newest first. `query` takes the REST filters: `workflow_type`, `workflow_id`, `status`, `started_after`, `started_before`. */
-  async *list(options: { query?: Record<string, string>; pageSize?: number } = {}): AsyncIterable<WorkflowExecutionDescription> {
+  /**
+   * Lists runs. `query` is a list query in Temporal's visibility language
+   * over system and custom search attributes (`"CustomerId = 'c-17' ORDER BY
+   * StartTime DESC"`), or the REST filters as a record (`workflow_type`,
+   * `workflow_id`, `status`, `started_after`, `started_before`).
+   */
+  async *list(options: { query?: string | Record<string, string>; pageSize?: number } = {}): AsyncIterable<WorkflowExecutionDescription> {
     let token: string | undefined;
     do {
-      const q = new URLSearchParams(options.query ?? {});
+      const q = new URLSearchParams(typeof options.query === "string" ? { query: options.query } : (options.query ?? {}));
       if (options.pageSize) q.set("page_size", String(options.pageSize));
       if (token) q.set("next_page_token", token);
       const { json } = await this.conn.call("GET", `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows?${q.toString()}`);
@@ -559,6 +585,8 @@ export class Client {
   readonly activity: AsyncCompletionClient;
   /** Schedules: `create`, `getHandle`, `list`. */
   readonly schedule: ScheduleClient;
+  /** Batch operations over a list query: `start`, `describe`, `list`, `stop`. */
+  readonly batch: BatchClient;
 
   constructor(options: ClientOptions = {}) {
     this.connection = options.connection ?? Connection.lazy();
@@ -566,5 +594,6 @@ export class Client {
     this.workflow = new WorkflowClient(this.connection, this.namespace);
     this.activity = new AsyncCompletionClient(this.connection, this.namespace);
     this.schedule = new ScheduleClient(this.connection, this.namespace);
+    this.batch = new BatchClient(this.connection, this.namespace);
   }
 }

@@ -480,3 +480,117 @@ export function argsFromPayload(input: unknown): unknown[] {
   if (input === undefined || input === null) return [];
   return [input];
 }
+
+// ---- custom search attributes (as @temporalio/common) ----
+
+/** A custom search attribute's type, as `@temporalio/common` names them. */
+export const SearchAttributeType = {
+  TEXT: "TEXT",
+  KEYWORD: "KEYWORD",
+  INT: "INT",
+  DOUBLE: "DOUBLE",
+  BOOL: "BOOL",
+  DATETIME: "DATETIME",
+  KEYWORD_LIST: "KEYWORD_LIST",
+} as const;
+export type SearchAttributeType = (typeof SearchAttributeType)[keyof typeof SearchAttributeType];
+
+/** The JavaScript value of each type. */
+export interface IndexedValueTypeMapping {
+  TEXT: string;
+  KEYWORD: string;
+  INT: number;
+  DOUBLE: number;
+  BOOL: boolean;
+  DATETIME: Date;
+  KEYWORD_LIST: string[];
+}
+
+/** A typed search attribute name (`defineSearchAttributeKey`). */
+export interface SearchAttributeKey<T extends SearchAttributeType> {
+  name: string;
+  type: T;
+}
+
+export function defineSearchAttributeKey<T extends SearchAttributeType>(name: string, type: T): SearchAttributeKey<T> {
+  return { name, type };
+}
+
+export type SearchAttributePair = {
+  [T in SearchAttributeType]: { key: SearchAttributeKey<T>; value: IndexedValueTypeMapping[T] };
+}[SearchAttributeType];
+
+/** A key and its new value; `null` removes the attribute. */
+export type SearchAttributeUpdatePair = {
+  [T in SearchAttributeType]: { key: SearchAttributeKey<T>; value: IndexedValueTypeMapping[T] | null };
+}[SearchAttributeType];
+
+const WIRE_TYPES: Record<SearchAttributeType, string> = {
+  TEXT: "Text",
+  KEYWORD: "Keyword",
+  INT: "Int",
+  DOUBLE: "Double",
+  BOOL: "Bool",
+  DATETIME: "Datetime",
+  KEYWORD_LIST: "KeywordList",
+};
+
+/** A value as the plain JSON the server types by the namespace's registry. */
+export function searchAttributeToWire(type: SearchAttributeType, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (type === "DATETIME") return (value instanceof Date ? value : new Date(String(value))).toISOString();
+  return value;
+}
+
+function searchAttributeFromWire(type: SearchAttributeType, value: unknown): unknown {
+  if (type === "DATETIME") return new Date(String(value));
+  return value;
+}
+
+/** A run's custom search attributes, typed (`@temporalio/common`'s `TypedSearchAttributes`). */
+export class TypedSearchAttributes {
+  private readonly pairs: SearchAttributePair[];
+
+  constructor(initial: SearchAttributePair[] = []) {
+    this.pairs = [...initial];
+  }
+
+  get<T extends SearchAttributeType>(key: SearchAttributeKey<T>): IndexedValueTypeMapping[T] | undefined {
+    const p = this.pairs.find((x) => x.key.name === key.name && x.key.type === key.type);
+    return p?.value as IndexedValueTypeMapping[T] | undefined;
+  }
+
+  getAll(): SearchAttributePair[] {
+    return [...this.pairs];
+  }
+
+  /** A copy with each update applied (a `null` value removes the key). */
+  updateCopy(updates: SearchAttributeUpdatePair[]): TypedSearchAttributes {
+    const byName = new Map(this.pairs.map((p) => [p.key.name, p]));
+    for (const u of updates) {
+      if (u.value === null) byName.delete(u.key.name);
+      else byName.set(u.key.name, u as SearchAttributePair);
+    }
+    return new TypedSearchAttributes([...byName.values()]);
+  }
+
+  /** Plain JSON by name, as starts send them. */
+  toWire(): Record<string, unknown> {
+    return Object.fromEntries(this.pairs.map((p) => [p.key.name, searchAttributeToWire(p.key.type, p.value)]));
+  }
+
+  /** From the server's typed form (`{"name": {"type": "Keyword", "value": …}}`). */
+  static fromWire(typed: unknown): TypedSearchAttributes {
+    const pairs: SearchAttributePair[] = [];
+    if (typed !== null && typeof typed === "object") {
+      for (const [name, raw] of Object.entries(typed as Record<string, unknown>)) {
+        if (raw === null || typeof raw !== "object") continue;
+        const v = raw as { type?: unknown; value?: unknown };
+        const type = (Object.keys(WIRE_TYPES) as SearchAttributeType[]).find((t) => WIRE_TYPES[t] === v.type);
+        if (type === undefined) continue;
+        pairs.push({ key: { name, type }, value: searchAttributeFromWire(type, v.value) } as SearchAttributePair);
+      }
+    }
+    return new TypedSearchAttributes(pairs);
+  }
+}

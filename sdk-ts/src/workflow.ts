@@ -11,6 +11,9 @@ import {
   type Duration,
   type ParentClosePolicy,
   type RetryPolicy,
+  type SearchAttributePair,
+  type SearchAttributeUpdatePair,
+  TypedSearchAttributes,
   formatDuration,
   msToNumber,
   retryPolicyToWire,
@@ -22,6 +25,13 @@ import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core
 export { CancellationScope, type CancellationScopeOptions } from "./core/cancellation_scope.js";
 
 export {
+  defineSearchAttributeKey,
+  type IndexedValueTypeMapping,
+  type SearchAttributeKey,
+  type SearchAttributePair,
+  SearchAttributeType,
+  type SearchAttributeUpdatePair,
+  TypedSearchAttributes,
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
@@ -139,6 +149,18 @@ export function patched(patchId: string): boolean {
 /** Marks a patch whose old branch is gone: runs with or without the marker replay. */
 export function deprecatePatch(patchId: string): void {
   currentInstance("deprecatePatch").patch(patchId, true);
+}
+
+/**
+ * Sets custom search attributes of the run (`{ key, value }` with a key from
+ * `defineSearchAttributeKey`), or removes one with `value: null`, as in
+ * `@temporalio/workflow`. The server types them by the namespace's registry
+ * and fails the workflow task (BAD_SEARCH_ATTRIBUTES) on an unknown name or
+ * a wrong type. `workflowInfo().typedSearchAttributes` reflects the change
+ * at once.
+ */
+export function upsertSearchAttributes(updates: SearchAttributeUpdatePair[]): void {
+  currentInstance("upsertSearchAttributes").upsertSearchAttributes(updates);
 }
 
 /** The run being executed. */
@@ -271,6 +293,13 @@ export interface ContinueAsNewOptions {
   workflowRunTimeout?: Duration;
   workflowTaskTimeout?: Duration;
   memo?: Record<string, unknown>;
+  /** The next run's search attributes; unset carries this run's. */
+  typedSearchAttributes?: TypedSearchAttributes | SearchAttributePair[];
+}
+
+/** Search attributes as a command carries them (plain JSON by name). */
+function searchAttributesToWire(given: TypedSearchAttributes | SearchAttributePair[]): Record<string, unknown> {
+  return (Array.isArray(given) ? new TypedSearchAttributes(given) : given).toWire();
 }
 
 /**
@@ -290,6 +319,7 @@ export function makeContinueAsNewFunc<F extends (...args: any[]) => Promise<unkn
     if (options.workflowRunTimeout !== undefined) command.workflow_run_timeout = formatDuration(options.workflowRunTimeout);
     if (options.workflowTaskTimeout !== undefined) command.workflow_task_timeout = formatDuration(options.workflowTaskTimeout);
     if (options.memo !== undefined) command.memo = options.memo;
+    if (options.typedSearchAttributes !== undefined) command.search_attributes = searchAttributesToWire(options.typedSearchAttributes);
     return Promise.reject(new ContinueAsNew(command));
   };
 }
@@ -317,6 +347,8 @@ export interface ChildWorkflowOptions {
   /** What cancelling the child's scope waits for (default WAIT_CANCELLATION_COMPLETED). */
   cancellationType?: ChildWorkflowCancellationType;
   memo?: Record<string, unknown>;
+  /** The child's search attributes (it inherits none of this workflow's). */
+  typedSearchAttributes?: TypedSearchAttributes | SearchAttributePair[];
 }
 
 /** A started child workflow. */
@@ -339,6 +371,7 @@ function childCommand(workflowType: string, options: ChildWorkflowOptions, workf
   if (options.workflowIdReusePolicy !== undefined) a.workflow_id_reuse_policy = options.workflowIdReusePolicy;
   if (options.parentClosePolicy !== undefined) a.parent_close_policy = options.parentClosePolicy;
   if (options.memo !== undefined) a.memo = options.memo;
+  if (options.typedSearchAttributes !== undefined) a.search_attributes = searchAttributesToWire(options.typedSearchAttributes);
   return a;
 }
 

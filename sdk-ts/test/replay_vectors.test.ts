@@ -25,6 +25,10 @@ import {
   defineSignal,
   defineUpdate,
   deprecatePatch,
+  defineSearchAttributeKey,
+  SearchAttributeType,
+  type SearchAttributeUpdatePair,
+  upsertSearchAttributes,
   executeActivity,
   executeChild,
   getExternalWorkflowHandle,
@@ -169,6 +173,24 @@ class Interpreter {
     }
     if ("deprecate_patch" in s) {
       deprecatePatch(s.deprecate_patch);
+      return;
+    }
+    if ("upsert" in s) {
+      const types: Record<string, SearchAttributeType> = {
+        Keyword: SearchAttributeType.KEYWORD,
+        Text: SearchAttributeType.TEXT,
+        Int: SearchAttributeType.INT,
+        Double: SearchAttributeType.DOUBLE,
+        Bool: SearchAttributeType.BOOL,
+        Datetime: SearchAttributeType.DATETIME,
+        KeywordList: SearchAttributeType.KEYWORD_LIST,
+      };
+      const updates = Object.entries(s.upsert as Record<string, { type: string; value: unknown }>).map(([name, typed]) => {
+        const type = types[typed.type];
+        assert.ok(type !== undefined, typed.type);
+        return { key: defineSearchAttributeKey(name, type), value: typed.value } as SearchAttributeUpdatePair;
+      });
+      upsertSearchAttributes(updates);
       return;
     }
     if ("start" in s) {

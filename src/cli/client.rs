@@ -34,6 +34,32 @@ pub struct Conn {
     pub(super) output: Output,
 }
 
+/// `--query` (and its job's options) on `workflow terminate|cancel`.
+#[derive(Args)]
+pub struct ByQuery {
+    /// Operate on every run this list filter matches, as a batch job.
+    #[arg(long)]
+    query: Option<String>,
+    /// Runs per second of the batch job (default 50).
+    #[arg(long, requires = "query")]
+    rps: Option<f64>,
+    /// Start the batch job without asking for confirmation.
+    #[arg(long, short = 'y', requires = "query")]
+    yes: bool,
+}
+
+impl ByQuery {
+    async fn start(self, conn: &Conn, operation: &str, reason: String) -> anyhow::Result<()> {
+        let body = json!({
+            "query": self.query,
+            "operation": operation,
+            "reason": reason,
+            "rps": self.rps,
+        });
+        super::batches::start_job(conn, body, self.yes).await
+    }
+}
+
 #[derive(Subcommand)]
 pub enum NamespaceCmd {
     /// Create a namespace.
@@ -68,6 +94,9 @@ pub enum NamespaceCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The namespace's custom search attributes (`--namespace` names it).
+    #[command(subcommand)]
+    SearchAttribute(super::search_attributes::SearchAttributeCmd),
 }
 
 #[derive(Subcommand)]
@@ -260,22 +289,34 @@ pub enum WorkflowCmd {
         start: StartArgs,
     },
     /// Ask a workflow to cancel itself (its code decides how it finishes).
+    ///
+    /// With --query instead of a workflow id: a batch job over the runs the
+    /// query matches (`baton batch start --operation cancel`); prints its id.
     Cancel {
-        workflow_id: String,
-        #[arg(long)]
+        #[arg(required_unless_present = "query", conflicts_with = "query")]
+        workflow_id: Option<String>,
+        #[arg(long, conflicts_with = "query")]
         run_id: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
+        batch: ByQuery,
+        #[command(flatten)]
         conn: Conn,
     },
     /// Terminate a workflow (no workflow code runs).
+    ///
+    /// With --query instead of a workflow id: a batch job over the runs the
+    /// query matches (`baton batch start --operation terminate`); prints its id.
     Terminate {
-        workflow_id: String,
-        #[arg(long)]
+        #[arg(required_unless_present = "query", conflicts_with = "query")]
+        workflow_id: Option<String>,
+        #[arg(long, conflicts_with = "query")]
         run_id: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        batch: ByQuery,
         #[command(flatten)]
         conn: Conn,
     },
@@ -341,6 +382,9 @@ pub struct StartArgs {
     /// Memo as a JSON object, shown by describe.
     #[arg(long)]
     memo: Option<String>,
+    /// Custom search attributes as a JSON object, e.g. '{"CustomerId": "c-17"}'.
+    #[arg(long)]
+    search_attributes: Option<String>,
     /// Workflow retry policy as JSON, e.g. '{"maximum_attempts": 3}'.
     #[arg(long)]
     retry_policy: Option<String>,
@@ -381,6 +425,11 @@ fn start_body(a: &StartArgs) -> anyhow::Result<(String, Value)> {
     }
     for (key, val, flag) in [
         ("memo", &a.memo, "--memo"),
+        (
+            "search_attributes",
+            &a.search_attributes,
+            "--search-attributes",
+        ),
         ("retry_policy", &a.retry_policy, "--retry-policy"),
     ] {
         if val.is_some() {
@@ -536,6 +585,9 @@ pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             print_fields(conn.output, &v, &fields);
+        }
+        NamespaceCmd::SearchAttribute(cmd) => {
+            super::search_attributes::search_attribute(cmd).await?;
         }
     }
     Ok(())
@@ -765,6 +817,7 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                         ),
                     ],
                 );
+                super::search_attributes::print_described(&v);
             }
         }
         WorkflowCmd::Show {
@@ -1045,8 +1098,12 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             workflow_id,
             run_id,
             reason,
+            batch,
             conn,
         } => {
+            let Some(workflow_id) = workflow_id else {
+                return batch.start(&conn, "cancel", reason).await;
+            };
             let path = conn.ns_path(&format!("/workflows/{}/cancel", enc(&workflow_id)));
             let body = json!({ "run_id": run_id, "reason": reason });
             conn.call(Method::POST, &path, Some(body)).await?;
@@ -1056,8 +1113,12 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             workflow_id,
             run_id,
             reason,
+            batch,
             conn,
         } => {
+            let Some(workflow_id) = workflow_id else {
+                return batch.start(&conn, "terminate", reason).await;
+            };
             let path = conn.ns_path(&format!("/workflows/{}/terminate", enc(&workflow_id)));
             let body = json!({ "run_id": run_id, "reason": reason });
             conn.call(Method::POST, &path, Some(body)).await?;

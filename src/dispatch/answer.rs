@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 
-use crate::engine::{ActivityToken, Command, Failure, Rejection, WorkflowTaskToken};
+use crate::engine::{ActivityToken, Command, Failure, Registry, Rejection, WorkflowTaskToken};
 use crate::time::Duration;
 
 use super::client::Delivery;
@@ -31,6 +31,8 @@ pub(super) fn workflow_task(
                     commands,
                     identity,
                     force_create_new_workflow_task,
+                    // Filled in by the caller when a command needs it.
+                    search_attributes: Registry::default(),
                 },
                 Ok(WorkflowTaskResponse {
                     commands: None,

@@ -15,6 +15,7 @@ use super::event::{
 use super::failure::{Failure, RetryState};
 use super::policy::IdReusePolicy;
 use super::retry::RetryPolicySpec;
+use super::search::{Registry, SearchAttributes};
 use super::token::{ActivityToken, WorkflowTaskToken};
 
 /// Everything needed to create a run; the first input of every run.
@@ -39,6 +40,8 @@ pub struct StartRun {
     /// A JSON object of non-indexed fields shown by describe (Temporal's
     /// memo).
     pub memo: Option<Value>,
+    /// Custom search attributes, typed by the namespace's registry.
+    pub search_attributes: SearchAttributes,
     /// Retries of the whole run when it fails or times out (Temporal's
     /// workflow retry policy); `None`: a failed run stays failed.
     pub retry_policy: Option<RetryPolicySpec>,
@@ -101,6 +104,9 @@ pub enum Command {
         /// `force_create_new_workflow_task`): the SDK answered early to keep
         /// local activities going and wants the next task at once.
         force_create_new_workflow_task: bool,
+        /// The namespace's search attributes, which the commands' are
+        /// typed against (empty when no command sets any).
+        search_attributes: Registry,
     },
     /// The SDK answered a workflow task with a failure (non-determinism, a
     /// bug in workflow code).
@@ -269,9 +275,21 @@ pub enum WorkflowCommand {
     StartChildWorkflowExecution(StartChildWorkflowExecution),
     SignalExternalWorkflowExecution(SignalExternalWorkflowExecution),
     RequestCancelExternalWorkflowExecution(RequestCancelExternalWorkflowExecution),
+    UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributes),
 }
 
 impl WorkflowCommand {
+    /// True if the command names custom search attributes (and so needs
+    /// the namespace's registry to be checked).
+    pub fn sets_search_attributes(&self) -> bool {
+        match self {
+            WorkflowCommand::UpsertWorkflowSearchAttributes(_) => true,
+            WorkflowCommand::StartChildWorkflowExecution(c) => c.search_attributes.is_some(),
+            WorkflowCommand::ContinueAsNewWorkflowExecution(c) => c.search_attributes.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn closes_workflow(&self) -> bool {
         matches!(
             self,
@@ -383,6 +401,10 @@ pub struct ContinueAsNewWorkflowExecution {
     pub workflow_task_timeout: Option<Duration>,
     #[serde(default)]
     pub memo: Option<Value>,
+    /// The next run's search attributes (plain JSON by name); absent: the
+    /// closing run's are carried over.
+    #[serde(default)]
+    pub search_attributes: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     pub retry_policy: Option<RetryPolicySpec>,
     /// Delay before the new run's first workflow task.
@@ -415,6 +437,10 @@ pub struct StartChildWorkflowExecution {
     pub parent_close_policy: ParentClosePolicy,
     #[serde(default)]
     pub memo: Option<Value>,
+    /// The child's search attributes (plain JSON by name); it inherits
+    /// none of the parent's.
+    #[serde(default)]
+    pub search_attributes: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -442,4 +468,12 @@ pub struct RequestCancelExternalWorkflowExecution {
     pub child_workflow_only: bool,
     #[serde(default)]
     pub reason: String,
+}
+
+/// Sets (or, with `null`, removes) custom search attributes of the run:
+/// plain JSON values by name, typed by the namespace's registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertWorkflowSearchAttributes {
+    pub search_attributes: serde_json::Map<String, Value>,
 }

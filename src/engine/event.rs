@@ -14,6 +14,7 @@ use crate::time::{Duration, Timestamp};
 use super::failure::{Failure, RetryState, TimeoutType};
 use super::policy::IdReusePolicy;
 use super::retry::RetryPolicy;
+use super::search::{SearchAttributeValue, SearchAttributes};
 
 /// One entry of a run's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,7 @@ pub enum EventAttributes {
     WorkflowExecutionUpdateAccepted(WorkflowExecutionUpdateAccepted),
     WorkflowExecutionUpdateCompleted(WorkflowExecutionUpdateCompleted),
     WorkflowExecutionContinuedAsNew(WorkflowExecutionContinuedAsNew),
+    UpsertWorkflowSearchAttributes(UpsertWorkflowSearchAttributesEventAttributes),
     StartChildWorkflowExecutionInitiated(StartChildWorkflowExecutionInitiated),
     StartChildWorkflowExecutionFailed(StartChildWorkflowExecutionFailed),
     ChildWorkflowExecutionStarted(ChildWorkflowExecutionStarted),
@@ -123,6 +125,7 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionContinuedAsNew(_) => {
                 "WorkflowExecutionContinuedAsNew"
             }
+            EventAttributes::UpsertWorkflowSearchAttributes(_) => "UpsertWorkflowSearchAttributes",
             EventAttributes::StartChildWorkflowExecutionInitiated(_) => {
                 "StartChildWorkflowExecutionInitiated"
             }
@@ -184,6 +187,9 @@ pub struct WorkflowExecutionStarted {
     pub pinned_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<Value>,
+    /// The custom search attributes the run starts with, typed.
+    #[serde(default, skip_serializing_if = "SearchAttributes::is_empty")]
+    pub search_attributes: SearchAttributes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
     /// The deadline of the whole chain (the execution timeout spans
@@ -304,6 +310,9 @@ pub enum WorkflowTaskFailedCause {
     ScheduleActivityDuplicateId,
     StartTimerDuplicateId,
     BadContinueAsNewAttributes,
+    /// A search attribute that is not registered, or a value of the wrong
+    /// type (UpsertWorkflowSearchAttributes, a child's or the next run's).
+    BadSearchAttributes,
     PayloadsTooLarge,
     /// Written into a reset run after the copied history: the workflow task
     /// at the reset point did not count.
@@ -478,6 +487,9 @@ pub struct WorkflowExecutionContinuedAsNew {
     pub initiator: ContinueAsNewInitiator,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<Value>,
+    /// The next run's search attributes, when the command gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_attributes: Option<SearchAttributes>,
     pub workflow_task_completed_event_id: i64,
 }
 
@@ -572,6 +584,14 @@ pub struct WorkflowExecutionUpdateCompleted {
     pub workflow_task_completed_event_id: i64,
 }
 
+/// Workflow code set or removed custom search attributes: each value
+/// typed, `null` for one removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpsertWorkflowSearchAttributesEventAttributes {
+    pub workflow_task_completed_event_id: i64,
+    pub search_attributes: std::collections::BTreeMap<String, Option<SearchAttributeValue>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StartChildWorkflowExecutionInitiated {
     pub workflow_id: WorkflowId,
@@ -591,6 +611,9 @@ pub struct StartChildWorkflowExecutionInitiated {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<Value>,
+    /// The child's search attributes (a child inherits none).
+    #[serde(default, skip_serializing_if = "SearchAttributes::is_empty")]
+    pub search_attributes: SearchAttributes,
     pub workflow_task_completed_event_id: i64,
 }
 

@@ -24,7 +24,7 @@
 //! this file's re-exports, which would hide where it lives):
 //!
 //! 1. types, each importing only those before it: `failure`, `token`,
-//!    `retry`, `policy`, `event`, `effect`, `command`, `state` (the
+//!    `retry`, `policy`, `search`, `event`, `effect`, `command`, `state` (the
 //!    snapshot and its fold, `RunState::evolve`);
 //! 2. this file: [`Ctx`], [`Limits`], [`Transition`], [`Rejection`];
 //! 3. the rules, `decide/`: [`start`], [`decide`], [`reset`] and the rest,
@@ -44,6 +44,7 @@ mod event;
 mod failure;
 mod policy;
 mod retry;
+mod search;
 mod state;
 mod token;
 
@@ -56,7 +57,8 @@ pub use command::{
     CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
     RecordMarker, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
     ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, StartRun, StartTimer, Update, WorkflowCommand,
+    StartChildWorkflowExecution, StartRun, StartTimer, Update, UpsertWorkflowSearchAttributes,
+    WorkflowCommand,
 };
 pub use decide::{
     child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,
@@ -70,6 +72,11 @@ pub use failure::{
 };
 pub use policy::{IdConflictPolicy, IdReusePolicy};
 pub use retry::{RetryPolicy, RetryPolicySpec};
+pub use search::{
+    assign as assign_search_attributes, tokens as text_tokens,
+    typed_set as typed_search_attributes, AssignError, RegisteredAttribute, Registry,
+    SearchAttributeType, SearchAttributeValue, SearchAttributes, Slot,
+};
 pub use state::{
     Activity, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, Child, ChildPhase, RunState,
     RunStatus, Timer, UpdateStage, UpdateState, SEEN_SIGNAL_REQUEST_IDS,

@@ -20,6 +20,7 @@ use super::command::ChildOutcome;
 use super::event::{Event, EventAttributes, ParentClosePolicy, ParentInfo};
 use super::failure::{Failure, RetryState};
 use super::retry::RetryPolicy;
+use super::search::SearchAttributes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -143,6 +144,11 @@ pub struct RunState {
     /// a retry): the next run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_execution_run_id: Option<RunId>,
+    /// The run's custom search attributes now: set at start, changed by
+    /// UpsertWorkflowSearchAttributes. The store writes them into the
+    /// listing columns of their slots at every commit.
+    #[serde(default, skip_serializing_if = "SearchAttributes::is_empty")]
+    pub search_attributes: SearchAttributes,
 }
 
 /// How far an update got; each stage's event id once it is recorded.
@@ -392,6 +398,7 @@ impl RunState {
             external_requests: BTreeMap::new(),
             chain: ChainInfo::default(),
             new_execution_run_id: None,
+            search_attributes: SearchAttributes::new(),
         }
     }
 
@@ -416,6 +423,7 @@ impl RunState {
                     .map(|d| now.saturating_add(d))
                     .min();
                 self.parent = a.parent.clone();
+                self.search_attributes = a.search_attributes.clone();
                 let backoff = a.first_workflow_task_backoff.unwrap_or(Duration::ZERO);
                 let expiration = a
                     .workflow_execution_expiration_time
@@ -537,6 +545,14 @@ impl RunState {
                 self.close(RunStatus::Terminated, now);
             }
             EventAttributes::WorkflowExecutionSignaled(_) => {}
+            EventAttributes::UpsertWorkflowSearchAttributes(a) => {
+                for (name, value) in &a.search_attributes {
+                    match value {
+                        Some(v) => self.search_attributes.insert(name.clone(), v.clone()),
+                        None => self.search_attributes.remove(name),
+                    };
+                }
+            }
             EventAttributes::WorkflowExecutionCancelRequested(_) => {
                 self.cancel_requested = true;
             }

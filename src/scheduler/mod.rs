@@ -295,6 +295,7 @@ fn start_run(record: &ScheduleRecord, start: &Start) -> StartRun {
         identity: Some("baton-scheduler".to_owned()),
         pinned_version: None,
         memo: Some(Value::Object(memo)),
+        search_attributes: Default::default(),
         retry_policy: action.retry_policy.clone(),
         chain: None,
         parent: None,

@@ -32,6 +32,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::Batch;
+use crate::engine::RegisteredAttribute;
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::schedule::{Info, Schedule};
@@ -173,6 +175,12 @@ pub struct RunSummary {
     pub parent_workflow_id: Option<WorkflowId>,
     pub parent_run_id: Option<RunId>,
     pub pinned_version: Option<String>,
+    /// Set for a run a schedule started: the schedule's id.
+    pub scheduled_by_id: Option<String>,
+    /// The custom search attributes' listing columns, by slot (what
+    /// filters on them see: a Text value as its words).
+    #[serde(skip)]
+    pub slots: std::collections::BTreeMap<crate::engine::Slot, Value>,
 }
 
 /// What list filters see of a run: the columns of its summary.
@@ -197,6 +205,8 @@ impl Attributes for RunSummary {
                 .and_then(|w| text(w.as_str())),
             Attribute::ParentRunId => self.parent_run_id.and_then(|r| text(&rows::run_id_text(r))),
             Attribute::BatonPinnedVersion => self.pinned_version.as_deref().and_then(text),
+            Attribute::TemporalScheduledById => self.scheduled_by_id.as_deref().and_then(text),
+            Attribute::Custom(slot) => self.slots.get(&slot).cloned(),
         }
     }
 }
@@ -264,6 +274,19 @@ pub struct ScheduleFilter {
     pub paused: Option<bool>,
 }
 
+/// A batch job as stored: the job, the version every write names, the due
+/// time of its lease (`None` once closed), whether an operator asked it
+/// to stop, and the idempotency key of the request that started it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchRecord {
+    pub batch: Batch,
+    /// 1 when created; every write and every claim bumps it.
+    pub version: i64,
+    pub due_at: Option<Timestamp>,
+    pub stop_requested: bool,
+    pub request_id: Option<String>,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,6 +310,22 @@ pub trait Store: Send + Sync + 'static {
     /// false if there is none.
     async fn update_namespace(&self, ns: &NamespaceRecord) -> Result<bool>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    /// Every custom search attribute row of `ns`, removed ones included,
+    /// by name.
+    async fn search_attributes(&self, ns: &Namespace) -> Result<Vec<RegisteredAttribute>>;
+    /// Registers `rows` (from `engine::assign_search_attributes`) in one
+    /// transaction: a removed row with the same name and type comes back.
+    /// A name registered meanwhile, or a slot taken meanwhile, is
+    /// [`Error::AlreadyExists`] and nothing is written.
+    async fn add_search_attributes(
+        &self,
+        ns: &Namespace,
+        rows: &[RegisteredAttribute],
+    ) -> Result<()>;
+    /// Marks a registered attribute removed (its row and slot stay);
+    /// false if none by that name is registered.
+    async fn remove_search_attribute(&self, ns: &Namespace, name: &str) -> Result<bool>;
 
     /// Inserts or replaces (namespace, task queue, version). The registered
     /// version becomes the queue's current one.
@@ -433,6 +472,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ScheduleRecord>>;
     /// The earliest due time of a schedule later than `after`, if any.
     async fn next_schedule_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
+
+    /// Stores a new batch job at version 1; a taken id is
+    /// [`Error::AlreadyExists`].
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()>;
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>>;
+    /// Jobs of `ns`, newest first (by creation, then id descending),
+    /// strictly after `after` (the creation time and id of the last one
+    /// seen).
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>>;
+    /// Writes the job and due time of `record` if the stored version is
+    /// still `record.version` (it becomes `+ 1`), else [`Error::Conflict`].
+    /// `stop_requested` is not written.
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()>;
+    /// Marks the job as asked to stop (no version check, no bump); false
+    /// if there is none.
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool>;
+    /// Claims up to `limit` jobs due at `now`: each becomes invisible to
+    /// other claims until `now + lease` and its version is bumped, so the
+    /// previous holder's next write conflicts. They come back as claimed.
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>>;
 
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
     /// other nodes' commits of rows due at once (LISTEN/NOTIFY).

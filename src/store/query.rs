@@ -15,7 +15,18 @@
 
 use crate::visibility::{Attribute, Cursor, Expr, ListQuery, Op, OrderTerm, Type, Value};
 
-use super::rows::{Arg, Sql};
+use super::rows::{slot_column, Arg, Sql};
+
+/// How a backend asks a KeywordList slot (a JSON array of strings as
+/// text) whether it holds a keyword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contains {
+    /// PostgreSQL: `col::jsonb @> jsonb_build_array($n::text)`, which the
+    /// slot's GIN index serves.
+    Jsonb,
+    /// SQLite: `exists (select 1 from json_each(col) where value = $n)`.
+    JsonEach,
+}
 
 /// The column (or expression) that holds an attribute.
 pub(super) fn column(attribute: Attribute) -> &'static str {
@@ -32,6 +43,8 @@ pub(super) fn column(attribute: Attribute) -> &'static str {
         Attribute::ParentWorkflowId => "parent_workflow_id",
         Attribute::ParentRunId => "parent_run_id",
         Attribute::BatonPinnedVersion => "pinned_version",
+        Attribute::TemporalScheduledById => "scheduled_by_id",
+        Attribute::Custom(slot) => slot_column(slot),
     }
 }
 
@@ -40,20 +53,26 @@ pub(super) struct Compiler {
     /// Appended to a text column compared by order: `collate "C"` on
     /// PostgreSQL, nothing on SQLite.
     pub bytewise: &'static str,
+    pub contains: Contains,
 }
 
 fn arg(value: &Value) -> Arg {
     match value {
         Value::Int(i) => Arg::Int(*i),
+        Value::Double(d) => Arg::Double(d.0),
         Value::Text(s) => Arg::Text(s.clone()),
+        // Lists are only ever bound word by word (see `push_expr`).
+        Value::List(items) => Arg::Text(items.join(" ")),
     }
 }
 
 impl Compiler {
     /// The column, collated for an order comparison if it holds text.
     fn ordered(&self, attribute: Attribute) -> String {
-        let needs_bytes = matches!(attribute.kind(), Type::Keyword | Type::Status)
-            && attribute != Attribute::RunId;
+        let needs_bytes = matches!(
+            attribute.kind(),
+            Type::Keyword | Type::Status | Type::CustomKeyword
+        ) && attribute != Attribute::RunId;
         match needs_bytes {
             true => format!("{}{}", column(attribute), self.bytewise),
             false => column(attribute).to_owned(),
@@ -77,6 +96,39 @@ impl Compiler {
                 self.push_expr(sql, l);
                 sql.push(joiner);
                 self.push_expr(sql, r);
+                sql.push(")");
+            }
+            Expr::Compare {
+                attribute,
+                op,
+                value: Value::List(words),
+            } if attribute.kind() == Type::Text => {
+                // Every word of the literal among the value's words, kept
+                // as ` word word `; words hold no `%` or `_`.
+                let col = column(*attribute);
+                let not = if *op == Op::Ne { "not " } else { "" };
+                sql.push(&format!("({col} is not null and {not}({col} is not null"));
+                for word in words {
+                    sql.push(&format!(" and {col} like "))
+                        .bind(format!("% {word} %"));
+                }
+                sql.push("))");
+            }
+            Expr::Compare {
+                attribute,
+                value: Value::Text(keyword),
+                ..
+            } if attribute.kind() == Type::KeywordList => {
+                self.push_contains(sql, *attribute, keyword);
+            }
+            Expr::In { attribute, values } if attribute.kind() == Type::KeywordList => {
+                sql.push("(false");
+                for value in values {
+                    if let Value::Text(keyword) = value {
+                        sql.push(" or ");
+                        self.push_contains(sql, *attribute, keyword);
+                    }
+                }
                 sql.push(")");
             }
             Expr::Compare {
@@ -118,6 +170,27 @@ impl Compiler {
             Expr::IsNull { attribute, negated } => {
                 let not = if *negated { " not" } else { "" };
                 sql.push(&format!("{} is{not} null", column(*attribute)));
+            }
+        }
+    }
+
+    /// A KeywordList slot holds `keyword`.
+    fn push_contains(&self, sql: &mut Sql, attribute: Attribute, keyword: &str) {
+        let col = column(attribute);
+        match self.contains {
+            Contains::Jsonb => {
+                sql.push(&format!(
+                    "({col} is not null and {col}::jsonb @> jsonb_build_array("
+                ))
+                .bind(keyword.to_owned())
+                .push("::text))");
+            }
+            Contains::JsonEach => {
+                sql.push(&format!(
+                    "exists (select 1 from json_each({col}) where value = "
+                ))
+                .bind(keyword.to_owned())
+                .push(")");
             }
         }
     }
@@ -221,8 +294,11 @@ mod tests {
     use crate::visibility::parse_list;
 
     fn compile(text: &str, cursor: Option<Cursor>, bytewise: &'static str) -> Sql {
-        let query = parse_list(text).expect("a valid query");
-        let compiler = Compiler { bytewise };
+        let query = parse_list(text, &Default::default()).expect("a valid query");
+        let compiler = Compiler {
+            bytewise,
+            contains: Contains::JsonEach,
+        };
         let mut sql = Sql::new("select 1 from runs where namespace = ");
         sql.bind("ns".to_owned());
         if let Some(filter) = &query.filter {

@@ -9,9 +9,13 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::{Effect, Event, Queue, RunState, RunStatus, Task};
+use crate::engine::{
+    text_tokens, Effect, Event, Queue, RegisteredAttribute, RunState, RunStatus,
+    SearchAttributeType, SearchAttributes, Slot, Task,
+};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::{Clock, Duration, SystemClock, Timestamp};
+use crate::visibility::{Double, Value};
 
 use super::{
     snapshot, Endpoint, Error, NamespaceRecord, Result, RunChange, RunRecord, RunSummary, TaskRow,
@@ -54,6 +58,156 @@ pub(super) type SummaryCols = (
 pub(super) const SUMMARY_COLUMNS: &str = "namespace, workflow_id, run_id, workflow_type, \
     task_queue, status, start_time, close_time, history_length, parent_workflow_id, \
     parent_run_id, pinned_version";
+
+/// The listing columns of the custom search attributes' slots
+/// (migrations/*/0004): every slot of every type, in
+/// `SearchAttributeType::ALL` order, then by index.
+pub(super) const SLOT_COLUMNS: [&str; 28] = [
+    "sa_keyword_1",
+    "sa_keyword_2",
+    "sa_keyword_3",
+    "sa_keyword_4",
+    "sa_keyword_5",
+    "sa_keyword_6",
+    "sa_keyword_7",
+    "sa_keyword_8",
+    "sa_keyword_9",
+    "sa_keyword_10",
+    "sa_text_1",
+    "sa_text_2",
+    "sa_text_3",
+    "sa_int_1",
+    "sa_int_2",
+    "sa_int_3",
+    "sa_double_1",
+    "sa_double_2",
+    "sa_double_3",
+    "sa_bool_1",
+    "sa_bool_2",
+    "sa_bool_3",
+    "sa_datetime_1",
+    "sa_datetime_2",
+    "sa_datetime_3",
+    "sa_keyword_list_1",
+    "sa_keyword_list_2",
+    "sa_keyword_list_3",
+];
+
+/// The memo key the scheduler writes into the runs it starts
+/// (`scheduler`), listed as the `TemporalScheduledById` attribute.
+const SCHEDULED_BY_ID: &str = "TemporalScheduledById";
+
+/// Written with the slots at every commit, after them (a run's memo, and
+/// so this, never changes).
+pub(super) const WRITTEN_AFTER_SLOTS: &str = "scheduled_by_id";
+
+/// The column of a slot.
+pub(super) fn slot_column(slot: Slot) -> &'static str {
+    SLOT_COLUMNS[slot_position(slot)]
+}
+
+/// Where a slot's column is in [`SLOT_COLUMNS`].
+fn slot_position(slot: Slot) -> usize {
+    let before: usize = SearchAttributeType::ALL
+        .iter()
+        .take_while(|t| **t != slot.kind)
+        .map(|t| usize::from(t.slots()))
+        .sum();
+    before + usize::from(slot.index.max(1) - 1)
+}
+
+/// Every slot, in [`SLOT_COLUMNS`] order.
+pub(super) fn all_slots() -> impl Iterator<Item = Slot> {
+    SearchAttributeType::ALL
+        .into_iter()
+        .flat_map(|kind| (1..=kind.slots()).map(move |index| Slot { kind, index }))
+}
+
+/// The value of one slot's column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotArg {
+    /// Keyword; Text as its words between spaces; KeywordList as a JSON
+    /// array.
+    Text(Option<String>),
+    /// Int; Bool as 1 / 0; Datetime as milliseconds since the epoch.
+    Int(Option<i64>),
+    Double(Option<f64>),
+}
+
+/// The column type of a slot, empty.
+pub(super) fn empty_slot(kind: SearchAttributeType) -> SlotArg {
+    match kind {
+        SearchAttributeType::Keyword
+        | SearchAttributeType::Text
+        | SearchAttributeType::KeywordList => SlotArg::Text(None),
+        SearchAttributeType::Double => SlotArg::Double(None),
+        SearchAttributeType::Int | SearchAttributeType::Bool | SearchAttributeType::Datetime => {
+            SlotArg::Int(None)
+        }
+    }
+}
+
+/// Every slot's column value for a run's attributes, in [`SLOT_COLUMNS`]
+/// order (a value whose slot is out of range is not indexed).
+pub(super) fn slot_args(attributes: &SearchAttributes) -> Vec<SlotArg> {
+    let mut args: Vec<SlotArg> = all_slots().map(|s| empty_slot(s.kind)).collect();
+    for value in attributes.values() {
+        let slot = value.slot();
+        if slot.index == 0 || slot.index > slot.kind.slots() {
+            continue;
+        }
+        let v = &value.value;
+        let arg = match slot.kind {
+            SearchAttributeType::Keyword => SlotArg::Text(v.as_str().map(str::to_owned)),
+            SearchAttributeType::Text => SlotArg::Text(
+                v.as_str()
+                    .map(|s| format!(" {} ", text_tokens(s).join(" "))),
+            ),
+            SearchAttributeType::KeywordList => SlotArg::Text(Some(v.to_string())),
+            SearchAttributeType::Int => SlotArg::Int(v.as_i64()),
+            SearchAttributeType::Bool => SlotArg::Int(v.as_bool().map(i64::from)),
+            SearchAttributeType::Datetime => {
+                SlotArg::Int(v.as_str().and_then(crate::time::rfc3339_millis))
+            }
+            SearchAttributeType::Double => SlotArg::Double(v.as_f64()),
+        };
+        args[slot_position(slot)] = arg;
+    }
+    args
+}
+
+/// What list filters see of the slot columns read back: slot → value.
+pub(super) fn slot_values(args: &[SlotArg]) -> Result<BTreeMap<Slot, Value>> {
+    let mut values = BTreeMap::new();
+    for (slot, arg) in all_slots().zip(args) {
+        let value = match arg {
+            SlotArg::Text(Some(t)) if slot.kind == SearchAttributeType::KeywordList => {
+                Value::List(decode_json("a KeywordList slot", t)?)
+            }
+            SlotArg::Text(Some(t)) => Value::Text(t.clone()),
+            SlotArg::Int(Some(i)) => Value::Int(*i),
+            SlotArg::Double(Some(d)) => Value::Double(Double(*d)),
+            _ => continue,
+        };
+        values.insert(slot, value);
+    }
+    Ok(values)
+}
+
+/// A `search_attributes` row: name, kind, slot, removed.
+pub(super) fn registered_attribute(
+    (name, kind, slot, removed): (String, String, i64, i64),
+) -> Result<RegisteredAttribute> {
+    let kind = SearchAttributeType::parse(&kind)
+        .ok_or_else(|| Error::Corrupt(format!("search attribute type {kind:?}")))?;
+    let index =
+        u8::try_from(slot).map_err(|_| Error::Corrupt(format!("search attribute slot {slot}")))?;
+    Ok(RegisteredAttribute {
+        name,
+        slot: Slot { kind, index },
+        removed: removed != 0,
+    })
+}
 
 /// A claimed `tasks` row: task_id, namespace, run_id, payload, the
 /// visible_at before the claim, claims.
@@ -136,6 +290,24 @@ pub(super) fn schedule_record(
     })
 }
 
+/// `batches` columns as read: doc, version, visible_at, stop_requested,
+/// request_id.
+pub(super) type BatchCols = (String, i64, Option<i64>, i64, Option<String>);
+
+pub(super) const BATCH_COLUMNS: &str = "doc, version, visible_at, stop_requested, request_id";
+
+pub(super) fn batch_record(
+    (doc, version, visible_at, stop_requested, request_id): BatchCols,
+) -> Result<super::BatchRecord> {
+    Ok(super::BatchRecord {
+        batch: decode_json("batch", &doc)?,
+        version,
+        due_at: visible_at.map(Timestamp),
+        stop_requested: stop_requested != 0,
+        request_id,
+    })
+}
+
 pub(super) fn namespace(
     (name, description, retention_ms, created_at): NamespaceCols,
 ) -> NamespaceRecord {
@@ -170,7 +342,13 @@ pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {
     })
 }
 
-pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
+/// A summary from its columns, its slots' (in [`SLOT_COLUMNS`] order) and
+/// `scheduled_by_id`.
+pub(super) fn summary(
+    cols: SummaryCols,
+    slots: &[SlotArg],
+    scheduled_by_id: Option<String>,
+) -> Result<RunSummary> {
     let (
         namespace,
         workflow_id,
@@ -199,6 +377,8 @@ pub(super) fn summary(cols: SummaryCols) -> Result<RunSummary> {
         parent_workflow_id: parent_workflow_id.map(WorkflowId),
         parent_run_id: parent_run_id.as_deref().map(parse_run_id).transpose()?,
         pinned_version,
+        scheduled_by_id,
+        slots: slot_values(slots)?,
     })
 }
 
@@ -230,6 +410,10 @@ pub(super) struct RunRow {
     /// Written at insert only: a run's parent never changes.
     pub parent_workflow_id: Option<String>,
     pub parent_run_id: Option<String>,
+    /// The custom search attributes' columns, in [`SLOT_COLUMNS`] order.
+    pub slots: Vec<SlotArg>,
+    /// The memo's `TemporalScheduledById` (a schedule started the run).
+    pub scheduled_by_id: Option<String>,
     pub state: String,
 }
 
@@ -248,6 +432,14 @@ impl RunRow {
             pinned_version: state.pinned_version.clone(),
             parent_workflow_id: state.parent.as_ref().map(|p| p.workflow_id.0.clone()),
             parent_run_id: state.parent.as_ref().map(|p| run_id_text(p.run_id)),
+            slots: slot_args(&state.search_attributes),
+            scheduled_by_id: state
+                .chain
+                .memo
+                .as_ref()
+                .and_then(|m| m.get(SCHEDULED_BY_ID))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
             state: snapshot::encode(state)?,
         })
     }
@@ -457,6 +649,7 @@ impl TaskPlan {
 pub(super) enum Arg {
     Text(String),
     Int(i64),
+    Double(f64),
 }
 
 impl From<String> for Arg {
@@ -541,9 +734,10 @@ pub(super) enum UniqueKey {
     OpenRun,
     Run,
     Schedule,
+    Batch,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 4] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -555,6 +749,11 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 4] = [
         UniqueKey::Schedule,
         "schedules_pkey",
         "schedules.namespace, schedules.schedule_id",
+    ),
+    (
+        UniqueKey::Batch,
+        "batches_pkey",
+        "batches.namespace, batches.batch_id",
     ),
 ];
 

@@ -9,14 +9,16 @@
 //! one run — is the small [`Dialect`] trait, implemented in `postgres/` and
 //! `sqlite/`. Column values come from and go to the pure helpers in `rows`.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
 };
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::engine::{Event, Queue};
+use crate::engine::{Event, Queue, RegisteredAttribute};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 use crate::visibility::{CountQuery, Cursor, ListQuery};
@@ -24,15 +26,18 @@ use crate::visibility::{CountQuery, Cursor, ListQuery};
 use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, Sql, SummaryCols,
-    TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS, SCHEDULE_COLUMNS,
-    SUMMARY_COLUMNS,
+    Arg, BatchCols, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg,
+    Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, BATCH_COLUMNS, ENDPOINT_COLUMNS,
+    NAMESPACE_COLUMNS, SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
-    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
+
+/// How many columns [`SUMMARY_COLUMNS`] names (the slots follow them).
+const SUMMARY_WIDTH: usize = 12;
 
 /// Hints buffered per subscriber before it lags (and then re-reads the
 /// table, which is always correct).
@@ -43,12 +48,29 @@ pub(super) const WAKEUP_CAPACITY: usize = 1024;
 /// stays under both backends' limits (SQLite: 32766, PostgreSQL: 65535).
 const MAX_ROWS_PER_INSERT: usize = 500;
 
+/// Binds a run's slot columns (`rows::SLOT_COLUMNS` order), then
+/// `scheduled_by_id` ([`written_columns`]), to a query.
+macro_rules! bound_slots {
+    ($query:expr, $run:expr) => {
+        $run.slots
+            .iter()
+            .fold($query, |query, arg| match arg {
+                SlotArg::Text(text) => query.bind(text.clone()),
+                SlotArg::Int(int) => query.bind(*int),
+                SlotArg::Double(double) => query.bind(*double),
+            })
+            .bind($run.scheduled_by_id.clone())
+    };
+}
+pub(super) use bound_slots;
+
 /// Binds the args of a [`Sql`] to the query made from its text.
 macro_rules! bound {
     ($query:expr, $args:expr) => {
         $args.into_iter().fold($query, |query, arg| match arg {
             Arg::Text(text) => query.bind(text),
             Arg::Int(int) => query.bind(int),
+            Arg::Double(double) => query.bind(double),
         })
     };
 }
@@ -64,6 +86,8 @@ pub trait Dialect: Database {
     /// Appended to a text column that is compared by order, so that it
     /// compares by bytes (see `query`).
     const BYTEWISE: &'static str;
+    /// How a KeywordList slot is asked whether it holds a keyword.
+    const CONTAINS: query::Contains;
     /// Ends the retention deleter's choice of runs: PostgreSQL locks them
     /// `skip locked` (SQLite has one writer anyway).
     const LOCK_SKIP_LOCKED: &'static str;
@@ -128,6 +152,17 @@ const INSERT_NAMESPACE: &str = "insert into namespaces (name, description, reten
     created_at, updated_at) values ($1, $2, $3, $4, $5)";
 const UPDATE_NAMESPACE: &str = "update namespaces set description = $2, retention_ms = $3, \
     updated_at = $4 where name = $1";
+const SEARCH_ATTRIBUTES: &str = "select name, kind, slot, removed from search_attributes \
+    where namespace = $1 order by name, kind";
+/// A removed row of the same name and type comes back; an active one
+/// matches nothing (so the caller sees the name is taken).
+const ADD_SEARCH_ATTRIBUTE: &str = "insert into search_attributes (namespace, name, kind, slot, \
+    removed, created_at, updated_at) values ($1, $2, $3, $4, 0, $5, $5) \
+    on conflict (namespace, name, kind) do update set removed = 0, updated_at = excluded.updated_at \
+    where search_attributes.removed = 1";
+const REMOVE_SEARCH_ATTRIBUTE: &str = "update search_attributes set removed = 1, updated_at = $3 \
+    where namespace = $1 and name = $2 and removed = 0";
+
 /// Readiness: a write that matches no row.
 const PROBE_WRITE: &str = "update namespaces set description = description where false";
 
@@ -162,15 +197,54 @@ const LATEST_RUN: &str = "select state, version from runs where namespace = $1 \
     and workflow_id = $2 order by start_time desc, run_id desc limit 1";
 const RUN_BY_REQUEST_ID: &str = "select run_id from runs where namespace = $1 \
     and workflow_id = $2 and request_id = $3 order by start_time desc limit 1";
-const INSERT_RUN: &str = "insert into runs (run_id, namespace, workflow_id, workflow_type, \
-    task_queue, status, start_time, close_time, history_length, request_id, version, state, \
-    created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13, $14, $15)";
+/// Then the slot columns from $16.
+static INSERT_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into runs (run_id, namespace, workflow_id, workflow_type, \
+         task_queue, status, start_time, close_time, history_length, request_id, version, state, \
+         created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id, {}) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, $13, $14, $15, {})",
+        written_columns().join(", "),
+        slot_params(16)
+    )
+});
 /// The optimistic-concurrency guard: no row matches if another commit
-/// bumped the version since the caller loaded the run.
-const UPDATE_RUN: &str = "update runs set status = $2, close_time = $3, history_length = $4, \
-    state = $5, version = version + 1, updated_at = $6, pinned_version = $8 \
-    where run_id = $1 and version = $7";
+/// bumped the version since the caller loaded the run. The slot columns
+/// from $9.
+static UPDATE_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "update runs set status = $2, close_time = $3, history_length = $4, \
+         state = $5, version = version + 1, updated_at = $6, pinned_version = $8, {} \
+         where run_id = $1 and version = $7",
+        slot_assignments(9)
+    )
+});
+
+/// The listing columns every commit writes from the state besides the
+/// fixed ones: the slots, then `scheduled_by_id`.
+pub(super) fn written_columns() -> Vec<&'static str> {
+    let mut columns = SLOT_COLUMNS.to_vec();
+    columns.push(WRITTEN_AFTER_SLOTS);
+    columns
+}
+
+/// `$from, $from+1, …`, one per [`written_columns`].
+pub(super) fn slot_params(from: usize) -> String {
+    (0..written_columns().len())
+        .map(|i| format!("${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `column = $from, …`, one per [`written_columns`].
+pub(super) fn slot_assignments(from: usize) -> String {
+    written_columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_id = $2";
 const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
@@ -218,6 +292,18 @@ const LEASE_SCHEDULE: &str = "update schedules set visible_at = $3 \
 const NEXT_SCHEDULE_DUE: &str =
     "select min(visible_at) from schedules where visible_at is not null and visible_at > $1";
 
+const INSERT_BATCH: &str = "insert into batches (namespace, batch_id, doc, state, version, \
+    visible_at, stop_requested, request_id, created_at, updated_at) \
+    values ($1, $2, $3, $4, 1, $5, 0, $6, $7, $8)";
+/// The optimistic-concurrency guard of batch jobs, as `UPDATE_RUN`'s.
+const UPDATE_BATCH: &str = "update batches set doc = $3, state = $4, version = version + 1, \
+    visible_at = $5, updated_at = $6 where namespace = $1 and batch_id = $2 and version = $7";
+const STOP_BATCH: &str =
+    "update batches set stop_requested = 1 where namespace = $1 and batch_id = $2";
+/// A claim's lease, bumping the version so the previous holder lets go.
+const LEASE_BATCH: &str = "update batches set visible_at = $3, version = version + 1 \
+    where namespace = $1 and batch_id = $2";
+
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
 where
@@ -228,10 +314,14 @@ where
     for<'q> i64: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> f64: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
+    f64: Type<DB>,
     for<'r> String: Decode<'r, DB>,
     for<'r> i64: Decode<'r, DB>,
     for<'r> i32: Decode<'r, DB>,
     for<'r> bool: Decode<'r, DB>,
+    for<'r> f64: Decode<'r, DB>,
     String: Type<DB>,
     i64: Type<DB>,
     i32: Type<DB>,
@@ -271,6 +361,58 @@ where
             .bind(ns.name.0.clone())
             .bind(ns.description.clone())
             .bind(ns.retention.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn search_attributes(&self, ns: &Namespace) -> Result<Vec<RegisteredAttribute>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(SEARCH_ATTRIBUTES)
+            .bind(ns.0.clone())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::registered_attribute).collect()
+    }
+
+    async fn add_search_attributes(
+        &self,
+        ns: &Namespace,
+        attributes: &[RegisteredAttribute],
+    ) -> Result<()> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let now = audit_now();
+        for a in attributes {
+            let taken = || {
+                Error::AlreadyExists(format!(
+                    "search attribute `{}` (registered, or its slot taken, concurrently)",
+                    a.name
+                ))
+            };
+            let done = sqlx::query(ADD_SEARCH_ATTRIBUTE)
+                .bind(ns.0.clone())
+                .bind(a.name.clone())
+                .bind(a.slot.kind.as_str().to_owned())
+                .bind(i64::from(a.slot.index))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(db) if db.is_unique_violation() => taken(),
+                    _ => Error::from(e),
+                })?;
+            if DB::rows_affected(&done) == 0 {
+                return Err(taken());
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_search_attribute(&self, ns: &Namespace, name: &str) -> Result<bool> {
+        let done = sqlx::query(REMOVE_SEARCH_ATTRIBUTE)
+            .bind(ns.0.clone())
+            .bind(name.to_owned())
             .bind(audit_now())
             .execute(&self.pool)
             .await?;
@@ -494,12 +636,14 @@ where
         limit: i64,
     ) -> Result<Vec<RunSummary>> {
         // The filter is compiled to its own predicates, so each query
-        // shape gets a plan that fits it (see migrations/*/0003).
+        // shape gets a plan that fits it (see migrations/*/0003 and 0004).
         let compiler = Compiler {
             bytewise: DB::BYTEWISE,
+            contains: DB::CONTAINS,
         };
         let mut sql = Sql::new(format!(
-            "select {SUMMARY_COLUMNS} from runs where namespace = "
+            "select {SUMMARY_COLUMNS}, {}, {WRITTEN_AFTER_SLOTS} from runs where namespace = ",
+            SLOT_COLUMNS.join(", ")
         ));
         sql.bind(ns.0.clone());
         if let Some(filter) = &query.filter {
@@ -510,10 +654,25 @@ where
         }
         compiler.push_order(&mut sql, query);
         sql.push(" limit ").bind(limit.max(0));
-        let rows: Vec<SummaryCols> = bound!(sqlx::query_as(&sql.text), sql.args)
+        let rows = bound!(sqlx::query(&sql.text), sql.args)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(rows::summary).collect()
+        rows.iter()
+            .map(|row| {
+                let cols = <SummaryCols as sqlx::FromRow<'_, DB::Row>>::from_row(row)?;
+                let mut slots = Vec::with_capacity(SLOT_COLUMNS.len());
+                for (i, slot) in rows::all_slots().enumerate() {
+                    let at = SUMMARY_WIDTH + i;
+                    slots.push(match rows::empty_slot(slot.kind) {
+                        SlotArg::Text(_) => SlotArg::Text(row.try_get(at)?),
+                        SlotArg::Int(_) => SlotArg::Int(row.try_get(at)?),
+                        SlotArg::Double(_) => SlotArg::Double(row.try_get(at)?),
+                    });
+                }
+                let scheduled_by_id = row.try_get(SUMMARY_WIDTH + SLOT_COLUMNS.len())?;
+                rows::summary(cols, &slots, scheduled_by_id)
+            })
+            .collect()
     }
 
     async fn count_runs(
@@ -523,6 +682,7 @@ where
     ) -> Result<Vec<(Option<String>, i64)>> {
         let compiler = Compiler {
             bytewise: DB::BYTEWISE,
+            contains: DB::CONTAINS,
         };
         let group = query.group_by.map(query::column);
         let mut sql = Sql::new(match group {
@@ -807,6 +967,125 @@ where
         Ok(next.map(Timestamp))
     }
 
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        sqlx::query(INSERT_BATCH)
+            .bind(b.namespace.0.clone())
+            .bind(b.batch_id.clone())
+            .bind(encode_json("batch", b)?)
+            .bind(b.state.as_str().to_owned())
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(record.request_id.clone())
+            .bind(b.created_at.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::Batch, || {
+                format!("batch `{}`", b.batch_id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>> {
+        let sql =
+            format!("select {BATCH_COLUMNS} from batches where namespace = $1 and batch_id = $2");
+        let row: Option<BatchCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::batch_record).transpose()
+    }
+
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let mut query = Sql::new(format!(
+            "select {BATCH_COLUMNS} from batches where namespace = "
+        ));
+        query.bind(ns.0.clone());
+        if let Some((created_at, id)) = after {
+            query
+                .push(" and (created_at, batch_id) < (")
+                .bind(created_at.millis())
+                .push(", ")
+                .bind(id.to_owned())
+                .push(")");
+        }
+        query
+            .push(" order by created_at desc, batch_id desc limit ")
+            .bind(limit.max(0));
+        let rows: Vec<BatchCols> = bound!(sqlx::query_as(&query.text), query.args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::batch_record).collect()
+    }
+
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let written = sqlx::query(UPDATE_BATCH)
+            .bind(b.namespace.0.clone())
+            .bind(b.batch_id.clone())
+            .bind(encode_json("batch", b)?)
+            .bind(b.state.as_str().to_owned())
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(audit_now())
+            .bind(record.version)
+            .execute(&self.pool)
+            .await?;
+        match DB::rows_affected(&written) {
+            0 => Err(Error::Conflict),
+            _ => Ok(()),
+        }
+    }
+
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        let done = sqlx::query(STOP_BATCH)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let select = format!(
+            "select {BATCH_COLUMNS} from batches where visible_at is not null \
+             and visible_at <= $1 order by visible_at limit $2{}",
+            DB::SKIP_LOCKED
+        );
+        let until = now.saturating_add(lease);
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let due: Vec<BatchCols> = sqlx::query_as(&select)
+            .bind(now.millis())
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for cols in due {
+            let mut record = rows::batch_record(cols)?;
+            sqlx::query(LEASE_BATCH)
+                .bind(record.batch.namespace.0.clone())
+                .bind(record.batch.batch_id.clone())
+                .bind(until.millis())
+                .execute(&mut *tx)
+                .await?;
+            record.version += 1;
+            record.due_at = Some(until);
+            claimed.push(record);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
     }
@@ -830,6 +1109,9 @@ where
     for<'q> i64: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> f64: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
+    f64: Type<DB>,
     String: Type<DB>,
     i64: Type<DB>,
 {
@@ -857,37 +1139,43 @@ where
         let events = std::mem::take(&mut write.events);
         let run = &write.run;
         let written = match write.expected_version {
-            None => sqlx::query(INSERT_RUN)
-                .bind(run.run_id.clone())
-                .bind(run.namespace.clone())
-                .bind(run.workflow_id.clone())
-                .bind(run.workflow_type.clone())
-                .bind(run.task_queue.clone())
-                .bind(run.status.to_owned())
-                .bind(run.start_time)
-                .bind(run.close_time)
-                .bind(run.history_length)
-                .bind(write.request_id.clone())
-                .bind(state)
-                .bind(now)
-                .bind(run.pinned_version.clone())
-                .bind(run.parent_workflow_id.clone())
-                .bind(run.parent_run_id.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| write.error(e))?,
-            Some(version) => sqlx::query(UPDATE_RUN)
-                .bind(run.run_id.clone())
-                .bind(run.status.to_owned())
-                .bind(run.close_time)
-                .bind(run.history_length)
-                .bind(state)
-                .bind(now)
-                .bind(version)
-                .bind(run.pinned_version.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| write.error(e))?,
+            None => bound_slots!(
+                sqlx::query(&INSERT_RUN)
+                    .bind(run.run_id.clone())
+                    .bind(run.namespace.clone())
+                    .bind(run.workflow_id.clone())
+                    .bind(run.workflow_type.clone())
+                    .bind(run.task_queue.clone())
+                    .bind(run.status.to_owned())
+                    .bind(run.start_time)
+                    .bind(run.close_time)
+                    .bind(run.history_length)
+                    .bind(write.request_id.clone())
+                    .bind(state)
+                    .bind(now)
+                    .bind(run.pinned_version.clone())
+                    .bind(run.parent_workflow_id.clone())
+                    .bind(run.parent_run_id.clone()),
+                run
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| write.error(e))?,
+            Some(version) => bound_slots!(
+                sqlx::query(&UPDATE_RUN)
+                    .bind(run.run_id.clone())
+                    .bind(run.status.to_owned())
+                    .bind(run.close_time)
+                    .bind(run.history_length)
+                    .bind(state)
+                    .bind(now)
+                    .bind(version)
+                    .bind(run.pinned_version.clone()),
+                run
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| write.error(e))?,
         };
         if DB::rows_affected(&written) == 0 {
             return Err(Error::Conflict);

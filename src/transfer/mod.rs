@@ -148,6 +148,7 @@ async fn start_child(
             identity: None,
             pinned_version: None,
             memo: a.memo,
+            search_attributes: a.search_attributes,
             retry_policy: a.retry_policy.map(Into::into),
             chain: None,
             parent: Some(ParentInfo {

@@ -1,6 +1,10 @@
-//! The system search attributes a list filter may name, with their types:
-//! what a run's listing row holds, under Temporal's names (Baton's own
-//! with a `Baton` prefix, as Temporal prefixes its own with `Temporal`).
+//! The search attributes a list filter may name, with their types: the
+//! system ones (what a run's listing row holds, under Temporal's names;
+//! Baton's own with a `Baton` prefix, as Temporal prefixes its own with
+//! `Temporal`) and the namespace's custom ones, by the slot the registry
+//! maps their name to.
+
+use crate::engine::{SearchAttributeType, Slot};
 
 /// A system search attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +23,11 @@ pub enum Attribute {
     ParentRunId,
     /// The endpoint version the run is pinned to.
     BatonPinnedVersion,
+    /// The schedule that started the run (its memo's
+    /// `TemporalScheduledById`, as the scheduler writes it).
+    TemporalScheduledById,
+    /// A custom search attribute, by its slot.
+    Custom(Slot),
 }
 
 /// What values an attribute holds, and so which literals and operators a
@@ -34,6 +43,16 @@ pub enum Type {
     /// A duration such as `"90s"` or `"1h 30m"` (stored as milliseconds).
     Duration,
     Int,
+    /// Custom only: words; `=` / `!=` match the literal's words (see the
+    /// module doc of `visibility`).
+    Text,
+    Double,
+    /// `true` / `false` (stored as 1 / 0).
+    Bool,
+    /// Custom only: a list of keywords; `=` and IN mean "contains".
+    KeywordList,
+    /// Custom Keywords: `=`, `!=`, IN, STARTS_WITH (as Temporal's).
+    CustomKeyword,
 }
 
 impl Type {
@@ -44,12 +63,17 @@ impl Type {
             Type::Datetime => "Datetime",
             Type::Duration => "Duration",
             Type::Int => "Int",
+            Type::Text => "Text",
+            Type::Double => "Double",
+            Type::Bool => "Bool",
+            Type::KeywordList => "KeywordList",
+            Type::CustomKeyword => "Keyword",
         }
     }
 }
 
 impl Attribute {
-    pub const ALL: [Attribute; 12] = [
+    pub const ALL: [Attribute; 13] = [
         Attribute::WorkflowId,
         Attribute::RunId,
         Attribute::WorkflowType,
@@ -62,9 +86,11 @@ impl Attribute {
         Attribute::ParentWorkflowId,
         Attribute::ParentRunId,
         Attribute::BatonPinnedVersion,
+        Attribute::TemporalScheduledById,
     ];
 
-    /// The name a filter uses (case-sensitive, as in Temporal).
+    /// The name a filter uses (case-sensitive, as in Temporal); custom
+    /// attributes are named by the registry, so this is their slot.
     pub fn name(self) -> &'static str {
         match self {
             Attribute::WorkflowId => "WorkflowId",
@@ -79,6 +105,8 @@ impl Attribute {
             Attribute::ParentWorkflowId => "ParentWorkflowId",
             Attribute::ParentRunId => "ParentRunId",
             Attribute::BatonPinnedVersion => "BatonPinnedVersion",
+            Attribute::TemporalScheduledById => "TemporalScheduledById",
+            Attribute::Custom(_) => "a custom search attribute",
         }
     }
 
@@ -94,11 +122,21 @@ impl Attribute {
             | Attribute::TaskQueue
             | Attribute::ParentWorkflowId
             | Attribute::ParentRunId
-            | Attribute::BatonPinnedVersion => Type::Keyword,
+            | Attribute::BatonPinnedVersion
+            | Attribute::TemporalScheduledById => Type::Keyword,
             Attribute::ExecutionStatus => Type::Status,
             Attribute::StartTime | Attribute::CloseTime => Type::Datetime,
             Attribute::ExecutionDuration => Type::Duration,
             Attribute::HistoryLength => Type::Int,
+            Attribute::Custom(slot) => match slot.kind {
+                SearchAttributeType::Keyword => Type::CustomKeyword,
+                SearchAttributeType::Text => Type::Text,
+                SearchAttributeType::Int => Type::Int,
+                SearchAttributeType::Double => Type::Double,
+                SearchAttributeType::Bool => Type::Bool,
+                SearchAttributeType::Datetime => Type::Datetime,
+                SearchAttributeType::KeywordList => Type::KeywordList,
+            },
         }
     }
 
@@ -112,6 +150,8 @@ impl Attribute {
                 | Attribute::ParentWorkflowId
                 | Attribute::ParentRunId
                 | Attribute::BatonPinnedVersion
+                | Attribute::TemporalScheduledById
+                | Attribute::Custom(_)
         )
     }
 }

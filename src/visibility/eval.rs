@@ -5,9 +5,9 @@
 
 use std::cmp::Ordering;
 
-use super::{Attribute, Cursor, Expr, ListQuery, Op, Value};
+use super::{Attribute, Cursor, Expr, ListQuery, Op, Type, Value};
 
-/// A run's values of the system attributes (`None`: the run has none).
+/// A run's values of the attributes (`None`: the run has none).
 pub trait Attributes {
     fn value(&self, attribute: Attribute) -> Option<Value>;
 }
@@ -24,6 +24,19 @@ impl Expr {
                 op,
                 value,
             } => row.value(*attribute).is_some_and(|v| {
+                match (attribute.kind(), &v, value) {
+                    // Every word of the literal is a word of the value.
+                    (Type::Text, Value::Text(words), Value::List(wanted)) => {
+                        let has = wanted
+                            .iter()
+                            .all(|w| words.split(' ').any(|have| have == w));
+                        return has == (*op == Op::Eq);
+                    }
+                    (Type::KeywordList, Value::List(items), Value::Text(wanted)) => {
+                        return items.contains(wanted);
+                    }
+                    _ => {}
+                }
                 let ord = v.cmp(value);
                 match op {
                     Op::Eq => ord == Ordering::Equal,
@@ -34,9 +47,13 @@ impl Expr {
                     Op::Ge => ord != Ordering::Less,
                 }
             }),
-            Expr::In { attribute, values } => {
-                row.value(*attribute).is_some_and(|v| values.contains(&v))
-            }
+            Expr::In { attribute, values } => match row.value(*attribute) {
+                Some(Value::List(items)) => values
+                    .iter()
+                    .any(|v| matches!(v, Value::Text(t) if items.contains(t))),
+                Some(v) => values.contains(&v),
+                None => false,
+            },
             Expr::Between {
                 attribute,
                 low,

@@ -20,6 +20,16 @@
 //!   pagination neither skips nor repeats. A missing value sorts after
 //!   every value (last ascending, first descending, as Temporal's
 //!   `CloseTime DESC NULLS FIRST`).
+//! - Custom search attributes resolve through the namespace's registry
+//!   (system names win; a name registered nowhere is an error). A run
+//!   without a value of one is like an open run's CloseTime: missing.
+//!   Keyword: `=`, `!=`, IN, STARTS_WITH. Int, Double, Datetime: every
+//!   comparison, IN and BETWEEN. Bool: `=`, `!=`. Text: `=` matches when
+//!   every word of the literal is a word of the value (words: maximal runs
+//!   of letters and digits, lowercased, so `Text = 'RED box'` matches
+//!   "big red box"), `!=` when not. KeywordList: `=` matches a list that
+//!   contains the literal, IN one that contains any of them. ORDER BY
+//!   takes Keyword, Int, Double, Datetime and Bool (false before true).
 
 mod attribute;
 mod check;
@@ -31,6 +41,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use attribute::{Attribute, Type};
+
+use crate::engine::Registry;
 pub use eval::Attributes;
 pub use syntax::Op;
 
@@ -61,12 +73,42 @@ impl Error {
 }
 
 /// A typed value: keywords and statuses as text (statuses in their stored
-/// form, `RUNNING`), times and durations as milliseconds, ints as ints.
+/// form, `RUNNING`), times and durations as milliseconds, ints and bools
+/// (1 / 0) as ints, a Text attribute's value as its words between spaces
+/// (` big red box `), a KeywordList as its keywords.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Int(i64),
+    Double(Double),
     Text(String),
+    List(Vec<String>),
+}
+
+/// A finite double, totally ordered (typing refuses NaN and infinities,
+/// and turns `-0.0` into `0.0`, so the order is SQL's).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Double(pub f64);
+
+impl PartialEq for Double {
+    fn eq(&self, other: &Double) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Double {}
+
+impl PartialOrd for Double {
+    fn partial_cmp(&self, other: &Double) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Double {
+    fn cmp(&self, other: &Double) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 /// A filter, every literal checked against its attribute's type.
@@ -134,6 +176,16 @@ impl ListQuery {
         ListQuery::ordered(filter, Vec::new())
     }
 
+    /// A query with `filter` by RunId ascending: an order no change to a
+    /// run moves it in (batch jobs page by it).
+    pub fn by_run_id(filter: Option<Expr>) -> ListQuery {
+        let order = vec![OrderTerm {
+            attribute: Attribute::RunId,
+            descending: false,
+        }];
+        ListQuery::ordered(filter, order)
+    }
+
     fn ordered(filter: Option<Expr>, mut order: Vec<OrderTerm>) -> ListQuery {
         if order.is_empty() {
             order.push(OrderTerm {
@@ -182,9 +234,14 @@ impl ListQuery {
                 None => t.attribute.is_nullable(),
                 Some(Value::Int(_)) => matches!(
                     t.attribute.kind(),
-                    Type::Datetime | Type::Duration | Type::Int
+                    Type::Datetime | Type::Duration | Type::Int | Type::Bool
                 ),
-                Some(Value::Text(_)) => matches!(t.attribute.kind(), Type::Keyword | Type::Status),
+                Some(Value::Double(_)) => t.attribute.kind() == Type::Double,
+                Some(Value::Text(_)) => matches!(
+                    t.attribute.kind(),
+                    Type::Keyword | Type::Status | Type::CustomKeyword
+                ),
+                Some(Value::List(_)) => false,
             })
     }
 }
@@ -197,22 +254,22 @@ pub struct CountQuery {
     pub group_by: Option<Attribute>,
 }
 
-/// Parses a list query (`GROUP BY` is refused). Empty text lists every
-/// run.
-pub fn parse_list(text: &str) -> Result<ListQuery, Error> {
+/// Parses a list query (`GROUP BY` is refused), resolving custom names
+/// through `registry`. Empty text lists every run.
+pub fn parse_list(text: &str, registry: &Registry) -> Result<ListQuery, Error> {
     let tokens = syntax::lex(text)?;
     let parsed = syntax::parse(text, &tokens)?;
     if let Some((token, _)) = &parsed.group_by {
         return Err(Error::at(text, token.at, token.raw)
             .with_message("GROUP BY is only for counting runs".to_owned()));
     }
-    let filter = check::filter(text, parsed.filter.as_ref())?;
-    let order = check::order(text, parsed.order_by.as_ref())?;
+    let filter = check::filter(text, registry, parsed.filter.as_ref())?;
+    let order = check::order(text, registry, parsed.order_by.as_ref())?;
     Ok(ListQuery::ordered(filter, order))
 }
 
 /// Parses a count query (`ORDER BY` is refused).
-pub fn parse_count(text: &str) -> Result<CountQuery, Error> {
+pub fn parse_count(text: &str, registry: &Registry) -> Result<CountQuery, Error> {
     let tokens = syntax::lex(text)?;
     let parsed = syntax::parse(text, &tokens)?;
     if let Some((token, _)) = &parsed.order_by {
@@ -220,7 +277,7 @@ pub fn parse_count(text: &str) -> Result<CountQuery, Error> {
             .with_message("ORDER BY has no meaning when counting runs".to_owned()));
     }
     Ok(CountQuery {
-        filter: check::filter(text, parsed.filter.as_ref())?,
-        group_by: check::group_by(text, parsed.group_by.as_ref())?,
+        filter: check::filter(text, registry, parsed.filter.as_ref())?,
+        group_by: check::group_by(text, registry, parsed.group_by.as_ref())?,
     })
 }

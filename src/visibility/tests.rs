@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::*;
 
 fn list(text: &str) -> ListQuery {
-    parse_list(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    parse_list(text, &Default::default()).unwrap_or_else(|e| panic!("{text:?}: {e}"))
 }
 
 fn filter(text: &str) -> Expr {
@@ -14,7 +14,7 @@ fn filter(text: &str) -> Expr {
 }
 
 fn err(text: &str) -> (String, usize, String) {
-    let e = parse_list(text).expect_err(text);
+    let e = parse_list(text, &Default::default()).expect_err(text);
     (e.message, e.column, e.token)
 }
 
@@ -171,7 +171,7 @@ fn literals_take_their_attributes_types() {
 
 #[test]
 fn datetimes_parse_as_rfc3339() {
-    use super::check::datetime;
+    use crate::time::rfc3339_millis as datetime;
     assert_eq!(datetime("1970-01-01T00:00:00Z"), Some(0));
     assert_eq!(
         datetime("2023-11-14T22:13:20.123Z"),
@@ -357,26 +357,37 @@ fn errors_name_the_token_and_its_column() {
             "{query}"
         );
         // The display form says where.
-        let shown = parse_list(query).expect_err(query).to_string();
+        let shown = parse_list(query, &Default::default())
+            .expect_err(query)
+            .to_string();
         assert!(shown.ends_with(&format!("(at column {column})")), "{shown}");
     }
 }
 
 #[test]
 fn count_queries_group_by_execution_status_only() {
-    let q = parse_count("WorkflowType = 'a' GROUP BY ExecutionStatus").expect("count");
+    let q = parse_count(
+        "WorkflowType = 'a' GROUP BY ExecutionStatus",
+        &Default::default(),
+    )
+    .expect("count");
     assert_eq!(q.group_by, Some(Attribute::ExecutionStatus));
     assert_eq!(
         q.filter,
         Some(cmp(Attribute::WorkflowType, Op::Eq, text("a")))
     );
-    let all = parse_count("group by ExecutionStatus").expect("count");
+    let all = parse_count("group by ExecutionStatus", &Default::default()).expect("count");
     assert_eq!(
         (all.filter, all.group_by),
         (None, Some(Attribute::ExecutionStatus))
     );
-    assert_eq!(parse_count("").expect("count").group_by, None);
-    let e = parse_count("GROUP BY WorkflowType").expect_err("by type");
+    assert_eq!(
+        parse_count("", &Default::default())
+            .expect("count")
+            .group_by,
+        None
+    );
+    let e = parse_count("GROUP BY WorkflowType", &Default::default()).expect_err("by type");
     assert_eq!(
         (e.message.as_str(), e.column),
         (
@@ -384,7 +395,7 @@ fn count_queries_group_by_execution_status_only() {
             10
         )
     );
-    let e = parse_count("ORDER BY StartTime").expect_err("ordered");
+    let e = parse_count("ORDER BY StartTime", &Default::default()).expect_err("ordered");
     assert_eq!(
         (e.message.as_str(), e.column),
         ("ORDER BY has no meaning when counting runs", 1)

@@ -1,7 +1,8 @@
 """Workflow tasks with local activities (docs/protocol.md §5.2.1, §14.6).
 
 :func:`run_workflow_task` answers a workflow task push. It replays the run
-(on the workflow pool, the workflow code is synchronous), and while the
+(the workflow code is synchronous: on the serving loop, or on the replay
+pool for a long history, as :class:`baton.App` decides), and while the
 workflow waits on local activities it runs their attempts in this app,
 retrying in-process while the back-off is at most the local retry
 threshold, feeds each outcome back (a ``LocalActivity`` marker) and lets
@@ -60,11 +61,13 @@ async def run_workflow_task(
     req: WorkflowTaskRequest,
     *,
     activities: Mapping[str, _ActivityDefinition],
-    workflow_pool: concurrent.futures.Executor,
+    workflow_pool: concurrent.futures.Executor | None,
     activity_executor: concurrent.futures.Executor | None,
     determinism_checks: bool,
 ) -> dict[str, Any]:
-    """The answer to one workflow task push (see the module doc)."""
+    """The answer to one workflow task push (see the module doc). The
+    replay's steps run on ``workflow_pool``, or inline on this loop when it
+    is None."""
     if definition is None:
         err = LookupError(f"workflow type {req['workflow_type']!r} is not registered with this app")
         return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
@@ -74,6 +77,8 @@ async def run_workflow_task(
     ctx = contextvars.copy_context()
 
     async def on_pool(fn: Any, *args: Any) -> Any:
+        if workflow_pool is None:
+            return ctx.run(fn, *args)
         return await loop.run_in_executor(workflow_pool, lambda: ctx.run(fn, *args))
 
     started: dict[str, tuple[LocalActivity, asyncio.Task[dict[str, Any]]]] = {}

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -67,7 +68,7 @@ from baton._protocol import (
     parse_duration,
     parse_timestamp,
 )
-from baton.common import RetryPolicy
+from baton.common import RetryPolicy, SearchAttributeUpdate, TypedSearchAttributes
 from baton.converter import (
     decode_args,
     encode_args,
@@ -116,6 +117,7 @@ _COMMAND_EVENTS = frozenset(
         "TimerStarted",
         "TimerCanceled",
         "MarkerRecorded",
+        "UpsertWorkflowSearchAttributes",
         "WorkflowExecutionCompleted",
         "WorkflowExecutionFailed",
         "WorkflowExecutionCanceled",
@@ -221,6 +223,7 @@ _DESCRIBED: dict[str, tuple[str, ...]] = {
     "TimerCanceled": ("timer_id",),
     "RecordMarker": ("marker_name", "patch_id", "activity_type", "activity_id"),
     "MarkerRecorded": ("marker_name", "patch_id", "activity_type", "activity_id"),
+    "UpsertWorkflowSearchAttributes": ("names",),
     "CompleteWorkflowUpdate": ("update_id",),
     "WorkflowExecutionUpdateCompleted": ("update_id",),
     "StartChildWorkflowExecution": ("workflow_type", "workflow_id"),
@@ -242,6 +245,8 @@ def _describe(kind: str, name: str, attributes: dict[str, Any]) -> str:
     def member(key: str) -> Any:
         if key == "patch_id" or name in ("RecordMarker", "MarkerRecorded"):
             return details.get(key) if key != "marker_name" else attributes.get(key)
+        if key == "names":
+            return sorted(_as_dict(attributes.get("search_attributes")))
         if key == "workflow_id" and kind == "event" and "workflow_id" not in attributes:
             return target.get("workflow_id")
         return attributes.get(key)
@@ -1002,6 +1007,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             if a.get("retry_policy")
             else None,
             raw_memo=_as_dict(a.get("memo")),
+            typed_search_attributes=TypedSearchAttributes.from_wire(
+                _as_dict(a.get("search_attributes"))
+            ),
             parent=ParentInfo(
                 namespace=req["namespace"],
                 run_id=str(parent.get("run_id", "")),
@@ -1249,6 +1257,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
     def workflow_is_replaying(self) -> bool:
         return self._replaying
+
+    def workflow_upsert_search_attributes(
+        self, updates: Sequence[SearchAttributeUpdate[Any]]
+    ) -> None:
+        if not updates:
+            raise ValueError("upsert_search_attributes needs at least one update")
+        attributes = {u.key.name: u.key.to_wire(u.value) for u in updates}
+        self._commands.append(
+            _Command("UpsertWorkflowSearchAttributes", {"search_attributes": attributes})
+        )
+        info = self.workflow_info()
+        self._info = dataclasses.replace(
+            info, typed_search_attributes=info.typed_search_attributes.updated(*updates)
+        )
 
     def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool:
         if patch_id in self._patches:
@@ -1617,6 +1639,11 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
             and target == ca["workflow_id"]
             and a.get("signal_name") == ca.get("signal_name")
         )
+    if c.command_type == "UpsertWorkflowSearchAttributes":
+        # The same attributes, by name (the event's values are typed).
+        return t == "UpsertWorkflowSearchAttributes" and set(
+            _as_dict(a.get("search_attributes"))
+        ) == set(_as_dict(ca.get("search_attributes")))
     if c.command_type == "RecordMarker":
         if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
             return False

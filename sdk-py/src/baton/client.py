@@ -1,7 +1,8 @@
 """The client for Baton's REST API (as ``temporalio.client``): start
 workflows (also with a start signal), signal, cancel, wait for results,
 update, inspect, terminate, and finish activities that completed
-asynchronously; create and manage schedules (their types live in
+asynchronously; start, follow and stop batch operations over a list
+query (their types live in ``baton._batch``); create and manage schedules (their types live in
 ``baton._schedule`` and are exported from here, as ``temporalio.client``
 exports them).
 
@@ -12,7 +13,6 @@ exports them).
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +22,19 @@ from typing import Any, Generic, TypeVar, cast, overload
 from urllib.parse import quote, urlencode
 
 from baton import _http, _schedule
+from baton._batch import (
+    BatchOperation,
+    BatchOperationCancellation,
+    BatchOperationDeletion,
+    BatchOperationDescription,
+    BatchOperationFailure,
+    BatchOperationReset,
+    BatchOperationSignal,
+    BatchOperationState,
+    BatchOperationTermination,
+    BatchResetType,
+    operation_to_wire,
+)
 from baton._protocol import EventDict, format_duration, parse_timestamp
 from baton._schedule import (
     Schedule,
@@ -54,6 +67,7 @@ from baton._schedule import (
 )
 from baton.common import (
     RetryPolicy,
+    TypedSearchAttributes,
     WorkflowExecutionStatus,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -77,6 +91,16 @@ from baton.workflow import _Definition
 
 __all__ = [
     "AsyncActivityHandle",
+    "BatchOperation",
+    "BatchOperationCancellation",
+    "BatchOperationDeletion",
+    "BatchOperationDescription",
+    "BatchOperationFailure",
+    "BatchOperationReset",
+    "BatchOperationSignal",
+    "BatchOperationState",
+    "BatchOperationTermination",
+    "BatchResetType",
     "Client",
     "Schedule",
     "ScheduleAction",
@@ -165,6 +189,10 @@ class WorkflowExecutionDescription(WorkflowExecution):
     pinned_version: str | None = None
     #: The memo given at start (carried by continue-as-new unless changed).
     memo: dict[str, Any] = field(default_factory=lambda: {})
+    #: The run's custom search attributes now (set at start, upserted).
+    typed_search_attributes: TypedSearchAttributes = field(
+        default_factory=lambda: TypedSearchAttributes.empty
+    )
     #: Counts the runs a workflow retry policy started; 1 for the first.
     attempt: int = 1
     #: For a child workflow: the parent run (``workflow_id``, ``run_id``,
@@ -306,6 +334,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[_R]: ...
 
     @overload
@@ -328,6 +357,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[Any]: ...
 
     async def start_workflow(
@@ -349,6 +379,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> WorkflowHandle[Any]:
         """Starts a workflow (a ``@workflow.run`` method, a ``@workflow.defn``
         class, or a type name). Raises :class:`WorkflowAlreadyStartedError`
@@ -391,6 +422,8 @@ class Client:
             body["retry_policy"] = retry_policy.to_wire()
         if memo is not None:
             body["memo"] = {k: to_json(v) for k, v in memo.items()}
+        if search_attributes:
+            body["search_attributes"] = search_attributes.to_wire()
         if self.identity:
             body["identity"] = self.identity
         path = f"/workflows/{quote(id, safe='')}"
@@ -438,6 +471,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> _R: ...
 
     @overload
@@ -460,6 +494,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> Any: ...
 
     async def execute_workflow(
@@ -481,6 +516,7 @@ class Client:
         start_signal_args: Sequence[Any] = (),
         retry_policy: RetryPolicy | None = None,
         memo: Mapping[str, Any] | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> Any:
         """Starts a workflow and waits for its result."""
         handle = await self.start_workflow(
@@ -500,6 +536,7 @@ class Client:
             start_signal_args=start_signal_args,
             retry_policy=retry_policy,
             memo=memo,
+            search_attributes=search_attributes,
         )
         return await handle.result()
 
@@ -535,13 +572,14 @@ class Client:
         status: WorkflowExecutionStatus | str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[WorkflowExecution]:
-        """Executions of the namespace, newest first, filtered by keyword or
-        by a Temporal-style ``query`` of ``=`` clauses joined by ``AND`` over
-        ``WorkflowType``, ``WorkflowId`` and ``ExecutionStatus``
-        (``"WorkflowType = 'Onboarding' AND ExecutionStatus = 'Running'"``)."""
+        """Executions of the namespace, filtered by keyword or by a list
+        ``query`` in Temporal's visibility language, over system and custom
+        search attributes (``"WorkflowType = 'Onboarding' AND CustomerId =
+        'c-17' ORDER BY StartTime DESC"``), which the server checks (400
+        naming the token)."""
         params: dict[str, str] = {"page_size": str(page_size)}
         if query:
-            params.update(_parse_list_query(query))
+            params["query"] = query
         if workflow_type:
             params["workflow_type"] = workflow_type
         if workflow_id:
@@ -612,6 +650,66 @@ class Client:
         params = _schedule.list_params(id_prefix=id_prefix, paused=paused, page_size=page_size)
         return ScheduleAsyncIterator(self, params)
 
+    # --- batch operations ----------------------------------------------------------------
+
+    async def start_batch_operation(
+        self,
+        query: str,
+        operation: BatchOperation,
+        *,
+        job_id: str | None = None,
+        reason: str = "",
+        rps: float | None = None,
+        request_id: str | None = None,
+    ) -> BatchOperationDescription:
+        """Starts a durable batch job applying ``operation`` to every run
+        ``query`` (a list filter, as ``baton workflow list --query`` takes)
+        matches now, at most ``rps`` runs per second (default 50, capped by
+        the server), each run once even across server crashes
+        (Temporal's ``StartBatchOperation``). ``job_id`` defaults to
+        ``request_id``, else a new id; a retry with the same ``request_id``
+        returns the job it started. Raises :class:`RPCError` (400, naming
+        the field) for a request the server refuses; nothing is stored then."""
+        body: dict[str, Any] = {"query": query, "reason": reason, **operation_to_wire(operation)}
+        if job_id is not None:
+            body["batch_id"] = job_id
+        if request_id is not None:
+            body["request_id"] = request_id
+        if rps is not None:
+            body["rps"] = rps
+        if self.identity:
+            body["identity"] = self.identity
+        resp = await self._call("POST", "/batches", body)
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
+    async def describe_batch_operation(self, job_id: str) -> BatchOperationDescription:
+        """The job and its progress; :class:`RPCError` (404) if there is none."""
+        resp = await self._call("GET", f"/batches/{quote(job_id, safe='')}")
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
+    async def list_batch_operations(
+        self, *, page_size: int = 100
+    ) -> AsyncIterator[BatchOperationDescription]:
+        """The namespace's jobs, newest first, fetched ``page_size`` at a time."""
+        token: str | None = None
+        while True:
+            params = {"page_size": str(page_size)}
+            if token:
+                params["next_page_token"] = token
+            resp = await self._call("GET", "/batches?" + urlencode(params))
+            data = cast("dict[str, Any]", resp.json())
+            for row in cast("list[dict[str, Any]]", data.get("batches") or []):
+                yield BatchOperationDescription._from_wire(row)
+            token = data.get("next_page_token")
+            if not token:
+                return
+
+    async def stop_batch_operation(self, job_id: str) -> BatchOperationDescription:
+        """Asks the job to stop before its next run (it ends ``STOPPED``);
+        returns it as it is now. A closed job stays as it is."""
+        resp = await self._call("POST", f"/batches/{quote(job_id, safe='')}/stop")
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
     # --- async activity completion -------------------------------------------------------
 
     def get_async_activity_handle(self, task_token: str) -> AsyncActivityHandle:
@@ -619,29 +717,6 @@ class Client:
         ``activity.raise_complete_async()``; ``task_token`` is its
         ``activity.info().task_token``."""
         return AsyncActivityHandle(self, task_token)
-
-
-_LIST_KEYS = {
-    "WorkflowType": "workflow_type",
-    "WorkflowId": "workflow_id",
-    "ExecutionStatus": "status",
-}
-_CLAUSE = re.compile(r"""^\s*(\w+)\s*=\s*(?:'([^']*)'|"([^"]*)")\s*$""")
-
-
-def _parse_list_query(query: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for clause in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
-        m = _CLAUSE.match(clause)
-        if not m or m.group(1) not in _LIST_KEYS:
-            raise ValueError(
-                f"unsupported list query clause {clause!r}: use Key = 'value' joined by AND, "
-                f"with keys {sorted(_LIST_KEYS)}"
-            )
-        value = m.group(2) if m.group(2) is not None else m.group(3)
-        key = _LIST_KEYS[m.group(1)]
-        out[key] = value.upper() if key == "status" else value
-    return out
 
 
 class ResetType(str, Enum):
@@ -743,6 +818,9 @@ class WorkflowHandle(Generic[_R]):
             history_size_bytes=int(d.get("history_size_bytes", 0)),
             pinned_version=d.get("pinned_version"),
             memo=cast("dict[str, Any]", d.get("memo") or {}),
+            typed_search_attributes=TypedSearchAttributes.from_wire(
+                cast("dict[str, Any]", d.get("search_attributes") or {})
+            ),
             attempt=int(d.get("attempt") or 1),
             parent=d.get("parent"),
             children=d.get("children") or [],

@@ -26,7 +26,12 @@ from enum import IntEnum
 from typing import Any, NoReturn, TypeVar, overload
 
 from baton._protocol import format_duration
-from baton.common import RetryPolicy, WorkflowIDReusePolicy
+from baton.common import (
+    RetryPolicy,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from baton.converter import from_json, to_json, type_hints_of
 from baton.exceptions import BatonError
 
@@ -66,6 +71,7 @@ __all__ = [
     "time_ns",
     "unsafe",
     "update",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
 ]
@@ -325,6 +331,11 @@ class Info:
     raw_memo: Mapping[str, Any] = field(default_factory=lambda: {})
     #: The run that started this one as its child, if any.
     parent: ParentInfo | None = None
+    #: The run's custom search attributes: as started, then as this code
+    #: upserted them (``upsert_search_attributes``).
+    typed_search_attributes: TypedSearchAttributes = field(
+        default_factory=lambda: TypedSearchAttributes.empty
+    )
 
     def is_continue_as_new_suggested(self) -> bool:
         return self.suggest_continue_as_new
@@ -360,6 +371,11 @@ class _Runtime:
         raise NotImplementedError
 
     def workflow_patch(self, patch_id: str, *, deprecated: bool) -> bool:
+        raise NotImplementedError
+
+    def workflow_upsert_search_attributes(
+        self, updates: Sequence[SearchAttributeUpdate[Any]]
+    ) -> None:
         raise NotImplementedError
 
     def workflow_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[bool]:
@@ -430,6 +446,15 @@ def in_workflow() -> bool:
 
 def info() -> Info:
     return _runtime().workflow_info()
+
+
+def upsert_search_attributes(updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+    """Sets (``key.value_set(v)``) or removes (``key.value_unset()``)
+    custom search attributes of the run, as temporalio's; the server types
+    them by the namespace's registry and fails the workflow task
+    (BAD_SEARCH_ATTRIBUTES) on an unknown name or a wrong type.
+    ``info().typed_search_attributes`` reflects the change at once."""
+    _runtime().workflow_upsert_search_attributes(list(updates))
 
 
 def memo() -> Mapping[str, Any]:
@@ -852,10 +877,12 @@ def continue_as_new(
     task_timeout: timedelta | None = None,
     retry_policy: RetryPolicy | None = None,
     memo: Mapping[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> NoReturn:
     """Ends this run and starts the next run of the chain, with the same
     workflow id, a fresh history and these arguments. Options not given
-    (workflow type, task queue, timeouts, retry policy, memo) are carried.
+    (workflow type, task queue, timeouts, retry policy, memo, search
+    attributes) are carried.
     Never returns: raises :class:`ContinueAsNewError`."""
     _runtime()
     attributes: dict[str, Any] = {"input": [to_json(a) for a in _args(arg, args)]}
@@ -875,6 +902,8 @@ def continue_as_new(
         attributes["retry_policy"] = retry_policy.to_wire()
     if memo is not None:
         attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    if search_attributes is not None:
+        attributes["search_attributes"] = search_attributes.to_wire()
     raise ContinueAsNewError(attributes)
 
 
@@ -964,12 +993,14 @@ async def start_child_workflow(
         ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
     ),
     memo: Mapping[str, Any] | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
     result_type: Any = None,
 ) -> ChildWorkflowHandle[Any]:
     """Starts a child workflow and returns its handle once the server
     started it; raises :class:`WorkflowAlreadyStartedError` if ``id`` is in
     use. ``workflow`` is a ``@workflow.run`` method, a workflow class or a
-    workflow type name."""
+    workflow type name. A child has only the ``search_attributes`` given
+    here (none of the parent's)."""
     rt = _runtime()
     if isinstance(workflow, str):
         name, ret = workflow, None
@@ -1000,6 +1031,8 @@ async def start_child_workflow(
         attributes["retry_policy"] = retry_policy.to_wire()
     if memo is not None:
         attributes["memo"] = {k: to_json(v) for k, v in memo.items()}
+    if search_attributes is not None:
+        attributes["search_attributes"] = search_attributes.to_wire()
     return await rt.workflow_start_child(
         attributes,
         cancellation_type=ChildWorkflowCancellationType(cancellation_type),

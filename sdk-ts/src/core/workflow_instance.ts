@@ -60,6 +60,9 @@ import {
   formatDuration,
   msToNumber,
   retryPolicyToWire,
+  type SearchAttributeUpdatePair,
+  searchAttributeToWire,
+  TypedSearchAttributes,
 } from "../common.js";
 import type {
   RequestCancelExternalWorkflowExecutionAttributes,
@@ -98,6 +101,8 @@ export interface WorkflowInfo {
   firstExecutionRunId: string;
   /** The memo given at start (carried through continue-as-new). */
   memo?: Record<string, unknown>;
+  /** The run's custom search attributes: as started, then as this code upserted them. */
+  typedSearchAttributes: TypedSearchAttributes;
   historyLength: number;
   historySize: number;
   continueAsNewSuggested: boolean;
@@ -114,6 +119,7 @@ const COMMAND_EVENTS = new Set([
   "TimerStarted",
   "TimerCanceled",
   "MarkerRecorded",
+  "UpsertWorkflowSearchAttributes",
   "WorkflowExecutionCompleted",
   "WorkflowExecutionFailed",
   "WorkflowExecutionCanceled",
@@ -240,6 +246,7 @@ const DESCRIBED: Record<string, string[]> = {
   TimerCanceled: ["timer_id"],
   RecordMarker: ["marker_name", "patch_id", "activity_type", "activity_id"],
   MarkerRecorded: ["marker_name", "patch_id", "activity_type", "activity_id"],
+  UpsertWorkflowSearchAttributes: ["names"],
   CompleteWorkflowUpdate: ["update_id"],
   WorkflowExecutionUpdateCompleted: ["update_id"],
   StartChildWorkflowExecution: ["workflow_type", "workflow_id"],
@@ -257,6 +264,7 @@ function describe(isEvent: boolean, name: string, attributes: unknown): string {
   const marker = name === "RecordMarker" || name === "MarkerRecorded";
   const member = (k: string): unknown => {
     if (marker && k !== "marker_name") return rec(a.details)[k];
+    if (k === "names") return Object.keys(rec(a.search_attributes)).sort();
     if (k === "workflow_id" && isEvent && !("workflow_id" in a)) return rec(a.workflow_execution).workflow_id;
     return a[k];
   };
@@ -461,6 +469,7 @@ export class WorkflowInstance {
       firstExecutionRunId: typeof attrs.first_execution_run_id === "string" ? attrs.first_execution_run_id : request.run_id,
       ...(typeof attrs.continued_execution_run_id === "string" ? { continuedFromExecutionRunId: attrs.continued_execution_run_id } : {}),
       ...(attrs.memo !== null && typeof attrs.memo === "object" ? { memo: attrs.memo as Record<string, unknown> } : {}),
+      typedSearchAttributes: TypedSearchAttributes.fromWire(attrs.search_attributes),
       historyLength: request.history_length ?? request.history.length,
       historySize: request.history_size_bytes ?? 0,
       continueAsNewSuggested: request.suggest_continue_as_new ?? false,
@@ -990,6 +999,11 @@ export class WorkflowInstance {
         return t === "SignalExternalWorkflowExecutionInitiated" && rec(a.workflow_execution).workflow_id === cmd.attributes.workflow_id && a.signal_name === cmd.attributes.signal_name;
       case "RequestCancelExternalWorkflowExecution":
         return t === "RequestCancelExternalWorkflowExecutionInitiated" && rec(a.workflow_execution).workflow_id === cmd.attributes.workflow_id;
+      case "UpsertWorkflowSearchAttributes": {
+        // The same attributes, by name (the event's values are typed).
+        const names = (o: unknown): string => JSON.stringify(Object.keys(rec(o)).sort());
+        return t === "UpsertWorkflowSearchAttributes" && names(a.search_attributes) === names(cmd.attributes.search_attributes);
+      }
       case "RecordMarker": {
         const ca = cmd.attributes;
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
@@ -1405,6 +1419,14 @@ export class WorkflowInstance {
       d.reject(err);
     });
     return d.promise;
+  }
+
+  upsertSearchAttributes(updates: SearchAttributeUpdatePair[]): void {
+    if (updates.length === 0) throw new TypeError("upsertSearchAttributes needs at least one update");
+    const attributes: Record<string, unknown> = {};
+    for (const u of updates) attributes[u.key.name] = searchAttributeToWire(u.key.type, u.value);
+    this.commands.push({ command: { command_type: "UpsertWorkflowSearchAttributes", attributes: { search_attributes: attributes } } });
+    this.info.typedSearchAttributes = this.info.typedSearchAttributes.updateCopy(updates);
   }
 
   patch(patchId: string, deprecated: boolean): boolean {

@@ -14,6 +14,47 @@ export type Timestamp = string;
 /** Any JSON value (user data: workflow input and result, activity input and result, details). A single payload is at most 2 MiB, measured as compact JSON. Absent and `null` mean the same. */
 export type Payload = unknown;
 
+/** Custom search attributes as plain JSON by name, typed by the namespace's registry: Keyword and Text a string, Int an integer, Double a number, Bool true/false, Datetime an RFC 3339 string, KeywordList an array of strings. `null` (and an empty KeywordList) means unset. */
+export type SearchAttributesInput = Record<string, unknown>;
+
+/** A search attribute's value with its type and the slot (listing column) it is indexed in. */
+export type IndexedSearchAttribute = {
+  type: SearchAttributeType;
+  slot: number;
+  /** The value, normalised (Datetime in UTC with milliseconds). */
+  value: unknown;
+};
+
+export type IndexedSearchAttributes = {
+  [key: string]: IndexedSearchAttribute;
+};
+
+export type TypedSearchAttribute = {
+  type: SearchAttributeType;
+  /** The value as set (Datetime normalised to UTC). */
+  value: unknown;
+};
+
+export type SearchAttributeType = "Keyword" | "Text" | "Int" | "Double" | "Bool" | "Datetime" | "KeywordList";
+
+export type SearchAttributeList = {
+  /** Registered custom attributes, name to type. */
+  custom_attributes: {
+    [key: string]: SearchAttributeType;
+  };
+  /** The system attributes every run has, name to type. */
+  system_attributes: {
+    [key: string]: string;
+  };
+};
+
+export type AddSearchAttributesRequest = {
+  /** Name to type (Temporal's AddSearchAttributes). Names are 1-64 letters, digits and '_', starting with a letter, and neither a system attribute's nor starting with Temporal or Baton. */
+  search_attributes: {
+    [key: string]: string;
+  };
+};
+
 /** Temporal's memo: named payloads, not indexed. In requests `null` means the same as absent. */
 export type Memo = {
   [key: string]: Payload;
@@ -199,6 +240,8 @@ export type StartWorkflowRequest = {
   identity?: string;
   /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
   memo?: Memo;
+  /** Custom search attributes, typed by the namespace's registry; an unknown name or a value of the wrong type is 400 naming it. Carried to the next runs of the chain. */
+  search_attributes?: SearchAttributesInput;
   /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
   retry_policy?: RetryPolicySpec;
 };
@@ -252,6 +295,10 @@ export type WorkflowDescription = {
   /** Set once the run closed and its chain went on (continue-as-new, a retry, or a reset that terminated it). */
   new_execution_run_id?: RunId;
   memo?: Memo;
+  /** The run's custom search attributes now, each with its type. */
+  search_attributes: {
+    [key: string]: TypedSearchAttribute;
+  };
   retry_policy?: RetryPolicy;
   execution: WorkflowExecution;
   history_size_bytes: number;
@@ -407,6 +454,8 @@ export type SignalWithStartRequest = {
   identity?: string;
   /** Non-indexed fields shown by describe and readable by the workflow (Temporal's memo); carried to the next runs of the chain. */
   memo?: Memo;
+  /** Custom search attributes, typed by the namespace's registry; an unknown name or a value of the wrong type is 400 naming it. Carried to the next runs of the chain. */
+  search_attributes?: SearchAttributesInput;
   /** Retries the whole run when it fails or times out (not when canceled or terminated); the next attempt is a new run with the same input. */
   retry_policy?: RetryPolicySpec;
 };
@@ -613,6 +662,73 @@ export type ScheduleList = {
   next_page_token?: string;
 };
 
+export type BatchOperation = "terminate" | "cancel" | "signal" | "reset" | "delete";
+
+/** FAILED: the job could not go on (its stored query no longer checks); STOPPED: stopped by an operator. */
+export type BatchState = "RUNNING" | "COMPLETED" | "FAILED" | "STOPPED";
+
+export type BatchResetType = "FIRST_WORKFLOW_TASK" | "LAST_WORKFLOW_TASK";
+
+export type StartBatchRequest = {
+  /** The job's id; defaults to `request_id`, else a new UUID. */
+  batch_id?: string;
+  /** Idempotency key; a retried start returns the job it created. */
+  request_id?: string;
+  /** A list filter (no ORDER BY or GROUP BY), as `GET …/workflows?query=` takes. */
+  query: string;
+  operation: BatchOperation;
+  /** Recorded on each terminate, cancellation request and reset. */
+  reason?: string;
+  /** Who starts the job. */
+  identity?: string;
+  /** Runs per second; above the server's `--batch-max-rps` it runs at that. */
+  rps?: number;
+  /** Required for `signal` (only). */
+  signal_name?: string;
+  /** The signal's input (any JSON); `signal` only. */
+  input?: unknown;
+  /** Required for `reset` (only). */
+  reset_type?: BatchResetType;
+};
+
+export type BatchFailure = {
+  workflow_id: string;
+  run_id: string;
+  reason: string;
+};
+
+export type BatchDescription = {
+  batch_id: string;
+  namespace: string;
+  query: string;
+  operation: BatchOperation;
+  reason: string;
+  identity?: string;
+  /** The rate the job runs at (capped by the server). */
+  rps: number;
+  signal_name?: string;
+  /** The signal's input. */
+  input?: unknown;
+  reset_type?: BatchResetType;
+  state: BatchState;
+  /** Runs the query matched when the job started. */
+  total: number;
+  /** Runs the operation was applied to. */
+  done: number;
+  failed: number;
+  /** The first 20 failures. */
+  failures: BatchFailure[];
+  stop_requested: boolean;
+  created_at: Timestamp;
+  closed_at?: Timestamp;
+};
+
+export type BatchList = {
+  batches: BatchDescription[];
+  /** Present when there may be more. */
+  next_page_token?: string;
+};
+
 export type ServerTime = {
   now: Timestamp;
   /** Total time skipped since the node started. */
@@ -692,12 +808,12 @@ export type RetryPolicySpec = {
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
-export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "BAD_START_CHILD_EXECUTION_ATTRIBUTES" | "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CONTINUE_AS_NEW_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "RESET_WORKFLOW" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE" | "FORCE_CLOSE_COMMAND";
+export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "BAD_START_CHILD_EXECUTION_ATTRIBUTES" | "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CONTINUE_AS_NEW_ATTRIBUTES" | "BAD_SEARCH_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "RESET_WORKFLOW" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE" | "FORCE_CLOSE_COMMAND";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
-export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent | StartChildWorkflowExecutionInitiatedEvent | StartChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionStartedEvent | ChildWorkflowExecutionCompletedEvent | ChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionCanceledEvent | ChildWorkflowExecutionTimedOutEvent | ChildWorkflowExecutionTerminatedEvent | SignalExternalWorkflowExecutionInitiatedEvent | SignalExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionSignaledEvent | RequestCancelExternalWorkflowExecutionInitiatedEvent | RequestCancelExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionCancelRequestedEvent | WorkflowExecutionContinuedAsNewEvent;
+export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | UpsertWorkflowSearchAttributesEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent | StartChildWorkflowExecutionInitiatedEvent | StartChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionStartedEvent | ChildWorkflowExecutionCompletedEvent | ChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionCanceledEvent | ChildWorkflowExecutionTimedOutEvent | ChildWorkflowExecutionTerminatedEvent | SignalExternalWorkflowExecutionInitiatedEvent | SignalExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionSignaledEvent | RequestCancelExternalWorkflowExecutionInitiatedEvent | RequestCancelExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionCancelRequestedEvent | WorkflowExecutionContinuedAsNewEvent;
 
-export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "WorkflowExecutionUpdateAdmitted" | "WorkflowExecutionUpdateAccepted" | "WorkflowExecutionUpdateCompleted" | "StartChildWorkflowExecutionInitiated" | "StartChildWorkflowExecutionFailed" | "ChildWorkflowExecutionStarted" | "ChildWorkflowExecutionCompleted" | "ChildWorkflowExecutionFailed" | "ChildWorkflowExecutionCanceled" | "ChildWorkflowExecutionTimedOut" | "ChildWorkflowExecutionTerminated" | "SignalExternalWorkflowExecutionInitiated" | "SignalExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionSignaled" | "RequestCancelExternalWorkflowExecutionInitiated" | "RequestCancelExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionCancelRequested" | "WorkflowExecutionContinuedAsNew";
+export type EventType = "WorkflowExecutionStarted" | "WorkflowTaskScheduled" | "WorkflowTaskStarted" | "WorkflowTaskCompleted" | "WorkflowTaskFailed" | "WorkflowTaskTimedOut" | "ActivityTaskScheduled" | "ActivityTaskStarted" | "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut" | "ActivityTaskCancelRequested" | "ActivityTaskCanceled" | "TimerStarted" | "TimerFired" | "TimerCanceled" | "MarkerRecorded" | "UpsertWorkflowSearchAttributes" | "WorkflowExecutionCompleted" | "WorkflowExecutionFailed" | "WorkflowExecutionTimedOut" | "WorkflowExecutionCanceled" | "WorkflowExecutionTerminated" | "WorkflowExecutionSignaled" | "WorkflowExecutionCancelRequested" | "WorkflowExecutionOptionsUpdated" | "WorkflowExecutionUpdateAdmitted" | "WorkflowExecutionUpdateAccepted" | "WorkflowExecutionUpdateCompleted" | "StartChildWorkflowExecutionInitiated" | "StartChildWorkflowExecutionFailed" | "ChildWorkflowExecutionStarted" | "ChildWorkflowExecutionCompleted" | "ChildWorkflowExecutionFailed" | "ChildWorkflowExecutionCanceled" | "ChildWorkflowExecutionTimedOut" | "ChildWorkflowExecutionTerminated" | "SignalExternalWorkflowExecutionInitiated" | "SignalExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionSignaled" | "RequestCancelExternalWorkflowExecutionInitiated" | "RequestCancelExternalWorkflowExecutionFailed" | "ExternalWorkflowExecutionCancelRequested" | "WorkflowExecutionContinuedAsNew";
 
 export type WorkflowExecutionStartedEvent = {
   event_id: EventId;
@@ -809,6 +925,13 @@ export type TimerCanceledEvent = {
   event_time: Timestamp;
   event_type: "TimerCanceled";
   attributes: TimerCanceledAttributes;
+};
+
+export type UpsertWorkflowSearchAttributesEvent = {
+  event_id: EventId;
+  event_time: Timestamp;
+  event_type: "UpsertWorkflowSearchAttributes";
+  attributes: UpsertWorkflowSearchAttributesAttributes;
 };
 
 export type MarkerRecordedEvent = {
@@ -1001,7 +1124,7 @@ export type ExternalWorkflowExecutionCancelRequestedEvent = {
 };
 
 /** A command in a workflow task answer (Rust: `engine::WorkflowCommand`, adjacently tagged: `command_type` plus `attributes`). Attribute objects refuse unknown fields. An optional attribute that has no default (a task queue, a timeout, a retry policy, a run id, a failure) may be `null`, meaning absent; one with a default (`child_workflow_only`, `reason`, the policies) may not. docs/protocol.md §5.2 gives each command's validation rules. */
-export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand | StartChildWorkflowExecutionCommand | SignalExternalWorkflowExecutionCommand | RequestCancelExternalWorkflowExecutionCommand | ContinueAsNewWorkflowExecutionCommand;
+export type WorkflowCommand = ScheduleActivityTaskCommand | RequestCancelActivityTaskCommand | StartTimerCommand | CancelTimerCommand | RecordMarkerCommand | UpsertWorkflowSearchAttributesCommand | CompleteWorkflowExecutionCommand | FailWorkflowExecutionCommand | CancelWorkflowExecutionCommand | CompleteWorkflowUpdateCommand | StartChildWorkflowExecutionCommand | SignalExternalWorkflowExecutionCommand | RequestCancelExternalWorkflowExecutionCommand | ContinueAsNewWorkflowExecutionCommand;
 
 export type StartChildWorkflowExecutionCommand = {
   command_type: "StartChildWorkflowExecution";
@@ -1036,6 +1159,11 @@ export type StartTimerCommand = {
 export type CancelTimerCommand = {
   command_type: "CancelTimer";
   attributes: CancelTimerAttributes;
+};
+
+export type UpsertWorkflowSearchAttributesCommand = {
+  command_type: "UpsertWorkflowSearchAttributes";
+  attributes: UpsertWorkflowSearchAttributesCommandAttributes;
 };
 
 export type RecordMarkerCommand = {
@@ -1078,6 +1206,7 @@ export type WorkflowExecutionStartedAttributes = {
   workflow_task_timeout: Duration;
   /** 1, or the attempt a workflow retry policy started. */
   attempt: number;
+  search_attributes?: IndexedSearchAttributes;
   request_id?: string;
   identity?: string;
   /** The endpoint version of the task queue the run is pinned to (the current one at start). Absent if the queue had none; the first push then pins the run. */
@@ -1130,6 +1259,7 @@ export type StartChildWorkflowExecutionInitiatedAttributes = {
   workflow_id_reuse_policy: IdReusePolicy;
   retry_policy?: RetryPolicy;
   memo?: Memo;
+  search_attributes?: IndexedSearchAttributes;
   workflow_task_completed_event_id: EventId;
 };
 
@@ -1429,7 +1559,21 @@ export type WorkflowExecutionContinuedAsNewAttributes = {
   backoff_start_interval?: Duration;
   initiator: ContinueAsNewInitiator;
   memo?: Memo;
+  search_attributes?: IndexedSearchAttributes;
   workflow_task_completed_event_id: EventId;
+};
+
+export type UpsertWorkflowSearchAttributesAttributes = {
+  workflow_task_completed_event_id: EventId;
+  /** Each attribute set, typed, or `null` for one removed. */
+  search_attributes: {
+    [key: string]: IndexedSearchAttribute | null;
+  };
+};
+
+/** Sets custom search attributes of the run (plain JSON values by name, typed by the namespace's registry), `null` removing one. Refused (BAD_SEARCH_ATTRIBUTES) for an unknown name, a value of the wrong type, or an empty map. */
+export type UpsertWorkflowSearchAttributesCommandAttributes = {
+  search_attributes: SearchAttributesInput;
 };
 
 export type ScheduleActivityTaskAttributes = {
@@ -1497,6 +1641,8 @@ export type StartChildWorkflowExecutionAttributes = {
   workflow_id_reuse_policy?: IdReusePolicy;
   parent_close_policy?: ParentClosePolicy;
   memo?: Memo;
+  /** The child's search attributes; it inherits none of the parent's. Refused (BAD_SEARCH_ATTRIBUTES) as for an upsert. */
+  search_attributes?: SearchAttributesInput | null;
 };
 
 export type SignalExternalWorkflowExecutionAttributes = {
@@ -1526,6 +1672,8 @@ export type ContinueAsNewWorkflowExecutionAttributes = {
   workflow_run_timeout?: Duration | null;
   workflow_task_timeout?: Duration | null;
   memo?: Memo;
+  /** The next run's search attributes; absent or null carries the closing run's over. */
+  search_attributes?: SearchAttributesInput | null;
   retry_policy?: RetryPolicySpec | null;
   /** Delay before the new run's first workflow task. */
   backoff_start_interval?: Duration | null;

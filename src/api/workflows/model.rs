@@ -3,6 +3,8 @@
 //! bodies, and their conversions from domain types. They mirror
 //! `openapi/openapi.yaml`; changing one changes the public contract.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,7 +12,7 @@ use crate::api::extract::{null_as_default, Body};
 use crate::engine::{
     ActivityOutcome, Buffered, BufferedEntry, ChildExecution, ChildOutcome, Event, EventAttributes,
     Failure, IdConflictPolicy, IdReusePolicy, ParentClosePolicy, ParentInfo, RetryPolicy,
-    RetryPolicySpec, RunState, RunStatus, UpdateStage,
+    RetryPolicySpec, RunState, RunStatus, SearchAttributes, UpdateStage,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::store::RunSummary;
@@ -39,6 +41,10 @@ pub(super) struct StartWorkflow {
     /// A JSON object shown by describe and readable by the workflow.
     #[serde(default)]
     pub(super) memo: Option<Value>,
+    /// Custom search attributes: plain JSON values by name, typed by the
+    /// namespace's registry.
+    #[serde(default)]
+    pub(super) search_attributes: Option<serde_json::Map<String, Value>>,
     /// Retries the whole run when it fails or times out.
     #[serde(default)]
     pub(super) retry_policy: Option<RetryPolicySpec>,
@@ -146,6 +152,8 @@ pub(super) struct Description {
     pub(super) new_execution_run_id: Option<RunId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) memo: Option<Value>,
+    /// The run's custom search attributes now, each with its type.
+    pub(super) search_attributes: BTreeMap<String, TypedValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) retry_policy: Option<RetryPolicy>,
     /// Set for a child workflow: the run that started it.
@@ -206,6 +214,28 @@ impl From<&Buffered> for BufferedEvent {
             name,
         }
     }
+}
+
+/// A search attribute's value with its type (`Keyword`, `Int`, …).
+#[derive(Serialize)]
+pub(super) struct TypedValue {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: Value,
+}
+
+/// Describe's form of a run's search attributes.
+pub(super) fn typed_values(attributes: &SearchAttributes) -> BTreeMap<String, TypedValue> {
+    attributes
+        .iter()
+        .map(|(name, v)| {
+            let typed = TypedValue {
+                kind: v.kind.as_str(),
+                value: v.value.clone(),
+            };
+            (name.clone(), typed)
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -419,6 +449,9 @@ pub(super) struct SignalWithStart {
     /// A JSON object shown by describe and readable by the workflow.
     #[serde(default)]
     pub(super) memo: Option<Value>,
+    /// As for a start.
+    #[serde(default)]
+    pub(super) search_attributes: Option<serde_json::Map<String, Value>>,
     /// Retries the whole run when it fails or times out.
     #[serde(default)]
     pub(super) retry_policy: Option<RetryPolicySpec>,

@@ -11,9 +11,9 @@ use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::api::namespaces::existing_namespace;
 use crate::api::workflows::find_run;
 use crate::api::workflows::model::{
-    children, CountGroup, CountParams, Description, ExecutionCount, ExecutionList, HistoryPage,
-    HistoryQuery, ListQuery, PendingActivity, PendingTimer, PendingWorkflowTask, ResultQuery,
-    RunQuery, RunResult,
+    children, typed_values, CountGroup, CountParams, Description, ExecutionCount, ExecutionList,
+    HistoryPage, HistoryQuery, ListQuery, PendingActivity, PendingTimer, PendingWorkflowTask,
+    ResultQuery, RunQuery, RunResult,
 };
 use crate::api::AppState;
 use crate::engine::{ActivityPhase, RunStatus};
@@ -93,6 +93,7 @@ pub(super) async fn describe_workflow(
         first_execution_run_id: s.first_execution_run_id(),
         new_execution_run_id: s.new_execution_run_id,
         memo: s.chain.memo.clone(),
+        search_attributes: typed_values(&s.search_attributes),
         retry_policy: s.chain.retry_policy.clone(),
         parent: s.parent.clone(),
         children: children(&history),
@@ -106,7 +107,8 @@ pub(super) async fn list_workflows(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<AppJson<ExecutionList>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
-    let mut query = visibility::parse_list(q.query.as_deref().unwrap_or_default())?;
+    let registry = state.applier.search_attributes().registry(&ns).await?;
+    let mut query = visibility::parse_list(q.query.as_deref().unwrap_or_default(), &registry)?;
     // The plain filters are list filters too, ANDed with `query`.
     let compare = |attribute, op, value| Expr::Compare {
         attribute,
@@ -161,7 +163,8 @@ pub(super) async fn count_workflows(
     AppQuery(q): AppQuery<CountParams>,
 ) -> Result<AppJson<ExecutionCount>, ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
-    let query = visibility::parse_count(q.query.as_deref().unwrap_or_default())?;
+    let registry = state.applier.search_attributes().registry(&ns).await?;
+    let query = visibility::parse_count(q.query.as_deref().unwrap_or_default(), &registry)?;
     let counts = state.applier.store().count_runs(&ns, &query).await?;
     let count = counts.iter().map(|(_, n)| n).sum();
     let groups = counts

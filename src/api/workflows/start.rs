@@ -10,8 +10,10 @@ use crate::api::namespaces::existing_namespace;
 use crate::api::workflows::model::{SignalWithStart, StartResponse, StartWorkflow};
 use crate::api::AppState;
 use crate::apply::{StartRequest, Started};
-use crate::engine::{IdConflictPolicy, Signal, StartRun};
-use crate::ids::{RunId, TaskQueue, WorkflowId};
+use crate::engine::{
+    typed_search_attributes, IdConflictPolicy, SearchAttributes, Signal, StartRun,
+};
+use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 
 pub(super) async fn start_workflow(
     State(state): State<AppState>,
@@ -22,7 +24,7 @@ pub(super) async fn start_workflow(
     check_workflow_id(&workflow_id)?;
     let request = StartRequest {
         run: StartRun {
-            namespace: ns,
+            namespace: ns.clone(),
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),
             workflow_type: body.workflow_type,
@@ -35,6 +37,7 @@ pub(super) async fn start_workflow(
             identity: body.identity,
             pinned_version: None,
             memo: body.memo,
+            search_attributes: typed(&state, &ns, body.search_attributes.as_ref()).await?,
             retry_policy: body.retry_policy,
             chain: None,
             parent: None,
@@ -66,7 +69,7 @@ pub(super) async fn signal_with_start(
     };
     let request = StartRequest {
         run: StartRun {
-            namespace: ns,
+            namespace: ns.clone(),
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),
             workflow_type: body.workflow_type,
@@ -79,6 +82,7 @@ pub(super) async fn signal_with_start(
             identity: body.identity,
             pinned_version: None,
             memo: body.memo,
+            search_attributes: typed(&state, &ns, body.search_attributes.as_ref()).await?,
             retry_policy: body.retry_policy,
             chain: None,
             parent: None,
@@ -93,6 +97,20 @@ pub(super) async fn signal_with_start(
         StatusCode::OK
     };
     Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+/// A start's search attributes typed by the namespace's registry; an
+/// unknown name or a value of the wrong type is a 400 naming it.
+async fn typed(
+    state: &AppState,
+    ns: &Namespace,
+    given: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<SearchAttributes, ApiError> {
+    let Some(given) = given.filter(|g| !g.is_empty()) else {
+        return Ok(SearchAttributes::new());
+    };
+    let registry = state.applier.search_attributes().registry(ns).await?;
+    typed_search_attributes(&registry, given).map_err(ApiError::BadRequest)
 }
 
 fn check_workflow_id(workflow_id: &str) -> Result<(), ApiError> {

@@ -3,14 +3,15 @@
 //! Seeding: one real run of `Noop` (start, one workflow task, complete:
 //! five events) goes through the node; its `runs` row and events are then
 //! cloned in SQL into `runs` closed runs (50,000 per statement), with
-//! starts spread over the last 20 days, twenty workflow types, and the closed
-//! statuses in fixed proportions (half Completed), so the table has the shape
+//! starts spread over the last 20 days, twenty workflow types,, the closed
+//! statuses in fixed proportions (half Completed) and one of 500 values of
+//! the custom Keyword `CustomerId`, so the table has the shape
 //! retention leaves behind: every row a real snapshot, every run its
 //! events. Then `vacuum analyze`, as autovacuum would have.
 //!
 //! Measured through the REST API (one request at a time, page of 100):
 //! the issue's query shapes (type + status, its second page, a StartTime
-//! range ordered by StartTime, a CloseTime range, a
+//! range ordered by StartTime, the custom Keyword, a CloseTime range, a
 //! WorkflowId prefix) and `count … GROUP BY ExecutionStatus`, p50/p99 over
 //! `queries` requests with varying literals. Then the namespace's
 //! retention drops to 24 hours and the node's own deleter
@@ -32,8 +33,9 @@ const CHUNK: i64 = 50_000;
 /// How far back the seeded starts reach (inside `default`'s 30 days).
 const SPAN_MS: i64 = 20 * 24 * 3_600_000;
 
-/// Distinct workflow types of the seeded runs.
+/// Distinct workflow types and `CustomerId` values of the seeded runs.
 const TYPES: i64 = 20;
+const CUSTOMERS: i64 = 500;
 
 pub struct Params {
     pub runs: usize,
@@ -49,6 +51,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pool = PgPool::connect(database_url).await?;
     let ns_url = format!("{base}/api/v1/namespaces/default");
+    register_customer_id(http, &ns_url).await?;
     one_workflow(http, base, "Noop", "W7-template").await?;
     let now_ms = now_ms();
     let seeding = Instant::now();
@@ -101,6 +104,14 @@ pub async fn run(
                     hour_after(i)
                 ),
             )
+        })
+        .await?,
+    );
+    shapes.insert(
+        "custom_keyword".into(),
+        timed(n, |i| {
+            let query = format!(r#"CustomerId = "c{}""#, i as i64 % CUSTOMERS);
+            list_page(http, &list, query)
         })
         .await?,
     );
@@ -158,6 +169,21 @@ pub async fn run(
     Ok(())
 }
 
+/// `CustomerId`, a custom Keyword search attribute of `default`.
+async fn register_customer_id(http: &reqwest::Client, ns_url: &str) -> anyhow::Result<()> {
+    let (status, body) = super::call(
+        http,
+        &format!("{ns_url}/search-attributes"),
+        json!({"search_attributes": {"CustomerId": "Keyword"}}),
+    )
+    .await?;
+    anyhow::ensure!(
+        status == 201,
+        "registering CustomerId failed ({status}): {body}"
+    );
+    Ok(())
+}
+
 /// Clones the template run `runs` times (see the module doc).
 async fn seed(pool: &PgPool, runs: i64, now_ms: i64) -> anyhow::Result<()> {
     let template: String =
@@ -165,17 +191,26 @@ async fn seed(pool: &PgPool, runs: i64, now_ms: i64) -> anyhow::Result<()> {
             .fetch_one(pool)
             .await
             .context("the template run")?;
+    let slot: i64 = sqlx::query_scalar(
+        "select slot from search_attributes where namespace = 'default' and name = 'CustomerId'",
+    )
+    .fetch_one(pool)
+    .await
+    .context("CustomerId's slot")?;
+    // The slot's column (`sa_keyword_<n>`, migration 0004): a number from
+    // our own table, never client text.
     let clone = format!(
         "with new as (
             insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue,
                 status, start_time, close_time, history_length, request_id, pinned_version,
-                version, state, created_at, updated_at)
+                version, state, created_at, updated_at, sa_keyword_{slot})
             select gen_random_uuid()::text, t.namespace, 'W7-' || g, 'Type' || (g % {TYPES}),
                 t.task_queue,
                 (array['COMPLETED','COMPLETED','COMPLETED','COMPLETED','FAILED','CANCELED',
                        'TERMINATED','TIMED_OUT'])[1 + g % 8],
                 $1 + g * $2, $1 + g * $2 + (g % 997) * 1000, t.history_length, null,
-                t.pinned_version, t.version, t.state, $1 + g * $2, $1 + g * $2
+                t.pinned_version, t.version, t.state, $1 + g * $2, $1 + g * $2,
+                'c' || (g % {CUSTOMERS})
             from runs t, generate_series($3::bigint, $4::bigint) g
             where t.run_id = $5
             returning run_id)

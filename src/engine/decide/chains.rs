@@ -4,6 +4,7 @@
 //! starts in the same commit), and reset: the run a reset makes of an
 //! earlier one, and the termination of the run it replaces.
 
+use crate::engine::search::SearchAttributes;
 use serde_json::Value;
 
 use crate::engine::command::{Chain, ContinueAsNewWorkflowExecution, Reset, ResetPoint, StartRun};
@@ -212,6 +213,8 @@ impl Builder<'_> {
             // the queue's current endpoint version.
             pinned_version: None,
             memo: s.chain.memo.clone(),
+            // Carried over, as Temporal carries them.
+            search_attributes: s.search_attributes.clone(),
             retry_policy: s.chain.retry_policy.clone().map(Into::into),
             // A child's chain stays the parent's child.
             parent: s.parent.clone(),
@@ -273,7 +276,14 @@ impl Builder<'_> {
         self.close_run(attributes);
     }
 
-    pub(super) fn continue_as_new(&mut self, c: ContinueAsNewWorkflowExecution, completed: i64) {
+    /// `search_attributes`: the command's, typed by `validate`; `None`
+    /// carries the closing run's over.
+    pub(super) fn continue_as_new(
+        &mut self,
+        c: ContinueAsNewWorkflowExecution,
+        completed: i64,
+        search_attributes: Option<SearchAttributes>,
+    ) {
         let mut next = self.successor(ContinueAsNewInitiator::Workflow, c.input);
         if let Some(t) = c.workflow_type {
             next.workflow_type = t;
@@ -285,6 +295,9 @@ impl Builder<'_> {
         next.task_timeout = c.workflow_task_timeout.or(next.task_timeout);
         next.memo = c.memo.or(next.memo);
         next.retry_policy = c.retry_policy.or(next.retry_policy);
+        if let Some(given) = &search_attributes {
+            next.search_attributes = given.clone();
+        }
         if let Some(chain) = &mut next.chain {
             chain.first_workflow_task_backoff = c.backoff_start_interval;
         }
@@ -302,6 +315,7 @@ impl Builder<'_> {
                 backoff_start_interval: c.backoff_start_interval,
                 initiator: ContinueAsNewInitiator::Workflow,
                 memo: next.memo.clone(),
+                search_attributes,
                 workflow_task_completed_event_id: completed,
             },
         ));

@@ -17,6 +17,7 @@ use crate::engine::command::{
 };
 use crate::engine::effect::Task;
 use crate::engine::event::*;
+use crate::engine::search::SearchAttributes;
 use crate::engine::state::{BufferedEntry, Child, ChildPhase};
 use crate::engine::Rejection;
 use crate::ids::RunId;
@@ -28,7 +29,13 @@ use super::builder::Builder;
 const MAX_WORKFLOW_ID_BYTES: usize = 1_000;
 
 impl Builder<'_> {
-    pub(super) fn initiate_child(&mut self, c: StartChildWorkflowExecution, completed: i64) {
+    /// `search_attributes`: the command's, typed by `validate`.
+    pub(super) fn initiate_child(
+        &mut self,
+        c: StartChildWorkflowExecution,
+        completed: i64,
+        search_attributes: SearchAttributes,
+    ) {
         // validate_start_child refused policies that do not resolve.
         let retry_policy = c.retry_policy.and_then(|p| p.resolve().ok());
         let id = self.append(EventAttributes::StartChildWorkflowExecutionInitiated(
@@ -48,6 +55,7 @@ impl Builder<'_> {
                 workflow_id_reuse_policy: c.workflow_id_reuse_policy,
                 retry_policy,
                 memo: c.memo,
+                search_attributes,
                 workflow_task_completed_event_id: completed,
             },
         ));

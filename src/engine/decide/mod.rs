@@ -58,7 +58,14 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             commands,
             identity,
             force_create_new_workflow_task,
-        } => b.complete_workflow_task(token, commands, identity, force_create_new_workflow_task)?,
+            search_attributes,
+        } => b.complete_workflow_task(
+            token,
+            commands,
+            identity,
+            force_create_new_workflow_task,
+            &search_attributes,
+        )?,
         Command::FailWorkflowTask {
             token,
             cause,

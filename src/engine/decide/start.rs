@@ -155,6 +155,7 @@ fn started(cmd: StartRun, ctx: &Ctx) -> Result<Builder<'_>, Rejection> {
             pinned_version: cmd.pinned_version,
             parent: cmd.parent,
             memo: cmd.memo,
+            search_attributes: cmd.search_attributes,
             retry_policy,
             workflow_execution_expiration_time: chain.and_then(|c| c.execution_expiration_time),
             first_workflow_task_backoff: chain

@@ -11,13 +11,14 @@
 //! SQLite). Payloads (inputs, results, details, memos, failures) are JSON
 //! in the store, where a NUL stays escaped, so they are kept as sent.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
 use crate::engine::command::WorkflowCommand;
 use crate::engine::event::WorkflowTaskFailedCause;
 use crate::engine::retry::RetryPolicySpec;
+use crate::engine::search::{typed, Registry, SearchAttributeValue};
 use crate::engine::state::RunState;
 use crate::engine::Limits;
 use crate::ids::ActivityId;
@@ -26,13 +27,20 @@ use super::activities::resolve_activity_timeouts;
 use super::check_payload;
 use super::children;
 
+/// A command's custom search attributes, typed by the registry (`None`
+/// for one removed).
+pub(super) type TypedAttributes = BTreeMap<String, Option<SearchAttributeValue>>;
+
 /// Checks a whole workflow task response before anything is applied: a
-/// response is taken whole or refused whole.
+/// response is taken whole or refused whole. Returns each command's search
+/// attributes, typed (`None` for a command that names none).
 pub(super) fn validate_commands(
     state: &RunState,
     commands: &[WorkflowCommand],
     limits: &Limits,
-) -> Result<(), (WorkflowTaskFailedCause, String)> {
+    registry: &Registry,
+) -> Result<Vec<Option<TypedAttributes>>, (WorkflowTaskFailedCause, String)> {
+    let mut typed_all = Vec::with_capacity(commands.len());
     use WorkflowTaskFailedCause as C;
     let mut activity_ids: HashSet<&ActivityId> =
         state.activities.values().map(|a| &a.activity_id).collect();
@@ -50,6 +58,18 @@ pub(super) fn validate_commands(
                 ),
             ));
         }
+        let given = match cmd {
+            WorkflowCommand::UpsertWorkflowSearchAttributes(u) => Some(&u.search_attributes),
+            WorkflowCommand::StartChildWorkflowExecution(c) => c.search_attributes.as_ref(),
+            WorkflowCommand::ContinueAsNewWorkflowExecution(c) => c.search_attributes.as_ref(),
+            _ => None,
+        };
+        typed_all.push(
+            given
+                .map(|g| typed(registry, g))
+                .transpose()
+                .map_err(|m| (C::BadSearchAttributes, format!("command {idx}: {m}")))?,
+        );
         if cmd.closes_workflow() {
             let cause = attributes_cause(cmd);
             if idx + 1 != commands.len() {
@@ -223,9 +243,17 @@ pub(super) fn validate_commands(
                     too_large(m, "memo")?;
                 }
             }
+            WorkflowCommand::UpsertWorkflowSearchAttributes(u) => {
+                if u.search_attributes.is_empty() {
+                    return Err((
+                        C::BadSearchAttributes,
+                        format!("command {idx}: search_attributes must name an attribute"),
+                    ));
+                }
+            }
         }
     }
-    Ok(())
+    Ok(typed_all)
 }
 
 /// The Temporal cause for bad attributes of `cmd`.
@@ -249,6 +277,7 @@ fn attributes_cause(cmd: &WorkflowCommand) -> WorkflowTaskFailedCause {
         WorkflowCommand::RequestCancelExternalWorkflowExecution(_) => {
             C::BadRequestCancelExternalWorkflowExecutionAttributes
         }
+        WorkflowCommand::UpsertWorkflowSearchAttributes(_) => C::BadSearchAttributes,
     }
 }
 
@@ -306,6 +335,8 @@ fn nul_field(cmd: &WorkflowCommand) -> Option<&'static str> {
         WorkflowCommand::CompleteWorkflowExecution(_)
         | WorkflowCommand::FailWorkflowExecution(_)
         | WorkflowCommand::CancelWorkflowExecution(_) => &[],
+        // Typing the values refuses a NUL in a name or a string value.
+        WorkflowCommand::UpsertWorkflowSearchAttributes(_) => &[],
     };
     fields.iter().find(|(_, has)| *has).map(|(field, _)| *field)
 }

@@ -10,6 +10,7 @@ use crate::engine::effect::{Dispatch, Effect, Task};
 use crate::engine::event::*;
 use crate::engine::failure::{Failure, TimeoutType};
 use crate::engine::retry::backoff;
+use crate::engine::search::{Registry, SearchAttributes};
 use crate::engine::state::{event_size, RunState, WorkflowTask};
 use crate::engine::token::WorkflowTaskToken;
 use crate::engine::{Ctx, Limits, Rejection};
@@ -17,7 +18,7 @@ use crate::time::{Duration, Timestamp};
 
 use super::builder::Builder;
 use super::stale;
-use super::validate::validate_commands;
+use super::validate::{validate_commands, TypedAttributes};
 
 /// What a workflow task push carries besides the persisted history.
 #[derive(Clone, Debug, PartialEq)]
@@ -195,59 +196,64 @@ impl Builder<'_> {
         commands: Vec<WorkflowCommand>,
         identity: Option<String>,
         force_new_task: bool,
+        registry: &Registry,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
         let heartbeats = self.state.workflow_task_heartbeats;
-        let checked = validate_commands(&self.state, &commands, &self.ctx.limits).and_then(|()| {
-            let closes = commands
-                .last()
-                .is_some_and(WorkflowCommand::closes_workflow);
-            if force_new_task
-                && !closes
-                && heartbeats >= self.ctx.limits.max_workflow_task_heartbeats
-            {
-                Err((
-                    WorkflowTaskFailedCause::ForceCloseCommand,
-                    format!(
-                        "workflow task heartbeat refused: {heartbeats} heartbeats in a row \
-                         (limit {})",
-                        self.ctx.limits.max_workflow_task_heartbeats
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        });
+        let checked = validate_commands(&self.state, &commands, &self.ctx.limits, registry)
+            .and_then(|typed| {
+                let closes = commands
+                    .last()
+                    .is_some_and(WorkflowCommand::closes_workflow);
+                if force_new_task
+                    && !closes
+                    && heartbeats >= self.ctx.limits.max_workflow_task_heartbeats
+                {
+                    Err((
+                        WorkflowTaskFailedCause::ForceCloseCommand,
+                        format!(
+                            "workflow task heartbeat refused: {heartbeats} heartbeats in a row \
+                             (limit {})",
+                            self.ctx.limits.max_workflow_task_heartbeats
+                        ),
+                    ))
+                } else {
+                    Ok(typed)
+                }
+            });
         self.state.workflow_task_heartbeats = 0;
-        if let Err((cause, message)) = checked {
-            let unhandled = cause == WorkflowTaskFailedCause::UnhandledCommand;
-            // As for a failure the SDK reports, only the first failure is
-            // recorded: a transient task leaves no events (Temporal writes
-            // no WorkflowTaskFailed for it either), so a workflow stuck on a
-            // bad command does not grow its history on every retry.
-            let had_new_events = if task.scheduled_event_id.is_some() {
-                let (sched, started) = self.append_started(&task, token);
-                self.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
-                    scheduled_event_id: sched,
-                    started_event_id: started,
-                    cause,
-                    failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
-                    base_run_id: None,
-                    new_run_id: None,
-                }));
-                self.flush_buffered()
-            } else {
-                unhandled && self.flush_buffered()
-            };
-            self.state.last_workflow_task_failure = Some(message);
-            if unhandled && had_new_events {
-                // The workflow simply has not seen the new events yet.
-                self.schedule_workflow_task();
-            } else {
-                self.retry_workflow_task(&task, true);
+        let typed = match checked {
+            Ok(typed) => typed,
+            Err((cause, message)) => {
+                let unhandled = cause == WorkflowTaskFailedCause::UnhandledCommand;
+                // As for a failure the SDK reports, only the first failure is
+                // recorded: a transient task leaves no events (Temporal writes
+                // no WorkflowTaskFailed for it either), so a workflow stuck on a
+                // bad command does not grow its history on every retry.
+                let had_new_events = if task.scheduled_event_id.is_some() {
+                    let (sched, started) = self.append_started(&task, token);
+                    self.append(EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
+                        scheduled_event_id: sched,
+                        started_event_id: started,
+                        cause,
+                        failure: Failure::new(message.clone(), "WorkflowTaskFailed"),
+                        base_run_id: None,
+                        new_run_id: None,
+                    }));
+                    self.flush_buffered()
+                } else {
+                    unhandled && self.flush_buffered()
+                };
+                self.state.last_workflow_task_failure = Some(message);
+                if unhandled && had_new_events {
+                    // The workflow simply has not seen the new events yet.
+                    self.schedule_workflow_task();
+                } else {
+                    self.retry_workflow_task(&task, true);
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+        };
         let (sched, started) = self.append_started(&task, token);
         self.dequeue(&Task::WorkflowTask);
         let completed = self.append(EventAttributes::WorkflowTaskCompleted(
@@ -259,8 +265,8 @@ impl Builder<'_> {
         ));
         self.state.last_workflow_task_failure = None;
         self.accept_delivered_updates();
-        for cmd in commands {
-            self.apply_command(cmd, completed);
+        for (cmd, typed) in commands.into_iter().zip(typed) {
+            self.apply_command(cmd, completed, typed);
         }
         if !self.state.status.is_closed()
             && (self.flush_buffered() || self.canceled_unstarted_activity || force_new_task)
@@ -322,8 +328,21 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// One command of a completed task's response, already validated.
-    pub(super) fn apply_command(&mut self, cmd: WorkflowCommand, completed: i64) {
+    /// One command of a completed task's response, already validated, with
+    /// its search attributes typed (`None`: it names none).
+    pub(super) fn apply_command(
+        &mut self,
+        cmd: WorkflowCommand,
+        completed: i64,
+        typed: Option<TypedAttributes>,
+    ) {
+        let set_only = |t: Option<TypedAttributes>| {
+            t.map(|t| {
+                t.into_iter()
+                    .filter_map(|(name, v)| v.map(|v| (name, v)))
+                    .collect::<SearchAttributes>()
+            })
+        };
         match cmd {
             WorkflowCommand::ScheduleActivityTask(a) => self.schedule_activity(a, completed),
             WorkflowCommand::RequestCancelActivityTask(a) => {
@@ -349,7 +368,7 @@ impl Builder<'_> {
             }
             WorkflowCommand::FailWorkflowExecution(f) => self.fail_run(f.failure, Some(completed)),
             WorkflowCommand::ContinueAsNewWorkflowExecution(c) => {
-                self.continue_as_new(c, completed)
+                self.continue_as_new(c, completed, set_only(typed))
             }
             WorkflowCommand::CancelWorkflowExecution(c) => {
                 self.close_run(EventAttributes::WorkflowExecutionCanceled(
@@ -360,7 +379,17 @@ impl Builder<'_> {
                 ));
             }
             WorkflowCommand::CompleteWorkflowUpdate(u) => self.complete_update(u, completed),
-            WorkflowCommand::StartChildWorkflowExecution(c) => self.initiate_child(c, completed),
+            WorkflowCommand::StartChildWorkflowExecution(c) => {
+                self.initiate_child(c, completed, set_only(typed).unwrap_or_default());
+            }
+            WorkflowCommand::UpsertWorkflowSearchAttributes(_) => {
+                self.append(EventAttributes::UpsertWorkflowSearchAttributes(
+                    UpsertWorkflowSearchAttributesEventAttributes {
+                        workflow_task_completed_event_id: completed,
+                        search_attributes: typed.unwrap_or_default(),
+                    },
+                ));
+            }
             WorkflowCommand::SignalExternalWorkflowExecution(c) => {
                 self.initiate_external_signal(c, completed);
             }

@@ -222,6 +222,7 @@ impl Scenario {
                 commands: sub.iter().map(workflow_command).collect(),
                 identity: None,
                 force_create_new_workflow_task: args.flag("force"),
+                search_attributes: Default::default(),
             },
             "fail-wft" => Command::FailWorkflowTask {
                 token: self.wft_token(&args)?,
@@ -486,6 +487,7 @@ impl Scenario {
                     .map_or(ParentClosePolicy::Terminate, enum_value),
             }),
             memo: args.value("memo"),
+            search_attributes: Default::default(),
             retry_policy: (spec != RetryPolicySpec::default()).then_some(spec),
             chain: None,
         };
@@ -894,6 +896,7 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
                 workflow_run_timeout: dur("run_timeout"),
                 workflow_task_timeout: dur("task_timeout"),
                 memo: args.value("memo"),
+                search_attributes: None,
                 retry_policy: (spec != RetryPolicySpec::default()).then_some(spec),
                 backoff_start_interval: dur("backoff"),
             })
@@ -923,6 +926,7 @@ fn workflow_command(args: &Args) -> WorkflowCommand {
                     .map_or_else(Default::default, enum_value),
                 parent_close_policy: args.get("policy").map_or_else(Default::default, enum_value),
                 memo: None,
+                search_attributes: None,
             })
         }
         "signal-external" => {
@@ -1195,6 +1199,9 @@ pub(super) fn event(e: &Event) -> String {
         A::TimerFired(a) => format!("{} started={}", a.timer_id, a.started_event_id),
         A::TimerCanceled(a) => format!("{} started={}", a.timer_id, a.started_event_id),
         A::MarkerRecorded(a) => format!("{} details={}", a.marker_name, a.details),
+        A::UpsertWorkflowSearchAttributes(a) => {
+            serde_json::to_string(&a.search_attributes).expect("search attributes serialize")
+        }
         A::WorkflowExecutionCompleted(a) => format!("result={}", a.result),
         A::WorkflowExecutionFailed(a) => {
             let mut s = format!("{} {}", name(&a.retry_state), failure(&a.failure));

@@ -17,6 +17,7 @@ mod children;
 mod props;
 mod replay_vectors;
 mod run;
+mod search_attributes;
 mod signals;
 mod timeouts;
 mod timers;

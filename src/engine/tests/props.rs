@@ -315,6 +315,7 @@ impl World {
                 commands: commands.iter().map(workflow_command).collect(),
                 identity: None,
                 force_create_new_workflow_task: false,
+                search_attributes: Default::default(),
             },
             Op::FailWft { stale } => Command::FailWorkflowTask {
                 token: self.wft_token(*stale)?,
@@ -714,6 +715,7 @@ impl World {
                 commands: vec![],
                 identity: None,
                 force_create_new_workflow_task: false,
+                search_attributes: Default::default(),
             },
             Command::FailWorkflowTask {
                 token,

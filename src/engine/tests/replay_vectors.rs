@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 
 use super::harness::Scenario;
 use crate::engine::{
-    self, Command, EventAttributes, Failure, WorkflowCommand, WorkflowTaskFailedCause,
+    self, Command, EventAttributes, Failure, Registry, SearchAttributeType, Slot, WorkflowCommand,
+    WorkflowTaskFailedCause,
 };
 
 /// What an SDK must answer.
@@ -228,6 +229,22 @@ fn err(error: &str, cause: Option<&str>) -> Value {
 }
 
 // ---- scripts ----
+
+fn upsert(attributes: Value) -> Value {
+    cmd(
+        "UpsertWorkflowSearchAttributes",
+        json!({ "search_attributes": attributes }),
+    )
+}
+
+/// The namespace registry the vectors' answers are checked against.
+fn registry() -> Registry {
+    let attributes = [
+        ("CustomerId", SearchAttributeType::Keyword),
+        ("Priority", SearchAttributeType::Int),
+    ];
+    Registry::new(attributes.map(|(name, kind)| (name.to_owned(), Slot { kind, index: 1 })))
+}
 
 fn main(steps: Value) -> Value {
     json!({ "main": steps })
@@ -659,6 +676,18 @@ fn vectors() -> Vec<Vector> {
             .run("start input=[]").answer(vec![timer("1", "60s")]).run("@1s signal go")
             .answer(vec![cancel_timer("1"), timer("2", "1s")]).run("@2s fire-timer 2")
             .nondeterminism(10, "history has TimerCanceled(timer_id=\"1\") at event 10 but workflow code produced StartTimer(timer_id=\"2\")"),
+        v("upsert_search_attributes", "search_attributes", "Workflow code sets and removes custom search attributes: one UpsertWorkflowSearchAttributes command with plain values, null for the removed one.",
+          main(json!([{"upsert": {"CustomerId": {"type": "Keyword", "value": "c-17"}, "Priority": {"type": "Int", "value": null}}}, {"timer": "1s"}, {"complete": null}])))
+            .run("start input=[]")
+            .expect(vec![upsert(json!({"CustomerId": "c-17", "Priority": null})), timer("1", "1s")]),
+        v("upsert_search_attributes_replayed", "search_attributes", "An upsert in the history matches the code's upsert of the same attributes; the run goes on.",
+          main(json!([{"upsert": {"CustomerId": {"type": "Keyword", "value": "c-17"}}}, {"timer": "1s"}, {"complete": null}])))
+            .run("start input=[]").answer(vec![upsert(json!({"CustomerId": "c-17"})), timer("1", "1s")]).run("@1s fire-timer 1")
+            .expect(vec![complete(json!(null))]),
+        v("nd_upsert_missing", "non_determinism", "The history recorded an upsert the code no longer makes.",
+          main(json!([{"timer": "1s"}, {"complete": null}])))
+            .run("start input=[]").answer(vec![upsert(json!({"CustomerId": "c-17"})), timer("1", "1s")]).run("@1s fire-timer 1")
+            .nondeterminism(5, "history has UpsertWorkflowSearchAttributes(names=[\"CustomerId\"]) at event 5 but workflow code produced StartTimer(timer_id=\"1\")"),
         // ---- local activities ----
         v("local_activity_replayed", "local_activities", "A LocalActivity marker resolves the local activity without running it; the workflow goes on as it did.",
           main(json!([{"local_activity": "charge", "input": [42], "as": "r"}, {"activity": "ship", "input": [{"$": "r"}]}, {"complete": {"$": "r"}}])))
@@ -852,6 +881,7 @@ fn answer_with(
             commands: parsed,
             identity: None,
             force_create_new_workflow_task: false,
+            search_attributes: registry(),
         })
         .unwrap_or_else(|r| panic!("{name}: the answer was rejected: {r}"));
     let refused = t.events.iter().find_map(|e| match &e.attributes {

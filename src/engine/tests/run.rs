@@ -44,6 +44,7 @@ fn start_refuses_invalid_requests() {
         pinned_version: None,
         parent: None,
         memo: None,
+        search_attributes: Default::default(),
         retry_policy: None,
         chain: None,
     };
@@ -180,6 +181,7 @@ fn closed_run_rejects_every_command() {
             commands: vec![],
             identity: None,
             force_create_new_workflow_task: false,
+            search_attributes: Default::default(),
         },
         Command::FailWorkflowTask {
             token: wft,

@@ -16,6 +16,9 @@ pub enum Call {
     GetNamespace,
     UpdateNamespace,
     ListNamespaces,
+    SearchAttributes,
+    AddSearchAttributes,
+    RemoveSearchAttribute,
     UpsertEndpoint,
     ListEndpoints,
     DeleteEndpoint,
@@ -44,6 +47,12 @@ pub enum Call {
     CommitSchedule,
     ClaimSchedules,
     NextScheduleDue,
+    CreateBatch,
+    GetBatch,
+    ListBatches,
+    UpdateBatch,
+    RequestBatchStop,
+    ClaimBatches,
 }
 
 impl Call {
@@ -67,6 +76,10 @@ impl Call {
                 | Call::DeleteSchedule
                 | Call::CommitSchedule
                 | Call::ClaimSchedules
+                | Call::CreateBatch
+                | Call::UpdateBatch
+                | Call::RequestBatchStop
+                | Call::ClaimBatches
                 | Call::DeleteRun
                 | Call::DeleteExpiredRuns
         )

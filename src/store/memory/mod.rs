@@ -42,18 +42,19 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::engine::{Event, Queue, RunStatus};
+use crate::engine::{Event, Queue, RegisteredAttribute, RunStatus, SearchAttributeType};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::Timestamp;
 use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 
 use super::rows::{
-    self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite, ScheduleCols,
+    self, decode_json, parse_run_id, queue_name, run_id_text, BatchCols, RunRow, RunWrite,
+    ScheduleCols,
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
-    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -237,13 +238,19 @@ struct Tables {
     /// `schedules_pkey` (namespace, schedule id) → the row's columns as
     /// the SQL stores read them, and its `paused` column.
     schedules: BTreeMap<(String, String), (ScheduleCols, i64)>,
+    /// `search_attributes_pkey` (namespace, name, kind) → the row.
+    search_attributes: BTreeMap<(String, String, SearchAttributeType), RegisteredAttribute>,
+    /// `batches_pkey` (namespace, batch id) → the row's columns as the SQL
+    /// stores read them, and its `created_at` column.
+    batches: BTreeMap<(String, String), (BatchCols, i64)>,
 }
 
 /// How to undo one write of a commit.
 enum Undo {
     Run {
         run_id: String,
-        previous: Option<StoredRun>,
+        /// Boxed: a run row is much larger than the other variants.
+        previous: Option<Box<StoredRun>>,
     },
     Event {
         run_id: String,
@@ -431,7 +438,7 @@ impl Tables {
         let previous = self.put_run(&run_id, Some(run));
         undo.push(Undo::Run {
             run_id: run_id.clone(),
-            previous,
+            previous: previous.map(Box::new),
         });
 
         for event in write.events {
@@ -491,7 +498,7 @@ impl Tables {
     fn undo(&mut self, step: Undo) {
         match step {
             Undo::Run { run_id, previous } => {
-                self.put_run(&run_id, previous);
+                self.put_run(&run_id, previous.map(|p| *p));
             }
             Undo::Event { run_id, event_id } => {
                 if let Some(events) = self.events.get_mut(&run_id) {
@@ -556,20 +563,24 @@ impl Tables {
             .filter_map(|(_, run_id)| self.runs.get(run_id))
             .map(|run| {
                 let row = &run.row;
-                rows::summary((
-                    row.namespace.clone(),
-                    row.workflow_id.clone(),
-                    row.run_id.clone(),
-                    row.workflow_type.clone(),
-                    row.task_queue.clone(),
-                    row.status.to_owned(),
-                    row.start_time,
-                    row.close_time,
-                    row.history_length,
-                    row.parent_workflow_id.clone(),
-                    row.parent_run_id.clone(),
-                    row.pinned_version.clone(),
-                ))
+                rows::summary(
+                    (
+                        row.namespace.clone(),
+                        row.workflow_id.clone(),
+                        row.run_id.clone(),
+                        row.workflow_type.clone(),
+                        row.task_queue.clone(),
+                        row.status.to_owned(),
+                        row.start_time,
+                        row.close_time,
+                        row.history_length,
+                        row.parent_workflow_id.clone(),
+                        row.parent_run_id.clone(),
+                        row.pinned_version.clone(),
+                    ),
+                    &row.slots,
+                    row.scheduled_by_id.clone(),
+                )
             })
             .collect()
     }
@@ -609,7 +620,8 @@ impl Tables {
             let key = match run.value(group) {
                 Some(Value::Text(s)) => Some(s),
                 Some(Value::Int(i)) => Some(i.to_string()),
-                None => None,
+                // Grouping is by ExecutionStatus only.
+                Some(Value::Double(_) | Value::List(_)) | None => None,
             };
             *groups.entry(key).or_default() += 1;
         }
@@ -689,6 +701,69 @@ impl Store for MemoryStore {
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
         self.call(Call::ListNamespaces, |t| {
             Ok(t.namespaces.values().cloned().collect())
+        })
+        .await
+    }
+
+    async fn search_attributes(&self, ns: &Namespace) -> Result<Vec<RegisteredAttribute>> {
+        self.call(Call::SearchAttributes, |t| {
+            Ok(t.search_attributes
+                .range((ns.0.clone(), String::new(), SearchAttributeType::Keyword)..)
+                .take_while(|((n, ..), _)| *n == ns.0)
+                .map(|(_, row)| row.clone())
+                .collect())
+        })
+        .await
+    }
+
+    async fn add_search_attributes(
+        &self,
+        ns: &Namespace,
+        rows: &[RegisteredAttribute],
+    ) -> Result<()> {
+        self.call(Call::AddSearchAttributes, |t| {
+            // Checked whole first, as the SQL transaction rolls back whole.
+            for row in rows {
+                let taken = t.search_attributes.iter().any(|((n, name, kind), other)| {
+                    *n == ns.0
+                        && ((name == &row.name && !other.removed)
+                            || (other.slot == row.slot
+                                && !(name == &row.name && *kind == row.slot.kind)))
+                });
+                if taken {
+                    return Err(Error::AlreadyExists(format!(
+                        "search attribute `{}` (registered, or its slot taken, concurrently)",
+                        row.name
+                    )));
+                }
+            }
+            for row in rows {
+                t.search_attributes.insert(
+                    (ns.0.clone(), row.name.clone(), row.slot.kind),
+                    RegisteredAttribute {
+                        removed: false,
+                        ..row.clone()
+                    },
+                );
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_search_attribute(&self, ns: &Namespace, name: &str) -> Result<bool> {
+        self.call(Call::RemoveSearchAttribute, |t| {
+            let active = t
+                .search_attributes
+                .iter_mut()
+                .find(|((n, row_name, _), row)| *n == ns.0 && row_name == name && !row.removed);
+            Ok(match active {
+                Some((_, row)) => {
+                    row.removed = true;
+                    true
+                }
+                None => false,
+            })
         })
         .await
     }
@@ -963,6 +1038,133 @@ impl Store for MemoryStore {
                 .map(Timestamp))
         })
         .await
+    }
+
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let doc = rows::encode_json("batch", b)?;
+        self.call(Call::CreateBatch, |t| {
+            let key = (b.namespace.0.clone(), b.batch_id.clone());
+            if t.batches.contains_key(&key) {
+                return Err(Error::AlreadyExists(format!("batch `{}`", b.batch_id)));
+            }
+            let cols = (
+                doc,
+                1,
+                record.due_at.map(Timestamp::millis),
+                0,
+                record.request_id.clone(),
+            );
+            t.batches.insert(key, (cols, b.created_at.millis()));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>> {
+        let cols = self
+            .call(Call::GetBatch, |t| {
+                Ok(t.batches
+                    .get(&(ns.0.clone(), id.to_owned()))
+                    .map(|(cols, _)| cols.clone()))
+            })
+            .await?;
+        cols.map(rows::batch_record).transpose()
+    }
+
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let found = self
+            .call(Call::ListBatches, |t| {
+                let mut rows: Vec<(i64, &str, &BatchCols)> = t
+                    .batches
+                    .iter()
+                    .filter(|((n, _), _)| *n == ns.0)
+                    .map(|((_, id), (cols, created_at))| (*created_at, id.as_str(), cols))
+                    .filter(|(created_at, id, _)| {
+                        after.is_none_or(|(at, a)| (*created_at, *id) < (at.millis(), a))
+                    })
+                    .collect();
+                rows.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+                Ok(rows
+                    .into_iter()
+                    .take(usize::try_from(limit.max(0)).unwrap_or(0))
+                    .map(|(.., cols)| cols.clone())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        found.into_iter().map(rows::batch_record).collect()
+    }
+
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let doc = rows::encode_json("batch", b)?;
+        self.call(Call::UpdateBatch, |t| {
+            match t
+                .batches
+                .get_mut(&(b.namespace.0.clone(), b.batch_id.clone()))
+            {
+                Some((cols, _)) if cols.1 == record.version => {
+                    cols.0 = doc;
+                    cols.1 += 1;
+                    cols.2 = record.due_at.map(Timestamp::millis);
+                    Ok(())
+                }
+                _ => Err(Error::Conflict),
+            }
+        })
+        .await
+    }
+
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        self.call(Call::RequestBatchStop, |t| {
+            match t.batches.get_mut(&(ns.0.clone(), id.to_owned())) {
+                Some((cols, _)) => {
+                    cols.3 = 1;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let until = now.saturating_add(lease).millis();
+        let claimed = self
+            .call(Call::ClaimBatches, |t| {
+                let mut due: Vec<(i64, (String, String))> = t
+                    .batches
+                    .iter()
+                    .filter_map(|(key, (cols, _))| {
+                        cols.2
+                            .filter(|at| *at <= now.millis())
+                            .map(|at| (at, key.clone()))
+                    })
+                    .collect();
+                due.sort();
+                due.truncate(usize::try_from(limit.max(0)).unwrap_or(0));
+                let mut out = Vec::new();
+                for (_, key) in due {
+                    if let Some((cols, _)) = t.batches.get_mut(&key) {
+                        cols.1 += 1;
+                        cols.2 = Some(until);
+                        out.push(cols.clone());
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        claimed.into_iter().map(rows::batch_record).collect()
     }
 
     async fn commit(&self, changes: &[RunChange]) -> Result<()> {

@@ -7,6 +7,7 @@
 //! (a hint only: the loops poll anyway). Everything else is the shared
 //! [`SqlStore`].
 
+use std::sync::LazyLock;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -17,8 +18,11 @@ use tokio::sync::broadcast;
 use crate::engine::Queue;
 use crate::time::Timestamp;
 
-use super::rows::{parse_queue, queue_name, RunWrite, TaskCols};
-use super::sql::{Dialect, SqlStore, WAKEUP_CAPACITY};
+use super::query::Contains;
+use super::rows::{parse_queue, queue_name, RunWrite, SlotArg, TaskCols};
+use super::sql::{
+    bound_slots, slot_assignments, slot_params, written_columns, Dialect, SqlStore, WAKEUP_CAPACITY,
+};
 use super::{Error, Result, Wakeup};
 
 /// The store on PostgreSQL.
@@ -102,27 +106,35 @@ macro_rules! commit_after_run {
 }
 
 /// Updates a run if its version is still $22 (optimistic concurrency); no
-/// row back means it is not.
-const COMMIT_UPDATE: &str = concat!(
-    "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
-        state = $21, version = version + 1, updated_at = $2, pinned_version = $23 \
-        where run_id = $1 and version = $22 returning run_id), ",
-    commit_after_run!()
-);
+/// row back means it is not. The slot columns (and `scheduled_by_id`)
+/// from $24.
+static COMMIT_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with r as (update runs set status = $18, close_time = $19, history_length = $20, \
+         state = $21, version = version + 1, updated_at = $2, pinned_version = $23, {} \
+         where run_id = $1 and version = $22 returning run_id), {}",
+        slot_assignments(24),
+        commit_after_run!()
+    )
+});
 
 /// Inserts a run: $22 workflow id, $23 workflow type, $24 task queue, $25
 /// start time, $26 request id, $27 pinned version, $28 parent workflow id,
-/// $29 parent run id. A second open run of the workflow id fails the
-/// statement on `runs_open_workflow_id`.
-const COMMIT_INSERT: &str = concat!(
-    "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
-        status, start_time, close_time, history_length, request_id, version, state, \
-        created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id) \
-        values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
-        $29) \
-        returning run_id), ",
-    commit_after_run!()
-);
+/// $29 parent run id, the slot columns (and `scheduled_by_id`) from $30. A second open run of the
+/// workflow id fails the statement on `runs_open_workflow_id`.
+static COMMIT_INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with r as (insert into runs (run_id, namespace, workflow_id, workflow_type, task_queue, \
+         status, start_time, close_time, history_length, request_id, version, state, \
+         created_at, updated_at, pinned_version, parent_workflow_id, parent_run_id, {}) \
+         values ($1, $9, $22, $23, $24, $18, $25, $19, $20, $26, 1, $21, $2, $2, $27, $28, \
+         $29, {}) \
+         returning run_id), {}",
+        written_columns().join(", "),
+        slot_params(30),
+        commit_after_run!()
+    )
+});
 
 impl SqlStore<Postgres> {
     /// Connects with [`DEFAULT_MAX_CONNECTIONS`] and starts the listener.
@@ -166,6 +178,7 @@ impl SqlStore<Postgres> {
 impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " for update skip locked";
     const BYTEWISE: &'static str = " collate \"C\"";
+    const CONTAINS: Contains = Contains::Jsonb;
     const LOCK_SKIP_LOCKED: &'static str = " for update of r skip locked";
 
     async fn migrate(pool: &PgPool) -> Result<()> {
@@ -213,9 +226,9 @@ impl Dialect for Postgres {
 /// See [`commit_after_run`].
 async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
     let (run, events, tasks) = (&write.run, &write.events, &write.tasks.upserts);
-    let query = match write.expected_version {
-        Some(_) => COMMIT_UPDATE,
-        None => COMMIT_INSERT,
+    let query: &str = match write.expected_version {
+        Some(_) => &COMMIT_UPDATE,
+        None => &COMMIT_INSERT,
     };
     let query = sqlx::query_scalar::<_, i64>(query)
         .bind(run.run_id.as_str())
@@ -260,6 +273,7 @@ async fn commit_one(pool: &PgPool, write: &RunWrite, now: i64) -> Result<()> {
             .bind(run.parent_workflow_id.as_deref())
             .bind(run.parent_run_id.as_deref()),
     };
+    let query = bound_slots!(query, run);
     match query.fetch_optional(pool).await {
         Ok(Some(_announced)) => Ok(()),
         // `r` returned nothing: the version moved on.

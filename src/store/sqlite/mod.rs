@@ -88,6 +88,7 @@ impl SqlStore<Sqlite> {
 impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const BYTEWISE: &'static str = "";
+    const CONTAINS: super::query::Contains = super::query::Contains::JsonEach;
     const LOCK_SKIP_LOCKED: &'static str = "";
 
     async fn migrate(pool: &SqlitePool) -> Result<()> {
