@@ -1341,10 +1341,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         result_type: Any,
     ) -> ActivityHandle[Any]:
         name, ret = _activity_name(activity)
-        self._activity_seq += 1
-        aid = activity_id or str(self._activity_seq)
-        if aid in self._activities_by_id or aid in self._local_activities:
-            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        aid = self._next_activity_id(activity_id)
         attrs: dict[str, Any] = {
             "activity_id": aid,
             "activity_type": name,
@@ -1372,22 +1369,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         act.command = _Command("ScheduleActivityTask", attrs, act)
         self._activities_by_id[aid] = act
         self._commands.append(act.command)
-
-        async def run() -> Any:
-            handle._baton_started = True
-            while True:
-                try:
-                    return await asyncio.shield(act.future)
-                except asyncio.CancelledError:
-                    if act.future.done():
-                        raise
-                    self._cancel_activity(act)
-
-        handle = ActivityHandle(run(), loop=self, name=f"activity:{name}:{aid}")
-        handle.activity_id = aid
-        handle._baton_cancel = lambda: self._cancel_activity(act)
-        self._tasks.append(handle)
-        return handle
+        return self._activity_handle(
+            act.future, lambda: self._cancel_activity(act), aid, f"activity:{name}:{aid}"
+        )
 
     def workflow_start_local_activity(
         self,
@@ -1402,11 +1386,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         result_type: Any,
     ) -> ActivityHandle[Any]:
         name, ret = _activity_name(activity)
-        # One id sequence with activities, as Temporal's SDK numbers both.
-        self._activity_seq += 1
-        aid = activity_id or str(self._activity_seq)
-        if aid in self._activities_by_id or aid in self._local_activities:
-            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        aid = self._next_activity_id(activity_id)
         la = LocalActivity(
             aid,
             name,
@@ -1419,20 +1399,39 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             future=self.create_future(),
         )
         self._local_activities[aid] = la
+        return self._activity_handle(
+            la.future, lambda: self._cancel_local_activity(la), aid, f"local_activity:{name}:{aid}"
+        )
+
+    def _next_activity_id(self, activity_id: str | None) -> str:
+        """The given id, else the next of the sequence that activities and
+        local activities share (as Temporal's SDK numbers both)."""
+        self._activity_seq += 1
+        aid = activity_id or str(self._activity_seq)
+        if aid in self._activities_by_id or aid in self._local_activities:
+            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        return aid
+
+    def _activity_handle(
+        self, future: asyncio.Future[Any], cancel: Callable[[], None], aid: str, name: str
+    ) -> ActivityHandle[Any]:
+        """The handle of an activity or local activity: it waits on
+        ``future``, and cancelling it (or the task awaiting it) calls
+        ``cancel``, which resolves ``future`` as the cancellation type says."""
 
         async def run() -> Any:
             handle._baton_started = True
             while True:
                 try:
-                    return await asyncio.shield(la.future)
+                    return await asyncio.shield(future)
                 except asyncio.CancelledError:
-                    if la.future.done():
+                    if future.done():
                         raise
-                    self._cancel_local_activity(la)
+                    cancel()
 
-        handle = ActivityHandle(run(), loop=self, name=f"local_activity:{name}:{aid}")
+        handle = ActivityHandle(run(), loop=self, name=name)
         handle.activity_id = aid
-        handle._baton_cancel = lambda: self._cancel_local_activity(la)
+        handle._baton_cancel = cancel
         self._tasks.append(handle)
         return handle
 
