@@ -1211,6 +1211,7 @@ impl Sim {
             token,
             commands,
             identity: Some("worker-1".into()),
+            force_create_new_workflow_task: false,
             search_attributes: Registry::new(
                 [
                     ("CustomerId", SearchAttributeType::Keyword),

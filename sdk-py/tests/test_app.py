@@ -211,7 +211,7 @@ async def test_bad_signatures_get_401_and_run_nothing(
 ) -> None:
     ran: list[str] = []
     monkeypatch.setattr("baton.app.run_activity", lambda *a, **k: ran.append("activity"))
-    monkeypatch.setattr("baton.app.handle_workflow_task", lambda *a, **k: ran.append("workflow"))
+    monkeypatch.setattr("baton.app.run_workflow_task", lambda *a, **k: ran.append("workflow"))
     body = activity_push("charge_payment", [{"id": "o1", "amount_cents": 5}])
     status, answer = await both(make_app(), "POST", make_headers(body), body)
     assert status == 401, case

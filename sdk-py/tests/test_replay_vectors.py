@@ -97,10 +97,16 @@ class _Interpreter:
                 else None,
                 cancellation_type=ActivityCancellationType[s.get("cancellation", "TRY_CANCEL")],
             )
+        if "local_activity" in s:
+            return workflow.start_local_activity(
+                s["local_activity"],
+                args=self.value(s.get("input", [])),
+                start_to_close_timeout=timedelta(seconds=10),
+            )
         return asyncio.ensure_future(self.run_one(s))
 
     async def run_one(self, s: dict[str, Any]) -> Any:
-        if "activity" in s:
+        if "activity" in s or "local_activity" in s:
             return await self.begin(s)
         if "timer" in s:
             await workflow.sleep(_duration(s["timer"]))

@@ -28,7 +28,8 @@ export interface Info {
   /** When this attempt times out (ms since the epoch). */
   deadlineMs: number;
   heartbeatTimeoutMs?: number;
-  isLocal: false;
+  /** True for a local activity (run inside its workflow task, `proxyLocalActivities`). */
+  isLocal: boolean;
 }
 
 /** Throw it from an activity to answer the push `202`: the result comes later over REST. */

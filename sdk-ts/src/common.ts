@@ -419,6 +419,17 @@ export interface ActivityOptions {
   cancellationType?: ActivityCancellationType;
 }
 
+/** Options of a local activity (`proxyLocalActivities`, Temporal's LocalActivityOptions). */
+export interface LocalActivityOptions {
+  startToCloseTimeout?: Duration;
+  scheduleToCloseTimeout?: Duration;
+  retry?: RetryPolicy;
+  /** Back-offs up to this are waited in-process, longer ones on a durable timer (default 1 minute). */
+  localRetryThreshold?: Duration;
+  /** An explicit activity id; by default the n-th activity of the run is `"n"`. */
+  activityId?: string;
+}
+
 export enum ActivityCancellationType {
   TRY_CANCEL = 0,
   WAIT_CANCELLATION_COMPLETED = 1,

@@ -5,6 +5,7 @@
  */
 import {
   type ActivityOptions,
+  type LocalActivityOptions,
   ContinueAsNew,
   ChildWorkflowCancellationType,
   type Duration,
@@ -41,6 +42,7 @@ export {
   ParentClosePolicy,
   WorkflowExecutionAlreadyStartedError,
   type ActivityOptions,
+  type LocalActivityOptions,
   type Duration,
   NonDeterminismError,
   DeterminismViolationError,
@@ -72,6 +74,28 @@ export function proxyActivities<A = Record<string, AnyFunction>>(options: Activi
     get(_target, prop) {
       if (typeof prop !== "string") return undefined;
       return (...args: unknown[]) => currentInstance("proxyActivities").scheduleActivity(prop, args, options);
+    },
+  });
+}
+
+/**
+ * Local activity stubs (Temporal's `proxyLocalActivities`):
+ * `const { normalise } = proxyLocalActivities<typeof activities>({ startToCloseTimeout: '5s' })`.
+ * Each call runs the activity in this handler, inside the workflow task,
+ * and records its outcome as a LocalActivity marker with the task's
+ * completion (protocol.md §14.6): no activity task, no push of its own.
+ * Attempts are retried in-process while the back-off is at most
+ * `localRetryThreshold` (default 1 minute), then after a durable timer.
+ * Cancelling the call's scope cancels it at once (TRY_CANCEL).
+ */
+export function proxyLocalActivities<A = Record<string, AnyFunction>>(options: LocalActivityOptions): ActivityInterfaceFor<A> {
+  if (options.startToCloseTimeout === undefined && options.scheduleToCloseTimeout === undefined) {
+    throw new TypeError("proxyLocalActivities needs startToCloseTimeout or scheduleToCloseTimeout");
+  }
+  return new Proxy({} as ActivityInterfaceFor<A>, {
+    get(_target, prop) {
+      if (typeof prop !== "string") return undefined;
+      return (...args: unknown[]) => currentInstance("proxyLocalActivities").scheduleLocalActivity(prop, args, options);
     },
   });
 }

@@ -33,6 +33,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   patched,
+  proxyLocalActivities,
   setHandler,
   sleep,
 } from "../src/workflow.js";
@@ -126,6 +127,10 @@ class Interpreter {
         },
         ...(this.value(s.input ?? []) as unknown[]),
       );
+    }
+    if ("local_activity" in s) {
+      const stub = proxyLocalActivities({ startToCloseTimeout: "10s" }) as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      return stub[s.local_activity]!(...(this.value(s.input ?? []) as unknown[]));
     }
     if ("timer" in s) return sleep(duration(s.timer)).then(() => null);
     if ("child" in s) {

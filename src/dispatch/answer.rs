@@ -25,10 +25,12 @@ pub(super) fn workflow_task(
                     commands: Some(commands),
                     failure: None,
                     identity,
+                    force_create_new_workflow_task,
                 }) => Command::CompleteWorkflowTask {
                     token,
                     commands,
                     identity,
+                    force_create_new_workflow_task,
                     // Filled in by the caller when a command needs it.
                     search_attributes: Registry::default(),
                 },

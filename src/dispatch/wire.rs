@@ -198,6 +198,10 @@ pub struct WorkflowTaskResponse {
     pub failure: Option<WorkflowTaskFailure>,
     #[serde(default)]
     pub identity: Option<String>,
+    /// A workflow-task heartbeat: schedule the next task at once
+    /// (docs/protocol.md §5.2.1).
+    #[serde(default)]
+    pub force_create_new_workflow_task: bool,
 }
 
 #[derive(Debug, Deserialize)]

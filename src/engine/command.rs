@@ -112,6 +112,10 @@ pub enum Command {
         token: WorkflowTaskToken,
         commands: Vec<WorkflowCommand>,
         identity: Option<String>,
+        /// Workflow-task heartbeat (Temporal's
+        /// `force_create_new_workflow_task`): the SDK answered early to keep
+        /// local activities going and wants the next task at once.
+        force_create_new_workflow_task: bool,
         /// The namespace's search attributes, which the commands' are
         /// typed against (empty when no command sets any).
         search_attributes: Registry,

@@ -322,6 +322,9 @@ pub enum WorkflowTaskFailedCause {
     /// Reported by the SDK: workflow code raised an error that is not a
     /// workflow failure (a bug to be fixed and redeployed).
     WorkflowWorkerUnhandledFailure,
+    /// The server refused a workflow-task heartbeat: too many in a row
+    /// (`Limits::max_workflow_task_heartbeats`).
+    ForceCloseCommand,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

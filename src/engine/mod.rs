@@ -115,6 +115,10 @@ pub struct Limits {
     pub delivery_max_backoff: Duration,
     /// Extra time on a claim lease beyond the task's own timeout.
     pub lease_grace: Duration,
+    /// Workflow-task heartbeats (answers with
+    /// `force_create_new_workflow_task`) allowed in a row; the next one is
+    /// refused with FORCE_CLOSE_COMMAND and the task retried after back-off.
+    pub max_workflow_task_heartbeats: u32,
 }
 
 impl Default for Limits {
@@ -130,6 +134,9 @@ impl Default for Limits {
             delivery_initial_backoff: Duration(200),
             delivery_max_backoff: Duration::from_secs(60),
             lease_grace: Duration::from_secs(5),
+            // Temporal bounds heartbeating by 30 minutes; 180 heartbeats of
+            // the default 10 s task timeout.
+            max_workflow_task_heartbeats: 180,
         }
     }
 }

@@ -101,6 +101,10 @@ pub struct RunState {
     /// Set while a recorded or transport failure is being retried: the
     /// error of the last attempt, for describe.
     pub last_workflow_task_failure: Option<String>,
+    /// Workflow tasks in a row that were answered as heartbeats
+    /// (`force_create_new_workflow_task`); reset by any other outcome.
+    #[serde(default)]
+    pub workflow_task_heartbeats: u32,
     /// A cancellation was requested (WorkflowExecutionCancelRequested is
     /// recorded or buffered); later requests are no-ops.
     #[serde(default)]
@@ -390,6 +394,7 @@ impl RunState {
             result: None,
             failure: None,
             last_workflow_task_failure: None,
+            workflow_task_heartbeats: 0,
             cancel_requested: false,
             signal_request_ids: VecDeque::new(),
             pinned_version: None,

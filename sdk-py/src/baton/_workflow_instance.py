@@ -92,6 +92,7 @@ from baton.exceptions import (
     WorkflowAlreadyStartedError,
 )
 from baton.workflow import (
+    LOCAL_ACTIVITY_MARKER_NAME,
     PATCH_MARKER_NAME,
     ActivityCancellationType,
     ActivityHandle,
@@ -220,8 +221,8 @@ _DESCRIBED: dict[str, tuple[str, ...]] = {
     "TimerStarted": ("timer_id",),
     "CancelTimer": ("timer_id",),
     "TimerCanceled": ("timer_id",),
-    "RecordMarker": ("marker_name", "patch_id"),
-    "MarkerRecorded": ("marker_name", "patch_id"),
+    "RecordMarker": ("marker_name", "patch_id", "activity_type", "activity_id"),
+    "MarkerRecorded": ("marker_name", "patch_id", "activity_type", "activity_id"),
     "UpsertWorkflowSearchAttributes": ("names",),
     "CompleteWorkflowUpdate": ("update_id",),
     "WorkflowExecutionUpdateCompleted": ("update_id",),
@@ -242,16 +243,16 @@ def _describe(kind: str, name: str, attributes: dict[str, Any]) -> str:
     target = _as_dict(attributes.get("workflow_execution"))
 
     def member(key: str) -> Any:
-        if key == "patch_id":
-            return details.get("patch_id")
+        if key == "patch_id" or name in ("RecordMarker", "MarkerRecorded"):
+            return details.get(key) if key != "marker_name" else attributes.get(key)
         if key == "names":
             return sorted(_as_dict(attributes.get("search_attributes")))
         if key == "workflow_id" and kind == "event" and "workflow_id" not in attributes:
             return target.get("workflow_id")
         return attributes.get(key)
 
-    if name in ("RecordMarker", "MarkerRecorded") and member("patch_id") is None:
-        keys = ("marker_name",)
+    if name in ("RecordMarker", "MarkerRecorded"):
+        keys = tuple(k for k in keys if k == "marker_name" or member(k) is not None)
     return f"{name}(" + ", ".join(f"{k}={json.dumps(member(k))}" for k in keys) + ")"
 
 
@@ -274,6 +275,39 @@ class _Activity:
         self.command: _Command | None = None
         self.scheduled_event_id = 0
         self.cancel_requested = False
+
+
+class LocalActivity:
+    """One local activity: what to run, where its attempts stand, and the
+    future its handle waits on. ``pending`` while an attempt's outcome is
+    awaited (from this app running it, or from a marker on replay)."""
+
+    def __init__(
+        self,
+        activity_id: str,
+        activity_type: str,
+        input: JSON,
+        *,
+        start_to_close_timeout: timedelta | None,
+        schedule_to_close_timeout: timedelta | None,
+        retry_policy: RetryPolicy,
+        local_retry_threshold: timedelta,
+        result_type: Any,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.activity_id = activity_id
+        self.activity_type = activity_type
+        self.input = input
+        self.start_to_close_timeout = start_to_close_timeout
+        self.schedule_to_close_timeout = schedule_to_close_timeout
+        self.retry_policy = retry_policy
+        self.local_retry_threshold = local_retry_threshold
+        self.result_type = result_type
+        self.future = future
+        self.attempt = 1
+        self.original_schedule_time: str | None = None
+        self.pending = True
+        self.backoff: asyncio.TimerHandle | None = None
 
 
 class _Child:
@@ -355,6 +389,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._timer_seq = 0
         self._activities_by_id: dict[str, _Activity] = {}
         self._activities_by_event: dict[int, _Activity] = {}
+        self._local_activities: dict[str, LocalActivity] = {}
         self._timers: dict[str, _Timer] = {}
         self._children_by_event: dict[int, _Child] = {}
         self._externals_by_event: dict[int, _External] = {}
@@ -381,9 +416,41 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         """Replays the history and runs the final activation; returns its
         commands. Raises NonDeterminismError or WorkflowTaskFailure."""
         try:
-            return self._replay(query=False)
+            self._replay(query=False)
+            return self.commands()
         finally:
             self._teardown()
+
+    def begin(self) -> None:
+        """Replays the history and runs the final activation until it is
+        blocked; local activities it waits on are then in
+        :meth:`pending_local_activities`. Call :meth:`teardown` after."""
+        self._replay(query=False)
+
+    def commands(self) -> list[CommandDict]:
+        """The answer's commands so far. A cancel whose target closed in the
+        history (in this activation too: signals ran first) has nothing to
+        cancel; the server would refuse it (§14.4)."""
+        return [c.to_wire() for c in self._commands if not self._lenient_unmatched(c)]
+
+    def teardown(self) -> None:
+        self._teardown()
+
+    def pending_local_activities(self) -> list[LocalActivity]:
+        """Local activities whose attempt this task must run (none once the
+        run is closing)."""
+        if self._closed_by is not None:
+            return []
+        return [la for la in self._local_activities.values() if la.pending]
+
+    def resolve_local_activity(self, la: LocalActivity, outcome: dict[str, Any]) -> None:
+        """Records the outcome of ``la``'s attempts run by this app (the
+        marker's details and failure, docs/protocol.md §14.6) and runs the
+        workflow until it is blocked again."""
+        if not la.pending or la.future.done():
+            return
+        self._resolve_local(la, outcome)
+        self._run_until_blocked()
 
     def _replay(self, *, query: bool) -> list[CommandDict]:
         events = self._request["history"]
@@ -406,10 +473,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 self._activation(pending)
                 pending = []
                 if final:
-                    # A cancel whose target closed in the history (in this
-                    # activation too: signals ran first) has nothing to
-                    # cancel; the server would refuse it (§14.4).
-                    return [c.to_wire() for c in self._commands if not self._lenient_unmatched(c)]
+                    return []
                 self._unmatched.extend(self._commands)
                 self._commands = []
                 i += 2
@@ -567,6 +631,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
 
     def _match(self, e: EventDict, events: Sequence[EventDict], i: int) -> None:
         attrs = e.get("attributes") or {}
+        self._replay_local_activity(e)
         while self._unmatched:
             c = self._unmatched[0]
             if _matches(c, e, self):
@@ -590,6 +655,116 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             event_id=e["event_id"],
             expected=_describe_event(e),
             actual=actual,
+        )
+
+    def _replay_local_activity(self, e: EventDict) -> None:
+        """A local activity marker with no command before it left to match
+        is the outcome the waiting local activity got when this task ran:
+        it resolves it, and the workflow runs on as it did then (its
+        commands follow the marker)."""
+        attrs = e.get("attributes") or {}
+        if e["event_type"] != "MarkerRecorded" or attrs.get("marker_name") != (
+            LOCAL_ACTIVITY_MARKER_NAME
+        ):
+            return
+        if any(not self._lenient_unmatched(c) for c in self._unmatched):
+            return
+        details = _as_dict(attrs.get("details"))
+        la = self._local_activities.get(str(details.get("activity_id")))
+        if la is None or not la.pending or details.get("activity_type") != la.activity_type:
+            return
+        outcome = dict(details)
+        if attrs.get("failure") is not None:
+            outcome["failure"] = attrs["failure"]
+        self._resolve_local(la, outcome)
+        self._run_until_blocked()
+        self._unmatched.extend(self._commands)
+        self._commands = []
+
+    def _resolve_local(self, la: LocalActivity, outcome: dict[str, Any]) -> None:
+        """Appends ``la``'s marker, then resolves it: a result, a failure for
+        good, or a back-off on a durable timer before the next attempt."""
+        la.pending = False
+        details: dict[str, Any] = {
+            "activity_id": la.activity_id,
+            "activity_type": la.activity_type,
+            "attempt": int(outcome.get("attempt") or la.attempt),
+        }
+        for key in ("original_schedule_time", "complete_time", "backoff", "retry_state"):
+            if outcome.get(key) is not None:
+                details[key] = outcome[key]
+        failure = outcome.get("failure")
+        if failure is None:
+            details["result"] = outcome.get("result")
+        attrs: dict[str, Any] = {"marker_name": LOCAL_ACTIVITY_MARKER_NAME, "details": details}
+        if failure is not None:
+            attrs["failure"] = failure
+        self._commands.append(_Command("RecordMarker", attrs, la))
+        la.original_schedule_time = details.get("original_schedule_time")
+        if failure is None:
+            try:
+                la.future.set_result(from_json(details["result"], la.result_type))
+            except (TypeError, ValueError, KeyError) as err:
+                la.future.set_exception(err)
+            return
+        backoff = details.get("backoff")
+        if isinstance(backoff, str):
+            la.attempt = details["attempt"] + 1
+
+            def retry() -> None:
+                la.backoff = None
+                la.pending = True
+
+            la.backoff = self.call_later(parse_duration(backoff).total_seconds(), retry)
+            return
+        la.future.set_exception(self._local_activity_error(la, failure_to_error(failure), details))
+
+    def _local_activity_error(
+        self, la: LocalActivity, cause: BaseException, details: dict[str, Any]
+    ) -> ActivityError:
+        rs = details.get("retry_state")
+        err = ActivityError(
+            "Local activity failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=la.activity_type,
+            activity_id=la.activity_id,
+            retry_state=RetryState(rs) if rs in RetryState.__members__ else None,
+        )
+        err.__cause__ = cause
+        return err
+
+    def _cancel_local_activity(self, la: LocalActivity) -> None:
+        """TRY_CANCEL: the local activity resolves as cancelled at once, with
+        a marker saying so (so a replay resolves it the same way); the
+        driver stops a running attempt."""
+        if la.future.done():
+            return
+        if la.backoff is not None:
+            la.backoff.cancel()
+            la.backoff = None
+        la.pending = False
+        failure: FailureDict = {
+            "message": "Local activity cancelled",
+            "type": "CancelledError",
+            "kind": "CANCELED",
+        }
+        details: dict[str, Any] = {
+            "activity_id": la.activity_id,
+            "activity_type": la.activity_type,
+            "attempt": la.attempt,
+            "retry_state": RetryState.CANCEL_REQUESTED.value,
+        }
+        self._commands.append(
+            _Command(
+                "RecordMarker",
+                {"marker_name": LOCAL_ACTIVITY_MARKER_NAME, "details": details, "failure": failure},
+                la,
+            )
+        )
+        la.future.set_exception(
+            self._local_activity_error(la, CancelledError("Local activity cancelled"), details)
         )
 
     def _on_matched(self, c: _Command, e: EventDict) -> None:
@@ -1165,20 +1340,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         activity_id: str | None,
         result_type: Any,
     ) -> ActivityHandle[Any]:
-        if isinstance(activity, str):
-            name, ret = activity, None
-        else:
-            defn = getattr(activity, "__baton_activity_definition__", None)
-            name = getattr(defn, "name", None) or getattr(activity, "__name__", None)
-            if not name:
-                raise TypeError(f"{activity!r} is not an activity")
-            # The definition already resolved the hints (resolving them per
-            # call is a large part of a short replay).
-            ret = defn.ret_type if defn is not None else type_hints_of(activity)[1]
-        self._activity_seq += 1
-        aid = activity_id or str(self._activity_seq)
-        if aid in self._activities_by_id:
-            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        name, ret = _activity_name(activity)
+        aid = self._next_activity_id(activity_id)
         attrs: dict[str, Any] = {
             "activity_id": aid,
             "activity_type": name,
@@ -1206,20 +1369,69 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         act.command = _Command("ScheduleActivityTask", attrs, act)
         self._activities_by_id[aid] = act
         self._commands.append(act.command)
+        return self._activity_handle(
+            act.future, lambda: self._cancel_activity(act), aid, f"activity:{name}:{aid}"
+        )
+
+    def workflow_start_local_activity(
+        self,
+        activity: Any,
+        args: Sequence[Any],
+        *,
+        schedule_to_close_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+        local_retry_threshold: timedelta,
+        activity_id: str | None,
+        result_type: Any,
+    ) -> ActivityHandle[Any]:
+        name, ret = _activity_name(activity)
+        aid = self._next_activity_id(activity_id)
+        la = LocalActivity(
+            aid,
+            name,
+            encode_args(args),
+            start_to_close_timeout=start_to_close_timeout,
+            schedule_to_close_timeout=schedule_to_close_timeout,
+            retry_policy=retry_policy or RetryPolicy(),
+            local_retry_threshold=local_retry_threshold,
+            result_type=result_type if result_type is not None else ret,
+            future=self.create_future(),
+        )
+        self._local_activities[aid] = la
+        return self._activity_handle(
+            la.future, lambda: self._cancel_local_activity(la), aid, f"local_activity:{name}:{aid}"
+        )
+
+    def _next_activity_id(self, activity_id: str | None) -> str:
+        """The given id, else the next of the sequence that activities and
+        local activities share (as Temporal's SDK numbers both)."""
+        self._activity_seq += 1
+        aid = activity_id or str(self._activity_seq)
+        if aid in self._activities_by_id or aid in self._local_activities:
+            raise ValueError(f"activity id {aid!r} is already in use in this workflow")
+        return aid
+
+    def _activity_handle(
+        self, future: asyncio.Future[Any], cancel: Callable[[], None], aid: str, name: str
+    ) -> ActivityHandle[Any]:
+        """The handle of an activity or local activity: it waits on
+        ``future``, and cancelling it (or the task awaiting it) calls
+        ``cancel``, which resolves ``future`` as the cancellation type says."""
 
         async def run() -> Any:
             handle._baton_started = True
             while True:
                 try:
-                    return await asyncio.shield(act.future)
+                    return await asyncio.shield(future)
                 except asyncio.CancelledError:
-                    if act.future.done():
+                    if future.done():
                         raise
-                    self._cancel_activity(act)
+                    cancel()
 
-        handle = ActivityHandle(run(), loop=self, name=f"activity:{name}:{aid}")
+        handle = ActivityHandle(run(), loop=self, name=name)
         handle.activity_id = aid
-        handle._baton_cancel = lambda: self._cancel_activity(act)
+        handle._baton_cancel = cancel
         self._tasks.append(handle)
         return handle
 
@@ -1358,6 +1570,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         return None
 
 
+def _activity_name(activity: Any) -> tuple[str, Any]:
+    """The activity type of an ``@activity.defn`` function or a name, and
+    its result type hint."""
+    if isinstance(activity, str):
+        return activity, None
+    defn = getattr(activity, "__baton_activity_definition__", None)
+    name = getattr(defn, "name", None) or getattr(activity, "__name__", None)
+    if not name:
+        raise TypeError(f"{activity!r} is not an activity")
+    # The definition already resolved the hints (resolving them per call
+    # is a large part of a short replay).
+    return name, defn.ret_type if defn is not None else type_hints_of(activity)[1]
+
+
 def _is_cancellation(err: BaseException) -> bool:
     """asyncio's cancellation, Baton's CancelledError, or an activity or a
     child workflow that ended because it was cancelled (Temporal's
@@ -1420,9 +1646,14 @@ def _matches(c: _Command, e: EventDict, inst: WorkflowInstance) -> bool:
     if c.command_type == "RecordMarker":
         if t != "MarkerRecorded" or a.get("marker_name") != ca["marker_name"]:
             return False
+        details = _as_dict(a.get("details"))
         if ca["marker_name"] == PATCH_MARKER_NAME:
-            details = _as_dict(a.get("details"))
             return bool(details) and details.get("patch_id") == ca["details"]["patch_id"]
+        if ca["marker_name"] == LOCAL_ACTIVITY_MARKER_NAME:
+            return (
+                details.get("activity_id") == ca["details"]["activity_id"]
+                and details.get("activity_type") == ca["details"]["activity_type"]
+            )
         return True
     closing = _CLOSING.get(c.command_type)
     return closing is not None and t == closing

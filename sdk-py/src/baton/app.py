@@ -34,11 +34,11 @@ from typing import Any, cast
 
 from baton import _signing, _tracing
 from baton._activity_runner import ServerAccess, run_activity
+from baton._local_activity import run_workflow_task
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._workflow_instance import (
     handle_query,
     handle_update_validation,
-    handle_workflow_task,
 )
 from baton.activity import _Definition as _ActivityDefinition
 from baton.workflow import _Definition as _WorkflowDefinition
@@ -197,7 +197,15 @@ class App:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
-            answer = await self._replay(handle_workflow_task, defn, req)
+            inline = len(req["history"]) <= self._inline_max
+            answer = await run_workflow_task(
+                defn,
+                req,
+                activities=self._activities,
+                workflow_pool=None if inline else self._workflow_pool,
+                activity_executor=self._executor,
+                determinism_checks=self._checks,
+            )
             return Response.json(200, answer)
         if kind in ("query", "update_validation"):
             # Both replay the history and run a read-only handler: the
@@ -225,7 +233,7 @@ class App:
         definition: _WorkflowDefinition | None,
         push: Any,
     ) -> dict[str, Any]:
-        """Runs ``handler`` (a workflow task, query or update validation) in
+        """Runs ``handler`` (a query or update validation) in
         a copy of the context, so that nothing workflow code sets leaks
         into the request or the next replay: inline on this loop when the
         history is short, else on the replay pool."""

@@ -50,6 +50,7 @@ __all__ = [
     "deprecate_patch",
     "execute_activity",
     "execute_child_workflow",
+    "execute_local_activity",
     "get_external_workflow_handle",
     "in_workflow",
     "info",
@@ -65,6 +66,7 @@ __all__ = [
     "sleep",
     "start_activity",
     "start_child_workflow",
+    "start_local_activity",
     "time",
     "time_ns",
     "unsafe",
@@ -410,6 +412,20 @@ class _Runtime:
     ) -> ActivityHandle[Any]:
         raise NotImplementedError
 
+    def workflow_start_local_activity(
+        self,
+        activity: Any,
+        args: Sequence[Any],
+        *,
+        schedule_to_close_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        retry_policy: RetryPolicy | None,
+        local_retry_threshold: timedelta,
+        activity_id: str | None,
+        result_type: Any,
+    ) -> ActivityHandle[Any]:
+        raise NotImplementedError
+
 
 def _runtime() -> _Runtime:
     try:
@@ -673,6 +689,77 @@ def start_activity(
         heartbeat_timeout=heartbeat_timeout,
         retry_policy=retry_policy,
         cancellation_type=cancellation_type,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+
+
+LOCAL_ACTIVITY_MARKER_NAME = "LocalActivity"
+"""The marker that records a local activity's outcome (docs/protocol.md §14.6)."""
+
+DEFAULT_LOCAL_RETRY_THRESHOLD = timedelta(minutes=1)
+"""Back-offs up to this are waited in-process; longer ones on a durable timer."""
+
+
+def start_local_activity(
+    activity: Any,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    schedule_to_close_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> ActivityHandle[Any]:
+    """Starts a local activity and returns its handle (an asyncio task).
+
+    As in Temporal, a local activity runs in this app during the workflow
+    task that reaches it, and its outcome is recorded as a marker with that
+    task's completion: no activity task, no push of its own. Attempts are
+    retried in-process while the back-off is at most
+    ``local_retry_threshold`` (default 1 minute), then after a durable
+    timer. Cancelling the handle cancels it at once (``TRY_CANCEL``).
+    One of ``start_to_close_timeout`` and ``schedule_to_close_timeout`` is
+    required.
+    """
+    if start_to_close_timeout is None and schedule_to_close_timeout is None:
+        raise ValueError("local activity needs start_to_close_timeout or schedule_to_close_timeout")
+    return _runtime().workflow_start_local_activity(
+        activity,
+        _args(arg, args),
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy,
+        local_retry_threshold=local_retry_threshold or DEFAULT_LOCAL_RETRY_THRESHOLD,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+
+
+async def execute_local_activity(
+    activity: Any,
+    arg: Any = _NO_ARG,
+    *,
+    args: Sequence[Any] = (),
+    schedule_to_close_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    activity_id: str | None = None,
+    result_type: type | None = None,
+) -> Any:
+    """Runs a local activity (see :func:`start_local_activity`) and returns
+    its result; raises ``ActivityError`` when it failed for good."""
+    return await start_local_activity(
+        activity,
+        arg,
+        args=args,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy,
+        local_retry_threshold=local_retry_threshold,
         activity_id=activity_id,
         result_type=result_type,
     )

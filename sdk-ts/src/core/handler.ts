@@ -20,6 +20,7 @@ import {
   msToNumber,
 } from "../common.js";
 import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
+import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
 import { verify } from "./signing.js";
 import { continueTrace } from "./tracing.js";
@@ -87,6 +88,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   if (secrets.length === 0 || secrets.some((s) => !s)) throw new TypeError("createHandler needs a signingSecret");
   const workflows = functions(options.workflows);
   const activities = functions(options.activities);
+  const locals = localActivityRunner(activities);
   const description = {
     sdk: { name: SDK_NAME, version: SDK_VERSION },
     workflows: [...workflows.keys()].map((name) => ({ name, signals: [], queries: [], updates: [] })),
@@ -113,7 +115,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     if (type === "workflow_task") {
       const r = parsed as WorkflowTaskRequest;
       if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
-      const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r);
+      const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r, locals);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
     }

@@ -42,6 +42,7 @@ import {
   type Duration,
   type FailureJson,
   type HistoryEvent,
+  type LocalActivityOptions,
   NonDeterminismError,
   type QueryRequest,
   type QueryResponse,
@@ -73,6 +74,10 @@ import { newStorage } from "./als.js";
 import { CancellationScope, setScopeHost } from "./cancellation_scope.js";
 
 export const PATCH_MARKER_NAME = "core_patch";
+/** The marker that records a local activity's outcome (protocol.md §14.6). */
+export const LOCAL_ACTIVITY_MARKER_NAME = "LocalActivity";
+/** The share of the task timeout after which running local activities make the task answer early (a heartbeat). */
+const HEARTBEAT_FRACTION = 0.8;
 
 export type WorkflowFunction = (...args: any[]) => Promise<unknown>;
 
@@ -190,6 +195,29 @@ interface ActivityState {
   done: boolean;
 }
 
+/** One local activity: what to run, where its attempts stand (`pending` while an attempt's outcome is awaited). */
+export interface LocalActivityState {
+  activityId: string;
+  activityType: string;
+  args: unknown[];
+  options: LocalActivityOptions;
+  attempt: number;
+  originalScheduleTime?: string;
+  pending: boolean;
+  done: boolean;
+  backoffTimer?: TimerState;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+/** Runs local activities' attempts for the task being answered (core/local_activity.ts). */
+export interface LocalActivityRunner {
+  /** Runs `la`'s attempts from `la.attempt`; resolves (never rejects) with the outcome the marker records. */
+  run(la: LocalActivityState, request: WorkflowTaskRequest): Promise<Record<string, unknown>>;
+  /** Stops them: the workflow cancelled the local activity. */
+  cancel(la: LocalActivityState, request: WorkflowTaskRequest): void;
+}
+
 interface TimerState {
   timerId: string;
   resolve(): void;
@@ -216,8 +244,8 @@ const DESCRIBED: Record<string, string[]> = {
   TimerStarted: ["timer_id"],
   CancelTimer: ["timer_id"],
   TimerCanceled: ["timer_id"],
-  RecordMarker: ["marker_name", "patch_id"],
-  MarkerRecorded: ["marker_name", "patch_id"],
+  RecordMarker: ["marker_name", "patch_id", "activity_type", "activity_id"],
+  MarkerRecorded: ["marker_name", "patch_id", "activity_type", "activity_id"],
   UpsertWorkflowSearchAttributes: ["names"],
   CompleteWorkflowUpdate: ["update_id"],
   WorkflowExecutionUpdateCompleted: ["update_id"],
@@ -233,13 +261,14 @@ function describe(isEvent: boolean, name: string, attributes: unknown): string {
   let keys = DESCRIBED[name];
   if (keys === undefined) return name;
   const a = rec(attributes);
+  const marker = name === "RecordMarker" || name === "MarkerRecorded";
   const member = (k: string): unknown => {
-    if (k === "patch_id") return rec(a.details).patch_id;
+    if (marker && k !== "marker_name") return rec(a.details)[k];
     if (k === "names") return Object.keys(rec(a.search_attributes)).sort();
     if (k === "workflow_id" && isEvent && !("workflow_id" in a)) return rec(a.workflow_execution).workflow_id;
     return a[k];
   };
-  if ((name === "RecordMarker" || name === "MarkerRecorded") && member("patch_id") === undefined) keys = ["marker_name"];
+  if (marker) keys = keys.filter((k) => k === "marker_name" || member(k) !== undefined);
   return `${name}(${keys.map((k) => `${k}=${JSON.stringify(member(k) ?? null)}`).join(", ")})`;
 }
 
@@ -412,13 +441,18 @@ export class WorkflowInstance {
   private queryHandlers = new Map<string, (...args: any[]) => unknown>();
   private taskError: unknown = undefined;
   private hasTaskError = false;
+  private localActivities = new Map<string, LocalActivityState>();
+  private readonly heartbeatAt: number;
 
   constructor(
     private readonly fn: WorkflowFunction,
     private readonly request: WorkflowTaskRequest,
     /** Replaying for a query: the history is persisted events only and no task is answered. */
     private readonly forQuery = false,
+    /** Runs local activities; without one (replayers, queries) they wait for their markers. */
+    private readonly localRunner?: LocalActivityRunner,
   ) {
+    this.heartbeatAt = RealDate.now() + HEARTBEAT_FRACTION * taskTimeoutMs(request);
     this.random = seedFrom(request.run_id);
     const first = request.history[0];
     const attrs = rec(first?.attributes);
@@ -569,14 +603,21 @@ export class WorkflowInstance {
         // A cancel whose target closed in the history (in this activation
         // too: signals ran first) has nothing to cancel; the server would
         // refuse it (protocol.md §14.4).
-        if (isLast) return { commands: this.commands.filter((c) => !this.lenient(c)).map((c) => c.command) };
+        if (isLast) {
+          const force = this.localRunner !== undefined && (await this.runLocalActivities(this.localRunner));
+          const answer: WorkflowTaskResponse = { commands: this.commands.filter((c) => !this.lenient(c)).map((c) => c.command) };
+          if (force) answer.force_create_new_workflow_task = true;
+          return answer;
+        }
         this.unmatched.push(...this.commands);
         this.commands = [];
         i++; // WorkflowTaskCompleted
         continue;
       }
-      if (COMMAND_EVENTS.has(t)) this.match(e);
-      else if (RESOLUTION_EVENTS.has(t)) pending.push(e);
+      if (COMMAND_EVENTS.has(t)) {
+        if (t === "MarkerRecorded") await this.replayLocalActivity(e);
+        this.match(e);
+      } else if (RESOLUTION_EVENTS.has(t)) pending.push(e);
     }
     // An exported history (or a query's) that ends without a task to answer.
     this.expectAllMatched(undefined);
@@ -620,6 +661,139 @@ export class WorkflowInstance {
       if (--active === 0) restoreDeterminism();
       if (storage === undefined) current = undefined;
     }
+  }
+
+  /** Runs `fn` as workflow code, then the workflow until it is blocked. */
+  private async runUntilBlocked(fn: () => void): Promise<void> {
+    if (storage === undefined) current = this;
+    if (active++ === 0) installDeterminism();
+    try {
+      this.inContext(fn);
+      for (;;) {
+        await drainTurn();
+        if (!this.inContext(() => this.checkConditions())) break;
+      }
+    } finally {
+      if (--active === 0) restoreDeterminism();
+      if (storage === undefined) current = undefined;
+    }
+    if (this.hasTaskError) throw this.taskError;
+    if (this.closing !== undefined) {
+      this.commands.push(this.closing);
+      this.closing = undefined;
+    }
+  }
+
+  // ---- local activities (protocol.md §14.6) ----
+
+  /**
+   * While the workflow of the task being answered waits on local
+   * activities, runs their attempts and feeds each outcome back, one at a
+   * time in the order they finish. Returns true when the task's deadline
+   * nears first: the answer then asks for a new task at once.
+   */
+  private async runLocalActivities(runner: LocalActivityRunner): Promise<boolean> {
+    const started = new Map<LocalActivityState, Promise<[LocalActivityState, Record<string, unknown>]>>();
+    for (;;) {
+      const pending = this.closed ? [] : [...this.localActivities.values()].filter((la) => la.pending);
+      for (const la of [...started.keys()]) {
+        if (!pending.includes(la)) {
+          started.delete(la);
+          runner.cancel(la, this.request);
+        }
+      }
+      if (pending.length === 0) return false;
+      for (const la of pending) {
+        if (!started.has(la)) started.set(la, runner.run(la, this.request).then((o) => [la, o]));
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), Math.max(0, this.heartbeatAt - RealDate.now()));
+      });
+      const first = await Promise.race([...started.values(), deadline]);
+      clearTimeout(timer);
+      if (first === undefined) return true;
+      const [la, outcome] = first;
+      started.delete(la);
+      if (la.pending && !la.done) await this.runUntilBlocked(() => this.resolveLocal(la, outcome));
+    }
+  }
+
+  /**
+   * A LocalActivity marker with no command before it left to match is the
+   * outcome the waiting local activity got when the task ran: it resolves
+   * it, and the workflow runs on as it did then.
+   */
+  private async replayLocalActivity(e: HistoryEvent): Promise<void> {
+    const a = rec(e.attributes);
+    if (a.marker_name !== LOCAL_ACTIVITY_MARKER_NAME) return;
+    if (this.unmatched.some((c) => !this.lenient(c))) return;
+    const d = rec(a.details);
+    const la = this.localActivities.get(String(d.activity_id));
+    if (la === undefined || !la.pending || d.activity_type !== la.activityType) return;
+    const outcome: Record<string, unknown> = { ...d };
+    if (a.failure !== undefined && a.failure !== null) outcome.failure = a.failure;
+    await this.runUntilBlocked(() => this.resolveLocal(la, outcome));
+    this.unmatched.push(...this.commands);
+    this.commands = [];
+  }
+
+  /** Appends the local activity's marker, then resolves it: a result, a failure for good, or a back-off on a durable timer. */
+  private resolveLocal(la: LocalActivityState, outcome: Record<string, unknown>): void {
+    la.pending = false;
+    const details: Record<string, unknown> = {
+      activity_id: la.activityId,
+      activity_type: la.activityType,
+      attempt: typeof outcome.attempt === "number" ? outcome.attempt : la.attempt,
+    };
+    for (const k of ["original_schedule_time", "complete_time", "backoff", "retry_state"]) {
+      if (outcome[k] !== undefined && outcome[k] !== null) details[k] = outcome[k];
+    }
+    const failure = outcome.failure !== undefined && outcome.failure !== null ? (outcome.failure as FailureJson) : undefined;
+    if (failure === undefined) details.result = outcome.result ?? null;
+    const attributes: Record<string, unknown> = { marker_name: LOCAL_ACTIVITY_MARKER_NAME, details };
+    if (failure !== undefined) attributes.failure = failure;
+    this.commands.push({ command: { command_type: "RecordMarker", attributes } as Command });
+    if (typeof details.original_schedule_time === "string") la.originalScheduleTime = details.original_schedule_time;
+    if (failure === undefined) {
+      la.done = true;
+      la.resolve(details.result);
+      return;
+    }
+    if (typeof details.backoff === "string") {
+      la.attempt = Number(details.attempt) + 1;
+      la.backoffTimer = this.startInternalTimer(msToNumber(details.backoff), () => {
+        la.backoffTimer = undefined;
+        la.pending = true;
+      });
+      return;
+    }
+    la.done = true;
+    la.reject(new ActivityFailure("Local activity failed", la.activityType, la.activityId, details.retry_state as RetryState, failureToError(failure)));
+  }
+
+  /** TRY_CANCEL: resolves as cancelled at once, recorded by a marker; the runner stops a running attempt. */
+  private cancelLocal(la: LocalActivityState): void {
+    if (la.done) return;
+    const t = la.backoffTimer;
+    if (t !== undefined && !t.fired && !t.cancelled) this.cancelTimer(t);
+    la.backoffTimer = undefined;
+    la.pending = false;
+    la.done = true;
+    const details = { activity_id: la.activityId, activity_type: la.activityType, attempt: la.attempt, retry_state: "CANCEL_REQUESTED" };
+    const failure: FailureJson = { message: "Local activity cancelled", type: "CancelledError", kind: "CANCELED" };
+    this.commands.push({ command: { command_type: "RecordMarker", attributes: { marker_name: LOCAL_ACTIVITY_MARKER_NAME, details, failure } } });
+    la.reject(new ActivityFailure("Local activity failed", la.activityType, la.activityId, "CANCEL_REQUESTED", new CancelledFailure("Local activity cancelled")));
+  }
+
+  /** A durable timer for SDK bookkeeping (a local activity's back-off): `onFire` runs when its TimerFired is applied. */
+  private startInternalTimer(ms: number, onFire: () => void): TimerState {
+    this.timerSeq++;
+    const timerId = String(this.timerSeq);
+    const timer: TimerState = { timerId, resolve: onFire, reject: () => undefined, fired: false, cancelled: false };
+    this.timers.set(timerId, timer);
+    this.commands.push({ command: { command_type: "StartTimer", attributes: { timer_id: timerId, start_to_fire_timeout: formatDuration(ms) } }, timer });
+    return timer;
   }
 
   private inContext<R>(fn: () => R): R {
@@ -834,6 +1008,11 @@ export class WorkflowInstance {
         const ca = cmd.attributes;
         if (t !== "MarkerRecorded" || a.marker_name !== ca.marker_name) return false;
         if (ca.marker_name === PATCH_MARKER_NAME) return rec(a.details).patch_id === rec(ca.details).patch_id;
+        if (ca.marker_name === LOCAL_ACTIVITY_MARKER_NAME) {
+          const d = rec(a.details);
+          const cd = rec(ca.details);
+          return d.activity_id === cd.activity_id && d.activity_type === cd.activity_type;
+        }
         return true;
       }
       default: {
@@ -1170,6 +1349,26 @@ export class WorkflowInstance {
     return d.promise;
   }
 
+  /** Starts a local activity in the current cancellation scope (protocol.md §14.6). */
+  scheduleLocalActivity(activityType: string, args: unknown[], options: LocalActivityOptions): Promise<unknown> {
+    if (options.startToCloseTimeout === undefined && options.scheduleToCloseTimeout === undefined) {
+      throw new TypeError("local activity options need startToCloseTimeout or scheduleToCloseTimeout");
+    }
+    this.activitySeq++;
+    const d = deferred<unknown>();
+    const scope = CancellationScope.current();
+    if (scope.consideredCancelled) {
+      scope.onCancel(d.reject);
+      return d.promise;
+    }
+    const activityId = options.activityId ?? String(this.activitySeq);
+    if (this.localActivities.has(activityId)) throw new TypeError(`activity id ${JSON.stringify(activityId)} is already in use in this workflow`);
+    const la: LocalActivityState = { activityId, activityType, args, options, attempt: 1, pending: true, done: false, resolve: d.resolve, reject: d.reject };
+    this.localActivities.set(activityId, la);
+    scope.onCancel(() => this.cancelLocal(la));
+    return d.promise;
+  }
+
   /**
    * A durable timer in the current cancellation scope: cancelling the scope
    * cancels the timer (CancelTimer, or nothing if it was started in this
@@ -1259,10 +1458,22 @@ function patchMarkers(events: HistoryEvent[], start: number): Set<string> {
   return out;
 }
 
-/** Answers one workflow task push. */
+/** The task's timeout in ms: its WorkflowTaskScheduled's `start_to_close_timeout` (default 10 s). */
+function taskTimeoutMs(request: WorkflowTaskRequest): number {
+  for (let i = request.history.length - 1; i >= 0; i--) {
+    const e = request.history[i]!;
+    if (e.event_type !== "WorkflowTaskScheduled") continue;
+    const t = rec(e.attributes).start_to_close_timeout;
+    return typeof t === "string" ? msToNumber(t) : 10_000;
+  }
+  return 10_000;
+}
+
+/** Answers one workflow task push; `localRunner` runs its local activities. */
 export async function handleWorkflowTask(
   fn: WorkflowFunction | undefined,
   request: WorkflowTaskRequest,
+  localRunner?: LocalActivityRunner,
 ): Promise<WorkflowTaskResponse> {
   if (fn === undefined) {
     return {
@@ -1272,7 +1483,7 @@ export async function handleWorkflowTask(
       },
     };
   }
-  return new WorkflowInstance(fn, request).activate();
+  return new WorkflowInstance(fn, request, false, localRunner).activate();
 }
 
 /** A workflow task for replaying the persisted history of a query or an update validation push. */

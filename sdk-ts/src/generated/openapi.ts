@@ -852,7 +852,7 @@ export type RetryPolicySpec = {
 };
 
 /** Why a workflow task failed (Temporal's names). `NON_DETERMINISTIC_ERROR` and `WORKFLOW_WORKER_UNHANDLED_FAILURE` are reported by SDKs; the others by the server when it refuses a response's commands. */
-export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "BAD_START_CHILD_EXECUTION_ATTRIBUTES" | "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CONTINUE_AS_NEW_ATTRIBUTES" | "BAD_SEARCH_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "RESET_WORKFLOW" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE";
+export type WorkflowTaskFailedCause = "UNHANDLED_COMMAND" | "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES" | "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES" | "BAD_START_TIMER_ATTRIBUTES" | "BAD_CANCEL_TIMER_ATTRIBUTES" | "BAD_RECORD_MARKER_ATTRIBUTES" | "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE" | "BAD_START_CHILD_EXECUTION_ATTRIBUTES" | "BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES" | "BAD_CONTINUE_AS_NEW_ATTRIBUTES" | "BAD_SEARCH_ATTRIBUTES" | "SCHEDULE_ACTIVITY_DUPLICATE_ID" | "START_TIMER_DUPLICATE_ID" | "PAYLOADS_TOO_LARGE" | "RESET_WORKFLOW" | "NON_DETERMINISTIC_ERROR" | "WORKFLOW_WORKER_UNHANDLED_FAILURE" | "FORCE_CLOSE_COMMAND";
 
 /** One entry of a run's history: `event_id`, `event_time`, `event_type` and the `attributes` that belong to that type (Rust: `engine::Event`, an adjacently tagged enum flattened into the envelope). Histories are append-only; attribute objects only ever gain optional fields. */
 export type Event = WorkflowExecutionStartedEvent | WorkflowTaskScheduledEvent | WorkflowTaskStartedEvent | WorkflowTaskCompletedEvent | WorkflowTaskFailedEvent | WorkflowTaskTimedOutEvent | ActivityTaskScheduledEvent | ActivityTaskStartedEvent | ActivityTaskCompletedEvent | ActivityTaskFailedEvent | ActivityTaskTimedOutEvent | ActivityTaskCancelRequestedEvent | ActivityTaskCanceledEvent | TimerStartedEvent | TimerFiredEvent | TimerCanceledEvent | MarkerRecordedEvent | UpsertWorkflowSearchAttributesEvent | WorkflowExecutionCompletedEvent | WorkflowExecutionFailedEvent | WorkflowExecutionTimedOutEvent | WorkflowExecutionCanceledEvent | WorkflowExecutionTerminatedEvent | WorkflowExecutionSignaledEvent | WorkflowExecutionCancelRequestedEvent | WorkflowExecutionOptionsUpdatedEvent | WorkflowExecutionUpdateAdmittedEvent | WorkflowExecutionUpdateAcceptedEvent | WorkflowExecutionUpdateCompletedEvent | StartChildWorkflowExecutionInitiatedEvent | StartChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionStartedEvent | ChildWorkflowExecutionCompletedEvent | ChildWorkflowExecutionFailedEvent | ChildWorkflowExecutionCanceledEvent | ChildWorkflowExecutionTimedOutEvent | ChildWorkflowExecutionTerminatedEvent | SignalExternalWorkflowExecutionInitiatedEvent | SignalExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionSignaledEvent | RequestCancelExternalWorkflowExecutionInitiatedEvent | RequestCancelExternalWorkflowExecutionFailedEvent | ExternalWorkflowExecutionCancelRequestedEvent | WorkflowExecutionContinuedAsNewEvent;
@@ -1750,10 +1750,14 @@ export type WorkflowTaskResponse = {
   commands: WorkflowCommand[];
   /** Recorded in WorkflowTaskCompleted. */
   identity?: string;
+  /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
+  force_create_new_workflow_task?: boolean;
 } | {
   failure: WorkflowTaskFailure;
   /** Recorded in WorkflowTaskCompleted. */
   identity?: string;
+  /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
+  force_create_new_workflow_task?: boolean;
 };
 
 export type WorkflowTaskFailure = {

@@ -57,8 +57,15 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             token,
             commands,
             identity,
+            force_create_new_workflow_task,
             search_attributes,
-        } => b.complete_workflow_task(token, commands, identity, &search_attributes)?,
+        } => b.complete_workflow_task(
+            token,
+            commands,
+            identity,
+            force_create_new_workflow_task,
+            &search_attributes,
+        )?,
         Command::FailWorkflowTask {
             token,
             cause,

@@ -195,10 +195,33 @@ impl Builder<'_> {
         token: WorkflowTaskToken,
         commands: Vec<WorkflowCommand>,
         identity: Option<String>,
+        force_new_task: bool,
         registry: &Registry,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
-        let checked = validate_commands(&self.state, &commands, &self.ctx.limits, registry);
+        let heartbeats = self.state.workflow_task_heartbeats;
+        let checked = validate_commands(&self.state, &commands, &self.ctx.limits, registry)
+            .and_then(|typed| {
+                let closes = commands
+                    .last()
+                    .is_some_and(WorkflowCommand::closes_workflow);
+                if force_new_task
+                    && !closes
+                    && heartbeats >= self.ctx.limits.max_workflow_task_heartbeats
+                {
+                    Err((
+                        WorkflowTaskFailedCause::ForceCloseCommand,
+                        format!(
+                            "workflow task heartbeat refused: {heartbeats} heartbeats in a row \
+                             (limit {})",
+                            self.ctx.limits.max_workflow_task_heartbeats
+                        ),
+                    ))
+                } else {
+                    Ok(typed)
+                }
+            });
+        self.state.workflow_task_heartbeats = 0;
         let typed = match checked {
             Ok(typed) => typed,
             Err((cause, message)) => {
@@ -246,8 +269,11 @@ impl Builder<'_> {
             self.apply_command(cmd, completed, typed);
         }
         if !self.state.status.is_closed()
-            && (self.flush_buffered() || self.canceled_unstarted_activity)
+            && (self.flush_buffered() || self.canceled_unstarted_activity || force_new_task)
         {
+            if force_new_task {
+                self.state.workflow_task_heartbeats = heartbeats + 1;
+            }
             self.schedule_workflow_task();
         }
         Ok(())
@@ -261,6 +287,7 @@ impl Builder<'_> {
         failure: Failure,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
+        self.state.workflow_task_heartbeats = 0;
         self.state.last_workflow_task_failure = Some(failure.message.clone());
         self.record_workflow_task_failure(&task, token, |sched, started| {
             EventAttributes::WorkflowTaskFailed(WorkflowTaskFailed {
@@ -284,6 +311,7 @@ impl Builder<'_> {
         error: String,
     ) -> Result<(), Rejection> {
         let task = self.check_workflow_token(token)?;
+        self.state.workflow_task_heartbeats = 0;
         self.state.last_workflow_task_failure = Some(error);
         if timed_out {
             self.record_workflow_task_failure(&task, token, |sched, started| {

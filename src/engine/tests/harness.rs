@@ -6,9 +6,9 @@
 //!
 //! ```text
 //! start [type=Order] [run_timeout=60s] [execution_timeout=..] [task_timeout=..]
-//! limits [max_events=N] [max_bytes=N] [suggest_events=N] [max_payload=N] [wft_backoff=D] [wft_max_backoff=D]
+//! limits [max_events=N] [max_bytes=N] [suggest_events=N] [max_payload=N] [wft_backoff=D] [wft_max_backoff=D] [max_heartbeats=N]
 //! push-wft                                   show the current task as pushed now
-//! complete-wft [token=SEQ/ATTEMPT] | schedule a1 stc=10s | timer t1 5s | complete
+//! complete-wft [token=SEQ/ATTEMPT] [force] | schedule a1 stc=10s | timer t1 5s | complete
 //! fail-wft [cause=NON_DETERMINISTIC_ERROR] [token=..]
 //! wft-undelivered [timed_out] [token=..]
 //! start-attempt a1 | undelivered a1 | heartbeat a1 [details=..]
@@ -221,6 +221,7 @@ impl Scenario {
                 token: self.wft_token(&args)?,
                 commands: sub.iter().map(workflow_command).collect(),
                 identity: None,
+                force_create_new_workflow_task: args.flag("force"),
                 search_attributes: Default::default(),
             },
             "fail-wft" => Command::FailWorkflowTask {
@@ -530,6 +531,9 @@ impl Scenario {
         }
         if let Some(d) = args.get("wft_max_backoff") {
             self.limits.workflow_task_max_backoff = duration(d);
+        }
+        if let Some(n) = num("max_heartbeats") {
+            self.limits.max_workflow_task_heartbeats = n as u32;
         }
     }
 

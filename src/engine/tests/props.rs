@@ -314,6 +314,7 @@ impl World {
                 token: self.wft_token(*stale)?,
                 commands: commands.iter().map(workflow_command).collect(),
                 identity: None,
+                force_create_new_workflow_task: false,
                 search_attributes: Default::default(),
             },
             Op::FailWft { stale } => Command::FailWorkflowTask {
@@ -713,6 +714,7 @@ impl World {
                 token,
                 commands: vec![],
                 identity: None,
+                force_create_new_workflow_task: false,
                 search_attributes: Default::default(),
             },
             Command::FailWorkflowTask {

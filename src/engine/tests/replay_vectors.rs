@@ -158,6 +158,27 @@ fn patch(id: &str, deprecated: bool) -> Value {
         json!({"marker_name": "core_patch", "details": {"patch_id": id, "deprecated": deprecated}}),
     )
 }
+/// A LocalActivity marker (protocol.md §14.6): `extra` adds to the details
+/// (`result`, `backoff`, `retry_state`, ...).
+fn local(
+    id: &str,
+    activity_type: &str,
+    attempt: u32,
+    extra: Value,
+    failure: Option<&str>,
+) -> Value {
+    let mut details =
+        json!({"activity_id": id, "activity_type": activity_type, "attempt": attempt});
+    if let (Some(d), Value::Object(extra)) = (details.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    let mut attributes = json!({"marker_name": "LocalActivity", "details": details});
+    if let Some(message) = failure {
+        attributes["failure"] =
+            json!({"message": message, "type": "ConnectionError", "kind": "APPLICATION"});
+    }
+    cmd("RecordMarker", attributes)
+}
 fn complete(result: Value) -> Value {
     cmd("CompleteWorkflowExecution", json!({ "result": result }))
 }
@@ -667,6 +688,40 @@ fn vectors() -> Vec<Vector> {
           main(json!([{"timer": "1s"}, {"complete": null}])))
             .run("start input=[]").answer(vec![upsert(json!({"CustomerId": "c-17"})), timer("1", "1s")]).run("@1s fire-timer 1")
             .nondeterminism(5, "history has UpsertWorkflowSearchAttributes(names=[\"CustomerId\"]) at event 5 but workflow code produced StartTimer(timer_id=\"1\")"),
+        // ---- local activities ----
+        v("local_activity_replayed", "local_activities", "A LocalActivity marker resolves the local activity without running it; the workflow goes on as it did.",
+          main(json!([{"local_activity": "charge", "input": [42], "as": "r"}, {"activity": "ship", "input": [{"$": "r"}]}, {"complete": {"$": "r"}}])))
+            .run("start input=[]").answer(vec![local("1", "charge", 1, json!({"result": 7}), None), act("2", "ship", json!([7]))])
+            .run("@1s complete-activity 2")
+            .expect(vec![complete(json!(7))]),
+        v("local_activity_backoff_replayed", "local_activities", "A failed attempt with a back-off waits on a durable timer; the next attempt's marker, in a later task, resolves it.",
+          main(json!([{"local_activity": "charge", "input": [], "as": "r"}, {"activity": "ship", "input": [{"$": "r"}]}, {"complete": {"$": "r"}}])))
+            .run("start input=[]").answer(vec![local("1", "charge", 1, json!({"backoff": "120s"}), Some("attempt 1 failed")), timer("1", "120s")])
+            .run("@120s fire-timer 1")
+            .answer(vec![local("1", "charge", 2, json!({"result": 7}), None), act("2", "ship", json!([7]))])
+            .run("@121s complete-activity 2")
+            .expect(vec![complete(json!(7))]),
+        v("local_activity_failed_replayed", "local_activities", "A marker with a final failure rejects the call with an activity error caused by the failure.",
+          main(json!([{"local_activity": "charge", "input": [], "catch": true, "as": "e"}, {"timer": "1s"}, {"complete": {"$": "e"}}])))
+            .run("start input=[]").answer(vec![local("1", "charge", 3, json!({"retry_state": "MAXIMUM_ATTEMPTS_REACHED"}), Some("attempt 3 failed")), timer("1", "1s")])
+            .run("@1s fire-timer 1")
+            .expect(vec![complete(err("ActivityError", Some("ApplicationError")))]),
+        v("local_activity_ids_shared_with_activities", "local_activities", "Local activities take ids from the activities' sequence, in call order.",
+          main(json!([{"activity": "reserve", "input": []}, {"local_activity": "charge", "input": [], "as": "r"}, {"activity": "ship", "input": [{"$": "r"}]}, {"complete": null}])))
+            .run("start input=[]").answer(vec![act("1", "reserve", json!([]))]).run("@1s complete-activity 1")
+            .answer(vec![local("2", "charge", 1, json!({"result": 5}), None), act("3", "ship", json!([5]))])
+            .run("@2s complete-activity 3")
+            .expect(vec![complete(json!(null))]),
+        v("local_activity_across_heartbeat", "local_activities", "A local activity still running when its task answered early (a workflow-task heartbeat) is waiting in the next task too; its marker there resolves it.",
+          main(json!([{"local_activity": "charge", "input": [], "as": "r"}, {"activity": "ship", "input": [{"$": "r"}]}, {"complete": {"$": "r"}}])))
+            .run("start input=[]\ncomplete-wft force")
+            .answer(vec![local("1", "charge", 1, json!({"result": 7}), None), act("2", "ship", json!([7]))])
+            .run("@1s complete-activity 2")
+            .expect(vec![complete(json!(7))]),
+        v("nd_local_activity_type_changed", "non_determinism", "The code runs another local activity where the history recorded a LocalActivity marker.",
+          main(json!([{"local_activity": "refund", "input": []}, {"complete": null}])))
+            .run("start input=[]").answer(vec![local("1", "charge", 1, json!({"result": 1}), None), timer("1", "1s")]).run("@1s fire-timer 1")
+            .nondeterminism(5, "history has MarkerRecorded(marker_name=\"LocalActivity\", activity_type=\"charge\", activity_id=\"1\") at event 5 but workflow code produced no command"),
     ]
 }
 
@@ -825,6 +880,7 @@ fn answer_with(
             token,
             commands: parsed,
             identity: None,
+            force_create_new_workflow_task: false,
             search_attributes: registry(),
         })
         .unwrap_or_else(|r| panic!("{name}: the answer was rejected: {r}"));

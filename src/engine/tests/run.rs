@@ -186,6 +186,7 @@ fn closed_run_rejects_every_command() {
             token: wft,
             commands: vec![],
             identity: None,
+            force_create_new_workflow_task: false,
             search_attributes: Default::default(),
         },
         Command::FailWorkflowTask {

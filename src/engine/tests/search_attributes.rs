@@ -30,6 +30,7 @@ fn answer(scenario: &mut Scenario, commands: Value) -> Transition {
             token,
             commands,
             identity: None,
+            force_create_new_workflow_task: false,
             search_attributes: registry(),
         })
         .expect("accepted")

@@ -576,3 +576,81 @@ fn workflow_may_record_markers_and_fail_or_cancel_itself() {
         "#]],
     );
 }
+
+#[test]
+fn a_heartbeat_answer_schedules_the_next_task_at_once() {
+    // Local activities still running: the SDK records what finished as
+    // markers and asks for a new task with nothing else to wake the run.
+    check(
+        "
+        start
+        ",
+        "
+        @1s complete-wft force | marker LocalActivity details={\"activity_id\":\"1\"}
+        @2s complete-wft | complete
+        ",
+        expect![[r#"
+            > @1s complete-wft force | marker LocalActivity details={"activity_id":"1"}
+              + 3 @1s WorkflowTaskStarted scheduled=2
+              + 4 @1s WorkflowTaskCompleted scheduled=2 started=3
+              + 5 @1s MarkerRecorded LocalActivity details={"activity_id":"1"}
+              + 6 @1s WorkflowTaskScheduled attempt=1
+              dequeue workflow_task
+              enqueue workflow_task at 16s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 2/1
+            > @2s complete-wft | complete
+              + 7 @2s WorkflowTaskStarted scheduled=6
+              + 8 @2s WorkflowTaskCompleted scheduled=6 started=7
+              + 9 @2s WorkflowExecutionCompleted result=null
+              dequeue workflow_task
+              dequeue all
+              = COMPLETED
+        "#]],
+    );
+}
+
+#[test]
+fn heartbeats_in_a_row_are_bounded_then_refused_with_force_close_command() {
+    // The third heartbeat in a row is refused and the task retried after
+    // back-off, which starts the count again.
+    check(
+        "
+        start
+        limits max_heartbeats=2
+        complete-wft force
+        complete-wft force
+        ",
+        "
+        @1s complete-wft force | marker LocalActivity
+        @2s push-wft
+        @2s complete-wft force
+        @3s complete-wft
+        ",
+        expect![[r#"
+            > @1s complete-wft force | marker LocalActivity
+              + 9 @1s WorkflowTaskStarted scheduled=8
+              + 10 @1s WorkflowTaskFailed scheduled=8 started=9 FORCE_CLOSE_COMMAND "workflow task heartbeat refused: 2 heartbeats in a row (limit 2)"
+              enqueue workflow_task at 1.2s lease 15s
+              = RUNNING, workflow task 3/2 transient due 1.2s
+            > @2s push-wft
+              token 3/2 started_at=2s
+              ~ 11 @1.2s WorkflowTaskScheduled attempt=2
+              ~ 12 @2s WorkflowTaskStarted scheduled=11
+            > @2s complete-wft force
+              + 11 @1.2s WorkflowTaskScheduled attempt=2
+              + 12 @2s WorkflowTaskStarted scheduled=11
+              + 13 @2s WorkflowTaskCompleted scheduled=11 started=12
+              + 14 @2s WorkflowTaskScheduled attempt=1
+              dequeue workflow_task
+              enqueue workflow_task at 17s lease 15s
+              dispatch workflow task
+              = RUNNING, workflow task 5/1
+            > @3s complete-wft
+              + 15 @3s WorkflowTaskStarted scheduled=14
+              + 16 @3s WorkflowTaskCompleted scheduled=14 started=15
+              dequeue workflow_task
+              = RUNNING
+        "#]],
+    );
+}

@@ -1,0 +1,318 @@
+"""Workflow tasks with local activities (docs/protocol.md §5.2.1, §14.6).
+
+:func:`run_workflow_task` answers a workflow task push. It replays the run
+(the workflow code is synchronous: on the serving loop, or on the replay
+pool for a long history, as :class:`baton.App` decides), and while the
+workflow waits on local activities it runs their attempts in this app,
+retrying in-process while the back-off is at most the local retry
+threshold, feeds each outcome back (a ``LocalActivity`` marker) and lets
+the workflow go on. When only non-local work is left it answers with every
+command; when the task's deadline nears first (80 % of its timeout, as
+Temporal does) it answers with what it has and
+``force_create_new_workflow_task``, and the attempts still running carry on
+in this process for the next task to pick up (a workflow-task heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from baton._protocol import (
+    WorkflowTaskRequest,
+    format_duration,
+    parse_duration,
+    parse_timestamp,
+)
+from baton._workflow_instance import (
+    LocalActivity,
+    NonDeterminismError,
+    WorkflowInstance,
+    WorkflowTaskFailure,
+    _task_failure,
+    log,
+)
+from baton.activity import Info, _Context, _current
+from baton.activity import _Definition as _ActivityDefinition
+from baton.converter import decode_args, error_to_failure, to_json
+from baton.exceptions import ApplicationError, TimeoutError, TimeoutType
+from baton.workflow import _Definition
+
+_HEARTBEAT_FRACTION = 0.8
+# How long an attempt's outcome waits for the next task of its run (a
+# workflow-task heartbeat) before it is dropped.
+_ORPHAN_TTL = 120.0
+
+# Attempts running in this process, by (run id, activity id, first attempt):
+# a task that answered early leaves them here for the next task of the run.
+_running: dict[tuple[str, str, int], asyncio.Task[dict[str, Any]]] = {}
+
+_log = logging.getLogger("baton.activity")
+
+
+async def run_workflow_task(
+    definition: _Definition | None,
+    req: WorkflowTaskRequest,
+    *,
+    activities: Mapping[str, _ActivityDefinition],
+    workflow_pool: concurrent.futures.Executor | None,
+    activity_executor: concurrent.futures.Executor | None,
+    determinism_checks: bool,
+) -> dict[str, Any]:
+    """The answer to one workflow task push (see the module doc). The
+    replay's steps run on ``workflow_pool``, or inline on this loop when it
+    is None."""
+    if definition is None:
+        err = LookupError(f"workflow type {req['workflow_type']!r} is not registered with this app")
+        return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
+    loop = asyncio.get_running_loop()
+    heartbeat_at = loop.time() + _HEARTBEAT_FRACTION * _task_timeout(req)
+    inst = WorkflowInstance(definition, req, determinism_checks=determinism_checks)
+    ctx = contextvars.copy_context()
+
+    async def on_pool(fn: Any, *args: Any) -> Any:
+        if workflow_pool is None:
+            return ctx.run(fn, *args)
+        return await loop.run_in_executor(workflow_pool, lambda: ctx.run(fn, *args))
+
+    started: dict[str, tuple[LocalActivity, asyncio.Task[dict[str, Any]]]] = {}
+    force = False
+    try:
+        await on_pool(inst.begin)
+        while True:
+            pending = inst.pending_local_activities()
+            for aid, (la, task) in list(started.items()):
+                if la not in pending or la.future.done():
+                    # Cancelled by the workflow (TRY_CANCEL), or resolved.
+                    del started[aid]
+                    if not task.done():
+                        task.cancel()
+            if not pending:
+                break
+            for la in pending:
+                if la.activity_id not in started:
+                    task = _attempts(la, req, activities, activity_executor)
+                    started[la.activity_id] = (la, task)
+            done, _ = await asyncio.wait(
+                [t for _, t in started.values()],
+                timeout=max(0.0, heartbeat_at - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                force = True
+                break
+            for aid, (la, task) in sorted(started.items()):
+                if task in done:
+                    del started[aid]
+                    _running.pop(_key(req, la), None)
+                    await on_pool(inst.resolve_local_activity, la, task.result())
+        commands = await on_pool(inst.commands)
+    except NonDeterminismError as err:
+        return _task_failure("NON_DETERMINISTIC_ERROR", err)
+    except WorkflowTaskFailure as err:
+        log.warning(
+            "workflow task failed: workflow %s (%s): %r",
+            req["workflow_id"],
+            definition.name,
+            err.cause,
+            exc_info=err.cause,
+        )
+        return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err.cause)
+    finally:
+        await on_pool(inst.teardown)
+    answer: dict[str, Any] = {"commands": commands}
+    if force:
+        answer["force_create_new_workflow_task"] = True
+    return answer
+
+
+def _task_timeout(req: WorkflowTaskRequest) -> float:
+    for e in reversed(req["history"]):
+        if e["event_type"] == "WorkflowTaskScheduled":
+            timeout = (e.get("attributes") or {}).get("start_to_close_timeout")
+            if isinstance(timeout, str):
+                return parse_duration(timeout).total_seconds()
+            break
+    return 10.0
+
+
+def _key(req: WorkflowTaskRequest, la: LocalActivity) -> tuple[str, str, int]:
+    return (req["run_id"], la.activity_id, la.attempt)
+
+
+def _attempts(
+    la: LocalActivity,
+    req: WorkflowTaskRequest,
+    activities: Mapping[str, _ActivityDefinition],
+    executor: concurrent.futures.Executor | None,
+) -> asyncio.Task[dict[str, Any]]:
+    """The task running ``la``'s attempts from ``la.attempt``: the one an
+    earlier task of this run left running, else a new one."""
+    key = _key(req, la)
+    task = _running.get(key)
+    if task is not None:
+        return task
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_run_attempts(la, req, activities, executor))
+    _running[key] = task
+
+    def forget(t: asyncio.Task[dict[str, Any]]) -> None:
+        # Nobody came back for it (the next task went to another process):
+        # drop it after a while.
+        loop.call_later(
+            _ORPHAN_TTL, lambda: _running.pop(key, None) if _running.get(key) is t else None
+        )
+        if not t.cancelled():
+            t.exception()
+
+    task.add_done_callback(forget)
+    return task
+
+
+async def _run_attempts(
+    la: LocalActivity,
+    req: WorkflowTaskRequest,
+    activities: Mapping[str, _ActivityDefinition],
+    executor: concurrent.futures.Executor | None,
+) -> dict[str, Any]:
+    """Runs attempts until one succeeds, the failure is final, or the next
+    back-off exceeds the local retry threshold; returns the outcome as the
+    marker records it."""
+    scheduled = parse_timestamp(la.original_schedule_time) if la.original_schedule_time else _now()
+    base = {"original_schedule_time": _timestamp(scheduled)}
+    attempt = la.attempt
+    while True:
+        try:
+            result = await _run_attempt(la, attempt, scheduled, req, activities, executor)
+            return {
+                **base,
+                "attempt": attempt,
+                "complete_time": _timestamp(_now()),
+                "result": result,
+            }
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            failure = error_to_failure(err)
+            retry = _retry(la, err, attempt, scheduled)
+        outcome = {
+            **base,
+            "attempt": attempt,
+            "complete_time": _timestamp(_now()),
+            "failure": failure,
+        }
+        if isinstance(retry, str):
+            return {**outcome, "retry_state": retry}
+        if retry > la.local_retry_threshold:
+            return {**outcome, "backoff": format_duration(retry)}
+        _log.info(
+            "local activity %s (attempt %d) failed, retrying in %s: %r",
+            la.activity_type,
+            attempt,
+            retry,
+            failure.get("message"),
+        )
+        await asyncio.sleep(retry.total_seconds())
+        attempt += 1
+
+
+def _retry(la: LocalActivity, err: Exception, attempt: int, scheduled: datetime) -> timedelta | str:
+    """The back-off before the next attempt, or the retry state that ends
+    the activity (Temporal's retry rules, docs/protocol.md §7.1)."""
+    p = la.retry_policy
+    error_type = err.type if isinstance(err, ApplicationError) else type(err).__name__
+    if isinstance(err, ApplicationError) and err.non_retryable:
+        return "NON_RETRYABLE_FAILURE"
+    if error_type in (p.non_retryable_error_types or ()):
+        return "NON_RETRYABLE_FAILURE"
+    if p.maximum_attempts and attempt >= p.maximum_attempts:
+        return "MAXIMUM_ATTEMPTS_REACHED"
+    maximum = p.maximum_interval or p.initial_interval * 100
+    delay = min(p.initial_interval * (p.backoff_coefficient ** (attempt - 1)), maximum)
+    if isinstance(err, ApplicationError) and err.next_retry_delay is not None:
+        delay = err.next_retry_delay
+    s2c = la.schedule_to_close_timeout
+    if s2c is not None and _now() + delay >= scheduled + s2c:
+        return "TIMEOUT"
+    return delay
+
+
+async def _run_attempt(
+    la: LocalActivity,
+    attempt: int,
+    scheduled: datetime,
+    req: WorkflowTaskRequest,
+    activities: Mapping[str, _ActivityDefinition],
+    executor: concurrent.futures.Executor | None,
+) -> Any:
+    defn = activities.get(la.activity_type)
+    if defn is None:
+        raise ApplicationError(
+            f"local activity type {la.activity_type!r} is not registered with this app "
+            f"(registered: {sorted(activities)}): a local activity runs in the app that "
+            "runs its workflow",
+            type="NotFoundError",
+        )
+    started = _now()
+    limits = [
+        d
+        for d in (
+            la.start_to_close_timeout,
+            la.schedule_to_close_timeout and (scheduled + la.schedule_to_close_timeout - started),
+        )
+        if d is not None
+    ]
+    timeout = min(limits) if limits else None
+    info = Info(
+        activity_id=la.activity_id,
+        activity_type=la.activity_type,
+        attempt=attempt,
+        namespace=req["namespace"],
+        workflow_id=req["workflow_id"],
+        workflow_run_id=req["run_id"],
+        workflow_type=req["workflow_type"],
+        task_queue=req["task_queue"],
+        task_token="",
+        idempotency_key=f"{req['run_id']}/{la.activity_id}",
+        scheduled_time=scheduled,
+        started_time=started,
+        deadline=started + timeout if timeout is not None else scheduled + timedelta(days=3650),
+        heartbeat_timeout=None,
+        is_local=True,
+    )
+    args = decode_args(la.input, defn.arg_types)
+    loop = asyncio.get_running_loop()
+    ctx = _Context(info, lambda _details: None)
+    ctx.loop = loop
+    ctx.is_async = defn.is_async
+    token = _current.set(ctx)
+    try:
+        if defn.is_async:
+            run: Any = defn.fn(*args)
+        else:
+            cv = contextvars.copy_context()
+            run = loop.run_in_executor(executor, lambda: cv.run(defn.fn, *args))
+        try:
+            result = await asyncio.wait_for(
+                run, timeout.total_seconds() if timeout is not None else None
+            )
+        except asyncio.TimeoutError as err:
+            ctx.request_cancel("timed out")
+            raise TimeoutError("local activity timed out", type=TimeoutType.START_TO_CLOSE) from err
+        return to_json(result)
+    finally:
+        _current.reset(token)
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), timezone.utc)
+
+
+def _timestamp(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
