@@ -308,6 +308,23 @@ pub(super) fn batch_record(
     })
 }
 
+/// `webhook_sources` columns as read: namespace, source_id, doc,
+/// created_at.
+pub(super) type WebhookCols = (String, String, String, i64);
+
+pub(super) const WEBHOOK_COLUMNS: &str = "namespace, source_id, doc, created_at";
+
+pub(super) fn webhook_record(
+    (namespace, source_id, doc, created_at): WebhookCols,
+) -> Result<super::WebhookRecord> {
+    Ok(super::WebhookRecord {
+        namespace: Namespace(namespace),
+        source_id,
+        source: decode_json("webhook source", &doc)?,
+        created_at: Timestamp(created_at),
+    })
+}
+
 pub(super) fn namespace(
     (name, description, retention_ms, created_at): NamespaceCols,
 ) -> NamespaceRecord {
@@ -735,9 +752,10 @@ pub(super) enum UniqueKey {
     Run,
     Schedule,
     Batch,
+    Webhook,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 6] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -754,6 +772,11 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
         UniqueKey::Batch,
         "batches_pkey",
         "batches.namespace, batches.batch_id",
+    ),
+    (
+        UniqueKey::Webhook,
+        "webhook_sources_pkey",
+        "webhook_sources.namespace, webhook_sources.source_id",
     ),
 ];
 

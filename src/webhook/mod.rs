@@ -7,7 +7,9 @@
 //! - [`delivery_id`]: the provider's id for a delivery, from which the
 //!   action's request id derives so that a redelivery is deduplicated by
 //!   `apply` rather than signalling or starting twice;
-//! - [`event_type`]: the per-scheme event type that routing rules match on.
+//! - [`event_type`]: the per-scheme event type that routing rules match on;
+//! - [`route`]: the routing rules and the payload templates of a
+//!   [`Source`].
 //!
 //! # Invariants
 //!
@@ -17,12 +19,30 @@
 //! verified; the functions never fail, they fall back to a body hash or
 //! `None`.
 
+pub mod route;
 pub mod verify;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use verify::{verify, Algorithm, Encoding, HmacScheme, Scheme, Signed, VerifyError};
+pub use route::{first_match, Action, Condition, Rule, TemplateError};
+pub use verify::{
+    verify, Algorithm, Encoding, HmacScheme, Scheme, Signed, VerifyError, DEFAULT_TOLERANCE_SECS,
+};
+
+/// A webhook source as configured: how its deliveries are signed, the
+/// secrets that may have signed them (several while one is rotated), how
+/// far a signed timestamp may be from now, and its routing rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub scheme: Scheme,
+    pub secrets: Vec<String>,
+    pub tolerance_secs: i64,
+    pub rules: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
 
 /// The provider's identity for a delivery, stable across its redeliveries,
 /// prefixed with the scheme so two schemes never collide:

@@ -190,6 +190,40 @@ pub fn verify<'a>(
     }
 }
 
+/// Why one of `secrets` could never verify under `scheme`, if one could
+/// not: checked when a source is configured, so that a typo is a 400 then
+/// rather than every delivery refused later. Only Standard Webhooks keys
+/// have a format (`whsec_<base64>`, or `whpk_<base64>` of an Ed25519
+/// public key); other schemes take any non-empty text.
+pub fn unusable_secret(scheme: &Scheme, secrets: &[String]) -> Option<String> {
+    if *scheme != Scheme::StandardWebhooks {
+        return None;
+    }
+    secrets.iter().enumerate().find_map(|(i, secret)| {
+        let bad = if let Some(encoded) = secret.strip_prefix("whpk_") {
+            public_key(encoded).err()
+        } else {
+            secret
+                .parse::<signing::Secret>()
+                .err()
+                .map(|e| VerifyError::BadSecret(e.to_string()))
+        };
+        bad.map(|e| format!("secret {i}: {e}"))
+    })
+}
+
+/// Decodes the base64 of a `whpk_` key.
+fn public_key(encoded: &str) -> Result<VerifyingKey, VerifyError> {
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|_| VerifyError::BadSecret("`whpk_` key is not base64".into()))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| VerifyError::BadSecret("`whpk_` key is not 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| VerifyError::BadSecret("`whpk_` key is not an Ed25519 point".into()))
+}
+
 /// The receiver's clock and the source's tolerance.
 struct Clock {
     now: i64,
@@ -266,16 +300,7 @@ fn standard<'a>(
     let mut public_keys = Vec::new();
     for secret in secrets {
         if let Some(encoded) = secret.strip_prefix("whpk_") {
-            let bytes = STANDARD
-                .decode(encoded)
-                .map_err(|_| VerifyError::BadSecret("`whpk_` key is not base64".into()))?;
-            let bytes: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| VerifyError::BadSecret("`whpk_` key is not 32 bytes".into()))?;
-            let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
-                VerifyError::BadSecret("`whpk_` key is not an Ed25519 point".into())
-            })?;
-            public_keys.push(key);
+            public_keys.push(public_key(encoded)?);
         } else {
             let key: signing::Secret = secret
                 .parse()
@@ -361,7 +386,7 @@ fn template_parts<'t>(template: &'t str, timestamp: &'t [u8], body: &'t [u8]) ->
             .min_by_key(|(at, _, _)| *at);
         match next {
             Some((at, token, value)) => {
-                parts.push(rest[..at].as_bytes());
+                parts.push(&rest.as_bytes()[..at]);
                 parts.push(value);
                 rest = &rest[at + token.len()..];
             }
@@ -425,7 +450,7 @@ fn malformed(header: &str, reason: &'static str) -> VerifyError {
 
 /// Decodes lower- or upper-case hex; `None` for anything else.
 fn hex_tag(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -859,6 +884,21 @@ mod tests {
             r#"{"type":"hmac","header":"x","algorithm":"md5","encoding":"hex"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn unusable_secrets_are_named_at_configuration() {
+        assert_eq!(
+            unusable_secret(&Scheme::StandardWebhooks, &secrets(&[SW_SECRET, SW_PK])),
+            None
+        );
+        let bad = unusable_secret(
+            &Scheme::StandardWebhooks,
+            &secrets(&[SW_SECRET, "whpk_AAAA"]),
+        );
+        assert_eq!(bad.as_deref(), Some("secret 1: a configured secret is unusable for this scheme: `whpk_` key is not 32 bytes"));
+        assert!(unusable_secret(&Scheme::StandardWebhooks, &secrets(&["plain"])).is_some());
+        assert_eq!(unusable_secret(&Scheme::GitHub, &secrets(&["plain"])), None);
     }
 
     #[test]

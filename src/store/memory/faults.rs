@@ -53,6 +53,13 @@ pub enum Call {
     UpdateBatch,
     RequestBatchStop,
     ClaimBatches,
+    CreateWebhook,
+    GetWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    RecordDelivery,
+    GetDelivery,
+    ListDeliveries,
 }
 
 impl Call {
@@ -80,6 +87,9 @@ impl Call {
                 | Call::UpdateBatch
                 | Call::RequestBatchStop
                 | Call::ClaimBatches
+                | Call::CreateWebhook
+                | Call::DeleteWebhook
+                | Call::RecordDelivery
                 | Call::DeleteRun
                 | Call::DeleteExpiredRuns
         )
