@@ -574,6 +574,8 @@ async fn every_spec_route_is_served() {
         ("schedule_id", "schedule-drift"),
         ("name", "attribute-drift"),
         ("batch_id", "batch-drift"),
+        ("source_id", "source-drift"),
+        ("delivery", "delivery-drift"),
     ]
     .into();
     let mut failures = Vec::new();
