@@ -265,6 +265,11 @@ pub fn render_str(field: &str, template: &str, body: &Value) -> Result<String, T
             },
         }
     }
+    // An id or a name is stored as text, which cannot hold a NUL on
+    // PostgreSQL: refused here, the same on every backend.
+    if out.contains('\0') {
+        return Err(invalid(field, "the payload puts a NUL (U+0000) here"));
+    }
     Ok(out)
 }
 
@@ -411,6 +416,10 @@ mod tests {
         );
         assert_eq!(render_str("f", "{/a~1b}", &body).as_deref(), Ok("slash"));
         assert_eq!(render_str("f", "{{x}}", &body).as_deref(), Ok("{x}"));
+        assert!(matches!(
+            render_str("f", "id-{/nul}", &json!({"nul": "a\u{0}"})),
+            Err(TemplateError::Invalid { .. })
+        ));
         assert_eq!(
             render_str("f", "{/nope}", &body),
             Err(TemplateError::Missing {
