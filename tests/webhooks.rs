@@ -6,7 +6,8 @@
 //! one is ignored; a Standard Webhooks event signed by the official
 //! `standardwebhooks` Python package (sdk-py's dev extra) is accepted and a
 //! forged one refused and logged without its body; a failed action answers
-//! 503 and the sender's retry succeeds once the cause is gone.
+//! 503 and the sender's retry succeeds once the cause is gone; an update
+//! action is admitted once however often it is delivered.
 
 #[macro_use]
 mod common;
@@ -26,6 +27,7 @@ on_both_databases!(
     github_merged_pull_request_starts_a_workflow,
     standard_webhooks_signed_by_the_official_library,
     failed_action_answers_5xx_and_the_retry_succeeds,
+    update_action_is_admitted_once,
 );
 
 const STRIPE_SECRET: &str = "whsec_stripe_test_secret";
@@ -98,6 +100,9 @@ async fn deliveries(api: &Api, source: &str) -> Vec<Value> {
 /// park on a long timer meanwhile.
 async fn waiting_handler() -> common::TestHandler {
     spawn_handler(|req: Value| async move {
+        if req["type"] == "update_validation" {
+            return (StatusCode::OK, json!({"accepted": true}));
+        }
         if req["type"] != "workflow_task" {
             return (StatusCode::OK, json!({"result": null}));
         }
@@ -462,5 +467,45 @@ async fn failed_action_answers_5xx_and_the_retry_succeeds(db: Db) {
     })
     .await;
     assert!(done);
+    server.stop().await;
+}
+
+async fn update_action_is_admitted_once(db: Db) {
+    let server = spawn_server(db).await;
+    let api = &server.api;
+    let handler = waiting_handler().await;
+    api.register("payments", &handler.url).await;
+    let (status, body) = api
+        .start("order-pi_5", "Order", "payments", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    create_source(
+        api,
+        json!({"source_id": "stripe", "scheme": {"type": "stripe"}, "secrets": [STRIPE_SECRET],
+            "rules": [{"name": "refund", "events": ["charge.refunded"],
+                "action": {"type": "update", "workflow_id": "order-{/data/object/payment_intent}",
+                    "update": "refund", "input": ["{/data/object/amount_refunded}"]}}]}),
+    )
+    .await;
+    let event = json!({"id": "evt_r1", "type": "charge.refunded",
+        "data": {"object": {"payment_intent": "pi_5", "amount_refunded": 300}}});
+    let bytes = serde_json::to_vec(&event).expect("json");
+    for _ in 0..2 {
+        let headers = stripe_headers(&bytes, now_secs());
+        let (status, answer) = deliver(&api.base, "stripe", &headers, &bytes).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["action"], "update");
+    }
+    let history = api.history("order-pi_5").await;
+    let admitted: Vec<&Value> = history
+        .iter()
+        .filter(|e| e["event_type"] == "WorkflowExecutionUpdateAdmitted")
+        .collect();
+    assert_eq!(admitted.len(), 1, "{history:#?}");
+    assert_eq!(admitted[0]["attributes"]["input"], json!([300]));
+    assert_eq!(
+        admitted[0]["attributes"]["update_id"],
+        "webhook:stripe:stripe:evt_r1"
+    );
     server.stop().await;
 }
