@@ -28,6 +28,7 @@ on_both_databases!(
     standard_webhooks_signed_by_the_official_library,
     failed_action_answers_5xx_and_the_retry_succeeds,
     update_action_is_admitted_once,
+    signatures_are_checked_against_the_wall_clock_when_time_is_skipped,
 );
 
 const STRIPE_SECRET: &str = "whsec_stripe_test_secret";
@@ -507,5 +508,38 @@ async fn update_action_is_admitted_once(db: Db) {
         admitted[0]["attributes"]["update_id"],
         "webhook:stripe:stripe:evt_r1"
     );
+    server.stop().await;
+}
+
+async fn signatures_are_checked_against_the_wall_clock_when_time_is_skipped(db: Db) {
+    let url = match db {
+        Db::Sqlite => "sqlite::memory:".to_owned(),
+        Db::Postgres => common::fresh_postgres_database().await,
+    };
+    let mut options = common::test_options(url);
+    options.time_skipping = true;
+    let server = spawn_server_with(options).await;
+    let api = &server.api;
+    create_source(
+        api,
+        json!({"source_id": "stripe", "scheme": {"type": "stripe"}, "secrets": [STRIPE_SECRET]}),
+    )
+    .await;
+    let (status, body) = api
+        .post("/api/v1/dev/time/skip", json!({"duration": "2h"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A sender signs with the real time; the skipped clock must not make
+    // it stale (no rule: ignored, 200).
+    let bytes = br#"{"id":"evt_t","type":"x"}"#;
+    let (status, answer) = deliver(
+        &api.base,
+        "stripe",
+        &stripe_headers(bytes, now_secs()),
+        bytes,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "ignored");
     server.stop().await;
 }

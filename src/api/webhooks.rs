@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -37,7 +38,7 @@ use crate::engine::{
 };
 use crate::ids::{RunId, TaskQueue, WorkflowId};
 use crate::store::{Delivery, DeliveryOutcome, WebhookRecord};
-use crate::time::Timestamp;
+use crate::time::{Clock as _, SystemClock, Timestamp};
 use crate::webhook::{self, Action, Rule, Scheme, Source, VerifyError};
 
 /// The public route; `authorize` lets a POST to it through without a key.
@@ -338,8 +339,14 @@ async fn receive(
     State(state): State<AppState>,
     AppPath((namespace, source_id)): AppPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<AppJson<DeliveryView>, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body is too large".into())
+        }
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
     let source = existing_source(&state, &namespace, &source_id).await?;
     let received_at = state.applier.clock().now();
     let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -361,7 +368,9 @@ async fn receive(
         body: None,
     };
     let s = &source.source;
-    let now_secs = received_at.millis().div_euclid(1000);
+    // The sender signed with the wall clock: a `baton dev --time-skipping`
+    // node's skipped clock would make every real delivery stale.
+    let now_secs = SystemClock.now().millis().div_euclid(1000);
     if let Err(e) = webhook::verify(
         &s.scheme,
         &s.secrets,
