@@ -10,8 +10,9 @@
 #   3. the deployment files under deploy/ (scripts/check-deploy.sh:
 #      hadolint, kubernetes-validate, check-jsonschema, cfn-lint, promtool,
 #      and the example handlers and dashboard against this build);
-#   4. the Python SDK (sdk-py/), if present: venv, editable install with the
-#      dev extra, then ruff / pyright when configured, then pytest;
+#   4. the Python SDK (sdk-py/), if present: ruff / pyright when
+#      configured, then pytest (its venv, an editable install with the dev
+#      extra, is made before step 2: cargo tests use it too);
 #   5. the TypeScript SDK (sdk-ts/), if present: npm ci, lint/typecheck
 #      scripts when defined, npm test;
 #   6. the web UI (ui/): npm ci, the JSDoc type check, then its browser
@@ -51,6 +52,21 @@ section "Rust toolchain"
 cargo --version
 echo "CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-<default: $root/target>}"
 
+# The SDK's virtualenv comes first: cargo tests use it too (tests/webhooks.rs
+# signs deliveries with the official `standardwebhooks` package of its dev
+# extra, found through BATON_PY_VENV).
+if [ -d sdk-py ]; then
+    section "sdk-py: install"
+    venv="${BATON_PY_VENV:-$root/sdk-py/.venv}"
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv"
+    fi
+    py="$venv/bin/python"
+    "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$py" -m pip install --quiet --disable-pip-version-check -e './sdk-py[dev]'
+    export BATON_PY_VENV="$venv"
+fi
+
 section "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -80,14 +96,6 @@ section "deploy files"
 bash scripts/check-deploy.sh
 
 if [ -d sdk-py ]; then
-    section "sdk-py: install"
-    venv="${BATON_PY_VENV:-$root/sdk-py/.venv}"
-    if [ ! -x "$venv/bin/python" ]; then
-        python3 -m venv "$venv"
-    fi
-    py="$venv/bin/python"
-    "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$py" -m pip install --quiet --disable-pip-version-check -e './sdk-py[dev]'
 
     # A tool runs when the project configures it; a configured tool that is
     # not installed is an error (add it to the dev extra), not a skip.

@@ -5,7 +5,8 @@
 //! [`apply`] (the one command path), then the edges: [`dispatch`],
 //! [`timers`], [`transfer`], [`scheduler`] (which fires the pure
 //! [`schedule`] rules), [`api`], [`cli`]; [`visibility`] is the pure
-//! list-filter language. See ARCHITECTURE.md.
+//! list-filter language; [`webhook`] verifies and maps inbound provider
+//! deliveries, also pure. See ARCHITECTURE.md.
 
 pub mod api;
 pub mod apply;
@@ -28,3 +29,4 @@ pub mod timers;
 pub mod transfer;
 mod ui;
 pub mod visibility;
+pub mod webhook;

@@ -2076,3 +2076,95 @@ async fn batch_verbs_and_the_workflow_shortcuts_start_and_follow_jobs() {
     assert_eq!(usage.code, Some(2), "{usage:#?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_verbs_create_list_describe_deliveries_replay_and_delete() {
+    use hmac::Mac as _;
+    let server = spawn_server(Db::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"name": "merged", "events": ["pull_request"],
+            "when": [{"pointer": "/pull_request/merged", "equals": true}],
+            "action": {"type": "signal", "workflow_id": "pr-{/number}", "signal": "merged"}}]"#,
+    )
+    .unwrap();
+    let rules_arg = format!("@{}", rules.display());
+    let created = fields(&ok(client(
+        &server,
+        &[
+            "webhook", "create", "gh", "--scheme", "github", "--secret", "old", "--secret",
+            "s3cr3t", "--rules", &rules_arg,
+        ],
+    )
+    .await));
+    assert_eq!(created["SourceId"], "gh");
+    assert_eq!(created["Secrets"], "2");
+    assert_eq!(created["Url"], "/api/v1/namespaces/default/webhooks/gh");
+    let listed = table(&ok(client(&server, &["webhook", "list"]).await));
+    assert_eq!(rows(&listed, "gh")[0][1], "github");
+    let described = ok(client(&server, &["webhook", "describe", "gh"]).await);
+    assert!(
+        described.contains("rule merged: signal pr-{/number}"),
+        "{described}"
+    );
+    failed(
+        client(
+            &server,
+            &[
+                "webhook", "create", "bad", "--scheme", "github", "--secret", "s", "--rules",
+                "[{}]",
+            ],
+        )
+        .await,
+        "rules",
+    );
+    assert!(
+        ok(client(&server, &["webhook", "describe", "gh", "-o", "json"]).await)
+            .contains("\"secret_count\": 2")
+    );
+
+    // An unmerged pull request, signed with the second secret: ignored.
+    let body = br#"{"action":"closed","number":3,"pull_request":{"merged":false}}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cr3t").unwrap();
+    mac.update(body);
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/namespaces/default/webhooks/gh",
+            server.addr
+        ))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "d-1")
+        .header("x-hub-signature-256", format!("sha256={sig}"))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let log = ok_json(client(&server, &["webhook", "deliveries", "gh", "-o", "json"]).await);
+    let first = log["deliveries"][0]["delivery"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = table(&ok(client(&server, &["webhook", "deliveries", "gh"]).await));
+    assert_eq!(rows(&shown, &first)[0][2], "ignored");
+    let replayed = fields(&ok(
+        client(&server, &["webhook", "replay", "gh", &first]).await
+    ));
+    assert_eq!(replayed["ReplayOf"], first);
+    assert_eq!(replayed["Outcome"], "ignored");
+    assert_eq!(replayed["DeliveryId"], "github:d-1");
+    ok(client(&server, &["webhook", "delete", "gh"]).await);
+    failed(
+        client(&server, &["webhook", "describe", "gh"]).await,
+        "not found",
+    );
+    server.stop().await;
+}

@@ -544,11 +544,11 @@ async fn call_as(
         }
         None => Body::empty(),
     };
-    let res = app
-        .clone()
-        .oneshot(req.body(body).expect("valid request"))
-        .await
-        .expect("infallible");
+    send(app, req.body(body).expect("valid request")).await
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.expect("infallible");
     let status = res.status();
     let content_type = res
         .headers()
@@ -593,6 +593,8 @@ async fn every_spec_route_is_served() {
         ("name", "attribute-drift"),
         ("batch_id", "batch-drift"),
         ("key_id", "bk_0000000000000000"),
+        ("source_id", "source-drift"),
+        ("delivery", "delivery-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -958,9 +960,106 @@ async fn live_responses_match_the_spec() {
     let a = check("GET", batch, &format!("{uri}/nope"), None).await;
     assert_eq!(a.body["code"], "not_found");
 
+    let hooks = "/api/v1/namespaces/{namespace}/webhooks";
+    let hook = "/api/v1/namespaces/{namespace}/webhooks/{source_id}";
+    let uri = "/api/v1/namespaces/drift/webhooks";
+    let body = json!({"source_id": "gh", "scheme": {"type": "github"}, "secrets": ["s3cr3t"],
+        "description": "pull requests", "rules": [{"name": "merged", "events": ["pull_request"],
+        "when": [{"pointer": "/merged", "equals": true}],
+        "action": {"type": "signal", "workflow_id": "wf-{/n}", "signal": "merged"}}]});
+    let a = check("POST", hooks, uri, Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", hooks, uri, Some(body)).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let bad = json!({"source_id": "x", "scheme": {"type": "github"}, "secrets": []});
+    let a = check("POST", hooks, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", hooks, uri, None).await;
+    assert_eq!(a.body["sources"].as_array().map(Vec::len), Some(1));
+    let a = check("GET", hook, &format!("{uri}/gh"), None).await;
+    assert_eq!(a.body["secret_count"], 1);
+    // Deliveries: one ignored (signed), one refused, one failing its action.
+    let mut delivered = 0;
+    for (body, signed, status) in [
+        (r#"{"merged":false}"#, true, StatusCode::OK),
+        (r#"{"merged":true}"#, false, StatusCode::UNAUTHORIZED),
+        (
+            r#"{"merged":true,"n":1}"#,
+            true,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    ] {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cr3t").expect("key");
+        mac.update(body.as_bytes());
+        let tag: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let sig = if signed { tag } else { "00".repeat(32) };
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("{uri}/gh"))
+            .header("x-github-event", "pull_request")
+            .header("x-hub-signature-256", format!("sha256={sig}"))
+            .body(Body::from(body))
+            .expect("valid request");
+        let a = send(&app, req).await;
+        spec.check_answer("POST", hook, &a)
+            .unwrap_or_else(|e| panic!("{e}"));
+        delivered += 1;
+        assert_eq!(a.status, status, "{:?}", a.body);
+    }
+    let a = check(
+        "GET",
+        &format!("{hook}/deliveries"),
+        &format!("{uri}/gh/deliveries?page_size=2"),
+        None,
+    )
+    .await;
+    assert!(a.body["next_before"].is_string(), "{:?}", a.body);
+    let refused = a.body["deliveries"][1]["delivery"]
+        .as_str()
+        .expect("seq")
+        .to_owned();
+    let before = a.body["next_before"].as_str().expect("more").to_owned();
+    let replay = format!("{hook}/deliveries/{{delivery}}/replay");
+    let a = check(
+        "POST",
+        &replay,
+        &format!("{uri}/gh/deliveries/{refused}/replay"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["code"], "conflict");
+    let a = check(
+        "GET",
+        &format!("{hook}/deliveries"),
+        &format!("{uri}/gh/deliveries?before={before}"),
+        None,
+    )
+    .await;
+    let ignored = a.body["deliveries"][0]["delivery"]
+        .as_str()
+        .expect("seq")
+        .to_owned();
+    let a = check(
+        "POST",
+        &replay,
+        &format!("{uri}/gh/deliveries/{ignored}/replay"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["outcome"], "ignored");
+    let a = check("DELETE", hook, &format!("{uri}/gh"), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
-    assert!(n_checked >= 48, "{n_checked} answers checked");
+    let n_checked = n_checked + delivered;
+    assert!(n_checked >= 58, "{n_checked} answers checked");
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 /**
  * The client (`@baton/sdk/client`, mirroring `@temporalio/client`) over the
  * server's REST API (openapi/openapi.yaml): workflows, async activity
- * completion, schedules (`client.schedule`, from ./schedule.ts) and batch
- * operations (`client.batch`, from ./batch.ts).
+ * completion, schedules (`client.schedule`, from ./schedule.ts), batch
+ * operations (`client.batch`, from ./batch.ts) and inbound webhook sources
+ * (`client.webhook`, from ./webhook.ts).
  */
 import {
   type Duration,
@@ -21,6 +22,7 @@ import {
 } from "./common.js";
 
 import { BatchClient } from "./batch.js";
+import { WebhookClient } from "./webhook.js";
 import type * as wire from "./generated/openapi.js";
 import { injectTrace } from "./core/tracing.js";
 import { ScheduleClient } from "./schedule.js";
@@ -36,6 +38,7 @@ export {
 } from "./common.js";
 export * from "./schedule.js";
 export * from "./batch.js";
+export * from "./webhook.js";
 
 /** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
 export class ServiceError extends Error {
@@ -589,6 +592,8 @@ export class Client {
   readonly schedule: ScheduleClient;
   /** Batch operations over a list query: `start`, `describe`, `list`, `stop`. */
   readonly batch: BatchClient;
+  /** Inbound webhook sources: `create`, `list`, `describe`, `delete`, `deliveries`, `replay`. */
+  readonly webhook: WebhookClient;
 
   constructor(options: ClientOptions = {}) {
     this.connection = options.connection ?? Connection.lazy();
@@ -597,5 +602,6 @@ export class Client {
     this.activity = new AsyncCompletionClient(this.connection, this.namespace);
     this.schedule = new ScheduleClient(this.connection, this.namespace);
     this.batch = new BatchClient(this.connection, this.namespace);
+    this.webhook = new WebhookClient(this.connection, this.namespace);
   }
 }

@@ -52,6 +52,9 @@ const ID_PREFIX: &str = "bk_";
 /// What a route needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
+    /// No key: a webhook delivery, authenticated by the sender's
+    /// signature over it (`webhooks::receive`).
+    Signature,
     /// Any valid key (the route shows each key only what it may see).
     AnyKey,
     Role(Role),
@@ -111,6 +114,13 @@ const ROUTES: &[(Method, &str, Need)] = &[
     (Method::POST, "/api/v1/namespaces/{namespace}/batches", WRITE),
     (Method::GET, "/api/v1/namespaces/{namespace}/batches/{batch_id}", READ),
     (Method::POST, "/api/v1/namespaces/{namespace}/batches/{batch_id}/stop", WRITE),
+    (Method::GET, "/api/v1/namespaces/{namespace}/webhooks", READ),
+    (Method::POST, "/api/v1/namespaces/{namespace}/webhooks", WRITE),
+    (Method::GET, "/api/v1/namespaces/{namespace}/webhooks/{source_id}", READ),
+    (Method::DELETE, "/api/v1/namespaces/{namespace}/webhooks/{source_id}", WRITE),
+    (Method::POST, "/api/v1/namespaces/{namespace}/webhooks/{source_id}", Need::Signature),
+    (Method::GET, "/api/v1/namespaces/{namespace}/webhooks/{source_id}/deliveries", READ),
+    (Method::POST, "/api/v1/namespaces/{namespace}/webhooks/{source_id}/deliveries/{delivery}/replay", WRITE),
     (Method::GET, "/api/v1/apikeys", ADMIN),
     (Method::POST, "/api/v1/apikeys", ADMIN),
     (Method::DELETE, "/api/v1/apikeys/{key_id}", ADMIN),
@@ -321,6 +331,13 @@ impl Access {
 /// route's need against the key, and hands the [`Principal`] to the handler.
 pub(super) async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
+    let route_need = parts
+        .extensions
+        .get::<MatchedPath>()
+        .and_then(|route| need(&parts.method, route.as_str()));
+    if route_need == Some(Need::Signature) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let principal = if state.access.is_enforced() {
         let token = parts
             .headers
@@ -343,10 +360,6 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
         role,
     } = &principal
     {
-        let need = parts
-            .extensions
-            .get::<MatchedPath>()
-            .and_then(|route| need(&parts.method, route.as_str()));
         let target = RawPathParams::from_request_parts(&mut parts, &state)
             .await
             .ok()
@@ -356,7 +369,7 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
                     .find(|(name, _)| *name == "namespace")
                     .map(|(_, value)| value.to_owned())
             });
-        let refusal = match (&target, need) {
+        let refusal = match (&target, route_need) {
             (Some(ns), _) if *ns != namespace.0 => Some((
                 Denial::Namespace,
                 ApiError::NotFound(format!("namespace {ns} not found")),

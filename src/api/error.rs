@@ -48,6 +48,13 @@ pub enum ApiError {
     UpdateRejected(Failure),
     #[error("{0}")]
     Unavailable(String),
+    /// A webhook delivery whose signature does not verify.
+    #[error("{0}")]
+    SignatureInvalid(String),
+    /// A verified webhook delivery whose action failed; the sender should
+    /// retry.
+    #[error("{0}")]
+    WebhookActionFailed(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -112,6 +119,16 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            ApiError::SignatureInvalid(_) => (
+                StatusCode::UNAUTHORIZED,
+                "signature_invalid",
+                "Signature invalid",
+            ),
+            ApiError::WebhookActionFailed(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhook_action_failed",
+                "Webhook action failed",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,6 +16,7 @@ mod health;
 mod namespaces;
 mod schedules;
 mod search_attributes;
+mod webhooks;
 mod workflows;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schedules::router())
         .merge(batches::router())
         .merge(apikeys::router())
+        .merge(webhooks::router())
         .merge(dev::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

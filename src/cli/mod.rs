@@ -9,6 +9,7 @@ mod health;
 mod output;
 mod schedules;
 mod search_attributes;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ enum Cmd {
     /// Terminate, cancel, signal, reset or delete the runs a query matches, as a durable job.
     #[command(subcommand)]
     Batch(Box<batches::BatchCmd>),
+    /// Inbound webhook sources: verify providers' signed deliveries and map them to workflows.
+    #[command(subcommand)]
+    Webhook(Box<webhooks::WebhookCmd>),
 }
 
 #[derive(Args)]
@@ -237,6 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(e) => Err(e),
         },
         Cmd::Batch(cmd) => batches::batch(*cmd).await,
+        Cmd::Webhook(cmd) => webhooks::webhook(*cmd).await,
     }
 }
 

@@ -58,7 +58,7 @@ const SECRET_PREFIX: &str = "whsec_";
 /// The signature scheme this module produces and accepts.
 const VERSION: &str = "v1";
 /// Length of an HMAC-SHA256 tag.
-const TAG_LEN: usize = 32;
+pub(crate) const TAG_LEN: usize = 32;
 
 /// Decodes secrets whether or not their base64 carries `=` padding; some
 /// tools strip it. Signatures are still produced with padding.
@@ -163,22 +163,7 @@ pub fn verify(
         return Err(VerifyError(Kind::NoSecrets));
     }
 
-    // Decode the candidates once; anything that is not a well-formed `v1`
-    // entry is skipped, as the specification asks for unknown versions.
-    let candidates: Vec<[u8; TAG_LEN]> = signature
-        .split(' ')
-        .filter_map(|entry| {
-            let (version, sig) = entry.split_once(',')?;
-            if version != VERSION {
-                return None;
-            }
-            let mut tag = [0u8; TAG_LEN];
-            match STANDARD.decode_slice(sig, &mut tag) {
-                Ok(TAG_LEN) => Some(tag),
-                _ => None,
-            }
-        })
-        .collect();
+    let candidates = v1_candidates(signature);
     if candidates.is_empty() {
         return Err(VerifyError(Kind::NoSignature));
     }
@@ -195,6 +180,27 @@ pub fn verify(
         }
     }
     Err(VerifyError(Kind::NoMatch))
+}
+
+/// Decodes the well-formed `v1,<base64>` entries of a `webhook-signature`
+/// value; anything else (an unknown version such as `v1a`, bad base64, a
+/// wrong length) is skipped, as the specification asks. Inbound webhook
+/// verification (`crate::webhook`) reuses it.
+pub(crate) fn v1_candidates(signature: &str) -> Vec<[u8; TAG_LEN]> {
+    signature
+        .split(' ')
+        .filter_map(|entry| {
+            let (version, sig) = entry.split_once(',')?;
+            if version != VERSION {
+                return None;
+            }
+            let mut tag = [0u8; TAG_LEN];
+            match STANDARD.decode_slice(sig, &mut tag) {
+                Ok(TAG_LEN) => Some(tag),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Formats a new secret, `whsec_<base64 of random>`, from 32 bytes the
@@ -226,7 +232,7 @@ impl Secret {
     }
 
     /// The HMAC-SHA256 of `"{id}.{timestamp}.{body}"` under this key.
-    fn tag(&self, msg_id: &str, timestamp_secs: i64, body: &[u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn tag(&self, msg_id: &str, timestamp_secs: i64, body: &[u8]) -> [u8; TAG_LEN] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .expect("HMAC accepts keys of any length");
         mac.update(msg_id.as_bytes());

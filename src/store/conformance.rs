@@ -24,9 +24,9 @@ use crate::time::{Duration, Timestamp};
 use crate::visibility::{self, ListQuery};
 
 use super::{
-    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth,
-    RetentionLease, Role, RunChange, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow,
-    Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Delivery, DeliveryOutcome, Endpoint, Error,
+    NamespaceRecord, QueueDepth, RetentionLease, Role, RunChange, RunSummary, ScheduleFilter,
+    ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
 };
 use crate::batch;
 use crate::schedule;
@@ -98,6 +98,9 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("api_keys_round_trip_revoke_and_touch", |s| {
         Box::pin(api_keys_round_trip_revoke_and_touch(s))
+    }),
+    ("webhooks_and_their_delivery_logs", |s| {
+        Box::pin(webhooks_and_their_delivery_logs(s))
     }),
 ];
 
@@ -2044,4 +2047,133 @@ async fn batches_claim_with_leases_that_fence(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(seen.iter().filter(|id| id.starts_with("race-")).count(), 20);
+}
+
+fn a_webhook(id: &str) -> WebhookRecord {
+    WebhookRecord {
+        namespace: ns(),
+        source_id: id.to_owned(),
+        source: crate::webhook::Source {
+            scheme: crate::webhook::Scheme::GitHub,
+            secrets: vec!["old".into(), "new".into()],
+            tolerance_secs: 300,
+            rules: serde_json::from_value(json!([{"name": "r", "events": ["push"],
+                "action": {"type": "signal", "workflow_id": "w-{/n}", "signal": "s"}}]))
+            .expect("rules"),
+            description: Some("a source".into()),
+        },
+        created_at: Timestamp(T0),
+    }
+}
+
+fn a_delivery(source: &str, seq: &str, outcome: DeliveryOutcome) -> Delivery {
+    let verified = outcome != DeliveryOutcome::Refused;
+    Delivery {
+        namespace: ns(),
+        source_id: source.to_owned(),
+        seq: seq.to_owned(),
+        received_at: Timestamp(T0),
+        delivery_id: verified.then(|| format!("github:{seq}")),
+        verified,
+        outcome,
+        rule: verified.then(|| "r".into()),
+        action: None,
+        workflow_id: None,
+        run_id: None,
+        error: (!verified).then(|| "no signature matches".into()),
+        replay_of: None,
+        headers: verified.then(|| [("x-github-event".into(), "push".into())].into()),
+        // A raw NUL in a body is escaped in the JSON document, so
+        // PostgreSQL's text stores it too.
+        body: verified.then(|| "{\"n\":1}\u{0}".into()),
+    }
+}
+
+async fn webhooks_and_their_delivery_logs(store: Arc<dyn Store>) {
+    for id in ["b", "a", "B"] {
+        store.create_webhook(&a_webhook(id)).await.expect("create");
+    }
+    let taken = store.create_webhook(&a_webhook("a")).await;
+    assert!(matches!(taken, Err(Error::AlreadyExists(_))), "{taken:?}");
+    assert_eq!(
+        store.get_webhook(&ns(), "a").await.expect("get"),
+        Some(a_webhook("a"))
+    );
+    assert_eq!(store.get_webhook(&ns(), "x").await.expect("get"), None);
+    let other = Namespace("other".into());
+    assert_eq!(store.get_webhook(&other, "a").await.expect("get"), None);
+    let ids: Vec<String> = store
+        .list_webhooks(&ns())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.source_id)
+        .collect();
+    assert_eq!(ids, ["B", "a", "b"], "bytewise order");
+
+    // Seqs are UUIDv7 text: their order is arrival order.
+    let seqs = [
+        "0190a000-0000-7000-8000-000000000001",
+        "0190a000-0000-7000-8000-000000000002",
+        "0190a000-0000-7000-8000-000000000003",
+    ];
+    let outcomes = [
+        DeliveryOutcome::Refused,
+        DeliveryOutcome::Acted,
+        DeliveryOutcome::Ignored,
+    ];
+    for (seq, outcome) in seqs.iter().zip(outcomes) {
+        store
+            .record_delivery(&a_delivery("a", seq, outcome))
+            .await
+            .expect("record");
+    }
+    store
+        .record_delivery(&a_delivery("b", seqs[0], DeliveryOutcome::Acted))
+        .await
+        .expect("record in another source");
+    let page = store
+        .list_deliveries(&ns(), "a", None, 2)
+        .await
+        .expect("list");
+    assert_eq!(
+        page.iter().map(|d| d.seq.as_str()).collect::<Vec<_>>(),
+        [seqs[2], seqs[1]]
+    );
+    let rest = store
+        .list_deliveries(&ns(), "a", Some(seqs[1]), 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        rest,
+        vec![a_delivery("a", seqs[0], DeliveryOutcome::Refused)]
+    );
+    assert_eq!(
+        store.get_delivery(&ns(), "a", seqs[1]).await.expect("get"),
+        Some(a_delivery("a", seqs[1], DeliveryOutcome::Acted))
+    );
+
+    // Deleting a source deletes its log, and nothing of another source.
+    assert!(store.delete_webhook(&ns(), "a").await.expect("delete"));
+    assert!(!store
+        .delete_webhook(&ns(), "a")
+        .await
+        .expect("delete again"));
+    assert_eq!(
+        store.get_delivery(&ns(), "a", seqs[1]).await.expect("get"),
+        None
+    );
+    assert!(store
+        .list_deliveries(&ns(), "a", None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        store
+            .list_deliveries(&ns(), "b", None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }

@@ -377,6 +377,57 @@ pub struct Expired {
     pub events: u64,
 }
 
+/// A webhook source as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookRecord {
+    pub namespace: Namespace,
+    pub source_id: String,
+    pub source: crate::webhook::Source,
+    pub created_at: Timestamp,
+}
+
+/// What became of one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// Verified and matched; the action was applied (or had been: a
+    /// redelivery's action is deduplicated by its request id).
+    Acted,
+    /// Verified; no rule matched.
+    Ignored,
+    /// Verified and matched, but the action could not be mapped or
+    /// applied; the sender was answered 5xx.
+    Failed,
+    /// The signature did not verify; nothing of the body is kept.
+    Refused,
+}
+
+/// One request a webhook source received, or one replay of one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub namespace: Namespace,
+    pub source_id: String,
+    /// Orders a source's log: a UUIDv7, so text order is arrival order.
+    pub seq: String,
+    pub received_at: Timestamp,
+    /// The provider's id ([`crate::webhook::delivery_id`]); `None` when
+    /// refused.
+    pub delivery_id: Option<String>,
+    pub verified: bool,
+    pub outcome: DeliveryOutcome,
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    pub workflow_id: Option<String>,
+    pub run_id: Option<RunId>,
+    pub error: Option<String>,
+    /// The `seq` of the delivery this one replays.
+    pub replay_of: Option<String>,
+    /// Verified deliveries only: the headers (lower-case names) and the
+    /// body (as UTF-8, lossily), which a replay routes again.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub body: Option<String>,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -636,6 +687,32 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<BatchRecord>>;
+
+    /// Stores a new webhook source; a taken id is [`Error::AlreadyExists`].
+    async fn create_webhook(&self, record: &WebhookRecord) -> Result<()>;
+    async fn get_webhook(&self, ns: &Namespace, id: &str) -> Result<Option<WebhookRecord>>;
+    /// The sources of `ns`, by id.
+    async fn list_webhooks(&self, ns: &Namespace) -> Result<Vec<WebhookRecord>>;
+    /// Deletes a source and its delivery log in one transaction; false if
+    /// there is none.
+    async fn delete_webhook(&self, ns: &Namespace, id: &str) -> Result<bool>;
+    /// Appends to a source's delivery log.
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<()>;
+    async fn get_delivery(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        seq: &str,
+    ) -> Result<Option<Delivery>>;
+    /// A source's deliveries, newest first, strictly before `before` (a
+    /// `seq`).
+    async fn list_deliveries(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
 
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
     /// other nodes' commits of rows due at once (LISTEN/NOTIFY).

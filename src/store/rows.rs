@@ -374,6 +374,23 @@ pub(super) fn retention_lease(
     }
 }
 
+/// `webhook_sources` columns as read: namespace, source_id, doc,
+/// created_at.
+pub(super) type WebhookCols = (String, String, String, i64);
+
+pub(super) const WEBHOOK_COLUMNS: &str = "namespace, source_id, doc, created_at";
+
+pub(super) fn webhook_record(
+    (namespace, source_id, doc, created_at): WebhookCols,
+) -> Result<super::WebhookRecord> {
+    Ok(super::WebhookRecord {
+        namespace: Namespace(namespace),
+        source_id,
+        source: decode_json("webhook source", &doc)?,
+        created_at: Timestamp(created_at),
+    })
+}
+
 pub(super) fn namespace(
     (name, description, retention_ms, created_at): NamespaceCols,
 ) -> NamespaceRecord {
@@ -810,9 +827,10 @@ pub(super) enum UniqueKey {
     Schedule,
     Batch,
     ApiKey,
+    Webhook,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 6] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 7] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -831,6 +849,11 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 6] = [
         "batches.namespace, batches.batch_id",
     ),
     (UniqueKey::ApiKey, "api_keys_pkey", "api_keys.id"),
+    (
+        UniqueKey::Webhook,
+        "webhook_sources_pkey",
+        "webhook_sources.namespace, webhook_sources.source_id",
+    ),
 ];
 
 /// The unique key `e` violates, if it is a unique violation of one of

@@ -27,14 +27,14 @@ use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
     ApiKeyCols, Arg, BatchCols, EndpointCols, LeaseCols, NamespaceCols, RunRecordCols, RunWrite,
-    ScheduleCols, SlotArg, Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, API_KEY_COLUMNS,
-    BATCH_COLUMNS, ENDPOINT_COLUMNS, LEASE_COLUMNS, NAMESPACE_COLUMNS, SCHEDULE_COLUMNS,
-    SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
+    ScheduleCols, SlotArg, Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, WebhookCols,
+    API_KEY_COLUMNS, BATCH_COLUMNS, ENDPOINT_COLUMNS, LEASE_COLUMNS, NAMESPACE_COLUMNS,
+    SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WEBHOOK_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, Expired, NamespaceRecord, PoolUsage,
-    QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter,
-    ScheduleRecord, Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, NamespaceRecord,
+    PoolUsage, QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary,
+    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
 };
 use crate::time::Duration;
 
@@ -339,6 +339,12 @@ const STOP_BATCH: &str =
 /// A claim's lease, bumping the version so the previous holder lets go.
 const LEASE_BATCH: &str = "update batches set visible_at = $3, version = version + 1 \
     where namespace = $1 and batch_id = $2";
+
+const INSERT_WEBHOOK: &str = "insert into webhook_sources (namespace, source_id, doc, created_at) \
+    values ($1, $2, $3, $4)";
+const INSERT_DELIVERY: &str =
+    "insert into webhook_deliveries (namespace, source_id, delivery_seq, \
+    received_at, doc) values ($1, $2, $3, $4, $5)";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -1255,6 +1261,121 @@ where
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    async fn create_webhook(&self, record: &WebhookRecord) -> Result<()> {
+        sqlx::query(INSERT_WEBHOOK)
+            .bind(record.namespace.0.clone())
+            .bind(record.source_id.clone())
+            .bind(encode_json("webhook source", &record.source)?)
+            .bind(record.created_at.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::Webhook, || {
+                format!("webhook source `{}`", record.source_id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, ns: &Namespace, id: &str) -> Result<Option<WebhookRecord>> {
+        let sql = format!(
+            "select {WEBHOOK_COLUMNS} from webhook_sources where namespace = $1 and source_id = $2"
+        );
+        let row: Option<WebhookCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::webhook_record).transpose()
+    }
+
+    async fn list_webhooks(&self, ns: &Namespace) -> Result<Vec<WebhookRecord>> {
+        let sql = format!(
+            "select {WEBHOOK_COLUMNS} from webhook_sources where namespace = $1 order by source_id{}",
+            DB::BYTEWISE
+        );
+        let rows: Vec<WebhookCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::webhook_record).collect()
+    }
+
+    async fn delete_webhook(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        sqlx::query("delete from webhook_deliveries where namespace = $1 and source_id = $2")
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        let done =
+            sqlx::query("delete from webhook_sources where namespace = $1 and source_id = $2")
+                .bind(ns.0.clone())
+                .bind(id.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<()> {
+        sqlx::query(INSERT_DELIVERY)
+            .bind(delivery.namespace.0.clone())
+            .bind(delivery.source_id.clone())
+            .bind(delivery.seq.clone())
+            .bind(delivery.received_at.millis())
+            .bind(encode_json("delivery", delivery)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_delivery(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        seq: &str,
+    ) -> Result<Option<Delivery>> {
+        let doc: Option<String> = sqlx::query_scalar(
+            "select doc from webhook_deliveries \
+             where namespace = $1 and source_id = $2 and delivery_seq = $3",
+        )
+        .bind(ns.0.clone())
+        .bind(source_id.to_owned())
+        .bind(seq.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        doc.map(|d| decode_json("delivery", &d)).transpose()
+    }
+
+    async fn list_deliveries(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let mut query =
+            Sql::new("select doc from webhook_deliveries where namespace = ".to_owned());
+        query.bind(ns.0.clone());
+        query.push(" and source_id = ").bind(source_id.to_owned());
+        if let Some(seq) = before {
+            query
+                .push(&format!(" and delivery_seq{} < ", DB::BYTEWISE))
+                .bind(seq.to_owned());
+        }
+        query
+            .push(&format!(
+                " order by delivery_seq{} desc limit ",
+                DB::BYTEWISE
+            ))
+            .bind(limit.max(0));
+        let docs: Vec<(String,)> = bound!(sqlx::query_as(&query.text), query.args)
+            .fetch_all(&self.pool)
+            .await?;
+        docs.into_iter()
+            .map(|(d,)| decode_json("delivery", &d))
+            .collect()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {

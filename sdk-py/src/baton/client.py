@@ -2,7 +2,8 @@
 workflows (also with a start signal), signal, cancel, wait for results,
 update, inspect, terminate, and finish activities that completed
 asynchronously; start, follow and stop batch operations over a list
-query (their types live in ``baton._batch``); create and manage schedules (their types live in
+query (their types live in ``baton._batch``); configure inbound webhook
+sources and read their delivery logs; create and manage schedules (their types live in
 ``baton._schedule`` and are exported from here, as ``temporalio.client``
 exports them).
 
@@ -723,6 +724,86 @@ class Client:
         returns it as it is now. A closed job stays as it is."""
         resp = await self._call("POST", f"/batches/{quote(job_id, safe='')}/stop")
         return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
+    # --- inbound webhook sources ---------------------------------------------------------
+
+    async def create_webhook_source(
+        self,
+        source_id: str,
+        scheme: str | Mapping[str, Any],
+        secrets: Sequence[str],
+        *,
+        rules: Sequence[Mapping[str, Any]] = (),
+        tolerance_seconds: int | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Creates an inbound webhook source: a public URL
+        (``POST /api/v1/namespaces/{ns}/webhooks/{source_id}``, no API key)
+        whose deliveries are verified with ``scheme`` (``"stripe"``,
+        ``"github"``, ``"standard_webhooks"``, ``"slack"``, ``"shopify"``,
+        or a generic HMAC as a mapping) under any of ``secrets``, then
+        routed by ``rules`` (JSON objects as the REST API takes them) to a
+        signal, signal-with-start, start or update. Returns the source as
+        the server shows it (``secret_count``, never the secrets). Raises
+        :class:`RPCError` (400, naming the field, e.g.
+        ``rules/0/action/workflow_id``) for a source the server refuses."""
+        body: dict[str, Any] = {
+            "source_id": source_id,
+            "scheme": {"type": scheme} if isinstance(scheme, str) else dict(scheme),
+            "secrets": list(secrets),
+            "rules": [dict(r) for r in rules],
+        }
+        if tolerance_seconds is not None:
+            body["tolerance_seconds"] = tolerance_seconds
+        if description is not None:
+            body["description"] = description
+        resp = await self._call("POST", "/webhooks", body)
+        return cast("dict[str, Any]", resp.json())
+
+    async def list_webhook_sources(self) -> list[dict[str, Any]]:
+        """The namespace's webhook sources, by id."""
+        resp = await self._call("GET", "/webhooks")
+        return cast("list[dict[str, Any]]", resp.json().get("sources") or [])
+
+    async def describe_webhook_source(self, source_id: str) -> dict[str, Any]:
+        """A webhook source and its rules; :class:`RPCError` (404) if there is none."""
+        resp = await self._call("GET", f"/webhooks/{quote(source_id, safe='')}")
+        return cast("dict[str, Any]", resp.json())
+
+    async def delete_webhook_source(self, source_id: str) -> None:
+        """Deletes a webhook source and its delivery log."""
+        await self._call("DELETE", f"/webhooks/{quote(source_id, safe='')}")
+
+    async def list_webhook_deliveries(
+        self, source_id: str, *, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A source's delivery log, newest first, fetched ``page_size`` at a
+        time: each delivery's ``outcome`` (``acted``, ``ignored``,
+        ``failed``, ``refused``), matched ``rule``, ``action``,
+        ``workflow_id``, ``run_id`` and ``error``."""
+        before: str | None = None
+        path = f"/webhooks/{quote(source_id, safe='')}/deliveries?"
+        while True:
+            params = {"page_size": str(page_size)}
+            if before:
+                params["before"] = before
+            resp = await self._call("GET", path + urlencode(params))
+            data = cast("dict[str, Any]", resp.json())
+            for row in cast("list[dict[str, Any]]", data.get("deliveries") or []):
+                yield row
+            before = data.get("next_before")
+            if not before:
+                return
+
+    async def replay_webhook_delivery(self, source_id: str, delivery: str) -> dict[str, Any]:
+        """Routes a logged (verified) delivery again under the source's
+        current rules with the same request id, so an action already taken
+        is not repeated; returns the new log entry (``replay_of`` set)."""
+        resp = await self._call(
+            "POST",
+            f"/webhooks/{quote(source_id, safe='')}/deliveries/{quote(delivery, safe='')}/replay",
+        )
+        return cast("dict[str, Any]", resp.json())
 
     # --- async activity completion -------------------------------------------------------
 

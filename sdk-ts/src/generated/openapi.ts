@@ -90,7 +90,7 @@ export type Problem = {
   token?: string;
 };
 
-export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "signature_invalid" | "webhook_action_failed" | "unavailable" | "internal";
 
 /** `reader`: the `GET` routes and `query` of its namespace. `writer`: also starting, signalling, updating, cancelling, terminating, resetting and deleting runs, schedules, batches, endpoints and activity completion there. `admin`: everything, everywhere. */
 export type ApiKeyRole = "admin" | "writer" | "reader";
@@ -771,6 +771,100 @@ export type BatchList = {
   batches: BatchDescription[];
   /** Present when there may be more. */
   next_page_token?: string;
+};
+
+/** How a source's deliveries are signed. `stripe` (`Stripe-Signature` `t=…,v1=<hex>`), `github` (`X-Hub-Signature-256`), `standard_webhooks` (`webhook-id`, `webhook-timestamp`, `webhook-signature` with `v1` HMAC entries for `whsec_` secrets and `v1a` Ed25519 entries for `whpk_` public keys), `slack` (`X-Slack-Signature` `v0=`, `X-Slack-Request-Timestamp`), `shopify` (`X-Shopify-Hmac-Sha256`, base64), or `hmac`: a generic HMAC in `header` (after `prefix`), `sha1`/`sha256`/`sha512`, `hex`/`base64`, over the body or a `template` of `{timestamp}` (from `timestamp_header`) and `{body}`. */
+export type WebhookScheme = {
+  type: "stripe" | "github" | "standard_webhooks" | "slack" | "shopify" | "hmac";
+  header?: string;
+  algorithm?: "sha1" | "sha256" | "sha512";
+  encoding?: "hex" | "base64";
+  prefix?: string;
+  signed?: {
+    type: "body" | "template";
+    timestamp_header?: string;
+    template?: string;
+  };
+};
+
+/** Matches when the scheme's event type is one of `events` (if given), each of `headers` equals (names in any case), and each `when` condition holds; then does `action`. Templates: `{<JSON pointer>}` is replaced by the value there (`{}`: the whole body; `{{`, `}}`: literal braces); an input string that is one placeholder becomes the value itself. Inputs default to `"{}"`. */
+export type WebhookRule = {
+  name: string;
+  events?: string[];
+  headers?: {
+    [key: string]: string;
+  };
+  when?: Array<{
+    /** An RFC 6901 JSON pointer into the body. */
+    pointer: string;
+    /** The value must equal this. */
+    equals?: unknown;
+    /** The value must be one of these. */
+    in?: unknown[];
+  }>;
+  action: {
+    type: "signal" | "signal_with_start" | "start" | "update";
+    workflow_id: string;
+    /** signal and signal_with_start. */
+    signal?: string;
+    /** update only. */
+    update?: string;
+    /** A template; default "{}". */
+    input?: unknown;
+    /** start and signal_with_start. */
+    workflow_type?: string;
+    /** start and signal_with_start. */
+    task_queue?: string;
+    /** signal_with_start: the started run's input template; default "{}". */
+    workflow_input?: unknown;
+  };
+};
+
+export type CreateWebhookSourceRequest = {
+  source_id: string;
+  scheme: WebhookScheme;
+  secrets: string[];
+  tolerance_seconds?: number;
+  rules?: WebhookRule[];
+  description?: string;
+};
+
+export type WebhookSource = {
+  source_id: string;
+  scheme: WebhookScheme;
+  secret_count: number;
+  tolerance_seconds: number;
+  rules: WebhookRule[];
+  description?: string;
+  created_at: Timestamp;
+  /** The path senders post to. */
+  url: string;
+};
+
+export type WebhookSourceList = {
+  sources: WebhookSource[];
+};
+
+export type WebhookDelivery = {
+  /** This log entry's id (a UUIDv7). */
+  delivery: string;
+  received_at: Timestamp;
+  /** The provider's id, prefixed with the scheme (`stripe:evt_…`); `sha256:<body hash>` when the provider sends none. */
+  delivery_id?: string;
+  verified: boolean;
+  outcome: "acted" | "ignored" | "failed" | "refused";
+  rule?: string;
+  action?: "signal" | "signal_with_start" | "start" | "update";
+  workflow_id?: string;
+  run_id?: RunId;
+  error?: string;
+  replay_of?: string;
+};
+
+export type WebhookDeliveryList = {
+  deliveries: WebhookDelivery[];
+  /** Present when there are older deliveries. */
+  next_before?: string;
 };
 
 export type ServerTime = {

@@ -63,27 +63,38 @@ pub(super) async fn update_workflow(
         .update_id
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let mut run = record.state;
-    if !run.updates.contains_key(&update_id) {
-        let update = Update {
-            update_id: update_id.clone(),
-            update_name,
-            input: body.args,
-            identity: body.identity,
-        };
-        let cmd = Command::AdmitUpdate(update.clone());
-        // Refuses a closed run and bad input before the validation push;
-        // nothing is written.
-        engine::decide(&run, cmd.clone(), &state.applier.ctx())?;
-        if let Some(failure) = state.querier.validate_update(&run, &update).await? {
-            return Err(ApiError::UpdateRejected(failure));
-        }
-        run = std::sync::Arc::unwrap_or_clone(
-            state.applier.apply(&run.namespace, run.run_id, cmd).await?,
-        );
-    }
+    let update = Update {
+        update_id: update_id.clone(),
+        update_name,
+        input: body.args,
+        identity: body.identity,
+    };
+    let run = admit_update(&state, record.state, update).await?;
     let stage = body.wait_for_stage.unwrap_or(UpdateStage::Completed);
     wait_update(&state, run, &update_id, stage).await
+}
+
+/// Validates an update with a synchronous push and records it, unless the
+/// run has seen its id already; returns the run as it is after. Shared by
+/// the update route and webhook actions.
+pub(in crate::api) async fn admit_update(
+    state: &AppState,
+    run: RunState,
+    update: Update,
+) -> Result<RunState, ApiError> {
+    if run.updates.contains_key(&update.update_id) {
+        return Ok(run);
+    }
+    let cmd = Command::AdmitUpdate(update.clone());
+    // Refuses a closed run and bad input before the validation push;
+    // nothing is written.
+    engine::decide(&run, cmd.clone(), &state.applier.ctx())?;
+    if let Some(failure) = state.querier.validate_update(&run, &update).await? {
+        return Err(ApiError::UpdateRejected(failure));
+    }
+    Ok(std::sync::Arc::unwrap_or_clone(
+        state.applier.apply(&run.namespace, run.run_id, cmd).await?,
+    ))
 }
 
 /// An update's stage and outcome, waiting (boundedly) for the stage asked

@@ -9,10 +9,10 @@
 //! `control`, and every wire shape they read or write lives in `model`.
 
 mod control;
-mod messages;
+pub(super) mod messages;
 mod model;
 mod read;
-mod start;
+pub(super) mod start;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -79,7 +79,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The run a request names: `run_id` if given, else the workflow's latest.
-async fn find_run(
+pub(super) async fn find_run(
     state: &AppState,
     namespace: &str,
     workflow_id: &str,

@@ -118,7 +118,7 @@ async fn typed(
     typed_search_attributes(&registry, given).map_err(ApiError::BadRequest)
 }
 
-fn check_workflow_id(workflow_id: &str) -> Result<(), ApiError> {
+pub(in crate::api) fn check_workflow_id(workflow_id: &str) -> Result<(), ApiError> {
     if workflow_id.len() > 1_000 {
         return Err(ApiError::BadRequest(
             "workflow_id must be at most 1000 bytes".into(),

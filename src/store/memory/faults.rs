@@ -61,6 +61,13 @@ pub enum Call {
     UpdateBatch,
     RequestBatchStop,
     ClaimBatches,
+    CreateWebhook,
+    GetWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    RecordDelivery,
+    GetDelivery,
+    ListDeliveries,
 }
 
 impl Call {
@@ -91,6 +98,9 @@ impl Call {
                 | Call::UpdateBatch
                 | Call::RequestBatchStop
                 | Call::ClaimBatches
+                | Call::CreateWebhook
+                | Call::DeleteWebhook
+                | Call::RecordDelivery
                 | Call::DeleteRun
                 | Call::ClaimRetention
                 | Call::DeleteExpiredRuns

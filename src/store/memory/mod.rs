@@ -53,9 +53,9 @@ use super::rows::{
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    ApiKeyRecord, BatchRecord, Deletion, Endpoint, Error, Expired, NamespaceRecord, QueueDepth,
-    Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter, ScheduleRecord,
-    Store, TaskRow, Wakeup,
+    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, NamespaceRecord,
+    QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter,
+    ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
 };
 use crate::time::Duration;
 
@@ -248,6 +248,11 @@ struct Tables {
     batches: BTreeMap<(String, String), (BatchCols, i64)>,
     /// `retention_leases_pkey` (namespace) → the row.
     retention_leases: BTreeMap<String, RetentionLease>,
+    /// `webhook_sources_pkey` (namespace, source id) → the source.
+    webhooks: BTreeMap<(String, String), WebhookRecord>,
+    /// `webhook_deliveries_pkey` (namespace, source id, seq) → the
+    /// delivery's `doc`.
+    deliveries: BTreeMap<(String, String, String), String>,
 }
 
 /// How to undo one write of a commit.
@@ -1494,6 +1499,100 @@ impl Store for MemoryStore {
                 .map(|((_, at, _), _)| Timestamp(*at)))
         })
         .await
+    }
+
+    async fn create_webhook(&self, record: &WebhookRecord) -> Result<()> {
+        self.call(Call::CreateWebhook, |t| {
+            let key = (record.namespace.0.clone(), record.source_id.clone());
+            if t.webhooks.contains_key(&key) {
+                return Err(Error::AlreadyExists(format!(
+                    "webhook source `{}`",
+                    record.source_id
+                )));
+            }
+            t.webhooks.insert(key, record.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, ns: &Namespace, id: &str) -> Result<Option<WebhookRecord>> {
+        self.call(Call::GetWebhook, |t| {
+            Ok(t.webhooks.get(&(ns.0.clone(), id.to_owned())).cloned())
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self, ns: &Namespace) -> Result<Vec<WebhookRecord>> {
+        self.call(Call::ListWebhooks, |t| {
+            Ok(t.webhooks
+                .iter()
+                .filter(|((n, _), _)| *n == ns.0)
+                .map(|(_, r)| r.clone())
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        self.call(Call::DeleteWebhook, |t| {
+            t.deliveries.retain(|(n, s, _), _| !(*n == ns.0 && s == id));
+            Ok(t.webhooks.remove(&(ns.0.clone(), id.to_owned())).is_some())
+        })
+        .await
+    }
+
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<()> {
+        let doc = rows::encode_json("delivery", delivery)?;
+        self.call(Call::RecordDelivery, |t| {
+            let key = (
+                delivery.namespace.0.clone(),
+                delivery.source_id.clone(),
+                delivery.seq.clone(),
+            );
+            t.deliveries.insert(key, doc);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        seq: &str,
+    ) -> Result<Option<Delivery>> {
+        let doc = self
+            .call(Call::GetDelivery, |t| {
+                Ok(t.deliveries
+                    .get(&(ns.0.clone(), source_id.to_owned(), seq.to_owned()))
+                    .cloned())
+            })
+            .await?;
+        doc.map(|d| decode_json("delivery", &d)).transpose()
+    }
+
+    async fn list_deliveries(
+        &self,
+        ns: &Namespace,
+        source_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let docs = self
+            .call(Call::ListDeliveries, |t| {
+                Ok(t.deliveries
+                    .iter()
+                    .rev()
+                    .filter(|((n, s, seq), _)| {
+                        *n == ns.0 && s == source_id && before.is_none_or(|b| seq.as_str() < b)
+                    })
+                    .take(usize::try_from(limit.max(0)).unwrap_or(0))
+                    .map(|(_, d)| d.clone())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        docs.iter().map(|d| decode_json("delivery", d)).collect()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
