@@ -513,6 +513,7 @@ fn setup(store: &Arc<dyn Store>) {
                 max_concurrency: 64,
                 is_current: true,
                 created_at: START,
+                schemas: Default::default(),
             })
             .await
             .unwrap();

@@ -24,6 +24,7 @@ pub enum Call {
     DeleteEndpoint,
     QueueEndpoints,
     PromoteEndpoint,
+    SetEndpointSchemas,
     OpenRunsByVersion,
     OpenRunsPinnedTo,
     LoadRun,
@@ -62,6 +63,7 @@ impl Call {
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint
+                | Call::SetEndpointSchemas
                 | Call::Commit
                 | Call::ClaimTasks
                 | Call::DeleteTask
