@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod batch;
 pub mod claim;
 pub mod cli;
 pub mod dispatch;

@@ -1787,3 +1787,161 @@ async fn schedule_verbs_create_describe_list_trigger_pause_update_and_delete() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_verbs_and_the_workflow_shortcuts_start_and_follow_jobs() {
+    let server = spawn_server(Db::Sqlite).await;
+    let handler = common::parking_handler().await;
+    server.api.register("q", &handler.url).await;
+    common::start_parked(&server.api, "Doomed", "doomed", 4).await;
+    let kept = common::start_parked(&server.api, "Kept", "kept", 2).await;
+    let closed = async |id: &str| {
+        let path = format!("/api/v1/namespaces/default/batches/{id}");
+        let done = common::eventually(Duration::from_secs(30), || async {
+            server.api.get(&path).await.1["state"] != "RUNNING"
+        })
+        .await;
+        assert!(done, "batch {id} did not close");
+    };
+
+    // The temporal-style shortcut starts a job and prints its id.
+    let out = ok(client(
+        &server,
+        &[
+            "workflow",
+            "terminate",
+            "--query",
+            "WorkflowType=\"Doomed\"",
+            "--reason",
+            "stuck",
+            "--yes",
+        ],
+    )
+    .await);
+    let id = out
+        .strip_prefix("started batch ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no batch id in {out:?}"))
+        .to_owned();
+    assert!(out.contains("(terminate of 4 run(s))"), "{out}");
+    closed(&id).await;
+    let described = fields(&ok(client(&server, &["batch", "describe", &id]).await));
+    assert_eq!(described["state"], "COMPLETED");
+    assert_eq!(
+        (described["total"].as_str(), described["done"].as_str()),
+        ("4", "4")
+    );
+    assert_eq!(described["reason"], "stuck");
+
+    let started = ok_json(
+        client(
+            &server,
+            &[
+                "batch",
+                "start",
+                "--query",
+                "WorkflowType=\"Kept\"",
+                "--operation",
+                "signal",
+                "--signal-name",
+                "poke",
+                "--input",
+                "{\"a\":1}",
+                "--batch-id",
+                "sig",
+                "--rps",
+                "5",
+                "--yes",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        (
+            started["batch_id"].clone(),
+            started["total"].clone(),
+            started["rps"].clone()
+        ),
+        (json!("sig"), json!(2), json!(5.0))
+    );
+    closed("sig").await;
+    for id in &kept {
+        let history = server.api.history(id).await;
+        let signals: Vec<&Value> = history
+            .iter()
+            .filter(|e| e["event_type"] == "WorkflowExecutionSignaled")
+            .collect();
+        assert_eq!(signals.len(), 1, "{id}");
+        assert_eq!(signals[0]["attributes"]["input"], json!({"a": 1}));
+    }
+    let out = ok(client(
+        &server,
+        &[
+            "workflow",
+            "cancel",
+            "--query",
+            "WorkflowType=\"Kept\"",
+            "--yes",
+        ],
+    )
+    .await);
+    assert!(out.contains("(cancel of 2 run(s))"), "{out}");
+
+    let list = table(&ok(client(&server, &["batch", "list"]).await));
+    assert_eq!(list[0][..3], ["BATCH ID", "OPERATION", "STATE"]);
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(list[2][..3], ["sig", "signal", "COMPLETED"]);
+    let out = ok(client(&server, &["batch", "stop", "sig"]).await);
+    assert_eq!(out.trim(), "stop requested for batch sig");
+
+    // Bad input: one error line naming the field, nothing started.
+    let q = "WorkflowType=\"Kept\"";
+    for (args, fragment) in [
+        (
+            vec!["--query", "WorkflowType = ", "--operation", "terminate"],
+            "query",
+        ),
+        (vec!["--query", q, "--operation", "explode"], "operation"),
+        (vec!["--query", q, "--operation", "signal"], "signal_name"),
+        (
+            vec!["--query", q, "--operation", "terminate", "--rps", "0"],
+            "rps",
+        ),
+        (
+            vec![
+                "--query",
+                q,
+                "--operation",
+                "signal",
+                "--signal-name",
+                "s",
+                "--input",
+                "{",
+            ],
+            "--input",
+        ),
+    ] {
+        let mut all = vec!["batch", "start", "--yes"];
+        all.extend(args);
+        failed(client(&server, &all).await, fragment);
+    }
+    failed(
+        client(&server, &["batch", "describe", "nope"]).await,
+        "not found",
+    );
+    // Without --yes it asks; no answer (stdin closed) starts nothing.
+    let asked = client(&server, &["workflow", "terminate", "--query", q]).await;
+    assert_eq!(asked.code, Some(1), "{asked:#?}");
+    assert!(
+        asked.stderr.contains("terminate 2 run(s)") && asked.stderr.contains("not started"),
+        "{asked:#?}"
+    );
+    let (_, jobs) = server.api.get("/api/v1/namespaces/default/batches").await;
+    assert_eq!(jobs["batches"].as_array().map(Vec::len), Some(3), "{jobs}");
+    // Neither a workflow id nor a query: a usage error.
+    let usage = client(&server, &["workflow", "terminate"]).await;
+    assert_eq!(usage.code, Some(2), "{usage:#?}");
+    server.stop().await;
+}

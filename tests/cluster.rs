@@ -4,8 +4,9 @@
 //! child / notify parent steps, protocol.md §5.7, across each child's
 //! continue-as-new), two nodes sharing
 //! 1,000 workflows (DESIGN.md invariants 1, 4 and 5), a 1-second
-//! schedule on two nodes across a SIGKILL, and SIGKILL of a node while its
-//! retention deleter works through 5,000 expired runs.
+//! schedule on two nodes across a SIGKILL, SIGKILL of a node while its
+//! retention deleter works through 5,000 expired runs, and SIGKILL of the
+//! node running a batch job (terminate 2,000 of 2,400 runs; signal 400).
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -665,4 +666,186 @@ async fn a_schedule_on_two_nodes_starts_each_nominal_time_once_across_a_sigkill(
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+}
+
+/// Starts `n` runs of `workflow_type` on `api`, 16 at a time.
+async fn start_many(api: &Api, workflow_type: &str, prefix: &str, n: usize) -> Vec<String> {
+    use futures::StreamExt as _;
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    futures::stream::iter(ids.clone())
+        .for_each_concurrent(16, |id| async move {
+            let (status, body) = api.start(&id, workflow_type, "q", json!({})).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        })
+        .await;
+    ids
+}
+
+/// How many runs the list filter `query` matches.
+async fn count(api: &Api, query: &str) -> i64 {
+    let url = reqwest::Url::parse_with_params("http://x/", &[("query", query)]).unwrap();
+    let path = format!(
+        "/api/v1/namespaces/default/workflow-count?{}",
+        url.query().unwrap_or_default()
+    );
+    let (status, body) = api.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["count"].as_i64().unwrap()
+}
+
+async fn batch_progress(api: &Api, id: &str) -> Value {
+    let (status, job) = api
+        .get(&format!("/api/v1/namespaces/default/batches/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    job
+}
+
+/// Runs `job` (a batch start body with id `job_id`) over `matching` of
+/// `n_matching + n_other` parked runs on two nodes, SIGKILLs the node
+/// running it once `kill_at` runs are done, restarts it, and waits for the
+/// job to complete. Returns the API of the surviving node and the ids.
+async fn batch_across_sigkill(
+    job_id: &str,
+    job: Value,
+    n_matching: usize,
+    n_other: usize,
+    kill_at: i64,
+    applied: Option<&str>,
+) -> (Node, Node, Vec<String>, Vec<String>) {
+    let url = common::fresh_postgres_database().await;
+    let handler = common::parking_handler().await;
+    let port_a = free_port();
+    let a = Node::start(&url, port_a).await;
+    a.api.register("q", &handler.url).await;
+    let matching = start_many(&a.api, "Doomed", "doomed", n_matching).await;
+    let others = start_many(&a.api, "Kept", "kept", n_other).await;
+    // Parked: every run's first workflow task answered.
+    let parked = common::eventually(Duration::from_secs(120), || async {
+        handler.received.lock().unwrap().len() >= n_matching + n_other
+    })
+    .await;
+    assert!(parked, "the runs did not all park");
+    // Only A runs when the job starts, so A holds it; B joins after.
+    let (status, started) = a.api.post("/api/v1/namespaces/default/batches", job).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert_eq!(started["total"], n_matching, "{started}");
+    let b = Node::start(&url, free_port()).await;
+    // With `applied` (a count query of the runs operated on), kill only
+    // while A holds work it has done and not yet counted, so B must
+    // recognise it.
+    let uncounted = async || -> i64 {
+        let done = batch_progress(&b.api, job_id).await["done"]
+            .as_i64()
+            .unwrap_or(0);
+        let Some(query) = applied else {
+            return i64::from(done >= kill_at);
+        };
+        let applied = count(&b.api, query).await;
+        if done >= kill_at {
+            applied - done
+        } else {
+            0
+        }
+    };
+    let reached = common::eventually(Duration::from_secs(120), || async {
+        uncounted().await >= 1
+    })
+    .await;
+    assert!(reached, "the job made no progress on node A");
+    a.kill();
+    let at_kill = batch_progress(&b.api, job_id).await;
+    let total = i64::try_from(n_matching).unwrap();
+    let done_at_kill = at_kill["done"].as_i64().unwrap();
+    assert!(
+        done_at_kill < total,
+        "the kill came after the job finished: {at_kill}"
+    );
+    if let Some(query) = applied {
+        let applied = count(&b.api, query).await;
+        assert!(
+            applied > done_at_kill,
+            "A died with no uncounted work: {applied} applied, {done_at_kill} counted"
+        );
+    }
+    // B takes the job over once A's lease runs out; A comes back meanwhile.
+    let a = Node::start(&url, port_a).await;
+    let finished = common::eventually(Duration::from_secs(180), || async {
+        batch_progress(&b.api, job_id).await["state"] != "RUNNING"
+    })
+    .await;
+    let job = batch_progress(&b.api, job_id).await;
+    assert!(finished, "the job did not finish: {job}");
+    assert_eq!(job["state"], "COMPLETED", "{job}");
+    assert_eq!(
+        (
+            job["total"].clone(),
+            job["done"].clone(),
+            job["failed"].clone()
+        ),
+        (json!(total), json!(total), json!(0)),
+        "{job}"
+    );
+    (a, b, matching, others)
+}
+
+/// The batch test: 2,000 of 2,400 runs terminated by query while
+/// the node running the job is SIGKILLed and restarted midway. Each
+/// matching run has exactly one WorkflowExecutionTerminated event, with
+/// the job's reason; none outside the query is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminate_batch_across_a_sigkill_terminates_each_matching_run_once() {
+    let job = json!({
+        "batch_id": "stuck",
+        "query": "WorkflowType = \"Doomed\" AND ExecutionStatus = \"Running\"",
+        "operation": "terminate",
+        "reason": "stuck",
+        "rps": 100,
+    });
+    let (_a, b, matching, others) = batch_across_sigkill(
+        "stuck",
+        job,
+        2_000,
+        400,
+        500,
+        Some("WorkflowType = \"Doomed\" AND ExecutionStatus = \"Terminated\""),
+    )
+    .await;
+    for id in &matching {
+        let history = b.api.history(id).await;
+        let terminated = events_of(&history, "WorkflowExecutionTerminated");
+        assert_eq!(terminated.len(), 1, "{id}: {history:#?}");
+        assert_eq!(terminated[0]["attributes"]["reason"], "stuck", "{id}");
+    }
+    let running = count(&b.api, "ExecutionStatus = \"Running\"").await;
+    assert_eq!(running, i64::try_from(others.len()).unwrap());
+    for id in others.iter().step_by(10) {
+        let history = b.api.history(id).await;
+        assert!(events_of(&history, "WorkflowExecutionTerminated").is_empty());
+    }
+}
+
+/// A signal batch across a SIGKILL: every matching run gets the signal
+/// exactly once (its request id derived from job and run dedupes the
+/// re-application of the page the killed node had not counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_batch_across_a_sigkill_signals_each_matching_run_once() {
+    let job = json!({
+        "batch_id": "poke",
+        "query": "WorkflowType = \"Doomed\"",
+        "operation": "signal",
+        "signal_name": "poke",
+        "input": {"n": 1},
+        "rps": 100,
+    });
+    let (_a, b, matching, others) = batch_across_sigkill("poke", job, 400, 50, 100, None).await;
+    for id in &matching {
+        let history = b.api.history(id).await;
+        let signalled = events_of(&history, "WorkflowExecutionSignaled");
+        assert_eq!(signalled.len(), 1, "{id}: {history:#?}");
+    }
+    for id in &others {
+        let history = b.api.history(id).await;
+        assert!(events_of(&history, "WorkflowExecutionSignaled").is_empty());
+    }
 }

@@ -218,6 +218,31 @@ async fn metrics_follow_real_workflows(db: Db) {
     .await;
     assert!(acted, "the triggered schedule's action is not counted");
 
+    // A batch job's runs, by operation and outcome: a signal to a closed run
+    // fails.
+    let job = json!({"query": format!("WorkflowId = \"Ok-{tag}\""), "operation": "signal",
+        "signal_name": "late"});
+    let (status, body) = server
+        .api
+        .post("/api/v1/namespaces/default/batches", job)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let base = server.api.base.clone();
+    let counted = common::eventually(Duration::from_secs(20), || {
+        let base = base.clone();
+        async move {
+            let samples = parse(&scrape(&base).await);
+            let of = [
+                ("namespace", "default"),
+                ("operation", "signal"),
+                ("outcome", "failed"),
+            ];
+            sum(&samples, "baton_batch_runs_total", &of) >= 1.0
+        }
+    })
+    .await;
+    assert!(counted, "the batch job's run is not counted");
+
     let text = scrape(&server.api.base).await;
     promtool_check(&text);
     let samples = parse(&text);

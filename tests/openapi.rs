@@ -510,6 +510,8 @@ async fn app() -> Router {
         querier,
         applier,
         schedules: Default::default(),
+        batches: Default::default(),
+        batch_max_rps: 1_000.0,
         access: Arc::new(Access::default()),
         time_skipping: Some(Arc::new(SkippingClock::default())),
     })
@@ -571,6 +573,7 @@ async fn every_spec_route_is_served() {
         ("update_id", "update-id-drift"),
         ("schedule_id", "schedule-drift"),
         ("name", "attribute-drift"),
+        ("batch_id", "batch-drift"),
     ]
     .into();
     let mut failures = Vec::new();
@@ -900,6 +903,42 @@ async fn live_responses_match_the_spec() {
     let a = check("GET", one, uri, None).await;
     assert_eq!(a.body["code"], "not_found");
 
+    let batches = "/api/v1/namespaces/{namespace}/batches";
+    let batch = "/api/v1/namespaces/{namespace}/batches/{batch_id}";
+    let uri = "/api/v1/namespaces/drift/batches";
+    let body = json!({"batch_id": "poke", "request_id": "r1", "query": "WorkflowType = \"Report\"",
+        "operation": "signal", "signal_name": "poke", "input": {"n": 1}, "rps": 5, "identity": "ops"});
+    let a = check("POST", batches, uri, Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let reset = json!({"batch_id": "undo", "query": "WorkflowType = \"Report\"",
+        "operation": "reset", "reset_type": "LAST_WORKFLOW_TASK", "reason": "bad deploy"});
+    let a = check("POST", batches, uri, Some(reset.clone())).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = check("POST", batches, uri, Some(reset)).await;
+    assert_eq!(a.body["code"], "already_exists");
+    let bad = json!({"query": "WorkflowType = ", "operation": "terminate"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_query");
+    let bad = json!({"query": "WorkflowType = \"Report\"", "operation": "signal"});
+    let a = check("POST", batches, uri, Some(bad)).await;
+    assert_eq!(a.body["code"], "invalid_argument");
+    let a = check("GET", batches, &format!("{uri}?page_size=1"), None).await;
+    assert!(a.body["next_page_token"].is_string(), "{:?}", a.body);
+    let a = check("GET", batch, &format!("{uri}/poke"), None).await;
+    assert_eq!(a.body["state"], "RUNNING");
+    let a = check(
+        "POST",
+        &format!("{batch}/stop"),
+        &format!("{uri}/poke/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(a.body["stop_requested"], true);
+    let a = check("GET", batch, &format!("{uri}/nope"), None).await;
+    assert_eq!(a.body["code"], "not_found");
+
     check("GET", "/healthz", "/healthz", None).await;
     check("GET", "/readyz", "/readyz", None).await;
     assert!(n_checked >= 48, "{n_checked} answers checked");
@@ -1136,9 +1175,17 @@ impl Sim {
         .to_string()
     }
 
+    /// The persisted history as a push carries it.
+    fn encoded_history(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode_events(&self.history, &mut out).expect("serializable");
+        out
+    }
+
     /// The workflow task push as the dispatcher would send it now.
     fn workflow_task_request(&self) -> Value {
         let view = self.workflow_task();
+        let persisted = self.encoded_history();
         let s = &self.state;
         let request = wire::PushRequest::WorkflowTask(wire::WorkflowTaskRequest {
             namespace: &s.namespace,
@@ -1149,19 +1196,19 @@ impl Sim {
             task_queue: &s.task_queue,
             attempt: view.token.attempt,
             history: wire::History {
-                persisted: &self.history,
+                persisted: &persisted,
                 transient: &view.transient_events,
             },
             history_length: (self.history.len() + view.transient_events.len()) as i64,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The run's persisted history, as a query or an update validation
     /// carries it.
-    fn run_history(&self) -> wire::RunHistory<'_> {
+    fn run_history<'a>(&'a self, persisted: &'a [u8]) -> wire::RunHistory<'a> {
         let s = &self.state;
         wire::RunHistory {
             namespace: &s.namespace,
@@ -1170,7 +1217,7 @@ impl Sim {
             workflow_type: &s.workflow_type,
             task_queue: &s.task_queue,
             history: wire::History {
-                persisted: &self.history,
+                persisted,
                 transient: &[],
             },
             history_length: self.history.len() as i64,
@@ -1179,23 +1226,25 @@ impl Sim {
 
     /// The query push as the dispatcher would send it now.
     fn query_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::Query(wire::QueryRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             query_name: "status",
             query_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The update validation push as the dispatcher would send it now.
     fn update_validation_request(&self, args: &Value) -> Value {
+        let persisted = self.encoded_history();
         let request = wire::PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: self.run_history(),
+            run: self.run_history(&persisted),
             update_id: "add-2",
             update_name: "add_item",
             update_args: args,
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 
     /// The activity task push as the dispatcher would send it now.
@@ -1227,7 +1276,7 @@ impl Sim {
             heartbeat_timeout: a.heartbeat_timeout,
             heartbeat_details: a.heartbeat_details.as_ref(),
         });
-        serde_json::to_value(&request).expect("serializable")
+        pushed(&request)
     }
 }
 
@@ -1985,4 +2034,9 @@ fn the_spec_and_the_server_agree_on_nulls_in_command_attributes() {
             "server accepts {answer}"
         );
     }
+}
+
+/// A push body as the dispatcher writes it, parsed back.
+fn pushed(request: &wire::PushRequest<'_>) -> Value {
+    serde_json::from_slice(&wire::encode(request).expect("serializable")).expect("JSON")
 }

@@ -372,6 +372,7 @@ fn options() -> Options {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     }
 }
 

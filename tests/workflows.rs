@@ -53,6 +53,7 @@ on_both_databases!(
     continue_as_new_is_the_upgrade_point,
     children_pin_to_their_queues_current_version,
     nul_in_answers_is_refused_outside_payloads_and_kept_inside,
+    long_histories_are_pushed_as_their_events_serialise,
 );
 
 fn activity_result(request: &Value) -> (StatusCode, Value) {
@@ -2563,4 +2564,151 @@ async fn nul_in_answers_is_refused_outside_payloads_and_kept_inside(db: Db) {
     assert_eq!(failed["attributes"]["failure"]["message"], "bad\u{0}news");
     assert_eq!(failed["attributes"]["failure"]["type"], "Boom\u{0}");
     server.stop().await;
+}
+
+/// Markers a workflow task of `long_histories_…` records.
+const MARKERS_PER_TASK: usize = 400;
+
+/// A push's history, as the handler reads it.
+#[derive(serde::Deserialize)]
+struct PushedHistory {
+    #[serde(rename = "type")]
+    kind: String,
+    history: Vec<baton::engine::Event>,
+    history_length: usize,
+}
+
+/// A run's history grows past 2,800 events over three nodes on one
+/// database: the first with the run cache warm, the second just restarted
+/// (the cache cold), the third with a cache too small to keep any run
+/// (evicted after every commit). Every workflow task and query push must
+/// carry exactly the bytes of serialising its events afresh, and those
+/// events must be the stored history.
+async fn long_histories_are_pushed_as_their_events_serialise(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}", dir.path().join("baton.db").display()),
+        Db::Postgres => common::fresh_postgres_database().await,
+    };
+    let bodies: Arc<Mutex<Vec<axum::body::Bytes>>> = Arc::default();
+    let handler = raw_marker_handler(bodies.clone()).await;
+    let mut signals = 0;
+    for cache_bytes in [None, None, Some(1)] {
+        let mut options = common::test_options(url.clone());
+        if let Some(bytes) = cache_bytes {
+            options.apply.run_cache_bytes = bytes;
+        }
+        let server = common::spawn_server_with(options).await;
+        if signals == 0 {
+            server.api.register("long", &handler).await;
+            let (status, body) = server.api.start("long-1", "Long", "long", json!({})).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        for _ in 0..2 {
+            signals += 1;
+            let want = (signals + 1) * MARKERS_PER_TASK;
+            let path = "/api/v1/namespaces/default/workflows/long-1/signal/more";
+            let (status, body) = server.api.post(path, json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let recorded = common::eventually(Duration::from_secs(30), || {
+                let api = &server.api;
+                async move {
+                    let history = api.history("long-1").await;
+                    event_types(&history)
+                        .iter()
+                        .filter(|t| *t == "MarkerRecorded")
+                        .count()
+                        == want
+                }
+            })
+            .await;
+            assert!(
+                recorded,
+                "the workflow task after signal {signals} recorded its markers"
+            );
+        }
+        let path = "/api/v1/namespaces/default/workflows/long-1/query/count";
+        let (status, body) = server.api.post(path, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server.stop().await;
+    }
+    let server = common::spawn_server_with(common::test_options(url)).await;
+    let stored = server.api.history("long-1").await;
+    server.stop().await;
+    assert!(stored.len() > 2_800, "{} events", stored.len());
+    let bodies = bodies.lock().unwrap().clone();
+    let mut checked = 0;
+    for body in &bodies {
+        let push: PushedHistory = serde_json::from_slice(body).unwrap();
+        if push.kind == "activity_task" {
+            continue;
+        }
+        let mut expected = b"\"history\":".to_vec();
+        expected.extend(serde_json::to_vec(&push.history).unwrap());
+        assert!(
+            body.windows(expected.len()).any(|w| w == expected),
+            "a {} push of {} events is not its events' serialisation",
+            push.kind,
+            push.history.len()
+        );
+        assert_eq!(push.history_length, push.history.len());
+        for (i, event) in push.history.iter().enumerate() {
+            assert_eq!(event.event_id, i as i64 + 1, "dense, oldest first");
+            if let Some(stored) = stored.get(i) {
+                assert_eq!(
+                    &serde_json::to_value(event).unwrap(),
+                    stored,
+                    "event {}",
+                    i + 1
+                );
+            }
+        }
+        checked += 1;
+    }
+    // Seven workflow tasks (the first, one per signal) and three queries.
+    assert!(checked >= 10, "{checked} pushes checked");
+    let longest = bodies.iter().map(|b| b.len()).max().unwrap_or(0);
+    assert!(longest > 200_000, "the longest push has {longest} bytes");
+}
+
+/// A handler that records raw push bodies and runs the `Long` workflow:
+/// each workflow task started by the run's start or a new signal records
+/// [`MARKERS_PER_TASK`] markers; a query answers with the marker count.
+async fn raw_marker_handler(bodies: Arc<Mutex<Vec<axum::body::Bytes>>>) -> String {
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let bodies = bodies.clone();
+            async move {
+                bodies.lock().unwrap().push(body.clone());
+                let req: Value = serde_json::from_slice(&body).unwrap();
+                let history = req["history"].as_array().cloned().unwrap_or_default();
+                let count = |t: &str| history.iter().filter(|e| e["event_type"] == t).count();
+                let markers = count("MarkerRecorded");
+                let reply = match req["type"].as_str() {
+                    Some("query") => json!({"result": markers}),
+                    _ if markers / MARKERS_PER_TASK > count("WorkflowExecutionSignaled") => {
+                        json!({"commands": []})
+                    }
+                    _ => {
+                        let commands: Vec<Value> = (0..MARKERS_PER_TASK)
+                            .map(|i| {
+                                json!({"command_type": "RecordMarker", "attributes": {
+                                "marker_name": format!("m{}", markers + i),
+                                "details": {"i": markers + i, "pad": "x".repeat(40)}}})
+                            })
+                            .collect();
+                        json!({"commands": commands})
+                    }
+                };
+                axum::Json(reply)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/")
 }

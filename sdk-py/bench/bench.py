@@ -45,6 +45,25 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
+async def push_durations(target: str) -> dict[str, list[float]]:
+    """The server's ``baton_push_duration_seconds`` (push sent to answer
+    received, as the server sees it) by kind: [sum, count]."""
+    text = (await _http.request("GET", target + "/metrics")).body.decode()
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name not in ("baton_push_duration_seconds_sum", "baton_push_duration_seconds_count"):
+            continue
+        labels, _, value = rest.rpartition("} ")
+        kind = next(
+            (kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("kind=")),
+            "?",
+        )
+        slot = out.setdefault(kind, [0.0, 0.0])
+        slot[0 if name.endswith("_sum") else 1] += float(value)
+    return out
+
+
 async def wait_http(url: str) -> None:
     for _ in range(300):
         try:
@@ -158,11 +177,41 @@ async def main() -> None:
             count, in_flight, baseline = WORKLOADS[name]
             count = max(1, int(count * args.scale))
             before = (await _http.request("GET", app_url + "stats")).json_object()
+            seen_before = await push_durations(target)
             result = await run_workload(client, name, count, in_flight, baseline, pids)
             after = (await _http.request("GET", app_url + "stats")).json_object()
+            seen_after = await push_durations(target)
+            # What the pushes cost as the server sees them: the app's wall
+            # time plus any wait before the app reads the request (a busy
+            # loop leaves it in the socket) and the round trip.
+            result["server_seen_push_ms"] = {
+                kind: round((s - seen_before.get(kind, [0, 0])[0]) * 1000 / dn, 2)
+                for kind, (s, n) in seen_after.items()
+                if (dn := n - seen_before.get(kind, [0, 0])[1])
+            }
+            walls = sorted(after.pop("walls")[len(before.pop("walls")) :])
             d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             if d.get("requests"):
-                result["handler_ms_per_push"] = round(d["handle_s"] * 1000 / d["requests"], 3)
+                pushes = d["requests"]
+                result["pushes_per_wf"] = round(pushes / count, 2)
+                # The push's wall time inside the app (request received to
+                # response sent) and the handler process's CPU per push.
+                result["push_wall_ms"] = {
+                    "p50": round(walls[len(walls) // 2] * 1000, 2),
+                    "p99": round(walls[min(len(walls) - 1, int(0.99 * len(walls)))] * 1000, 2),
+                    "mean": round(d["handle_s"] * 1000 / pushes, 2),
+                }
+                result["handler_cpu_ms_per_push"] = round(d["cpu_s"] * 1000 / pushes, 3)
+                for kind in ("workflow_task", "activity_task"):
+                    if d.get(f"pushes_{kind}"):
+                        result[f"dispatch_ms_per_{kind}"] = round(
+                            d[f"dispatch_s_{kind}"] * 1000 / d[f"pushes_{kind}"], 3
+                        )
+                if d.get("loop_lag_samples"):
+                    result["loop_lag_ms"] = {
+                        "mean": round(d["loop_lag_s"] * 1000 / d["loop_lag_samples"], 2),
+                        "max_so_far": round(after["loop_lag_max_s"] * 1000, 1),
+                    }
                 wt = d.get("workflow_tasks") or 1
                 result["replay_ms_per_workflow_task"] = round(d.get("replay_s", 0) * 1000 / wt, 3)
                 result["json_decode_ms_per_push"] = round(

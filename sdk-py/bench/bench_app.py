@@ -1,10 +1,14 @@
 """The benchmark's handler: the same workloads as the server's
 ``baton-bench`` (W1 three sequential activities, W2 one activity, W3 a 1 s
 durable timer), written with the SDK. Served by uvicorn in its own process;
-``GET /stats`` reports where the handler's time went."""
+``GET /stats`` reports where the handler's time went: sums in seconds, the
+wall time of every push inside the app (request received to response sent,
+``walls``, in order) and the event loop's lag (how late a 1 ms sleep on the
+serving loop wakes up: the time the loop was blocked)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -17,6 +21,8 @@ from baton import app as app_module
 
 SECRET = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI="
 STATS: dict[str, float] = defaultdict(float)
+WALLS: list[float] = []
+LAG_PROBE: list[asyncio.Task[None]] = []
 
 
 @activity.defn
@@ -81,6 +87,32 @@ def timed_loads(s: Any, *a: Any, **k: Any) -> Any:
 
 app_module.json.loads = timed_loads  # type: ignore[attr-defined]
 
+_dispatch = App._dispatch
+
+
+async def timed_dispatch(self: App, kind: Any, push: Any) -> Any:
+    t = time.perf_counter()
+    try:
+        return await _dispatch(self, kind, push)
+    finally:
+        STATS[f"dispatch_s_{kind}"] += time.perf_counter() - t
+        STATS[f"pushes_{kind}"] += 1
+
+
+App._dispatch = timed_dispatch  # type: ignore[method-assign]
+
+
+async def probe_loop_lag() -> None:
+    """Sleeps 1 ms at a time; whatever it oversleeps, the loop was busy."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lag = time.perf_counter() - t - 0.001
+        STATS["loop_lag_s"] += lag
+        STATS["loop_lag_samples"] += 1
+        STATS["loop_lag_max_s"] = max(STATS["loop_lag_max_s"], lag)
+
+
 inner = App(
     workflows=[W1, W2, W3],
     activities=[step],
@@ -90,8 +122,11 @@ inner = App(
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
+    if not LAG_PROBE and scope["type"] == "http":
+        LAG_PROBE.append(asyncio.get_running_loop().create_task(probe_loop_lag()))
     if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/stats":
-        body = json.dumps(STATS).encode()
+        STATS["cpu_s"] = time.process_time()
+        body = json.dumps({**STATS, "walls": WALLS}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -106,5 +141,7 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
         await inner(scope, receive, send)
     finally:
         if scope["type"] == "http" and scope["method"] == "POST":
+            wall = time.perf_counter() - t
             STATS["requests"] += 1
-            STATS["handle_s"] += time.perf_counter() - t
+            STATS["handle_s"] += wall
+            WALLS.append(wall)

@@ -1,7 +1,8 @@
 /**
  * The client (`@baton/sdk/client`, mirroring `@temporalio/client`) over the
  * server's REST API (openapi/openapi.yaml): workflows, async activity
- * completion, and schedules (`client.schedule`, from ./schedule.ts).
+ * completion, schedules (`client.schedule`, from ./schedule.ts) and batch
+ * operations (`client.batch`, from ./batch.ts).
  */
 import {
   type Duration,
@@ -19,6 +20,7 @@ import {
   retryPolicyToWire,
 } from "./common.js";
 
+import { BatchClient } from "./batch.js";
 import type * as wire from "./generated/openapi.js";
 import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
@@ -32,6 +34,7 @@ export {
   TypedSearchAttributes,
 } from "./common.js";
 export * from "./schedule.js";
+export * from "./batch.js";
 
 /** A REST call failed; `code` is the problem's stable code (`not_found`, `conflict`, …). */
 export class ServiceError extends Error {
@@ -582,6 +585,8 @@ export class Client {
   readonly activity: AsyncCompletionClient;
   /** Schedules: `create`, `getHandle`, `list`. */
   readonly schedule: ScheduleClient;
+  /** Batch operations over a list query: `start`, `describe`, `list`, `stop`. */
+  readonly batch: BatchClient;
 
   constructor(options: ClientOptions = {}) {
     this.connection = options.connection ?? Connection.lazy();
@@ -589,5 +594,6 @@ export class Client {
     this.workflow = new WorkflowClient(this.connection, this.namespace);
     this.activity = new AsyncCompletionClient(this.connection, this.namespace);
     this.schedule = new ScheduleClient(this.connection, this.namespace);
+    this.batch = new BatchClient(this.connection, this.namespace);
   }
 }

@@ -24,4 +24,5 @@ test("subpath exports mirror Temporal's packages", async () => {
   assert.deepEqual((wf.defineUpdate as (n: string) => unknown)("approve"), { type: "update", name: "approve" });
   for (const name of ["WorkflowUpdateFailedError", "WorkflowUpdateStage", "WorkflowUpdateHandle"]) assert.ok(name in client, name);
   for (const name of ["ScheduleClient", "ScheduleHandle", "ScheduleOverlapPolicy", "ScheduleAlreadyRunning", "ScheduleNotFoundError", "MONTHS", "DAYS_OF_WEEK"]) assert.ok(name in client, name);
+  for (const name of ["BatchClient", "BatchResetType", "BatchOperationState"]) assert.ok(name in client, name);
 });

@@ -4,6 +4,7 @@
 //! (tests/openapi.rs fails when they differ).
 
 mod activities;
+mod batches;
 mod dev;
 mod endpoints;
 mod error;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub querier: Querier,
     /// Wakes this node's schedule loop after a schedule changed.
     pub schedules: crate::scheduler::Handle,
+    /// Wakes this node's batch loop after a job was started.
+    pub batches: crate::batch::runner::Handle,
+    /// The server's cap on a batch job's runs per second.
+    pub batch_max_rps: f64,
     /// Set on `baton dev --time-skipping` nodes: the clock the dev routes move.
     pub time_skipping: Option<Arc<SkippingClock>>,
 }
@@ -82,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workflows::router())
         .merge(activities::router())
         .merge(schedules::router())
+        .merge(batches::router())
         .merge(dev::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()

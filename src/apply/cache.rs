@@ -2,9 +2,14 @@
 //! command for the run (usually the answer to the push this node just
 //! sent) starts without reading the run and its history back.
 //!
+//! An entry also keeps its history's events as a push carries them (each
+//! event's JSON, comma-joined): encoded once, appended to as the run grows,
+//! so a push copies bytes instead of re-serialising every event.
+//!
 //! Bounded in bytes, not in runs: an entry's size is estimated from its
 //! snapshot (a fixed part plus its open activities, timers and children)
-//! and its history's encoded size, and the least recently used entries go
+//! and its history's encoded size, plus the encoded events' actual length,
+//! and the least recently used entries go
 //! when the total passes the budget. Memory thus depends on configuration,
 //! not on how many runs are open; an evicted run is read back on its next
 //! command.
@@ -40,18 +45,33 @@ struct Entry {
     state: Arc<RunState>,
     version: i64,
     history: Option<Arc<Vec<Event>>>,
+    encoded: Option<Encoded>,
     used: u64,
     bytes: usize,
+}
+
+/// The first `events` events of a run, encoded for a push
+/// (`wire::encode_events`). Shared with the pushes that copy it; appending
+/// copies it only while one still holds it.
+#[derive(Clone)]
+pub struct Encoded {
+    pub events: i64,
+    pub bytes: Arc<Vec<u8>>,
 }
 
 /// Estimated memory of a snapshot beyond its history: a fixed part and a
 /// share per open activity, timer and child (their payloads are counted in
 /// the history's encoded size, which the snapshot repeats at most once).
-fn estimate(state: &RunState, history: Option<&Arc<Vec<Event>>>) -> usize {
+fn estimate(
+    state: &RunState,
+    history: Option<&Arc<Vec<Event>>>,
+    encoded: Option<&Encoded>,
+) -> usize {
     let open = state.activities.len() + state.timers.len() + state.children.len();
     let snapshot = 1_024 + 384 * open;
     let history = history.map_or(0, |_| state.history_size_bytes as usize);
-    snapshot + state.history_size_bytes.min(64 * 1024) as usize + 2 * history
+    let encoded = encoded.map_or(0, |e| e.bytes.len());
+    snapshot + state.history_size_bytes.min(64 * 1024) as usize + 2 * history + encoded
 }
 
 impl RunCache {
@@ -98,6 +118,12 @@ impl RunCache {
             entries.bytes -= p.bytes;
         }
         let first_new = events.first().map_or(state.next_event_id, |e| e.event_id);
+        // Encoded events stay valid while they are a prefix of the history:
+        // the next push appends what is missing.
+        let encoded = previous
+            .as_ref()
+            .and_then(|p| p.encoded.clone())
+            .filter(|e| e.events < first_new);
         let history = match previous.and_then(|p| p.history) {
             Some(h) if h.len() as i64 == first_new - 1 => {
                 let mut h = Arc::unwrap_or_clone(h);
@@ -108,7 +134,7 @@ impl RunCache {
             None if first_new == 1 => Some(Arc::new(events.to_vec())),
             _ => None,
         };
-        let bytes = estimate(&state, history.as_ref());
+        let bytes = estimate(&state, history.as_ref(), encoded.as_ref());
         entries.bytes += bytes;
         entries.map.insert(
             run_id,
@@ -116,6 +142,7 @@ impl RunCache {
                 state,
                 version,
                 history,
+                encoded,
                 used: clock,
                 bytes,
             },
@@ -138,7 +165,7 @@ impl RunCache {
         let entries = &mut *entries;
         if let Some(e) = entries.map.get_mut(&state.run_id) {
             if e.state.next_event_id == state.next_event_id {
-                let bytes = estimate(&e.state, Some(&history));
+                let bytes = estimate(&e.state, Some(&history), e.encoded.as_ref());
                 entries.bytes = entries.bytes - e.bytes + bytes;
                 e.bytes = bytes;
                 e.history = Some(history);
@@ -147,6 +174,58 @@ impl RunCache {
         if entries.bytes > self.capacity {
             evict(entries, self.capacity);
         }
+    }
+
+    /// The encoded events cached for `state`'s run, if they are a prefix of
+    /// its history (possibly all of it).
+    pub fn encoded(&self, state: &RunState) -> Option<Encoded> {
+        let entries = self.lock();
+        let e = entries.map.get(&state.run_id)?.encoded.clone()?;
+        (e.events < state.next_event_id).then_some(e)
+    }
+
+    /// Appends `tail`, the encoding of events `from + 1 ..= to`, to the
+    /// cached encoding of `state`'s run if that ends at event `from` (or is
+    /// absent and `from` is 0) and the entry is at `state`; returns the
+    /// result. `None` when the entry is gone or moved on.
+    pub fn extend_encoded(
+        &self,
+        state: &RunState,
+        from: i64,
+        to: i64,
+        tail: &[u8],
+    ) -> Option<Encoded> {
+        let mut entries = self.lock();
+        let entries = &mut *entries;
+        let e = entries.map.get_mut(&state.run_id)?;
+        if e.state.next_event_id != state.next_event_id {
+            return None;
+        }
+        let mut encoded = match e.encoded.take() {
+            Some(have) if have.events == from => have,
+            None if from == 0 => Encoded {
+                events: 0,
+                bytes: Arc::default(),
+            },
+            other => {
+                e.encoded = other;
+                return None;
+            }
+        };
+        let bytes = Arc::make_mut(&mut encoded.bytes);
+        if !bytes.is_empty() && !tail.is_empty() {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(tail);
+        encoded.events = to;
+        e.encoded = Some(encoded.clone());
+        let size = estimate(&e.state, e.history.as_ref(), e.encoded.as_ref());
+        entries.bytes = entries.bytes - e.bytes + size;
+        e.bytes = size;
+        if entries.bytes > self.capacity {
+            evict(entries, self.capacity);
+        }
+        Some(encoded)
     }
 }
 
@@ -222,7 +301,7 @@ mod tests {
     fn least_recently_used_entries_are_evicted_past_the_byte_budget() {
         let one = {
             let t = started("probe");
-            estimate(&t.state, Some(&Arc::new(t.events)))
+            estimate(&t.state, Some(&Arc::new(t.events)), None)
         };
         let cache = RunCache::new(10 * one);
         let first = started("first");

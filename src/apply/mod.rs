@@ -876,6 +876,25 @@ impl Applier {
         Ok(events)
     }
 
+    /// The whole persisted history of the run `state` describes, encoded
+    /// as a push carries it (`wire::encode_events`). Cached with the run
+    /// and appended to: only events not encoded before are serialised
+    /// (all of them when the run is not cached).
+    pub async fn encoded_history(&self, state: &RunState) -> Result<Arc<Vec<u8>>, store::Error> {
+        let to = state.next_event_id - 1;
+        let have = self.cache.encoded(state);
+        if let Some(e) = have.as_ref().filter(|e| e.events == to) {
+            return Ok(e.bytes.clone());
+        }
+        let history = self.history(state).await?;
+        let from = have.map_or(0, |e| e.events);
+        let tail = encoded(&history[from as usize..])?;
+        if let Some(e) = self.cache.extend_encoded(state, from, to, &tail) {
+            return Ok(e.bytes);
+        }
+        Ok(Arc::new(if from == 0 { tail } else { encoded(&history)? }))
+    }
+
     /// Waits until `done` holds for the run `state` describes, it is closed,
     /// or `timeout` passes; returns the last state seen. `done` must be
     /// monotonic (once true, true for every later state), like a closed
@@ -1013,4 +1032,11 @@ fn terminate(existing: &RunRecord, reason: String, ctx: &Ctx) -> Result<RunChang
         transition: engine::decide(&existing.state, cmd, ctx)?,
         request_id: None,
     })
+}
+
+fn encoded(events: &[Event]) -> Result<Vec<u8>, store::Error> {
+    let mut out = Vec::new();
+    crate::dispatch::wire::encode_events(events, &mut out)
+        .map_err(|e| store::Error::Corrupt(format!("encoding events: {e}")))?;
+    Ok(out)
 }

@@ -34,6 +34,32 @@ pub struct Conn {
     pub(super) output: Output,
 }
 
+/// `--query` (and its job's options) on `workflow terminate|cancel`.
+#[derive(Args)]
+pub struct ByQuery {
+    /// Operate on every run this list filter matches, as a batch job.
+    #[arg(long)]
+    query: Option<String>,
+    /// Runs per second of the batch job (default 50).
+    #[arg(long, requires = "query")]
+    rps: Option<f64>,
+    /// Start the batch job without asking for confirmation.
+    #[arg(long, short = 'y', requires = "query")]
+    yes: bool,
+}
+
+impl ByQuery {
+    async fn start(self, conn: &Conn, operation: &str, reason: String) -> anyhow::Result<()> {
+        let body = json!({
+            "query": self.query,
+            "operation": operation,
+            "reason": reason,
+            "rps": self.rps,
+        });
+        super::batches::start_job(conn, body, self.yes).await
+    }
+}
+
 #[derive(Subcommand)]
 pub enum NamespaceCmd {
     /// Create a namespace.
@@ -263,22 +289,34 @@ pub enum WorkflowCmd {
         start: StartArgs,
     },
     /// Ask a workflow to cancel itself (its code decides how it finishes).
+    ///
+    /// With --query instead of a workflow id: a batch job over the runs the
+    /// query matches (`baton batch start --operation cancel`); prints its id.
     Cancel {
-        workflow_id: String,
-        #[arg(long)]
+        #[arg(required_unless_present = "query", conflicts_with = "query")]
+        workflow_id: Option<String>,
+        #[arg(long, conflicts_with = "query")]
         run_id: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
+        batch: ByQuery,
+        #[command(flatten)]
         conn: Conn,
     },
     /// Terminate a workflow (no workflow code runs).
+    ///
+    /// With --query instead of a workflow id: a batch job over the runs the
+    /// query matches (`baton batch start --operation terminate`); prints its id.
     Terminate {
-        workflow_id: String,
-        #[arg(long)]
+        #[arg(required_unless_present = "query", conflicts_with = "query")]
+        workflow_id: Option<String>,
+        #[arg(long, conflicts_with = "query")]
         run_id: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        batch: ByQuery,
         #[command(flatten)]
         conn: Conn,
     },
@@ -1060,8 +1098,12 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             workflow_id,
             run_id,
             reason,
+            batch,
             conn,
         } => {
+            let Some(workflow_id) = workflow_id else {
+                return batch.start(&conn, "cancel", reason).await;
+            };
             let path = conn.ns_path(&format!("/workflows/{}/cancel", enc(&workflow_id)));
             let body = json!({ "run_id": run_id, "reason": reason });
             conn.call(Method::POST, &path, Some(body)).await?;
@@ -1071,8 +1113,12 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
             workflow_id,
             run_id,
             reason,
+            batch,
             conn,
         } => {
+            let Some(workflow_id) = workflow_id else {
+                return batch.start(&conn, "terminate", reason).await;
+            };
             let path = conn.ns_path(&format!("/workflows/{}/terminate", enc(&workflow_id)));
             let body = json!({ "run_id": run_id, "reason": reason });
             conn.call(Method::POST, &path, Some(body)).await?;

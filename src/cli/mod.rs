@@ -2,6 +2,7 @@
 //! probes one; every other verb is a client of the REST API. Errors print one line to stderr and
 //! exit non-zero.
 
+mod batches;
 mod client;
 mod health;
 mod output;
@@ -51,6 +52,9 @@ enum Cmd {
     /// Create and control cron and interval schedules that start workflows.
     #[command(subcommand)]
     Schedule(Box<schedules::ScheduleCmd>),
+    /// Terminate, cancel, signal, reset or delete the runs a query matches, as a durable job.
+    #[command(subcommand)]
+    Batch(Box<batches::BatchCmd>),
 }
 
 #[derive(Args)]
@@ -122,6 +126,10 @@ struct NodeArgs {
     /// Do not serve the web UI at `/ui/`.
     #[arg(long)]
     no_ui: bool,
+    /// The highest rate a batch job may run at, in runs per second; a job
+    /// asking for more runs at this rate.
+    #[arg(long, env = "BATON_BATCH_MAX_RPS", default_value_t = 1_000.0)]
+    batch_max_rps: f64,
 }
 
 #[derive(Args)]
@@ -203,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(()) => schedules::schedule(*cmd).await,
             Err(e) => Err(e),
         },
+        Cmd::Batch(cmd) => batches::batch(*cmd).await,
     }
 }
 
@@ -238,6 +247,12 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         poll_interval: crate::time::Duration(node.poll_interval_ms.max(10)),
         ..claim::Options::default()
     };
+    if !(node.batch_max_rps.is_finite() && node.batch_max_rps > 0.0) {
+        anyhow::bail!(
+            "--batch-max-rps {} is not a rate: give runs per second above 0",
+            node.batch_max_rps
+        );
+    }
     Ok(Options {
         listen,
         database_url,
@@ -255,6 +270,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         time_skipping: false,
         ui: !node.no_ui,
         default_retention: crate::store::DEFAULT_RETENTION,
+        batch_max_rps: node.batch_max_rps,
     })
 }
 

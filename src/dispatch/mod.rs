@@ -49,8 +49,8 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError}
 use crate::apply::{self, Applier, Push};
 use crate::claim;
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, Command, Dispatch, Event, Failure, Queue, Rejection,
-    RunState, Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
+    self, ActivityPhase, ActivityToken, Command, Dispatch, Failure, Queue, Rejection, RunState,
+    Task, TaskToken, TokenKind, Update, WorkflowTaskToken,
 };
 use crate::ids::{Namespace, TaskQueue};
 use crate::signing::Secret;
@@ -410,7 +410,9 @@ impl Inner {
             // The task's row comes back when its lease runs out.
             None => return,
         };
-        let history = retrying(state, "reading the history", || self.applier.history(state));
+        let history = retrying(state, "reading the history", || {
+            self.applier.encoded_history(state)
+        });
         let Some(persisted) = history.await else {
             return;
         };
@@ -418,6 +420,7 @@ impl Inner {
             persisted: &persisted,
             transient: &view.transient_events,
         };
+        let persisted_length = state.next_event_id - 1;
         let request = PushRequest::WorkflowTask(WorkflowTaskRequest {
             namespace: ns,
             task_token: TaskToken {
@@ -431,7 +434,7 @@ impl Inner {
             workflow_type: &state.workflow_type,
             task_queue: &state.task_queue,
             attempt: token.attempt,
-            history_length: (persisted.len() + view.transient_events.len()) as i64,
+            history_length: persisted_length + view.transient_events.len() as i64,
             history,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
@@ -713,7 +716,7 @@ impl Inner {
         _endpoint_permit: OwnedSemaphorePermit,
         target: &PushTarget<'_>,
     ) -> Delivery {
-        let body = match serde_json::to_vec(request) {
+        let body = match wire::encode(request) {
             Ok(b) => b,
             Err(e) => return Delivery::Failed(format!("encoding the request failed: {e}")),
         };
@@ -838,7 +841,7 @@ impl Querier {
     ) -> Result<Value, QueryError> {
         let settled = self.settled(state).await?;
         let state = &settled;
-        let persisted = self.inner.applier.history(state).await?;
+        let persisted = self.inner.applier.encoded_history(state).await?;
         let request = PushRequest::Query(wire::QueryRequest {
             run: run_history(state, &persisted),
             query_name: name,
@@ -870,7 +873,7 @@ impl Querier {
     ) -> Result<Option<Failure>, QueryError> {
         let settled = self.settled(state).await?;
         let state = &settled;
-        let persisted = self.inner.applier.history(state).await?;
+        let persisted = self.inner.applier.encoded_history(state).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
             run: run_history(state, &persisted),
             update_id: &update.update_id,
@@ -1011,7 +1014,7 @@ fn no_endpoint(state: &RunState, queue: &TaskQueue) -> String {
     }
 }
 
-fn run_history<'a>(state: &'a RunState, persisted: &'a [Event]) -> wire::RunHistory<'a> {
+fn run_history<'a>(state: &'a RunState, persisted: &'a [u8]) -> wire::RunHistory<'a> {
     wire::RunHistory {
         namespace: &state.namespace,
         workflow_id: &state.workflow_id,
@@ -1022,6 +1025,6 @@ fn run_history<'a>(state: &'a RunState, persisted: &'a [Event]) -> wire::RunHist
             persisted,
             transient: &[],
         },
-        history_length: persisted.len() as i64,
+        history_length: state.next_event_id - 1,
     }
 }

@@ -121,18 +121,71 @@ pub struct ActivityTaskRequest<'a> {
     pub heartbeat_details: Option<&'a Value>,
 }
 
-/// The persisted events followed by the task's transient ones, written as
-/// one JSON array without copying either.
+/// The persisted events, already encoded, followed by the task's transient
+/// ones. Its `Serialize` writes only a placeholder (`[]`): [`encode`]
+/// splices the events in, so a push never re-serialises a history it has
+/// encoded before.
 #[derive(Debug)]
 pub struct History<'a> {
-    pub persisted: &'a [Event],
+    /// The persisted events' JSON, joined by commas ([`encode_events`]).
+    pub persisted: &'a [u8],
     pub transient: &'a [Event],
 }
 
 impl Serialize for History<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.persisted.iter().chain(self.transient))
+        s.collect_seq(std::iter::empty::<()>())
     }
+}
+
+/// Where [`History`]'s placeholder lands in an encoded request. The fields
+/// before it are scalars and strings, and a JSON string cannot hold an
+/// unescaped quote, so its first occurrence is the field.
+const PLACEHOLDER: &[u8] = b"\"history\":[]";
+
+/// Appends each event's JSON to `out`, comma-separated (a comma first when
+/// `out` is not empty): the elements of a JSON array, as serde_json writes
+/// them.
+pub fn encode_events(events: &[Event], out: &mut Vec<u8>) -> serde_json::Result<()> {
+    for event in events {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, event)?;
+    }
+    Ok(())
+}
+
+/// A push body: `request` as serde_json writes it, with the history spliced
+/// in as one JSON array (persisted events, then transient ones), so the
+/// bytes are those of serialising every event afresh.
+pub fn encode(request: &PushRequest<'_>) -> serde_json::Result<Vec<u8>> {
+    let envelope = serde_json::to_vec(request)?;
+    let history = match request {
+        PushRequest::WorkflowTask(r) => &r.history,
+        PushRequest::Query(r) => &r.run.history,
+        PushRequest::UpdateValidation(r) => &r.run.history,
+        PushRequest::ActivityTask(_) => return Ok(envelope),
+    };
+    let Some(at) = envelope
+        .windows(PLACEHOLDER.len())
+        .position(|w| w == PLACEHOLDER)
+    else {
+        return Err(serde::ser::Error::custom("the history field is missing"));
+    };
+    let split = at + PLACEHOLDER.len() - 1;
+    let mut transient = Vec::new();
+    encode_events(history.transient, &mut transient)?;
+    let mut body =
+        Vec::with_capacity(envelope.len() + history.persisted.len() + transient.len() + 1);
+    body.extend_from_slice(&envelope[..split]);
+    body.extend_from_slice(history.persisted);
+    if !history.persisted.is_empty() && !transient.is_empty() {
+        body.push(b',');
+    }
+    body.extend_from_slice(&transient);
+    body.extend_from_slice(&envelope[split..]);
+    Ok(body)
 }
 
 /// A workflow task answer: commands, or a failure of the task itself.

@@ -1,6 +1,6 @@
 //! The composition root: opens the store, builds `apply`, the dispatcher,
-//! the timer, transfer and schedule services, the API router and (unless
-//! turned off) the web UI's routes, runs them until shutdown and
+//! the timer, transfer, schedule and batch services, the API router and
+//! (unless turned off) the web UI's routes, runs them until shutdown and
 //! joins them all. Service loops log their errors and keep going; only a
 //! failure to bind or to open the database takes the process down.
 //! `connection` is the HTTP listener, `framing` the request framing its
@@ -22,7 +22,7 @@ use crate::engine::Limits;
 use crate::ids::Namespace;
 use crate::store::{self, NamespaceRecord, Store};
 use crate::time::{Clock, Duration, SkippingClock, SystemClock};
-use crate::{apply, claim, dispatch, readiness, retention, scheduler, timers, transfer};
+use crate::{apply, batch, claim, dispatch, readiness, retention, scheduler, timers, transfer};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -41,6 +41,9 @@ pub struct Options {
     pub ui: bool,
     /// The `default` namespace's retention if this node creates it.
     pub default_retention: Duration,
+    /// The highest rate a batch job may ask for, in runs per second
+    /// (higher requests are lowered to it).
+    pub batch_max_rps: f64,
 }
 
 /// A started node.
@@ -119,6 +122,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let state = AppState {
         querier: services.querier,
         schedules: services.scheduler,
+        batches: services.batches,
+        batch_max_rps: options.batch_max_rps,
         applier: services.applier,
         access: Arc::new(Access {
             api_key: options.api_key.clone(),
@@ -152,6 +157,8 @@ pub struct Services {
     pub querier: dispatch::Querier,
     /// Wakes the schedule loop after an API change.
     pub scheduler: scheduler::Handle,
+    /// Wakes the batch loop after the API started a job.
+    pub batches: batch::runner::Handle,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -183,6 +190,8 @@ pub fn services(
     let transfer_service = transfer::Service::new(applier.clone(), options.timers.clone());
     let schedule_service = scheduler::Service::new(applier.clone(), options.timers.clone());
     let scheduler = schedule_service.handle();
+    let batch_service = batch::runner::Service::new(applier.clone(), options.timers.clone());
+    let batches = batch_service.handle();
     let querier = dispatcher.querier();
     let readiness = applier.readiness().clone();
     let closing = applier.clone();
@@ -200,12 +209,14 @@ pub fn services(
         tokio::spawn(dispatcher.run(pushes, shutdown.clone())),
         tokio::spawn(timer_service.run(shutdown.clone())),
         tokio::spawn(transfer_service.run(shutdown.clone())),
-        tokio::spawn(schedule_service.run(shutdown)),
+        tokio::spawn(schedule_service.run(shutdown.clone())),
+        tokio::spawn(batch_service.run(shutdown)),
     ];
     Services {
         applier,
         querier,
         scheduler,
+        batches,
         tasks,
     }
 }

@@ -24,9 +24,10 @@ use crate::time::{Duration, Timestamp};
 use crate::visibility::{self, ListQuery};
 
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunSummary, ScheduleFilter,
-    ScheduleRecord, Store, TaskRow, Wakeup,
+    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, RunChange, RunSummary,
+    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
+use crate::batch;
 use crate::schedule;
 
 /// One case: it gets a fresh store and panics on failure.
@@ -78,6 +79,12 @@ pub const CASES: &[(&str, Case)] = &[
     }),
     ("schedule_commit_is_atomic_with_its_runs", |s| {
         Box::pin(schedule_commit_is_atomic_with_its_runs(s))
+    }),
+    ("batches_round_trip_list_and_stop", |s| {
+        Box::pin(batches_round_trip_list_and_stop(s))
+    }),
+    ("batches_claim_with_leases_that_fence", |s| {
+        Box::pin(batches_claim_with_leases_that_fence(s))
     }),
     ("schedules_claim_with_leases", |s| {
         Box::pin(schedules_claim_with_leases(s))
@@ -1684,6 +1691,133 @@ async fn schedules_claim_with_leases(store: Arc<dyn Store>) {
     for claimed in futures::future::join_all(claims).await {
         for record in claimed.expect("claimer") {
             assert!(seen.insert(record.schedule_id.clone()), "claimed twice");
+        }
+    }
+    assert_eq!(seen.iter().filter(|id| id.starts_with("race-")).count(), 20);
+}
+
+fn a_batch(id: &str, created_at: i64, due: Option<i64>) -> BatchRecord {
+    let checked = batch::Request {
+        query: Some("WorkflowType = \"T\"".into()),
+        operation: Some("terminate".into()),
+        ..batch::Request::default()
+    }
+    .check(100.0, &crate::engine::Registry::default())
+    .expect("a valid batch");
+    BatchRecord {
+        batch: batch::Batch::new(ns(), id.to_owned(), checked, 3, Timestamp(created_at)),
+        version: 1,
+        due_at: due.map(Timestamp),
+        stop_requested: false,
+        request_id: Some(format!("req-{id}")),
+    }
+}
+
+fn batch_ids(records: &[BatchRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.batch.batch_id.as_str()).collect()
+}
+
+async fn batches_round_trip_list_and_stop(store: Arc<dyn Store>) {
+    for (id, at) in [("a", T0), ("b", T0 + 1), ("c", T0 + 1), ("d", T0 + 2)] {
+        store
+            .create_batch(&a_batch(id, at, Some(at)))
+            .await
+            .expect("create");
+    }
+    let taken = store.create_batch(&a_batch("a", T0, None)).await;
+    assert!(matches!(taken, Err(Error::AlreadyExists(_))), "{taken:?}");
+    let got = store.get_batch(&ns(), "b").await.expect("get");
+    assert_eq!(got, Some(a_batch("b", T0 + 1, Some(T0 + 1))));
+    assert_eq!(store.get_batch(&ns(), "x").await.expect("get"), None);
+    let other = Namespace::from("other");
+    assert_eq!(store.get_batch(&other, "b").await.expect("get"), None);
+    // Newest first, ties by id descending, keyset pages.
+    let page = store.list_batches(&ns(), None, 3).await.expect("list");
+    assert_eq!(batch_ids(&page), ["d", "c", "b"]);
+    let last = &page[2].batch;
+    let rest = store
+        .list_batches(&ns(), Some((last.created_at, &last.batch_id)), 3)
+        .await
+        .expect("list");
+    assert_eq!(batch_ids(&rest), ["a"]);
+    assert!(store
+        .list_batches(&other, None, 3)
+        .await
+        .expect("list")
+        .is_empty());
+    // An update names the version it read; stop needs none and keeps it.
+    let mut record = got.expect("stored");
+    record.batch.done = 2;
+    record.due_at = None;
+    store.update_batch(&record).await.expect("update");
+    let stale = store.update_batch(&record).await;
+    assert!(matches!(stale, Err(Error::Conflict)), "{stale:?}");
+    assert!(store.request_batch_stop(&ns(), "b").await.expect("stop"));
+    assert!(!store.request_batch_stop(&ns(), "x").await.expect("stop"));
+    let stored = store.get_batch(&ns(), "b").await.expect("get").expect("b");
+    assert_eq!((stored.version, stored.batch.done), (2, 2));
+    assert!(stored.stop_requested);
+    assert_eq!(stored.due_at, None);
+}
+
+async fn batches_claim_with_leases_that_fence(store: Arc<dyn Store>) {
+    for (id, due) in [
+        ("late", Some(T0 + 10)),
+        ("early", Some(T0)),
+        ("closed", None),
+    ] {
+        store
+            .create_batch(&a_batch(id, T0, due))
+            .await
+            .expect("create");
+    }
+    let claim = |now: i64, limit: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_batches(Timestamp(now), Duration(1_000), limit)
+                .await
+                .expect("claim batches")
+        }
+    };
+    assert!(claim(T0 - 1, 10).await.is_empty());
+    let first = claim(T0 + 10, 1).await;
+    assert_eq!(batch_ids(&first), ["early"]);
+    assert_eq!(first[0].version, 2, "a claim bumps the version");
+    assert_eq!(first[0].due_at, Some(Timestamp(T0 + 1_010)));
+    assert_eq!(batch_ids(&claim(T0 + 10, 10).await), ["late"]);
+    assert!(claim(T0 + 500, 10).await.is_empty());
+    // The lease runs out; the next claim fences the first holder off.
+    let again = claim(T0 + 1_010, 10).await;
+    let mut ids = batch_ids(&again);
+    ids.sort_unstable();
+    assert_eq!(ids, ["early", "late"]);
+    let fenced = store.update_batch(&first[0]).await;
+    assert!(matches!(fenced, Err(Error::Conflict)), "{fenced:?}");
+    for holder in &again {
+        store.update_batch(holder).await.expect("the holder writes");
+    }
+
+    // Many claimers at once: each due job goes to one of them.
+    for i in 0..20 {
+        store
+            .create_batch(&a_batch(&format!("race-{i:02}"), T0, Some(T0)))
+            .await
+            .expect("create");
+    }
+    let claims = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_batches(Timestamp(T0 + 5_000), Duration(60_000), 8)
+                .await
+                .expect("claim")
+        })
+    });
+    let mut seen = HashSet::new();
+    for claimed in futures::future::join_all(claims).await {
+        for record in claimed.expect("claimer") {
+            assert!(seen.insert(record.batch.batch_id.clone()), "claimed twice");
         }
     }
     assert_eq!(seen.iter().filter(|id| id.starts_with("race-")).count(), 20);

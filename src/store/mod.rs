@@ -32,6 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::Batch;
 use crate::engine::RegisteredAttribute;
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
@@ -276,6 +277,19 @@ pub struct ScheduleFilter {
     pub paused: Option<bool>,
 }
 
+/// A batch job as stored: the job, the version every write names, the due
+/// time of its lease (`None` once closed), whether an operator asked it
+/// to stop, and the idempotency key of the request that started it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchRecord {
+    pub batch: Batch,
+    /// 1 when created; every write and every claim bumps it.
+    pub version: i64,
+    pub due_at: Option<Timestamp>,
+    pub stop_requested: bool,
+    pub request_id: Option<String>,
+}
+
 /// A hint that rows of `queue` may be due at `at`. Lost hints only delay
 /// work until the next poll; they never affect correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,6 +484,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ScheduleRecord>>;
     /// The earliest due time of a schedule later than `after`, if any.
     async fn next_schedule_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
+
+    /// Stores a new batch job at version 1; a taken id is
+    /// [`Error::AlreadyExists`].
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()>;
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>>;
+    /// Jobs of `ns`, newest first (by creation, then id descending),
+    /// strictly after `after` (the creation time and id of the last one
+    /// seen).
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>>;
+    /// Writes the job and due time of `record` if the stored version is
+    /// still `record.version` (it becomes `+ 1`), else [`Error::Conflict`].
+    /// `stop_requested` is not written.
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()>;
+    /// Marks the job as asked to stop (no version check, no bump); false
+    /// if there is none.
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool>;
+    /// Claims up to `limit` jobs due at `now`: each becomes invisible to
+    /// other claims until `now + lease` and its version is bumped, so the
+    /// previous holder's next write conflicts. They come back as claimed.
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>>;
 
     /// Wake-up hints: every local commit that enqueues, and on PostgreSQL
     /// other nodes' commits of rows due at once (LISTEN/NOTIFY).

@@ -66,6 +66,25 @@ fn arg(value: &Value) -> Arg {
     }
 }
 
+/// The least string greater than every string that starts with `prefix`
+/// (its last character that can be incremented, incremented), or `None`
+/// when there is none: then every string `>= prefix` starts with it.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, past the surrogate gap.
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 impl Compiler {
     /// The column, collated for an order comparison if it holds text.
     fn ordered(&self, attribute: Attribute) -> String {
@@ -158,6 +177,16 @@ impl Compiler {
                     .bind(arg(low))
                     .push(" and ")
                     .bind(arg(high));
+            }
+            Expr::StartsWith { attribute, prefix } if *attribute != Attribute::RunId => {
+                // A range in byte (= code point) order, which an index on
+                // the bytewise column serves: `prefix <= v < successor`.
+                let col = self.ordered(*attribute);
+                sql.push(&format!("({col} >= ")).bind(prefix.clone());
+                if let Some(end) = successor(prefix) {
+                    sql.push(&format!(" and {col} < ")).bind(end);
+                }
+                sql.push(")");
             }
             Expr::StartsWith { attribute, prefix } => {
                 // Both backends count characters in substr and length.
@@ -323,11 +352,27 @@ mod tests {
             sql.text,
             "select 1 from runs where namespace = $1 and (((workflow_id = $2 or \
              (workflow_type in ($3, $4) and history_length between $5 and $6)) or \
-             substr(task_queue, 1, length($7)) = $8) or close_time is null) \
+             (task_queue >= $7 and task_queue < $8)) or close_time is null) \
              order by start_time desc, run_id desc"
         );
         assert_eq!(sql.args[1], Arg::Text("x' or 1=1 --".to_owned()));
         assert_eq!(sql.args.len(), 8);
+        assert_eq!(sql.args[7], Arg::Text("r".to_owned()));
+    }
+
+    #[test]
+    fn a_prefix_ends_before_its_successor() {
+        assert_eq!(successor("wf-a").as_deref(), Some("wf-b"));
+        assert_eq!(successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{10FFFF}"), None);
+        assert_eq!(successor(""), None);
+        let sql = compile("RunId STARTS_WITH 'ab'", None, " collate \"C\"");
+        assert!(
+            sql.text.contains("substr(run_id, 1, length($2)) = $3"),
+            "{}",
+            sql.text
+        );
     }
 
     #[test]

@@ -301,6 +301,24 @@ pub(super) fn schedule_record(
     })
 }
 
+/// `batches` columns as read: doc, version, visible_at, stop_requested,
+/// request_id.
+pub(super) type BatchCols = (String, i64, Option<i64>, i64, Option<String>);
+
+pub(super) const BATCH_COLUMNS: &str = "doc, version, visible_at, stop_requested, request_id";
+
+pub(super) fn batch_record(
+    (doc, version, visible_at, stop_requested, request_id): BatchCols,
+) -> Result<super::BatchRecord> {
+    Ok(super::BatchRecord {
+        batch: decode_json("batch", &doc)?,
+        version,
+        due_at: visible_at.map(Timestamp),
+        stop_requested: stop_requested != 0,
+        request_id,
+    })
+}
+
 pub(super) fn namespace(
     (name, description, retention_ms, created_at): NamespaceCols,
 ) -> NamespaceRecord {
@@ -737,9 +755,10 @@ pub(super) enum UniqueKey {
     OpenRun,
     Run,
     Schedule,
+    Batch,
 }
 
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 4] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 5] = [
     (UniqueKey::Namespace, "namespaces_pkey", "namespaces.name"),
     (
         UniqueKey::OpenRun,
@@ -751,6 +770,11 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 4] = [
         UniqueKey::Schedule,
         "schedules_pkey",
         "schedules.namespace, schedules.schedule_id",
+    ),
+    (
+        UniqueKey::Batch,
+        "batches_pkey",
+        "batches.namespace, batches.batch_id",
     ),
 ];
 

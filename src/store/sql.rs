@@ -27,13 +27,13 @@ use crate::visibility::{CountQuery, Cursor, ListQuery};
 use super::query::{self, Compiler};
 use super::rows::{
     self, audit_now, decode_json, encode_json, on_unique, parse_run_id, queue_name, run_id_text,
-    Arg, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg, Sql,
-    SummaryCols, TaskCols, TaskUpsert, UniqueKey, ENDPOINT_COLUMNS, NAMESPACE_COLUMNS,
-    SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
+    Arg, BatchCols, EndpointCols, NamespaceCols, RunRecordCols, RunWrite, ScheduleCols, SlotArg,
+    Sql, SummaryCols, TaskCols, TaskUpsert, UniqueKey, BATCH_COLUMNS, ENDPOINT_COLUMNS,
+    NAMESPACE_COLUMNS, SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
-    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -294,6 +294,18 @@ const LEASE_SCHEDULE: &str = "update schedules set visible_at = $3 \
     where namespace = $1 and schedule_id = $2";
 const NEXT_SCHEDULE_DUE: &str =
     "select min(visible_at) from schedules where visible_at is not null and visible_at > $1";
+
+const INSERT_BATCH: &str = "insert into batches (namespace, batch_id, doc, state, version, \
+    visible_at, stop_requested, request_id, created_at, updated_at) \
+    values ($1, $2, $3, $4, 1, $5, 0, $6, $7, $8)";
+/// The optimistic-concurrency guard of batch jobs, as `UPDATE_RUN`'s.
+const UPDATE_BATCH: &str = "update batches set doc = $3, state = $4, version = version + 1, \
+    visible_at = $5, updated_at = $6 where namespace = $1 and batch_id = $2 and version = $7";
+const STOP_BATCH: &str =
+    "update batches set stop_requested = 1 where namespace = $1 and batch_id = $2";
+/// A claim's lease, bumping the version so the previous holder lets go.
+const LEASE_BATCH: &str = "update batches set visible_at = $3, version = version + 1 \
+    where namespace = $1 and batch_id = $2";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -976,6 +988,125 @@ where
             .fetch_one(&self.pool)
             .await?;
         Ok(next.map(Timestamp))
+    }
+
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        sqlx::query(INSERT_BATCH)
+            .bind(b.namespace.0.clone())
+            .bind(b.batch_id.clone())
+            .bind(encode_json("batch", b)?)
+            .bind(b.state.as_str().to_owned())
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(record.request_id.clone())
+            .bind(b.created_at.millis())
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(UniqueKey::Batch, || {
+                format!("batch `{}`", b.batch_id)
+            }))?;
+        Ok(())
+    }
+
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>> {
+        let sql =
+            format!("select {BATCH_COLUMNS} from batches where namespace = $1 and batch_id = $2");
+        let row: Option<BatchCols> = sqlx::query_as(&sql)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(rows::batch_record).transpose()
+    }
+
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let mut query = Sql::new(format!(
+            "select {BATCH_COLUMNS} from batches where namespace = "
+        ));
+        query.bind(ns.0.clone());
+        if let Some((created_at, id)) = after {
+            query
+                .push(" and (created_at, batch_id) < (")
+                .bind(created_at.millis())
+                .push(", ")
+                .bind(id.to_owned())
+                .push(")");
+        }
+        query
+            .push(" order by created_at desc, batch_id desc limit ")
+            .bind(limit.max(0));
+        let rows: Vec<BatchCols> = bound!(sqlx::query_as(&query.text), query.args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(rows::batch_record).collect()
+    }
+
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let written = sqlx::query(UPDATE_BATCH)
+            .bind(b.namespace.0.clone())
+            .bind(b.batch_id.clone())
+            .bind(encode_json("batch", b)?)
+            .bind(b.state.as_str().to_owned())
+            .bind(record.due_at.map(Timestamp::millis))
+            .bind(audit_now())
+            .bind(record.version)
+            .execute(&self.pool)
+            .await?;
+        match DB::rows_affected(&written) {
+            0 => Err(Error::Conflict),
+            _ => Ok(()),
+        }
+    }
+
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        let done = sqlx::query(STOP_BATCH)
+            .bind(ns.0.clone())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let select = format!(
+            "select {BATCH_COLUMNS} from batches where visible_at is not null \
+             and visible_at <= $1 order by visible_at limit $2{}",
+            DB::SKIP_LOCKED
+        );
+        let until = now.saturating_add(lease);
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let due: Vec<BatchCols> = sqlx::query_as(&select)
+            .bind(now.millis())
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for cols in due {
+            let mut record = rows::batch_record(cols)?;
+            sqlx::query(LEASE_BATCH)
+                .bind(record.batch.namespace.0.clone())
+                .bind(record.batch.batch_id.clone())
+                .bind(until.millis())
+                .execute(&mut *tx)
+                .await?;
+            record.version += 1;
+            record.due_at = Some(until);
+            claimed.push(record);
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Wakeup> {

@@ -151,6 +151,10 @@ fn describe() {
         "Workflows started by schedules, by namespace."
     );
     describe_counter!(
+        "baton_batch_runs_total",
+        "Runs a batch job operated on, by namespace, operation and outcome (done, failed)."
+    );
+    describe_counter!(
         "baton_retention_deleted_runs_total",
         "Closed runs deleted by the retention deleter (with their history)."
     );
@@ -321,6 +325,18 @@ pub fn schedule_actions(namespace: &str, runs: usize) {
         counter!("baton_schedule_actions_total", "namespace" => namespace.to_owned())
             .increment(runs as u64);
     }
+}
+
+/// A batch job of `namespace` carried out `operation` on one run, with
+/// `outcome` `done` or `failed`.
+pub fn batch_run(namespace: &str, operation: &'static str, outcome: &'static str) {
+    counter!(
+        "baton_batch_runs_total",
+        "namespace" => namespace.to_owned(),
+        "operation" => operation,
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// The retention deleter removed `runs` closed runs.

@@ -176,6 +176,16 @@ impl ListQuery {
         ListQuery::ordered(filter, Vec::new())
     }
 
+    /// A query with `filter` by RunId ascending: an order no change to a
+    /// run moves it in (batch jobs page by it).
+    pub fn by_run_id(filter: Option<Expr>) -> ListQuery {
+        let order = vec![OrderTerm {
+            attribute: Attribute::RunId,
+            descending: false,
+        }];
+        ListQuery::ordered(filter, order)
+    }
+
     fn ordered(filter: Option<Expr>, mut order: Vec<OrderTerm>) -> ListQuery {
         if order.is_empty() {
             order.push(OrderTerm {

@@ -117,6 +117,7 @@ pub fn test_options(database_url: String) -> Options {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     }
 }
 
@@ -283,6 +284,47 @@ pub async fn counting_handler(
     })
     .await;
     (handler, executions)
+}
+
+/// Workflows that park on a one-hour timer and close as Canceled when
+/// asked to cancel.
+pub async fn parking_handler() -> TestHandler {
+    spawn_handler(|req: Value| async move {
+        if req["type"] != "workflow_task" {
+            return (StatusCode::OK, json!({"result": null}));
+        }
+        let history = req["history"].as_array().cloned().unwrap_or_default();
+        let has = |t: &str| history.iter().any(|e| e["event_type"] == t);
+        let commands = if has("WorkflowExecutionCancelRequested") {
+            json!([{"command_type": "CancelWorkflowExecution", "attributes": {}}])
+        } else if has("TimerStarted") {
+            json!([])
+        } else {
+            json!([{"command_type": "StartTimer", "attributes": {
+                "timer_id": "park", "start_to_fire_timeout": "1h"
+            }}])
+        };
+        (StatusCode::OK, json!({"commands": commands}))
+    })
+    .await
+}
+
+/// Starts `n` runs of `workflow_type`, ids `<prefix>-<i>`, and waits until
+/// each has parked (its first workflow task completed).
+pub async fn start_parked(api: &Api, workflow_type: &str, prefix: &str, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for id in &ids {
+        let (status, body) = api.start(id, workflow_type, "q", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for id in &ids {
+        let parked = eventually(StdDuration::from_secs(30), || async {
+            event_types(&api.history(id).await).contains(&"TimerStarted".to_owned())
+        })
+        .await;
+        assert!(parked, "{id} did not park");
+    }
+    ids
 }
 
 /// A thin REST client for tests.

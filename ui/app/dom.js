@@ -49,6 +49,22 @@ export function mount(el, ...children) {
   append(el, children);
 }
 
+/**
+ * Replaces an element's children, keeping the keyboard focus: when the
+ * focus was on a child carrying `data-focus`, it moves to the new child
+ * with the same value (an auto-refresh does not throw a keyboard user out).
+ * @param {Element} el
+ * @param {...(Child | Child[])} children
+ */
+export function remount(el, ...children) {
+  const active = document.activeElement;
+  const key = active && el.contains(active) ? active.getAttribute("data-focus") : null;
+  mount(el, ...children);
+  if (key === null) return;
+  const again = [...el.querySelectorAll("[data-focus]")].find((e) => e.getAttribute("data-focus") === key);
+  if (again instanceof HTMLElement) again.focus();
+}
+
 /** @param {string | undefined} iso */
 function parse(iso) {
   if (!iso) return undefined;
@@ -138,7 +154,7 @@ export function notify(text, kind = "ok") {
 
 /**
  * A table with a header row.
- * @param {string[]} headings
+ * @param {Child[]} headings
  * @param {HTMLTableRowElement[]} rows
  * @param {Attrs} [attrs]
  */
@@ -149,6 +165,15 @@ export function table(headings, rows, attrs = {}) {
     h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows),
   );
+}
+
+/**
+ * A row of a facts table: its name as the row's header, then its value.
+ * @param {string} name
+ * @param {...(Child | Child[])} value
+ */
+export function fact(name, ...value) {
+  return h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, ...value));
 }
 
 /**

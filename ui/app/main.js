@@ -4,6 +4,7 @@
 
 import { ApiError, apiKey, call, setApiKey, setOnUnauthorized } from "./api.js";
 import { h, mount, notify } from "./dom.js";
+import { batchPage, batchesPage } from "./pages/batches.js";
 import { endpointsPage } from "./pages/endpoints.js";
 import { schedulePage, schedulesPage } from "./pages/schedules.js";
 import { workflowPage } from "./pages/workflow.js";
@@ -74,7 +75,7 @@ function header(ns, section) {
     "header",
     { class: "top" },
     link("", "Baton", { class: "brand" }),
-    h("nav", { "aria-label": "Sections" }, tab("workflows", "Workflows"), tab("schedules", "Schedules"), tab("endpoints", "Endpoints")),
+    h("nav", { "aria-label": "Sections" }, tab("workflows", "Workflows"), tab("schedules", "Schedules"), tab("batches", "Batches"), tab("endpoints", "Endpoints")),
     h("span", { class: "spacer" }),
     select,
     logout,
@@ -116,6 +117,8 @@ export async function render() {
     else if (section === "endpoints") await endpointsPage(ctx);
     else if (section === "schedules" && parts.length === 3) await schedulesPage(ctx);
     else if (section === "schedules") await schedulePage(ctx);
+    else if (section === "batches" && parts.length === 3) await batchesPage(ctx);
+    else if (section === "batches") await batchPage(ctx);
     else mount(root, h("p", {}, "No such page."));
   } catch (e) {
     if (controller.signal.aborted) return;

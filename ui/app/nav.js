@@ -59,3 +59,10 @@ export function runPath(ns, workflowId, runId, tab) {
   const s = q.toString();
   return `${nsPath(ns)}/workflows/${encodeURIComponent(workflowId)}${s ? `?${s}` : ""}`;
 }
+
+/**
+ * The UI path of a batch job.
+ * @param {string} ns
+ * @param {string} batchId
+ */
+export const batchPath = (ns, batchId) => `${nsPath(ns)}/batches/${encodeURIComponent(batchId)}`;

@@ -1,6 +1,8 @@
 // Builds the visibility list filter (Temporal's syntax, openapi's
 // `list_filter`) of the workflows page from its filters and free-form query,
-// and maps the API's `invalid_query` column back into the user's text.
+// maps the API's `invalid_query` column back into the user's text, and
+// writes the queries of the batch jobs the page starts (a selection, or
+// the running runs the view matches).
 
 /** The run statuses as list filters name them, by the API's RunStatus. */
 export const STATUSES = /** @type {const} */ ({
@@ -95,4 +97,30 @@ export function userColumn(view, built, column) {
   const { where } = splitOrder(view.q);
   const c = column - built.offset;
   return where && c >= 1 && c <= where.length + 1 ? c : undefined;
+}
+
+/** Matches the runs that are open. */
+const RUNNING = `ExecutionStatus = ${quote(STATUSES.RUNNING)}`;
+
+/**
+ * The query of a batch job over the running runs a view matches (a batch
+ * query takes no ORDER BY), or "" when there are none to name: the view
+ * filters nothing (a job over every run of the namespace is not one click
+ * away) or only closed runs.
+ * @param {View} view
+ */
+export function matchingQuery(view) {
+  if (view.status && view.status !== "RUNNING") return "";
+  const { query } = buildQuery(view, { status: false, order: false });
+  if (!query && !view.status) return "";
+  return query ? `${query} AND ${RUNNING}` : RUNNING;
+}
+
+/**
+ * The query of a batch job over chosen runs: their run ids, and only while
+ * they run (one that closed meanwhile is left alone, not a failure).
+ * @param {string[]} runIds
+ */
+export function selectionQuery(runIds) {
+  return `RunId IN (${runIds.map(quote).join(", ")}) AND ${RUNNING}`;
 }

@@ -8,13 +8,15 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 import { Client, Connection } from "../../sdk-ts/dist/src/client.js";
-import { findBatonBinary } from "../../sdk-ts/dist/src/testing.js";
-export { Replayer, serveHandler } from "../../sdk-ts/dist/src/testing.js";
-export { createHandler } from "../../sdk-ts/dist/src/index.js";
+import { createHandler } from "../../sdk-ts/dist/src/index.js";
+import { findBatonBinary, serveHandler } from "../../sdk-ts/dist/src/testing.js";
+export { Replayer } from "../../sdk-ts/dist/src/testing.js";
+export { createHandler, serveHandler };
 import { until } from "../../sdk-ts/dist/test/e2e_helpers.js";
 export { until };
 
@@ -141,6 +143,72 @@ export async function browser() {
 export async function screenshot(page, name) {
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+}
+
+/**
+ * Saves the page as `<name>.png` (light), `<name>-dark.png` and, at a
+ * phone's width (390×844), `<name>-phone.png`.
+ * @param {import("playwright-core").Page} page
+ * @param {string} name
+ */
+export async function screenshots(page, name) {
+  await screenshot(page, name);
+  await page.emulateMedia({ colorScheme: "dark" });
+  await screenshot(page, `${name}-dark`);
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, `${name}-phone`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+/**
+ * A suite's set-up, as its before and after hooks: a `baton dev`, the TS
+ * SDK's handler for `handler`'s workflows and activities registered as
+ * `queue`'s endpoint, `seed` run against them, then a browser. The
+ * returned fields are there once the before hook ran.
+ * @param {string} queue
+ * @param {{ workflows: Record<string, (...args: any[]) => Promise<unknown>>, activities: Record<string, (...args: any[]) => Promise<unknown>> }} handler
+ * @param {(env: Awaited<ReturnType<typeof devServer>>) => Promise<void>} [seed]
+ */
+export function uiSuite(queue, handler, seed) {
+  /** @type {Awaited<ReturnType<typeof devServer>> | undefined} */
+  let env = undefined;
+  /** @type {import("../../sdk-ts/dist/src/testing.js").ServedHandler | undefined} */
+  let served = undefined;
+  /** @type {Awaited<ReturnType<typeof browser>> | undefined} */
+  let b = undefined;
+  before(async () => {
+    env = await devServer();
+    served = await serveHandler(createHandler({ ...handler, signingSecret: SECRET, serverUrl: env.address }));
+    await env.registerEndpoint(queue, served.url, SECRET);
+    await seed?.(env);
+    b = await browser();
+  });
+  after(async () => {
+    await b?.close();
+    await served?.close();
+    await env?.teardown();
+  });
+  /** @template T @param {T | undefined} v @returns {T} */
+  const ready = (v) => {
+    if (v === undefined) throw new Error("the suite's before hook has not run");
+    return v;
+  };
+  return {
+    get env() {
+      return ready(env);
+    },
+    get page() {
+      return ready(b).page;
+    },
+    get address() {
+      return ready(env).address;
+    },
+    /** @param {string} path under /ui/ */
+    open: async (path) => {
+      await ready(b).page.goto(`${ready(env).address}/ui/${path}`);
+    },
+  };
 }
 
 /**

@@ -1,11 +1,12 @@
 // The UI's pure modules in node, without a browser: the list filter the
 // workflows page builds, the mapping of an invalid_query column back into
-// the user's text, and the grouping of a history.
+// the user's text, the queries of its batch jobs, and the grouping of a
+// history.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { causeChain, group } from "../app/history.js";
-import { buildQuery, quote, userColumn } from "../app/query.js";
+import { buildQuery, matchingQuery, quote, selectionQuery, userColumn } from "../app/query.js";
 
 const none = { status: "", type: "", id: "", from: "", to: "", q: "" };
 
@@ -25,6 +26,19 @@ test("filters and the free-form query make one list filter", () => {
   assert.equal(buildQuery({ ...none, q: "WorkflowId = 'x ORDER BY y'" }).query, "(WorkflowId = 'x ORDER BY y')");
   assert.equal(buildQuery({ ...none, from: "2025-01-02T03:04:05Z" }).query, "StartTime >= '2025-01-02T03:04:05.000Z'");
   assert.equal(quote("a\\b'c"), "'a\\\\b\\'c'");
+});
+
+test("batch jobs name the running runs of a selection or of a view", () => {
+  assert.equal(selectionQuery(["r1", "r'2"]), "RunId IN ('r1', 'r\\'2') AND ExecutionStatus = 'Running'");
+  // No filter: no job over the whole namespace; a filter of closed runs: none to name.
+  assert.equal(matchingQuery(none), "");
+  assert.equal(matchingQuery({ ...none, status: "COMPLETED", type: "Order" }), "");
+  assert.equal(matchingQuery({ ...none, status: "RUNNING" }), "ExecutionStatus = 'Running'");
+  // A batch query takes no ORDER BY; the status is said once.
+  assert.equal(
+    matchingQuery({ ...none, status: "RUNNING", type: "Order", q: "HistoryLength > 10 OR Bogus = 1 ORDER BY StartTime" }),
+    "(HistoryLength > 10 OR Bogus = 1) AND WorkflowType = 'Order' AND ExecutionStatus = 'Running'",
+  );
 });
 
 test("an invalid_query column points into the user's text, or nowhere", () => {

@@ -67,7 +67,7 @@ describe("web UI", () => {
     await page.locator('.counts [data-status="FAILED"]').click();
     await page.waitForURL(/status=FAILED/);
     await until("only the failed run", async () => ((await page.locator("table.runs tbody tr").count()) === 1 ? true : undefined));
-    assert.equal(await page.locator("table.runs tbody tr td").first().textContent(), "ui-payment");
+    assert.equal(await page.locator("table.runs tbody tr td.wid").first().textContent(), "ui-payment");
 
     await page.locator("#f-status").selectOption("");
     await page.locator("#f-type").fill("Greeting");
@@ -75,7 +75,7 @@ describe("web UI", () => {
     await page.getByRole("button", { name: "Apply" }).click();
     await page.waitForURL(/type=Greeting/);
     await until("the three greetings", async () => ((await page.locator("table.runs tbody tr").count()) === 3 ? true : undefined));
-    const ids = await page.locator("table.runs tbody tr td:first-child").allTextContents();
+    const ids = await page.locator("table.runs tbody tr td.wid").allTextContents();
     assert.deepEqual(ids.sort(), ["ui-greet-1", "ui-greet-2", "ui-greet-3"]);
     // The link reproduces the view.
     const url = page.url();
@@ -110,10 +110,10 @@ describe("web UI", () => {
     await Promise.all(Array.from({ length: 55 }, (_, i) => wf.start(Sleeper, { workflowId: `ui-page-${String(i).padStart(2, "0")}`, taskQueue: QUEUE })));
     await open("namespaces/default/workflows?id=ui-page-");
     await until("the first page", async () => ((await page.locator("table.runs tbody tr").count()) === 50 ? true : undefined));
-    const first = await page.locator("table.runs tbody tr td:first-child").allTextContents();
+    const first = await page.locator("table.runs tbody tr td.wid").allTextContents();
     await page.getByRole("button", { name: "Next →" }).click();
     await until("the second page", async () => ((await page.locator("table.runs tbody tr").count()) === 5 ? true : undefined));
-    const second = await page.locator("table.runs tbody tr td:first-child").allTextContents();
+    const second = await page.locator("table.runs tbody tr td.wid").allTextContents();
     assert.deepEqual([...first, ...second].sort(), Array.from({ length: 55 }, (_, i) => `ui-page-${String(i).padStart(2, "0")}`));
     assert.match(page.url(), /page=/);
     assert.ok(await page.getByRole("button", { name: "Next →" }).isDisabled());
@@ -125,7 +125,7 @@ describe("web UI", () => {
     await until("the second page", async () => ((await page.locator("table.runs tbody tr").count()) === 5 ? true : undefined));
     await page.getByRole("button", { name: "← Previous" }).click();
     await until("the first page again", async () => ((await page.locator("table.runs tbody tr").count()) === 50 ? true : undefined));
-    assert.deepEqual(await page.locator("table.runs tbody tr td:first-child").allTextContents(), first);
+    assert.deepEqual(await page.locator("table.runs tbody tr td.wid").allTextContents(), first);
     await Promise.all(Array.from({ length: 55 }, (_, i) => rest(address, "POST", `/namespaces/default/workflows/ui-page-${String(i).padStart(2, "0")}/terminate`, { reason: "cleanup" })));
   });
 

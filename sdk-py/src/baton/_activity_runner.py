@@ -68,6 +68,7 @@ class _Heartbeater:
         self._sending = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned = False
+        self._recorded = False
 
     def record(self, details: Sequence[Any]) -> None:
         if self._server.url is None:
@@ -78,6 +79,7 @@ class _Heartbeater:
                     "details are kept locally only"
                 )
             return
+        self._recorded = True
         self._loop.call_soon_threadsafe(self._record, tuple(details))
 
     def _record(self, details: Sequence[Any]) -> None:
@@ -132,7 +134,11 @@ class _Heartbeater:
         """Sends the latest details before the attempt answers, so that the
         next attempt resumes from them even when this one fails right after
         heartbeating (Temporal records them with the attempt's outcome)."""
-        await asyncio.sleep(0)  # lets records queued from a worker thread land
+        if self._recorded:
+            # Lets records queued from a worker thread land. Without
+            # heartbeats there is nothing to wait for: a push that yields
+            # here waits behind every callback the loop has queued.
+            await asyncio.sleep(0)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -148,6 +154,17 @@ class _Heartbeater:
             self._timer = None
         for t in list(self._tasks):
             t.cancel()
+
+
+def _uncancel(ctx: _Context) -> None:
+    """Takes back the cancellation delivered to the push's task (Python
+    3.11+ counts them), so that the answer is still sent."""
+    if ctx.cancel_delivered:
+        ctx.cancel_delivered = False
+        current = asyncio.current_task()
+        uncancel = getattr(current, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
 
 
 def _info(req: ActivityTaskRequest) -> Info:
@@ -213,9 +230,15 @@ async def run_activity(
     token = _current.set(ctx)
     try:
         if defn.is_async:
-            task: asyncio.Task[Any] = loop.create_task(defn.fn(*args))
-            ctx.task = task
-            result = await task
+            # Awaited in the push's own task: a task of its own would cost
+            # two trips through the loop's ready queue per push (start and
+            # wake-up), each behind everything else queued.
+            ctx.task = asyncio.current_task()
+            try:
+                result = await defn.fn(*args)
+            finally:
+                ctx.task = None
+                _uncancel(ctx)
         else:
             cv = contextvars.copy_context()
             result = await loop.run_in_executor(executor, lambda: cv.run(defn.fn, *args))

@@ -136,7 +136,10 @@ class _Context:
         self.cancelled = threading.Event()
         self.cancel_reason = ""
         self.last_details: Sequence[Any] = ()
+        # The push's task while an async attempt runs in it (None once it
+        # returned): cancellation is delivered to it only meanwhile.
         self.task: asyncio.Task[Any] | None = None
+        self.cancel_delivered = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.is_async = True
 
@@ -152,9 +155,14 @@ class _Context:
             return
         self.cancel_reason = reason
         self.cancelled.set()
-        task, loop = self.task, self.loop
-        if task is not None and loop is not None and not task.done():
-            loop.call_soon_threadsafe(task.cancel)
+        if self.task is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self._cancel_task)
+
+    def _cancel_task(self) -> None:
+        # On the loop, so it cannot race the attempt's return.
+        if self.task is not None and not self.task.done():
+            self.cancel_delivered = True
+            self.task.cancel()
 
 
 _current: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(

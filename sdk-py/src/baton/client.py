@@ -1,7 +1,8 @@
 """The client for Baton's REST API (as ``temporalio.client``): start
 workflows (also with a start signal), signal, cancel, wait for results,
 update, inspect, terminate, and finish activities that completed
-asynchronously; create and manage schedules (their types live in
+asynchronously; start, follow and stop batch operations over a list
+query (their types live in ``baton._batch``); create and manage schedules (their types live in
 ``baton._schedule`` and are exported from here, as ``temporalio.client``
 exports them).
 
@@ -21,6 +22,19 @@ from typing import Any, Generic, TypeVar, cast, overload
 from urllib.parse import quote, urlencode
 
 from baton import _http, _schedule
+from baton._batch import (
+    BatchOperation,
+    BatchOperationCancellation,
+    BatchOperationDeletion,
+    BatchOperationDescription,
+    BatchOperationFailure,
+    BatchOperationReset,
+    BatchOperationSignal,
+    BatchOperationState,
+    BatchOperationTermination,
+    BatchResetType,
+    operation_to_wire,
+)
 from baton._protocol import EventDict, format_duration, parse_timestamp
 from baton._schedule import (
     Schedule,
@@ -77,6 +91,16 @@ from baton.workflow import _Definition
 
 __all__ = [
     "AsyncActivityHandle",
+    "BatchOperation",
+    "BatchOperationCancellation",
+    "BatchOperationDeletion",
+    "BatchOperationDescription",
+    "BatchOperationFailure",
+    "BatchOperationReset",
+    "BatchOperationSignal",
+    "BatchOperationState",
+    "BatchOperationTermination",
+    "BatchResetType",
     "Client",
     "Schedule",
     "ScheduleAction",
@@ -625,6 +649,66 @@ class Client:
         client.list_schedules()``, as in ``temporalio``)."""
         params = _schedule.list_params(id_prefix=id_prefix, paused=paused, page_size=page_size)
         return ScheduleAsyncIterator(self, params)
+
+    # --- batch operations ----------------------------------------------------------------
+
+    async def start_batch_operation(
+        self,
+        query: str,
+        operation: BatchOperation,
+        *,
+        job_id: str | None = None,
+        reason: str = "",
+        rps: float | None = None,
+        request_id: str | None = None,
+    ) -> BatchOperationDescription:
+        """Starts a durable batch job applying ``operation`` to every run
+        ``query`` (a list filter, as ``baton workflow list --query`` takes)
+        matches now, at most ``rps`` runs per second (default 50, capped by
+        the server), each run once even across server crashes
+        (Temporal's ``StartBatchOperation``). ``job_id`` defaults to
+        ``request_id``, else a new id; a retry with the same ``request_id``
+        returns the job it started. Raises :class:`RPCError` (400, naming
+        the field) for a request the server refuses; nothing is stored then."""
+        body: dict[str, Any] = {"query": query, "reason": reason, **operation_to_wire(operation)}
+        if job_id is not None:
+            body["batch_id"] = job_id
+        if request_id is not None:
+            body["request_id"] = request_id
+        if rps is not None:
+            body["rps"] = rps
+        if self.identity:
+            body["identity"] = self.identity
+        resp = await self._call("POST", "/batches", body)
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
+    async def describe_batch_operation(self, job_id: str) -> BatchOperationDescription:
+        """The job and its progress; :class:`RPCError` (404) if there is none."""
+        resp = await self._call("GET", f"/batches/{quote(job_id, safe='')}")
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
+
+    async def list_batch_operations(
+        self, *, page_size: int = 100
+    ) -> AsyncIterator[BatchOperationDescription]:
+        """The namespace's jobs, newest first, fetched ``page_size`` at a time."""
+        token: str | None = None
+        while True:
+            params = {"page_size": str(page_size)}
+            if token:
+                params["next_page_token"] = token
+            resp = await self._call("GET", "/batches?" + urlencode(params))
+            data = cast("dict[str, Any]", resp.json())
+            for row in cast("list[dict[str, Any]]", data.get("batches") or []):
+                yield BatchOperationDescription._from_wire(row)
+            token = data.get("next_page_token")
+            if not token:
+                return
+
+    async def stop_batch_operation(self, job_id: str) -> BatchOperationDescription:
+        """Asks the job to stop before its next run (it ends ``STOPPED``);
+        returns it as it is now. A closed job stays as it is."""
+        resp = await self._call("POST", f"/batches/{quote(job_id, safe='')}/stop")
+        return BatchOperationDescription._from_wire(cast("dict[str, Any]", resp.json()))
 
     # --- async activity completion -------------------------------------------------------
 

@@ -662,6 +662,73 @@ export type ScheduleList = {
   next_page_token?: string;
 };
 
+export type BatchOperation = "terminate" | "cancel" | "signal" | "reset" | "delete";
+
+/** FAILED: the job could not go on (its stored query no longer checks); STOPPED: stopped by an operator. */
+export type BatchState = "RUNNING" | "COMPLETED" | "FAILED" | "STOPPED";
+
+export type BatchResetType = "FIRST_WORKFLOW_TASK" | "LAST_WORKFLOW_TASK";
+
+export type StartBatchRequest = {
+  /** The job's id; defaults to `request_id`, else a new UUID. */
+  batch_id?: string;
+  /** Idempotency key; a retried start returns the job it created. */
+  request_id?: string;
+  /** A list filter (no ORDER BY or GROUP BY), as `GET …/workflows?query=` takes. */
+  query: string;
+  operation: BatchOperation;
+  /** Recorded on each terminate, cancellation request and reset. */
+  reason?: string;
+  /** Who starts the job. */
+  identity?: string;
+  /** Runs per second; above the server's `--batch-max-rps` it runs at that. */
+  rps?: number;
+  /** Required for `signal` (only). */
+  signal_name?: string;
+  /** The signal's input (any JSON); `signal` only. */
+  input?: unknown;
+  /** Required for `reset` (only). */
+  reset_type?: BatchResetType;
+};
+
+export type BatchFailure = {
+  workflow_id: string;
+  run_id: string;
+  reason: string;
+};
+
+export type BatchDescription = {
+  batch_id: string;
+  namespace: string;
+  query: string;
+  operation: BatchOperation;
+  reason: string;
+  identity?: string;
+  /** The rate the job runs at (capped by the server). */
+  rps: number;
+  signal_name?: string;
+  /** The signal's input. */
+  input?: unknown;
+  reset_type?: BatchResetType;
+  state: BatchState;
+  /** Runs the query matched when the job started. */
+  total: number;
+  /** Runs the operation was applied to. */
+  done: number;
+  failed: number;
+  /** The first 20 failures. */
+  failures: BatchFailure[];
+  stop_requested: boolean;
+  created_at: Timestamp;
+  closed_at?: Timestamp;
+};
+
+export type BatchList = {
+  batches: BatchDescription[];
+  /** Present when there may be more. */
+  next_page_token?: string;
+};
+
 export type ServerTime = {
   now: Timestamp;
   /** Total time skipped since the node started. */

@@ -25,6 +25,11 @@
 //! W7: list queries at 1,000,000 closed runs (p50/p99 by query shape) and
 //!     the retention deleter's runs/s (`visibility.rs`).
 //!
+//! W8: one workflow of k sequential tiny activities for each k of
+//!     `--history-steps` (100, 1,000, 10,000): server and handler CPU per
+//!     step and bytes per workflow task push over the first and the last
+//!     tenth of the run, total CPU and wall (`history.rs`).
+//!
 //! Each of W1–W3 also prints the database transactions committed per
 //! workflow (`pg_stat_database.xact_commit`, reads included: every
 //! statement outside a transaction is one).
@@ -52,6 +57,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+mod history;
 mod visibility;
 
 // The node's allocator, as in the `baton` binary.
@@ -62,7 +68,7 @@ const SECRET: &str = "whsec_YmF0b24tYmVuY2htYXJrLXNlY3JldC1rZXktMzI=";
 
 #[derive(Parser)]
 struct Args {
-    /// Comma-separated workloads to run (W7 only when named: it seeds
+    /// Comma-separated workloads to run (W7 and W8 only when named: W7 seeds
     /// a million runs, a few GB).
     #[arg(long, default_value = "W1,W2,W3,W4,W5,W6")]
     workloads: String,
@@ -89,6 +95,9 @@ struct Args {
     /// one), to measure what metrics cost.
     #[arg(long)]
     no_metrics: bool,
+    /// W8's workflow lengths, in sequential activities.
+    #[arg(long, default_value = "100,1000,10000", value_delimiter = ',')]
+    history_steps: Vec<usize>,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -124,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         database_url: url.clone(),
         api_key: None,
-        limits: Limits::default(),
+        // W8's longest run (10,000 steps) records about 60,000 events.
+        limits: Limits {
+            max_history_events: 100_000,
+            ..Limits::default()
+        },
         apply: baton::apply::Options {
             run_cache_bytes: args.run_cache_mb * 1024 * 1024,
         },
@@ -133,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         time_skipping: false,
         ui: false,
         default_retention: baton::store::DEFAULT_RETENTION,
+        batch_max_rps: 1_000.0,
     };
     let node = server::start(options).await?;
     let base = format!("http://{}", node.addr);
@@ -191,6 +205,9 @@ async fn main() -> anyhow::Result<()> {
             deleter_seconds: args.deleter_seconds,
         };
         visibility::run(&http, &base, &url, &params).await?;
+    }
+    if wanted("W8") {
+        history::run(&http, &base, &url, &args.history_steps).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {

@@ -48,6 +48,12 @@ pub enum Call {
     CommitSchedule,
     ClaimSchedules,
     NextScheduleDue,
+    CreateBatch,
+    GetBatch,
+    ListBatches,
+    UpdateBatch,
+    RequestBatchStop,
+    ClaimBatches,
 }
 
 impl Call {
@@ -72,6 +78,10 @@ impl Call {
                 | Call::DeleteSchedule
                 | Call::CommitSchedule
                 | Call::ClaimSchedules
+                | Call::CreateBatch
+                | Call::UpdateBatch
+                | Call::RequestBatchStop
+                | Call::ClaimBatches
                 | Call::DeleteRun
                 | Call::DeleteExpiredRuns
         )

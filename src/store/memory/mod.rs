@@ -49,12 +49,13 @@ use crate::time::Timestamp;
 use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 
 use super::rows::{
-    self, decode_json, parse_run_id, queue_name, run_id_text, RunRow, RunWrite, ScheduleCols,
+    self, decode_json, parse_run_id, queue_name, run_id_text, BatchCols, RunRow, RunWrite,
+    ScheduleCols,
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange, RunRecord,
-    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
+    BatchRecord, Deletion, Endpoint, Error, NamespaceRecord, QueueDepth, Result, RunChange,
+    RunRecord, RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup,
 };
 use crate::time::Duration;
 
@@ -240,6 +241,9 @@ struct Tables {
     schedules: BTreeMap<(String, String), (ScheduleCols, i64)>,
     /// `search_attributes_pkey` (namespace, name, kind) → the row.
     search_attributes: BTreeMap<(String, String, SearchAttributeType), RegisteredAttribute>,
+    /// `batches_pkey` (namespace, batch id) → the row's columns as the SQL
+    /// stores read them, and its `created_at` column.
+    batches: BTreeMap<(String, String), (BatchCols, i64)>,
 }
 
 /// How to undo one write of a commit.
@@ -1053,6 +1057,133 @@ impl Store for MemoryStore {
                 .map(Timestamp))
         })
         .await
+    }
+
+    async fn create_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let doc = rows::encode_json("batch", b)?;
+        self.call(Call::CreateBatch, |t| {
+            let key = (b.namespace.0.clone(), b.batch_id.clone());
+            if t.batches.contains_key(&key) {
+                return Err(Error::AlreadyExists(format!("batch `{}`", b.batch_id)));
+            }
+            let cols = (
+                doc,
+                1,
+                record.due_at.map(Timestamp::millis),
+                0,
+                record.request_id.clone(),
+            );
+            t.batches.insert(key, (cols, b.created_at.millis()));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_batch(&self, ns: &Namespace, id: &str) -> Result<Option<BatchRecord>> {
+        let cols = self
+            .call(Call::GetBatch, |t| {
+                Ok(t.batches
+                    .get(&(ns.0.clone(), id.to_owned()))
+                    .map(|(cols, _)| cols.clone()))
+            })
+            .await?;
+        cols.map(rows::batch_record).transpose()
+    }
+
+    async fn list_batches(
+        &self,
+        ns: &Namespace,
+        after: Option<(Timestamp, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let found = self
+            .call(Call::ListBatches, |t| {
+                let mut rows: Vec<(i64, &str, &BatchCols)> = t
+                    .batches
+                    .iter()
+                    .filter(|((n, _), _)| *n == ns.0)
+                    .map(|((_, id), (cols, created_at))| (*created_at, id.as_str(), cols))
+                    .filter(|(created_at, id, _)| {
+                        after.is_none_or(|(at, a)| (*created_at, *id) < (at.millis(), a))
+                    })
+                    .collect();
+                rows.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+                Ok(rows
+                    .into_iter()
+                    .take(usize::try_from(limit.max(0)).unwrap_or(0))
+                    .map(|(.., cols)| cols.clone())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        found.into_iter().map(rows::batch_record).collect()
+    }
+
+    async fn update_batch(&self, record: &BatchRecord) -> Result<()> {
+        let b = &record.batch;
+        let doc = rows::encode_json("batch", b)?;
+        self.call(Call::UpdateBatch, |t| {
+            match t
+                .batches
+                .get_mut(&(b.namespace.0.clone(), b.batch_id.clone()))
+            {
+                Some((cols, _)) if cols.1 == record.version => {
+                    cols.0 = doc;
+                    cols.1 += 1;
+                    cols.2 = record.due_at.map(Timestamp::millis);
+                    Ok(())
+                }
+                _ => Err(Error::Conflict),
+            }
+        })
+        .await
+    }
+
+    async fn request_batch_stop(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        self.call(Call::RequestBatchStop, |t| {
+            match t.batches.get_mut(&(ns.0.clone(), id.to_owned())) {
+                Some((cols, _)) => {
+                    cols.3 = 1;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn claim_batches(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>> {
+        let until = now.saturating_add(lease).millis();
+        let claimed = self
+            .call(Call::ClaimBatches, |t| {
+                let mut due: Vec<(i64, (String, String))> = t
+                    .batches
+                    .iter()
+                    .filter_map(|(key, (cols, _))| {
+                        cols.2
+                            .filter(|at| *at <= now.millis())
+                            .map(|at| (at, key.clone()))
+                    })
+                    .collect();
+                due.sort();
+                due.truncate(usize::try_from(limit.max(0)).unwrap_or(0));
+                let mut out = Vec::new();
+                for (_, key) in due {
+                    if let Some((cols, _)) = t.batches.get_mut(&key) {
+                        cols.1 += 1;
+                        cols.2 = Some(until);
+                        out.push(cols.clone());
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        claimed.into_iter().map(rows::batch_record).collect()
     }
 
     async fn commit(&self, changes: &[RunChange]) -> Result<()> {

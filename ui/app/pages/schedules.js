@@ -4,7 +4,7 @@
 
 import { call, enc, qs } from "../api.js";
 import { openDialog } from "../dialogs.js";
-import { h, json, mount, notify, table, time } from "../dom.js";
+import { fact, h, json, mount, notify, table, time } from "../dom.js";
 import { link, navigate, nsPath, runPath } from "../nav.js";
 
 /** @typedef {import("../../../sdk-ts/src/generated/openapi.ts").ScheduleSpec} ScheduleSpec */
@@ -185,11 +185,11 @@ export async function schedulePage(ctx) {
       h(
         "tbody",
         {},
-        h("tr", {}, h("th", {}, "Starts"), h("td", {}, `${action.workflow_type} on ${action.task_queue}, as ${action.workflow_id}-<action time>`)),
-        h("tr", {}, h("th", {}, "Overlap policy"), h("td", {}, d.schedule.policies?.overlap_policy ?? "SKIP")),
-        h("tr", {}, h("th", {}, "Actions taken"), h("td", {}, d.info.action_count)),
-        h("tr", {}, h("th", {}, "Skipped (overlap, missed)"), h("td", {}, `${d.info.overlap_skipped}, ${d.info.missed_catchup_window}`)),
-        h("tr", {}, h("th", {}, "Created"), h("td", {}, time(d.info.create_time))),
+        fact("Starts", `${action.workflow_type} on ${action.task_queue}, as ${action.workflow_id}-<action time>`),
+        fact("Overlap policy", d.schedule.policies?.overlap_policy ?? "SKIP"),
+        fact("Actions taken", d.info.action_count),
+        fact("Skipped (overlap, missed)", `${d.info.overlap_skipped}, ${d.info.missed_catchup_window}`),
+        fact("Created", time(d.info.create_time)),
       ),
     ),
     h("div", { class: "columns" },

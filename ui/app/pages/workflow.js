@@ -5,7 +5,7 @@
 
 import { call, enc, fullHistory, qs } from "../api.js";
 import { openDialog } from "../dialogs.js";
-import { badge, between, duration, h, json, mount, notify, parseJson, table, time } from "../dom.js";
+import { badge, between, duration, fact, h, json, mount, notify, parseJson, table, time } from "../dom.js";
 import { causeChain, group } from "../history.js";
 import { link, navigate, runPath } from "../nav.js";
 import { timeline } from "../timeline.js";
@@ -119,14 +119,12 @@ function summary(view, ns, desc, events) {
   else if (last?.event_type === "WorkflowExecutionTerminated") outcome = h("div", { class: "failure" }, h("h2", {}, "Terminated"), h("p", {}, last.attributes.reason || "(no reason)"));
   else if (last?.event_type === "WorkflowExecutionTimedOut") outcome = h("div", { class: "failure" }, h("h2", {}, "Timed out"));
   else if (last?.event_type === "WorkflowExecutionCanceled") outcome = h("div", {}, h("h2", {}, "Canceled"));
-  /** @param {string} k @param {import("../dom.js").Child} v */
-  const row = (k, v) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v));
   /** @param {string} wid @param {string | undefined} rid */
   const runLink = (wid, rid) => link(runPath(ns, wid, rid), rid ? `${wid} / ${rid}` : wid);
   const chain = [
-    startedAttrs?.continued_execution_run_id ? row("Continued from", runLink(e.workflow_id, startedAttrs.continued_execution_run_id)) : null,
-    desc.first_execution_run_id !== e.run_id ? row("First run", runLink(e.workflow_id, desc.first_execution_run_id)) : null,
-    desc.new_execution_run_id ? row("Next run", runLink(e.workflow_id, desc.new_execution_run_id)) : null,
+    startedAttrs?.continued_execution_run_id ? fact("Continued from", runLink(e.workflow_id, startedAttrs.continued_execution_run_id)) : null,
+    desc.first_execution_run_id !== e.run_id ? fact("First run", runLink(e.workflow_id, desc.first_execution_run_id)) : null,
+    desc.new_execution_run_id ? fact("Next run", runLink(e.workflow_id, desc.new_execution_run_id)) : null,
   ];
   /** @type {Record<string, unknown>} */
   const extra = /** @type {any} */ (desc);
@@ -139,18 +137,18 @@ function summary(view, ns, desc, events) {
       h(
         "tbody",
         {},
-        row("Status", badge(e.status)),
-        row("Workflow type", e.workflow_type),
-        row("Task queue", e.task_queue),
-        row("Pinned version", desc.pinned_version ?? "—"),
-        row("Start", time(e.start_time)),
-        row("Close", time(e.close_time)),
-        row("Duration", duration(between(e.start_time, e.close_time))),
-        row("Attempt", desc.attempt),
-        row("History", `${e.history_length} events, ${desc.history_size_bytes} bytes`),
-        desc.parent ? row("Parent", runLink(desc.parent.workflow_id, desc.parent.run_id)) : null,
+        fact("Status", badge(e.status)),
+        fact("Workflow type", e.workflow_type),
+        fact("Task queue", e.task_queue),
+        fact("Pinned version", desc.pinned_version ?? "—"),
+        fact("Start", time(e.start_time)),
+        fact("Close", time(e.close_time)),
+        fact("Duration", duration(between(e.start_time, e.close_time))),
+        fact("Attempt", desc.attempt),
+        fact("History", `${e.history_length} events, ${desc.history_size_bytes} bytes`),
+        desc.parent ? fact("Parent", runLink(desc.parent.workflow_id, desc.parent.run_id)) : null,
         chain,
-        desc.cancel_requested ? row("Cancel requested", "yes") : null,
+        desc.cancel_requested ? fact("Cancel requested", "yes") : null,
       ),
     ),
     outcome,
