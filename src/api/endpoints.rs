@@ -430,10 +430,12 @@ async fn move_runs(
 
 /// A refused schema names where it is (`schemas.workflows.Order.input`).
 fn check_schemas(schemas: &Schemas) -> Result<(), ApiError> {
-    schemas
-        .compile()
-        .map(drop)
-        .map_err(|e| ApiError::BadRequest(format!("schemas.{e}")))
+    schemas.compile().map(drop).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "schemas.{} is not a valid JSON Schema: {}",
+            e.at, e.message
+        ))
+    })
 }
 
 #[derive(Serialize)]
