@@ -21,6 +21,7 @@ import {
 } from "../common.js";
 import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
 import type * as wire from "../generated/openapi.js";
+import { describeSchemas, handlerNames } from "./schema.js";
 import { verify } from "./signing.js";
 
 export const SDK_NAME = "baton-sdk-ts";
@@ -88,8 +89,14 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const activities = functions(options.activities);
   const description = {
     sdk: { name: SDK_NAME, version: SDK_VERSION },
-    workflows: [...workflows.keys()].map((name) => ({ name, signals: [], queries: [], updates: [] })),
+    workflows: [...workflows].map(([name, fn]) => ({
+      name,
+      signals: handlerNames(fn, "signal"),
+      queries: handlerNames(fn, "query"),
+      updates: handlerNames(fn, "update"),
+    })),
     activities: [...activities.keys()].map((name) => ({ name })),
+    schemas: describeSchemas(workflows, activities),
   };
 
   const push: PushHandler = async (requestMethod, headers, body) => {
