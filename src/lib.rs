@@ -20,6 +20,7 @@ pub mod readiness;
 pub mod retention;
 pub mod schedule;
 pub mod scheduler;
+pub mod schema;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -464,6 +464,88 @@ async fn endpoint_verbs_register_list_and_delete() {
     server.stop().await;
 }
 
+/// A handler URL that only answers GET with a description publishing
+/// `schemas`.
+async fn describing(schemas: Value) -> String {
+    let description = json!({"sdk": {"name": "test", "version": "0"},
+        "workflows": [{"name": "Order"}], "activities": [], "schemas": schemas});
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::Json(description) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_register_takes_the_schemas_of_the_description() {
+    let server = spawn_server(Db::Sqlite).await;
+    let schemas = json!({"workflows": {"Order": {"input": {"type": "array",
+        "prefixItems": [{"type": "object", "properties": {"amount": {"type": "integer"}}}]}}}});
+    let url = describing(schemas.clone()).await;
+    let register = |version: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec![
+            "endpoint",
+            "register",
+            "--task-queue",
+            "orders",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+            "--version",
+            version,
+        ];
+        args.extend_from_slice(extra);
+        let server = &server;
+        async move { client(server, &args).await }
+    };
+    let out = ok(register("v1", &[]).await);
+    assert!(out.contains("serves workflows: Order"), "{out}");
+    assert!(out.contains("input schemas: registered"), "{out}");
+    let shown = ok_json(client(&server, &["endpoint", "schemas", "orders", "v1"]).await);
+    assert_eq!(shown, schemas);
+
+    // A start the schema refuses fails with the pointer; nothing starts.
+    let start = [
+        "workflow",
+        "start",
+        "--type",
+        "Order",
+        "--task-queue",
+        "orders",
+        "--id",
+        "o-1",
+        "--input",
+        r#"[{"amount": "ten"}]"#,
+    ];
+    failed(client(&server, &start).await, "/0/amount");
+    failed(
+        client(&server, &["workflow", "describe", "o-1"]).await,
+        "not found",
+    );
+
+    // --no-schemas registers none; --set replaces them from a file.
+    ok(register("v2", &["--no-schemas"]).await);
+    let shown = ok_json(client(&server, &["endpoint", "schemas", "orders", "v2"]).await);
+    assert_eq!(shown, json!({}));
+    let file = std::env::temp_dir().join(format!("baton-schemas-{}.json", std::process::id()));
+    std::fs::write(&file, schemas.to_string()).unwrap();
+    let set = [
+        "endpoint",
+        "schemas",
+        "orders",
+        "v2",
+        "--set",
+        file.to_str().unwrap(),
+    ];
+    assert_eq!(ok_json(client(&server, &set).await), schemas);
+    std::fs::remove_file(&file).unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_verbs_follow_a_workflow_to_completion() {
     let server = spawn_server(Db::Sqlite).await;

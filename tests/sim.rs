@@ -516,6 +516,7 @@ fn setup(store: &Arc<dyn Store>) {
                 max_concurrency: 64,
                 is_current: true,
                 created_at: START,
+                schemas: Default::default(),
             })
             .await
             .unwrap();

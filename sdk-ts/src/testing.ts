@@ -149,11 +149,18 @@ export class TestWorkflowEnvironment {
 
   /**
    * Registers `url` as the endpoint of `taskQueue` (as `version`, if given:
-   * it becomes the queue's current version, which new runs are pinned to).
+   * it becomes the queue's current version, which new runs are pinned to),
+   * with the input schemas its description publishes unless `schemas` is false.
    */
-  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[], options: { version?: string } = {}): Promise<wire.RegisteredEndpoint> {
+  async registerEndpoint(taskQueue: string, url: string, secrets: string | string[], options: { version?: string; schemas?: boolean } = {}): Promise<wire.RegisteredEndpoint> {
     const body: wire.RegisterEndpointRequest = { task_queue: taskQueue, url, secrets: Array.isArray(secrets) ? secrets : [secrets] };
     if (options.version !== undefined) body.version = options.version;
+    // The input schemas the handler's description publishes, as `baton endpoint register` sends them.
+    if (options.schemas !== false) {
+      const described = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      const schemas = described.ok ? ((await described.json()) as { schemas?: wire.EndpointSchemas }).schemas : undefined;
+      if (schemas !== undefined) body.schemas = schemas;
+    }
     return (await this.client.connection.call("POST", `/api/v1/namespaces/${this.client.namespace}/endpoints`, body)).json as wire.RegisteredEndpoint;
   }
 

@@ -3,6 +3,7 @@
  * Call these only from workflow code: they act on the workflow task being
  * replayed.
  */
+import type { JsonSchema, SchemaOptions } from "./core/schema.js";
 import {
   type ActivityOptions,
   type LocalActivityOptions,
@@ -23,6 +24,7 @@ import { CancellationScope } from "./core/cancellation_scope.js";
 import { currentInstance, maybeCurrentInstance, type WorkflowInfo } from "./core/workflow_instance.js";
 
 export { CancellationScope, type CancellationScopeOptions } from "./core/cancellation_scope.js";
+export { withSchema, type JsonSchema, type SchemaOptions } from "./core/schema.js";
 
 export {
   defineSearchAttributeKey,
@@ -214,38 +216,50 @@ export const log = {
 export interface SignalDefinition<Args extends unknown[] = [], Name extends string = string> {
   type: "signal";
   name: Name;
+  /** The first argument's JSON Schema, published in the description (docs/protocol.md §1.5). */
+  schema?: JsonSchema;
+  /** Every argument's JSON Schema, in order (instead of `schema`). */
+  args?: JsonSchema[];
   /** Type-level only. */
   readonly __args?: Args;
 }
 
-export function defineSignal<Args extends unknown[] = [], Name extends string = string>(name: Name): SignalDefinition<Args, Name> {
-  return { type: "signal", name };
+export function defineSignal<Args extends unknown[] = [], Name extends string = string>(name: Name, options: SchemaOptions = {}): SignalDefinition<Args, Name> {
+  return { type: "signal", name, ...options };
 }
 /** A query's name, argument and result types, as in Temporal. */
 export interface QueryDefinition<Ret, Args extends unknown[] = [], Name extends string = string> {
   type: "query";
   name: Name;
+  /** The first argument's JSON Schema, published in the description (docs/protocol.md §1.5). */
+  schema?: JsonSchema;
+  /** Every argument's JSON Schema, in order (instead of `schema`). */
+  args?: JsonSchema[];
   /** Type-level only. */
   readonly __args?: Args;
   /** Type-level only. */
   readonly __ret?: Ret;
 }
 
-export function defineQuery<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name): QueryDefinition<Ret, Args, Name> {
-  return { type: "query", name };
+export function defineQuery<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name, options: SchemaOptions = {}): QueryDefinition<Ret, Args, Name> {
+  return { type: "query", name, ...options };
 }
 /** An update's name, argument and result types, as in Temporal. */
 export interface UpdateDefinition<Ret, Args extends unknown[] = [], Name extends string = string> {
   type: "update";
   name: Name;
+  /** The first argument's JSON Schema, published in the description (docs/protocol.md §1.5). */
+  schema?: JsonSchema;
+  /** Every argument's JSON Schema, in order (instead of `schema`). */
+  args?: JsonSchema[];
   /** Type-level only. */
   readonly __args?: Args;
   /** Type-level only. */
   readonly __ret?: Ret;
 }
 
-export function defineUpdate<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name): UpdateDefinition<Ret, Args, Name> {
-  return { type: "update", name };
+export function defineUpdate<Ret, Args extends unknown[] = [], Name extends string = string>(name: Name, options: SchemaOptions = {}): UpdateDefinition<Ret, Args, Name> {
+  return { type: "update", name, ...options };
 }
 
 /** Options of an update handler: a validator runs before the update is admitted (protocol.md §5.6). */

@@ -81,6 +81,8 @@ const ROUTES: &[(Method, &str, Need)] = &[
     (Method::GET, "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions", READ),
     (Method::POST, "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/promote", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/move-runs", WRITE),
+    (Method::GET, "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/schemas", READ),
+    (Method::PUT, "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/schemas", WRITE),
     (Method::GET, "/api/v1/namespaces/{namespace}/workflows", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/workflow-count", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/workflows/{workflow_id}", READ),

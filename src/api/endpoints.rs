@@ -1,7 +1,7 @@
 //! `/api/v1/namespaces/{ns}/endpoints`: bind a handler URL (and its signing
 //! secrets) to a task queue, in versions; list a queue's versions with the
 //! open runs pinned to each, promote one (rollback), and move runs between
-//! versions (audited).
+//! versions (audited); read and replace a version's input schemas.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,7 @@ use crate::apply::MoveRuns;
 use crate::dispatch::PushError;
 use crate::engine::MoveToVersion;
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::schema::Schemas;
 use crate::signing::{self, Secret};
 use crate::store::Endpoint;
 use crate::time::Timestamp;
@@ -47,6 +48,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/move-runs",
             post(move_runs),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/endpoints/{task_queue}/versions/{version}/schemas",
+            get(get_schemas).put(put_schemas),
+        )
 }
 
 /// Default per-node limit of concurrent pushes to one endpoint.
@@ -64,6 +69,10 @@ struct RegisterEndpoint {
     secrets: Vec<String>,
     #[serde(default)]
     max_concurrency: Option<u32>,
+    /// The version's input schemas: what the SDK's description serves
+    /// under `schemas` (the CLI and the SDKs' test helpers read it).
+    #[serde(default, deserialize_with = "null_as_default")]
+    schemas: Schemas,
 }
 
 impl Body for RegisterEndpoint {
@@ -169,6 +178,8 @@ async fn register_endpoint(
         s.parse::<Secret>()
             .map_err(|e| ApiError::BadRequest(format!("invalid signing secret: {e}")))?;
     }
+    check_schemas(&body.schemas)?;
+    let schemas = body.schemas;
     let (secrets, generated_secret) = if body.secrets.is_empty() {
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
@@ -186,6 +197,7 @@ async fn register_endpoint(
         max_concurrency,
         is_current: true,
         created_at: state.applier.clock().now(),
+        schemas,
     };
     state.applier.store().upsert_endpoint(&endpoint).await?;
     state
@@ -413,6 +425,77 @@ async fn move_runs(
     Ok(AppJson(Moved {
         moved: run_ids.len(),
         run_ids,
+    }))
+}
+
+/// A refused schema names where it is (`schemas.workflows.Order.input`).
+fn check_schemas(schemas: &Schemas) -> Result<(), ApiError> {
+    schemas.compile().map(drop).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "schemas.{} is not a valid JSON Schema: {}",
+            e.at, e.message
+        ))
+    })
+}
+
+#[derive(Serialize)]
+struct SchemasView {
+    task_queue: String,
+    version: String,
+    schemas: Schemas,
+}
+
+async fn get_schemas(
+    State(state): State<AppState>,
+    AppPath((namespace, task_queue, version)): AppPath<(String, String, String)>,
+) -> Result<AppJson<SchemasView>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    let endpoints = state.applier.endpoints();
+    endpoints.forget(&ns, &queue);
+    let endpoint = endpoints
+        .version(&ns, &queue, &version)
+        .await?
+        .ok_or_else(|| unknown_version(&queue, &version))?;
+    Ok(AppJson(SchemasView {
+        task_queue: queue.0,
+        version,
+        schemas: endpoint.schemas,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutSchemas {
+    schemas: Schemas,
+}
+
+impl Body for PutSchemas {
+    const PAYLOADS: &'static [&'static str] = &[];
+}
+
+/// Replaces a registered version's schemas (for handlers that publish
+/// none); inputs sent from now on are checked against them.
+async fn put_schemas(
+    State(state): State<AppState>,
+    AppPath((namespace, task_queue, version)): AppPath<(String, String, String)>,
+    AppJson(body): AppJson<PutSchemas>,
+) -> Result<AppJson<SchemasView>, ApiError> {
+    let ns = existing_namespace(&state, &namespace).await?.name;
+    let queue = TaskQueue(task_queue);
+    check_schemas(&body.schemas)?;
+    let store = state.applier.store();
+    let set = store
+        .set_endpoint_schemas(&ns, &queue, &version, &body.schemas)
+        .await?;
+    state.applier.endpoints().forget(&ns, &queue);
+    if !set {
+        return Err(unknown_version(&queue, &version));
+    }
+    Ok(AppJson(SchemasView {
+        task_queue: queue.0,
+        version,
+        schemas: body.schemas,
     }))
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::apply;
 use crate::engine::{Failure, Rejection};
+use crate::schema::{self, Violation};
 use crate::store;
 use crate::visibility;
 
@@ -46,6 +47,10 @@ pub enum ApiError {
     /// carries its failure. Nothing was written.
     #[error("update rejected: {}", .0.message)]
     UpdateRejected(Failure),
+    /// A payload its schema refuses; the problem lists the violations.
+    /// Nothing was written.
+    #[error(transparent)]
+    InvalidInput(#[from] schema::InvalidInput),
     #[error("{0}")]
     Unavailable(String),
     /// A webhook delivery whose signature does not verify.
@@ -77,6 +82,10 @@ struct Problem<'a> {
     column: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<&'a str>,
+    /// Every way an `invalid_input` problem's payload breaks its schema,
+    /// each with its JSON pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [Violation]>,
 }
 
 impl ApiError {
@@ -109,6 +118,9 @@ impl ApiError {
                 "update_rejected",
                 "Update rejected",
             ),
+            ApiError::InvalidInput(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_input", "Invalid input")
+            }
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -167,6 +179,10 @@ impl ApiError {
             },
             token: match &self {
                 ApiError::InvalidQuery(e) => Some(e.token.as_str()),
+                _ => None,
+            },
+            errors: match &self {
+                ApiError::InvalidInput(e) => Some(e.violations.as_slice()),
                 _ => None,
             },
         };
@@ -248,6 +264,15 @@ impl From<crate::dispatch::QueryError> for ApiError {
                 ApiError::Unavailable(e.to_string())
             }
             QueryError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<apply::InputError> for ApiError {
+    fn from(e: apply::InputError) -> ApiError {
+        match e {
+            apply::InputError::Invalid(i) => i.into(),
+            apply::InputError::Store(s) => s.into(),
         }
     }
 }

@@ -29,14 +29,15 @@ use crate::api::error::ApiError;
 use crate::api::extract::{AppJson, AppPath, AppQuery, Body};
 use crate::api::namespaces::existing_namespace;
 use crate::api::workflows::find_run;
-use crate::api::workflows::messages::admit_update;
-use crate::api::workflows::start::check_workflow_id;
+use crate::api::workflows::messages::{admit_update, validate};
+use crate::api::workflows::start::{check_workflow_id, validate_new_signal, validate_start};
 use crate::api::AppState;
 use crate::apply::{StartRequest, Started};
 use crate::engine::{
     Command, IdConflictPolicy, IdReusePolicy, RunState, SearchAttributes, Signal, StartRun, Update,
 };
 use crate::ids::{RunId, TaskQueue, WorkflowId};
+use crate::schema::Target;
 use crate::store::{Delivery, DeliveryOutcome, WebhookRecord};
 use crate::time::{Clock as _, SystemClock, Timestamp};
 use crate::webhook::{self, Action, Rule, Scheme, Source, VerifyError};
@@ -533,6 +534,11 @@ async fn act(
                 // Delivered before, perhaps before the run closed.
                 return Ok(run.run_id);
             }
+            let target = Target::Signal {
+                workflow_type: &run.workflow_type,
+                name: &signal,
+            };
+            validate(state, &run, target, "input", &input).await?;
             let cmd = Command::SignalWorkflow(Signal {
                 signal_name: signal,
                 input,
@@ -561,6 +567,9 @@ async fn act(
             if let Some(run) = latest.filter(|r| has_signal(&r.state, &request_id)) {
                 return Ok(run.state.run_id);
             }
+            let queue = TaskQueue(task_queue.clone());
+            validate_start(state, ns, &queue, &workflow_type, &workflow_input).await?;
+            validate_new_signal(state, ns, &queue, &workflow_type, &signal, &input).await?;
             let request = StartRequest {
                 run: start_run(workflow_id, workflow_type, task_queue, workflow_input),
                 reuse_policy: IdReusePolicy::default(),
@@ -582,6 +591,8 @@ async fn act(
             input,
         } => {
             check_workflow_id(&workflow_id)?;
+            let queue = TaskQueue(task_queue.clone());
+            validate_start(state, ns, &queue, &workflow_type, &input).await?;
             let request = StartRequest {
                 run: start_run(workflow_id, workflow_type, task_queue, input),
                 reuse_policy: IdReusePolicy::default(),

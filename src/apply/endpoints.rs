@@ -7,11 +7,19 @@
 //! this node's API are seen at once ([`Endpoints::forget`]); other nodes
 //! see them within the TTL, which is the window in which a new run may
 //! still pin the previous current version.
+//!
+//! It also holds each version's compiled input schemas and
+//! [`Endpoints::validate_input`], the one check every path that takes an
+//! input from outside (start, signal, signal-with-start, update, query,
+//! webhook actions) runs before anything is written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
+
 use crate::ids::{Namespace, TaskQueue};
+use crate::schema::{Compiled, InvalidInput, Schemas, Target};
 use crate::store::{self, Endpoint, Store};
 use crate::time::{Clock, Duration, Timestamp};
 
@@ -23,10 +31,36 @@ type QueueKey = (Namespace, TaskQueue);
 /// Every version of a queue, with when it was read.
 type Lookup = (Arc<Vec<Endpoint>>, Timestamp);
 
+/// A version's schemas compiled, with what they were compiled from (a
+/// re-registered version may bring other schemas).
+type CompiledVersion = (Schemas, Arc<Compiled>);
+
+/// Why an input was refused, or could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Where an input goes: the queue, the version whose schemas apply
+/// (`None`: the queue's current one, which a new run pins), and what
+/// the payload is the input of.
+pub struct InputTarget<'a> {
+    pub namespace: &'a Namespace,
+    pub task_queue: &'a TaskQueue,
+    pub version: Option<&'a str>,
+    pub target: Target<'a>,
+    /// The request member holding the payload, for the problem.
+    pub field: &'static str,
+}
+
 pub struct Endpoints {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     queues: Mutex<HashMap<QueueKey, Lookup>>,
+    compiled: Mutex<HashMap<(Namespace, TaskQueue, String), CompiledVersion>>,
 }
 
 impl Endpoints {
@@ -35,7 +69,56 @@ impl Endpoints {
             store,
             clock,
             queues: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Checks `payload` against the schema the target's version publishes
+    /// for it. No registered version, or no schema for the target, accepts
+    /// anything. Reads nothing but the (cached) endpoint look-up.
+    pub async fn validate_input(
+        &self,
+        to: &InputTarget<'_>,
+        payload: &Value,
+    ) -> Result<(), InputError> {
+        let endpoint = match to.version {
+            Some(v) => self.version(to.namespace, to.task_queue, v).await?,
+            None => self.current(to.namespace, to.task_queue).await?,
+        };
+        let Some(endpoint) = endpoint else {
+            return Ok(());
+        };
+        if endpoint.schemas == Schemas::default() {
+            return Ok(());
+        }
+        let compiled = self.compiled(&endpoint)?;
+        compiled.check(to.target, to.field, payload)?;
+        Ok(())
+    }
+
+    /// The version's schemas compiled, compiling them on first use. They
+    /// were checked at registration, so a failure here means a row written
+    /// behind the API's back.
+    fn compiled(&self, endpoint: &Endpoint) -> Result<Arc<Compiled>, store::Error> {
+        let key = (
+            endpoint.namespace.clone(),
+            endpoint.task_queue.clone(),
+            endpoint.version.clone(),
+        );
+        let mut cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((schemas, compiled)) = cache.get(&key) {
+            if *schemas == endpoint.schemas {
+                return Ok(compiled.clone());
+            }
+        }
+        let compiled = Arc::new(
+            endpoint
+                .schemas
+                .compile()
+                .map_err(|e| store::Error::Corrupt(format!("stored endpoint schemas: {e}")))?,
+        );
+        cache.insert(key, (endpoint.schemas.clone(), compiled.clone()));
+        Ok(compiled)
     }
 
     /// The queue's current version, which new runs are pinned to.
@@ -126,6 +209,7 @@ mod tests {
             max_concurrency: 1,
             is_current: true,
             created_at: Timestamp(0),
+            schemas: Default::default(),
         }
     }
 

@@ -33,7 +33,7 @@ use crate::store::{self, NamespaceRecord, RunChange, RunRecord, ScheduleRecord, 
 use crate::telemetry;
 use crate::time::{Clock, Duration};
 
-pub use endpoints::Endpoints;
+pub use endpoints::{Endpoints, InputError, InputTarget};
 pub use moves::MoveRuns;
 pub use search::SearchAttributeCache;
 

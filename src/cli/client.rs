@@ -118,6 +118,21 @@ pub enum EndpointCmd {
         secrets: Vec<String>,
         #[arg(long)]
         max_concurrency: Option<u32>,
+        /// Register no input schemas, whatever the handler's description
+        /// publishes.
+        #[arg(long)]
+        no_schemas: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a version's input schemas, or replace them with `--set FILE`
+    /// (a JSON object as the handler's description serves under `schemas`;
+    /// `-` reads stdin).
+    Schemas {
+        task_queue: String,
+        version: String,
+        #[arg(long)]
+        set: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -507,14 +522,20 @@ impl Conn {
 
 /// What an SDK handler says it serves (a GET on its URL), as one line per
 /// kind; `None` when the handler does not answer that way.
-async fn describe_handler(url: &str) -> Option<String> {
+/// The description the handler serves on GET (docs/protocol.md §1.6);
+/// `None` if it does not answer with JSON.
+async fn handler_description(url: &str) -> Option<Value> {
     let resp = reqwest::Client::new()
         .get(url)
         .timeout(std::time::Duration::from_secs(2))
         .send()
         .await
         .ok()?;
-    let v: Value = resp.json().await.ok()?;
+    resp.json().await.ok()
+}
+
+/// The served types of a handler's description, for the table output.
+fn served_types(v: &Value) -> Option<String> {
     let names = |key: &str| -> Option<String> {
         let items = v.get(key)?.as_array()?;
         let names: Vec<&str> = items
@@ -628,14 +649,21 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
             version,
             secrets,
             max_concurrency,
+            no_schemas,
             conn,
         } => {
+            let description = handler_description(&url).await;
+            let schemas = match &description {
+                Some(d) if !no_schemas => d.get("schemas").cloned(),
+                _ => None,
+            };
             let body = json!({
                 "task_queue": task_queue,
                 "url": url,
                 "version": version,
                 "secrets": secrets,
                 "max_concurrency": max_concurrency,
+                "schemas": schemas,
             });
             let v = conn
                 .call(Method::POST, &conn.ns_path("/endpoints"), Some(body))
@@ -657,10 +685,40 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 );
             }
             if matches!(conn.output, Output::Table) {
-                if let Some(served) = describe_handler(&url).await {
+                if let Some(served) = description.as_ref().and_then(served_types) {
                     println!("{served}");
                 }
+                if schemas.is_some() {
+                    println!("input schemas: registered from the handler's description");
+                }
             }
+        }
+        EndpointCmd::Schemas {
+            task_queue,
+            version,
+            set,
+            conn,
+        } => {
+            let path = conn.ns_path(&format!(
+                "/endpoints/{}/versions/{}/schemas",
+                enc(&task_queue),
+                enc(&version)
+            ));
+            let v = match set {
+                Some(file) => {
+                    let text = if file == "-" {
+                        std::io::read_to_string(std::io::stdin())?
+                    } else {
+                        std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+                    };
+                    let schemas: Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{file} is not JSON"))?;
+                    let body = json!({ "schemas": schemas });
+                    conn.call(Method::PUT, &path, Some(body)).await?
+                }
+                None => conn.call(Method::GET, &path, None).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&v["schemas"])?);
         }
         EndpointCmd::List { conn } => {
             let v = conn

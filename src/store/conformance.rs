@@ -364,6 +364,7 @@ async fn endpoints(store: Arc<dyn Store>) {
         max_concurrency: 8,
         is_current: true,
         created_at: Timestamp(at),
+        schemas: Default::default(),
     };
     let not_current = |e: Endpoint| Endpoint {
         is_current: false,
@@ -384,7 +385,11 @@ async fn endpoints(store: Arc<dyn Store>) {
 
     // Upserting an old version again replaces it and makes it current; its
     // first registration time stays.
-    let v1_moved = endpoint("v1", "https://moved.example/", T0 + 5);
+    // Its schemas are stored with it.
+    let v1_moved = Endpoint {
+        schemas: order_schemas(),
+        ..endpoint("v1", "https://moved.example/", T0 + 5)
+    };
     store
         .upsert_endpoint(&v1_moved)
         .await
@@ -409,6 +414,26 @@ async fn endpoints(store: Arc<dyn Store>) {
     let elsewhere = store.list_endpoints(&Namespace::from("other")).await;
     assert_eq!(elsewhere.expect("list"), vec![]);
 
+    // A version's schemas are replaced in place; an unknown version is
+    // not created.
+    let (here, schemas) = (ns(), order_schemas());
+    let set = store
+        .set_endpoint_schemas(&here, &queue, "v2", &schemas)
+        .await;
+    assert!(set.expect("set schemas"));
+    let set = store
+        .set_endpoint_schemas(&here, &queue, "v9", &schemas)
+        .await;
+    assert!(!set.expect("set schemas"), "no version v9");
+    let versions = store
+        .queue_endpoints(&here, &queue)
+        .await
+        .expect("versions");
+    let v2_now = versions.iter().find(|e| e.version == "v2").expect("v2");
+    assert_eq!(v2_now.schemas, schemas);
+    assert!(!v2_now.is_current, "setting schemas does not promote");
+    assert!(versions.iter().all(|e| e.version != "v9"));
+
     let deleted = store.delete_endpoint(&ns(), &queue, "v2").await;
     assert!(deleted.expect("delete"));
     let deleted = store.delete_endpoint(&ns(), &queue, "v2").await;
@@ -417,6 +442,15 @@ async fn endpoints(store: Arc<dyn Store>) {
     assert_eq!(listed, vec![other_queue, expected]);
     let none = current_version(&*store, &TaskQueue::from("nope")).await;
     assert_eq!(none, None);
+}
+
+/// Schemas with a workflow input and a signal.
+fn order_schemas() -> crate::schema::Schemas {
+    serde_json::from_value(serde_json::json!({"workflows": {"Order": {
+        "input": {"type": "array", "prefixItems": [{"type": "object"}]},
+        "signals": {"approve": {"type": "array"}}
+    }}}))
+    .expect("schemas")
 }
 
 /// The current version of a queue, as the dispatcher finds it.
@@ -439,6 +473,7 @@ async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {
         max_concurrency: 4,
         is_current: true,
         created_at: Timestamp(at),
+        schemas: Default::default(),
     };
     for (v, at) in [("v2", T0 + 1), ("v1", T0)] {
         store

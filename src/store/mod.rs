@@ -37,6 +37,7 @@ use crate::engine::RegisteredAttribute;
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::schedule::{Info, Schedule};
+use crate::schema::Schemas;
 use crate::time::{Duration, Timestamp};
 use crate::visibility::{Attribute, Attributes, CountQuery, Cursor, ListQuery, Value};
 
@@ -186,6 +187,8 @@ pub struct Endpoint {
     pub max_concurrency: u32,
     pub is_current: bool,
     pub created_at: Timestamp,
+    /// The JSON Schemas of the version's inputs (none: anything goes).
+    pub schemas: Schemas,
 }
 
 /// A run as loaded for a change: its state and the version a commit must
@@ -497,6 +500,15 @@ pub trait Store: Send + Sync + 'static {
         ns: &Namespace,
         queue: &TaskQueue,
         version: &str,
+    ) -> Result<bool>;
+    /// Replaces a registered version's schemas; false if the version is
+    /// not registered.
+    async fn set_endpoint_schemas(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+        schemas: &Schemas,
     ) -> Result<bool>;
     /// How many open runs of a queue are pinned to each version, by
     /// version (versions without open runs are absent).

@@ -29,11 +29,22 @@ pub(super) type NamespaceCols = (String, String, i64, i64);
 pub(super) const NAMESPACE_COLUMNS: &str = "name, description, retention_ms, created_at";
 
 /// `endpoints` columns, in [`ENDPOINT_COLUMNS`] order.
-pub(super) type EndpointCols = (String, String, String, String, String, i64, bool, i64);
+pub(super) type EndpointCols = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    i64,
+    String,
+);
 
 /// The columns [`EndpointCols`] reads.
 pub(super) const ENDPOINT_COLUMNS: &str =
-    "namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at";
+    "namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at, \
+    schemas";
 
 /// `runs` columns for a [`RunRecord`]: state, version.
 pub(super) type RunRecordCols = (String, i64);
@@ -403,8 +414,17 @@ pub(super) fn namespace(
 }
 
 pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
-    let (namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at) =
-        cols;
+    let (
+        namespace,
+        task_queue,
+        version,
+        url,
+        secrets,
+        max_concurrency,
+        is_current,
+        created_at,
+        schemas,
+    ) = cols;
     Ok(Endpoint {
         namespace: Namespace(namespace),
         task_queue: TaskQueue(task_queue),
@@ -415,6 +435,7 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
             .map_err(|_| Error::Corrupt(format!("max_concurrency {max_concurrency}")))?,
         is_current,
         created_at: Timestamp(created_at),
+        schemas: decode_json("endpoint schemas", &schemas)?,
     })
 }
 

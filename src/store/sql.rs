@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Event, Queue, RegisteredAttribute};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::schema::Schemas;
 use crate::time::Timestamp;
 use crate::visibility::{CountQuery, Cursor, ListQuery};
 
@@ -175,11 +176,13 @@ const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, u
 /// Step two: the upserted version is current. Re-registering a version
 /// keeps its first `created_at`.
 const UPSERT_ENDPOINT: &str = "insert into endpoints (namespace, task_queue, version, url, \
-    secrets, max_concurrency, is_current, created_at, updated_at) \
-    values ($1, $2, $3, $4, $5, $6, true, $7, $8) \
+    secrets, max_concurrency, is_current, created_at, updated_at, schemas) \
+    values ($1, $2, $3, $4, $5, $6, true, $7, $8, $9) \
     on conflict (namespace, task_queue, version) do update set url = excluded.url, \
     secrets = excluded.secrets, max_concurrency = excluded.max_concurrency, is_current = true, \
-    updated_at = excluded.updated_at";
+    updated_at = excluded.updated_at, schemas = excluded.schemas";
+const SET_ENDPOINT_SCHEMAS: &str = "update endpoints set schemas = $4, updated_at = $5 \
+    where namespace = $1 and task_queue = $2 and version = $3";
 /// A promotion is the upsert's two steps without the insert; the second
 /// step tells whether the version exists.
 const SET_CURRENT_ENDPOINT: &str = "update endpoints set is_current = true, updated_at = $4 \
@@ -535,6 +538,7 @@ where
     async fn upsert_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
         let now = audit_now();
         let secrets = encode_json("endpoint secrets", &endpoint.secrets)?;
+        let schemas = encode_json("endpoint schemas", &endpoint.schemas)?;
         let mut tx = DB::begin_write(&self.pool).await?;
         sqlx::query(CLEAR_CURRENT_ENDPOINT)
             .bind(endpoint.namespace.0.clone())
@@ -552,6 +556,7 @@ where
             .bind(i64::from(endpoint.max_concurrency))
             .bind(endpoint.created_at.millis())
             .bind(now)
+            .bind(schemas)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -621,6 +626,24 @@ where
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn set_endpoint_schemas(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+        schemas: &Schemas,
+    ) -> Result<bool> {
+        let done = sqlx::query(SET_ENDPOINT_SCHEMAS)
+            .bind(ns.0.clone())
+            .bind(queue.0.clone())
+            .bind(version.to_owned())
+            .bind(encode_json("endpoint schemas", schemas)?)
+            .bind(audit_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn open_runs_by_version(

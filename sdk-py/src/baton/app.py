@@ -36,6 +36,7 @@ from baton import _signing, _tracing
 from baton._activity_runner import ServerAccess, run_activity
 from baton._local_activity import run_workflow_task
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
+from baton._schema import args_schema
 from baton._workflow_instance import (
     handle_query,
     handle_update_validation,
@@ -162,7 +163,44 @@ class App:
             "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
             "workflows": [d.describe() for d in self._workflows.values()],
             "activities": [{"name": n} for n in self._activities],
+            "schemas": self._schemas(),
         }
+
+    def _schemas(self) -> dict[str, Any]:
+        """The payload schemas of the served types, from their type hints
+        (docs/protocol.md §1.5); a type or handler without any is absent."""
+        workflows: dict[str, Any] = {}
+        for name, d in self._workflows.items():
+            w: dict[str, Any] = {}
+            run = args_schema(d.run_fn, d.arg_types)
+            if run is not None:
+                w["input"] = run
+            kinds: list[tuple[str, Mapping[str | None, Any]]] = [
+                ("signals", d.signals),
+                ("updates", d.updates),
+                ("queries", d.queries),
+            ]
+            for kind, handlers in kinds:
+                found = {
+                    n: sc
+                    for n, h in handlers.items()
+                    if n and (sc := args_schema(h.fn, h.arg_types)) is not None
+                }
+                if found:
+                    w[kind] = found
+            if w:
+                workflows[name] = w
+        activities = {
+            n: {"input": sc}
+            for n, a in self._activities.items()
+            if (sc := args_schema(a.fn, a.arg_types)) is not None
+        }
+        out: dict[str, Any] = {}
+        if workflows:
+            out["workflows"] = workflows
+        if activities:
+            out["activities"] = activities
+        return out
 
     async def handle(
         self, method: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None

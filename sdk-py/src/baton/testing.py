@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
+from baton import _http
 from baton._protocol import EventDict, WorkflowTaskRequest, format_duration, parse_duration
 from baton._workflow_instance import WorkflowInstance, WorkflowTaskFailure
 from baton.client import Client, WorkflowHistory
@@ -278,12 +279,20 @@ class WorkflowEnvironment:
         *,
         version: str | None = None,
         max_concurrency: int | None = None,
+        schemas: bool = True,
     ) -> dict[str, Any]:
+        """Registers ``url`` for ``task_queue``, with the input schemas its
+        description publishes (as ``baton endpoint register`` does) unless
+        ``schemas`` is false."""
         body: dict[str, Any] = {
             "task_queue": task_queue,
             "url": url,
             "secrets": [secrets] if isinstance(secrets, str) else list(secrets),
         }
+        if schemas:
+            described = await _http.request("GET", url, timeout=5)
+            if described.status == 200:
+                body["schemas"] = described.json_object().get("schemas")
         if version:
             body["version"] = version
         if max_concurrency:

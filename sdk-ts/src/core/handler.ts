@@ -22,6 +22,7 @@ import {
 import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
 import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
+import { describeSchemas, handlerNames } from "./schema.js";
 import { verify } from "./signing.js";
 import { continueTrace } from "./tracing.js";
 
@@ -91,8 +92,14 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const locals = localActivityRunner(activities);
   const description = {
     sdk: { name: SDK_NAME, version: SDK_VERSION },
-    workflows: [...workflows.keys()].map((name) => ({ name, signals: [], queries: [], updates: [] })),
+    workflows: [...workflows].map(([name, fn]) => ({
+      name,
+      signals: handlerNames(fn, "signal"),
+      queries: handlerNames(fn, "query"),
+      updates: handlerNames(fn, "update"),
+    })),
     activities: [...activities.keys()].map((name) => ({ name })),
+    schemas: describeSchemas(workflows, activities),
   };
 
   const push: PushHandler = async (requestMethod, headers, body) => {

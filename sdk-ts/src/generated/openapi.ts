@@ -88,9 +88,15 @@ export type Problem = {
   column?: number;
   /** On `invalid_query` only: the offending token as written; empty at the end of the query. */
   token?: string;
+  /** On `invalid_input` only: every way the payload breaks its schema. */
+  errors?: Array<{
+    /** JSON pointer into the payload (`/0/amount`: the first argument's `amount`); empty for the payload itself. */
+    pointer: string;
+    message: string;
+  }>;
 };
 
-export type ErrorCode = "invalid_argument" | "invalid_query" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "signature_invalid" | "webhook_action_failed" | "unavailable" | "internal";
+export type ErrorCode = "invalid_argument" | "invalid_input" | "invalid_query" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "already_exists" | "conflict" | "version_in_use" | "payload_too_large" | "uri_too_long" | "query_failed" | "update_rejected" | "signature_invalid" | "webhook_action_failed" | "unavailable" | "internal";
 
 /** `reader`: the `GET` routes and `query` of its namespace. `writer`: also starting, signalling, updating, cancelling, terminating, resetting and deleting runs, schedules, batches, endpoints and activity completion there. `admin`: everything, everywhere. */
 export type ApiKeyRole = "admin" | "writer" | "reader";
@@ -180,6 +186,42 @@ export type RegisterEndpointRequest = {
   secrets?: string[];
   /** Most pushes in flight to this endpoint at once, per server node. */
   max_concurrency?: number;
+  /** The version's input schemas; `baton endpoint register` sends what the handler's description serves under `schemas`. Absent or null is none. */
+  schemas?: EndpointSchemas;
+};
+
+/** JSON Schemas (any draft the server's validator knows; 2020-12 by default) of an endpoint version's payloads, as sent: for the SDKs the array of positional arguments (docs/protocol.md §1.5). A type or handler without one accepts anything. */
+export type EndpointSchemas = {
+  /** By workflow type. */
+  workflows?: {
+    [key: string]: {
+      /** The start input's schema. */
+      input?: unknown;
+      /** By signal name. */
+      signals?: Record<string, unknown>;
+      /** By update name. */
+      updates?: Record<string, unknown>;
+      /** By query name. */
+      queries?: Record<string, unknown>;
+    };
+  };
+  /** By activity type. */
+  activities?: {
+    [key: string]: {
+      /** The activity input's schema. */
+      input?: unknown;
+    };
+  };
+};
+
+export type EndpointSchemasRequest = {
+  schemas: EndpointSchemas;
+};
+
+export type EndpointSchemasView = {
+  task_queue: string;
+  version: string;
+  schemas: EndpointSchemas;
 };
 
 /** An endpoint as the API shows it; secrets are never echoed back. */

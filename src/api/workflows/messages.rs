@@ -10,7 +10,9 @@ use crate::api::workflows::model::{
     PollUpdateQuery, QueryAnswer, QueryBody, SignalBody, SignalResponse, UpdateBody, UpdateOutcome,
 };
 use crate::api::AppState;
+use crate::apply::InputTarget;
 use crate::engine::{self, Command, EventAttributes, RunState, Signal, Update, UpdateStage};
+use crate::schema::Target;
 use crate::time::Duration;
 
 /// Longest an update request waits for its stage before it answers with
@@ -23,13 +25,18 @@ pub(super) async fn signal_workflow(
     AppJson(body): AppJson<SignalBody>,
 ) -> Result<AppJson<SignalResponse>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
+    let s = &record.state;
+    let target = Target::Signal {
+        workflow_type: &s.workflow_type,
+        name: &signal_name,
+    };
+    validate(&state, s, target, "input", &body.input).await?;
     let cmd = Command::SignalWorkflow(Signal {
         signal_name,
         input: body.input,
         request_id: body.request_id,
         identity: body.identity,
     });
-    let s = &record.state;
     state.applier.apply(&s.namespace, s.run_id, cmd).await?;
     Ok(AppJson(SignalResponse { run_id: s.run_id }))
 }
@@ -43,6 +50,11 @@ pub(super) async fn query_workflow(
 ) -> Result<AppJson<QueryAnswer>, ApiError> {
     let record = find_run(&state, &namespace, &workflow_id, body.run_id.as_deref()).await?;
     let s = &record.state;
+    let target = Target::Query {
+        workflow_type: &s.workflow_type,
+        name: &query_name,
+    };
+    validate(&state, s, target, "args", &body.args).await?;
     let result = state.querier.query(s, &query_name, &body.args).await?;
     Ok(AppJson(QueryAnswer {
         run_id: s.run_id,
@@ -74,7 +86,8 @@ pub(super) async fn update_workflow(
     wait_update(&state, run, &update_id, stage).await
 }
 
-/// Validates an update with a synchronous push and records it, unless the
+/// Checks an update's payload against its schema, validates it with a
+/// synchronous push and records it, unless the
 /// run has seen its id already; returns the run as it is after. Shared by
 /// the update route and webhook actions.
 pub(in crate::api) async fn admit_update(
@@ -85,6 +98,11 @@ pub(in crate::api) async fn admit_update(
     if run.updates.contains_key(&update.update_id) {
         return Ok(run);
     }
+    let target = Target::Update {
+        workflow_type: &run.workflow_type,
+        name: &update.update_name,
+    };
+    validate(state, &run, target, "args", &update.input).await?;
     let cmd = Command::AdmitUpdate(update.clone());
     // Refuses a closed run and bad input before the validation push;
     // nothing is written.
@@ -95,6 +113,29 @@ pub(in crate::api) async fn admit_update(
     Ok(std::sync::Arc::unwrap_or_clone(
         state.applier.apply(&run.namespace, run.run_id, cmd).await?,
     ))
+}
+
+/// Checks a message's payload against the schema of the version the run
+/// is pinned to (the current one if it is not pinned).
+pub(in crate::api) async fn validate(
+    state: &AppState,
+    run: &RunState,
+    target: Target<'_>,
+    field: &'static str,
+    payload: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let to = InputTarget {
+        namespace: &run.namespace,
+        task_queue: &run.task_queue,
+        version: run.pinned_version.as_deref(),
+        target,
+        field,
+    };
+    Ok(state
+        .applier
+        .endpoints()
+        .validate_input(&to, payload)
+        .await?)
 }
 
 /// An update's stage and outcome, waiting (boundedly) for the stage asked

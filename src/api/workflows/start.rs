@@ -9,11 +9,12 @@ use crate::api::extract::{AppJson, AppPath};
 use crate::api::namespaces::existing_namespace;
 use crate::api::workflows::model::{SignalWithStart, StartResponse, StartWorkflow};
 use crate::api::AppState;
-use crate::apply::{StartRequest, Started};
+use crate::apply::{InputTarget, StartRequest, Started};
 use crate::engine::{
     typed_search_attributes, IdConflictPolicy, SearchAttributes, Signal, StartRun,
 };
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::schema::Target;
 use crate::telemetry::traces;
 
 pub(super) async fn start_workflow(
@@ -24,6 +25,8 @@ pub(super) async fn start_workflow(
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
     check_workflow_id(&workflow_id)?;
+    let queue = TaskQueue(body.task_queue);
+    validate_start(&state, &ns, &queue, &body.workflow_type, &body.input).await?;
     let request = StartRequest {
         run: StartRun {
             trace_context: traces::start_context(&headers),
@@ -31,7 +34,7 @@ pub(super) async fn start_workflow(
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),
             workflow_type: body.workflow_type,
-            task_queue: TaskQueue(body.task_queue),
+            task_queue: queue,
             input: body.input,
             execution_timeout: body.workflow_execution_timeout,
             run_timeout: body.workflow_run_timeout,
@@ -65,6 +68,20 @@ pub(super) async fn signal_with_start(
 ) -> Result<(StatusCode, AppJson<StartResponse>), ApiError> {
     let ns = existing_namespace(&state, &namespace).await?.name;
     check_workflow_id(&workflow_id)?;
+    let queue = TaskQueue(body.task_queue);
+    // Both payloads are checked against the current version, which a new
+    // run pins, before the look-up of an open run: nothing is read or
+    // written for a refused call.
+    validate_start(&state, &ns, &queue, &body.workflow_type, &body.input).await?;
+    validate_new_signal(
+        &state,
+        &ns,
+        &queue,
+        &body.workflow_type,
+        &signal_name,
+        &body.signal_input,
+    )
+    .await?;
     let signal = Signal {
         signal_name,
         input: body.signal_input,
@@ -78,7 +95,7 @@ pub(super) async fn signal_with_start(
             workflow_id: WorkflowId(workflow_id),
             run_id: RunId::generate(),
             workflow_type: body.workflow_type,
-            task_queue: TaskQueue(body.task_queue),
+            task_queue: queue,
             input: body.input,
             execution_timeout: body.workflow_execution_timeout,
             run_timeout: body.workflow_run_timeout,
@@ -102,6 +119,56 @@ pub(super) async fn signal_with_start(
         StatusCode::OK
     };
     Ok((status, AppJson(StartResponse { run_id, started })))
+}
+
+/// Checks a signal-with-start's signal input against the schema of the
+/// queue's current version (the one a new run pins).
+pub(in crate::api) async fn validate_new_signal(
+    state: &AppState,
+    ns: &Namespace,
+    queue: &TaskQueue,
+    workflow_type: &str,
+    signal_name: &str,
+    input: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let target = InputTarget {
+        namespace: ns,
+        task_queue: queue,
+        version: None,
+        target: Target::Signal {
+            workflow_type,
+            name: signal_name,
+        },
+        field: "signal_input",
+    };
+    Ok(state
+        .applier
+        .endpoints()
+        .validate_input(&target, input)
+        .await?)
+}
+
+/// Checks a start's input against the schema the queue's current
+/// version (the one the run will pin) publishes for the workflow type.
+pub(in crate::api) async fn validate_start(
+    state: &AppState,
+    ns: &Namespace,
+    queue: &TaskQueue,
+    workflow_type: &str,
+    input: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let target = InputTarget {
+        namespace: ns,
+        task_queue: queue,
+        version: None,
+        target: Target::Workflow(workflow_type),
+        field: "input",
+    };
+    Ok(state
+        .applier
+        .endpoints()
+        .validate_input(&target, input)
+        .await?)
 }
 
 /// A start's search attributes typed by the namespace's registry; an

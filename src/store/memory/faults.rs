@@ -29,6 +29,7 @@ pub enum Call {
     DeleteEndpoint,
     QueueEndpoints,
     PromoteEndpoint,
+    SetEndpointSchemas,
     OpenRunsByVersion,
     OpenRunsPinnedTo,
     LoadRun,
@@ -86,6 +87,7 @@ impl Call {
                 | Call::UpsertEndpoint
                 | Call::DeleteEndpoint
                 | Call::PromoteEndpoint
+                | Call::SetEndpointSchemas
                 | Call::Commit
                 | Call::ClaimTasks
                 | Call::DeleteTask

@@ -44,6 +44,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::{Event, Queue, RegisteredAttribute, RunStatus, SearchAttributeType};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::schema::Schemas;
 use crate::time::Timestamp;
 use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
 
@@ -888,6 +889,24 @@ impl Store for MemoryStore {
                 return Ok(false);
             }
             t.set_current(&ns.0, &queue.0, version);
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_endpoint_schemas(
+        &self,
+        ns: &Namespace,
+        queue: &TaskQueue,
+        version: &str,
+        schemas: &Schemas,
+    ) -> Result<bool> {
+        self.call(Call::SetEndpointSchemas, |t| {
+            let key = (ns.0.clone(), queue.0.clone(), version.to_owned());
+            let Some(endpoint) = t.endpoints.get_mut(&key) else {
+                return Ok(false);
+            };
+            endpoint.schemas = schemas.clone();
             Ok(true)
         })
         .await
