@@ -915,13 +915,13 @@ impl Querier {
     /// The run as a query must see it (DESIGN.md invariant 8): with every
     /// event accepted so far in its history. Events accepted while a
     /// workflow task is in flight are buffered until it completes, so a
-    /// query or an update validation waits for that (at most the task
-    /// timeout; after that it answers from what is recorded).
+    /// query or an update validation waits for that (at most
+    /// [`sync_wait`]; after that it answers from what is recorded).
     async fn settled(&self, state: &RunState) -> Result<RunState, QueryError> {
         if state.buffered.is_empty() {
             return Ok(state.clone());
         }
-        let wait = state.workflow_task_timeout.max(Duration::from_secs(1));
+        let wait = sync_wait(state);
         self.inner
             .applier
             .wait_for(state.clone(), wait, |s| s.buffered.is_empty())
@@ -932,8 +932,8 @@ impl Querier {
             })
     }
 
-    /// One synchronous push to the run's endpoint, bounded by the run's
-    /// workflow task timeout; the answer parsed as `T`.
+    /// One synchronous push to the run's endpoint, bounded by
+    /// [`sync_wait`]; the answer parsed as `T`.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         state: &RunState,
@@ -944,7 +944,7 @@ impl Querier {
             .route(state, &state.task_queue)
             .await?
             .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
-        let timeout = state.workflow_task_timeout.max(Duration::from_secs(1));
+        let timeout = sync_wait(state);
         let asked = match request {
             PushRequest::UpdateValidation(_) => "update's validation",
             _ => "query",
@@ -1048,3 +1048,17 @@ fn run_history<'a>(state: &'a RunState, persisted: &'a [u8]) -> wire::RunHistory
         history_length: state.next_event_id - 1,
     }
 }
+
+/// The longest a query or an update's validation waits, for buffered
+/// events and then for its push: the run's workflow task timeout, at
+/// least 1 s and at most [`SYNC_WAIT_MAX`], so that a caller waiting on a
+/// run with a long task timeout and a slow or unreachable handler still
+/// gets an answer well within a client's read timeout.
+fn sync_wait(state: &RunState) -> Duration {
+    state
+        .workflow_task_timeout
+        .clamp(Duration::from_secs(1), SYNC_WAIT_MAX)
+}
+
+/// The bound of [`sync_wait`] (docs/protocol.md §5.5).
+const SYNC_WAIT_MAX: Duration = Duration(10_000);
