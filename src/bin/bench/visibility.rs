@@ -12,7 +12,7 @@
 //! Measured through the REST API (one request at a time, page of 100):
 //! the query shapes (type + status, its second page, a StartTime
 //! range ordered by StartTime, the custom Keyword, a CloseTime range,
-//! WorkflowId prefixes that pick 111 runs and a ninth of them) and
+//! WorkflowId prefixes that pick 11 runs and a ninth of them) and
 //! `count … GROUP BY ExecutionStatus`, p50/p99 over
 //! `queries` requests with varying literals. Then the namespace's
 //! retention drops to 24 hours and the node's own deleter
@@ -127,10 +127,10 @@ pub async fn run(
         })
         .await?,
     );
-    // A prefix that picks 111 runs (a five-digit n: W7-n, W7-n0…n9,
-    // W7-n00…n99), read by `runs_by_workflow_id_bytes`.
+    // A prefix that picks 11 runs (a five-digit n: W7-n and W7-n0…n9),
+    // read by `runs_by_workflow_id_bytes`.
     shapes.insert(
-        "workflow_id_prefix_111_runs".into(),
+        "workflow_id_prefix_11_runs".into(),
         timed(n, |i| {
             list_page(
                 http,
