@@ -10,11 +10,32 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Queue;
 use crate::store::{Store, TaskRow};
 use crate::time::{Clock, Duration, Timestamp};
+
+/// Cheap to clone: lets the API wake a service that claims leased rows
+/// (schedules, batch jobs) after it changed one, so the service claims at
+/// once rather than at its next poll.
+#[derive(Clone, Default)]
+pub struct Handle {
+    wake: Arc<Notify>,
+}
+
+impl Handle {
+    /// Something is due now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Handle::wake`] (or at once for one made
+    /// before this call).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Options {

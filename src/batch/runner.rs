@@ -27,7 +27,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::apply::{self, Applier};
@@ -60,17 +60,8 @@ fn page_size(rps: f64) -> i64 {
 /// counts as failed.
 const MAX_ATTEMPTS: u32 = 10;
 
-/// Cheap to clone: lets the API wake the loop after it started a job.
-#[derive(Clone, Default)]
-pub struct Handle {
-    wake: Arc<Notify>,
-}
-
-impl Handle {
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
+/// The API wakes the loop through it (a job started, a schedule changed).
+pub use crate::claim::Handle;
 
 /// The batch service of a node.
 pub struct Service {
@@ -129,7 +120,7 @@ impl Service {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_interval.to_std()) => {}
-                _ = self.handle.wake.notified() => {}
+                _ = self.handle.woken() => {}
                 changed = shutdown.changed() => {
                     if changed.is_err() {
                         return;

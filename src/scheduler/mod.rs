@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::apply::{self, Applier};
 use crate::claim;
@@ -38,18 +38,8 @@ const IN_FLIGHT: usize = 64;
 /// How long a claimed schedule stays invisible to other claimers.
 const LEASE: Duration = Duration(30_000);
 
-/// Cheap to clone: lets the API wake the loop after it changed a schedule.
-#[derive(Clone, Default)]
-pub struct Handle {
-    wake: Arc<Notify>,
-}
-
-impl Handle {
-    /// Something is due now: claim at once rather than at the next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
+/// The API wakes the loop through it (a job started, a schedule changed).
+pub use crate::claim::Handle;
 
 pub struct Service {
     applier: Applier,
@@ -123,7 +113,7 @@ impl Service {
             let sleep = tokio::time::sleep(target.since(clock.now()).to_std());
             tokio::select! {
                 _ = sleep => {}
-                _ = self.handle.wake.notified() => {}
+                _ = self.handle.woken() => {}
                 Some(()) = jumped(&mut jumps) => {}
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
