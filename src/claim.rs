@@ -1,7 +1,9 @@
 //! The claim loop shared by `dispatch`, `timers` and `transfer`: claim due
 //! rows of one queue, hand each to a handler, then sleep until the next row
 //! is due, a wake-up hint says something earlier arrived, or the poll
-//! interval passes (the safety net that makes lost hints harmless).
+//! interval passes (the safety net that makes lost hints harmless). Also
+//! the wake-up [`Handle`] through which the API hints the services that
+//! claim leased rows of their own (schedules, batch jobs).
 //!
 //! Admission control: the loop claims only as many rows as its service has
 //! room for (permits of its capacity semaphore), and each row carries its
