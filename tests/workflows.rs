@@ -36,6 +36,7 @@ on_both_databases!(
     signals_to_unknown_or_closed_workflows_are_refused,
     cancel_request_lets_the_workflow_cancel_itself,
     queries_answer_from_history_and_write_nothing,
+    a_query_to_a_handler_that_hangs_answers_503_within_the_cap,
     runs_stay_pinned_to_their_endpoint_version,
     move_runs_repins_with_an_audit_event,
     a_run_started_without_an_endpoint_pins_on_its_first_push,
@@ -1017,6 +1018,59 @@ async fn queries_answer_from_history_and_write_nothing(db: Db) {
     assert_eq!(body["code"], "unavailable");
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("did not answer the query"), "{detail}");
+    server.stop().await;
+}
+
+/// A query waits for its push at most the run's workflow task timeout,
+/// capped at 10 s (docs/protocol.md §5.5): with a 120 s task timeout and a
+/// handler that never answers queries, the caller still gets a `503` long
+/// before the task timeout, not a read timeout.
+async fn a_query_to_a_handler_that_hangs_answers_503_within_the_cap(db: Db) {
+    let server = spawn_server(db).await;
+    let handler = spawn_handler(|req: Value| async move {
+        if req["type"] == "query" {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        }
+        (StatusCode::OK, json!({"commands": []}))
+    })
+    .await;
+    server.api.register("hang", &handler.url).await;
+    server
+        .api
+        .start(
+            "slow-q",
+            "Approval",
+            "hang",
+            json!({"workflow_task_timeout": "120s"}),
+        )
+        .await;
+    let api = server.api.clone();
+    let idle = common::eventually(Duration::from_secs(10), || {
+        let api = api.clone();
+        async move { api.history("slow-q").await.len() == 4 }
+    })
+    .await;
+    assert!(idle, "the first workflow task completed");
+    let begun = Instant::now();
+    let (status, body) = server
+        .api
+        .post(
+            "/api/v1/namespaces/default/workflows/slow-q/query/status",
+            json!({}),
+        )
+        .await;
+    let waited = begun.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("did not answer the query"), "{detail}");
+    // The bound under test is 10 s against a 120 s task timeout; the slack
+    // is for a loaded machine, not a speed goal.
+    assert!(waited < Duration::from_secs(60), "waited {waited:?}");
+    assert_eq!(
+        server.api.history("slow-q").await.len(),
+        4,
+        "a query writes nothing"
+    );
     server.stop().await;
 }
 
