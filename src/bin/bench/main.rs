@@ -32,13 +32,17 @@
 //!
 //! Each of W1–W3 also prints the database transactions committed per
 //! workflow (`pg_stat_database.xact_commit`, reads included: every
-//! statement outside a transaction is one).
+//! statement outside a transaction is one), and the pushes and pushed
+//! bytes per workflow. With `--inline` the handler runs W1's and W2's
+//! activities inline, committing each step with a signed checkpoint
+//! (docs/protocol.md §5.9), and their checkpoints per workflow are
+//! printed too.
 //!
 //! Usage: `cargo run --release --bin baton-bench -- [--workloads W1,W2,W3]
 //! [--database-url URL] [--scale 0.1] [--no-metrics]`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,7 @@ use axum::routing::post;
 use axum::Router;
 use baton::engine::Limits;
 use baton::server::{self, Options};
+use baton::time::Clock as _;
 
 use baton::{claim, dispatch};
 use clap::Parser;
@@ -101,6 +106,10 @@ struct Args {
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
+    /// The handler runs the activities of W1 and W2 inline, one checkpoint
+    /// per step, instead of answering each push alone.
+    #[arg(long)]
+    inline: bool,
 }
 
 struct Workload {
@@ -115,6 +124,7 @@ struct Workload {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    INLINE.store(args.inline, Relaxed);
     if args.no_metrics {
         // Installed before the node's own recorder, which then records
         // into nothing (`telemetry::install`).
@@ -226,6 +236,7 @@ async fn run(
     // Warm up connections and caches.
     one_workflow(http, base, w.workflow_type, &format!("{}-warmup", w.name)).await?;
     let commits_before = xact_commits(database_url).await?;
+    let sent_before = [&PUSHES, &PUSHED_BYTES, &CHECKPOINTS].map(|c| c.load(Relaxed));
     let cpu_before = cpu_seconds_self();
     let pg_before = cpu_seconds_postgres();
     let started = Instant::now();
@@ -249,6 +260,11 @@ async fn run(
     let cpu = cpu_seconds_self() - cpu_before;
     let pg_cpu = cpu_seconds_postgres() - pg_before;
     let commits = xact_commits(database_url).await? - commits_before;
+    let [pushes, pushed_bytes, checkpoints] =
+        [&PUSHES, &PUSHED_BYTES, &CHECKPOINTS].map(|c| c.load(Relaxed));
+    let per = |now: usize, before: usize| {
+        ((now - before) as f64 / w.workflows as f64 * 10.0).round() / 10.0
+    };
     latencies.sort();
     let pct = |p: f64| {
         let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
@@ -269,6 +285,10 @@ async fn run(
             "postgres": (pg_cpu / n * 1e5).round() / 1e2,
         },
         "db_transactions_per_workflow": (commits as f64 / n * 10.0).round() / 10.0,
+        "pushes_per_workflow": per(pushes, sent_before[0]),
+        "pushed_bytes_per_workflow": per(pushed_bytes, sent_before[1]),
+        "checkpoints_per_workflow": per(checkpoints, sent_before[2]),
+        "inline": INLINE.load(Relaxed),
     });
     println!("{line}");
     Ok(())
@@ -613,7 +633,16 @@ async fn spawn_handler() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// `--inline`: W1's and W2's activities run in the handler.
+static INLINE: AtomicBool = AtomicBool::new(false);
+/// Pushes the handler received, their bytes, and the checkpoints it sent.
+static PUSHES: AtomicUsize = AtomicUsize::new(0);
+static PUSHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static CHECKPOINTS: AtomicUsize = AtomicUsize::new(0);
+
 async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+    PUSHES.fetch_add(1, Relaxed);
+    PUSHED_BYTES.fetch_add(body.len(), Relaxed);
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({})));
     };
@@ -644,24 +673,99 @@ async fn handle(State(()): State<()>, body: Bytes) -> (StatusCode, axum::Json<Va
         "SleepOneSecond" => json!([{"command_type": "StartTimer",
             "attributes": {"timer_id": "sleep", "start_to_fire_timeout": "1s"}}]),
         wf => {
-            let total = if wf == "OneActivity" { 1 } else { 3 };
-            let (activity_type, timeout) = match wf {
-                "ThreeSlowActivities" => ("Slow", "5s"),
-                _ => ("Step", "30s"),
-            };
             let done = count("ActivityTaskCompleted");
-            if done == total {
-                complete()
-            } else if count("ActivityTaskScheduled") > done {
-                json!([])
-            } else {
-                json!([{"command_type": "ScheduleActivityTask", "attributes": {
-                    "activity_id": format!("a{done}"), "activity_type": activity_type,
-                    "input": {"step": done}, "start_to_close_timeout": timeout}}])
+            let commands = steps(wf, done, count("ActivityTaskScheduled") > done);
+            let inlines = matches!(wf, "OneActivity" | "ThreeActivities")
+                && INLINE.load(Relaxed)
+                && commands[0]["command_type"] == "ScheduleActivityTask";
+            if let (true, Some(url)) = (inlines, req["checkpoint_url"].as_str()) {
+                return match inline_session(url, &req, wf, done, commands).await {
+                    Ok(answer) => (StatusCode::OK, axum::Json(answer)),
+                    // The task times out and is pushed again.
+                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({}))),
+                };
             }
+            commands
         }
     };
     (StatusCode::OK, axum::Json(json!({"commands": commands})))
+}
+
+/// The commands of a workflow of sequential activities after `done` of
+/// them completed (`waiting`: one is in flight).
+fn steps(wf: &str, done: usize, waiting: bool) -> Value {
+    let total = if wf == "OneActivity" { 1 } else { 3 };
+    let (activity_type, timeout) = match wf {
+        "ThreeSlowActivities" => ("Slow", "5s"),
+        _ => ("Step", "30s"),
+    };
+    if done == total {
+        complete()
+    } else if waiting {
+        json!([])
+    } else {
+        json!([{"command_type": "ScheduleActivityTask", "attributes": {
+            "activity_id": format!("a{done}"), "activity_type": activity_type,
+            "input": {"step": done}, "start_to_close_timeout": timeout}}])
+    }
+}
+
+/// Runs the workflow's remaining steps inline: one signed checkpoint per
+/// step, each carrying the previous step's result and the next commands.
+async fn inline_session(
+    url: &str,
+    push: &Value,
+    wf: &str,
+    mut done: usize,
+    mut commands: Value,
+) -> anyhow::Result<Value> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = CLIENT.get_or_init(reqwest::Client::new);
+    let secret: baton::signing::Secret = SECRET.parse()?;
+    let mut body = json!({"task_token": push["task_token"], "commands": commands,
+        "inline": [format!("a{done}")]});
+    loop {
+        let bytes = serde_json::to_vec(&body)?;
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let ts = baton::time::SystemClock.now().millis() / 1000;
+        let signature = baton::signing::sign(std::slice::from_ref(&secret), &id, ts, &bytes);
+        let resp = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(baton::signing::ID_HEADER, &id)
+            .header(baton::signing::TIMESTAMP_HEADER, ts.to_string())
+            .header(baton::signing::SIGNATURE_HEADER, signature)
+            .body(bytes)
+            .send()
+            .await?;
+        let arrived = Instant::now();
+        CHECKPOINTS.fetch_add(1, Relaxed);
+        anyhow::ensure!(
+            resp.status() == 200,
+            "checkpoint answered {}",
+            resp.status()
+        );
+        let answer: Value = resp.json().await?;
+        let task = &answer["activity_tasks"][0];
+        if answer["continued"] != true || task.is_null() {
+            return Ok(json!({"checkpointed": true}));
+        }
+        let result = json!({"ok": true, "activity": "Step"});
+        done += 1;
+        commands = steps(wf, done, false);
+        let server_time: baton::time::Timestamp =
+            serde_json::from_value(answer["server_time"].clone())?;
+        let workflow_time =
+            baton::time::Timestamp(server_time.millis() + arrived.elapsed().as_millis() as i64);
+        let inline = if commands[0]["command_type"] == "ScheduleActivityTask" {
+            json!([format!("a{done}")])
+        } else {
+            json!([])
+        };
+        body = json!({"task_token": answer["continuation_token"],
+            "completions": [{"task_token": task["task_token"], "result": result}],
+            "commands": commands, "inline": inline, "workflow_time": workflow_time});
+    }
 }
 
 fn complete() -> Value {
