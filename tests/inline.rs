@@ -319,7 +319,7 @@ async fn three_steps_take_one_push_and_three_checkpoints(db: Db) {
     assert_eq!(deadline.millis() - started_at.millis(), 10_000);
     // Each answer's events are what the history holds at those ids, and
     // every continuation's events carry its workflow_time.
-    let log = handler.log.lock().unwrap();
+    let log = std::mem::take(&mut *handler.log.lock().unwrap());
     assert_eq!(log.checkpoints.len(), STEPS + 1);
     for (req, _, answer) in &log.checkpoints {
         for e in answer["events"].as_array().unwrap() {
@@ -379,7 +379,7 @@ async fn a_signal_during_an_inline_attempt_ends_the_session(db: Db) {
         vec![json!({"step": 1}), json!({"step": 2}), json!({"step": 3})],
         "each result recorded once"
     );
-    let log = handler.log.lock().unwrap();
+    let log = std::mem::take(&mut *handler.log.lock().unwrap());
     let refused = log
         .checkpoints
         .iter()
@@ -422,7 +422,7 @@ async fn a_stale_continuation_token_continues_nothing(db: Db) {
         "no duplicate events"
     );
     assert_dense(&history);
-    let log = handler.log.lock().unwrap();
+    let log = std::mem::take(&mut *handler.log.lock().unwrap());
     let resent: Vec<_> = log
         .checkpoints
         .windows(2)
@@ -481,7 +481,7 @@ async fn a_failed_inline_attempt_is_retried_as_a_pushed_activity(db: Db) {
         vec![json!({"step": 1}), json!({"step": 2}), json!({"step": 3})]
     );
     // The failure was accepted, and did not continue the session.
-    let log = handler.log.lock().unwrap();
+    let log = std::mem::take(&mut *handler.log.lock().unwrap());
     let failed = log
         .checkpoints
         .iter()
