@@ -1585,6 +1585,8 @@ export type ActivityTaskScheduledAttributes = {
   heartbeat_timeout?: Duration;
   retry_policy: RetryPolicy;
   workflow_task_completed_event_id: EventId;
+  /** Present (true) when the handler ran attempt 1 inline, started by a checkpoint (docs/protocol.md §5.9). Replay ignores it. */
+  inline?: boolean;
 };
 
 /** Written lazily, when the activity closes, for the attempt that closed it. */
@@ -1879,9 +1881,13 @@ export type WorkflowTaskRequest = {
   history_length: number;
   history_size_bytes: number;
   suggest_continue_as_new: boolean;
+  /** When Baton stops waiting for this push's HTTP answer (push time + the workflow task timeout). docs/protocol.md §5.9. */
+  deadline?: Timestamp;
+  /** The absolute URL of the checkpoint route of the run's namespace, for inline activities (docs/protocol.md §5.9). Absent from older servers. */
+  checkpoint_url?: string;
 };
 
-/** The answer to a workflow task (HTTP 200): exactly one of `commands` (possibly empty) and `failure`. Unknown fields make the answer invalid (a delivery failure). docs/protocol.md §5.2–5.3. */
+/** The answer to a workflow task (HTTP 200): exactly one of `commands` (possibly empty), `failure` and `checkpointed` (the task was completed by a checkpoint, §5.9; recorded as nothing). Unknown fields make the answer invalid (a delivery failure). docs/protocol.md §5.2–5.3. */
 export type WorkflowTaskResponse = {
   commands: WorkflowCommand[];
   /** Recorded in WorkflowTaskCompleted. */
@@ -1894,6 +1900,68 @@ export type WorkflowTaskResponse = {
   identity?: string;
   /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
   force_create_new_workflow_task?: boolean;
+} | {
+  /** Recorded in WorkflowTaskCompleted. */
+  identity?: string;
+  /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
+  force_create_new_workflow_task?: boolean;
+  /** The handler completed this task through checkpoints (docs/protocol.md §5.9). */
+  checkpointed: true;
+};
+
+/** docs/protocol.md §5.9. */
+export type WorkflowTaskCheckpointRequest = {
+  /** The pushed workflow task's token (first checkpoint) or the previous answer's `continuation_token`. */
+  task_token: TaskToken;
+  completions?: CheckpointCompletion[];
+  /** The next activation's commands (§5.2). Absent = completions only, no continuation. */
+  commands?: WorkflowCommand[];
+  /** `activity_id`s of ScheduleActivityTask commands in `commands` that the handler runs itself. */
+  inline?: string[];
+  /** The handler's workflow.now() for the code that produced `commands`; the event_time of every event this checkpoint appends. */
+  workflow_time?: Timestamp;
+  /** Recorded in WorkflowTaskCompleted. */
+  identity?: string;
+};
+
+/** The outcome of one inline attempt (exactly one of `result`, which may be null, `failure` and `canceled`), applied as `activities/complete`, `fail` or `cancel` would. */
+export type CheckpointCompletion = {
+  task_token: TaskToken;
+  result: Payload;
+} | {
+  task_token: TaskToken;
+  failure: Failure;
+} | {
+  task_token: TaskToken;
+  canceled: {
+    details?: Payload;
+  };
+};
+
+/** docs/protocol.md §5.9. */
+export type WorkflowTaskCheckpointResponse = {
+  /** Whether the commands were applied in a speculative workflow task. */
+  continued: boolean;
+  /** For the next checkpoint; present when `continued`. */
+  continuation_token?: TaskToken;
+  completions: Array<{
+    /** False when the attempt's token was stale (nothing applied for it). */
+    accepted: boolean;
+  }>;
+  /** The attempts to run inline, one per `inline` id. */
+  activity_tasks?: Array<{
+    activity_id: string;
+    task_token: TaskToken;
+    attempt: number;
+  }>;
+  /** The events this checkpoint appended. */
+  events?: Event[];
+  /** The commands broke a rule of §5.2; WorkflowTaskFailed was recorded and the task is retried as usual. */
+  workflow_task_failed?: {
+    cause: WorkflowTaskFailedCause;
+    message: string;
+  };
+  server_time: Timestamp;
 };
 
 export type WorkflowTaskFailure = {
