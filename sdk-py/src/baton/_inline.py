@@ -187,8 +187,16 @@ class Session:
         if not answer.get("continued"):
             self._cfg.slots.give(len(ids))
             return CHECKPOINTED
-        await self._accept(answer, ids)
-        await self._loop()
+        try:
+            await self._accept(answer, ids)
+            await self._loop()
+        except Exception:
+            # The task is completed already: the attempts still running are
+            # reported as they finish, the workflow goes on in pushed tasks.
+            log.exception("inline session of workflow %s failed", self._req["workflow_id"])
+            self._continuing = False
+            if self._running:
+                self._detach()
         return CHECKPOINTED
 
     def _pick(self) -> list[str]:
@@ -208,10 +216,10 @@ class Session:
         started = 0
         for t in tasks:
             aid = str(t["activity_id"])
-            if aid not in ids:
+            areq = _attempt_request(self._req, t, events) if aid in ids else None
+            if areq is None:
                 continue
             started += 1
-            areq = _attempt_request(self._req, t, events)
             task = asyncio.get_running_loop().create_task(
                 run_activity(
                     self._cfg.activities,
@@ -380,11 +388,12 @@ class Session:
                     headers=headers,
                     timeout=min(_CHECKPOINT_TIMEOUT, left),
                 )
+                answer = resp.json_object() if resp.status == 200 else None
             except (OSError, asyncio.TimeoutError, ValueError) as err:
                 log.warning("checkpoint to %s failed: %r", self._url, err)
             else:
-                if resp.status == 200:
-                    return resp.json_object()
+                if answer is not None:
+                    return answer
                 log.warning(
                     "checkpoint of workflow %s answered %s: %r",
                     self._req["workflow_id"],
@@ -421,15 +430,22 @@ def _completions(finished: Sequence[_Attempt]) -> list[tuple[_Attempt, dict[str,
 
 def _attempt_request(
     req: WorkflowTaskRequest, task: dict[str, Any], events: Sequence[EventDict]
-) -> ActivityTaskRequest:
+) -> ActivityTaskRequest | None:
     """The activity task an inline attempt runs as, from the events the
-    checkpoint appended (ActivityTaskScheduled and ActivityTaskStarted)."""
+    checkpoint appended (its ActivityTaskScheduled)."""
     aid = str(task["activity_id"])
     scheduled = next(
-        e
-        for e in events
-        if e["event_type"] == "ActivityTaskScheduled" and e["attributes"].get("activity_id") == aid
+        (
+            e
+            for e in events
+            if e["event_type"] == "ActivityTaskScheduled"
+            and e["attributes"].get("activity_id") == aid
+        ),
+        None,
     )
+    if scheduled is None:
+        log.warning("checkpoint handed back activity %s without its event", aid)
+        return None
     started = next(
         (
             e
