@@ -311,7 +311,7 @@ class Session:
                 "task_token": self._token,
                 "completions": wire,
                 "commands": commands,
-                "inline": ids,
+                "inline": ids or None,
                 "workflow_time": workflow_time,
             }
         )
