@@ -111,6 +111,13 @@ def _check_history(events: list[dict[str, Any]], expect: dict[str, Any]) -> None
             and e["attributes"]["scheduled_event_id"] in ids
         ]
         assert closed == [outcome], f"{activity_type}: {closed}"
+    for activity_type, flags in expect.get("activity_inline", {}).items():
+        got = [
+            bool(e["attributes"].get("inline"))
+            for e in scheduled
+            if e["attributes"]["activity_type"] == activity_type
+        ]
+        assert got == flags, f"inline flags of {activity_type}: {got}"
 
 
 def test_every_scenario_has_a_python_feature() -> None:

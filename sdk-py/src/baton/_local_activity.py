@@ -11,6 +11,8 @@ command; when the task's deadline nears first (80 % of its timeout, as
 Temporal does) it answers with what it has and
 ``force_create_new_workflow_task``, and the attempts still running carry on
 in this process for the next task to pick up (a workflow-task heartbeat).
+When the answer schedules activities this app may run inline, an inline
+session (:mod:`baton._inline`) takes over the same instance.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from baton._inline import InlineConfig, PushTiming, Session, checkpoint_url
 from baton._protocol import (
     WorkflowTaskRequest,
     format_duration,
@@ -64,15 +67,19 @@ async def run_workflow_task(
     workflow_pool: concurrent.futures.Executor | None,
     activity_executor: concurrent.futures.Executor | None,
     determinism_checks: bool,
+    inline: InlineConfig | None = None,
+    timing: PushTiming | None = None,
 ) -> dict[str, Any]:
     """The answer to one workflow task push (see the module doc). The
     replay's steps run on ``workflow_pool``, or inline on this loop when it
-    is None."""
+    is None. ``inline`` (with the push's ``timing``) lets the task run its
+    activities in an inline session."""
     if definition is None:
         err = LookupError(f"workflow type {req['workflow_type']!r} is not registered with this app")
         return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
     loop = asyncio.get_running_loop()
-    heartbeat_at = loop.time() + _HEARTBEAT_FRACTION * _task_timeout(req)
+    task_timeout = _task_timeout(req)
+    heartbeat_at = loop.time() + _HEARTBEAT_FRACTION * task_timeout
     inst = WorkflowInstance(definition, req, determinism_checks=determinism_checks)
     ctx = contextvars.copy_context()
 
@@ -113,6 +120,10 @@ async def run_workflow_task(
                     _running.pop(_key(req, la), None)
                     await on_pool(inst.resolve_local_activity, la, task.result())
         commands = await on_pool(inst.commands)
+        url = checkpoint_url(req, inline.base_url) if inline is not None else None
+        if not force and url is not None and inline is not None and timing is not None:
+            session = Session(inst, req, url, inline, timing, on_pool, task_timeout)
+            return await session.run(commands)
     except NonDeterminismError as err:
         return _task_failure("NON_DETERMINISTIC_ERROR", err)
     except WorkflowTaskFailure as err:

@@ -57,6 +57,10 @@ class WorkflowTaskRequest(TypedDict):
     history_length: int
     history_size_bytes: int
     suggest_continue_as_new: bool
+    #: When the server stops waiting for the push's answer (RFC 3339).
+    deadline: NotRequired[str]
+    #: Where inline activities' checkpoints go (docs/protocol.md §5.9).
+    checkpoint_url: NotRequired[str]
 
 
 class ActivityTaskRequest(TypedDict):

@@ -53,7 +53,7 @@ import json
 import logging
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -275,6 +275,8 @@ class _Activity:
         self.command: _Command | None = None
         self.scheduled_event_id = 0
         self.cancel_requested = False
+        # False when the workflow asked for it never to run inline.
+        self.inline = True
 
 
 class LocalActivity:
@@ -431,7 +433,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         """The answer's commands so far. A cancel whose target closed in the
         history (in this activation too: signals ran first) has nothing to
         cancel; the server would refuse it (§14.4)."""
-        return [c.to_wire() for c in self._commands if not self._lenient_unmatched(c)]
+        return [c.to_wire() for c in self._sendable_commands()]
 
     def teardown(self) -> None:
         self._teardown()
@@ -451,6 +453,55 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             return
         self._resolve_local(la, outcome)
         self._run_until_blocked()
+
+    # --- inline activities: the session goes on in this instance ---------------------
+
+    def inline_candidates(self, task_queue: str, registered: Container[str]) -> list[str]:
+        """The activity ids of this activation's ScheduleActivityTask commands
+        that this app may run itself: a type it registers, no other task
+        queue, and not opted out."""
+        out: list[str] = []
+        for c in self._sendable_commands():
+            if c.command_type != "ScheduleActivityTask":
+                continue
+            act = cast(_Activity, c.target)
+            queue = c.attributes.get("task_queue")
+            if act.inline and act.activity_type in registered and queue in (None, task_queue):
+                out.append(act.activity_id)
+        return out
+
+    def _sendable_commands(self) -> list[_Command]:
+        return [c for c in self._commands if not self._lenient_unmatched(c)]
+
+    def committed(self, events: Sequence[EventDict]) -> None:
+        """Takes the events a checkpoint appended for this activation's
+        commands into the history, matching each command to its event (as a
+        replay would), so that event ids stay exact for the next activation."""
+        self._request["history"].extend(events)
+        self._unmatched.extend(self._commands)
+        self._commands = []
+        for i, e in enumerate(events):
+            if e["event_type"] in _COMMAND_EVENTS:
+                self._match(e, events, i)
+        self._expect_all_matched(None)
+        if events and self._info is not None:
+            self._info = dataclasses.replace(self._info, history_length=events[-1]["event_id"])
+
+    def scheduled_event_id(self, activity_id: str) -> int:
+        act = self._activities_by_id.get(activity_id)
+        return act.scheduled_event_id if act is not None else 0
+
+    def resume(self, results: Sequence[EventDict], now: datetime) -> None:
+        """Runs the next activation in this instance, at ``now`` (the
+        ``workflow_time`` of the checkpoint that will carry it), with
+        ``results`` applied: ActivityTaskCompleted events as the checkpoint's
+        completions will record them."""
+        self._now = now
+        self._replaying = False
+        self._activation(list(results))
+
+    def is_closed_run(self) -> bool:
+        return self._closed_by is not None
 
     def _replay(self, *, query: bool) -> list[CommandDict]:
         events = self._request["history"]
@@ -1339,6 +1390,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         cancellation_type: ActivityCancellationType,
         activity_id: str | None,
         result_type: Any,
+        inline: bool,
     ) -> ActivityHandle[Any]:
         name, ret = _activity_name(activity)
         aid = self._next_activity_id(activity_id)
@@ -1366,6 +1418,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             cancellation_type,
             self.create_future(),
         )
+        act.inline = inline
         act.command = _Command("ScheduleActivityTask", attrs, act)
         self._activities_by_id[aid] = act
         self._commands.append(act.command)

@@ -15,6 +15,10 @@ a push never waits for a thread. Only a replay of more than
 ``inline_replay_max_events`` events goes to a small thread pool, so that one
 long history cannot hold the loop for tens of milliseconds. Async
 activities run on the serving loop; sync ones on ``activity_executor``.
+
+Inline activities: when a workflow task schedules activities this app
+registers, the app runs them itself inside the same push and goes on with
+the workflow, checkpointing each step (:mod:`baton._inline`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ import functools
 import json
 import logging
 import os
+import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from baton import _signing, _tracing
 from baton._activity_runner import ServerAccess, run_activity
+from baton._inline import DEFAULT_MAX_INLINE_ATTEMPTS, InlineConfig, PushTiming, Slots
 from baton._local_activity import run_workflow_task
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._schema import args_schema
@@ -102,6 +109,13 @@ class App:
     two-thread pool of their own; sync activities run on
     ``activity_executor`` (default: a 64-thread pool).
 
+    ``inline_activities`` (default on): a workflow task that schedules
+    activities this app registers runs them here, in the same push, and
+    goes on with the workflow, committing each step to the server with a
+    signed checkpoint; at most ``max_inline_attempts`` inline attempts run
+    at once. ``checkpoint_base_url`` replaces the base of the server's
+    ``checkpoint_url`` (when the server is reached under another address).
+
     Use it as an ASGI app (``uvicorn module:app``), mount it in FastAPI or
     Starlette, or point AWS Lambda at ``app.lambda_handler``.
     """
@@ -118,6 +132,9 @@ class App:
         activity_executor: concurrent.futures.Executor | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         inline_replay_max_events: int = DEFAULT_INLINE_REPLAY_MAX_EVENTS,
+        inline_activities: bool = True,
+        max_inline_attempts: int = DEFAULT_MAX_INLINE_ATTEMPTS,
+        checkpoint_base_url: str | None = None,
     ) -> None:
         self._workflows: Mapping[str, _WorkflowDefinition] = _definitions(workflows)
         acts: dict[str, _ActivityDefinition] = {}
@@ -151,6 +168,19 @@ class App:
             max_workers=REPLAY_POOL_THREADS, thread_name_prefix="baton-workflow"
         )
         self._max_body = max_body_bytes
+        if max_inline_attempts < 0:
+            raise ValueError("max_inline_attempts must be >= 0")
+        self._inline: InlineConfig | None = None
+        if inline_activities:
+            self._inline = InlineConfig(
+                activities=self._activities,
+                keys=self._keys,
+                server=self._server,
+                executor=self._executor,
+                base_url=checkpoint_base_url,
+                slots=Slots(max_inline_attempts),
+                identity=f"{SDK_NAME}@{socket.gethostname()}:{os.getpid()}",
+            )
         # One loop per thread: Lambda runs one invocation at a time per
         # process, but a local emulator or a test may call from threads.
         self._lambda = threading.local()
@@ -206,6 +236,22 @@ class App:
         self, method: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
     ) -> Response:
         """Handles one request. ``headers`` must have lower-case names."""
+        return await self._handle(method, headers, body, now=now)
+
+    async def _handle(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        now: float | None = None,
+        serverless: bool = False,
+        platform_deadline: float | None = None,
+    ) -> Response:
+        """:meth:`handle`; ``serverless`` when the process may freeze once it
+        answers, ``platform_deadline`` (monotonic) when the platform stops
+        this invocation."""
+        received = time.monotonic()
         method = method.upper()
         if method in ("GET", "HEAD"):
             r = Response.json(200, self.describe())
@@ -223,15 +269,22 @@ class App:
             return Response.json(400, {"error": f"body is not JSON: {err}"})
         kind = cast("dict[str, Any]", push).get("type") if isinstance(push, dict) else None
         try:
+            signed = headers.get(_signing.TIMESTAMP_HEADER, "")
+            timing = PushTiming(
+                received=received,
+                signed_at=int(signed) if signed.isdigit() else None,
+                platform_deadline=platform_deadline,
+                serverless=serverless,
+            )
             with _tracing.continued(headers, f"baton {kind}"):
-                return await self._dispatch(kind, push)
+                return await self._dispatch(kind, push, timing)
         except (KeyError, TypeError, ValueError) as err:
             # A push this SDK cannot read: the server records the answer as
             # a delivery failure and retries after back-off.
             log.exception("malformed %s push", kind)
             return Response.json(400, {"error": f"malformed {kind} push: {err!r}"})
 
-    async def _dispatch(self, kind: Any, push: Any) -> Response:
+    async def _dispatch(self, kind: Any, push: Any, timing: PushTiming) -> Response:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
@@ -243,6 +296,8 @@ class App:
                 workflow_pool=None if inline else self._workflow_pool,
                 activity_executor=self._executor,
                 determinism_checks=self._checks,
+                inline=self._inline,
+                timing=timing,
             )
             return Response.json(200, answer)
         if kind in ("query", "update_validation"):
@@ -325,8 +380,15 @@ class App:
     def lambda_handler(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Handles a Lambda function URL or API Gateway (HTTP API v2 or REST
         v1) event. Bodies may be base64-encoded (``isBase64Encoded``); the
-        signature is checked on the decoded bytes."""
-        del context
+        signature is checked on the decoded bytes. With the Lambda
+        ``context``, inline activities stop before the invocation's
+        remaining time runs out."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        platform_deadline = (
+            time.monotonic() + float(cast(int, remaining())) / 1000.0
+            if callable(remaining)
+            else None
+        )
         if "requestContext" in event and "http" in (event.get("requestContext") or {}):
             method = str(event["requestContext"]["http"].get("method", "GET"))
         else:
@@ -343,7 +405,11 @@ class App:
             # Kept across invocations: a warm Lambda reuses it.
             loop = asyncio.new_event_loop()
             self._lambda.loop = loop
-        response = loop.run_until_complete(self.handle(method, headers, body))
+        response = loop.run_until_complete(
+            self._handle(
+                method, headers, body, serverless=True, platform_deadline=platform_deadline
+            )
+        )
         return {
             "statusCode": response.status,
             "headers": response.headers,

@@ -409,6 +409,7 @@ class _Runtime:
         cancellation_type: ActivityCancellationType,
         activity_id: str | None,
         result_type: Any,
+        inline: bool,
     ) -> ActivityHandle[Any]:
         raise NotImplementedError
 
@@ -617,6 +618,7 @@ def start_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> ActivityHandle[_R]: ...
 
 
@@ -635,6 +637,7 @@ def start_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> ActivityHandle[_R]: ...
 
 
@@ -653,6 +656,7 @@ def start_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> ActivityHandle[Any]: ...
 
 
@@ -670,12 +674,15 @@ def start_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> ActivityHandle[Any]:
     """Schedules an activity and returns its handle (an asyncio task).
 
     ``activity`` is an ``@activity.defn`` function or an activity type name.
     One of ``start_to_close_timeout`` and ``schedule_to_close_timeout`` is
-    required, as in Temporal.
+    required, as in Temporal. ``inline=False`` keeps the activity from
+    running inline (in this app, inside the workflow task) when the app
+    inlines activities: it is pushed as an ordinary activity task.
     """
     if start_to_close_timeout is None and schedule_to_close_timeout is None:
         raise ValueError("activity needs start_to_close_timeout or schedule_to_close_timeout")
@@ -691,6 +698,7 @@ def start_activity(
         cancellation_type=cancellation_type,
         activity_id=activity_id,
         result_type=result_type,
+        inline=inline,
     )
 
 
@@ -780,6 +788,7 @@ async def execute_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> _R: ...
 
 
@@ -798,6 +807,7 @@ async def execute_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> _R: ...
 
 
@@ -816,6 +826,7 @@ async def execute_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> Any: ...
 
 
@@ -833,6 +844,7 @@ async def execute_activity(
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     activity_id: str | None = None,
     result_type: type | None = None,
+    inline: bool = True,
 ) -> Any:
     """Runs an activity and returns its result; raises
     :class:`baton.exceptions.ActivityError` when it fails for good."""
@@ -849,6 +861,7 @@ async def execute_activity(
         cancellation_type=cancellation_type,
         activity_id=activity_id,
         result_type=result_type,
+        inline=inline,
     )
 
 
