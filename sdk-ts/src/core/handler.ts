@@ -227,6 +227,7 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
     deadlineMs: Date.parse(r.deadline),
     ...(r.heartbeat_timeout !== undefined ? { heartbeatTimeoutMs: msToNumber(r.heartbeat_timeout) } : {}),
     isLocal: false,
+    isInline: false,
   };
   const outcome = await runAttempt(fn, argsFromPayload(r.input), info, heartbeatSender(options, r.namespace, r.task_token));
   return outcome === "async" ? { status: 202, body: null } : activityAnswer(outcome);

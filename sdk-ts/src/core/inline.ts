@@ -221,6 +221,7 @@ export async function runSession(
         deadlineMs: limits.length > 0 ? startedMs + Math.min(...limits) : Number.MAX_SAFE_INTEGER,
         ...(typeof attrs.heartbeat_timeout === "string" ? { heartbeatTimeoutMs: msToNumber(attrs.heartbeat_timeout) } : {}),
         isLocal: false,
+        isInline: true,
       };
       const r: Running = { activityId: t.activity_id, taskToken: t.task_token, done: false, outcome: Promise.resolve("async") };
       r.outcome = config
