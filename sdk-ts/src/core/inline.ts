@@ -103,7 +103,12 @@ function checkpointUrl(request: WorkflowTaskRequest, base: string | undefined): 
 }
 
 /** Sends one signed checkpoint (protocol.md §5.9); retried on a 503 or a failed connection, which applied nothing. */
-async function postCheckpoint(url: string, secrets: readonly string[], body: wire.WorkflowTaskCheckpointRequest): Promise<wire.WorkflowTaskCheckpointResponse> {
+async function postCheckpoint(
+  url: string,
+  secrets: readonly string[],
+  body: wire.WorkflowTaskCheckpointRequest,
+  deadlineMs: number = Date.now() + CHECKPOINT_TIMEOUT_MS,
+): Promise<wire.WorkflowTaskCheckpointResponse> {
   const text = encoder.encode(JSON.stringify(body));
   let last: CheckpointError | undefined;
   for (let attempt = 0; attempt < CHECKPOINT_TRIES; attempt++) {
@@ -118,7 +123,7 @@ async function postCheckpoint(url: string, secrets: readonly string[], body: wir
     };
     let resp: Response;
     try {
-      resp = await fetch(url, { method: "POST", headers, body: text as BufferSource, signal: AbortSignal.timeout(CHECKPOINT_TIMEOUT_MS) });
+      resp = await fetch(url, { method: "POST", headers, body: text as BufferSource, signal: AbortSignal.timeout(Math.max(1, Math.min(CHECKPOINT_TIMEOUT_MS, deadlineMs - Date.now()))) });
     } catch (err) {
       // A connection that was never made applied nothing; a timeout may have.
       const refused = err instanceof TypeError;
@@ -174,7 +179,7 @@ export async function runSession(
       inline: first.map((a) => a.activity_id),
       workflow_time: new Date(instance.nowMs).toISOString(),
       ...identity,
-    });
+    }, end);
   } catch (err) {
     // Nothing was applied that the answer would not apply: answer the push as usual.
     giveBack(first.length);
@@ -280,7 +285,7 @@ export async function runSession(
         }
       }
       if (next === undefined || !("commands" in next)) {
-        await postCheckpoint(url, config.secrets, { task_token: token, completions, ...identity });
+        await postCheckpoint(url, config.secrets, { task_token: token, completions, ...identity }, end);
         break;
       }
       const scheduled = choose();
@@ -291,7 +296,7 @@ export async function runSession(
         inline: scheduled.map((a) => a.activity_id),
         workflow_time: new Date(workflowTime()).toISOString(),
         ...identity,
-      });
+      }, end);
       if (!reply.continued || reply.continuation_token === undefined) {
         giveBack(scheduled.length);
         break;
