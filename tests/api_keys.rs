@@ -162,10 +162,15 @@ async fn every_route_answers_each_role_and_namespace_as_the_rules_say(db: Db) {
     for (method, template) in spec_routes() {
         let need = expected_need(&method, &template);
         let namespaced = template.contains("{namespace}");
-        // The one public route: a webhook delivery, authenticated by its
-        // signature (tests/webhooks.rs).
-        let public =
-            method == "POST" && template == "/api/v1/namespaces/{namespace}/webhooks/{source_id}";
+        // The public routes: a webhook delivery and a handler's
+        // checkpoint, each authenticated by its signature
+        // (tests/webhooks.rs, tests/inline.rs).
+        let public = method == "POST"
+            && [
+                "/api/v1/namespaces/{namespace}/webhooks/{source_id}",
+                "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint",
+            ]
+            .contains(&template.as_str());
         for ns in ["alpha", "beta"] {
             if ns == "beta" && !namespaced {
                 continue;

@@ -1372,6 +1372,14 @@ impl Sim {
             history_length: (self.history.len() + view.transient_events.len()) as i64,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
+            deadline: view
+                .token
+                .started_at
+                .saturating_add(s.workflow_task_timeout),
+            checkpoint_url: Some(format!(
+                "http://127.0.0.1:7233/api/v1/namespaces/{}/workflow-tasks/checkpoint",
+                s.namespace
+            )),
         });
         pushed(&request)
     }

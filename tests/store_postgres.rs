@@ -193,6 +193,7 @@ fn tick(state: &mut RunState, expected_version: i64, tick: i64, task: Task) -> R
         events: vec![event],
         effects: vec![enqueue],
         next_run: None,
+        checkpoint: None,
     };
     RunChange {
         expected_version: Some(expected_version),

@@ -53,7 +53,8 @@ const ID_PREFIX: &str = "bk_";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
     /// No key: a webhook delivery, authenticated by the sender's
-    /// signature over it (`webhooks::receive`).
+    /// signature over it (`webhooks::receive`), or a handler's checkpoint,
+    /// signed with its endpoint's push secret (`checkpoint`).
     Signature,
     /// Any valid key (the route shows each key only what it may see).
     AnyKey,
@@ -103,6 +104,7 @@ const ROUTES: &[(Method, &str, Need)] = &[
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/fail", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/cancel", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/heartbeat", WRITE),
+    (Method::POST, "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint", Need::Signature),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", READ),
     (Method::POST, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", WRITE),

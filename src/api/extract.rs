@@ -51,17 +51,23 @@ impl<S: Send + Sync, T: Body> FromRequest<S> for AppJson<T> {
             }
             Err(e) => return Err(ApiError::BadRequest(e.body_text())),
         };
-        // Only a body that spells the escape can hold a NUL (JSON has no
-        // raw control characters in strings), so most bodies skip the walk.
-        if contains(&bytes, br"\u0000") {
-            if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-                refuse_nul_in_json(&value, &mut String::new(), T::PAYLOADS)?;
-            }
+        parse_body(&bytes)
+    }
+}
+
+/// A body already read (a signed one, whose bytes were verified first),
+/// checked as [`AppJson`] checks what it extracts.
+pub(super) fn parse_body<T: Body>(bytes: &[u8]) -> Result<AppJson<T>, ApiError> {
+    // Only a body that spells the escape can hold a NUL (JSON has no
+    // raw control characters in strings), so most bodies skip the walk.
+    if contains(bytes, br"\u0000") {
+        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+            refuse_nul_in_json(&value, &mut String::new(), T::PAYLOADS)?;
         }
-        match axum::Json::<Object<T>>::from_bytes(&bytes) {
-            Ok(axum::Json(Object(v))) => Ok(AppJson(v)),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
+    }
+    match axum::Json::<Object<T>>::from_bytes(bytes) {
+        Ok(axum::Json(Object(v))) => Ok(AppJson(v)),
+        Err(e) => Err(ApiError::BadRequest(e.body_text())),
     }
 }
 

@@ -8,6 +8,7 @@ mod access;
 mod activities;
 mod apikeys;
 mod batches;
+mod checkpoint;
 mod dev;
 mod endpoints;
 mod error;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoints::router())
         .merge(workflows::router())
         .merge(activities::router())
+        .merge(checkpoint::router())
         .merge(schedules::router())
         .merge(batches::router())
         .merge(apikeys::router())

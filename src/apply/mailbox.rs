@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::engine::{Command, RunState};
+use crate::engine::{CheckpointReport, Command, RunState};
 use crate::ids::{Namespace, RunId};
 
 use super::Error;
@@ -61,9 +61,13 @@ pub(super) struct CommandOp {
     /// caller could retry it. API calls fail fast instead (their client
     /// retries).
     pub durable: bool,
-    pub reply: oneshot::Sender<Result<Arc<RunState>, Error>>,
+    pub reply: oneshot::Sender<Result<Applied, Error>>,
     pub _permit: OwnedSemaphorePermit,
 }
+
+/// An accepted command's answer: the committed state, and what a
+/// checkpoint did.
+pub(super) type Applied = (Arc<RunState>, Option<Box<CheckpointReport>>);
 
 /// A batch taken from a mailbox.
 pub(super) enum Batch {

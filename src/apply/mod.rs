@@ -27,7 +27,7 @@ use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
     Limits, Rejection, Reset, RunState, Signal, StartDecision, StartRun, Transition,
 };
-use crate::ids::{Namespace, RunId};
+use crate::ids::{Namespace, RunId, TaskQueue};
 use crate::readiness;
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, ScheduleRecord, Store};
 use crate::telemetry;
@@ -204,7 +204,20 @@ impl Applier {
         run_id: RunId,
         cmd: Command,
     ) -> Result<Arc<RunState>, Error> {
-        self.submit(ns, run_id, cmd, false).await
+        Ok(self.submit(ns, run_id, cmd, false).await?.0)
+    }
+
+    /// Applies a checkpoint (docs/protocol.md §5.9) as [`Self::apply`]
+    /// would, and returns what it did with the committed state.
+    pub async fn checkpoint(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        checkpoint: engine::Checkpoint,
+    ) -> Result<(Arc<RunState>, engine::CheckpointReport), Error> {
+        let cmd = Command::Checkpoint(Box::new(checkpoint));
+        let (state, report) = self.submit(ns, run_id, cmd, false).await?;
+        Ok((state, report.map(|r| *r).unwrap_or_default()))
     }
 
     /// Records the outcome of work this node carried out (a push's answer,
@@ -219,7 +232,7 @@ impl Applier {
         run_id: RunId,
         cmd: Command,
     ) -> Result<Arc<RunState>, Error> {
-        self.submit(ns, run_id, cmd, true).await
+        Ok(self.submit(ns, run_id, cmd, true).await?.0)
     }
 
     async fn submit(
@@ -228,7 +241,7 @@ impl Applier {
         run_id: RunId,
         cmd: Command,
         durable: bool,
-    ) -> Result<Arc<RunState>, Error> {
+    ) -> Result<mailbox::Applied, Error> {
         let permit = self.mailboxes.permit().await;
         let (reply, rx) = oneshot::channel();
         let op = mailbox::Op::Command(mailbox::CommandOp {
@@ -327,12 +340,13 @@ impl Applier {
                 continue;
             }
             if !batch.changed() {
-                reply_each(ops, batch.results, None);
+                reply_each(ops, batch.results, batch.reports, None);
                 return;
             }
             let engine::Batch {
                 transition,
                 results,
+                reports,
             } = batch;
             // The next run of the chain (continue-as-new, a retry) starts
             // in the same commit that closes this one.
@@ -366,7 +380,7 @@ impl Applier {
                 .await
             {
                 Ok(mut states) => {
-                    reply_each(ops, results, Some(states.remove(0)));
+                    reply_each(ops, results, reports, Some(states.remove(0)));
                     return;
                 }
                 Err(store::Error::Conflict) => {
@@ -862,6 +876,22 @@ impl Applier {
         states
     }
 
+    /// The task queue and pinned endpoint version of a run, from this
+    /// node's cache or the store; `None` if there is no such run.
+    pub async fn pin_of(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+    ) -> Result<Option<(TaskQueue, Option<String>)>, store::Error> {
+        let record = match self.cache.get(run_id) {
+            Some(r) => Some(r),
+            None => self.store.load_run(ns, run_id).await?,
+        };
+        Ok(record
+            .filter(|r| r.state.namespace == *ns)
+            .map(|r| (r.state.task_queue, r.state.pinned_version)))
+    }
+
     /// The whole persisted history of the run `state` describes.
     pub async fn history(&self, state: &RunState) -> Result<Arc<Vec<Event>>, store::Error> {
         if let Some(h) = self.cache.history(state) {
@@ -980,7 +1010,7 @@ fn reply_all(
     result: impl Fn(&mailbox::CommandOp) -> Result<Arc<RunState>, Error>,
 ) {
     for op in ops {
-        let res = result(&op);
+        let res = result(&op).map(|state| (state, None));
         let _ = op.reply.send(res);
     }
 }
@@ -990,11 +1020,12 @@ fn reply_all(
 fn reply_each(
     ops: Vec<mailbox::CommandOp>,
     results: Vec<Result<(), Rejection>>,
+    reports: Vec<Option<Box<engine::CheckpointReport>>>,
     state: Option<Arc<RunState>>,
 ) {
-    for (op, res) in ops.into_iter().zip(results) {
+    for ((op, res), report) in ops.into_iter().zip(results).zip(reports) {
         let res = match (res, &state) {
-            (Ok(()), Some(state)) => Ok(state.clone()),
+            (Ok(()), Some(state)) => Ok((state.clone(), report)),
             (Ok(()), None) => Err(Error::Failed("nothing was committed".into())),
             (Err(r), _) => Err(Error::Rejected(r)),
         };

@@ -138,6 +138,12 @@ struct NodeArgs {
     /// Do not serve the web UI at `/ui/`.
     #[arg(long)]
     no_ui: bool,
+    /// The URL handlers reach this node's API at, e.g.
+    /// `https://baton.example.com`: workflow task pushes carry the
+    /// checkpoint URL built from it (docs/protocol.md §5.9). Default:
+    /// `http://` (or `https://`) and the listen address.
+    #[arg(long, env = "BATON_PUBLIC_URL")]
+    public_url: Option<String>,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// per line, with the trace and span ids of the request or push).
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -294,6 +300,10 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         dispatch: dispatch::Options {
             claim: claim.clone(),
             drain_timeout: duration(node.drain_timeout),
+            public_url: node
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
             ..dispatch::Options::default()
         },
         timers: claim,

@@ -12,20 +12,29 @@ use crate::time::Duration;
 use super::client::Delivery;
 use super::wire::{self, ActivityTaskResponse, WorkflowTaskResponse};
 
-/// The command a workflow task push's outcome records (protocol.md §5.4).
+/// The command a workflow task push's outcome records (protocol.md §5.4);
+/// `None` for `{"checkpointed": true}`, which records nothing.
 pub(super) fn workflow_task(
     token: WorkflowTaskToken,
     delivery: Delivery,
     task_timeout: Duration,
-) -> Command {
-    match delivery {
+) -> Option<Command> {
+    Some(match delivery {
         Delivery::Answered { status, body } if status == StatusCode::OK => {
             match wire::parse::<WorkflowTaskResponse>(&body) {
+                Ok(WorkflowTaskResponse {
+                    commands: None,
+                    failure: None,
+                    identity: None,
+                    force_create_new_workflow_task: false,
+                    checkpointed: true,
+                }) => return None,
                 Ok(WorkflowTaskResponse {
                     commands: Some(commands),
                     failure: None,
                     identity,
                     force_create_new_workflow_task,
+                    checkpointed: false,
                 }) => Command::CompleteWorkflowTask {
                     token,
                     commands,
@@ -37,6 +46,7 @@ pub(super) fn workflow_task(
                 Ok(WorkflowTaskResponse {
                     commands: None,
                     failure: Some(f),
+                    checkpointed: false,
                     ..
                 }) => Command::FailWorkflowTask {
                     token,
@@ -45,7 +55,7 @@ pub(super) fn workflow_task(
                 },
                 Ok(_) => undelivered(
                     token,
-                    "answer must carry exactly one of `commands` and `failure`",
+                    "answer must carry exactly one of `commands`, `failure` and `checkpointed`",
                 ),
                 Err(e) => undelivered(token, format!("unparseable answer: {e}")),
             }
@@ -60,7 +70,7 @@ pub(super) fn workflow_task(
             timed_out: true,
             error: format!("no answer within {task_timeout}"),
         },
-    }
+    })
 }
 
 /// What an activity task push's outcome records (protocol.md §6.2).
@@ -253,6 +263,15 @@ mod tests {
                 ),
                 "failed",
             ),
+            (answered(200, r#"{"checkpointed": true}"#), "nothing"),
+            (
+                answered(200, r#"{"checkpointed": true, "commands": []}"#),
+                "undelivered (timed out: false)",
+            ),
+            (
+                answered(200, r#"{"checkpointed": false}"#),
+                "undelivered (timed out: false)",
+            ),
             (Delivery::TimedOut, "undelivered (timed out: true)"),
             (answered(200, "not json"), "undelivered (timed out: false)"),
             (
@@ -280,7 +299,8 @@ mod tests {
         for (delivery, expected) in rows {
             let shown = format!("{delivery:?}");
             let cmd = workflow_task(wt(), delivery, timeout);
-            assert_eq!(kind(&cmd), expected, "{shown}");
+            let shown_cmd = cmd.as_ref().map_or("nothing".into(), kind);
+            assert_eq!(shown_cmd, expected, "{shown}");
         }
     }
 

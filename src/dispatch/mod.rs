@@ -76,6 +76,10 @@ pub struct Options {
     /// At shutdown, how long pushes already sent may take to be answered
     /// (see "Shutdown" in the module docs).
     pub drain_timeout: Duration,
+    /// The API's URL as handlers reach it, without a trailing slash:
+    /// workflow task pushes carry the checkpoint URL built from it
+    /// (docs/protocol.md §5.9), and none without it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +88,7 @@ impl Default for Options {
             max_response_bytes: 8 * 1024 * 1024,
             claim: claim::Options::default(),
             drain_timeout: Duration::from_secs(20),
+            public_url: None,
         }
     }
 }
@@ -439,6 +444,12 @@ impl Inner {
             history,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
+            deadline: token.started_at.saturating_add(state.workflow_task_timeout),
+            checkpoint_url: self
+                .options
+                .public_url
+                .as_ref()
+                .map(|base| format!("{base}/api/v1/namespaces/{ns}/workflow-tasks/checkpoint")),
         });
         let target = PushTarget {
             namespace: &ns.0,
@@ -459,7 +470,11 @@ impl Inner {
                 state.trace_context.as_ref(),
             )
             .await;
-        let mut cmd = answer::workflow_task(token, delivery, state.workflow_task_timeout);
+        // A session of checkpoints completed the task already.
+        let Some(mut cmd) = answer::workflow_task(token, delivery, state.workflow_task_timeout)
+        else {
+            return;
+        };
         if let Command::CompleteWorkflowTask {
             commands,
             search_attributes,

@@ -93,6 +93,11 @@ pub struct WorkflowTaskRequest<'a> {
     pub history_length: i64,
     pub history_size_bytes: u64,
     pub suggest_continue_as_new: bool,
+    /// When the dispatcher stops waiting for the answer.
+    pub deadline: Timestamp,
+    /// Where the handler sends checkpoints (docs/protocol.md §5.9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,6 +207,10 @@ pub struct WorkflowTaskResponse {
     /// (docs/protocol.md §5.2.1).
     #[serde(default)]
     pub force_create_new_workflow_task: bool,
+    /// The handler completed the task through checkpoints
+    /// (docs/protocol.md §5.9): nothing to record.
+    #[serde(default)]
+    pub checkpointed: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@
 use super::command::Command;
 use super::effect::{Dispatch, Effect};
 use super::state::RunState;
-use super::{decide, Ctx, Rejection, Transition};
+use super::{decide, CheckpointReport, Ctx, Rejection, Transition};
 
 /// The outcome of [`decide_all`].
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Batch {
     pub transition: Transition,
     /// One result per command, in the order given.
     pub results: Vec<Result<(), Rejection>>,
+    /// Per command: what a checkpoint did (`None` for other commands).
+    pub reports: Vec<Option<Box<CheckpointReport>>>,
 }
 
 impl Batch {
@@ -33,17 +35,22 @@ impl Batch {
 pub fn decide_all(state: &RunState, cmds: Vec<Command>, ctx: &Ctx) -> Batch {
     let mut current: Option<Transition> = None;
     let mut results = Vec::with_capacity(cmds.len());
+    let mut reports = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         let base = current.as_ref().map_or(state, |t| &t.state);
         match decide(base, cmd, ctx) {
-            Ok(next) => {
+            Ok(mut next) => {
+                reports.push(next.checkpoint.take());
                 current = Some(match current.take() {
                     None => next,
                     Some(acc) => merge(acc, next),
                 });
                 results.push(Ok(()));
             }
-            Err(rejection) => results.push(Err(rejection)),
+            Err(rejection) => {
+                reports.push(None);
+                results.push(Err(rejection));
+            }
         }
     }
     let transition = current.unwrap_or_else(|| Transition {
@@ -51,10 +58,12 @@ pub fn decide_all(state: &RunState, cmds: Vec<Command>, ctx: &Ctx) -> Batch {
         events: Vec::new(),
         effects: Vec::new(),
         next_run: None,
+        checkpoint: None,
     });
     Batch {
         transition,
         results,
+        reports,
     }
 }
 

@@ -16,7 +16,7 @@ use super::failure::{Failure, RetryState};
 use super::policy::IdReusePolicy;
 use super::retry::RetryPolicySpec;
 use super::search::{Registry, SearchAttributes};
-use super::token::{ActivityToken, WorkflowTaskToken};
+use super::token::{ActivityToken, ContinuationToken, WorkflowTaskToken};
 
 /// Everything needed to create a run; the first input of every run.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,6 +229,43 @@ pub enum Command {
         initiated_event_id: i64,
         cause: ExternalWorkflowExecutionFailedCause,
     },
+    /// A handler commits a step of a workflow task that runs activities
+    /// inline (docs/protocol.md §5.9).
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// A checkpoint, after parsing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub from: CheckpointFrom,
+    /// Outcomes of inline attempts, in the request's order.
+    pub completions: Vec<(ActivityToken, InlineOutcome)>,
+    /// The next activation's commands; `None`: completions only.
+    pub commands: Option<Vec<WorkflowCommand>>,
+    /// Activity ids among `commands` that the handler runs itself.
+    pub inline: Vec<ActivityId>,
+    /// The handler's workflow time for `commands` (continuations).
+    pub workflow_time: Option<Timestamp>,
+    pub identity: Option<String>,
+    /// The namespace's search attributes, for the commands.
+    pub search_attributes: Registry,
+}
+
+/// What a checkpoint continues.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CheckpointFrom {
+    /// The first checkpoint of a session: the pushed workflow task.
+    WorkflowTask(WorkflowTaskToken),
+    /// A later one: the previous checkpoint's continuation.
+    Continuation(ContinuationToken),
+}
+
+/// How an inline attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InlineOutcome {
+    Completed(Value),
+    Failed(Failure),
+    Canceled(Option<Value>),
 }
 
 /// The audited change of a run's pinned version.

@@ -364,6 +364,10 @@ pub struct ActivityTaskScheduled {
     pub heartbeat_timeout: Option<Duration>,
     pub retry_policy: RetryPolicy,
     pub workflow_task_completed_event_id: i64,
+    /// Attempt 1 was started by a checkpoint and run by the handler itself
+    /// (docs/protocol.md §5.9); replay ignores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
 }
 
 /// Written lazily, as Temporal does: only when the activity closes, carrying

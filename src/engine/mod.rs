@@ -53,12 +53,12 @@ mod tests;
 
 pub use batch::{decide_all, Batch};
 pub use command::{
-    CancelTimer, CancelWorkflowExecution, Chain, ChildOutcome, Command, CompleteWorkflowExecution,
-    CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution, FailWorkflowExecution, MoveToVersion,
-    RecordMarker, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
-    ResetPoint, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, StartRun, StartTimer, TraceContext, Update,
-    UpsertWorkflowSearchAttributes, WorkflowCommand,
+    CancelTimer, CancelWorkflowExecution, Chain, Checkpoint, CheckpointFrom, ChildOutcome, Command,
+    CompleteWorkflowExecution, CompleteWorkflowUpdate, ContinueAsNewWorkflowExecution,
+    FailWorkflowExecution, InlineOutcome, MoveToVersion, RecordMarker, RequestCancelActivityTask,
+    RequestCancelExternalWorkflowExecution, Reset, ResetPoint, ScheduleActivityTask, Signal,
+    SignalExternalWorkflowExecution, StartChildWorkflowExecution, StartRun, StartTimer,
+    TraceContext, Update, UpsertWorkflowSearchAttributes, WorkflowCommand,
 };
 pub use decide::{
     child_outcome, decide, reset, start, start_decision, start_with_signal, terminate_for_reset,
@@ -81,9 +81,11 @@ pub use state::{
     Activity, ActivityOutcome, ActivityPhase, Buffered, BufferedEntry, Child, ChildPhase, RunState,
     RunStatus, Timer, UpdateStage, UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
-pub use token::{ActivityToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken};
+pub use token::{
+    ActivityToken, ContinuationToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken,
+};
 
-use crate::ids::RunId;
+use crate::ids::{ActivityId, RunId};
 use crate::time::{Duration, Timestamp};
 
 /// What the engine may know besides the run: the time, the limits, and a
@@ -153,6 +155,25 @@ pub struct Transition {
     /// edge starts this run in the same commit, through the common start
     /// path (`engine::start`).
     pub next_run: Option<Box<StartRun>>,
+    /// What a checkpoint command did, for its answer.
+    pub checkpoint: Option<Box<CheckpointReport>>,
+}
+
+/// What a checkpoint did (docs/protocol.md §5.9), beside its transition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointReport {
+    /// Per completion, in order: applied (false: its token was stale).
+    pub accepted: Vec<bool>,
+    /// The commands were applied as a workflow task's answer and the
+    /// session may go on.
+    pub continued: bool,
+    /// The attempts the handler runs inline: activity id and scheduled
+    /// event id (attempt 1).
+    pub inline_attempts: Vec<(ActivityId, i64)>,
+    /// The commands broke a rule; WorkflowTaskFailed was recorded.
+    pub workflow_task_failed: Option<(event::WorkflowTaskFailedCause, String)>,
+    /// The events the checkpoint appended, when it continued.
+    pub events: Vec<event::Event>,
 }
 
 /// A command the engine refuses. Nothing is written.

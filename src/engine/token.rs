@@ -3,9 +3,10 @@
 //! refused and changes nothing.
 //!
 //! On the wire a token is opaque: base64url of
-//! `v1:<namespace>:<run id>:w:<seq>:<attempt>:<started ms>` for workflow tasks
-//! and `v1:<namespace>:<run id>:a:<scheduled event id>:<attempt>` for
-//! activities.
+//! `v1:<namespace>:<run id>:w:<seq>:<attempt>:<started ms>` for workflow tasks,
+//! `v1:<namespace>:<run id>:a:<scheduled event id>:<attempt>` for
+//! activities and `v1:<namespace>:<run id>:c:<last event id>:<its time ms>`
+//! for the continuation of a checkpoint session (docs/protocol.md §5.9).
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,16 @@ pub struct ActivityToken {
     pub attempt: u32,
 }
 
+/// A checkpoint's continuation: current while the run's last event is
+/// still the one the checkpoint appended last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContinuationToken {
+    pub last_event_id: i64,
+    /// That event's time: the earliest `workflow_time` the next checkpoint
+    /// may give.
+    pub last_event_time: Timestamp,
+}
+
 /// A token with the run it belongs to, as handed to SDKs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskToken {
@@ -44,6 +55,7 @@ pub struct TaskToken {
 pub enum TokenKind {
     Workflow(WorkflowTaskToken),
     Activity(ActivityToken),
+    Continuation(ContinuationToken),
 }
 
 impl fmt::Display for TaskToken {
@@ -60,6 +72,13 @@ impl fmt::Display for TaskToken {
             TokenKind::Activity(t) => format!(
                 "v1:{}:{}:a:{}:{}",
                 self.namespace, self.run_id, t.scheduled_event_id, t.attempt
+            ),
+            TokenKind::Continuation(t) => format!(
+                "v1:{}:{}:c:{}:{}",
+                self.namespace,
+                self.run_id,
+                t.last_event_id,
+                t.last_event_time.millis()
             ),
         };
         f.write_str(&URL_SAFE_NO_PAD.encode(raw))
@@ -85,6 +104,16 @@ impl FromStr for TaskToken {
         }
         let namespace = Namespace(parts[1].to_owned());
         let run_id = parts[2].parse().map_err(|_| TokenError)?;
+        if (parts[3], parts.len()) == ("c", 6) {
+            return Ok(TaskToken {
+                namespace,
+                run_id,
+                task: TokenKind::Continuation(ContinuationToken {
+                    last_event_id: num(4)?,
+                    last_event_time: Timestamp(num(5)?),
+                }),
+            });
+        }
         let attempt = u32::try_from(num(5)?).map_err(|_| TokenError)?;
         let task = match (parts[3], parts.len()) {
             ("w", 7) => TokenKind::Workflow(WorkflowTaskToken {
@@ -122,6 +151,10 @@ mod tests {
             TokenKind::Activity(ActivityToken {
                 scheduled_event_id: 5,
                 attempt: 7,
+            }),
+            TokenKind::Continuation(ContinuationToken {
+                last_event_id: 11,
+                last_event_time: Timestamp(1_700_000_000_030),
             }),
         ] {
             let t = TaskToken {

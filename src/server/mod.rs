@@ -116,7 +116,7 @@ pub async fn open_store(
 }
 
 /// Starts a node: binds, then runs the services in the background.
-pub async fn start(options: Options) -> anyhow::Result<Running> {
+pub async fn start(mut options: Options) -> anyhow::Result<Running> {
     crate::telemetry::install();
     let skipping = options
         .time_skipping
@@ -132,6 +132,14 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    options.dispatch.public_url.get_or_insert_with(|| {
+        let mut reach = addr;
+        if reach.ip().is_unspecified() {
+            reach.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("{scheme}://{reach}")
+    });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let transport = Arc::new(dispatch::HttpTransport::new(
         options.dispatch.max_response_bytes,
@@ -152,7 +160,6 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     if options.ui {
         router = router.merge(crate::ui::router());
     }
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let (listener_shutdown, listener_rx) = watch::channel(false);
     let listener = tokio::spawn(connection::serve(listener, router, acceptor, listener_rx));
     tracing::info!(%addr, scheme, "baton listening");

@@ -204,6 +204,7 @@ pub(crate) fn effects_only(state: &RunState, effects: Vec<Effect>) -> Transition
         events: Vec::new(),
         effects,
         next_run: None,
+        checkpoint: None,
     }
 }
 
@@ -618,6 +619,7 @@ async fn history_pages(store: Arc<dyn Store>) {
         events,
         effects: Vec::new(),
         next_run: None,
+        checkpoint: None,
     };
     store
         .commit(&[update(1, transition)])

@@ -232,6 +232,7 @@ impl Builder<'_> {
             .unwrap_or_default()
             .resolve()
             .unwrap_or_default();
+        let inline = self.inline.contains(&a.activity_id);
         let sched = self.append(EventAttributes::ActivityTaskScheduled(
             ActivityTaskScheduled {
                 activity_id: a.activity_id,
@@ -246,6 +247,7 @@ impl Builder<'_> {
                 heartbeat_timeout: t.heartbeat,
                 retry_policy,
                 workflow_task_completed_event_id: completed,
+                inline,
             },
         ));
         if let Some(s2c) = t.schedule_to_close {
@@ -255,6 +257,14 @@ impl Builder<'_> {
             );
         }
         self.start_activity_attempt(sched);
+        if inline {
+            // Started, with its timers armed, but run by the handler that
+            // sent the checkpoint: nothing is pushed.
+            self.effects.retain(|e| {
+                !matches!(e, Effect::Dispatch(Dispatch::ActivityTask { scheduled_event_id })
+                    if *scheduled_event_id == sched)
+            });
+        }
     }
 
     pub(super) fn activity_mut(&mut self, sched: i64) -> &mut Activity {

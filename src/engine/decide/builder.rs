@@ -13,6 +13,7 @@ use crate::engine::effect::{Effect, Task};
 use crate::engine::event::*;
 use crate::engine::state::{ActivityOutcome, Buffered, BufferedEntry, RunState};
 use crate::engine::{Ctx, Transition};
+use crate::ids::ActivityId;
 use crate::time::{Duration, Timestamp};
 
 /// A transition under construction: a private copy of the state plus what
@@ -26,6 +27,16 @@ pub(super) struct Builder<'a> {
     /// workflow must be told by a new workflow task.
     pub(super) canceled_unstarted_activity: bool,
     pub(super) next_run: Option<Box<StartRun>>,
+    /// Activity ids whose first attempt a checkpoint starts inline: not
+    /// pushed (docs/protocol.md §5.9).
+    pub(super) inline: Vec<ActivityId>,
+    /// A continuing checkpoint: events from outside the workflow-task
+    /// cycle are appended without scheduling a task, since the checkpoint
+    /// appends its speculative one.
+    pub(super) hold_workflow_task: bool,
+    /// Why the workflow task this transition answered was refused, if it
+    /// was (a checkpoint reports it).
+    pub(super) workflow_task_failed: Option<(WorkflowTaskFailedCause, String)>,
 }
 
 impl<'a> Builder<'a> {
@@ -37,6 +48,9 @@ impl<'a> Builder<'a> {
             ctx,
             canceled_unstarted_activity: false,
             next_run: None,
+            inline: Vec::new(),
+            hold_workflow_task: false,
+            workflow_task_failed: None,
         }
     }
 
@@ -70,6 +84,7 @@ impl<'a> Builder<'a> {
             events: self.events,
             effects: self.effects,
             next_run: self.next_run,
+            checkpoint: None,
         }
     }
 
@@ -114,8 +129,9 @@ impl<'a> Builder<'a> {
         if self.state.workflow_task.is_some() {
             let time = self.now();
             self.state.buffered.push(Buffered { time, entry });
-        } else if self.backing_off() {
-            // The first workflow task, due at the back-off's end, sees it.
+        } else if self.backing_off() || self.hold_workflow_task {
+            // The first workflow task, due at the back-off's end, sees it;
+            // or the checkpoint's speculative task does.
             self.append_entry(entry, self.now());
         } else {
             self.append_entry(entry, self.now());

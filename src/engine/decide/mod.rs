@@ -14,6 +14,8 @@
 //!   `versions`: one concern each;
 //! - `chains`: closing a run into the next one (continue-as-new, retries)
 //!   and reset;
+//! - `checkpoint`: the steps of a workflow task that runs activities
+//!   inline (docs/protocol.md §5.9);
 //! - `children`: child workflows and requests to other workflows.
 //!
 //! Everything here sits above the engine's types (`event`, `command`,
@@ -24,6 +26,7 @@ mod activities;
 mod builder;
 mod cancellation;
 mod chains;
+mod checkpoint;
 mod children;
 mod signals;
 mod start;
@@ -117,6 +120,7 @@ pub fn decide(state: &RunState, cmd: Command, ctx: &Ctx) -> Result<Transition, R
             initiated_event_id,
             cause,
         } => b.external_request_done(initiated_event_id, Some(cause))?,
+        Command::Checkpoint(cp) => return checkpoint::checkpoint(state, *cp, ctx),
         Command::RequestCancelWorkflow {
             reason,
             request_id: _,

@@ -42,7 +42,7 @@ pub fn workflow_task_view(state: &RunState, ctx: &Ctx) -> Option<WorkflowTaskVie
     Some(view(state, task, ctx.now, &ctx.limits))
 }
 
-fn view(
+pub(super) fn view(
     state: &RunState,
     task: &WorkflowTask,
     started_at: Timestamp,
@@ -244,7 +244,8 @@ impl Builder<'_> {
                 } else {
                     unhandled && self.flush_buffered()
                 };
-                self.state.last_workflow_task_failure = Some(message);
+                self.state.last_workflow_task_failure = Some(message.clone());
+                self.workflow_task_failed = Some((cause, message));
                 if unhandled && had_new_events {
                     // The workflow simply has not seen the new events yet.
                     self.schedule_workflow_task();
