@@ -120,9 +120,12 @@ async function serveCounting(handler: FetchHandler, pushes: Push[]): Promise<Ser
   return serveHandler(async (req) => {
     if (req.method !== "POST") return handler(req);
     const body = (await req.clone().json()) as { type: string; workflow_id: string; deadline?: string };
+    // Kept on arrival: a session's last checkpoint may close the run before the push is answered.
+    const push: Push = { type: body.type, workflowId: body.workflow_id, ...(body.deadline !== undefined ? { deadline: body.deadline } : {}), answeredMs: Infinity, answer: undefined };
+    pushes.push(push);
     const resp = await handler(req);
-    const answer: unknown = resp.status === 200 ? await resp.clone().json() : resp.status;
-    pushes.push({ type: body.type, workflowId: body.workflow_id, ...(body.deadline !== undefined ? { deadline: body.deadline } : {}), answeredMs: Date.now(), answer });
+    push.answer = resp.status === 200 ? await resp.clone().json() : resp.status;
+    push.answeredMs = Date.now();
     return resp;
   });
 }
@@ -166,6 +169,7 @@ describe("inline activities against baton dev", { skip: SKIP_WITHOUT_BINARY }, (
     assert.deepEqual(r.info, { attempt: 1, token: true, local: false, inline: true });
     const wt = pushesOf(pushes, "ts-inline-three", "workflow_task");
     assert.equal(wt.length, 1);
+    for (let i = 0; i < 100 && wt[0]?.answer === undefined; i++) await new Promise((res) => setTimeout(res, 10));
     assert.deepEqual(wt[0]?.answer, { checkpointed: true });
     assert.equal(pushesOf(pushes, "ts-inline-three", "activity_task").length, 0);
     const h = await history("ts-inline-three");

@@ -276,9 +276,11 @@ export async function runSession(
       // A failure goes through the server's retry policy: the workflow does
       // not see it now, so the session ends with the outcomes reported alone.
       let next: WorkflowTaskResponse | undefined;
+      // workflow.now() for the code run after these results, and the checkpoint's workflow_time.
+      const now = workflowTime();
       if (!failed) {
         try {
-          next = await instance.resume(results, workflowTime());
+          next = await instance.resume(results, now);
           if (instance.waitsOnLocalActivity) next = undefined;
         } catch {
           next = undefined; // the pushed task that follows replays and reports it
@@ -294,7 +296,7 @@ export async function runSession(
         completions,
         commands: next.commands,
         inline: scheduled.map((a) => a.activity_id),
-        workflow_time: new Date(workflowTime()).toISOString(),
+        workflow_time: new Date(now).toISOString(),
         ...identity,
       }, end);
       if (!reply.continued || reply.continuation_token === undefined) {
