@@ -30,6 +30,8 @@ export interface Info {
   heartbeatTimeoutMs?: number;
   /** True for a local activity (run inside its workflow task, `proxyLocalActivities`). */
   isLocal: boolean;
+  /** True for an attempt its workflow task runs inline, in this handler (protocol.md §5.9). */
+  isInline: boolean;
 }
 
 /** Throw it from an activity to answer the push `202`: the result comes later over REST. */

@@ -417,6 +417,12 @@ export interface ActivityOptions {
    * the server.
    */
   cancellationType?: ActivityCancellationType;
+  /**
+   * `false` keeps this call from running inline (in this handler, inside
+   * the workflow task, protocol.md §5.9) when the handler inlines
+   * activities: it is pushed as an ordinary activity task.
+   */
+  inline?: boolean;
 }
 
 /** Options of a local activity (`proxyLocalActivities`, Temporal's LocalActivityOptions). */
@@ -472,7 +478,11 @@ export type ActivityTaskResponse = wire.ActivityTaskResponse;
 /** A command in a workflow task answer (protocol.md §5.2). */
 export type Command = wire.WorkflowCommand;
 
-export type WorkflowTaskResponse = wire.WorkflowTaskResponse;
+/** A workflow task's answer by commands or a failure (the SDK's own; a session's `{"checkpointed": true}` is {@link CheckpointedAnswer}). */
+export type WorkflowTaskResponse = Exclude<wire.WorkflowTaskResponse, { checkpointed: true }>;
+
+/** The answer to a push whose task a checkpoint completed (protocol.md §5.9). */
+export type CheckpointedAnswer = Extract<wire.WorkflowTaskResponse, { checkpointed: true }>;
 
 /** Positional arguments from a JSON payload: the SDKs send an array; anything else is one argument. */
 export function argsFromPayload(input: unknown): unknown[] {

@@ -149,6 +149,31 @@ async function ConformanceParent(lines: string[]): Promise<string[]> {
 }
 
 /** Workflows and activities by scenario folder. */
+// inline_activities
+const inlineActivities = {
+  async conformance_inline_add(n: number): Promise<number> {
+    return n + 1;
+  },
+  async conformance_pushed_add(n: number): Promise<number> {
+    return n + 10;
+  },
+};
+const inlined = proxyActivities<typeof inlineActivities>({ startToCloseTimeout: "10s" });
+const pushed = proxyActivities<typeof inlineActivities>({ startToCloseTimeout: "10s", inline: false });
+
+async function ConformanceInlineSteps(n: number): Promise<number[]> {
+  const seen: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    n = await inlined.conformance_inline_add(n);
+    seen.push(n);
+  }
+  n = await pushed.conformance_pushed_add(n);
+  seen.push(n);
+  n = await inlined.conformance_inline_add(n);
+  seen.push(n);
+  return seen;
+}
+
 export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unknown>; activities: Record<string, unknown> }> = {
   onboarding: { workflows: { ConformanceOnboarding }, activities: onboardingActivities },
   activity_retries: { workflows: { ConformanceRetries }, activities: retryActivities },
@@ -157,4 +182,5 @@ export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unkno
   update_validator: { workflows: { ConformanceCart: ShoppingCart }, activities: cartActivities },
   continue_as_new: { workflows: { ConformanceCounter }, activities: counterActivities },
   child_workflows: { workflows: { ConformanceParent, ConformanceChild }, activities: childActivities },
+  inline_activities: { workflows: { ConformanceInlineSteps }, activities: inlineActivities },
 };

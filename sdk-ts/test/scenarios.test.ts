@@ -39,6 +39,8 @@ interface Expect {
   scheduled_together?: string[][];
   activity_attempts?: Record<string, number>;
   activity_outcomes?: Record<string, string>;
+  /** The `inline` attribute of each ActivityTaskScheduled of the type, in order (protocol.md §5.9). */
+  activity_inline?: Record<string, boolean[]>;
   queries?: { query: string; args: unknown[]; result: unknown }[];
 }
 
@@ -81,6 +83,9 @@ function checkHistory(events: HistoryEvent[], expect: Expect): void {
   for (const [activityType, outcome] of Object.entries(expect.activity_outcomes ?? {})) {
     const ids = new Set(byType(activityType).map((e) => e.event_id));
     assert.deepEqual(events.filter((e) => closing(e) && ids.has(Number(e.attributes.scheduled_event_id))).map((e) => e.event_type), [outcome], activityType);
+  }
+  for (const [activityType, inline] of Object.entries(expect.activity_inline ?? {})) {
+    assert.deepEqual(byType(activityType).map((e) => e.attributes.inline === true), inline, `inline of ${activityType}`);
   }
 }
 

@@ -4,7 +4,7 @@
  * called on the event's method, headers and body directly; any other fetch
  * handler through Request/Response.
  */
-import { type FetchHandler, PUSH_HANDLER } from "../core/handler.js";
+import { type FetchHandler, PUSH_HANDLER, type Platform } from "../core/handler.js";
 
 /** The parts of Lambda HTTP events this adapter reads. */
 export interface LambdaHttpEvent {
@@ -26,10 +26,20 @@ export interface LambdaHttpResult {
   isBase64Encoded: boolean;
 }
 
-/** A Lambda handler for function URLs and API Gateway (HTTP API v2; REST API v1 too). */
-export function toLambdaHandler(handler: FetchHandler): (event: LambdaHttpEvent) => Promise<LambdaHttpResult> {
+/** The part of the Lambda context this adapter reads: the invocation's time left, which bounds inline activities (protocol.md §5.9). */
+export interface LambdaContext {
+  getRemainingTimeInMillis?: () => number;
+}
+
+/**
+ * A Lambda handler for function URLs and API Gateway (HTTP API v2; REST API
+ * v1 too). Inline activities stop in time for the invocation's own limit,
+ * and attempts still running when a push is answered are abandoned (the
+ * server retries them after their start-to-close timeout).
+ */
+export function toLambdaHandler(handler: FetchHandler): (event: LambdaHttpEvent, context?: LambdaContext) => Promise<LambdaHttpResult> {
   const push = handler[PUSH_HANDLER];
-  return async (event) => {
+  return async (event, context) => {
     const method = event.requestContext?.http?.method ?? event.httpMethod ?? "GET";
     const headers = new Headers();
     for (const [k, v] of Object.entries(event.headers ?? {})) if (v !== undefined) headers.set(k, v);
@@ -38,7 +48,9 @@ export function toLambdaHandler(handler: FetchHandler): (event: LambdaHttpEvent)
       body = event.isBase64Encoded ? Buffer.from(event.body, "base64") : new TextEncoder().encode(event.body);
     }
     if (push !== undefined) {
-      const answer = await push(method, headers, body ?? new Uint8Array());
+      const remaining = context?.getRemainingTimeInMillis?.();
+      const platform: Platform = { serverless: true, ...(remaining !== undefined ? { deadlineMs: Date.now() + remaining } : {}) };
+      const answer = await push(method, headers, body ?? new Uint8Array(), platform);
       const out: Record<string, string> = answer.body === null ? {} : { "content-type": "application/json" };
       return { statusCode: answer.status, headers: out, body: answer.body ?? "", isBase64Encoded: false };
     }

@@ -15,11 +15,14 @@ import {
   TimeoutFailure,
   type UpdateValidationRequest,
   type WorkflowTaskRequest,
+  type WorkflowTaskResponse,
+  type CheckpointedAnswer,
   argsFromPayload,
   errorToFailure,
   msToNumber,
 } from "../common.js";
-import { type WorkflowFunction, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
+import { type WorkflowFunction, WorkflowInstance, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
+import { type AttemptOutcome, DEFAULT_MAX_INLINE_ATTEMPTS, type InlineConfig, Slots, runSession } from "./inline.js";
 import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
 import { describeSchemas, handlerNames } from "./schema.js";
@@ -46,6 +49,24 @@ export interface HandlerOptions {
   apiKey?: string;
   /** Recorded in WorkflowTaskCompleted. */
   identity?: string;
+  /**
+   * Run the activities this handler serves inline, inside the workflow task
+   * that schedules them, committing each step by a checkpoint (protocol.md
+   * §5.9). Default true; `inline: false` in activity options opts one call out.
+   */
+  inlineActivities?: boolean;
+  /** At most this many inline attempts run at once in this handler (default 16); beyond, activities are pushed as usual. */
+  maxInlineAttempts?: number;
+  /** Replaces the base (scheme, host, port) of the push's `checkpoint_url`, when this handler reaches the server under another address. */
+  checkpointBaseUrl?: string;
+}
+
+/** What the platform running the handler says about a push: its own time limit, and whether work may go on after the answer. */
+export interface Platform {
+  /** When the platform ends the invocation (ms since the epoch), e.g. Lambda's remaining time. */
+  deadlineMs?: number;
+  /** True where nothing runs after the answer (a serverless function): inline attempts still running are abandoned. */
+  serverless?: boolean;
 }
 
 /** A push's answer: its status and JSON body (none for a `202`). */
@@ -55,7 +76,7 @@ export interface PushAnswer {
 }
 
 /** The handler on plain values: what the adapters call. */
-export type PushHandler = (method: string, headers: { get(name: string): string | null }, body: Uint8Array) => Promise<PushAnswer>;
+export type PushHandler = (method: string, headers: { get(name: string): string | null }, body: Uint8Array, platform?: Platform) => Promise<PushAnswer>;
 
 /** Where a fetch handler made by {@link createHandler} keeps its {@link PushHandler}. */
 export const PUSH_HANDLER: unique symbol = Symbol.for("baton.pushHandler");
@@ -90,6 +111,17 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const workflows = functions(options.workflows);
   const activities = functions(options.activities);
   const locals = localActivityRunner(activities);
+  const inline: InlineConfig | undefined =
+    options.inlineActivities === false
+      ? undefined
+      : {
+          secrets,
+          activities,
+          slots: new Slots(options.maxInlineAttempts ?? DEFAULT_MAX_INLINE_ATTEMPTS),
+          runAttempt: (fn, args, info) => runAttempt(fn, args, info, heartbeatSender(options, info.workflowNamespace, info.taskToken)),
+          ...(options.identity !== undefined ? { identity: options.identity } : {}),
+          ...(options.checkpointBaseUrl !== undefined ? { checkpointBaseUrl: options.checkpointBaseUrl } : {}),
+        };
   const description = {
     sdk: { name: SDK_NAME, version: SDK_VERSION },
     workflows: [...workflows].map(([name, fn]) => ({
@@ -102,7 +134,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     schemas: describeSchemas(workflows, activities),
   };
 
-  const push: PushHandler = async (requestMethod, headers, body) => {
+  const push: PushHandler = async (requestMethod, headers, body, platform) => {
+    const receivedMs = Date.now();
     const method = requestMethod.toUpperCase();
     if (method === "GET" || method === "HEAD") return json(200, description);
     if (method !== "POST") return json(405, { error: "method not allowed" });
@@ -116,13 +149,18 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     }
     const p = parsed as { type?: unknown };
     if (p === null || typeof p !== "object") return json(400, { error: "body is not a JSON object" });
-    return continueTrace(headers, `baton ${String(p.type)}`, () => dispatch(parsed, p.type));
+    return continueTrace(headers, `baton ${String(p.type)}`, () => dispatch(parsed, p.type, receivedMs, platform ?? {}));
   };
-  const dispatch = async (parsed: unknown, type: unknown): Promise<PushAnswer> => {
+  const dispatch = async (parsed: unknown, type: unknown, receivedMs: number, platform: Platform): Promise<PushAnswer> => {
     if (type === "workflow_task") {
       const r = parsed as WorkflowTaskRequest;
       if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
-      const answer = await handleWorkflowTask(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r, locals);
+      const fn = workflows.get(r.workflow_type) as WorkflowFunction | undefined;
+      let answer: WorkflowTaskResponse | CheckpointedAnswer;
+      if (inline !== undefined && fn !== undefined && typeof r.checkpoint_url === "string") {
+        const instance = new WorkflowInstance(fn, r, false, locals);
+        answer = await runSession(instance, r, await instance.activate(), inline, receivedMs, platform);
+      } else answer = await handleWorkflowTask(fn, r, locals);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
     }
@@ -150,13 +188,13 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   return handler;
 }
 
-function heartbeatSender(options: HandlerOptions, r: ActivityTaskRequest): HeartbeatSender | undefined {
+function heartbeatSender(options: HandlerOptions, namespace: string, taskToken: string): HeartbeatSender | undefined {
   if (options.serverUrl === undefined) return undefined;
-  const url = `${options.serverUrl.replace(/\/+$/, "")}/api/v1/namespaces/${encodeURIComponent(r.namespace)}/activities/heartbeat`;
+  const url = `${options.serverUrl.replace(/\/+$/, "")}/api/v1/namespaces/${encodeURIComponent(namespace)}/activities/heartbeat`;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   return async (details) => {
-    const body: wire.ActivityDetailsRequest = { task_token: r.task_token };
+    const body: wire.ActivityDetailsRequest = { task_token: taskToken };
     if (details !== undefined) body.details = [details];
     const resp = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
     if (resp.status === 409) return { cancelRequested: false, gone: true };
@@ -189,8 +227,18 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
     deadlineMs: Date.parse(r.deadline),
     ...(r.heartbeat_timeout !== undefined ? { heartbeatTimeoutMs: msToNumber(r.heartbeat_timeout) } : {}),
     isLocal: false,
+    isInline: false,
   };
-  const ctx = new Context(info, heartbeatSender(options, r));
+  const outcome = await runAttempt(fn, argsFromPayload(r.input), info, heartbeatSender(options, r.namespace, r.task_token));
+  return outcome === "async" ? { status: 202, body: null } : activityAnswer(outcome);
+}
+
+/**
+ * Runs one activity attempt (pushed or inline, protocol.md §5.9) in its
+ * context: its answer, or `"async"` when it completes later over REST.
+ */
+async function runAttempt(fn: AnyFunction, args: unknown[], info: Info, sender: HeartbeatSender | undefined): Promise<AttemptOutcome> {
+  const ctx = new Context(info, sender);
   // The attempt's answers are refused once its deadline passes: tell the activity.
   // (A deadline already past is taken as clock skew and ignored.)
   const remaining = info.deadlineMs - Date.now();
@@ -199,16 +247,16 @@ async function runActivity(fn: AnyFunction | undefined, r: ActivityTaskRequest, 
       ? setTimeout(() => ctx.abort(new TimeoutFailure("the activity attempt's deadline passed", "START_TO_CLOSE")), remaining)
       : undefined;
   try {
-    const result: unknown = await runInContext(ctx, () => fn(...argsFromPayload(r.input)));
-    return activityAnswer({ result: result === undefined ? null : result });
+    const result: unknown = await runInContext(ctx, () => fn(...args));
+    return { result: result === undefined ? null : result };
   } catch (err) {
-    if (err instanceof CompleteAsyncError) return { status: 202, body: null };
+    if (err instanceof CompleteAsyncError) return "async";
     // Acknowledge a cancellation the workflow asked for (protocol.md §6.4);
     // the server refuses `canceled` without a request, so anything else is a failure.
     if (err instanceof CancelledFailure && ctx.cancellationRequested) {
-      return activityAnswer({ canceled: { details: err.details.length > 0 ? err.details : null } });
+      return { canceled: { details: err.details.length > 0 ? err.details : null } };
     }
-    return activityAnswer({ failure: errorToFailure(err) });
+    return { failure: errorToFailure(err) };
   } finally {
     try {
       await ctx.flush();

@@ -150,6 +150,7 @@ async function runAttempt(
       startedTimestampMs: started,
       deadlineMs: timeout !== undefined ? started + timeout : Number.MAX_SAFE_INTEGER,
       isLocal: true,
+      isInline: false,
     },
     undefined,
   );

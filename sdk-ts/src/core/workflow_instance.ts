@@ -190,6 +190,8 @@ interface ActivityState {
   activityType: string;
   cancellationType: ActivityCancellationType;
   scheduledEventId: number;
+  /** False when the call opted out of running inline (`inline: false`, protocol.md §5.9). */
+  inline: boolean;
   resolve(v: unknown): void;
   reject(e: Error): void;
   done: boolean;
@@ -682,6 +684,73 @@ export class WorkflowInstance {
       this.commands.push(this.closing);
       this.closing = undefined;
     }
+  }
+
+  // ---- inline activities (protocol.md §5.9): the session goes on in this instance ----
+
+  /**
+   * The ScheduleActivityTask commands of the answer just made that may run
+   * inline: of a type `registered` here, on the run's own task queue, not
+   * opted out per call.
+   */
+  inlineCandidates(registered: (activityType: string) => boolean): ScheduleActivityTaskAttributes[] {
+    const out: ScheduleActivityTaskAttributes[] = [];
+    for (const c of this.commands) {
+      if (c.command.command_type !== "ScheduleActivityTask" || c.activity === undefined || !c.activity.inline) continue;
+      const a = c.command.attributes;
+      if (registered(a.activity_type) && (a.task_queue === undefined || a.task_queue === this.request.task_queue)) out.push(a);
+    }
+    return out;
+  }
+
+  /**
+   * A checkpoint applied the answer just made: `events` are what it
+   * appended. The commands are matched to their events, as replay would,
+   * so that results find their activities by event id.
+   */
+  checkpointed(events: HistoryEvent[]): void {
+    this.unmatched.push(...this.commands);
+    this.commands = [];
+    for (const e of events) if (COMMAND_EVENTS.has(e.event_type)) this.match(e);
+    this.unmatched = [];
+    const last = events[events.length - 1];
+    if (last !== undefined) this.info.historyLength = last.event_id;
+  }
+
+  /**
+   * Feeds the results of inline attempts (by activity id) to the workflow,
+   * which runs on, without replay, with `workflow.now()` at `nowMs`; returns
+   * the next answer. Throws what a failed task would report.
+   */
+  async resume(results: { activityId: string; result: unknown }[], nowMs: number): Promise<WorkflowTaskResponse> {
+    const release = await this.takeTurn();
+    try {
+      const open = [...this.activitiesByEvent.values()].filter((a) => !a.done);
+      const at = new RealDate(nowMs).toISOString();
+      const events: HistoryEvent[] = [];
+      for (const r of results) {
+        const act = open.find((a) => a.activityId === r.activityId);
+        if (act === undefined) continue;
+        events.push({ event_id: 0, event_time: at, event_type: "ActivityTaskCompleted", attributes: { scheduled_event_id: act.scheduledEventId, result: r.result } } as HistoryEvent);
+      }
+      this.replaying = false;
+      this.nowMs = nowMs;
+      this.lookaheadPatches = new Set();
+      await this.runActivation(events, false);
+      if (this.hasTaskError) throw this.taskError;
+      if (this.closing !== undefined) {
+        this.commands.push(this.closing);
+        this.closing = undefined;
+      }
+      return { commands: this.commands.filter((c) => !this.lenient(c)).map((c) => c.command) };
+    } finally {
+      release();
+    }
+  }
+
+  /** True when the workflow waits on a local activity, which a session does not run (the next pushed task does). */
+  get waitsOnLocalActivity(): boolean {
+    return !this.closed && [...this.localActivities.values()].some((la) => la.pending);
   }
 
   // ---- local activities (protocol.md §14.6) ----
@@ -1340,6 +1409,7 @@ export class WorkflowInstance {
       activityType,
       cancellationType: options.cancellationType ?? ActivityCancellationType.TRY_CANCEL,
       scheduledEventId: 0,
+      inline: options.inline !== false,
       resolve: d.resolve,
       reject: d.reject,
       done: false,
