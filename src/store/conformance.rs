@@ -484,15 +484,15 @@ async fn flow_slots_and_buckets(store: Arc<dyn Store>) {
     assert!(store
         .acquire_flow_slot(&a, 2, t(0), t(5_000))
         .await
-        .unwrap());
+        .expect("store call"));
     assert!(store
         .acquire_flow_slot(&b, 2, t(0), t(5_000))
         .await
-        .unwrap());
+        .expect("store call"));
     assert!(!store
         .acquire_flow_slot(&c, 2, t(1), t(5_001))
         .await
-        .unwrap());
+        .expect("store call"));
     let other_key = FlowSlot {
         key: "0:43".into(),
         ..c.clone()
@@ -500,31 +500,31 @@ async fn flow_slots_and_buckets(store: Arc<dyn Store>) {
     assert!(store
         .acquire_flow_slot(&other_key, 1, t(1), t(5_001))
         .await
-        .unwrap());
-    store.release_flow_slot(&b).await.unwrap();
+        .expect("store call"));
+    store.release_flow_slot(&b).await.expect("store call");
     assert!(store
         .acquire_flow_slot(&c, 2, t(2), t(5_002))
         .await
-        .unwrap());
+        .expect("store call"));
     // n1 renews its slot; n2's run out.
     store
         .renew_flow_slots("n1", t(4_000), t(9_000))
         .await
-        .unwrap();
+        .expect("store call");
     let d = slot("d", "n3");
     assert!(store
         .acquire_flow_slot(&d, 2, t(6_000), t(11_000))
         .await
-        .unwrap());
+        .expect("store call"));
     let e = slot("e", "n3");
     assert!(!store
         .acquire_flow_slot(&e, 2, t(6_000), t(11_000))
         .await
-        .unwrap());
+        .expect("store call"));
     assert!(store
         .acquire_flow_slot(&e, 2, t(9_000), t(14_000))
         .await
-        .unwrap());
+        .expect("store call"));
 
     let flow = FlowControl {
         rate_limit: Some(RateLimit {
@@ -548,21 +548,24 @@ async fn flow_slots_and_buckets(store: Arc<dyn Store>) {
         schemas: Default::default(),
         flow,
     };
-    store.upsert_endpoint(&endpoint).await.unwrap();
+    store.upsert_endpoint(&endpoint).await.expect("store call");
     let stored = store.queue_endpoints(&ns(), &endpoint.task_queue).await;
-    assert_eq!(stored.unwrap(), vec![endpoint.clone()]);
+    assert_eq!(stored.expect("store call"), vec![endpoint.clone()]);
     let take = |ms: i64| store.take_flow_token(&endpoint, 10.0, 2, t(ms));
-    assert_eq!(take(0).await.unwrap(), None);
-    assert_eq!(take(0).await.unwrap(), None);
-    let wait = take(0).await.unwrap().expect("the burst is spent");
+    assert_eq!(take(0).await.expect("store call"), None);
+    assert_eq!(take(0).await.expect("store call"), None);
+    let wait = take(0)
+        .await
+        .expect("store call")
+        .expect("the burst is spent");
     assert_eq!(wait, Duration(100));
-    assert_eq!(take(50).await.unwrap(), Some(Duration(50)));
-    assert_eq!(take(100).await.unwrap(), None);
-    assert!(take(100).await.unwrap().is_some());
+    assert_eq!(take(50).await.expect("store call"), Some(Duration(50)));
+    assert_eq!(take(100).await.expect("store call"), None);
+    assert!(take(100).await.expect("store call").is_some());
     // Refills cap at the burst.
-    assert_eq!(take(10_000).await.unwrap(), None);
-    assert_eq!(take(10_000).await.unwrap(), None);
-    assert!(take(10_000).await.unwrap().is_some());
+    assert_eq!(take(10_000).await.expect("store call"), None);
+    assert_eq!(take(10_000).await.expect("store call"), None);
+    assert!(take(10_000).await.expect("store call").is_some());
 }
 
 async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {

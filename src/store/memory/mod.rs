@@ -208,6 +208,9 @@ impl StoredTask {
     }
 }
 
+/// A `flow_slots` key: (namespace, task queue, key, slot).
+type SlotKey = (String, String, String, u32);
+
 /// The `tasks_due` index: (queue, visible_at, insertion order).
 type DueKey = (&'static str, i64, u64);
 
@@ -221,7 +224,7 @@ struct Tables {
     endpoints: BTreeMap<(String, String, String), Endpoint>,
     /// `flow_slots`: (namespace, task queue, key, slot) → (holder, node,
     /// expires_at).
-    flow_slots: BTreeMap<(String, String, String, u32), (String, String, i64)>,
+    flow_slots: BTreeMap<SlotKey, (String, String, i64)>,
     /// `flow_buckets`: (namespace, task queue, version) → (tokens,
     /// updated_at).
     flow_buckets: BTreeMap<(String, String, String), (f64, i64)>,
