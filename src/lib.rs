@@ -15,6 +15,7 @@ pub mod claim;
 pub mod cli;
 pub mod dispatch;
 pub mod engine;
+pub mod flow;
 pub mod ids;
 pub mod readiness;
 pub mod retention;

@@ -517,6 +517,7 @@ fn setup(store: &Arc<dyn Store>) {
                 is_current: true,
                 created_at: START,
                 schemas: Default::default(),
+                flow: Default::default(),
             })
             .await
             .unwrap();

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::apply::MoveRuns;
 use crate::dispatch::PushError;
 use crate::engine::MoveToVersion;
+use crate::flow::{ConcurrencyKey, FlowControl, RateLimit};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
 use crate::schema::Schemas;
 use crate::signing::{self, Secret};
@@ -73,6 +74,11 @@ struct RegisterEndpoint {
     /// under `schemas` (the CLI and the SDKs' test helpers read it).
     #[serde(default, deserialize_with = "null_as_default")]
     schemas: Schemas,
+    /// Flow control (`src/flow.rs`); members checked by `validate`.
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    concurrency_keys: Vec<ConcurrencyKey>,
 }
 
 impl Body for RegisterEndpoint {
@@ -96,9 +102,20 @@ struct EndpointView {
     version: String,
     url: String,
     max_concurrency: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimitView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    concurrency_keys: Vec<ConcurrencyKey>,
     is_current: bool,
     secret_count: usize,
     created_at: crate::time::Timestamp,
+}
+
+/// A rate limit as shown, with its effective burst.
+#[derive(Serialize)]
+struct RateLimitView {
+    per_second: f64,
+    burst: u32,
 }
 
 impl From<Endpoint> for EndpointView {
@@ -109,6 +126,11 @@ impl From<Endpoint> for EndpointView {
             version: e.version,
             url: e.url,
             max_concurrency: e.max_concurrency,
+            rate_limit: e.flow.rate_limit.as_ref().map(|r| RateLimitView {
+                per_second: r.per_second,
+                burst: r.burst(),
+            }),
+            concurrency_keys: e.flow.concurrency_keys,
             is_current: e.is_current,
             secret_count: e.secrets.len(),
             created_at: e.created_at,
@@ -179,6 +201,12 @@ async fn register_endpoint(
             .map_err(|e| ApiError::BadRequest(format!("invalid signing secret: {e}")))?;
     }
     check_schemas(&body.schemas)?;
+    let flow = FlowControl {
+        rate_limit: body.rate_limit,
+        concurrency_keys: body.concurrency_keys,
+    };
+    flow.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let schemas = body.schemas;
     let (secrets, generated_secret) = if body.secrets.is_empty() {
         let mut key = [0u8; 32];
@@ -198,6 +226,7 @@ async fn register_endpoint(
         is_current: true,
         created_at: state.applier.clock().now(),
         schemas,
+        flow,
     };
     state.applier.store().upsert_endpoint(&endpoint).await?;
     state

@@ -210,6 +210,7 @@ mod tests {
             is_current: true,
             created_at: Timestamp(0),
             schemas: Default::default(),
+            flow: Default::default(),
         }
     }
 

@@ -118,6 +118,17 @@ pub enum EndpointCmd {
         secrets: Vec<String>,
         #[arg(long)]
         max_concurrency: Option<u32>,
+        /// Pushes per second to this version across all nodes.
+        #[arg(long)]
+        rate_limit: Option<f64>,
+        /// The rate limit's burst (default: the rate rounded up).
+        #[arg(long, requires = "rate_limit")]
+        rate_burst: Option<u32>,
+        /// `LIMIT:TEMPLATE`, e.g. `1:customer_id={input/0/customer_id}`: at
+        /// most LIMIT tasks of runs whose template evaluates alike in
+        /// flight at once; repeatable.
+        #[arg(long = "concurrency-key", value_parser = concurrency_key)]
+        concurrency_keys: Vec<Value>,
         /// Register no input schemas, whatever the handler's description
         /// publishes.
         #[arg(long)]
@@ -641,6 +652,17 @@ pub async fn namespace(cmd: NamespaceCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--concurrency-key LIMIT:TEMPLATE` as the API's `{key, limit}`.
+fn concurrency_key(arg: &str) -> Result<Value, String> {
+    let (limit, key) = arg
+        .split_once(':')
+        .ok_or_else(|| "expected LIMIT:TEMPLATE".to_owned())?;
+    let limit: u32 = limit
+        .parse()
+        .map_err(|_| format!("LIMIT {limit:?} is not a whole number"))?;
+    Ok(json!({"key": key, "limit": limit}))
+}
+
 pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
     match cmd {
         EndpointCmd::Register {
@@ -649,6 +671,9 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
             version,
             secrets,
             max_concurrency,
+            rate_limit,
+            rate_burst,
+            concurrency_keys,
             no_schemas,
             conn,
         } => {
@@ -664,6 +689,8 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 "secrets": secrets,
                 "max_concurrency": max_concurrency,
                 "schemas": schemas,
+                "rate_limit": rate_limit.map(|r| json!({"per_second": r, "burst": rate_burst})),
+                "concurrency_keys": concurrency_keys,
             });
             let v = conn
                 .call(Method::POST, &conn.ns_path("/endpoints"), Some(body))
@@ -676,6 +703,9 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                     ("version", "/version"),
                     ("url", "/url"),
                     ("max_concurrency", "/max_concurrency"),
+                    ("rate_limit_per_second", "/rate_limit/per_second"),
+                    ("rate_limit_burst", "/rate_limit/burst"),
+                    ("concurrency_keys", "/concurrency_keys"),
                     ("generated_secret", "/generated_secret"),
                 ],
             );
@@ -864,6 +894,7 @@ pub async fn workflow(cmd: WorkflowCmd) -> anyhow::Result<()> {
                     ("next_run_id", "/new_execution_run_id"),
                     ("memo", "/memo"),
                     ("workflow_task", "/pending_workflow_task"),
+                    ("waiting", "/waiting_reason"),
                     ("parent_workflow_id", "/parent/workflow_id"),
                     ("parent_run_id", "/parent/run_id"),
                     ("parent_close_policy", "/parent/parent_close_policy"),

@@ -34,6 +34,7 @@
 
 mod answer;
 mod client;
+mod flow;
 mod push_errors;
 mod send_time;
 mod waiting;
@@ -146,6 +147,8 @@ struct Inner {
     tasks: Arc<Tracker>,
     /// The last failed pushes per endpoint version (this node's).
     push_errors: push_errors::PushErrors,
+    /// Concurrency keys and rate limits.
+    flow: Arc<flow::Gate>,
 }
 
 /// Counts running tasks.
@@ -206,7 +209,7 @@ impl Service {
     pub fn new(applier: Applier, options: Options, client: Arc<dyn Transport>) -> Service {
         Service {
             inner: Arc::new(Inner {
-                applier,
+                applier: applier.clone(),
                 client,
                 options,
                 admitted: Arc::new(Semaphore::new(ADMITTED)),
@@ -216,6 +219,10 @@ impl Service {
                 drain_expired: watch::Sender::new(false),
                 tasks: Arc::default(),
                 push_errors: push_errors::PushErrors::default(),
+                flow: Arc::new(flow::Gate::new(
+                    applier.store().clone(),
+                    applier.clock().clone(),
+                )),
             }),
         }
     }
@@ -252,6 +259,7 @@ impl Service {
             self.inner.applier.clock().clone(),
             shutdown.clone(),
         ));
+        let renewing = tokio::spawn(self.inner.flow.clone().renew(shutdown.clone()));
         let mut shutdown = shutdown;
         loop {
             let permit = tokio::select! {
@@ -271,6 +279,7 @@ impl Service {
         }
         let _ = claims.await;
         let _ = postponing.await;
+        let _ = renewing.await;
         // Writers keep handing over pushes while the drain runs (outcomes
         // recorded meanwhile schedule more work): take them, so no writer
         // waits, and hand them back.
@@ -395,12 +404,7 @@ impl Inner {
                 (&*pinned, permit)
             }
         };
-        let ctx = self.applier.ctx();
-        let Some(view) = engine::workflow_task_view(state, &ctx) else {
-            return;
-        };
         let ns = &state.namespace;
-        let token = view.token;
         let queue = &state.task_queue;
         let route = retrying(state, "looking up the endpoint", || {
             self.route(state, queue)
@@ -409,13 +413,44 @@ impl Inner {
             Some(Some(e)) => e,
             Some(None) => {
                 drop(permit);
+                let Some(view) = engine::workflow_task_view(state, &self.applier.ctx()) else {
+                    return;
+                };
                 let error = no_endpoint(state, &state.task_queue);
-                self.workflow_undelivered(state, token, false, error).await;
+                self.workflow_undelivered(state, view.token, false, error)
+                    .await;
                 return;
             }
             // The task's row comes back when its lease runs out.
             None => return,
         };
+        // The task starts when the flow control lets it go: its Started
+        // event carries that time.
+        let (permit, _held) = if endpoint.flow.is_unlimited() {
+            (permit, None)
+        } else {
+            // Held until the outcome is recorded, so the next task of the
+            // key starts after this one's Completed event. Waiting holds no
+            // admission permit: a slot's holder records its outcome through
+            // `apply` (see "Deadlock freedom").
+            drop(permit);
+            let mut stopping = self.stopping.subscribe();
+            // Shutting down: the task's row comes back when its lease runs
+            // out.
+            let held = self.flow.admit(&endpoint, state, &mut stopping).await;
+            let Some(held) = held else {
+                return;
+            };
+            let Ok(permit) = self.admitted.clone().acquire_owned().await else {
+                return;
+            };
+            (permit, Some(held))
+        };
+        let ctx = self.applier.ctx();
+        let Some(view) = engine::workflow_task_view(state, &ctx) else {
+            return;
+        };
+        let token = view.token;
         let history = retrying(state, "reading the history", || {
             self.applier.encoded_history(state)
         });
@@ -541,7 +576,7 @@ impl Inner {
         &self,
         state: &RunState,
         scheduled_event_id: i64,
-        permit: OwnedSemaphorePermit,
+        mut permit: OwnedSemaphorePermit,
     ) {
         let Some(act) = state.activities.get(&scheduled_event_id) else {
             return;
@@ -574,32 +609,59 @@ impl Inner {
         // Meanwhile the attempt's timers are held off (see `waiting`).
         let limiter = self.limit(&endpoint);
         let mut timers_due = since.saturating_add(act.start_to_close_timeout);
-        let endpoint_permit = match limiter.clone().try_acquire_owned() {
+        let ready = match endpoint.flow.is_unlimited() {
+            true => limiter.clone().try_acquire_owned().map(|p| (p, None)),
+            false => Err(TryAcquireError::NoPermits),
+        };
+        let (endpoint_permit, _held) = match ready {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return,
             Err(TryAcquireError::NoPermits) => {
-                let _waiting = telemetry::push_gauge(PushGauge::Waiting, &ns.0, &act.task_queue.0);
                 let heartbeat_due = act.heartbeat_timeout.map(|hb| since.saturating_add(hb));
                 let first_due = heartbeat_due.map_or(timers_due, |hb| hb.min(timers_due));
                 let ticket =
                     self.waiting
                         .enter(state.run_id, scheduled_event_id, act.attempt, first_due);
                 let mut stopping = self.stopping.subscribe();
-                let p = tokio::select! {
-                    p = limiter.acquire_owned() => p,
-                    () = turned_true(&mut stopping) => {
-                        drop((ticket, _waiting, permit));
-                        let error = "the node shut down before sending the push".to_owned();
-                        let cmd = Command::ActivityUndelivered { token, error };
-                        let _ = self.report(state, cmd).await;
-                        return;
+                let admitted = match endpoint.flow.is_unlimited() {
+                    true => None,
+                    false => {
+                        // As for workflow tasks: no admission permit while
+                        // waiting for the gate.
+                        drop(permit);
+                        let held = self.flow.admit(&endpoint, state, &mut stopping).await;
+                        match held {
+                            Some(h) => match self.admitted.clone().acquire_owned().await {
+                                Ok(p) => {
+                                    permit = p;
+                                    Some(h)
+                                }
+                                Err(_) => return,
+                            },
+                            None => {
+                                drop(ticket);
+                                self.shut_down_before_sending(state, token).await;
+                                return;
+                            }
+                        }
                     }
+                };
+                let waiting = telemetry::push_gauge(PushGauge::Waiting, &ns.0, &act.task_queue.0);
+                let p = tokio::select! {
+                    p = limiter.acquire_owned() => Some((p, admitted)),
+                    () = turned_true(&mut stopping) => None,
+                };
+                drop(waiting);
+                let Some((p, held)) = p else {
+                    drop(ticket);
+                    self.shut_down_before_sending(state, token).await;
+                    return;
                 };
                 let Ok(p) = p else {
                     return;
                 };
                 timers_due = ticket.fires_at();
-                p
+                (p, held)
             }
         };
         let s2c_deadline = act
@@ -689,6 +751,13 @@ impl Inner {
                 let _ = self.report(state, cmd).await;
             }
         }
+    }
+
+    /// Hands an activity attempt back at shutdown, before its push was sent.
+    async fn shut_down_before_sending(&self, state: &RunState, token: ActivityToken) {
+        let error = "the node shut down before sending the push".to_owned();
+        let cmd = Command::ActivityUndelivered { token, error };
+        let _ = self.report(state, cmd).await;
     }
 
     /// Sends once the endpoint has room; `permit` (admission) is given back
@@ -852,6 +921,12 @@ impl Inner {
 }
 
 impl Querier {
+    /// Why a push of the run waits for its endpoint's flow control on this
+    /// node, if one does.
+    pub fn waiting_reason(&self, run_id: crate::ids::RunId) -> Option<String> {
+        self.inner.flow.reason(run_id)
+    }
+
     /// The last failed pushes this node sent to `endpoint`, newest first.
     pub fn push_errors(&self, endpoint: &Endpoint) -> Vec<PushError> {
         self.inner

@@ -81,6 +81,9 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(endpoint_versions_and_pinned_runs(s))
     }),
     ("wakeups_on_commit", |s| Box::pin(wakeups_on_commit(s))),
+    ("flow_slots_and_buckets", |s| {
+        Box::pin(flow_slots_and_buckets(s))
+    }),
     ("schedules_round_trip_and_list", |s| {
         Box::pin(schedules_round_trip_and_list(s))
     }),
@@ -366,6 +369,7 @@ async fn endpoints(store: Arc<dyn Store>) {
         is_current: true,
         created_at: Timestamp(at),
         schemas: Default::default(),
+        flow: Default::default(),
     };
     let not_current = |e: Endpoint| Endpoint {
         is_current: false,
@@ -463,6 +467,108 @@ async fn current_version(store: &dyn Store, queue: &TaskQueue) -> Option<Endpoin
     found
 }
 
+/// Concurrency slots: at most `limit` live holders, a released or expired
+/// slot is taken again, renewal keeps a node's slots; token buckets: a
+/// burst, then one token per 1/rate, and flow settings round-trip.
+async fn flow_slots_and_buckets(store: Arc<dyn Store>) {
+    use crate::flow::{ConcurrencyKey, FlowControl, RateLimit};
+    use crate::store::FlowSlot;
+    let slot = |holder: &str, node: &str| FlowSlot {
+        namespace: ns(),
+        task_queue: TaskQueue::from("q"),
+        key: "0:42".into(),
+        holder: holder.into(),
+        node: node.into(),
+    };
+    let (a, b, c) = (slot("a", "n1"), slot("b", "n2"), slot("c", "n2"));
+    let t = |ms: i64| Timestamp(T0 + ms);
+    assert!(store
+        .acquire_flow_slot(&a, 2, t(0), t(5_000))
+        .await
+        .expect("store call"));
+    assert!(store
+        .acquire_flow_slot(&b, 2, t(0), t(5_000))
+        .await
+        .expect("store call"));
+    assert!(!store
+        .acquire_flow_slot(&c, 2, t(1), t(5_001))
+        .await
+        .expect("store call"));
+    let other_key = FlowSlot {
+        key: "0:43".into(),
+        ..c.clone()
+    };
+    assert!(store
+        .acquire_flow_slot(&other_key, 1, t(1), t(5_001))
+        .await
+        .expect("store call"));
+    store.release_flow_slot(&b).await.expect("store call");
+    assert!(store
+        .acquire_flow_slot(&c, 2, t(2), t(5_002))
+        .await
+        .expect("store call"));
+    // n1 renews its slot; n2's run out.
+    store
+        .renew_flow_slots("n1", t(4_000), t(9_000))
+        .await
+        .expect("store call");
+    let d = slot("d", "n3");
+    assert!(store
+        .acquire_flow_slot(&d, 2, t(6_000), t(11_000))
+        .await
+        .expect("store call"));
+    let e = slot("e", "n3");
+    assert!(!store
+        .acquire_flow_slot(&e, 2, t(6_000), t(11_000))
+        .await
+        .expect("store call"));
+    assert!(store
+        .acquire_flow_slot(&e, 2, t(9_000), t(14_000))
+        .await
+        .expect("store call"));
+
+    let flow = FlowControl {
+        rate_limit: Some(RateLimit {
+            per_second: 10.0,
+            burst: Some(2),
+        }),
+        concurrency_keys: vec![ConcurrencyKey {
+            key: "{input/0}".into(),
+            limit: 3,
+        }],
+    };
+    let endpoint = Endpoint {
+        namespace: ns(),
+        task_queue: TaskQueue::from("rated"),
+        version: "v1".into(),
+        url: "https://rated.example/".into(),
+        secrets: vec![],
+        max_concurrency: 1,
+        is_current: true,
+        created_at: Timestamp(T0),
+        schemas: Default::default(),
+        flow,
+    };
+    store.upsert_endpoint(&endpoint).await.expect("store call");
+    let stored = store.queue_endpoints(&ns(), &endpoint.task_queue).await;
+    assert_eq!(stored.expect("store call"), vec![endpoint.clone()]);
+    let take = |ms: i64| store.take_flow_token(&endpoint, 10.0, 2, t(ms));
+    assert_eq!(take(0).await.expect("store call"), None);
+    assert_eq!(take(0).await.expect("store call"), None);
+    let wait = take(0)
+        .await
+        .expect("store call")
+        .expect("the burst is spent");
+    assert_eq!(wait, Duration(100));
+    assert_eq!(take(50).await.expect("store call"), Some(Duration(50)));
+    assert_eq!(take(100).await.expect("store call"), None);
+    assert!(take(100).await.expect("store call").is_some());
+    // Refills cap at the burst.
+    assert_eq!(take(10_000).await.expect("store call"), None);
+    assert_eq!(take(10_000).await.expect("store call"), None);
+    assert!(take(10_000).await.expect("store call").is_some());
+}
+
 async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {
     let queue = TaskQueue::from("main");
     let endpoint = |version: &str, at: i64| Endpoint {
@@ -475,6 +581,7 @@ async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {
         is_current: true,
         created_at: Timestamp(at),
         schemas: Default::default(),
+        flow: Default::default(),
     };
     for (v, at) in [("v2", T0 + 1), ("v1", T0)] {
         store

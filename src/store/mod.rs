@@ -189,6 +189,23 @@ pub struct Endpoint {
     pub created_at: Timestamp,
     /// The JSON Schemas of the version's inputs (none: anything goes).
     pub schemas: Schemas,
+    /// Rate limit and concurrency keys (none by default).
+    #[serde(default)]
+    pub flow: crate::flow::FlowControl,
+}
+
+/// A concurrency-key slot a push asks for (see `flow_slots` in the
+/// migrations): one of the `limit` slots of `key`'s value on a queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowSlot {
+    pub namespace: Namespace,
+    pub task_queue: TaskQueue,
+    /// The evaluated key: the template's index and value.
+    pub key: String,
+    /// Unique per push.
+    pub holder: String,
+    /// The node that renews the slot's lease.
+    pub node: String,
 }
 
 /// A run as loaded for a change: its state and the version a commit must
@@ -620,6 +637,30 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` rows of `queue` with `visible_at <= now`: each
     /// becomes invisible until `now + its lease` and its claim count grows.
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>>;
+
+    /// Takes one of the `limit` slots of `slot.key` whose lease ran out
+    /// (or was never taken), leased until `until`; false if all are held.
+    async fn acquire_flow_slot(
+        &self,
+        slot: &FlowSlot,
+        limit: u32,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// Frees the slot `slot.holder` holds on `slot.key`.
+    async fn release_flow_slot(&self, slot: &FlowSlot) -> Result<()>;
+    /// Extends to `until` the leases of the live slots `node` holds.
+    async fn renew_flow_slots(&self, node: &str, now: Timestamp, until: Timestamp) -> Result<()>;
+    /// Takes a token from the endpoint version's bucket (`burst` tokens,
+    /// refilled at `per_second`): `None` if taken, else how long until one
+    /// is there.
+    async fn take_flow_token(
+        &self,
+        endpoint: &Endpoint,
+        per_second: f64,
+        burst: u32,
+        now: Timestamp,
+    ) -> Result<Option<Duration>>;
     /// Deletes the row with this task id, if it still exists.
     async fn delete_task(&self, task_id: &str) -> Result<()>;
     /// Moves the rows named by (run, `Task::key`) out to `until` where

@@ -39,12 +39,13 @@ pub(super) type EndpointCols = (
     bool,
     i64,
     String,
+    String,
 );
 
 /// The columns [`EndpointCols`] reads.
 pub(super) const ENDPOINT_COLUMNS: &str =
     "namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at, \
-    schemas";
+    schemas, flow";
 
 /// `runs` columns for a [`RunRecord`]: state, version.
 pub(super) type RunRecordCols = (String, i64);
@@ -424,6 +425,7 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
         is_current,
         created_at,
         schemas,
+        flow,
     ) = cols;
     Ok(Endpoint {
         namespace: Namespace(namespace),
@@ -436,7 +438,16 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
         is_current,
         created_at: Timestamp(created_at),
         schemas: decode_json("endpoint schemas", &schemas)?,
+        flow: decode_json("endpoint flow control", &flow)?,
     })
+}
+
+/// How long until a bucket holding `tokens` at `at` (ms), refilled at
+/// `per_second`, holds one token at `now` (at least 1 ms).
+pub(super) fn token_wait(tokens: f64, at: i64, per_second: f64, now: Timestamp) -> Duration {
+    let refilled = (now.millis() - at).max(0) as f64 * per_second / 1000.0;
+    let missing = 1.0 - (tokens + refilled);
+    Duration((missing * 1000.0 / per_second).ceil().max(1.0) as i64)
 }
 
 pub(super) fn run_record((state, version): RunRecordCols) -> Result<RunRecord> {

@@ -33,9 +33,9 @@ use super::rows::{
     SCHEDULE_COLUMNS, SLOT_COLUMNS, SUMMARY_COLUMNS, WEBHOOK_COLUMNS, WRITTEN_AFTER_SLOTS,
 };
 use super::{
-    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, NamespaceRecord,
-    PoolUsage, QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary,
-    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
+    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, FlowSlot,
+    NamespaceRecord, PoolUsage, QueueDepth, Result, RetentionLease, RunChange, RunRecord,
+    RunSummary, ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
 };
 use crate::time::Duration;
 
@@ -176,11 +176,38 @@ const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, u
 /// Step two: the upserted version is current. Re-registering a version
 /// keeps its first `created_at`.
 const UPSERT_ENDPOINT: &str = "insert into endpoints (namespace, task_queue, version, url, \
-    secrets, max_concurrency, is_current, created_at, updated_at, schemas) \
-    values ($1, $2, $3, $4, $5, $6, true, $7, $8, $9) \
+    secrets, max_concurrency, is_current, created_at, updated_at, schemas, flow) \
+    values ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10) \
     on conflict (namespace, task_queue, version) do update set url = excluded.url, \
     secrets = excluded.secrets, max_concurrency = excluded.max_concurrency, is_current = true, \
-    updated_at = excluded.updated_at, schemas = excluded.schemas";
+    updated_at = excluded.updated_at, schemas = excluded.schemas, flow = excluded.flow";
+/// Takes slot `$4` of a key where its lease ran out: the upsert's `where`
+/// is checked on the locked row, so two nodes never both take it.
+const ACQUIRE_FLOW_SLOT: &str = "insert into flow_slots (namespace, task_queue, key, slot, \
+    holder, node, expires_at) values ($1, $2, $3, $4, $5, $6, $8) \
+    on conflict (namespace, task_queue, key, slot) do update set holder = excluded.holder, \
+    node = excluded.node, expires_at = excluded.expires_at where flow_slots.expires_at <= $7";
+const RELEASE_FLOW_SLOT: &str = "delete from flow_slots \
+    where namespace = $1 and task_queue = $2 and key = $3 and holder = $4";
+const RENEW_FLOW_SLOTS: &str = "update flow_slots set expires_at = $3 \
+    where node = $1 and expires_at > $2";
+/// The bucket's tokens at `$4` (ms), refilled at `$5` per second up to `$6`.
+const REFILLED: &str = "case when flow_buckets.tokens + \
+    (case when $4 > flow_buckets.updated_at then $4 - flow_buckets.updated_at else 0 end) \
+    * $5 / 1000.0 > $6 then $6 else flow_buckets.tokens + \
+    (case when $4 > flow_buckets.updated_at then $4 - flow_buckets.updated_at else 0 end) \
+    * $5 / 1000.0 end";
+static TAKE_FLOW_TOKEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into flow_buckets (namespace, task_queue, version, tokens, updated_at) \
+         values ($1, $2, $3, $6 - 1.0, $4) \
+         on conflict (namespace, task_queue, version) do update \
+         set tokens = {REFILLED} - 1.0, updated_at = $4 where {REFILLED} >= 1.0 \
+         returning tokens"
+    )
+});
+const FLOW_TOKENS: &str = "select tokens, updated_at from flow_buckets \
+    where namespace = $1 and task_queue = $2 and version = $3";
 const SET_ENDPOINT_SCHEMAS: &str = "update endpoints set schemas = $4, updated_at = $5 \
     where namespace = $1 and task_queue = $2 and version = $3";
 /// A promotion is the upsert's two steps without the insert; the second
@@ -539,6 +566,7 @@ where
         let now = audit_now();
         let secrets = encode_json("endpoint secrets", &endpoint.secrets)?;
         let schemas = encode_json("endpoint schemas", &endpoint.schemas)?;
+        let flow = encode_json("endpoint flow control", &endpoint.flow)?;
         let mut tx = DB::begin_write(&self.pool).await?;
         sqlx::query(CLEAR_CURRENT_ENDPOINT)
             .bind(endpoint.namespace.0.clone())
@@ -557,6 +585,7 @@ where
             .bind(endpoint.created_at.millis())
             .bind(now)
             .bind(schemas)
+            .bind(flow)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -962,6 +991,82 @@ where
         // Earliest due first, whatever order the backend returned.
         rows.sort_by_key(|cols| cols.4);
         rows.into_iter().map(rows::task_row).collect()
+    }
+
+    async fn acquire_flow_slot(
+        &self,
+        slot: &FlowSlot,
+        limit: u32,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        for number in 0..i64::from(limit) {
+            let done = sqlx::query(ACQUIRE_FLOW_SLOT)
+                .bind(slot.namespace.0.clone())
+                .bind(slot.task_queue.0.clone())
+                .bind(slot.key.clone())
+                .bind(number)
+                .bind(slot.holder.clone())
+                .bind(slot.node.clone())
+                .bind(now.millis())
+                .bind(until.millis())
+                .execute(&self.pool)
+                .await?;
+            if DB::rows_affected(&done) > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release_flow_slot(&self, slot: &FlowSlot) -> Result<()> {
+        sqlx::query(RELEASE_FLOW_SLOT)
+            .bind(slot.namespace.0.clone())
+            .bind(slot.task_queue.0.clone())
+            .bind(slot.key.clone())
+            .bind(slot.holder.clone())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn renew_flow_slots(&self, node: &str, now: Timestamp, until: Timestamp) -> Result<()> {
+        sqlx::query(RENEW_FLOW_SLOTS)
+            .bind(node.to_owned())
+            .bind(now.millis())
+            .bind(until.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_flow_token(
+        &self,
+        endpoint: &Endpoint,
+        per_second: f64,
+        burst: u32,
+        now: Timestamp,
+    ) -> Result<Option<Duration>> {
+        let taken: Option<f64> = sqlx::query_scalar(&TAKE_FLOW_TOKEN)
+            .bind(endpoint.namespace.0.clone())
+            .bind(endpoint.task_queue.0.clone())
+            .bind(endpoint.version.clone())
+            .bind(now.millis())
+            .bind(per_second)
+            .bind(f64::from(burst))
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let row: Option<(f64, i64)> = sqlx::query_as(FLOW_TOKENS)
+            .bind(endpoint.namespace.0.clone())
+            .bind(endpoint.task_queue.0.clone())
+            .bind(endpoint.version.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        let (tokens, at) = row.unwrap_or((0.0, now.millis()));
+        Ok(Some(rows::token_wait(tokens, at, per_second, now)))
     }
 
     async fn delete_task(&self, task_id: &str) -> Result<()> {

@@ -133,6 +133,14 @@ fn describe() {
         "Pushes waiting on this node for their endpoint's max_concurrency, by namespace and task queue: the backlog an autoscaler reads."
     );
     describe_gauge!(
+        "baton_pushes_waiting_on_keys",
+        "Pushes waiting on this node for a concurrency-key slot of their endpoint, by namespace and task queue (never by key value: cardinality)."
+    );
+    describe_counter!(
+        "baton_pushes_throttled_total",
+        "Pushes that had to wait for their endpoint's flow control, by namespace, task queue and reason (concurrency_key, rate_limit)."
+    );
+    describe_gauge!(
         "baton_tasks_due",
         "Task rows due and not claimed, by namespace, queue (push, timer, transfer) and task queue (push rows; empty otherwise): the backlog an autoscaler reads. Read from the store: every node reports the cluster's value."
     );
@@ -322,6 +330,8 @@ pub enum PushGauge {
     InFlight,
     /// Waiting for the endpoint's `max_concurrency`.
     Waiting,
+    /// Waiting for a slot of one of the endpoint's concurrency keys.
+    WaitingOnKeys,
 }
 
 /// Counts one push in `gauge` until the returned guard is dropped.
@@ -329,11 +339,20 @@ pub fn push_gauge(gauge: PushGauge, namespace: &str, task_queue: &str) -> GaugeG
     let name = match gauge {
         PushGauge::InFlight => "baton_pushes_in_flight",
         PushGauge::Waiting => "baton_pushes_waiting",
+        PushGauge::WaitingOnKeys => "baton_pushes_waiting_on_keys",
     };
     let gauge =
         gauge!(name, "namespace" => namespace.to_owned(), "task_queue" => task_queue.to_owned());
     gauge.increment(1.0);
     GaugeGuard(gauge)
+}
+
+/// A push had to wait for its endpoint's flow control (`reason`:
+/// `concurrency_key` or `rate_limit`).
+pub fn push_throttled(namespace: &str, task_queue: &str, reason: &'static str) {
+    counter!("baton_pushes_throttled_total", "namespace" => namespace.to_owned(),
+        "task_queue" => task_queue.to_owned(), "reason" => reason)
+    .increment(1);
 }
 
 /// Takes its push out of a gauge when dropped.

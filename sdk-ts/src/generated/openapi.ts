@@ -188,6 +188,22 @@ export type RegisterEndpointRequest = {
   max_concurrency?: number;
   /** The version's input schemas; `baton endpoint register` sends what the handler's description serves under `schemas`. Absent or null is none. */
   schemas?: EndpointSchemas;
+  rate_limit?: RateLimit;
+  /** Absent or null is none. */
+  concurrency_keys?: ConcurrencyKey[];
+};
+
+/** Pushes per second to this endpoint version across all nodes: a token bucket of `burst` tokens, refilled at `per_second`, kept in the database (ARCHITECTURE.md, "Flow control"). */
+export type RateLimit = {
+  per_second: number;
+  /** Default: `per_second` rounded up. */
+  burst?: number;
+};
+
+/** At most `limit` workflow tasks or activity attempts of runs whose `key` evaluates to one value are in flight at once, across all nodes. `key` is text with `{input/…}` and `{search_attributes/…}` placeholders, each a JSON pointer into the run's start input or its search attributes (`customer_id={input/0/customer_id}`); a run for which a placeholder points at nothing is not limited by the key. */
+export type ConcurrencyKey = {
+  key: string;
+  limit: number;
 };
 
 /** JSON Schemas (any draft the server's validator knows; 2020-12 by default) of an endpoint version's payloads, as sent: for the SDKs the array of positional arguments (docs/protocol.md §1.5). A type or handler without one accepts anything. */
@@ -231,6 +247,11 @@ export type Endpoint = {
   version: string;
   url: string;
   max_concurrency: number;
+  rate_limit?: {
+    per_second: number;
+    burst: number;
+  };
+  concurrency_keys?: ConcurrencyKey[];
   /** Whether new work on the queue goes to this version. */
   is_current: boolean;
   secret_count: number;
@@ -253,6 +274,11 @@ export type RegisteredEndpoint = {
   version: string;
   url: string;
   max_concurrency: number;
+  rate_limit?: {
+    per_second: number;
+    burst: number;
+  };
+  concurrency_keys?: ConcurrencyKey[];
   is_current: boolean;
   secret_count: number;
   created_at: Timestamp;
@@ -400,6 +426,8 @@ export type WorkflowDescription = {
   children: ChildSummary[];
   /** What arrived while the workflow task was in flight (signals, updates, activity and child outcomes, fired timers, cancellation requests), oldest first. They are not in the history yet: they are appended after that task's outcome. */
   buffered_events: BufferedEvent[];
+  /** Why a push of the run waits for its endpoint's flow control on the node that answers (`waiting for concurrency key customer_id=42 (limit 1)`, `waiting for rate limit`). Kept in that node's memory: another node's waiting pushes are not shown. */
+  waiting_reason?: string;
 };
 
 export type BufferedEvent = {

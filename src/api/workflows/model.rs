@@ -163,6 +163,11 @@ pub(super) struct Description {
     pub(super) children: Vec<ChildSummary>,
     /// What waits behind the workflow task in flight, oldest first.
     pub(super) buffered_events: Vec<BufferedEvent>,
+    /// Why a push of the run waits for its endpoint's flow control on the
+    /// node that answers (`waiting for concurrency key customer_id=42
+    /// (limit 1)`, `waiting for rate limit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) waiting_reason: Option<String>,
 }
 
 /// An event buffered behind the in-flight workflow task (not in the history

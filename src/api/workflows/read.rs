@@ -98,6 +98,7 @@ pub(super) async fn describe_workflow(
         parent: s.parent.clone(),
         children: children(&history),
         buffered_events: s.buffered.iter().map(Into::into).collect(),
+        waiting_reason: state.querier.waiting_reason(s.run_id),
     }))
 }
 

@@ -44,6 +44,10 @@ pub enum Call {
     DeleteExpiredRuns,
     ReleaseRetention,
     ClaimTasks,
+    AcquireFlowSlot,
+    ReleaseFlowSlot,
+    RenewFlowSlots,
+    TakeFlowToken,
     DeleteTask,
     PostponeTasks,
     QueueDepths,
@@ -90,6 +94,10 @@ impl Call {
                 | Call::SetEndpointSchemas
                 | Call::Commit
                 | Call::ClaimTasks
+                | Call::AcquireFlowSlot
+                | Call::ReleaseFlowSlot
+                | Call::RenewFlowSlots
+                | Call::TakeFlowToken
                 | Call::DeleteTask
                 | Call::PostponeTasks
                 | Call::CreateSchedule

@@ -54,9 +54,9 @@ use super::rows::{
 };
 use super::sql::WAKEUP_CAPACITY;
 use super::{
-    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, NamespaceRecord,
-    QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary, ScheduleFilter,
-    ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
+    ApiKeyRecord, BatchRecord, Deletion, Delivery, Endpoint, Error, Expired, FlowSlot,
+    NamespaceRecord, QueueDepth, Result, RetentionLease, RunChange, RunRecord, RunSummary,
+    ScheduleFilter, ScheduleRecord, Store, TaskRow, Wakeup, WebhookRecord,
 };
 use crate::time::Duration;
 
@@ -208,6 +208,9 @@ impl StoredTask {
     }
 }
 
+/// A `flow_slots` key: (namespace, task queue, key, slot).
+type SlotKey = (String, String, String, u32);
+
 /// The `tasks_due` index: (queue, visible_at, insertion order).
 type DueKey = (&'static str, i64, u64);
 
@@ -219,6 +222,12 @@ struct Tables {
     api_keys: BTreeMap<String, ApiKeyRecord>,
     /// By (namespace, task queue, version): `list_endpoints`' order.
     endpoints: BTreeMap<(String, String, String), Endpoint>,
+    /// `flow_slots`: (namespace, task queue, key, slot) → (holder, node,
+    /// expires_at).
+    flow_slots: BTreeMap<SlotKey, (String, String, i64)>,
+    /// `flow_buckets`: (namespace, task queue, version) → (tokens,
+    /// updated_at).
+    flow_buckets: BTreeMap<(String, String, String), (f64, i64)>,
     /// By run id (as text, as SQL compares them).
     runs: BTreeMap<String, StoredRun>,
     /// `runs_open_workflow_id`: (namespace, workflow id) → its open run.
@@ -1420,6 +1429,83 @@ impl Store for MemoryStore {
     async fn claim_tasks(&self, queue: Queue, now: Timestamp, limit: i64) -> Result<Vec<TaskRow>> {
         self.call(Call::ClaimTasks, |t| t.claim(queue, now.millis(), limit))
             .await
+    }
+
+    async fn acquire_flow_slot(
+        &self,
+        slot: &FlowSlot,
+        limit: u32,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        self.call(Call::AcquireFlowSlot, |t| {
+            for number in 0..limit {
+                let key = (
+                    slot.namespace.0.clone(),
+                    slot.task_queue.0.clone(),
+                    slot.key.clone(),
+                    number,
+                );
+                if t.flow_slots.get(&key).is_none_or(|s| s.2 <= now.millis()) {
+                    let held = (slot.holder.clone(), slot.node.clone(), until.millis());
+                    t.flow_slots.insert(key, held);
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await
+    }
+
+    async fn release_flow_slot(&self, slot: &FlowSlot) -> Result<()> {
+        self.call(Call::ReleaseFlowSlot, |t| {
+            t.flow_slots.retain(|(ns, q, k, _), (holder, ..)| {
+                !(*ns == slot.namespace.0
+                    && *q == slot.task_queue.0
+                    && *k == slot.key
+                    && *holder == slot.holder)
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn renew_flow_slots(&self, node: &str, now: Timestamp, until: Timestamp) -> Result<()> {
+        self.call(Call::RenewFlowSlots, |t| {
+            for (_, n, expires) in t.flow_slots.values_mut() {
+                if n == node && *expires > now.millis() {
+                    *expires = until.millis();
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_flow_token(
+        &self,
+        endpoint: &Endpoint,
+        per_second: f64,
+        burst: u32,
+        now: Timestamp,
+    ) -> Result<Option<Duration>> {
+        self.call(Call::TakeFlowToken, |t| {
+            let key = (
+                endpoint.namespace.0.clone(),
+                endpoint.task_queue.0.clone(),
+                endpoint.version.clone(),
+            );
+            let burst = f64::from(burst);
+            let (tokens, at) = *t.flow_buckets.get(&key).unwrap_or(&(burst, now.millis()));
+            let refilled =
+                (tokens + (now.millis() - at).max(0) as f64 * per_second / 1000.0).min(burst);
+            if refilled >= 1.0 {
+                t.flow_buckets.insert(key, (refilled - 1.0, now.millis()));
+                return Ok(None);
+            }
+            Ok(Some(rows::token_wait(tokens, at, per_second, now)))
+        })
+        .await
     }
 
     async fn delete_task(&self, task_id: &str) -> Result<()> {
