@@ -1655,13 +1655,13 @@ async fn garbage_answers_leave_the_history_unchanged_and_are_retried(db: Db) {
             "both",
             StatusCode::OK,
             r#"{"commands": [], "failure": {"failure": {"message": "boom"}}}"#,
-            "exactly one of `commands` and `failure`",
+            "exactly one of `commands`, `failure` and `checkpointed`",
         ),
         (
             "neither",
             StatusCode::OK,
             "{}",
-            "exactly one of `commands` and `failure`",
+            "exactly one of `commands`, `failure` and `checkpointed`",
         ),
         (
             "unknown-command",

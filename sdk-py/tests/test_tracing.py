@@ -53,7 +53,14 @@ class Traced:
 @pytest.fixture(scope="module")
 def tracing_env() -> Iterator[WorkflowEnvironment]:
     e = asyncio.run(WorkflowEnvironment.start_local(binary=find_baton_binary()))
-    app = App(workflows=[Traced], activities=[traced_step], signing_secret=SECRET)
+    # The pushed activity path: its handling span is what the test follows
+    # (inline attempts run inside the workflow task's push).
+    app = App(
+        workflows=[Traced],
+        activities=[traced_step],
+        signing_secret=SECRET,
+        inline_activities=False,
+    )
     with AppServer(app) as server:
         asyncio.run(e.register_endpoint("traced", server.url, SECRET))
         try:

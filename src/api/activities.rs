@@ -81,8 +81,11 @@ fn activity_token(namespace: &str, token: &str) -> Result<(RunId, ActivityToken)
         TokenKind::Activity(_) => Err(ApiError::BadRequest(
             "task_token belongs to another namespace".into(),
         )),
-        TokenKind::Workflow(_) | TokenKind::Continuation(_) => Err(ApiError::BadRequest(
-            "task_token is not an activity's".into(),
+        TokenKind::Workflow(_) => Err(ApiError::BadRequest(
+            "task_token is a workflow task token, not an activity's".into(),
+        )),
+        TokenKind::Continuation(_) => Err(ApiError::BadRequest(
+            "task_token is a checkpoint continuation token, not an activity's".into(),
         )),
     }
 }
