@@ -3,8 +3,9 @@
 //! signal-with-start and an update whose payload breaks them with a 400
 //! listing each violation's JSON pointer, and writes nothing for them (no
 //! run, no history event); a run is checked against the version it is
-//! pinned to, so schemas change with a new endpoint version; the REST
-//! routes read and replace a version's schemas.
+//! pinned to, so schemas change with a new endpoint version; a batch
+//! signal is checked per run, failing the runs whose schema refuses it;
+//! the REST routes read and replace a version's schemas.
 // Tests and their shared fixtures unwrap freely.
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +22,8 @@ use common::{event_types, eventually, parking_handler, spawn_server, Api, Db, SE
 on_both_databases!(
     refused_calls_write_nothing,
     schemas_change_with_the_endpoint_version,
-    schemas_are_read_and_replaced_over_rest
+    schemas_are_read_and_replaced_over_rest,
+    a_batch_signal_is_checked_against_each_runs_schema
 );
 
 const WF: &str = "/api/v1/namespaces/default/workflows";
@@ -267,5 +269,70 @@ async fn schemas_are_read_and_replaced_over_rest(db: Db) {
         .call(Method::PUT, &nine, Some(json!({ "schemas": schemas })))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// A batch signal over runs of two types: the `Order` runs, whose schema
+/// refuses its input, fail with the violation and record nothing; the run
+/// of a type without a schema is signalled.
+async fn a_batch_signal_is_checked_against_each_runs_schema(db: Db) {
+    let server = spawn_server(db).await;
+    let api = &server.api;
+    let handler = parking_handler().await;
+    register(api, &handler.url, "v1", order_schemas("boolean")).await;
+    for id in ["order-1", "order-2"] {
+        let (status, body) = start(api, id, json!([{"amount": 1}])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        parked(api, id).await;
+    }
+    let other = json!({"workflow_type": "Other", "task_queue": "q", "input": []});
+    let (status, body) = api.post(&format!("{WF}/other"), other).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    parked(api, "other").await;
+    let before = [api.history("order-1").await, api.history("order-2").await];
+
+    let job = json!({"batch_id": "approve", "operation": "signal",
+        "query": "WorkflowType = \"Order\" OR WorkflowType = \"Other\"",
+        "signal_name": "approve", "input": ["yes"]});
+    let (status, body) = api.post("/api/v1/namespaces/default/batches", job).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut job = Value::Null;
+    for _ in 0..1_500 {
+        job = api
+            .get("/api/v1/namespaces/default/batches/approve")
+            .await
+            .1;
+        if job["state"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert_eq!(job["state"], "COMPLETED", "{job}");
+    assert_eq!(
+        (job["done"].clone(), job["failed"].clone()),
+        (json!(1), json!(2)),
+        "{job}"
+    );
+    let failures = job["failures"].as_array().cloned().unwrap_or_default();
+    let mut failed: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f["workflow_id"].as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["order-1", "order-2"], "{job}");
+    for f in &failures {
+        let reason = f["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("/0"),
+            "the reason names the pointer: {reason}"
+        );
+    }
+    let after = [api.history("order-1").await, api.history("order-2").await];
+    assert_eq!(after, before, "nothing was recorded on the refused runs");
+    let signaled = eventually(StdDuration::from_secs(30), || async {
+        event_types(&api.history("other").await).contains(&"WorkflowExecutionSignaled".to_owned())
+    })
+    .await;
+    assert!(signaled, "the run without a schema was signalled");
     server.stop().await;
 }

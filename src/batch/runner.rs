@@ -17,6 +17,11 @@
 //! job's own event (its terminate, its cancellation request, its signal)
 //! and failed otherwise; a run deleted already counts as deleted.
 //!
+//! **Schemas.** A signal's input is checked against the schema of the
+//! version each run is pinned to (runs of one job may differ) before it is
+//! applied; a run whose schema refuses it fails with the violations and
+//! nothing is recorded on it.
+//!
 //! **Stop.** The API marks the row (`Store::request_batch_stop`); the
 //! holder reads the row before each run (at most every
 //! [`STOP_CHECK`]) and closes the job Stopped with what it counted.
@@ -27,13 +32,16 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::apply::{self, Applier};
+use crate::apply::{self, Applier, InputError, InputTarget};
 use crate::batch::{Batch, Operation, Pending, State};
 use crate::claim;
 use crate::engine::{Command, EventAttributes, Rejection, Reset, ResetPoint, Signal};
+use crate::ids::Namespace;
+use crate::schema::Target;
 use crate::store::{self, BatchRecord, Deletion};
 use crate::time::Duration;
 use crate::visibility::ListQuery;
@@ -382,12 +390,17 @@ async fn attempt_once(applier: &Applier, batch: &Batch, run: &Pending) -> Attemp
             request_id: Some(request_id),
             identity: Some(marker),
         },
-        Operation::Signal { name, input } => Command::SignalWorkflow(Signal {
-            signal_name: name.clone(),
-            input: input.clone(),
-            request_id: Some(request_id),
-            identity: Some(marker),
-        }),
+        Operation::Signal { name, input } => {
+            if let Some(refused) = check_signal(applier, ns, run, name, input).await {
+                return refused;
+            }
+            Command::SignalWorkflow(Signal {
+                signal_name: name.clone(),
+                input: input.clone(),
+                request_id: Some(request_id),
+                identity: Some(marker),
+            })
+        }
         Operation::Reset { to_last } => {
             let reset = Reset {
                 point: match to_last {
@@ -428,6 +441,39 @@ async fn attempt_once(applier: &Applier, batch: &Batch, run: &Pending) -> Attemp
             }
         }
         Err(e) => classify(e),
+    }
+}
+
+/// Checks a batch signal's input against the schema of the version the run
+/// is pinned to, as the signal route does: `None` if it passes, else the
+/// attempt's outcome (a refused input fails the run, nothing recorded).
+async fn check_signal(
+    applier: &Applier,
+    ns: &Namespace,
+    run: &Pending,
+    name: &str,
+    input: &Value,
+) -> Option<Attempt> {
+    let record = match applier.store().load_run(ns, run.run_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Some(Attempt::Failed("the run no longer exists".into())),
+        Err(e) => return Some(classify(e.into())),
+    };
+    let s = &record.state;
+    let to = InputTarget {
+        namespace: ns,
+        task_queue: &s.task_queue,
+        version: s.pinned_version.as_deref(),
+        target: Target::Signal {
+            workflow_type: &s.workflow_type,
+            name,
+        },
+        field: "input",
+    };
+    match applier.endpoints().validate_input(&to, input).await {
+        Ok(()) => None,
+        Err(InputError::Invalid(e)) => Some(Attempt::Failed(e.to_string())),
+        Err(InputError::Store(e)) => Some(classify(e.into())),
     }
 }
 

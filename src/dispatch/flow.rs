@@ -193,7 +193,9 @@ impl Gate {
         Some(held)
     }
 
-    /// True once the slot is held, false if stopping first.
+    /// True once the slot is held, false if stopping first. The push counts
+    /// as waiting (reason, metrics) from the moment it finds the slot taken
+    /// or another push of its value ahead of it in the local queue.
     async fn take_slot(
         &self,
         slot: &FlowSlot,
@@ -204,9 +206,23 @@ impl Gate {
     ) -> bool {
         let queue = self.queue(&slot_queue(slot));
         let mut waited = None;
-        let _turn = tokio::select! {
-            t = queue.turn.lock() => t,
-            () = super::turned_true(stopping) => return false,
+        let wait = |waited: &mut Option<_>| {
+            if waited.is_none() {
+                let (ns, tq) = (&slot.namespace.0, &slot.task_queue.0);
+                telemetry::push_throttled(ns, tq, "concurrency_key");
+                let gauge = telemetry::push_gauge(PushGauge::WaitingOnKeys, ns, tq);
+                *waited = Some((gauge, self.waiting(state.run_id, why.clone())));
+            }
+        };
+        let _turn = match queue.turn.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                wait(&mut waited);
+                tokio::select! {
+                    t = queue.turn.lock() => t,
+                    () = super::turned_true(stopping) => return false,
+                }
+            }
         };
         loop {
             let freed = queue.freed.notified();
@@ -219,22 +235,7 @@ impl Gate {
                     tracing::warn!(run_id = %state.run_id, error = %e, "taking a concurrency slot failed");
                 }
             }
-            if waited.is_none() {
-                telemetry::push_throttled(&slot.namespace.0, &slot.task_queue.0, "concurrency_key");
-                let gauge = telemetry::push_gauge(
-                    PushGauge::WaitingOnKeys,
-                    &slot.namespace.0,
-                    &slot.task_queue.0,
-                );
-                self.lock_reasons().insert(state.run_id, why.clone());
-                waited = Some((
-                    gauge,
-                    Reason {
-                        gate: self,
-                        run_id: state.run_id,
-                    },
-                ));
-            }
+            wait(&mut waited);
             tokio::select! {
                 () = freed => {}
                 () = tokio::time::sleep(POLL) => {}
@@ -243,7 +244,8 @@ impl Gate {
         }
     }
 
-    /// True once a token is taken, false if stopping first.
+    /// True once a token is taken, false if stopping first. Waiting, as for
+    /// a slot, starts at an empty bucket or a push ahead in the local queue.
     async fn take_token(
         &self,
         endpoint: &Endpoint,
@@ -256,11 +258,24 @@ impl Gate {
             endpoint.namespace, endpoint.task_queue, endpoint.version
         );
         let queue = self.queue(&name);
-        let _turn = tokio::select! {
-            t = queue.turn.lock() => t,
-            () = super::turned_true(stopping) => return false,
-        };
         let mut waited = None;
+        let wait = |waited: &mut Option<_>| {
+            if waited.is_none() {
+                let (ns, tq) = (&endpoint.namespace.0, &endpoint.task_queue.0);
+                telemetry::push_throttled(ns, tq, "rate_limit");
+                *waited = Some(self.waiting(state.run_id, "waiting for rate limit".to_owned()));
+            }
+        };
+        let _turn = match queue.turn.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                wait(&mut waited);
+                tokio::select! {
+                    t = queue.turn.lock() => t,
+                    () = super::turned_true(stopping) => return false,
+                }
+            }
+        };
         loop {
             let now = self.clock.now();
             let pause = match self
@@ -275,21 +290,18 @@ impl Gate {
                     POLL
                 }
             };
-            if waited.is_none() {
-                let (ns, queue) = (&endpoint.namespace.0, &endpoint.task_queue.0);
-                telemetry::push_throttled(ns, queue, "rate_limit");
-                self.lock_reasons()
-                    .insert(state.run_id, "waiting for rate limit".to_owned());
-                waited = Some(Reason {
-                    gate: self,
-                    run_id: state.run_id,
-                });
-            }
+            wait(&mut waited);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = super::turned_true(stopping) => return false,
             }
         }
+    }
+
+    /// Records why the run's push waits, until the guard is dropped.
+    fn waiting(&self, run_id: RunId, why: String) -> Reason<'_> {
+        self.lock_reasons().insert(run_id, why);
+        Reason { gate: self, run_id }
     }
 
     /// The run's start input (from its first event), cached.
