@@ -20,11 +20,13 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions as _, QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions as _, Connection as _, QueryBuilder, Sqlite, SqlitePool, Transaction};
 use tokio::sync::broadcast;
 
 use crate::engine::Queue;
@@ -64,6 +66,7 @@ impl SqlStore<Sqlite> {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .after_release(no_open_transaction)
                 .connect_with(options)
                 .await?
         } else {
@@ -76,12 +79,38 @@ impl SqlStore<Sqlite> {
                 .synchronous(SqliteSynchronous::Normal);
             SqlitePoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
+                .after_release(no_open_transaction)
                 .connect_with(options)
                 .await?
         };
         let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
         Ok(SqlStore::new(pool, wakeups, anchor))
     }
+}
+
+/// Refuses a connection handed back to the pool with its transaction still
+/// open, so the pool closes it (rolling the transaction back) rather than
+/// lending it out again. sqlx 0.8 leaves one so when a `begin` is cancelled
+/// after SQLite began the transaction but before sqlx made the
+/// `Transaction` that would roll it back (a timed-out probe, an API call
+/// whose client hung up); its open `begin immediate` would hold SQLite's
+/// write lock for good. A rollback queued by a dropped `Transaction` runs
+/// before the ping, so only a transaction nobody owns is counted.
+fn no_open_transaction(
+    conn: &mut SqliteConnection,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, std::result::Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        conn.ping().await?;
+        let open = conn.is_in_transaction();
+        if open {
+            tracing::warn!("closing a SQLite connection handed back with a transaction open");
+        }
+        Ok(!open)
+    })
 }
 
 #[async_trait]
@@ -149,5 +178,38 @@ impl Dialect for Sqlite {
         // SQLite has no data-modifying CTEs, and an embedded database has
         // no round trips to save: the transaction it is.
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::Store as _;
+
+    /// A write cancelled at any point (a timed-out probe, an API call whose
+    /// client hung up) must not hand its connection back to the pool with
+    /// its transaction open: SQLite's write lock would then be held for
+    /// good, and every later write on any connection would fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_writes_leave_no_transaction_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("baton.db").display());
+        let store = SqliteStore::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        for i in 0..2_000u64 {
+            // Cancel after a few microseconds: anywhere from waiting for a
+            // connection to committing.
+            let cut = Duration::from_micros(i % 300);
+            let _ = tokio::time::timeout(cut, store.probe_write()).await;
+        }
+        for _ in 0..(2 * MAX_CONNECTIONS) {
+            let write = tokio::time::timeout(Duration::from_secs(20), store.probe_write());
+            write
+                .await
+                .expect("a write finishes")
+                .expect("a write succeeds after cancelled ones");
+        }
     }
 }
