@@ -13,6 +13,8 @@
 //! wft-undelivered [timed_out] [token=..]
 //! start-attempt a1 | undelivered a1 | heartbeat a1 [details=..]
 //! complete-activity a1 [result=..] | fail-activity a1 [type=T] [non_retryable] | canceled a1
+//! checkpoint first [inline=a1,..] | schedule a1 ..     the first checkpoint of a session
+//! checkpoint [complete=a1,..] [result=..] [fail=a2,..] [type=T] [non_retryable] [attempt=N] [time=D] [inline=..] [| ..]
 //! fire-timeout a1 start-to-close | fire-timer t1 | fire-run-timeout
 //! terminate [reason=..]
 //! signal NAME [input=..] [request_id=..]     (start also takes signal=NAME: signal-with-start)
@@ -49,6 +51,13 @@
 //! `push-wft`, else the current task pushed now. Values are JSON where they
 //! parse as JSON, else strings.
 //!
+//! A `checkpoint` (docs/protocol.md §5.9) without `first` continues from
+//! the last checkpoint that continued, as a handler does with its
+//! `continuation_token`; its completions (`complete=` ids first, then
+//! `fail=` ids) are reported in that order, and `time=` (default: the
+//! clock) is its `workflow_time`. Commands follow `|`; a line without `|`
+//! carries none (completions only), one ending in `|` an empty list.
+//!
 //! After every accepted command the harness checks the fold laws: new event
 //! ids continue the history densely, and replaying the whole history gives
 //! the snapshot's history view.
@@ -61,16 +70,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{
-    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, ChildExecution,
-    ChildOutcome, Command, CompleteWorkflowExecution, CompleteWorkflowUpdate,
-    ContinueAsNewWorkflowExecution, Ctx, Dispatch, Effect, Event, EventAttributes,
-    ExternalWorkflowExecutionFailedCause, FailWorkflowExecution, Failure, Limits, MoveToVersion,
-    ParentClosePolicy, ParentInfo, RecordMarker, Rejection, RequestCancelActivityTask,
-    RequestCancelExternalWorkflowExecution, Reset, ResetPoint, RetryPolicy, RetryPolicySpec,
-    RetryState, RunState, ScheduleActivityTask, Signal, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, StartChildWorkflowExecutionFailedCause, StartRun, StartTimer,
-    Task, TimeoutType, Transition, Update, WorkflowCommand, WorkflowExecution,
-    WorkflowTaskFailedCause, WorkflowTaskToken, WorkflowTaskView,
+    self, ActivityPhase, ActivityToken, CancelTimer, CancelWorkflowExecution, Checkpoint,
+    CheckpointFrom, ChildExecution, ChildOutcome, Command, CompleteWorkflowExecution,
+    CompleteWorkflowUpdate, ContinuationToken, ContinueAsNewWorkflowExecution, Ctx, Dispatch,
+    Effect, Event, EventAttributes, ExternalWorkflowExecutionFailedCause, FailWorkflowExecution,
+    Failure, InlineOutcome, Limits, MoveToVersion, ParentClosePolicy, ParentInfo, RecordMarker,
+    Rejection, RequestCancelActivityTask, RequestCancelExternalWorkflowExecution, Reset,
+    ResetPoint, RetryPolicy, RetryPolicySpec, RetryState, RunState, ScheduleActivityTask, Signal,
+    SignalExternalWorkflowExecution, StartChildWorkflowExecution,
+    StartChildWorkflowExecutionFailedCause, StartRun, StartTimer, Task, TimeoutType, Transition,
+    Update, WorkflowCommand, WorkflowExecution, WorkflowTaskFailedCause, WorkflowTaskToken,
+    WorkflowTaskView,
 };
 use crate::ids::{ActivityId, RunId, TaskQueue, TimerId, WorkflowId};
 use crate::time::{Duration, Timestamp};
@@ -128,6 +138,8 @@ pub(super) struct Scenario {
     /// The workflow task last shown by `push-wft`; used (once) as the
     /// token of the next workflow-task answer.
     pushed: Option<WorkflowTaskView>,
+    /// The continuation of the last checkpoint that continued.
+    continuation: Option<ContinuationToken>,
     /// Runs created so far; run ids are 1, 2, ...
     runs: u128,
 }
@@ -140,6 +152,7 @@ impl Scenario {
             state: None,
             history: Vec::new(),
             pushed: None,
+            continuation: None,
             runs: 0,
         }
     }
@@ -217,6 +230,7 @@ impl Scenario {
                 self.pushed = Some(view);
                 return Ok(out);
             }
+            "checkpoint" => return self.checkpoint(&args, &sub),
             "complete-wft" => Command::CompleteWorkflowTask {
                 token: self.wft_token(&args)?,
                 commands: sub.iter().map(workflow_command).collect(),
@@ -388,7 +402,87 @@ impl Scenario {
         self.state = None;
         self.history.clear();
         self.pushed = None;
+        self.continuation = None;
         self.commit(transition);
+    }
+
+    /// Runs a `checkpoint ...` line and renders its transition and report.
+    fn checkpoint(&mut self, args: &Args, sub: &[Args]) -> Result<String, Rejection> {
+        let from = if args.flag("first") {
+            CheckpointFrom::WorkflowTask(self.wft_token(args)?)
+        } else {
+            CheckpointFrom::Continuation(
+                self.continuation
+                    .expect("a continued checkpoint comes before a continuation"),
+            )
+        };
+        let attempt = args.get("attempt");
+        let mut completions = Vec::new();
+        for id in list(args.get("complete")) {
+            let result = args.value("result").unwrap_or(Value::String("ok".into()));
+            completions.push((self.token_of(id, attempt), InlineOutcome::Completed(result)));
+        }
+        for id in list(args.get("fail")) {
+            let mut failure = Failure::new(
+                args.get("message").unwrap_or("boom"),
+                args.get("type").unwrap_or("IOError"),
+            );
+            failure.non_retryable = args.flag("non_retryable");
+            completions.push((self.token_of(id, attempt), InlineOutcome::Failed(failure)));
+        }
+        let commands = (!sub.is_empty()).then(|| {
+            sub.iter()
+                .filter(|c| !c.pos(0).is_empty())
+                .map(workflow_command)
+                .collect()
+        });
+        let cp = Checkpoint {
+            from,
+            completions,
+            commands,
+            inline: list(args.get("inline"))
+                .map(|id| ActivityId(id.to_owned()))
+                .collect(),
+            workflow_time: Some(
+                args.get("time")
+                    .map_or(self.now, |d| Timestamp(duration(d).0)),
+            ),
+            identity: None,
+            search_attributes: Default::default(),
+        };
+        let transition = self.apply(Command::Checkpoint(Box::new(cp)))?;
+        let report = transition
+            .checkpoint
+            .as_deref()
+            .expect("a checkpoint reports what it did");
+        let mut out = self.describe(&transition);
+        write!(
+            out,
+            "  checkpoint accepted={:?} continued={}",
+            report.accepted, report.continued
+        )
+        .unwrap();
+        for (id, sched) in &report.inline_attempts {
+            write!(out, " inline={id}#{sched}").unwrap();
+        }
+        if let Some((cause, message)) = &report.workflow_task_failed {
+            write!(out, " workflow_task_failed={} {message:?}", name(cause)).unwrap();
+        }
+        if report.continued {
+            assert_eq!(
+                report.events, transition.events,
+                "a continued checkpoint reports its events"
+            );
+            if let Some(e) = report.events.last() {
+                self.continuation = Some(ContinuationToken {
+                    last_event_id: e.event_id,
+                    last_event_time: e.event_time,
+                });
+                write!(out, " continuation={}@{}", e.event_id, time(e.event_time)).unwrap();
+            }
+        }
+        out.push('\n');
+        Ok(out)
     }
 
     fn reset(&mut self, args: &Args) -> Result<String, Rejection> {
@@ -588,8 +682,14 @@ impl Scenario {
     }
 
     fn activity_token(&self, args: &Args) -> ActivityToken {
-        let scheduled_event_id = self.sched(args.pos(1));
-        let attempt = match args.get("attempt") {
+        self.token_of(args.pos(1), args.get("attempt"))
+    }
+
+    /// The token of the activity last scheduled with this id: its current
+    /// attempt unless `attempt` is given.
+    fn token_of(&self, activity_id: &str, attempt: Option<&str>) -> ActivityToken {
+        let scheduled_event_id = self.sched(activity_id);
+        let attempt = match attempt {
             Some(a) => a.parse().expect("attempt is a number"),
             None => self.attempt(scheduled_event_id),
         };
@@ -808,6 +908,11 @@ impl<'a> Args<'a> {
 
 fn value(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
+/// The words of a comma-separated list (none for an absent one).
+fn list(s: Option<&str>) -> impl Iterator<Item = &str> {
+    s.into_iter().flat_map(|s| s.split(','))
 }
 
 /// A run id written as a small number.
@@ -1157,6 +1262,9 @@ pub(super) fn event(e: &Event) -> String {
             }
             if !a.input.is_null() {
                 write!(s, " input={}", a.input).unwrap();
+            }
+            if a.inline {
+                s.push_str(" inline");
             }
             s
         }

@@ -13,6 +13,7 @@ mod harness;
 mod activities;
 mod cancellation;
 mod chains;
+mod checkpoint;
 mod children;
 mod props;
 mod replay_vectors;

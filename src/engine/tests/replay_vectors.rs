@@ -722,6 +722,31 @@ fn vectors() -> Vec<Vector> {
           main(json!([{"local_activity": "refund", "input": []}, {"complete": null}])))
             .run("start input=[]").answer(vec![local("1", "charge", 1, json!({"result": 1}), None), timer("1", "1s")]).run("@1s fire-timer 1")
             .nondeterminism(5, "history has MarkerRecorded(marker_name=\"LocalActivity\", activity_type=\"charge\", activity_id=\"1\") at event 5 but workflow code produced no command"),
+        // ---- inline activities (§5.9): checkpointed histories replay as any other ----
+        v("inline_activities_done", "inline_activities", "Both activities ran inline: the first checkpoint scheduled the first (inline: true), a continuation's speculative task the second, and a completions-only checkpoint reported it; the pushed task replays it all and completes.",
+          main(json!([{"activity": "a", "input": [], "as": "x"}, {"activity": "b", "input": [{"$": "x"}], "as": "y"}, {"complete": {"$": "y"}}])))
+            .run("start input=[]
+                  @1s checkpoint first inline=1 | schedule 1 type=a input=[] stc=10s
+                  @2s checkpoint complete=1 result=7 inline=2 | schedule 2 type=b input=[7] stc=10s
+                  @3s checkpoint complete=2 result=8")
+            .expect(vec![complete(json!(8))]),
+        v("inline_attempt_retried_as_pushed", "inline_activities", "The first activity ran inline; the second's inline attempt failed and its retry was an ordinary pushed attempt (ActivityTaskStarted attempt 2): its result completes the workflow.",
+          main(json!([{"activity": "a", "input": [], "as": "x"}, {"activity": "b", "input": [{"$": "x"}], "as": "y"}, {"complete": {"$": "y"}}])))
+            .run("start input=[]
+                  @1s checkpoint first inline=1 | schedule 1 type=a input=[] stc=10s
+                  @2s checkpoint complete=1 result=7 inline=2 | schedule 2 type=b input=[7] stc=10s
+                  @3s checkpoint fail=2
+                  @4s start-attempt 2
+                  @5s complete-activity 2 result=8")
+            .expect(vec![complete(json!(8))]),
+        v("inline_continuation_after_signal", "inline_activities", "A signal arrived while the first activity ran inline: the continuation with its result did not continue (the result waited behind the task the signal scheduled, which answered nothing); the next pushed task replays signal and result and schedules the second activity.",
+          with_signals(&["poke"], json!([{"activity": "a", "input": [], "as": "x"}, {"activity": "b", "input": [{"$": "x"}], "as": "y"}, {"complete": {"$": "y"}}])))
+            .run("start input=[]
+                  @1s checkpoint first inline=1 | schedule 1 type=a input=[] stc=10s
+                  @2s signal poke
+                  @3s checkpoint complete=1 result=7 inline=2 | schedule 2 type=b input=[7] stc=10s")
+            .answer(vec![])
+            .expect(vec![act("2", "b", json!([7]))]),
     ]
 }
 
