@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use baton::engine::{ContinuationToken, TaskToken, TokenKind};
+use baton::ids::Namespace;
 use baton::signing::{self, Secret};
 use baton::time::{Clock, SystemClock, Timestamp};
 use common::{event_types, sequential_workflow, spawn_handler, spawn_server, Db, SECRET};
@@ -629,6 +631,19 @@ async fn fifty_concurrent_runs_inline_their_steps(db: Db) {
     server.stop().await;
 }
 
+/// A continuation token of the pushed run, current at its third event.
+fn continuation(push: &Value) -> String {
+    TaskToken {
+        namespace: Namespace("default".into()),
+        run_id: push["run_id"].as_str().unwrap().parse().unwrap(),
+        task: TokenKind::Continuation(ContinuationToken {
+            last_event_id: 3,
+            last_event_time: Timestamp(0),
+        }),
+    }
+    .to_string()
+}
+
 async fn unsigned_forged_and_malformed_checkpoints_write_nothing(db: Db) {
     let server = spawn_server(db).await;
     // Answers its push normally, after trying bad checkpoints with its token.
@@ -669,6 +684,11 @@ async fn unsigned_forged_and_malformed_checkpoints_write_nothing(db: Db) {
                     json!({"task_token": push["task_token"], "commands": "nope"}),
                     Some(SECRET),
                 ),
+                (
+                    "continuation without workflow_time",
+                    json!({"task_token": continuation(&push), "commands": schedule(None)}),
+                    Some(SECRET),
+                ),
             ];
             for (name, body, secret) in tries {
                 let (status, answer) = post_checkpoint(&url, &body, secret).await;
@@ -695,6 +715,10 @@ async fn unsigned_forged_and_malformed_checkpoints_write_nothing(db: Db) {
             ("unknown inline id", StatusCode::BAD_REQUEST),
             ("other queue", StatusCode::BAD_REQUEST),
             ("malformed", StatusCode::BAD_REQUEST),
+            (
+                "continuation without workflow_time",
+                StatusCode::BAD_REQUEST
+            ),
         ],
         "{outcomes:#?}"
     );

@@ -155,6 +155,14 @@ async fn checkpoint(
             ))
         }
     };
+    if matches!(from, CheckpointFrom::Continuation(_))
+        && req.commands.is_some()
+        && req.workflow_time.is_none()
+    {
+        return Err(ApiError::BadRequest(
+            "workflow_time: required with commands on a continuation".into(),
+        ));
+    }
     let completions = req
         .completions
         .into_iter()
