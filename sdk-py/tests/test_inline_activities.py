@@ -26,6 +26,9 @@ pytestmark = needs_baton
 
 QUEUE = "inline"
 PLAIN_QUEUE = "inline-off"
+# Inline attempts at once in the app under test: below the fifty runs at
+# once of test_many_runs_at_once, so that the bound binds.
+BOUND = 16
 # Attempts per (workflow id, activity type), and the attempt numbers seen.
 ATTEMPTS: Counter[tuple[str, str]] = Counter()
 SEEN: dict[str, list[int]] = {}
@@ -179,6 +182,7 @@ def apps(env: WorkflowEnvironment) -> Iterator[App]:
         activities=ACTIVITIES,
         signing_secret=SECRET,
         server_url=env.target,
+        max_inline_attempts=BOUND,
     )
     plain = App(
         workflows=WORKFLOWS,
@@ -360,8 +364,9 @@ async def test_many_runs_at_once(apps: App, env: WorkflowEnvironment) -> None:
     for wid in ids:
         h = await _history(env, wid, InlineThreeSteps)
         inlined += sum(_inline_flags(h))
-    # At most 16 inline attempts at once in the app: the others were pushed.
+    # At most BOUND inline attempts at once in the app: the others were
+    # pushed.
     assert inlined > 0
     assert sum(_pushes(wid)[1] for wid in ids) == 150 - inlined
     inline = apps._inline
-    assert inline is not None and inline.slots.free == 16, "every slot was given back"
+    assert inline is not None and inline.slots.free == BOUND, "every slot was given back"

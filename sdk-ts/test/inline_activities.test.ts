@@ -145,7 +145,8 @@ describe("inline activities against baton dev", { skip: SKIP_WITHOUT_BINARY }, (
   before(async () => {
     env = await TestWorkflowEnvironment.createLocal();
     client = env.client;
-    const options: HandlerOptions = { workflows, activities, signingSecret: SECRET, serverUrl: env.address };
+    // A bound below the fifty runs at once of the last test, so that it binds.
+    const options: HandlerOptions = { workflows, activities, signingSecret: SECRET, serverUrl: env.address, maxInlineAttempts: 16 };
     served = await serveCounting(createHandler(options), pushes);
     servedOff = await serveCounting(createHandler({ ...options, inlineActivities: false }), offPushes);
     await env.registerEndpoint(QUEUE, served.url, SECRET);

@@ -52,7 +52,11 @@ from baton.activity import _Definition as _ActivityDefinition
 
 log = logging.getLogger("baton.workflow")
 
-DEFAULT_MAX_INLINE_ATTEMPTS = 16
+# As many as an endpoint takes pushes at once by default (its
+# ``max_concurrency``, 100): an attempt past the bound is pushed, to run in
+# this same app after two more round trips, so a lower bound mostly adds
+# pushes.
+DEFAULT_MAX_INLINE_ATTEMPTS = 100
 # Stop starting inline attempts this long before the push's deadline:
 # max(_MIN_MARGIN, _MARGIN_FRACTION x the push's budget).
 _MIN_MARGIN = 1.0

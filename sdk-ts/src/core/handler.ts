@@ -55,7 +55,7 @@ export interface HandlerOptions {
    * §5.9). Default true; `inline: false` in activity options opts one call out.
    */
   inlineActivities?: boolean;
-  /** At most this many inline attempts run at once in this handler (default 16); beyond, activities are pushed as usual. */
+  /** At most this many inline attempts run at once in this handler (default 100, an endpoint's default `max_concurrency`); beyond, activities are pushed as usual. */
   maxInlineAttempts?: number;
   /** Replaces the base (scheme, host, port) of the push's `checkpoint_url`, when this handler reaches the server under another address. */
   checkpointBaseUrl?: string;

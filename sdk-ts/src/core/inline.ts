@@ -31,7 +31,13 @@ import type { WorkflowInstance } from "./workflow_instance.js";
 
 type AnyFunction = (...args: any[]) => any;
 
-export const DEFAULT_MAX_INLINE_ATTEMPTS = 16;
+/**
+ * As many as an endpoint takes pushes at once by default (its
+ * `max_concurrency`, 100): an attempt past the bound is pushed, to run in
+ * this same handler after two more round trips, so a lower bound mostly
+ * adds pushes.
+ */
+export const DEFAULT_MAX_INLINE_ATTEMPTS = 100;
 /** Inlining stops this long before the push's deadline: max(MIN_MARGIN_MS, MARGIN_FRACTION × the push's budget). */
 const MIN_MARGIN_MS = 1000;
 const MARGIN_FRACTION = 0.2;
