@@ -8,7 +8,6 @@ which process ran what, and when to kill."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ import uvicorn
 
 from baton import App, activity, workflow
 from baton.common import RetryPolicy
+from tests.child_processes import log_step
 from tests.conftest import SECRET
 
 # The step the test kills in: long enough for a busy machine to see it start.
@@ -30,16 +30,11 @@ def _seconds(n: int) -> float:
     return 2.0 if n == LONG_STEP else 0.2
 
 
-def _log(line: str) -> None:
-    with open(os.environ["STEPS_LOG"], "a") as f:
-        f.write(f"{os.getpid()} {line}\n")
-
-
 @activity.defn
 async def step(n: int) -> int:
-    _log(f"start {n}")
+    log_step(f"start {n}")
     await asyncio.sleep(_seconds(n))
-    _log(f"end {n}")
+    log_step(f"end {n}")
     return n * 10
 
 

@@ -7,13 +7,13 @@ test sees which process ran what, and when to kill."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from datetime import timedelta
 
 import uvicorn
 
 from baton import App, activity, workflow
+from tests.child_processes import log_step
 from tests.conftest import SECRET
 
 
@@ -23,16 +23,11 @@ def _seconds(n: int) -> float:
     return 2.0 if n == 4 else 0.2
 
 
-def _log(line: str) -> None:
-    with open(os.environ["STEPS_LOG"], "a") as f:
-        f.write(f"{os.getpid()} {line}\n")
-
-
 @activity.defn
 async def step(n: int) -> int:
-    _log(f"start {n}")
+    log_step(f"start {n}")
     await asyncio.sleep(_seconds(n))
-    _log(f"end {n}")
+    log_step(f"end {n}")
     return n * 10
 
 

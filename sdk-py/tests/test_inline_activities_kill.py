@@ -22,10 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +37,7 @@ import pytest
 
 from baton.client import Client, WorkflowHistory
 from baton.testing import Replayer, WorkflowEnvironment, _free_port, find_baton_binary
+from tests.child_processes import HandlerProcess, sigkill, step_lines, stop
 from tests.conftest import SECRET, needs_baton
 from tests.inline_activity_handler import LONG_STEP, FiveInlineSteps
 
@@ -50,35 +48,6 @@ HANDLER = Path(__file__).with_name("inline_activity_handler.py")
 RESULT = [10, 20, 30, 40, 50]
 # Every wait of these tests is bounded by this.
 WAIT = 60.0
-
-
-class _Handler:
-    """tests/inline_activity_handler.py in a process of its own (stderr, with
-    the SDK's warnings, appended to ``stderr``)."""
-
-    def __init__(self, port: int, log: Path, stderr: Path) -> None:
-        self.port = port
-        self.log = log
-        self.stderr = stderr
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "STEPS_LOG": str(self.log)}
-        root = Path(__file__).resolve().parents[1]
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-        with open(self.stderr, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(HANDLER), str(self.port)], env=env, stderr=err
-            )
-        _wait_listening(self.port, self.proc, "the handler")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        _stop(self.proc)
 
 
 class _Node:
@@ -112,43 +81,18 @@ class _Node:
             time.sleep(0.05)
 
     def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        sigkill(self.proc)
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop(self.proc)
 
     def _tail(self) -> str:
         return self.stderr.read_text(errors="replace")[-3000:] if self.stderr.exists() else ""
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 @pytest.fixture
-def handler(tmp_path: Path) -> Iterator[_Handler]:
-    h = _Handler(_free_port(), tmp_path / "steps.log", tmp_path / "handler.stderr")
+def handler(tmp_path: Path) -> Iterator[HandlerProcess]:
+    h = HandlerProcess(HANDLER, _free_port(), tmp_path / "steps.log", tmp_path / "handler.stderr")
     try:
         yield h
     finally:
@@ -197,16 +141,6 @@ def postgres_database() -> Iterator[str]:
         assert dropped.returncode == 0, dropped.stderr
 
 
-def _lines(log: Path) -> list[tuple[int, str, int]]:
-    if not log.exists():
-        return []
-    out: list[tuple[int, str, int]] = []
-    for line in log.read_text().splitlines():
-        pid, what, n = line.split()
-        out.append((int(pid), what, int(n)))
-    return out
-
-
 async def _until(what: str, cond: Any, detail: Any) -> None:
     deadline = time.monotonic() + WAIT
     while not cond():
@@ -249,7 +183,7 @@ def _check_steps(lines: list[tuple[int, str, int]]) -> None:
 
 
 async def test_handler_sigkill_mid_inline_step(
-    dev_env: WorkflowEnvironment, handler: _Handler
+    dev_env: WorkflowEnvironment, handler: HandlerProcess
 ) -> None:
     handler.start()
     await dev_env.register_endpoint(QUEUE, f"http://127.0.0.1:{handler.port}/", SECRET)
@@ -259,13 +193,13 @@ async def test_handler_sigkill_mid_inline_step(
 
     await _until(
         "step 3 never started",
-        lambda: any(w == "start" and n == LONG_STEP for _, w, n in _lines(handler.log)),
-        lambda: _lines(handler.log),
+        lambda: any(w == "start" and n == LONG_STEP for _, w, n in step_lines(handler.log)),
+        lambda: step_lines(handler.log),
     )
     assert handler.proc is not None
     first = handler.proc.pid
     handler.kill()
-    before = _lines(handler.log)
+    before = step_lines(handler.log)
     # Killed inside step 3: it started in that process and never ended.
     assert (first, "start", LONG_STEP) in before and (first, "end", LONG_STEP) not in before
     # Steps 1 to 3 were started inline (their ActivityTaskScheduled say
@@ -282,7 +216,7 @@ async def test_handler_sigkill_mid_inline_step(
     handler.start()
     assert await asyncio.wait_for(h.result(), WAIT) == RESULT
 
-    lines = _lines(handler.log)
+    lines = step_lines(handler.log)
     _check_steps(lines)
     # Steps 1 and 2 were not run again; the rest ran in the new process.
     assert {pid for pid, _, n in lines if n in (1, 2)} == {first}
@@ -299,7 +233,7 @@ async def test_handler_sigkill_mid_inline_step(
 
 @pytest.mark.parametrize("store", ["postgres", "sqlite"])
 async def test_node_sigkill_mid_inline_step(
-    store: str, handler: _Handler, tmp_path: Path, request: pytest.FixtureRequest
+    store: str, handler: HandlerProcess, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     port = _free_port()
     listen = f"127.0.0.1:{port}"
@@ -320,19 +254,19 @@ async def test_node_sigkill_mid_inline_step(
         )
         await _until(
             "step 3 never started",
-            lambda: any(w == "start" and n == LONG_STEP for _, w, n in _lines(handler.log)),
-            lambda: _lines(handler.log),
+            lambda: any(w == "start" and n == LONG_STEP for _, w, n in step_lines(handler.log)),
+            lambda: step_lines(handler.log),
         )
         node.kill()
-        assert not any(w == "end" and n == LONG_STEP for _, w, n in _lines(handler.log)), (
+        assert not any(w == "end" and n == LONG_STEP for _, w, n in step_lines(handler.log)), (
             "step 3 ended before the node was killed"
         )
         # The node stays down until step 3 has ended and the handler has
         # given up checkpointing its result: that result is lost.
         await _until(
             "step 3 never ended",
-            lambda: any(w == "end" and n == LONG_STEP for _, w, n in _lines(handler.log)),
-            lambda: _lines(handler.log),
+            lambda: any(w == "end" and n == LONG_STEP for _, w, n in step_lines(handler.log)),
+            lambda: step_lines(handler.log),
         )
         await _until(
             "the handler never gave up checkpointing step 3",
@@ -342,7 +276,7 @@ async def test_node_sigkill_mid_inline_step(
         node.start()
 
         assert await asyncio.wait_for(h.result(), WAIT) == RESULT
-        lines = _lines(handler.log)
+        lines = step_lines(handler.log)
         _check_steps(lines)
         assert handler.proc is not None
         assert {pid for pid, _, _ in lines} == {handler.proc.pid}

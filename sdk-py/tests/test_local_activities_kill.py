@@ -11,11 +11,6 @@ died with the process, run once more."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from baton.testing import Replayer, WorkflowEnvironment, _free_port
+from tests.child_processes import HandlerProcess, step_lines
 from tests.conftest import SECRET, needs_baton
 from tests.local_activity_handler import FiveLocalSteps
 
@@ -33,79 +29,37 @@ QUEUE = "local-kill"
 HANDLER = Path(__file__).with_name("local_activity_handler.py")
 
 
-class _Handler:
-    """tests/local_activity_handler.py in a process of its own."""
-
-    def __init__(self, port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "STEPS_LOG": str(self.log)}
-        root = Path(__file__).resolve().parents[1]
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen([sys.executable, str(HANDLER), str(self.port)], env=env)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the handler did not start") from None
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture
-def handler(tmp_path: Path) -> Iterator[_Handler]:
-    h = _Handler(_free_port(), tmp_path / "steps.log")
+def handler(tmp_path: Path) -> Iterator[HandlerProcess]:
+    h = HandlerProcess(HANDLER, _free_port(), tmp_path / "steps.log")
     try:
         yield h
     finally:
         h.stop()
 
 
-def _lines(log: Path) -> list[tuple[int, str, int]]:
-    if not log.exists():
-        return []
-    out = []
-    for line in log.read_text().splitlines():
-        pid, what, n = line.split()
-        out.append((int(pid), what, int(n)))
-    return out
-
-
-async def test_sigkill_mid_local_activity(env: WorkflowEnvironment, handler: _Handler) -> None:
+async def test_sigkill_mid_local_activity(
+    env: WorkflowEnvironment, handler: HandlerProcess
+) -> None:
     handler.start()
     await env.register_endpoint(QUEUE, f"http://127.0.0.1:{handler.port}/", SECRET)
     h = await env.client.start_workflow(FiveLocalSteps.run, id="local-kill", task_queue=QUEUE)
 
     deadline = time.monotonic() + 30
-    while not any(what == "start" and n == 4 for _, what, n in _lines(handler.log)):
-        assert time.monotonic() < deadline, f"step 4 never started: {_lines(handler.log)}"
+    while not any(what == "start" and n == 4 for _, what, n in step_lines(handler.log)):
+        assert time.monotonic() < deadline, f"step 4 never started: {step_lines(handler.log)}"
         await asyncio.sleep(0.01)
     assert handler.proc is not None
     first = handler.proc.pid
     handler.kill()
-    before = _lines(handler.log)
+    before = step_lines(handler.log)
     # Killed inside step 4: it started in that process and never ended.
     assert (first, "start", 4) in before and (first, "end", 4) not in before
 
     handler.start()
     assert await asyncio.wait_for(h.result(), 60) == [10, 20, 30, 40, 50]
 
-    lines = _lines(handler.log)
+    lines = step_lines(handler.log)
     starts = Counter(n for _, what, n in lines if what == "start")
     assert starts == {1: 1, 2: 1, 3: 2, 4: 2, 5: 1}, lines
     assert all(pid == first for pid, _, n in lines if n in (1, 2))
