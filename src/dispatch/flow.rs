@@ -61,6 +61,25 @@ struct Queue {
     freed: Notify,
 }
 
+impl Queue {
+    /// The queue's turn: at once if nobody holds it, else after the pushes
+    /// ahead, calling `waiting` first; `None` if `stopping` turned true.
+    async fn take_turn(
+        &self,
+        waiting: impl FnOnce(),
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if let Ok(turn) = self.turn.try_lock() {
+            return Some(turn);
+        }
+        waiting();
+        tokio::select! {
+            t = self.turn.lock() => Some(t),
+            () = super::turned_true(stopping) => None,
+        }
+    }
+}
+
 /// The slots a push holds; freed when dropped.
 pub(super) struct Held {
     slots: Vec<FlowSlot>,
@@ -214,15 +233,8 @@ impl Gate {
                 *waited = Some((gauge, self.waiting(state.run_id, why.clone())));
             }
         };
-        let _turn = match queue.turn.try_lock() {
-            Ok(turn) => turn,
-            Err(_) => {
-                wait(&mut waited);
-                tokio::select! {
-                    t = queue.turn.lock() => t,
-                    () = super::turned_true(stopping) => return false,
-                }
-            }
+        let Some(_turn) = queue.take_turn(|| wait(&mut waited), stopping).await else {
+            return false;
         };
         loop {
             let freed = queue.freed.notified();
@@ -266,15 +278,8 @@ impl Gate {
                 *waited = Some(self.waiting(state.run_id, "waiting for rate limit".to_owned()));
             }
         };
-        let _turn = match queue.turn.try_lock() {
-            Ok(turn) => turn,
-            Err(_) => {
-                wait(&mut waited);
-                tokio::select! {
-                    t = queue.turn.lock() => t,
-                    () = super::turned_true(stopping) => return false,
-                }
-            }
+        let Some(_turn) = queue.take_turn(|| wait(&mut waited), stopping).await else {
+            return false;
         };
         loop {
             let now = self.clock.now();
