@@ -198,6 +198,9 @@ async fn checkpoint(
         }
         Err(e) => return Err(e.into()),
     };
+    for (activity_type, attempt, outcome) in &report.attempts {
+        crate::telemetry::activity_attempt(&ns.0, activity_type, *attempt, outcome);
+    }
     Ok(AppJson(answer(
         &ns,
         token.run_id,

@@ -164,6 +164,9 @@ pub struct Transition {
 pub struct CheckpointReport {
     /// Per completion, in order: applied (false: its token was stale).
     pub accepted: Vec<bool>,
+    /// Per applied completion, for metrics: the activity's type, the
+    /// attempt and how it ended (`completed`, `failed`, `canceled`).
+    pub attempts: Vec<(String, u32, &'static str)>,
     /// The commands were applied as a workflow task's answer and the
     /// session may go on.
     pub continued: bool,

@@ -85,7 +85,7 @@ fn first(
     let mut b = Builder::new(state, ctx);
     b.inline = cp.inline;
     b.complete_workflow_task(token, commands, cp.identity, false, &cp.search_attributes)?;
-    Ok(report(b, Vec::new()))
+    Ok(report(b, Completed::default()))
 }
 
 /// A later checkpoint: completions, then the speculative task if the
@@ -108,10 +108,11 @@ fn continuation(
         }
     }
     let mut b = Builder::new(state, ctx);
-    let accepted = complete_all(&mut b, &cp.completions);
+    let done = complete_all(&mut b, &cp.completions);
     let mut t = b.finish();
     t.checkpoint = Some(Box::new(CheckpointReport {
-        accepted,
+        accepted: done.accepted,
+        attempts: done.attempts,
         ..CheckpointReport::default()
     }));
     t
@@ -133,12 +134,12 @@ fn speculative(
     };
     let mut b = Builder::new(state, &at);
     b.hold_workflow_task = true;
-    let accepted = complete_all(&mut b, &cp.completions);
+    let done = complete_all(&mut b, &cp.completions);
     let closed = cp
         .completions
         .iter()
         .all(|(t, _)| !b.state.activities.contains_key(&t.scheduled_event_id));
-    if !closed || accepted.contains(&false) {
+    if !closed || done.accepted.contains(&false) {
         return None;
     }
     b.hold_workflow_task = false;
@@ -168,27 +169,45 @@ fn speculative(
         &cp.search_attributes,
     )
     .ok()?;
-    Some(report(b, accepted))
+    Some(report(b, done))
 }
 
-/// Applies each completion as the REST routes would; true where accepted.
-fn complete_all(b: &mut Builder<'_>, completions: &[(ActivityToken, InlineOutcome)]) -> Vec<bool> {
-    completions
-        .iter()
-        .map(|(token, outcome)| {
-            let done = match outcome.clone() {
-                InlineOutcome::Completed(result) => b.complete_activity(*token, result),
-                InlineOutcome::Failed(failure) => b.fail_activity(*token, failure),
-                InlineOutcome::Canceled(details) => b.report_activity_canceled(*token, details),
-            };
-            done.is_ok()
-        })
-        .collect()
+/// What [`complete_all`] did with a checkpoint's completions.
+#[derive(Default)]
+struct Completed {
+    /// Per completion: applied.
+    accepted: Vec<bool>,
+    /// Per applied completion: activity type, attempt, outcome label.
+    attempts: Vec<(String, u32, &'static str)>,
+}
+
+/// Applies each completion as the REST routes would.
+fn complete_all(b: &mut Builder<'_>, completions: &[(ActivityToken, InlineOutcome)]) -> Completed {
+    let mut done = Completed::default();
+    for (token, outcome) in completions {
+        let activity_type = b
+            .state
+            .activities
+            .get(&token.scheduled_event_id)
+            .map(|a| a.activity_type.clone());
+        let (applied, label) = match outcome.clone() {
+            InlineOutcome::Completed(result) => (b.complete_activity(*token, result), "completed"),
+            InlineOutcome::Failed(failure) => (b.fail_activity(*token, failure), "failed"),
+            InlineOutcome::Canceled(details) => {
+                (b.report_activity_canceled(*token, details), "canceled")
+            }
+        };
+        done.accepted.push(applied.is_ok());
+        if let (Ok(_), Some(activity_type)) = (applied, activity_type) {
+            done.attempts.push((activity_type, token.attempt, label));
+        }
+    }
+    done
 }
 
 /// The transition of a checkpoint whose commands were decided, with its
 /// report: continued if they were applied as the task's answer.
-fn report(b: Builder<'_>, accepted: Vec<bool>) -> Transition {
+fn report(b: Builder<'_>, done: Completed) -> Transition {
     let workflow_task_failed = b.workflow_task_failed.clone();
     let mut t = b.finish();
     let continued = workflow_task_failed.is_none();
@@ -206,7 +225,8 @@ fn report(b: Builder<'_>, accepted: Vec<bool>) -> Transition {
             .collect()
     };
     t.checkpoint = Some(Box::new(CheckpointReport {
-        accepted,
+        accepted: done.accepted,
+        attempts: done.attempts,
         continued,
         inline_attempts,
         workflow_task_failed,
