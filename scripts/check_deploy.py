@@ -873,6 +873,12 @@ def evaluate_in_prometheus(address: str, queries: list[tuple[str, str]], hpa_que
                     )
                 return answer["data"]["result"]
 
+            # Prometheus answers 503 with a plain-text body until its TSDB is open.
+            wait_for(
+                "Prometheus to be ready",
+                lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200,
+                timeout=60,
+            )
             # Three scrapes, so rate() over them has two points.
             wait_for(
                 "Prometheus to scrape the node",
