@@ -1370,6 +1370,13 @@ impl Sim {
                 transient: &view.transient_events,
             },
             history_length: (self.history.len() + view.transient_events.len()) as i64,
+            pages: wire::Pages {
+                history_url: Some(format!(
+                    "http://127.0.0.1:7233/api/v1/namespaces/{}/workflow-tasks/history",
+                    s.namespace
+                )),
+                ..wire::Pages::default()
+            },
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
             deadline: view
@@ -1399,6 +1406,7 @@ impl Sim {
                 transient: &[],
             },
             history_length: self.history.len() as i64,
+            pages: wire::Pages::default(),
         }
     }
 

@@ -518,6 +518,7 @@ fn setup(store: &Arc<dyn Store>) {
                 created_at: START,
                 schemas: Default::default(),
                 flow: Default::default(),
+                features: Vec::new(),
             })
             .await
             .unwrap();

@@ -53,8 +53,9 @@ const ID_PREFIX: &str = "bk_";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
     /// No key: a webhook delivery, authenticated by the sender's
-    /// signature over it (`webhooks::receive`), or a handler's checkpoint,
-    /// signed with its endpoint's push secret (`checkpoint`).
+    /// signature over it (`webhooks::receive`), or a handler's checkpoint
+    /// or history page request, signed with its endpoint's push secret
+    /// (`signed`).
     Signature,
     /// Any valid key (the route shows each key only what it may see).
     AnyKey,
@@ -105,6 +106,7 @@ const ROUTES: &[(Method, &str, Need)] = &[
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/cancel", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/heartbeat", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint", Need::Signature),
+    (Method::POST, "/api/v1/namespaces/{namespace}/workflow-tasks/history", Need::Signature),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", READ),
     (Method::POST, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", WRITE),

@@ -12,7 +12,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -24,12 +24,11 @@ use crate::engine::{
     WorkflowTaskFailedCause,
 };
 use crate::ids::{ActivityId, Namespace, RunId};
-use crate::signing::{self, Secret};
-use crate::time::{Clock as _, SystemClock, Timestamp};
+use crate::time::Timestamp;
 
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, Body};
-use super::AppState;
+use super::{signed, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -121,19 +120,8 @@ async fn checkpoint(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<AppJson<Answer>, ApiError> {
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge("request body is too large".into())
-        }
-        _ => ApiError::BadRequest(e.body_text()),
-    })?;
-    let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signed = signing::Headers::from_lookup(lookup);
-    if signed.id.is_none() || signed.timestamp.is_none() || signed.signature.is_none() {
-        return Err(ApiError::SignatureInvalid(
-            "a checkpoint must be signed with the endpoint's push secret".into(),
-        ));
-    }
+    let body = signed::body(body)?;
+    let signed = signed::headers(&headers, "a checkpoint")?;
     // Only the token is read before the signature is checked: it names the
     // run, whose endpoint's secrets verify the rest.
     let token = peek_token(&body)?;
@@ -143,7 +131,7 @@ async fn checkpoint(
             "task_token belongs to another namespace".into(),
         ));
     }
-    verify(&state, &ns, token.run_id, signed, &body).await?;
+    signed::verify(&state, &ns, token.run_id, signed, &body, "checkpoint").await?;
     let AppJson(req) = super::extract::parse_body::<Request>(&body)?;
     let token = parse_token(&req.task_token)?;
     let from = match token.task {
@@ -224,35 +212,6 @@ fn parse_token(token: &str) -> Result<TaskToken, ApiError> {
     token
         .parse()
         .map_err(|_| ApiError::BadRequest("malformed task_token".into()))
-}
-
-/// Checks the signature against the secrets of the version the run is
-/// pinned to.
-async fn verify(
-    state: &AppState,
-    ns: &Namespace,
-    run_id: RunId,
-    signed: signing::Headers<'_>,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let (queue, pinned) = state
-        .applier
-        .pin_of(ns, run_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("workflow run {run_id} not found")))?;
-    let endpoint = match pinned {
-        Some(v) => state.applier.endpoints().version(ns, &queue, &v).await?,
-        None => None,
-    };
-    let secrets: Vec<Secret> = endpoint
-        .map(|e| e.secrets.iter().filter_map(|s| s.parse().ok()).collect())
-        .unwrap_or_default();
-    // Handlers sign with the wall clock, as pushes are signed.
-    let now_secs = SystemClock.now().millis().div_euclid(1000);
-    signing::verify(&secrets, signed, body, now_secs).map_err(|e| {
-        tracing::info!(namespace = %ns, %run_id, error = %e, "checkpoint refused");
-        ApiError::SignatureInvalid(e.to_string())
-    })
 }
 
 fn completion(

@@ -79,6 +79,10 @@ struct RegisterEndpoint {
     rate_limit: Option<RateLimit>,
     #[serde(default, deserialize_with = "null_as_default")]
     concurrency_keys: Vec<ConcurrencyKey>,
+    /// Protocol features the handler supports: what its description lists
+    /// under `features` (docs/protocol.md §1.5).
+    #[serde(default, deserialize_with = "null_as_default")]
+    features: Vec<String>,
 }
 
 impl Body for RegisterEndpoint {
@@ -106,6 +110,7 @@ struct EndpointView {
     rate_limit: Option<RateLimitView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     concurrency_keys: Vec<ConcurrencyKey>,
+    features: Vec<String>,
     is_current: bool,
     secret_count: usize,
     created_at: crate::time::Timestamp,
@@ -131,6 +136,7 @@ impl From<Endpoint> for EndpointView {
                 burst: r.burst(),
             }),
             concurrency_keys: e.flow.concurrency_keys,
+            features: e.features,
             is_current: e.is_current,
             secret_count: e.secrets.len(),
             created_at: e.created_at,
@@ -201,6 +207,7 @@ async fn register_endpoint(
             .map_err(|e| ApiError::BadRequest(format!("invalid signing secret: {e}")))?;
     }
     check_schemas(&body.schemas)?;
+    check_features(&body.features)?;
     let flow = FlowControl {
         rate_limit: body.rate_limit,
         concurrency_keys: body.concurrency_keys,
@@ -227,6 +234,7 @@ async fn register_endpoint(
         created_at: state.applier.clock().now(),
         schemas,
         flow,
+        features: body.features,
     };
     state.applier.store().upsert_endpoint(&endpoint).await?;
     state
@@ -240,6 +248,31 @@ async fn register_endpoint(
             generated_secret,
         }),
     ))
+}
+
+/// Most features a version may list, and the longest name.
+const MAX_FEATURES: usize = 16;
+const MAX_FEATURE_LEN: usize = 64;
+
+/// Feature names are kept whether or not this server knows them (a newer
+/// SDK may list more), but must look like names.
+fn check_features(features: &[String]) -> Result<(), ApiError> {
+    if features.len() > MAX_FEATURES {
+        return Err(ApiError::BadRequest(format!(
+            "features: at most {MAX_FEATURES} names"
+        )));
+    }
+    let named = |f: &String| {
+        (1..=MAX_FEATURE_LEN).contains(&f.len())
+            && f.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    match features.iter().find(|f| !named(f)) {
+        Some(f) => Err(ApiError::BadRequest(format!(
+            "features: {f:?} is not a feature name (1 to {MAX_FEATURE_LEN} of a-z, 0-9 and _)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 async fn list_endpoints(

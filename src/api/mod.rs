@@ -14,9 +14,11 @@ mod endpoints;
 mod error;
 mod extract;
 mod health;
+mod history_pages;
 mod namespaces;
 mod schedules;
 mod search_attributes;
+mod signed;
 mod webhooks;
 mod workflows;
 
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workflows::router())
         .merge(activities::router())
         .merge(checkpoint::router())
+        .merge(history_pages::router())
         .merge(schedules::router())
         .merge(batches::router())
         .merge(apikeys::router())

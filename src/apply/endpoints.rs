@@ -211,6 +211,7 @@ mod tests {
             created_at: Timestamp(0),
             schemas: Default::default(),
             flow: Default::default(),
+            features: Vec::new(),
         }
     }
 

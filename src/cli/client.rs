@@ -682,6 +682,10 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 Some(d) if !no_schemas => d.get("schemas").cloned(),
                 _ => None,
             };
+            let features = description
+                .as_ref()
+                .and_then(|d| d.get("features"))
+                .cloned();
             let body = json!({
                 "task_queue": task_queue,
                 "url": url,
@@ -691,6 +695,7 @@ pub async fn endpoint(cmd: EndpointCmd) -> anyhow::Result<()> {
                 "schemas": schemas,
                 "rate_limit": rate_limit.map(|r| json!({"per_second": r, "burst": rate_burst})),
                 "concurrency_keys": concurrency_keys,
+                "features": features,
             });
             let v = conn
                 .call(Method::POST, &conn.ns_path("/endpoints"), Some(body))

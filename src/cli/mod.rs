@@ -144,6 +144,11 @@ struct NodeArgs {
     /// `http://` (or `https://`) and the listen address.
     #[arg(long, env = "BATON_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Past this many history bytes, endpoints that page
+    /// (`history_pages`) are sent the newest events of a run's history and
+    /// a reference to page in the rest (docs/protocol.md §5.10).
+    #[arg(long, env = "BATON_PUSH_HISTORY_BYTES", default_value_t = 1024 * 1024)]
+    push_history_bytes: u64,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// per line, with the trace and span ids of the request or push).
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -304,6 +309,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
                 .public_url
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            push_history_bytes: node.push_history_bytes,
             ..dispatch::Options::default()
         },
         timers: claim,

@@ -13,13 +13,14 @@ use super::client::Delivery;
 use super::wire::{self, ActivityTaskResponse, WorkflowTaskResponse};
 
 /// The command a workflow task push's outcome records (protocol.md §5.4);
-/// `None` for `{"checkpointed": true}`, which records nothing.
+/// `None` for `{"checkpointed": true}`, which records nothing. The flag
+/// says the handler asked for sticky pushes (§5.10): only with `commands`.
 pub(super) fn workflow_task(
     token: WorkflowTaskToken,
     delivery: Delivery,
     task_timeout: Duration,
-) -> Option<Command> {
-    Some(match delivery {
+) -> (Option<Command>, bool) {
+    let cmd = match delivery {
         Delivery::Answered { status, body } if status == StatusCode::OK => {
             match wire::parse::<WorkflowTaskResponse>(&body) {
                 Ok(WorkflowTaskResponse {
@@ -28,21 +29,26 @@ pub(super) fn workflow_task(
                     identity: None,
                     force_create_new_workflow_task: false,
                     checkpointed: true,
-                }) => return None,
+                    sticky: _,
+                }) => return (None, false),
                 Ok(WorkflowTaskResponse {
                     commands: Some(commands),
                     failure: None,
                     identity,
                     force_create_new_workflow_task,
                     checkpointed: false,
-                }) => Command::CompleteWorkflowTask {
-                    token,
-                    commands,
-                    identity,
-                    force_create_new_workflow_task,
-                    // Filled in by the caller when a command needs it.
-                    search_attributes: Registry::default(),
-                },
+                    sticky,
+                }) => {
+                    let cmd = Command::CompleteWorkflowTask {
+                        token,
+                        commands,
+                        identity,
+                        force_create_new_workflow_task,
+                        // Filled in by the caller when a command needs it.
+                        search_attributes: Registry::default(),
+                    };
+                    return (Some(cmd), sticky);
+                }
                 Ok(WorkflowTaskResponse {
                     commands: None,
                     failure: Some(f),
@@ -70,7 +76,8 @@ pub(super) fn workflow_task(
             timed_out: true,
             error: format!("no answer within {task_timeout}"),
         },
-    })
+    };
+    (Some(cmd), false)
 }
 
 /// What an activity task push's outcome records (protocol.md §6.2).
@@ -265,6 +272,14 @@ mod tests {
             ),
             (answered(200, r#"{"checkpointed": true}"#), "nothing"),
             (
+                answered(200, r#"{"checkpointed": true, "sticky": true}"#),
+                "nothing",
+            ),
+            (
+                answered(200, r#"{"commands": [], "sticky": true}"#),
+                "completed with 0 commands, sticky",
+            ),
+            (
                 answered(200, r#"{"checkpointed": true, "commands": []}"#),
                 "undelivered (timed out: false)",
             ),
@@ -298,8 +313,11 @@ mod tests {
         ];
         for (delivery, expected) in rows {
             let shown = format!("{delivery:?}");
-            let cmd = workflow_task(wt(), delivery, timeout);
-            let shown_cmd = cmd.as_ref().map_or("nothing".into(), kind);
+            let (cmd, sticky) = workflow_task(wt(), delivery, timeout);
+            let mut shown_cmd = cmd.as_ref().map_or("nothing".into(), kind);
+            if sticky {
+                shown_cmd.push_str(", sticky");
+            }
             assert_eq!(shown_cmd, expected, "{shown}");
         }
     }

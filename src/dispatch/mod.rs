@@ -35,6 +35,7 @@
 mod answer;
 mod client;
 mod flow;
+mod pages;
 mod push_errors;
 mod send_time;
 mod waiting;
@@ -81,6 +82,10 @@ pub struct Options {
     /// workflow task pushes carry the checkpoint URL built from it
     /// (docs/protocol.md §5.9), and none without it.
     pub public_url: Option<String>,
+    /// Past this many history bytes, an endpoint version with the
+    /// `history_pages` feature is sent paged pushes (docs/protocol.md
+    /// §5.10).
+    pub push_history_bytes: u64,
 }
 
 impl Default for Options {
@@ -90,6 +95,7 @@ impl Default for Options {
             claim: claim::Options::default(),
             drain_timeout: Duration::from_secs(20),
             public_url: None,
+            push_history_bytes: 1024 * 1024,
         }
     }
 }
@@ -97,6 +103,10 @@ impl Default for Options {
 /// After the drain timeout, how long the handed-back pushes' records may
 /// take to commit before the dispatcher stops anyway.
 const HAND_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long past its push's deadline a history reference stays valid
+/// (docs/protocol.md §5.10).
+const REFERENCE_GRACE: Duration = Duration(5 * 60 * 1000);
 
 pub struct Service {
     inner: Arc<Inner>,
@@ -149,6 +159,8 @@ struct Inner {
     push_errors: push_errors::PushErrors,
     /// Concurrency keys and rate limits.
     flow: Arc<flow::Gate>,
+    /// Runs whose handler keeps their instance (docs/protocol.md §5.10).
+    sticky: pages::StickyRuns,
 }
 
 /// Counts running tasks.
@@ -223,6 +235,7 @@ impl Service {
                     applier.store().clone(),
                     applier.clock().clone(),
                 )),
+                sticky: pages::StickyRuns::default(),
             }),
         }
     }
@@ -451,17 +464,23 @@ impl Inner {
             return;
         };
         let token = view.token;
+        let deadline = token.started_at.saturating_add(state.workflow_task_timeout);
+        let sticky = self
+            .sticky
+            .take(state.run_id, state.pinned_version.as_deref());
         let history = retrying(state, "reading the history", || {
-            self.applier.encoded_history(state)
+            self.push_history(state, &endpoint, sticky, deadline)
         });
-        let Some(persisted) = history.await else {
+        let Some((persisted, mut pages)) = history.await else {
             return;
         };
+        pages.history_url = self.history_url(ns);
         let history = wire::History {
             persisted: &persisted,
             transient: &view.transient_events,
         };
         let persisted_length = state.next_event_id - 1;
+        let history_length = persisted_length + view.transient_events.len() as i64;
         let request = PushRequest::WorkflowTask(WorkflowTaskRequest {
             namespace: ns,
             task_token: TaskToken {
@@ -475,11 +494,12 @@ impl Inner {
             workflow_type: &state.workflow_type,
             task_queue: &state.task_queue,
             attempt: token.attempt,
-            history_length: persisted_length + view.transient_events.len() as i64,
+            history_length,
             history,
+            pages,
             history_size_bytes: view.history_size_bytes,
             suggest_continue_as_new: view.suggest_continue_as_new,
-            deadline: token.started_at.saturating_add(state.workflow_task_timeout),
+            deadline,
             checkpoint_url: self
                 .options
                 .public_url
@@ -506,8 +526,8 @@ impl Inner {
             )
             .await;
         // A session of checkpoints completed the task already.
-        let Some(mut cmd) = answer::workflow_task(token, delivery, state.workflow_task_timeout)
-        else {
+        let (cmd, sticky) = answer::workflow_task(token, delivery, state.workflow_task_timeout);
+        let Some(mut cmd) = cmd else {
             return;
         };
         if let Command::CompleteWorkflowTask {
@@ -528,7 +548,63 @@ impl Inner {
                 }
             }
         }
-        let _ = self.report(state, cmd).await;
+        if self.report(state, cmd).await.is_ok() && sticky {
+            // Whether the answer was recorded as completed is checked by
+            // the next push, against the history (`pages::tail`).
+            let version = state.pinned_version.clone();
+            self.sticky.keep(state.run_id, history_length, version);
+        }
+    }
+
+    /// The history a push of `state`'s run to `endpoint` carries
+    /// (docs/protocol.md §5.10): the events after `sticky` (the event the
+    /// handler's instance ends at), the newest ones when the history is
+    /// past the paging bound and the endpoint pages, else all of them
+    /// (spliced from the run's kept encoding). A partial one comes with a
+    /// reference valid until 5 minutes past `deadline`.
+    async fn push_history(
+        &self,
+        state: &RunState,
+        endpoint: &Endpoint,
+        sticky: Option<i64>,
+        deadline: crate::time::Timestamp,
+    ) -> Result<(Arc<Vec<u8>>, wire::Pages), crate::store::Error> {
+        let url = self.history_url(&state.namespace);
+        let pages = endpoint.features.iter().any(|f| f == pages::HISTORY_PAGES)
+            && state.history_size_bytes > self.options.push_history_bytes;
+        if url.is_none() || sticky.is_none() && !pages {
+            let whole = self.applier.encoded_history(state).await?;
+            return Ok((whole, wire::Pages::default()));
+        }
+        let history = self.applier.history(state).await?;
+        let budget = pages.then_some(self.options.push_history_bytes as usize / 4);
+        let tail = pages::tail(&history, sticky, budget)
+            .map_err(|e| crate::store::Error::Corrupt(format!("encoding events: {e}")))?;
+        let Some((first, bytes)) = tail else {
+            let whole = self.applier.encoded_history(state).await?;
+            return Ok((whole, wire::Pages::default()));
+        };
+        let reference = engine::HistoryReference {
+            namespace: state.namespace.clone(),
+            run_id: state.run_id,
+            through: first - 1,
+            expires_at: deadline.saturating_add(REFERENCE_GRACE),
+        };
+        let pages = wire::Pages {
+            history_first_event_id: Some(first),
+            history_reference: Some(reference.to_string()),
+            history_url: url,
+        };
+        Ok((Arc::new(bytes), pages))
+    }
+
+    /// The page route of `ns` (docs/protocol.md §5.10); none without a
+    /// public URL, and then no push is partial.
+    fn history_url(&self, ns: &Namespace) -> Option<String> {
+        let base = self.options.public_url.as_ref()?;
+        Some(format!(
+            "{base}/api/v1/namespaces/{ns}/workflow-tasks/history"
+        ))
     }
 
     /// Pins a run that started unpinned to its queue's current version,
@@ -944,13 +1020,17 @@ impl Querier {
     ) -> Result<Value, QueryError> {
         let settled = self.settled(state).await?;
         let state = &settled;
-        let persisted = self.inner.applier.encoded_history(state).await?;
+        let endpoint = self.endpoint(state).await?;
+        let (persisted, pages) = self.history(state, &endpoint).await?;
         let request = PushRequest::Query(wire::QueryRequest {
-            run: run_history(state, &persisted),
+            run: run_history(state, &persisted, pages),
             query_name: name,
             query_args: args,
         });
-        match self.call::<wire::QueryResponse>(state, &request).await? {
+        match self
+            .call::<wire::QueryResponse>(state, &endpoint, &request)
+            .await?
+        {
             wire::QueryResponse {
                 result: Some(result),
                 failure: None,
@@ -976,15 +1056,16 @@ impl Querier {
     ) -> Result<Option<Failure>, QueryError> {
         let settled = self.settled(state).await?;
         let state = &settled;
-        let persisted = self.inner.applier.encoded_history(state).await?;
+        let endpoint = self.endpoint(state).await?;
+        let (persisted, pages) = self.history(state, &endpoint).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: run_history(state, &persisted),
+            run: run_history(state, &persisted, pages),
             update_id: &update.update_id,
             update_name: &update.update_name,
             update_args: &update.input,
         });
         match self
-            .call::<wire::UpdateValidationResponse>(state, &request)
+            .call::<wire::UpdateValidationResponse>(state, &endpoint, &request)
             .await?
         {
             wire::UpdateValidationResponse {
@@ -1024,16 +1105,40 @@ impl Querier {
 
     /// One synchronous push to the run's endpoint, bounded by
     /// [`sync_wait`]; the answer parsed as `T`.
+    /// The endpoint a query or an update's validation of the run goes to.
+    async fn endpoint(&self, state: &RunState) -> Result<Endpoint, QueryError> {
+        self.inner
+            .route(state, &state.task_queue)
+            .await?
+            .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))
+    }
+
+    /// The history a query or an update's validation carries: all of it,
+    /// or paged (docs/protocol.md §5.10), never sticky.
+    async fn history(
+        &self,
+        state: &RunState,
+        endpoint: &Endpoint,
+    ) -> Result<(Arc<Vec<u8>>, wire::Pages), QueryError> {
+        let deadline = self
+            .inner
+            .applier
+            .clock()
+            .now()
+            .saturating_add(sync_wait(state));
+        Ok(self
+            .inner
+            .push_history(state, endpoint, None, deadline)
+            .await?)
+    }
+
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         state: &RunState,
+        endpoint: &Endpoint,
         request: &PushRequest<'_>,
     ) -> Result<T, QueryError> {
         let inner = &self.inner;
-        let endpoint = inner
-            .route(state, &state.task_queue)
-            .await?
-            .ok_or_else(|| QueryError::NoEndpoint(no_endpoint(state, &state.task_queue)))?;
         let timeout = sync_wait(state);
         let asked = match request {
             PushRequest::UpdateValidation(_) => "update's validation",
@@ -1055,7 +1160,7 @@ impl Querier {
         };
         match inner
             .send(
-                &endpoint,
+                endpoint,
                 request,
                 timeout,
                 permit,
@@ -1124,7 +1229,11 @@ fn no_endpoint(state: &RunState, queue: &TaskQueue) -> String {
     }
 }
 
-fn run_history<'a>(state: &'a RunState, persisted: &'a [u8]) -> wire::RunHistory<'a> {
+fn run_history<'a>(
+    state: &'a RunState,
+    persisted: &'a [u8],
+    pages: wire::Pages,
+) -> wire::RunHistory<'a> {
     wire::RunHistory {
         namespace: &state.namespace,
         workflow_id: &state.workflow_id,
@@ -1136,6 +1245,7 @@ fn run_history<'a>(state: &'a RunState, persisted: &'a [u8]) -> wire::RunHistory
             transient: &[],
         },
         history_length: state.next_event_id - 1,
+        pages,
     }
 }
 

@@ -41,9 +41,28 @@ pub struct RunHistory<'a> {
     pub run_id: RunId,
     pub workflow_type: &'a str,
     pub task_queue: &'a TaskQueue,
-    /// The persisted history, oldest first.
+    /// The persisted history, oldest first: all of it, or its newest
+    /// events (`pages`).
     pub history: History<'a>,
     pub history_length: i64,
+    #[serde(flatten)]
+    pub pages: Pages,
+}
+
+/// Where a push's history starts and how its handler pages in the rest
+/// (docs/protocol.md §5.10).
+#[derive(Debug, Default, Serialize)]
+pub struct Pages {
+    /// The first event's id, when it is not 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_first_event_id: Option<i64>,
+    /// Names the events before it; with `history_first_event_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_reference: Option<String>,
+    /// The page route's URL: on every workflow task push (a handler that
+    /// sees it may answer `sticky`), and on partial query and update pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_url: Option<String>,
 }
 
 /// A validation answer: `{"accepted": true}`, or `failure` (unknown update,
@@ -87,10 +106,12 @@ pub struct WorkflowTaskRequest<'a> {
     pub workflow_type: &'a str,
     pub task_queue: &'a TaskQueue,
     pub attempt: u32,
-    /// The whole history, oldest first, ending with this task's
-    /// WorkflowTaskStarted event.
+    /// The history, oldest first (all of it, or its newest events:
+    /// `pages`), ending with this task's WorkflowTaskStarted event.
     pub history: History<'a>,
     pub history_length: i64,
+    #[serde(flatten)]
+    pub pages: Pages,
     pub history_size_bytes: u64,
     pub suggest_continue_as_new: bool,
     /// When the dispatcher stops waiting for the answer.
@@ -211,6 +232,10 @@ pub struct WorkflowTaskResponse {
     /// (docs/protocol.md §5.9): nothing to record.
     #[serde(default)]
     pub checkpointed: bool,
+    /// The handler keeps the run's instance: send it only the new events
+    /// next time (docs/protocol.md §5.10).
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 #[derive(Debug, Deserialize)]

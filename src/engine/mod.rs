@@ -82,7 +82,8 @@ pub use state::{
     RunStatus, Timer, UpdateStage, UpdateState, SEEN_SIGNAL_REQUEST_IDS,
 };
 pub use token::{
-    ActivityToken, ContinuationToken, TaskToken, TokenError, TokenKind, WorkflowTaskToken,
+    ActivityToken, ContinuationToken, HistoryReference, TaskToken, TokenError, TokenKind,
+    WorkflowTaskToken,
 };
 
 use crate::ids::{ActivityId, RunId};

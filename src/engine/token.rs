@@ -7,6 +7,10 @@
 //! `v1:<namespace>:<run id>:a:<scheduled event id>:<attempt>` for
 //! activities and `v1:<namespace>:<run id>:c:<last event id>:<its time ms>`
 //! for the continuation of a checkpoint session (docs/protocol.md §5.9).
+//!
+//! A [`HistoryReference`] is not a task token but is written the same way,
+//! `v1:<namespace>:<run id>:h:<last event id>:<expiry ms>`: what a partial
+//! push lets its handler page in (docs/protocol.md §5.10).
 
 use std::fmt;
 use std::str::FromStr;
@@ -135,6 +139,51 @@ impl FromStr for TaskToken {
     }
 }
 
+/// The events `1 ..= through` of a run, readable until `expires_at`
+/// through the page route (docs/protocol.md §5.10). Authorised by the
+/// request's signature with the run's endpoint secret, not by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryReference {
+    pub namespace: Namespace,
+    pub run_id: RunId,
+    pub through: i64,
+    pub expires_at: Timestamp,
+}
+
+impl fmt::Display for HistoryReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = format!(
+            "v1:{}:{}:h:{}:{}",
+            self.namespace,
+            self.run_id,
+            self.through,
+            self.expires_at.millis()
+        );
+        f.write_str(&URL_SAFE_NO_PAD.encode(raw))
+    }
+}
+
+impl FromStr for HistoryReference {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<HistoryReference, TokenError> {
+        let bytes = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| TokenError)?;
+        let raw = String::from_utf8(bytes).map_err(|_| TokenError)?;
+        let parts: Vec<&str> = raw.split(':').collect();
+        let [v, namespace, run_id, "h", through, expires] = parts[..] else {
+            return Err(TokenError);
+        };
+        if v != "v1" {
+            return Err(TokenError);
+        }
+        Ok(HistoryReference {
+            namespace: Namespace(namespace.to_owned()),
+            run_id: run_id.parse().map_err(|_| TokenError)?,
+            through: through.parse().map_err(|_| TokenError)?,
+            expires_at: Timestamp(expires.parse().map_err(|_| TokenError)?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +218,31 @@ mod tests {
             URL_SAFE_NO_PAD.encode("v1:x:y:z").parse::<TaskToken>(),
             Err(TokenError)
         );
+    }
+
+    #[test]
+    fn history_references_round_trip_and_are_not_task_tokens() {
+        let r = HistoryReference {
+            namespace: "default".into(),
+            run_id: RunId::generate(),
+            through: 1_200,
+            expires_at: Timestamp(1_700_000_300_000),
+        };
+        let s = r.to_string();
+        assert_eq!(s.parse::<HistoryReference>(), Ok(r.clone()));
+        assert_eq!(s.parse::<TaskToken>(), Err(TokenError));
+        let continuation = TaskToken {
+            namespace: "default".into(),
+            run_id: r.run_id,
+            task: TokenKind::Continuation(ContinuationToken {
+                last_event_id: 11,
+                last_event_time: Timestamp(1),
+            }),
+        };
+        assert_eq!(
+            continuation.to_string().parse::<HistoryReference>(),
+            Err(TokenError)
+        );
+        assert_eq!("%%%".parse::<HistoryReference>(), Err(TokenError));
     }
 }

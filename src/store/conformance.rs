@@ -370,6 +370,7 @@ async fn endpoints(store: Arc<dyn Store>) {
         created_at: Timestamp(at),
         schemas: Default::default(),
         flow: Default::default(),
+        features: vec!["history_pages".to_owned(), "from_a_newer_sdk".to_owned()],
     };
     let not_current = |e: Endpoint| Endpoint {
         is_current: false,
@@ -548,6 +549,7 @@ async fn flow_slots_and_buckets(store: Arc<dyn Store>) {
         created_at: Timestamp(T0),
         schemas: Default::default(),
         flow,
+        features: Vec::new(),
     };
     store.upsert_endpoint(&endpoint).await.expect("store call");
     let stored = store.queue_endpoints(&ns(), &endpoint.task_queue).await;
@@ -582,6 +584,7 @@ async fn endpoint_versions_and_pinned_runs(store: Arc<dyn Store>) {
         created_at: Timestamp(at),
         schemas: Default::default(),
         flow: Default::default(),
+        features: Vec::new(),
     };
     for (v, at) in [("v2", T0 + 1), ("v1", T0)] {
         store

@@ -192,6 +192,10 @@ pub struct Endpoint {
     /// Rate limit and concurrency keys (none by default).
     #[serde(default)]
     pub flow: crate::flow::FlowControl,
+    /// Protocol features the handler supports (docs/protocol.md §1.5),
+    /// unknown names included.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// A concurrency-key slot a push asks for (see `flow_slots` in the

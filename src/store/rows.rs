@@ -40,12 +40,13 @@ pub(super) type EndpointCols = (
     i64,
     String,
     String,
+    String,
 );
 
 /// The columns [`EndpointCols`] reads.
 pub(super) const ENDPOINT_COLUMNS: &str =
     "namespace, task_queue, version, url, secrets, max_concurrency, is_current, created_at, \
-    schemas, flow";
+    schemas, flow, features";
 
 /// `runs` columns for a [`RunRecord`]: state, version.
 pub(super) type RunRecordCols = (String, i64);
@@ -426,6 +427,7 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
         created_at,
         schemas,
         flow,
+        features,
     ) = cols;
     Ok(Endpoint {
         namespace: Namespace(namespace),
@@ -439,6 +441,7 @@ pub(super) fn endpoint(cols: EndpointCols) -> Result<Endpoint> {
         created_at: Timestamp(created_at),
         schemas: decode_json("endpoint schemas", &schemas)?,
         flow: decode_json("endpoint flow control", &flow)?,
+        features: decode_json("endpoint features", &features)?,
     })
 }
 

@@ -176,11 +176,12 @@ const CLEAR_CURRENT_ENDPOINT: &str = "update endpoints set is_current = false, u
 /// Step two: the upserted version is current. Re-registering a version
 /// keeps its first `created_at`.
 const UPSERT_ENDPOINT: &str = "insert into endpoints (namespace, task_queue, version, url, \
-    secrets, max_concurrency, is_current, created_at, updated_at, schemas, flow) \
-    values ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10) \
+    secrets, max_concurrency, is_current, created_at, updated_at, schemas, flow, features) \
+    values ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10, $11) \
     on conflict (namespace, task_queue, version) do update set url = excluded.url, \
     secrets = excluded.secrets, max_concurrency = excluded.max_concurrency, is_current = true, \
-    updated_at = excluded.updated_at, schemas = excluded.schemas, flow = excluded.flow";
+    updated_at = excluded.updated_at, schemas = excluded.schemas, flow = excluded.flow, \
+    features = excluded.features";
 /// Takes slot `$4` of a key where its lease ran out: the upsert's `where`
 /// is checked on the locked row, so two nodes never both take it.
 const ACQUIRE_FLOW_SLOT: &str = "insert into flow_slots (namespace, task_queue, key, slot, \
@@ -567,6 +568,7 @@ where
         let secrets = encode_json("endpoint secrets", &endpoint.secrets)?;
         let schemas = encode_json("endpoint schemas", &endpoint.schemas)?;
         let flow = encode_json("endpoint flow control", &endpoint.flow)?;
+        let features = encode_json("endpoint features", &endpoint.features)?;
         let mut tx = DB::begin_write(&self.pool).await?;
         sqlx::query(CLEAR_CURRENT_ENDPOINT)
             .bind(endpoint.namespace.0.clone())
@@ -586,6 +588,7 @@ where
             .bind(now)
             .bind(schemas)
             .bind(flow)
+            .bind(features)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
