@@ -1,8 +1,15 @@
 //! W8: history scaling. One workflow of `k` sequential tiny activities per
-//! `k` (by default 100, 1,000 and 10,000), against a loopback handler of
-//! its own that speaks the raw push protocol and keeps no state between
-//! pushes, so every workflow task carries, and is decided from, the whole
-//! history.
+//! `k` (by default 100, 1,000 and 10,000) and per handler mode, against a
+//! loopback handler of its own that speaks the raw push protocol:
+//!
+//! - `whole`: keeps nothing between pushes and registers no features, so
+//!   every workflow task carries, and is decided from, the whole history;
+//! - `sticky`: answers `sticky: true` and keeps each run's tallies, so a
+//!   push carries only the events since its last task (docs/protocol.md
+//!   §5.10);
+//! - `paged`: a serverless handler (keeps nothing) registered with the
+//!   `history_pages` feature: past `--push-history-bytes` a push carries
+//!   the newest events and the handler pages in the rest, every task.
 //!
 //! Measured per `k`, over the first and the last tenth of the steps (one
 //! step: a workflow task, the activity it schedules, their commits):
@@ -11,13 +18,16 @@
 //! left is the node and the driver's one long-polling result request), the handler's CPU per step,
 //! the bytes of each workflow task push and the history length; then the
 //! whole run's CPU (this process, and the bench database's PostgreSQL
-//! backends) and wall time.
+//! backends) and wall time. In `paged` mode the handler's HTTP client
+//! (the page requests) counts as server CPU; the parsing of the pages as
+//! the handler's, and their bytes are printed apart.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -27,6 +37,24 @@ use serde_json::{json, Value};
 
 use super::{call, cpu_seconds, SECRET};
 
+/// How the handler keeps (or does not keep) what it was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Whole,
+    Sticky,
+    Paged,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Whole => "whole",
+            Mode::Sticky => "sticky",
+            Mode::Paged => "paged",
+        }
+    }
+}
+
 /// Where a run stands; one workflow runs at a time.
 struct Progress {
     /// The steps of the workflow running now.
@@ -35,6 +63,8 @@ struct Progress {
     handler_ns: AtomicU64,
     /// Bytes of workflow task pushes so far.
     pushed: AtomicU64,
+    /// Bytes of history pages read so far.
+    paged: AtomicU64,
     /// Samples taken at the start of chosen workflow tasks.
     samples: Mutex<Vec<Sample>>,
 }
@@ -43,6 +73,7 @@ static PROGRESS: Progress = Progress {
     steps: AtomicUsize::new(0),
     handler_ns: AtomicU64::new(0),
     pushed: AtomicU64::new(0),
+    paged: AtomicU64::new(0),
     samples: Mutex::new(Vec::new()),
 };
 
@@ -53,30 +84,69 @@ struct Sample {
     process_ns: u64,
     handler_ns: u64,
     pushed: u64,
+    paged: u64,
     history_length: usize,
 }
+
+/// What a sticky handler keeps of a run: its tallies, as of an event.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    last_event_id: i64,
+    done: usize,
+    scheduled: usize,
+    started: usize,
+}
+
+impl Tally {
+    fn add(&mut self, events: &[Lite]) {
+        for e in events {
+            match e.event_type.as_str() {
+                "ActivityTaskCompleted" => self.done += 1,
+                "ActivityTaskScheduled" => self.scheduled += 1,
+                "WorkflowTaskStarted" => self.started += 1,
+                _ => {}
+            }
+            self.last_event_id = e.event_id;
+        }
+    }
+}
+
+/// The sticky handler's runs, by run id.
+static KEPT: Mutex<Option<HashMap<String, Tally>>> = Mutex::new(None);
 
 pub async fn run(
     http: &reqwest::Client,
     base: &str,
     database_url: &str,
     steps: &[usize],
+    modes: &[Mode],
 ) -> anyhow::Result<()> {
-    let app = Router::new().route("/", post(handle));
+    let app = Router::new()
+        .route("/whole", post(|b: Bytes| handle(Mode::Whole, b)))
+        .route("/sticky", post(|b: Bytes| handle(Mode::Sticky, b)))
+        .route("/paged", post(|b: Bytes| handle(Mode::Paged, b)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let (status, body) = call(
-        http,
-        &format!("{base}/api/v1/namespaces/default/endpoints"),
-        json!({"task_queue": "bench-history", "url": format!("http://{addr}/"), "secrets": [SECRET]}),
-    )
-    .await?;
-    anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
-    for &k in steps {
-        one(http, base, database_url, k).await?;
+    for &mode in modes {
+        let features = match mode {
+            Mode::Paged => json!(["history_pages"]),
+            Mode::Whole | Mode::Sticky => json!([]),
+        };
+        let (status, body) = call(
+            http,
+            &format!("{base}/api/v1/namespaces/default/endpoints"),
+            json!({"task_queue": format!("bench-history-{}", mode.name()),
+                   "url": format!("http://{addr}/{}", mode.name()), "secrets": [SECRET],
+                   "features": features}),
+        )
+        .await?;
+        anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
+        for &k in steps {
+            one(http, base, database_url, k, mode).await?;
+        }
     }
     Ok(())
 }
@@ -86,6 +156,7 @@ async fn one(
     base: &str,
     database_url: &str,
     k: usize,
+    mode: Mode,
 ) -> anyhow::Result<()> {
     PROGRESS.steps.store(k, Relaxed);
     lock(&PROGRESS.samples).clear();
@@ -96,7 +167,7 @@ async fn one(
     let (status, body) = call(
         http,
         &format!("{base}/api/v1/namespaces/default/workflows/{id}"),
-        json!({"workflow_type": "Sequential", "task_queue": "bench-history"}),
+        json!({"workflow_type": "Sequential", "task_queue": format!("bench-history-{}", mode.name())}),
     )
     .await?;
     anyhow::ensure!(status == 201, "start failed: {body}");
@@ -119,6 +190,7 @@ async fn one(
             "server_cpu_ms": round(server as f64 / n / 1e6),
             "handler_cpu_ms": round(handler as f64 / n / 1e6),
             "bytes_pushed": ((to.pushed - from.pushed) as f64 / n).round() as u64,
+            "bytes_paged": ((to.paged - from.paged) as f64 / n).round() as u64,
         })
     };
     let start = per_step(a, b);
@@ -126,6 +198,7 @@ async fn one(
     let ratio = |f: &str| round(end[f].as_f64().unwrap_or(0.0) / start[f].as_f64().unwrap_or(1.0));
     let line = json!({
         "workload": "W8",
+        "mode": mode.name(),
         "steps": k,
         "window_steps": w,
         "first_tenth": start,
@@ -134,6 +207,7 @@ async fn one(
         "seconds": round(wall),
         "cpu_seconds": {"baton_process": round(cpu), "postgres_backends": round(pg_cpu)},
         "bytes_pushed_total": d.pushed,
+        "bytes_paged_total": d.paged,
     });
     println!("{line}");
     Ok(())
@@ -189,40 +263,127 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What the handler reads of a push: the type, and of each event its type.
+/// What the handler reads of a push: the type, the run, where its history
+/// starts, and of each event its id and type.
 #[derive(Deserialize)]
 struct Push {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
+    run_id: String,
+    #[serde(default)]
     history: Vec<Lite>,
+    #[serde(default)]
+    history_length: usize,
+    #[serde(default)]
+    history_first_event_id: Option<i64>,
+    #[serde(default)]
+    history_reference: Option<String>,
+    #[serde(default)]
+    history_url: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Lite {
+    event_id: i64,
     event_type: String,
 }
 
-async fn handle(body: Bytes) -> (StatusCode, axum::Json<Value>) {
-    let begun = thread_ns();
-    let answer = decide(&body);
-    let spent = thread_ns().saturating_sub(begun);
-    PROGRESS.handler_ns.fetch_add(spent, Relaxed);
-    answer
+#[derive(Deserialize)]
+struct Page {
+    events: Vec<Lite>,
+    next_first_event_id: i64,
 }
 
-fn decide(body: &[u8]) -> (StatusCode, axum::Json<Value>) {
-    let Ok(push) = serde_json::from_slice::<Push>(body) else {
+async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+    let begun = thread_ns();
+    let parsed = serde_json::from_slice::<Push>(&body);
+    let mut spent = thread_ns().saturating_sub(begun);
+    let Ok(push) = parsed else {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({})));
     };
     if push.kind == "activity_task" {
+        PROGRESS.handler_ns.fetch_add(spent, Relaxed);
         return (StatusCode::OK, axum::Json(json!({"result": {"ok": true}})));
     }
-    let count = |t: &str| push.history.iter().filter(|e| e.event_type == t).count();
-    let done = count("ActivityTaskCompleted");
+    // What the handler holds of the events before the push's first.
+    let kept = match (mode, push.history_first_event_id) {
+        (Mode::Sticky, Some(first)) => lock(&KEPT)
+            .get_or_insert_with(HashMap::new)
+            .remove(&push.run_id)
+            .filter(|t| t.last_event_id == first - 1),
+        _ => None,
+    };
+    let mut tally = match (kept, push.history_first_event_id) {
+        (Some(t), _) => t,
+        (None, None) => Tally::default(),
+        (None, Some(first)) => match page_in(&push, first, &mut spent).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("W8: paging in failed: {e:#}");
+                return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+            }
+        },
+    };
+    let begun = thread_ns();
+    tally.add(&push.history);
+    let answer = decide(mode, &push, tally, body.len());
+    spent += thread_ns().saturating_sub(begun);
+    PROGRESS.handler_ns.fetch_add(spent, Relaxed);
+    (StatusCode::OK, axum::Json(answer))
+}
+
+/// The tallies of events `1 .. first` of a partial push, paged in through
+/// the signed page route; the parsing's CPU is added to `spent`.
+async fn page_in(push: &Push, first: i64, spent: &mut u64) -> anyhow::Result<Tally> {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(reqwest::Client::new);
+    let url = push.history_url.as_deref().context("no history_url")?;
+    let secret: baton::signing::Secret = SECRET.parse()?;
+    let mut tally = Tally::default();
+    let mut next = 1;
+    while next < first {
+        let body = serde_json::to_vec(
+            &json!({"history_reference": push.history_reference, "first_event_id": next}),
+        )?;
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let resp = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(baton::signing::ID_HEADER, &id)
+            .header(baton::signing::TIMESTAMP_HEADER, ts.to_string())
+            .header(
+                baton::signing::SIGNATURE_HEADER,
+                baton::signing::sign(std::slice::from_ref(&secret), &id, ts, &body),
+            )
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "page route answered {}",
+            resp.status()
+        );
+        let bytes = resp.bytes().await?;
+        PROGRESS.paged.fetch_add(bytes.len() as u64, Relaxed);
+        let begun = thread_ns();
+        let page: Page = serde_json::from_slice(&bytes)?;
+        tally.add(&page.events);
+        *spent += thread_ns().saturating_sub(begun);
+        anyhow::ensure!(page.next_first_event_id > next, "a page must move on");
+        next = page.next_first_event_id;
+    }
+    Ok(tally)
+}
+
+fn decide(mode: Mode, push: &Push, tally: Tally, bytes: usize) -> Value {
+    let done = tally.done;
     let k = PROGRESS.steps.load(Relaxed);
     let w = window(k);
-    if [0, w, k - w, k].contains(&done) && count("WorkflowTaskStarted") == done + 1 {
+    if [0, w, k - w, k].contains(&done) && tally.started == done + 1 {
         // Sampled before this push's bytes are counted, as its step is
         // the window's next.
         let sample = Sample {
@@ -230,21 +391,28 @@ fn decide(body: &[u8]) -> (StatusCode, axum::Json<Value>) {
             process_ns: process_ns(),
             handler_ns: PROGRESS.handler_ns.load(Relaxed),
             pushed: PROGRESS.pushed.load(Relaxed),
-            history_length: push.history.len(),
+            paged: PROGRESS.paged.load(Relaxed),
+            history_length: push.history_length,
         };
         lock(&PROGRESS.samples).push(sample);
     }
-    PROGRESS.pushed.fetch_add(body.len() as u64, Relaxed);
+    PROGRESS.pushed.fetch_add(bytes as u64, Relaxed);
     let commands = if done == k {
         json!([{"command_type": "CompleteWorkflowExecution", "attributes": {"result": {"ok": true}}}])
-    } else if count("ActivityTaskScheduled") > done {
+    } else if tally.scheduled > done {
         json!([])
     } else {
         json!([{"command_type": "ScheduleActivityTask", "attributes": {
             "activity_id": format!("a{done}"), "activity_type": "Tiny",
             "input": {"step": done}, "start_to_close_timeout": "30s"}}])
     };
-    (StatusCode::OK, axum::Json(json!({"commands": commands})))
+    if mode != Mode::Sticky {
+        return json!({"commands": commands});
+    }
+    lock(&KEPT)
+        .get_or_insert_with(HashMap::new)
+        .insert(push.run_id.clone(), tally);
+    json!({"commands": commands, "sticky": true})
 }
 
 /// Nanoseconds of CPU this thread has used.

@@ -26,7 +26,8 @@
 //!     the retention deleter's runs/s (`visibility.rs`).
 //!
 //! W8: one workflow of k sequential tiny activities for each k of
-//!     `--history-steps` (100, 1,000, 10,000): server and handler CPU per
+//!     `--history-steps` (100, 1,000, 10,000) and each handler mode of
+//!     `--history-modes` (whole, sticky, paged): server and handler CPU per
 //!     step and bytes per workflow task push over the first and the last
 //!     tenth of the run, total CPU and wall (`history.rs`).
 //!
@@ -103,6 +104,19 @@ struct Args {
     /// W8's workflow lengths, in sequential activities.
     #[arg(long, default_value = "100,1000,10000", value_delimiter = ',')]
     history_steps: Vec<usize>,
+    /// W8's handler modes: `whole` (no state, whole histories), `sticky`
+    /// (keeps each run, gets the new events), `paged` (no state, pages
+    /// in past `--push-history-bytes`).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "whole,sticky,paged",
+        value_delimiter = ','
+    )]
+    history_modes: Vec<history::Mode>,
+    /// The node's paging bound (as `baton serve --push-history-bytes`).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    push_history_bytes: u64,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -151,7 +165,10 @@ async fn main() -> anyhow::Result<()> {
         apply: baton::apply::Options {
             run_cache_bytes: args.run_cache_mb * 1024 * 1024,
         },
-        dispatch: dispatch::Options::default(),
+        dispatch: dispatch::Options {
+            push_history_bytes: args.push_history_bytes,
+            ..dispatch::Options::default()
+        },
         timers: claim::Options::default(),
         time_skipping: false,
         tls: Default::default(),
@@ -218,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         visibility::run(&http, &base, &url, &params).await?;
     }
     if wanted("W8") {
-        history::run(&http, &base, &url, &args.history_steps).await?;
+        history::run(&http, &base, &url, &args.history_steps, &args.history_modes).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
