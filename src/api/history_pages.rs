@@ -4,8 +4,11 @@
 //! No API key: the request is signed with the push secret of the endpoint
 //! version the run is pinned to, as checkpoints are. The reference names
 //! the run and the last event the handler may read; events are immutable,
-//! so a page is read from the store without the run's writer, at most
-//! [`PAGE_BYTES`] of encoded events at a time.
+//! so a page is read without the run's writer (from this node's run cache
+//! when it holds them, else from the store), at most [`PAGE_BYTES`] of
+//! encoded events at a time.
+
+use std::borrow::Cow;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -84,17 +87,28 @@ async fn history_page(
         )));
     }
     let store = state.applier.store();
+    let cached = state
+        .applier
+        .cached_events(run_id)
+        .filter(|h| h.len() as i64 >= reference.through);
     let mut events = Vec::new();
     let mut after = req.first_event_id - 1;
     'page: while after < reference.through {
-        let limit = READ_CHUNK.min(reference.through - after);
-        let chunk = store.read_history(&ns, run_id, after, limit).await?;
+        let chunk = match &cached {
+            Some(h) => Cow::Borrowed(&h[after as usize..reference.through as usize]),
+            None => {
+                let limit = READ_CHUNK.min(reference.through - after);
+                Cow::Owned(store.read_history(&ns, run_id, after, limit).await?)
+            }
+        };
         if chunk.is_empty() {
-            return Err(ApiError::NotFound(format!(
-                "the history of workflow run {run_id} is gone"
+            // The server names only persisted events: a made-up reference.
+            return Err(ApiError::BadRequest(format!(
+                "workflow run {run_id} has no event {}",
+                after + 1
             )));
         }
-        for event in &chunk {
+        for event in chunk.iter() {
             let mut encoded = Vec::new();
             wire::encode_events(std::slice::from_ref(event), &mut encoded)
                 .map_err(|e| ApiError::Internal(format!("encoding events: {e}")))?;

@@ -159,6 +159,12 @@ impl RunCache {
         (h.len() as i64 == state.next_event_id - 1).then_some(h)
     }
 
+    /// The run's cached events, whatever its state: events never change,
+    /// so any cached prefix of a history stays one.
+    pub fn events(&self, run_id: RunId) -> Option<Arc<Vec<Event>>> {
+        self.lock().map.get(&run_id)?.history.clone()
+    }
+
     /// Caches a history read from the store.
     pub fn put_history(&self, state: &RunState, history: Arc<Vec<Event>>) {
         let mut entries = self.lock();

@@ -906,6 +906,12 @@ impl Applier {
         Ok(events)
     }
 
+    /// The first events of a run this node holds in its cache, if any
+    /// (events never change: a history page may be served from them).
+    pub fn cached_events(&self, run_id: RunId) -> Option<Arc<Vec<Event>>> {
+        self.cache.events(run_id)
+    }
+
     /// The whole persisted history of the run `state` describes, encoded
     /// as a push carries it (`wire::encode_events`). Cached with the run
     /// and appended to: only events not encoded before are serialised

@@ -159,6 +159,8 @@ async fn one(
     mode: Mode,
 ) -> anyhow::Result<()> {
     PROGRESS.steps.store(k, Relaxed);
+    PROGRESS.pushed.store(0, Relaxed);
+    PROGRESS.paged.store(0, Relaxed);
     lock(&PROGRESS.samples).clear();
     let pg_before = postgres_by_pid();
     let cpu_before = process_ns();
