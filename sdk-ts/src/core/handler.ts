@@ -166,11 +166,11 @@ export function createHandler(options: HandlerOptions): BatonHandler {
   };
   const maxCached = options.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS;
   const cache = maxCached > 0 ? new WorkflowCache(maxCached) : undefined;
-  let historyPages = 0;
+  const counts = { stickyHits: 0, stickyMisses: 0, historyPages: 0 };
   const pages: PageConfig = {
     secrets,
     ...(options.checkpointBaseUrl !== undefined ? { baseUrl: options.checkpointBaseUrl } : {}),
-    onPage: () => void historyPages++,
+    onPage: () => void counts.historyPages++,
   };
 
   const push: PushHandler = async (requestMethod, headers, body, platform) => {
@@ -253,7 +253,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
       if ("commands" in continued) {
         instance = held;
         answer = continued;
-        cache!.hits++;
+        counts.stickyHits++;
       }
     }
     if (instance === undefined || answer === undefined) {
@@ -261,7 +261,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
       if (fn === undefined) {
         return taskFailure({ message: `workflow type ${JSON.stringify(r.workflow_type)} is not registered with this handler`, type: "NotFoundError" });
       }
-      if (cache !== undefined && isPartial(r)) cache.misses++;
+      if (isPartial(r)) counts.stickyMisses++;
       let whole: WorkflowTaskRequest;
       try {
         whole = await withWholeHistory(r, pages, r.deadline !== undefined ? Date.parse(r.deadline) : undefined);
@@ -282,13 +282,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
 
   const handler = (async (req: Request) => toResponse(await push(req.method, req.headers, new Uint8Array(await req.arrayBuffer())))) as BatonHandler;
   handler[PUSH_HANDLER] = push;
-  handler.stats = () => ({
-    cachedWorkflows: cache?.size ?? 0,
-    stickyHits: cache?.hits ?? 0,
-    stickyMisses: cache?.misses ?? 0,
-    evictions: cache?.evictions ?? 0,
-    historyPages,
-  });
+  handler.stats = () => ({ cachedWorkflows: cache?.size ?? 0, evictions: cache?.evictions ?? 0, ...counts });
   return handler;
 }
 

@@ -26,8 +26,6 @@ export interface HandlerStats {
 
 export class WorkflowCache {
   private readonly entries = new Map<string, WorkflowInstance>();
-  hits = 0;
-  misses = 0;
   evictions = 0;
 
   constructor(private readonly max: number) {}
