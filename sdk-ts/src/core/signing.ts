@@ -130,14 +130,9 @@ export async function verify(
   return ok ? { ok: true } : { ok: false, reason: "no matching signature" };
 }
 
-/** A signed call's error: its transport failed, or it got a status other than 200 (`status`). */
-export class SignedCallError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-  ) {
-    super(message);
-  }
+/** A signed call's error: its transport failed, or it got a status other than 200. */
+class SignedCallError extends Error {
+  override readonly name = "SignedCallError";
 }
 
 /** `url` on the base (scheme, host, port) `base`, when given: a handler that reaches the server under another address than the URLs in its pushes. */
@@ -182,13 +177,13 @@ export async function postSigned<T>(what: string, url: string, secrets: readonly
     } catch (err) {
       // A connection that was never made applied nothing; a timeout may have.
       const refused = err instanceof TypeError;
-      last = new SignedCallError(`${what}: ${String(err)}`, undefined);
+      last = new SignedCallError(`${what}: ${String(err)}`);
       if (refused) continue;
       throw last;
     }
     if (resp.status === 200) return (await resp.json()) as T;
-    last = new SignedCallError(`${what}: HTTP ${resp.status}: ${await resp.text()}`, resp.status);
+    last = new SignedCallError(`${what}: HTTP ${resp.status}: ${await resp.text()}`);
     if (resp.status !== 503) throw last;
   }
-  throw last ?? new SignedCallError(`${what} failed`, undefined);
+  throw last ?? new SignedCallError(`${what} failed`);
 }
