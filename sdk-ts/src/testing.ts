@@ -150,17 +150,17 @@ export class TestWorkflowEnvironment {
   /**
    * Registers `url` as the endpoint of `taskQueue` (as `version`, if given:
    * it becomes the queue's current version, which new runs are pinned to),
-   * with the input schemas its description publishes unless `schemas` is false.
+   * with the protocol features its description lists and the input schemas
+   * it publishes unless `schemas` is false.
    */
   async registerEndpoint(taskQueue: string, url: string, secrets: string | string[], options: { version?: string; schemas?: boolean } = {}): Promise<wire.RegisteredEndpoint> {
     const body: wire.RegisterEndpointRequest = { task_queue: taskQueue, url, secrets: Array.isArray(secrets) ? secrets : [secrets] };
     if (options.version !== undefined) body.version = options.version;
-    // The input schemas the handler's description publishes, as `baton endpoint register` sends them.
-    if (options.schemas !== false) {
-      const described = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      const schemas = described.ok ? ((await described.json()) as { schemas?: wire.EndpointSchemas }).schemas : undefined;
-      if (schemas !== undefined) body.schemas = schemas;
-    }
+    // What the handler's description publishes, as `baton endpoint register` sends it.
+    const described = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const description = described.ok ? ((await described.json()) as { schemas?: wire.EndpointSchemas; features?: string[] }) : {};
+    if (description.features !== undefined) body.features = description.features;
+    if (options.schemas !== false && description.schemas !== undefined) body.schemas = description.schemas;
     return (await this.client.connection.call("POST", `/api/v1/namespaces/${this.client.namespace}/endpoints`, body)).json as wire.RegisteredEndpoint;
   }
 

@@ -3,13 +3,16 @@
 // workflow API, replayed over the vector's history by the SDK's real
 // workflow-task handler, must answer exactly the vector's commands or
 // non-determinism error. The Rust engine tests generate and check the same
-// files, and sdk-py runs them too, so the three cannot drift apart.
+// files, and sdk-py runs them too, so the three cannot drift apart. Each
+// vector is also answered task by task by one instance fed only each
+// task's new events, as sticky pushes feed it (docs/protocol.md §5.10):
+// every answer is the one a replay of the same events gives.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import type { WorkflowTaskRequest } from "../src/common.js";
-import { handleWorkflowTask } from "../src/core/workflow_instance.js";
+import type { HistoryEvent, WorkflowTaskRequest } from "../src/common.js";
+import { WorkflowInstance, handleWorkflowTask } from "../src/core/workflow_instance.js";
 import {
   ActivityCancellationType,
   ActivityFailure,
@@ -283,5 +286,72 @@ for (const file of FILES) {
       assert.equal(answer.failure.failure.type, "NonDeterminismError");
       assert.equal(answer.failure.failure.message, nd.message);
     }
+  });
+}
+
+/** The indices of the WorkflowTaskStarted events answered with commands (followed by WorkflowTaskCompleted), after the last failed or timed-out task. */
+function answeredTasks(history: HistoryEvent[]): number[] {
+  let from = 0;
+  history.forEach((e, i) => {
+    if (e.event_type === "WorkflowTaskFailed" || e.event_type === "WorkflowTaskTimedOut") from = i + 1;
+  });
+  const out: number[] = [];
+  for (let i = from; i < history.length - 1; i++) {
+    if (history[i]!.event_type === "WorkflowTaskStarted" && history[i + 1]!.event_type === "WorkflowTaskCompleted") out.push(i);
+  }
+  return out;
+}
+
+/** The event each command records (docs/protocol.md §14.4). */
+const RECORDS: Record<string, string> = {
+  ScheduleActivityTask: "ActivityTaskScheduled",
+  RequestCancelActivityTask: "ActivityTaskCancelRequested",
+  StartTimer: "TimerStarted",
+  CancelTimer: "TimerCanceled",
+  RecordMarker: "MarkerRecorded",
+  UpsertWorkflowSearchAttributes: "UpsertWorkflowSearchAttributes",
+  CompleteWorkflowUpdate: "WorkflowExecutionUpdateCompleted",
+  StartChildWorkflowExecution: "StartChildWorkflowExecutionInitiated",
+  SignalExternalWorkflowExecution: "SignalExternalWorkflowExecutionInitiated",
+  RequestCancelExternalWorkflowExecution: "RequestCancelExternalWorkflowExecutionInitiated",
+};
+const RECORDED = new Set(Object.values(RECORDS));
+
+/** Whether `commands`, answered at the WorkflowTaskStarted `history[at]`, are what the history recorded after it: this code made the history. */
+function recorded(history: HistoryEvent[], at: number, commands: { command_type: string }[]): boolean {
+  const events: string[] = [];
+  for (let i = at + 2; i < history.length && RECORDED.has(history[i]!.event_type); i++) events.push(history[i]!.event_type);
+  return JSON.stringify(commands.map((c) => RECORDS[c.command_type])) === JSON.stringify(events);
+}
+
+for (const file of FILES) {
+  const vector = JSON.parse(readFileSync(path.join(DIR, file), "utf8")) as Vector;
+  const history = vector.workflow_task.history;
+  const cuts = answeredTasks(history);
+  if (history.at(-1)?.event_type !== "WorkflowTaskStarted" || cuts.length === 0) continue;
+  test(`replay vector ${file}, task by task in one instance`, async () => {
+    const fn = workflowOf(vector.script);
+    const task = (events: HistoryEvent[], partial: boolean): WorkflowTaskRequest => ({
+      ...vector.workflow_task,
+      history: events,
+      history_length: events.at(-1)!.event_id,
+      ...(partial ? { history_first_event_id: events[0]!.event_id } : {}),
+    });
+    const first = cuts[0]!;
+    const instance = new WorkflowInstance(fn, task(history.slice(0, first + 1), false));
+    let answer = await instance.activate();
+    assert.deepEqual(answer, await handleWorkflowTask(fn, task(history.slice(0, first + 1), false)));
+    let at = first;
+    for (const end of [...cuts.slice(1), history.length - 1]) {
+      assert.ok("commands" in answer, JSON.stringify(answer));
+      const replayed = await handleWorkflowTask(fn, task(history.slice(0, end + 1), false));
+      // A history this code did not make (a change of code, a non-determinism vector): nothing to go on from.
+      if (!recorded(history, at, answer.commands) || "failure" in replayed) return;
+      assert.ok(instance.continueWith(fn, task(history.slice(at + 1, end + 1), true)), `continue at event ${history[at + 1]!.event_id}`);
+      answer = await instance.activate();
+      assert.deepEqual(strip((answer as { commands?: unknown[] }).commands ?? []), strip(replayed.commands), `the task ending at event ${history[end]!.event_id}`);
+      at = end;
+    }
+    assert.deepEqual(strip((answer as { commands?: unknown[] }).commands ?? []), vector.expect.commands);
   });
 }

@@ -174,6 +174,32 @@ async function ConformanceInlineSteps(n: number): Promise<number[]> {
   return seen;
 }
 
+// sticky_history: results that make the history outgrow the runner's --push-history-bytes
+const stickyActivities = {
+  async conformance_sticky_pad(i: number): Promise<string> {
+    return `${i}:` + "x".repeat(1500);
+  },
+};
+const padded = proxyActivities<typeof stickyActivities>({ startToCloseTimeout: "10s", inline: false });
+const extra = defineSignal<[number]>("extra");
+const progress = defineQuery<number>("progress");
+
+async function ConformanceStickyHistory(n: number): Promise<[number, number]> {
+  let done = 0;
+  let length = 0;
+  let more = 0;
+  setHandler(extra, (k) => void (more += k));
+  setHandler(progress, () => done);
+  const step = async (): Promise<void> => {
+    length += (await padded.conformance_sticky_pad(done)).length;
+    done++;
+  };
+  while (done < n) await step();
+  await sleep("1 hour");
+  while (done < n + more) await step();
+  return [done, length];
+}
+
 export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unknown>; activities: Record<string, unknown> }> = {
   onboarding: { workflows: { ConformanceOnboarding }, activities: onboardingActivities },
   activity_retries: { workflows: { ConformanceRetries }, activities: retryActivities },
@@ -183,4 +209,5 @@ export const SCENARIO_FEATURES: Record<string, { workflows: Record<string, unkno
   continue_as_new: { workflows: { ConformanceCounter }, activities: counterActivities },
   child_workflows: { workflows: { ConformanceParent, ConformanceChild }, activities: childActivities },
   inline_activities: { workflows: { ConformanceInlineSteps }, activities: inlineActivities },
+  sticky_history: { workflows: { ConformanceStickyHistory }, activities: stickyActivities },
 };

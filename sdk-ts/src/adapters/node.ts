@@ -2,9 +2,13 @@
  * Node's `http` server (and Express): the push handler called on the
  * request's method, headers and body bytes (no fetch Request or Response is
  * built per push), or any other fetch handler through Request/Response.
+ * The process is long-lived: the handler keeps workflow instances for
+ * sticky pushes (its `maxCachedWorkflows`, protocol.md §5.10).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import { type FetchHandler, PUSH_HANDLER, type PushAnswer } from "../core/handler.js";
+import { type FetchHandler, PUSH_HANDLER, type Platform, type PushAnswer } from "../core/handler.js";
+
+const LONG_LIVED: Platform = { longLived: true };
 
 function headerLookup(headers: IncomingHttpHeaders): { get(name: string): string | null } {
   return {
@@ -45,7 +49,7 @@ export function toNodeListener(handler: FetchHandler): (req: IncomingMessage, re
         try {
           const body = Buffer.concat(chunks);
           if (push !== undefined) {
-            const answer = await push(req.method ?? "GET", headerLookup(req.headers), body);
+            const answer = await push(req.method ?? "GET", headerLookup(req.headers), body, LONG_LIVED);
             res.statusCode = answer.status;
             if (answer.body !== null) res.setHeader("content-type", "application/json");
             res.end(answer.body ?? undefined);

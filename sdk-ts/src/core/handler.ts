@@ -6,6 +6,12 @@
  * lookup, body bytes → status and JSON text); the fetch handler wraps it, and
  * carries it under {@link PUSH_HANDLER} so the Node and Lambda adapters call
  * it directly instead of building a Request and reading a Response per push.
+ *
+ * A push that carries only its newest events is paged in before it is
+ * replayed (protocol.md §5.10). Where the platform is long-lived (the Node
+ * adapter), a workflow instance whose task was answered with commands is
+ * kept in the sticky cache and the answer says `sticky: true`; the run's
+ * next task, sent only the new events, goes on in that instance.
  */
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
@@ -17,17 +23,22 @@ import {
   type WorkflowTaskRequest,
   type WorkflowTaskResponse,
   type CheckpointedAnswer,
+  type FailureJson,
   argsFromPayload,
   errorToFailure,
   msToNumber,
 } from "../common.js";
-import { type WorkflowFunction, WorkflowInstance, handleQuery, handleUpdateValidation, handleWorkflowTask } from "./workflow_instance.js";
+import { type WorkflowFunction, WorkflowInstance, handleQuery, handleUpdateValidation } from "./workflow_instance.js";
+import { type PageConfig, isPartial, withWholeHistory } from "./history.js";
 import { type AttemptOutcome, DEFAULT_MAX_INLINE_ATTEMPTS, type InlineConfig, Slots, runSession } from "./inline.js";
 import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
 import { describeSchemas, handlerNames } from "./schema.js";
 import { verify } from "./signing.js";
+import { DEFAULT_MAX_CACHED_WORKFLOWS, type HandlerStats, WorkflowCache } from "./sticky.js";
 import { continueTrace } from "./tracing.js";
+
+export type { HandlerStats };
 
 export const SDK_NAME = "baton-sdk-ts";
 export const SDK_VERSION = "0.1.0";
@@ -57,8 +68,17 @@ export interface HandlerOptions {
   inlineActivities?: boolean;
   /** At most this many inline attempts run at once in this handler (default 100, an endpoint's default `max_concurrency`); beyond, activities are pushed as usual. */
   maxInlineAttempts?: number;
-  /** Replaces the base (scheme, host, port) of the push's `checkpoint_url`, when this handler reaches the server under another address. */
+  /** Replaces the base (scheme, host, port) of the push's `checkpoint_url` and `history_url`, when this handler reaches the server under another address. */
   checkpointBaseUrl?: string;
+  /**
+   * Where the handler is long-lived (under `toNodeListener`), it keeps up
+   * to this many workflow instances after answering their tasks, least
+   * recently used first out, and answers `sticky: true`: the run's next
+   * task then carries only the new events and goes on in the same
+   * instance, without a replay (protocol.md §5.10). Default 1000; 0 turns
+   * sticky answers off.
+   */
+  maxCachedWorkflows?: number;
 }
 
 /** What the platform running the handler says about a push: its own time limit, and whether work may go on after the answer. */
@@ -67,6 +87,8 @@ export interface Platform {
   deadlineMs?: number;
   /** True where nothing runs after the answer (a serverless function): inline attempts still running are abandoned. */
   serverless?: boolean;
+  /** True where the process serves the run's next pushes too (a Node server): workflow instances are kept for sticky pushes. */
+  longLived?: boolean;
 }
 
 /** A push's answer: its status and JSON body (none for a `202`). */
@@ -82,6 +104,9 @@ export type PushHandler = (method: string, headers: { get(name: string): string 
 export const PUSH_HANDLER: unique symbol = Symbol.for("baton.pushHandler");
 
 export type FetchHandler = ((req: Request) => Promise<Response>) & { [PUSH_HANDLER]?: PushHandler };
+
+/** The handler {@link createHandler} makes: a fetch handler that also tells what its sticky cache and history pages did. */
+export type BatonHandler = FetchHandler & { stats(): HandlerStats };
 
 function json(status: number, body: unknown): PushAnswer {
   return { status, body: JSON.stringify(body) };
@@ -104,8 +129,13 @@ function functions(obj: Record<string, unknown> | undefined): Map<string, AnyFun
   return out;
 }
 
+/** A workflow task failure of the code, not of the run (protocol.md §5.3). */
+function taskFailure(failure: FailureJson): WorkflowTaskResponse {
+  return { failure: { cause: "WORKFLOW_WORKER_UNHANDLED_FAILURE", failure } };
+}
+
 /** Builds the handler. Usable as-is in Cloudflare Workers, Vercel/Next.js route handlers, Deno and Bun. */
-export function createHandler(options: HandlerOptions): FetchHandler {
+export function createHandler(options: HandlerOptions): BatonHandler {
   const secrets = Array.isArray(options.signingSecret) ? options.signingSecret : [options.signingSecret];
   if (secrets.length === 0 || secrets.some((s) => !s)) throw new TypeError("createHandler needs a signingSecret");
   const workflows = functions(options.workflows);
@@ -131,7 +161,16 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       updates: handlerNames(fn, "update"),
     })),
     activities: [...activities.keys()].map((name) => ({ name })),
+    features: ["history_pages"],
     schemas: describeSchemas(workflows, activities),
+  };
+  const maxCached = options.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS;
+  const cache = maxCached > 0 ? new WorkflowCache(maxCached) : undefined;
+  const counts = { stickyHits: 0, stickyMisses: 0, historyPages: 0 };
+  const pages: PageConfig = {
+    secrets,
+    ...(options.checkpointBaseUrl !== undefined ? { baseUrl: options.checkpointBaseUrl } : {}),
+    onPage: () => void counts.historyPages++,
   };
 
   const push: PushHandler = async (requestMethod, headers, body, platform) => {
@@ -155,24 +194,23 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     if (type === "workflow_task") {
       const r = parsed as WorkflowTaskRequest;
       if (!Array.isArray(r.history)) return json(400, { error: "workflow_task without history" });
-      const fn = workflows.get(r.workflow_type) as WorkflowFunction | undefined;
-      let answer: WorkflowTaskResponse | CheckpointedAnswer;
-      if (inline !== undefined && fn !== undefined && typeof r.checkpoint_url === "string") {
-        const instance = new WorkflowInstance(fn, r, false, locals);
-        answer = await runSession(instance, r, await instance.activate(), inline, receivedMs, platform);
-      } else answer = await handleWorkflowTask(fn, r, locals);
+      const answer = await workflowTask(r, receivedMs, platform);
       if ("commands" in answer && options.identity !== undefined) answer.identity = options.identity;
       return json(200, answer);
     }
     if (type === "query") {
       const r = parsed as QueryRequest;
       if (!Array.isArray(r.history) || typeof r.query_name !== "string") return json(400, { error: "malformed query" });
-      return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
+      const whole = await pagedIn(r);
+      if (typeof whole === "string") return json(502, { error: whole });
+      return json(200, await handleQuery(workflows.get(r.workflow_type) as WorkflowFunction | undefined, whole));
     }
     if (type === "update_validation") {
       const r = parsed as UpdateValidationRequest;
       if (!Array.isArray(r.history) || typeof r.update_name !== "string") return json(400, { error: "malformed update_validation" });
-      return json(200, await handleUpdateValidation(workflows.get(r.workflow_type) as WorkflowFunction | undefined, r));
+      const whole = await pagedIn(r);
+      if (typeof whole === "string") return json(502, { error: whole });
+      return json(200, await handleUpdateValidation(workflows.get(r.workflow_type) as WorkflowFunction | undefined, whole));
     }
     if (type === "activity_task") {
       const r = parsed as ActivityTaskRequest;
@@ -183,8 +221,68 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     }
     return json(400, { error: `unknown push type ${JSON.stringify(type)}` });
   };
-  const handler: FetchHandler = async (req) => toResponse(await push(req.method, req.headers, new Uint8Array(await req.arrayBuffer())));
+  /**
+   * A query's or an update validation's push with its whole history, or
+   * why it could not be paged in: answered with a status other than 200,
+   * which the caller gets as `503 unavailable` (a failure would be the
+   * query's, or reject the update).
+   */
+  const pagedIn = async <T extends QueryRequest | UpdateValidationRequest>(r: T): Promise<T | string> => {
+    try {
+      return await withWholeHistory(r, pages);
+    } catch (err) {
+      return String(err);
+    }
+  };
+
+  /**
+   * Answers a workflow task: in the instance the sticky cache holds for
+   * the run when the push follows on from it, else by a replay of the
+   * whole history (paged in if need be); then an inline session, and the
+   * instance is kept for the next task when the answer has commands.
+   */
+  const workflowTask = async (r: WorkflowTaskRequest, receivedMs: number, platform: Platform): Promise<WorkflowTaskResponse | CheckpointedAnswer> => {
+    const fn = workflows.get(r.workflow_type) as WorkflowFunction | undefined;
+    // Out of the cache while the task runs; put back only if it answers with commands.
+    const held = cache?.take(r.run_id);
+    let instance: WorkflowInstance | undefined;
+    let answer: WorkflowTaskResponse | undefined;
+    if (held !== undefined && fn !== undefined && held.continueWith(fn, r)) {
+      const continued = await held.activate();
+      // A cache that went wrong (non-determinism, a failure) never fails the task: the replay below decides.
+      if ("commands" in continued) {
+        instance = held;
+        answer = continued;
+        counts.stickyHits++;
+      }
+    }
+    if (instance === undefined || answer === undefined) {
+      held?.dispose();
+      if (fn === undefined) {
+        return taskFailure({ message: `workflow type ${JSON.stringify(r.workflow_type)} is not registered with this handler`, type: "NotFoundError" });
+      }
+      if (isPartial(r)) counts.stickyMisses++;
+      let whole: WorkflowTaskRequest;
+      try {
+        whole = await withWholeHistory(r, pages, r.deadline !== undefined ? Date.parse(r.deadline) : undefined);
+      } catch (err) {
+        // The server retries the task with a fresh push (protocol.md §7.3).
+        return taskFailure(errorToFailure(err));
+      }
+      instance = new WorkflowInstance(fn, whole, false, locals);
+      answer = await instance.activate();
+    }
+    const out = inline !== undefined && typeof r.checkpoint_url === "string" ? await runSession(instance, r, answer, inline, receivedMs, platform) : answer;
+    if (cache !== undefined && platform.longLived === true && typeof r.history_url === "string" && "commands" in out && !instance.isClosed) {
+      cache.keep(r.run_id, instance);
+      out.sticky = true;
+    }
+    return out;
+  };
+
+  const handler = (async (req: Request) => toResponse(await push(req.method, req.headers, new Uint8Array(await req.arrayBuffer())))) as BatonHandler;
   handler[PUSH_HANDLER] = push;
+  handler.stats = () => ({ cachedWorkflows: cache?.size ?? 0, evictions: cache?.evictions ?? 0, ...counts });
   return handler;
 }
 

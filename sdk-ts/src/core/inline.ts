@@ -26,7 +26,7 @@
 import type { Info } from "../activity.js";
 import { type CheckpointedAnswer, type HistoryEvent, type WorkflowTaskRequest, type WorkflowTaskResponse, msToNumber } from "../common.js";
 import type * as wire from "../generated/openapi.js";
-import { sign } from "./signing.js";
+import { onBase, postSigned } from "./signing.js";
 import type { WorkflowInstance } from "./workflow_instance.js";
 
 type AnyFunction = (...args: any[]) => any;
@@ -43,8 +43,6 @@ const MIN_MARGIN_MS = 1000;
 const MARGIN_FRACTION = 0.2;
 /** Without a `deadline` in the push (older servers do not inline anyway), the budget is the task timeout's default. */
 const DEFAULT_BUDGET_MS = 10_000;
-const CHECKPOINT_TIMEOUT_MS = 10_000;
-const CHECKPOINT_TRIES = 3;
 const CHECKPOINTED: CheckpointedAnswer = { checkpointed: true };
 
 /** An attempt's answer, or `"async"`: it completes later over REST. */
@@ -82,66 +80,14 @@ interface Running {
   outcome: Promise<AttemptOutcome>;
 }
 
-/** An error of the checkpoint call itself (transport, or a status other than 200). */
-class CheckpointError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-  ) {
-    super(message);
-  }
-}
-
-const encoder = new TextEncoder();
-
-function randomId(): string {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return `msg_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
 /** The push's `checkpoint_url`, on `checkpointBaseUrl` when the handler has one. */
 function checkpointUrl(request: WorkflowTaskRequest, base: string | undefined): string {
-  const given = String(request.checkpoint_url);
-  if (base === undefined) return given;
-  const u = new URL(given);
-  return `${base.replace(/\/+$/, "")}${u.pathname}${u.search}`;
+  return onBase(String(request.checkpoint_url), base);
 }
 
-/** Sends one signed checkpoint (protocol.md §5.9); retried on a 503 or a failed connection, which applied nothing. */
-async function postCheckpoint(
-  url: string,
-  secrets: readonly string[],
-  body: wire.WorkflowTaskCheckpointRequest,
-  deadlineMs: number = Date.now() + CHECKPOINT_TIMEOUT_MS,
-): Promise<wire.WorkflowTaskCheckpointResponse> {
-  const text = encoder.encode(JSON.stringify(body));
-  let last: CheckpointError | undefined;
-  for (let attempt = 0; attempt < CHECKPOINT_TRIES; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt));
-    const id = randomId();
-    const ts = Math.floor(Date.now() / 1000);
-    const headers = {
-      "content-type": "application/json",
-      "webhook-id": id,
-      "webhook-timestamp": String(ts),
-      "webhook-signature": await sign(secrets, id, ts, text),
-    };
-    let resp: Response;
-    try {
-      resp = await fetch(url, { method: "POST", headers, body: text as BufferSource, signal: AbortSignal.timeout(Math.max(1, Math.min(CHECKPOINT_TIMEOUT_MS, deadlineMs - Date.now()))) });
-    } catch (err) {
-      // A connection that was never made applied nothing; a timeout may have.
-      const refused = err instanceof TypeError;
-      last = new CheckpointError(`checkpoint: ${String(err)}`, undefined);
-      if (refused) continue;
-      throw last;
-    }
-    if (resp.status === 200) return (await resp.json()) as wire.WorkflowTaskCheckpointResponse;
-    last = new CheckpointError(`checkpoint: HTTP ${resp.status}: ${await resp.text()}`, resp.status);
-    if (resp.status !== 503) throw last;
-  }
-  throw last ?? new CheckpointError("checkpoint failed", undefined);
+/** Sends one signed checkpoint (protocol.md §5.9). */
+function postCheckpoint(url: string, secrets: readonly string[], body: wire.WorkflowTaskCheckpointRequest, deadlineMs?: number): Promise<wire.WorkflowTaskCheckpointResponse> {
+  return postSigned<wire.WorkflowTaskCheckpointResponse>("checkpoint", url, secrets, body, deadlineMs);
 }
 
 /**

@@ -4,6 +4,10 @@
  * verified without a trip through Web Crypto's job queue), else with Web
  * Crypto, so it runs unchanged on Node 18+, Deno, Bun and Cloudflare
  * Workers. Decoded secrets and Web Crypto keys are cached per secret.
+ *
+ * {@link postSigned} makes the handler's own calls to the server routes
+ * that take the endpoint's push secret instead of an API key: checkpoints
+ * (§5.9) and history pages (§5.10).
  */
 import { nodeBuiltin } from "./builtins.js";
 
@@ -124,4 +128,62 @@ export async function verify(
     for (const g of given) if (constantTimeEqual(g, expected)) ok = true;
   }
   return ok ? { ok: true } : { ok: false, reason: "no matching signature" };
+}
+
+/** A signed call's error: its transport failed, or it got a status other than 200. */
+class SignedCallError extends Error {
+  override readonly name = "SignedCallError";
+}
+
+/** `url` on the base (scheme, host, port) `base`, when given: a handler that reaches the server under another address than the URLs in its pushes. */
+export function onBase(url: string, base: string | undefined): string {
+  if (base === undefined) return url;
+  const u = new URL(url);
+  return `${base.replace(/\/+$/, "")}${u.pathname}${u.search}`;
+}
+
+const CALL_TIMEOUT_MS = 10_000;
+const CALL_TRIES = 3;
+
+function randomId(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return `msg_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * POSTs `body` as JSON to `url`, signed with `secrets` exactly as Baton
+ * signs pushes, and returns the JSON of its `200` answer. Tried again
+ * (three tries in all) on a `503` or a connection that was never made,
+ * which applied nothing; a timeout (10 s, or `deadlineMs` if sooner) may
+ * have, and is thrown. `what` names the call in errors.
+ */
+export async function postSigned<T>(what: string, url: string, secrets: readonly string[], body: unknown, deadlineMs: number = Date.now() + CALL_TIMEOUT_MS): Promise<T> {
+  const text = encoder.encode(JSON.stringify(body));
+  let last: SignedCallError | undefined;
+  for (let attempt = 0; attempt < CALL_TRIES; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt));
+    const id = randomId();
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(ts),
+      "webhook-signature": await sign(secrets, id, ts, text),
+    };
+    let resp: Response;
+    try {
+      resp = await fetch(url, { method: "POST", headers, body: text as BufferSource, signal: AbortSignal.timeout(Math.max(1, Math.min(CALL_TIMEOUT_MS, deadlineMs - Date.now()))) });
+    } catch (err) {
+      // A connection that was never made applied nothing; a timeout may have.
+      const refused = err instanceof TypeError;
+      last = new SignedCallError(`${what}: ${String(err)}`);
+      if (refused) continue;
+      throw last;
+    }
+    if (resp.status === 200) return (await resp.json()) as T;
+    last = new SignedCallError(`${what}: HTTP ${resp.status}: ${await resp.text()}`);
+    if (resp.status !== 503) throw last;
+  }
+  throw last ?? new SignedCallError(`${what} failed`);
 }

@@ -2,7 +2,8 @@
  * Deterministic replay of one workflow task (protocol.md §5; the same
  * algorithm as sdk-py's _workflow_instance.py).
  *
- * Every push carries the whole history and gets a fresh instance:
+ * A push's whole history (paged in first when the push carries only its
+ * newest events, protocol.md §5.10) is replayed by a fresh instance:
  *
  * 1. The history is cut into activations at each WorkflowTaskStarted that
  *    was followed by WorkflowTaskCompleted, plus the final
@@ -18,6 +19,10 @@
  *    order, the command events recorded after its WorkflowTaskCompleted; a
  *    mismatch is a NonDeterminismError. The final activation's commands are
  *    the answer.
+ *
+ * A long-lived handler may keep the instance after answering, and feed it
+ * the next task's new events only (a sticky push, §5.10): replay goes on
+ * from where it stood, the answered commands matched as in step 3.
  *
  * Workflow code runs in the handler's own realm. While an activation runs
  * (and only then), `Date` and `Math.random` are replaced by versions that
@@ -444,17 +449,32 @@ export class WorkflowInstance {
   private taskError: unknown = undefined;
   private hasTaskError = false;
   private localActivities = new Map<string, LocalActivityState>();
-  private readonly heartbeatAt: number;
+  private heartbeatAt: number;
+  // Where replay stands (protocol.md §14.1): the events being replayed, the
+  // next one to read, the jobs read since the last activation, whether the
+  // workflow function started. A sticky push (§5.10) goes on from here.
+  private events: HistoryEvent[];
+  private at = 0;
+  private pending: HistoryEvent[] = [];
+  private started = false;
+  /** The WorkflowTaskStarted of the task last answered with commands, if any. */
+  private answeredThrough: number | undefined;
+  /** Timers with a TimerFired and activities (by scheduled event id) with a closing event, in all the events read: cancels of them are lenient (§14.4). */
+  private firedTimers = new Set<string>();
+  private closedActivities = new Set<number>();
+  private disposed = false;
 
   constructor(
     private readonly fn: WorkflowFunction,
-    private readonly request: WorkflowTaskRequest,
+    private request: WorkflowTaskRequest,
     /** Replaying for a query: the history is persisted events only and no task is answered. */
     private readonly forQuery = false,
     /** Runs local activities; without one (replayers, queries) they wait for their markers. */
     private readonly localRunner?: LocalActivityRunner,
   ) {
     this.heartbeatAt = RealDate.now() + HEARTBEAT_FRACTION * taskTimeoutMs(request);
+    this.events = request.history;
+    this.learn(request.history);
     this.random = seedFrom(request.run_id);
     const first = request.history[0];
     const attrs = rec(first?.attributes);
@@ -573,15 +593,94 @@ export class WorkflowInstance {
     }
   }
 
-  private async replay(): Promise<WorkflowTaskResponse> {
-    const events = this.request.history;
+  // ---- sticky pushes (protocol.md §5.10): the next task goes on in this instance ----
+
+  /**
+   * Takes the run's next workflow task, sent only the events that follow
+   * the task this instance answered last: `request.history` starts with
+   * that task's WorkflowTaskCompleted and ends with the new task's
+   * WorkflowTaskStarted. The answered commands are then matched against
+   * the command events, as replay matches them, and {@link activate}
+   * answers the new task. False (nothing changed) when the push does not
+   * follow on, `fn` is not the workflow function this instance runs, or a
+   * task failed or timed out in between: the caller replays instead.
+   */
+  continueWith(fn: WorkflowFunction, request: WorkflowTaskRequest): boolean {
+    const events = request.history;
     const first = events[0];
-    if (!first || first.event_type !== "WorkflowExecutionStarted") {
-      throw new Error("history does not begin with WorkflowExecutionStarted");
+    const fits =
+      !this.disposed &&
+      !this.closed &&
+      fn === this.fn &&
+      request.run_id === this.request.run_id &&
+      request.workflow_type === this.request.workflow_type &&
+      this.answeredThrough !== undefined &&
+      request.history_first_event_id === this.answeredThrough + 1 &&
+      first?.event_type === "WorkflowTaskCompleted" &&
+      first.event_id === this.answeredThrough + 1 &&
+      events.at(-1)?.event_type === "WorkflowTaskStarted" &&
+      !events.some((e) => e.event_type === "WorkflowTaskFailed" || e.event_type === "WorkflowTaskTimedOut");
+    if (!fits) return false;
+    this.request = request;
+    this.events = events;
+    this.at = 1; // past the WorkflowTaskCompleted: what follows is what the answer produced
+    this.answeredThrough = undefined;
+    this.unmatched.push(...this.commands);
+    this.commands = [];
+    this.learn(events);
+    this.heartbeatAt = RealDate.now() + HEARTBEAT_FRACTION * taskTimeoutMs(request);
+    this.info.historyLength = request.history_length ?? events.at(-1)!.event_id;
+    this.info.historySize = request.history_size_bytes ?? this.info.historySize;
+    this.info.continueAsNewSuggested = request.suggest_continue_as_new ?? false;
+    return true;
+  }
+
+  /** The workflow closed (completed, failed, was cancelled or continued as new): it has no next task. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Tears the instance down (evicted from the sticky cache): it drops what
+   * it holds and can answer nothing more. The workflow's pending promises
+   * never settle and are collected with it; local activity attempts still
+   * running stay with the runner, for the run's next task (§14.6).
+   */
+  dispose(): void {
+    this.disposed = true;
+    this.events = [];
+    this.pending = [];
+    this.commands = [];
+    this.unmatched = [];
+    this.conditions = [];
+    this.timers.clear();
+    this.activitiesByEvent.clear();
+    this.childrenByEvent.clear();
+    this.externalsByEvent.clear();
+    this.localActivities.clear();
+    this.signalHandlers.clear();
+    this.queryHandlers.clear();
+    this.updateHandlers.clear();
+    this.signalBuffer = [];
+    this.updateBuffer = [];
+  }
+
+  /**
+   * Reads the events from where replay stands (the start, or the task this
+   * instance answered last) up to the task being answered, and answers it.
+   */
+  private async replay(): Promise<WorkflowTaskResponse> {
+    if (this.disposed) throw new Error("this workflow instance was evicted");
+    const events = this.events;
+    if (this.at === 0) {
+      const first = events[0];
+      if (!first || first.event_type !== "WorkflowExecutionStarted") {
+        throw new Error("history does not begin with WorkflowExecutionStarted");
+      }
+      this.pending = [first];
+      this.at = 1;
     }
-    let pending: HistoryEvent[] = [first];
-    let started = false;
-    for (let i = 1; i < events.length; i++) {
+    for (let i = this.at; i < events.length; i++) {
       const e = events[i]!;
       const t = e.event_type;
       if (t === "WorkflowTaskStarted") {
@@ -593,10 +692,10 @@ export class WorkflowInstance {
         this.replaying = !isLast;
         this.nowMs = RealDate.parse(e.event_time);
         this.lookaheadPatches = isLast ? new Set() : patchMarkers(events, i + 2);
-        const batch = pending;
-        pending = [];
-        await this.runActivation(batch, !started);
-        started = true;
+        const batch = this.pending;
+        this.pending = [];
+        await this.runActivation(batch, !this.started);
+        this.started = true;
         if (this.hasTaskError) throw this.taskError;
         if (this.closing !== undefined) {
           this.commands.push(this.closing);
@@ -606,9 +705,11 @@ export class WorkflowInstance {
         // too: signals ran first) has nothing to cancel; the server would
         // refuse it (protocol.md §14.4).
         if (isLast) {
+          this.at = events.length;
           const force = this.localRunner !== undefined && (await this.runLocalActivities(this.localRunner));
           const answer: WorkflowTaskResponse = { commands: this.commands.filter((c) => !this.lenient(c)).map((c) => c.command) };
           if (force) answer.force_create_new_workflow_task = true;
+          this.answeredThrough = e.event_id;
           return answer;
         }
         this.unmatched.push(...this.commands);
@@ -619,18 +720,19 @@ export class WorkflowInstance {
       if (COMMAND_EVENTS.has(t)) {
         if (t === "MarkerRecorded") await this.replayLocalActivity(e);
         this.match(e);
-      } else if (RESOLUTION_EVENTS.has(t)) pending.push(e);
+      } else if (RESOLUTION_EVENTS.has(t)) this.pending.push(e);
     }
+    this.at = events.length;
     // An exported history (or a query's) that ends without a task to answer.
     this.expectAllMatched(undefined);
-    if (this.forQuery && (pending.length > 0 || !started)) {
+    if (this.forQuery && (this.pending.length > 0 || !this.started)) {
       // Events no task has delivered yet (a signal, an activity result):
       // the query sees them, as the next task will; its commands are discarded.
       this.replaying = true;
       this.nowMs = RealDate.parse(events[events.length - 1]!.event_time);
       this.lookaheadPatches = new Set();
       this.queryTail = true;
-      await this.runActivation(pending, !started);
+      await this.runActivation(this.pending, !this.started);
       if (this.hasTaskError) throw this.taskError;
     }
     return { commands: [] };
@@ -989,15 +1091,18 @@ export class WorkflowInstance {
   // ---- matching of replayed commands ----
 
   private lenient(c: PendingCommand): boolean {
-    if (c.command.command_type === "CancelTimer" && c.timer) {
-      const id = c.timer.timerId;
-      return this.request.history.some((e) => e.event_type === "TimerFired" && rec(e.attributes).timer_id === id);
-    }
-    if (c.command.command_type === "RequestCancelActivityTask" && c.activity) {
-      const sid = c.activity.scheduledEventId;
-      return this.request.history.some((e) => ACTIVITY_CLOSED.has(e.event_type) && rec(e.attributes).scheduled_event_id === sid);
-    }
+    if (c.command.command_type === "CancelTimer" && c.timer) return this.firedTimers.has(c.timer.timerId);
+    if (c.command.command_type === "RequestCancelActivityTask" && c.activity) return this.closedActivities.has(c.activity.scheduledEventId);
     return false;
+  }
+
+  /** Notes what of `events` makes a cancel lenient. */
+  private learn(events: HistoryEvent[]): void {
+    for (const e of events) {
+      const a = rec(e.attributes);
+      if (e.event_type === "TimerFired" && typeof a.timer_id === "string") this.firedTimers.add(a.timer_id);
+      else if (ACTIVITY_CLOSED.has(e.event_type) && typeof a.scheduled_event_id === "number") this.closedActivities.add(a.scheduled_event_id);
+    }
   }
 
   private expectAllMatched(at: HistoryEvent | undefined): void {

@@ -191,6 +191,8 @@ export type RegisterEndpointRequest = {
   rate_limit?: RateLimit;
   /** Absent or null is none. */
   concurrency_keys?: ConcurrencyKey[];
+  /** Protocol features the handler supports (docs/protocol.md §1.5); `baton endpoint register` sends what the handler's description lists under `features`. `history_pages` lets the server send paged pushes (§5.10); names the server does not know are kept and ignored. Absent or null is none. */
+  features?: string[];
 };
 
 /** Pushes per second to this endpoint version across all nodes: a token bucket of `burst` tokens, refilled at `per_second`, kept in the database (ARCHITECTURE.md, "Flow control"). */
@@ -252,6 +254,8 @@ export type Endpoint = {
     burst: number;
   };
   concurrency_keys?: ConcurrencyKey[];
+  /** The protocol features registered with the version (docs/protocol.md §1.5). */
+  features: string[];
   /** Whether new work on the queue goes to this version. */
   is_current: boolean;
   secret_count: number;
@@ -279,6 +283,8 @@ export type RegisteredEndpoint = {
     burst: number;
   };
   concurrency_keys?: ConcurrencyKey[];
+  /** The protocol features registered with the version (docs/protocol.md §1.5). */
+  features: string[];
   is_current: boolean;
   secret_count: number;
   created_at: Timestamp;
@@ -1903,10 +1909,16 @@ export type WorkflowTaskRequest = {
   task_queue: string;
   /** This task's attempt (1 unless a previous attempt failed or was not delivered). */
   attempt: number;
-  /** The whole history, oldest first, ending with this task's WorkflowTaskStarted (preceded, on a retried task, by its transient WorkflowTaskScheduled). */
+  /** The history, oldest first (all of it, or from `history_first_event_id` on), ending with this task's WorkflowTaskStarted (preceded, on a retried task, by its transient WorkflowTaskScheduled). */
   history: Event[];
-  /** Number of events in `history`. */
+  /** Number of events in the whole history. */
   history_length: number;
+  /** The first event's id in `history`, when the push carries only the newest events (docs/protocol.md §5.10). */
+  history_first_event_id?: number;
+  /** With `history_first_event_id`: names the events before it, for the page route (docs/protocol.md §5.10). */
+  history_reference?: string;
+  /** The absolute URL of the page route of the run's namespace (docs/protocol.md §5.10); on every push from a server that has it, so that a handler may answer `sticky`. */
+  history_url?: string;
   history_size_bytes: number;
   suggest_continue_as_new: boolean;
   /** When Baton stops waiting for this push's HTTP answer (push time + the workflow task timeout). docs/protocol.md §5.9. */
@@ -1922,12 +1934,16 @@ export type WorkflowTaskResponse = {
   identity?: string;
   /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
   force_create_new_workflow_task?: boolean;
+  /** With `commands`, the handler keeps the run's workflow instance; the run's next workflow task carries only the events after this task's WorkflowTaskStarted (docs/protocol.md §5.10). Ignored with `failure` or `checkpointed`. */
+  sticky?: boolean;
 } | {
   failure: WorkflowTaskFailure;
   /** Recorded in WorkflowTaskCompleted. */
   identity?: string;
   /** A workflow-task heartbeat (Temporal's force_create_new_workflow_task): with `commands`, the server schedules the next workflow task at once even if nothing new happened, so that local activities can go on in it. At most 180 in a row; the next is refused with FORCE_CLOSE_COMMAND. docs/protocol.md §5.2.1. */
   force_create_new_workflow_task?: boolean;
+  /** With `commands`, the handler keeps the run's workflow instance; the run's next workflow task carries only the events after this task's WorkflowTaskStarted (docs/protocol.md §5.10). Ignored with `failure` or `checkpointed`. */
+  sticky?: boolean;
 } | {
   /** Recorded in WorkflowTaskCompleted. */
   identity?: string;
@@ -1935,6 +1951,23 @@ export type WorkflowTaskResponse = {
   force_create_new_workflow_task?: boolean;
   /** The handler completed this task through checkpoints (docs/protocol.md §5.9). */
   checkpointed: true;
+  /** With `commands`, the handler keeps the run's workflow instance; the run's next workflow task carries only the events after this task's WorkflowTaskStarted (docs/protocol.md §5.10). Ignored with `failure` or `checkpointed`. */
+  sticky?: boolean;
+};
+
+/** docs/protocol.md §5.10. */
+export type WorkflowTaskHistoryRequest = {
+  /** The push's `history_reference`. */
+  history_reference: string;
+  /** The first event wanted: 1, then each page's `next_first_event_id`. */
+  first_event_id: number;
+};
+
+/** docs/protocol.md §5.10. */
+export type WorkflowTaskHistoryResponse = {
+  events: Event[];
+  /** The id after the page's last event; the push's `history_first_event_id` on the last page. */
+  next_first_event_id: number;
 };
 
 /** docs/protocol.md §5.9. */
@@ -2043,10 +2076,16 @@ export type QueryRequest = {
   run_id: RunId;
   workflow_type: string;
   task_queue: string;
-  /** The persisted history, oldest first (no transient events). */
+  /** The persisted history, oldest first (no transient events), all of it or from `history_first_event_id` on. */
   history: Event[];
-  /** Number of events in `history`. */
+  /** Number of events in the whole history. */
   history_length: number;
+  /** The first event's id in `history`, when the push carries only the newest events (docs/protocol.md §5.10). */
+  history_first_event_id?: number;
+  /** With `history_first_event_id`: names the events before it, for the page route (docs/protocol.md §5.10). */
+  history_reference?: string;
+  /** The absolute URL of the page route of the run's namespace (docs/protocol.md §5.10). */
+  history_url?: string;
   query_name: string;
   query_args: Payload;
 };
@@ -2066,10 +2105,16 @@ export type UpdateValidationRequest = {
   run_id: RunId;
   workflow_type: string;
   task_queue: string;
-  /** The persisted history, oldest first (no transient events). */
+  /** The persisted history, oldest first (no transient events), all of it or from `history_first_event_id` on. */
   history: Event[];
-  /** Number of events in `history`. */
+  /** Number of events in the whole history. */
   history_length: number;
+  /** The first event's id in `history`, when the push carries only the newest events (docs/protocol.md §5.10). */
+  history_first_event_id?: number;
+  /** With `history_first_event_id`: names the events before it, for the page route (docs/protocol.md §5.10). */
+  history_reference?: string;
+  /** The absolute URL of the page route of the run's namespace (docs/protocol.md §5.10). */
+  history_url?: string;
   update_id: string;
   update_name: string;
   update_args: Payload;
