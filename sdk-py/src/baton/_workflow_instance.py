@@ -2,8 +2,12 @@
 replays a run's history and produces the commands of the current workflow
 task.
 
-Every workflow task arrives with the whole history (handlers keep no cache)
-and is handled by a fresh :class:`WorkflowInstance`:
+A workflow task is handled by a fresh :class:`WorkflowInstance` that
+replays the whole history (paged in when the push carried only its newest
+events), or by the instance that answered the run's previous task, kept by
+a long-lived app and fed only the events that followed (a sticky push,
+:meth:`WorkflowInstance.advance`, docs/protocol.md §5.10): the replay loop
+goes on from where that task left it, so both give the same commands.
 
 1. The history is cut into *activations* at each WorkflowTaskStarted event
    that was followed by WorkflowTaskCompleted (a task whose answer the
@@ -163,6 +167,9 @@ _RESOLUTION_EVENTS = frozenset(
     }
     | _CHILD_EVENTS
     | _EXTERNAL_EVENTS
+)
+_ACTIVITY_CLOSED = frozenset(
+    {"ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled"}
 )
 _CLOSING = {
     "CompleteWorkflowExecution": "WorkflowExecutionCompleted",
@@ -381,7 +388,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         determinism_checks: bool = True,
     ) -> None:
         self._defn = definition
-        self._request = request
+        # The push without its history: an instance kept for the run's next
+        # task (the app's sticky cache) holds no history.
+        self._request = cast(WorkflowTaskRequest, {**request, "history": []})
+        self._history = request["history"]
         self._checks = determinism_checks
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._now = datetime.fromtimestamp(0, timezone.utc)
@@ -409,6 +419,14 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         self._info: Info | None = None
         self._cancel_requested = False
         self._running = False
+        # What the lenient cases of matching ask of the whole history
+        # (docs/protocol.md §14.4): the timers that fired, by id, and the
+        # activities that closed, by scheduled event id.
+        self._fired_timers: set[str] = set()
+        self._closed_activities: set[int] = set()
+        # The WorkflowTaskStarted whose activation ran last as the task
+        # being answered (0: none, or the instance went on past it).
+        self._ended_at = 0
         seed = hashlib.sha256(request["run_id"].encode()).digest()
         self._random = random.Random(int.from_bytes(seed[:8], "big"))
 
@@ -477,7 +495,9 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         """Takes the events a checkpoint appended for this activation's
         commands into the history, matching each command to its event (as a
         replay would), so that event ids stay exact for the next activation."""
-        self._request["history"].extend(events)
+        self._note_closed(events)
+        # Past its push's task: no sticky push can follow on from here.
+        self._ended_at = 0
         self._unmatched.extend(self._commands)
         self._commands = []
         for i, e in enumerate(events):
@@ -503,11 +523,62 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
     def is_closed_run(self) -> bool:
         return self._closed_by is not None
 
-    def _replay(self, *, query: bool) -> list[CommandDict]:
-        events = self._request["history"]
+    # --- sticky pushes: the next task of the run goes on in this instance ----------
+
+    @property
+    def ended_at(self) -> int:
+        """The event id of the WorkflowTaskStarted this instance last ran
+        the activation of as the task being answered (0: none, or it went
+        on past it in an inline session)."""
+        return self._ended_at
+
+    def advance(self, request: WorkflowTaskRequest) -> bool:
+        """Takes the run's next workflow task, whose ``history`` holds only
+        the events after :attr:`ended_at` (a sticky push, docs/protocol.md
+        §5.10), into this instance: the answer's commands are matched
+        against the command events that follow its WorkflowTaskCompleted,
+        the results become the next activation, and the final one runs
+        until blocked, exactly as a replay of the whole history would go on
+        from here. False, with nothing applied, when the events do not
+        follow on from this instance; raises NonDeterminismError or
+        WorkflowTaskFailure as :meth:`begin` does."""
+        events = request["history"]
+        if (
+            not events
+            or self._ended_at == 0
+            or self._closed_by is not None
+            or request["run_id"] != self._request["run_id"]
+            or events[0]["event_id"] != self._ended_at + 1
+            or events[0]["event_type"] != "WorkflowTaskCompleted"
+        ):
+            return False
+        self._request = cast(WorkflowTaskRequest, {**request, "history": []})
+        if self._info is not None:
+            self._info = dataclasses.replace(
+                self._info,
+                history_length=int(request.get("history_length") or events[-1]["event_id"]),
+                suggest_continue_as_new=bool(request.get("suggest_continue_as_new")),
+            )
+        # Where a replay stands after the answered task's WorkflowTaskStarted.
+        self._replaying = True
+        self._unmatched.extend(self._commands)
+        self._commands = []
+        self._feed(events, 1, query=False)
+        return True
+
+    def _replay(self, *, query: bool) -> None:
+        try:
+            self._feed(self._history, 0, query=query)
+        finally:
+            self._history = []
+
+    def _feed(self, events: Sequence[EventDict], start: int, *, query: bool) -> None:
+        """Replays ``events[start:]``: the whole history, or the events of a
+        sticky push after the answered task's WorkflowTaskCompleted."""
+        self._note_closed(events)
         n = len(events)
         pending: list[EventDict] = []
-        i = 0
+        i = start
         while i < n:
             e = events[i]
             t = e["event_type"]
@@ -524,7 +595,8 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                 self._activation(pending)
                 pending = []
                 if final:
-                    return []
+                    self._ended_at = e["event_id"]
+                    return
                 self._unmatched.extend(self._commands)
                 self._commands = []
                 i += 2
@@ -545,11 +617,20 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
                     self._now = parse_timestamp(events[-1]["event_time"])
                 self._activation(pending)
             self._commands = []
-            return []
+            return
         # The history ended without a task to answer (a replay of an
         # exported history): everything produced must be in it.
         self._expect_all_matched(None)
-        return []
+
+    def _note_closed(self, events: Sequence[EventDict]) -> None:
+        for e in events:
+            t = e["event_type"]
+            if t == "TimerFired":
+                self._fired_timers.add(str((e.get("attributes") or {}).get("timer_id")))
+            elif t in _ACTIVITY_CLOSED:
+                sid = (e.get("attributes") or {}).get("scheduled_event_id")
+                if isinstance(sid, int):
+                    self._closed_activities.add(sid)
 
     def answer_query(self, name: str, raw_args: JSON) -> JSON:
         """Replays the whole history, then runs the query handler ``name``
@@ -661,24 +742,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
         return False
 
     def _timer_closed_in_history(self, timer: _Timer) -> bool:
-        return any(
-            e["event_type"] == "TimerFired"
-            and (e.get("attributes") or {}).get("timer_id") == timer.timer_id
-            for e in self._request["history"]
-        )
+        return timer.timer_id in self._fired_timers
 
     def _activity_closed_in_history(self, act: _Activity) -> bool:
-        closing = (
-            "ActivityTaskCompleted",
-            "ActivityTaskFailed",
-            "ActivityTaskTimedOut",
-            "ActivityTaskCanceled",
-        )
-        return any(
-            e["event_type"] in closing
-            and (e.get("attributes") or {}).get("scheduled_event_id") == act.scheduled_event_id
-            for e in self._request["history"]
-        )
+        return act.scheduled_event_id in self._closed_activities
 
     def _match(self, e: EventDict, events: Sequence[EventDict], i: int) -> None:
         attrs = e.get("attributes") or {}
@@ -1050,7 +1117,7 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
             execution_timeout=dur("workflow_execution_timeout"),
             run_timeout=dur("workflow_run_timeout"),
             task_timeout=dur("workflow_task_timeout") or timedelta(seconds=10),
-            history_length=int(req.get("history_length") or len(req["history"])),
+            history_length=int(req.get("history_length") or len(self._history)),
             suggest_continue_as_new=bool(req.get("suggest_continue_as_new")),
             continued_run_id=a.get("continued_execution_run_id"),
             first_execution_run_id=a.get("first_execution_run_id") or req["run_id"],
