@@ -31,7 +31,6 @@ import concurrent.futures
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,6 +107,15 @@ class PushTiming:
     signed_at: int | None
     platform_deadline: float | None
     serverless: bool
+
+    def server_clock(self) -> int:
+        """The server's clock now (Unix seconds), from the push's signature
+        timestamp and the time elapsed since it arrived: what the app signs
+        its own requests with, so that a skewed local clock does not make
+        them stale."""
+        if self.signed_at is None:
+            return int(time.time())
+        return self.signed_at + int(time.monotonic() - self.received)
 
 
 @dataclass
@@ -371,18 +379,9 @@ class Session:
             left = (self._end if until is None else until) - time.monotonic()
             if left <= 0:
                 return None
-            msg_id = f"msg_{uuid.uuid4().hex}"
-            signed_at = self._timing.signed_at
-            ts = (
-                signed_at + int(time.monotonic() - self._timing.received)
-                if signed_at is not None
-                else int(time.time())
-            )
             headers = {
                 "Content-Type": "application/json",
-                _signing.ID_HEADER: msg_id,
-                _signing.TIMESTAMP_HEADER: str(ts),
-                _signing.SIGNATURE_HEADER: _signing.sign(self._cfg.keys, msg_id, ts, payload),
+                **_signing.signed_headers(self._cfg.keys, self._timing.server_clock(), payload),
             }
             try:
                 resp = await _http.request(

@@ -1,8 +1,11 @@
 """Workflow tasks with local activities (docs/protocol.md §5.2.1, §14.6).
 
-:func:`run_workflow_task` answers a workflow task push. It replays the run
-(the workflow code is synchronous: on the serving loop, or on the replay
-pool for a long history, as :class:`baton.App` decides), and while the
+:func:`run_workflow_task` answers a workflow task push. It replays the run,
+paging in the older events of a partial push (:mod:`baton._pages`), or
+goes on in the run's cached instance when the push is a sticky one that
+follows on from it (:mod:`baton._sticky`); the workflow code is
+synchronous and runs on the serving loop, or on the replay pool when more
+than ``inline_replay_max_events`` events are replayed. While the
 workflow waits on local activities it runs their attempts in this app,
 retrying in-process while the back-off is at most the local retry
 threshold, feeds each outcome back (a ``LocalActivity`` marker) and lets
@@ -12,7 +15,9 @@ Temporal does) it answers with what it has and
 ``force_create_new_workflow_task``, and the attempts still running carry on
 in this process for the next task to pick up (a workflow-task heartbeat).
 When the answer schedules activities this app may run inline, an inline
-session (:mod:`baton._inline`) takes over the same instance.
+session (:mod:`baton._inline`) takes over the same instance. A long-lived
+app keeps the instance of an answer with commands for the run's next task
+and answers ``"sticky": true``.
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ import concurrent.futures
 import contextvars
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from baton._inline import InlineConfig, PushTiming, Session, checkpoint_url
+from baton._inline import InlineConfig, PushTiming, Session, _budget, checkpoint_url
+from baton._pages import HistoryUnavailable, Pager
 from baton._protocol import (
     WorkflowTaskRequest,
     format_duration,
     parse_duration,
     parse_timestamp,
 )
+from baton._sticky import WorkflowCache
 from baton._workflow_instance import (
     LocalActivity,
     NonDeterminismError,
@@ -59,39 +67,75 @@ _running: dict[tuple[str, str, int], asyncio.Task[dict[str, Any]]] = {}
 _log = logging.getLogger("baton.activity")
 
 
+@dataclass
+class WorkflowTaskConfig:
+    """What the app lends every workflow task it answers."""
+
+    activities: Mapping[str, _ActivityDefinition]
+    #: Where replays of more than ``inline_replay_max_events`` events run
+    #: (shorter ones run on the serving loop).
+    workflow_pool: concurrent.futures.Executor
+    inline_replay_max_events: int
+    activity_executor: concurrent.futures.Executor | None
+    determinism_checks: bool
+    pager: Pager
+    #: None: no inline activities.
+    inline: InlineConfig | None
+    cache: WorkflowCache
+
+
 async def run_workflow_task(
     definition: _Definition | None,
     req: WorkflowTaskRequest,
-    *,
-    activities: Mapping[str, _ActivityDefinition],
-    workflow_pool: concurrent.futures.Executor | None,
-    activity_executor: concurrent.futures.Executor | None,
-    determinism_checks: bool,
-    inline: InlineConfig | None = None,
-    timing: PushTiming | None = None,
+    cfg: WorkflowTaskConfig,
+    timing: PushTiming,
 ) -> dict[str, Any]:
-    """The answer to one workflow task push (see the module doc). The
-    replay's steps run on ``workflow_pool``, or inline on this loop when it
-    is None. ``inline`` (with the push's ``timing``) lets the task run its
-    activities in an inline session."""
+    """The answer to one workflow task push (see the module doc): in the
+    run's cached instance when the push follows on from it, else replayed
+    from the first event (paged in when the push lacks older events). A
+    serverless push (``timing``) uses no cache."""
     if definition is None:
         err = LookupError(f"workflow type {req['workflow_type']!r} is not registered with this app")
         return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
     loop = asyncio.get_running_loop()
     task_timeout = _task_timeout(req)
     heartbeat_at = loop.time() + _HEARTBEAT_FRACTION * task_timeout
-    inst = WorkflowInstance(definition, req, determinism_checks=determinism_checks)
+    cache = None if timing.serverless else cfg.cache
     ctx = contextvars.copy_context()
+    replayed = len(req["history"])
 
     async def on_pool(fn: Any, *args: Any) -> Any:
-        if workflow_pool is None:
+        if replayed <= cfg.inline_replay_max_events:
             return ctx.run(fn, *args)
-        return await loop.run_in_executor(workflow_pool, lambda: ctx.run(fn, *args))
+        return await loop.run_in_executor(cfg.workflow_pool, lambda: ctx.run(fn, *args))
 
+    inst = await _sticky_instance(definition, req, cache, on_pool)
+    fresh = inst is None
+    if inst is None:
+        try:
+            whole = await cfg.pager.whole(
+                cast("dict[str, Any]", req),
+                timing,
+                until=timing.received + _budget(req, task_timeout),
+            )
+        except HistoryUnavailable as err:
+            # Answered as a failure of this task: the server records it and
+            # pushes the task again, with a fresh reference (§7.3).
+            log.warning("workflow task of %s failed: %s", req["workflow_id"], err)
+            return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
+        replayed = len(whole["history"])
+        inst = WorkflowInstance(
+            definition,
+            cast(WorkflowTaskRequest, whole),
+            determinism_checks=cfg.determinism_checks,
+        )
+    activities, activity_executor, inline = cfg.activities, cfg.activity_executor, cfg.inline
     started: dict[str, tuple[LocalActivity, asyncio.Task[dict[str, Any]]]] = {}
     force = False
+    kept = False
     try:
-        await on_pool(inst.begin)
+        if fresh:
+            await on_pool(inst.begin)
         while True:
             pending = inst.pending_local_activities()
             for aid, (la, task) in list(started.items()):
@@ -121,9 +165,21 @@ async def run_workflow_task(
                     await on_pool(inst.resolve_local_activity, la, task.result())
         commands = await on_pool(inst.commands)
         url = checkpoint_url(req, inline.base_url) if inline is not None else None
-        if not force and url is not None and inline is not None and timing is not None:
+        answer: dict[str, Any] = {"commands": commands}
+        if not force and url is not None and inline is not None:
             session = Session(inst, req, url, inline, timing, on_pool, task_timeout)
-            return await session.run(commands)
+            answer = await session.run(commands)
+        if (
+            cache is not None
+            and "commands" in answer
+            and not force
+            and not inst.is_closed_run()
+            # Older servers refuse answer members they do not know.
+            and req.get("history_url")
+        ):
+            kept = cache.keep(req["run_id"], inst)
+            if kept:
+                answer["sticky"] = True
     except NonDeterminismError as err:
         return _task_failure("NON_DETERMINISTIC_ERROR", err)
     except WorkflowTaskFailure as err:
@@ -136,11 +192,38 @@ async def run_workflow_task(
         )
         return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err.cause)
     finally:
-        await on_pool(inst.teardown)
-    answer: dict[str, Any] = {"commands": commands}
+        if not kept:
+            await on_pool(inst.teardown)
     if force:
         answer["force_create_new_workflow_task"] = True
     return answer
+
+
+async def _sticky_instance(
+    definition: _Definition,
+    req: WorkflowTaskRequest,
+    cache: WorkflowCache | None,
+    on_pool: Callable[..., Awaitable[Any]],
+) -> WorkflowInstance | None:
+    """The run's cached instance with the push's events applied, when the
+    push follows on from it (docs/protocol.md §5.10); None (the task
+    replays) otherwise. A cached instance that does not fit is dropped."""
+    if cache is None:
+        return None
+    inst = cache.take(req["run_id"])
+    if inst is not None and inst.definition is definition:
+        try:
+            if await on_pool(inst.advance, req):
+                cache.hits += 1
+                return inst
+        except (NonDeterminismError, WorkflowTaskFailure) as err:
+            # The instance is not what the history says (another process
+            # answered a task of the run…): the replay decides.
+            log.info("cached workflow %s dropped: %r", req["workflow_id"], err)
+    if inst is not None:
+        await on_pool(inst.teardown)
+    cache.misses += 1
+    return None
 
 
 def _task_timeout(req: WorkflowTaskRequest) -> float:

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 
 from baton.exceptions import BatonError
@@ -55,6 +56,18 @@ def sign(secrets: Sequence[str | bytes], msg_id: str, timestamp: int, body: byte
         tag = _tag(key, msg_id, str(timestamp), body)
         entries.append("v1," + base64.b64encode(tag).decode("ascii"))
     return " ".join(entries)
+
+
+def signed_headers(keys: Sequence[bytes], timestamp: int, body: bytes) -> dict[str, str]:
+    """The headers of a request the app signs as Baton signs pushes (its
+    checkpoints and history pages, docs/protocol.md §5.9, §5.10): a fresh
+    message id, ``timestamp`` and the signature of ``body``."""
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(keys, msg_id, timestamp, body),
+    }
 
 
 def _tag(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:

@@ -526,6 +526,10 @@ class WorkflowInstance(asyncio.AbstractEventLoop, _Runtime):
     # --- sticky pushes: the next task of the run goes on in this instance ----------
 
     @property
+    def definition(self) -> _Definition:
+        return self._defn
+
+    @property
     def ended_at(self) -> int:
         """The event id of the WorkflowTaskStarted this instance last ran
         the activation of as the task being answered (0: none, or it went

@@ -41,9 +41,11 @@ from typing import Any, cast
 from baton import _signing, _tracing
 from baton._activity_runner import ServerAccess, run_activity
 from baton._inline import DEFAULT_MAX_INLINE_ATTEMPTS, InlineConfig, PushTiming, Slots
-from baton._local_activity import run_workflow_task
+from baton._local_activity import WorkflowTaskConfig, run_workflow_task
+from baton._pages import HistoryUnavailable, Pager
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._schema import args_schema
+from baton._sticky import DEFAULT_MAX_CACHED_WORKFLOWS, WorkflowCache, WorkflowCacheStats
 from baton._workflow_instance import (
     handle_query,
     handle_update_validation,
@@ -54,7 +56,7 @@ from baton.workflow import _definitions
 
 log = logging.getLogger("baton.app")
 
-__all__ = ["App", "Response"]
+__all__ = ["App", "Response", "WorkflowCacheStats"]
 
 SDK_NAME = "baton-sdk-python"
 SDK_VERSION = "0.1.0"
@@ -68,6 +70,11 @@ DEFAULT_INLINE_REPLAY_MAX_EVENTS = 500
 # (5 ms) more for the GIL. Two keeps one long replay from queueing behind
 # another without starving the loop.
 REPLAY_POOL_THREADS = 2
+# What the description lists under ``features`` (docs/protocol.md §1.5).
+FEATURES = ("history_pages",)
+# How long a query or update validation may page in its history: the
+# server waits at most 10 s for their answer (§5.5).
+SYNC_PUSH_BUDGET = 10.0
 
 ASGIScope = MutableMapping[str, Any]
 ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -114,7 +121,16 @@ class App:
     goes on with the workflow, committing each step to the server with a
     signed checkpoint; at most ``max_inline_attempts`` inline attempts run
     at once. ``checkpoint_base_url`` replaces the base of the server's
-    ``checkpoint_url`` (when the server is reached under another address).
+    ``checkpoint_url`` and ``history_url`` (when the server is reached
+    under another address).
+
+    ``max_cached_workflows`` (default 1000; 0 turns it off): as an ASGI
+    app, after a workflow task answered with commands the app keeps the
+    run's workflow instance in memory (least recently used out first) and
+    answers ``sticky``, so that the server pushes the run's next task with
+    only the new events and the workflow goes on without a replay
+    (docs/protocol.md §5.10; :attr:`workflow_cache_stats` counts what it
+    did). The Lambda handler keeps none.
 
     Use it as an ASGI app (``uvicorn module:app``), mount it in FastAPI or
     Starlette, or point AWS Lambda at ``app.lambda_handler``.
@@ -135,6 +151,7 @@ class App:
         inline_activities: bool = True,
         max_inline_attempts: int = DEFAULT_MAX_INLINE_ATTEMPTS,
         checkpoint_base_url: str | None = None,
+        max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
     ) -> None:
         self._workflows: Mapping[str, _WorkflowDefinition] = _definitions(workflows)
         acts: dict[str, _ActivityDefinition] = {}
@@ -181,9 +198,33 @@ class App:
                 slots=Slots(max_inline_attempts),
                 identity=f"{SDK_NAME}@{socket.gethostname()}:{os.getpid()}",
             )
+        self._pager = Pager(self._keys, checkpoint_base_url)
+        self._tasks = WorkflowTaskConfig(
+            activities=self._activities,
+            workflow_pool=self._workflow_pool,
+            inline_replay_max_events=self._inline_max,
+            activity_executor=self._executor,
+            determinism_checks=self._checks,
+            pager=self._pager,
+            inline=self._inline,
+            cache=WorkflowCache(max_cached_workflows),
+        )
         # One loop per thread: Lambda runs one invocation at a time per
         # process, but a local emulator or a test may call from threads.
         self._lambda = threading.local()
+
+    @property
+    def workflow_cache_stats(self) -> WorkflowCacheStats:
+        """What the sticky cache (``max_cached_workflows``) and history
+        paging did since the app started."""
+        cache = self._tasks.cache
+        return WorkflowCacheStats(
+            cached=len(cache),
+            hits=cache.hits,
+            misses=cache.misses,
+            evictions=cache.evictions,
+            history_pages=self._pager.pages,
+        )
 
     # --- the core ------------------------------------------------------------------
 
@@ -193,6 +234,7 @@ class App:
             "sdk": {"name": SDK_NAME, "version": SDK_VERSION},
             "workflows": [d.describe() for d in self._workflows.values()],
             "activities": [{"name": n} for n in self._activities],
+            "features": list(FEATURES),
             "schemas": self._schemas(),
         }
 
@@ -288,17 +330,7 @@ class App:
         if kind == "workflow_task":
             req = cast(WorkflowTaskRequest, push)
             defn = self._workflows.get(req["workflow_type"])
-            inline = len(req["history"]) <= self._inline_max
-            answer = await run_workflow_task(
-                defn,
-                req,
-                activities=self._activities,
-                workflow_pool=None if inline else self._workflow_pool,
-                activity_executor=self._executor,
-                determinism_checks=self._checks,
-                inline=self._inline,
-                timing=timing,
-            )
+            answer = await run_workflow_task(defn, req, self._tasks, timing)
             return Response.json(200, answer)
         if kind in ("query", "update_validation"):
             # Both replay the history and run a read-only handler: the
@@ -307,6 +339,14 @@ class App:
             sdefn = self._workflows.get(str(sync["workflow_type"]))
             if not isinstance(sync.get("history"), list):
                 raise KeyError("history")
+            try:
+                sync = await self._pager.whole(
+                    sync, timing, until=timing.received + SYNC_PUSH_BUDGET
+                )
+            except HistoryUnavailable as err:
+                # Not the handler's answer: the caller gets 503, to retry.
+                log.warning("%s of %s not answered: %s", kind, sync.get("workflow_id"), err)
+                return Response.json(503, {"error": str(err)})
             handler = handle_query if kind == "query" else handle_update_validation
             answer = await self._replay(handler, sdefn, sync)
             return Response.json(200, answer)
@@ -350,6 +390,7 @@ class App:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    self._tasks.cache.clear()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":

@@ -281,18 +281,21 @@ class WorkflowEnvironment:
         max_concurrency: int | None = None,
         schemas: bool = True,
     ) -> dict[str, Any]:
-        """Registers ``url`` for ``task_queue``, with the input schemas its
-        description publishes (as ``baton endpoint register`` does) unless
-        ``schemas`` is false."""
+        """Registers ``url`` for ``task_queue``, with the protocol features
+        its description lists and the input schemas it publishes (as
+        ``baton endpoint register`` does), the schemas unless ``schemas`` is
+        false."""
         body: dict[str, Any] = {
             "task_queue": task_queue,
             "url": url,
             "secrets": [secrets] if isinstance(secrets, str) else list(secrets),
         }
+        described = await _http.request("GET", url, timeout=5)
+        description = described.json_object() if described.status == 200 else {}
+        if description.get("features"):
+            body["features"] = description["features"]
         if schemas:
-            described = await _http.request("GET", url, timeout=5)
-            if described.status == 200:
-                body["schemas"] = described.json_object().get("schemas")
+            body["schemas"] = description.get("schemas")
         if version:
             body["version"] = version
         if max_concurrency:
