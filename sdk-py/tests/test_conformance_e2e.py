@@ -1,6 +1,7 @@
 """Runs the end-to-end scenarios of tests/conformance/<name>/scenario.json
 (see tests/conformance/README.md) against a real ``baton dev
---time-skipping``, with each folder's feature.py served on loopback.
+--time-skipping --push-history-bytes 16384``, with each folder's
+feature.py served on loopback.
 sdk-ts/test/scenarios.test.ts runs the same files with the TypeScript SDK.
 """
 
@@ -25,6 +26,8 @@ from tests.test_conformance import CASES, load_feature
 
 SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 QUEUE = "conformance"
+# The runners' bound on a pushed history (sticky_history outgrows it).
+PUSH_HISTORY_BYTES = 16384
 SCENARIO_DIRS = (
     sorted(p for p in CASES.glob("*") if (p / "scenario.json").exists()) if CASES.exists() else []
 )
@@ -35,6 +38,20 @@ except FileNotFoundError:
     BINARY = None
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason="no baton binary: cargo build --bin baton")
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[WorkflowEnvironment]:
+    """``baton dev --time-skipping --push-history-bytes 16384``."""
+    e = asyncio.run(
+        WorkflowEnvironment.start_time_skipping(
+            binary=BINARY, extra_args=["--push-history-bytes", str(PUSH_HISTORY_BYTES)]
+        )
+    )
+    try:
+        yield e
+    finally:
+        asyncio.run(e.shutdown())
 
 
 @pytest.fixture(scope="module")
