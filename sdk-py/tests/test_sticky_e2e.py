@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from baton import App, activity, workflow
+from baton import App, _http, activity, workflow
 from baton.app import ASGIReceive, ASGIScope, ASGISend
-from baton.exceptions import WorkflowUpdateFailedError
+from baton.exceptions import RPCError, WorkflowUpdateFailedError
 from baton.testing import AppServer, WorkflowEnvironment
 from tests.conftest import SECRET, needs_baton
 
@@ -148,6 +148,51 @@ class Recorder:
     def of(self, workflow_id: str) -> list[Push]:
         with self._lock:
             return [p for p in self.pushes if p.workflow_id == workflow_id]
+
+
+class RefusingPages:
+    """An ASGI proxy in front of the server's page route (the Apps reach it
+    through ``checkpoint_base_url``) that answers the next ``refuse``
+    requests ``409`` itself, as the route does for an expired reference,
+    and forwards the others."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target.rstrip("/")
+        self.refuse = 0
+        self.refused = 0
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+        if self.refuse > 0:
+            self.refuse -= 1
+            self.refused += 1
+            status, answer = 409, b'{"code":"conflict","detail":"history reference expired"}'
+        else:
+            headers = {
+                k.decode(): v.decode()
+                for k, v in scope["headers"]
+                if k.decode().lower().startswith("webhook-")
+            }
+            headers["Content-Type"] = "application/json"
+            resp = await _http.request(
+                "POST", self._target + scope["path"], body=body, headers=headers
+            )
+            status, answer = resp.status, resp.body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +344,37 @@ def test_queries_and_update_validations_page_in_and_leave_the_cache_alone(
 
     assert asyncio.run(main()) == _expected(30)
     assert app.workflow_cache_stats.misses == 1
+
+
+def test_a_refused_page_fails_the_task_and_its_retry_pages_in_again(
+    env: WorkflowEnvironment, serve: Any
+) -> None:
+    proxy = RefusingPages(env.target)
+    with AppServer(proxy) as pages:
+        app = _app(max_cached_workflows=0, checkpoint_base_url=pages.url)
+        queue, recorder = serve(app)
+
+        async def main() -> list[int]:
+            handle = await env.client.start_workflow(
+                StickySteps.run, args=[20, True], id="refused-20", task_queue=queue
+            )
+            await _until(lambda: app.workflow_cache_stats.history_pages > 0, "a paged push")
+            proxy.refuse = 1
+            await _until(lambda: proxy.refused == 1, "a refused page")
+            await _until(lambda: len(recorder.of("refused-20")) == 22, "every task of the 20 steps")
+            assert await handle.query(StickySteps.progress) == 20
+            # A query whose page is refused is not answered (503): the
+            # caller may ask again.
+            proxy.refuse = 1
+            with pytest.raises(RPCError) as refused:
+                await handle.query(StickySteps.progress)
+            assert refused.value.status == 503
+            assert await handle.query(StickySteps.progress) == 20
+            await handle.signal(StickySteps.finish)
+            result = await handle.result()
+            types = [e["event_type"] for e in (await handle.fetch_history()).events]
+            assert types.count("WorkflowTaskFailed") == 1
+            return result
+
+        assert asyncio.run(main()) == _expected(20)
+        assert proxy.refused == 2
