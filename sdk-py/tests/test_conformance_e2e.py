@@ -199,6 +199,7 @@ async def _update(handle: WorkflowHandle[Any], step: dict[str, Any]) -> None:
 
 
 def _duration(text: str) -> timedelta:
-    """The scenario files' durations: ``"<n> days"`` or ``"<n> hours"``."""
+    """The scenario files' durations: ``"<n> days"`` or ``"<n> hours"``
+    (``"1 hour"``, ``"1 day"``)."""
     n, unit = text.split()
-    return timedelta(**{unit: int(n)})
+    return timedelta(**{unit if unit.endswith("s") else f"{unit}s": int(n)})

@@ -123,27 +123,25 @@ class Recorder:
         async def replayed() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        answer: list[bytes] = []
-
         async def captured(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                answer.append(message.get("body", b""))
+            # Recorded before the server has the answer (and can act on it).
+            if task and message["type"] == "http.response.body":
+                self._record(push, json.loads(message.get("body", b"")))
             await send(message)
 
         await app(scope, replayed, captured)  # type: ignore[arg-type]
-        if task:
-            history = push["history"]
-            sticky = bool(json.loads(b"".join(answer)).get("sticky"))
-            with self._lock:
-                self.pushes.append(
-                    Push(
-                        push["workflow_id"],
-                        int(push.get("history_first_event_id") or 1),
-                        history[-1]["event_id"],
-                        int(push["history_size_bytes"]),
-                        sticky,
-                    )
+
+    def _record(self, push: dict[str, Any], answer: dict[str, Any]) -> None:
+        with self._lock:
+            self.pushes.append(
+                Push(
+                    push["workflow_id"],
+                    int(push.get("history_first_event_id") or 1),
+                    push["history"][-1]["event_id"],
+                    int(push["history_size_bytes"]),
+                    bool(answer.get("sticky")),
                 )
+            )
 
     def of(self, workflow_id: str) -> list[Push]:
         with self._lock:
