@@ -30,6 +30,9 @@ pytestmark = needs_baton
 # Small, so that a few steps outgrow it and later pushes are paged.
 PUSH_HISTORY_BYTES = 4096
 STC = timedelta(seconds=30)
+# Long enough that no task times out on a loaded machine (a timed-out task
+# is pushed again whole, as it should, but the counts below would change).
+TASK_TIMEOUT = timedelta(seconds=60)
 
 
 @activity.defn
@@ -239,7 +242,7 @@ async def _until(predicate: Any, what: str) -> None:
 
 async def _run(env: WorkflowEnvironment, queue: str, wid: str, n: int) -> list[int]:
     return await env.client.execute_workflow(
-        StickySteps.run, args=[n, False], id=wid, task_queue=queue
+        StickySteps.run, args=[n, False], id=wid, task_queue=queue, task_timeout=TASK_TIMEOUT
     )
 
 
@@ -317,15 +320,19 @@ def test_queries_and_update_validations_page_in_and_leave_the_cache_alone(
     env: WorkflowEnvironment, serve: Any
 ) -> None:
     app = _app()
-    queue, _ = serve(app)
+    queue, recorder = serve(app)
 
     async def main() -> list[int]:
         handle = await env.client.start_workflow(
-            StickySteps.run, args=[30, True], id="queried-30", task_queue=queue
+            StickySteps.run,
+            args=[30, True],
+            id="queried-30",
+            task_queue=queue,
+            task_timeout=TASK_TIMEOUT,
         )
         # Until the task that took the last result was answered (a query
         # may see that result before: it applies what the next task would).
-        await _until(lambda: app.workflow_cache_stats.hits == 30, "the 31st task")
+        await _until(lambda: len(recorder.of("queried-30")) == 31, "the 31st task")
         before = app.workflow_cache_stats
         assert before.cached == 1
         assert await handle.query(StickySteps.progress) == 30
@@ -354,7 +361,11 @@ def test_a_refused_page_fails_the_task_and_its_retry_pages_in_again(
 
         async def main() -> list[int]:
             handle = await env.client.start_workflow(
-                StickySteps.run, args=[20, True], id="refused-20", task_queue=queue
+                StickySteps.run,
+                args=[20, True],
+                id="refused-20",
+                task_queue=queue,
+                task_timeout=TASK_TIMEOUT,
             )
             await _until(lambda: app.workflow_cache_stats.history_pages > 0, "a paged push")
             proxy.refuse = 1

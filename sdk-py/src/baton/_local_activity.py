@@ -211,19 +211,26 @@ async def _sticky_instance(
     if cache is None:
         return None
     inst = cache.take(req["run_id"])
-    if inst is not None and inst.definition is definition:
+    applied = False
+    if inst is not None:
         try:
-            if await on_pool(inst.advance, req):
-                cache.hits += 1
-                return inst
+            if (
+                inst.definition is definition
+                and req.get("history_first_event_id") == inst.ended_at + 1
+            ):
+                applied = await on_pool(inst.advance, req)
         except (NonDeterminismError, WorkflowTaskFailure) as err:
             # The instance is not what the history says (another process
             # answered a task of the run…): the replay decides.
             log.info("cached workflow %s dropped: %r", req["workflow_id"], err)
-    if inst is not None:
-        await on_pool(inst.teardown)
-    cache.misses += 1
-    return None
+        finally:
+            if not applied:
+                await on_pool(inst.teardown)
+    if not applied:
+        cache.misses += 1
+        return None
+    cache.hits += 1
+    return inst
 
 
 def _task_timeout(req: WorkflowTaskRequest) -> float:

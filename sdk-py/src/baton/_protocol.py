@@ -61,6 +61,12 @@ class WorkflowTaskRequest(TypedDict):
     deadline: NotRequired[str]
     #: Where inline activities' checkpoints go (docs/protocol.md §5.9).
     checkpoint_url: NotRequired[str]
+    #: The page route (on every workflow task push of a server that pages,
+    #: docs/protocol.md §5.10), and, when ``history`` does not start at
+    #: event 1, its first event's id and the reference of the older ones.
+    history_url: NotRequired[str]
+    history_first_event_id: NotRequired[int]
+    history_reference: NotRequired[str]
 
 
 class ActivityTaskRequest(TypedDict):

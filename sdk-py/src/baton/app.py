@@ -19,6 +19,11 @@ activities run on the serving loop; sync ones on ``activity_executor``.
 Inline activities: when a workflow task schedules activities this app
 registers, the app runs them itself inside the same push and goes on with
 the workflow, checkpointing each step (:mod:`baton._inline`).
+
+Sticky cache and history pages: the ASGI app keeps the workflow instance
+of a task it answered for the run's next task, which the server then
+pushes with only the new events (:mod:`baton._sticky`); a push that lacks
+older events the app needs pages them in (:mod:`baton._pages`).
 """
 
 from __future__ import annotations
