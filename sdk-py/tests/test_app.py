@@ -194,6 +194,7 @@ async def test_get_describes_what_the_app_serves() -> None:
     assert {"name": "charge_payment"} in body["activities"]
     assert {"name": "check_in"} not in body["activities"]
     assert body["sdk"]["name"] == "baton-sdk-python"
+    assert body["features"] == ["history_pages"]
 
 
 @pytest.mark.parametrize(
@@ -333,3 +334,28 @@ async def test_api_gateway_rest_v1_events_and_malformed_pushes() -> None:
     broken = json.dumps({"type": "workflow_task", "workflow_type": "Onboarding"}).encode()
     status, answer = await both(app, "POST", signed(broken), broken)
     assert status == 400 and "malformed workflow_task push" in answer["error"]
+
+
+async def test_only_the_long_lived_app_answers_sticky_and_only_to_a_server_that_pages() -> None:
+    """docs/protocol.md §5.10: the ASGI app keeps the instance and answers
+    sticky when the push carries history_url; the Lambda handler keeps
+    none, and a push without history_url (an older server, which would
+    refuse the member) is never answered sticky."""
+    app = make_app()
+    push = json.loads(workflow_push())
+    push["history_url"] = "http://127.0.0.1:9/api/v1/namespaces/default/workflow-tasks/history"
+    body = json.dumps(push).encode()
+    status, _, raw = await call_asgi(app, "POST", signed(body), body)
+    assert status == 200 and json.loads(raw)["sticky"] is True
+    assert app.workflow_cache_stats.cached == 1
+    status, _, raw = await asyncio.to_thread(
+        call_lambda, app, "POST", signed(body), body, b64=False
+    )
+    assert status == 200 and "sticky" not in json.loads(raw)
+    older = workflow_push()
+    status, _, raw = await call_asgi(app, "POST", signed(older), older)
+    answer = json.loads(raw)
+    assert status == 200 and "commands" in answer and "sticky" not in answer
+    # That push did not follow on from the kept instance: dropped, replayed.
+    stats = app.workflow_cache_stats
+    assert (stats.cached, stats.hits, stats.misses) == (0, 0, 2)
