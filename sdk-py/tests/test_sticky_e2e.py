@@ -2,8 +2,9 @@
 ``baton dev`` with a small ``--push-history-bytes`` pushes to Apps served
 by uvicorn on loopback. An ASGI recorder in front of the Apps keeps each
 workflow task push and its answer (and can send workflow tasks to two Apps
-in turn, as a load balancer would); ``App.workflow_cache_stats`` says what
-each App's cache and pager did.
+in turn, as a load balancer would, or swap in a new App, as a restart
+would); ``App.workflow_cache_stats`` says what each App's cache and pager
+did.
 """
 
 from __future__ import annotations
@@ -100,14 +101,14 @@ class Recorder:
     turn (all to the one with one App), everything else to the first."""
 
     def __init__(self, *apps: App) -> None:
-        self._apps = apps
+        self.apps = apps
         self._turn = 0
         self._lock = threading.Lock()
         self.pushes: list[Push] = []
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] != "http":
-            await self._apps[0](scope, receive, send)
+            await self.apps[0](scope, receive, send)
             return
         body = b""
         more = True
@@ -117,10 +118,10 @@ class Recorder:
             more = bool(message.get("more_body", False))
         push: dict[str, Any] = json.loads(body) if body else {}
         task = push.get("type") == "workflow_task"
-        app = self._apps[0]
+        app = self.apps[0]
         if task:
             with self._lock:
-                app = self._apps[self._turn % len(self._apps)]
+                app = self.apps[self._turn % len(self.apps)]
                 self._turn += 1
 
         async def replayed() -> dict[str, Any]:
@@ -132,7 +133,7 @@ class Recorder:
                 self._record(push, json.loads(message.get("body", b"")))
             await send(message)
 
-        await app(scope, replayed, captured)  # type: ignore[arg-type]
+        await app(scope, replayed, captured)
 
     def _record(self, push: dict[str, Any], answer: dict[str, Any]) -> None:
         with self._lock:
@@ -145,6 +146,11 @@ class Recorder:
                     bool(answer.get("sticky")),
                 )
             )
+
+    def restart(self, *apps: App) -> None:
+        """The process behind the URL restarted: new Apps, nothing cached."""
+        with self._lock:
+            self.apps = apps
 
     def of(self, workflow_id: str) -> list[Push]:
         with self._lock:
@@ -297,6 +303,33 @@ def test_a_sticky_push_to_an_app_without_the_instance_pages_in(
     assert (a.hits, b.hits) == (0, 0)
     assert (a.misses, b.misses) == (11, 10)
     assert a.history_pages > 0 and b.history_pages > 0
+
+
+def test_a_restarted_app_pages_in_the_run_it_lost(env: WorkflowEnvironment, serve: Any) -> None:
+    before = _app()
+    queue, recorder = serve(before)
+
+    async def main() -> list[int]:
+        handle = await env.client.start_workflow(
+            StickySteps.run,
+            args=[12, True],
+            id="restarted-12",
+            task_queue=queue,
+            task_timeout=TASK_TIMEOUT,
+        )
+        await _until(lambda: len(recorder.of("restarted-12")) == 13, "the 13th task")
+        assert before.workflow_cache_stats.cached == 1
+        recorder.restart(_app())
+        await handle.signal(StickySteps.finish)
+        return await handle.result()
+
+    assert asyncio.run(main()) == _expected(12)
+    last, signalled = recorder.of("restarted-12")[-2:]
+    assert signalled.first_event_id == last.last_event_id + 1  # a sticky push
+    assert not signalled.sticky  # it closed the run
+    after = recorder.apps[0].workflow_cache_stats
+    assert (after.hits, after.misses) == (0, 1)
+    assert after.history_pages >= 1
 
 
 def test_many_runs_at_once_with_a_small_cache(env: WorkflowEnvironment, serve: Any) -> None:
