@@ -41,12 +41,15 @@ def _with(task: dict[str, Any], history: list[dict[str, Any]]) -> WorkflowTaskRe
     return cast(WorkflowTaskRequest, {**task, "history": history})
 
 
-@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+# The vectors with commands to answer (on non-determinism the app replays
+# from the first event, so the others say nothing of sticky pushes).
+ANSWERING = [p for p in VECTORS if "commands" in json.loads(p.read_text())["expect"]]
+
+
+@pytest.mark.parametrize("path", ANSWERING, ids=[p.stem for p in ANSWERING])
 def test_sticky_push_answers_as_the_replay(path: Path) -> None:
     vector = json.loads(path.read_text())
     expect = vector["expect"]
-    if "commands" not in expect:
-        pytest.skip("a non-determinism vector: the app replays from the first event then")
     task: dict[str, Any] = vector["workflow_task"]
     history: list[dict[str, Any]] = task["history"]
     definition = _definition(vector["script"])
