@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use baton::api::{self, Access, AppState};
+use baton::api::{self, Access, AppState, Shared};
 use baton::apply::Applier;
 use baton::dispatch::wire;
 use baton::engine::{
@@ -510,7 +510,7 @@ async fn app_with(access: Access) -> Router {
     let transport = Arc::new(baton::dispatch::HttpTransport::new(1 << 20, Vec::new()));
     let querier =
         baton::dispatch::Service::new(applier.clone(), Default::default(), transport).querier();
-    api::router(AppState {
+    api::router(AppState::new(Shared {
         querier,
         applier,
         schedules: Default::default(),
@@ -518,7 +518,7 @@ async fn app_with(access: Access) -> Router {
         batch_max_rps: 1_000.0,
         access: Arc::new(access),
         time_skipping: Some(Arc::new(SkippingClock::default())),
-    })
+    }))
 }
 
 async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Answer {

@@ -39,9 +39,26 @@ pub use access::Access;
 pub use error::ApiError;
 pub use namespaces::parse_namespace;
 
-/// Shared by every handler.
+/// Shared by every handler; cheap to clone (one reference count), as axum
+/// clones it for every request and middleware.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+pub struct Shared {
     pub applier: Applier,
     pub access: Arc<Access>,
     /// Sends queries to workflow endpoints.

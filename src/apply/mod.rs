@@ -95,8 +95,13 @@ pub struct Started {
 }
 
 /// Cheap to clone; every edge holds one.
+/// Cheap to clone (one reference count): every API request and push
+/// holds one.
 #[derive(Clone)]
-pub struct Applier {
+pub struct Applier(Arc<Parts>);
+
+/// What an [`Applier`]'s clones share.
+pub struct Parts {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -136,6 +141,13 @@ const QUEUED_COMMANDS: usize = 16_384;
 /// Pushes handed to the dispatcher and not yet taken by it.
 const QUEUED_PUSHES: usize = 1_024;
 
+impl std::ops::Deref for Applier {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 impl Applier {
     /// Returns the applier and the stream of pushes for the dispatcher.
     pub fn new(
@@ -146,7 +158,7 @@ impl Applier {
     ) -> (Applier, mpsc::Receiver<Push>) {
         let (pushes, rx) = mpsc::channel(QUEUED_PUSHES);
         let (closing_tx, closing) = watch::channel(false);
-        let applier = Applier {
+        let applier = Applier(Arc::new(Parts {
             endpoints: Arc::new(Endpoints::new(store.clone(), clock.clone())),
             search_attributes: Arc::new(SearchAttributeCache::new(store.clone(), clock.clone())),
             store,
@@ -160,7 +172,7 @@ impl Applier {
             watched: Arc::default(),
             cache: Arc::new(cache::RunCache::new(options.run_cache_bytes)),
             namespaces: Arc::default(),
-        };
+        }));
         (applier, rx)
     }
 

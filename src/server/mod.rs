@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, Access, AppState};
+use crate::api::{self, Access, AppState, Shared};
 use crate::apply::Applier;
 use crate::engine::Limits;
 use crate::ids::Namespace;
@@ -146,7 +146,7 @@ pub async fn start(mut options: Options) -> anyhow::Result<Running> {
         push_roots,
     ));
     let services = services(store, clock, transport, &options, shutdown_rx.clone());
-    let state = AppState {
+    let state = AppState::new(Shared {
         querier: services.querier,
         schedules: services.scheduler,
         batches: services.batches,
@@ -154,7 +154,7 @@ pub async fn start(mut options: Options) -> anyhow::Result<Running> {
         applier: services.applier,
         access: Arc::new(Access::new(options.api_key.clone())),
         time_skipping: skipping,
-    };
+    });
     let readiness = state.applier.readiness().clone();
     let mut router = api::router(state);
     if options.ui {
