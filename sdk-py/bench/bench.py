@@ -2,8 +2,11 @@
 by the SDK under uvicorn (one process), against ``baton serve`` on a fresh
 PostgreSQL database. Prints one JSON line per workload.
 
-    python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0]
+    python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0] [--in-flight N]
         [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+
+``--in-flight`` replaces every workload's concurrency (e.g. 1, to tell a
+push's own time from its queueing behind the others).
 
 The load driver (this process) uses the SDK's client: start_workflow, then
 a result long-poll per workflow.
@@ -45,22 +48,38 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
-async def push_durations(target: str) -> dict[str, list[float]]:
-    """The server's ``baton_push_duration_seconds`` (push sent to answer
-    received, as the server sees it) by kind: [sum, count]."""
+async def histogram_sums(target: str, metric: str, label: str) -> dict[str, list[float]]:
+    """The server's histogram ``metric`` by ``label``: [sum, count]."""
     text = (await _http.request("GET", target + "/metrics")).body.decode()
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         name, _, rest = line.partition("{")
-        if name not in ("baton_push_duration_seconds_sum", "baton_push_duration_seconds_count"):
+        if name not in (f"{metric}_sum", f"{metric}_count"):
             continue
         labels, _, value = rest.rpartition("} ")
-        kind = next(
-            (kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("kind=")),
+        key = next(
+            (
+                kv.split("=", 1)[1].strip('"')
+                for kv in labels.split(",")
+                if kv.startswith(label + "=")
+            ),
             "?",
         )
-        slot = out.setdefault(kind, [0.0, 0.0])
+        slot = out.setdefault(key, [0.0, 0.0])
         slot[0 if name.endswith("_sum") else 1] += float(value)
+    return out
+
+
+async def server_times(target: str) -> dict[str, list[float]]:
+    """[sum, count] of the server's ``baton_push_duration_seconds`` (push
+    sent to answer received, as the server sees it) by kind, and of its
+    handling of checkpoints (``baton_api_request_duration_seconds`` of the
+    checkpoint route) under ``checkpoint``."""
+    out = await histogram_sums(target, "baton_push_duration_seconds", "kind")
+    routes = await histogram_sums(target, "baton_api_request_duration_seconds", "route")
+    for route, slot in routes.items():
+        if route.endswith("/workflow-tasks/checkpoint"):
+            out["checkpoint"] = slot
     return out
 
 
@@ -123,6 +142,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", default="W1,W2,W3")
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--in-flight", type=int, help="every workload's concurrency")
     ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     ap.add_argument(
         "--sqlite", action="store_true", help="use baton dev (SQLite) instead of PostgreSQL"
@@ -176,19 +196,22 @@ async def main() -> None:
         for name in args.workloads.split(","):
             count, in_flight, baseline = WORKLOADS[name]
             count = max(1, int(count * args.scale))
+            in_flight = args.in_flight or in_flight
             before = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_before = await push_durations(target)
+            seen_before = await server_times(target)
             result = await run_workload(client, name, count, in_flight, baseline, pids)
             after = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_after = await push_durations(target)
-            # What the pushes cost as the server sees them: the app's wall
-            # time plus any wait before the app reads the request (a busy
-            # loop leaves it in the socket) and the round trip.
-            result["server_seen_push_ms"] = {
+            seen_after = await server_times(target)
+            seen = {
                 kind: round((s - seen_before.get(kind, [0, 0])[0]) * 1000 / dn, 2)
                 for kind, (s, n) in seen_after.items()
                 if (dn := n - seen_before.get(kind, [0, 0])[1])
             }
+            # What the pushes cost as the server sees them: the app's wall
+            # time plus any wait before the app reads the request (a busy
+            # loop leaves it in the socket) and the round trip.
+            server_checkpoint_ms = seen.pop("checkpoint", None)
+            result["server_seen_push_ms"] = seen
             walls = sorted(after.pop("walls")[len(before.pop("walls")) :])
             d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             if d.get("requests"):
@@ -202,6 +225,22 @@ async def main() -> None:
                     "mean": round(d["handle_s"] * 1000 / pushes, 2),
                 }
                 result["handler_cpu_ms_per_push"] = round(d["cpu_s"] * 1000 / pushes, 3)
+                # Where the push's wall time went inside the app: body,
+                # signature and JSON before the dispatch, the dispatch
+                # (replay, inline session), the answer sent after it.
+                result["push_phase_ms"] = {
+                    phase: round(d.get(f"{phase}_s", 0) * 1000 / pushes, 2)
+                    for phase in ("before_dispatch", "dispatch", "after_dispatch")
+                }
+                if d.get("checkpoints"):
+                    # The inline sessions' checkpoints: round trip as the app
+                    # sees it (request written to answer read, including the
+                    # loop's turns), and the server's handling of them.
+                    result["checkpoints_per_push"] = round(d["checkpoints"] / pushes, 2)
+                    result["checkpoint_ms"] = {
+                        "app": round(d["checkpoint_s"] * 1000 / d["checkpoints"], 2),
+                        "server": server_checkpoint_ms,
+                    }
                 for kind in ("workflow_task", "activity_task"):
                     if d.get(f"pushes_{kind}"):
                         result[f"dispatch_ms_per_{kind}"] = round(
