@@ -3,10 +3,13 @@ by the SDK under uvicorn (one process), against ``baton serve`` on a fresh
 PostgreSQL database. Prints one JSON line per workload.
 
     python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0] [--in-flight N]
-        [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+        [--tls] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
 ``--in-flight`` replaces every workload's concurrency (e.g. 1, to tell a
-push's own time from its queueing behind the others).
+push's own time from its queueing behind the others). ``--tls`` serves the
+server's API over https, with a CA made here by the ``openssl`` command:
+the inline sessions' checkpoints go over TLS, verified against the
+system's CAs plus that one (``SSL_CERT_FILE`` in the handler).
 
 The load driver (this process) uses the SDK's client: start_workflow, then
 a result long-poll per workflow.
@@ -19,9 +22,12 @@ import asyncio
 import json
 import os
 import resource
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -48,9 +54,11 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
-async def histogram_sums(target: str, metric: str, label: str) -> dict[str, list[float]]:
+async def histogram_sums(
+    target: str, tls: ssl.SSLContext | None, metric: str, label: str
+) -> dict[str, list[float]]:
     """The server's histogram ``metric`` by ``label``: [sum, count]."""
-    text = (await _http.request("GET", target + "/metrics")).body.decode()
+    text = (await _http.request("GET", target + "/metrics", ssl_context=tls)).body.decode()
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         name, _, rest = line.partition("{")
@@ -70,23 +78,54 @@ async def histogram_sums(target: str, metric: str, label: str) -> dict[str, list
     return out
 
 
-async def server_times(target: str) -> dict[str, list[float]]:
+async def server_times(target: str, tls: ssl.SSLContext | None) -> dict[str, list[float]]:
     """[sum, count] of the server's ``baton_push_duration_seconds`` (push
     sent to answer received, as the server sees it) by kind, and of its
     handling of checkpoints (``baton_api_request_duration_seconds`` of the
     checkpoint route) under ``checkpoint``."""
-    out = await histogram_sums(target, "baton_push_duration_seconds", "kind")
-    routes = await histogram_sums(target, "baton_api_request_duration_seconds", "route")
+    out = await histogram_sums(target, tls, "baton_push_duration_seconds", "kind")
+    routes = await histogram_sums(target, tls, "baton_api_request_duration_seconds", "route")
     for route, slot in routes.items():
         if route.endswith("/workflow-tasks/checkpoint"):
             out["checkpoint"] = slot
     return out
 
 
-async def wait_http(url: str) -> None:
+def make_pki(d: Path) -> None:
+    """A CA, and a certificate for 127.0.0.1 it signed (``openssl``)."""
+
+    def openssl(*a: str) -> None:
+        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=bench CA",
+    )
+    openssl("req", *ec, "-keyout", "key.pem", "-out", "cert.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    sign = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+    openssl("x509", "-req", "-in", "cert.csr", *sign, "-out", "cert.pem", "-extfile", "ext.cnf")
+    system = ssl.get_default_verify_paths()
+    bundle = Path(system.cafile or system.openssl_cafile)
+    (d / "bundle.pem").write_bytes(
+        (bundle.read_bytes() if bundle.is_file() else b"") + (d / "ca.pem").read_bytes()
+    )
+
+
+async def wait_http(url: str, tls: ssl.SSLContext | None = None) -> None:
     for _ in range(300):
         try:
-            await _http.request("GET", url, timeout=1)
+            await _http.request("GET", url, timeout=1, ssl_context=tls)
             return
         except Exception:
             await asyncio.sleep(0.05)
@@ -143,6 +182,7 @@ async def main() -> None:
     ap.add_argument("--workloads", default="W1,W2,W3")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--in-flight", type=int, help="every workload's concurrency")
+    ap.add_argument("--tls", action="store_true", help="the server's API over https")
     ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     ap.add_argument(
         "--sqlite", action="store_true", help="use baton dev (SQLite) instead of PostgreSQL"
@@ -161,6 +201,14 @@ async def main() -> None:
         url = args.database_url.rsplit("/", 1)[0] + "/" + db_name
         server_cmd = [binary, "serve", "--database-url", url, "--listen", f"127.0.0.1:{port}"]
     env = dict(os.environ, RUST_LOG="warn")
+    handler_env = dict(env, PYTHONPATH=str(HERE.parent / "src"))
+    tls: ssl.SSLContext | None = None
+    pki = Path(tempfile.mkdtemp(prefix="baton-pybench-"))
+    if args.tls:
+        make_pki(pki)
+        server_cmd += ["--tls-cert", str(pki / "cert.pem"), "--tls-key", str(pki / "key.pem")]
+        handler_env["SSL_CERT_FILE"] = str(pki / "bundle.pem")
+        tls = ssl.create_default_context(cafile=str(pki / "ca.pem"))
     try:
         procs.append(
             subprocess.Popen(
@@ -181,14 +229,14 @@ async def main() -> None:
                     "--no-access-log",
                 ],
                 cwd=HERE,
-                env=dict(env, PYTHONPATH=str(HERE.parent / "src")),
+                env=handler_env,
             )
         )
-        target = f"http://127.0.0.1:{port}"
+        target = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         app_url = f"http://127.0.0.1:{app_port}/"
-        await wait_http(target + "/healthz")
+        await wait_http(target + "/healthz", tls)
         await wait_http(app_url)
-        client = await Client.connect(target)
+        client = await Client.connect(target, tls=tls)
         await client._call(
             "POST", "/endpoints", {"task_queue": "bench", "url": app_url, "secrets": [SECRET]}
         )
@@ -198,10 +246,10 @@ async def main() -> None:
             count = max(1, int(count * args.scale))
             in_flight = args.in_flight or in_flight
             before = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_before = await server_times(target)
+            seen_before = await server_times(target, tls)
             result = await run_workload(client, name, count, in_flight, baseline, pids)
             after = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_after = await server_times(target)
+            seen_after = await server_times(target, tls)
             seen = {
                 kind: round((s - seen_before.get(kind, [0, 0])[0]) * 1000 / dn, 2)
                 for kind, (s, n) in seen_after.items()
@@ -265,6 +313,7 @@ async def main() -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(pki, ignore_errors=True)
         if db_name:
             subprocess.run(
                 ["psql", args.database_url, "-qc", f"drop database if exists {db_name}"],
