@@ -251,6 +251,7 @@ async def _exchange(
         keep = (
             pool is not None
             and framed
+            and status >= 200
             and fields[0] == "HTTP/1.1"
             and "close" not in resp_headers.get("connection", "").lower()
         )
