@@ -54,6 +54,18 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
+def run_queue_wait_of(pid: int) -> float:
+    """Seconds the process's threads spent runnable but not running (waiting
+    for a core), from ``/proc/<pid>/task/*/schedstat``."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 async def histogram_sums(
     target: str, tls: ssl.SSLContext | None, metric: str, label: str
 ) -> dict[str, list[float]]:
@@ -147,6 +159,7 @@ async def run_workload(
             latencies.append(time.perf_counter() - t - baseline)
 
     cpu0 = {k: cpu_of(p) for k, p in pids.items()}
+    wait0 = run_queue_wait_of(pids["handler"])
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
@@ -156,6 +169,9 @@ async def run_workload(
         f"cpu_ms_per_wf_{k}": round((cpu_of(p) - cpu0[k]) * 1000 / count, 2)
         for k, p in pids.items()
     }
+    cpu["run_queue_wait_ms_per_wf_handler"] = round(
+        (run_queue_wait_of(pids["handler"]) - wait0) * 1000 / count, 2
+    )
     cpu["cpu_ms_per_wf_driver"] = round(
         ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) * 1000 / count, 2
     )
