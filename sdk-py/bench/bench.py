@@ -3,13 +3,16 @@ by the SDK under uvicorn (one process), against ``baton serve`` on a fresh
 PostgreSQL database. Prints one JSON line per workload.
 
     python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0] [--in-flight N]
-        [--tls] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+        [--tls] [--pin] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
 ``--in-flight`` replaces every workload's concurrency (e.g. 1, to tell a
 push's own time from its queueing behind the others). ``--tls`` serves the
 server's API over https, with a CA made here by the ``openssl`` command:
 the inline sessions' checkpoints go over TLS, verified against the
-system's CAs plus that one (``SSL_CERT_FILE`` in the handler).
+system's CAs plus that one (``SSL_CERT_FILE`` in the handler). ``--pin``
+runs the handler on CPU 0 and the server on CPU 1: on a small machine the
+kernel otherwise tends to stack the server's threads, woken by the
+handler's writes on loopback, on the handler's core.
 
 The load driver (this process) uses the SDK's client: start_workflow, then
 a result long-poll per workflow.
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -199,6 +203,7 @@ async def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--in-flight", type=int, help="every workload's concurrency")
     ap.add_argument("--tls", action="store_true", help="the server's API over https")
+    ap.add_argument("--pin", action="store_true", help="handler on CPU 0, server on CPU 1")
     ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     ap.add_argument(
         "--sqlite", action="store_true", help="use baton dev (SQLite) instead of PostgreSQL"
@@ -225,10 +230,18 @@ async def main() -> None:
         server_cmd += ["--tls-cert", str(pki / "cert.pem"), "--tls-key", str(pki / "key.pem")]
         handler_env["SSL_CERT_FILE"] = str(pki / "bundle.pem")
         tls = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+    def on_cpu(cpu: int) -> Callable[[], None] | None:
+        return (lambda: os.sched_setaffinity(0, {cpu})) if args.pin else None
+
     try:
         procs.append(
             subprocess.Popen(
-                server_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                server_cmd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=on_cpu(1),
             )
         )
         procs.append(
@@ -246,6 +259,7 @@ async def main() -> None:
                 ],
                 cwd=HERE,
                 env=handler_env,
+                preexec_fn=on_cpu(0),
             )
         )
         target = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
