@@ -77,8 +77,6 @@ def timed_begin(self: WorkflowInstance) -> None:
         _begin(self)
     finally:
         STATS["replay_s"] += time.perf_counter() - t
-        STATS["workflow_tasks"] += 1
-        STATS["history_events"] += len(self._request["history"])
 
 
 WorkflowInstance.begin = timed_begin  # type: ignore[method-assign]
@@ -115,13 +113,16 @@ _http.request = timed_request  # type: ignore[assignment]
 _dispatch = App._dispatch
 
 
-async def timed_dispatch(self: App, kind: Any, *args: Any) -> Any:
+async def timed_dispatch(self: App, kind: Any, push: Any, *args: Any) -> Any:
     t = time.perf_counter()
+    if kind == "workflow_task":
+        STATS["workflow_tasks"] += 1
+        STATS["history_events"] += len(push["history"])
     times = PUSH_TIMES.get(None)
     if times is not None:
         STATS["before_dispatch_s"] += t - times[0]
     try:
-        return await _dispatch(self, kind, *args)
+        return await _dispatch(self, kind, push, *args)
     finally:
         end = time.perf_counter()
         STATS["dispatch_s"] += end - t
