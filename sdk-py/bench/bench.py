@@ -2,8 +2,17 @@
 by the SDK under uvicorn (one process), against ``baton serve`` on a fresh
 PostgreSQL database. Prints one JSON line per workload.
 
-    python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0]
-        [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+    python bench/bench.py [--workloads W1,W2,W3] [--scale 1.0] [--in-flight N]
+        [--tls] [--pin] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+
+``--in-flight`` replaces every workload's concurrency (e.g. 1, to tell a
+push's own time from its queueing behind the others). ``--tls`` serves the
+server's API over https, with a CA made here by the ``openssl`` command:
+the inline sessions' checkpoints go over TLS, verified against the
+system's CAs plus that one (``SSL_CERT_FILE`` in the handler). ``--pin``
+runs the handler on CPU 0 and the server on CPU 1: on a small machine the
+kernel otherwise tends to stack the server's threads, woken by the
+handler's writes on loopback, on the handler's core.
 
 The load driver (this process) uses the SDK's client: start_workflow, then
 a result long-poll per workflow.
@@ -16,11 +25,15 @@ import asyncio
 import json
 import os
 import resource
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,29 +58,90 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
-async def push_durations(target: str) -> dict[str, list[float]]:
-    """The server's ``baton_push_duration_seconds`` (push sent to answer
-    received, as the server sees it) by kind: [sum, count]."""
-    text = (await _http.request("GET", target + "/metrics")).body.decode()
+def run_queue_wait_of(pid: int) -> float:
+    """Seconds the process's threads spent runnable but not running (waiting
+    for a core), from ``/proc/<pid>/task/*/schedstat``."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+async def histogram_sums(
+    target: str, tls: ssl.SSLContext | None, metric: str, label: str
+) -> dict[str, list[float]]:
+    """The server's histogram ``metric`` by ``label``: [sum, count]."""
+    text = (await _http.request("GET", target + "/metrics", ssl_context=tls)).body.decode()
     out: dict[str, list[float]] = {}
     for line in text.splitlines():
         name, _, rest = line.partition("{")
-        if name not in ("baton_push_duration_seconds_sum", "baton_push_duration_seconds_count"):
+        if name not in (f"{metric}_sum", f"{metric}_count"):
             continue
         labels, _, value = rest.rpartition("} ")
-        kind = next(
-            (kv.split("=", 1)[1].strip('"') for kv in labels.split(",") if kv.startswith("kind=")),
+        key = next(
+            (
+                kv.split("=", 1)[1].strip('"')
+                for kv in labels.split(",")
+                if kv.startswith(label + "=")
+            ),
             "?",
         )
-        slot = out.setdefault(kind, [0.0, 0.0])
+        slot = out.setdefault(key, [0.0, 0.0])
         slot[0 if name.endswith("_sum") else 1] += float(value)
     return out
 
 
-async def wait_http(url: str) -> None:
+async def server_times(target: str, tls: ssl.SSLContext | None) -> dict[str, list[float]]:
+    """[sum, count] of the server's ``baton_push_duration_seconds`` (push
+    sent to answer received, as the server sees it) by kind, and of its
+    handling of checkpoints (``baton_api_request_duration_seconds`` of the
+    checkpoint route) under ``checkpoint``."""
+    out = await histogram_sums(target, tls, "baton_push_duration_seconds", "kind")
+    routes = await histogram_sums(target, tls, "baton_api_request_duration_seconds", "route")
+    for route, slot in routes.items():
+        if route.endswith("/workflow-tasks/checkpoint"):
+            out["checkpoint"] = slot
+    return out
+
+
+def make_pki(d: Path) -> None:
+    """A CA, and a certificate for 127.0.0.1 it signed (``openssl``)."""
+
+    def openssl(*a: str) -> None:
+        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=bench CA",
+    )
+    openssl("req", *ec, "-keyout", "key.pem", "-out", "cert.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    sign = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+    openssl("x509", "-req", "-in", "cert.csr", *sign, "-out", "cert.pem", "-extfile", "ext.cnf")
+    system = ssl.get_default_verify_paths()
+    bundle = Path(system.cafile or system.openssl_cafile)
+    (d / "bundle.pem").write_bytes(
+        (bundle.read_bytes() if bundle.is_file() else b"") + (d / "ca.pem").read_bytes()
+    )
+
+
+async def wait_http(url: str, tls: ssl.SSLContext | None = None) -> None:
     for _ in range(300):
         try:
-            await _http.request("GET", url, timeout=1)
+            await _http.request("GET", url, timeout=1, ssl_context=tls)
             return
         except Exception:
             await asyncio.sleep(0.05)
@@ -89,6 +163,7 @@ async def run_workload(
             latencies.append(time.perf_counter() - t - baseline)
 
     cpu0 = {k: cpu_of(p) for k, p in pids.items()}
+    wait0 = run_queue_wait_of(pids["handler"])
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
@@ -98,6 +173,9 @@ async def run_workload(
         f"cpu_ms_per_wf_{k}": round((cpu_of(p) - cpu0[k]) * 1000 / count, 2)
         for k, p in pids.items()
     }
+    cpu["run_queue_wait_ms_per_wf_handler"] = round(
+        (run_queue_wait_of(pids["handler"]) - wait0) * 1000 / count, 2
+    )
     cpu["cpu_ms_per_wf_driver"] = round(
         ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) * 1000 / count, 2
     )
@@ -123,6 +201,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", default="W1,W2,W3")
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--in-flight", type=int, help="every workload's concurrency")
+    ap.add_argument("--tls", action="store_true", help="the server's API over https")
+    ap.add_argument("--pin", action="store_true", help="handler on CPU 0, server on CPU 1")
     ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     ap.add_argument(
         "--sqlite", action="store_true", help="use baton dev (SQLite) instead of PostgreSQL"
@@ -141,10 +222,26 @@ async def main() -> None:
         url = args.database_url.rsplit("/", 1)[0] + "/" + db_name
         server_cmd = [binary, "serve", "--database-url", url, "--listen", f"127.0.0.1:{port}"]
     env = dict(os.environ, RUST_LOG="warn")
+    handler_env = dict(env, PYTHONPATH=str(HERE.parent / "src"))
+    tls: ssl.SSLContext | None = None
+    pki = Path(tempfile.mkdtemp(prefix="baton-pybench-"))
+    if args.tls:
+        make_pki(pki)
+        server_cmd += ["--tls-cert", str(pki / "cert.pem"), "--tls-key", str(pki / "key.pem")]
+        handler_env["SSL_CERT_FILE"] = str(pki / "bundle.pem")
+        tls = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+    def on_cpu(cpu: int) -> Callable[[], None] | None:
+        return (lambda: os.sched_setaffinity(0, {cpu})) if args.pin else None
+
     try:
         procs.append(
             subprocess.Popen(
-                server_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                server_cmd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=on_cpu(1),
             )
         )
         procs.append(
@@ -161,14 +258,15 @@ async def main() -> None:
                     "--no-access-log",
                 ],
                 cwd=HERE,
-                env=dict(env, PYTHONPATH=str(HERE.parent / "src")),
+                env=handler_env,
+                preexec_fn=on_cpu(0),
             )
         )
-        target = f"http://127.0.0.1:{port}"
+        target = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         app_url = f"http://127.0.0.1:{app_port}/"
-        await wait_http(target + "/healthz")
+        await wait_http(target + "/healthz", tls)
         await wait_http(app_url)
-        client = await Client.connect(target)
+        client = await Client.connect(target, tls=tls)
         await client._call(
             "POST", "/endpoints", {"task_queue": "bench", "url": app_url, "secrets": [SECRET]}
         )
@@ -176,19 +274,22 @@ async def main() -> None:
         for name in args.workloads.split(","):
             count, in_flight, baseline = WORKLOADS[name]
             count = max(1, int(count * args.scale))
+            in_flight = args.in_flight or in_flight
             before = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_before = await push_durations(target)
+            seen_before = await server_times(target, tls)
             result = await run_workload(client, name, count, in_flight, baseline, pids)
             after = (await _http.request("GET", app_url + "stats")).json_object()
-            seen_after = await push_durations(target)
-            # What the pushes cost as the server sees them: the app's wall
-            # time plus any wait before the app reads the request (a busy
-            # loop leaves it in the socket) and the round trip.
-            result["server_seen_push_ms"] = {
+            seen_after = await server_times(target, tls)
+            seen = {
                 kind: round((s - seen_before.get(kind, [0, 0])[0]) * 1000 / dn, 2)
                 for kind, (s, n) in seen_after.items()
                 if (dn := n - seen_before.get(kind, [0, 0])[1])
             }
+            # What the pushes cost as the server sees them: the app's wall
+            # time plus any wait before the app reads the request (a busy
+            # loop leaves it in the socket) and the round trip.
+            server_checkpoint_ms = seen.pop("checkpoint", None)
+            result["server_seen_push_ms"] = seen
             walls = sorted(after.pop("walls")[len(before.pop("walls")) :])
             d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             if d.get("requests"):
@@ -202,6 +303,22 @@ async def main() -> None:
                     "mean": round(d["handle_s"] * 1000 / pushes, 2),
                 }
                 result["handler_cpu_ms_per_push"] = round(d["cpu_s"] * 1000 / pushes, 3)
+                # Where the push's wall time went inside the app: body,
+                # signature and JSON before the dispatch, the dispatch
+                # (replay, inline session), the answer sent after it.
+                result["push_phase_ms"] = {
+                    phase: round(d.get(f"{phase}_s", 0) * 1000 / pushes, 2)
+                    for phase in ("before_dispatch", "dispatch", "after_dispatch")
+                }
+                if d.get("checkpoints"):
+                    # The inline sessions' checkpoints: round trip as the app
+                    # sees it (request written to answer read, including the
+                    # loop's turns), and the server's handling of them.
+                    result["checkpoints_per_push"] = round(d["checkpoints"] / pushes, 2)
+                    result["checkpoint_ms"] = {
+                        "app": round(d["checkpoint_s"] * 1000 / d["checkpoints"], 2),
+                        "server": server_checkpoint_ms,
+                    }
                 for kind in ("workflow_task", "activity_task"):
                     if d.get(f"pushes_{kind}"):
                         result[f"dispatch_ms_per_{kind}"] = round(
@@ -226,6 +343,7 @@ async def main() -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(pki, ignore_errors=True)
         if db_name:
             subprocess.run(
                 ["psql", args.database_url, "-qc", f"drop database if exists {db_name}"],

@@ -10,7 +10,8 @@ run here, at most ``max_inline_attempts`` at once in the app. As results
 arrive they are fed to the same :class:`WorkflowInstance` (no replay), the
 workflow runs on at ``workflow_time`` and the next checkpoint carries the
 results and the new commands, one checkpoint in flight at a time. The push
-is then answered ``{"checkpointed": true}``.
+is then answered ``{"checkpointed": true}``. Checkpoints go over
+connections the app keeps open to the server (:class:`baton._http.Pool`).
 
 The session stops continuing when the server answers ``continued: false``
 (a signal came in, a result was refused…), when an attempt fails or is
@@ -32,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -96,6 +97,8 @@ class InlineConfig:
     base_url: str | None
     slots: Slots
     identity: str
+    # Kept-alive connections to the server, shared by the app's sessions.
+    http: _http.Pool = field(default_factory=_http.Pool)
 
 
 @dataclass
@@ -390,6 +393,7 @@ class Session:
                     body=payload,
                     headers=headers,
                     timeout=min(_CHECKPOINT_TIMEOUT, left),
+                    pool=self._cfg.http,
                 )
                 answer = resp.json_object() if resp.status == 200 else None
             except (OSError, asyncio.TimeoutError, ValueError) as err:
