@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use axum::http::StatusCode;
 use baton::engine::HistoryReference;
 use baton::ids::Namespace;
-use baton::signing::{self, Secret};
 use baton::time::{Clock, SystemClock, Timestamp};
-use common::{sequential_workflow, spawn_handler, spawn_server_with, test_options, Db, SECRET};
+use common::{
+    post_signed, sequential_workflow, spawn_handler, spawn_server_with, test_options, Db, SECRET,
+};
 use serde_json::{json, Value};
 
 on_both_databases!(
@@ -67,31 +68,6 @@ struct Memory {
     failed: Vec<String>,
     seen: Vec<Seen>,
     page_requests: usize,
-}
-
-/// Posts `body` signed with `secret` (none: unsigned), as the SDKs sign
-/// checkpoints and page requests.
-async fn post_signed(url: &str, body: &Value, secret: Option<&str>) -> (StatusCode, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(bytes.clone());
-    if let Some(secret) = secret {
-        let secret: Secret = secret.parse().unwrap();
-        let id = format!("msg_{}", uuid::Uuid::now_v7());
-        let ts = SystemClock.now().millis() / 1000;
-        req = req
-            .header(signing::ID_HEADER, &id)
-            .header(signing::TIMESTAMP_HEADER, ts.to_string())
-            .header(
-                signing::SIGNATURE_HEADER,
-                signing::sign(&[secret], &id, ts, &bytes),
-            );
-    }
-    let resp = req.send().await.unwrap();
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Pages in events `1 .. first` of a partial push.

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use baton::engine::{ContinuationToken, TaskToken, TokenKind};
 use baton::ids::Namespace;
-use baton::signing::{self, Secret};
 use baton::time::{Clock, SystemClock, Timestamp};
-use common::{event_types, sequential_workflow, spawn_handler, spawn_server, Db, SECRET};
+use common::{
+    event_types, post_signed, sequential_workflow, spawn_handler, spawn_server, Db, SECRET,
+};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
@@ -126,30 +127,6 @@ async fn inline_handler(behaviour: Behaviour) -> Handler {
     Handler { inner, log }
 }
 
-/// Signs `body` with the endpoint's secret, as pushes are signed.
-async fn post_checkpoint(url: &str, body: &Value, secret: Option<&str>) -> (StatusCode, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(bytes.clone());
-    if let Some(secret) = secret {
-        let secret: Secret = secret.parse().unwrap();
-        let id = format!("msg_{}", uuid::Uuid::now_v7());
-        let ts = SystemClock.now().millis() / 1000;
-        req = req
-            .header(signing::ID_HEADER, &id)
-            .header(signing::TIMESTAMP_HEADER, ts.to_string())
-            .header(
-                signing::SIGNATURE_HEADER,
-                signing::sign(&[secret], &id, ts, &bytes),
-            );
-    }
-    let resp = req.send().await.unwrap();
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// The commands after `results`: the next step, or completion.
 fn next_commands(results: &[Value]) -> Value {
     let plan = plan("10s");
@@ -199,7 +176,7 @@ async fn session(push: &Value, b: &Behaviour, log: &Mutex<Log>) -> (StatusCode, 
     let mut body = json!({"task_token": push["task_token"], "commands": answer["commands"],
         "inline": inline, "identity": "inline-test"});
     loop {
-        let (status, reply) = post_checkpoint(&url, &body, Some(SECRET)).await;
+        let (status, reply) = post_signed(&url, &body, Some(SECRET)).await;
         let arrived = Instant::now();
         log.lock()
             .unwrap()
@@ -212,7 +189,7 @@ async fn session(push: &Value, b: &Behaviour, log: &Mutex<Log>) -> (StatusCode, 
             log.lock().unwrap().deadline_stops += 1;
         }
         if b.resend && body.get("completions").is_some() {
-            let (status, again) = post_checkpoint(&url, &body, Some(SECRET)).await;
+            let (status, again) = post_signed(&url, &body, Some(SECRET)).await;
             log.lock()
                 .unwrap()
                 .checkpoints
@@ -235,7 +212,7 @@ async fn session(push: &Value, b: &Behaviour, log: &Mutex<Log>) -> (StatusCode, 
             }
             let body = json!({"task_token": reply["continuation_token"], "completions": [
                 {"task_token": task["task_token"], "failure": {"message": "flaky", "type": "Flaky"}}]});
-            let (status, failed) = post_checkpoint(&url, &body, Some(SECRET)).await;
+            let (status, failed) = post_signed(&url, &body, Some(SECRET)).await;
             log.lock()
                 .unwrap()
                 .checkpoints
@@ -691,7 +668,7 @@ async fn unsigned_forged_and_malformed_checkpoints_write_nothing(db: Db) {
                 ),
             ];
             for (name, body, secret) in tries {
-                let (status, answer) = post_checkpoint(&url, &body, secret).await;
+                let (status, answer) = post_signed(&url, &body, secret).await;
                 seen.lock().unwrap().push((name, status, answer));
             }
             (

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from baton import App, _http, activity, workflow
+from baton import App, WorkflowHandle, _http, activity, workflow
 from baton.app import ASGIReceive, ASGIScope, ASGISend
 from baton.exceptions import RPCError, WorkflowUpdateFailedError
 from baton.testing import AppServer, WorkflowEnvironment
@@ -252,6 +252,15 @@ async def _run(env: WorkflowEnvironment, queue: str, wid: str, n: int) -> list[i
     )
 
 
+async def _start_held(
+    env: WorkflowEnvironment, queue: str, wid: str, n: int
+) -> WorkflowHandle[list[int]]:
+    """Starts ``n`` steps that then wait for the ``finish`` signal."""
+    return await env.client.start_workflow(
+        StickySteps.run, args=[n, True], id=wid, task_queue=queue, task_timeout=TASK_TIMEOUT
+    )
+
+
 def test_sticky_pushes_go_on_in_the_cached_instance(env: WorkflowEnvironment, serve: Any) -> None:
     app = _app()
     queue, recorder = serve(app)
@@ -310,13 +319,7 @@ def test_a_restarted_app_pages_in_the_run_it_lost(env: WorkflowEnvironment, serv
     queue, recorder = serve(before)
 
     async def main() -> list[int]:
-        handle = await env.client.start_workflow(
-            StickySteps.run,
-            args=[12, True],
-            id="restarted-12",
-            task_queue=queue,
-            task_timeout=TASK_TIMEOUT,
-        )
+        handle = await _start_held(env, queue, "restarted-12", 12)
         await _until(lambda: len(recorder.of("restarted-12")) == 13, "the 13th task")
         assert before.workflow_cache_stats.cached == 1
         recorder.restart(_app())
@@ -356,13 +359,7 @@ def test_queries_and_update_validations_page_in_and_leave_the_cache_alone(
     queue, recorder = serve(app)
 
     async def main() -> list[int]:
-        handle = await env.client.start_workflow(
-            StickySteps.run,
-            args=[30, True],
-            id="queried-30",
-            task_queue=queue,
-            task_timeout=TASK_TIMEOUT,
-        )
+        handle = await _start_held(env, queue, "queried-30", 30)
         # Until the task that took the last result was answered (a query
         # may see that result before: it applies what the next task would).
         await _until(lambda: len(recorder.of("queried-30")) == 31, "the 31st task")
@@ -393,13 +390,7 @@ def test_a_refused_page_fails_the_task_and_its_retry_pages_in_again(
         queue, recorder = serve(app)
 
         async def main() -> list[int]:
-            handle = await env.client.start_workflow(
-                StickySteps.run,
-                args=[20, True],
-                id="refused-20",
-                task_queue=queue,
-                task_timeout=TASK_TIMEOUT,
-            )
+            handle = await _start_held(env, queue, "refused-20", 20)
             await _until(lambda: app.workflow_cache_stats.history_pages > 0, "a paged push")
             proxy.refuse = 1
             await _until(lambda: proxy.refused == 1, "a refused page")

@@ -226,6 +226,31 @@ async fn handle(
     (status, axum::Json(reply))
 }
 
+/// Posts `body` signed with `secret` (none: unsigned) as the SDKs sign
+/// what they send the server (checkpoints, history page requests).
+pub async fn post_signed(url: &str, body: &Value, secret: Option<&str>) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).expect("JSON");
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(bytes.clone());
+    if let Some(secret) = secret {
+        let secret: Secret = secret.parse().expect("valid secret");
+        let id = format!("msg_{}", uuid::Uuid::now_v7());
+        let ts = SystemClock.now().millis() / 1000;
+        req = req
+            .header(signing::ID_HEADER, &id)
+            .header(signing::TIMESTAMP_HEADER, ts.to_string())
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(&[secret], &id, ts, &bytes),
+            );
+    }
+    let resp = req.send().await.expect("the server answers");
+    let status = StatusCode::from_u16(resp.status().as_u16()).expect("a status");
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// The workflow logic most tests use, written against raw history: run the
 /// activity types in `plan` one after another, then complete with their
 /// results. A failed or timed-out activity fails the workflow.
