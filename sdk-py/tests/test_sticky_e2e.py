@@ -110,12 +110,7 @@ class Recorder:
         if scope["type"] != "http":
             await self.apps[0](scope, receive, send)
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
+        body = await _read_body(receive)
         push: dict[str, Any] = json.loads(body) if body else {}
         task = push.get("type") == "workflow_task"
         app = self.apps[0]
@@ -157,6 +152,17 @@ class Recorder:
             return [p for p in self.pushes if p.workflow_id == workflow_id]
 
 
+async def _read_body(receive: ASGIReceive) -> bytes:
+    """An ASGI request's whole body."""
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = bool(message.get("more_body", False))
+    return body
+
+
 class RefusingPages:
     """An ASGI proxy in front of the server's page route (the Apps reach it
     through ``checkpoint_base_url``) that answers the next ``refuse``
@@ -171,12 +177,7 @@ class RefusingPages:
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
+        body = await _read_body(receive)
         if self.refuse > 0:
             self.refuse -= 1
             self.refused += 1
