@@ -95,7 +95,18 @@ fn expected_need(method: &str, path: &str) -> Option<Role> {
     Some(Role::Writer)
 }
 
-/// Every `/api/v1` (method, path) of the spec.
+/// The public routes: a webhook delivery, a handler's checkpoint and its
+/// history page requests, each authenticated by its signature
+/// (tests/webhooks.rs, tests/inline.rs, tests/history_pages.rs). All are
+/// POSTs.
+const PUBLIC: [&str; 3] = [
+    "/api/v1/namespaces/{namespace}/webhooks/{source_id}",
+    "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint",
+    "/api/v1/namespaces/{namespace}/workflow-tasks/history",
+];
+
+/// Every `/api/v1` (method, path) of the spec. The spec marks exactly the
+/// [`PUBLIC`] routes as taking no key (`security: []`).
 fn spec_routes() -> Vec<(String, String)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml");
     let text = std::fs::read_to_string(path).expect("read the spec");
@@ -106,9 +117,11 @@ fn spec_routes() -> Vec<(String, String)> {
             continue;
         }
         for m in ["get", "put", "post", "delete", "patch"] {
-            if item.get(m).is_some() {
-                routes.push((m.to_uppercase(), path.clone()));
-            }
+            let Some(op) = item.get(m) else { continue };
+            let keyless = op["security"].as_array().is_some_and(Vec::is_empty);
+            let public = m == "post" && PUBLIC.contains(&path.as_str());
+            assert_eq!(keyless, public, "{m} {path}: security: [] iff public");
+            routes.push((m.to_uppercase(), path.clone()));
         }
     }
     assert!(routes.len() > 40, "the spec lists the API: {routes:?}");
@@ -162,15 +175,7 @@ async fn every_route_answers_each_role_and_namespace_as_the_rules_say(db: Db) {
     for (method, template) in spec_routes() {
         let need = expected_need(&method, &template);
         let namespaced = template.contains("{namespace}");
-        // The public routes: a webhook delivery and a handler's
-        // checkpoint, each authenticated by its signature
-        // (tests/webhooks.rs, tests/inline.rs).
-        let public = method == "POST"
-            && [
-                "/api/v1/namespaces/{namespace}/webhooks/{source_id}",
-                "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint",
-            ]
-            .contains(&template.as_str());
+        let public = method == "POST" && PUBLIC.contains(&template.as_str());
         for ns in ["alpha", "beta"] {
             if ns == "beta" && !namespaced {
                 continue;
