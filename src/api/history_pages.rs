@@ -4,11 +4,9 @@
 //! No API key: the request is signed with the push secret of the endpoint
 //! version the run is pinned to, as checkpoints are. The reference names
 //! the run and the last event the handler may read; events are immutable,
-//! so a page is read without the run's writer (from this node's run cache
-//! when it holds them, else from the store), at most [`PAGE_BYTES`] of
-//! encoded events at a time.
-
-use std::borrow::Cow;
+//! so a page is read without the run's writer: sliced from the encoding
+//! this node's run cache keeps when it holds the events, else read from the
+//! store and encoded, at most [`PAGE_BYTES`] of encoded events at a time.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -19,9 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::dispatch::wire;
+use crate::dispatch::wire::{self, EncodedEvents};
 use crate::engine::HistoryReference;
-use crate::ids::Namespace;
+use crate::ids::{Namespace, RunId};
 
 use super::error::ApiError;
 use super::extract::{parse_body, AppJson, AppPath, Body};
@@ -86,21 +84,56 @@ async fn history_page(
             reference.through
         )));
     }
-    let store = state.applier.store();
-    let cached = state
+    let (events, next) = match state
         .applier
-        .cached_events(run_id)
-        .filter(|h| h.len() as i64 >= reference.through);
+        .cached_encoded(run_id)
+        .filter(|e| e.events() >= reference.through)
+    {
+        Some(encoded) => {
+            let last = page_end(&encoded, req.first_event_id, reference.through);
+            let events = encoded.range(req.first_event_id, last).to_vec();
+            (events, last + 1)
+        }
+        None => read_page(&state, &ns, run_id, req.first_event_id, reference.through).await?,
+    };
+    let mut out = Vec::with_capacity(events.len() + 48);
+    out.extend_from_slice(b"{\"events\":[");
+    out.extend_from_slice(&events);
+    out.extend_from_slice(format!("],\"next_first_event_id\":{next}}}").as_bytes());
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// The last event of the page of `encoded` that starts at `first` and
+/// ends by `through`: as many events as fit in [`PAGE_BYTES`], at least
+/// one.
+fn page_end(encoded: &EncodedEvents, first: i64, through: i64) -> i64 {
+    let (mut lo, mut hi) = (first, through);
+    while lo < hi {
+        let mid = lo + (hi - lo + 1) / 2;
+        if encoded.range(first, mid).len() <= PAGE_BYTES {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// A page read from the store and encoded (the run is not in this node's
+/// cache): the events' JSON and the id after the last.
+async fn read_page(
+    state: &AppState,
+    ns: &Namespace,
+    run_id: RunId,
+    first: i64,
+    through: i64,
+) -> Result<(Vec<u8>, i64), ApiError> {
+    let store = state.applier.store();
     let mut events = Vec::new();
-    let mut after = req.first_event_id - 1;
-    'page: while after < reference.through {
-        let chunk = match &cached {
-            Some(h) => Cow::Borrowed(&h[after as usize..reference.through as usize]),
-            None => {
-                let limit = READ_CHUNK.min(reference.through - after);
-                Cow::Owned(store.read_history(&ns, run_id, after, limit).await?)
-            }
-        };
+    let mut after = first - 1;
+    'page: while after < through {
+        let limit = READ_CHUNK.min(through - after);
+        let chunk = store.read_history(ns, run_id, after, limit).await?;
         if chunk.is_empty() {
             // The server names only persisted events: a made-up reference.
             return Err(ApiError::BadRequest(format!(
@@ -108,7 +141,7 @@ async fn history_page(
                 after + 1
             )));
         }
-        for event in chunk.iter() {
+        for event in &chunk {
             let mut encoded = Vec::new();
             wire::encode_events(std::slice::from_ref(event), &mut encoded)
                 .map_err(|e| ApiError::Internal(format!("encoding events: {e}")))?;
@@ -122,9 +155,5 @@ async fn history_page(
             after = event.event_id;
         }
     }
-    let mut out = Vec::with_capacity(events.len() + 48);
-    out.extend_from_slice(b"{\"events\":[");
-    out.extend_from_slice(&events);
-    out.extend_from_slice(format!("],\"next_first_event_id\":{}}}", after + 1).as_bytes());
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    Ok((events, after + 1))
 }

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::dispatch::wire::EncodedEvents;
 use crate::engine::{Event, RunState};
 use crate::ids::RunId;
 use crate::store::RunRecord;
@@ -45,18 +46,11 @@ struct Entry {
     state: Arc<RunState>,
     version: i64,
     history: Option<Arc<Vec<Event>>>,
-    encoded: Option<Encoded>,
+    /// Shared with the pushes that copy from it; appending copies it only
+    /// while one still holds it.
+    encoded: Option<Arc<EncodedEvents>>,
     used: u64,
     bytes: usize,
-}
-
-/// The first `events` events of a run, encoded for a push
-/// (`wire::encode_events`). Shared with the pushes that copy it; appending
-/// copies it only while one still holds it.
-#[derive(Clone)]
-pub struct Encoded {
-    pub events: i64,
-    pub bytes: Arc<Vec<u8>>,
 }
 
 /// Estimated memory of a snapshot beyond its history: a fixed part and a
@@ -65,12 +59,12 @@ pub struct Encoded {
 fn estimate(
     state: &RunState,
     history: Option<&Arc<Vec<Event>>>,
-    encoded: Option<&Encoded>,
+    encoded: Option<&Arc<EncodedEvents>>,
 ) -> usize {
     let open = state.activities.len() + state.timers.len() + state.children.len();
     let snapshot = 1_024 + 384 * open;
     let history = history.map_or(0, |_| state.history_size_bytes as usize);
-    let encoded = encoded.map_or(0, |e| e.bytes.len());
+    let encoded = encoded.map_or(0, |e| e.size());
     snapshot + state.history_size_bytes.min(64 * 1024) as usize + 2 * history + encoded
 }
 
@@ -123,7 +117,7 @@ impl RunCache {
         let encoded = previous
             .as_ref()
             .and_then(|p| p.encoded.clone())
-            .filter(|e| e.events < first_new);
+            .filter(|e| e.events() < first_new);
         let history = match previous.and_then(|p| p.history) {
             Some(h) if h.len() as i64 == first_new - 1 => {
                 let mut h = Arc::unwrap_or_clone(h);
@@ -184,13 +178,18 @@ impl RunCache {
 
     /// The encoded events cached for `state`'s run, if they are a prefix of
     /// its history (possibly all of it).
-    pub fn encoded(&self, state: &RunState) -> Option<Encoded> {
-        let entries = self.lock();
-        let e = entries.map.get(&state.run_id)?.encoded.clone()?;
-        (e.events < state.next_event_id).then_some(e)
+    pub fn encoded(&self, state: &RunState) -> Option<Arc<EncodedEvents>> {
+        self.encoded_events(state.run_id)
+            .filter(|e| e.events() < state.next_event_id)
     }
 
-    /// Appends `tail`, the encoding of events `from + 1 ..= to`, to the
+    /// The run's cached encoded events, whatever its state: like
+    /// [`RunCache::events`], any cached prefix of a history stays one.
+    pub fn encoded_events(&self, run_id: RunId) -> Option<Arc<EncodedEvents>> {
+        self.lock().map.get(&run_id)?.encoded.clone()
+    }
+
+    /// Appends `tail`, the encoding of the events after `from`, to the
     /// cached encoding of `state`'s run if that ends at event `from` (or is
     /// absent and `from` is 0) and the entry is at `state`; returns the
     /// result. `None` when the entry is gone or moved on.
@@ -198,9 +197,8 @@ impl RunCache {
         &self,
         state: &RunState,
         from: i64,
-        to: i64,
-        tail: &[u8],
-    ) -> Option<Encoded> {
+        tail: &EncodedEvents,
+    ) -> Option<Arc<EncodedEvents>> {
         let mut entries = self.lock();
         let entries = &mut *entries;
         let e = entries.map.get_mut(&state.run_id)?;
@@ -208,22 +206,14 @@ impl RunCache {
             return None;
         }
         let mut encoded = match e.encoded.take() {
-            Some(have) if have.events == from => have,
-            None if from == 0 => Encoded {
-                events: 0,
-                bytes: Arc::default(),
-            },
+            Some(have) if have.events() == from => have,
+            None if from == 0 => Arc::default(),
             other => {
                 e.encoded = other;
                 return None;
             }
         };
-        let bytes = Arc::make_mut(&mut encoded.bytes);
-        if !bytes.is_empty() && !tail.is_empty() {
-            bytes.push(b',');
-        }
-        bytes.extend_from_slice(tail);
-        encoded.events = to;
+        Arc::make_mut(&mut encoded).extend(tail);
         e.encoded = Some(encoded.clone());
         let size = estimate(&e.state, e.history.as_ref(), e.encoded.as_ref());
         entries.bytes = entries.bytes - e.bytes + size;

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::dispatch::wire::EncodedEvents;
 use crate::engine::{
     self, start_decision, Command, Ctx, Dispatch, Effect, Event, IdConflictPolicy, IdReusePolicy,
     Limits, Rejection, Reset, RunState, Signal, StartDecision, StartRun, Transition,
@@ -924,21 +925,30 @@ impl Applier {
         self.cache.events(run_id)
     }
 
+    /// The encoded events this node holds in its cache for a run, if any
+    /// (a prefix of its history, as [`Applier::cached_events`]).
+    pub fn cached_encoded(&self, run_id: RunId) -> Option<Arc<EncodedEvents>> {
+        self.cache.encoded_events(run_id)
+    }
+
     /// The whole persisted history of the run `state` describes, encoded
-    /// as a push carries it (`wire::encode_events`). Cached with the run
+    /// as a push carries it (`wire::EncodedEvents`). Cached with the run
     /// and appended to: only events not encoded before are serialised
     /// (all of them when the run is not cached).
-    pub async fn encoded_history(&self, state: &RunState) -> Result<Arc<Vec<u8>>, store::Error> {
+    pub async fn encoded_history(
+        &self,
+        state: &RunState,
+    ) -> Result<Arc<EncodedEvents>, store::Error> {
         let to = state.next_event_id - 1;
         let have = self.cache.encoded(state);
-        if let Some(e) = have.as_ref().filter(|e| e.events == to) {
-            return Ok(e.bytes.clone());
+        if let Some(e) = have.as_ref().filter(|e| e.events() == to) {
+            return Ok(e.clone());
         }
         let history = self.history(state).await?;
-        let from = have.map_or(0, |e| e.events);
+        let from = have.map_or(0, |e| e.events());
         let tail = encoded(&history[from as usize..])?;
-        if let Some(e) = self.cache.extend_encoded(state, from, to, &tail) {
-            return Ok(e.bytes);
+        if let Some(e) = self.cache.extend_encoded(state, from, &tail) {
+            return Ok(e);
         }
         Ok(Arc::new(if from == 0 { tail } else { encoded(&history)? }))
     }
@@ -1083,9 +1093,7 @@ fn terminate(existing: &RunRecord, reason: String, ctx: &Ctx) -> Result<RunChang
     })
 }
 
-fn encoded(events: &[Event]) -> Result<Vec<u8>, store::Error> {
-    let mut out = Vec::new();
-    crate::dispatch::wire::encode_events(events, &mut out)
-        .map_err(|e| store::Error::Corrupt(format!("encoding events: {e}")))?;
-    Ok(out)
+fn encoded(events: &[Event]) -> Result<EncodedEvents, store::Error> {
+    EncodedEvents::encode(events)
+        .map_err(|e| store::Error::Corrupt(format!("encoding events: {e}")))
 }

@@ -63,6 +63,7 @@ use crate::time::{Clock, Duration, SystemClock};
 
 use answer::snippet;
 pub use client::{Delivery, HttpTransport, Transport};
+use pages::PushedHistory;
 pub use push_errors::PushError;
 use wire::{ActivityTaskRequest, PushRequest, WorkflowTaskRequest};
 
@@ -476,7 +477,7 @@ impl Inner {
         };
         pages.history_url = self.history_url(ns);
         let history = wire::History {
-            persisted: &persisted,
+            persisted: persisted.bytes(),
             transient: &view.transient_events,
         };
         let persisted_length = state.next_event_id - 1;
@@ -568,22 +569,20 @@ impl Inner {
         endpoint: &Endpoint,
         sticky: Option<i64>,
         deadline: crate::time::Timestamp,
-    ) -> Result<(Arc<Vec<u8>>, wire::Pages), crate::store::Error> {
+    ) -> Result<(PushedHistory, wire::Pages), crate::store::Error> {
         let url = self.history_url(&state.namespace);
         let pages = endpoint.features.iter().any(|f| f == pages::HISTORY_PAGES)
             && state.history_size_bytes > self.options.push_history_bytes;
+        let whole = self.applier.encoded_history(state).await?;
         if url.is_none() || sticky.is_none() && !pages {
-            let whole = self.applier.encoded_history(state).await?;
-            return Ok((whole, wire::Pages::default()));
+            return Ok((PushedHistory::Whole(whole), wire::Pages::default()));
         }
         let history = self.applier.history(state).await?;
         let budget = pages.then_some(self.options.push_history_bytes as usize / 4);
-        let tail = pages::tail(&history, sticky, budget)
-            .map_err(|e| crate::store::Error::Corrupt(format!("encoding events: {e}")))?;
-        let Some((first, bytes)) = tail else {
-            let whole = self.applier.encoded_history(state).await?;
-            return Ok((whole, wire::Pages::default()));
+        let Some((first, bytes)) = pages::tail(&history, &whole, sticky, budget) else {
+            return Ok((PushedHistory::Whole(whole), wire::Pages::default()));
         };
+        let bytes = bytes.to_vec();
         let reference = engine::HistoryReference {
             namespace: state.namespace.clone(),
             run_id: state.run_id,
@@ -595,7 +594,7 @@ impl Inner {
             history_reference: Some(reference.to_string()),
             history_url: url,
         };
-        Ok((Arc::new(bytes), pages))
+        Ok((PushedHistory::Newest(bytes), pages))
     }
 
     /// The page route of `ns` (docs/protocol.md §5.10); none without a
@@ -1023,7 +1022,7 @@ impl Querier {
         let endpoint = self.endpoint(state).await?;
         let (persisted, pages) = self.history(state, &endpoint).await?;
         let request = PushRequest::Query(wire::QueryRequest {
-            run: run_history(state, &persisted, pages),
+            run: run_history(state, persisted.bytes(), pages),
             query_name: name,
             query_args: args,
         });
@@ -1059,7 +1058,7 @@ impl Querier {
         let endpoint = self.endpoint(state).await?;
         let (persisted, pages) = self.history(state, &endpoint).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: run_history(state, &persisted, pages),
+            run: run_history(state, persisted.bytes(), pages),
             update_id: &update.update_id,
             update_name: &update.update_name,
             update_args: &update.input,
@@ -1119,7 +1118,7 @@ impl Querier {
         &self,
         state: &RunState,
         endpoint: &Endpoint,
-    ) -> Result<(Arc<Vec<u8>>, wire::Pages), QueryError> {
+    ) -> Result<(PushedHistory, wire::Pages), QueryError> {
         let deadline = self
             .inner
             .applier

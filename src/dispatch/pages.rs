@@ -7,12 +7,12 @@
 //! handler can take.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::engine::{Event, EventAttributes};
 use crate::ids::RunId;
 
-use super::wire;
+use super::wire::EncodedEvents;
 
 /// Most runs the table holds; past it, new entries are not kept (their
 /// next push carries the whole history).
@@ -48,46 +48,43 @@ impl StickyRuns {
     }
 }
 
-/// The newest events of `history` a partial push carries, encoded, and the
-/// id of the first: the events after the handler's instance (`sticky`, the
-/// WorkflowTaskStarted it ends at, if the task it answered was recorded as
-/// completed), else, with a `budget` in bytes, the newest that fit in it
-/// (at least one). `None`: the push carries the whole history.
-pub fn tail(
+/// The persisted events a push carries.
+pub enum PushedHistory {
+    /// All of them: the run's kept encoding.
+    Whole(Arc<EncodedEvents>),
+    /// The newest ones ([`tail`]).
+    Newest(Vec<u8>),
+}
+
+impl PushedHistory {
+    /// The events' JSON, comma-joined.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            PushedHistory::Whole(e) => e.bytes(),
+            PushedHistory::Newest(b) => b,
+        }
+    }
+}
+
+/// The newest events of a history a partial push carries, as a slice of
+/// `encoded` (the whole history, encoded), and the id of the first: the
+/// events after the handler's instance (`sticky`, the WorkflowTaskStarted
+/// it ends at, if the task it answered was recorded as completed), else,
+/// with a `budget` in bytes, the newest that fit in it (at least one).
+/// `None`: the push carries the whole history.
+pub fn tail<'a>(
     history: &[Event],
+    encoded: &'a EncodedEvents,
     sticky: Option<i64>,
     budget: Option<usize>,
-) -> serde_json::Result<Option<(i64, Vec<u8>)>> {
-    if let Some(through) = sticky.filter(|t| completed_after(history, *t)) {
-        let mut out = Vec::new();
-        wire::encode_events(&history[through as usize..], &mut out)?;
-        return Ok(Some((through + 1, out)));
-    }
-    let Some(budget) = budget else {
-        return Ok(None);
+) -> Option<(i64, &'a [u8])> {
+    let last = encoded.events();
+    let first = match (sticky.filter(|t| completed_after(history, *t)), budget) {
+        (Some(through), _) => through + 1,
+        (None, Some(budget)) => encoded.newest_within(budget),
+        (None, None) => return None,
     };
-    let mut parts: Vec<Vec<u8>> = Vec::new();
-    let mut size = 0;
-    for event in history.iter().rev() {
-        let encoded = serde_json::to_vec(event)?;
-        if !parts.is_empty() && size + encoded.len() + 1 > budget {
-            break;
-        }
-        size += encoded.len() + 1;
-        parts.push(encoded);
-    }
-    if parts.len() == history.len() {
-        return Ok(None);
-    }
-    let first = history[history.len() - parts.len()].event_id;
-    let mut out = Vec::with_capacity(size);
-    for part in parts.iter().rev() {
-        if !out.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(part);
-    }
-    Ok(Some((first, out)))
+    (first > 1 && first <= last).then(|| (first, encoded.range(first, last)))
 }
 
 /// Whether the event after `through` completed the task started there.
@@ -104,6 +101,7 @@ fn completed_after(history: &[Event], through: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::wire;
     use crate::engine::{MarkerRecorded, WorkflowTaskCompleted};
     use crate::time::Timestamp;
 
@@ -141,28 +139,79 @@ mod tests {
     #[test]
     fn sticky_pushes_start_after_the_completed_task_only() {
         let history = vec![marker(1, 1), marker(2, 1), completed(3, 2), marker(4, 1)];
-        let (first, bytes) = tail(&history, Some(2), None).unwrap().expect("partial");
-        assert_eq!((first, ids(&bytes)), (3, vec![3, 4]));
+        let encoded = EncodedEvents::encode(&history).unwrap();
+        let (first, bytes) = tail(&history, &encoded, Some(2), None).expect("partial");
+        assert_eq!((first, ids(bytes)), (3, vec![3, 4]));
         // The answer was refused or the task failed: no WorkflowTaskCompleted
         // of that task follows, so the whole history goes.
-        assert_eq!(tail(&history, Some(1), None).unwrap(), None);
-        assert_eq!(tail(&history, Some(4), None).unwrap(), None);
-        assert_eq!(tail(&history, Some(-1), None).unwrap(), None);
+        assert_eq!(tail(&history, &encoded, Some(1), None), None);
+        assert_eq!(tail(&history, &encoded, Some(4), None), None);
+        assert_eq!(tail(&history, &encoded, Some(-1), None), None);
     }
 
     #[test]
     fn paged_pushes_carry_the_newest_events_that_fit() {
-        let history: Vec<Event> = (1..=10).map(|id| marker(id, 100)).collect();
-        let one = serde_json::to_vec(&history[0]).unwrap().len() + 1;
-        let (first, bytes) = tail(&history, None, Some(3 * one + 5))
-            .unwrap()
-            .expect("partial");
-        assert_eq!((first, ids(&bytes)), (8, vec![8, 9, 10]));
+        // Events of different sizes: the budget counts each one's own.
+        let history: Vec<Event> = (1..=10).map(|id| marker(id, 100 + id as usize)).collect();
+        let encoded = EncodedEvents::encode(&history).unwrap();
+        let size = |e: &Event| serde_json::to_vec(e).unwrap().len() + 1;
+        let newest3: usize = history[7..].iter().map(size).sum();
+        for (budget, want) in [
+            (newest3, 8),
+            (newest3 - 1, 9),
+            (newest3 + size(&history[6]) - 1, 8),
+        ] {
+            let (first, bytes) = tail(&history, &encoded, None, Some(budget)).expect("partial");
+            assert_eq!(
+                (first, ids(bytes)),
+                (want, (want..=10).collect::<Vec<_>>()),
+                "budget {budget}"
+            );
+            assert!(
+                bytes.len() < budget,
+                "{} bytes within {budget}",
+                bytes.len()
+            );
+        }
         // At least one event, whatever the budget.
-        let (first, _) = tail(&history, None, Some(1)).unwrap().expect("partial");
+        let (first, _) = tail(&history, &encoded, None, Some(1)).expect("partial");
         assert_eq!(first, 10);
-        assert_eq!(tail(&history, None, Some(100 * one)).unwrap(), None);
-        assert_eq!(tail(&history, None, None).unwrap(), None);
+        let all: usize = history.iter().map(size).sum();
+        assert_eq!(tail(&history, &encoded, None, Some(all)), None);
+        assert_eq!(tail(&history, &encoded, None, None), None);
+    }
+
+    #[test]
+    fn encodings_slice_like_encoding_the_slice_and_extend_like_encoding_more() {
+        let history: Vec<Event> = (1..=9).map(|id| marker(id, id as usize * 7)).collect();
+        let whole = EncodedEvents::encode(&history).unwrap();
+        assert_eq!(whole.events(), 9);
+        let mut plain = Vec::new();
+        wire::encode_events(&history, &mut plain).unwrap();
+        assert_eq!(whole.bytes(), plain.as_slice());
+        for first in 1..=9 {
+            for last in first..=9 {
+                let mut want = Vec::new();
+                wire::encode_events(&history[first as usize - 1..last as usize], &mut want)
+                    .unwrap();
+                assert_eq!(
+                    whole.range(first, last),
+                    want.as_slice(),
+                    "{first}..={last}"
+                );
+            }
+        }
+        for split in 0..=9 {
+            let mut grown = EncodedEvents::encode(&history[..split]).unwrap();
+            grown.extend(&EncodedEvents::encode(&history[split..]).unwrap());
+            assert_eq!(grown.bytes(), whole.bytes(), "split at {split}");
+            assert_eq!(
+                grown.range(split.max(1) as i64, 9),
+                whole.range(split.max(1) as i64, 9)
+            );
+            assert_eq!(grown.newest_within(300), whole.newest_within(300));
+        }
+        assert_eq!(EncodedEvents::default().newest_within(10), 1);
     }
 
     #[test]

@@ -182,6 +182,105 @@ pub fn encode_events(events: &[Event], out: &mut Vec<u8>) -> serde_json::Result<
     Ok(())
 }
 
+/// A run's first events as pushes carry them ([`encode_events`]: each
+/// event's JSON, comma-joined), with where each ends, so the events from
+/// any one on are a slice: a sticky or paged push and a history page copy
+/// bytes instead of serialising events again.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedEvents {
+    bytes: Vec<u8>,
+    /// `ends[i]`: where event `i + 1`'s JSON ends in `bytes` (a comma
+    /// follows every one but the last).
+    ends: Vec<u32>,
+}
+
+impl EncodedEvents {
+    /// `events`, which must be a history's first events, in order.
+    pub fn encode(events: &[Event]) -> serde_json::Result<EncodedEvents> {
+        let mut out = EncodedEvents::default();
+        out.append(events)?;
+        Ok(out)
+    }
+
+    /// Appends `events`, the ones after the last encoded.
+    pub fn append(&mut self, events: &[Event]) -> serde_json::Result<()> {
+        for event in events {
+            encode_events(std::slice::from_ref(event), &mut self.bytes)?;
+            self.ends.push(end(self.bytes.len()));
+        }
+        Ok(())
+    }
+
+    /// Appends `more`, the encoding of the events after the last encoded.
+    pub fn extend(&mut self, more: &EncodedEvents) {
+        if more.ends.is_empty() {
+            return;
+        }
+        let comma = usize::from(!self.bytes.is_empty());
+        let base = self.bytes.len() + comma;
+        if comma == 1 {
+            self.bytes.push(b',');
+        }
+        self.bytes.extend_from_slice(&more.bytes);
+        self.ends
+            .extend(more.ends.iter().map(|e| end(base + *e as usize)));
+    }
+
+    /// How many events: the ids `1 ..= events()`.
+    pub fn events(&self) -> i64 {
+        self.ends.len() as i64
+    }
+
+    /// Every encoded event.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Memory held, in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len() + 4 * self.ends.len()
+    }
+
+    /// Where event `id`'s JSON starts (`id` in `1 ..= events() + 1`).
+    fn start(&self, id: i64) -> usize {
+        match id {
+            ..=1 => 0,
+            _ => self.ends[(id - 2) as usize] as usize + 1,
+        }
+    }
+
+    /// Events `first ..= last` (both in `1 ..= events()`), comma-joined.
+    pub fn range(&self, first: i64, last: i64) -> &[u8] {
+        &self.bytes[self.start(first)..self.ends[(last - 1) as usize] as usize]
+    }
+
+    /// The id of the first of the newest events that fit in `budget`
+    /// bytes, counting a comma after each (at least the newest one, none
+    /// when there are no events: `events() + 1`).
+    pub fn newest_within(&self, budget: usize) -> i64 {
+        let total = self.bytes.len() + 1;
+        // Sizes of the suffixes shrink as their first id grows: the first
+        // id whose suffix fits, by binary search, capped at the newest.
+        let fits = |id: i64| total - self.start(id) <= budget;
+        let (mut lo, mut hi) = (1, self.events());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+}
+
+/// An offset in an encoding: histories are capped far below 4 GiB (the
+/// hard size limit is 50 MiB).
+fn end(offset: usize) -> u32 {
+    u32::try_from(offset).expect("an encoded history under 4 GiB")
+}
+
 /// A push body: `request` as serde_json writes it, with the history spliced
 /// in as one JSON array (persisted events, then transient ones), so the
 /// bytes are those of serialising every event afresh.
