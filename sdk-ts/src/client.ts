@@ -24,6 +24,7 @@ import {
 import { BatchClient } from "./batch.js";
 import { WebhookClient } from "./webhook.js";
 import type * as wire from "./generated/openapi.js";
+import { httpCall } from "./core/http.js";
 import { injectTrace } from "./core/tracing.js";
 import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
@@ -132,10 +133,7 @@ export class Connection {
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     await injectTrace(headers);
-    const init: RequestInit = { method, headers };
-    if (body !== undefined) init.body = JSON.stringify(body);
-    const resp = await fetch(`${this.address}${path}`, init);
-    const text = await resp.text();
+    const { status, text } = await httpCall(method, `${this.address}${path}`, headers, body !== undefined ? JSON.stringify(body) : undefined);
     let json: unknown = null;
     if (text) {
       try {
@@ -144,11 +142,11 @@ export class Connection {
         json = text;
       }
     }
-    if (resp.status >= 400) {
+    if (status >= 400) {
       const p = (json ?? {}) as Partial<wire.Problem>;
-      throw new ServiceError(`${method} ${path}: ${resp.status} ${p.detail ?? p.title ?? text}`, resp.status, p.code, p.failure);
+      throw new ServiceError(`${method} ${path}: ${status} ${p.detail ?? p.title ?? text}`, status, p.code, p.failure);
     }
-    return { status: resp.status, json };
+    return { status, json };
   }
 
   async close(): Promise<void> {}

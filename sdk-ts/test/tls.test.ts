@@ -1,7 +1,6 @@
 /**
- * The client over TLS. Node's fetch takes no CA option without undici (a
- * runtime dependency this SDK does not have), so a private CA is trusted
- * the documented Node way: `NODE_EXTRA_CA_CERTS`, read at process start.
+ * The client over TLS (`node:https` on Node). A private CA is trusted the
+ * documented Node way: `NODE_EXTRA_CA_CERTS`, read at process start.
  * The test makes a CA and a certificate with the `openssl` command (no
  * committed keys), runs `baton dev --tls-cert/--tls-key`, and runs the
  * client in a child Node process with and without the variable.

@@ -34,6 +34,7 @@ import { type AttemptOutcome, DEFAULT_MAX_INLINE_ATTEMPTS, type InlineConfig, Sl
 import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
 import { describeSchemas, handlerNames } from "./schema.js";
+import { httpCall } from "./http.js";
 import { verify } from "./signing.js";
 import { DEFAULT_MAX_CACHED_WORKFLOWS, type HandlerStats, WorkflowCache } from "./sticky.js";
 import { continueTrace } from "./tracing.js";
@@ -294,10 +295,10 @@ function heartbeatSender(options: HandlerOptions, namespace: string, taskToken: 
   return async (details) => {
     const body: wire.ActivityDetailsRequest = { task_token: taskToken };
     if (details !== undefined) body.details = [details];
-    const resp = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    const resp = await httpCall("POST", url, headers, JSON.stringify(body));
     if (resp.status === 409) return { cancelRequested: false, gone: true };
-    if (!resp.ok) throw new Error(`heartbeat: HTTP ${resp.status}: ${await resp.text()}`);
-    const j = (await resp.json()) as wire.HeartbeatResponse;
+    if (resp.status < 200 || resp.status > 299) throw new Error(`heartbeat: HTTP ${resp.status}: ${resp.text}`);
+    const j = JSON.parse(resp.text) as wire.HeartbeatResponse;
     return { cancelRequested: j.cancel_requested, gone: false };
   };
 }

@@ -10,6 +10,7 @@
  * (§5.9) and history pages (§5.10).
  */
 import { nodeBuiltin } from "./builtins.js";
+import { type HttpAnswer, HttpCallError, httpCall } from "./http.js";
 
 type NodeCrypto = { createHmac(algorithm: "sha256", key: Uint8Array): { update(data: Uint8Array): { digest(): Uint8Array } } };
 
@@ -130,7 +131,7 @@ export async function verify(
   return ok ? { ok: true } : { ok: false, reason: "no matching signature" };
 }
 
-/** A signed call's error: its transport failed, or it got a status other than 200. */
+/** A signed call's error: no answer came, or one with a status other than 200. */
 class SignedCallError extends Error {
   override readonly name = "SignedCallError";
 }
@@ -154,9 +155,9 @@ function randomId(): string {
 /**
  * POSTs `body` as JSON to `url`, signed with `secrets` exactly as Baton
  * signs pushes, and returns the JSON of its `200` answer. Tried again
- * (three tries in all) on a `503` or a connection that was never made,
- * which applied nothing; a timeout (10 s, or `deadlineMs` if sooner) may
- * have, and is thrown. `what` names the call in errors.
+ * (three tries in all) on a `503` or a call that cannot have reached the
+ * server, which applied nothing; a timeout (10 s, or `deadlineMs` if sooner)
+ * may have, and is thrown. `what` names the call in errors.
  */
 export async function postSigned<T>(what: string, url: string, secrets: readonly string[], body: unknown, deadlineMs: number = Date.now() + CALL_TIMEOUT_MS): Promise<T> {
   const text = encoder.encode(JSON.stringify(body));
@@ -171,19 +172,17 @@ export async function postSigned<T>(what: string, url: string, secrets: readonly
       "webhook-timestamp": String(ts),
       "webhook-signature": await sign(secrets, id, ts, text),
     };
-    let resp: Response;
+    let answer: HttpAnswer;
     try {
-      resp = await fetch(url, { method: "POST", headers, body: text as BufferSource, signal: AbortSignal.timeout(Math.max(1, Math.min(CALL_TIMEOUT_MS, deadlineMs - Date.now()))) });
+      answer = await httpCall("POST", url, headers, text, Math.max(1, Math.min(CALL_TIMEOUT_MS, deadlineMs - Date.now())));
     } catch (err) {
-      // A connection that was never made applied nothing; a timeout may have.
-      const refused = err instanceof TypeError;
       last = new SignedCallError(`${what}: ${String(err)}`);
-      if (refused) continue;
+      if (err instanceof HttpCallError && err.notSent) continue;
       throw last;
     }
-    if (resp.status === 200) return (await resp.json()) as T;
-    last = new SignedCallError(`${what}: HTTP ${resp.status}: ${await resp.text()}`);
-    if (resp.status !== 503) throw last;
+    if (answer.status === 200) return JSON.parse(answer.text) as T;
+    last = new SignedCallError(`${what}: HTTP ${answer.status}: ${answer.text}`);
+    if (answer.status !== 503) throw last;
   }
   throw last ?? new SignedCallError(`${what} failed`);
 }
