@@ -94,6 +94,21 @@ for (const transport of ["node", "fetch"] as Transport[]) {
       assert.ok(Date.now() - started < 5000);
     });
 
+    test("an answer that stops halfway: the call times out, maybe applied", async () => {
+      const s = await serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"par');
+      });
+      servers.push(s.server);
+      const err = await httpCallVia(transport, "POST", s.url, {}, "{}", 300).then(
+        () => assert.fail("answered"),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof HttpCallError, String(err));
+      assert.equal(err.notSent, false);
+      assert.match(err.message, /timed out after 300 ms/);
+    });
+
     test("nobody listening: the call fails as never sent", async () => {
       const s = await serve(() => {});
       const url = s.url;

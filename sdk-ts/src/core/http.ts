@@ -88,9 +88,13 @@ function viaNodeOnce(method: string, url: string, headers: Record<string, string
   return new Promise<HttpAnswer>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
-    let res0 = false;
+    let answered = false;
+    const failed = (err: unknown, notSent: boolean): void => {
+      clearTimeout(timer);
+      reject(new HttpCallError(`${method} ${url}: ${timedOut ? `timed out after ${timeoutMs} ms` : String(err)}`, notSent && !timedOut));
+    };
     const req = mod.request(u, { method, headers: h, agent: agents[scheme] }, (res) => {
-      res0 = true;
+      answered = true;
       const decoder = new TextDecoder();
       let text = "";
       res.on("data", (c: Uint8Array) => (text += decoder.decode(c, { stream: true })));
@@ -98,17 +102,15 @@ function viaNodeOnce(method: string, url: string, headers: Record<string, string
         clearTimeout(timer);
         resolve({ status: res.statusCode ?? 0, text: text + decoder.decode() });
       });
-      res.on("error", (err) => {
-        clearTimeout(timer);
-        reject(new HttpCallError(`${method} ${url}: ${String(err)}`, false));
-      });
+      res.on("error", (err) => failed(err, false));
     });
     req.on("error", (err: Error & { code?: string }) => {
-      clearTimeout(timer);
-      if (timedOut) return reject(new HttpCallError(`${method} ${url}: timed out after ${timeoutMs} ms`, false));
       const code = err.code ?? "";
-      if (req.reusedSocket && code === "ECONNRESET" && !res0) return reject(STALE);
-      reject(new HttpCallError(`${method} ${url}: ${String(err)}`, NOT_CONNECTED.has(code)));
+      if (req.reusedSocket && code === "ECONNRESET" && !answered && !timedOut) {
+        clearTimeout(timer);
+        return reject(STALE);
+      }
+      failed(err, NOT_CONNECTED.has(code));
     });
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
@@ -124,16 +126,18 @@ async function viaFetch(method: string, url: string, headers: Record<string, str
   const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = body as BodyInit;
   if (timeoutMs !== undefined) init.signal = AbortSignal.timeout(timeoutMs);
-  let resp: Response;
+  let status = 0;
   try {
-    resp = await fetch(url, init);
+    const resp = await fetch(url, init);
+    status = resp.status;
+    return { status, text: await resp.text() };
   } catch (err) {
     // fetch rejects with a TypeError when no answer came (the connection
-    // failed before one), with an AbortError/TimeoutError on the timeout.
+    // failed before one), with an AbortError/TimeoutError on the timeout,
+    // and reading the body fails like it when the answer breaks off.
     const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-    throw new HttpCallError(`${method} ${url}: ${timeout ? `timed out after ${timeoutMs} ms` : String(err)}`, err instanceof TypeError);
+    throw new HttpCallError(`${method} ${url}: ${timeout ? `timed out after ${timeoutMs} ms` : String(err)}`, status === 0 && err instanceof TypeError);
   }
-  return { status: resp.status, text: await resp.text() };
 }
 
 /**
