@@ -118,10 +118,20 @@ fn continuation(
     t
 }
 
+/// Whether the task this session answered last was already told to
+/// continue as new by its event count (its WorkflowTaskStarted comes just
+/// before its WorkflowTaskCompleted, and counts only grow): the code that
+/// made the checkpoint's commands knew, so a speculative task past the
+/// limit hides nothing from it. A suggestion by size alone is not known
+/// here, and is delivered in a pushed task.
+fn told(state: &RunState, ctx: &Ctx) -> bool {
+    state.last_workflow_task_completed_event_id - 1 >= ctx.limits.suggest_continue_as_new_events
+}
+
 /// The completions, then a workflow task started at `time` and answered
 /// with the checkpoint's commands; `None` if a completion was refused or
 /// left its activity open (a failed attempt that will be retried: the
-/// workflow did not see it), or the history asks for continue-as-new.
+/// workflow did not see it), or the history newly asks for continue-as-new.
 fn speculative(
     state: &RunState,
     cp: &Checkpoint,
@@ -151,7 +161,7 @@ fn speculative(
         },
     ));
     let task = b.state.workflow_task.clone()?;
-    if view(&b.state, &task, time, &ctx.limits).suggest_continue_as_new {
+    if view(&b.state, &task, time, &ctx.limits).suggest_continue_as_new && !told(state, ctx) {
         return None;
     }
     let token = WorkflowTaskToken {

@@ -251,6 +251,44 @@ fn continuation_past_the_soft_history_limit_does_not_continue() {
 }
 
 #[test]
+fn a_session_told_to_continue_as_new_by_its_pushed_task_goes_on_past_the_limit() {
+    // The pushed task (started at event 3) already carried the suggestion:
+    // the workflow chose to go on, so its speculative tasks carry it too.
+    check(
+        &format!("limits suggest_events=3\n{SESSION}"),
+        "
+        @2s checkpoint complete=a1 time=2s inline=a2 | schedule a2 stc=10s
+        @3s checkpoint complete=a2 time=3s | complete
+        ",
+        expect![[r#"
+            > @2s checkpoint complete=a1 time=2s inline=a2 | schedule a2 stc=10s
+              + 6 @2s ActivityTaskStarted scheduled=5 attempt=1
+              + 7 @2s ActivityTaskCompleted scheduled=5 started=6 result="ok"
+              + 8 @2s WorkflowTaskScheduled attempt=1
+              + 9 @2s WorkflowTaskStarted scheduled=8 suggest_continue_as_new
+              + 10 @2s WorkflowTaskCompleted scheduled=8 started=9
+              + 11 @2s ActivityTaskScheduled a2 type=Work stc=10s inline
+              dequeue activity/5, activity/5/start-to-close, activity/5/heartbeat, activity/5/schedule-to-start, activity/5/schedule-to-close, workflow_task, activity/11, activity/11/schedule-to-start
+              enqueue activity/11/start-to-close attempt 1 at 12s
+              = RUNNING
+              = activity a2 #11 attempt 1, started at 2s
+              checkpoint accepted=[true] continued=true inline=a2#11 continuation=11@2s
+            > @3s checkpoint complete=a2 time=3s | complete
+              + 12 @3s ActivityTaskStarted scheduled=11 attempt=1
+              + 13 @3s ActivityTaskCompleted scheduled=11 started=12 result="ok"
+              + 14 @3s WorkflowTaskScheduled attempt=1
+              + 15 @3s WorkflowTaskStarted scheduled=14 suggest_continue_as_new
+              + 16 @3s WorkflowTaskCompleted scheduled=14 started=15
+              + 17 @3s WorkflowExecutionCompleted result=null
+              dequeue activity/11, activity/11/start-to-close, activity/11/heartbeat, activity/11/schedule-to-start, activity/11/schedule-to-close, workflow_task
+              dequeue all
+              = COMPLETED
+              checkpoint accepted=[true] continued=true continuation=17@3s
+        "#]],
+    );
+}
+
+#[test]
 fn malformed_or_stale_checkpoints_are_rejected_with_nothing_written() {
     check(
         "start",
