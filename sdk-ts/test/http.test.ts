@@ -24,6 +24,16 @@ async function serve(handle: (req: IncomingMessage, res: ServerResponse, body: s
   return { url: `http://127.0.0.1:${a.port}`, server, connections: () => connections };
 }
 
+/** The {@link HttpCallError} `call` rejects with (it must not answer). */
+async function callError(call: Promise<unknown>): Promise<HttpCallError> {
+  const err = await call.then(
+    () => assert.fail("answered"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof HttpCallError, String(err));
+  return err;
+}
+
 function close(server: Server): Promise<void> {
   server.closeAllConnections();
   return new Promise((r) => server.close(() => r()));
@@ -84,11 +94,7 @@ for (const transport of ["node", "fetch"] as Transport[]) {
       const s = await serve(() => {});
       servers.push(s.server);
       const started = Date.now();
-      const err = await httpCallVia(transport, "POST", s.url, {}, "{}", 200).then(
-        () => assert.fail("answered"),
-        (e: unknown) => e,
-      );
-      assert.ok(err instanceof HttpCallError, String(err));
+      const err = await callError(httpCallVia(transport, "POST", s.url, {}, "{}", 200));
       assert.equal(err.notSent, false);
       assert.match(err.message, /timed out after 200 ms/);
       assert.ok(Date.now() - started < 5000);
@@ -100,11 +106,7 @@ for (const transport of ["node", "fetch"] as Transport[]) {
         res.write('{"par');
       });
       servers.push(s.server);
-      const err = await httpCallVia(transport, "POST", s.url, {}, "{}", 300).then(
-        () => assert.fail("answered"),
-        (e: unknown) => e,
-      );
-      assert.ok(err instanceof HttpCallError, String(err));
+      const err = await callError(httpCallVia(transport, "POST", s.url, {}, "{}", 300));
       assert.equal(err.notSent, false);
       assert.match(err.message, /timed out after 300 ms/);
     });
@@ -113,11 +115,7 @@ for (const transport of ["node", "fetch"] as Transport[]) {
       const s = await serve(() => {});
       const url = s.url;
       await close(s.server);
-      const err = await httpCallVia(transport, "POST", url, {}, "{}", 2000).then(
-        () => assert.fail("answered"),
-        (e: unknown) => e,
-      );
-      assert.ok(err instanceof HttpCallError, String(err));
+      const err = await callError(httpCallVia(transport, "POST", url, {}, "{}", 2000));
       assert.equal(err.notSent, true);
     });
   });

@@ -125,7 +125,8 @@ fn continuation(
 /// limit hides nothing from it. A suggestion by size alone is not known
 /// here, and is delivered in a pushed task.
 fn told(state: &RunState, ctx: &Ctx) -> bool {
-    state.last_workflow_task_completed_event_id - 1 >= ctx.limits.suggest_continue_as_new_events
+    let started = state.last_workflow_task_completed_event_id - 1;
+    started >= ctx.limits.suggest_continue_as_new_events
 }
 
 /// The completions, then a workflow task started at `time` and answered
