@@ -153,12 +153,6 @@ impl RunCache {
         (h.len() as i64 == state.next_event_id - 1).then_some(h)
     }
 
-    /// The run's cached events, whatever its state: events never change,
-    /// so any cached prefix of a history stays one.
-    pub fn events(&self, run_id: RunId) -> Option<Arc<Vec<Event>>> {
-        self.lock().map.get(&run_id)?.history.clone()
-    }
-
     /// Caches a history read from the store.
     pub fn put_history(&self, state: &RunState, history: Arc<Vec<Event>>) {
         let mut entries = self.lock();
@@ -183,8 +177,8 @@ impl RunCache {
             .filter(|e| e.events() < state.next_event_id)
     }
 
-    /// The run's cached encoded events, whatever its state: like
-    /// [`RunCache::events`], any cached prefix of a history stays one.
+    /// The run's cached encoded events, whatever its state: events never
+    /// change, so any cached prefix of a history stays one.
     pub fn encoded_events(&self, run_id: RunId) -> Option<Arc<EncodedEvents>> {
         self.lock().map.get(&run_id)?.encoded.clone()
     }

@@ -919,14 +919,9 @@ impl Applier {
         Ok(events)
     }
 
-    /// The first events of a run this node holds in its cache, if any
-    /// (events never change: a history page may be served from them).
-    pub fn cached_events(&self, run_id: RunId) -> Option<Arc<Vec<Event>>> {
-        self.cache.events(run_id)
-    }
-
-    /// The encoded events this node holds in its cache for a run, if any
-    /// (a prefix of its history, as [`Applier::cached_events`]).
+    /// The encoded events this node holds in its cache for a run, if any:
+    /// a prefix of its history (events never change, so a history page
+    /// may be served from them).
     pub fn cached_encoded(&self, run_id: RunId) -> Option<Arc<EncodedEvents>> {
         self.cache.encoded_events(run_id)
     }
