@@ -27,6 +27,7 @@ on_both_databases!(
     a_handler_without_the_instance_pages_in_the_rest,
     a_failed_task_ends_the_sticky_pushes,
     paged_pushes_stay_under_the_bound_and_queries_page_in,
+    pages_come_from_the_store_when_the_node_keeps_no_runs,
     the_page_route_refuses_what_it_must,
 );
 
@@ -432,6 +433,30 @@ async fn paged_pushes_stay_under_the_bound_and_queries_page_in(db: Db) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"], json!(steps));
     assert!(memory.lock().unwrap().page_requests > before);
+    check_assembled(api, &seen).await;
+    server.stop().await;
+}
+
+/// With no run cache the page route reads and encodes the events from the
+/// store (the cached runs' pages are slices of their kept encoding).
+async fn pages_come_from_the_store_when_the_node_keeps_no_runs(db: Db) {
+    let steps = 16;
+    let mode = Mode {
+        sticky: false,
+        forget_every_other: false,
+        fail_after: None,
+    };
+    let (handler, memory) = paging_handler(steps, mode).await;
+    let mut options = test_options(common::database_url(db).await);
+    options.dispatch.push_history_bytes = 8 * 1024;
+    options.apply.run_cache_bytes = 0;
+    let server = spawn_server_with(options).await;
+    let api = &server.api;
+    register(api, "paged", &handler.url, json!(["history_pages"])).await;
+    run_all(api, "paged", "uncached", 4, steps).await;
+    let seen = memory.lock().unwrap().seen.clone();
+    let paged = seen.iter().filter(|s| s.paged_in).count();
+    assert!(paged >= 4 * 4, "the longer histories are paged: {paged}");
     check_assembled(api, &seen).await;
     server.stop().await;
 }

@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::dispatch::wire::{self, EncodedEvents};
+use crate::dispatch::wire::EncodedEvents;
 use crate::engine::HistoryReference;
 use crate::ids::{Namespace, RunId};
 
@@ -120,7 +120,8 @@ fn page_end(encoded: &EncodedEvents, first: i64, through: i64) -> i64 {
 }
 
 /// A page read from the store and encoded (the run is not in this node's
-/// cache): the events' JSON and the id after the last.
+/// cache): the events' JSON and the id after the last. Reads chunks until
+/// they hold more than a page, then cuts as [`page_end`] does.
 async fn read_page(
     state: &AppState,
     ns: &Namespace,
@@ -129,31 +130,23 @@ async fn read_page(
     through: i64,
 ) -> Result<(Vec<u8>, i64), ApiError> {
     let store = state.applier.store();
-    let mut events = Vec::new();
+    // Events `first ..= through` as ids `1 ..` of their own encoding.
+    let mut read = EncodedEvents::default();
     let mut after = first - 1;
-    'page: while after < through {
+    while after < through && read.bytes().len() <= PAGE_BYTES {
         let limit = READ_CHUNK.min(through - after);
         let chunk = store.read_history(ns, run_id, after, limit).await?;
-        if chunk.is_empty() {
+        let Some(last) = chunk.last() else {
             // The server names only persisted events: a made-up reference.
             return Err(ApiError::BadRequest(format!(
                 "workflow run {run_id} has no event {}",
                 after + 1
             )));
-        }
-        for event in &chunk {
-            let mut encoded = Vec::new();
-            wire::encode_events(std::slice::from_ref(event), &mut encoded)
-                .map_err(|e| ApiError::Internal(format!("encoding events: {e}")))?;
-            if !events.is_empty() && events.len() + encoded.len() + 1 > PAGE_BYTES {
-                break 'page;
-            }
-            if !events.is_empty() {
-                events.push(b',');
-            }
-            events.extend_from_slice(&encoded);
-            after = event.event_id;
-        }
+        };
+        after = last.event_id;
+        read.append(&chunk)
+            .map_err(|e| ApiError::Internal(format!("encoding events: {e}")))?;
     }
-    Ok((events, after + 1))
+    let last = page_end(&read, 1, read.events());
+    Ok((read.range(1, last).to_vec(), first + last))
 }

@@ -579,10 +579,9 @@ impl Inner {
         }
         let history = self.applier.history(state).await?;
         let budget = pages.then_some(self.options.push_history_bytes as usize / 4);
-        let Some((first, bytes)) = pages::tail(&history, &whole, sticky, budget) else {
+        let Some(first) = pages::tail(&history, &whole, sticky, budget) else {
             return Ok((PushedHistory::Whole(whole), wire::Pages::default()));
         };
-        let bytes = bytes.to_vec();
         let reference = engine::HistoryReference {
             namespace: state.namespace.clone(),
             run_id: state.run_id,
@@ -594,7 +593,7 @@ impl Inner {
             history_reference: Some(reference.to_string()),
             history_url: url,
         };
-        Ok((PushedHistory::Newest(bytes), pages))
+        Ok((PushedHistory::Newest(whole, first), pages))
     }
 
     /// The page route of `ns` (docs/protocol.md §5.10); none without a

@@ -48,43 +48,41 @@ impl StickyRuns {
     }
 }
 
-/// The persisted events a push carries.
+/// The persisted events a push carries: all of the run's kept encoding, or
+/// its events from the id given on ([`tail`]).
 pub enum PushedHistory {
-    /// All of them: the run's kept encoding.
     Whole(Arc<EncodedEvents>),
-    /// The newest ones ([`tail`]).
-    Newest(Vec<u8>),
+    Newest(Arc<EncodedEvents>, i64),
 }
 
 impl PushedHistory {
-    /// The events' JSON, comma-joined.
+    /// The events' JSON, comma-joined: a slice of the kept encoding.
     pub fn bytes(&self) -> &[u8] {
         match self {
             PushedHistory::Whole(e) => e.bytes(),
-            PushedHistory::Newest(b) => b,
+            PushedHistory::Newest(e, first) => e.range(*first, e.events()),
         }
     }
 }
 
-/// The newest events of a history a partial push carries, as a slice of
-/// `encoded` (the whole history, encoded), and the id of the first: the
-/// events after the handler's instance (`sticky`, the WorkflowTaskStarted
-/// it ends at, if the task it answered was recorded as completed), else,
-/// with a `budget` in bytes, the newest that fit in it (at least one).
-/// `None`: the push carries the whole history.
-pub fn tail<'a>(
+/// The id of the first of the newest events a partial push carries, of a
+/// history whose encoding is `encoded`: the events after the handler's
+/// instance (`sticky`, the WorkflowTaskStarted it ends at, if the task it
+/// answered was recorded as completed), else, with a `budget` in bytes, the
+/// newest that fit in it (at least one). `None`: the push carries the whole
+/// history.
+pub fn tail(
     history: &[Event],
-    encoded: &'a EncodedEvents,
+    encoded: &EncodedEvents,
     sticky: Option<i64>,
     budget: Option<usize>,
-) -> Option<(i64, &'a [u8])> {
-    let last = encoded.events();
+) -> Option<i64> {
     let first = match (sticky.filter(|t| completed_after(history, *t)), budget) {
         (Some(through), _) => through + 1,
         (None, Some(budget)) => encoded.newest_within(budget),
         (None, None) => return None,
     };
-    (first > 1 && first <= last).then(|| (first, encoded.range(first, last)))
+    (first > 1 && first <= encoded.events()).then_some(first)
 }
 
 /// Whether the event after `through` completed the task started there.
@@ -140,8 +138,8 @@ mod tests {
     fn sticky_pushes_start_after_the_completed_task_only() {
         let history = vec![marker(1, 1), marker(2, 1), completed(3, 2), marker(4, 1)];
         let encoded = EncodedEvents::encode(&history).unwrap();
-        let (first, bytes) = tail(&history, &encoded, Some(2), None).expect("partial");
-        assert_eq!((first, ids(bytes)), (3, vec![3, 4]));
+        let first = tail(&history, &encoded, Some(2), None).expect("partial");
+        assert_eq!((first, ids(encoded.range(first, 4))), (3, vec![3, 4]));
         // The answer was refused or the task failed: no WorkflowTaskCompleted
         // of that task follows, so the whole history goes.
         assert_eq!(tail(&history, &encoded, Some(1), None), None);
@@ -161,7 +159,8 @@ mod tests {
             (newest3 - 1, 9),
             (newest3 + size(&history[6]) - 1, 8),
         ] {
-            let (first, bytes) = tail(&history, &encoded, None, Some(budget)).expect("partial");
+            let first = tail(&history, &encoded, None, Some(budget)).expect("partial");
+            let bytes = encoded.range(first, 10);
             assert_eq!(
                 (first, ids(bytes)),
                 (want, (want..=10).collect::<Vec<_>>()),
@@ -174,8 +173,7 @@ mod tests {
             );
         }
         // At least one event, whatever the budget.
-        let (first, _) = tail(&history, &encoded, None, Some(1)).expect("partial");
-        assert_eq!(first, 10);
+        assert_eq!(tail(&history, &encoded, None, Some(1)), Some(10));
         let all: usize = history.iter().map(size).sum();
         assert_eq!(tail(&history, &encoded, None, Some(all)), None);
         assert_eq!(tail(&history, &encoded, None, None), None);
