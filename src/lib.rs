@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod flow;
 pub mod ids;
+pub mod payload;
 pub mod readiness;
 pub mod retention;
 pub mod schedule;

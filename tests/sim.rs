@@ -364,6 +364,7 @@ fn options() -> Options {
         apply: apply::Options {
             // Small, so eviction and reloads happen.
             run_cache_bytes: 64 * 1024,
+            ..apply::Options::default()
         },
         dispatch: dispatch::Options {
             claim: claim.clone(),

@@ -107,6 +107,8 @@ const ROUTES: &[(Method, &str, Need)] = &[
     (Method::POST, "/api/v1/namespaces/{namespace}/activities/heartbeat", WRITE),
     (Method::POST, "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint", Need::Signature),
     (Method::POST, "/api/v1/namespaces/{namespace}/workflow-tasks/history", Need::Signature),
+    (Method::POST, "/api/v1/namespaces/{namespace}/payloads", Need::Signature),
+    (Method::GET, "/api/v1/namespaces/{namespace}/workflows/{workflow_id}/runs/{run_id}/payloads/{sha256}", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules", READ),
     (Method::GET, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", READ),
     (Method::POST, "/api/v1/namespaces/{namespace}/schedules/{schedule_id}", WRITE),

@@ -9,6 +9,7 @@
 //! run's single writer, so it is group-committed with whatever else the run
 //! receives meanwhile.
 
+use crate::dispatch::payloads::Inlined;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -91,6 +92,9 @@ struct Answer {
     activity_tasks: Vec<ActivityTask>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     events: Vec<Event>,
+    /// Payloads beside the events' references (docs/protocol.md §9.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payloads: Option<Inlined>,
     #[serde(skip_serializing_if = "Option::is_none")]
     workflow_task_failed: Option<TaskFailed>,
     server_time: Timestamp,
@@ -131,7 +135,7 @@ async fn checkpoint(
             "task_token belongs to another namespace".into(),
         ));
     }
-    signed::verify(&state, &ns, token.run_id, signed, &body, "checkpoint").await?;
+    let endpoint = signed::verify(&state, &ns, token.run_id, signed, &body, "checkpoint").await?;
     let AppJson(req) = super::extract::parse_body::<Request>(&body)?;
     let token = parse_token(&req.task_token)?;
     let from = match token.task {
@@ -189,12 +193,14 @@ async fn checkpoint(
     for (activity_type, attempt, outcome) in &report.attempts {
         crate::telemetry::activity_attempt(&ns.0, activity_type, *attempt, outcome);
     }
-    Ok(AppJson(answer(
-        &ns,
-        token.run_id,
-        report,
-        state.applier.clock().now(),
-    )))
+    let mut report = report;
+    let payloads = state
+        .querier
+        .resolver(&ns, token.run_id, &endpoint)
+        .decoded(&mut report.events)
+        .await?;
+    let now = state.applier.clock().now();
+    Ok(AppJson(answer(&ns, token.run_id, report, payloads, now)))
 }
 
 /// The token of a body that may not be signed yet.
@@ -246,7 +252,13 @@ fn completion(
     Ok((token, outcome))
 }
 
-fn answer(ns: &Namespace, run_id: RunId, report: CheckpointReport, now: Timestamp) -> Answer {
+fn answer(
+    ns: &Namespace,
+    run_id: RunId,
+    report: CheckpointReport,
+    payloads: Option<Inlined>,
+    now: Timestamp,
+) -> Answer {
     let token = |task| {
         TaskToken {
             namespace: ns.clone(),
@@ -282,6 +294,7 @@ fn answer(ns: &Namespace, run_id: RunId, report: CheckpointReport, now: Timestam
             })
             .collect(),
         events: report.events,
+        payloads,
         workflow_task_failed: report
             .workflow_task_failed
             .map(|(cause, message)| TaskFailed { cause, message }),

@@ -17,6 +17,7 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 
+use crate::dispatch::payloads::Events;
 use crate::dispatch::wire::EncodedEvents;
 use crate::engine::HistoryReference;
 use crate::ids::{Namespace, RunId};
@@ -71,7 +72,8 @@ async fn history_page(
         ));
     }
     let run_id = reference.run_id;
-    signed::verify(&state, &ns, run_id, signed, &body, "history page request").await?;
+    let endpoint =
+        signed::verify(&state, &ns, run_id, signed, &body, "history page request").await?;
     if state.applier.clock().now() > reference.expires_at {
         return Err(ApiError::Conflict(format!(
             "the history reference expired at {}",
@@ -96,10 +98,21 @@ async fn history_page(
         }
         None => read_page(&state, &ns, run_id, req.first_event_id, reference.through).await?,
     };
+    let resolver = state.querier.resolver(&ns, run_id, &endpoint);
+    let (events, payloads) = match resolver.events(&events).await? {
+        Events::AsTheyAre(payloads) => (events, payloads),
+        Events::InPlace(events) => (events, None),
+    };
     let mut out = Vec::with_capacity(events.len() + 48);
     out.extend_from_slice(b"{\"events\":[");
     out.extend_from_slice(&events);
-    out.extend_from_slice(format!("],\"next_first_event_id\":{next}}}").as_bytes());
+    out.extend_from_slice(format!("],\"next_first_event_id\":{next}").as_bytes());
+    if let Some(payloads) = payloads {
+        out.extend_from_slice(b",\"payloads\":");
+        serde_json::to_writer(&mut out, &payloads)
+            .map_err(|e| ApiError::Internal(format!("encoding payloads: {e}")))?;
+    }
+    out.push(b'}');
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 

@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod history_pages;
 mod namespaces;
+mod payloads;
 mod schedules;
 mod search_attributes;
 mod signed;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(activities::router())
         .merge(checkpoint::router())
         .merge(history_pages::router())
+        .merge(payloads::router())
         .merge(schedules::router())
         .merge(batches::router())
         .merge(apikeys::router())

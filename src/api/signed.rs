@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use crate::ids::{Namespace, RunId};
 use crate::signing::{self, Secret};
+use crate::store::Endpoint;
 use crate::time::{Clock as _, SystemClock};
 
 use super::error::ApiError;
@@ -38,7 +39,8 @@ pub fn headers<'a>(headers: &'a HeaderMap, what: &str) -> Result<signing::Header
 }
 
 /// Checks the signature against the secrets of the version the run is
-/// pinned to; `what` names the request in the log line of a refusal.
+/// pinned to, and returns that version; `what` names the request in the
+/// log line of a refusal.
 pub async fn verify(
     state: &AppState,
     ns: &Namespace,
@@ -46,7 +48,7 @@ pub async fn verify(
     signed: signing::Headers<'_>,
     body: &[u8],
     what: &str,
-) -> Result<(), ApiError> {
+) -> Result<Endpoint, ApiError> {
     let (queue, pinned) = state
         .applier
         .pin_of(ns, run_id)
@@ -57,12 +59,15 @@ pub async fn verify(
         None => None,
     };
     let secrets: Vec<Secret> = endpoint
-        .map(|e| e.secrets.iter().filter_map(|s| s.parse().ok()).collect())
-        .unwrap_or_default();
+        .iter()
+        .flat_map(|e| e.secrets.iter().filter_map(|s| s.parse().ok()))
+        .collect();
     // Handlers sign with the wall clock, as pushes are signed.
     let now_secs = SystemClock.now().millis().div_euclid(1000);
     signing::verify(&secrets, signed, body, now_secs).map_err(|e| {
         tracing::info!(namespace = %ns, %run_id, error = %e, "{what} refused");
         ApiError::SignatureInvalid(e.to_string())
-    })
+    })?;
+    // Verified against a secret: so there was a version.
+    endpoint.ok_or_else(|| ApiError::SignatureInvalid("the run has no endpoint version".into()))
 }

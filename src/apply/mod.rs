@@ -29,6 +29,7 @@ use crate::engine::{
     Limits, Rejection, Reset, RunState, Signal, StartDecision, StartRun, Transition,
 };
 use crate::ids::{Namespace, RunId, TaskQueue};
+use crate::payload::{Offloader, StoredPayload};
 use crate::readiness;
 use crate::store::{self, NamespaceRecord, RunChange, RunRecord, ScheduleRecord, Store};
 use crate::telemetry;
@@ -119,6 +120,7 @@ pub struct Parts {
     endpoints: Arc<Endpoints>,
     search_attributes: Arc<SearchAttributeCache>,
     namespaces: Arc<std::sync::Mutex<std::collections::HashMap<Namespace, NamespaceRecord>>>,
+    offloader: Offloader,
 }
 
 /// How a node's command path is sized.
@@ -126,12 +128,16 @@ pub struct Parts {
 pub struct Options {
     /// Memory budget of the run cache, in (estimated) bytes.
     pub run_cache_bytes: usize,
+    /// Payloads larger than this are stored by reference
+    /// (docs/protocol.md §9.1); 0: only those that hold the marker.
+    pub payload_reference_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             run_cache_bytes: 64 * 1024 * 1024,
+            payload_reference_bytes: 128 * 1024,
         }
     }
 }
@@ -164,7 +170,7 @@ impl Applier {
             search_attributes: Arc::new(SearchAttributeCache::new(store.clone(), clock.clone())),
             store,
             clock,
-            limits,
+            limits: limits.clone(),
             pushes,
             mailboxes: Arc::new(mailbox::Mailboxes::new(QUEUED_COMMANDS)),
             closing,
@@ -173,6 +179,10 @@ impl Applier {
             watched: Arc::default(),
             cache: Arc::new(cache::RunCache::new(options.run_cache_bytes)),
             namespaces: Arc::default(),
+            offloader: Offloader {
+                threshold: options.payload_reference_bytes,
+                limit: limits.max_payload_bytes,
+            },
         }));
         (applier, rx)
     }
@@ -252,9 +262,12 @@ impl Applier {
         &self,
         ns: &Namespace,
         run_id: RunId,
-        cmd: Command,
+        mut cmd: Command,
         durable: bool,
     ) -> Result<mailbox::Applied, Error> {
+        let mut payloads = Vec::new();
+        self.offloader.command(&mut cmd, &mut payloads);
+        self.put_payloads(ns, &payloads, durable).await?;
         let permit = self.mailboxes.permit().await;
         let (reply, rx) = oneshot::channel();
         let op = mailbox::Op::Command(mailbox::CommandOp {
@@ -269,6 +282,42 @@ impl Applier {
         }
         rx.await
             .unwrap_or_else(|_| Err(Error::Failed("the run's writer stopped".into())))
+    }
+
+    /// Stores the payloads a command or start brings by reference
+    /// (docs/protocol.md §9.1) before the command is decided: a payload
+    /// stored for a command the engine then refuses is swept later. A
+    /// durable op retries through transient failures, as its commit would.
+    async fn put_payloads(
+        &self,
+        ns: &Namespace,
+        payloads: &[StoredPayload],
+        durable: bool,
+    ) -> Result<(), Error> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut failures = 0;
+        loop {
+            match self.store.put_payloads(ns, payloads).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && durable && !*self.closing.borrow() => {
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                Err(e) if e.is_transient() => return Err(Error::Unavailable(e.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Pins a new run (see [`Self::pin`]) and stores its input by
+    /// reference if it is large: what every start does first.
+    async fn prepare_start(&self, run: &mut StartRun) -> Result<(), Error> {
+        self.pin(run).await?;
+        let mut payloads = Vec::new();
+        self.offloader.start(run, &mut payloads);
+        self.put_payloads(&run.namespace, &payloads, false).await
     }
 
     /// Runs `fut` with `run_id`'s writer held: no command of this node
@@ -480,7 +529,7 @@ impl Applier {
     pub async fn start(&self, mut req: StartRequest) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
         self.namespace(&ns).await?;
-        self.pin(&mut req.run).await?;
+        self.prepare_start(&mut req.run).await?;
         // The common case needs no look-up: with ALLOW_DUPLICATE a closed run
         // never blocks a start, and an open one is caught by the store's
         // unique index, after which the policies are decided in full.
@@ -580,11 +629,14 @@ impl Applier {
     pub async fn signal_with_start(
         &self,
         mut req: StartRequest,
-        signal: Signal,
+        mut signal: Signal,
     ) -> Result<Started, Error> {
         let ns = req.run.namespace.clone();
         self.namespace(&ns).await?;
-        self.pin(&mut req.run).await?;
+        self.prepare_start(&mut req.run).await?;
+        let mut payloads = Vec::new();
+        self.offloader.signal(&mut signal, &mut payloads);
+        self.put_payloads(&ns, &payloads, false).await?;
         for _ in 0..MAX_CONFLICT_RETRIES {
             if let Some(request_id) = &req.run.request_id {
                 let found = self
@@ -842,7 +894,7 @@ impl Applier {
         let ctx = self.ctx();
         let mut changes = Vec::with_capacity(runs.len());
         for mut run in runs {
-            self.pin(&mut run).await?;
+            self.prepare_start(&mut run).await?;
             changes.push(new_run(run, &ctx)?);
         }
         match self.store.commit_schedule(schedule, &changes).await {

@@ -149,6 +149,15 @@ struct NodeArgs {
     /// a reference to page in the rest (docs/protocol.md §5.10).
     #[arg(long, env = "BATON_PUSH_HISTORY_BYTES", default_value_t = 1024 * 1024)]
     push_history_bytes: u64,
+    /// Payloads (inputs, results, signals, heartbeat details) larger than
+    /// this many bytes are stored once, apart from the history, and events
+    /// hold a reference (docs/protocol.md §9.1); 0 turns this off.
+    #[arg(long, env = "BATON_PAYLOAD_REFERENCE_BYTES", default_value_t = 128 * 1024)]
+    payload_reference_bytes: u64,
+    /// Most bytes of referenced payloads a push to a `payload_references`
+    /// endpoint carries beside their references (docs/protocol.md §9.1).
+    #[arg(long, env = "BATON_PUSH_PAYLOAD_BYTES", default_value_t = 2 * 1024 * 1024)]
+    push_payload_bytes: u64,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// per line, with the trace and span ids of the request or push).
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -301,6 +310,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
         limits,
         apply: crate::apply::Options {
             run_cache_bytes: node.run_cache_mb.saturating_mul(1024 * 1024),
+            payload_reference_bytes: node.payload_reference_bytes,
         },
         dispatch: dispatch::Options {
             claim: claim.clone(),
@@ -310,6 +320,7 @@ fn options(listen: SocketAddr, database_url: String, node: &NodeArgs) -> anyhow:
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
             push_history_bytes: node.push_history_bytes,
+            push_payload_bytes: node.push_payload_bytes,
             ..dispatch::Options::default()
         },
         timers: claim,

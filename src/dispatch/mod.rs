@@ -36,6 +36,7 @@ mod answer;
 mod client;
 mod flow;
 mod pages;
+pub mod payloads;
 mod push_errors;
 mod send_time;
 mod waiting;
@@ -87,6 +88,10 @@ pub struct Options {
     /// `history_pages` feature is sent paged pushes (docs/protocol.md
     /// §5.10).
     pub push_history_bytes: u64,
+    /// Most bytes of referenced payloads a push to an endpoint version
+    /// with the `payload_references` feature inlines (docs/protocol.md
+    /// §9.1).
+    pub push_payload_bytes: u64,
 }
 
 impl Default for Options {
@@ -97,6 +102,7 @@ impl Default for Options {
             drain_timeout: Duration::from_secs(20),
             public_url: None,
             push_history_bytes: 1024 * 1024,
+            push_payload_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -472,7 +478,7 @@ impl Inner {
         let history = retrying(state, "reading the history", || {
             self.push_history(state, &endpoint, sticky, deadline)
         });
-        let Some((persisted, mut pages)) = history.await else {
+        let Some((persisted, mut pages, inlined)) = history.await else {
             return;
         };
         pages.history_url = self.history_url(ns);
@@ -506,6 +512,7 @@ impl Inner {
                 .public_url
                 .as_ref()
                 .map(|base| format!("{base}/api/v1/namespaces/{ns}/workflow-tasks/checkpoint")),
+            payloads: inlined.as_ref(),
         });
         let target = PushTarget {
             namespace: &ns.0,
@@ -562,8 +569,41 @@ impl Inner {
     /// handler's instance ends at), the newest ones when the history is
     /// past the paging bound and the endpoint pages, else all of them
     /// (spliced from the run's kept encoding). A partial one comes with a
-    /// reference valid until 5 minutes past `deadline`.
+    /// reference valid until 5 minutes past `deadline`. With it, the
+    /// payloads to inline beside its references, or (for a handler that
+    /// does not take references) the events re-encoded with the payloads
+    /// in place (docs/protocol.md §9.1).
     async fn push_history(
+        &self,
+        state: &RunState,
+        endpoint: &Endpoint,
+        sticky: Option<i64>,
+        deadline: crate::time::Timestamp,
+    ) -> Result<(PushedHistory, wire::Pages, Option<payloads::Inlined>), crate::store::Error> {
+        let (history, pages) = self
+            .select_history(state, endpoint, sticky, deadline)
+            .await?;
+        let resolver = self.resolver(state, endpoint);
+        Ok(match resolver.events(history.bytes()).await? {
+            payloads::Events::AsTheyAre(inlined) => (history, pages, inlined),
+            payloads::Events::InPlace(bytes) => (PushedHistory::InPlace(bytes), pages, None),
+        })
+    }
+
+    /// Resolves the references of what is sent to `endpoint` about
+    /// `state`'s run.
+    fn resolver<'a>(&'a self, state: &'a RunState, endpoint: &Endpoint) -> payloads::Resolver<'a> {
+        payloads::Resolver {
+            store: self.applier.store().as_ref(),
+            namespace: &state.namespace,
+            run_id: state.run_id,
+            references: payloads::takes_references(endpoint),
+            budget: self.options.push_payload_bytes,
+        }
+    }
+
+    /// [`Self::push_history`]'s events, before payloads are looked at.
+    async fn select_history(
         &self,
         state: &RunState,
         endpoint: &Endpoint,
@@ -765,6 +805,17 @@ impl Inner {
                 let _ = applier.record(&ns, run_id, cmd).await;
             });
         }
+        let resolver = self.resolver(state, &endpoint);
+        let resolved = retrying(state, "reading the activity's payloads", || {
+            resolver.activity(&act.input, act.heartbeat_details.as_ref())
+        });
+        let Some(resolved) = resolved.await else {
+            return;
+        };
+        let (input, heartbeat_details, inlined) = match &resolved {
+            Some(r) => (&r.input, r.heartbeat_details.as_ref(), r.inlined.as_ref()),
+            None => (&act.input, act.heartbeat_details.as_ref(), None),
+        };
         let timeout = deadline.since(now);
         let request = PushRequest::ActivityTask(ActivityTaskRequest {
             namespace: ns,
@@ -780,14 +831,15 @@ impl Inner {
             activity_id: &act.activity_id,
             activity_type: &act.activity_type,
             task_queue: &act.task_queue,
-            input: &act.input,
+            input,
             attempt: act.attempt,
             idempotency_key: format!("{}/{}", state.run_id, act.activity_id),
             scheduled_time: act.scheduled_time,
             started_time: since,
             deadline,
             heartbeat_timeout: act.heartbeat_timeout,
-            heartbeat_details: act.heartbeat_details.as_ref(),
+            heartbeat_details,
+            payloads: inlined,
         });
         let target = PushTarget {
             namespace: &ns.0,
@@ -995,6 +1047,23 @@ impl Inner {
 }
 
 impl Querier {
+    /// Resolves the references of what is sent to `endpoint` about the
+    /// run (docs/protocol.md §9.1): history pages, checkpoint answers.
+    pub fn resolver<'a>(
+        &'a self,
+        namespace: &'a Namespace,
+        run_id: crate::ids::RunId,
+        endpoint: &Endpoint,
+    ) -> payloads::Resolver<'a> {
+        payloads::Resolver {
+            store: self.inner.applier.store().as_ref(),
+            namespace,
+            run_id,
+            references: payloads::takes_references(endpoint),
+            budget: self.inner.options.push_payload_bytes,
+        }
+    }
+
     /// Why a push of the run waits for its endpoint's flow control on this
     /// node, if one does.
     pub fn waiting_reason(&self, run_id: crate::ids::RunId) -> Option<String> {
@@ -1019,9 +1088,9 @@ impl Querier {
         let settled = self.settled(state).await?;
         let state = &settled;
         let endpoint = self.endpoint(state).await?;
-        let (persisted, pages) = self.history(state, &endpoint).await?;
+        let (persisted, pages, inlined) = self.history(state, &endpoint).await?;
         let request = PushRequest::Query(wire::QueryRequest {
-            run: run_history(state, persisted.bytes(), pages),
+            run: run_history(state, persisted.bytes(), pages, inlined.as_ref()),
             query_name: name,
             query_args: args,
         });
@@ -1055,9 +1124,9 @@ impl Querier {
         let settled = self.settled(state).await?;
         let state = &settled;
         let endpoint = self.endpoint(state).await?;
-        let (persisted, pages) = self.history(state, &endpoint).await?;
+        let (persisted, pages, inlined) = self.history(state, &endpoint).await?;
         let request = PushRequest::UpdateValidation(wire::UpdateValidationRequest {
-            run: run_history(state, persisted.bytes(), pages),
+            run: run_history(state, persisted.bytes(), pages, inlined.as_ref()),
             update_id: &update.update_id,
             update_name: &update.update_name,
             update_args: &update.input,
@@ -1117,7 +1186,7 @@ impl Querier {
         &self,
         state: &RunState,
         endpoint: &Endpoint,
-    ) -> Result<(PushedHistory, wire::Pages), QueryError> {
+    ) -> Result<(PushedHistory, wire::Pages, Option<payloads::Inlined>), QueryError> {
         let deadline = self
             .inner
             .applier
@@ -1231,6 +1300,7 @@ fn run_history<'a>(
     state: &'a RunState,
     persisted: &'a [u8],
     pages: wire::Pages,
+    payloads: Option<&'a payloads::Inlined>,
 ) -> wire::RunHistory<'a> {
     wire::RunHistory {
         namespace: &state.namespace,
@@ -1244,6 +1314,7 @@ fn run_history<'a>(
         },
         history_length: state.next_event_id - 1,
         pages,
+        payloads,
     }
 }
 

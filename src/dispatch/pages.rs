@@ -53,6 +53,9 @@ impl StickyRuns {
 pub enum PushedHistory {
     Whole(Arc<EncodedEvents>),
     Newest(Arc<EncodedEvents>, i64),
+    /// Either, re-encoded with referenced payloads in place
+    /// (docs/protocol.md §9.1).
+    InPlace(Vec<u8>),
 }
 
 impl PushedHistory {
@@ -61,6 +64,7 @@ impl PushedHistory {
         match self {
             PushedHistory::Whole(e) => e.bytes(),
             PushedHistory::Newest(e, first) => e.range(*first, e.events()),
+            PushedHistory::InPlace(bytes) => bytes,
         }
     }
 }

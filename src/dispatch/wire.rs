@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::payloads::Inlined;
 use crate::engine::{Event, Failure, WorkflowCommand, WorkflowTaskFailedCause};
 use crate::ids::{ActivityId, Namespace, RunId, TaskQueue, WorkflowId};
 use crate::time::{Duration, Timestamp};
@@ -47,6 +48,10 @@ pub struct RunHistory<'a> {
     pub history_length: i64,
     #[serde(flatten)]
     pub pages: Pages,
+    /// Payloads beside the history's references (docs/protocol.md §9.1);
+    /// after `history`, which [`encode`] finds by its first occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<&'a Inlined>,
 }
 
 /// Where a push's history starts and how its handler pages in the rest
@@ -119,6 +124,10 @@ pub struct WorkflowTaskRequest<'a> {
     /// Where the handler sends checkpoints (docs/protocol.md §5.9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_url: Option<String>,
+    /// Payloads beside the history's references (docs/protocol.md §9.1);
+    /// after `history`, which [`encode`] finds by its first occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<&'a Inlined>,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +154,10 @@ pub struct ActivityTaskRequest<'a> {
     /// Details from the last heartbeat of any earlier attempt, to resume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_details: Option<&'a Value>,
+    /// Payloads beside `input`'s and `heartbeat_details`' references
+    /// (docs/protocol.md §9.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<&'a Inlined>,
 }
 
 /// The persisted events, already encoded, followed by the task's transient

@@ -36,6 +36,7 @@ use crate::batch::Batch;
 use crate::engine::RegisteredAttribute;
 use crate::engine::{Event, Queue, RunState, RunStatus, Task, Transition};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::payload::StoredPayload;
 use crate::schedule::{Info, Schedule};
 use crate::schema::Schemas;
 use crate::time::{Duration, Timestamp};
@@ -575,6 +576,22 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> Result<Vec<Event>>;
+
+    /// Stores payloads by reference (docs/protocol.md §9.1), once per
+    /// namespace and digest; storing one again marks it as just stored, so
+    /// the sweep of unreferenced payloads spares it for an hour. A commit
+    /// links each run to the digests its events and snapshot reference;
+    /// deleting a run unlinks them and sweeps what nothing references.
+    async fn put_payloads(&self, ns: &Namespace, payloads: &[StoredPayload]) -> Result<()>;
+
+    /// The stored payloads among `sha256` that `run_id` references, as
+    /// (digest, compact JSON), in no particular order.
+    async fn read_payloads(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        sha256: &[String],
+    ) -> Result<Vec<(String, String)>>;
 
     /// Up to `limit` runs of `ns` that `query`'s filter matches, in its
     /// order, strictly after `cursor` (which must fit the query:

@@ -577,6 +577,9 @@ pub struct RunWrite {
     pub(super) tasks: TaskPlan,
     /// What other nodes should hear about (see [`TaskPlan::due_queues`]).
     pub(super) due: Vec<Queue>,
+    /// The payload digests the new events and the snapshot reference
+    /// (docs/protocol.md §9.1): the run's `payload_links`.
+    pub(super) links: Vec<String>,
 }
 
 impl RunWrite {
@@ -596,13 +599,20 @@ impl RunWrite {
         let task_queue = |task: &Task| task_queue(state, task);
         let tasks = TaskPlan::fold_with_ids(&transition.effects, new_task_id, &task_queue)?;
         let last_event_time = transition.events.iter().map(|e| e.event_time).max();
+        let run = RunRow::new(&transition.state)?;
+        let events = event_rows(&transition.events)?;
+        let mut links = std::collections::BTreeSet::new();
+        for json in events.iter().map(|e| &e.data).chain([&run.state]) {
+            crate::payload::scan_digests(json.as_bytes(), &mut links);
+        }
         Ok(RunWrite {
             expected_version: change.expected_version,
             request_id: change.request_id.clone(),
-            run: RunRow::new(&transition.state)?,
-            events: event_rows(&transition.events)?,
+            run,
+            events,
             due: tasks.due_queues(last_event_time),
             tasks,
+            links: links.into_iter().collect(),
         })
     }
 

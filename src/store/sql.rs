@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Event, Queue, RegisteredAttribute};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::payload::StoredPayload;
 use crate::schema::Schemas;
 use crate::time::Timestamp;
 use crate::visibility::{CountQuery, Cursor, ListQuery};
@@ -284,6 +285,15 @@ const RUN_STATUS: &str = "select status from runs where namespace = $1 and run_i
 const RUN_TASKS: &str = "select count(*) from tasks where run_id = $1";
 const DELETE_RUN_EVENTS: &str = "delete from events where run_id = $1";
 const DELETE_RUN: &str = "delete from runs where run_id = $1";
+const DELETE_RUN_PAYLOAD_LINKS: &str = "delete from payload_links where run_id = $1";
+/// Deletes the payloads of namespace $1 that no run references and that
+/// nobody stored since $2 (a commit about to reference one stored it
+/// moments ago).
+const SWEEP_PAYLOADS: &str = "delete from payloads where namespace = $1 and touched_at < $2 \
+     and not exists (select 1 from payload_links l \
+     where l.namespace = payloads.namespace and l.sha256 = payloads.sha256)";
+/// How long an unreferenced payload is kept after it was last stored.
+const PAYLOAD_GRACE_MS: i64 = 3_600_000;
 const NAMESPACE_RETENTION: &str = "select retention_ms from namespaces where name = $1";
 /// Takes (or, for its owner, renews) the lease of namespace $1 for owner
 /// $2 until $3, unless another owner's lease is unexpired at $4; $5 is
@@ -750,7 +760,7 @@ where
             .collect::<Result<Vec<_>>>()?;
         let wakeups: Vec<Wakeup> = writes.iter().flat_map(|w| w.tasks.wakeups()).collect();
         let one_statement = match writes.as_slice() {
-            [write] => DB::commit_one(&self.pool, write, now).await,
+            [write] if write.links.is_empty() => DB::commit_one(&self.pool, write, now).await,
             _ => None,
         };
         match one_statement {
@@ -779,6 +789,53 @@ where
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|data| decode_json("event", data)).collect()
+    }
+
+    async fn put_payloads(&self, ns: &Namespace, payloads: &[StoredPayload]) -> Result<()> {
+        let now = audit_now();
+        for chunk in payloads.chunks(MAX_ROWS_PER_INSERT) {
+            let mut put = Sql::new("insert into payloads (namespace, sha256, data, touched_at) ");
+            put.values(chunk, "", |p: &StoredPayload| {
+                vec![
+                    Arg::Text(ns.0.clone()),
+                    Arg::Text(p.sha256.clone()),
+                    Arg::Text(p.data.clone()),
+                    Arg::Int(now),
+                ]
+            })
+            .push(
+                " on conflict (namespace, sha256) do update set touched_at = excluded.touched_at",
+            );
+            bound!(sqlx::query(&put.text), put.args)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn read_payloads(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        sha256: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        if sha256.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut read = Sql::new(
+            "select p.sha256, p.data from payloads p join payload_links l \
+             on l.namespace = p.namespace and l.sha256 = p.sha256 where p.namespace = ",
+        );
+        read.bind(ns.0.clone())
+            .push(" and l.run_id = ")
+            .bind(run_id_text(run_id))
+            .push(" and p.sha256 in (")
+            .list(sha256.iter().cloned().map(Arg::Text))
+            .push(")");
+        let rows: Vec<(String, String)> = bound!(sqlx::query_as(&read.text), read.args)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
     }
 
     async fn list_runs(
@@ -882,12 +939,17 @@ where
         if pending > 0 {
             return Ok(Deletion::Pending);
         }
-        for delete in [DELETE_RUN_EVENTS, DELETE_RUN] {
+        for delete in [DELETE_RUN_EVENTS, DELETE_RUN_PAYLOAD_LINKS, DELETE_RUN] {
             sqlx::query(delete)
                 .bind(run_id.clone())
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query(SWEEP_PAYLOADS)
+            .bind(ns.0.clone())
+            .bind(audit_now() - PAYLOAD_GRACE_MS)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Deletion::Deleted)
     }
@@ -952,7 +1014,7 @@ where
             events: 0,
         };
         if !run_ids.is_empty() {
-            for table in ["events", "runs"] {
+            for table in ["events", "payload_links", "runs"] {
                 let mut delete = Sql::new(format!("delete from {table} where run_id in ("));
                 delete
                     .list(run_ids.iter().cloned().map(Arg::Text))
@@ -964,6 +1026,13 @@ where
                     expired.events = DB::rows_affected(&done);
                 }
             }
+        }
+        if !run_ids.is_empty() {
+            sqlx::query(SWEEP_PAYLOADS)
+                .bind(lease.namespace.0.clone())
+                .bind(audit_now() - PAYLOAD_GRACE_MS)
+                .execute(&mut *tx)
+                .await?;
         }
         let caught_up = (run_ids.len() as i64) < limit.max(0) || run_ids.is_empty();
         sqlx::query(RETENTION_PROGRESS)
@@ -1656,6 +1725,21 @@ where
                 })
                 .push(UPSERT_TASKS_CONFLICT);
             bound!(sqlx::query(&upsert.text), upsert.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        for chunk in write.links.chunks(MAX_ROWS_PER_INSERT) {
+            let mut link = Sql::new("insert into payload_links (namespace, sha256, run_id) ");
+            link.values(chunk, "", |sha256: &String| {
+                vec![
+                    Arg::Text(run.namespace.clone()),
+                    Arg::Text(sha256.clone()),
+                    Arg::Text(run.run_id.clone()),
+                ]
+            })
+            .push(" on conflict do nothing");
+            bound!(sqlx::query(&link.text), link.args)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -5,6 +5,7 @@ use axum::extract::State;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{AppJson, AppPath, AppQuery};
+use crate::api::payloads;
 use crate::api::workflows::find_run;
 use crate::api::workflows::model::{
     PollUpdateQuery, QueryAnswer, QueryBody, SignalBody, SignalResponse, UpdateBody, UpdateOutcome,
@@ -189,7 +190,11 @@ async fn wait_update(
         match events.into_iter().next().map(|e| e.attributes) {
             Some(EventAttributes::WorkflowExecutionUpdateCompleted(c)) => match c.failure {
                 Some(f) => failure = Some(f),
-                None => result = Some(c.result),
+                None => {
+                    let mut value = c.result;
+                    payloads::in_place(&state, &run.namespace, run.run_id, &mut value).await?;
+                    result = Some(value);
+                }
             },
             _ => {
                 return Err(ApiError::Internal(format!(

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use crate::api::error::ApiError;
 use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::api::namespaces::existing_namespace;
+use crate::api::payloads;
 use crate::api::workflows::find_run;
 use crate::api::workflows::model::{
     children, typed_values, CountGroup, CountParams, Description, ExecutionCount, ExecutionList,
@@ -36,7 +37,7 @@ pub(super) async fn describe_workflow(
     let record = find_run(&state, &namespace, &workflow_id, q.run_id.as_deref()).await?;
     let s = &record.state;
     let history = state.applier.history(s).await?;
-    let pending_activities = s
+    let mut pending_activities: Vec<PendingActivity> = s
         .activities
         .values()
         .filter(|a| a.phase != ActivityPhase::Closed)
@@ -66,6 +67,12 @@ pub(super) async fn describe_workflow(
             }
         })
         .collect();
+    for details in pending_activities
+        .iter_mut()
+        .filter_map(|a| a.heartbeat_details.as_mut())
+    {
+        payloads::in_place(&state, &s.namespace, s.run_id, details).await?;
+    }
     let pending_timers = s
         .timers
         .iter()
@@ -236,6 +243,9 @@ pub(super) async fn get_result(
             Some(next) => s = next.state,
             None => break,
         }
+    }
+    if let Some(result) = &mut s.result {
+        payloads::in_place(&state, &s.namespace, s.run_id, result).await?;
     }
     Ok(AppJson(RunResult {
         run_id: s.run_id,

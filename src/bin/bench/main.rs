@@ -164,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
         },
         apply: baton::apply::Options {
             run_cache_bytes: args.run_cache_mb * 1024 * 1024,
+            ..baton::apply::Options::default()
         },
         dispatch: dispatch::Options {
             push_history_bytes: args.push_history_bytes,

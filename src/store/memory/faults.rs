@@ -37,6 +37,8 @@ pub enum Call {
     RunByRequestId,
     Commit,
     ReadHistory,
+    PutPayloads,
+    ReadPayloads,
     ListRuns,
     CountRuns,
     DeleteRun,
@@ -93,6 +95,7 @@ impl Call {
                 | Call::PromoteEndpoint
                 | Call::SetEndpointSchemas
                 | Call::Commit
+                | Call::PutPayloads
                 | Call::ClaimTasks
                 | Call::AcquireFlowSlot
                 | Call::ReleaseFlowSlot

@@ -44,6 +44,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::{Event, Queue, RegisteredAttribute, RunStatus, SearchAttributeType};
 use crate::ids::{Namespace, RunId, TaskQueue, WorkflowId};
+use crate::payload::StoredPayload;
 use crate::schema::Schemas;
 use crate::time::Timestamp;
 use crate::visibility::{Attributes, CountQuery, Cursor, ListQuery, Value};
@@ -238,6 +239,11 @@ struct Tables {
     by_workflow: BTreeMap<(String, String), BTreeSet<(i64, String)>>,
     /// Run id → event id → the encoded event.
     events: BTreeMap<String, BTreeMap<i64, String>>,
+    /// `payloads_pkey` (namespace, digest) → the payload's JSON. Nothing
+    /// sweeps unreferenced ones: the simulation's runs are short-lived.
+    payloads: BTreeMap<(String, String), String>,
+    /// `payload_links_pkey`: (namespace, digest, run id).
+    payload_links: BTreeSet<(String, String, String)>,
     /// Run id → task key → row (`tasks_run_id_task_key_key`).
     tasks: BTreeMap<String, BTreeMap<String, StoredTask>>,
     /// `tasks_pkey`: task id → (run id, task key).
@@ -325,6 +331,7 @@ impl Tables {
     /// Removes a run row and its events (the caller checked it may);
     /// returns how many events went.
     fn delete_run(&mut self, run_id: &str) -> u64 {
+        self.payload_links.retain(|(_, _, run)| run != run_id);
         self.put_run(run_id, None);
         self.events.remove(run_id).map_or(0, |e| e.len() as u64)
     }
@@ -405,6 +412,14 @@ impl Tables {
             .map(|change| RunWrite::with_task_ids(change, &mut || self.new_task_id()))
             .collect::<Result<Vec<_>>>()?;
         let wakeups = writes.iter().flat_map(|w| w.tasks.wakeups()).collect();
+        let links: Vec<(String, String, String)> = writes
+            .iter()
+            .flat_map(|w| {
+                w.links
+                    .iter()
+                    .map(|l| (w.run.namespace.clone(), l.clone(), w.run.run_id.clone()))
+            })
+            .collect();
         let mut undo = Vec::new();
         for write in writes {
             if let Err(e) = self.apply(write, &mut undo) {
@@ -414,6 +429,8 @@ impl Tables {
                 return Err(e);
             }
         }
+        // Nothing fails past this point: no undo needed.
+        self.payload_links.extend(links);
         Ok(wakeups)
     }
 
@@ -1288,6 +1305,40 @@ impl Store for MemoryStore {
                 .take(usize::try_from(limit).unwrap_or(0))
                 .map(|(_, data)| decode_json("event", data))
                 .collect()
+        })
+        .await
+    }
+
+    async fn put_payloads(&self, ns: &Namespace, payloads: &[StoredPayload]) -> Result<()> {
+        self.call(Call::PutPayloads, |t| {
+            for p in payloads {
+                t.payloads
+                    .insert((ns.0.clone(), p.sha256.clone()), p.data.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_payloads(
+        &self,
+        ns: &Namespace,
+        run_id: RunId,
+        sha256: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        self.call(Call::ReadPayloads, |t| {
+            let run_id = run_id_text(run_id);
+            Ok(sha256
+                .iter()
+                .filter(|d| {
+                    t.payload_links
+                        .contains(&(ns.0.clone(), (*d).clone(), run_id.clone()))
+                })
+                .filter_map(|d| {
+                    let data = t.payloads.get(&(ns.0.clone(), d.clone()))?;
+                    Some((d.clone(), data.clone()))
+                })
+                .collect())
         })
         .await
     }
