@@ -96,13 +96,14 @@ fn expected_need(method: &str, path: &str) -> Option<Role> {
 }
 
 /// The public routes: a webhook delivery, a handler's checkpoint and its
-/// history page requests, each authenticated by its signature
-/// (tests/webhooks.rs, tests/inline.rs, tests/history_pages.rs). All are
-/// POSTs.
-const PUBLIC: [&str; 3] = [
+/// history page and payload requests, each authenticated by its signature
+/// (tests/webhooks.rs, tests/inline.rs, tests/history_pages.rs,
+/// tests/payloads.rs). All are POSTs.
+const PUBLIC: [&str; 4] = [
     "/api/v1/namespaces/{namespace}/webhooks/{source_id}",
     "/api/v1/namespaces/{namespace}/workflow-tasks/checkpoint",
     "/api/v1/namespaces/{namespace}/workflow-tasks/history",
+    "/api/v1/namespaces/{namespace}/payloads",
 ];
 
 /// Every `/api/v1` (method, path) of the spec. The spec marks exactly the

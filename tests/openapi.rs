@@ -595,6 +595,11 @@ async fn every_spec_route_is_served() {
         ("key_id", "bk_0000000000000000"),
         ("source_id", "source-drift"),
         ("delivery", "delivery-drift"),
+        ("run_id", "0194a0f0-8c00-7000-8000-00000000a017"),
+        (
+            "sha256",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ),
     ]
     .into();
     let mut failures = Vec::new();
@@ -1387,6 +1392,7 @@ impl Sim {
                 "http://127.0.0.1:7233/api/v1/namespaces/{}/workflow-tasks/checkpoint",
                 s.namespace
             )),
+            payloads: None,
         });
         pushed(&request)
     }
@@ -1407,6 +1413,7 @@ impl Sim {
             },
             history_length: self.history.len() as i64,
             pages: wire::Pages::default(),
+            payloads: None,
         }
     }
 
@@ -1461,6 +1468,7 @@ impl Sim {
             deadline,
             heartbeat_timeout: a.heartbeat_timeout,
             heartbeat_details: a.heartbeat_details.as_ref(),
+            payloads: None,
         });
         pushed(&request)
     }

@@ -52,6 +52,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("list_runs_pages", |s| Box::pin(list_runs_pages(s))),
     ("count_runs", |s| Box::pin(count_runs(s))),
     ("delete_run", |s| Box::pin(delete_run(s))),
+    ("payload_links", |s| Box::pin(payload_links(s))),
     ("retention_deletes_expired_runs", |s| {
         Box::pin(retention_deletes_expired_runs(s))
     }),
@@ -141,6 +142,18 @@ pub(crate) fn started(
     workflow_type: &str,
     now: i64,
 ) -> Transition {
+    let input = json!({"order": workflow_id});
+    started_with(ns, workflow_id, workflow_type, now, input)
+}
+
+/// [`started`], with this input.
+fn started_with(
+    ns: &Namespace,
+    workflow_id: &str,
+    workflow_type: &str,
+    now: i64,
+    input: serde_json::Value,
+) -> Transition {
     let cmd = StartRun {
         trace_context: None,
         namespace: ns.clone(),
@@ -148,7 +161,7 @@ pub(crate) fn started(
         run_id: RunId::generate(),
         workflow_type: workflow_type.to_owned(),
         task_queue: TaskQueue::from("main"),
-        input: json!({"order": workflow_id}),
+        input,
         execution_timeout: None,
         run_timeout: None,
         task_timeout: None,
@@ -1146,6 +1159,88 @@ async fn delete_run(store: Arc<dyn Store>) {
     assert_eq!(workflow_ids(&left.expect("list")), ["pending", "open"]);
     let history = store.read_history(&ns(), open.run_id, 0, 100).await;
     assert!(!history.expect("history").is_empty());
+}
+
+/// A run reads back the stored payloads its events and snapshot
+/// reference, and only those; deleting it unlinks them, not another
+/// run's links to the same payload (docs/protocol.md §9.1).
+async fn payload_links(store: Arc<dyn Store>) {
+    let stored = |tag: &str| {
+        let data = json!({"pad": tag.repeat(300)}).to_string();
+        let sha256 = format!(
+            "{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(data.as_bytes())
+        );
+        crate::payload::StoredPayload { sha256, data }
+    };
+    let reference = |p: &crate::payload::StoredPayload| json!({crate::payload::MARKER: {"sha256": p.sha256, "size_bytes": p.data.len()}});
+    let (a, b) = (stored("a"), stored("b"));
+    let both = [a.sha256.clone(), b.sha256.clone()];
+    store
+        .put_payloads(&ns(), &[a.clone(), b.clone()])
+        .await
+        .expect("put");
+    // Storing again is harmless.
+    store.put_payloads(&ns(), &[a.clone()]).await.expect("put");
+    let read = |run_id| {
+        let (store, both) = (store.clone(), both.clone());
+        async move {
+            let mut found = store
+                .read_payloads(&ns(), run_id, &both)
+                .await
+                .expect("read");
+            found.sort();
+            found
+        }
+    };
+
+    let first = started_with(&ns(), "first", "Order", T0, reference(&a));
+    store.commit(&[create(first.clone())]).await.expect("first");
+    let first = first.state;
+    assert_eq!(
+        read(first.run_id).await,
+        vec![(a.sha256.clone(), a.data.clone())]
+    );
+
+    let second = started_with(&ns(), "second", "Order", T0, reference(&a));
+    store
+        .commit(&[create(second.clone())])
+        .await
+        .expect("second");
+    let signal = Command::SignalWorkflow(engine::Signal {
+        signal_name: "go".into(),
+        input: reference(&b),
+        request_id: None,
+        identity: None,
+    });
+    let signalled = engine::decide(&second.state, signal, &ctx(T0 + 1)).expect("signal");
+    store
+        .commit(&[update(1, signalled.clone())])
+        .await
+        .expect("signalled");
+    let mut expected = vec![
+        (a.sha256.clone(), a.data.clone()),
+        (b.sha256.clone(), b.data.clone()),
+    ];
+    expected.sort();
+    assert_eq!(read(second.state.run_id).await, expected);
+
+    let other = store
+        .read_payloads(&Namespace::from("other"), second.state.run_id, &both)
+        .await
+        .expect("read");
+    assert_eq!(other, vec![], "another namespace's run id reads nothing");
+
+    let closed = terminated(&first, T0 + 10, "done");
+    store.commit(&[update(1, closed)]).await.expect("terminate");
+    let deleted = store.delete_run(&ns(), first.run_id).await.expect("delete");
+    assert_eq!(deleted, Deletion::Deleted);
+    assert_eq!(read(first.run_id).await, vec![]);
+    assert_eq!(
+        read(second.state.run_id).await,
+        expected,
+        "the other run keeps its payloads"
+    );
 }
 
 /// How long the retention cases' leases last.
