@@ -1,3 +1,6 @@
+//! What is stored by reference, how references look, and where they are
+//! found and put back.
+
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
