@@ -211,17 +211,6 @@ async fn server(db: Db, push_history_bytes: u64) -> common::TestServer {
     spawn_server_with(options).await
 }
 
-async fn register(api: &common::Api, queue: &str, url: &str, features: Value) {
-    let (status, body) = api
-        .post(
-            "/api/v1/namespaces/default/endpoints",
-            json!({"task_queue": queue, "url": url, "secrets": [SECRET], "features": features}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["features"], features);
-}
-
 /// Starts `n` runs `{prefix}-{i}` on `queue` and waits for each result.
 async fn run_all(api: &common::Api, queue: &str, prefix: &str, n: usize, steps: usize) {
     for i in 0..n {
@@ -267,7 +256,10 @@ async fn sticky_pushes_carry_only_the_new_events(db: Db) {
     let (handler, memory) = paging_handler(steps, mode).await;
     let server = server(db, 1024 * 1024).await;
     // No features: sticky pushes need none (the answer asks for them).
-    register(&server.api, "sticky", &handler.url, json!([])).await;
+    server
+        .api
+        .register_with_features("sticky", &handler.url, json!([]))
+        .await;
     run_all(&server.api, "sticky", "sticky", 12, steps).await;
     let (seen, page_requests) = {
         let m = memory.lock().unwrap();
@@ -315,13 +307,10 @@ async fn a_handler_without_the_instance_pages_in_the_rest(db: Db) {
     };
     let (handler, memory) = paging_handler(steps, mode).await;
     let server = server(db, 1024 * 1024).await;
-    register(
-        &server.api,
-        "forgetful",
-        &handler.url,
-        json!(["history_pages"]),
-    )
-    .await;
+    server
+        .api
+        .register_with_features("forgetful", &handler.url, json!(["history_pages"]))
+        .await;
     run_all(&server.api, "forgetful", "forgetful", 20, steps).await;
     let seen = memory.lock().unwrap().seen.clone();
     let paged: Vec<&Seen> = seen.iter().filter(|s| s.paged_in).collect();
@@ -345,7 +334,10 @@ async fn a_failed_task_ends_the_sticky_pushes(db: Db) {
     };
     let (handler, memory) = paging_handler(steps, mode).await;
     let server = server(db, 1024 * 1024).await;
-    register(&server.api, "failing", &handler.url, json!([])).await;
+    server
+        .api
+        .register_with_features("failing", &handler.url, json!([]))
+        .await;
     run_all(&server.api, "failing", "failing", 5, steps).await;
     let seen = memory.lock().unwrap().seen.clone();
     for i in 0..5 {
@@ -384,8 +376,10 @@ async fn paged_pushes_stay_under_the_bound_and_queries_page_in(db: Db) {
     let (handler, memory) = paging_handler(steps, mode).await;
     let server = server(db, bound).await;
     let api = &server.api;
-    register(api, "paged", &handler.url, json!(["history_pages"])).await;
-    register(api, "whole", &handler.url, json!([])).await;
+    api.register_with_features("paged", &handler.url, json!(["history_pages"]))
+        .await;
+    api.register_with_features("whole", &handler.url, json!([]))
+        .await;
     run_all(api, "paged", "paged", 6, steps).await;
     run_all(api, "whole", "whole", 2, steps).await;
     let seen = memory.lock().unwrap().seen.clone();
@@ -452,7 +446,8 @@ async fn pages_come_from_the_store_when_the_node_keeps_no_runs(db: Db) {
     options.apply.run_cache_bytes = 0;
     let server = spawn_server_with(options).await;
     let api = &server.api;
-    register(api, "paged", &handler.url, json!(["history_pages"])).await;
+    api.register_with_features("paged", &handler.url, json!(["history_pages"]))
+        .await;
     run_all(api, "paged", "uncached", 4, steps).await;
     let seen = memory.lock().unwrap().seen.clone();
     let paged = seen.iter().filter(|s| s.paged_in).count();
@@ -470,7 +465,8 @@ async fn the_page_route_refuses_what_it_must(db: Db) {
     let (handler, memory) = paging_handler(3, mode).await;
     let server = server(db, 1024 * 1024).await;
     let api = &server.api;
-    register(api, "refusals", &handler.url, json!([])).await;
+    api.register_with_features("refusals", &handler.url, json!([]))
+        .await;
     run_all(api, "refusals", "refusals", 1, 3).await;
     let described = api.describe("refusals-0").await;
     let run_id = described["execution"]["run_id"]

@@ -1469,6 +1469,10 @@ impl Sim {
             heartbeat_timeout: a.heartbeat_timeout,
             heartbeat_details: a.heartbeat_details.as_ref(),
             payloads: None,
+            payloads_url: Some(format!(
+                "http://127.0.0.1:7233/api/v1/namespaces/{}/payloads",
+                s.namespace
+            )),
         });
         pushed(&request)
     }

@@ -176,16 +176,6 @@ async fn server(db: Db, push_payload_bytes: u64) -> common::TestServer {
     spawn_server_with(options).await
 }
 
-async fn register(api: &common::Api, queue: &str, url: &str, features: Value) {
-    let (status, body) = api
-        .post(
-            "/api/v1/namespaces/default/endpoints",
-            json!({"task_queue": queue, "url": url, "secrets": [SECRET], "features": features}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
 /// Starts [`RUNS`] runs with large inputs, signals each with a large
 /// payload (all at once), and checks every result and history.
 async fn run_all(api: &common::Api, queue: &str) -> Vec<Vec<Value>> {
@@ -254,69 +244,69 @@ fn check_histories(histories: &[Vec<Value>]) {
 async fn handlers_with_the_feature_get_references_with_the_payloads_beside(db: Db) {
     let server = server(db, 2 * 1024 * 1024).await;
     let (handler, seen) = handler(&server).await;
-    register(
-        &server.api,
-        "inlined",
-        &handler.url,
-        json!(["payload_references"]),
-    )
-    .await;
+    server
+        .api
+        .register_with_features("inlined", &handler.url, json!(["payload_references"]))
+        .await;
     let histories = run_all(&server.api, "inlined").await;
     check_histories(&histories);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.large_pushes, 0, "no push carried a payload in place");
-    assert!(
-        seen.references > 0 && seen.inlined == seen.references,
-        "every reference came with its payload"
-    );
-    assert_eq!(seen.fetched, 0);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.large_pushes, 0, "no push carried a payload in place");
+        assert!(
+            seen.references > 0 && seen.inlined == seen.references,
+            "every reference came with its payload"
+        );
+        assert_eq!(seen.fetched, 0);
+    }
     server.stop().await;
 }
 
 async fn handlers_with_the_feature_fetch_what_a_push_does_not_inline(db: Db) {
     let server = server(db, 0).await;
     let (handler, seen) = handler(&server).await;
-    register(
-        &server.api,
-        "fetched",
-        &handler.url,
-        json!(["payload_references"]),
-    )
-    .await;
+    server
+        .api
+        .register_with_features("fetched", &handler.url, json!(["payload_references"]))
+        .await;
     let histories = run_all(&server.api, "fetched").await;
     check_histories(&histories);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.large_pushes, 0);
-    assert_eq!(seen.inlined, 0, "a budget of 0 inlines nothing");
-    assert!(seen.fetched > 0 && seen.fetched == seen.references);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.large_pushes, 0);
+        assert_eq!(seen.inlined, 0, "a budget of 0 inlines nothing");
+        assert!(seen.fetched > 0 && seen.fetched == seen.references);
+    }
     server.stop().await;
 }
 
 async fn handlers_without_the_feature_get_payloads_in_place(db: Db) {
     let server = server(db, 2 * 1024 * 1024).await;
     let (handler, seen) = handler(&server).await;
-    register(&server.api, "in-place", &handler.url, json!([])).await;
+    server
+        .api
+        .register_with_features("in-place", &handler.url, json!([]))
+        .await;
     let histories = run_all(&server.api, "in-place").await;
     check_histories(&histories);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.references, 0, "the handler never saw a reference");
-    assert!(
-        seen.large_pushes >= RUNS * (STEPS + 1),
-        "pushes carried the payloads"
-    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.references, 0, "the handler never saw a reference");
+        assert!(
+            seen.large_pushes >= RUNS * (STEPS + 1),
+            "pushes carried the payloads"
+        );
+    }
     server.stop().await;
 }
 
 async fn the_payload_routes_refuse_what_they_must(db: Db) {
     let server = server(db, 2 * 1024 * 1024).await;
     let (handler, _) = handler(&server).await;
-    register(
-        &server.api,
-        "refusals",
-        &handler.url,
-        json!(["payload_references"]),
-    )
-    .await;
+    server
+        .api
+        .register_with_features("refusals", &handler.url, json!(["payload_references"]))
+        .await;
     let api = &server.api;
     let histories = run_all(api, "refusals").await;
     let described = api.describe("refusals-0").await;

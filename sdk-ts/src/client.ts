@@ -25,6 +25,7 @@ import { BatchClient } from "./batch.js";
 import { WebhookClient } from "./webhook.js";
 import type * as wire from "./generated/openapi.js";
 import { httpCall } from "./core/http.js";
+import { oneAtATime, resolveEvents } from "./core/payloads.js";
 import { injectTrace } from "./core/tracing.js";
 import { ScheduleClient } from "./schedule.js";
 import type { QueryDefinition, UpdateDefinition } from "./workflow.js";
@@ -302,7 +303,12 @@ export class WorkflowHandle<R = unknown> {
     await this.call("POST", this.path("/terminate").replace(/\?.*$/, ""), body);
   }
 
-  /** The persisted history, every page (export it for the replayer). */
+  /**
+   * The persisted history, every page (export it for the replayer). The
+   * payloads its events hold by reference where replay reads them
+   * (docs/protocol.md §9.1) are put in place, fetched from the run's
+   * payload route, so the Replayer replays it.
+   */
   async fetchHistory(): Promise<{ workflow_id: string; run_id: string; events: HistoryEvent[] }> {
     const events: HistoryEvent[] = [];
     let token: string | undefined;
@@ -314,6 +320,14 @@ export class WorkflowHandle<R = unknown> {
       events.push(...page.events);
       token = page.next_page_token ?? undefined;
     } while (token);
+    const run = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(this.workflowId)}/runs/${encodeURIComponent(runId)}/payloads/`;
+    await resolveEvents(events, undefined, () =>
+      oneAtATime(async (sha256) => {
+        const { json } = await this.call("GET", `${run}${sha256}`);
+        if (json === null || typeof json !== "object" || !("value" in json)) throw new Error(`GET ${run}${sha256}: the answer has no value`);
+        return (json as wire.PayloadView).value;
+      }),
+    );
     return { workflow_id: this.workflowId, run_id: runId, events };
   }
 

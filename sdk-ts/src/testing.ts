@@ -13,6 +13,7 @@ import { Client, Connection } from "./client.js";
 import { type Duration, type HistoryEvent, NonDeterminismError, failureToError, formatDuration } from "./common.js";
 import type { FetchHandler } from "./core/handler.js";
 import type * as wire from "./generated/openapi.js";
+import { holdsReferences } from "./core/payloads.js";
 import { type WorkflowFunction, handleWorkflowTask } from "./core/workflow_instance.js";
 
 function executable(p: string): boolean {
@@ -198,6 +199,9 @@ export class Replayer {
     const runId = (Array.isArray(history) ? undefined : history.run_id) ?? "replay";
     const first = events[0];
     if (!first || first.event_type !== "WorkflowExecutionStarted") throw new Error("history must start with WorkflowExecutionStarted");
+    if (holdsReferences(events)) {
+      throw new Error("the history holds payloads by reference where replay reads them (docs/protocol.md §9.1): fetch it with WorkflowHandle.fetchHistory(), which puts them in place");
+    }
     const attrs = first.attributes as { workflow_type?: string; task_queue?: string };
     const type = String(attrs.workflow_type);
     const fn = this.workflows[type];

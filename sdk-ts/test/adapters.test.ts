@@ -101,7 +101,7 @@ function testAdapter(name: string, send: Send, longLived = false): void {
       assert.equal(d.sdk.name, "baton-sdk-ts");
       assert.deepEqual(d.workflows.map((w) => w.name), ["Greeting"]);
       assert.deepEqual(d.activities.map((a) => a.name), ["greet", "farewell"]);
-      assert.deepEqual((d as { features?: string[] }).features, ["history_pages"]);
+      assert.deepEqual((d as { features?: string[] }).features, ["history_pages", "payload_references"]);
     });
     test(longLived ? "a workflow task is answered sticky, and the next one goes on from its new events" : "a workflow task is not answered sticky", async () => {
       const runId = `adapter-run-${++runs}`;

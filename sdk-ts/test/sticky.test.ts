@@ -140,13 +140,13 @@ describe("sticky and paged pushes against baton dev", { skip: SKIP_WITHOUT_BINAR
     return h;
   }
 
-  test("the description lists history_pages, which registerEndpoint registers with the version", async () => {
+  test("the description lists history_pages and payload_references, which registerEndpoint registers with the version", async () => {
     const { port } = await workflowHandler("ts-sticky-description");
     const url = `http://127.0.0.1:${port}/`;
     const description = (await (await fetch(url)).json()) as { features?: string[] };
-    assert.deepEqual(description.features, ["history_pages"]);
+    assert.deepEqual(description.features, ["history_pages", "payload_references"]);
     const registered = await env.registerEndpoint("ts-sticky-description", url, SECRET, { version: "v2" });
-    assert.deepEqual(registered.features, ["history_pages"]);
+    assert.deepEqual(registered.features, ["history_pages", "payload_references"]);
   });
 
   test("thirty pushed steps: every task after the first goes on in the kept instance", async () => {

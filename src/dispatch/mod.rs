@@ -840,6 +840,11 @@ impl Inner {
             heartbeat_timeout: act.heartbeat_timeout,
             heartbeat_details,
             payloads: inlined,
+            payloads_url: self
+                .options
+                .public_url
+                .as_ref()
+                .map(|base| format!("{base}/api/v1/namespaces/{ns}/payloads")),
         });
         let target = PushTarget {
             namespace: &ns.0,

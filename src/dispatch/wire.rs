@@ -158,6 +158,10 @@ pub struct ActivityTaskRequest<'a> {
     /// (docs/protocol.md §9.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payloads: Option<&'a Inlined>,
+    /// Where the handler fetches the payloads of references it was not
+    /// sent (docs/protocol.md §9.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payloads_url: Option<String>,
 }
 
 /// The persisted events, already encoded, followed by the task's transient

@@ -1181,7 +1181,10 @@ async fn payload_links(store: Arc<dyn Store>) {
         .await
         .expect("put");
     // Storing again is harmless.
-    store.put_payloads(&ns(), &[a.clone()]).await.expect("put");
+    store
+        .put_payloads(&ns(), std::slice::from_ref(&a))
+        .await
+        .expect("put");
     let read = |run_id| {
         let (store, both) = (store.clone(), both.clone());
         async move {

@@ -421,13 +421,21 @@ impl Api {
     }
 
     pub async fn register(&self, task_queue: &str, url: &str) {
+        self.register_with_features(task_queue, url, json!([]))
+            .await;
+    }
+
+    /// Registers `url` for `task_queue` with protocol `features`
+    /// (docs/protocol.md §1.5).
+    pub async fn register_with_features(&self, task_queue: &str, url: &str, features: Value) {
         let (status, body) = self
             .post(
                 "/api/v1/namespaces/default/endpoints",
-                json!({"task_queue": task_queue, "url": url, "secrets": [SECRET]}),
+                json!({"task_queue": task_queue, "url": url, "secrets": [SECRET], "features": features}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["features"], features);
     }
 
     pub async fn start(

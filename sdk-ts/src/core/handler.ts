@@ -12,6 +12,12 @@
  * adapter), a workflow instance whose task was answered with commands is
  * kept in the sticky cache and the answer says `sticky: true`; the run's
  * next task, sent only the new events, goes on in that instance.
+ *
+ * Payloads stored by reference (protocol.md §9.1) are put in place before
+ * any code sees them: those of the events replay reads once the history is
+ * whole (or the new events of a sticky push, or a checkpoint's answer), an
+ * activity push's `input` and `heartbeat_details`; from the push's
+ * `payloads`, the rest fetched from the signed payload route.
  */
 import { CompleteAsyncError, Context, type HeartbeatSender, type Info, runInContext } from "../activity.js";
 import {
@@ -31,11 +37,12 @@ import {
 import { type WorkflowFunction, WorkflowInstance, handleQuery, handleUpdateValidation } from "./workflow_instance.js";
 import { type PageConfig, isPartial, withWholeHistory } from "./history.js";
 import { type AttemptOutcome, DEFAULT_MAX_INLINE_ATTEMPTS, type InlineConfig, Slots, runSession } from "./inline.js";
+import { ACTIVITY_POSITIONS, type FetchPayloads, PAYLOAD_REFERENCES, type Position, payloadsUrlBeside, payloadsUrlOn, resolveEvents, resolvePositions, signedFetcher } from "./payloads.js";
 import { localActivityRunner } from "./local_activity.js";
 import type * as wire from "../generated/openapi.js";
 import { describeSchemas, handlerNames } from "./schema.js";
 import { httpCall } from "./http.js";
-import { verify } from "./signing.js";
+import { onBase, verify } from "./signing.js";
 import { DEFAULT_MAX_CACHED_WORKFLOWS, type HandlerStats, WorkflowCache } from "./sticky.js";
 import { continueTrace } from "./tracing.js";
 
@@ -69,7 +76,14 @@ export interface HandlerOptions {
   inlineActivities?: boolean;
   /** At most this many inline attempts run at once in this handler (default 100, an endpoint's default `max_concurrency`); beyond, activities are pushed as usual. */
   maxInlineAttempts?: number;
-  /** Replaces the base (scheme, host, port) of the push's `checkpoint_url` and `history_url`, when this handler reaches the server under another address. */
+  /**
+   * Replaces the base (scheme, host, port) of the push's `checkpoint_url`
+   * and `history_url`, when this handler reaches the server under another
+   * address, and of an activity push's `payloads_url` (an older server's
+   * activity push names none: it fetches the payloads it refers to but
+   * does not carry, protocol.md §9.1, from this base, else from
+   * `serverUrl`).
+   */
   checkpointBaseUrl?: string;
   /**
    * Where the handler is long-lived (under `toNodeListener`), it keeps up
@@ -130,6 +144,14 @@ function functions(obj: Record<string, unknown> | undefined): Map<string, AnyFun
   return out;
 }
 
+/** Whether `p` fulfils. */
+function succeeds(p: Promise<unknown>): Promise<boolean> {
+  return p.then(
+    () => true,
+    () => false,
+  );
+}
+
 /** A workflow task failure of the code, not of the run (protocol.md §5.3). */
 function taskFailure(failure: FailureJson): WorkflowTaskResponse {
   return { failure: { cause: "WORKFLOW_WORKER_UNHANDLED_FAILURE", failure } };
@@ -150,6 +172,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
           activities,
           slots: new Slots(options.maxInlineAttempts ?? DEFAULT_MAX_INLINE_ATTEMPTS),
           runAttempt: (fn, args, info) => runAttempt(fn, args, info, heartbeatSender(options, info.workflowNamespace, info.taskToken)),
+          resolveEvents: (request, events, payloads, deadlineMs) => resolveEvents(events, payloads, payloadSource(request, deadlineMs)),
           ...(options.identity !== undefined ? { identity: options.identity } : {}),
           ...(options.checkpointBaseUrl !== undefined ? { checkpointBaseUrl: options.checkpointBaseUrl } : {}),
         };
@@ -162,16 +185,39 @@ export function createHandler(options: HandlerOptions): BatonHandler {
       updates: handlerNames(fn, "update"),
     })),
     activities: [...activities.keys()].map((name) => ({ name })),
-    features: ["history_pages"],
+    features: ["history_pages", PAYLOAD_REFERENCES],
     schemas: describeSchemas(workflows, activities),
   };
   const maxCached = options.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS;
   const cache = maxCached > 0 ? new WorkflowCache(maxCached) : undefined;
-  const counts = { stickyHits: 0, stickyMisses: 0, historyPages: 0 };
+  const counts = { stickyHits: 0, stickyMisses: 0, historyPages: 0, payloadFetches: 0 };
   const pages: PageConfig = {
     secrets,
     ...(options.checkpointBaseUrl !== undefined ? { baseUrl: options.checkpointBaseUrl } : {}),
     onPage: () => void counts.historyPages++,
+  };
+  /**
+   * The payload route (§9.1) for a push's run: an activity push's
+   * `payloads_url`, else beside a workflow push's `history_url` or
+   * `checkpoint_url` (on `checkpointBaseUrl` if given), else (an older
+   * server's activity push) on `checkpointBaseUrl` or `serverUrl`.
+   */
+  const payloadSource =
+    (push: { namespace: string; run_id: string; history_url?: string; checkpoint_url?: string; payloads_url?: string }, deadlineMs?: number) =>
+    (): FetchPayloads => {
+      const beside = push.history_url ?? push.checkpoint_url;
+      const base = options.checkpointBaseUrl ?? options.serverUrl;
+      let url: string;
+      if (typeof push.payloads_url === "string") url = onBase(push.payloads_url, options.checkpointBaseUrl);
+      else if (typeof beside === "string") url = payloadsUrlBeside(beside, options.checkpointBaseUrl);
+      else if (base !== undefined) url = payloadsUrlOn(base, push.namespace);
+      else throw new Error("the push refers to payloads it does not carry, and the handler has no serverUrl to fetch them from");
+      return signedFetcher(url, secrets, push.run_id, () => void counts.payloadFetches++, deadlineMs);
+    };
+  /** Puts in place the references of the events replay reads in `r` (§9.1), from its `payloads` or fetched. */
+  const resolveHistory = async <T extends WorkflowTaskRequest | QueryRequest | UpdateValidationRequest>(r: T, deadlineMs?: number): Promise<T> => {
+    await resolveEvents(r.history, r.payloads, payloadSource(r, deadlineMs));
+    return r;
   };
 
   const push: PushHandler = async (requestMethod, headers, body, platform) => {
@@ -218,6 +264,14 @@ export function createHandler(options: HandlerOptions): BatonHandler {
       if (typeof r.activity_type !== "string" || typeof r.task_token !== "string") {
         return json(400, { error: "malformed activity_task" });
       }
+      try {
+        // Before the activity runs, its payloads in place; the fetch is bounded by the attempt's deadline.
+        const positions: Position[] = ACTIVITY_POSITIONS.map((m) => [r as unknown as Record<string, unknown>, m]);
+        await resolvePositions(positions, r.payloads, payloadSource(r, Date.parse(r.deadline) || undefined));
+      } catch (err) {
+        // Not run: the server pushes the attempt again after a back-off (protocol.md §6.2).
+        return json(503, { error: `the activity's payloads could not be fetched: ${String(err)}` });
+      }
       return runActivity(activities.get(r.activity_type), r, options);
     }
     return json(400, { error: `unknown push type ${JSON.stringify(type)}` });
@@ -230,7 +284,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
    */
   const pagedIn = async <T extends QueryRequest | UpdateValidationRequest>(r: T): Promise<T | string> => {
     try {
-      return await withWholeHistory(r, pages);
+      return await resolveHistory(await withWholeHistory(r, pages));
     } catch (err) {
       return String(err);
     }
@@ -246,9 +300,12 @@ export function createHandler(options: HandlerOptions): BatonHandler {
     const fn = workflows.get(r.workflow_type) as WorkflowFunction | undefined;
     // Out of the cache while the task runs; put back only if it answers with commands.
     const held = cache?.take(r.run_id);
+    const deadlineMs = r.deadline !== undefined ? Date.parse(r.deadline) : undefined;
     let instance: WorkflowInstance | undefined;
     let answer: WorkflowTaskResponse | undefined;
-    if (held !== undefined && fn !== undefined && held.continueWith(fn, r)) {
+    // The new events of a sticky push are put in place before they are applied
+    // (should that fail, the replay below pages in, puts in place and decides).
+    if (held !== undefined && fn !== undefined && (await succeeds(resolveHistory(r, deadlineMs))) && held.continueWith(fn, r)) {
       const continued = await held.activate();
       // A cache that went wrong (non-determinism, a failure) never fails the task: the replay below decides.
       if ("commands" in continued) {
@@ -265,7 +322,7 @@ export function createHandler(options: HandlerOptions): BatonHandler {
       if (isPartial(r)) counts.stickyMisses++;
       let whole: WorkflowTaskRequest;
       try {
-        whole = await withWholeHistory(r, pages, r.deadline !== undefined ? Date.parse(r.deadline) : undefined);
+        whole = await resolveHistory(await withWholeHistory(r, pages, deadlineMs), deadlineMs);
       } catch (err) {
         // The server retries the task with a fresh push (protocol.md §7.3).
         return taskFailure(errorToFailure(err));

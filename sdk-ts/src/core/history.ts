@@ -5,6 +5,9 @@
  * a replay the handler pages in the older events from the server's page
  * route, signed with the endpoint's push secret as checkpoints are (§5.9),
  * following `next_first_event_id` until it reaches the push's first event.
+ * A page carries, as a push does, the payloads its events refer to
+ * (`payloads`, §9.1): they join the push's own, for the handler to put in
+ * place once the history is whole.
  */
 import type { HistoryEvent } from "../common.js";
 import type * as wire from "../generated/openapi.js";
@@ -16,6 +19,8 @@ export interface PartialHistory {
   history_first_event_id?: number;
   history_reference?: string;
   history_url?: string;
+  /** Payloads beside the references of `history` (§9.1). */
+  payloads?: wire.InlinedPayloads;
 }
 
 /** Where and how the handler pages in. */
@@ -48,6 +53,7 @@ export async function withWholeHistory<T extends PartialHistory>(request: T, con
   if (request.history[0]?.event_id !== end) throw new Error(`the push's history does not start at its history_first_event_id ${end}`);
   const url = onBase(request.history_url, config.baseUrl);
   const older: HistoryEvent[] = [];
+  let payloads: wire.InlinedPayloads | undefined;
   let next = 1;
   while (next < end) {
     const body: wire.WorkflowTaskHistoryRequest = { history_reference: request.history_reference, first_event_id: next };
@@ -61,7 +67,11 @@ export async function withWholeHistory<T extends PartialHistory>(request: T, con
       throw new Error(`history page from event ${next}: ${events.length} events and next_first_event_id ${page.next_first_event_id} (the push starts at ${end})`);
     }
     older.push(...events);
+    if (page.payloads !== null && typeof page.payloads === "object") {
+      payloads ??= { ...request.payloads };
+      Object.assign(payloads, page.payloads);
+    }
     next = page.next_first_event_id;
   }
-  return { ...request, history: [...older, ...request.history] };
+  return { ...request, history: [...older, ...request.history], ...(payloads !== undefined ? { payloads } : {}) };
 }

@@ -71,6 +71,13 @@ export interface InlineConfig {
   runAttempt(fn: AnyFunction, args: unknown[], info: Info): Promise<AttemptOutcome>;
   identity?: string;
   checkpointBaseUrl?: string;
+  /**
+   * Puts in place the references (protocol.md §9.1) at the read positions
+   * of a checkpoint answer's `events`, from its `payloads` or fetched; the
+   * instance matches them to its commands (a LocalActivity marker's
+   * `details` among them).
+   */
+  resolveEvents(request: WorkflowTaskRequest, events: HistoryEvent[], payloads: unknown, deadlineMs: number): Promise<unknown>;
 }
 
 interface Running {
@@ -191,9 +198,17 @@ export async function runSession(
     }
   };
 
+  /** A checkpoint answer's events, their references put in place. */
+  const eventsOf = async (r: wire.WorkflowTaskCheckpointResponse): Promise<HistoryEvent[]> => {
+    const events = (r.events ?? []) as HistoryEvent[];
+    await config.resolveEvents(request, events, r.payloads, end);
+    return events;
+  };
+
   try {
-    instance.checkpointed((reply.events ?? []) as HistoryEvent[]);
+    // The attempts first: committed as started, they run (and are reported) whatever comes next.
     start(reply.activity_tasks, first);
+    instance.checkpointed(await eventsOf(reply));
     for (;;) {
       if (running.size === 0) break;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -258,8 +273,8 @@ export async function runSession(
       token = reply.continuation_token;
       serverMs = Date.parse(reply.server_time);
       arrivedMono = performance.now();
-      instance.checkpointed((reply.events ?? []) as HistoryEvent[]);
       start(reply.activity_tasks, scheduled);
+      instance.checkpointed(await eventsOf(reply));
     }
   } catch (err) {
     // The server has what the checkpoints committed; the rest goes on in pushed tasks.

@@ -10,7 +10,7 @@ import type { WorkflowInstance } from "./workflow_instance.js";
 /** Protocol.md §5.10: "default 1,000". */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 1000;
 
-/** What a handler's sticky cache and history pages did, since it was made (`handler.stats()`). */
+/** What a handler's sticky cache, history pages and payload fetches did, since it was made (`handler.stats()`). */
 export interface HandlerStats {
   /** Workflow instances held now for their runs' next tasks. */
   cachedWorkflows: number;
@@ -22,6 +22,8 @@ export interface HandlerStats {
   evictions: number;
   /** History pages fetched from the server, for workflow tasks, queries and update validations. */
   historyPages: number;
+  /** Calls to the payload route for payloads stored by reference that a push, page or checkpoint answer did not carry (protocol.md §9.1). */
+  payloadFetches: number;
 }
 
 export class WorkflowCache {

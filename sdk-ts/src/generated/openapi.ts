@@ -1925,6 +1925,7 @@ export type WorkflowTaskRequest = {
   deadline?: Timestamp;
   /** The absolute URL of the checkpoint route of the run's namespace, for inline activities (docs/protocol.md §5.9). Absent from older servers. */
   checkpoint_url?: string;
+  payloads?: InlinedPayloads;
 };
 
 /** The answer to a workflow task (HTTP 200): exactly one of `commands` (possibly empty), `failure` and `checkpointed` (the task was completed by a checkpoint, §5.9; recorded as nothing). Unknown fields make the answer invalid (a delivery failure). docs/protocol.md §5.2–5.3. */
@@ -1955,6 +1956,38 @@ export type WorkflowTaskResponse = {
   sticky?: boolean;
 };
 
+/** A payload stored apart from the history (docs/protocol.md §9.1), in its place in an event or push. */
+export type PayloadReference = {
+  $baton_payload: {
+    /** Lowercase hex SHA-256 of the payload's compact JSON. */
+    sha256: string;
+    /** The length of that JSON. */
+    size_bytes: number;
+  };
+};
+
+/** Payloads beside the references of a push, a history page or a checkpoint answer, by digest (docs/protocol.md §9.1). Only to endpoint versions with the `payload_references` feature. */
+export type InlinedPayloads = {
+  [key: string]: Payload;
+};
+
+/** docs/protocol.md §9.1. */
+export type PayloadsRequest = {
+  run_id: RunId;
+  sha256: string[];
+};
+
+/** docs/protocol.md §9.1. */
+export type PayloadsResponse = {
+  payloads: InlinedPayloads;
+};
+
+export type PayloadView = {
+  sha256: string;
+  size_bytes: number;
+  value: Payload;
+};
+
 /** docs/protocol.md §5.10. */
 export type WorkflowTaskHistoryRequest = {
   /** The push's `history_reference`. */
@@ -1968,6 +2001,7 @@ export type WorkflowTaskHistoryResponse = {
   events: Event[];
   /** The id after the page's last event; the push's `history_first_event_id` on the last page. */
   next_first_event_id: number;
+  payloads?: InlinedPayloads;
 };
 
 /** docs/protocol.md §5.9. */
@@ -2022,6 +2056,7 @@ export type WorkflowTaskCheckpointResponse = {
     cause: WorkflowTaskFailedCause;
     message: string;
   };
+  payloads?: InlinedPayloads;
   server_time: Timestamp;
 };
 
@@ -2052,6 +2087,9 @@ export type ActivityTaskRequest = {
   heartbeat_timeout?: Duration;
   /** Details of the last heartbeat of an earlier attempt, to resume from. */
   heartbeat_details?: Payload;
+  payloads?: InlinedPayloads;
+  /** The absolute URL of the payload route of the run's namespace (docs/protocol.md §9.1), for references whose payloads the push does not carry. Absent from older servers. */
+  payloads_url?: string;
 };
 
 /** The answer to an activity task (HTTP 200): exactly one of `result` (which may be `null`), `failure` and `canceled`. An answer that is not this shape fails the attempt with error type `InvalidActivityAnswer`. docs/protocol.md §6.2. */
@@ -2086,6 +2124,7 @@ export type QueryRequest = {
   history_reference?: string;
   /** The absolute URL of the page route of the run's namespace (docs/protocol.md §5.10). */
   history_url?: string;
+  payloads?: InlinedPayloads;
   query_name: string;
   query_args: Payload;
 };
@@ -2115,6 +2154,7 @@ export type UpdateValidationRequest = {
   history_reference?: string;
   /** The absolute URL of the page route of the run's namespace (docs/protocol.md §5.10). */
   history_url?: string;
+  payloads?: InlinedPayloads;
   update_id: string;
   update_name: string;
   update_args: Payload;

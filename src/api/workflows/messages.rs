@@ -192,7 +192,7 @@ async fn wait_update(
                 Some(f) => failure = Some(f),
                 None => {
                     let mut value = c.result;
-                    payloads::in_place(&state, &run.namespace, run.run_id, &mut value).await?;
+                    payloads::in_place(state, &run.namespace, run.run_id, &mut value).await?;
                     result = Some(value);
                 }
             },

@@ -21,6 +21,14 @@
 //! backends) and wall time. In `paged` mode the handler's HTTP client
 //! (the page requests) counts as server CPU; the parsing of the pages as
 //! the handler's, and their bytes are printed apart.
+//!
+//! With `--step-payload-bytes N` each activity returns N bytes and the
+//! handler reads every result it replays (all of a whole or paged history,
+//! the new ones of a sticky push). Payloads past the node's
+//! `--payload-reference-bytes` are stored by reference (docs/protocol.md
+//! §9.1): the handler registers `payload_references` and resolves each
+//! reference from the push's `payloads`, else through the signed payload
+//! route, whose answers' bytes are printed apart too (`bytes_fetched`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -33,6 +41,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{call, cpu_seconds, SECRET};
@@ -65,6 +74,10 @@ struct Progress {
     pushed: AtomicU64,
     /// Bytes of history pages read so far.
     paged: AtomicU64,
+    /// Bytes of payloads fetched through the payload route so far.
+    fetched: AtomicU64,
+    /// Bytes of each activity's result.
+    payload_bytes: AtomicUsize,
     /// Samples taken at the start of chosen workflow tasks.
     samples: Mutex<Vec<Sample>>,
 }
@@ -74,6 +87,8 @@ static PROGRESS: Progress = Progress {
     handler_ns: AtomicU64::new(0),
     pushed: AtomicU64::new(0),
     paged: AtomicU64::new(0),
+    fetched: AtomicU64::new(0),
+    payload_bytes: AtomicUsize::new(0),
     samples: Mutex::new(Vec::new()),
 };
 
@@ -85,7 +100,9 @@ struct Sample {
     handler_ns: u64,
     pushed: u64,
     paged: u64,
+    fetched: u64,
     history_length: usize,
+    history_size_bytes: u64,
 }
 
 /// What a sticky handler keeps of a run: its tallies, as of an event.
@@ -114,13 +131,21 @@ impl Tally {
 /// The sticky handler's runs, by run id.
 static KEPT: Mutex<Option<HashMap<String, Tally>>> = Mutex::new(None);
 
+/// What W8 runs.
+pub struct Plan<'a> {
+    pub steps: &'a [usize],
+    pub modes: &'a [Mode],
+    /// Bytes of each activity's result (0: tiny).
+    pub payload_bytes: usize,
+}
+
 pub async fn run(
     http: &reqwest::Client,
     base: &str,
     database_url: &str,
-    steps: &[usize],
-    modes: &[Mode],
+    plan: Plan<'_>,
 ) -> anyhow::Result<()> {
+    PROGRESS.payload_bytes.store(plan.payload_bytes, Relaxed);
     let app = Router::new()
         .route("/whole", post(|b: Bytes| handle(Mode::Whole, b)))
         .route("/sticky", post(|b: Bytes| handle(Mode::Sticky, b)))
@@ -130,10 +155,10 @@ pub async fn run(
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    for &mode in modes {
+    for &mode in plan.modes {
         let features = match mode {
-            Mode::Paged => json!(["history_pages"]),
-            Mode::Whole | Mode::Sticky => json!([]),
+            Mode::Paged => json!(["history_pages", "payload_references"]),
+            Mode::Whole | Mode::Sticky => json!(["payload_references"]),
         };
         let (status, body) = call(
             http,
@@ -144,7 +169,7 @@ pub async fn run(
         )
         .await?;
         anyhow::ensure!(status == 201, "registering the endpoint failed: {body}");
-        for &k in steps {
+        for &k in plan.steps {
             one(http, base, database_url, k, mode).await?;
         }
     }
@@ -161,6 +186,7 @@ async fn one(
     PROGRESS.steps.store(k, Relaxed);
     PROGRESS.pushed.store(0, Relaxed);
     PROGRESS.paged.store(0, Relaxed);
+    PROGRESS.fetched.store(0, Relaxed);
     lock(&PROGRESS.samples).clear();
     let pg_before = postgres_by_pid();
     let cpu_before = process_ns();
@@ -193,6 +219,8 @@ async fn one(
             "handler_cpu_ms": round(handler as f64 / n / 1e6),
             "bytes_pushed": ((to.pushed - from.pushed) as f64 / n).round() as u64,
             "bytes_paged": ((to.paged - from.paged) as f64 / n).round() as u64,
+            "bytes_fetched": ((to.fetched - from.fetched) as f64 / n).round() as u64,
+            "history_size_bytes": [from.history_size_bytes, to.history_size_bytes],
         })
     };
     let start = per_step(a, b);
@@ -202,6 +230,7 @@ async fn one(
         "workload": "W8",
         "mode": mode.name(),
         "steps": k,
+        "step_payload_bytes": PROGRESS.payload_bytes.load(Relaxed),
         "window_steps": w,
         "first_tenth": start,
         "last_tenth": end,
@@ -210,6 +239,7 @@ async fn one(
         "cpu_seconds": {"baton_process": round(cpu), "postgres_backends": round(pg_cpu)},
         "bytes_pushed_total": d.pushed,
         "bytes_paged_total": d.paged,
+        "bytes_fetched_total": d.fetched,
     });
     println!("{line}");
     Ok(())
@@ -283,18 +313,50 @@ struct Push {
     history_reference: Option<String>,
     #[serde(default)]
     history_url: Option<String>,
+    #[serde(default)]
+    history_size_bytes: u64,
+    /// Payloads beside the references, by digest (docs/protocol.md §9.1).
+    #[serde(default)]
+    payloads: HashMap<String, Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
 struct Lite {
     event_id: i64,
     event_type: String,
+    #[serde(default)]
+    attributes: LiteAttributes,
+}
+
+/// The one attribute the handler reads: an activity's result.
+#[derive(Default, Deserialize)]
+struct LiteAttributes {
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
 struct Page {
     events: Vec<Lite>,
     next_first_event_id: i64,
+    #[serde(default)]
+    payloads: HashMap<String, Box<RawValue>>,
+}
+
+/// The digest of the reference `result` is, if it is one.
+fn reference(result: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Reference {
+        #[serde(rename = "$baton_payload")]
+        payload: Digest,
+    }
+    #[derive(Deserialize)]
+    struct Digest {
+        sha256: String,
+    }
+    serde_json::from_str::<Reference>(result.get())
+        .ok()
+        .map(|r| r.payload.sha256)
 }
 
 async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
@@ -305,8 +367,13 @@ async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({})));
     };
     if push.kind == "activity_task" {
+        let size = PROGRESS.payload_bytes.load(Relaxed);
+        let result = match size {
+            0 => json!({"ok": true}),
+            n => json!({"pad": "x".repeat(n)}),
+        };
         PROGRESS.handler_ns.fetch_add(spent, Relaxed);
-        return (StatusCode::OK, axum::Json(json!({"result": {"ok": true}})));
+        return (StatusCode::OK, axum::Json(json!({"result": result})));
     }
     // What the handler holds of the events before the push's first.
     let kept = match (mode, push.history_first_event_id) {
@@ -327,6 +394,10 @@ async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
             }
         },
     };
+    if let Err(e) = resolve(&push, &push.history, &push.payloads, &mut spent).await {
+        eprintln!("W8: resolving payloads failed: {e:#}");
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+    }
     let begun = thread_ns();
     tally.add(&push.history);
     let answer = decide(mode, &push, tally, body.len());
@@ -335,50 +406,102 @@ async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
     (StatusCode::OK, axum::Json(answer))
 }
 
+/// POSTs `body` to `url`, signed with the endpoint's secret (as a handler
+/// signs page and payload requests), and returns the answer's bytes.
+async fn post_signed(url: &str, body: &Value) -> anyhow::Result<Bytes> {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(reqwest::Client::new);
+    let secret: baton::signing::Secret = SECRET.parse()?;
+    let body = serde_json::to_vec(body)?;
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(baton::signing::ID_HEADER, &id)
+        .header(baton::signing::TIMESTAMP_HEADER, ts.to_string())
+        .header(
+            baton::signing::SIGNATURE_HEADER,
+            baton::signing::sign(std::slice::from_ref(&secret), &id, ts, &body),
+        )
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 200, "{url} answered {}", resp.status());
+    Ok(resp.bytes().await?)
+}
+
 /// The tallies of events `1 .. first` of a partial push, paged in through
 /// the signed page route; the parsing's CPU is added to `spent`.
 async fn page_in(push: &Push, first: i64, spent: &mut u64) -> anyhow::Result<Tally> {
-    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = HTTP.get_or_init(reqwest::Client::new);
     let url = push.history_url.as_deref().context("no history_url")?;
-    let secret: baton::signing::Secret = SECRET.parse()?;
     let mut tally = Tally::default();
     let mut next = 1;
     while next < first {
-        let body = serde_json::to_vec(
-            &json!({"history_reference": push.history_reference, "first_event_id": next}),
-        )?;
-        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
-        let resp = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header(baton::signing::ID_HEADER, &id)
-            .header(baton::signing::TIMESTAMP_HEADER, ts.to_string())
-            .header(
-                baton::signing::SIGNATURE_HEADER,
-                baton::signing::sign(std::slice::from_ref(&secret), &id, ts, &body),
-            )
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            resp.status() == 200,
-            "page route answered {}",
-            resp.status()
-        );
-        let bytes = resp.bytes().await?;
+        let request = json!({"history_reference": push.history_reference, "first_event_id": next});
+        let bytes = post_signed(url, &request).await?;
         PROGRESS.paged.fetch_add(bytes.len() as u64, Relaxed);
         let begun = thread_ns();
         let page: Page = serde_json::from_slice(&bytes)?;
+        *spent += thread_ns().saturating_sub(begun);
+        resolve(push, &page.events, &page.payloads, spent).await?;
+        let begun = thread_ns();
         tally.add(&page.events);
         *spent += thread_ns().saturating_sub(begun);
         anyhow::ensure!(page.next_first_event_id > next, "a page must move on");
         next = page.next_first_event_id;
     }
     Ok(tally)
+}
+
+/// Reads the results of `events` that are references as an SDK does:
+/// from `inlined`, else through the signed payload route (in one request
+/// for all of them), parsing each; the parsing's CPU is added to `spent`.
+async fn resolve(
+    push: &Push,
+    events: &[Lite],
+    inlined: &HashMap<String, Box<RawValue>>,
+    spent: &mut u64,
+) -> anyhow::Result<()> {
+    let begun = thread_ns();
+    let mut missing = Vec::new();
+    for e in events {
+        let Some(digest) = e.attributes.result.as_deref().and_then(reference) else {
+            continue;
+        };
+        match inlined.get(&digest) {
+            Some(payload) => drop(serde_json::from_str::<Value>(payload.get())?),
+            None => missing.push(digest),
+        }
+    }
+    *spent += thread_ns().saturating_sub(begun);
+    let url = push
+        .history_url
+        .as_deref()
+        .map(|u| u.replace("workflow-tasks/history", "payloads"));
+    for chunk in missing.chunks(100) {
+        let mut wanted: Vec<String> = chunk.to_vec();
+        while !wanted.is_empty() {
+            let url = url.as_deref().context("no history_url")?;
+            let bytes = post_signed(url, &json!({"run_id": push.run_id, "sha256": wanted})).await?;
+            PROGRESS.fetched.fetch_add(bytes.len() as u64, Relaxed);
+            let begun = thread_ns();
+            #[derive(Deserialize)]
+            struct Fetched {
+                payloads: HashMap<String, Value>,
+            }
+            let fetched: Fetched = serde_json::from_slice(&bytes)?;
+            *spent += thread_ns().saturating_sub(begun);
+            anyhow::ensure!(
+                !fetched.payloads.is_empty(),
+                "the payload route must move on"
+            );
+            wanted.retain(|d| !fetched.payloads.contains_key(d));
+        }
+    }
+    Ok(())
 }
 
 fn decide(mode: Mode, push: &Push, tally: Tally, bytes: usize) -> Value {
@@ -394,7 +517,9 @@ fn decide(mode: Mode, push: &Push, tally: Tally, bytes: usize) -> Value {
             handler_ns: PROGRESS.handler_ns.load(Relaxed),
             pushed: PROGRESS.pushed.load(Relaxed),
             paged: PROGRESS.paged.load(Relaxed),
+            fetched: PROGRESS.fetched.load(Relaxed),
             history_length: push.history_length,
+            history_size_bytes: push.history_size_bytes,
         };
         lock(&PROGRESS.samples).push(sample);
     }

@@ -117,6 +117,15 @@ struct Args {
     /// The node's paging bound (as `baton serve --push-history-bytes`).
     #[arg(long, default_value_t = 1024 * 1024)]
     push_history_bytes: u64,
+    /// W8: each activity's result is this many bytes (0: tiny), and the
+    /// handler reads every result it replays, resolving references
+    /// (docs/protocol.md §9.1) as an SDK does.
+    #[arg(long, default_value_t = 0)]
+    step_payload_bytes: usize,
+    /// The node's claim-check threshold (as `baton serve
+    /// --payload-reference-bytes`; 0: payloads stay in the history).
+    #[arg(long, default_value_t = 128 * 1024)]
+    payload_reference_bytes: u64,
     /// The node's run cache budget in MiB (as `baton serve --run-cache-mb`).
     #[arg(long, default_value_t = 64)]
     run_cache_mb: usize,
@@ -164,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         },
         apply: baton::apply::Options {
             run_cache_bytes: args.run_cache_mb * 1024 * 1024,
-            ..baton::apply::Options::default()
+            payload_reference_bytes: args.payload_reference_bytes,
         },
         dispatch: dispatch::Options {
             push_history_bytes: args.push_history_bytes,
@@ -236,7 +245,12 @@ async fn main() -> anyhow::Result<()> {
         visibility::run(&http, &base, &url, &params).await?;
     }
     if wanted("W8") {
-        history::run(&http, &base, &url, &args.history_steps, &args.history_modes).await?;
+        let plan = history::Plan {
+            steps: &args.history_steps,
+            modes: &args.history_modes,
+            payload_bytes: args.step_payload_bytes,
+        };
+        history::run(&http, &base, &url, plan).await?;
     }
     node.stop().await;
     if let Some(admin) = admin {
