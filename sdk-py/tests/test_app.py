@@ -194,7 +194,7 @@ async def test_get_describes_what_the_app_serves() -> None:
     assert {"name": "charge_payment"} in body["activities"]
     assert {"name": "check_in"} not in body["activities"]
     assert body["sdk"]["name"] == "baton-sdk-python"
-    assert body["features"] == ["history_pages"]
+    assert body["features"] == ["history_pages", "payload_references"]
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,10 @@ from typing import Any, cast
 
 from baton import _http, _signing
 from baton._activity_runner import Outcome, ServerAccess, run_activity
+from baton._payloads import Payloads, PayloadUnavailable, digest
 from baton._protocol import (
     ActivityTaskRequest,
+    CommandDict,
     EventDict,
     WorkflowTaskRequest,
     format_timestamp,
@@ -164,6 +166,7 @@ class Session:
         timing: PushTiming,
         on_pool: OnPool,
         task_timeout: float,
+        payloads: Payloads,
     ) -> None:
         self._inst = inst
         self._req = req
@@ -171,6 +174,7 @@ class Session:
         self._cfg = cfg
         self._timing = timing
         self._on_pool = on_pool
+        self._payloads = payloads
         budget = _budget(req, task_timeout)
         end = timing.received + budget
         if timing.platform_deadline is not None:
@@ -203,7 +207,7 @@ class Session:
             self._cfg.slots.give(len(ids))
             return CHECKPOINTED
         try:
-            await self._accept(answer, ids)
+            await self._accept(answer, ids, commands)
             await self._loop()
         except Exception:
             # The task is completed already: the attempts still running are
@@ -220,9 +224,11 @@ class Session:
         ids = self._inst.inline_candidates(self._req["task_queue"], self._cfg.activities)
         return ids[: self._cfg.slots.take(len(ids))]
 
-    async def _accept(self, answer: dict[str, Any], ids: list[str]) -> None:
-        """Starts the attempts a continued checkpoint handed back and takes
-        its events into the instance."""
+    async def _accept(
+        self, answer: dict[str, Any], ids: list[str], commands: Sequence[CommandDict]
+    ) -> None:
+        """Starts the attempts a continued checkpoint handed back (for the
+        ``commands`` it carried) and takes its events into the instance."""
         self._token = str(answer["continuation_token"])
         self._server_time = parse_timestamp(str(answer["server_time"]))
         self._answered_at = time.monotonic()
@@ -231,7 +237,7 @@ class Session:
         started = 0
         for t in tasks:
             aid = str(t["activity_id"])
-            areq = _attempt_request(self._req, t, events) if aid in ids else None
+            areq = _attempt_request(self._req, t, events, commands) if aid in ids else None
             if areq is None:
                 continue
             started += 1
@@ -256,10 +262,13 @@ class Session:
             self._running.append(_Attempt(aid, str(t["task_token"]), sid, task))
         self._cfg.slots.give(len(ids) - started)
         try:
+            self._payloads.add(answer.get("payloads"))
+            events = await self._payloads.events(events)
             await self._on_pool(self._inst.committed, events)
-        except NonDeterminismError as err:
-            # The server recorded something else than the commands sent:
-            # the next pushed task replays from the history.
+        except (NonDeterminismError, PayloadUnavailable) as err:
+            # The server recorded something else than the commands sent (or
+            # the payloads are not to be had): the next pushed task replays
+            # from the history.
             log.warning("inline session of workflow %s stops: %s", self._req["workflow_id"], err)
             self._continuing = False
         if self._inst.is_closed_run():
@@ -331,7 +340,7 @@ class Session:
             }
         )
         if answer is not None and answer.get("continued"):
-            await self._accept(answer, ids)
+            await self._accept(answer, ids, commands)
             return
         self._cfg.slots.give(len(ids))
         self._continuing = False
@@ -436,10 +445,15 @@ def _completions(finished: Sequence[_Attempt]) -> list[tuple[_Attempt, dict[str,
 
 
 def _attempt_request(
-    req: WorkflowTaskRequest, task: dict[str, Any], events: Sequence[EventDict]
+    req: WorkflowTaskRequest,
+    task: dict[str, Any],
+    events: Sequence[EventDict],
+    commands: Sequence[CommandDict],
 ) -> ActivityTaskRequest | None:
     """The activity task an inline attempt runs as, from the events the
-    checkpoint appended (its ActivityTaskScheduled)."""
+    checkpoint appended (its ActivityTaskScheduled) and, for an input the
+    server stored by reference (docs/protocol.md §9.1), the command that
+    scheduled it."""
     aid = str(task["activity_id"])
     scheduled = next(
         (
@@ -463,6 +477,17 @@ def _attempt_request(
         scheduled,
     )
     a = scheduled["attributes"]
+    activity_input = a.get("input")
+    if digest(activity_input) is not None:
+        sent = [
+            c["attributes"]
+            for c in commands
+            if c["command_type"] == "ScheduleActivityTask" and c["attributes"]["activity_id"] == aid
+        ]
+        if not sent:
+            log.warning("checkpoint handed back activity %s that no command scheduled", aid)
+            return None
+        activity_input = sent[0].get("input")
     scheduled_at = parse_timestamp(scheduled["event_time"])
     started_at = parse_timestamp(started["event_time"])
     limits: list[datetime] = []
@@ -481,7 +506,7 @@ def _attempt_request(
         "activity_id": aid,
         "activity_type": str(a.get("activity_type")),
         "task_queue": req["task_queue"],
-        "input": a.get("input"),
+        "input": activity_input,
         "attempt": int(task.get("attempt") or 1),
         "idempotency_key": f"{req['run_id']}/{aid}",
         "scheduled_time": format_timestamp(scheduled_at),

@@ -3,9 +3,11 @@
 :func:`run_workflow_task` answers a workflow task push. It replays the run,
 paging in the older events of a partial push (:mod:`baton._pages`), or
 goes on in the run's cached instance when the push is a sticky one that
-follows on from it (:mod:`baton._sticky`); the workflow code is
-synchronous and runs on the serving loop, or on the replay pool when more
-than ``inline_replay_max_events`` events are replayed. While the
+follows on from it (:mod:`baton._sticky`), the payload references of the
+events it applies put in place first (:mod:`baton._payloads`); the
+workflow code is synchronous and runs on the serving loop, or on the
+replay pool when more than ``inline_replay_max_events`` events are
+replayed. While the
 workflow waits on local activities it runs their attempts in this app,
 retrying in-process while the back-off is at most the local retry
 threshold, feeds each outcome back (a ``LocalActivity`` marker) and lets
@@ -34,6 +36,7 @@ from typing import Any, cast
 
 from baton._inline import InlineConfig, PushTiming, Session, _budget, checkpoint_url
 from baton._pages import HistoryUnavailable, Pager
+from baton._payloads import Payloads, PayloadUnavailable, Resolver
 from baton._protocol import (
     WorkflowTaskRequest,
     format_duration,
@@ -79,6 +82,7 @@ class WorkflowTaskConfig:
     activity_executor: concurrent.futures.Executor | None
     determinism_checks: bool
     pager: Pager
+    resolver: Resolver
     #: None: no inline activities.
     inline: InlineConfig | None
     cache: WorkflowCache
@@ -109,18 +113,18 @@ async def run_workflow_task(
             return ctx.run(fn, *args)
         return await loop.run_in_executor(cfg.workflow_pool, lambda: ctx.run(fn, *args))
 
-    inst = await _sticky_instance(definition, req, cache, on_pool)
+    until = timing.received + _budget(req, task_timeout)
+    payloads = cfg.resolver.for_push(req, timing, until=until)
+    inst = await _sticky_instance(definition, req, cache, on_pool, payloads)
     fresh = inst is None
     if inst is None:
         try:
-            whole = await cfg.pager.whole(
-                cast("dict[str, Any]", req),
-                timing,
-                until=timing.received + _budget(req, task_timeout),
-            )
+            whole = await cfg.pager.whole(cast("dict[str, Any]", req), timing, until=until)
+            whole = await payloads.workflow_push(whole)
         except HistoryUnavailable as err:
-            # Answered as a failure of this task: the server records it and
-            # pushes the task again, with a fresh reference (§7.3).
+            # Older events or a referenced payload (PayloadUnavailable) not
+            # had: answered as a failure of this task; the server records
+            # it and pushes the task again, with a fresh reference (§7.3).
             log.warning("workflow task of %s failed: %s", req["workflow_id"], err)
             return _task_failure("WORKFLOW_WORKER_UNHANDLED_FAILURE", err)
         replayed = len(whole["history"])
@@ -167,7 +171,7 @@ async def run_workflow_task(
         url = checkpoint_url(req, inline.base_url) if inline is not None else None
         answer: dict[str, Any] = {"commands": commands}
         if not force and url is not None and inline is not None:
-            session = Session(inst, req, url, inline, timing, on_pool, task_timeout)
+            session = Session(inst, req, url, inline, timing, on_pool, task_timeout, payloads)
             answer = await session.run(commands)
         if (
             cache is not None
@@ -204,10 +208,12 @@ async def _sticky_instance(
     req: WorkflowTaskRequest,
     cache: WorkflowCache | None,
     on_pool: Callable[..., Awaitable[Any]],
+    payloads: Payloads,
 ) -> WorkflowInstance | None:
-    """The run's cached instance with the push's events applied, when the
-    push follows on from it (docs/protocol.md §5.10); None (the task
-    replays) otherwise. A cached instance that does not fit is dropped."""
+    """The run's cached instance with the push's events applied (their
+    references put in place), when the push follows on from it
+    (docs/protocol.md §5.10); None (the task replays) otherwise. A cached
+    instance that does not fit is dropped."""
     if cache is None:
         return None
     inst = cache.take(req["run_id"])
@@ -218,8 +224,9 @@ async def _sticky_instance(
                 inst.definition is definition
                 and req.get("history_first_event_id") == inst.ended_at + 1
             ):
-                applied = await on_pool(inst.advance, req)
-        except (NonDeterminismError, WorkflowTaskFailure) as err:
+                sticky = await payloads.workflow_push(cast("dict[str, Any]", req))
+                applied = await on_pool(inst.advance, cast(WorkflowTaskRequest, sticky))
+        except (NonDeterminismError, WorkflowTaskFailure, PayloadUnavailable) as err:
             # The instance is not what the history says (another process
             # answered a task of the run…): the replay decides.
             log.info("cached workflow %s dropped: %r", req["workflow_id"], err)

@@ -7,7 +7,10 @@ one the app holds no instance for) names the older events with an opaque
 ``history_url`` (the namespace's page route), signed with the endpoint's
 push secret exactly as checkpoints are (§5.9), page after page, following
 ``next_first_event_id`` until it reaches the push's first event, and gives
-back the push with the whole history, ready to replay.
+back the push with the whole history, ready to replay (the ``payloads`` its
+pages inline, docs/protocol.md §9.1, merged into the push's own).
+:func:`post_signed` is that signed request, which the payload route
+(:mod:`baton._payloads`) takes as well.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from baton import _http, _signing
-from baton._inline import PushTiming
 from baton._protocol import EventDict
+
+if TYPE_CHECKING:  # _inline imports this module (through _payloads)
+    from baton._inline import PushTiming
 
 log = logging.getLogger("baton.workflow")
 
@@ -67,6 +72,7 @@ class Pager:
                 "/workflow-tasks/history"
             )
         older: list[EventDict] = []
+        inlined: dict[str, Any] = {}
         at = 1
         while at < first:
             page = await self._page(
@@ -84,42 +90,71 @@ class Pager:
             ):
                 raise HistoryUnavailable(f"malformed history page from {url} at event {at}")
             older.extend(cast("list[EventDict]", events))
+            payloads = page.get("payloads")
+            if isinstance(payloads, dict):
+                inlined.update(cast("dict[str, Any]", payloads))
             at = after
-        return {**push, "history": older + list(push["history"])}
+        whole = {**push, "history": older + list(push["history"])}
+        if inlined:
+            whole["payloads"] = {**inlined, **(push.get("payloads") or {})}
+        return whole
 
     async def _page(
         self, url: str, body: dict[str, Any], timing: PushTiming, until: float
     ) -> dict[str, Any]:
-        """One signed request to the page route, retried on 503 and
-        transport errors until ``until``."""
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        problem = "no time left"
-        for attempt in range(_PAGE_TRIES):
-            left = until - time.monotonic()
-            if left <= 0:
+        page = await post_signed(
+            self._keys,
+            url,
+            body,
+            timing,
+            until=until,
+            what="history page",
+            error=HistoryUnavailable,
+        )
+        self.pages += 1
+        return page
+
+
+async def post_signed(
+    keys: Sequence[bytes],
+    url: str,
+    body: dict[str, Any],
+    timing: PushTiming,
+    *,
+    until: float,
+    what: str,
+    error: type[HistoryUnavailable],
+) -> dict[str, Any]:
+    """One request to a route that takes the push secret's signature
+    instead of an API key (the page route, the payload route), signed as
+    Baton signs pushes (§3) by the server's clock, retried on 503 and
+    transport errors until ``until``; its answer, else raises ``error``."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    problem = "no time left"
+    for attempt in range(_PAGE_TRIES):
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        headers = {
+            "Content-Type": "application/json",
+            **_signing.signed_headers(keys, timing.server_clock(), payload),
+        }
+        try:
+            resp = await _http.request(
+                "POST", url, body=payload, headers=headers, timeout=min(_PAGE_TIMEOUT, left)
+            )
+        except (OSError, asyncio.TimeoutError) as err:
+            problem = repr(err)
+        else:
+            if resp.status == 200:
+                try:
+                    return resp.json_object()
+                except ValueError as err:
+                    raise error(f"{what} from {url}: {err}") from err
+            problem = f"answered {resp.status}: {resp.body[:300]!r}"
+            if resp.status != 503:
                 break
-            headers = {
-                "Content-Type": "application/json",
-                **_signing.signed_headers(self._keys, timing.server_clock(), payload),
-            }
-            try:
-                resp = await _http.request(
-                    "POST", url, body=payload, headers=headers, timeout=min(_PAGE_TIMEOUT, left)
-                )
-            except (OSError, asyncio.TimeoutError) as err:
-                problem = repr(err)
-            else:
-                if resp.status == 200:
-                    try:
-                        page = resp.json_object()
-                    except ValueError as err:
-                        raise HistoryUnavailable(f"history page from {url}: {err}") from err
-                    self.pages += 1
-                    return page
-                problem = f"answered {resp.status}: {resp.body[:300]!r}"
-                if resp.status != 503:
-                    break
-            log.warning("history page from %s failed: %s", url, problem)
-            if attempt + 1 < _PAGE_TRIES:
-                await asyncio.sleep(0.05 * 2**attempt)
-        raise HistoryUnavailable(f"history page from {url}: {problem}")
+        log.warning("%s from %s failed: %s", what, url, problem)
+        if attempt + 1 < _PAGE_TRIES:
+            await asyncio.sleep(0.05 * 2**attempt)
+    raise error(f"{what} from {url}: {problem}")

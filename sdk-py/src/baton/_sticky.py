@@ -28,8 +28,8 @@ DEFAULT_MAX_CACHED_WORKFLOWS = 1000
 
 @dataclass(frozen=True)
 class WorkflowCacheStats:
-    """What the app's sticky cache and history paging did since it started
-    (:attr:`baton.App.workflow_cache_stats`)."""
+    """What the app's sticky cache, history paging and payload fetching did
+    since it started (:attr:`baton.App.workflow_cache_stats`)."""
 
     #: Instances held now.
     cached: int
@@ -44,6 +44,9 @@ class WorkflowCacheStats:
     #: History pages fetched from the server (tasks, queries and update
     #: validations whose push lacked older events).
     history_pages: int
+    #: Payloads fetched from the server's payload route (references the
+    #: pushes did not inline, docs/protocol.md §9.1).
+    payloads_fetched: int = 0
 
 
 class WorkflowCache:

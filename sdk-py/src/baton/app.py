@@ -24,6 +24,9 @@ Sticky cache and history pages: the ASGI app keeps the workflow instance
 of a task it answered for the run's next task, which the server then
 pushes with only the new events (:mod:`baton._sticky`); a push that lacks
 older events the app needs pages them in (:mod:`baton._pages`).
+
+Payloads by reference: the payloads a server stored apart are put in place
+before workflow or activity code runs (:mod:`baton._payloads`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from baton._activity_runner import ServerAccess, run_activity
 from baton._inline import DEFAULT_MAX_INLINE_ATTEMPTS, InlineConfig, PushTiming, Slots
 from baton._local_activity import WorkflowTaskConfig, run_workflow_task
 from baton._pages import HistoryUnavailable, Pager
+from baton._payloads import PayloadUnavailable, Resolver
 from baton._protocol import ActivityTaskRequest, WorkflowTaskRequest
 from baton._schema import args_schema
 from baton._sticky import DEFAULT_MAX_CACHED_WORKFLOWS, WorkflowCache, WorkflowCacheStats
@@ -76,7 +80,7 @@ DEFAULT_INLINE_REPLAY_MAX_EVENTS = 500
 # another without starving the loop.
 REPLAY_POOL_THREADS = 2
 # What the description lists under ``features`` (docs/protocol.md §1.5).
-FEATURES = ("history_pages",)
+FEATURES = ("history_pages", "payload_references")
 # How long a query or update validation may page in its history: the
 # server waits at most 10 s for their answer (§5.5).
 SYNC_PUSH_BUDGET = 10.0
@@ -114,7 +118,8 @@ class App:
     ``signing_secret`` is the endpoint's ``whsec_…`` secret, or a list of
     them while rotating (default: ``BATON_SIGNING_SECRET``, comma or space
     separated). ``server_url`` and ``api_key`` (default: ``BATON_SERVER_URL``,
-    ``BATON_API_KEY``) are needed only for ``activity.heartbeat``.
+    ``BATON_API_KEY``) are needed only for ``activity.heartbeat`` and for
+    activity inputs stored by reference that a push does not inline.
     Workflow tasks, queries and update validations replay on the serving
     event loop when the history has at most ``inline_replay_max_events``
     events (default 500; 0 sends every replay to the pool), else on a
@@ -127,7 +132,10 @@ class App:
     signed checkpoint; at most ``max_inline_attempts`` inline attempts run
     at once. ``checkpoint_base_url`` replaces the base of the server's
     ``checkpoint_url`` and ``history_url`` (when the server is reached
-    under another address).
+    under another address), and of the payload route (payloads stored by
+    reference and not inlined in a push, docs/protocol.md §9.1, which an
+    activity push names in ``payloads_url``; an older server's names none,
+    and then this base, else ``server_url``, is used).
 
     ``max_cached_workflows`` (default 1000; 0 turns it off): as an ASGI
     app, after a workflow task answered with commands the app keeps the
@@ -204,6 +212,7 @@ class App:
                 identity=f"{SDK_NAME}@{socket.gethostname()}:{os.getpid()}",
             )
         self._pager = Pager(self._keys, checkpoint_base_url)
+        self._resolver = Resolver(self._keys, checkpoint_base_url, self._server.url)
         self._tasks = WorkflowTaskConfig(
             activities=self._activities,
             workflow_pool=self._workflow_pool,
@@ -211,6 +220,7 @@ class App:
             activity_executor=self._executor,
             determinism_checks=self._checks,
             pager=self._pager,
+            resolver=self._resolver,
             inline=self._inline,
             cache=WorkflowCache(max_cached_workflows),
         )
@@ -220,8 +230,8 @@ class App:
 
     @property
     def workflow_cache_stats(self) -> WorkflowCacheStats:
-        """What the sticky cache (``max_cached_workflows``) and history
-        paging did since the app started."""
+        """What the sticky cache (``max_cached_workflows``), history paging
+        and payload fetching did since the app started."""
         cache = self._tasks.cache
         return WorkflowCacheStats(
             cached=len(cache),
@@ -229,6 +239,7 @@ class App:
             misses=cache.misses,
             evictions=cache.evictions,
             history_pages=self._pager.pages,
+            payloads_fetched=self._resolver.fetched,
         )
 
     # --- the core ------------------------------------------------------------------
@@ -344,10 +355,11 @@ class App:
             sdefn = self._workflows.get(str(sync["workflow_type"]))
             if not isinstance(sync.get("history"), list):
                 raise KeyError("history")
+            until = timing.received + SYNC_PUSH_BUDGET
             try:
-                sync = await self._pager.whole(
-                    sync, timing, until=timing.received + SYNC_PUSH_BUDGET
-                )
+                payloads = self._resolver.for_push(sync, timing, until=until)
+                sync = await self._pager.whole(sync, timing, until=until)
+                sync = await payloads.workflow_push(sync)
             except HistoryUnavailable as err:
                 # Not the handler's answer: the caller gets 503, to retry.
                 log.warning("%s of %s not answered: %s", kind, sync.get("workflow_id"), err)
@@ -356,9 +368,16 @@ class App:
             answer = await self._replay(handler, sdefn, sync)
             return Response.json(200, answer)
         if kind == "activity_task":
+            task = cast("dict[str, Any]", push)
+            try:
+                task = await self._resolver.activity_task(task, timing)
+            except PayloadUnavailable as err:
+                # Not delivered: the server pushes the attempt again (§7.2).
+                log.warning("activity task of %s not run: %s", task.get("workflow_id"), err)
+                return Response.json(503, {"error": str(err)})
             outcome = await run_activity(
                 self._activities,
-                cast(ActivityTaskRequest, push),
+                cast(ActivityTaskRequest, task),
                 server=self._server,
                 executor=self._executor,
             )

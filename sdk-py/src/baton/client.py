@@ -14,6 +14,7 @@ exports them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from baton._batch import (
     BatchResetType,
     operation_to_wire,
 )
+from baton._payloads import resolve_history
 from baton._protocol import EventDict, format_duration, parse_timestamp
 from baton._schedule import (
     Schedule,
@@ -974,6 +976,10 @@ class WorkflowHandle(Generic[_R]):
         )
 
     async def fetch_history(self) -> WorkflowHistory:
+        """The run's events, page after page, with the payloads the server
+        stored by reference put in place where replay reads them
+        (docs/protocol.md §9.1), so that a :class:`baton.testing.Replayer`
+        replays them."""
         events: list[EventDict] = []
         token: str | None = None
         run_id = self.run_id
@@ -984,7 +990,20 @@ class WorkflowHandle(Generic[_R]):
             events.extend(cast("list[EventDict]", data.get("events") or []))
             token = data.get("next_page_token")
             if not token:
-                return WorkflowHistory(self.id, events, run_id)
+                break
+        if run_id:
+            events = await resolve_history(events, functools.partial(self._payload, run_id))
+        return WorkflowHistory(self.id, events, run_id)
+
+    async def _payload(self, run_id: str, sha256: str) -> Any:
+        """One payload the run stored by reference (``GET …/payloads/{sha256}``)."""
+        path = (
+            f"/workflows/{quote(self.id, safe='')}/runs/{quote(run_id, safe='')}/payloads/{sha256}"
+        )
+        data = (await self._client._call("GET", path)).json_object()
+        if "value" not in data:
+            raise RPCError(f"GET {path}: the answer has no value", status=200)
+        return data["value"]
 
     async def fetch_history_events(self) -> AsyncIterator[EventDict]:
         for e in (await self.fetch_history()).events:

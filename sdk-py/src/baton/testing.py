@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from baton import _http
+from baton._payloads import read_digests
 from baton._protocol import EventDict, WorkflowTaskRequest, format_duration, parse_duration
 from baton._workflow_instance import WorkflowInstance, WorkflowTaskFailure
 from baton.client import Client, WorkflowHistory
@@ -89,6 +90,11 @@ class Replayer:
     def _replay(self, h: WorkflowHistory, raise_on_failure: bool) -> WorkflowReplayResult:
         if not h.events or h.events[0]["event_type"] != "WorkflowExecutionStarted":
             raise ValueError("a history must begin with WorkflowExecutionStarted")
+        if read_digests(h.events):
+            raise ValueError(
+                "the history holds payload references (docs/protocol.md §9.1): fetch it with "
+                "WorkflowHandle.fetch_history, which puts the payloads in place"
+            )
         started = h.events[0]["attributes"]
         wf_type = str(started.get("workflow_type", ""))
         defn = self._defs.get(wf_type)
