@@ -90,7 +90,8 @@ export function qs(params) {
 }
 
 /**
- * Every page of a run's history.
+ * Every page of a run's history, with its payloads stored by reference put
+ * back in place.
  * @param {string} ns
  * @param {string} workflowId
  * @param {string} [runId]
@@ -111,6 +112,55 @@ export async function fullHistory(ns, workflowId, runId) {
     run = page.run_id;
     events.push(...page.events);
     token = page.next_page_token;
-    if (!token) return { run_id: page.run_id, events };
+    if (!token) break;
   }
+  await putPayloadsInPlace(ns, workflowId, run, events);
+  return { run_id: run, events };
+}
+
+/**
+ * The digest of a payload stored by reference (docs/protocol.md §9.1): an
+ * object whose only member is `$baton_payload`.
+ * @param {unknown} value
+ * @returns {string | undefined}
+ */
+export function referenceDigest(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  if (keys.length !== 1 || keys[0] !== "$baton_payload") return undefined;
+  const inner = /** @type {{ $baton_payload: { sha256?: unknown } }} */ (value).$baton_payload;
+  return typeof inner?.sha256 === "string" && /^[0-9a-f]{64}$/.test(inner.sha256) ? inner.sha256 : undefined;
+}
+
+/**
+ * Puts back, in the events' attributes, the payloads the history holds by
+ * reference, fetched (8 at a time, each digest once) from the run's payload
+ * route: what is shown and downloaded is the history as the SDKs replay it.
+ * @param {string} ns
+ * @param {string} workflowId
+ * @param {string} runId
+ * @param {import("../../sdk-ts/src/generated/openapi.ts").Event[]} events
+ */
+async function putPayloadsInPlace(ns, workflowId, runId, events) {
+  /** @type {[Record<string, unknown>, string, string][]} */
+  const places = [];
+  for (const e of events) {
+    const attributes = /** @type {Record<string, unknown>} */ (e.attributes);
+    for (const [name, value] of Object.entries(attributes)) {
+      const digest = referenceDigest(value);
+      if (digest) places.push([attributes, name, digest]);
+    }
+  }
+  const digests = [...new Set(places.map((p) => p[2]))];
+  /** @type {Map<string, unknown>} */
+  const payloads = new Map();
+  const fetchNext = async () => {
+    for (let d = digests.pop(); d !== undefined; d = digests.pop()) {
+      /** @type {import("../../sdk-ts/src/generated/openapi.ts").PayloadView} */
+      const view = await call("GET", `/namespaces/${enc(ns)}/workflows/${enc(workflowId)}/runs/${enc(runId)}/payloads/${d}`);
+      payloads.set(d, view.value);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, digests.length) }, fetchNext));
+  for (const [attributes, name, digest] of places) attributes[name] = payloads.get(digest);
 }

@@ -1,10 +1,11 @@
 // The UI's pure modules in node, without a browser: the list filter the
 // workflows page builds, the mapping of an invalid_query column back into
-// the user's text, the queries of its batch jobs, and the grouping of a
-// history.
+// the user's text, the queries of its batch jobs, the grouping of a
+// history, and what a payload reference is.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { referenceDigest } from "../app/api.js";
 import { causeChain, group } from "../app/history.js";
 import { buildQuery, matchingQuery, quote, selectionQuery, userColumn } from "../app/query.js";
 
@@ -90,4 +91,19 @@ test("a history is grouped: an activity's events with its attempts, timers, chil
   assert.equal(items[4]?.end, undefined);
   // An event naming an unknown opener stands alone rather than vanishing.
   assert.deepEqual(group([ev(3, "TimerFired", { timer_id: "x", started_event_id: 99 })]).map((i) => i.kind), ["event"]);
+});
+
+test("a payload reference is an object whose one member is $baton_payload with a digest", () => {
+  const sha256 = "a".repeat(64);
+  assert.equal(referenceDigest({ $baton_payload: { sha256, size_bytes: 3 } }), sha256);
+  for (const not of [
+    { $baton_payload: { sha256: "A".repeat(64) } },
+    { $baton_payload: { sha256 }, other: 1 },
+    [{ $baton_payload: { sha256 } }],
+    { payload: { sha256 } },
+    null,
+    "text",
+  ]) {
+    assert.equal(referenceDigest(not), undefined, JSON.stringify(not));
+  }
 });

@@ -2,8 +2,9 @@
 // TypeScript SDK's handler on loopback: the workflows list and its filters,
 // run details (completed, failed after retries, waiting on a timer, parent
 // and child), actions (signal, terminate, reset, start), endpoint versions
-// (drain view after a move, push errors), schedules, and a 5,000-event
-// history in the event table and the timeline (timed, not asserted).
+// (drain view after a move, push errors), schedules, payloads stored by
+// reference, and a 5,000-event history in the event table and the timeline
+// (timed, not asserted).
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -164,6 +165,25 @@ describe("web UI", () => {
     assert.deepEqual(exported.events, events.events);
     await new Replayer(workflows).replay(exported);
     await assert.rejects(new Replayer({ Greeting: Sleeper }).replay(exported));
+  });
+
+  test("payloads stored by reference are shown in place, and the downloaded history replays", async () => {
+    const name = "large ".repeat(30_000);
+    await env.client.workflow.execute(Greeting, { workflowId: "ui-large", taskQueue: QUEUE, args: [name] });
+    const raw = await rest(address, "GET", "/namespaces/default/workflows/ui-large/history");
+    assert.ok(raw.events[0].attributes.input.$baton_payload, "the server holds the input by reference");
+    await open("namespaces/default/workflows/ui-large");
+    await page.getByRole("heading", { name: "Result" }).waitFor();
+    assert.match((await page.locator("#view-summary").textContent()) ?? "", /Hello, large large/);
+    await page.locator('[data-tab="events"]').click();
+    await page.locator("table.events tbody tr").first().waitFor();
+    const shown = (await page.locator("table.events").textContent()) ?? "";
+    assert.match(shown, /large large/);
+    assert.doesNotMatch(shown, /\$baton_payload/);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download history" }).click()]);
+    const exported = JSON.parse(await readFile(await download.path(), "utf8"));
+    assert.deepEqual(exported.events[0].attributes.input, [name]);
+    await new Replayer(workflows).replay(exported);
   });
 
   test("a run that failed after retries shows its failure's cause chain and the attempts", async () => {
