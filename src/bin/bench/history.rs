@@ -149,7 +149,9 @@ pub async fn run(
     let app = Router::new()
         .route("/whole", post(|b: Bytes| handle(Mode::Whole, b)))
         .route("/sticky", post(|b: Bytes| handle(Mode::Sticky, b)))
-        .route("/paged", post(|b: Bytes| handle(Mode::Paged, b)));
+        .route("/paged", post(|b: Bytes| handle(Mode::Paged, b)))
+        // Whole histories with payloads in place run to tens of MB.
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -304,6 +306,8 @@ struct Push {
     #[serde(default)]
     run_id: String,
     #[serde(default)]
+    activity_id: String,
+    #[serde(default)]
     history: Vec<Lite>,
     #[serde(default)]
     history_length: usize,
@@ -370,7 +374,8 @@ async fn handle(mode: Mode, body: Bytes) -> (StatusCode, axum::Json<Value>) {
         let size = PROGRESS.payload_bytes.load(Relaxed);
         let result = match size {
             0 => json!({"ok": true}),
-            n => json!({"pad": "x".repeat(n)}),
+            // Each step's own payload (the same one would be stored once).
+            n => json!({"step": push.activity_id, "pad": "x".repeat(n)}),
         };
         PROGRESS.handler_ns.fetch_add(spent, Relaxed);
         return (StatusCode::OK, axum::Json(json!({"result": result})));
