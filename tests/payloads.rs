@@ -24,6 +24,7 @@ on_both_databases!(
     handlers_with_the_feature_fetch_what_a_push_does_not_inline,
     handlers_without_the_feature_get_payloads_in_place,
     the_payload_routes_refuse_what_they_must,
+    references_carry_on_to_a_child_and_back_to_its_parent,
 );
 
 /// Past this many bytes the test server stores a payload by reference.
@@ -435,5 +436,90 @@ async fn the_payload_routes_refuse_what_they_must(db: Db) {
     let (status, view) = api.get(&twin_path).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["value"]["tag"], "refusals-0");
+    server.stop().await;
+}
+
+/// A parent starts children with a large input and completes with their
+/// large results: the child's input and the parent's
+/// ChildWorkflowExecutionCompleted result are references the transfer
+/// copied from another run's event, which the handler resolves through
+/// the route signed for the run it is replaying: the copies are linked.
+async fn references_carry_on_to_a_child_and_back_to_its_parent(db: Db) {
+    let server = server(db, 0).await;
+    let route = format!("http://{}/api/v1/namespaces/default/payloads", server.addr);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s = seen.clone();
+    let handler = spawn_handler(move |push: Value| {
+        let (seen, route) = (s.clone(), route.clone());
+        async move {
+            let mut input = Value::Null;
+            let mut child = None;
+            for e in push["history"].as_array().unwrap() {
+                let a = &e["attributes"];
+                match e["event_type"].as_str().unwrap() {
+                    "WorkflowExecutionStarted" => input = resolve(&a["input"], &push, &route, &seen).await,
+                    "ChildWorkflowExecutionCompleted" => {
+                        child = Some(resolve(&a["result"], &push, &route, &seen).await)
+                    }
+                    _ => {}
+                }
+            }
+            let id = push["workflow_id"].as_str().unwrap().to_owned();
+            let complete = |result: Value| {
+                json!({"commands": [{"command_type": "CompleteWorkflowExecution", "attributes": {"result": result}}]})
+            };
+            let answer = match (push["workflow_type"].as_str().unwrap(), child) {
+                ("child", _) => complete(big(&format!("{}/done", input["tag"].as_str().unwrap()), 3_000)),
+                ("parent", Some(result)) => complete(json!({"child": result["tag"]})),
+                ("parent", None) if push["history"].as_array().unwrap().iter().any(|e| e["event_type"] == "StartChildWorkflowExecutionInitiated") => json!({"commands": []}),
+                ("parent", None) => json!({"commands": [{"command_type": "StartChildWorkflowExecution", "attributes": {
+                    "workflow_id": format!("{id}-child"), "workflow_type": "child", "input": input}}]}),
+                (other, _) => panic!("unexpected workflow type {other}"),
+            };
+            (StatusCode::OK, answer)
+        }
+    })
+    .await;
+    let api = &server.api;
+    api.register_with_features("family", &handler.url, json!(["payload_references"]))
+        .await;
+    let ids: Vec<String> = (0..RUNS).map(|i| format!("family-{i}")).collect();
+    for id in &ids {
+        let (status, body) = api
+            .start(id, "parent", "family", json!({"input": big(id, 5_000)}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for id in &ids {
+        let result = api.result(id).await;
+        assert_eq!(result["status"], "COMPLETED", "{result}");
+        assert_eq!(result["result"]["child"], json!(format!("{id}/done")));
+        let parent = api.history(id).await;
+        let child = api.history(&format!("{id}-child")).await;
+        let initiated = parent
+            .iter()
+            .find(|e| e["event_type"] == "StartChildWorkflowExecutionInitiated")
+            .unwrap();
+        let passed = digest_of(&initiated["attributes"]["input"]).unwrap();
+        assert_eq!(
+            digest_of(&parent[0]["attributes"]["input"]),
+            Some(passed.clone())
+        );
+        assert_eq!(
+            digest_of(&child[0]["attributes"]["input"]),
+            Some(passed),
+            "the child's input is the parent's payload"
+        );
+        let completed = parent
+            .iter()
+            .find(|e| e["event_type"] == "ChildWorkflowExecutionCompleted")
+            .unwrap();
+        assert!(digest_of(&completed["attributes"]["result"]).is_some());
+    }
+    // Nothing is inlined (budget 0): each parent task fetched the parent's
+    // input, and the child's input and result were fetched at least once.
+    let fetched = seen.lock().unwrap().fetched;
+    assert!(fetched >= RUNS * 3, "{fetched} fetches");
+
     server.stop().await;
 }
