@@ -162,9 +162,10 @@ fn is_small_scalar(value: &Value) -> bool {
 /// every occurrence of it in stored JSON is a reference (or a payload in a
 /// place §9.1 does not store apart, which names a digest at most).
 pub fn scan_digests(json: &[u8], out: &mut BTreeSet<String>) {
-    let needle = format!("\"{MARKER}\":{{\"sha256\":\"");
-    for at in memchr::memmem::find_iter(json, needle.as_bytes()) {
-        let start = at + needle.len();
+    // A reference as serde_json writes it, up to its digest.
+    const NEEDLE: &str = "\"$baton_payload\":{\"sha256\":\"";
+    for at in memchr::memmem::find_iter(json, NEEDLE.as_bytes()) {
+        let start = at + NEEDLE.len();
         if let Some(d) = json.get(start..start + 64) {
             if let Ok(d) = std::str::from_utf8(d) {
                 if is_digest(d) {
